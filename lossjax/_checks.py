@@ -1,0 +1,461 @@
+"""Argument checks, masking, dtype policy and safe numerics shared by every family.
+
+This is the only module of lossjax that imports chex. Everything here runs at
+trace time (shape/dtype checks) or is a small fusible jnp expression (masking,
+safe numerics); nothing here adds a host callback to a jitted loss. Value
+checks that need data (labels out of range, NaN inputs) go through
+:func:`debug_check`, which is a no-op unless debug mode is on (see
+:func:`lossjax.debug_checks` and :func:`lossjax.checked`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import checkify
+
+__all__ = [
+    "check_array",
+    "check_shape_prefix",
+    "check_same_shape",
+    "check_positive",
+    "check_in_range",
+    "check_one_of",
+    "compute_dtype",
+    "as_compute",
+    "class_targets",
+    "has_integer_labels",
+    "prepare_where",
+    "fill_masked",
+    "zero_masked",
+    "masked_sum",
+    "masked_mean",
+    "safe_norm",
+    "safe_log",
+    "const",
+    "debug_check",
+    "debug_checks",
+    "checked",
+]
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+
+_KINDS = {
+    "float": (jnp.floating,),
+    "int": (jnp.integer,),
+    "bool": (jnp.bool_,),
+    "number": (jnp.floating, jnp.integer),
+    "int_or_bool": (jnp.integer, jnp.bool_),
+}
+
+
+def _dtype_ok(dtype, kind: str) -> bool:
+    return any(jnp.issubdtype(dtype, k) for k in _KINDS[kind])
+
+
+# --------------------------------------------------------------------------
+# Trace-time argument checks. They raise ValueError (shapes, values of
+# hyperparameters) or TypeError (dtypes) naming the function and argument.
+# --------------------------------------------------------------------------
+
+
+def check_array(
+    fn: str,
+    arg: str,
+    x: ArrayLike,
+    *,
+    ndim: int | Sequence[int] | None = None,
+    min_ndim: int | None = None,
+    dtype: str | None = None,
+    shape: Sequence[int | None] | None = None,
+) -> Array:
+    """Converts ``x`` to an array and checks its rank, dtype kind and shape.
+
+    Args:
+      fn: name of the public function (for the error message).
+      arg: name of the argument (for the error message).
+      x: the value.
+      ndim: required rank, or a sequence of allowed ranks.
+      min_ndim: smallest allowed rank.
+      dtype: required dtype kind: ``"float"``, ``"int"``, ``"bool"``,
+        ``"number"`` or ``"int_or_bool"``.
+      shape: required shape; ``None`` entries match any size.
+
+    Returns:
+      ``jnp.asarray(x)``.
+
+    Raises:
+      ValueError: wrong rank or shape. TypeError: wrong dtype kind.
+    """
+    try:
+        x = jnp.asarray(x)
+    except TypeError as e:
+        raise TypeError(f"{fn}: argument `{arg}` must be an array, got {type(x).__name__}.") from e
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        try:
+            chex.assert_rank(x, set(allowed) if len(allowed) > 1 else allowed[0])
+        except AssertionError:
+            need = " or ".join(str(a) for a in allowed)
+            raise ValueError(
+                f"{fn}: argument `{arg}` must have rank {need}, got rank {x.ndim} (shape {x.shape})."
+            ) from None
+    if min_ndim is not None and x.ndim < min_ndim:
+        raise ValueError(
+            f"{fn}: argument `{arg}` must have rank >= {min_ndim}, got rank {x.ndim} (shape {x.shape})."
+        )
+    if dtype is not None and not _dtype_ok(x.dtype, dtype):
+        raise TypeError(f"{fn}: argument `{arg}` must have a {dtype} dtype, got {x.dtype} (shape {x.shape}).")
+    if shape is not None:
+        shape = tuple(shape)
+        ok = len(shape) == x.ndim and all(s is None or s == t for s, t in zip(shape, x.shape, strict=False))
+        if not ok:
+            need = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+            raise ValueError(f"{fn}: argument `{arg}` must have shape {need}, got {x.shape}.")
+    return x
+
+
+def check_shape_prefix(fn: str, names: tuple[str, str], a: Array, b: Array, n: int) -> None:
+    """Checks that the first ``n`` axes of ``a`` and ``b`` agree."""
+    try:
+        chex.assert_equal_shape_prefix((a, b), n)
+    except AssertionError:
+        raise ValueError(
+            f"{fn}: the first {n} axes of `{names[0]}` and `{names[1]}` must agree, "
+            f"got {names[0]}.shape={a.shape} and {names[1]}.shape={b.shape}."
+        ) from None
+
+
+def check_same_shape(fn: str, names: tuple[str, str], a: Array, b: Array) -> None:
+    """Checks that ``a`` and ``b`` have exactly the same shape."""
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{fn}: `{names[0]}` and `{names[1]}` must have the same shape, "
+            f"got {names[0]}.shape={a.shape} and {names[1]}.shape={b.shape}."
+        )
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def check_positive(fn: str, arg: str, value: Any, *, allow_zero: bool = False) -> None:
+    """Checks a hyperparameter is a (strictly) positive number, when concrete.
+
+    Traced values (e.g. under ``optax.inject_hyperparams``) are not checked.
+    """
+    if isinstance(value, jax.core.Tracer):
+        return
+    if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0:
+        value = float(value)
+    if not _is_number(value) or not math.isfinite(value):
+        raise ValueError(f"{fn}: `{arg}` must be a finite number, got {value!r}.")
+    if value < 0 or (value == 0 and not allow_zero):
+        need = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{fn}: `{arg}` must be {need}, got {value!r}.")
+
+
+def check_in_range(
+    fn: str,
+    arg: str,
+    value: Any,
+    low: float,
+    high: float,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> None:
+    """Checks a concrete hyperparameter lies in ``[low, high]`` (ends as requested)."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0:
+        value = float(value)
+    if not _is_number(value):
+        raise ValueError(f"{fn}: `{arg}` must be a number, got {value!r}.")
+    ok_low = value >= low if low_inclusive else value > low
+    ok_high = value <= high if high_inclusive else value < high
+    if not (ok_low and ok_high):
+        lb = "[" if low_inclusive else "("
+        hb = "]" if high_inclusive else ")"
+        raise ValueError(f"{fn}: `{arg}` must lie in {lb}{low}, {high}{hb}, got {value!r}.")
+
+
+def check_one_of(fn: str, arg: str, value: Any, options: Sequence[Any]) -> None:
+    """Checks a string/enum hyperparameter is one of ``options``."""
+    if value not in options:
+        raise ValueError(f"{fn}: `{arg}` must be one of {list(options)}, got {value!r}.")
+
+
+# --------------------------------------------------------------------------
+# Dtype policy: bf16/f16 -> computed in and returned as float32; float32 stays
+# float32; float64 only when x64 is on and an input is float64.
+# --------------------------------------------------------------------------
+
+
+def compute_dtype(*xs: ArrayLike) -> jnp.dtype:
+    """The float dtype a loss computes in, from its floating inputs.
+
+    Half-precision inputs are computed in float32; otherwise the widest float
+    input dtype is used (float64 only exists under ``jax_enable_x64``). With no
+    floating input, float32.
+    """
+    floats = [jnp.asarray(x).dtype for x in xs if x is not None and jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)]
+    if not floats:
+        return jnp.dtype(jnp.float32)
+    dt = jnp.dtype(jnp.result_type(*floats))
+    if dt.itemsize < 4:
+        return jnp.dtype(jnp.float32)
+    return dt
+
+
+def as_compute(x: ArrayLike, dtype: Any) -> Array:
+    """Casts ``x`` to the compute dtype (no-op if it already has it)."""
+    return jnp.asarray(x).astype(dtype)
+
+
+def const(value: float, like: Array) -> Array:
+    """A Python constant as an array of ``like``'s dtype (no silent float64)."""
+    return jnp.asarray(value, dtype=like.dtype)
+
+
+# --------------------------------------------------------------------------
+# Labels: integer class labels or a target distribution, decided at trace time.
+# --------------------------------------------------------------------------
+
+
+def has_integer_labels(fn: str, logits: Array, labels: Array, *, class_axis: int = -1) -> bool:
+    """Returns True for integer labels of shape ``logits.shape[:-1]``, False for a
+    target distribution of shape ``logits.shape``; raises for anything else."""
+    logits = jnp.asarray(logits)
+    labels = jnp.asarray(labels)
+    batch_shape = logits.shape[:-1]
+    if jnp.issubdtype(labels.dtype, jnp.integer) or labels.dtype == jnp.bool_:
+        if labels.shape != batch_shape:
+            raise ValueError(
+                f"{fn}: integer `labels` must have shape logits.shape[:-1]={batch_shape}, got {labels.shape}."
+            )
+        return True
+    if jnp.issubdtype(labels.dtype, jnp.floating):
+        if labels.shape != logits.shape:
+            hint = (
+                " (float labels of the batch shape look like class indices: cast them to an integer dtype)"
+                if labels.shape == batch_shape
+                else ""
+            )
+            raise ValueError(
+                f"{fn}: `labels` must be integer class indices of shape {batch_shape} or a "
+                f"target distribution of shape {logits.shape}, got {labels.dtype}{list(labels.shape)}{hint}."
+            )
+        return False
+    raise TypeError(f"{fn}: `labels` must have an integer or float dtype, got {labels.dtype}.")
+
+
+def class_targets(fn: str, logits: Array, labels: ArrayLike, dtype: Any = None) -> Array:
+    """Target distribution of shape ``logits.shape`` from integer labels or a distribution.
+
+    Integer labels become a one-hot built by comparing with an iota (fusible,
+    no gather/scatter); out-of-range integer labels give an all-zero row (and
+    are reported in debug mode). A float distribution is returned cast to
+    ``dtype``.
+    """
+    logits = jnp.asarray(logits)
+    labels = jnp.asarray(labels)
+    dtype = compute_dtype(logits) if dtype is None else dtype
+    if has_integer_labels(fn, logits, labels):
+        num_classes = logits.shape[-1]
+        debug_check(
+            jnp.all((labels >= 0) & (labels < num_classes)),
+            f"{fn}: integer labels must lie in [0, {num_classes})",
+        )
+        iota = jax.lax.broadcasted_iota(labels.dtype, logits.shape, logits.ndim - 1)
+        return (iota == labels[..., None]).astype(dtype)
+    return labels.astype(dtype)
+
+
+# --------------------------------------------------------------------------
+# Masking (`where`) with the double-where pattern.
+# --------------------------------------------------------------------------
+
+
+def prepare_where(fn: str, where: ArrayLike | None, batch_shape: Sequence[int]) -> Array | None:
+    """Checks a boolean ``where`` mask and broadcasts it to ``batch_shape``.
+
+    Returns None when ``where`` is None.
+    """
+    if where is None:
+        return None
+    where = jnp.asarray(where)
+    if where.dtype != jnp.bool_:
+        raise TypeError(f"{fn}: `where` must be a boolean mask, got dtype {where.dtype}.")
+    batch_shape = tuple(batch_shape)
+    try:
+        jnp.broadcast_shapes(where.shape, batch_shape)
+        ok = len(where.shape) <= len(batch_shape) and jnp.broadcast_shapes(where.shape, batch_shape) == batch_shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{fn}: `where` must be broadcastable to the batch shape {batch_shape}, got shape {where.shape}."
+        )
+    if where.ndim < len(batch_shape):
+        where = jnp.reshape(where, (1,) * (len(batch_shape) - where.ndim) + where.shape)
+    return jnp.broadcast_to(where, batch_shape)
+
+
+def _expand(mask: Array, ndim: int) -> Array:
+    return jnp.reshape(mask, mask.shape + (1,) * (ndim - mask.ndim))
+
+
+def fill_masked(x: Array, mask: Array | None, fill: float = 0.0) -> Array:
+    """First half of the double-where: replaces masked entries of ``x`` by ``fill``.
+
+    ``mask`` has the batch shape (a prefix of ``x.shape``); True keeps the entry.
+    Feeding the filled input into the loss keeps gradients of masked entries
+    finite even when the padded values are garbage (inf, NaN).
+    """
+    if mask is None:
+        return x
+    return jnp.where(_expand(mask, x.ndim), x, jnp.asarray(fill, x.dtype))
+
+
+def zero_masked(loss: Array, mask: Array | None) -> Array:
+    """Second half of the double-where: masked entries get exactly zero loss."""
+    if mask is None:
+        return loss
+    return jnp.where(_expand(mask, loss.ndim), loss, jnp.zeros((), loss.dtype))
+
+
+def masked_sum(x: ArrayLike, where: ArrayLike | None = None, axis: int | Sequence[int] | None = None) -> Array:
+    """Sum of ``x`` over ``axis`` counting only entries where ``where`` is True.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> float(lossjax.masked_sum(jnp.array([1.0, 2.0, 3.0]), jnp.array([True, False, True])))
+      4.0
+    """
+    x = jnp.asarray(x)
+    if where is None:
+        return jnp.sum(x, axis=axis)
+    mask = jnp.broadcast_to(jnp.asarray(where, bool), x.shape)
+    return jnp.sum(jnp.where(mask, x, jnp.zeros((), x.dtype)), axis=axis)
+
+
+def masked_mean(x: ArrayLike, where: ArrayLike | None = None, axis: int | Sequence[int] | None = None) -> Array:
+    """Mean of ``x`` over the entries where ``where`` is True; 0 (not NaN) if none are.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> float(lossjax.masked_mean(jnp.array([1.0, 2.0, 3.0]), jnp.array([True, False, True])))
+      2.0
+      >>> float(lossjax.masked_mean(jnp.array([1.0, 2.0]), jnp.array([False, False])))
+      0.0
+    """
+    x = jnp.asarray(x)
+    if where is None:
+        return jnp.mean(x, axis=axis)
+    mask = jnp.broadcast_to(jnp.asarray(where, bool), x.shape)
+    total = jnp.sum(jnp.where(mask, x, jnp.zeros((), x.dtype)), axis=axis)
+    count = jnp.sum(mask, axis=axis).astype(x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32)
+    return total / jnp.maximum(count, jnp.ones((), count.dtype))
+
+
+# --------------------------------------------------------------------------
+# Safe numerics.
+# --------------------------------------------------------------------------
+
+
+def safe_norm(x: Array, axis: int | Sequence[int] | None = -1, *, epsilon: float = 0.0, keepdims: bool = False) -> Array:
+    """Euclidean norm whose gradient is finite (zero) at ``x = 0``.
+
+    ``max(||x||, epsilon)`` when ``epsilon > 0``.
+    """
+    sq = jnp.sum(jnp.square(x), axis=axis, keepdims=keepdims)
+    nonzero = sq > 0
+    norm = jnp.where(nonzero, jnp.sqrt(jnp.where(nonzero, sq, jnp.ones((), sq.dtype))), jnp.zeros((), sq.dtype))
+    if epsilon:
+        norm = jnp.maximum(norm, jnp.asarray(epsilon, norm.dtype))
+    return norm
+
+
+def safe_log(x: Array, *, epsilon: float = 0.0) -> Array:
+    """``log(max(x, epsilon))``; with ``epsilon=0`` the smallest normal number of the dtype."""
+    floor = epsilon if epsilon > 0 else float(jnp.finfo(x.dtype).tiny)
+    return jnp.log(jnp.maximum(x, jnp.asarray(floor, x.dtype)))
+
+
+# --------------------------------------------------------------------------
+# Opt-in value checks (debug mode), built on checkify.
+# --------------------------------------------------------------------------
+
+_DEBUG = threading.local()
+
+
+def _debug_on() -> bool:
+    return getattr(_DEBUG, "on", False)
+
+
+def debug_check(pred: Array, msg: str) -> None:
+    """A data-dependent check that only exists in debug mode.
+
+    Outside :func:`debug_checks` / :func:`checked` this does nothing, so a
+    jitted loss carries no host callback. Inside, it becomes a
+    ``checkify.check`` whose failure raises when the checked function returns.
+    """
+    if _debug_on():
+        checkify.check(pred, msg)
+
+
+@contextlib.contextmanager
+def debug_checks():
+    """Context manager: trace losses with their value checks enabled.
+
+    Use together with :func:`checked` (which turns the checks into errors)."""
+    prev = _debug_on()
+    _DEBUG.on = True
+    try:
+        yield
+    finally:
+        _DEBUG.on = prev
+
+
+def checked(fn: Callable[..., Any], *, jit: bool = True) -> Callable[..., Any]:
+    """Wraps ``fn`` so that lossjax's value checks (labels in range, finite inputs) raise.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> ce = lossjax.checked(lossjax.losses.softmax_cross_entropy)
+      >>> ce(jnp.zeros((2, 3)), jnp.array([0, 5]))  # doctest: +IGNORE_EXCEPTION_DETAIL
+      Traceback (most recent call last):
+      ValueError: softmax_cross_entropy: integer labels must lie in [0, 3)
+    """
+
+    def run(*args, **kwargs):
+        def inner(*a, **k):
+            with debug_checks():
+                out = fn(*a, **k)
+            leaves = [x for x in jax.tree.leaves((a, k)) if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)]
+            for leaf in leaves:
+                checkify.check(jnp.all(jnp.isfinite(leaf)), "input contains NaN or inf")
+            return out
+
+        checked_fn = checkify.checkify(inner, errors=checkify.user_checks)
+        if jit:
+            checked_fn = jax.jit(checked_fn)
+        err, out = checked_fn(*args, **kwargs)
+        msg = err.get()
+        if msg is not None:
+            raise ValueError(msg.split(" (check failed at")[0])
+        return out
+
+    run.__name__ = getattr(fn, "__name__", "checked")
+    run.__doc__ = fn.__doc__
+    return run

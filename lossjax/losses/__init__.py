@@ -1,0 +1,24 @@
+"""Every lossjax loss, at ``lossjax.losses.NAME`` (the one public path).
+
+Each family lives in a private module; this package re-exports their public
+names. ``lossjax.available()`` lists them with their registry names.
+"""
+
+from lossjax.losses._classification import *  # noqa: F403
+from lossjax.losses._imbalance import *  # noqa: F403
+from lossjax.losses._noisy import *  # noqa: F403
+from lossjax.losses._metric import *  # noqa: F403
+from lossjax.losses._margins import *  # noqa: F403
+from lossjax.losses._language import *  # noqa: F403
+from lossjax.losses._preference import *  # noqa: F403
+from lossjax.losses import _classification, _imbalance, _noisy, _metric, _margins, _language, _preference
+
+__all__ = sorted(
+    set(_classification.__all__)
+    | set(_imbalance.__all__)
+    | set(_noisy.__all__)
+    | set(_metric.__all__)
+    | set(_margins.__all__)
+    | set(_language.__all__)
+    | set(_preference.__all__)
+)

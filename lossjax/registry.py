@@ -1,0 +1,579 @@
+"""Names -> losses and transforms; config specs; weighted sums.
+
+Every public loss and transform of lossjax is recorded here by
+:func:`register`. A config file can then name any of them:
+
+>>> import lossjax
+>>> ce = lossjax.get("softmax_cross_entropy(label_smoothing=0.1)")
+>>> ce.to_config()
+{'name': 'softmax_cross_entropy', 'label_smoothing': 0.1}
+>>> combo = lossjax.get("softmax_cross_entropy + 0.5 * focal_loss(gamma=1.0)")
+>>> combo.to_config()["terms"][1]
+{'name': 'focal_loss', 'weight': 0.5, 'gamma': 1.0}
+
+Specs are plain data: a string, a dict (``{"name": "focal_loss", "gamma": 2.0}``),
+or a weighted sum (a string with ``+``/``*``, a list of terms, or
+``{"terms": [...]}``). Strings are parsed with :mod:`ast` into literals only;
+nothing is evaluated.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import inspect
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lossjax import _checks
+
+__all__ = [
+    "Entry",
+    "ConfiguredLoss",
+    "ComposedLoss",
+    "register",
+    "get",
+    "get_entry",
+    "available",
+    "describe",
+    "from_config",
+    "optimizer",
+    "parse_spec",
+    "KINDS",
+]
+
+#: Kinds of registered objects.
+#: per_example: returns a loss per example (the batch shape), unreduced.
+#: batch: returns one value for the whole batch (metric learning, listwise, set overlap).
+#: function: a pure helper computed from data (weights, margins, state updates); no `where`.
+#: transform: an optax GradientTransformation factory.
+KINDS = ("per_example", "batch", "function", "transform")
+
+_RUNTIME_DEFAULT = ("where",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """What the registry knows about one loss or transform."""
+
+    name: str
+    fn: Callable[..., Any]
+    family: str
+    kind: str
+    aliases: tuple[str, ...]
+    paper: str
+    reference: str
+    formula: str
+    hyperparams: Mapping[str, Any]  # name -> default (inspect.Parameter.empty if required)
+    runtime: tuple[str, ...]  # keyword arguments given per call, not configured
+    sample: Callable[[], Any] | None
+    has_aux: bool
+
+    @property
+    def summary(self) -> str:
+        doc = inspect.getdoc(self.fn) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    def required(self) -> list[str]:
+        return [k for k, v in self.hyperparams.items() if v is inspect.Parameter.empty]
+
+
+_REGISTRY: dict[str, Entry] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register(
+    name: str,
+    *,
+    family: str,
+    kind: str,
+    aliases: Sequence[str] = (),
+    paper: str = "",
+    reference: str = "",
+    formula: str = "",
+    sample: Callable[[], Any] | None = None,
+    runtime: Sequence[str] = (),
+    has_aux: bool = False,
+):
+    """Decorator that records a loss or transform factory under ``name``.
+
+    Args:
+      name: the identifier (the catalog's, for catalog entries).
+      family: the family (``classification``, ``metric``, ``sam`` ...).
+      kind: one of :data:`KINDS`.
+      aliases: other names that resolve to this entry.
+      paper: title, year and arXiv id of the paper.
+      reference: the trusted implementation its values are tested against.
+      formula: the formula in one line (plain text or LaTeX).
+      sample: zero-argument callable returning the
+        :class:`lossjax.testing.Sample` (losses) or
+        :class:`lossjax.testing.TransformSample` (transforms) the conformance
+        suite runs on.
+      runtime: keyword-only arguments given per call rather than configured
+        (``where`` always is; e.g. ``key`` for a PRNG key, ``state``).
+      has_aux: the function returns ``(loss, aux)`` (e.g. a new state).
+
+    Returns:
+      The decorator; it returns the function unchanged.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"register: `kind` must be one of {KINDS}, got {kind!r}.")
+
+    def deco(fn):
+        runtime_all = tuple(dict.fromkeys(_RUNTIME_DEFAULT + tuple(runtime)))
+        sig = inspect.signature(fn)
+        hyper: dict[str, Any] = {}
+        for p in sig.parameters.values():
+            if kind == "transform":
+                if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in runtime_all:
+                    continue
+                hyper[p.name] = p.default
+            elif p.kind == p.KEYWORD_ONLY and p.name not in runtime_all:
+                hyper[p.name] = p.default
+        entry = Entry(
+            name=name,
+            fn=fn,
+            family=family,
+            kind=kind,
+            aliases=tuple(aliases),
+            paper=paper,
+            reference=reference,
+            formula=formula,
+            hyperparams=hyper,
+            runtime=runtime_all,
+            sample=sample,
+            has_aux=has_aux,
+        )
+        for key in (name, *aliases):
+            if key in _REGISTRY or key in _ALIASES:
+                raise ValueError(f"register: the name {key!r} is already registered.")
+        _REGISTRY[name] = entry
+        for a in aliases:
+            _ALIASES[a] = name
+        return fn
+
+    return deco
+
+
+def unregister(name: str) -> None:
+    """Removes an entry (for tests that register throw-away losses)."""
+    entry = _REGISTRY.pop(name)
+    for a in entry.aliases:
+        _ALIASES.pop(a, None)
+
+
+def _ensure_loaded() -> None:
+    # Importing the subpackages runs their @register decorators.
+    import lossjax.losses  # noqa: F401
+    import lossjax.transforms  # noqa: F401
+
+
+def _all_names() -> list[str]:
+    return sorted(set(_REGISTRY) | set(_ALIASES))
+
+
+def get_entry(name: str) -> Entry:
+    """The :class:`Entry` for a name or alias; raises with close matches if unknown."""
+    _ensure_loaded()
+    if not isinstance(name, str):
+        raise TypeError(f"lossjax.get: a name must be a string, got {type(name).__name__}.")
+    canonical = _ALIASES.get(name, name)
+    if canonical in _REGISTRY:
+        return _REGISTRY[canonical]
+    close = difflib.get_close_matches(name, _all_names(), n=5, cutoff=0.6)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise KeyError(f"lossjax: unknown loss or transform {name!r}.{hint} `lossjax.available()` lists every name.")
+
+
+def available(family: str | None = None, kind: str | None = None) -> list[str]:
+    """Sorted names of registered entries, optionally of one family and/or kind."""
+    _ensure_loaded()
+    if family is not None:
+        families = {e.family for e in _REGISTRY.values()}
+        if family not in families:
+            raise ValueError(f"lossjax.available: unknown family {family!r}; families are {sorted(families)}.")
+    if kind is not None:
+        _checks.check_one_of("lossjax.available", "kind", kind, KINDS)
+    return sorted(
+        n for n, e in _REGISTRY.items() if (family is None or e.family == family) and (kind is None or e.kind == kind)
+    )
+
+
+def describe(name: str) -> str:
+    """A human-readable description: formula, arguments and defaults, paper, reference."""
+    e = get_entry(name)
+    lines = [f"{e.name}  ({e.family}, {e.kind})"]
+    if e.aliases:
+        lines.append(f"aliases: {', '.join(e.aliases)}")
+    lines.append("")
+    lines.append(e.summary)
+    if e.formula:
+        lines += ["", f"formula: {e.formula}"]
+    sig = inspect.signature(e.fn)
+    lines += ["", f"signature: {e.fn.__name__}{sig}"]
+    if e.hyperparams:
+        lines.append("hyperparameters:")
+        for k, v in e.hyperparams.items():
+            lines.append(f"  {k} = {'(required)' if v is inspect.Parameter.empty else repr(v)}")
+    if e.paper:
+        lines += ["", f"paper: {e.paper}"]
+    if e.reference:
+        lines.append(f"reference: {e.reference}")
+    return "\n".join(lines)
+
+
+def _check_hyperparams(entry: Entry, hp: Mapping[str, Any]) -> None:
+    for k in hp:
+        if k not in entry.hyperparams:
+            allowed = sorted(entry.hyperparams)
+            close = difflib.get_close_matches(k, allowed, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise TypeError(
+                f"lossjax.get: {entry.name!r} has no hyperparameter {k!r}.{hint} Allowed: {allowed or 'none'}."
+            )
+    if entry.kind != "transform":
+        missing = [k for k in entry.required() if k not in hp]
+        if missing:
+            raise TypeError(f"lossjax.get: {entry.name!r} needs the hyperparameter(s) {missing}.")
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (jax.Array,)) or hasattr(v, "tolist"):
+        return v.tolist()
+    if isinstance(v, tuple):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def _as_static(v: Any) -> Any:
+    # Lists from a config become arrays of their natural dtype when used.
+    return jnp.asarray(v) if isinstance(v, list) else v
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfiguredLoss:
+    """A registered loss with its hyperparameters bound. Call it like the loss."""
+
+    entry: Entry
+    hyperparams: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def kind(self) -> str:
+        return self.entry.kind
+
+    def __call__(self, *args, **kwargs):
+        hp = {k: _as_static(v) for k, v in self.hyperparams.items()}
+        return self.entry.fn(*args, **hp, **kwargs)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"name": self.entry.name, **{k: _jsonable(v) for k, v in self.hyperparams.items()}}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparams.items())
+        return f"{self.entry.name}({args})"
+
+    def __hash__(self):
+        return hash(json.dumps(self.to_config(), sort_keys=True, default=str))
+
+
+@dataclasses.dataclass(frozen=True)
+class ComposedLoss:
+    """A weighted sum of registered losses.
+
+    Calling it with the arguments every term takes returns ``(total, terms)``:
+    the weighted total (a scalar, or the batch shape with ``reduction="none"``)
+    and a dict of every term's unweighted reduced value. Per-example terms are
+    reduced with a masked mean (``reduction="mean"``) or sum; batch-level terms
+    are already scalars.
+    """
+
+    terms: tuple[tuple[float, ConfiguredLoss], ...]
+    reduction: str = "mean"
+
+    def __post_init__(self):
+        _checks.check_one_of("ComposedLoss", "reduction", self.reduction, ("mean", "sum", "none"))
+        for _, t in self.terms:
+            if t.kind == "transform":
+                raise ValueError(f"ComposedLoss: {t.name!r} is a transform, not a loss.")
+            if self.reduction == "none" and t.kind != "per_example":
+                raise ValueError(f"ComposedLoss: reduction='none' needs per-example terms; {t.name!r} is {t.kind}.")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        seen: dict[str, int] = {}
+        out = []
+        for _, t in self.terms:
+            n = seen.get(t.name, 0)
+            seen[t.name] = n + 1
+            out.append(t.name if n == 0 else f"{t.name}_{n}")
+        return tuple(out)
+
+    def _reduce(self, value, term, where):
+        if term.entry.has_aux:
+            value = value[0]
+        if term.kind != "per_example" or self.reduction == "none":
+            return value
+        if self.reduction == "sum":
+            return _checks.masked_sum(value, where)
+        return _checks.masked_mean(value, where)
+
+    def __call__(self, *args, where=None, **kwargs):
+        values = {}
+        total = None
+        for (w, term), name in zip(self.terms, self.names, strict=True):
+            extra = {} if where is None else {"where": where}
+            v = self._reduce(term(*args, **extra, **kwargs), term, where)
+            values[name] = v
+            contrib = jnp.asarray(w, v.dtype) * v
+            total = contrib if total is None else total + contrib
+        return total, values
+
+    def stacked(self, *args, **kwargs):
+        """``(total, vector)``: the term values stacked in a vector (for multi-loss transforms)."""
+        total, values = self(*args, **kwargs)
+        return total, jnp.stack(list(values.values()))
+
+    def to_config(self) -> dict[str, Any]:
+        terms = []
+        for w, t in self.terms:
+            cfg = t.to_config()
+            terms.append({"name": cfg.pop("name"), "weight": w, **cfg})
+        out: dict[str, Any] = {"terms": terms}
+        if self.reduction != "mean":
+            out["reduction"] = self.reduction
+        return out
+
+
+_CONFIGURED_TYPES: dict[type, type] = {}
+
+
+def _configured_transform(tx, entry: Entry, hp: Mapping[str, Any]):
+    """Returns ``tx`` as an instance of a subclass of its own type carrying ``to_config``."""
+    base = type(tx)
+    sub = _CONFIGURED_TYPES.get(base)
+    if sub is None:
+
+        def to_config(self):
+            return {"name": self._lossjax_entry.name, **{k: _jsonable(v) for k, v in self._lossjax_hp.items()}}
+
+        sub = type(f"Configured{base.__name__}", (base,), {"to_config": to_config})
+        _CONFIGURED_TYPES[base] = sub
+    out = sub(*tx)
+    out._lossjax_entry = entry
+    out._lossjax_hp = dict(hp)
+    return out
+
+
+def _build_term(name: str, hp: Mapping[str, Any]):
+    entry = get_entry(name)
+    _check_hyperparams(entry, hp)
+    if entry.kind == "transform":
+        return _configured_transform(entry.fn(**hp), entry, hp)
+    return ConfiguredLoss(entry, dict(hp))
+
+
+# -------------------------- spec parsing (no eval) --------------------------
+
+
+class SpecError(ValueError):
+    """A malformed spec string or dict."""
+
+
+def _literal(node: ast.AST, text: str) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise SpecError(
+            f"lossjax: in spec {text!r}, {ast.unparse(node)!r} is not a literal "
+            "(hyperparameters must be numbers, strings, booleans, None, lists or tuples)."
+        ) from None
+
+
+def _parse_term(node: ast.AST, text: str) -> tuple[float, dict[str, Any]]:
+    weight = 1.0
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        w, t = _parse_term(node.operand, text)
+        return -w, t
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+        left, right = node.left, node.right
+        if isinstance(left, ast.Constant) and isinstance(left.value, (int, float)):
+            w, t = _parse_term(right, text)
+            return float(left.value) * w, t
+        if isinstance(right, ast.Constant) and isinstance(right.value, (int, float)):
+            w, t = _parse_term(left, text)
+            return float(right.value) * w, t
+        raise SpecError(f"lossjax: in spec {text!r}, a product must be a number times a loss.")
+    if isinstance(node, ast.Name):
+        return weight, {"name": node.id}
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        if node.args:
+            raise SpecError(
+                f"lossjax: in spec {text!r}, {node.func.id}(...) takes keyword hyperparameters only (name=value)."
+            )
+        hp = {kw.arg: _literal(kw.value, text) for kw in node.keywords}
+        if None in hp:
+            raise SpecError(f"lossjax: in spec {text!r}, `**` is not allowed.")
+        return weight, {"name": node.func.id, **hp}
+    raise SpecError(
+        f"lossjax: cannot parse spec {text!r}: expected `name`, `name(key=value, ...)`, "
+        "or a weighted sum like `1.0 * a + 0.5 * b(key=value)`."
+    )
+
+
+def _flatten_sum(node: ast.AST, text: str, sign: float = 1.0) -> list[tuple[float, dict[str, Any]]]:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+        right_sign = sign if isinstance(node.op, ast.Add) else -sign
+        return _flatten_sum(node.left, text, sign) + _flatten_sum(node.right, text, right_sign)
+    w, t = _parse_term(node, text)
+    return [(sign * w, t)]
+
+
+def parse_spec(text: str) -> list[tuple[float, dict[str, Any]]]:
+    """Parses a spec string into ``[(weight, {"name": ..., **hyperparams}), ...]``.
+
+    >>> parse_spec("focal_loss(gamma=2.0)")
+    [(1.0, {'name': 'focal_loss', 'gamma': 2.0})]
+    >>> parse_spec("ce + 0.5*focal_loss")
+    [(1.0, {'name': 'ce'}), (0.5, {'name': 'focal_loss'})]
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise SpecError(f"lossjax: a spec string must be non-empty, got {text!r}.")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as e:
+        raise SpecError(f"lossjax: cannot parse spec {text!r}: {e.msg} at column {e.offset}.") from None
+    return _flatten_sum(tree.body, text)
+
+
+def _terms_from(spec: Any) -> tuple[list[tuple[float, dict[str, Any]]], str, bool]:
+    """Normalizes any spec to (terms, reduction, is_sum)."""
+    if isinstance(spec, str):
+        terms = parse_spec(spec)
+        return terms, "mean", len(terms) > 1 or terms[0][0] != 1.0
+    if isinstance(spec, Mapping):
+        spec = dict(spec)
+        if "terms" in spec:
+            reduction = spec.pop("reduction", "mean")
+            if spec.keys() - {"terms"}:
+                raise SpecError(f"lossjax: a sum spec takes only 'terms' and 'reduction', got {sorted(spec)}.")
+            terms, _, _ = _terms_from(list(spec["terms"]))
+            return terms, reduction, True
+        if "name" not in spec:
+            raise SpecError(f"lossjax: a dict spec needs a 'name' (or 'terms'), got keys {sorted(spec)}.")
+        weight = float(spec.pop("weight", 1.0))
+        return [(weight, spec)], "mean", weight != 1.0
+    if isinstance(spec, (list, tuple)):
+        if not spec:
+            raise SpecError("lossjax: an empty list is not a spec.")
+        terms = []
+        for item in spec:
+            t, _, _ = _terms_from(item)
+            terms += t
+        return terms, "mean", True
+    raise SpecError(f"lossjax: a spec must be a string, dict or list, got {type(spec).__name__}.")
+
+
+def get(spec: Any, **hyperparams: Any):
+    """Returns a configured loss, a weighted sum of losses, or a transform.
+
+    Args:
+      spec: a name (``"focal_loss"``), a call string (``"focal_loss(gamma=2.0)"``),
+        a dict (``{"name": "focal_loss", "gamma": 2.0}``), or a weighted sum
+        (``"ce + 0.5*focal_loss"``, a list of terms, ``{"terms": [...]}``).
+      **hyperparams: more hyperparameters (single-name specs only).
+
+    Returns:
+      A :class:`ConfiguredLoss`, a :class:`ComposedLoss`, or (for transforms)
+      the optax transformation, which also has ``to_config()``.
+
+    Raises:
+      KeyError: unknown name (the message lists close matches).
+      TypeError: unknown or missing hyperparameter (the message lists the allowed ones).
+      SpecError: malformed spec.
+    """
+    terms, reduction, is_sum = _terms_from(spec)
+    if hyperparams:
+        if is_sum:
+            raise SpecError("lossjax.get: keyword hyperparameters only apply to a single-name spec.")
+        terms[0][1].update(hyperparams)
+    built = []
+    for w, t in terms:
+        t = dict(t)
+        built.append((w, _build_term(t.pop("name"), t)))
+    if not is_sum:
+        return built[0][1]
+    return ComposedLoss(tuple(built), reduction=reduction)
+
+
+def from_config(config: Any):
+    """Inverse of ``to_config()``: ``from_config(x.to_config())`` rebuilds ``x``."""
+    if isinstance(config, Mapping) and "chain" in config:
+        return optimizer(config["chain"])
+    return get(config)
+
+
+# ---------------------------- optimizer specs -----------------------------
+
+
+def optimizer(spec: Any) -> optax.GradientTransformation:
+    """Chains registered transforms and optax optimizers, named in a spec.
+
+    Each element is a spec (string or dict); a name not in the registry is
+    looked up in optax (``"adam(learning_rate=1e-3)"``, ``"clip_by_global_norm(max_norm=1.0)"``).
+
+    >>> import lossjax
+    >>> tx = lossjax.optimizer(["clip_by_global_norm(max_norm=1.0)", {"name": "sgd", "learning_rate": 0.1}])
+    >>> tx.to_config()["chain"][1]
+    {'name': 'sgd', 'learning_rate': 0.1}
+    """
+    items = [spec] if isinstance(spec, (str, Mapping)) else list(spec)
+    parts = []
+    configs = []
+    for item in items:
+        terms, _, is_sum = _terms_from(item)
+        if is_sum:
+            raise SpecError(f"lossjax.optimizer: {item!r} is a weighted sum; an optimizer spec chains single names.")
+        cfg = dict(terms[0][1])
+        name = cfg.pop("name")
+        _ensure_loaded()
+        if name in _REGISTRY or name in _ALIASES:
+            entry = get_entry(name)
+            if entry.kind != "transform":
+                raise SpecError(f"lossjax.optimizer: {name!r} is a loss, not a transform.")
+            _check_hyperparams(entry, cfg)
+            tx = entry.fn(**cfg)
+        else:
+            factory = getattr(optax, name, None)
+            if factory is None or not callable(factory):
+                close = difflib.get_close_matches(name, _all_names() + [n for n in dir(optax) if not n.startswith("_")])
+                hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+                raise KeyError(f"lossjax.optimizer: {name!r} is neither a lossjax transform nor an optax function.{hint}")
+            try:
+                tx = factory(**cfg)
+            except TypeError as e:
+                raise TypeError(f"lossjax.optimizer: optax.{name}: {e}") from None
+        parts.append(tx)
+        configs.append({"name": name, **{k: _jsonable(v) for k, v in cfg.items()}})
+    chained = optax.chain(*parts)
+    entry = Entry("chain", optax.chain, "optax", "transform", (), "", "", "", {}, (), None, False)
+    out = _configured_transform(chained, entry, {})
+    out._lossjax_chain = configs
+    type(out).to_config = _chain_or_single_config
+    return out
+
+
+def _chain_or_single_config(self):
+    chain = getattr(self, "_lossjax_chain", None)
+    if chain is not None:
+        return {"chain": [dict(c) for c in chain]}
+    return {"name": self._lossjax_entry.name, **{k: _jsonable(v) for k, v in self._lossjax_hp.items()}}
