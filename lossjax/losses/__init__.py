@@ -10,8 +10,10 @@ from lossjax.losses._noisy import *  # noqa: F403
 from lossjax.losses._metric import *  # noqa: F403
 from lossjax.losses._margins import *  # noqa: F403
 from lossjax.losses._language import *  # noqa: F403
+from lossjax.losses._large_vocab import *  # noqa: F403
+from lossjax.losses._selfsup import *  # noqa: F403
 from lossjax.losses._preference import *  # noqa: F403
-from lossjax.losses import _classification, _imbalance, _noisy, _metric, _margins, _language, _preference
+from lossjax.losses import _classification, _imbalance, _noisy, _metric, _margins, _language, _large_vocab, _preference, _selfsup
 
 __all__ = sorted(
     set(_classification.__all__)
@@ -20,5 +22,7 @@ __all__ = sorted(
     | set(_metric.__all__)
     | set(_margins.__all__)
     | set(_language.__all__)
+    | set(_large_vocab.__all__)
+    | set(_selfsup.__all__)
     | set(_preference.__all__)
 )
