@@ -1,0 +1,156 @@
+"""The registry: specs, weighted sums, round trips and actionable errors."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import lossjax
+from lossjax import registry
+from lossjax.testing import assert_close
+
+LOGITS = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-1.0, 3.0, 0.0]])
+LABELS = jnp.array([0, 2, 1])
+
+
+def test_get_by_name_alias_string_and_dict_agree():
+    direct = lossjax.losses.softmax_cross_entropy(LOGITS, LABELS, label_smoothing=0.2)
+    for spec in (
+        "softmax_cross_entropy(label_smoothing=0.2)",
+        "ce(label_smoothing=0.2)",
+        {"name": "cross_entropy", "label_smoothing": 0.2},
+    ):
+        assert_close(lossjax.get(spec)(LOGITS, LABELS), direct, err=str(spec))
+    assert_close(lossjax.get("ce", label_smoothing=0.2)(LOGITS, LABELS), direct)
+
+
+def test_composed_loss_returns_total_and_terms():
+    combo = lossjax.get("1.0 * softmax_cross_entropy + 0.5 * softmax_cross_entropy(label_smoothing=0.1) - 0.25*bce")
+    assert combo.names == ("softmax_cross_entropy", "softmax_cross_entropy_1", "sigmoid_binary_cross_entropy")
+    probs = jnp.asarray(jax.nn.one_hot(LABELS, 3))
+    total, terms = combo(LOGITS, probs)
+    ce = jnp.mean(lossjax.losses.softmax_cross_entropy(LOGITS, probs))
+    ls = jnp.mean(lossjax.losses.softmax_cross_entropy(LOGITS, probs, label_smoothing=0.1))
+    bce = jnp.mean(lossjax.losses.sigmoid_binary_cross_entropy(LOGITS, probs))
+    assert_close(terms["softmax_cross_entropy"], ce)
+    assert_close(terms["softmax_cross_entropy_1"], ls)
+    assert_close(terms["sigmoid_binary_cross_entropy"], bce)
+    assert_close(total, ce + 0.5 * ls - 0.25 * bce)
+    _, vec = combo.stacked(LOGITS, probs)
+    assert vec.shape == (3,)
+
+
+def test_composed_loss_masked_mean_and_grad():
+    combo = lossjax.get(["ce", {"name": "ce", "weight": 2.0, "label_smoothing": 0.1}])
+    where = jnp.array([True, False, True])
+    total, _ = combo(LOGITS, LABELS, where=where)
+    per = lossjax.losses.softmax_cross_entropy(LOGITS[jnp.array([0, 2])], LABELS[jnp.array([0, 2])])
+    per_ls = lossjax.losses.softmax_cross_entropy(
+        LOGITS[jnp.array([0, 2])], LABELS[jnp.array([0, 2])], label_smoothing=0.1
+    )
+    assert_close(total, jnp.mean(per) + 2 * jnp.mean(per_ls))
+    g = jax.grad(lambda z: combo(z, LABELS, where=where)[0])(LOGITS)
+    assert np.all(np.asarray(g[1]) == 0)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "softmax_cross_entropy",
+        "softmax_cross_entropy(label_smoothing=0.1)",
+        "ce + 0.5*bce(pos_weight=2.0)",
+        {"terms": [{"name": "ce", "weight": 1.0}], "reduction": "sum"},
+        {"name": "ce", "class_weights": [1.0, 2.0, 0.5]},
+    ],
+)
+def test_round_trip_through_json(spec):
+    obj = lossjax.get(spec)
+    cfg = obj.to_config()
+    again = lossjax.from_config(json.loads(json.dumps(cfg)))
+    assert again.to_config() == cfg
+    probs = jnp.asarray(jax.nn.one_hot(LABELS, 3))
+    assert_close(again(LOGITS, probs), obj(LOGITS, probs))
+
+
+def test_unknown_name_lists_close_matches():
+    with pytest.raises(KeyError, match=r"unknown loss or transform 'softmax_crossentropy'.*'softmax_cross_entropy'"):
+        lossjax.get("softmax_crossentropy")
+
+
+def test_unknown_hyperparameter_lists_allowed():
+    with pytest.raises(TypeError, match=r"no hyperparameter 'label_smoothin'.*Did you mean 'label_smoothing'.*Allowed"):
+        lossjax.get("ce(label_smoothin=0.1)")
+
+
+def test_runtime_args_are_not_hyperparameters():
+    with pytest.raises(TypeError, match="no hyperparameter 'where'"):
+        lossjax.get("ce", where=None)
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("ce(", "cannot parse spec"),
+        ("ce(0.1)", "keyword hyperparameters only"),
+        ("ce(label_smoothing=__import__('os'))", "is not a literal"),
+        ("ce * bce", "a number times a loss"),
+        ("ce.x", "cannot parse spec"),
+        ("", "must be non-empty"),
+        ({"gamma": 2.0}, "needs a 'name'"),
+        ([], "empty list"),
+        (3, "must be a string, dict or list"),
+    ],
+)
+def test_malformed_specs(spec, match):
+    with pytest.raises(registry.SpecError, match=match):
+        lossjax.get(spec)
+
+
+def test_nothing_is_evaluated(tmp_path):
+    marker = tmp_path / "pwned"
+    with pytest.raises(registry.SpecError):
+        lossjax.get(f"ce(label_smoothing=open({str(marker)!r}, 'w'))")
+    assert not marker.exists()
+
+
+def test_available_and_describe():
+    names = lossjax.available()
+    assert names == sorted(names) and "softmax_cross_entropy" in names
+    assert "softmax_cross_entropy" in lossjax.available(family="classification")
+    assert all(registry.get_entry(n).kind == "per_example" for n in lossjax.available(kind="per_example"))
+    with pytest.raises(ValueError, match="unknown family"):
+        lossjax.available(family="nope")
+    text = lossjax.describe("ce")
+    assert "label_smoothing = 0.0" in text and "paper:" in text and "reference:" in text
+
+
+def test_register_rejects_duplicates_and_bad_kind():
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("ce", family="x", kind="per_example")(lambda x: x)
+    with pytest.raises(ValueError, match="`kind` must be one of"):
+        registry.register("zzz", family="x", kind="weird")
+
+
+def test_optimizer_chain_of_optax_names_round_trips():
+    tx = lossjax.optimizer(["clip_by_global_norm(max_norm=1.0)", {"name": "sgd", "learning_rate": 0.1}])
+    assert isinstance(tx, optax.GradientTransformation)
+    cfg = tx.to_config()
+    assert cfg == {"chain": [{"name": "clip_by_global_norm", "max_norm": 1.0}, {"name": "sgd", "learning_rate": 0.1}]}
+    again = lossjax.from_config(cfg)
+    params = {"w": jnp.array([3.0, 4.0])}
+    grads = {"w": jnp.array([3.0, 4.0])}
+    u1, _ = tx.update(grads, tx.init(params), params)
+    u2, _ = again.update(grads, again.init(params), params)
+    # clipped to norm 1 then scaled by -0.1
+    assert_close(u1["w"], jnp.array([-0.06, -0.08]))
+    assert_close(u2["w"], u1["w"])
+
+
+def test_optimizer_rejects_unknown_and_losses():
+    with pytest.raises(KeyError, match="neither a lossjax transform nor an optax function"):
+        lossjax.optimizer(["adamm(learning_rate=0.1)"])
+    with pytest.raises(registry.SpecError, match="is a loss, not a transform"):
+        lossjax.optimizer(["ce"])
