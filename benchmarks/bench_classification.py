@@ -36,7 +36,10 @@ def cases(size: str):
             _fwd_bwd(lambda z, y: lossjax.losses.sigmoid_focal_loss(z, y, alpha=0.25, gamma=2.0)),
             inputs,
         ),
-        "optax.sigmoid_focal_loss": (_fwd_bwd(lambda z, y: optax.sigmoid_focal_loss(z, y, alpha=0.25, gamma=2.0)), inputs),
+        "optax.sigmoid_focal_loss": (
+            _fwd_bwd(lambda z, y: optax.sigmoid_focal_loss(z, y, alpha=0.25, gamma=2.0)),
+            inputs,
+        ),
         "hand-written jnp": (_fwd_bwd(_hand_written), inputs),
     }
     return [

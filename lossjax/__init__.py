@@ -21,21 +21,19 @@ from lossjax.registry import (
 
 __version__ = "0.1.0"
 
-__all__ = sorted(
-    [
-        "ComposedLoss",
-        "ConfiguredLoss",
-        "available",
-        "checked",
-        "debug_checks",
-        "describe",
-        "from_config",
-        "get",
-        "losses",
-        "masked_mean",
-        "masked_sum",
-        "optimizer",
-        "register",
-        "transforms",
-    ]
-)
+__all__ = [
+    "ComposedLoss",
+    "ConfiguredLoss",
+    "available",
+    "checked",
+    "debug_checks",
+    "describe",
+    "from_config",
+    "get",
+    "losses",
+    "masked_mean",
+    "masked_sum",
+    "optimizer",
+    "register",
+    "transforms",
+]

@@ -23,27 +23,28 @@ import numpy as np
 from jax.experimental import checkify
 
 __all__ = [
+    "as_compute",
     "check_array",
-    "check_shape_prefix",
-    "check_same_shape",
-    "check_positive",
     "check_in_range",
     "check_one_of",
-    "compute_dtype",
-    "as_compute",
+    "check_positive",
+    "check_same_shape",
+    "check_shape_prefix",
+    "checked",
     "class_targets",
-    "has_integer_labels",
-    "prepare_where",
-    "fill_masked",
-    "zero_masked",
-    "masked_sum",
-    "masked_mean",
-    "safe_norm",
-    "safe_log",
+    "compute_dtype",
     "const",
     "debug_check",
     "debug_checks",
-    "checked",
+    "fill_masked",
+    "has_integer_labels",
+    "log1mexp",
+    "masked_mean",
+    "masked_sum",
+    "prepare_where",
+    "safe_log",
+    "safe_norm",
+    "zero_masked",
 ]
 
 Array = jax.Array
@@ -110,9 +111,7 @@ def check_array(
                 f"{fn}: argument `{arg}` must have rank {need}, got rank {x.ndim} (shape {x.shape})."
             ) from None
     if min_ndim is not None and x.ndim < min_ndim:
-        raise ValueError(
-            f"{fn}: argument `{arg}` must have rank >= {min_ndim}, got rank {x.ndim} (shape {x.shape})."
-        )
+        raise ValueError(f"{fn}: argument `{arg}` must have rank >= {min_ndim}, got rank {x.ndim} (shape {x.shape}).")
     if dtype is not None and not _dtype_ok(x.dtype, dtype):
         raise TypeError(f"{fn}: argument `{arg}` must have a {dtype} dtype, got {x.dtype} (shape {x.shape}).")
     if shape is not None:
@@ -373,7 +372,9 @@ def masked_mean(x: ArrayLike, where: ArrayLike | None = None, axis: int | Sequen
 # --------------------------------------------------------------------------
 
 
-def safe_norm(x: Array, axis: int | Sequence[int] | None = -1, *, epsilon: float = 0.0, keepdims: bool = False) -> Array:
+def safe_norm(
+    x: Array, axis: int | Sequence[int] | None = -1, *, epsilon: float = 0.0, keepdims: bool = False
+) -> Array:
     """Euclidean norm whose gradient is finite (zero) at ``x = 0``.
 
     ``max(||x||, epsilon)`` when ``epsilon > 0``.
@@ -390,6 +391,25 @@ def safe_log(x: Array, *, epsilon: float = 0.0) -> Array:
     """``log(max(x, epsilon))``; with ``epsilon=0`` the smallest normal number of the dtype."""
     floor = epsilon if epsilon > 0 else float(jnp.finfo(x.dtype).tiny)
     return jnp.log(jnp.maximum(x, jnp.asarray(floor, x.dtype)))
+
+
+def log1mexp(x: Array) -> Array:
+    """``log(1 - exp(x))`` for ``x <= 0``, stable at both ends, finite at ``x = 0``.
+
+    Uses ``log(-expm1(x))`` above ``-log 2`` and ``log1p(-exp(x))`` below
+    (Maechler, 2012); ``x`` is clamped to ``<= -tiny`` so ``x = 0`` (a
+    probability of 1) gives ``log(tiny)`` and a zero gradient, never ``-inf``/NaN.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax._checks as C
+      >>> C.log1mexp(jnp.array([-1e-3, -1.0, -50.0])).round(4)
+      Array([ -6.9083,  -0.4587, -0.    ], dtype=float32)
+    """
+    x = jnp.minimum(x, jnp.asarray(-float(jnp.finfo(x.dtype).tiny), x.dtype))
+    small = x > jnp.asarray(-0.6931471805599453, x.dtype)
+    near = jnp.log(-jnp.expm1(jnp.where(small, x, jnp.asarray(-1.0, x.dtype))))
+    far = jnp.log1p(-jnp.exp(jnp.where(small, jnp.asarray(-1.0, x.dtype), x)))
+    return jnp.where(small, near, far)
 
 
 # --------------------------------------------------------------------------
@@ -442,7 +462,9 @@ def checked(fn: Callable[..., Any], *, jit: bool = True) -> Callable[..., Any]:
         def inner(*a, **k):
             with debug_checks():
                 out = fn(*a, **k)
-            leaves = [x for x in jax.tree.leaves((a, k)) if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)]
+            leaves = [
+                x for x in jax.tree.leaves((a, k)) if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)
+            ]
             for leaf in leaves:
                 checkify.check(jnp.all(jnp.isfinite(leaf)), "input contains NaN or inf")
             return out

@@ -24,7 +24,7 @@ from typing import Any
 
 import jax
 
-__all__ = ["Case", "Row", "run_case", "format_table", "bandwidth_floor_ms"]
+__all__ = ["Case", "Row", "bandwidth_floor_ms", "format_table", "run_case"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +126,6 @@ def format_table(rows: Sequence[Row], baseline_label: str | None = None) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         fl = "" if r.floor_ratio is None else f"{r.floor_ratio:.2f}"
-        lines.append(
-            f"{r.case[:44]:<44} {r.variant[:28]:<28} {r.median_ms:>10.3f} {r.ratio:>7.2f} {_fmt_bytes(r.temp_bytes):>11} {fl:>8}"
-        )
+        mem = _fmt_bytes(r.temp_bytes)
+        lines.append(f"{r.case[:44]:<44} {r.variant[:28]:<28} {r.median_ms:>10.3f} {r.ratio:>7.2f} {mem:>11} {fl:>8}")
     return "\n".join(lines)

@@ -34,18 +34,18 @@ import optax
 from lossjax import _checks
 
 __all__ = [
-    "Entry",
-    "ConfiguredLoss",
+    "KINDS",
     "ComposedLoss",
-    "register",
-    "get",
-    "get_entry",
+    "ConfiguredLoss",
+    "Entry",
     "available",
     "describe",
     "from_config",
+    "get",
+    "get_entry",
     "optimizer",
     "parse_spec",
-    "KINDS",
+    "register",
 ]
 
 #: Kinds of registered objects.
@@ -170,7 +170,7 @@ def unregister(name: str) -> None:
 
 def _ensure_loaded() -> None:
     # Importing the subpackages runs their @register decorators.
-    import lossjax.losses  # noqa: F401
+    import lossjax.losses
     import lossjax.transforms  # noqa: F401
 
 
@@ -557,7 +557,9 @@ def optimizer(spec: Any) -> optax.GradientTransformation:
             if factory is None or not callable(factory):
                 close = difflib.get_close_matches(name, _all_names() + [n for n in dir(optax) if not n.startswith("_")])
                 hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-                raise KeyError(f"lossjax.optimizer: {name!r} is neither a lossjax transform nor an optax function.{hint}")
+                raise KeyError(
+                    f"lossjax.optimizer: {name!r} is neither a lossjax transform nor an optax function.{hint}"
+                )
             try:
                 tx = factory(**cfg)
             except TypeError as e:

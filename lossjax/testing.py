@@ -45,17 +45,17 @@ import numpy as np
 from lossjax import registry
 
 __all__ = [
-    "Sample",
-    "TransformSample",
-    "CheckResult",
     "LOSS_PROPERTIES",
     "TRANSFORM_PROPERTIES",
-    "properties_for",
-    "check",
-    "run",
-    "print_table",
-    "tolerances",
+    "CheckResult",
+    "Sample",
+    "TransformSample",
     "assert_close",
+    "check",
+    "print_table",
+    "properties_for",
+    "run",
+    "tolerances",
 ]
 
 PLATFORMS = ("cpu", "cuda", "tpu")
@@ -262,7 +262,9 @@ def _perturb(args, batched):
 def _p_vmap(entry, sample):
     batched = _batched(sample)
     second = _perturb(sample.args, batched)
-    stacked = tuple(np.stack([a, b]) if i in batched else a for i, (a, b) in enumerate(zip(sample.args, second, strict=True)))
+    stacked = tuple(
+        np.stack([a, b]) if i in batched else a for i, (a, b) in enumerate(zip(sample.args, second, strict=True))
+    )
     in_axes = tuple(0 if i in batched else None for i in range(len(sample.args)))
     vm = jax.jit(jax.vmap(lambda *a: _call(entry, sample, a), in_axes=in_axes))(*stacked)
     loop = [_call(entry, sample, sample.args), _call(entry, sample, second)]
@@ -302,7 +304,7 @@ def _p_where(entry, sample):
 def _p_all_masked(entry, sample):
     mask = np.zeros(_batch_size(sample), bool)
     w = _where_arg(sample, entry, mask)
-    val, grads = jax.jit(lambda a, w: _value_and_grads(entry, sample, a, where=w))(sample.args, w)
+    _, grads = jax.jit(lambda a, w: _value_and_grads(entry, sample, a, where=w))(sample.args, w)
     out = _primary(jax.jit(lambda a, w: _call(entry, sample, a, where=w))(sample.args, w), entry)
     assert np.all(np.asarray(out) == 0), f"{entry.name}: all-masked batch must give 0, got {out}"
     assert _all_finite(grads), f"{entry.name}: all-masked batch gave non-finite gradients"
@@ -486,7 +488,9 @@ def _t_state(entry, ts):
             for k, x in s.items():
                 visit(x, f"{path}[{k!r}]")
         else:
-            assert hasattr(s, "dtype") or s is None, f"{entry.name}: state leaf {path} is {type(s).__name__}, not an array"
+            assert hasattr(s, "dtype") or s is None, (
+                f"{entry.name}: state leaf {path} is {type(s).__name__}, not an array"
+            )
 
     visit(state, "state")
 
@@ -571,11 +575,17 @@ def run(names: Iterable[str] | None = None, properties: Sequence[str] | None = N
             try:
                 check(canonical, prop)
                 results.append(CheckResult(canonical, prop, True, "", time.perf_counter() - t0))
-            except Exception as e:  # noqa: BLE001 - reported, not swallowed
+            except Exception as e:
                 detail = f"{type(e).__name__}: {e}".strip().splitlines()
                 tb = traceback.format_exc(limit=-2).strip().splitlines()
                 results.append(
-                    CheckResult(canonical, prop, False, (detail[0] if detail else "") + " | " + (tb[-3] if len(tb) > 2 else ""), time.perf_counter() - t0)
+                    CheckResult(
+                        canonical,
+                        prop,
+                        False,
+                        (detail[0] if detail else "") + " | " + (tb[-3] if len(tb) > 2 else ""),
+                        time.perf_counter() - t0,
+                    )
                 )
     return results
 

@@ -42,9 +42,7 @@ x = ((x - x.mean(0)) / (x.std(0) + 1e-3)).astype(np.float32)
 y = y.astype(np.int32)
 x_train, y_train, x_test, y_test = x[:1400], y[:1400], x[1400:], y[1400:]
 
-model = nnx.Sequential(
-    nnx.Linear(64, 128, rngs=nnx.Rngs(0)), jax.nn.relu, nnx.Linear(128, 10, rngs=nnx.Rngs(1))
-)
+model = nnx.Sequential(nnx.Linear(64, 128, rngs=nnx.Rngs(0)), jax.nn.relu, nnx.Linear(128, 10, rngs=nnx.Rngs(1)))
 optimizer = nnx.Optimizer(model, optax.adamw(3e-3), wrt=nnx.Param)
 
 
@@ -57,7 +55,7 @@ def train_step(model, optimizer, x, y):
 
 history = []
 rng = np.random.default_rng(0)
-for step in range(STEPS):
+for _ in range(STEPS):
     idx = rng.integers(0, len(x_train), size=128)
     loss, terms = train_step(model, optimizer, jnp.asarray(x_train[idx]), jnp.asarray(y_train[idx]))
     history.append({"total": float(loss), **{k: float(v) for k, v in terms.items()}})
