@@ -362,11 +362,7 @@ def _configured_transform(tx, entry: Entry, hp: Mapping[str, Any]):
     base = type(tx)
     sub = _CONFIGURED_TYPES.get(base)
     if sub is None:
-
-        def to_config(self):
-            return {"name": self._lossjax_entry.name, **{k: _jsonable(v) for k, v in self._lossjax_hp.items()}}
-
-        sub = type(f"Configured{base.__name__}", (base,), {"to_config": to_config})
+        sub = type(f"Configured{base.__name__}", (base,), {"to_config": _transform_config})
         _CONFIGURED_TYPES[base] = sub
     out = sub(*tx)
     out._lossjax_entry = entry
@@ -570,11 +566,11 @@ def optimizer(spec: Any) -> optax.GradientTransformation:
     entry = Entry("chain", optax.chain, "optax", "transform", (), "", "", "", {}, (), None, False)
     out = _configured_transform(chained, entry, {})
     out._lossjax_chain = configs
-    type(out).to_config = _chain_or_single_config
     return out
 
 
-def _chain_or_single_config(self):
+def _transform_config(self) -> dict[str, Any]:
+    """``to_config`` of a registry-built transform or optimizer chain."""
     chain = getattr(self, "_lossjax_chain", None)
     if chain is not None:
         return {"chain": [dict(c) for c in chain]}
