@@ -1,3 +1,748 @@
-"""Placeholder until the family lands; see CONTRIBUTING.md."""
+"""Imbalance / long-tail losses: class-balanced weights and margin-adjusted cross-entropies.
 
-__all__: list[str] = []
+LDAM, logit adjustment, balanced softmax and the VS loss are one operation:
+a cross-entropy on per-class adjusted logits
+
+.. math:: \\tilde z = s\\,(\\Delta \\odot z + \\iota - m \\odot q)
+
+(multiplicative scale ``Delta``, additive offset ``iota``, a margin ``m``
+subtracted from the target logit, a global scale ``s``). They all go through
+:func:`_adjusted_cross_entropy`. Class counts/priors are keyword arrays
+``[C]`` (constants: no gradient flows into them). Empty classes (count 0) are
+handled explicitly in every recipe (see each docstring).
+
+The asymmetric losses (ASL) handle the positive/negative imbalance of
+multi-label problems.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lossjax import _checks as C
+from lossjax.losses._classification import smoothed_class_targets
+from lossjax.registry import register
+from lossjax.testing import Sample
+
+__all__ = [
+    "asymmetric_loss",
+    "asymmetric_single_label_loss",
+    "balanced_softmax_cross_entropy",
+    "class_balanced_weights",
+    "integrated_risk_loss",
+    "ldam_loss",
+    "logit_adjusted_cross_entropy",
+    "vs_loss",
+]
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+
+_COUNTS = np.array([40, 20, 8, 2], np.int32)
+
+
+# ------------------------------- helpers ----------------------------------
+
+
+def _safe_pow(base: Array, exponent) -> Array:
+    """``base ** exponent`` for ``base >= 0`` with finite values and gradients at 0.
+
+    Computed as ``exp(exponent * log(base))`` on the positive part (double-where),
+    so exponents below 1 have no infinite gradient at 0; ``0 ** 0 = 1``.
+    """
+    exponent = jnp.asarray(exponent, base.dtype)
+    pos = base > 0
+    safe = jnp.where(pos, base, jnp.ones((), base.dtype))
+    at_zero = jnp.where(exponent == 0, jnp.ones((), base.dtype), jnp.zeros((), base.dtype))
+    return jnp.where(pos, jnp.exp(exponent * jnp.log(safe)), at_zero)
+
+
+def _per_class(fn: str, arg: str, values: ArrayLike, num_classes: int, dtype) -> Array:
+    """A per-class constant ``[C]`` (counts, priors) checked and cast to ``dtype``."""
+    v = C.check_array(fn, arg, values, shape=(num_classes,), dtype="number")
+    v = jax.lax.stop_gradient(v.astype(dtype))
+    C.debug_check(jnp.all(v >= 0), f"{fn}: `{arg}` must be >= 0")
+    return v
+
+
+def _bcast(v: Array, ndim: int) -> Array:
+    """A ``[C]`` vector reshaped to broadcast against ``[..., C]`` (explicit rank)."""
+    return jnp.reshape(v, (1,) * (ndim - 1) + v.shape)
+
+
+def _log_priors(counts: Array, epsilon: float) -> Array:
+    """``log(max(n_c / sum(n), epsilon))``: class log-priors from counts or priors."""
+    total = jnp.sum(counts)
+    priors = counts / jnp.where(total > 0, total, jnp.ones((), total.dtype))
+    return jnp.log(jnp.maximum(priors, C.const(epsilon, priors)))
+
+
+def _adjusted_cross_entropy(
+    fn: str,
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    scale: float = 1.0,
+    multiplier: Array | None = None,
+    offset: Array | None = None,
+    target_margin: Array | None = None,
+    class_weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    dtype=None,
+) -> Array:
+    """Cross-entropy on ``s * (multiplier * z + offset - target_margin * q)`` (the shared core).
+
+    ``multiplier``, ``offset`` and ``target_margin`` are ``[C]`` constants in the
+    compute dtype (or None); ``q`` is the target distribution (one-hot for integer
+    labels). ``class_weights`` weighs each class of the target as in
+    ``softmax_cross_entropy(class_weights=...)``.
+    """
+    dtype = C.compute_dtype(logits) if dtype is None else dtype
+    mask = C.prepare_where(fn, where, logits.shape[:-1])
+    q = C.class_targets(fn, logits, labels, dtype)
+    q = C.fill_masked(q, mask)
+    z = C.fill_masked(C.as_compute(logits, dtype), mask)
+    if multiplier is not None:
+        z = z * _bcast(multiplier, z.ndim)
+    if offset is not None:
+        z = z + _bcast(offset, z.ndim)
+    if target_margin is not None:
+        z = z - q * _bcast(target_margin, z.ndim)
+    if not (isinstance(scale, (int, float)) and scale == 1.0):
+        z = z * jnp.asarray(scale, dtype)
+    wq = q
+    if class_weights is not None:
+        w = C.check_array(fn, "class_weights", class_weights, shape=(logits.shape[-1],), dtype="number")
+        wq = q * _bcast(w.astype(dtype), q.ndim)
+    loss = -jnp.sum(wq * jax.nn.log_softmax(z, axis=-1), axis=-1)
+    return C.zero_masked(loss, mask)
+
+
+def _check_logits(fn: str, logits: ArrayLike) -> Array:
+    logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
+    if logits.shape[-1] < 2:
+        raise ValueError(f"{fn}: `logits` must have at least 2 classes on the last axis, got shape {logits.shape}.")
+    return logits
+
+
+def ldam_margins(class_counts: Array, max_m) -> Array:
+    """LDAM margins ``Delta_j = max_m * (n_min / n_j)^(1/4)`` (``n_min``: smallest nonzero count).
+
+    This is ``C / n_j^{1/4}`` rescaled so the largest margin is ``max_m``;
+    empty classes (``n_j = 0``) get the largest margin ``max_m``.
+    """
+    present = class_counts > 0
+    safe = jnp.where(present, class_counts, jnp.ones((), class_counts.dtype))
+    inv = jnp.where(present, safe ** C.const(-0.25, class_counts), jnp.zeros((), class_counts.dtype))
+    top = jnp.max(inv)
+    top = jnp.where(top > 0, top, jnp.ones((), top.dtype))
+    m = jnp.asarray(max_m, class_counts.dtype)
+    return jnp.where(present, inv * (m / top), m)
+
+
+# ------------------------------- samples ----------------------------------
+
+
+def _counts_sample(n: int = 6, c: int = 4, seed: int = 1, **kwargs) -> Sample:
+    rng = np.random.default_rng(seed)
+    logits = (rng.normal(size=(n, c)) * 0.5).astype(np.float32)
+    labels = rng.integers(0, c, size=(n,)).astype(np.int32)
+    return Sample(args=(logits, labels), kwargs={"class_counts": _COUNTS, **kwargs})
+
+
+def _ldam_sample() -> Sample:
+    return _counts_sample()
+
+
+def _la_sample() -> Sample:
+    s = _counts_sample(seed=2)
+    return Sample(args=s.args, kwargs={"class_priors": (_COUNTS / _COUNTS.sum()).astype(np.float32)})
+
+
+def _multilabel_sample() -> Sample:
+    rng = np.random.default_rng(3)
+    # keep sigmoid(z) away from the clip kink p = clip (z = logit(0.05) ~ -2.94)
+    logits = rng.uniform(-2.0, 2.5, size=(6, 3)).astype(np.float32)
+    labels = rng.integers(0, 2, size=(6, 3)).astype(np.float32)
+    return Sample(args=(logits, labels))
+
+
+def _weights_sample() -> Sample:
+    return Sample(args=(np.array([500, 120, 30, 0, 7], np.int32),), diff_argnums=(), where=False)
+
+
+def _risk_sample() -> Sample:
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(6, 3)).astype(np.float32)
+    labels = rng.integers(0, 3, size=(6,)).astype(np.int32)
+    matrix = np.array([[0.0, 1.0, 1.0], [2.0, 0.0, 1.0], [4.0, 4.0, 0.0]], np.float32)
+    return Sample(args=(logits, labels), kwargs={"loss_matrix": matrix})
+
+
+# ----------------------------- weight recipes ------------------------------
+
+
+@register(
+    "class_balanced_weights",
+    aliases=("effective_number_weights",),
+    family="imbalance",
+    kind="function",
+    formula="w_c ∝ 1/n_c | 1/sqrt(n_c) | (1-beta)/(1-beta^n_c); sum_c w_c = C; w_c = 0 if n_c = 0",
+    paper="Class-Balanced Loss Based on Effective Number of Samples (2019, arXiv:1901.05555)",
+    reference="richardaecn/class-balanced-loss src/cifar_main.py (effective_num, weights); "
+    "kaidic/LDAM-DRW cifar_train.py (DRW per_cls_weights)",
+    sample=_weights_sample,
+)
+def class_balanced_weights(
+    class_counts: ArrayLike,
+    *,
+    method: str = "effective_number",
+    beta: float = 0.9999,
+    normalize: bool = True,
+) -> Array:
+    r"""Per-class weights from class counts (inverse frequency, inverse sqrt or effective number).
+
+    .. math::
+        w_c \propto \frac{1}{n_c},\quad \frac{1}{\sqrt{n_c}},\quad\text{or}\quad
+        \frac{1-\beta}{1-\beta^{n_c}} = \frac{1-\beta}{-\mathrm{expm1}(n_c\log\beta)},
+        \qquad \sum_c w_c = C\ \text{(if normalize)}
+
+    The effective number uses ``-expm1(n log beta)`` so ``beta -> 1`` does not
+    cancel. Empty classes (``n_c = 0``) get weight exactly 0 (they never occur
+    as a target); the others are normalized so all weights sum to ``C``.
+    Feed the result to ``softmax_cross_entropy(class_weights=...)``,
+    ``ldam_loss(class_weights=...)`` (LDAM-DRW) or a focal loss.
+
+    Args:
+      class_counts: number of training examples per class ``[C]`` (int or float, >= 0).
+      method: ``"effective_number"``, ``"inverse_frequency"`` or ``"inverse_sqrt"``.
+      beta: ``beta`` in ``[0, 1)`` of the effective number (0.9, 0.99, 0.999, 0.9999).
+      normalize: rescale so that the weights sum to ``C`` (the reference's convention).
+
+    Returns:
+      Weights ``[C]`` (float32, or float64 for float64 counts).
+
+    Paper: Cui, Jia, Lin, Song, Belongie, "Class-Balanced Loss Based on Effective
+    Number of Samples", CVPR 2019, arXiv:1901.05555.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.class_balanced_weights(jnp.array([3, 1, 0]), method="inverse_frequency")
+      Array([0.75, 2.25, 0.  ], dtype=float32)
+    """
+    fn = "class_balanced_weights"
+    counts = C.check_array(fn, "class_counts", class_counts, ndim=1, dtype="number")
+    C.check_one_of(fn, "method", method, ("effective_number", "inverse_frequency", "inverse_sqrt"))
+    C.check_in_range(fn, "beta", beta, 0.0, 1.0, high_inclusive=False)
+    dtype = C.compute_dtype(counts)
+    n = counts.astype(dtype)
+    C.debug_check(jnp.all(n >= 0), f"{fn}: `class_counts` must be >= 0")
+    present = n > 0
+    safe = jnp.where(present, n, jnp.ones((), dtype))
+    if method == "inverse_frequency":
+        w = 1.0 / safe
+    elif method == "inverse_sqrt":
+        w = jax.lax.rsqrt(safe)
+    else:
+        b = jnp.asarray(beta, dtype)
+        w = (1 - b) / -jnp.expm1(safe * jnp.log(b))
+    w = jnp.where(present, w, jnp.zeros((), dtype))
+    if normalize:
+        total = jnp.sum(w)
+        w = w * (n.shape[0] / jnp.where(total > 0, total, jnp.ones((), dtype)))
+    return w
+
+
+# ------------------------- margin-adjusted CE family -------------------------
+
+
+@register(
+    "ldam_loss",
+    aliases=("ldam",),
+    family="imbalance",
+    kind="per_example",
+    formula="CE(s * (z - Delta ⊙ onehot(y)), y),  Delta_j = max_m * (n_min / n_j)^(1/4)",
+    paper="Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss (2019, arXiv:1906.07413)",
+    reference="kaidic/LDAM-DRW losses.py::LDAMLoss(max_m=0.5, s=30)",
+    sample=_ldam_sample,
+)
+def ldam_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    class_counts: ArrayLike,
+    max_m: float = 0.5,
+    s: float = 30.0,
+    class_weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Label-distribution-aware margin (LDAM) loss.
+
+    .. math::
+        \ell = -\log\frac{e^{s(z_y-\Delta_y)}}{e^{s(z_y-\Delta_y)}+\sum_{j\ne y}e^{s z_j}},
+        \qquad \Delta_j = \frac{\texttt{max\_m}}{\max_k n_k^{-1/4}}\, n_j^{-1/4}
+
+    The margins are constants (no gradient). The reference applies it to
+    cosine logits (``NormedLinear``) where ``s = 30`` makes sense; with raw logits
+    use a smaller ``s``. Empty classes get the largest margin ``max_m``. For a
+    target distribution ``q`` the margin is ``Delta * q`` (the one-hot case is
+    the paper's). With ``class_weights`` (e.g. :func:`class_balanced_weights`
+    switched on late in training) this is LDAM-DRW.
+
+    Args:
+      logits: ``[..., C]`` (normalized/cosine logits in the paper).
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      class_counts: training examples per class ``[C]``.
+      max_m: the largest margin (the rarest class's).
+      s: logit scale.
+      class_weights: optional per-class weights ``[C]`` (deferred re-weighting).
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Cao, Wei, Gaidon, Arechiga, Ma, "Learning Imbalanced Datasets with
+    Label-Distribution-Aware Margin Loss", NeurIPS 2019, arXiv:1906.07413.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> z = jnp.array([[0.5, 0.1], [0.2, 0.3]])
+      >>> lossjax.losses.ldam_loss(z, jnp.array([0, 1]), class_counts=jnp.array([16, 1]), s=1.0).round(4)
+      Array([0.621, 0.913], dtype=float32)
+    """
+    fn = "ldam_loss"
+    logits = _check_logits(fn, logits)
+    C.check_positive(fn, "max_m", max_m, allow_zero=True)
+    C.check_positive(fn, "s", s)
+    dtype = C.compute_dtype(logits)
+    counts = _per_class(fn, "class_counts", class_counts, logits.shape[-1], dtype)
+    margins = ldam_margins(counts, max_m)
+    return _adjusted_cross_entropy(
+        fn, logits, labels, scale=s, target_margin=margins, class_weights=class_weights, where=where, dtype=dtype
+    )
+
+
+@register(
+    "logit_adjusted_cross_entropy",
+    aliases=("logit_adjustment_loss", "la_loss"),
+    family="imbalance",
+    kind="per_example",
+    formula="CE(z + tau * log(max(pi, epsilon)), y)",
+    paper="Long-Tail Learning via Logit Adjustment (2020, arXiv:2007.07314)",
+    reference="google-research/google-research logit_adjustment/main.py (logits + tau * log(base_probs)); "
+    "hand-derived closed forms",
+    sample=_la_sample,
+)
+def logit_adjusted_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    class_priors: ArrayLike,
+    tau: float = 1.0,
+    epsilon: float = 1e-12,
+    class_weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Logit-adjusted softmax cross-entropy (train-time logit adjustment).
+
+    .. math::
+        \ell = -\log\frac{e^{z_y+\tau\log\pi_y}}{\sum_j e^{z_j+\tau\log\pi_j}}
+
+    ``class_priors`` may be priors or raw counts: they are normalized to sum to
+    one (a constant shift of every logit, which the softmax ignores) and
+    clamped at ``epsilon`` before the log, so an empty class gives a finite
+    ``tau * log(epsilon)`` instead of ``-inf``. At test time predict with the raw
+    logits (the post-hoc variant subtracts ``tau * log(pi)`` from a model trained
+    with plain CE instead).
+
+    Args:
+      logits: ``[..., C]``.
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      class_priors: class priors or counts ``[C]`` (>= 0).
+      tau: the adjustment strength.
+      epsilon: floor of the priors.
+      class_weights: optional per-class weights ``[C]``.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Menon, Jayasumana, Rawat, Jain, Veit, Kumar, "Long-Tail Learning via
+    Logit Adjustment", ICLR 2021, arXiv:2007.07314.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> z = jnp.zeros((1, 2))
+      >>> lossjax.losses.logit_adjusted_cross_entropy(z, jnp.array([1]), class_priors=jnp.array([0.75, 0.25])).round(4)
+      Array([1.3863], dtype=float32)
+    """
+    fn = "logit_adjusted_cross_entropy"
+    logits = _check_logits(fn, logits)
+    C.check_positive(fn, "tau", tau, allow_zero=True)
+    C.check_positive(fn, "epsilon", epsilon)
+    dtype = C.compute_dtype(logits)
+    priors = _per_class(fn, "class_priors", class_priors, logits.shape[-1], dtype)
+    offset = jnp.asarray(tau, dtype) * _log_priors(priors, epsilon)
+    return _adjusted_cross_entropy(
+        fn, logits, labels, offset=offset, class_weights=class_weights, where=where, dtype=dtype
+    )
+
+
+@register(
+    "balanced_softmax_cross_entropy",
+    aliases=("balanced_softmax",),
+    family="imbalance",
+    kind="per_example",
+    formula="CE(z + log(n), y)  (logit adjustment with tau = 1 and the class counts)",
+    paper="Balanced Meta-Softmax for Long-Tailed Visual Recognition (2020, arXiv:2007.10740)",
+    reference="jiawei-ren/BalancedMetaSoftmax loss/BalancedSoftmaxLoss.py (logits + log(sample_per_class))",
+    sample=_ldam_sample,
+)
+def balanced_softmax_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    class_counts: ArrayLike,
+    epsilon: float = 1e-12,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Balanced softmax: cross-entropy on ``z + log n`` (the class counts).
+
+    .. math:: \ell = -\log\frac{n_y e^{z_y}}{\sum_j n_j e^{z_j}}
+
+    Identical to :func:`logit_adjusted_cross_entropy` with ``tau = 1`` (shared
+    code); empty classes are floored at ``epsilon`` of the prior.
+
+    Args:
+      logits: ``[..., C]``.
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      class_counts: training examples per class ``[C]``.
+      epsilon: floor of the priors ``n_c / sum(n)``.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Ren, Yu, Ma, Zhao, Yi, Li, "Balanced Meta-Softmax for Long-Tailed
+    Visual Recognition", NeurIPS 2020, arXiv:2007.10740.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> z = jnp.zeros((1, 2))
+      >>> lossjax.losses.balanced_softmax_cross_entropy(z, jnp.array([0]), class_counts=jnp.array([3, 1])).round(4)
+      Array([0.2877], dtype=float32)
+    """
+    fn = "balanced_softmax_cross_entropy"
+    logits = _check_logits(fn, logits)
+    C.check_positive(fn, "epsilon", epsilon)
+    dtype = C.compute_dtype(logits)
+    counts = _per_class(fn, "class_counts", class_counts, logits.shape[-1], dtype)
+    return _adjusted_cross_entropy(fn, logits, labels, offset=_log_priors(counts, epsilon), where=where, dtype=dtype)
+
+
+@register(
+    "vs_loss",
+    aliases=("vector_scaling_loss",),
+    family="imbalance",
+    kind="per_example",
+    formula="CE(Delta ⊙ z + iota, y),  Delta_j = (n_j / n_max)^gamma,  iota_j = tau * log(pi_j)",
+    paper="Label-Imbalanced and Group-Sensitive Classification under Overparameterization (2021, arXiv:2103.01550)",
+    reference="orparask/VS-Loss class_imbalance/losses.py::VSLoss(gamma=0.3, tau=1.0); "
+    "val-iisc/Saddle-LongTail losses.py::VSLoss",
+    sample=_ldam_sample,
+)
+def vs_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    class_counts: ArrayLike,
+    gamma: float = 0.3,
+    tau: float = 1.0,
+    epsilon: float = 1e-12,
+    class_weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Vector-scaling (VS) loss: multiplicative and additive per-class logit adjustment.
+
+    .. math::
+        \ell = -\log\mathrm{softmax}(\Delta\odot z + \iota)_y,\qquad
+        \Delta_j = (n_j / n_{\max})^{\gamma},\quad \iota_j = \tau\log\pi_j
+
+    ``gamma = 0`` is logit adjustment; ``tau = 0`` the pure multiplicative
+    (CDT-like) form. An empty class gets ``Delta_j = 0`` and a prior floored at
+    ``epsilon``. The reference writes ``z / ((1/n)^gamma / min (1/n)^gamma)``,
+    the same ``Delta``.
+
+    Args:
+      logits: ``[..., C]``.
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      class_counts: training examples per class ``[C]``.
+      gamma: exponent of the multiplicative scaling.
+      tau: strength of the additive (logit-adjustment) term.
+      epsilon: floor of the priors.
+      class_weights: optional per-class weights ``[C]``.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Kini, Paraskevas, Oymak, Thrampoulidis, "Label-Imbalanced and
+    Group-Sensitive Classification under Overparameterization", NeurIPS 2021,
+    arXiv:2103.01550; defaults from Rangwani et al. 2022 (arXiv:2212.13827).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> z = jnp.array([[1.0, 1.0]])
+      >>> lossjax.losses.vs_loss(z, jnp.array([1]), class_counts=jnp.array([8, 1]), gamma=1.0, tau=0.0).round(4)
+      Array([1.2234], dtype=float32)
+    """
+    fn = "vs_loss"
+    logits = _check_logits(fn, logits)
+    C.check_positive(fn, "gamma", gamma, allow_zero=True)
+    C.check_positive(fn, "tau", tau, allow_zero=True)
+    C.check_positive(fn, "epsilon", epsilon)
+    dtype = C.compute_dtype(logits)
+    counts = _per_class(fn, "class_counts", class_counts, logits.shape[-1], dtype)
+    top = jnp.max(counts)
+    ratio = counts / jnp.where(top > 0, top, jnp.ones((), dtype))
+    multiplier = _safe_pow(ratio, gamma)
+    offset = jnp.asarray(tau, dtype) * _log_priors(counts, epsilon)
+    return _adjusted_cross_entropy(
+        fn,
+        logits,
+        labels,
+        multiplier=multiplier,
+        offset=offset,
+        class_weights=class_weights,
+        where=where,
+        dtype=dtype,
+    )
+
+
+# ------------------------------ asymmetric ---------------------------------
+
+
+@register(
+    "asymmetric_loss",
+    aliases=("asl",),
+    family="imbalance",
+    kind="per_example",
+    formula="-y (1-p)^g+ log p - (1-y) p_m^g- log(1-p_m),  p_m = max(p - clip, 0)",
+    paper="Asymmetric Loss For Multi-Label Classification (2020, arXiv:2009.14119)",
+    reference="Alibaba-MIIL/ASL src/loss_functions/losses.py::AsymmetricLoss",
+    sample=_multilabel_sample,
+)
+def asymmetric_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    gamma_neg: float = 4.0,
+    gamma_pos: float = 1.0,
+    clip: float = 0.05,
+    epsilon: float = 1e-8,
+    stop_gradient_weight: bool = False,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Asymmetric loss (ASL) for multi-label classification, per element.
+
+    .. math::
+        \ell = -y\,(1-p)^{\gamma_+}\log p \;-\; (1-y)\,p_m^{\gamma_-}\log(1-p_m),
+        \qquad p=\sigma(z),\; p_m=\max(p-m, 0)
+
+    with the logs clamped at ``epsilon`` as in the reference
+    (``log(max(p, epsilon))``); ``log p`` is computed as ``log_sigmoid(z)``.
+    Probability shifting (``clip = m``) discards easy negatives (``p < m`` gives
+    exactly zero loss and gradient). By default the gradient flows through the
+    focusing weight, as in both reference classes' defaults
+    (``AsymmetricLoss``'s no-grad lines are commented out);
+    ``stop_gradient_weight=True`` treats the weight as a constant
+    (``disable_torch_grad_focal_loss=True`` in ``AsymmetricLossOptimized``).
+    Soft targets in ``[0, 1]`` use the reference's interpolated formula.
+
+    Args:
+      logits: scores ``[...]`` (e.g. ``[N, C]`` for C labels).
+      labels: binary targets of the same shape (float, int or bool).
+      gamma_neg: focusing exponent of the negatives.
+      gamma_pos: focusing exponent of the positives.
+      clip: probability margin ``m`` of the negatives (0 disables shifting).
+      epsilon: clamp of the log arguments.
+      stop_gradient_weight: treat the focusing weight as a constant.
+      where: optional boolean mask broadcastable to ``logits.shape``.
+
+    Returns:
+      Per-element loss ``logits.shape`` (the reference returns ``-sum``).
+
+    Paper: Ben-Baruch, Ridnik, Zamir, Noy, Friedman, Protter, Zelnik-Manor,
+    "Asymmetric Loss For Multi-Label Classification", ICCV 2021, arXiv:2009.14119.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.asymmetric_loss(jnp.array([0.0, 0.0, -5.0]), jnp.array([1.0, 0.0, 0.0])).round(4)
+      Array([0.3466, 0.0245, 0.    ], dtype=float32)
+    """
+    fn = "asymmetric_loss"
+    logits = C.check_array(fn, "logits", logits, dtype="float")
+    labels = C.check_array(fn, "labels", labels)
+    C.check_same_shape(fn, ("logits", "labels"), logits, labels)
+    C.check_positive(fn, "gamma_neg", gamma_neg, allow_zero=True)
+    C.check_positive(fn, "gamma_pos", gamma_pos, allow_zero=True)
+    C.check_in_range(fn, "clip", clip, 0.0, 1.0, high_inclusive=False)
+    C.check_in_range(fn, "epsilon", epsilon, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    dtype = C.compute_dtype(logits)
+    mask = C.prepare_where(fn, where, logits.shape)
+    z = C.fill_masked(C.as_compute(logits, dtype), mask)
+    y = C.fill_masked(labels.astype(dtype), mask)
+    log_eps = jnp.log(C.const(epsilon, z))
+    # Positive part: log(max(p, eps)) computed from log_sigmoid.
+    log_pos = jnp.maximum(jax.nn.log_sigmoid(z), log_eps)
+    # Negative part: 1 - p_m = min(1 - p + m, 1), clamped like the reference.
+    if isinstance(clip, (int, float)) and clip == 0:
+        log_neg = jnp.maximum(jax.nn.log_sigmoid(-z), log_eps)
+        one_minus_pt_neg = jax.nn.sigmoid(z)
+    else:
+        m = jnp.asarray(clip, dtype)
+        p = jax.nn.sigmoid(z)
+        log_neg = jnp.maximum(C.safe_log(jnp.minimum(jax.nn.sigmoid(-z) + m, 1)), log_eps)
+        one_minus_pt_neg = jnp.maximum(p - m, 0)  # p_m
+    # 1 - pt with pt = p y + (1 - p_m)(1 - y), written without cancellation.
+    base = y * jax.nn.sigmoid(-z) + (1 - y) * one_minus_pt_neg
+    exponent = jnp.asarray(gamma_pos, dtype) * y + jnp.asarray(gamma_neg, dtype) * (1 - y)
+    weight = _safe_pow(base, exponent)
+    if stop_gradient_weight:
+        weight = jax.lax.stop_gradient(weight)
+    loss = weight * (-y * log_pos - (1 - y) * log_neg)
+    return C.zero_masked(loss, mask)
+
+
+@register(
+    "asymmetric_single_label_loss",
+    aliases=("asl_single_label",),
+    family="imbalance",
+    kind="per_example",
+    formula="-sum_k q_k w_k log p_k,  w_y = (1-p_y)^g+,  w_k = p_k^g- (k != y),  q = smoothed one-hot",
+    paper="Asymmetric Loss For Multi-Label Classification (2020, arXiv:2009.14119)",
+    reference="Alibaba-MIIL/ASL src/loss_functions/losses.py::ASLSingleLabel",
+    sample=lambda: Sample(args=_counts_sample(seed=5).args),
+)
+def asymmetric_single_label_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    gamma_pos: float = 0.0,
+    gamma_neg: float = 4.0,
+    label_smoothing: float = 0.1,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Single-label (softmax) asymmetric loss with label smoothing.
+
+    .. math::
+        \ell = -\sum_k q_k\, w_k \log p_k,\qquad
+        w_k = \begin{cases}(1-p_k)^{\gamma_+} & k = y\\ p_k^{\gamma_-} & k\ne y\end{cases},\qquad
+        q = (1-a)\,\mathrm{onehot}(y) + a/C
+
+    ``p = softmax(z)``. The weights use the hard target (before smoothing), as
+    in the reference; the gradient flows through them. For a target
+    distribution ``t`` the weight is the reference's interpolation
+    ``(1 - p t - (1-p)(1-t))^{gamma_+ t + gamma_- (1 - t)}``.
+
+    Args:
+      logits: ``[..., C]``.
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      gamma_pos: focusing exponent of the target class.
+      gamma_neg: focusing exponent of the other classes.
+      label_smoothing: ``a`` in ``[0, 1)`` (the reference's ``eps=0.1``).
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Ben-Baruch et al., "Asymmetric Loss For Multi-Label Classification",
+    ICCV 2021, arXiv:2009.14119.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> z = jnp.log(jnp.array([[0.5, 0.25, 0.25]]))
+      >>> lossjax.losses.asymmetric_single_label_loss(z, jnp.array([0]), label_smoothing=0.0).round(4)
+      Array([0.6931], dtype=float32)
+    """
+    fn = "asymmetric_single_label_loss"
+    logits = _check_logits(fn, logits)
+    C.check_positive(fn, "gamma_pos", gamma_pos, allow_zero=True)
+    C.check_positive(fn, "gamma_neg", gamma_neg, allow_zero=True)
+    C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=False)
+    dtype = C.compute_dtype(logits)
+    mask = C.prepare_where(fn, where, logits.shape[:-1])
+    t = C.fill_masked(C.class_targets(fn, logits, labels, dtype), mask)
+    q = C.fill_masked(smoothed_class_targets(fn, logits, labels, label_smoothing, dtype), mask)
+    z = C.fill_masked(C.as_compute(logits, dtype), mask)
+    log_p = jax.nn.log_softmax(z, axis=-1)
+    p = jnp.exp(log_p)
+    one_minus_p = -jnp.expm1(log_p)
+    base = t * one_minus_p + (1 - t) * p
+    exponent = jnp.asarray(gamma_pos, dtype) * t + jnp.asarray(gamma_neg, dtype) * (1 - t)
+    weight = _safe_pow(base, exponent)
+    loss = -jnp.sum(q * weight * log_p, axis=-1)
+    return C.zero_masked(loss, mask)
+
+
+# ---------------------------- decision-theoretic ----------------------------
+
+
+@register(
+    "integrated_risk_loss",
+    family="imbalance",
+    kind="per_example",
+    formula="sum_c softmax(z)_c * L[y, c]  (q^T L p for a target distribution q)",
+    paper="Long-tailed Classification from a Bayesian-decision-theory Perspective (2023, arXiv:2303.06075)",
+    reference="hand-derived closed forms (no public implementation located)",
+    sample=_risk_sample,
+)
+def integrated_risk_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    loss_matrix: ArrayLike,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Integrated (Bayes) risk of the predictive distribution under a decision-loss matrix.
+
+    .. math:: \ell(z, y) = \sum_c p(c\mid x)\, L_{y c},\qquad p = \mathrm{softmax}(z)
+
+    ``L[y, c]`` is the cost of deciding ``c`` when the truth is ``y`` (zero
+    diagonal; larger costs on tail rows make errors on tail classes
+    expensive). For a target distribution ``q`` the loss is ``q^T L p``.
+    Averaging over an ensemble posterior is done outside (average the
+    per-member losses).
+
+    Args:
+      logits: ``[..., C]``.
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      loss_matrix: decision-loss matrix ``[C, C]`` (rows: true class).
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Li, Fan, Lin, Kwok, Xiong, Hauptmann, "Long-tailed Classification
+    from a Bayesian-decision-theory Perspective", 2023, arXiv:2303.06075.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> L = jnp.array([[0.0, 1.0], [4.0, 0.0]])
+      >>> lossjax.losses.integrated_risk_loss(jnp.zeros((2, 2)), jnp.array([0, 1]), loss_matrix=L)
+      Array([0.5, 2. ], dtype=float32)
+    """
+    fn = "integrated_risk_loss"
+    logits = _check_logits(fn, logits)
+    c = logits.shape[-1]
+    dtype = C.compute_dtype(logits)
+    matrix = C.check_array(fn, "loss_matrix", loss_matrix, shape=(c, c), dtype="number")
+    matrix = jax.lax.stop_gradient(matrix.astype(dtype))
+    mask = C.prepare_where(fn, where, logits.shape[:-1])
+    q = C.fill_masked(C.class_targets(fn, logits, labels, dtype), mask)
+    z = C.fill_masked(C.as_compute(logits, dtype), mask)
+    cost = jnp.einsum("...y,yc->...c", q, matrix)  # expected cost of each decision
+    loss = jnp.sum(cost * jax.nn.softmax(z, axis=-1), axis=-1)
+    return C.zero_masked(loss, mask)
