@@ -1,3 +1,1121 @@
-"""Placeholder until the family lands; see CONTRIBUTING.md."""
+"""Noisy-label losses: robust (bounded, normalized, symmetric) losses and batch filters.
 
-__all__: list[str] = []
+Every classification loss here takes ``logits [..., C]`` and integer labels
+``[...]`` or a target distribution ``[..., C]`` and returns the per-example
+loss, unreduced. ``z_error_loss`` and ``nonnegative_pu_risk`` are batch-level
+(one scalar). Generalized cross-entropy (GCE) lives with the comp-sum family
+in ``_classification.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lossjax import _checks as C
+from lossjax.losses._imbalance import _safe_pow
+from lossjax.registry import register
+from lossjax.testing import Sample
+
+__all__ = [
+    "adaptive_label_distributionally_robust_loss",
+    "label_distributionally_robust_loss",
+    "mae_loss",
+    "nce_mae_loss",
+    "nce_rce_loss",
+    "negative_learning_loss",
+    "nfl_mae_loss",
+    "nfl_rce_loss",
+    "nonnegative_pu_risk",
+    "normalized_active_passive_loss",
+    "normalized_cross_entropy",
+    "normalized_focal_loss",
+    "reverse_cross_entropy",
+    "soft_symmetric_cross_entropy",
+    "symmetric_cross_entropy",
+    "z_error_loss",
+]
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+
+_LABEL_FLOOR = 1e-4  # the reference clamps one-hot labels at 1e-4: log 0 := log(1e-4)
+
+
+# ------------------------------- helpers ----------------------------------
+
+
+def _prepare(fn: str, logits: ArrayLike, labels: ArrayLike, where: ArrayLike | None):
+    """Checks and fills: returns ``(z, q, mask, dtype)`` in the compute dtype."""
+    logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
+    if logits.shape[-1] < 2:
+        raise ValueError(f"{fn}: `logits` must have at least 2 classes on the last axis, got shape {logits.shape}.")
+    dtype = C.compute_dtype(logits)
+    mask = C.prepare_where(fn, where, logits.shape[:-1])
+    q = C.fill_masked(C.class_targets(fn, logits, labels, dtype), mask)
+    z = C.fill_masked(C.as_compute(logits, dtype), mask)
+    return z, q, mask, dtype
+
+
+def _log1m_softmax(z: Array, log_p: Array) -> Array:
+    """``log(1 - softmax(z)_k)`` for every class, exact and finite.
+
+    For every class but the most probable one ``p_k <= 1/2`` and ``log1p(-p_k)``
+    is accurate; for the argmax, ``1 - p_k`` is the sum of the other
+    probabilities, ``exp(logsumexp_{j != k} z_j - logsumexp z)``.
+    """
+    is_max = jax.lax.broadcasted_iota(jnp.int32, z.shape, z.ndim - 1) == jnp.argmax(z, axis=-1)[..., None]
+    others = jax.nn.logsumexp(jnp.where(is_max, -jnp.inf, z), axis=-1, keepdims=True)
+    rest = others - jax.nn.logsumexp(z, axis=-1, keepdims=True)
+    p_safe = jnp.where(is_max, jnp.zeros((), z.dtype), jnp.exp(log_p))
+    return jnp.where(is_max, rest, jnp.log1p(-p_safe))
+
+
+def _nce(log_p: Array, q: Array) -> Array:
+    return jnp.sum(q * log_p, axis=-1) / jnp.sum(log_p, axis=-1)
+
+
+def _rce(log_p: Array, q: Array, label_floor) -> Array:
+    log_q = jnp.log(jnp.maximum(q, jnp.asarray(label_floor, q.dtype)))
+    return -jnp.sum(jnp.exp(log_p) * log_q, axis=-1)
+
+
+def _mae(log_p: Array, q: Array) -> Array:
+    return 0.5 * jnp.sum(jnp.abs(jnp.exp(log_p) - q), axis=-1)
+
+
+def _nfl(log_p: Array, q: Array, gamma) -> Array:
+    focal = -_safe_pow(-jnp.expm1(log_p), gamma) * log_p  # -(1-p_k)^gamma log p_k
+    return jnp.sum(q * focal, axis=-1) / jnp.sum(focal, axis=-1)
+
+
+def _check_floor(fn: str, label_floor) -> None:
+    C.check_in_range(fn, "label_floor", label_floor, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+
+
+# ------------------------------- samples ----------------------------------
+
+
+def _sample(seed: int = 0, n: int = 6, c: int = 4, scale: float = 1.0) -> Sample:
+    rng = np.random.default_rng(seed)
+    logits = (rng.normal(size=(n, c)) * scale).astype(np.float32)
+    labels = rng.integers(0, c, size=(n,)).astype(np.int32)
+    return Sample(args=(logits, labels))
+
+
+def _soft_sample() -> Sample:
+    rng = np.random.default_rng(11)
+    return Sample(
+        args=(rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=(6, 4)).astype(np.float32)),
+        diff_argnums=(0, 1),
+    )
+
+
+def _aldr_sample() -> Sample:
+    rng = np.random.default_rng(12)
+    logits = rng.normal(size=(6, 4)).astype(np.float32)
+    labels = rng.integers(0, 4, size=(6,)).astype(np.int32)
+    temperatures = rng.uniform(0.5, 1.0, size=(6,)).astype(np.float32)
+    return Sample(args=(logits, labels, temperatures))
+
+
+def _zerror_sample() -> Sample:
+    rng = np.random.default_rng(13)
+    predictions = rng.normal(size=(8, 2)).astype(np.float32)
+    targets = rng.normal(size=(8, 2)).astype(np.float32)
+    predictions[3] += 6.0  # one outlier
+    return Sample(args=(predictions, targets), kwargs={"threshold": 1.5}, diff_argnums=(0,))
+
+
+def _pu_sample() -> Sample:
+    rng = np.random.default_rng(14)
+    scores = rng.normal(size=(8,)).astype(np.float32)
+    labels = np.array([1, 0, 0, 1, 0, 0, 1, 0], np.int32)
+    return Sample(args=(scores, labels), kwargs={"prior": 0.3})
+
+
+# --------------------------------- LDR --------------------------------------
+
+
+def _ldr_normalize(z: Array, softplus: bool) -> Array:
+    """``z / (||z||_1 / C)`` (after an optional softplus); zero rows stay zero."""
+    if softplus:
+        z = jax.nn.softplus(z)
+    scale = jnp.mean(jnp.abs(z), axis=-1, keepdims=True)
+    nonzero = scale > 0
+    return z / jnp.where(nonzero, scale, jnp.ones((), z.dtype))
+
+
+def _ldr_value(zn: Array, q: Array, margin, temperature) -> Array:
+    """``lambda * log(mean_k exp((margin (1 - q_k) + zn_k - zn_y) / lambda))``."""
+    diff = (jnp.asarray(margin, zn.dtype) * (1 - q) + zn - jnp.sum(q * zn, axis=-1, keepdims=True)) / temperature
+    lse = jax.nn.logsumexp(diff, axis=-1)
+    return jnp.squeeze(temperature, -1) * (lse - math.log(zn.shape[-1]))
+
+
+@register(
+    "label_distributionally_robust_loss",
+    aliases=("ldr_kl_loss", "ldr_loss"),
+    family="noisy_labels",
+    kind="per_example",
+    formula="lambda * log( (1/C) sum_k exp((c 1[k != y] + zn_k - zn_y) / lambda) ),  zn = z / (||z||_1 / C)",
+    paper="Label Distributionally Robust Losses for Multi-class Classification: Consistency, Robustness and "
+    "Adaptivity (2021, arXiv:2112.14869)",
+    reference="Optimization-AI/ICML2023_LDR loss.py::LDRLoss_V1(threshold=2.0, Lambda=1.0)",
+    sample=_sample,
+)
+def label_distributionally_robust_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: float = 2.0,
+    temperature: float = 1.0,
+    softplus: bool = True,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""LDR-KL: the label-distributionally-robust loss with a KL regularizer.
+
+    .. math::
+        \ell_\lambda(z, y) = \lambda\log\Big(\frac1C\sum_k
+        \exp\Big(\frac{c\,\mathbb 1[k\ne y] + \tilde z_k - \tilde z_y}{\lambda}\Big)\Big),
+        \qquad \tilde z = \frac{z}{\|z\|_1 / C}
+
+    (``z`` passed through a softplus first when ``softplus=True``, as in the
+    reference ``LDRLoss_V1``). ``lambda -> 0`` gives the Crammer-Singer hinge,
+    ``lambda -> inf`` the Weston-Watkins one. An all-zero logit row (possible
+    without softplus) is left at zero instead of dividing by zero. For a
+    target distribution ``q`` the margin is ``c (1 - q_k)`` and ``z_y`` is
+    ``q . z``, the reference's formula.
+
+    Args:
+      logits: ``[..., C]``.
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      margin: ``c``, the margin (the reference's ``threshold``).
+      temperature: ``lambda > 0``, the strength of the KL regularizer (a temperature).
+      softplus: apply a softplus to the logits before normalizing.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Zhu, Ying, Yang, "Label Distributionally Robust Losses for
+    Multi-class Classification: Consistency, Robustness and Adaptivity", ICML
+    2023, arXiv:2112.14869.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> z = jnp.array([[1.0, -1.0], [0.0, 0.0]])
+      >>> lossjax.losses.label_distributionally_robust_loss(z, jnp.array([0, 1]), softplus=False).round(4)
+      Array([0.    , 1.4338], dtype=float32)
+    """
+    fn = "label_distributionally_robust_loss"
+    C.check_positive(fn, "margin", margin, allow_zero=True)
+    C.check_positive(fn, "temperature", temperature)
+    z, q, mask, dtype = _prepare(fn, logits, labels, where)
+    zn = _ldr_normalize(z, softplus)
+    lam = jnp.full((*z.shape[:-1], 1), temperature, dtype)
+    return C.zero_masked(_ldr_value(zn, q, margin, lam), mask)
+
+
+@register(
+    "adaptive_label_distributionally_robust_loss",
+    aliases=("aldr_kl_loss", "aldr_loss"),
+    family="noisy_labels",
+    kind="per_example",
+    formula="lambda_i' = lambda0 - lambda0 KL(p_i || u) / (alpha log C);  "
+    "loss = LDR_{lambda_i'} - alpha log C / (2 lambda0) (lambda_i' - lambda0)^2",
+    paper="Label Distributionally Robust Losses for Multi-class Classification: Consistency, Robustness and "
+    "Adaptivity (2021, arXiv:2112.14869)",
+    reference="Optimization-AI/ICML2023_LDR loss.py::ALDRLoss_V1(threshold=1.0, Lambda=1.0, alpha=1.0)",
+    sample=_aldr_sample,
+    runtime=("temperatures",),
+    has_aux=True,
+)
+def adaptive_label_distributionally_robust_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    temperatures: ArrayLike,
+    *,
+    margin: float = 1.0,
+    temperature: float = 1.0,
+    alpha: float = 1.0,
+    softplus: bool = False,
+    where: ArrayLike | None = None,
+) -> tuple[Array, Array]:
+    r"""ALDR-KL: LDR-KL with a per-instance temperature ``lambda_i`` carried as state.
+
+    .. math::
+        p_i = \mathrm{normalize}\big(\mathrm{softmax}(\tilde z_i/\lambda_i) + 10^{-5}\big),\quad
+        \lambda_i' = \lambda_0 - \lambda_0\,\frac{\mathrm{KL}(p_i\,\|\,u)}{\alpha\log C}
+
+    .. math::
+        \ell_i = \ell_{\lambda_i'}(z_i, y_i) - \frac{\alpha\log C}{2\lambda_0}(\lambda_i' - \lambda_0)^2
+
+    with :func:`label_distributionally_robust_loss`'s ``ell`` (normalized
+    logits, margin). As in the reference the new ``lambda_i'`` is computed from
+    the previous ``lambda_i`` and treated as a constant (``stop_gradient``);
+    it is returned so the caller can store it (``state.at[ids].set(new)``).
+    ``alpha >= 1`` keeps ``lambda' > 0``; it is floored at the smallest normal
+    number anyway. Masked examples return their old ``lambda_i`` unchanged.
+
+    Args:
+      logits: ``[..., C]``.
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      temperatures: the current per-instance ``lambda_i`` ``[...]`` (initialize to ``temperature``).
+      margin: ``c`` (the reference's ``threshold``).
+      temperature: ``lambda_0``, the reference temperature.
+      alpha: ``alpha >= 1``, the strength of the KL penalty on ``lambda``.
+      softplus: apply a softplus to the logits before normalizing.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      ``(loss [...], new_temperatures [...])`` (the state keeps its dtype).
+
+    Paper: Zhu, Ying, Yang, ICML 2023, arXiv:2112.14869 (ALDR-KL).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> z = jnp.array([[2.0, 0.0, -1.0]])
+      >>> loss, lam = lossjax.losses.adaptive_label_distributionally_robust_loss(z, jnp.array([0]), jnp.ones(1))
+      >>> lam.round(4), loss.round(4)
+      (Array([0.4772], dtype=float32), Array([-0.6127], dtype=float32))
+    """
+    fn = "adaptive_label_distributionally_robust_loss"
+    C.check_positive(fn, "margin", margin, allow_zero=True)
+    C.check_positive(fn, "temperature", temperature)
+    C.check_in_range(fn, "alpha", alpha, 1.0, math.inf)
+    z, q, mask, dtype = _prepare(fn, logits, labels, where)
+    temperatures = C.check_array(fn, "temperatures", temperatures, dtype="float", shape=z.shape[:-1])
+    lam_old = C.fill_masked(temperatures.astype(dtype), mask, fill=1.0)
+    zn = _ldr_normalize(z, softplus)
+    c = z.shape[-1]
+    log_c = math.log(c)
+    lam0 = jnp.asarray(temperature, dtype)
+    a = jnp.asarray(alpha, dtype)
+    # New lambda from the old one (no gradient, as in the reference).
+    zs = jax.lax.stop_gradient(zn)
+    safe_old = jnp.maximum(lam_old, C.const(float(jnp.finfo(dtype).tiny), lam_old))
+    p = jax.nn.softmax(zs / safe_old[..., None], axis=-1) + C.const(1e-5, zs)
+    p = p / jnp.sum(p, axis=-1, keepdims=True)
+    kl = jnp.sum(p * jnp.log(c * p), axis=-1)
+    lam_new = jax.lax.stop_gradient(lam0 - lam0 * kl / (a * log_c))
+    lam_new = jnp.maximum(lam_new, C.const(float(jnp.finfo(dtype).tiny), lam_new))
+    penalty = -0.5 * a * log_c / lam0 * jnp.square(lam_new - lam0)
+    loss = _ldr_value(zn, q, margin, lam_new[..., None]) + penalty
+    new_state = lam_new if mask is None else jnp.where(mask, lam_new, temperatures.astype(dtype))
+    return C.zero_masked(loss, mask), new_state.astype(temperatures.dtype)
+
+
+# --------------------------- active / passive --------------------------------
+
+
+@register(
+    "normalized_cross_entropy",
+    aliases=("nce_loss",),
+    family="noisy_labels",
+    kind="per_example",
+    formula="(-sum_k q_k log p_k) / (-sum_k log p_k)",
+    paper="Normalized Loss Functions for Deep Learning with Noisy Labels (2020, arXiv:2006.13554)",
+    reference="HanxunH/Active-Passive-Losses loss.py::NormalizedCrossEntropy",
+    sample=_sample,
+)
+def normalized_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, where: ArrayLike | None = None) -> Array:
+    r"""Normalized cross-entropy (NCE), an active loss robust to label noise.
+
+    .. math:: \mathrm{NCE} = \frac{-\log p_y}{-\sum_k \log p_k}
+
+    computed from ``log_softmax`` (the denominator is at least ``C log C > 0``).
+    For a target distribution ``q`` the numerator is ``-sum_k q_k log p_k``.
+    Values lie in ``[0, 1]``; alone it underfits (use an APL combination).
+
+    Args:
+      logits: ``[..., C]`` (``C >= 2``).
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Ma, Huang, Wang, Romano, Erfani, Bailey, "Normalized Loss Functions
+    for Deep Learning with Noisy Labels", ICML 2020, arXiv:2006.13554.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.normalized_cross_entropy(jnp.zeros((1, 4)), jnp.array([2]))
+      Array([0.25], dtype=float32)
+    """
+    z, q, mask, _ = _prepare("normalized_cross_entropy", logits, labels, where)
+    return C.zero_masked(_nce(jax.nn.log_softmax(z, axis=-1), q), mask)
+
+
+@register(
+    "reverse_cross_entropy",
+    aliases=("rce_loss",),
+    family="noisy_labels",
+    kind="per_example",
+    formula="-sum_k p_k log max(q_k, floor)  (= -log(floor) (1 - p_y) for integer labels)",
+    paper="Symmetric Cross Entropy for Robust Learning with Noisy Labels (2019, arXiv:1908.06112)",
+    reference="HanxunH/Active-Passive-Losses loss.py::ReverseCrossEntropy",
+    sample=_sample,
+)
+def reverse_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    label_floor: float = _LABEL_FLOOR,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Reverse cross-entropy (RCE), a passive loss: the cross-entropy with roles swapped.
+
+    .. math::
+        \mathrm{RCE} = -\sum_k p_k \log\max(q_k, \epsilon) = -A\,(1 - p_y),\qquad A = \log\epsilon
+
+    ``log 0`` is replaced by ``A = log(label_floor)`` (the reference clamps the
+    one-hot labels at ``1e-4``, ``A = -9.21``; the APL paper's text uses
+    ``A = -4``: pass ``label_floor=exp(-4)``). The reference also clamps ``p``
+    at ``1e-7``, which changes values by less than ``1e-6``; it is not done here.
+
+    Args:
+      logits: ``[..., C]``.
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      label_floor: ``epsilon`` in ``(0, 1)``, the clamp of the target probabilities.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Wang, Ma, Chen, Luo, Yi, Bailey, "Symmetric Cross Entropy for Robust
+    Learning with Noisy Labels", ICCV 2019, arXiv:1908.06112.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.reverse_cross_entropy(jnp.zeros((1, 2)), jnp.array([0])).round(4)
+      Array([4.6052], dtype=float32)
+    """
+    fn = "reverse_cross_entropy"
+    _check_floor(fn, label_floor)
+    z, q, mask, _ = _prepare(fn, logits, labels, where)
+    return C.zero_masked(_rce(jax.nn.log_softmax(z, axis=-1), q, label_floor), mask)
+
+
+@register(
+    "mae_loss",
+    aliases=("mean_absolute_error_loss",),
+    family="noisy_labels",
+    kind="per_example",
+    formula="(1/2) sum_k |p_k - q_k|  (= 1 - p_y for integer labels)",
+    paper="Robust Loss Functions under Label Noise for Deep Neural Networks (2017, arXiv:1712.09482)",
+    reference="HanxunH/Active-Passive-Losses loss.py::MeanAbsoluteError",
+    sample=_sample,
+)
+def mae_loss(logits: ArrayLike, labels: ArrayLike, *, where: ArrayLike | None = None) -> Array:
+    r"""Mean absolute error between the softmax and the target (total-variation form).
+
+    .. math:: \mathrm{MAE} = \tfrac12\sum_k |p_k - q_k| = 1 - p_y \ \text{(one-hot)}
+
+    This is the reference's "reduced MAE" ``1 - p_y`` (the APL and Ghosh et al.
+    papers write ``sum_k |p_k - q_k| = 2 (1 - p_y)``: twice this value). The
+    APL hyperparameters ``alpha, beta`` of the papers were tuned with the
+    reference's form.
+
+    Args:
+      logits: ``[..., C]``.
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]`` in ``[0, 1]``.
+
+    Paper: Ghosh, Kumar, Sastry, "Robust Loss Functions under Label Noise for
+    Deep Neural Networks", AAAI 2017, arXiv:1712.09482.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.mae_loss(jnp.zeros((1, 4)), jnp.array([1]))
+      Array([0.75], dtype=float32)
+    """
+    z, q, mask, _ = _prepare("mae_loss", logits, labels, where)
+    return C.zero_masked(_mae(jax.nn.log_softmax(z, axis=-1), q), mask)
+
+
+@register(
+    "normalized_focal_loss",
+    aliases=("nfl_loss",),
+    family="noisy_labels",
+    kind="per_example",
+    formula="FL_y / sum_k FL_k,  FL_k = -(1 - p_k)^gamma log p_k",
+    paper="Normalized Loss Functions for Deep Learning with Noisy Labels (2020, arXiv:2006.13554)",
+    reference="HanxunH/Active-Passive-Losses loss.py::NormalizedFocalLoss",
+    sample=_sample,
+)
+def normalized_focal_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    gamma: float = 0.5,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Normalized focal loss (NFL), an active loss.
+
+    .. math::
+        \mathrm{NFL} = \frac{-(1-p_y)^\gamma \log p_y}{-\sum_k (1-p_k)^\gamma\log p_k}
+
+    ``1 - p_k`` is ``-expm1(log p_k)``. The gradient flows through the
+    modulating factors and the normalizer (the paper's function); the
+    reference detaches both (``.data``), which leaves the values unchanged but
+    not the gradients.
+
+    Args:
+      logits: ``[..., C]``.
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      gamma: the focusing exponent (0 gives NCE).
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]`` in ``[0, 1]``.
+
+    Paper: Ma et al., "Normalized Loss Functions for Deep Learning with Noisy
+    Labels", ICML 2020, arXiv:2006.13554.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.normalized_focal_loss(jnp.zeros((1, 4)), jnp.array([0]))
+      Array([0.25], dtype=float32)
+    """
+    fn = "normalized_focal_loss"
+    C.check_positive(fn, "gamma", gamma, allow_zero=True)
+    z, q, mask, _ = _prepare(fn, logits, labels, where)
+    return C.zero_masked(_nfl(jax.nn.log_softmax(z, axis=-1), q, gamma), mask)
+
+
+_ACTIVE = ("nce", "nfl")
+_PASSIVE = ("rce", "mae")
+
+
+def _apl(fn, logits, labels, *, active, passive, alpha, beta, gamma, label_floor, where):
+    C.check_one_of(fn, "active", active, _ACTIVE)
+    C.check_one_of(fn, "passive", passive, _PASSIVE)
+    C.check_positive(fn, "alpha", alpha, allow_zero=True)
+    C.check_positive(fn, "beta", beta, allow_zero=True)
+    C.check_positive(fn, "gamma", gamma, allow_zero=True)
+    _check_floor(fn, label_floor)
+    z, q, mask, dtype = _prepare(fn, logits, labels, where)
+    log_p = jax.nn.log_softmax(z, axis=-1)
+    act = _nce(log_p, q) if active == "nce" else _nfl(log_p, q, gamma)
+    pas = _rce(log_p, q, label_floor) if passive == "rce" else _mae(log_p, q)
+    loss = jnp.asarray(alpha, dtype) * act + jnp.asarray(beta, dtype) * pas
+    return C.zero_masked(loss, mask)
+
+
+@register(
+    "normalized_active_passive_loss",
+    aliases=("apl_loss",),
+    family="noisy_labels",
+    kind="per_example",
+    formula="alpha * Active(z, y) + beta * Passive(z, y),  Active in {NCE, NFL}, Passive in {RCE, MAE}",
+    paper="Normalized Loss Functions for Deep Learning with Noisy Labels (2020, arXiv:2006.13554)",
+    reference="HanxunH/Active-Passive-Losses loss.py::NCEandRCE, NCEandMAE, NFLandRCE, NFLandMAE",
+    sample=_sample,
+)
+def normalized_active_passive_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    active: str = "nce",
+    passive: str = "rce",
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    gamma: float = 0.5,
+    label_floor: float = _LABEL_FLOOR,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Active-passive loss (APL): a normalized active loss plus a passive loss.
+
+    .. math:: \ell = \alpha\,\mathrm{Active}(z, y) + \beta\,\mathrm{Passive}(z, y)
+
+    with ``active`` in ``{"nce", "nfl"}`` (:func:`normalized_cross_entropy`,
+    :func:`normalized_focal_loss` with ``gamma``) and ``passive`` in
+    ``{"rce", "mae"}`` (:func:`reverse_cross_entropy` with ``label_floor``,
+    :func:`mae_loss`). :func:`nce_rce_loss` and friends are the four named
+    combinations.
+
+    Args:
+      logits: ``[..., C]``.
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      active: ``"nce"`` or ``"nfl"``.
+      passive: ``"rce"`` or ``"mae"``.
+      alpha: weight of the active term.
+      beta: weight of the passive term.
+      gamma: focusing exponent of NFL.
+      label_floor: clamp of the labels in RCE (``A = log(label_floor)``).
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Ma et al., ICML 2020, arXiv:2006.13554.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.normalized_active_passive_loss(jnp.zeros((1, 4)), jnp.array([0]), passive="mae")
+      Array([1.], dtype=float32)
+    """
+    return _apl(
+        "normalized_active_passive_loss",
+        logits,
+        labels,
+        active=active,
+        passive=passive,
+        alpha=alpha,
+        beta=beta,
+        gamma=gamma,
+        label_floor=label_floor,
+        where=where,
+    )
+
+
+def _apl_entry(name: str, active: str, passive: str, ref: str):
+    return register(
+        name,
+        aliases=(f"{active}_and_{passive}",),
+        family="noisy_labels",
+        kind="per_example",
+        formula=f"alpha * {active.upper()} + beta * {passive.upper()}",
+        paper="Normalized Loss Functions for Deep Learning with Noisy Labels (2020, arXiv:2006.13554)",
+        reference=f"HanxunH/Active-Passive-Losses loss.py::{ref}",
+        sample=_sample,
+    )
+
+
+@_apl_entry("nce_rce_loss", "nce", "rce", "NCEandRCE")
+def nce_rce_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    label_floor: float = _LABEL_FLOOR,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""NCE + RCE, the active-passive combination of the APL paper.
+
+    .. math:: \ell = \alpha\,\mathrm{NCE}(z, y) + \beta\,\mathrm{RCE}(z, y)
+
+    Same as ``normalized_active_passive_loss(active="nce", passive="rce")``.
+
+    Args:
+      logits: ``[..., C]``.
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      alpha: weight of NCE.
+      beta: weight of RCE.
+      label_floor: clamp of the labels in RCE (``A = log(label_floor)``).
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Ma et al., ICML 2020, arXiv:2006.13554.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.nce_rce_loss(jnp.zeros((1, 4)), jnp.array([0])).round(4)
+      Array([7.1578], dtype=float32)
+    """
+    return _apl(
+        "nce_rce_loss",
+        logits,
+        labels,
+        active="nce",
+        passive="rce",
+        alpha=alpha,
+        beta=beta,
+        gamma=0.0,
+        label_floor=label_floor,
+        where=where,
+    )
+
+
+@_apl_entry("nce_mae_loss", "nce", "mae", "NCEandMAE")
+def nce_mae_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""NCE + MAE, the active-passive combination of the APL paper.
+
+    .. math:: \ell = \alpha\,\mathrm{NCE}(z, y) + \beta\,\mathrm{MAE}(z, y)
+
+    Same as ``normalized_active_passive_loss(active="nce", passive="mae")``
+    (MAE in the reference's form ``1 - p_y``).
+
+    Args:
+      logits: ``[..., C]``.
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      alpha: weight of NCE.
+      beta: weight of MAE.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Ma et al., ICML 2020, arXiv:2006.13554.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.nce_mae_loss(jnp.zeros((1, 4)), jnp.array([0]))
+      Array([1.], dtype=float32)
+    """
+    return _apl(
+        "nce_mae_loss",
+        logits,
+        labels,
+        active="nce",
+        passive="mae",
+        alpha=alpha,
+        beta=beta,
+        gamma=0.0,
+        label_floor=_LABEL_FLOOR,
+        where=where,
+    )
+
+
+@_apl_entry("nfl_rce_loss", "nfl", "rce", "NFLandRCE")
+def nfl_rce_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    gamma: float = 0.5,
+    label_floor: float = _LABEL_FLOOR,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""NFL + RCE, the active-passive combination of the APL paper.
+
+    .. math:: \ell = \alpha\,\mathrm{NFL}_\gamma(z, y) + \beta\,\mathrm{RCE}(z, y)
+
+    Same as ``normalized_active_passive_loss(active="nfl", passive="rce")``.
+
+    Args:
+      logits: ``[..., C]``.
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      alpha: weight of NFL.
+      beta: weight of RCE.
+      gamma: focusing exponent of NFL (the reference's NFLandRCE default 0.5).
+      label_floor: clamp of the labels in RCE (``A = log(label_floor)``).
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Ma et al., ICML 2020, arXiv:2006.13554.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.nfl_rce_loss(jnp.zeros((1, 4)), jnp.array([0])).round(4)
+      Array([7.1578], dtype=float32)
+    """
+    return _apl(
+        "nfl_rce_loss",
+        logits,
+        labels,
+        active="nfl",
+        passive="rce",
+        alpha=alpha,
+        beta=beta,
+        gamma=gamma,
+        label_floor=label_floor,
+        where=where,
+    )
+
+
+@_apl_entry("nfl_mae_loss", "nfl", "mae", "NFLandMAE")
+def nfl_mae_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    gamma: float = 0.5,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""NFL + MAE, the active-passive combination of the APL paper.
+
+    .. math:: \ell = \alpha\,\mathrm{NFL}_\gamma(z, y) + \beta\,\mathrm{MAE}(z, y)
+
+    Same as ``normalized_active_passive_loss(active="nfl", passive="mae")``.
+
+    Args:
+      logits: ``[..., C]``.
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      alpha: weight of NFL.
+      beta: weight of MAE.
+      gamma: focusing exponent of NFL.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Ma et al., ICML 2020, arXiv:2006.13554.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.nfl_mae_loss(jnp.zeros((1, 4)), jnp.array([0]))
+      Array([1.], dtype=float32)
+    """
+    return _apl(
+        "nfl_mae_loss",
+        logits,
+        labels,
+        active="nfl",
+        passive="mae",
+        alpha=alpha,
+        beta=beta,
+        gamma=gamma,
+        label_floor=_LABEL_FLOOR,
+        where=where,
+    )
+
+
+# --------------------------- symmetric cross-entropy -------------------------
+
+
+@register(
+    "symmetric_cross_entropy",
+    aliases=("sce_loss",),
+    family="noisy_labels",
+    kind="per_example",
+    formula="alpha * CE(q, p) + beta * RCE(q, p),  RCE = -sum_k p_k log max(q_k, 1e-4)",
+    paper="Symmetric Cross Entropy for Robust Learning with Noisy Labels (2019, arXiv:1908.06112)",
+    reference="HanxunH/Active-Passive-Losses loss.py::SCELoss(alpha, beta)",
+    sample=_sample,
+)
+def symmetric_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    alpha: float = 0.1,
+    beta: float = 1.0,
+    label_floor: float = _LABEL_FLOOR,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Symmetric cross-entropy (SCE): cross-entropy plus reverse cross-entropy.
+
+    .. math::
+        \ell = -\alpha\sum_k q_k\log p_k \;-\; \beta\sum_k p_k\log\max(q_k, \epsilon)
+
+    ``A = log(label_floor) = log(1e-4)`` as in the reference. For the
+    teacher/student form (two soft predictions) see :func:`soft_symmetric_cross_entropy`.
+
+    Args:
+      logits: ``[..., C]``.
+      labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
+      alpha: weight of the cross-entropy (CIFAR-10: 0.1).
+      beta: weight of the reverse cross-entropy (CIFAR-10: 1.0).
+      label_floor: clamp of the labels in the reverse term.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Wang, Ma, Chen, Luo, Yi, Bailey, "Symmetric Cross Entropy for Robust
+    Learning with Noisy Labels", ICCV 2019, arXiv:1908.06112.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.symmetric_cross_entropy(jnp.zeros((1, 2)), jnp.array([0])).round(4)
+      Array([4.6745], dtype=float32)
+    """
+    fn = "symmetric_cross_entropy"
+    C.check_positive(fn, "alpha", alpha, allow_zero=True)
+    C.check_positive(fn, "beta", beta, allow_zero=True)
+    _check_floor(fn, label_floor)
+    z, q, mask, dtype = _prepare(fn, logits, labels, where)
+    log_p = jax.nn.log_softmax(z, axis=-1)
+    ce = -jnp.sum(q * log_p, axis=-1)
+    loss = jnp.asarray(alpha, dtype) * ce + jnp.asarray(beta, dtype) * _rce(log_p, q, label_floor)
+    return C.zero_masked(loss, mask)
+
+
+@register(
+    "soft_symmetric_cross_entropy",
+    aliases=("teacher_student_symmetric_cross_entropy",),
+    family="noisy_labels",
+    kind="per_example",
+    formula="-(1 - alpha) sum_k softmax(t)_k log softmax(s)_k - alpha sum_k softmax(s)_k log softmax(t)_k",
+    paper="Robust Mean Teacher for Continual and Gradual Test-Time Adaptation (2022, arXiv:2211.13081)",
+    reference="mariodoebler/test-time-adaptation classification/methods/rmt.py::symmetric_cross_entropy",
+    sample=_soft_sample,
+)
+def soft_symmetric_cross_entropy(
+    logits: ArrayLike,
+    teacher_logits: ArrayLike,
+    *,
+    alpha: float = 0.5,
+    stop_gradient_teacher: bool = False,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Symmetric cross-entropy between a student's and a teacher's soft predictions.
+
+    .. math::
+        \ell = -(1-\alpha)\sum_k p^T_k\log p^S_k \;-\; \alpha\sum_k p^S_k\log p^T_k
+
+    (``p^S = softmax(logits)``, ``p^T = softmax(teacher_logits)``). The RMT
+    consistency loss uses ``alpha = 0.5``. The reference does not detach the
+    teacher (its EMA parameters simply get no gradient);
+    ``stop_gradient_teacher=True`` makes that explicit.
+
+    Args:
+      logits: student logits ``[..., C]``.
+      teacher_logits: teacher logits ``[..., C]``.
+      alpha: weight of the reverse direction.
+      stop_gradient_teacher: block the gradient into ``teacher_logits``.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Döbler, Marsden, Yang, "Robust Mean Teacher for Continual and Gradual
+    Test-Time Adaptation", CVPR 2023, arXiv:2211.13081.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.soft_symmetric_cross_entropy(jnp.zeros((1, 2)), jnp.array([[1.0, -1.0]])).round(4)
+      Array([0.91], dtype=float32)
+    """
+    fn = "soft_symmetric_cross_entropy"
+    logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
+    teacher_logits = C.check_array(fn, "teacher_logits", teacher_logits, min_ndim=1, dtype="float")
+    C.check_same_shape(fn, ("logits", "teacher_logits"), logits, teacher_logits)
+    C.check_in_range(fn, "alpha", alpha, 0.0, 1.0)
+    dtype = C.compute_dtype(logits, teacher_logits)
+    mask = C.prepare_where(fn, where, logits.shape[:-1])
+    s = C.fill_masked(C.as_compute(logits, dtype), mask)
+    t = C.fill_masked(C.as_compute(teacher_logits, dtype), mask)
+    if stop_gradient_teacher:
+        t = jax.lax.stop_gradient(t)
+    log_s = jax.nn.log_softmax(s, axis=-1)
+    log_t = jax.nn.log_softmax(t, axis=-1)
+    a = jnp.asarray(alpha, dtype)
+    loss = -(1 - a) * jnp.sum(jnp.exp(log_t) * log_s, axis=-1) - a * jnp.sum(jnp.exp(log_s) * log_t, axis=-1)
+    return C.zero_masked(loss, mask)
+
+
+# ------------------------------ negative learning ----------------------------
+
+
+@register(
+    "negative_learning_loss",
+    aliases=("complementary_label_loss",),
+    family="noisy_labels",
+    kind="per_example",
+    formula="-sum_k qbar_k log(1 - p_k)  (= -log(1 - p_ybar) for a complementary label ybar)",
+    paper="NLNL: Negative Learning for Noisy Labels (2019, arXiv:1908.07387)",
+    reference="HanxunH/Active-Passive-Losses loss.py::NLNL (s_neg = log(clamp(1 - softmax, 1e-5, 1)))",
+    sample=_sample,
+)
+def negative_learning_loss(logits: ArrayLike, labels: ArrayLike, *, where: ArrayLike | None = None) -> Array:
+    r"""Negative (complementary-label) learning: push down a class the example is NOT.
+
+    .. math:: \ell = -\log(1 - p_{\bar y}),\qquad p = \mathrm{softmax}(z)
+
+    ``labels`` are complementary labels ``bar y`` (integer ``[...]``) or weights
+    over the complementary classes ``[..., C]`` (``-sum_k qbar_k log(1 - p_k)``,
+    e.g. several negatives, or T²A's uncertainty-weighted non-predicted
+    classes). ``log(1 - p_k)`` is exact even when ``p_k`` rounds to 1 (the
+    most probable class uses the log-sum-exp of the others), so no ``1e-5``
+    clamp as in the reference is needed; they agree wherever ``1 - p > 1e-5``.
+
+    Args:
+      logits: ``[..., C]`` (``C >= 2``).
+      labels: complementary labels ``[...]`` or complementary weights ``[..., C]``.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Kim, Yim, Yun, Kim, "NLNL: Negative Learning for Noisy Labels", ICCV
+    2019, arXiv:1908.07387; used for test-time adaptation by T²A (Think Twice
+    before Adaptation, 2025).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.negative_learning_loss(jnp.zeros((1, 4)), jnp.array([3])).round(4)
+      Array([0.2877], dtype=float32)
+    """
+    z, q, mask, _ = _prepare("negative_learning_loss", logits, labels, where)
+    log_p = jax.nn.log_softmax(z, axis=-1)
+    loss = -jnp.sum(q * _log1m_softmax(z, log_p), axis=-1)
+    return C.zero_masked(loss, mask)
+
+
+# ------------------------------- batch filters --------------------------------
+
+
+@register(
+    "z_error_loss",
+    family="noisy_labels",
+    kind="batch",
+    formula="mean_{i: z_i <= k} e_i,  e_i = mean_j (pred_ij - target_ij)^2,  z_i = (e_i - mean_B e) / std_B e",
+    paper="Z-Error Loss for Training Neural Networks (2025)",
+    reference="hand-derived closed forms (no public implementation located)",
+    sample=_zerror_sample,
+)
+def z_error_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    threshold: float = 3.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Z-error loss: the batch mean squared error without the batch's outliers.
+
+    .. math::
+        e_i = \mathrm{mean}_j (\hat y_{ij} - y_{ij})^2,\qquad
+        z_i = \frac{e_i - \mu_B}{\sigma_B},\qquad
+        \ell = \frac{\sum_i \mathbb 1[z_i \le k]\, e_i}{\max(1, \sum_i \mathbb 1[z_i \le k])}
+
+    ``mu_B`` and ``sigma_B`` (population standard deviation) are batch
+    statistics over the unmasked examples, under ``stop_gradient``; examples
+    with ``z_i > k`` (treated as out-of-distribution / mislabeled) contribute
+    neither loss nor gradient. ``sigma_B = 0`` (all errors equal) keeps every
+    example; an all-masked batch gives 0. With ``B`` examples ``z_i`` can
+    never exceed ``sqrt(B - 1)``, so tiny batches filter nothing at ``k = 3``.
+
+    Args:
+      predictions: ``[B, ...]``.
+      targets: same shape as ``predictions``.
+      threshold: ``k``, in standard deviations.
+      where: optional boolean mask ``[B]`` of valid examples.
+
+    Returns:
+      A scalar.
+
+    Paper: "Z-Error Loss for Training Neural Networks", 2025 (the catalog's
+    definition; the exact standard-deviation convention is not published
+    with code).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> pred = jnp.array([0.0, 0.0, 0.0, 0.0, 10.0])
+      >>> lossjax.losses.z_error_loss(pred, jnp.ones(5), threshold=1.5)
+      Array(1., dtype=float32)
+    """
+    fn = "z_error_loss"
+    predictions = C.check_array(fn, "predictions", predictions, min_ndim=1, dtype="float")
+    targets = C.check_array(fn, "targets", targets, min_ndim=1, dtype="number")
+    C.check_same_shape(fn, ("predictions", "targets"), predictions, targets)
+    C.check_positive(fn, "threshold", threshold, allow_zero=True)
+    dtype = C.compute_dtype(predictions, targets)
+    batch = predictions.shape[:1]
+    mask = C.prepare_where(fn, where, batch)
+    p = C.fill_masked(C.as_compute(predictions, dtype), mask)
+    t = C.fill_masked(C.as_compute(targets, dtype), mask)
+    sq = jnp.square(p - t)
+    err = jnp.mean(jnp.reshape(sq, (*batch, -1)), axis=-1)
+    valid = jnp.ones(batch, bool) if mask is None else mask
+    e = jax.lax.stop_gradient(err)
+    mu = C.masked_mean(e, valid)
+    var = C.masked_mean(jnp.square(e - mu), valid)
+    pos = var > 0
+    sigma = jnp.sqrt(jnp.where(pos, var, jnp.ones((), dtype)))
+    zscore = jnp.where(pos, (e - mu) / sigma, jnp.zeros((), dtype))
+    keep = valid & (zscore <= jnp.asarray(threshold, dtype))
+    return C.masked_mean(err, keep)
+
+
+@register(
+    "nonnegative_pu_risk",
+    aliases=("nnpu_risk", "nnpu_loss"),
+    family="noisy_labels",
+    kind="batch",
+    formula="pi R_p^+ + max(0, R_u^- - pi R_p^-)  (nnPU; gradient -gamma grad(R_u^- - pi R_p^-) when < -beta)",
+    paper="Positive-Unlabeled Learning with Non-Negative Risk Estimator (2017, arXiv:1703.00593)",
+    reference="kiryor/nnPUlearning pu_loss.py::PULoss (chainer)",
+    sample=_pu_sample,
+)
+def nonnegative_pu_risk(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    prior: float,
+    beta: float = 0.0,
+    gamma: float = 1.0,
+    loss: str = "sigmoid",
+    non_negative: bool = True,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Non-negative PU risk (nnPU) for positive-unlabeled learning.
+
+    .. math::
+        R = \pi\hat R^+_p + \max\big(-\beta,\; \hat R^-_u - \pi\hat R^-_p\big),\qquad
+        \hat R^\pm_p = \frac{1}{n_p}\sum_{i\in P}\ell(\pm f_i),\quad
+        \hat R^-_u = \frac{1}{n_u}\sum_{i\in U}\ell(-f_i)
+
+    (``n_p, n_u`` floored at 1). As in the reference, when the negative-risk
+    estimate drops below ``-beta`` the value is ``pi R_p^+ - beta`` and the
+    gradient is that of ``-gamma (R_u^- - pi R_p^-)`` (the "defeat" step that
+    pushes the negative risk back up): the gradient is then deliberately not
+    the derivative of the value. ``non_negative=False`` gives the unbiased uPU
+    risk. ``loss`` is ``"sigmoid"`` (``l(z) = sigmoid(-z)``, the reference's
+    default) or ``"logistic"`` (``softplus(-z)``).
+
+    Args:
+      scores: real-valued scores ``f(x)`` ``[N]``.
+      labels: ``[N]``, 1 (or True) for labeled positives, 0 or -1 for unlabeled.
+      prior: ``pi``, the class prior of the positives, in ``(0, 1)``.
+      beta: the tolerance of the non-negativity constraint.
+      gamma: the step weight of the defeat gradient.
+      loss: the surrogate ``"sigmoid"`` or ``"logistic"``.
+      non_negative: use nnPU (True) or the unbiased uPU risk (False).
+      where: optional boolean mask ``[N]``.
+
+    Returns:
+      A scalar.
+
+    Paper: Kiryo, Niu, du Plessis, Sugiyama, "Positive-Unlabeled Learning with
+    Non-Negative Risk Estimator", NeurIPS 2017, arXiv:1703.00593.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> f = jnp.array([2.0, -1.0, 0.0, 1.0])
+      >>> lossjax.losses.nonnegative_pu_risk(f, jnp.array([1, 0, 0, 1]), prior=0.4).round(4)
+      Array(0.1397, dtype=float32)
+    """
+    fn = "nonnegative_pu_risk"
+    scores = C.check_array(fn, "scores", scores, ndim=1, dtype="float")
+    labels = C.check_array(fn, "labels", labels)
+    C.check_same_shape(fn, ("scores", "labels"), scores, labels)
+    C.check_in_range(fn, "prior", prior, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    C.check_positive(fn, "beta", beta, allow_zero=True)
+    C.check_positive(fn, "gamma", gamma, allow_zero=True)
+    C.check_one_of(fn, "loss", loss, ("sigmoid", "logistic"))
+    dtype = C.compute_dtype(scores)
+    mask = C.prepare_where(fn, where, scores.shape)
+    f = C.fill_masked(C.as_compute(scores, dtype), mask)
+    positive = labels > 0
+    unlabeled = ~positive
+    if mask is not None:
+        positive, unlabeled = positive & mask, unlabeled & mask
+    surrogate = jax.nn.sigmoid if loss == "sigmoid" else jax.nn.softplus
+    pos_f = positive.astype(dtype)
+    unl_f = unlabeled.astype(dtype)
+    n_p = jnp.maximum(jnp.sum(pos_f), jnp.ones((), dtype))
+    n_u = jnp.maximum(jnp.sum(unl_f), jnp.ones((), dtype))
+    pi = jnp.asarray(prior, dtype)
+    risk_pos = pi * jnp.sum(pos_f * surrogate(-f)) / n_p  # l(f) on positives
+    risk_neg = jnp.sum(unl_f * surrogate(f)) / n_u - pi * jnp.sum(pos_f * surrogate(f)) / n_p  # l(-f)
+    objective = risk_pos + risk_neg
+    if not non_negative:
+        return objective
+    b = jnp.asarray(beta, dtype)
+    violated = jax.lax.stop_gradient(risk_neg) < -b
+    value = jnp.where(violated, risk_pos - b, objective)
+    descent = jnp.where(violated, -jnp.asarray(gamma, dtype) * risk_neg, objective)
+    return jax.lax.stop_gradient(value) + descent - jax.lax.stop_gradient(descent)
