@@ -1,3 +1,1405 @@
-"""Placeholder until the family lands; see CONTRIBUTING.md."""
+"""Combiners of per-loss gradients: ConFIG and its peers, as optax aggregators.
 
-__all__: list[str] = []
+Every combiner here follows the contract of
+:class:`optax.experimental.aggregating.Aggregator`: ``update`` takes the m
+per-loss gradients stacked on a leading axis (a pytree whose every leaf has
+shape ``[m, *param_shape]``, e.g. from :func:`lossjax.multiloss.per_loss_value_and_grad`)
+and returns ONE update shaped like the parameters. Put it first in an
+``optax.chain``::
+
+    tx = optax.chain(lossjax.transforms.config(), optax.adam(1e-3))
+    losses, grads = lossjax.multiloss.per_loss_value_and_grad(loss_vector)(params, batch)
+    updates, state = tx.update(grads, state, params)
+
+All but GradDrop are Gram-matrix methods: they read the stacked gradients
+twice, once to form the ``m x m`` Gram matrix ``G = J J^T`` (at
+``Precision.HIGHEST``, float32 for half-precision gradients) and once to
+combine ``sum_i w_i g_i`` with weights ``w`` computed from ``G`` alone. No
+``m x P`` least-squares solve, no per-parameter flattening or concatenation.
+
+Under data parallelism pass ``axis_name``: the per-loss gradients are then
+averaged across devices (``jax.lax.pmean``) BEFORE they are combined, which is
+what a single device holding the whole batch would compute.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from optax.experimental import aggregating
+
+from lossjax import _checks as C
+from lossjax.registry import register
+from lossjax.testing import TransformSample
+
+__all__ = [
+    "GradVacState",
+    "MConfigState",
+    "NashMTLState",
+    "aligned_mtl",
+    "cagrad",
+    "config",
+    "config_weights",
+    "dualproj",
+    "equal_weight",
+    "graddrop",
+    "gradvac",
+    "gram_matrix",
+    "imtl_g",
+    "m_config",
+    "m_config_schedule",
+    "mgda",
+    "nash_mtl",
+    "pcgrad",
+    "upgrad",
+]
+
+Array = jax.Array
+_HI = jax.lax.Precision.HIGHEST
+LENGTH_MODELS = ("projection", "min", "max", "harmonic", "arithmetic", "geometric")
+_MAX_EXACT = 12  # supports enumerated exactly up to this many losses
+
+
+# ------------------------------------------------------------------------------
+# Shared helpers: checks, Gram matrix, weighted combination.
+# ------------------------------------------------------------------------------
+
+
+def _num_losses(fn: str, grads: Any) -> int:
+    leaves = jax.tree.leaves(grads)
+    if not leaves:
+        raise ValueError(f"{fn}: `updates` must be a non-empty pytree of per-loss gradients, got {grads!r}.")
+    ms = set()
+    for leaf in leaves:
+        leaf = jnp.asarray(leaf)
+        if leaf.ndim < 1:
+            raise ValueError(
+                f"{fn}: every leaf of `updates` must carry the m losses on a leading axis "
+                f"([m, *param_shape]), got a leaf of shape {leaf.shape}."
+            )
+        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+            raise TypeError(f"{fn}: `updates` must have float leaves, got {leaf.dtype} (shape {leaf.shape}).")
+        ms.add(leaf.shape[0])
+    if len(ms) != 1:
+        raise ValueError(
+            f"{fn}: every leaf of `updates` must have the same leading (loss) axis, got sizes {sorted(ms)}."
+        )
+    return ms.pop()
+
+
+def _dtype(grads: Any) -> jnp.dtype:
+    return C.compute_dtype(*jax.tree.leaves(grads))
+
+
+def gram_matrix(grads: Any, *, dtype: Any = None) -> Array:
+    r"""The ``m x m`` Gram matrix ``G_ij = <g_i, g_j>`` of per-loss gradients stacked on axis 0.
+
+    One pass over the stacked gradients; each leaf contributes ``L L^T`` with
+    ``L`` its ``[m, -1]`` reshape, computed at ``Precision.HIGHEST`` with a
+    float32 (or float64 under x64 for float64 leaves) accumulator.
+
+    Args:
+      grads: pytree of leaves ``[m, *shape]``.
+      dtype: accumulation dtype (default: float32 for half precision, else the leaves' dtype).
+
+    Returns:
+      ``G``, shape ``[m, m]``.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> g = {"w": jnp.array([[1.0, 0.0], [1.0, 1.0]])}
+      >>> lossjax.transforms.gram_matrix(g)
+      Array([[1., 1.],
+             [1., 2.]], dtype=float32)
+    """
+    m = _num_losses("gram_matrix", grads)
+    dtype = _dtype(grads) if dtype is None else jnp.dtype(dtype)
+    G = jnp.zeros((m, m), dtype)
+    for leaf in jax.tree.leaves(grads):
+        x = jnp.reshape(jnp.asarray(leaf), (m, -1))
+        G = G + jax.lax.dot_general(x, x, (((1,), (1,)), ((), ())), precision=_HI, preferred_element_type=dtype)
+    return G
+
+
+def _combine(grads: Any, w: Array) -> Any:
+    """``sum_i w_i g_i`` leaf by leaf, in each leaf's own dtype (accumulated in float32 for halves)."""
+
+    def one(leaf):
+        leaf = jnp.asarray(leaf)
+        acc = C.compute_dtype(leaf)
+        out = jax.lax.dot_general(
+            w.astype(acc) if leaf.dtype == acc else w.astype(leaf.dtype),
+            leaf,
+            (((0,), (0,)), ((), ())),
+            precision=_HI,
+            preferred_element_type=acc,
+        )
+        return out.astype(leaf.dtype)
+
+    return jax.tree.map(one, grads)
+
+
+def _pmean(tree: Any, axis_name: str | None) -> Any:
+    return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+
+
+def _safe_inv(x: Array) -> Array:
+    nz = x != 0
+    return jnp.where(nz, 1.0 / jnp.where(nz, x, jnp.ones((), x.dtype)), jnp.zeros((), x.dtype))
+
+
+def _safe_sqrt(x: Array) -> Array:
+    return jnp.sqrt(jnp.maximum(x, jnp.zeros((), x.dtype)))
+
+
+def _pinv_psd(A: Array, rcond: float | None) -> Array:
+    """Pseudo-inverse of a symmetric PSD matrix by ``eigh`` (portable, exact zero at A = 0)."""
+    lam, V = jnp.linalg.eigh(A, symmetrize_input=True)
+    m = A.shape[0]
+    r = 10.0 * m * float(jnp.finfo(A.dtype).eps) if rcond is None else rcond
+    cut = jnp.max(jnp.abs(lam)) * r
+    keep = lam > cut
+    inv = jnp.where(keep, 1.0 / jnp.where(keep, lam, jnp.ones((), lam.dtype)), jnp.zeros((), lam.dtype))
+    return (V * inv[None, :]) @ V.T
+
+
+def _check_weights(fn: str, weights, m: int | None = None):
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 1 or not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError(f"{fn}: `weights` must be a 1-D sequence of positive finite numbers, got {weights!r}.")
+    if m is not None and w.shape[0] != m:
+        raise ValueError(f"{fn}: `weights` has {w.shape[0]} entries but there are {m} losses.")
+    return tuple(float(v) for v in w)
+
+
+def _check_length_model(fn: str, length_model) -> None:
+    if isinstance(length_model, (int, np.integer)) and not isinstance(length_model, bool):
+        if length_model < 0:
+            raise ValueError(f"{fn}: `length_model` as a loss index must be >= 0, got {length_model}.")
+        return
+    C.check_one_of(fn, "length_model", length_model, (*LENGTH_MODELS, "<loss index: int>"))
+
+
+def _gram_aggregator(fn: str, weights_fn, init_fn=None, axis_name: str | None = None, needs=()):
+    """An Aggregator: Gram matrix -> weights (maybe stateful) -> ``sum_i w_i g_i``."""
+
+    def init(params):
+        del params
+        return optax.EmptyState() if init_fn is None else init_fn()
+
+    def update(updates, state, params=None, **extra):
+        del params
+        m = _num_losses(fn, updates)
+        for name in needs:
+            if extra.get(name) is None:
+                raise ValueError(f"{fn}: `update` needs the extra argument `{name}=` (got none).")
+        updates = _pmean(updates, axis_name)
+        G = gram_matrix(updates)
+        w, new_state = weights_fn(G, m, state, extra)
+        return _combine(updates, w), new_state
+
+    return aggregating.Aggregator(init, update)
+
+
+# ------------------------------------------------------------------------------
+# ConFIG.
+# ------------------------------------------------------------------------------
+
+
+def _tracked(norms: Array, length_model) -> Array:
+    m = norms.shape[0]
+    if isinstance(length_model, (int, np.integer)):
+        return norms[length_model]
+    if length_model == "min":
+        return jnp.min(norms)
+    if length_model == "max":
+        return jnp.max(norms)
+    if length_model == "harmonic":
+        return m * _safe_inv(jnp.sum(_safe_inv(norms))) * jnp.all(norms > 0)
+    if length_model == "arithmetic":
+        return jnp.mean(norms)
+    # geometric, computed in log space (no overflow/underflow of the product)
+    pos = norms > 0
+    logs = jnp.log(jnp.where(pos, norms, jnp.ones((), norms.dtype)))
+    return jnp.where(jnp.all(pos), jnp.exp(jnp.mean(logs)), jnp.zeros((), norms.dtype))
+
+
+def config_weights(
+    G: Array,
+    *,
+    weights: Sequence[float] | None = None,
+    length_model: str | int = "projection",
+    closed_form_two: bool = True,
+    rcond: float | None = None,
+) -> Array:
+    r"""ConFIG's coefficients ``c`` such that the ConFIG update is ``sum_i c_i g_i``, from the Gram matrix.
+
+    With norms ``n_i = sqrt(G_ii)``, the unit-gradient Gram ``U U^T = D^{-1} G D^{-1}``,
+    ``alpha = (U U^T)^+ w`` and the direction ``d = U^T alpha`` (the minimum-norm
+    least-squares solution of ``U d = w``, i.e. ``pinv(U) w``). Since
+    ``u_i . d = (U U^T alpha)_i`` and ``||d||^2 = alpha^T U U^T alpha``, every
+    length model is a function of ``G``:
+
+    - ``"projection"``: ``|g_c| = sum_i g_i . d/||d||``;
+    - ``"min"``, ``"max"``, ``"harmonic"``, ``"arithmetic"``, ``"geometric"``
+      or a loss index ``k``: ``|g_c| = t sum_i u_i . d/||d||`` with ``t`` the
+      min/max/means of the norms or ``n_k``.
+
+    For two losses (``closed_form_two``) the direction is the closed form
+    ``d = (w_1 - c w_2) u_1 + (w_2 - c w_1) u_2`` with ``c = cos(g_1, g_2)``,
+    and ``d = u_1 + u_2`` for equal weights (the common factor ``1 - c`` removed,
+    so parallel gradients give ``d = 2 u``, not 0/0). Zero gradients get
+    coefficient 0; anti-parallel or fully cancelling gradients give a zero
+    update; more losses than parameters give the least-squares direction.
+
+    Args:
+      G: Gram matrix ``[m, m]``.
+      weights: relative target cosines ``w`` (default equal).
+      length_model: one of ``projection, min, max, harmonic, arithmetic, geometric`` or an int.
+      closed_form_two: use the closed form when ``m == 2``.
+      rcond: relative eigenvalue cut-off of the pseudo-inverse (default ``10 m eps``).
+
+    Returns:
+      ``c``, shape ``[m]``, in ``G``'s dtype.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> G = jnp.array([[1.0, 0.0], [0.0, 4.0]])  # orthogonal gradients of norms 1 and 2
+      >>> lossjax.transforms.config_weights(G).round(4)  # update = 1.5 * (u1 + u2)
+      Array([1.5 , 0.75], dtype=float32)
+    """
+    m = G.shape[0]
+    dtype = G.dtype
+    norms = _safe_sqrt(jnp.diagonal(G))
+    inv_n = _safe_inv(norms)
+    Cu = G * inv_n[:, None] * inv_n[None, :]
+    w = jnp.ones((m,), dtype) if weights is None else jnp.asarray(weights, dtype)
+    if m == 2 and closed_form_two:
+        c = jnp.clip(Cu[0, 1], -1.0, 1.0)
+        if weights is None:
+            alpha = jnp.ones((2,), dtype) * (norms > 0)
+        else:
+            alpha = jnp.stack([w[0] - c * w[1], w[1] - c * w[0]]) * (norms > 0)
+    else:
+        alpha = _pinv_psd(Cu, rcond) @ w
+    Ca = Cu @ alpha  # u_i . d
+    d_norm = _safe_sqrt(alpha @ Ca)
+    inv_d = _safe_inv(d_norm)
+    if length_model == "projection":
+        length = jnp.sum(norms * Ca) * inv_d
+    else:
+        length = _tracked(norms, length_model) * jnp.sum(Ca) * inv_d
+    return alpha * inv_n * (length * inv_d)
+
+
+def _config_sample():
+    rng = np.random.default_rng(0)
+    params = {"w": np.zeros((3, 2), np.float32), "b": np.zeros((2,), np.float32)}
+    updates = {"w": rng.normal(size=(3, 3, 2)).astype(np.float32), "b": rng.normal(size=(3, 2)).astype(np.float32)}
+    return TransformSample(params=params, updates=updates)
+
+
+@register(
+    "config",
+    aliases=("conflict_free",),
+    family="multitask",
+    kind="transform",
+    formula="g_c = (sum_i g_i . d^) d^,  d = pinv([u_1..u_m]) w,  u_i = g_i/||g_i||  (Gram form)",
+    paper="ConFIG: Towards Conflict-free Training of Physics Informed Neural Networks (2024, arXiv:2408.11104)",
+    reference="conflictfree==0.1.8 conflictfree/grad_operator.py::ConFIGOperator (ConFIG_update, ConFIG_update_double)",
+    sample=_config_sample,
+)
+def config(
+    weights: Sequence[float] | None = None,
+    length_model: str | int = "projection",
+    closed_form_two: bool = True,
+    rcond: float | None = None,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""ConFIG: the conflict-free update with equal (or weighted) cosines to every loss gradient.
+
+    .. math::
+        d = \mathcal U\big([u_1,\dots,u_m]^{+} w\big),\quad u_i = g_i/\|g_i\|,\qquad
+        g_c = \Big(\sum_i g_i^\top d\Big)\, d
+
+    so ``u_i . g_c`` is the same positive number for every loss (for equal
+    weights). Computed from the ``m x m`` Gram matrix (see :func:`config_weights`):
+    two passes over the stacked gradients whatever ``m`` and ``P``.
+
+    Args:
+      weights: relative cosines ``w_i`` (default equal, the paper's EqualWeight).
+      length_model: ``"projection"`` (default, ProjectionLength), ``"min"``,
+        ``"max"``, ``"harmonic"``, ``"arithmetic"``, ``"geometric"`` (the
+        Track* models) or an int ``k`` (TrackSpecific(k)).
+      closed_form_two: for two losses use the inverse-free closed form.
+      rcond: pseudo-inverse cut-off relative to the largest eigenvalue of the unit Gram.
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator`.
+
+    Paper: Liu, Chu, Thuerey, "ConFIG: Towards Conflict-free Training of Physics
+    Informed Neural Networks", ICLR 2025, arXiv:2408.11104.
+
+    Example:
+      >>> import jax.numpy as jnp, optax, lossjax
+      >>> tx = lossjax.transforms.config()
+      >>> g = {"w": jnp.array([[1.0, 0.0], [0.0, 2.0]])}
+      >>> upd, _ = tx.update(g, tx.init({"w": jnp.zeros(2)}))
+      >>> upd["w"].round(4)
+      Array([1.5, 1.5], dtype=float32)
+    """
+    fn = "config"
+    weights = _check_weights(fn, weights)
+    _check_length_model(fn, length_model)
+    if rcond is not None:
+        C.check_positive(fn, "rcond", rcond)
+
+    def wfn(G, m, state, extra):
+        if weights is not None and len(weights) != m:
+            raise ValueError(f"{fn}: `weights` has {len(weights)} entries but there are {m} losses.")
+        if isinstance(length_model, int) and length_model >= m:
+            raise ValueError(f"{fn}: `length_model={length_model}` is not a loss index for {m} losses.")
+        return config_weights(
+            G, weights=weights, length_model=length_model, closed_form_two=closed_form_two, rcond=rcond
+        ), state
+
+    return _gram_aggregator(fn, wfn, axis_name=axis_name)
+
+
+# ------------------------------------------------------------------------------
+# M-ConFIG (PseudoMomentumOperator).
+# ------------------------------------------------------------------------------
+
+
+class MConfigState(NamedTuple):
+    """State of :func:`m_config`: per-loss first moments and the pseudo second moment."""
+
+    count: Array  # int32 [], steps since every loss was seen once
+    loss_counts: Array  # int32 [m], how often each loss was back-propagated
+    momenta: Any  # pytree of [m, *shape], per-loss first moments
+    fake_momentum: Any  # pytree like params
+    second_moment: Any  # pytree like params
+
+
+def m_config_schedule(step: Any, num_losses: int, losses_per_step: int = 1) -> Array:
+    """The losses M-ConFIG back-propagates at ``step``: an ordered rotation (boolean mask ``[m]``).
+
+    Step ``t`` selects ``(t * k + arange(k)) % m`` (the reference's ``OrderedSliceSelector``).
+
+    Example:
+      >>> import lossjax
+      >>> [lossjax.transforms.m_config_schedule(t, 3).tolist() for t in range(3)]
+      [[True, False, False], [False, True, False], [False, False, True]]
+    """
+    C.check_in_range("m_config_schedule", "losses_per_step", losses_per_step, 1, num_losses)
+    idx = (jnp.asarray(step, jnp.int32) * losses_per_step + jnp.arange(losses_per_step, dtype=jnp.int32)) % num_losses
+    return jnp.any(idx[:, None] == jnp.arange(num_losses, dtype=jnp.int32)[None, :], axis=0)
+
+
+def _mconfig_sample():
+    s = _config_sample()
+    return TransformSample(
+        params=s.params,
+        updates=s.updates,
+        hyperparams={"num_losses": 3},
+        extra_args={"selected": np.array([True, True, True])},
+    )
+
+
+@register(
+    "m_config",
+    aliases=("momentum_config",),
+    family="multitask",
+    kind="transform",
+    formula="m_i <- b1 m_i + (1-b1) g_i (selected i);  g = ConFIG(m_i/(1-b1^t_i));  Adam-normalized by a pseudo "
+    "second moment of g",
+    paper="ConFIG: Towards Conflict-free Training of Physics Informed Neural Networks (2024, arXiv:2408.11104)",
+    reference="conflictfree==0.1.8 conflictfree/momentum_operator.py::PseudoMomentumOperator",
+    sample=_mconfig_sample,
+    runtime=("selected",),
+)
+def m_config(
+    num_losses: int,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    epsilon: float = 1e-8,
+    weights: Sequence[float] | None = None,
+    length_model: str | int = "projection",
+    closed_form_two: bool = True,
+    momentum_dtype: str | None = None,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""Momentum ConFIG (M-ConFIG): ConFIG on per-loss Adam-style momenta, a subset of losses per step.
+
+    Each step back-propagates only the losses in ``selected`` (default all;
+    the paper uses one loss per step, :func:`m_config_schedule`). Their
+    first moments are updated; until every loss has been seen once the
+    update is zero. Then, with ``t`` the number of steps since then,
+
+    .. math::
+        \hat m_i = m_i / (1-\beta_1^{t_i}),\quad g = \mathrm{ConFIG}(\hat m_1..\hat m_m),\quad
+        \tilde m = (1-\beta_1^t) g,\quad \tilde g = (\tilde m - \beta_1 \tilde m_{prev})/(1-\beta_1),\\
+        s \leftarrow \beta_2 s + (1-\beta_2)\tilde g^2,\qquad
+        \text{update} = g / (\sqrt{s/(1-\beta_2^t)} + \epsilon)
+
+    The update is already Adam-normalized: follow it with ``optax.sgd`` (the
+    paper's advice), not Adam. Gradients of unselected losses are ignored
+    (pass zeros). ``momentum_dtype="bfloat16"`` stores the m momenta in bf16.
+
+    Args:
+      num_losses: m.
+      beta_1, beta_2, epsilon: Adam constants.
+      weights, length_model, closed_form_two: as :func:`config`.
+      momentum_dtype: dtype of the per-loss momenta (default: the parameters').
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Update extra arguments:
+      selected: boolean ``[m]``, the losses whose gradients are in ``updates`` this step.
+
+    Paper: Liu, Chu, Thuerey, ICLR 2025, arXiv:2408.11104 (Section M-ConFIG).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.m_config(num_losses=2)
+      >>> params = {"w": jnp.zeros(2)}
+      >>> state = tx.init(params)
+      >>> g = {"w": jnp.array([[1.0, 0.0], [0.0, 0.0]])}
+      >>> upd, state = tx.update(g, state, selected=jnp.array([True, False]))
+      >>> upd["w"]  # loss 2 not seen yet
+      Array([0., 0.], dtype=float32)
+    """
+    fn = "m_config"
+    if not isinstance(num_losses, (int, np.integer)) or num_losses < 1:
+        raise ValueError(f"{fn}: `num_losses` must be a positive int, got {num_losses!r}.")
+    C.check_in_range(fn, "beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
+    C.check_in_range(fn, "beta_2", beta_2, 0.0, 1.0, high_inclusive=False)
+    C.check_positive(fn, "epsilon", epsilon)
+    weights = _check_weights(fn, weights, num_losses)
+    _check_length_model(fn, length_model)
+    mdt = None if momentum_dtype is None else jnp.dtype(momentum_dtype)
+    m = int(num_losses)
+
+    def init(params):
+        def stack(p):
+            p = jnp.asarray(p)
+            return jnp.zeros((m, *p.shape), mdt or p.dtype)
+
+        return MConfigState(
+            count=jnp.zeros((), jnp.int32),
+            loss_counts=jnp.zeros((m,), jnp.int32),
+            momenta=jax.tree.map(stack, params),
+            fake_momentum=jax.tree.map(jnp.zeros_like, params),
+            second_moment=jax.tree.map(jnp.zeros_like, params),
+        )
+
+    def update(updates, state, params=None, *, selected=None, **extra):
+        del params, extra
+        got = _num_losses(fn, updates)
+        if got != m:
+            raise ValueError(f"{fn}: built for num_losses={m}, got gradients of {got} losses.")
+        updates = _pmean(updates, axis_name)
+        sel = jnp.ones((m,), bool) if selected is None else C.check_array(fn, "selected", selected, shape=(m,))
+        sel = sel.astype(bool)
+        counts = state.loss_counts + sel.astype(jnp.int32)
+
+        def new_mom(mo, g):
+            s = jnp.reshape(sel, (m,) + (1,) * (g.ndim - 1))
+            acc = C.compute_dtype(mo, g)
+            upd = beta_1 * mo.astype(acc) + (1.0 - beta_1) * g.astype(acc)
+            return jnp.where(s, upd, mo.astype(acc)).astype(mo.dtype)
+
+        momenta = jax.tree.map(new_mom, state.momenta, updates)
+        ready = jnp.all(counts > 0)
+        t = state.count + ready.astype(jnp.int32)
+        dtype = _dtype(updates)
+        tf = jnp.maximum(t, 1).astype(dtype)
+        corr = 1.0 - jnp.power(jnp.asarray(beta_1, dtype), jnp.maximum(counts, 1).astype(dtype))
+
+        def unbias(mo):
+            acc = C.compute_dtype(mo)
+            return mo.astype(acc) / jnp.reshape(corr, (m,) + (1,) * (mo.ndim - 1)).astype(acc)
+
+        m_hats = jax.tree.map(unbias, momenta)
+        G = gram_matrix(m_hats)
+        coef = config_weights(G, weights=weights, length_model=length_model, closed_form_two=closed_form_two)
+        final = _combine(m_hats, coef)
+        b1t = 1.0 - jnp.power(jnp.asarray(beta_1, dtype), tf)
+        b2t = 1.0 - jnp.power(jnp.asarray(beta_2, dtype), tf)
+
+        def second(fk, s, g):
+            fake_m = g * b1t.astype(g.dtype)
+            fake_g = (fake_m - beta_1 * fk) / (1.0 - beta_1)
+            s_new = beta_2 * s + (1.0 - beta_2) * jnp.square(fake_g)
+            out = g / (jnp.sqrt(s_new / b2t.astype(g.dtype)) + epsilon)
+            return (
+                jnp.where(ready, fake_m, fk).astype(fk.dtype),
+                jnp.where(ready, s_new, s).astype(s.dtype),
+                jnp.where(ready, out, jnp.zeros_like(out)),
+            )
+
+        triples = jax.tree.map(second, state.fake_momentum, state.second_moment, final)
+        is_triple = lambda x: isinstance(x, tuple) and len(x) == 3  # noqa: E731
+        fake = jax.tree.map(lambda x: x[0], triples, is_leaf=is_triple)
+        sec = jax.tree.map(lambda x: x[1], triples, is_leaf=is_triple)
+        out = jax.tree.map(lambda x: x[2], triples, is_leaf=is_triple)
+        out = jax.tree.map(lambda o, g: o.astype(g.dtype), out, jax.tree.map(lambda g: g[0], updates))
+        return out, MConfigState(t, counts, momenta, fake, sec)
+
+    return aggregating.Aggregator(init, update)
+
+
+# ------------------------------------------------------------------------------
+# PCGrad, IMTL-G.
+# ------------------------------------------------------------------------------
+
+
+def _pcgrad_weights(G: Array, key: Array | None) -> Array:
+    m = G.shape[0]
+    diag = jnp.diagonal(G)
+    inv_diag = _safe_inv(diag)
+    total = jnp.zeros((m,), G.dtype)
+    keys = None if key is None else jax.random.split(key, m)
+    for i in range(m):
+        c = jnp.zeros((m,), G.dtype).at[i].set(1.0)
+        order = jnp.arange(m) if keys is None else jax.random.permutation(keys[i], m)
+        for k in range(m):
+            j = order[k]
+            inner = G[j] @ c
+            step = jnp.where((inner < 0) & (j != i), -inner * inv_diag[j], jnp.zeros((), G.dtype))
+            c = c.at[j].add(step)
+        total = total + c
+    return total
+
+
+def _pcgrad_sample():
+    s = _config_sample()
+    return TransformSample(params=s.params, updates=s.updates)
+
+
+@register(
+    "pcgrad",
+    aliases=("gradient_surgery",),
+    family="multitask",
+    kind="transform",
+    formula="g_i^PC = g_i - sum_{j: g_i^PC.g_j<0} (g_i^PC.g_j/||g_j||^2) g_j (in order);  update = sum_i g_i^PC",
+    paper="Gradient Surgery for Multi-Task Learning (2020, arXiv:2001.06782)",
+    reference="conflictfree==0.1.8 grad_operator.py::PCGradOperator (fixed order); torchjd PCGrad (random order)",
+    sample=_pcgrad_sample,
+    runtime=("key",),
+)
+def pcgrad(shuffle: bool = False, axis_name: str | None = None) -> aggregating.Aggregator:
+    r"""PCGrad: project each gradient off the gradients it conflicts with, then sum.
+
+    .. math::
+        g_i \leftarrow g_i - \frac{\min(g_i\cdot g_j, 0)}{\|g_j\|^2} g_j\ \ (j \ne i,\ \text{in order}),\qquad
+        \text{update} = \sum_i g_i
+
+    Done on the Gram matrix with a coefficient vector per loss. The order is
+    ``j = 0..m-1`` (``shuffle=False``, the ``conflictfree`` reference) or a
+    random permutation per loss from the ``key=`` passed to ``update`` (the
+    paper, torchjd). For two losses no conflict remains.
+
+    Args:
+      shuffle: random projection order (needs ``key=`` in ``update``).
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Paper: Yu et al., "Gradient Surgery for Multi-Task Learning", NeurIPS 2020, arXiv:2001.06782.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.pcgrad()
+      >>> g = jnp.array([[1.0, 0.0], [-1.0, 1.0]])
+      >>> tx.update(g, tx.init(None))[0]
+      Array([0.5, 1.5], dtype=float32)
+    """
+
+    def wfn(G, m, state, extra):
+        key = extra.get("key")
+        if shuffle and key is None:
+            raise ValueError("pcgrad: `shuffle=True` needs `key=` (a PRNG key) in `update`.")
+        return _pcgrad_weights(G, key if shuffle else None), state
+
+    return _gram_aggregator("pcgrad", wfn, axis_name=axis_name)
+
+
+def _imtl_weights(G: Array) -> Array:
+    d = _safe_sqrt(jnp.diagonal(G))
+    v = _pinv_psd(G, None) @ d
+    s = jnp.sum(v)
+    return jnp.where(jnp.abs(s) < 1e-12, jnp.zeros_like(v), v * _safe_inv(s))
+
+
+@register(
+    "imtl_g",
+    aliases=("imtlg",),
+    family="multitask",
+    kind="transform",
+    formula="w = G^+ n / sum(G^+ n), n_i = ||g_i||; update = sum_i w_i g_i (equal projections on every u_i)",
+    paper="Towards Impartial Multi-task Learning (2021, ICLR, openreview IMPnRXEWpvr)",
+    reference="conflictfree==0.1.8 grad_operator.py::IMTLGOperator; torchjd IMTLG",
+    sample=_pcgrad_sample,
+)
+def imtl_g(axis_name: str | None = None) -> aggregating.Aggregator:
+    r"""IMTL-G: the convex-sum-one combination whose projections on every unit gradient are equal.
+
+    .. math::
+        w = \frac{G^{+} n}{\mathbf 1^\top G^{+} n},\quad n_i = \|g_i\|,\qquad \text{update} = \sum_i w_i g_i
+
+    so ``u_i . update`` is the same for every loss (it equals the reference's
+    ``g_1 U^T (D U^T)^{-1}`` form when ``G`` is invertible).
+
+    Paper: Liu et al., "Towards Impartial Multi-task Learning", ICLR 2021.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.imtl_g()
+      >>> tx.update(jnp.array([[2.0, 0.0], [0.0, 1.0]]), tx.init(None))[0].round(4)
+      Array([0.6667, 0.6667], dtype=float32)
+    """
+    return _gram_aggregator("imtl_g", lambda G, m, s, e: (_imtl_weights(G), s), axis_name=axis_name)
+
+
+# ------------------------------------------------------------------------------
+# Exact small QPs by support enumeration (m <= 12), used by MGDA/UPGrad/DualProj/CAGrad.
+# ------------------------------------------------------------------------------
+
+
+def _supports(m: int) -> np.ndarray:
+    if m > _MAX_EXACT:
+        raise ValueError(f"exact solvers enumerate supports and take at most {_MAX_EXACT} losses, got {m}.")
+    return np.array(list(itertools.product([0.0, 1.0], repeat=m))[1:], dtype=np.float32)
+
+
+def _masked_solve(A: Array, b: Array, s: Array) -> Array:
+    """Solves ``A_SS x_S = b_S`` with ``x = 0`` off S, for a batch of supports ``s [K, n]``."""
+    A_s = A[None] * s[:, :, None] * s[:, None, :] + jnp.eye(A.shape[0], dtype=A.dtype)[None] * (1.0 - s)[:, :, None]
+    x = jnp.linalg.solve(A_s, (b[None] * s)[..., None])[..., 0]
+    return jnp.where(jnp.isfinite(x), x, jnp.zeros((), x.dtype)) * s
+
+
+def _nonneg_qp(G: Array, c: Array) -> Array:
+    """argmin_{x >= 0} x^T G x + 2 c^T x for positive-definite G (exact: every support, keep the best)."""
+    m = G.shape[0]
+    S = jnp.asarray(_supports(m), G.dtype)
+    S = jnp.concatenate([jnp.zeros((1, m), G.dtype), S])
+    X = jnp.maximum(_masked_solve(G, -c, S), 0.0)
+    obj = jnp.einsum("ki,ij,kj->k", X, G, X, precision=_HI) + 2.0 * X @ c
+    return X[jnp.argmin(obj)]
+
+
+def _normalize_gram(G: Array, norm_eps: float, reg_eps: float) -> Array:
+    tr = jnp.trace(G)
+    Gn = jnp.where(tr < norm_eps, jnp.zeros_like(G), G * _safe_inv(tr))
+    return Gn + reg_eps * jnp.eye(G.shape[0], dtype=G.dtype)
+
+
+def _dual_cone_weights(Gn: Array, u: Array) -> Array:
+    """w = argmin_{v >= u} v^T Gn v (torchjd's projection onto the dual cone, in weight space)."""
+    x = _nonneg_qp(Gn, Gn @ u)
+    return x + u
+
+
+def _pref(fn: str, pref_vector, m: int, dtype) -> Array:
+    if pref_vector is None:
+        return jnp.full((m,), 1.0 / m, dtype)
+    if len(pref_vector) != m:
+        raise ValueError(f"{fn}: `pref_vector` has {len(pref_vector)} entries but there are {m} losses.")
+    return jnp.asarray(pref_vector, dtype)
+
+
+def _check_pref(fn: str, pref_vector):
+    if pref_vector is None:
+        return None
+    p = np.asarray(pref_vector, np.float64)
+    if p.ndim != 1 or not np.all(np.isfinite(p)) or np.any(p < 0):
+        raise ValueError(f"{fn}: `pref_vector` must be a 1-D sequence of non-negative numbers, got {pref_vector!r}.")
+    return tuple(float(v) for v in p)
+
+
+@register(
+    "upgrad",
+    family="multitask",
+    kind="transform",
+    formula="update = sum_i pi_J(p_i g_i): each weighted gradient projected onto the dual cone {x: G x >= 0}",
+    paper="Jacobian Descent for Multi-Objective Optimization (2024, arXiv:2406.16232)",
+    reference="torchjd==0.18.0 torchjd/aggregation/_upgrad.py::UPGrad (QuadprogProjector)",
+    sample=_pcgrad_sample,
+)
+def upgrad(
+    pref_vector: Sequence[float] | None = None,
+    norm_eps: float = 1e-4,
+    reg_eps: float = 1e-4,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""UPGrad: project every (preference-weighted) gradient onto the dual cone of all gradients, sum.
+
+    .. math::
+        w = \sum_i \arg\min_{v \ge p_i e_i} v^\top \tilde G v,\qquad
+        \tilde G = G/\mathrm{tr}(G) + \epsilon I,\qquad \text{update} = \sum_j w_j g_j
+
+    The box-constrained QPs are solved exactly (every active set, m <= 12).
+    The update never conflicts with any gradient (``G w >= 0``).
+
+    Args:
+      pref_vector: ``p`` (default ``1/m`` each, the mean).
+      norm_eps: Gram matrices of trace below this are treated as zero.
+      reg_eps: ridge added to the normalized Gram.
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Paper: Quinton, Rey, "Jacobian Descent for Multi-Objective Optimization", 2024, arXiv:2406.16232.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.upgrad()
+      >>> tx.update(jnp.array([[1.0, 0.0], [0.0, 1.0]]), tx.init(None))[0].round(4)
+      Array([0.5, 0.5], dtype=float32)
+    """
+    fn = "upgrad"
+    pref_vector = _check_pref(fn, pref_vector)
+    C.check_positive(fn, "norm_eps", norm_eps, allow_zero=True)
+    C.check_positive(fn, "reg_eps", reg_eps, allow_zero=True)
+
+    def wfn(G, m, state, extra):
+        p = _pref(fn, pref_vector, m, G.dtype)
+        Gn = _normalize_gram(G, norm_eps, reg_eps)
+        W = jax.vmap(lambda u: _dual_cone_weights(Gn, u))(jnp.diag(p))
+        return jnp.sum(W, axis=0), state
+
+    return _gram_aggregator(fn, wfn, axis_name=axis_name)
+
+
+@register(
+    "dualproj",
+    aliases=("dual_proj",),
+    family="multitask",
+    kind="transform",
+    formula="update = pi_J(sum_i p_i g_i): the weighted mean projected onto the dual cone {x: G x >= 0}",
+    paper="Jacobian Descent for Multi-Objective Optimization (2024, arXiv:2406.16232)",
+    reference="torchjd==0.18.0 torchjd/aggregation/_dualproj.py::DualProj (QuadprogProjector)",
+    sample=_pcgrad_sample,
+)
+def dualproj(
+    pref_vector: Sequence[float] | None = None,
+    norm_eps: float = 1e-4,
+    reg_eps: float = 1e-4,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""DualProj: the (preference-weighted) mean gradient projected onto the dual cone of the gradients.
+
+    .. math::
+        w = \arg\min_{v \ge p} v^\top \tilde G v,\qquad \text{update} = \sum_j w_j g_j
+
+    Paper: Quinton, Rey, arXiv:2406.16232 (DualProj baseline).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.dualproj()
+      >>> tx.update(jnp.array([[1.0, 0.0], [-1.0, 1.0]]), tx.init(None))[0].round(3)
+      Array([0. , 0.5], dtype=float32)
+    """
+    fn = "dualproj"
+    pref_vector = _check_pref(fn, pref_vector)
+    C.check_positive(fn, "norm_eps", norm_eps, allow_zero=True)
+    C.check_positive(fn, "reg_eps", reg_eps, allow_zero=True)
+
+    def wfn(G, m, state, extra):
+        p = _pref(fn, pref_vector, m, G.dtype)
+        return _dual_cone_weights(_normalize_gram(G, norm_eps, reg_eps), p), state
+
+    return _gram_aggregator(fn, wfn, axis_name=axis_name)
+
+
+# ------------------------------------------------------------------------------
+# MGDA.
+# ------------------------------------------------------------------------------
+
+
+def _mgda_frank_wolfe(G: Array, epsilon: float, max_iters: int) -> Array:
+    m = G.shape[0]
+    dtype = G.dtype
+
+    def body(carry):
+        alpha, it, _ = carry
+        Ga = G @ alpha
+        t = jnp.argmin(Ga)
+        a = Ga[t]
+        b = alpha @ Ga
+        c = G[t, t]
+        denom = b + c - 2.0 * a
+        gamma = jnp.where(
+            c <= a,
+            jnp.ones((), dtype),
+            jnp.where(b <= a, jnp.zeros((), dtype), (b - a) * _safe_inv(denom)),
+        )
+        e = jax.nn.one_hot(t, m, dtype=dtype)
+        alpha = (1.0 - gamma) * alpha + gamma * e
+        return alpha, it + 1, gamma < epsilon
+
+    def cond(carry):
+        _, it, done = carry
+        return (it < max_iters) & ~done
+
+    alpha0 = jnp.full((m,), 1.0 / m, dtype)
+    alpha, _, _ = jax.lax.while_loop(cond, body, (alpha0, jnp.zeros((), jnp.int32), jnp.zeros((), bool)))
+    return alpha
+
+
+def _mgda_exact(G: Array) -> Array:
+    """min_{w in simplex} w^T G w, exactly: every support's KKT point, clipped, best kept."""
+    m = G.shape[0]
+    S = jnp.asarray(_supports(m), G.dtype)
+    scale = jnp.maximum(jnp.trace(G), jnp.asarray(float(jnp.finfo(G.dtype).tiny), G.dtype))
+    Gr = G / scale + 1e-7 * jnp.eye(m, dtype=G.dtype)
+    ones = jnp.ones((m,), G.dtype)
+    y = _masked_solve(Gr, ones, S)  # G_SS y = 1  =>  w = y / sum(y)
+    y = jnp.maximum(y, 0.0) * S
+    tot = jnp.sum(y, axis=1, keepdims=True)
+    W = jnp.where(tot > 0, y * _safe_inv(tot), S / jnp.sum(S, axis=1, keepdims=True))
+    obj = jnp.einsum("ki,ij,kj->k", W, Gr, W, precision=_HI)
+    return W[jnp.argmin(obj)]
+
+
+@register(
+    "mgda",
+    aliases=("mgda_ub", "min_norm"),
+    family="multitask",
+    kind="transform",
+    formula="w = argmin_{w in simplex} ||sum_i w_i g_i||^2;  update = sum_i w_i g_i",
+    paper="Multi-Task Learning as Multi-Objective Optimization (2018, arXiv:1810.04650)",
+    reference="torchjd==0.18.0 torchjd/aggregation/_mgda.py::MGDA (Frank-Wolfe)",
+    sample=_pcgrad_sample,
+)
+def mgda(
+    solver: str = "frank_wolfe",
+    epsilon: float = 1e-3,
+    max_iters: int = 100,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""MGDA: the minimum-norm point of the convex hull of the gradients.
+
+    .. math::
+        w = \arg\min_{w \ge 0,\ \sum w = 1} \Big\|\sum_i w_i g_i\Big\|^2,\qquad \text{update} = \sum_i w_i g_i
+
+    ``solver="frank_wolfe"`` is Algorithm 2 of the paper (as torchjd: start
+    at the mean, stop when the step ``gamma < epsilon`` or after
+    ``max_iters``); ``solver="exact"`` enumerates every support (m <= 12) and
+    returns the exact minimizer.
+
+    Paper: Sener, Koltun, "Multi-Task Learning as Multi-Objective Optimization", NeurIPS 2018, arXiv:1810.04650.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.mgda(solver="exact")
+      >>> tx.update(jnp.array([[1.0, 0.0], [0.0, 1.0]]), tx.init(None))[0].round(4)
+      Array([0.5, 0.5], dtype=float32)
+    """
+    fn = "mgda"
+    C.check_one_of(fn, "solver", solver, ("frank_wolfe", "exact"))
+    C.check_positive(fn, "epsilon", epsilon)
+    if not isinstance(max_iters, (int, np.integer)) or max_iters < 1:
+        raise ValueError(f"{fn}: `max_iters` must be a positive int, got {max_iters!r}.")
+
+    def wfn(G, m, state, extra):
+        if solver == "exact":
+            return _mgda_exact(G), state
+        return _mgda_frank_wolfe(G, epsilon, int(max_iters)), state
+
+    return _gram_aggregator(fn, wfn, axis_name=axis_name)
+
+
+# ------------------------------------------------------------------------------
+# CAGrad.
+# ------------------------------------------------------------------------------
+
+
+def _cagrad_weights(G: Array, c: float, norm_eps: float) -> Array:
+    """torchjd's CAGradWeighting: min_{w in simplex} b.w + s sqrt(w^T Gn w), solved exactly by supports."""
+    m = G.shape[0]
+    dtype = G.dtype
+    tr = jnp.trace(G)
+    Gn = jnp.where(tr < norm_eps, jnp.zeros_like(G), G * _safe_inv(tr))
+    g0_sq = jnp.mean(Gn)  # ||g_0||^2 with g_0 the mean gradient
+    s = c * _safe_sqrt(g0_sq)
+    b = jnp.mean(Gn, axis=1)  # G 1/m
+    Gr = Gn + 1e-7 * jnp.eye(m, dtype=dtype)
+    S = jnp.asarray(_supports(m), dtype)
+    ones = jnp.ones((m,), dtype)
+    # On a support: y = Gr^-1 (lam 1 - b)/s, y^T Gr y = 1, w = y / sum(y).
+    p = _masked_solve(Gr, ones, S)  # Gr^-1 1
+    q = _masked_solve(Gr, b, S)  # Gr^-1 b
+    A = jnp.sum(p * S, 1)  # 1^T G^-1 1
+    B = jnp.sum(q * S, 1)  # 1^T G^-1 b
+    Cq = jnp.sum(q * b[None] * S, 1) - s * s  # b^T G^-1 b - s^2
+    disc = _safe_sqrt(B * B - A * Cq)
+    cands = []
+    for sign in (1.0, -1.0):
+        lam = (B + sign * disc) * _safe_inv(A)
+        y = lam[:, None] * p - q
+        y = jnp.maximum(y, 0.0) * S
+        tot = jnp.sum(y, 1, keepdims=True)
+        cands.append(jnp.where(tot > 0, y * _safe_inv(tot), S / jnp.sum(S, 1, keepdims=True)))
+    W = jnp.concatenate([*cands, jnp.eye(m, dtype=dtype)])
+
+    def objective(w):
+        return w @ b + s * _safe_sqrt(w @ Gn @ w)
+
+    obj = jax.vmap(objective)(W)
+    w_opt = W[jnp.argmin(obj)]
+    gw = _safe_sqrt(w_opt @ Gn @ w_opt)
+    weights = jnp.full((m,), 1.0 / m, dtype) + s * _safe_inv(gw) * w_opt
+    return jnp.where(gw >= norm_eps, weights, jnp.zeros((m,), dtype))
+
+
+@register(
+    "cagrad",
+    family="multitask",
+    kind="transform",
+    formula="w* = argmin_{w in simplex} g_w.g_0 + c||g_0|| ||g_w||;  update = g_0 + (c||g_0||/||g_w*||) g_w*",
+    paper="Conflict-Averse Gradient Descent for Multi-task Learning (2021, arXiv:2110.14048)",
+    reference="torchjd==0.18.0 torchjd/aggregation/_cagrad.py::CAGrad (cvxpy/CLARABEL)",
+    sample=_pcgrad_sample,
+)
+def cagrad(c: float = 0.4, norm_eps: float = 1e-4, axis_name: str | None = None) -> aggregating.Aggregator:
+    r"""CAGrad: the update that maximizes the worst local improvement in a ball around the mean gradient.
+
+    .. math::
+        w^* = \arg\min_{w\in\Delta} g_w^\top g_0 + c\|g_0\|\,\|g_w\|,\qquad
+        \text{update} = g_0 + \frac{c\|g_0\|}{\|g_{w^*}\|} g_{w^*}
+
+    with ``g_0`` the mean gradient and ``g_w = sum_i w_i g_i`` (on the
+    trace-normalized Gram; the weights are scale-free). Solved exactly by
+    enumerating supports (m <= 12) instead of a generic convex solver. Like
+    torchjd, the original's final ``1/(1+c^2)`` rescale is not applied.
+
+    Args:
+      c: radius of the ball, relative to ``||g_0||`` (0.4 in the paper's experiments).
+      norm_eps: traces / norms below this give a zero update.
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Paper: Liu et al., "Conflict-Averse Gradient Descent for Multi-task Learning", NeurIPS 2021, arXiv:2110.14048.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.cagrad(c=0.0)  # c = 0: the mean gradient
+      >>> tx.update(jnp.array([[1.0, 0.0], [0.0, 3.0]]), tx.init(None))[0].round(4)
+      Array([0.5, 1.5], dtype=float32)
+    """
+    fn = "cagrad"
+    C.check_positive(fn, "c", c, allow_zero=True)
+    C.check_positive(fn, "norm_eps", norm_eps, allow_zero=True)
+    return _gram_aggregator(fn, lambda G, m, s, e: (_cagrad_weights(G, c, norm_eps), s), axis_name=axis_name)
+
+
+# ------------------------------------------------------------------------------
+# Aligned-MTL.
+# ------------------------------------------------------------------------------
+
+
+def _aligned_weights(G: Array, pref: Array, scale_mode: str) -> Array:
+    m = G.shape[0]
+    dtype = G.dtype
+    lam, V = jnp.linalg.eigh(G, symmetrize_input=True)
+    tol = jnp.max(lam) * m * float(jnp.finfo(dtype).eps)
+    keep = lam > tol
+    rank = jnp.sum(keep)
+    inv_sqrt = jnp.where(keep, 1.0 / _safe_sqrt(jnp.where(keep, lam, jnp.ones((), dtype))), jnp.zeros((), dtype))
+    big = jnp.asarray(float(jnp.finfo(dtype).max), dtype)
+    if scale_mode == "min":
+        scale = jnp.min(jnp.where(keep, lam, big))
+    elif scale_mode == "rmse":
+        scale = jnp.sum(jnp.where(keep, lam, 0.0)) * _safe_inv(rank.astype(dtype))
+    else:  # median of the kept eigenvalues (torch.median: the lower middle one)
+        srt = jnp.sort(jnp.where(keep, lam, big))  # kept values first, ascending
+        scale = srt[jnp.maximum((rank - 1) // 2, 0)]
+    B = _safe_sqrt(scale) * (V * inv_sqrt[None, :]) @ V.T
+    return jnp.where(rank > 0, B @ pref, pref)
+
+
+@register(
+    "aligned_mtl",
+    aliases=("alignedmtl",),
+    family="multitask",
+    kind="transform",
+    formula="G = V L V^T;  B = sqrt(l_min) V L^{-1/2} V^T;  w = B p;  update = sum_i w_i g_i",
+    paper="Independent Component Alignment for Multi-Task Learning (2023, arXiv:2305.19000)",
+    reference="torchjd==0.18.0 torchjd/aggregation/_aligned_mtl.py::AlignedMTL",
+    sample=_pcgrad_sample,
+)
+def aligned_mtl(
+    pref_vector: Sequence[float] | None = None, scale_mode: str = "min", axis_name: str | None = None
+) -> aggregating.Aggregator:
+    r"""Aligned-MTL: align the principal components of the gradient system, then combine.
+
+    .. math::
+        G = V\Lambda V^\top,\quad B = \sqrt{\sigma}\, V \Lambda^{-1/2} V^\top\ \text{(on the numerical rank)},\quad
+        \text{update} = \sum_i (B p)_i\, g_i
+
+    with ``sigma`` the smallest (``"min"``), median or mean (``"rmse"``)
+    kept eigenvalue. A zero Gram gives the plain weighted sum.
+
+    Paper: Senushkin et al., "Independent Component Alignment for Multi-Task Learning", CVPR 2023, arXiv:2305.19000.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.aligned_mtl()
+      >>> tx.update(jnp.array([[2.0, 0.0], [0.0, 1.0]]), tx.init(None))[0].round(4)
+      Array([0.5, 0.5], dtype=float32)
+    """
+    fn = "aligned_mtl"
+    pref_vector = _check_pref(fn, pref_vector)
+    C.check_one_of(fn, "scale_mode", scale_mode, ("min", "median", "rmse"))
+
+    def wfn(G, m, state, extra):
+        return _aligned_weights(G, _pref(fn, pref_vector, m, G.dtype), scale_mode), state
+
+    return _gram_aggregator(fn, wfn, axis_name=axis_name)
+
+
+# ------------------------------------------------------------------------------
+# GradVac.
+# ------------------------------------------------------------------------------
+
+
+class GradVacState(NamedTuple):
+    """EMA targets ``phi_hat[i, j]`` of the cosine between gradients i and j."""
+
+    targets: Array  # [m, m]
+
+
+def _gradvac_weights(G: Array, phi: Array, beta: float, epsilon: float, key: Array | None):
+    m = G.shape[0]
+    dtype = G.dtype
+    Cm = jnp.eye(m, dtype=dtype)
+    phi = phi.astype(dtype)
+    keys = None if key is None else jax.random.split(key, m)
+    for i in range(m):
+        others = np.array([j for j in range(m) if j != i], np.int32)
+        order = jnp.asarray(others) if keys is None else jnp.asarray(others)[jax.random.permutation(keys[i], m - 1)]
+        cG = Cm[i] @ G
+        for k in range(m - 1):
+            j = order[k]
+            dot_ij = cG[j]
+            norm_i = _safe_sqrt(cG @ Cm[i])
+            norm_j = _safe_sqrt(G[j, j])
+            phi_ij = dot_ij / (norm_i * norm_j + epsilon)
+            phi_hat = phi[i, j]
+            s1 = _safe_sqrt(1.0 - phi_ij * phi_ij)
+            s2 = _safe_sqrt(1.0 - phi_hat * phi_hat)
+            w = norm_i * (phi_hat * s1 - phi_ij * s2) / (norm_j * s2 + epsilon)
+            w = jnp.where(phi_ij < phi_hat, w, jnp.zeros((), dtype))
+            Cm = Cm.at[i, j].add(w)
+            cG = cG + w * G[j]
+            phi = phi.at[i, j].set((1.0 - beta) * phi_hat + beta * phi_ij)
+    return jnp.sum(Cm, axis=0), phi
+
+
+def _gradvac_sample():
+    s = _config_sample()
+    return TransformSample(params=s.params, updates=s.updates, hyperparams={"num_losses": 3})
+
+
+@register(
+    "gradvac",
+    aliases=("gradient_vaccine",),
+    family="multitask",
+    kind="transform",
+    formula="if cos(g_i, g_j) < phi_ij: g_i += ||g_i||(phi s1 - cos s2)/(||g_j|| s2) g_j;  phi_ij <- EMA(cos)",
+    paper="Gradient Vaccine: Investigating and Improving Multi-task Optimization in Massively Multilingual Models "
+    "(2020, arXiv:2010.05874)",
+    reference="torchjd==0.18.0 torchjd/aggregation/_gradvac.py::GradVac",
+    sample=_gradvac_sample,
+    runtime=("key",),
+)
+def gradvac(
+    num_losses: int,
+    beta: float = 0.5,
+    epsilon: float = 1e-8,
+    shuffle: bool = False,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""GradVac: pull each pair's cosine up to an EMA target instead of only removing conflicts.
+
+    For each ``i`` and ``j != i`` (in order, or shuffled with ``key=``): with
+    ``phi = cos(g_i, g_j)`` and target ``phi_hat``, if ``phi < phi_hat``
+
+    .. math::
+        g_i \leftarrow g_i + \frac{\|g_i\|(\hat\phi\sqrt{1-\phi^2} - \phi\sqrt{1-\hat\phi^2})}
+        {\|g_j\|\sqrt{1-\hat\phi^2}} g_j,\qquad \hat\phi \leftarrow (1-\beta)\hat\phi + \beta\phi
+
+    and the update is ``sum_i g_i``. The targets live in :class:`GradVacState`.
+
+    Paper: Wang et al., "Gradient Vaccine", ICLR 2021, arXiv:2010.05874.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.gradvac(num_losses=2)
+      >>> upd, state = tx.update(jnp.array([[1.0, 0.0], [-1.0, 1.0]]), tx.init(None))
+      >>> upd.round(4)  # first step: targets 0, so conflicts are projected away as in PCGrad
+      Array([0.5, 1.5], dtype=float32)
+    """
+    fn = "gradvac"
+    if not isinstance(num_losses, (int, np.integer)) or num_losses < 1:
+        raise ValueError(f"{fn}: `num_losses` must be a positive int, got {num_losses!r}.")
+    C.check_in_range(fn, "beta", beta, 0.0, 1.0)
+    C.check_positive(fn, "epsilon", epsilon, allow_zero=True)
+    m0 = int(num_losses)
+
+    def init():
+        return GradVacState(jnp.zeros((m0, m0), jnp.float32))
+
+    def wfn(G, m, state, extra):
+        if m != m0:
+            raise ValueError(f"{fn}: built for num_losses={m0}, got gradients of {m} losses.")
+        key = extra.get("key")
+        if shuffle and key is None:
+            raise ValueError(f"{fn}: `shuffle=True` needs `key=` (a PRNG key) in `update`.")
+        w, phi = _gradvac_weights(G, state.targets, beta, epsilon, key if shuffle else None)
+        return w, GradVacState(phi.astype(state.targets.dtype))
+
+    return _gram_aggregator(fn, wfn, init_fn=init, axis_name=axis_name)
+
+
+# ------------------------------------------------------------------------------
+# GradDrop (elementwise, not a Gram method).
+# ------------------------------------------------------------------------------
+
+
+def _graddrop_combine(grads: Any, uniforms: Any, leak: Array | None) -> Any:
+    def one(g, u):
+        acc = C.compute_dtype(g)
+        g32 = g.astype(acc)
+        m = g.shape[0]
+        tot = jnp.sum(g32, 0)
+        absum = jnp.sum(jnp.abs(g32), 0)
+        P = 0.5 * (1.0 + tot * _safe_inv(absum))
+        keep = ((P > u)[None] & (g32 > 0)) | ((P < u)[None] & (g32 < 0))
+        lk = jnp.zeros((m,), acc) if leak is None else leak.astype(acc)
+        lk = jnp.reshape(lk, (m,) + (1,) * (g.ndim - 1))
+        return jnp.sum((lk + (1.0 - lk) * keep.astype(acc)) * g32, 0).astype(g.dtype)
+
+    return jax.tree.map(one, grads, uniforms)
+
+
+def _graddrop_sample():
+    s = _config_sample()
+    return TransformSample(params=s.params, updates=s.updates, extra_args={"key": np.asarray(jax.random.PRNGKey(0))})
+
+
+@register(
+    "graddrop",
+    aliases=("gradient_sign_dropout",),
+    family="multitask",
+    kind="transform",
+    formula="P = (1 + sum_i g_i / sum_i |g_i|)/2;  keep g_i where (P > U and g_i > 0) or (P < U and g_i < 0)",
+    paper="Just Pick a Sign: Optimizing Deep Multitask Models with Gradient Sign Dropout (2020, arXiv:2010.06808)",
+    reference="torchjd==0.18.0 torchjd/aggregation/_graddrop.py::GradDrop",
+    sample=_graddrop_sample,
+    runtime=("key",),
+)
+def graddrop(leak: Sequence[float] | None = None, axis_name: str | None = None) -> aggregating.Aggregator:
+    r"""GradDrop: keep, per coordinate, only the gradients whose sign wins a purity-weighted coin flip.
+
+    .. math::
+        P = \tfrac12\Big(1 + \frac{\sum_i g_i}{\sum_i |g_i|}\Big),\quad U \sim \mathcal U(0,1),\quad
+        \text{update} = \sum_i (\ell_i + (1-\ell_i) M_i) g_i,\quad M_i = [P>U][g_i>0] + [P<U][g_i<0]
+
+    elementwise (one uniform per parameter), with leak ``ell`` (default 0).
+    Needs ``key=`` in ``update``.
+
+    Paper: Chen et al., "Just Pick a Sign", NeurIPS 2020, arXiv:2010.06808.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.graddrop()
+      >>> g = jnp.array([[1.0, 2.0], [3.0, 4.0]])  # no sign conflict: nothing is dropped
+      >>> tx.update(g, tx.init(None), key=jax.random.PRNGKey(0))[0]
+      Array([4., 6.], dtype=float32)
+    """
+    fn = "graddrop"
+    leak_t = None
+    if leak is not None:
+        lk = np.asarray(leak, np.float64)
+        if lk.ndim != 1 or np.any(lk < 0) or np.any(lk > 1):
+            raise ValueError(f"{fn}: `leak` must be a 1-D sequence of numbers in [0, 1], got {leak!r}.")
+        leak_t = tuple(float(v) for v in lk)
+
+    def init(params):
+        del params
+        return optax.EmptyState()
+
+    def update(updates, state, params=None, *, key=None, **extra):
+        del params, extra
+        m = _num_losses(fn, updates)
+        if key is None:
+            raise ValueError(f"{fn}: `update` needs `key=` (a PRNG key).")
+        if leak_t is not None and len(leak_t) != m:
+            raise ValueError(f"{fn}: `leak` has {len(leak_t)} entries but there are {m} losses.")
+        updates = _pmean(updates, axis_name)
+        leaves, treedef = jax.tree.flatten(updates)
+        keys = jax.random.split(key, len(leaves))
+        us = [
+            jax.random.uniform(k, leaf.shape[1:], C.compute_dtype(leaf)) for k, leaf in zip(keys, leaves, strict=True)
+        ]
+        uniforms = jax.tree.unflatten(treedef, us)
+        leak_a = None if leak_t is None else jnp.asarray(leak_t, jnp.float32)
+        return _graddrop_combine(updates, uniforms, leak_a), state
+
+    return aggregating.Aggregator(init, update)
+
+
+# ------------------------------------------------------------------------------
+# Nash-MTL.
+# ------------------------------------------------------------------------------
+
+
+class NashMTLState(NamedTuple):
+    """Last weights and step count of :func:`nash_mtl`."""
+
+    alpha: Array  # [m]
+    count: Array  # int32 []
+
+
+def _nash_alpha(G: Array, alpha0: Array, iterations: int) -> Array:
+    """Solves alpha * (G alpha) = 1, alpha > 0: the minimizer of 0.5 a^T G a - sum log a (damped Newton)."""
+    m = G.shape[0]
+    eye = jnp.eye(m, dtype=G.dtype)
+
+    def body(_, a):
+        grad = G @ a - 1.0 / a
+        H = G + eye / (a * a)[:, None]
+        step = -jnp.linalg.solve(H, grad)
+        dec = _safe_sqrt(step @ (H @ step))
+        t = jnp.where(dec < 0.25, jnp.ones((), a.dtype), 1.0 / (1.0 + dec))
+        new = a + t * step
+        return jnp.where(jnp.all(jnp.isfinite(new)) & jnp.all(new > 0), new, a)
+
+    return jax.lax.fori_loop(0, iterations, body, alpha0)
+
+
+def _nash_sample():
+    s = _config_sample()
+    return TransformSample(params=s.params, updates=s.updates, hyperparams={"num_losses": 3})
+
+
+@register(
+    "nash_mtl",
+    aliases=("nashmtl",),
+    family="multitask",
+    kind="transform",
+    formula="alpha > 0 with alpha_i (G alpha)_i = 1 (Nash bargaining); update = sum_i alpha_i g_i, norm <= max_norm",
+    paper="Multi-Task Learning as a Bargaining Game (2022, arXiv:2202.01017)",
+    reference="torchjd==0.18.0 torchjd/aggregation/_nash_mtl.py::NashMTL (cvxpy/ECOS sequential convex program)",
+    sample=_nash_sample,
+)
+def nash_mtl(
+    num_losses: int,
+    max_norm: float = 1.0,
+    update_weights_every: int = 1,
+    iterations: int = 20,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""Nash-MTL: the Nash bargaining solution, ``alpha_i (G alpha)_i = 1`` for every loss.
+
+    .. math::
+        \alpha = \arg\min_{\alpha > 0} \tfrac12 \alpha^\top G \alpha - \sum_i \log\alpha_i
+        \iff G\alpha = 1/\alpha,\qquad \text{update} = \sum_i \alpha_i g_i
+
+    solved by damped Newton steps (``iterations``; the objective is
+    self-concordant, so the steps stay positive), warm-started from the last
+    weights; recomputed every ``update_weights_every`` steps; the update is
+    rescaled to norm ``max_norm`` when longer (``max_norm=0``: never). The
+    reference reaches the same fixed point with a sequence of convex programs.
+
+    Paper: Navon et al., "Multi-Task Learning as a Bargaining Game", ICML 2022, arXiv:2202.01017.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.nash_mtl(num_losses=2, max_norm=0.0)
+      >>> upd, _ = tx.update(jnp.array([[2.0, 0.0], [0.0, 1.0]]), tx.init(None))
+      >>> upd.round(4)  # alpha_i = 1/||g_i|| for orthogonal gradients
+      Array([1., 1.], dtype=float32)
+    """
+    fn = "nash_mtl"
+    if not isinstance(num_losses, (int, np.integer)) or num_losses < 1:
+        raise ValueError(f"{fn}: `num_losses` must be a positive int, got {num_losses!r}.")
+    C.check_positive(fn, "max_norm", max_norm, allow_zero=True)
+    for name, v in (("update_weights_every", update_weights_every), ("iterations", iterations)):
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{fn}: `{name}` must be a positive int, got {v!r}.")
+    m0 = int(num_losses)
+
+    def init():
+        return NashMTLState(jnp.ones((m0,), jnp.float32), jnp.zeros((), jnp.int32))
+
+    def wfn(G, m, state, extra):
+        if m != m0:
+            raise ValueError(f"{fn}: built for num_losses={m0}, got gradients of {m} losses.")
+        prev = state.alpha.astype(G.dtype)
+        fresh = _nash_alpha(G, prev, int(iterations))
+        alpha = jnp.where(state.count % update_weights_every == 0, fresh, prev)
+        w = alpha
+        if max_norm > 0:
+            norm = _safe_sqrt(alpha @ G @ alpha)
+            w = jnp.where(norm > max_norm, alpha * (max_norm * _safe_inv(norm)), alpha)
+        return w, NashMTLState(alpha.astype(state.alpha.dtype), state.count + 1)
+
+    return _gram_aggregator(fn, wfn, init_fn=init, axis_name=axis_name)
+
+
+# ------------------------------------------------------------------------------
+# Equal weights.
+# ------------------------------------------------------------------------------
+
+
+@register(
+    "equal_weight",
+    aliases=("linear_scalarization", "ew"),
+    family="multitask",
+    kind="transform",
+    formula="update = sum_i g_i  (reduction='sum')  or  (1/m) sum_i g_i  (reduction='mean')",
+    paper="In Defense of the Unitary Scalarization for Deep Multi-Task Learning (2022, arXiv:2201.04122)",
+    reference="LibMTL EW; torchjd Sum / Mean",
+    sample=_pcgrad_sample,
+)
+def equal_weight(reduction: str = "sum", axis_name: str | None = None) -> aggregating.Aggregator:
+    r"""The equal-weight baseline: the gradient of the summed (or averaged) loss.
+
+    Args:
+      reduction: ``"sum"`` (the gradient of ``sum_i L_i``) or ``"mean"``.
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Paper: Kurin et al., "In Defense of the Unitary Scalarization for Deep Multi-Task Learning", NeurIPS 2022,
+    arXiv:2201.04122.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.equal_weight()
+      >>> tx.update(jnp.array([[1.0, 0.0], [0.0, 3.0]]), tx.init(None))[0]
+      Array([1., 3.], dtype=float32)
+    """
+    fn = "equal_weight"
+    C.check_one_of(fn, "reduction", reduction, ("sum", "mean"))
+
+    def init(params):
+        del params
+        return optax.EmptyState()
+
+    def update(updates, state, params=None, **extra):
+        del params, extra
+        m = _num_losses(fn, updates)
+        updates = _pmean(updates, axis_name)
+        scale = 1.0 if reduction == "sum" else 1.0 / m
+        return jax.tree.map(
+            lambda g: (jnp.sum(g.astype(C.compute_dtype(g)), 0) * scale).astype(g.dtype), updates
+        ), state
+
+    return aggregating.Aggregator(init, update)
