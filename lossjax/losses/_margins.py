@@ -1,3 +1,1401 @@
-"""Placeholder until the family lands; see CONTRIBUTING.md."""
+"""Margin softmaxes (face recognition), proxy losses and prototype losses.
 
-__all__: list[str] = []
+Every loss here compares embeddings with class representatives:
+
+* margin softmaxes (NormFace, CosFace, ArcFace, SphereFace, the combined
+  margin of insightface, AdaFace, SphereFace2) take ``embeddings [N, D]``,
+  integer ``labels [N]`` and the classifier's class weights ``proxies [C, D]``
+  (one row per class, a parameter of the model), and return the per-example
+  loss ``[N]``;
+* proxy losses (proxy-NCA, SoftTriple: per example ``[N]``; proxy-anchor: one
+  value for the batch) take the same arguments;
+* prototype losses (prototypical, angular prototypical) take episodes and
+  return one value for the episode;
+* batch-pair regularizers (orthogonal projection, threshold-consistent margin)
+  take ``embeddings [N, D]`` and ``labels [N]`` and return one value.
+
+All the angular margins (CosFace's ``cos - m``, ArcFace's ``cos(theta + m)``,
+SphereFace's ``cos(m theta)``, their combination and AdaFace's per-example
+margins) go through ONE private helper, :func:`_margin_target_cosine`, which
+never evaluates ``arccos`` (or ``sqrt(1 - cos^2)``) at exactly +-1: the cosine
+is clamped first, so gradients stay finite when an embedding coincides with
+its class weight.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lossjax import _checks as C
+from lossjax._pairwise import gather_batch, l2_normalize, pairwise_similarity, psum, self_mask
+from lossjax.registry import register
+from lossjax.testing import Sample
+
+__all__ = [
+    "AdaFaceState",
+    "adaface_loss",
+    "additive_margin_softmax",
+    "angular_prototypical_loss",
+    "arcface_loss",
+    "cosface_loss",
+    "normalized_softmax_loss",
+    "orthogonal_projection_loss",
+    "prototypical_loss",
+    "proxy_anchor_loss",
+    "proxy_nca_loss",
+    "soft_triple_loss",
+    "sphereface2_initial_bias",
+    "sphereface2_loss",
+    "sphereface_loss",
+    "threshold_consistent_margin_loss",
+]
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+
+_FACE_PAPER = "ArcFace: Additive Angular Margin Loss for Deep Face Recognition (2018, arXiv:1801.07698)"
+# Largest |cos| fed to arccos / sqrt(1 - cos^2): 1 - 1e-7 rounds to 0.99999988 in float32,
+# where d arccos / d cos = 1 / sqrt(1 - c^2) ~ 2.9e3 (finite).
+_COS_LIMIT = 1.0 - 1e-7
+
+
+# --------------------------------------------------------------------------
+# Shared pieces.
+# --------------------------------------------------------------------------
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer) and np.ndim(x) == 0
+
+
+def _check_proxy_inputs(fn: str, embeddings, labels, proxies, *, proxies_ndim: int = 2):
+    e = C.check_array(fn, "embeddings", embeddings, ndim=2, dtype="float")
+    y = C.check_array(fn, "labels", labels, ndim=1, dtype="int")
+    if y.shape[0] != e.shape[0]:
+        raise ValueError(
+            f"{fn}: `labels` must have shape (N,)=({e.shape[0]},) to match embeddings.shape={e.shape}, got {y.shape}."
+        )
+    p = C.check_array(fn, "proxies", proxies, ndim=proxies_ndim, dtype="float")
+    if p.shape[-1] != e.shape[1]:
+        need = "(C, D)" if proxies_ndim == 2 else "(C, K, D)"
+        raise ValueError(
+            f"{fn}: `proxies` must have shape {need} with D={e.shape[1]} (the embedding size), got {p.shape}."
+        )
+    return e, y, p
+
+
+def _class_cosines(fn: str, embeddings, labels, proxies, where):
+    """Masked, normalized embeddings against normalized proxies: ``cos [N, C]``, one-hot, mask, dtype."""
+    e, y, p = _check_proxy_inputs(fn, embeddings, labels, proxies)
+    dtype = C.compute_dtype(e, p)
+    mask = C.prepare_where(fn, where, e.shape[:1])
+    e = C.fill_masked(C.as_compute(e, dtype), mask)
+    p = C.as_compute(p, dtype)
+    cos = pairwise_similarity(e, p, metric="cosine")
+    onehot = C.class_targets(fn, cos, y, dtype)
+    return e, cos, onehot, mask, dtype
+
+
+def _margin_target_cosine(
+    cos: Array,
+    *,
+    multiplicative: float = 1.0,
+    angular: ArrayLike = 0.0,
+    additive: ArrayLike = 0.0,
+    extension: str = "threshold",
+    clip_epsilon: float = 1e-3,
+) -> Array:
+    r"""The one margin helper: :math:`\psi(\theta) = \cos(m_1\theta + m_2) - m_3` for target cosines.
+
+    ``cos`` holds target-class cosines (any shape); ``angular``/``additive``
+    may be arrays broadcastable to it (AdaFace's per-example margins).
+    ``extension`` says how :math:`\psi` continues where :math:`m_1\theta + m_2 > \pi`
+    (there :math:`\cos(m_1\theta + m_2)` stops decreasing in :math:`\theta`):
+
+    * ``"threshold"`` (insightface / ArcFace, ``m_1 = 1``):
+      :math:`\cos\theta - m_2\sin m_2` when :math:`\theta > \pi - m_2`;
+    * ``"easy"`` (insightface ``easy_margin``): the margin only where :math:`\cos\theta > 0`;
+    * ``"clip"`` (AdaFace): :math:`\theta + m_2` clipped to :math:`[\epsilon, \pi - \epsilon]`;
+    * ``"sphereface"`` (A-Softmax): :math:`(-1)^k\cos(m_1\theta + m_2) - 2k`,
+      :math:`k = \lfloor (m_1\theta + m_2)/\pi \rfloor` (monotone, continuous).
+
+    With :math:`m_1 = 1, m_2 = 0` (CosFace) no angle is computed at all.
+    Otherwise the cosine is clamped to :math:`\pm(1 - 10^{-7})` before
+    ``arccos``/``sqrt(1 - c^2)``, so the gradient is finite at :math:`\cos = \pm 1`.
+    """
+    dtype = cos.dtype
+    angular = jnp.asarray(angular, dtype) if not _is_concrete(angular) else angular
+    additive = jnp.asarray(additive, dtype) if not _is_concrete(additive) else additive
+    if _is_concrete(multiplicative) and multiplicative == 1 and _is_concrete(angular) and angular == 0:
+        return cos - jnp.asarray(additive, dtype)
+    m2 = jnp.asarray(angular, dtype)
+    m3 = jnp.asarray(additive, dtype)
+    lim = jnp.asarray(_COS_LIMIT, dtype)
+    c = jnp.clip(cos, -lim, lim)
+    if extension in ("threshold", "easy"):
+        # cos(theta + m) = c cos m - sin(theta) sin m, sin(theta) = sqrt(1 - c^2) > 0 after the clamp.
+        sin = jnp.sqrt(1 - c * c)
+        phi = c * jnp.cos(m2) - sin * jnp.sin(m2)
+        if extension == "easy":
+            phi = jnp.where(cos > 0, phi, cos)
+        else:
+            threshold = jnp.cos(jnp.asarray(math.pi, dtype) - m2)
+            phi = jnp.where(cos > threshold, phi, cos - m2 * jnp.sin(m2))
+        return phi - m3
+    theta = jnp.arccos(c)
+    m1 = jnp.asarray(multiplicative, dtype)
+    if extension == "clip":
+        eps = jnp.asarray(clip_epsilon, dtype)
+        a = jnp.clip(m1 * theta + m2, eps, jnp.asarray(math.pi, dtype) - eps)
+        return jnp.cos(a) - m3
+    if extension == "sphereface":
+        a = m1 * theta + m2
+        k = jax.lax.stop_gradient(jnp.floor(a / jnp.asarray(math.pi, dtype)))
+        sign = 1 - 2 * jnp.mod(k, 2)
+        return sign * jnp.cos(a) - 2 * k - m3
+    raise ValueError(f"_margin_target_cosine: unknown extension {extension!r}.")
+
+
+def _ce_from_logits(logits: Array, onehot: Array) -> Array:
+    return -jnp.sum(onehot * jax.nn.log_softmax(logits, axis=-1), axis=-1)
+
+
+def _replace_target(cos: Array, onehot: Array, target: Array) -> Array:
+    """``cos`` with the target column replaced by ``target [N]`` (one-hot select, no scatter)."""
+    return jnp.where(onehot > 0, target[:, None], cos)
+
+
+def _target_column(x: Array, onehot: Array) -> Array:
+    return jnp.sum(x * onehot, axis=-1)
+
+
+def _face_sample(seed: int = 0, n: int = 6, d: int = 4, c: int = 3, noise: float = 0.4, **kwargs) -> Sample:
+    # Embeddings near their class weight: target cosines stay away from the
+    # ArcFace threshold and from +-1, so the float64 gradient check is meaningful.
+    rng = np.random.default_rng(seed)
+    proxies = rng.normal(size=(c, d)).astype(np.float32)
+    labels = (np.arange(n) % c).astype(np.int32)
+    emb = (proxies[labels] * 1.5 + noise * rng.normal(size=(n, d))).astype(np.float32)
+    return Sample(args=(emb, labels, proxies), diff_argnums=(0, 2), batched_argnums=(0, 1), **kwargs)
+
+
+def _check_scale(fn: str, scale) -> None:
+    C.check_positive(fn, "scale", scale)
+
+
+# --------------------------------------------------------------------------
+# Margin softmaxes.
+# --------------------------------------------------------------------------
+
+
+@register(
+    "normalized_softmax_loss",
+    aliases=("normface_loss", "normface", "cosine_softmax_loss"),
+    family="face-recognition margins",
+    kind="per_example",
+    formula="-log softmax(s * cos(x, w_j))_y",
+    paper="NormFace: L2 Hypersphere Embedding for Face Verification (2017, arXiv:1704.06369)",
+    reference="pytorch_metric_learning.losses.NormalizedSoftmaxLoss (temperature = 1 / scale)",
+    sample=_face_sample,
+)
+def normalized_softmax_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    scale: float = 20.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Softmax cross-entropy over scaled cosines to L2-normalized class weights (NormFace).
+
+    .. math::
+        \ell_i = -\log \frac{e^{s\cos\theta_{i y_i}}}{\sum_j e^{s\cos\theta_{ij}}},\qquad
+        \cos\theta_{ij} = \frac{x_i\cdot w_j}{\|x_i\|\,\|w_j\|}
+
+    Args:
+      embeddings: ``[N, D]`` embeddings (normalized inside).
+      labels: ``[N]`` integer class indices in ``[0, C)``.
+      proxies: ``[C, D]`` class weights (the classifier's rows; normalized inside).
+      scale: ``s``; pytorch-metric-learning's ``temperature`` is ``1 / s`` (0.05 = 20).
+      where: optional ``[N]`` boolean mask; masked examples give 0.
+
+    Returns:
+      Per-example loss ``[N]``.
+
+    Paper: Wang, Xiang, Cheng, Yuille, "NormFace: L2 Hypersphere Embedding for
+    Face Verification", ACM MM 2017, arXiv:1704.06369.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> w = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> x = jnp.array([[2.0, 0.0], [1.0, 1.0]])
+      >>> lossjax.losses.normalized_softmax_loss(x, jnp.array([0, 1]), w, scale=1.0).round(4)
+      Array([0.3133, 0.6931], dtype=float32)
+    """
+    fn = "normalized_softmax_loss"
+    _check_scale(fn, scale)
+    _, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
+    loss = _ce_from_logits(jnp.asarray(scale, dtype) * cos, onehot)
+    return C.zero_masked(loss, mask)
+
+
+@register(
+    "cosface_loss",
+    aliases=("am_softmax", "large_margin_cosine_loss", "lmcl"),
+    family="face-recognition margins",
+    kind="per_example",
+    formula="-log softmax(s * (cos(theta_j) - m [j = y]))_y",
+    paper="CosFace: Large Margin Cosine Loss for Deep Face Recognition (2018, arXiv:1801.09414)",
+    reference="pytorch_metric_learning.losses.CosFaceLoss; insightface CombinedMarginLoss(m3)",
+    sample=_face_sample,
+)
+def cosface_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    scale: float = 64.0,
+    margin: float = 0.35,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""CosFace / additive-margin softmax: the target cosine minus a margin, scaled.
+
+    .. math::
+        \ell_i = -\log \frac{e^{s(\cos\theta_{y_i} - m)}}
+        {e^{s(\cos\theta_{y_i} - m)} + \sum_{j\ne y_i} e^{s\cos\theta_j}}
+
+    Args:
+      embeddings: ``[N, D]`` embeddings (normalized inside).
+      labels: ``[N]`` integer class indices.
+      proxies: ``[C, D]`` class weights (normalized inside).
+      scale: ``s`` (64).
+      margin: ``m`` (0.35).
+      where: optional ``[N]`` boolean mask.
+
+    Returns:
+      Per-example loss ``[N]``.
+
+    Paper: Wang et al., "CosFace: Large Margin Cosine Loss for Deep Face
+    Recognition", CVPR 2018, arXiv:1801.09414; Wang et al., "Additive Margin
+    Softmax for Face Verification", 2018, arXiv:1801.05599.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> w = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> x = jnp.array([[2.0, 0.0]])
+      >>> lossjax.losses.cosface_loss(x, jnp.array([0]), w, scale=1.0, margin=0.5).round(4)
+      Array([0.4741], dtype=float32)
+    """
+    fn = "cosface_loss"
+    _check_scale(fn, scale)
+    C.check_positive(fn, "margin", margin, allow_zero=True)
+    _, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
+    target = _margin_target_cosine(_target_column(cos, onehot), additive=margin)
+    loss = _ce_from_logits(jnp.asarray(scale, dtype) * _replace_target(cos, onehot, target), onehot)
+    return C.zero_masked(loss, mask)
+
+
+@register(
+    "arcface_loss",
+    aliases=("additive_angular_margin_loss", "arcface"),
+    family="face-recognition margins",
+    kind="per_example",
+    formula="-log softmax(s * [cos(theta_y + m) if theta_y <= pi - m else cos(theta_y) - m sin m ; cos(theta_j)])_y",
+    paper=_FACE_PAPER,
+    reference="insightface arcface_torch ArcFace (threshold / easy_margin); pytorch_metric_learning.losses.ArcFaceLoss",
+    sample=_face_sample,
+)
+def arcface_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    scale: float = 64.0,
+    margin: float = 0.5,
+    easy_margin: bool = False,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""ArcFace: an additive angular margin on the target class, ``cos(theta + m)``.
+
+    .. math::
+        \psi(\theta) = \begin{cases}\cos(\theta + m) & \theta \le \pi - m\\
+        \cos\theta - m\sin m & \text{otherwise}\end{cases},\qquad
+        \ell_i = -\log\frac{e^{s\psi(\theta_{y_i})}}{e^{s\psi(\theta_{y_i})} + \sum_{j\ne y_i} e^{s\cos\theta_j}}
+
+    The linear continuation past :math:`\theta = \pi - m` is insightface's
+    (``th = cos(pi - m)``, ``mm = sin(pi - m) m``); ``easy_margin=True`` applies
+    the margin only where :math:`\cos\theta > 0`. The cosine is clamped to
+    :math:`\pm(1 - 10^{-7})` before :math:`\sqrt{1 - \cos^2}`, so an embedding
+    equal to its class weight has a finite gradient.
+
+    Args:
+      embeddings: ``[N, D]`` embeddings (normalized inside).
+      labels: ``[N]`` integer class indices.
+      proxies: ``[C, D]`` class weights (normalized inside).
+      scale: ``s`` (64).
+      margin: ``m`` in radians (0.5; pytorch-metric-learning takes degrees: 28.6).
+      easy_margin: insightface's ``easy_margin``.
+      where: optional ``[N]`` boolean mask.
+
+    Returns:
+      Per-example loss ``[N]``.
+
+    Paper: Deng, Guo, Xue, Zafeiriou, "ArcFace: Additive Angular Margin Loss for
+    Deep Face Recognition", CVPR 2019, arXiv:1801.07698.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> w = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> x = jnp.array([[1.0, 1.0]])
+      >>> lossjax.losses.arcface_loss(x, jnp.array([0]), w, scale=1.0, margin=0.5).round(4)
+      Array([1.0311], dtype=float32)
+    """
+    fn = "arcface_loss"
+    _check_scale(fn, scale)
+    C.check_in_range(fn, "margin", margin, 0.0, math.pi / 2)
+    _, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
+    target = _margin_target_cosine(
+        _target_column(cos, onehot), angular=margin, extension="easy" if easy_margin else "threshold"
+    )
+    loss = _ce_from_logits(jnp.asarray(scale, dtype) * _replace_target(cos, onehot, target), onehot)
+    return C.zero_masked(loss, mask)
+
+
+@register(
+    "sphereface_loss",
+    aliases=("a_softmax", "angular_softmax_loss"),
+    family="face-recognition margins",
+    kind="per_example",
+    formula="-log softmax(s ||x|| [(-1)^k cos(m theta_y) - 2k ; cos(theta_j)])_y, k = floor(m theta_y / pi)",
+    paper="SphereFace: Deep Hypersphere Embedding for Face Recognition (2017, arXiv:1704.08063)",
+    reference="pytorch_metric_learning.losses.SphereFaceLoss",
+    sample=_face_sample,
+)
+def sphereface_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    margin: float = 4.0,
+    scale: float = 1.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""SphereFace (A-Softmax): a multiplicative angular margin, logits scaled by the feature norm.
+
+    .. math::
+        \psi(\theta) = (-1)^k\cos(m\theta) - 2k,\quad k = \lfloor m\theta/\pi\rfloor,\qquad
+        \ell_i = -\log\frac{e^{s\|x_i\|\psi(\theta_{y_i})}}
+        {e^{s\|x_i\|\psi(\theta_{y_i})} + \sum_{j\ne y_i} e^{s\|x_i\|\cos\theta_j}}
+
+    Class weights are normalized; the embedding norm stays in the logits (as in
+    the paper and pytorch-metric-learning). The paper's annealing with plain
+    softmax (``lambda``) is a training schedule, not part of the loss.
+
+    Args:
+      embeddings: ``[N, D]`` embeddings (their norm scales the logits).
+      labels: ``[N]`` integer class indices.
+      proxies: ``[C, D]`` class weights (normalized inside).
+      margin: ``m`` >= 1 (4); need not be an integer.
+      scale: extra scale ``s`` (1).
+      where: optional ``[N]`` boolean mask.
+
+    Returns:
+      Per-example loss ``[N]``.
+
+    Paper: Liu et al., "SphereFace: Deep Hypersphere Embedding for Face
+    Recognition", CVPR 2017, arXiv:1704.08063.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> w = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> x = jnp.array([[1.0, 0.0]])
+      >>> lossjax.losses.sphereface_loss(x, jnp.array([0]), w, margin=2.0).round(4)
+      Array([0.3133], dtype=float32)
+    """
+    fn = "sphereface_loss"
+    _check_scale(fn, scale)
+    C.check_positive(fn, "margin", margin)
+    if _is_concrete(margin) and margin < 1:
+        raise ValueError(f"{fn}: `margin` must be >= 1 (a multiplicative angular margin), got {margin!r}.")
+    e, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
+    target = _margin_target_cosine(_target_column(cos, onehot), multiplicative=margin, extension="sphereface")
+    norms = C.safe_norm(e, axis=-1, keepdims=True)
+    logits = jnp.asarray(scale, dtype) * norms * _replace_target(cos, onehot, target)
+    return C.zero_masked(_ce_from_logits(logits, onehot), mask)
+
+
+@register(
+    "additive_margin_softmax",
+    aliases=("combined_margin_softmax", "combined_margin_loss"),
+    family="face-recognition margins",
+    kind="per_example",
+    formula="-log softmax(s * [cos(m1 theta_y + m2) - m3 ; cos(theta_j)])_y",
+    paper=_FACE_PAPER + " (the combined margin, Sec. 2.3)",
+    reference="insightface arcface_torch/losses.py::CombinedMarginLoss; ydwen/opensphere heads",
+    sample=lambda: _face_sample(kwargs={"angular_margin": 0.2, "additive_margin": 0.1}),
+)
+def additive_margin_softmax(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    scale: float = 64.0,
+    multiplicative_margin: float = 1.0,
+    angular_margin: float = 0.0,
+    additive_margin: float = 0.35,
+    easy_margin: bool = False,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""The margin-softmax primitive: SphereFace, ArcFace and CosFace margins combined.
+
+    .. math::
+        \psi(\theta) = \cos(m_1\theta + m_2) - m_3,\qquad
+        \ell_i = -\log\frac{e^{s\psi(\theta_{y_i})}}{e^{s\psi(\theta_{y_i})} + \sum_{j\ne y_i} e^{s\cos\theta_j}}
+
+    ``(m1, m2, m3) = (1, 0, m)`` is CosFace (the default, ``m = 0.35``),
+    ``(1, m, 0)`` ArcFace, ``(m, 0, 0)`` SphereFace's margin on a normalized
+    embedding. Past :math:`m_1\theta + m_2 = \pi` the target logit is continued
+    monotonically: insightface's threshold (``cos(theta) - m2 sin(m2)``, or
+    ``easy_margin``) when ``m1 = 1``, SphereFace's :math:`(-1)^k\cos - 2k` otherwise.
+
+    Args:
+      embeddings: ``[N, D]`` embeddings (normalized inside).
+      labels: ``[N]`` integer class indices.
+      proxies: ``[C, D]`` class weights (normalized inside).
+      scale: ``s`` (64).
+      multiplicative_margin: ``m1`` >= 1 (1).
+      angular_margin: ``m2`` in radians (0).
+      additive_margin: ``m3`` (0.35).
+      easy_margin: insightface's ``easy_margin`` (only with ``m1 = 1``).
+      where: optional ``[N]`` boolean mask.
+
+    Returns:
+      Per-example loss ``[N]``.
+
+    Paper: Deng et al., "ArcFace", arXiv:1801.07698 (combined margin); Wang et
+    al., "Additive Margin Softmax for Face Verification", 2018, arXiv:1801.05599.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> w = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> x = jnp.array([[1.0, 1.0]])
+      >>> lossjax.losses.additive_margin_softmax(x, jnp.array([0]), w, scale=1.0, angular_margin=0.5,
+      ...                                        additive_margin=0.0).round(4)
+      Array([1.0311], dtype=float32)
+    """
+    fn = "additive_margin_softmax"
+    _check_scale(fn, scale)
+    C.check_positive(fn, "multiplicative_margin", multiplicative_margin)
+    if not _is_concrete(multiplicative_margin) or multiplicative_margin < 1:
+        raise ValueError(f"{fn}: `multiplicative_margin` must be a Python number >= 1, got {multiplicative_margin!r}.")
+    C.check_in_range(fn, "angular_margin", angular_margin, 0.0, math.pi / 2)
+    C.check_positive(fn, "additive_margin", additive_margin, allow_zero=True)
+    if easy_margin and multiplicative_margin != 1:
+        raise ValueError(f"{fn}: `easy_margin=True` needs multiplicative_margin=1, got {multiplicative_margin!r}.")
+    _, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
+    if multiplicative_margin == 1:
+        extension = "easy" if easy_margin else "threshold"
+    else:
+        extension = "sphereface"
+    target = _margin_target_cosine(
+        _target_column(cos, onehot),
+        multiplicative=multiplicative_margin,
+        angular=angular_margin,
+        additive=additive_margin,
+        extension=extension,
+    )
+    loss = _ce_from_logits(jnp.asarray(scale, dtype) * _replace_target(cos, onehot, target), onehot)
+    return C.zero_masked(loss, mask)
+
+
+class AdaFaceState(NamedTuple):
+    """AdaFace's running feature-norm statistics (exponential moving averages).
+
+    Attributes:
+      batch_mean: scalar EMA of the mean feature norm (initially 20).
+      batch_std: scalar EMA of the standard deviation of the feature norm (initially 100).
+    """
+
+    batch_mean: Array
+    batch_std: Array
+
+    @classmethod
+    def initial(cls, dtype=jnp.float32) -> AdaFaceState:
+        """The reference's initial buffers: mean 20, std 100."""
+        return cls(jnp.asarray(20.0, dtype), jnp.asarray(100.0, dtype))
+
+
+def _adaface_sample() -> Sample:
+    s = _face_sample(seed=1)
+    return Sample(
+        args=s.args,
+        # A running std far below the batch's spread saturates the norm scaler at -1: the
+        # margin's (stop-gradient) dependence on the norm is then locally constant, so
+        # finite differences agree with the gradient. Values are tested in test_margins.py.
+        kwargs={"state": AdaFaceState(np.float32(20.0), np.float32(0.01))},
+        diff_argnums=s.diff_argnums,
+        batched_argnums=s.batched_argnums,
+    )
+
+
+@register(
+    "adaface_loss",
+    aliases=("adaface",),
+    family="face-recognition margins",
+    kind="per_example",
+    formula="-log softmax(s [cos(clip(theta_y - m z, eps, pi - eps)) - (m + m z) ; cos(theta_j)])_y, "
+    "z = clip(h (||x|| - mu) / (sigma + eps), -1, 1)",
+    paper="AdaFace: Quality Adaptive Margin for Face Recognition (2022, arXiv:2204.00964)",
+    reference="mk-minchul/AdaFace head.py::AdaFace (ported; no PyPI package)",
+    sample=_adaface_sample,
+    runtime=("state", "axis_name"),
+    has_aux=True,
+)
+def adaface_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    state: AdaFaceState | None = None,
+    margin: float = 0.4,
+    h: float = 0.333,
+    scale: float = 64.0,
+    t_alpha: float = 0.01,
+    axis_name=None,
+    where: ArrayLike | None = None,
+) -> tuple[Array, AdaFaceState]:
+    r"""AdaFace: a margin that adapts to image quality, measured by the feature norm.
+
+    .. math::
+        \hat z_i = \mathrm{clip}\Big(h\,\frac{\|x_i\| - \mu}{\sigma + \epsilon}, -1, 1\Big),\quad
+        g_{angle} = -m\hat z_i,\quad g_{add} = m + m\hat z_i
+
+    .. math::
+        \ell_i = -\log\frac{e^{s[\cos(\mathrm{clip}(\theta_{y_i} + g_{angle}, \epsilon, \pi-\epsilon)) - g_{add}]}}
+        {e^{s[\cdots]} + \sum_{j\ne y_i} e^{s\cos\theta_j}}
+
+    :math:`\mu, \sigma` are exponential moving averages (rate ``t_alpha``) of
+    the batch mean and (unbiased) standard deviation of the feature norms,
+    clipped to ``[0.001, 100]`` and without gradient. They are updated with
+    this batch first, then used, as in the reference. Cosines are clamped to
+    :math:`\pm(1 - \epsilon)`, :math:`\epsilon = 10^{-3}`. With ``axis_name``
+    the norm statistics are over the global batch; masked examples do not
+    enter them, and an all-masked batch leaves the state unchanged.
+
+    Args:
+      embeddings: ``[N, D]`` unnormalized features (their norm is the quality proxy).
+      labels: ``[N]`` integer class indices.
+      proxies: ``[C, D]`` class weights (normalized inside).
+      state: :class:`AdaFaceState`; ``None`` is the initial state (20, 100).
+      margin: ``m`` (0.4).
+      h: ``h`` (0.333), the concentration of the norm scaler.
+      scale: ``s`` (64).
+      t_alpha: EMA rate (0.01 as in the paper's training configs; the head's default is 1.0).
+      axis_name: mapped axis name(s) for global norm statistics under ``shard_map``.
+      where: optional ``[N]`` boolean mask.
+
+    Returns:
+      ``(loss [N], new_state)``.
+
+    Paper: Kim, Jain, Liu, "AdaFace: Quality Adaptive Margin for Face
+    Recognition", CVPR 2022, arXiv:2204.00964.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> w = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> x = jnp.array([[3.0, 1.0], [0.5, 2.0]])
+      >>> loss, state = lossjax.losses.adaface_loss(x, jnp.array([0, 1]), w, scale=1.0)
+      >>> loss.shape, state.batch_mean.round(4)
+      ((2,), Array(19.8266, dtype=float32))
+    """
+    fn = "adaface_loss"
+    _check_scale(fn, scale)
+    C.check_positive(fn, "margin", margin, allow_zero=True)
+    C.check_positive(fn, "h", h)
+    C.check_in_range(fn, "t_alpha", t_alpha, 0.0, 1.0)
+    e, y, p = _check_proxy_inputs(fn, embeddings, labels, proxies)
+    dtype = C.compute_dtype(e, p)
+    if state is None:
+        state = AdaFaceState.initial(dtype)
+    if not isinstance(state, AdaFaceState):
+        if isinstance(state, tuple) and len(state) == 2:
+            state = AdaFaceState(*state)
+        else:
+            raise TypeError(
+                f"{fn}: `state` must be an AdaFaceState (batch_mean, batch_std), got {type(state).__name__}."
+            )
+    old_mean = C.check_array(fn, "state.batch_mean", state.batch_mean, ndim=0, dtype="float").astype(dtype)
+    old_std = C.check_array(fn, "state.batch_std", state.batch_std, ndim=0, dtype="float").astype(dtype)
+    mask = C.prepare_where(fn, where, e.shape[:1])
+    x = C.fill_masked(C.as_compute(e, dtype), mask)
+    cos = pairwise_similarity(x, C.as_compute(p, dtype), metric="cosine")
+    eps = 1e-3
+    cos = jnp.clip(cos, -1 + eps, 1 - eps)
+    onehot = C.class_targets(fn, cos, y, dtype)
+
+    norms = jax.lax.stop_gradient(jnp.clip(C.safe_norm(x, axis=-1), 0.001, 100.0))
+    valid = jnp.ones(norms.shape, bool) if mask is None else mask
+    vf = valid.astype(dtype)
+    count = psum(jnp.sum(vf), axis_name)
+    mean = psum(jnp.sum(vf * norms), axis_name) / jnp.maximum(count, 1)
+    var = psum(jnp.sum(vf * jnp.square(norms - mean)), axis_name) / jnp.maximum(count - 1, 1)
+    std = jnp.sqrt(var)
+    t = jnp.asarray(t_alpha, dtype)
+    has_data = count > 0
+    new_mean = jnp.where(has_data, t * mean + (1 - t) * old_mean, old_mean)
+    new_std = jnp.where(has_data, t * std + (1 - t) * old_std, old_std)
+    new_mean, new_std = jax.lax.stop_gradient(new_mean), jax.lax.stop_gradient(new_std)
+
+    scaler = jnp.clip((norms - new_mean) / (new_std + eps) * jnp.asarray(h, dtype), -1.0, 1.0)
+    m = jnp.asarray(margin, dtype)
+    target = _margin_target_cosine(
+        _target_column(cos, onehot), angular=-m * scaler, additive=m + m * scaler, extension="clip", clip_epsilon=eps
+    )
+    logits = jnp.asarray(scale, dtype) * _replace_target(cos, onehot, target)
+    loss = C.zero_masked(_ce_from_logits(logits, onehot), mask)
+    return loss, AdaFaceState(new_mean, new_std)
+
+
+def sphereface2_initial_bias(
+    num_classes: int,
+    *,
+    alpha: float = 0.7,
+    scale: float = 40.0,
+    margin: float = 0.4,
+    t: float = 3.0,
+    margin_type: str = "C",
+) -> float:
+    """SphereFace2's initial bias ``b`` (a Python float), as in opensphere's ``SphereFace2.__init__``.
+
+    Example:
+      >>> round(sphereface2_initial_bias(10), 4)
+      -16.0982
+    """
+    fn = "sphereface2_initial_bias"
+    C.check_one_of(fn, "margin_type", margin_type, ("C", "A", "M"))
+    if int(num_classes) < 2:
+        raise ValueError(f"{fn}: `num_classes` must be >= 2, got {num_classes!r}.")
+    z = alpha / ((1.0 - alpha) * (num_classes - 1.0))
+    if margin_type == "C":
+        ay = scale * (2.0 * 0.5**t - 1.0 - margin)
+        ai = scale * (2.0 * 0.5**t - 1.0 + margin)
+    else:
+        theta_y = min(math.pi, math.pi / 2.0 + margin) if margin_type == "A" else min(math.pi, margin * math.pi / 2.0)
+        ay = scale * (2.0 * ((math.cos(theta_y) + 1.0) / 2.0) ** t - 1.0)
+        ai = scale * (2.0 * 0.5**t - 1.0)
+    temp = (1.0 - z) ** 2 + 4.0 * z * math.exp(ay - ai)
+    return math.log(2.0 * z) - ai - math.log(1.0 - z + math.sqrt(temp))
+
+
+@register(
+    "sphereface2_loss",
+    aliases=("sphereface2",),
+    family="face-recognition margins",
+    kind="per_example",
+    formula="(lw / r) sum_j w_j BCE(r (g(cos theta_j) - m (2[j=y]-1)) + b, [j=y]), g(c) = 2((c+1)/2)^t - 1, "
+    "w = lambda [j=y] + (1 - lambda) [j!=y]",
+    paper="SphereFace2: Binary Classification is All You Need for Deep Face Recognition (2022, arXiv:2108.01513)",
+    reference="ydwen/opensphere model/head/sphereface2.py::SphereFace2 (ported; no PyPI package)",
+    # The float64 gradient check needs the true gradient (the default is forward-only g).
+    sample=lambda: _face_sample(kwargs={"detach_adjustment": False}),
+)
+def sphereface2_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    bias: ArrayLike | None = None,
+    *,
+    alpha: float = 0.7,
+    scale: float = 40.0,
+    margin: float = 0.4,
+    t: float = 3.0,
+    loss_weight: float = 50.0,
+    margin_type: str = "C",
+    detach_adjustment: bool = True,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""SphereFace2: one binary (one-vs-all) logistic loss per class instead of a softmax.
+
+    .. math::
+        z_{ij} = r\,\big(g(\cos\theta_{ij}) - m(2\,[j = y_i] - 1)\big) + b,\qquad
+        g(c) = 2\Big(\frac{c+1}{2}\Big)^t - 1
+
+    .. math::
+        \ell_i = \frac{lw}{r}\sum_j \big(\lambda[j = y_i]\,\mathrm{softplus}(-z_{ij})
+        + (1-\lambda)[j \ne y_i]\,\mathrm{softplus}(z_{ij})\big)
+
+    (``margin_type="C"``; ``"A"``/``"M"`` use an additive/multiplicative angular
+    margin on the target, :math:`g(\cos(\theta \pm m))`, through the shared margin
+    helper.) As in the reference (``detach_adjustment=True``), the similarity
+    adjustment ``g`` and the margin are applied in the forward pass only: the
+    gradient is that of :math:`r\cos\theta + b`; ``False`` differentiates
+    through ``g``. The mean of :math:`\ell_i` over the batch equals
+    opensphere's loss.
+
+    Args:
+      embeddings: ``[N, D]`` embeddings (normalized inside).
+      labels: ``[N]`` integer class indices.
+      proxies: ``[C, D]`` class weights (normalized inside), ``C >= 2``.
+      bias: the learnable scalar bias ``b``; ``None`` uses the paper's initial
+        value :func:`sphereface2_initial_bias` (initialize your parameter with it).
+      alpha: ``lambda`` (0.7), the weight of the positive term.
+      scale: ``r`` (40), the hypersphere radius.
+      margin: ``m`` (0.4).
+      t: ``t`` (3), the power in ``g``.
+      loss_weight: ``lw`` (50).
+      margin_type: ``"C"`` (cosine margin), ``"A"`` (additive angular), ``"M"`` (multiplicative).
+      detach_adjustment: forward-only similarity adjustment, as the reference (True).
+      where: optional ``[N]`` boolean mask.
+
+    Returns:
+      Per-example loss ``[N]``.
+
+    Paper: Wen, Liu, Weller, Raj, Singh, "SphereFace2: Binary Classification is
+    All You Need for Deep Face Recognition", ICLR 2022, arXiv:2108.01513.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> w = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> x = jnp.array([[1.0, 0.2]])
+      >>> lossjax.losses.sphereface2_loss(x, jnp.array([0]), w).round(3)
+      Array([0.184], dtype=float32)
+    """
+    fn = "sphereface2_loss"
+    C.check_in_range(fn, "alpha", alpha, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    _check_scale(fn, scale)
+    C.check_positive(fn, "margin", margin, allow_zero=True)
+    C.check_positive(fn, "t", t)
+    C.check_positive(fn, "loss_weight", loss_weight)
+    C.check_one_of(fn, "margin_type", margin_type, ("C", "A", "M"))
+    _, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
+    num_classes = cos.shape[-1]
+    if num_classes < 2:
+        raise ValueError(f"{fn}: `proxies` must have at least 2 classes (rows), got shape {jnp.shape(proxies)}.")
+    if bias is None:
+        hp = {"alpha": alpha, "scale": scale, "margin": margin, "t": t, "margin_type": margin_type}
+        b0 = sphereface2_initial_bias(num_classes, **hp)
+        b = jnp.asarray(b0, dtype)
+    else:
+        b = C.check_array(fn, "bias", bias, ndim=(0, 1), dtype="float").astype(dtype)
+        if b.ndim == 1:
+            if b.shape != (1,):
+                raise ValueError(f"{fn}: `bias` must be a scalar or shape (1,), got {b.shape}.")
+            b = b[0]
+    tt = jnp.asarray(t, dtype)
+    m = jnp.asarray(margin, dtype)
+
+    def g(c):
+        # ((c + 1) / 2)^t with c in [-1, 1]: exp(t log(.)) with a safe log (no NaN at c = -1).
+        base = jnp.clip((c + 1) / 2, 0.0, 1.0)
+        return 2 * jnp.where(base > 0, jnp.exp(tt * C.safe_log(base)), jnp.zeros((), dtype)) - 1
+
+    sg_cos = jax.lax.stop_gradient(cos) if detach_adjustment else cos
+    if margin_type == "C":
+        adjusted = g(sg_cos) - m * (2 * onehot - 1)
+    else:
+        # Reference: theta clamped from cos in [-1 + 1e-5, 1 - 1e-5], margin on the target, clip to [1e-5, 3.14159].
+        c = jnp.clip(sg_cos, -1 + 1e-5, 1 - 1e-5)
+        if margin_type == "A":
+            shifted = _margin_target_cosine(c, angular=m, extension="clip", clip_epsilon=1e-5)
+        else:
+            shifted = _margin_target_cosine(c, multiplicative=margin, extension="clip", clip_epsilon=1e-5)
+        # Non-targets go through acos -> cos unchanged (theta is already inside the clip range).
+        adjusted = g(jnp.where(onehot > 0, shifted, c))
+    delta = adjusted - cos
+    if detach_adjustment:
+        delta = jax.lax.stop_gradient(delta)
+    r = jnp.asarray(scale, dtype)
+    logits = r * (cos + delta) + b
+    a = jnp.asarray(alpha, dtype)
+    weight = a * onehot + (1 - a) * (1 - onehot)
+    bce = onehot * jax.nn.softplus(-logits) + (1 - onehot) * jax.nn.softplus(logits)
+    loss = jnp.asarray(loss_weight, dtype) / r * jnp.sum(weight * bce, axis=-1)
+    return C.zero_masked(loss, mask)
+
+
+# --------------------------------------------------------------------------
+# Proxy losses.
+# --------------------------------------------------------------------------
+
+
+@register(
+    "proxy_nca_loss",
+    aliases=("proxy_nca",),
+    family="metric-learning/contrastive",
+    kind="per_example",
+    formula="-log softmax(-scale * ||x/|x| - p_j/|p_j| ||^2)_y",
+    paper="No Fuss Distance Metric Learning using Proxies (2017, arXiv:1703.07464)",
+    reference="pytorch_metric_learning.losses.ProxyNCALoss",
+    sample=_face_sample,
+)
+def proxy_nca_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    scale: float = 1.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Proxy-NCA: NCA against one learnable proxy per class, on the unit sphere.
+
+    .. math::
+        \ell_i = -\log\frac{e^{-s\,d(\hat x_i, \hat p_{y_i})}}{\sum_j e^{-s\,d(\hat x_i, \hat p_j)}},\qquad
+        d(a, b) = \|a - b\|^2
+
+    Embeddings and proxies are L2-normalized. As in pytorch-metric-learning
+    (and Proxy-NCA++), the positive proxy is in the denominator; the original
+    paper leaves it out.
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: ``[N]`` integer class indices.
+      proxies: ``[C, D]`` learnable proxies (normalized inside).
+      scale: ``s``, the softmax scale (1; Proxy-NCA++ uses ``1 / 9``-style temperatures).
+      where: optional ``[N]`` boolean mask.
+
+    Returns:
+      Per-example loss ``[N]`` (pytorch-metric-learning reports its mean).
+
+    Paper: Movshovitz-Attias et al., "No Fuss Distance Metric Learning using
+    Proxies", ICCV 2017, arXiv:1703.07464.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> p = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> lossjax.losses.proxy_nca_loss(jnp.array([[2.0, 0.0]]), jnp.array([0]), p).round(4)
+      Array([0.1269], dtype=float32)
+    """
+    fn = "proxy_nca_loss"
+    _check_scale(fn, scale)
+    _, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
+    # ||a - b||^2 of unit vectors; a masked (zero) row has cos 0 and a finite loss (then zeroed).
+    sq = jnp.maximum(2 - 2 * cos, jnp.zeros((), dtype))
+    loss = _ce_from_logits(-jnp.asarray(scale, dtype) * sq, onehot)
+    return C.zero_masked(loss, mask)
+
+
+def _soft_triple_sample() -> Sample:
+    rng = np.random.default_rng(0)
+    c, k, d, n = 3, 2, 4, 6
+    proxies = rng.normal(size=(c, k, d)).astype(np.float32)
+    labels = (np.arange(n) % c).astype(np.int32)
+    emb = (proxies[labels, 0] * 1.5 + 0.4 * rng.normal(size=(n, d))).astype(np.float32)
+    return Sample(args=(emb, labels, proxies), diff_argnums=(0, 2), batched_argnums=(0, 1))
+
+
+@register(
+    "soft_triple_loss",
+    aliases=("softtriple_loss", "softtriple"),
+    family="metric-learning/contrastive",
+    kind="per_example",
+    formula="-log softmax(la * (S_j - delta [j = y]))_y, S_j = sum_k softmax_k(cos_jk / gamma) cos_jk",
+    paper="SoftTriple Loss: Deep Metric Learning Without Triplet Sampling (2019, arXiv:1909.05235)",
+    reference="pytorch_metric_learning.losses.SoftTripleLoss (idstcv/SoftTriple without the center regularizer)",
+    sample=_soft_triple_sample,
+)
+def soft_triple_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    scale: float = 20.0,
+    gamma: float = 0.1,
+    margin: float = 0.01,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""SoftTriple: a softmax over classes that each own ``K`` centers (soft max over centers).
+
+    .. math::
+        S_{ij} = \sum_k \frac{e^{\cos_{ijk}/\gamma}}{\sum_{k'} e^{\cos_{ijk'}/\gamma}}\cos_{ijk},\qquad
+        \ell_i = -\log\frac{e^{\lambda(S_{iy_i} - \delta)}}
+        {e^{\lambda(S_{iy_i} - \delta)} + \sum_{j\ne y_i} e^{\lambda S_{ij}}}
+
+    The paper's regularizer that merges centers (``tau``) acts on the proxies
+    alone and is not included (pytorch-metric-learning leaves it out too).
+
+    Args:
+      embeddings: ``[N, D]`` (normalized inside).
+      labels: ``[N]`` integer class indices.
+      proxies: ``[C, K, D]`` centers, ``K`` per class (normalized inside).
+      scale: ``lambda`` (20; ``la`` in the reference).
+      gamma: ``gamma`` (0.1), the temperature over a class's centers.
+      margin: ``delta`` (0.01).
+      where: optional ``[N]`` boolean mask.
+
+    Returns:
+      Per-example loss ``[N]``.
+
+    Paper: Qian et al., "SoftTriple Loss: Deep Metric Learning Without Triplet
+    Sampling", ICCV 2019, arXiv:1909.05235.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> p = jnp.array([[[1.0, 0.0], [0.0, 1.0]], [[-1.0, 0.0], [0.0, -1.0]]])
+      >>> lossjax.losses.soft_triple_loss(jnp.array([[1.0, 0.0]]), jnp.array([0]), p, scale=1.0).round(4)
+      Array([0.3182], dtype=float32)
+    """
+    fn = "soft_triple_loss"
+    _check_scale(fn, scale)
+    C.check_positive(fn, "gamma", gamma)
+    C.check_positive(fn, "margin", margin, allow_zero=True)
+    e, y, p = _check_proxy_inputs(fn, embeddings, labels, proxies, proxies_ndim=3)
+    num_classes, k, d = p.shape
+    dtype = C.compute_dtype(e, p)
+    mask = C.prepare_where(fn, where, e.shape[:1])
+    x = C.fill_masked(C.as_compute(e, dtype), mask)
+    cos = pairwise_similarity(x, jnp.reshape(C.as_compute(p, dtype), (num_classes * k, d)), metric="cosine")
+    cos = jnp.reshape(cos, (x.shape[0], num_classes, k))
+    prob = jax.nn.softmax(cos / jnp.asarray(gamma, dtype), axis=-1)
+    sim = jnp.sum(prob * cos, axis=-1)
+    onehot = C.class_targets(fn, sim, y, dtype)
+    logits = jnp.asarray(scale, dtype) * (sim - jnp.asarray(margin, dtype) * onehot)
+    return C.zero_masked(_ce_from_logits(logits, onehot), mask)
+
+
+def _masked_log1p_sum_exp(a: Array, keep: Array, axis_name) -> Array:
+    """``log(1 + sum_i keep_i exp(a_i))`` over axis 0 (and across devices), stably; 0 for empty sets."""
+    dtype = a.dtype
+    neg = jnp.asarray(-jnp.inf, dtype)
+    local_max = jnp.max(jnp.where(keep, a, neg), axis=0)
+    mx = local_max if axis_name is None else jax.lax.pmax(local_max, axis_name)
+    shift = jax.lax.stop_gradient(jnp.maximum(mx, jnp.zeros((), dtype)))  # >= 0: covers the "1 +"
+    terms = jnp.where(keep, jnp.exp(jnp.where(keep, a, shift[None]) - shift[None]), jnp.zeros((), dtype))
+    total = psum(jnp.sum(terms, axis=0), axis_name)
+    return shift + jnp.log(jnp.exp(-shift) + total)
+
+
+def _proxy_anchor_sample() -> Sample:
+    return _face_sample(seed=2, n=8, c=3)
+
+
+@register(
+    "proxy_anchor_loss",
+    aliases=("proxy_anchor",),
+    family="metric-learning/contrastive",
+    kind="batch",
+    formula="1/|P+| sum_{p in P+} log(1 + sum_{x in X_p+} e^{-a(s(x,p) - m)}) + "
+    "1/|P| sum_p log(1 + sum_{x in X_p-} e^{a(s(x,p) + m)})",
+    paper="Proxy Anchor Loss for Deep Metric Learning (2020, arXiv:2003.13911)",
+    reference="pytorch_metric_learning.losses.ProxyAnchorLoss; tjddus9597/Proxy-Anchor-CVPR2020",
+    sample=_proxy_anchor_sample,
+    runtime=("axis_name",),
+)
+def proxy_anchor_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    margin: float = 0.1,
+    alpha: float = 32.0,
+    axis_name=None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Proxy-Anchor: each proxy is an anchor that pulls its batch positives and pushes the rest.
+
+    .. math::
+        \ell = \frac{1}{|P^+|}\sum_{p\in P^+}\log\Big(1 + \sum_{x\in X_p^+} e^{-\alpha(s(x,p) - \delta)}\Big)
+        + \frac{1}{|P|}\sum_{p\in P}\log\Big(1 + \sum_{x\in X_p^-} e^{\alpha(s(x,p) + \delta)}\Big)
+
+    with cosine similarity :math:`s`, :math:`P^+` the proxies with at least one
+    positive in the batch. Computed as masked log-sum-exps over the batch
+    axis; with ``axis_name`` the sums run over the global batch (``pmax`` of
+    the shift, ``psum`` of the sums), so every device gets the single-device
+    value and gradient.
+
+    Args:
+      embeddings: ``[N, D]`` (normalized inside).
+      labels: ``[N]`` integer class indices.
+      proxies: ``[C, D]`` learnable proxies (normalized inside).
+      margin: ``delta`` (0.1).
+      alpha: ``alpha`` (32), the scale.
+      axis_name: mapped axis name(s) when the batch is sharded across devices.
+      where: optional ``[N]`` boolean mask; masked examples are left out of every sum.
+
+    Returns:
+      The scalar batch loss (0 for an all-masked batch).
+
+    Paper: Kim, Kim, Cho, Kwak, "Proxy Anchor Loss for Deep Metric Learning",
+    CVPR 2020, arXiv:2003.13911.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> p = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> x = jnp.array([[1.0, 0.1], [0.1, 1.0]])
+      >>> lossjax.losses.proxy_anchor_loss(x, jnp.array([0, 1]), p, alpha=1.0).round(4)
+      Array(1.2104, dtype=float32)
+    """
+    fn = "proxy_anchor_loss"
+    C.check_positive(fn, "margin", margin, allow_zero=True)
+    C.check_positive(fn, "alpha", alpha)
+    _, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
+    valid = jnp.ones(cos.shape[:1], bool) if mask is None else mask
+    pos = (onehot > 0) & valid[:, None]
+    neg = (onehot == 0) & valid[:, None]
+    a = jnp.asarray(alpha, dtype)
+    m = jnp.asarray(margin, dtype)
+    pos_term = _masked_log1p_sum_exp(-a * (cos - m), pos, axis_name)
+    neg_term = _masked_log1p_sum_exp(a * (cos + m), neg, axis_name)
+    with_pos = psum(jnp.sum(pos, axis=0), axis_name) > 0
+    n_with_pos = jnp.sum(with_pos).astype(dtype)
+    num_classes = cos.shape[-1]
+    any_valid = psum(jnp.sum(valid), axis_name) > 0
+    loss = jnp.sum(pos_term) / jnp.maximum(n_with_pos, 1) + jnp.sum(neg_term) / num_classes
+    return jnp.where(any_valid, loss, jnp.zeros((), dtype))
+
+
+# --------------------------------------------------------------------------
+# Prototype losses (episodes).
+# --------------------------------------------------------------------------
+
+
+def _episode_mask(fn: str, where, k: int):
+    return C.prepare_where(fn, where, (k,))
+
+
+def _ce_over_valid_classes(logits: Array, valid: Array | None, labels_onehot: Array) -> Array:
+    """Per-row CE where masked classes (columns) are left out of the softmax."""
+    if valid is not None:
+        low = jnp.asarray(jnp.finfo(logits.dtype).min, logits.dtype)
+        logits = jnp.where(valid[None, :], logits, low)
+    return _ce_from_logits(logits, labels_onehot)
+
+
+def _prototypical_sample() -> Sample:
+    rng = np.random.default_rng(0)
+    k, s, q, d = 4, 2, 2, 3
+    centers = rng.normal(size=(k, 1, d)) * 1.5
+    support = (centers + 0.5 * rng.normal(size=(k, s, d))).astype(np.float32)
+    queries = (centers + 0.5 * rng.normal(size=(k, q, d))).astype(np.float32)
+    return Sample(args=(support, queries), diff_argnums=(0, 1))
+
+
+@register(
+    "prototypical_loss",
+    aliases=("prototypical_networks_loss", "protonet_loss"),
+    family="metric-learning/contrastive",
+    kind="batch",
+    formula="mean_q -log softmax_k(-||f(q) - c_k||^2)_{y_q}, c_k = mean of class k's support",
+    paper="Prototypical Networks for Few-shot Learning (2017, arXiv:1703.05175)",
+    reference="jakesnell/prototypical-networks protonets/models/few_shot.py (ported)",
+    sample=_prototypical_sample,
+)
+def prototypical_loss(
+    support: ArrayLike,
+    queries: ArrayLike,
+    *,
+    metric: str = "squared_euclidean",
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Prototypical networks: classify queries by distance to the mean support embedding of each class.
+
+    .. math::
+        c_k = \frac1S\sum_s f(x_{ks}),\qquad
+        \ell = \frac{1}{KQ}\sum_{k,q} -\log\frac{e^{-d(f(q_{kq}), c_k)}}{\sum_{k'} e^{-d(f(q_{kq}), c_{k'})}}
+
+    Args:
+      support: ``[K, S, D]`` support embeddings, ``S`` shots for each of ``K`` classes.
+      queries: ``[K, Q, D]`` query embeddings; the queries of row ``k`` belong to class ``k``.
+      metric: ``"squared_euclidean"`` (the paper's; it matters: not Euclidean)
+        or ``"cosine"`` (logits are cosine similarities).
+      where: optional ``[K]`` boolean mask of classes (padded ways): a masked
+        class is neither a candidate nor has queries.
+
+    Returns:
+      The mean loss over the queries of the valid classes (a scalar).
+
+    Paper: Snell, Swersky, Zemel, "Prototypical Networks for Few-shot
+    Learning", NeurIPS 2017, arXiv:1703.05175.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> support = jnp.array([[[0.0, 0.0], [2.0, 0.0]], [[0.0, 3.0], [0.0, 1.0]]])
+      >>> queries = jnp.array([[[1.0, 0.0]], [[0.0, 2.0]]])
+      >>> lossjax.losses.prototypical_loss(support, queries).round(4)
+      Array(0.0067, dtype=float32)
+    """
+    fn = "prototypical_loss"
+    C.check_one_of(fn, "metric", metric, ("squared_euclidean", "cosine"))
+    s = C.check_array(fn, "support", support, ndim=3, dtype="float")
+    q = C.check_array(fn, "queries", queries, ndim=3, dtype="float")
+    if q.shape[0] != s.shape[0] or q.shape[2] != s.shape[2]:
+        raise ValueError(
+            f"{fn}: `queries` must have shape (K, Q, D)=({s.shape[0]}, *, {s.shape[2]}) to match "
+            f"support.shape={s.shape}, got {q.shape}."
+        )
+    k, nq, d = q.shape
+    dtype = C.compute_dtype(s, q)
+    mask = _episode_mask(fn, where, k)
+    s = C.fill_masked(C.as_compute(s, dtype), mask)
+    q = C.fill_masked(C.as_compute(q, dtype), mask)
+    protos = jnp.mean(s, axis=1)
+    flat = jnp.reshape(q, (k * nq, d))
+    if metric == "squared_euclidean":
+        logits = -pairwise_similarity(flat, protos, metric="squared_euclidean")
+    else:
+        logits = pairwise_similarity(flat, protos, metric="cosine")
+    target = jnp.repeat(jnp.eye(k, dtype=dtype), nq, axis=0)
+    per_query = _ce_over_valid_classes(logits, mask, target)
+    if mask is None:
+        return jnp.mean(per_query)
+    qmask = jnp.repeat(mask, nq)
+    return C.masked_mean(per_query, qmask)
+
+
+def _angular_proto_sample() -> Sample:
+    rng = np.random.default_rng(1)
+    s, m, d = 4, 3, 3
+    centers = rng.normal(size=(s, 1, d)) * 1.5
+    x = (centers + 0.5 * rng.normal(size=(s, m, d))).astype(np.float32)
+    return Sample(args=(x,), diff_argnums=(0,))
+
+
+@register(
+    "angular_prototypical_loss",
+    aliases=("angleproto_loss", "angular_prototypical"),
+    family="metric-learning/contrastive",
+    kind="batch",
+    formula="mean_i -log softmax_j(w cos(x_{i,0}, mean_{m>=1} x_{j,m}) + b)_i",
+    paper="In defence of metric learning for speaker recognition (2020, arXiv:2003.11982)",
+    reference="clovaai/voxceleb_trainer loss/angleproto.py::LossFunction (ported)",
+    sample=_angular_proto_sample,
+)
+def angular_prototypical_loss(
+    embeddings: ArrayLike,
+    *,
+    scale: ArrayLike = 10.0,
+    bias: ArrayLike = -5.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Angular prototypical loss: the first utterance of each speaker against the others' centroids.
+
+    .. math::
+        S_{ij} = w\cos\big(x_{i,0},\ \tfrac{1}{M-1}\textstyle\sum_{m\ge1} x_{j,m}\big) + b,\qquad
+        \ell = \frac1S\sum_i -\log\frac{e^{S_{ii}}}{\sum_j e^{S_{ij}}}
+
+    ``w`` and ``b`` are learnable in the reference (initial 10 and -5); pass
+    arrays to learn them (``w`` is clamped at ``1e-6`` as there).
+
+    Args:
+      embeddings: ``[S, M, D]``: ``M >= 2`` utterances of each of ``S`` speakers.
+      scale: ``w`` (10), a float or a scalar array.
+      bias: ``b`` (-5), a float or a scalar array.
+      where: optional ``[S]`` boolean mask of speakers (padding).
+
+    Returns:
+      The mean loss over the valid speakers (a scalar).
+
+    Paper: Chung et al., "In defence of metric learning for speaker
+    recognition", Interspeech 2020, arXiv:2003.11982.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[[1.0, 0.0], [1.0, 0.1]], [[0.0, 1.0], [0.1, 1.0]]])
+      >>> lossjax.losses.angular_prototypical_loss(x).round(4)
+      Array(0.0001, dtype=float32)
+    """
+    fn = "angular_prototypical_loss"
+    x = C.check_array(fn, "embeddings", embeddings, ndim=3, dtype="float")
+    if x.shape[1] < 2:
+        raise ValueError(f"{fn}: `embeddings` must have shape (S, M, D) with M >= 2 utterances, got {x.shape}.")
+    for name, v in (("scale", scale), ("bias", bias)):
+        if not _is_concrete(v) and np.ndim(v) != 0:
+            raise ValueError(f"{fn}: `{name}` must be a scalar, got shape {np.shape(v)}.")
+    C.check_positive(fn, "scale", scale)
+    if _is_concrete(bias) and not math.isfinite(float(bias)):
+        raise ValueError(f"{fn}: `bias` must be finite, got {bias!r}.")
+    dtype = C.compute_dtype(x)
+    mask = _episode_mask(fn, where, x.shape[0])
+    x = C.fill_masked(C.as_compute(x, dtype), mask)
+    anchor = jnp.mean(x[:, 1:, :], axis=1)
+    positive = x[:, 0, :]
+    cos = pairwise_similarity(positive, anchor, metric="cosine")
+    w = jnp.maximum(jnp.asarray(scale, dtype), jnp.asarray(1e-6, dtype))
+    logits = w * cos + jnp.asarray(bias, dtype)
+    per = _ce_over_valid_classes(logits, mask, jnp.eye(x.shape[0], dtype=dtype))
+    if mask is None:
+        return jnp.mean(per)
+    return C.masked_mean(per, mask)
+
+
+# --------------------------------------------------------------------------
+# Pair regularizers over the batch (label masks).
+# --------------------------------------------------------------------------
+
+
+def _local_vs_global(fn: str, embeddings, labels, where, axis_name):
+    """Normalized local rows, gathered normalized columns, and the pair masks (local x global)."""
+    e = C.check_array(fn, "embeddings", embeddings, ndim=2, dtype="float")
+    y = C.check_array(fn, "labels", labels, ndim=1, dtype="int")
+    if y.shape[0] != e.shape[0]:
+        raise ValueError(
+            f"{fn}: `labels` must have shape (N,)=({e.shape[0]},) to match embeddings.shape={e.shape}, got {y.shape}."
+        )
+    dtype = C.compute_dtype(e)
+    mask = C.prepare_where(fn, where, e.shape[:1])
+    valid = jnp.ones(e.shape[:1], bool) if mask is None else mask
+    x = l2_normalize(C.fill_masked(C.as_compute(e, dtype), mask))
+    xg = gather_batch(x, axis_name)
+    yg = gather_batch(y, axis_name)
+    vg = gather_batch(valid, axis_name)
+    sim = jnp.matmul(x, xg.T, precision=jax.lax.Precision.HIGHEST)
+    n_local, n_total = x.shape[0], xg.shape[0]
+    pair_valid = valid[:, None] & vg[None, :]
+    same = (y[:, None] == yg[None, :]) & pair_valid
+    pos = same & ~self_mask(n_local, n_total, axis_name)
+    neg = (y[:, None] != yg[None, :]) & pair_valid
+    return sim, pos, neg, valid, dtype
+
+
+def _pair_sample() -> Sample:
+    rng = np.random.default_rng(3)
+    n, d, c = 8, 4, 3
+    centers = rng.normal(size=(c, d)) * 1.5
+    labels = (np.arange(n) % c).astype(np.int32)
+    emb = (centers[labels] + 0.6 * rng.normal(size=(n, d))).astype(np.float32)
+    return Sample(args=(emb, labels), diff_argnums=(0,))
+
+
+@register(
+    "orthogonal_projection_loss",
+    aliases=("opl",),
+    family="metric-learning/contrastive",
+    kind="batch",
+    formula="(1 - mean_{i!=j, y_i=y_j} <f_i, f_j>) + gamma mean_{y_i!=y_j} <f_i, f_j>  (|.| with absolute=True)",
+    paper="Orthogonal Projection Loss (2021, arXiv:2103.14021)",
+    reference="kahnchana/opl loss.py::OrthogonalProjectionLoss (ported)",
+    sample=_pair_sample,
+    runtime=("axis_name",),
+)
+def orthogonal_projection_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    gamma: float = 0.5,
+    absolute: bool = False,
+    axis_name=None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Orthogonal projection loss: same-class features parallel, other classes orthogonal.
+
+    .. math::
+        s = \frac{\sum_{i\ne j,\,y_i=y_j}\langle\hat f_i,\hat f_j\rangle}{|\{i\ne j, y_i = y_j\}| + 10^{-6}},\quad
+        d = \frac{\sum_{y_i\ne y_j}\langle\hat f_i,\hat f_j\rangle}{|\{y_i\ne y_j\}| + 10^{-6}},\quad
+        \ell = (1 - s) + \gamma\,d
+
+    The reference code averages the signed inner products (``absolute=False``,
+    its "removed abs"); the paper's equation uses :math:`|\langle\cdot,\cdot\rangle|`
+    (``absolute=True``). Added to cross-entropy with weight 1 in the paper.
+    With ``axis_name`` the pair sums run over the global batch.
+
+    Args:
+      embeddings: ``[N, D]`` features (normalized inside).
+      labels: ``[N]`` integer class indices.
+      gamma: weight of the inter-class term (0.5, the paper's; the reference class defaults to 2).
+      absolute: average :math:`|\langle f_i, f_j\rangle|` over negative pairs.
+      axis_name: mapped axis name(s) when the batch is sharded.
+      where: optional ``[N]`` boolean mask.
+
+    Returns:
+      The scalar batch loss (0 for an all-masked batch).
+
+    Paper: Ranasinghe et al., "Orthogonal Projection Loss", ICCV 2021, arXiv:2103.14021.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
+      >>> lossjax.losses.orthogonal_projection_loss(x, jnp.array([0, 0, 1])).round(4)
+      Array(0., dtype=float32)
+    """
+    fn = "orthogonal_projection_loss"
+    C.check_positive(fn, "gamma", gamma, allow_zero=True)
+    sim, pos, neg, valid, dtype = _local_vs_global(fn, embeddings, labels, where, axis_name)
+    zero = jnp.zeros((), dtype)
+    nsim = jnp.abs(sim) if absolute else sim
+    pos_sum = psum(jnp.sum(jnp.where(pos, sim, zero)), axis_name)
+    neg_sum = psum(jnp.sum(jnp.where(neg, nsim, zero)), axis_name)
+    pos_n = psum(jnp.sum(pos), axis_name).astype(dtype)
+    neg_n = psum(jnp.sum(neg), axis_name).astype(dtype)
+    eps = jnp.asarray(1e-6, dtype)
+    loss = (1 - pos_sum / (pos_n + eps)) + jnp.asarray(gamma, dtype) * neg_sum / (neg_n + eps)
+    any_valid = psum(jnp.sum(valid), axis_name) > 0
+    return jnp.where(any_valid, loss, zero)
+
+
+@register(
+    "threshold_consistent_margin_loss",
+    aliases=("tcm_loss",),
+    family="metric-learning/contrastive",
+    kind="batch",
+    formula="l+ mean_{s_ap <= m+}(m+ - s_ap) + l- mean_{s_an >= m-}(s_an - m-)",
+    paper="Threshold-Consistent Margin Loss for Open-World Deep Metric Learning (2023, arXiv:2307.04047)",
+    reference="pytorch_metric_learning.losses.ThresholdConsistentMarginLoss",
+    sample=_pair_sample,
+    runtime=("axis_name",),
+)
+def threshold_consistent_margin_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin_plus: float = 0.9,
+    margin_minus: float = 0.5,
+    lambda_plus: float = 1.0,
+    lambda_minus: float = 1.0,
+    axis_name=None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""TCM: penalizes positive pairs below ``m+`` and negative pairs above ``m-`` (cosine similarity).
+
+    .. math::
+        \ell = \lambda^+\frac{\sum_{(a,p):\,s_{ap}\le m^+}(m^+ - s_{ap})}{|\{s_{ap}\le m^+\}|}
+        + \lambda^-\frac{\sum_{(a,n):\,s_{an}\ge m^-}(s_{an} - m^-)}{|\{s_{an}\ge m^-\}|}
+
+    over all ordered pairs of the batch (``a != p`` same label, ``a, n``
+    different labels); an empty set contributes 0. A regularizer added to a
+    base metric loss. With ``axis_name`` the pairs span the global batch.
+
+    Args:
+      embeddings: ``[N, D]`` (normalized inside).
+      labels: ``[N]`` integer class indices.
+      margin_plus: ``m+`` (0.9).
+      margin_minus: ``m-`` (0.5).
+      lambda_plus: ``lambda+`` (1).
+      lambda_minus: ``lambda-`` (1).
+      axis_name: mapped axis name(s) when the batch is sharded.
+      where: optional ``[N]`` boolean mask.
+
+    Returns:
+      The scalar batch loss.
+
+    Paper: Zhang et al., "Threshold-Consistent Margin Loss for Open-World Deep
+    Metric Learning", ICLR 2024, arXiv:2307.04047.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+      >>> lossjax.losses.threshold_consistent_margin_loss(x, jnp.array([0, 0, 1])).round(4)
+      Array(0.6, dtype=float32)
+    """
+    fn = "threshold_consistent_margin_loss"
+    for name, v in (("margin_plus", margin_plus), ("margin_minus", margin_minus)):
+        C.check_in_range(fn, name, v, -1.0, 1.0)
+    C.check_positive(fn, "lambda_plus", lambda_plus, allow_zero=True)
+    C.check_positive(fn, "lambda_minus", lambda_minus, allow_zero=True)
+    sim, pos, neg, _, dtype = _local_vs_global(fn, embeddings, labels, where, axis_name)
+    zero = jnp.zeros((), dtype)
+    mp = jnp.asarray(margin_plus, dtype)
+    mm = jnp.asarray(margin_minus, dtype)
+    hard_pos = pos & (sim <= mp)
+    hard_neg = neg & (sim >= mm)
+    pos_sum = psum(jnp.sum(jnp.where(hard_pos, mp - sim, zero)), axis_name)
+    neg_sum = psum(jnp.sum(jnp.where(hard_neg, sim - mm, zero)), axis_name)
+    pos_n = psum(jnp.sum(hard_pos), axis_name).astype(dtype)
+    neg_n = psum(jnp.sum(hard_neg), axis_name).astype(dtype)
+    one = jnp.ones((), dtype)
+    pos_term = jnp.where(pos_n > 0, pos_sum / jnp.maximum(pos_n, one), zero)
+    neg_term = jnp.where(neg_n > 0, neg_sum / jnp.maximum(neg_n, one), zero)
+    return jnp.asarray(lambda_plus, dtype) * pos_term + jnp.asarray(lambda_minus, dtype) * neg_term
