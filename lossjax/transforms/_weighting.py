@@ -1,3 +1,595 @@
-"""Placeholder until the family lands; see CONTRIBUTING.md."""
+"""Loss weightings: uncertainty weighting (Kendall et al.), DWA, RLW, GradNorm, FAMO.
 
-__all__: list[str] = []
+Uncertainty weighting exists twice: :func:`uncertainty_weighted_loss`, a pure
+function of the per-loss values and learnable log-variances that live in the
+model's params, and :func:`uncertainty_weighting`, a transform that keeps the
+log-variances in its own state.
+
+The transforms here are optax aggregators like the combiners of
+:mod:`lossjax.transforms._multitask`: ``update`` takes the per-loss gradients
+stacked on a leading axis and the per-loss values as ``losses=`` (shape
+``[m]``), and returns ``sum_i w_i g_i`` with the method's weights ``w``. They
+sit first in an ``optax.chain``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from optax.experimental import aggregating
+
+from lossjax import _checks as C
+from lossjax.registry import register
+from lossjax.testing import Sample, TransformSample
+from lossjax.transforms._multitask import _combine, _num_losses, _pmean, gram_matrix
+
+__all__ = [
+    "DWAState",
+    "FAMOState",
+    "GradNormState",
+    "UncertaintyWeightingState",
+    "dwa",
+    "dwa_weights",
+    "famo",
+    "gradnorm",
+    "gradnorm_objective",
+    "rlw",
+    "uncertainty_weighted_loss",
+    "uncertainty_weighting",
+]
+
+Array = jax.Array
+
+
+def _check_m(fn: str, num_losses) -> int:
+    if not isinstance(num_losses, (int, np.integer)) or isinstance(num_losses, bool) or num_losses < 1:
+        raise ValueError(f"{fn}: `num_losses` must be a positive int, got {num_losses!r}.")
+    return int(num_losses)
+
+
+def _losses_arg(fn: str, losses, m: int) -> Array:
+    if losses is None:
+        raise ValueError(f"{fn}: `update` needs the per-loss values as `losses=` (shape [{m}]).")
+    losses = C.check_array(fn, "losses", losses, shape=(m,), dtype="float")
+    return losses.astype(C.compute_dtype(losses))
+
+
+def _task_scale(fn: str, classification, m: int | None = None):
+    if classification is None:
+        return None
+    flags = tuple(bool(v) for v in np.asarray(classification, bool).reshape(-1))
+    if m is not None and len(flags) != m:
+        raise ValueError(f"{fn}: `classification` has {len(flags)} entries but there are {m} losses.")
+    return flags
+
+
+def _scale_array(flags, m: int, dtype) -> Array:
+    # 1/(2 sigma^2) for regression terms, 1/sigma^2 for classification terms.
+    if flags is None:
+        return jnp.full((m,), 0.5, dtype)
+    return jnp.asarray([1.0 if f else 0.5 for f in flags], dtype)
+
+
+# ------------------------------------------------------------------------------
+# Uncertainty weighting.
+# ------------------------------------------------------------------------------
+
+
+def _uw_sample():
+    rng = np.random.default_rng(0)
+    losses = rng.uniform(0.5, 2.0, size=(3,)).astype(np.float32)
+    log_vars = rng.normal(size=(3,)).astype(np.float32) * 0.5
+    return Sample(
+        args=(losses, log_vars),
+        diff_argnums=(0, 1),
+        where=False,
+        extremes=(
+            (losses * 1e4, np.array([-30.0, 0.0, 30.0], np.float32)),
+            (np.zeros_like(losses), np.zeros_like(log_vars)),
+        ),
+    )
+
+
+@register(
+    "uncertainty_weighted_loss",
+    aliases=("uw_loss",),
+    family="weighting",
+    kind="function",
+    formula="sum_i c_i exp(-s_i) L_i + s_i / 2,  s_i = log sigma_i^2,  c_i = 1/2 (regression) or 1 (classification)",
+    paper="Multi-Task Learning Using Uncertainty to Weigh Losses for Scene Geometry and Semantics "
+    "(2018, arXiv:1705.07115)",
+    reference="LibMTL/weighting/UW.py (losses/(2 exp(s)) + s/2)",
+    sample=_uw_sample,
+)
+def uncertainty_weighted_loss(
+    losses: jax.typing.ArrayLike,
+    log_vars: jax.typing.ArrayLike,
+    *,
+    classification: Sequence[bool] | None = None,
+) -> Array:
+    r"""Kendall et al.'s uncertainty-weighted total of m losses, with learnable log-variances.
+
+    .. math::
+        \mathcal L = \sum_i c_i e^{-s_i} L_i + \frac{s_i}{2},\qquad s_i = \log\sigma_i^2,\qquad
+        c_i = \tfrac12 \text{ (regression)},\ 1 \text{ (classification)}
+
+    i.e. ``L/(2 sigma^2) + log sigma`` for a regression term and
+    ``L/sigma^2 + log sigma`` for a classification term. Put ``log_vars`` in
+    the model's params (init 0, LibMTL uses -0.5) and differentiate the total.
+    The total can be negative; that is expected.
+
+    Args:
+      losses: per-loss values ``[m]`` (reduced over the batch).
+      log_vars: learnable ``s = log sigma^2``, ``[m]``.
+      classification: optional ``m`` booleans; True marks a classification term
+        (weight ``1/sigma^2``). Default: all regression (as LibMTL).
+
+    Returns:
+      The weighted total, a scalar (float32 for half-precision inputs).
+
+    Paper: Kendall, Gal, Cipolla, CVPR 2018, arXiv:1705.07115.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.transforms.uncertainty_weighted_loss(jnp.array([2.0, 1.0]), jnp.zeros(2))
+      Array(1.5, dtype=float32)
+    """
+    fn = "uncertainty_weighted_loss"
+    losses = C.check_array(fn, "losses", losses, ndim=1, dtype="float")
+    log_vars = C.check_array(fn, "log_vars", log_vars, ndim=1, dtype="float")
+    C.check_same_shape(fn, ("losses", "log_vars"), losses, log_vars)
+    flags = _task_scale(fn, classification, losses.shape[0])
+    dtype = C.compute_dtype(losses, log_vars)
+    L = C.as_compute(losses, dtype)
+    s = C.as_compute(log_vars, dtype)
+    c = _scale_array(flags, losses.shape[0], dtype)
+    return jnp.sum(c * jnp.exp(-s) * L + 0.5 * s)
+
+
+class UncertaintyWeightingState(NamedTuple):
+    """The log-variances ``s = log sigma^2`` and their optimizer's state."""
+
+    log_vars: Array  # [m]
+    inner: Any  # optax.adam state of log_vars
+
+
+def _weighting_sample(**hyper):
+    rng = np.random.default_rng(0)
+    params = {"w": np.zeros((3, 2), np.float32), "b": np.zeros((2,), np.float32)}
+    updates = {"w": rng.normal(size=(3, 3, 2)).astype(np.float32), "b": rng.normal(size=(3, 2)).astype(np.float32)}
+    losses = rng.uniform(0.5, 2.0, size=(3,)).astype(np.float32)
+    return TransformSample(
+        params=params, updates=updates, hyperparams={"num_losses": 3, **hyper}, extra_args={"losses": losses}
+    )
+
+
+@register(
+    "uncertainty_weighting",
+    aliases=("uw",),
+    family="weighting",
+    kind="transform",
+    formula="update = sum_i c_i exp(-s_i) g_i;  s <- adam step on sum_i c_i exp(-s_i) L_i + s_i/2",
+    paper="Multi-Task Learning Using Uncertainty to Weigh Losses for Scene Geometry and Semantics "
+    "(2018, arXiv:1705.07115)",
+    reference="LibMTL/weighting/UW.py",
+    sample=lambda: _weighting_sample(),
+    runtime=("losses",),
+)
+def uncertainty_weighting(
+    num_losses: int,
+    learning_rate: float = 1e-2,
+    init_log_var: float = 0.0,
+    classification: Sequence[bool] | None = None,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""Uncertainty weighting as a transform: the log-variances live in the transform's state.
+
+    Given stacked per-loss gradients and ``losses=``, returns the gradient of
+    :func:`uncertainty_weighted_loss` with respect to the model parameters,
+
+    .. math:: \text{update} = \sum_i c_i e^{-s_i} g_i,
+
+    and takes one Adam step (``learning_rate``) on ``s`` using
+    ``dL/ds_i = -c_i e^{-s_i} L_i + 1/2``.
+
+    Args:
+      num_losses: m.
+      learning_rate: Adam learning rate of the log-variances.
+      init_log_var: initial ``s`` (0 in the paper; LibMTL uses -0.5).
+      classification: optional m booleans (True: ``1/sigma^2`` weight).
+      axis_name: average per-loss gradients and losses across this mapped axis first.
+
+    Paper: Kendall, Gal, Cipolla, CVPR 2018, arXiv:1705.07115.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.uncertainty_weighting(num_losses=2)
+      >>> g = jnp.array([[2.0, 0.0], [0.0, 2.0]])
+      >>> upd, state = tx.update(g, tx.init(None), losses=jnp.array([1.0, 1.0]))
+      >>> upd  # weights 1/2 at s = 0
+      Array([1., 1.], dtype=float32)
+    """
+    fn = "uncertainty_weighting"
+    m = _check_m(fn, num_losses)
+    C.check_positive(fn, "learning_rate", learning_rate)
+    if not np.isfinite(init_log_var):
+        raise ValueError(f"{fn}: `init_log_var` must be finite, got {init_log_var!r}.")
+    flags = _task_scale(fn, classification, m)
+    inner = optax.adam(learning_rate)
+
+    def init(params):
+        del params
+        s = jnp.full((m,), init_log_var, jnp.float32)
+        return UncertaintyWeightingState(s, inner.init(s))
+
+    def update(updates, state, params=None, *, losses=None, **extra):
+        del params, extra
+        got = _num_losses(fn, updates)
+        if got != m:
+            raise ValueError(f"{fn}: built for num_losses={m}, got gradients of {got} losses.")
+        L = _pmean(_losses_arg(fn, losses, m), axis_name)
+        updates = _pmean(updates, axis_name)
+        s = state.log_vars
+        c = _scale_array(flags, m, s.dtype)
+        w = c * jnp.exp(-s)
+        grad_s = -w * L.astype(s.dtype) + 0.5
+        step, inner_state = inner.update(grad_s, state.inner, s)
+        return _combine(updates, w), UncertaintyWeightingState(optax.apply_updates(s, step), inner_state)
+
+    return aggregating.Aggregator(init, update)
+
+
+# ------------------------------------------------------------------------------
+# DWA.
+# ------------------------------------------------------------------------------
+
+
+class DWAState(NamedTuple):
+    """The last two loss vectors seen (``prev`` is the latest) and how many were seen."""
+
+    prev: Array  # [m]
+    prev2: Array  # [m]
+    count: Array  # int32 []
+
+
+def dwa_weights(prev: jax.typing.ArrayLike, prev2: jax.typing.ArrayLike, temperature: float = 2.0) -> Array:
+    r"""DWA's weights ``m softmax((L(t-1)/L(t-2)) / T)``.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.transforms.dwa_weights(jnp.array([1.0, 1.0]), jnp.array([1.0, 1.0]))
+      Array([1., 1.], dtype=float32)
+    """
+    prev = jnp.asarray(prev)
+    prev2 = jnp.asarray(prev2)
+    dtype = C.compute_dtype(prev, prev2)
+    nz = prev2 != 0
+    r = jnp.where(nz, prev.astype(dtype) / jnp.where(nz, prev2, 1.0).astype(dtype), jnp.ones((), dtype))
+    return prev.shape[0] * jax.nn.softmax(r / temperature)
+
+
+@register(
+    "dwa",
+    aliases=("dynamic_weight_average",),
+    family="weighting",
+    kind="transform",
+    formula="w_i = m exp(r_i/T) / sum_j exp(r_j/T),  r_i = L_i(t-1)/L_i(t-2);  w = 1 for the first two calls",
+    paper="End-to-End Multi-Task Learning with Attention (2019, arXiv:1803.10704)",
+    reference="LibMTL/weighting/DWA.py",
+    sample=lambda: _weighting_sample(),
+    runtime=("losses",),
+)
+def dwa(num_losses: int, temperature: float = 2.0, axis_name: str | None = None) -> aggregating.Aggregator:
+    r"""Dynamic Weight Average: weight each loss by how slowly it has been decreasing.
+
+    .. math::
+        w_i(t) = \frac{m \exp(r_i/T)}{\sum_j \exp(r_j/T)},\qquad r_i = \frac{L_i(t-1)}{L_i(t-2)}
+
+    with ``w = 1`` until two loss vectors have been seen. ``losses=`` passed
+    to ``update`` are recorded after the weights are taken; LibMTL records
+    epoch averages, so pass an epoch's mean losses at epoch boundaries (and
+    the same values in between) to reproduce it exactly.
+
+    Paper: Liu, Johns, Davison, "End-to-End Multi-Task Learning with Attention", CVPR 2019, arXiv:1803.10704.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.dwa(num_losses=2)
+      >>> upd, _ = tx.update(jnp.eye(2), tx.init(None), losses=jnp.array([1.0, 2.0]))
+      >>> upd
+      Array([1., 1.], dtype=float32)
+    """
+    fn = "dwa"
+    m = _check_m(fn, num_losses)
+    C.check_positive(fn, "temperature", temperature)
+
+    def init(params):
+        del params
+        z = jnp.zeros((m,), jnp.float32)
+        return DWAState(z, z, jnp.zeros((), jnp.int32))
+
+    def update(updates, state, params=None, *, losses=None, **extra):
+        del params, extra
+        got = _num_losses(fn, updates)
+        if got != m:
+            raise ValueError(f"{fn}: built for num_losses={m}, got gradients of {got} losses.")
+        L = _pmean(_losses_arg(fn, losses, m), axis_name)
+        updates = _pmean(updates, axis_name)
+        w = jnp.where(state.count >= 2, dwa_weights(state.prev, state.prev2, temperature), jnp.ones((m,), jnp.float32))
+        new = DWAState(L.astype(jnp.float32), state.prev, jnp.minimum(state.count + 1, 2))
+        return _combine(updates, w), new
+
+    return aggregating.Aggregator(init, update)
+
+
+# ------------------------------------------------------------------------------
+# RLW.
+# ------------------------------------------------------------------------------
+
+
+def _rlw_sample():
+    s = _weighting_sample()
+    return TransformSample(params=s.params, updates=s.updates, extra_args={"key": np.asarray(jax.random.PRNGKey(0))})
+
+
+@register(
+    "rlw",
+    aliases=("random_loss_weighting",),
+    family="weighting",
+    kind="transform",
+    formula="w = softmax(z),  z ~ N(0, I) (or U(0,1), Dirichlet(1)) drawn every step",
+    paper="Reasonable Effectiveness of Random Weighting: A Litmus Test for Multi-Task Learning "
+    "(2021, arXiv:2111.10603)",
+    reference="LibMTL/weighting/RLW.py",
+    sample=_rlw_sample,
+    runtime=("key",),
+)
+def rlw(distribution: str = "normal", axis_name: str | None = None) -> aggregating.Aggregator:
+    r"""Random Loss Weighting: fresh random weights every step.
+
+    .. math:: w = \mathrm{softmax}(z),\qquad z \sim \mathcal N(0, I_m)
+
+    (``"uniform"``: ``z ~ U(0,1)^m``; ``"dirichlet"``: ``z ~ Dir(1)``, then
+    softmax, as LibMTL). Needs ``key=`` in ``update``; under data parallelism
+    pass the same key on every device.
+
+    Paper: Lin et al., "Reasonable Effectiveness of Random Weighting", TMLR 2022, arXiv:2111.10603.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.rlw()
+      >>> upd, _ = tx.update(jnp.ones((3, 2)), tx.init(None), key=jax.random.PRNGKey(0))
+      >>> upd.round(4)  # the weights sum to one
+      Array([1., 1.], dtype=float32)
+    """
+    fn = "rlw"
+    C.check_one_of(fn, "distribution", distribution, ("normal", "uniform", "dirichlet"))
+
+    def init(params):
+        del params
+        return optax.EmptyState()
+
+    def update(updates, state, params=None, *, key=None, **extra):
+        del params, extra
+        m = _num_losses(fn, updates)
+        if key is None:
+            raise ValueError(f"{fn}: `update` needs `key=` (a PRNG key).")
+        updates = _pmean(updates, axis_name)
+        if distribution == "normal":
+            z = jax.random.normal(key, (m,), jnp.float32)
+        elif distribution == "uniform":
+            z = jax.random.uniform(key, (m,), jnp.float32)
+        else:
+            z = jax.random.dirichlet(key, jnp.ones((m,), jnp.float32))
+        return _combine(updates, jax.nn.softmax(z)), state
+
+    return aggregating.Aggregator(init, update)
+
+
+# ------------------------------------------------------------------------------
+# GradNorm.
+# ------------------------------------------------------------------------------
+
+
+class GradNormState(NamedTuple):
+    """GradNorm's weight logits, the first losses seen and the logits' optimizer state."""
+
+    logits: Array  # [m]; weights are m * softmax(logits)
+    initial_losses: Array  # [m]
+    count: Array  # int32 []
+    inner: Any
+
+
+def gradnorm_objective(logits: Array, norms: Array, losses: Array, initial_losses: Array, alpha: float) -> Array:
+    r"""GradNorm's ``L_grad = sum_i | ||w_i g_i|| - mean_j ||w_j g_j|| * r_i^alpha |`` (target held constant).
+
+    ``w = m softmax(logits)``, ``r_i = (L_i/L_i(0)) / mean_j (L_j/L_j(0))``.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> ones = jnp.ones(2)
+      >>> float(lossjax.transforms.gradnorm_objective(jnp.zeros(2), ones, ones, ones, 1.5))
+      0.0
+    """
+    m = logits.shape[0]
+    w = m * jax.nn.softmax(logits)
+    Gi = w * norms
+    ratio = losses / initial_losses
+    r = ratio / jnp.mean(ratio)
+    target = jax.lax.stop_gradient(jnp.mean(Gi) * jnp.power(r, alpha))
+    return jnp.sum(jnp.abs(Gi - target))
+
+
+@register(
+    "gradnorm",
+    family="weighting",
+    kind="transform",
+    formula="w = m softmax(xi); xi <- adam step on sum_i | w_i ||g_i|| - mean_j(w_j ||g_j||) r_i^alpha |, "
+    "r_i = (L_i/L_i(0)) / mean(L/L(0))",
+    paper="GradNorm: Gradient Normalization for Adaptive Loss Balancing in Deep Multitask Networks "
+    "(2018, arXiv:1711.02257)",
+    reference="LibMTL/weighting/GradNorm.py",
+    sample=lambda: _weighting_sample(),
+    runtime=("losses",),
+)
+def gradnorm(
+    num_losses: int, alpha: float = 1.5, learning_rate: float = 1e-2, axis_name: str | None = None
+) -> aggregating.Aggregator:
+    r"""GradNorm: learn loss weights so every task's gradient norm trains at a common, balanced rate.
+
+    .. math::
+        w = m\,\mathrm{softmax}(\xi),\quad G_i = \|w_i g_i\|,\quad
+        r_i = \frac{L_i/L_i(0)}{\mathrm{mean}_j L_j/L_j(0)},\quad
+        L_{grad} = \sum_i |G_i - \overline{G}\, r_i^\alpha|
+
+    The update is ``sum_i w_i g_i`` with the current weights; then one Adam
+    step (``learning_rate``) on ``xi`` against ``L_grad`` (target held
+    constant). The first call records ``L(0)`` and uses ``w = 1`` (LibMTL
+    uses the first epoch's mean losses). The norms are those of the
+    gradients given: pass the gradients of the shared layers (or, with
+    :func:`lossjax.multiloss.rep_value_and_grad`, of the shared
+    representation) as the paper does.
+
+    Paper: Chen et al., "GradNorm", ICML 2018, arXiv:1711.02257.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.gradnorm(num_losses=2)
+      >>> upd, _ = tx.update(jnp.eye(2), tx.init(None), losses=jnp.array([1.0, 2.0]))
+      >>> upd
+      Array([1., 1.], dtype=float32)
+    """
+    fn = "gradnorm"
+    m = _check_m(fn, num_losses)
+    C.check_positive(fn, "alpha", alpha, allow_zero=True)
+    C.check_positive(fn, "learning_rate", learning_rate)
+    inner = optax.adam(learning_rate)
+
+    def init(params):
+        del params
+        xi = jnp.zeros((m,), jnp.float32)
+        return GradNormState(xi, jnp.ones((m,), jnp.float32), jnp.zeros((), jnp.int32), inner.init(xi))
+
+    def update(updates, state, params=None, *, losses=None, **extra):
+        del params, extra
+        got = _num_losses(fn, updates)
+        if got != m:
+            raise ValueError(f"{fn}: built for num_losses={m}, got gradients of {got} losses.")
+        L = _pmean(_losses_arg(fn, losses, m), axis_name).astype(jnp.float32)
+        updates = _pmean(updates, axis_name)
+        first = state.count == 0
+        L0 = jnp.where(first, L, state.initial_losses)
+        safe_L0 = jnp.where(L0 != 0, L0, 1.0)
+        norms = jnp.sqrt(jnp.maximum(jnp.diagonal(gram_matrix(updates)), 0.0)).astype(jnp.float32)
+        xi = state.logits
+        w = jnp.where(first, jnp.ones((m,), jnp.float32), m * jax.nn.softmax(xi))
+        grad_xi = jax.grad(gradnorm_objective)(xi, norms, L, safe_L0, alpha)
+        grad_xi = jnp.where(first | ~jnp.all(jnp.isfinite(grad_xi)), jnp.zeros_like(grad_xi), grad_xi)
+        step, inner_state = inner.update(grad_xi, state.inner, xi)
+        new_xi = jnp.where(first, xi, optax.apply_updates(xi, step))
+        new = GradNormState(new_xi, L0, jnp.minimum(state.count + 1, 1), inner_state)
+        return _combine(updates, w), new
+
+    return aggregating.Aggregator(init, update)
+
+
+# ------------------------------------------------------------------------------
+# FAMO.
+# ------------------------------------------------------------------------------
+
+
+class FAMOState(NamedTuple):
+    """FAMO's weight logits, the previous losses and the logits' optimizer state."""
+
+    logits: Array  # [m]
+    prev_losses: Array  # [m]
+    count: Array  # int32 []
+    inner: Any
+
+
+@register(
+    "famo",
+    family="weighting",
+    kind="transform",
+    formula="z = softmax(xi); update = sum_i z_i g_i / (c (L_i - l_i));  xi <- adamw step with d = J_softmax^T "
+    "(log(L_prev - l) - log(L - l))",
+    paper="FAMO: Fast Adaptive Multitask Optimization (2023, arXiv:2306.03792)",
+    reference="Cranial-XIX/FAMO famo.py::FAMO (get_weighted_loss, update); LibMTL/weighting/FAMO.py",
+    sample=lambda: _weighting_sample(),
+    runtime=("losses",),
+)
+def famo(
+    num_losses: int,
+    learning_rate: float = 0.025,
+    weight_decay: float = 1e-3,
+    min_losses: Sequence[float] | None = None,
+    epsilon: float = 1e-8,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""FAMO: decrease every loss at the same log rate, with O(1) extra cost per step.
+
+    .. math::
+        z = \mathrm{softmax}(\xi),\quad D_i = L_i - l_i + \epsilon,\quad c = \sum_i z_i / D_i,\quad
+        \text{update} = \sum_i \frac{z_i}{c D_i} g_i
+
+    (the gradient of ``sum_i z_i log D_i / c``). Before weighting, ``xi`` takes
+    one AdamW step (``learning_rate``, ``weight_decay``) along
+    ``J_softmax(xi)^T delta`` with ``delta = log D(prev) - log D(now)``, the
+    log decrease of every loss since the previous call (skipped on the first
+    call).
+
+    Paper: Liu et al., "FAMO: Fast Adaptive Multitask Optimization", NeurIPS 2023, arXiv:2306.03792.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.famo(num_losses=2)
+      >>> upd, _ = tx.update(jnp.eye(2), tx.init(None), losses=jnp.array([1.0, 1.0]))
+      >>> upd.round(4)
+      Array([0.5, 0.5], dtype=float32)
+    """
+    fn = "famo"
+    m = _check_m(fn, num_losses)
+    C.check_positive(fn, "learning_rate", learning_rate)
+    C.check_positive(fn, "weight_decay", weight_decay, allow_zero=True)
+    C.check_positive(fn, "epsilon", epsilon)
+    lmin = (0.0,) * m if min_losses is None else tuple(float(v) for v in np.asarray(min_losses).reshape(-1))
+    if len(lmin) != m:
+        raise ValueError(f"{fn}: `min_losses` has {len(lmin)} entries but there are {m} losses.")
+    inner = optax.adamw(learning_rate, weight_decay=weight_decay)
+
+    def init(params):
+        del params
+        xi = jnp.zeros((m,), jnp.float32)
+        return FAMOState(xi, jnp.ones((m,), jnp.float32), jnp.zeros((), jnp.int32), inner.init(xi))
+
+    def update(updates, state, params=None, *, losses=None, **extra):
+        del params, extra
+        got = _num_losses(fn, updates)
+        if got != m:
+            raise ValueError(f"{fn}: built for num_losses={m}, got gradients of {got} losses.")
+        L = _pmean(_losses_arg(fn, losses, m), axis_name).astype(jnp.float32)
+        updates = _pmean(updates, axis_name)
+        lo = jnp.asarray(lmin, jnp.float32)
+
+        def log_d(x):
+            return jnp.log(jnp.maximum(x - lo + epsilon, jnp.asarray(float(jnp.finfo(jnp.float32).tiny))))
+
+        delta = log_d(state.prev_losses) - log_d(L)
+        _, vjp = jax.vjp(jax.nn.softmax, state.logits)
+        (d,) = vjp(delta)
+        step, inner_state = inner.update(d, state.inner, state.logits)
+        started = state.count > 0
+        xi = jnp.where(started, optax.apply_updates(state.logits, step), state.logits)
+        inner_state = jax.tree.map(lambda a, b: jnp.where(started, a, b), inner_state, state.inner)
+        z = jax.nn.softmax(xi)
+        D = jnp.maximum(L - lo + epsilon, jnp.asarray(float(jnp.finfo(jnp.float32).tiny)))
+        c = jnp.sum(z / D)
+        w = z / (c * D)
+        return _combine(updates, w), FAMOState(xi, L, jnp.minimum(state.count + 1, 1), inner_state)
+
+    return aggregating.Aggregator(init, update)
