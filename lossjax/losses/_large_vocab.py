@@ -168,6 +168,33 @@ def _blocks(total: int, size: int, body, carry):
     return carry
 
 
+def _varying_axes(x) -> frozenset:
+    """The manual (shard_map) axes over which ``x`` varies; empty outside shard_map."""
+    aval = jax.typeof(x)
+    mat = getattr(aval, "manual_axis_type", None)
+    if mat is not None:
+        return frozenset(mat.varying)
+    return frozenset(getattr(aval, "vma", frozenset()))
+
+
+def _like_inputs(init, *refs):
+    """Marks loop-carry initial values as varying over the shard_map axes of the inputs.
+
+    Inside ``shard_map`` a carry created with ``jnp.zeros`` is invariant while
+    the loop body's outputs vary like the inputs; ``pcast`` aligns the types.
+    A no-op outside ``shard_map``.
+    """
+    axes = frozenset().union(*(_varying_axes(r) for r in refs if r is not None))
+    if not axes:
+        return init
+
+    def cast(v):
+        missing = tuple(sorted(axes - _varying_axes(v)))
+        return lax.pcast(v, missing, to="varying") if missing else v
+
+    return jax.tree.map(cast, init)
+
+
 def _vocab_offset(cfg: _Cfg, n_local: int):
     if cfg.vocab_axis is None:
         return 0, n_local
@@ -200,6 +227,7 @@ def _recompute_forward(cfg: _Cfg, x, w, b, y, valid, hp):
         jnp.zeros((n,), acc),
         jnp.zeros((n,), acc),
     )
+    init = _like_inputs(init, x, w, b, y, valid)
     m, s, t, sz = _blocks(v_local, min(cfg.block, v_local), body, init)
     if cfg.vocab_axis is not None:
         gm = lax.pmax(m, cfg.vocab_axis)
@@ -245,8 +273,12 @@ def _recompute_backward(cfg: _Cfg, x, w, b, y, valid, hp, lse, g, g_lse):
         jnp.zeros(w.shape, w.dtype),
         jnp.zeros(b.shape, b.dtype) if cfg.has_bias else None,
     )
+    init = _like_inputs(init, x, w, b, y, valid, lse, g, g_lse)
     dx, dw, db = _blocks(v_local, min(cfg.block, v_local), body, init)
-    if cfg.vocab_axis is not None:
+    if cfg.vocab_axis is not None and cfg.vocab_axis not in _varying_axes(x):
+        # Without varying-axis types (shard_map(check_vma=False)) the hidden
+        # gradient is summed over the vocabulary shards here; with them, ``x``
+        # was cast to varying before the custom_vjp and that cast's transpose sums.
         dx = lax.psum(dx, cfg.vocab_axis)
     return dx.astype(x.dtype), dw, db
 
@@ -315,6 +347,7 @@ def _in_forward(cfg: _Cfg, x, w, b, y, valid, hp):
         jnp.zeros(w.shape, acc),
         jnp.zeros((v,), acc) if cfg.has_bias else None,
     )
+    init = _like_inputs(init, x, w, b, y, valid)
     total, dx, dw, db = _blocks(n, min(cfg.chunk, n), body, init)
     return total * scale, dx, dw, db
 
@@ -569,6 +602,11 @@ def linear_cross_entropy(
     )
     if b is not None:
         b = b.astype(acc)
+
+    # Inside shard_map, give the differentiable inputs one varying-axis type:
+    # the transpose of that cast is the psum of the local weight (token-sharded)
+    # or hidden (vocab-sharded) gradient partials.
+    x, w, b = _like_inputs((x, w, b), x, w, b, y, valid)
 
     if n == 0:
         zero_loss = jnp.zeros(batch_shape, acc) if reduction == "none" else jnp.zeros((), acc)

@@ -1,0 +1,469 @@
+"""linear_cross_entropy: the fused large-vocabulary head against PyTorch and the naive head."""
+
+import json
+import math
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from lossjax.losses import linear_cross_entropy
+from lossjax.losses._large_vocab import tile_sizes
+
+REF = json.loads((pathlib.Path(__file__).parents[1] / "reference" / "large_vocab.json").read_text())["cases"]
+MODES = ("in_forward", "recompute")
+
+
+def rel_err(actual, expected) -> float:
+    """max |a - e| / max |e| (normwise relative error, robust to tiny entries)."""
+    a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    return float(np.max(np.abs(a - e)) / max(np.max(np.abs(e)), 1e-30))
+
+
+def assert_rel(actual, expected, tol, what=""):
+    err = rel_err(actual, expected)
+    assert err <= tol, f"{what}: relative error {err:.3g} > {tol:.3g}"
+
+
+def naive(hidden, weight, labels, *, bias=None, label_smoothing=0.0, z_loss=0.0, logit_softcap=None, where=None):
+    """The naive head: logits materialized, float32 (or float64) softmax cross-entropy."""
+    dt = jnp.float64 if hidden.dtype == jnp.float64 else jnp.float32
+    logits = jnp.matmul(hidden.astype(dt), weight.astype(dt).T, precision=jax.lax.Precision.HIGHEST)
+    if bias is not None:
+        logits = logits + bias.astype(dt)[None, :]
+    if logit_softcap is not None:
+        logits = logit_softcap * jnp.tanh(logits / logit_softcap)
+    valid = labels != -100
+    if where is not None:
+        valid = valid & where
+    safe = jnp.where(valid, labels, 0)
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    v = logits.shape[-1]
+    q = (1 - label_smoothing) * jax.nn.one_hot(safe, v, dtype=dt) + label_smoothing / v
+    lse = jax.nn.logsumexp(logits, axis=-1)
+    loss = -jnp.sum(q * logp, axis=-1) + z_loss * lse**2
+    return jnp.where(valid, loss, 0.0)
+
+
+def _case(name):
+    c = REF[name]
+    arrs = {
+        "hidden": jnp.asarray(c["hidden"], jnp.float32),
+        "weight": jnp.asarray(c["weight"], jnp.float32),
+        "labels": jnp.asarray(c["labels"], jnp.int32),
+        "cot": jnp.asarray(c["cotangent"], jnp.float32),
+        "bias": None if c["bias"] is None else jnp.asarray(c["bias"], jnp.float32),
+    }
+    return c, arrs
+
+
+def _random(n=70, d=24, v=333, seed=0, dtype=jnp.float32, ignore=True):
+    rng = np.random.default_rng(seed)
+    h = jnp.asarray(rng.normal(size=(n, d)), dtype)
+    w = jnp.asarray(rng.normal(size=(v, d)) * 0.4, dtype)
+    b = jnp.asarray(rng.normal(size=(v,)) * 0.5, jnp.float32)
+    y = rng.integers(0, v, size=(n,))
+    if ignore:
+        y[::7] = -100
+    return h, w, b, jnp.asarray(y, jnp.int32)
+
+
+# ----------------------------------------------------------------------------
+# Golden values (PyTorch float64 autograd of the naive head)
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(REF))
+def test_golden_per_token(name):
+    """Per-token losses, lse and per-token-cotangent gradients (recompute path, several blocks)."""
+    c, a = _case(name)
+    kw = c["kwargs"]
+
+    def f(h, w, b):
+        loss, lse = linear_cross_entropy(h, w, a["labels"], bias=b, return_lse=True, block_size=16, **kw)
+        return jnp.sum(loss * a["cot"]), (loss, lse)
+
+    argnums = (0, 1, 2) if a["bias"] is not None else (0, 1)
+    (_, (loss, lse)), grads = jax.jit(jax.value_and_grad(f, argnums=argnums, has_aux=True))(
+        a["hidden"], a["weight"], a["bias"]
+    )
+    assert_rel(loss, c["loss"], 1e-5, f"{name} loss")
+    assert_rel(lse, c["lse"], 1e-5, f"{name} lse")
+    assert_rel(grads[0], c["dhidden"], 1e-5, f"{name} dhidden")
+    assert_rel(grads[1], c["dweight"], 1e-5, f"{name} dweight")
+    if a["bias"] is not None:
+        assert_rel(grads[2], c["dbias"], 1e-5, f"{name} dbias")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", sorted(REF))
+def test_golden_mean(name, mode):
+    """The masked mean and its gradients, in both gradient modes (several chunks/blocks)."""
+    c, a = _case(name)
+
+    def f(h, w, b):
+        return linear_cross_entropy(
+            h, w, a["labels"], bias=b, reduction="mean", mode=mode, block_size=16, chunk_size=5, **c["kwargs"]
+        )
+
+    argnums = (0, 1, 2) if a["bias"] is not None else (0, 1)
+    val, grads = jax.jit(jax.value_and_grad(f, argnums=argnums))(a["hidden"], a["weight"], a["bias"])
+    assert_rel(val, c["mean"], 1e-5, f"{name} mean")
+    assert_rel(grads[0], c["mean_dhidden"], 1e-5, f"{name} mean dhidden")
+    assert_rel(grads[1], c["mean_dweight"], 1e-5, f"{name} mean dweight")
+    if a["bias"] is not None:
+        assert_rel(grads[2], c["mean_dbias"], 1e-5, f"{name} mean dbias")
+
+
+# ----------------------------------------------------------------------------
+# Against the naive head on random data
+# ----------------------------------------------------------------------------
+
+OPTIONS = [
+    {},
+    {"label_smoothing": 0.1, "z_loss": 1e-3, "logit_softcap": 4.0},
+]
+
+
+@pytest.mark.parametrize("opts", OPTIONS, ids=["plain", "all"])
+@pytest.mark.parametrize("mode", MODES)
+def test_matches_naive_float32(mode, opts):
+    h, w, b, y = _random()
+    cot = jnp.linspace(0.5, 1.5, h.shape[0], dtype=jnp.float32)
+    kw = dict(bias=b, block_size=128, chunk_size=32, **opts)  # 333 = 2*128 + 77; 70 = 2*32 + 6
+
+    if mode == "recompute":
+
+        def fused(h, w, b):
+            return jnp.sum(cot * linear_cross_entropy(h, w, y, **{**kw, "bias": b}))
+
+        def ref(h, w, b):
+            return jnp.sum(cot * naive(h, w, y, **{**opts, "bias": b}))
+
+    else:
+
+        def fused(h, w, b):
+            return linear_cross_entropy(h, w, y, reduction="sum", mode=mode, **{**kw, "bias": b})
+
+        def ref(h, w, b):
+            return jnp.sum(naive(h, w, y, **{**opts, "bias": b}))
+
+    got = jax.jit(jax.value_and_grad(fused, argnums=(0, 1, 2)))(h, w, b)
+    want = jax.jit(jax.value_and_grad(ref, argnums=(0, 1, 2)))(h, w, b)
+    for g, r, what in zip(jax.tree.leaves(got), jax.tree.leaves(want), ("loss", "dhidden", "dweight", "dbias")):
+        assert g.dtype == jnp.float32
+        assert_rel(g, r, 1e-5, what)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_bf16_inputs(mode):
+    """bf16 operands: float32 loss, bf16 gradients, within bf16 tolerance of float32 math on the same inputs."""
+    h, w, _, y = _random(dtype=jnp.bfloat16)
+
+    def fused(h, w):
+        return linear_cross_entropy(h, w, y, reduction="mean", mode=mode, block_size=128, chunk_size=32)
+
+    val, (dh, dw) = jax.jit(jax.value_and_grad(fused, argnums=(0, 1)))(h, w)
+    assert val.dtype == jnp.float32
+    assert dh.dtype == jnp.bfloat16 and dw.dtype == jnp.bfloat16
+    count = jnp.sum(y != -100)
+
+    def ref(h, w):
+        return jnp.sum(naive(h.astype(jnp.float32), w.astype(jnp.float32), y)) / count
+
+    rval, (rdh, rdw) = jax.jit(jax.value_and_grad(ref, argnums=(0, 1)))(h, w)
+    assert_rel(val, rval, 1e-3, "bf16 loss")  # the loss itself is float32 math on exact bf16 products
+    assert_rel(dh, rdh, 2e-2, "bf16 dhidden")
+    assert_rel(dw, rdw, 2e-2, "bf16 dweight")
+
+
+def test_modes_agree_and_reductions():
+    h, w, b, y = _random(seed=3)
+    per_token = linear_cross_entropy(h, w, y, bias=b, block_size=128)
+    count = jnp.sum(y != -100)
+    for mode in MODES:
+        s = linear_cross_entropy(h, w, y, bias=b, reduction="sum", mode=mode, chunk_size=32, block_size=128)
+        m = linear_cross_entropy(h, w, y, bias=b, reduction="mean", mode=mode, chunk_size=32, block_size=128)
+        np.testing.assert_allclose(s, jnp.sum(per_token), rtol=2e-6)
+        np.testing.assert_allclose(m, jnp.sum(per_token) / count, rtol=2e-6)
+
+
+def test_return_lse_gradient():
+    """Gradient through the returned lse equals d logsumexp of the naive logits (softmax @ .)."""
+    h, w, _, y = _random(n=20, v=200, seed=5)
+
+    def fused(h, w):
+        loss, lse = linear_cross_entropy(h, w, y, return_lse=True, block_size=128)
+        return jnp.sum(loss) + 0.3 * jnp.sum(lse**2)
+
+    def ref(h, w):
+        logits = jnp.matmul(h, w.T, precision=jax.lax.Precision.HIGHEST)
+        lse = jnp.where(y != -100, jax.nn.logsumexp(logits, axis=-1), 0.0)
+        return jnp.sum(naive(h, w, y)) + 0.3 * jnp.sum(lse**2)
+
+    got = jax.value_and_grad(fused, argnums=(0, 1))(h, w)
+    want = jax.value_and_grad(ref, argnums=(0, 1))(h, w)
+    for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        assert_rel(g, r, 1e-5, "lse path")
+
+
+# ----------------------------------------------------------------------------
+# Closed forms for the options (hand-derived)
+# ----------------------------------------------------------------------------
+
+
+def test_closed_form_two_classes():
+    """V = 2, D = 1: logits (s*h, 0) with s = w_0; every option has a closed form.
+
+    z = c tanh(s h / c);  lse = log(1 + e^z);  loss(y=0) = lse - (1-a) z - (a/2) z + zl lse^2
+    d loss / d h = [(sigmoid(z) (1 + 2 zl lse)) - (1 - a/2)] * (1 - tanh^2(s h / c)) * s.
+    """
+    h0, s, c, a, zl = 1.3, 2.0, 3.0, 0.2, 0.05
+    hidden = jnp.array([[h0]], jnp.float32)
+    weight = jnp.array([[s], [0.0]], jnp.float32)
+    labels = jnp.array([0], jnp.int32)
+    t = math.tanh(s * h0 / c)
+    z = c * t
+    lse = math.log1p(math.exp(z))
+    want = lse - (1 - a) * z - (a / 2) * z + zl * lse**2
+    sig = 1 / (1 + math.exp(-z))
+    dwant = (sig * (1 + 2 * zl * lse) - (1 - a / 2)) * (1 - t**2) * s
+    for mode in MODES:
+
+        def f(x, mode=mode):
+            return linear_cross_entropy(
+                x, weight, labels, label_smoothing=a, z_loss=zl, logit_softcap=c, reduction="sum", mode=mode
+            )
+
+        val, g = jax.value_and_grad(f)(hidden)
+        np.testing.assert_allclose(float(val), want, rtol=1e-6)
+        np.testing.assert_allclose(float(g[0, 0]), dwant, rtol=1e-5)
+
+
+def test_uniform_logits_closed_form():
+    """hidden = 0: every logit is 0, loss = log V (+ zl log^2 V), label smoothing changes nothing."""
+    v = 1000
+    hidden = jnp.zeros((3, 4), jnp.float32)
+    weight = jnp.ones((v, 4), jnp.float32)
+    labels = jnp.array([0, 999, 500], jnp.int32)
+    out = linear_cross_entropy(hidden, weight, labels, label_smoothing=0.3, z_loss=1e-2, block_size=128)
+    np.testing.assert_allclose(out, np.full(3, math.log(v) + 1e-2 * math.log(v) ** 2), rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# Masking and edges
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ignored_tokens_equal_slicing(mode):
+    h, w, b, y = _random(seed=1)
+    where = jnp.asarray(np.arange(h.shape[0]) % 5 != 2)
+    keep = np.asarray((y != -100) & where)
+    h_bad = jnp.where(keep[:, None], h, jnp.nan)  # garbage in ignored rows must not leak
+
+    def f(h, w):
+        return linear_cross_entropy(h, w, y, bias=b, where=where, reduction="sum", mode=mode, chunk_size=16)
+
+    def sliced(h, w):
+        return linear_cross_entropy(h[keep], w, y[keep], bias=b, reduction="sum", mode=mode, chunk_size=16)
+
+    val, (dh, dw) = jax.value_and_grad(f, argnums=(0, 1))(h_bad, w)
+    rval, (rdh, rdw) = jax.value_and_grad(sliced, argnums=(0, 1))(h, w)
+    np.testing.assert_allclose(val, rval, rtol=2e-6)
+    assert np.all(np.asarray(dh)[~keep] == 0)
+    np.testing.assert_allclose(dh, rdh, rtol=1e-5, atol=1e-7)  # rdh is 0 on dropped rows too
+    np.testing.assert_allclose(dw, rdw, rtol=1e-5, atol=1e-7)
+    per_token = linear_cross_entropy(h_bad, w, y, bias=b, where=where, block_size=128)
+    assert np.all(np.asarray(per_token)[~keep] == 0) and np.all(np.isfinite(per_token))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_all_ignored_batch(mode):
+    h, w, b, _ = _random(n=9, v=130)
+    y = jnp.full((9,), -100, jnp.int32)
+
+    def f(h, w, b):
+        return linear_cross_entropy(h, w, y, bias=b, reduction="mean", mode=mode, chunk_size=4, block_size=64)
+
+    val, grads = jax.value_and_grad(f, argnums=(0, 1, 2))(h, w, b)
+    assert float(val) == 0.0
+    for g in grads:
+        assert np.all(np.asarray(g) == 0)
+    assert np.all(np.asarray(linear_cross_entropy(h, w, y)) == 0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_huge_logits_finite_and_exact(mode):
+    """Logits of ~1e6: finite, and equal to the float64 naive head (max-subtracted LSE)."""
+    h, w, _, y = _random(n=16, v=300, seed=2)
+    h = h * 1e4
+
+    def f(h, w):
+        return linear_cross_entropy(h, w, y, reduction="sum", mode=mode, block_size=128, chunk_size=8)
+
+    val, (dh, dw) = jax.value_and_grad(f, argnums=(0, 1))(h, w)
+    assert np.isfinite(float(val)) and np.all(np.isfinite(dh)) and np.all(np.isfinite(dw))
+    with jax.enable_x64(True):
+        h64, w64 = jnp.asarray(np.asarray(h), jnp.float64), jnp.asarray(np.asarray(w), jnp.float64)
+        rval, (rdh, rdw) = jax.value_and_grad(lambda h, w: jnp.sum(naive(h, w, y)), argnums=(0, 1))(h64, w64)
+        rval, rdh, rdw = float(rval), np.asarray(rdh), np.asarray(rdw)
+    assert_rel(val, rval, 1e-5, "huge loss")
+    assert_rel(dh, rdh, 1e-5, "huge dhidden")
+    assert_rel(dw, rdw, 1e-5, "huge dweight")
+
+
+def test_leading_dims_and_vmap_and_checkpoint():
+    h, w, _, y = _random(n=24, v=200, seed=4)
+    h3, y3 = h.reshape(2, 12, -1), y.reshape(2, 12)
+    flat = linear_cross_entropy(h, w, y, block_size=128)
+    np.testing.assert_array_equal(linear_cross_entropy(h3, w, y3, block_size=128), flat.reshape(2, 12))
+    vm = jax.vmap(lambda a, b: linear_cross_entropy(a, w, b, block_size=128))(h3, y3)
+    np.testing.assert_allclose(vm, flat.reshape(2, 12), rtol=1e-6)
+
+    def f(h, w):
+        return jnp.sum(linear_cross_entropy(h, w, y, block_size=128) ** 2)
+
+    g = jax.grad(f, argnums=(0, 1))(h, w)
+    gc = jax.jit(jax.grad(jax.checkpoint(f), argnums=(0, 1)))(h, w)
+    for a, b in zip(g, gc):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    gvm = jax.vmap(jax.grad(lambda a, b: jnp.sum(linear_cross_entropy(a, w, b, block_size=128) ** 2)))(h3, y3)
+    np.testing.assert_allclose(gvm.reshape(h.shape), g[0], rtol=1e-5, atol=1e-7)
+
+
+def test_no_gather_or_scatter_on_vocab():
+    """The target logit comes from an iota compare: no gather/scatter in the loss or its gradient."""
+    h, w, b, y = _random(n=8, v=300)
+    for mode in MODES:
+        jaxpr = str(
+            jax.make_jaxpr(
+                jax.grad(
+                    lambda h, w, b, mode=mode: linear_cross_entropy(
+                        h, w, y, bias=b, reduction="sum", mode=mode, block_size=128, label_smoothing=0.1
+                    ),
+                    argnums=(0, 1, 2),
+                )
+            )(h, w, b)
+        )
+        assert "gather" not in jaxpr and "scatter" not in jaxpr
+
+
+# ----------------------------------------------------------------------------
+# Tile sizes and memory
+# ----------------------------------------------------------------------------
+
+
+def test_tile_sizes_from_budget():
+    block, chunk = tile_sizes(8192, 128256, itemsize=2, memory_budget=256 * 2**20)
+    assert block % 128 == 0 and chunk % 128 == 0
+    assert 8192 * block * 10 <= 256 * 2**20 and chunk * 128256 * 10 <= 256 * 2**20
+    assert (block, chunk) == (3200, 128)
+    # never a tiny tile at a huge vocabulary; capped by the full size at small shapes
+    assert tile_sizes(16384, 256000, memory_budget=2**20) == (128, 128)
+    assert tile_sizes(100, 1000) == (1000, 100)
+
+
+def _temp_bytes(fn, *args) -> int:
+    return jax.jit(fn).lower(*args).compile().memory_analysis().temp_size_in_bytes
+
+
+def test_memory_far_below_naive():
+    """Compiled temporaries of value_and_grad (compile only, nothing runs): fused << naive."""
+    n, d, v = 4096, 128, 32768
+    h = jax.ShapeDtypeStruct((n, d), jnp.bfloat16)
+    w = jax.ShapeDtypeStruct((v, d), jnp.bfloat16)
+    y = jax.ShapeDtypeStruct((n,), jnp.int32)
+
+    def naive_loss(h, w, y):
+        logits = (h @ w.T).astype(jnp.float32)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    budget = 16 * 2**20
+    naive_b = _temp_bytes(jax.value_and_grad(naive_loss, argnums=(0, 1)), h, w, y)
+    for mode in MODES:
+        fused = jax.value_and_grad(
+            lambda h, w, y, mode=mode: linear_cross_entropy(h, w, y, reduction="mean", mode=mode, memory_budget=budget),
+            argnums=(0, 1),
+        )
+        fused_b = _temp_bytes(fused, h, w, y)
+        assert naive_b >= n * v * 4  # the float32 logits alone
+        # recompute: tiles + [N, D] float32; in-forward: tiles + the [V, D] float32 dW accumulator
+        assert fused_b <= 0.1 * naive_b, (mode, fused_b, naive_b)
+        assert fused_b <= 3 * budget + 4 * v * d + 8 * n * d, (mode, fused_b)
+
+
+# ----------------------------------------------------------------------------
+# Portability: the gradient lowers for every backend
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_gradient_exports_for_all_platforms(mode):
+    h = jax.ShapeDtypeStruct((64, 16), jnp.bfloat16)
+    w = jax.ShapeDtypeStruct((300, 16), jnp.bfloat16)
+    y = jax.ShapeDtypeStruct((64,), jnp.int32)
+
+    def step(h, w, y):
+        return jax.value_and_grad(
+            lambda h, w: linear_cross_entropy(
+                h, w, y, reduction="mean", mode=mode, block_size=128, chunk_size=32, z_loss=1e-4, logit_softcap=30.0
+            ),
+            argnums=(0, 1),
+        )(h, w)
+
+    exp = jax.export.export(jax.jit(step), platforms=("cpu", "cuda", "tpu"))(h, w, y)
+    assert exp.platforms == ("cpu", "cuda", "tpu")
+    assert [str(a.dtype) for a in exp.out_avals] == ["float32", "bfloat16", "bfloat16"]
+    text = exp.mlir_module()
+    assert "while" in text  # streamed over blocks/chunks, not one [N, V] matmul
+
+
+# ----------------------------------------------------------------------------
+# Errors
+# ----------------------------------------------------------------------------
+
+_H = np.zeros((4, 3), np.float32)
+_W = np.zeros((5, 3), np.float32)
+_Y = np.zeros((4,), np.int32)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        (
+            {"weight": np.zeros((5, 2), np.float32)},
+            ValueError,
+            r"`weight` must have shape \(V, D\).*got weight.shape=\(5, 2\)",
+        ),
+        ({"weight": np.zeros((5,), np.float32)}, ValueError, r"`weight` must have rank 2, got rank 1"),
+        (
+            {"labels": np.zeros((3,), np.int32)},
+            ValueError,
+            r"`labels` must have shape hidden.shape\[:-1\]=\(4,\), got \(3,\)",
+        ),
+        ({"labels": np.zeros((4,), np.float32)}, TypeError, r"`labels` must have a int dtype, got float32"),
+        ({"hidden": np.zeros((4, 3), np.int32)}, TypeError, r"`hidden` must have a float dtype, got int32"),
+        ({"label_smoothing": 1.0}, ValueError, r"`label_smoothing` must lie in \[0.0, 1.0\), got 1.0"),
+        ({"z_loss": -1.0}, ValueError, r"`z_loss` must be >= 0, got -1.0"),
+        ({"logit_softcap": 0.0}, ValueError, r"`logit_softcap` must be > 0, got 0.0"),
+        ({"reduction": "avg"}, ValueError, r"`reduction` must be one of \['none', 'mean', 'sum'\], got 'avg'"),
+        ({"mode": "fast"}, ValueError, r"`mode` must be one of .*got 'fast'"),
+        ({"mode": "in_forward"}, ValueError, r"mode='in_forward'` needs a scalar loss.*reduction='none'"),
+        ({"block_size": 0}, ValueError, r"`block_size` must be a positive int, got 0"),
+        ({"chunk_size": 2.5}, ValueError, r"`chunk_size` must be a positive int, got 2.5"),
+        ({"bias": np.zeros((4,), np.float32)}, ValueError, r"`bias` must have shape \(5\), got \(4,\)"),
+        ({"where": np.ones((4,), np.int32)}, TypeError, r"`where` must be a boolean mask"),
+        ({"ignore_index": -1.5}, TypeError, r"`ignore_index` must be a Python int, got -1.5"),
+    ],
+)
+def test_bad_inputs(kwargs, exc, match):
+    args = {"hidden": _H, "weight": _W, "labels": _Y}
+    for k in ("hidden", "weight", "labels"):
+        if k in kwargs:
+            args[k] = kwargs.pop(k)
+    with pytest.raises(exc, match="linear_cross_entropy: " + ".*" + match):
+        linear_cross_entropy(args["hidden"], args["weight"], args["labels"], **kwargs)
