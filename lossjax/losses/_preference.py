@@ -1,3 +1,795 @@
-"""Placeholder until the family lands; see CONTRIBUTING.md."""
+"""Preference-optimization losses: DPO, IPO, SimPO, ORPO, KTO, NPO and relatives.
 
-__all__: list[str] = []
+Every loss here takes log-probabilities of responses in one of two forms,
+decided at trace time from the rank:
+
+* per-sequence ``[B]``: the summed (or, for the length-normalized methods
+  SimPO, ORPO and IPO, the averaged) response log-probabilities, used as given;
+* per-token ``[B, T]`` with an optional token mask ``chosen_mask`` /
+  ``rejected_mask`` / ``mask`` ``[B, T]`` (bool or 0/1; padding and prompt
+  tokens off): the loss sums the masked tokens, or averages them for the
+  length-normalized methods (:func:`lossjax.losses.sequence_log_probs`).
+  Padded tokens may hold anything (``-inf``, NaN): they are replaced before
+  the sum.
+
+Chosen and rejected responses may have different lengths ``T``. Reference
+log-probabilities are treated as constants (``stop_gradient``). The losses
+return per-example values ``[B]`` (kind ``per_example``); with
+``return_rewards=True`` they return ``(losses, chosen_rewards,
+rejected_rewards)`` like trl's trainers (the rewards are ``stop_gradient``
+values for logging). Per-token log-probabilities come from
+:func:`lossjax.losses.token_log_probs` or, for large vocabularies without the
+``[tokens, vocab]`` logits, ``-lossjax.losses.linear_cross_entropy(...)``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lossjax import _checks as C
+from lossjax.losses._sequence import check_logps, reduce_sequence, sequence_log_probs, token_log_probs, token_mask_of
+from lossjax.registry import register
+from lossjax.testing import Sample
+
+__all__ = [
+    "dpo_loss",
+    "ipo_loss",
+    "kto_loss",
+    "kto_reference_kl",
+    "negative_preference_optimization",
+    "orpo_loss",
+    "sequence_log_probs",
+    "simpo_loss",
+    "soft_preference_cross_entropy",
+    "token_log_probs",
+]
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+
+_FAMILY = "preference-optimization"
+_RUNTIME = ("chosen_mask", "rejected_mask", "return_rewards")
+
+
+# ------------------------------ shared plumbing ------------------------------
+
+
+def _pair_inputs(fn, names, arrays, masks, mask_names, where, *, average):
+    """Checks and reduces (policy/reference) x (chosen/rejected) log-probs to ``[B]`` each.
+
+    ``names``/``arrays``: the log-prob arguments in order; ``masks[i]`` is the
+    token mask of ``arrays[i]`` (chosen arrays share the chosen mask, ...).
+    Returns (reduced arrays, batch mask, dtype).
+    """
+    xs = [check_logps(fn, n, a) for n, a in zip(names, arrays, strict=True)]
+    first = xs[0]
+    for n, x in zip(names[1:], xs[1:], strict=True):
+        if x.shape[0] != first.shape[0]:
+            raise ValueError(
+                f"{fn}: every log-prob argument needs the same batch size; "
+                f"`{names[0]}` has shape {first.shape}, `{n}` has shape {x.shape}."
+            )
+        if x.ndim != first.ndim:
+            raise ValueError(
+                f"{fn}: log-prob arguments must all be per-sequence [B] or all per-token [B, T]; "
+                f"`{names[0]}` has shape {first.shape}, `{n}` has shape {x.shape}."
+            )
+    dtype = C.compute_dtype(*xs)
+    batch_mask = C.prepare_where(fn, where, (first.shape[0],))
+    out = []
+    checked_masks = {}
+    for n, x, (m, mn) in zip(names, xs, zip(masks, mask_names, strict=True), strict=True):
+        if mn not in checked_masks:
+            checked_masks[mn] = token_mask_of(fn, mn, m, x, n)
+        elif x.ndim == 2 and checked_masks[mn] is not None and checked_masks[mn].shape != x.shape:
+            raise ValueError(f"{fn}: `{n}` must have the shape of `{mn}` {checked_masks[mn].shape}, got {x.shape}.")
+        out.append(reduce_sequence(x, checked_masks[mn], batch_mask, dtype, average=average))
+    return out, batch_mask, dtype
+
+
+def _check_same_paired_shapes(fn, pairs):
+    for (na, a), (nb, b) in pairs:
+        a, b = jnp.asarray(a), jnp.asarray(b)
+        if a.shape != b.shape:
+            raise ValueError(f"{fn}: `{na}` and `{nb}` must have the same shape, got {a.shape} and {b.shape}.")
+
+
+def _smoothed_logistic(logits: Array, label_smoothing, *, robust: bool = False) -> Array:
+    """``-(1-e) log s(x) - e log s(-x)``; robust: ``(-(1-e) log s(x) + e log s(-x)) / (1 - 2e)``."""
+    e = jnp.asarray(label_smoothing, logits.dtype)
+    pos = -jax.nn.log_sigmoid(logits)
+    neg = -jax.nn.log_sigmoid(-logits)
+    if robust:
+        return ((1 - e) * pos - e * neg) / (1 - 2 * e)
+    return (1 - e) * pos + e * neg
+
+
+def _finish(loss, batch_mask, rewards, return_rewards):
+    loss = C.zero_masked(loss, batch_mask)
+    if not return_rewards:
+        return loss
+    chosen, rejected = (C.zero_masked(jax.lax.stop_gradient(r), batch_mask) for r in rewards)
+    return loss, chosen, rejected
+
+
+_POLICY_REF = ("policy_chosen_logps", "policy_rejected_logps", "ref_chosen_logps", "ref_rejected_logps")
+
+
+def _paired_sample(n: int = 6, t: int = 4, seed: int = 0, *, token_level: bool = True, with_ref: bool = True) -> Sample:
+    rng = np.random.default_rng(seed)
+    k = 4 if with_ref else 2
+    if token_level:
+        arrs = tuple((-rng.uniform(0.05, 2.0, size=(n, t))).astype(np.float32) for _ in range(k))
+    else:
+        arrs = tuple((-rng.uniform(0.5, 8.0, size=(n,))).astype(np.float32) for _ in range(k))
+    extremes = (
+        tuple(np.zeros_like(a) for a in arrs),  # probability 1
+        tuple(np.full_like(a, -1e4) for a in arrs),  # probability ~0
+        tuple(np.where(np.arange(a.size).reshape(a.shape) % 2 == 0, 0.0, -1e4).astype(np.float32) for a in arrs),
+    )
+    return Sample(args=arrs, diff_argnums=(0, 1), extremes=extremes)
+
+
+# ----------------------------------- DPO -----------------------------------
+
+
+def _dpo_sample() -> Sample:
+    return _paired_sample(token_level=True)
+
+
+@register(
+    "dpo_loss",
+    aliases=("dpo", "direct_preference_optimization"),
+    family=_FAMILY,
+    kind="per_example",
+    formula="-(1-e) log s(b D) - e log s(-b D),  D = (log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l))",
+    paper="Direct Preference Optimization: Your Language Model is Secretly a Reward Model (2023, arXiv:2305.18290)",
+    reference="huggingface/trl DPOTrainer loss_type 'sigmoid' / 'robust' (+ cDPO label smoothing)",
+    sample=_dpo_sample,
+    runtime=_RUNTIME,
+)
+def dpo_loss(
+    policy_chosen_logps: ArrayLike,
+    policy_rejected_logps: ArrayLike,
+    ref_chosen_logps: ArrayLike,
+    ref_rejected_logps: ArrayLike,
+    *,
+    beta: float = 0.1,
+    label_smoothing: float = 0.0,
+    robust: bool = False,
+    chosen_mask: ArrayLike | None = None,
+    rejected_mask: ArrayLike | None = None,
+    return_rewards: bool = False,
+    where: ArrayLike | None = None,
+):
+    r"""Direct Preference Optimization (sigmoid loss), with conservative and robust label smoothing.
+
+    .. math::
+        \Delta = \big(\log\pi_\theta(y_w) - \log\pi_\mathrm{ref}(y_w)\big)
+               - \big(\log\pi_\theta(y_l) - \log\pi_\mathrm{ref}(y_l)\big) \\
+        \ell = -(1-\varepsilon)\log\sigma(\beta\Delta) - \varepsilon\log\sigma(-\beta\Delta)
+
+    ``label_smoothing`` ``\varepsilon > 0`` is conservative DPO (cDPO, Mitchell
+    2023); ``robust=True`` is the unbiased robust DPO of Chowdhury et al.
+    (2024, arXiv:2403.00409):
+    ``((1-\varepsilon)(-\log\sigma(\beta\Delta)) - \varepsilon(-\log\sigma(-\beta\Delta))) / (1-2\varepsilon)``.
+    Log-probabilities are summed over the response tokens.
+
+    Args:
+      policy_chosen_logps, policy_rejected_logps: policy log-probs of the chosen
+        / rejected responses, ``[B]`` (summed) or ``[B, T]`` (per token).
+      ref_chosen_logps, ref_rejected_logps: the reference model's, same shapes
+        (treated as constants).
+      beta: ``\beta``, the inverse KL strength.
+      label_smoothing: ``\varepsilon`` in ``[0, 0.5)``, the assumed label-flip rate.
+      robust: use the robust (unbiased) estimator instead of cDPO.
+      chosen_mask, rejected_mask: ``[B, T]`` token masks for per-token inputs.
+      return_rewards: also return ``beta * (policy - ref)`` for chosen and rejected.
+      where: optional ``[B]`` example mask.
+
+    Returns:
+      ``[B]`` per-example losses, or ``(losses, chosen_rewards, rejected_rewards)``.
+
+    Paper: Rafailov et al., "Direct Preference Optimization: Your Language
+    Model is Secretly a Reward Model", NeurIPS 2023, arXiv:2305.18290.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.dpo_loss(jnp.array([-1.0]), jnp.array([-3.0]), jnp.array([-2.0]), jnp.array([-2.0])).round(4)
+      Array([0.5981], dtype=float32)
+    """
+    fn = "dpo_loss"
+    C.check_positive(fn, "beta", beta)
+    C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 0.5, high_inclusive=False)
+    _check_same_paired_shapes(
+        fn,
+        [
+            (("policy_chosen_logps", policy_chosen_logps), ("ref_chosen_logps", ref_chosen_logps)),
+            (("policy_rejected_logps", policy_rejected_logps), ("ref_rejected_logps", ref_rejected_logps)),
+        ],
+    )
+    (pc, pr, rc, rr), batch_mask, dtype = _pair_inputs(
+        fn,
+        _POLICY_REF,
+        (policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps),
+        (chosen_mask, rejected_mask, chosen_mask, rejected_mask),
+        ("chosen_mask", "rejected_mask", "chosen_mask", "rejected_mask"),
+        where,
+        average=False,
+    )
+    b = jnp.asarray(beta, dtype)
+    chosen = b * (pc - jax.lax.stop_gradient(rc))
+    rejected = b * (pr - jax.lax.stop_gradient(rr))
+    loss = _smoothed_logistic(chosen - rejected, label_smoothing, robust=robust)
+    return _finish(loss, batch_mask, (chosen, rejected), return_rewards)
+
+
+def _soft_pref_sample() -> Sample:
+    s = _paired_sample(n=6, token_level=False, seed=3)
+    q = np.array([1.0, 0.9, 0.7, 0.5, 0.8, 0.0], np.float32)
+    return Sample(args=(*s.args, q), diff_argnums=(0, 1), extremes=tuple((*e, q) for e in s.extremes))
+
+
+@register(
+    "soft_preference_cross_entropy",
+    aliases=("osp_loss",),
+    family=_FAMILY,
+    kind="per_example",
+    formula="-q log s(b D) - (1 - q) log s(-b D)   (D as in DPO, q the soft preference strength)",
+    paper="Online Self-Preferring Language Models (2024, arXiv:2405.14103)",
+    reference="closed form: DPO with per-example label smoothing 1 - q (trl dpo_loss, cDPO form)",
+    sample=_soft_pref_sample,
+    runtime=_RUNTIME,
+)
+def soft_preference_cross_entropy(
+    policy_chosen_logps: ArrayLike,
+    policy_rejected_logps: ArrayLike,
+    ref_chosen_logps: ArrayLike,
+    ref_rejected_logps: ArrayLike,
+    strengths: ArrayLike,
+    *,
+    beta: float = 0.1,
+    chosen_mask: ArrayLike | None = None,
+    rejected_mask: ArrayLike | None = None,
+    return_rewards: bool = False,
+    where: ArrayLike | None = None,
+):
+    r"""Soft-preference cross-entropy (OSP): DPO's logistic loss with soft targets.
+
+    .. math::
+        \ell = -q\log\sigma(\beta\Delta) - (1-q)\log\sigma(-\beta\Delta)
+
+    with ``\Delta`` the DPO log-ratio margin and ``q \in [0, 1]`` the
+    (self-judged) strength of the preference of ``y_w`` over ``y_l``; ``q = 1``
+    is DPO, ``q = 1 - \varepsilon`` is conservative DPO.
+
+    Args:
+      policy_chosen_logps, policy_rejected_logps, ref_chosen_logps,
+        ref_rejected_logps: as in :func:`dpo_loss`.
+      strengths: ``[B]`` soft preference targets ``q`` in ``[0, 1]`` (constants).
+      beta: ``\beta``.
+      chosen_mask, rejected_mask, return_rewards, where: as in :func:`dpo_loss`.
+
+    Returns:
+      ``[B]`` per-example losses (or with rewards, as in :func:`dpo_loss`).
+
+    Paper: Zhai et al., "Online Self-Preferring Language Models", 2024, arXiv:2405.14103.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lp = jnp.array([-1.0]), jnp.array([-3.0]), jnp.array([-2.0]), jnp.array([-2.0])
+      >>> lossjax.losses.soft_preference_cross_entropy(*lp, jnp.array([0.5])).round(4)
+      Array([0.6981], dtype=float32)
+    """
+    fn = "soft_preference_cross_entropy"
+    C.check_positive(fn, "beta", beta)
+    _check_same_paired_shapes(
+        fn,
+        [
+            (("policy_chosen_logps", policy_chosen_logps), ("ref_chosen_logps", ref_chosen_logps)),
+            (("policy_rejected_logps", policy_rejected_logps), ("ref_rejected_logps", ref_rejected_logps)),
+        ],
+    )
+    (pc, pr, rc, rr), batch_mask, dtype = _pair_inputs(
+        fn,
+        _POLICY_REF,
+        (policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps),
+        (chosen_mask, rejected_mask, chosen_mask, rejected_mask),
+        ("chosen_mask", "rejected_mask", "chosen_mask", "rejected_mask"),
+        where,
+        average=False,
+    )
+    q = C.check_array(fn, "strengths", strengths, ndim=1, dtype="float")
+    if q.shape[0] != pc.shape[0]:
+        raise ValueError(f"{fn}: `strengths` must have shape ({pc.shape[0]},), got {q.shape}.")
+    q = jax.lax.stop_gradient(C.fill_masked(C.as_compute(q, dtype), batch_mask))
+    b = jnp.asarray(beta, dtype)
+    chosen = b * (pc - jax.lax.stop_gradient(rc))
+    rejected = b * (pr - jax.lax.stop_gradient(rr))
+    logits = chosen - rejected
+    loss = -q * jax.nn.log_sigmoid(logits) - (1 - q) * jax.nn.log_sigmoid(-logits)
+    return _finish(loss, batch_mask, (chosen, rejected), return_rewards)
+
+
+# ----------------------------------- IPO -----------------------------------
+
+
+@register(
+    "ipo_loss",
+    aliases=("ipo", "identity_preference_optimization"),
+    family=_FAMILY,
+    kind="per_example",
+    formula="(D - 1/(2 b))^2,  D = DPO margin on length-averaged log-probs",
+    paper="A General Theoretical Paradigm to Understand Learning from Human Preferences (2023, arXiv:2310.12036)",
+    reference="huggingface/trl DPOTrainer loss_type 'ipo' (per-token averaged log-ratios)",
+    sample=_dpo_sample,
+    runtime=_RUNTIME,
+)
+def ipo_loss(
+    policy_chosen_logps: ArrayLike,
+    policy_rejected_logps: ArrayLike,
+    ref_chosen_logps: ArrayLike,
+    ref_rejected_logps: ArrayLike,
+    *,
+    beta: float = 0.1,
+    chosen_mask: ArrayLike | None = None,
+    rejected_mask: ArrayLike | None = None,
+    return_rewards: bool = False,
+    where: ArrayLike | None = None,
+):
+    r"""Identity Preference Optimization (IPO): a squared loss on the DPO margin.
+
+    .. math::
+        \ell = \Big(\Delta - \frac{1}{2\beta}\Big)^2,\qquad
+        \Delta = \overline{\log\tfrac{\pi_\theta}{\pi_\mathrm{ref}}}(y_w)
+               - \overline{\log\tfrac{\pi_\theta}{\pi_\mathrm{ref}}}(y_l)
+
+    where the bar is the mean over response tokens (trl's normalization,
+    confirmed with the IPO authors). Per-sequence ``[B]`` inputs are used as
+    given: pass length-averaged log-probs to match.
+
+    Args:
+      policy_chosen_logps, policy_rejected_logps, ref_chosen_logps,
+        ref_rejected_logps: as in :func:`dpo_loss`.
+      beta: ``\beta`` (``\tau`` in the paper); the target margin is ``1/(2\beta)``.
+      chosen_mask, rejected_mask, return_rewards, where: as in :func:`dpo_loss`.
+
+    Returns:
+      ``[B]`` per-example losses (or with rewards ``beta * (policy - ref)`` of the averaged log-probs).
+
+    Paper: Azar et al., "A General Theoretical Paradigm to Understand Learning
+    from Human Preferences", AISTATS 2024, arXiv:2310.12036 (Eq. 17).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.ipo_loss(jnp.array([-1.0]), jnp.array([-3.0]), jnp.array([-2.0]), jnp.array([-2.0]))
+      Array([9.], dtype=float32)
+    """
+    fn = "ipo_loss"
+    C.check_positive(fn, "beta", beta)
+    _check_same_paired_shapes(
+        fn,
+        [
+            (("policy_chosen_logps", policy_chosen_logps), ("ref_chosen_logps", ref_chosen_logps)),
+            (("policy_rejected_logps", policy_rejected_logps), ("ref_rejected_logps", ref_rejected_logps)),
+        ],
+    )
+    (pc, pr, rc, rr), batch_mask, dtype = _pair_inputs(
+        fn,
+        _POLICY_REF,
+        (policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps),
+        (chosen_mask, rejected_mask, chosen_mask, rejected_mask),
+        ("chosen_mask", "rejected_mask", "chosen_mask", "rejected_mask"),
+        where,
+        average=True,
+    )
+    b = jnp.asarray(beta, dtype)
+    chosen = pc - jax.lax.stop_gradient(rc)
+    rejected = pr - jax.lax.stop_gradient(rr)
+    loss = jnp.square(chosen - rejected - 1 / (2 * b))
+    return _finish(loss, batch_mask, (b * chosen, b * rejected), return_rewards)
+
+
+# ---------------------------------- SimPO ----------------------------------
+
+
+def _policy_only_sample() -> Sample:
+    return _paired_sample(token_level=True, with_ref=False, seed=1)
+
+
+@register(
+    "simpo_loss",
+    aliases=("simpo", "simple_preference_optimization"),
+    family=_FAMILY,
+    kind="per_example",
+    formula="-(1-e) log s(b (avg log pi(y_w) - avg log pi(y_l)) - g) - e log s(-(...))",
+    paper="SimPO: Simple Preference Optimization with a Reference-Free Reward (2024, arXiv:2405.14734)",
+    reference="huggingface/trl CPOTrainer loss_type 'simpo' (average_log_prob=True)",
+    sample=_policy_only_sample,
+    runtime=_RUNTIME,
+)
+def simpo_loss(
+    policy_chosen_logps: ArrayLike,
+    policy_rejected_logps: ArrayLike,
+    *,
+    beta: float = 2.0,
+    gamma: float = 0.5,
+    label_smoothing: float = 0.0,
+    chosen_mask: ArrayLike | None = None,
+    rejected_mask: ArrayLike | None = None,
+    return_rewards: bool = False,
+    where: ArrayLike | None = None,
+):
+    r"""SimPO: reference-free, length-normalized preference loss with a target margin.
+
+    .. math::
+        x = \frac{\beta}{|y_w|}\log\pi_\theta(y_w) - \frac{\beta}{|y_l|}\log\pi_\theta(y_l) - \gamma,\qquad
+        \ell = -(1-\varepsilon)\log\sigma(x) - \varepsilon\log\sigma(-x)
+
+    Per-token inputs are averaged over their masked tokens; per-sequence
+    ``[B]`` inputs must already be averaged (trl's ``average_log_prob=True``).
+
+    Args:
+      policy_chosen_logps, policy_rejected_logps: ``[B]`` (averaged) or ``[B, T]``.
+      beta: ``\beta`` (the official code's default 2.0).
+      gamma: the target reward margin ``\gamma`` (official default
+        ``gamma_beta_ratio = 0.25`` with ``beta = 2``: 0.5). trl's
+        ``simpo_gamma`` is the same quantity.
+      label_smoothing: ``\varepsilon`` in ``[0, 0.5)``.
+      chosen_mask, rejected_mask, return_rewards, where: as in :func:`dpo_loss`
+        (rewards are ``beta`` times the averaged log-probs).
+
+    Returns:
+      ``[B]`` per-example losses (or with rewards).
+
+    Paper: Meng, Xia, Chen, "SimPO: Simple Preference Optimization with a
+    Reference-Free Reward", NeurIPS 2024, arXiv:2405.14734.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.simpo_loss(jnp.array([-0.5]), jnp.array([-0.75])).round(4)  # margin exactly gamma
+      Array([0.6931], dtype=float32)
+    """
+    fn = "simpo_loss"
+    C.check_positive(fn, "beta", beta)
+    C.check_positive(fn, "gamma", gamma, allow_zero=True)
+    C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 0.5, high_inclusive=False)
+    (pc, pr), batch_mask, dtype = _pair_inputs(
+        fn,
+        ("policy_chosen_logps", "policy_rejected_logps"),
+        (policy_chosen_logps, policy_rejected_logps),
+        (chosen_mask, rejected_mask),
+        ("chosen_mask", "rejected_mask"),
+        where,
+        average=True,
+    )
+    b = jnp.asarray(beta, dtype)
+    chosen, rejected = b * pc, b * pr
+    loss = _smoothed_logistic(chosen - rejected - jnp.asarray(gamma, dtype), label_smoothing)
+    return _finish(loss, batch_mask, (chosen, rejected), return_rewards)
+
+
+# ----------------------------------- ORPO -----------------------------------
+
+
+@register(
+    "orpo_loss",
+    aliases=("orpo", "odds_ratio_preference_optimization"),
+    family=_FAMILY,
+    kind="per_example",
+    formula="-avg log pi(y_w) - b log s(log odds(y_w) - log odds(y_l)),  odds(y) = p / (1 - p), p = exp(avg log pi(y))",
+    paper="ORPO: Monolithic Preference Optimization without Reference Model (2024, arXiv:2403.07691)",
+    reference="huggingface/trl ORPOTrainer.odds_ratio_loss + policy NLL (average_log_prob=True)",
+    sample=_policy_only_sample,
+    runtime=_RUNTIME,
+)
+def orpo_loss(
+    policy_chosen_logps: ArrayLike,
+    policy_rejected_logps: ArrayLike,
+    *,
+    beta: float = 0.1,
+    chosen_mask: ArrayLike | None = None,
+    rejected_mask: ArrayLike | None = None,
+    return_rewards: bool = False,
+    where: ArrayLike | None = None,
+):
+    r"""ORPO: supervised NLL on the chosen response plus an odds-ratio preference term.
+
+    .. math::
+        \log\mathrm{odds}(y) = \bar\ell(y) - \log(1 - e^{\bar\ell(y)}),\qquad
+        \ell = -\bar\ell(y_w) - \beta\log\sigma\big(\log\mathrm{odds}(y_w) - \log\mathrm{odds}(y_l)\big)
+
+    with ``\bar\ell(y)`` the token-averaged log-probability of a response.
+    ``log(1 - e^x)`` is computed with a stable ``log1mexp`` (finite at
+    ``\bar\ell = 0``). The NLL term is per example (the mean over that
+    example's chosen tokens); trl averages it over all chosen tokens of the
+    batch, which is the same for equal lengths. Per-sequence inputs must be
+    token-averaged.
+
+    Args:
+      policy_chosen_logps, policy_rejected_logps: ``[B]`` (averaged) or ``[B, T]``.
+      beta: ``\lambda`` of the paper (trl's ``beta``), the weight of the odds-ratio term.
+      chosen_mask, rejected_mask, return_rewards, where: as in :func:`dpo_loss`
+        (rewards are ``beta`` times the averaged log-probs, as in trl).
+
+    Returns:
+      ``[B]`` per-example losses (or with rewards).
+
+    Paper: Hong, Lee, Thorne, "ORPO: Monolithic Preference Optimization without
+    Reference Model", EMNLP 2024, arXiv:2403.07691.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.orpo_loss(jnp.array([-0.5]), jnp.array([-1.5])).round(4)
+      Array([0.5171], dtype=float32)
+    """
+    fn = "orpo_loss"
+    C.check_positive(fn, "beta", beta, allow_zero=True)
+    (pc, pr), batch_mask, dtype = _pair_inputs(
+        fn,
+        ("policy_chosen_logps", "policy_rejected_logps"),
+        (policy_chosen_logps, policy_rejected_logps),
+        (chosen_mask, rejected_mask),
+        ("chosen_mask", "rejected_mask"),
+        where,
+        average=True,
+    )
+    # Log-probabilities are <= 0; clamp so garbage > 0 cannot make log1mexp NaN.
+    zero = jnp.zeros((), dtype)
+    c, r = jnp.minimum(pc, zero), jnp.minimum(pr, zero)
+    log_odds = (c - r) - (C.log1mexp(c) - C.log1mexp(r))
+    b = jnp.asarray(beta, dtype)
+    loss = -pc - b * jax.nn.log_sigmoid(log_odds)
+    return _finish(loss, batch_mask, (b * pc, b * pr), return_rewards)
+
+
+# ----------------------------------- KTO -----------------------------------
+
+
+def _kto_sample() -> Sample:
+    rng = np.random.default_rng(2)
+    pol = (-rng.uniform(0.05, 2.0, size=(6, 4))).astype(np.float32)
+    ref = (-rng.uniform(0.05, 2.0, size=(6, 4))).astype(np.float32)
+    desirable = np.array([True, False, True, True, False, False])
+    kl = np.float32(0.3)
+    extremes = (
+        (np.zeros_like(pol), np.zeros_like(ref), desirable, kl),
+        (np.full_like(pol, -1e4), np.zeros_like(ref), desirable, kl),
+        (np.zeros_like(pol), np.full_like(ref, -1e4), desirable, kl),
+    )
+    return Sample(args=(pol, ref, desirable, kl), diff_argnums=(0,), batched_argnums=(0, 1, 2), extremes=extremes)
+
+
+@register(
+    "kto_loss",
+    aliases=("kto", "kahneman_tversky_optimization"),
+    family=_FAMILY,
+    kind="per_example",
+    formula="w_D (1 - s(b (r - z0))) if desirable else w_U (1 - s(b (z0 - r))),  r = log pi(y) - log ref(y)",
+    paper="KTO: Model Alignment as Prospect Theoretic Optimization (2024, arXiv:2402.01306)",
+    reference="huggingface/trl KTOTrainer.kto_loss (loss_type 'kto')",
+    sample=_kto_sample,
+    runtime=("mask",),
+)
+def kto_loss(
+    policy_logps: ArrayLike,
+    ref_logps: ArrayLike,
+    desirable: ArrayLike,
+    kl: ArrayLike,
+    *,
+    beta: float = 0.1,
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+    mask: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Kahneman-Tversky Optimization on unpaired desirable/undesirable responses.
+
+    .. math::
+        r = \log\pi_\theta(y) - \log\pi_\mathrm{ref}(y),\qquad
+        \ell = \begin{cases}
+          \lambda_D\,\big(1 - \sigma(\beta(r - z_0))\big) & y \text{ desirable} \\
+          \lambda_U\,\big(1 - \sigma(\beta(z_0 - r))\big) & y \text{ undesirable}
+        \end{cases}
+
+    ``z_0`` is the reference point, an estimate of
+    ``\mathrm{KL}(\pi_\theta\,\|\,\pi_\mathrm{ref})`` on mismatched
+    prompt/completion pairs, given as an input (constant, clamped at 0):
+    compute it with :func:`kto_reference_kl`. ``1 - \sigma(x)`` is evaluated as
+    ``\sigma(-x)``.
+
+    Args:
+      policy_logps: ``[B]`` summed or ``[B, T]`` per-token policy log-probs.
+      ref_logps: the reference model's, same shape (constant).
+      desirable: ``[B]`` bool, True for desirable (chosen) responses.
+      kl: the reference point ``z_0``, a scalar (or ``[B]``), constant.
+      beta: ``\beta``.
+      desirable_weight, undesirable_weight: ``\lambda_D``, ``\lambda_U``.
+      mask: ``[B, T]`` token mask for per-token inputs.
+      where: optional ``[B]`` example mask.
+
+    Returns:
+      ``[B]`` per-example losses (trl concatenates the chosen then the rejected
+      ones; here they stay in batch order).
+
+    Paper: Ethayarajh et al., "KTO: Model Alignment as Prospect Theoretic
+    Optimization", ICML 2024, arXiv:2402.01306.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.kto_loss(jnp.array([-1.0, -1.0]), jnp.array([-2.0, -2.0]),
+      ...                         jnp.array([True, False]), 0.0).round(4)
+      Array([0.475, 0.525], dtype=float32)
+    """
+    fn = "kto_loss"
+    C.check_positive(fn, "beta", beta)
+    C.check_positive(fn, "desirable_weight", desirable_weight, allow_zero=True)
+    C.check_positive(fn, "undesirable_weight", undesirable_weight, allow_zero=True)
+    _check_same_paired_shapes(fn, [(("policy_logps", policy_logps), ("ref_logps", ref_logps))])
+    (pol, ref), batch_mask, dtype = _pair_inputs(
+        fn,
+        ("policy_logps", "ref_logps"),
+        (policy_logps, ref_logps),
+        (mask, mask),
+        ("mask", "mask"),
+        where,
+        average=False,
+    )
+    n = pol.shape[0]
+    desirable = C.check_array(fn, "desirable", desirable, shape=(n,))
+    if desirable.dtype != jnp.bool_:
+        raise TypeError(f"{fn}: `desirable` must be a boolean array of shape ({n},), got {desirable.dtype}.")
+    kl = C.check_array(fn, "kl", kl, ndim=(0, 1), dtype="float")
+    if kl.ndim == 1 and kl.shape != (n,):
+        raise ValueError(f"{fn}: `kl` must be a scalar or have shape ({n},), got {kl.shape}.")
+    z0 = jax.lax.stop_gradient(jnp.maximum(C.as_compute(kl, dtype), jnp.zeros((), dtype)))
+    b = jnp.asarray(beta, dtype)
+    r = pol - jax.lax.stop_gradient(ref)
+    loss_d = jnp.asarray(desirable_weight, dtype) * jax.nn.sigmoid(-b * (r - z0))
+    loss_u = jnp.asarray(undesirable_weight, dtype) * jax.nn.sigmoid(-b * (z0 - r))
+    return C.zero_masked(jnp.where(desirable, loss_d, loss_u), batch_mask)
+
+
+def _kto_kl_sample() -> Sample:
+    rng = np.random.default_rng(4)
+    return Sample(
+        args=(
+            (-rng.uniform(0.5, 3.0, size=(5,))).astype(np.float32),
+            (-rng.uniform(1.0, 4.0, size=(5,))).astype(np.float32),
+        ),
+        diff_argnums=(),
+        where=False,
+    )
+
+
+@register(
+    "kto_reference_kl",
+    family=_FAMILY,
+    kind="function",
+    formula="z0 = max(0, mean_i (log pi(y_i') - log ref(y_i'))), stop-gradient",
+    paper="KTO: Model Alignment as Prospect Theoretic Optimization (2024, arXiv:2402.01306)",
+    reference="huggingface/trl KTOTrainer: (KL_logps - ref_KL_logps).mean().clamp(min=0)",
+    sample=_kto_kl_sample,
+    runtime=("axis_name",),
+)
+def kto_reference_kl(
+    policy_kl_logps: ArrayLike,
+    ref_kl_logps: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    axis_name: str | None = None,
+) -> Array:
+    r"""KTO's reference point: the batch KL estimate on mismatched (prompt, completion) pairs.
+
+    .. math:: z_0 = \max\Big(0,\ \frac{1}{|B|}\sum_i \log\pi_\theta(y'_i|x_i) - \log\pi_\mathrm{ref}(y'_i|x_i)\Big)
+
+    a constant (``stop_gradient``) scalar, averaged across devices over
+    ``axis_name`` when given (trl gathers it across processes).
+
+    Args:
+      policy_kl_logps, ref_kl_logps: ``[B]`` summed log-probs of completions
+        paired with unrelated prompts, under the policy and the reference.
+      where: optional ``[B]`` mask of real examples.
+      axis_name: a mapped axis to average over (inside ``shard_map``/``pmap``).
+
+    Returns:
+      A scalar ``z_0 >= 0``.
+
+    Paper: Ethayarajh et al., 2024, arXiv:2402.01306.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.kto_reference_kl(jnp.array([-1.0, -2.0]), jnp.array([-2.0, -2.5]))
+      Array(0.75, dtype=float32)
+    """
+    fn = "kto_reference_kl"
+    p = C.check_array(fn, "policy_kl_logps", policy_kl_logps, ndim=1, dtype="float")
+    r = C.check_array(fn, "ref_kl_logps", ref_kl_logps, ndim=1, dtype="float")
+    C.check_same_shape(fn, ("policy_kl_logps", "ref_kl_logps"), p, r)
+    dtype = C.compute_dtype(p, r)
+    mask = C.prepare_where(fn, where, p.shape)
+    d = C.fill_masked(C.as_compute(p, dtype) - C.as_compute(r, dtype), mask)
+    total = jnp.sum(d)
+    count = jnp.asarray(p.shape[0], dtype) if mask is None else jnp.sum(mask).astype(dtype)
+    if axis_name is not None:
+        total = jax.lax.psum(total, axis_name)
+        count = jax.lax.psum(count, axis_name)
+    z0 = total / jnp.maximum(count, jnp.ones((), dtype))
+    return jax.lax.stop_gradient(jnp.maximum(z0, jnp.zeros((), dtype)))
+
+
+# ----------------------------------- NPO -----------------------------------
+
+
+def _npo_sample() -> Sample:
+    rng = np.random.default_rng(5)
+    pol = (-rng.uniform(0.05, 2.0, size=(6, 4))).astype(np.float32)
+    ref = (-rng.uniform(0.05, 2.0, size=(6, 4))).astype(np.float32)
+    extremes = ((np.zeros_like(pol), np.full_like(ref, -1e4)), (np.full_like(pol, -1e4), np.zeros_like(ref)))
+    return Sample(args=(pol, ref), diff_argnums=(0,), extremes=extremes)
+
+
+@register(
+    "negative_preference_optimization",
+    aliases=("npo", "npo_loss"),
+    family=_FAMILY,
+    kind="per_example",
+    formula="-(2/b) log s(b (log ref(y) - log pi(y)))   on forget data",
+    paper="Negative Preference Optimization: From Catastrophic Collapse to Effective Unlearning "
+    "(2024, arXiv:2404.05868)",
+    reference="licong-lin/negative-preference-optimization TOFU/dataloader.py (loss_type 'npo')",
+    sample=_npo_sample,
+    runtime=("mask",),
+)
+def negative_preference_optimization(
+    policy_logps: ArrayLike,
+    ref_logps: ArrayLike,
+    *,
+    beta: float = 0.1,
+    mask: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Negative Preference Optimization (NPO) for unlearning: DPO with only a rejected response.
+
+    .. math:: \ell = -\frac{2}{\beta}\log\sigma\Big(\beta\big(\log\pi_\mathrm{ref}(y|x) - \log\pi_\theta(y|x)\big)\Big)
+
+    on forget-set responses ``y`` (log-probs summed over the response tokens,
+    as the reference's ``get_batch_loss``). As ``\beta \to 0`` its gradient is
+    gradient ascent's, scaled by a weight that vanishes once ``\pi_\theta(y)``
+    falls below ``\pi_\mathrm{ref}(y)``. Add a retain loss yourself.
+
+    Args:
+      policy_logps: ``[B]`` summed or ``[B, T]`` per-token log-probs of forget responses.
+      ref_logps: the reference (pre-unlearning) model's, same shape (constant).
+      beta: ``\beta``.
+      mask: ``[B, T]`` token mask for per-token inputs.
+      where: optional ``[B]`` example mask.
+
+    Returns:
+      ``[B]`` per-example losses; the reference averages them over the batch.
+
+    Paper: Zhang, Lin, Bai, Mei, "Negative Preference Optimization: From
+    Catastrophic Collapse to Effective Unlearning", COLM 2024, arXiv:2404.05868.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.negative_preference_optimization(jnp.array([-2.0]), jnp.array([-2.0])).round(4)
+      Array([13.8629], dtype=float32)
+    """
+    fn = "negative_preference_optimization"
+    C.check_positive(fn, "beta", beta)
+    _check_same_paired_shapes(fn, [(("policy_logps", policy_logps), ("ref_logps", ref_logps))])
+    (pol, ref), batch_mask, dtype = _pair_inputs(
+        fn,
+        ("policy_logps", "ref_logps"),
+        (policy_logps, ref_logps),
+        (mask, mask),
+        ("mask", "mask"),
+        where,
+        average=False,
+    )
+    b = jnp.asarray(beta, dtype)
+    loss = -(2 / b) * jax.nn.log_sigmoid(b * (jax.lax.stop_gradient(ref) - pol))
+    return C.zero_masked(loss, batch_mask)
