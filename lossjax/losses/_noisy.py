@@ -115,8 +115,12 @@ def _soft_sample() -> Sample:
 
 
 def _aldr_sample() -> Sample:
+    # The new temperature is a constant for autodiff (as in the reference), so the
+    # gradient is the total derivative only where d lambda'/dz = 0: at rows of equal
+    # logits (p = uniform minimizes the KL). Other points are tested in test_noisy.py
+    # against LDR-KL at the fixed temperature lambda'.
     rng = np.random.default_rng(12)
-    logits = rng.normal(size=(6, 4)).astype(np.float32)
+    logits = np.repeat(rng.uniform(0.5, 2.0, size=(6, 1)), 4, axis=1).astype(np.float32)
     labels = rng.integers(0, 4, size=(6,)).astype(np.int32)
     temperatures = rng.uniform(0.5, 1.0, size=(6,)).astype(np.float32)
     return Sample(args=(logits, labels, temperatures))
