@@ -19,15 +19,23 @@ from lossjax.testing import Sample
 
 __all__ = [
     "comp_sum_loss",
+    "encouraging_loss",
     "focal_loss",
     "generalized_cross_entropy",
     "label_smoothing_cross_entropy",
+    "multiclass_hinge_loss",
+    "multiclass_squared_hinge_loss",
+    "one_vs_rest_loss",
     "poly1_cross_entropy",
     "poly1_focal_loss",
     "sigmoid_binary_cross_entropy",
     "sigmoid_focal_loss",
     "smooth_adversarial_comp_sum_loss",
     "softmax_cross_entropy",
+    "sparse_softmax_cross_entropy",
+    "sparsemax_loss",
+    "squared_hinge_loss",
+    "squentropy",
 ]
 
 Array = jax.Array
@@ -378,7 +386,7 @@ def focal_loss(
       >>> import jax.numpy as jnp, lossjax
       >>> logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
       >>> lossjax.losses.focal_loss(logits, jnp.array([0, 1])).round(4)
-      Array([0.0107, 0.4883], dtype=float32)
+      Array([0.0109, 0.4883], dtype=float32)
     """
     fn = "focal_loss"
     C.check_positive(fn, "gamma", gamma, allow_zero=True)
@@ -840,3 +848,518 @@ def smooth_adversarial_comp_sum_loss(
     sq = jnp.maximum(s2 - 2 * d_c * s1 + num_classes * jnp.square(d_c), 0.0)
     penalty = _safe_sqrt(sq)
     return t.expect(_comp_sum_phi(t.log_p, tau) + jnp.asarray(nu, dtype) * penalty)
+
+
+# --------------------------------------------------------------------------
+# Encouraging loss, squentropy.
+# --------------------------------------------------------------------------
+
+
+@register(
+    "encouraging_loss",
+    aliases=("el",),
+    family="classification",
+    kind="per_example",
+    formula="-log p_y + log(1 - p_y); for p_y > log_end the bonus is its tangent line at log_end",
+    paper="Well-classified Examples are Underestimated in Classification with Deep Neural Networks "
+    "(2021, arXiv:2110.06537)",
+    reference="lancopku/well-classified-examples-are-underestimated EncouragingLoss.py::EncouragingLoss(log_end=0.75)",
+    sample=_multiclass_sample,
+)
+def encouraging_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    log_end: float = 0.75,
+    epsilon: float = 1e-5,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Encouraging loss: cross-entropy plus a bonus that keeps rewarding well-classified examples.
+
+    .. math::
+        \ell(z, y) = -\log p_y + b(p_y),\quad
+        b(p) = \begin{cases}\log\max(1 - p, \epsilon) & p \le e\\
+        \frac{p - e}{e - 1} + \log(1 - e) & p > e\end{cases}
+
+    ``e = log_end``: past it the bonus ``log(1 - p)`` is replaced by its tangent
+    line (the "conservative" bonus of the reference, bounded below);
+    ``log_end = 1`` is the full bonus, clamped at ``epsilon`` as in the reference.
+    ``1 - p`` is computed without cancellation. A target distribution takes the
+    expectation over ``q`` (the reference's label-smoothed variant).
+
+    Args:
+      logits: unnormalized scores ``[..., C]``.
+      labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
+      log_end: where the log bonus turns linear, in ``(0, 1]`` (0.75 in the reference).
+      epsilon: the clamp of ``1 - p`` in the log bonus (the reference's 1e-5).
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]`` (can be negative: the bonus is a reward).
+
+    Paper: Zhao et al., "Well-classified Examples are Underestimated in
+    Classification with Deep Neural Networks", AAAI 2022, arXiv:2110.06537.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.encouraging_loss(jnp.array([[0.0, 0.0], [4.0, 0.0]]), jnp.array([0, 0])).round(4)
+      Array([ 0.    , -2.2962], dtype=float32)
+    """
+    fn = "encouraging_loss"
+    C.check_in_range(fn, "log_end", log_end, 0.0, 1.0, low_inclusive=False)
+    C.check_positive(fn, "epsilon", epsilon)
+    t = target_probs(fn, logits, labels, where=where)
+    dtype = t.logits.dtype
+    e = jnp.asarray(log_end, dtype)
+    bonus = jnp.log(jnp.maximum(t.one_minus_p, jnp.asarray(epsilon, dtype)))
+    linear_tail = e < 1
+    e_safe = jnp.where(linear_tail, e, jnp.asarray(0.5, dtype))
+    tail = (t.p - e_safe) / (e_safe - 1) + jnp.log1p(-e_safe)
+    bonus = jnp.where(linear_tail & (t.p > e_safe), tail, bonus)
+    return t.expect(-t.log_p + bonus)
+
+
+@register(
+    "squentropy",
+    aliases=("squentropy_loss",),
+    family="classification",
+    kind="per_example",
+    formula="CE(z, y) + 1/(C-1) sum_{j != y} z_j^2",
+    paper="Cut your Losses with Squentropy (2023, arXiv:2302.03952)",
+    reference="Like-Hui/Squentropy-for-classification main.py (--loss_type mixed)",
+    sample=_multiclass_sample,
+)
+def squentropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Squentropy: cross-entropy plus the mean square of the incorrect classes' logits.
+
+    .. math::
+        \ell(z, y) = -\log p_y + \frac{1}{C-1}\sum_{j \ne y} z_j^2
+
+    With a target distribution ``q`` (its expectation):
+    :math:`\sum_c q_c(-\log p_c) + \frac{1}{C-1}\sum_j (1 - q_j) z_j^2`.
+
+    Args:
+      logits: unnormalized scores ``[..., C]`` with ``C >= 2``.
+      labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Hui, Belkin, Wright, "Cut your Losses with Squentropy", ICML 2023, arXiv:2302.03952.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.squentropy(jnp.array([[2.0, 1.0, -1.0]]), jnp.array([0])).round(4)
+      Array([1.349], dtype=float32)
+    """
+    fn = "squentropy"
+    t = target_probs(fn, logits, labels, where=where, min_classes=2)
+    num_classes = t.logits.shape[-1]
+    square = jnp.sum((1 - t.targets) * jnp.square(t.logits), axis=-1) / (num_classes - 1)
+    return t.expect(-t.log_p) + C.zero_masked(square, t.mask)
+
+
+# --------------------------------------------------------------------------
+# Hinge losses.
+# --------------------------------------------------------------------------
+
+_HINGE_FORMS = ("crammer_singer", "weston_watkins", "one_vs_rest")
+
+
+def _multiclass_hinge(fn: str, logits, labels, margin, form, squared: bool, where) -> Array:
+    C.check_one_of(fn, "form", form, _HINGE_FORMS)
+    C.check_array(fn, "margin", margin, ndim=0, dtype="number")
+    t = target_probs(fn, logits, labels, where=where, min_classes=2)
+    z, q = t.logits, t.targets
+    m = jnp.asarray(margin, z.dtype)
+    zero = jnp.zeros((), z.dtype)
+
+    def h(x):
+        x = jnp.maximum(x, zero)
+        return jnp.square(x) if squared else x
+
+    if form == "one_vs_rest":
+        # sum_j [q_j h(m - z_j) + (1 - q_j) h(m + z_j)]: the expectation of the
+        # integer-label form, and the multi-label form for multi-hot targets.
+        loss = jnp.sum(q * h(m - z) + (1 - q) * h(m + z), axis=-1)
+        return C.zero_masked(loss, t.mask)
+    if t.log_p.shape[-1] == 1:  # integer labels
+        z_y = jnp.sum(q * z, axis=-1, keepdims=True)
+        terms = jnp.where(q > 0, zero, m + z - z_y)  # [..., C], j != y
+        if form == "weston_watkins":
+            loss = jnp.sum(h(terms), axis=-1)
+        else:
+            loss = h(jnp.max(jnp.where(q > 0, zero, terms), axis=-1))
+        return C.zero_masked(loss, t.mask)
+    # Distribution labels: the expectation over the target class c ([..., C, C]).
+    pair = m + z[..., None, :] - z[..., :, None]  # [c, j] = m + z_j - z_c
+    eye = jnp.eye(z.shape[-1], dtype=jnp.bool_)
+    pair = jnp.where(eye, zero, pair)
+    per_c = jnp.sum(h(pair), axis=-1) if form == "weston_watkins" else h(jnp.max(pair, axis=-1))
+    return C.zero_masked(jnp.sum(q * per_c, axis=-1), t.mask)
+
+
+def _hinge_sample() -> Sample:
+    # Margins kept away from the kinks (|m + z_j - z_y| > 0.1) for the gradient check.
+    logits = np.array(
+        [
+            [2.0, 0.3, -1.2, 0.9],
+            [-0.6, 1.7, 0.2, -2.1],
+            [0.5, -0.4, 2.2, 1.1],
+            [1.4, 2.6, -0.3, 0.2],
+            [-1.5, 0.4, 0.9, 2.5],
+        ],
+        np.float32,
+    )
+    labels = np.array([0, 1, 3, 2, 1], np.int32)
+    return Sample(args=(logits, labels))
+
+
+@register(
+    "multiclass_hinge_loss",
+    aliases=("multiclass_hinge", "multiclass_svm_loss"),
+    family="classification",
+    kind="per_example",
+    formula="crammer_singer: max(0, max_{j!=y} m + z_j - z_y); weston_watkins: sum_{j!=y} max(0, m + z_j - z_y); "
+    "one_vs_rest: sum_j max(0, m - y~_j z_j)",
+    paper="On the Algorithmic Implementation of Multiclass Kernel-based Vector Machines (Crammer & Singer, JMLR 2001)",
+    reference="optax.multiclass_hinge_loss (= crammer_singer, margin 1)",
+    sample=_hinge_sample,
+)
+def multiclass_hinge_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    form: str = "crammer_singer",
+    margin: float = 1.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Multiclass hinge loss in the Crammer-Singer, Weston-Watkins or one-vs-rest form.
+
+    .. math::
+        \ell_{CS} = \max\big(0, \max_{j\ne y} m + z_j - z_y\big),\quad
+        \ell_{WW} = \sum_{j\ne y}\max(0, m + z_j - z_y),\quad
+        \ell_{OVR} = \sum_j \max(0, m - \tilde y_j z_j),\ \tilde y = 2\,\mathrm{onehot}(y) - 1
+
+    ``crammer_singer`` (the default) equals ``optax.multiclass_hinge_loss``. A
+    target distribution takes the expectation over ``q`` (``one_vs_rest`` then
+    also covers multi-hot targets; ``crammer_singer``/``weston_watkins`` build a
+    ``[..., C, C]`` table).
+
+    Args:
+      logits: scores ``[..., C]`` with ``C >= 2``.
+      labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
+      form: ``"crammer_singer"``, ``"weston_watkins"`` or ``"one_vs_rest"``.
+      margin: the margin ``m``.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Crammer, Singer, JMLR 2001; Weston, Watkins, ESANN 1999.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> z, y = jnp.array([[2.0, 1.5, 0.0]]), jnp.array([0])
+      >>> [float(lossjax.losses.multiclass_hinge_loss(z, y, form=f)[0]) for f in ("crammer_singer", "weston_watkins")]
+      [0.5, 0.5]
+    """
+    return _multiclass_hinge("multiclass_hinge_loss", logits, labels, margin, form, False, where)
+
+
+@register(
+    "multiclass_squared_hinge_loss",
+    aliases=("l2_svm_loss", "multiclass_squared_hinge"),
+    family="classification",
+    kind="per_example",
+    formula="weston_watkins: sum_{j!=y} max(0, m + z_j - z_y)^2 (also crammer_singer, one_vs_rest)",
+    paper="Deep Learning using Linear Support Vector Machines (2013, arXiv:1306.0239)",
+    reference="closed form; squared version of optax.multiclass_hinge_loss (crammer_singer)",
+    sample=_hinge_sample,
+)
+def multiclass_squared_hinge_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    form: str = "weston_watkins",
+    margin: float = 1.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Multiclass squared hinge (L2-SVM) loss: each hinge term of :func:`multiclass_hinge_loss` squared.
+
+    .. math::
+        \ell_{WW} = \sum_{j\ne y}\max(0, m + z_j - z_y)^2,\quad
+        \ell_{CS} = \max(0, \max_{j\ne y} m + z_j - z_y)^2,\quad
+        \ell_{OVR} = \sum_j \max(0, m - \tilde y_j z_j)^2
+
+    Smooth (continuously differentiable) but unbounded. Default form: Weston-Watkins.
+
+    Args:
+      logits: scores ``[..., C]`` with ``C >= 2``.
+      labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
+      form: ``"weston_watkins"``, ``"crammer_singer"`` or ``"one_vs_rest"`` (Tang's L2-SVM).
+      margin: the margin ``m``.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Tang, "Deep Learning using Linear Support Vector Machines", 2013,
+    arXiv:1306.0239; Agarap, GRU-SVM, 2017, arXiv:1709.03082.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.multiclass_squared_hinge_loss(jnp.array([[2.0, 1.5, 1.8]]), jnp.array([0])).round(4)
+      Array([0.89], dtype=float32)
+    """
+    return _multiclass_hinge("multiclass_squared_hinge_loss", logits, labels, margin, form, True, where)
+
+
+def _binary_pm_sample() -> Sample:
+    logits = np.array([1.7, -0.4, 0.3, -2.2, 0.6, 1.3], np.float32)
+    labels = np.array([1.0, 1.0, -1.0, -1.0, 1.0, -1.0], np.float32)
+    return Sample(args=(logits, labels))
+
+
+@register(
+    "squared_hinge_loss",
+    aliases=("l2_hinge_loss",),
+    family="classification",
+    kind="per_example",
+    formula="max(0, 1 - y z)^2,  y in {-1, +1}",
+    paper="Deep Learning using Linear Support Vector Machines (2013, arXiv:1306.0239)",
+    reference="optax.hinge_loss squared (closed form)",
+    sample=_binary_pm_sample,
+)
+def squared_hinge_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: float = 1.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Binary squared hinge loss with labels in ``{-1, +1}`` (optax's ``hinge_loss`` convention).
+
+    .. math::
+        \ell(z, y) = \max(0, m - y z)^2
+
+    Labels in ``{0, 1}`` must be converted first (``2 * y - 1``).
+
+    Args:
+      logits: scores ``[...]``.
+      labels: ``-1`` or ``+1`` targets with the shape of ``logits``.
+      margin: the margin ``m``.
+      where: optional boolean mask broadcastable to ``logits.shape``.
+
+    Returns:
+      Per-element loss with the shape of ``logits``.
+
+    Paper: Tang 2013, arXiv:1306.0239 (L2-SVM); Agarap 2017, arXiv:1709.03082 (GRU-SVM).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.squared_hinge_loss(jnp.array([0.5, 2.0, 0.5]), jnp.array([1.0, 1.0, -1.0]))
+      Array([0.25, 0.  , 2.25], dtype=float32)
+    """
+    fn = "squared_hinge_loss"
+    C.check_array(fn, "margin", margin, ndim=0, dtype="number")
+    z, y, mask, dtype = _sigmoid_terms(fn, logits, labels, where)
+    C.debug_check(jnp.all(jnp.abs(y) == 1), f"{fn}: labels must be -1 or +1")
+    loss = jnp.square(jnp.maximum(jnp.asarray(margin, dtype) - y * z, 0.0))
+    return C.zero_masked(loss, mask)
+
+
+# --------------------------------------------------------------------------
+# Sparse alternatives to softmax.
+# --------------------------------------------------------------------------
+
+
+def _sparsemax_threshold(z: Array) -> Array:
+    """The sparsemax threshold ``tau(z)`` ``[..., 1]``: ``sparsemax(z) = max(z - tau, 0)``."""
+    num_classes = z.shape[-1]
+    zs = -jnp.sort(-z, axis=-1)  # descending
+    cs = jnp.cumsum(zs, axis=-1)
+    k = jax.lax.broadcasted_iota(z.dtype, z.shape, z.ndim - 1) + 1
+    support = 1 + k * zs > cs
+    k_z = jnp.sum(support, axis=-1, keepdims=True).astype(z.dtype)  # >= 1 always
+    cs_k = jnp.sum(jnp.where(k == k_z, cs, jnp.zeros((), z.dtype)), axis=-1, keepdims=True)
+    del num_classes
+    return (cs_k - 1) / k_z
+
+
+@register(
+    "sparsemax_loss",
+    aliases=("multiclass_sparsemax_loss",),
+    family="classification",
+    kind="per_example",
+    formula="-<q, z> + 1/2 sum_{j in S(z)} (z_j^2 - tau(z)^2) + 1/2 ||q||^2",
+    paper="From Softmax to Sparsemax: A Sparse Model of Attention and Multi-Label Classification "
+    "(2016, arXiv:1602.02068)",
+    reference="optax.multiclass_sparsemax_loss",
+    sample=_hinge_sample,
+)
+def sparsemax_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Multiclass sparsemax loss (the Fenchel-Young loss of sparsemax), integer or distribution labels.
+
+    .. math::
+        \ell(z, q) = -q^\top z + \tfrac12\sum_{j\in S(z)}\big(z_j^2 - \tau(z)^2\big) + \tfrac12\|q\|^2
+
+    where ``tau(z)`` and the support ``S(z)`` come from the sorted-threshold
+    sparsemax projection. Its gradient is ``sparsemax(z) - q``; it is zero
+    exactly when ``sparsemax(z) = q``.
+
+    Args:
+      logits: scores ``[..., C]``.
+      labels: integer class indices ``[...]`` or a target distribution ``[..., C]``
+        (the multi-label form of the paper).
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Martins, Astudillo, "From Softmax to Sparsemax: A Sparse Model of
+    Attention and Multi-Label Classification", ICML 2016, arXiv:1602.02068.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.sparsemax_loss(jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), jnp.array([0, 1])).round(4)
+      Array([0.    , 0.3333], dtype=float32)
+    """
+    fn = "sparsemax_loss"
+    t = target_probs(fn, logits, labels, where=where)
+    z, q = t.logits, t.targets
+    tau = _sparsemax_threshold(z)
+    inside = z > tau
+    half_sq = jnp.sum(jnp.where(inside, jnp.square(z) - jnp.square(tau), jnp.zeros((), z.dtype)), axis=-1)
+    loss = -jnp.sum(q * z, axis=-1) + 0.5 * half_sq + 0.5 * jnp.sum(jnp.square(q), axis=-1)
+    return C.zero_masked(loss, t.mask)
+
+
+def _sparse_softmax_sample() -> Sample:
+    s = _multiclass_sample(n=6, c=6, seed=6)
+    return Sample(args=s.args, kwargs={"k": 3})
+
+
+@register(
+    "sparse_softmax_cross_entropy",
+    aliases=("sparse_softmax_ce",),
+    family="classification",
+    kind="per_example",
+    formula="log sum_{j in top_k(z) U {y}} exp(z_j) - z_y",
+    paper="Sparse-softmax: A Simpler and Faster Alternative Softmax Transformation (2021, arXiv:2112.12433)",
+    reference="closed form: cross-entropy over the kept logits (k >= C is optax.softmax_cross_entropy)",
+    sample=_sparse_softmax_sample,
+)
+def sparse_softmax_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    k: int = 10,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Cross-entropy over the top-``k`` logits only (sparse-softmax), with the target always kept.
+
+    .. math::
+        \ell(z, y) = \log\!\sum_{j\in\Omega_k(z)\cup\{y\}} e^{z_j} - z_y
+
+    ``Omega_k`` holds the ``k`` largest logits (ties at the ``k``-th value are all
+    kept). With a target distribution every class with ``q_c > 0`` is kept and the
+    loss is ``-sum_c q_c log p~_c``. ``k >= C`` is plain cross-entropy.
+
+    Args:
+      logits: unnormalized scores ``[..., C]``.
+      labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
+      k: how many logits to keep (``>= 1``).
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Sun et al., "Sparse-softmax: A Simpler and Faster Alternative Softmax
+    Transformation", 2021, arXiv:2112.12433.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.sparse_softmax_cross_entropy(jnp.array([[3.0, 1.0, 0.0, -1.0]]), jnp.array([3]), k=1).round(4)
+      Array([4.0181], dtype=float32)
+    """
+    fn = "sparse_softmax_cross_entropy"
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"{fn}: `k` must be an integer >= 1, got {k!r}.")
+    logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
+    dtype = C.compute_dtype(logits)
+    mask = C.prepare_where(fn, where, logits.shape[:-1])
+    q = C.fill_masked(C.class_targets(fn, logits, labels, dtype), mask)
+    z = C.fill_masked(C.as_compute(logits, dtype), mask)
+    k_eff = min(int(k), z.shape[-1])
+    kth = jax.lax.top_k(jax.lax.stop_gradient(z), k_eff)[0][..., k_eff - 1 : k_eff]
+    keep = (z >= kth) | (q > 0)
+    lse = jax.nn.logsumexp(z, axis=-1, where=keep, keepdims=True)
+    loss = jnp.sum(jnp.where(q > 0, q * (lse - z), jnp.zeros((), dtype)), axis=-1)
+    return C.zero_masked(loss, mask)
+
+
+# --------------------------------------------------------------------------
+# One-vs-rest.
+# --------------------------------------------------------------------------
+
+
+@register(
+    "one_vs_rest_loss",
+    aliases=("ovr_loss", "one_vs_the_rest_loss"),
+    family="classification",
+    kind="per_example",
+    formula="-log sigmoid(z_y) - sum_{j != y} log sigmoid(-z_j) = sum_j BCE(z_j, onehot_j)",
+    paper="One-vs-the-Rest Loss to Focus on Important Samples in Adversarial Training (2022, arXiv:2207.10283)",
+    reference="closed form: sum of optax.sigmoid_binary_cross_entropy over classes",
+    sample=_multiclass_sample,
+)
+def one_vs_rest_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""One-vs-the-rest loss: an independent logistic loss per class, positive for the label.
+
+    .. math::
+        \ell(z, y) = -\log\sigma(z_y) - \sum_{j\ne y}\log\sigma(-z_j)
+
+    With a target distribution (or multi-hot targets) ``q``:
+    :math:`\sum_j q_j\,\mathrm{softplus}(-z_j) + (1-q_j)\,\mathrm{softplus}(z_j)`.
+
+    Args:
+      logits: scores ``[..., C]``.
+      labels: integer class indices ``[...]`` or targets ``[..., C]`` in ``[0, 1]``.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Kanai et al., "One-vs-the-Rest Loss to Focus on Important Samples in
+    Adversarial Training", ICML 2023, arXiv:2207.10283.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.one_vs_rest_loss(jnp.array([[0.0, 0.0, 0.0]]), jnp.array([0])).round(4)
+      Array([2.0794], dtype=float32)
+    """
+    fn = "one_vs_rest_loss"
+    logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
+    dtype = C.compute_dtype(logits)
+    mask = C.prepare_where(fn, where, logits.shape[:-1])
+    q = C.fill_masked(C.class_targets(fn, logits, labels, dtype), mask)
+    z = C.fill_masked(C.as_compute(logits, dtype), mask)
+    loss = jnp.sum(q * jax.nn.softplus(-z) + (1 - q) * jax.nn.softplus(z), axis=-1)
+    return C.zero_masked(loss, mask)
