@@ -253,6 +253,16 @@ def _recompute_backward(cfg: _Cfg, x, w, b, y, valid, hp, lse, g, g_lse):
     g = jnp.where(valid, g.astype(acc), zero)
     if g_lse is not None:
         g_lse = jnp.where(valid, g_lse.astype(acc), zero)
+    if cfg.vocab_axis is not None and cfg.vocab_axis not in _varying_axes(x):
+        # shard_map(check_vma=False): the replicated output's cotangent arrives
+        # split over the vocabulary shards (the transpose of the forward psum
+        # would sum it back), and shard_map itself sums the hidden-gradient
+        # partials. With varying-axis types (the default) ``x`` was cast to
+        # varying before the custom_vjp, the cotangent arrives whole and that
+        # cast's transpose sums the partials.
+        g = lax.psum(g, cfg.vocab_axis)
+        if g_lse is not None:
+            g_lse = lax.psum(g_lse, cfg.vocab_axis)
 
     def body(carry, start, size):
         dx, dw, db = carry
@@ -275,11 +285,6 @@ def _recompute_backward(cfg: _Cfg, x, w, b, y, valid, hp, lse, g, g_lse):
     )
     init = _like_inputs(init, x, w, b, y, valid, lse, g, g_lse)
     dx, dw, db = _blocks(v_local, min(cfg.block, v_local), body, init)
-    if cfg.vocab_axis is not None and cfg.vocab_axis not in _varying_axes(x):
-        # Without varying-axis types (shard_map(check_vma=False)) the hidden
-        # gradient is summed over the vocabulary shards here; with them, ``x``
-        # was cast to varying before the custom_vjp and that cast's transpose sums.
-        dx = lax.psum(dx, cfg.vocab_axis)
     return dx.astype(x.dtype), dw, db
 
 
