@@ -1292,7 +1292,7 @@ def sparse_softmax_cross_entropy(
     Example:
       >>> import jax.numpy as jnp, lossjax
       >>> lossjax.losses.sparse_softmax_cross_entropy(jnp.array([[3.0, 1.0, 0.0, -1.0]]), jnp.array([3]), k=1).round(4)
-      Array([4.0181], dtype=float32)
+      Array([4.0182], dtype=float32)
     """
     fn = "sparse_softmax_cross_entropy"
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
