@@ -1,0 +1,336 @@
+"""Imbalance / long-tail losses: golden values from the papers' code, closed forms, errors.
+
+Golden numbers: tests/reference/imbalance_noisy.json, written by
+tests/reference/make_imbalance_noisy.py (faithful torch ports of kaidic/LDAM-DRW,
+orparask/VS-Loss, google-research logit_adjustment, BalancedMetaSoftmax,
+Alibaba-MIIL/ASL and richardaecn/class-balanced-loss).
+"""
+
+import json
+import math
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lossjax
+from lossjax.losses import (
+    asymmetric_loss,
+    asymmetric_single_label_loss,
+    balanced_softmax_cross_entropy,
+    class_balanced_weights,
+    integrated_risk_loss,
+    ldam_loss,
+    logit_adjusted_cross_entropy,
+    sigmoid_binary_cross_entropy,
+    softmax_cross_entropy,
+    vs_loss,
+)
+from lossjax.testing import assert_close
+
+REF = json.loads((pathlib.Path(__file__).parents[1] / "reference" / "imbalance_noisy.json").read_text())
+COUNT_KWARGS = {
+    "ldam_loss": "class_counts",
+    "vs_loss": "class_counts",
+    "balanced_softmax_cross_entropy": "class_counts",
+    "logit_adjusted_cross_entropy": "class_priors",
+}
+
+
+def close(actual, expected, **tol):
+    """assert_close against a list/array/scalar expected value."""
+    assert_close(jnp.asarray(actual), np.asarray(expected, np.float64), **tol)
+
+
+def golden_cases(names):
+    return [pytest.param(c, id=f"{c['name']}-{i}") for i, c in enumerate(REF["cases"]) if c["name"] in names]
+
+
+def run_case(case, dtype):
+    """The lossjax loss on a golden case: (per-example value, d sum / d first input, aux or None)."""
+    fn = getattr(lossjax.losses, case["name"])
+    kwargs = dict(case["kwargs"])
+    if case["name"] in COUNT_KWARGS:
+        kwargs[COUNT_KWARGS[case["name"]]] = np.asarray(REF["counts"])
+    inputs = [
+        jnp.asarray(np.asarray(a), dtype) if np.asarray(a).dtype.kind == "f" else jnp.asarray(a, jnp.int32)
+        for a in case["inputs"]
+    ]
+    has_aux = lossjax.registry.get_entry(case["name"]).has_aux
+
+    def total(x):
+        out = fn(x, *inputs[1:], **kwargs)
+        return jnp.sum(out[0] if has_aux else out), out
+
+    (_, out), grad = jax.value_and_grad(total, has_aux=True)(inputs[0])
+    return (out[0], grad, out[1]) if has_aux else (out, grad, None)
+
+
+def rel_err(actual, expected) -> float:
+    """max |a - e| / max |e| (normwise relative error)."""
+    a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    return float(np.max(np.abs(a - e)) / max(np.max(np.abs(e)), 1e-30))
+
+
+def check_golden(case):
+    """float64: agreement to 1e-10; float32: to 2e-5 (values and gradients)."""
+    for dtype, tol in ((jnp.float64, 1e-10), (jnp.float32, 2e-5)):
+        with jax.enable_x64(dtype == jnp.float64):
+            value, grad, aux = run_case(case, dtype)
+            assert value.dtype == dtype
+            err = rel_err(value, case["value"])
+            assert err <= tol, f"{case['name']} {case['kwargs']} value ({dtype.__name__}): rel err {err:.3g}"
+            if "grad" in case:
+                err = rel_err(grad, case["grad"])
+                assert err <= tol, f"{case['name']} {case['kwargs']} grad ({dtype.__name__}): rel err {err:.3g}"
+            if "new_temperatures" in case:
+                err = rel_err(aux, case["new_temperatures"])
+                assert err <= tol, f"{case['name']} new temperatures: rel err {err:.3g}"
+
+
+NAMES = {
+    "ldam_loss",
+    "vs_loss",
+    "logit_adjusted_cross_entropy",
+    "balanced_softmax_cross_entropy",
+    "asymmetric_loss",
+    "asymmetric_single_label_loss",
+}
+
+
+@pytest.mark.parametrize("case", golden_cases(NAMES))
+def test_golden(case):
+    check_golden(case)
+
+
+def test_every_loss_has_golden_cases():
+    assert {c["name"] for c in REF["cases"]} >= NAMES
+
+
+# ------------------------------------------------------ class-balanced weights --
+
+
+@pytest.mark.parametrize("entry", REF["class_balanced_weights"], ids=lambda e: str(e["beta"]))
+def test_class_balanced_weights_golden(entry):
+    w = class_balanced_weights(np.asarray(REF["counts"]), beta=entry["beta"])
+    assert rel_err(w, entry["value"]) <= 2e-6
+
+
+def test_class_balanced_weights_closed_forms():
+    counts = jnp.array([4, 1, 0, 16])
+    # inverse frequency: 1/4, 1, 0, 1/16 normalized to sum to C=4.
+    raw = np.array([0.25, 1.0, 0.0, 1 / 16])
+    close(class_balanced_weights(counts, method="inverse_frequency"), raw * 4 / raw.sum())
+    raw = np.array([0.5, 1.0, 0.0, 0.25])
+    close(class_balanced_weights(counts, method="inverse_sqrt"), raw * 4 / raw.sum())
+    # Effective number without normalization: (1 - b) / (1 - b^n); n = 1 gives exactly 1.
+    w = class_balanced_weights(counts, beta=0.5, normalize=False)
+    close(w, [0.5 / (1 - 0.5**4), 1.0, 0.0, 0.5 / (1 - 0.5**16)])
+    # beta = 0: every present class weighs 1 (effective number 1).
+    close(class_balanced_weights(counts, beta=0.0, normalize=False), [1.0, 1.0, 0.0, 1.0])
+
+
+def test_class_balanced_weights_beta_near_one_no_cancellation():
+    # (1 - b) / (1 - b^n) -> 1/n as b -> 1; naive float32 1 - b**n loses every digit.
+    w = class_balanced_weights(jnp.array([1.0, 10.0, 1000.0]), beta=1 - 1e-7, normalize=False)
+    close(w, [1.0, 0.1 * (1 + 4.5e-7), 1e-3 * (1 + 5e-5)], rtol=2e-5)
+    assert np.all(np.isfinite(np.asarray(w)))
+
+
+def test_class_balanced_weights_empty_and_all_empty():
+    close(class_balanced_weights(jnp.zeros(3)), np.zeros(3))
+    w = class_balanced_weights(jnp.array([0, 5]))
+    close(w, [0.0, 2.0])
+
+
+def test_class_balanced_weights_errors():
+    with pytest.raises(ValueError, match="class_balanced_weights: `method` must be one of"):
+        class_balanced_weights(jnp.ones(3), method="inverse")
+    with pytest.raises(ValueError, match=r"`beta` must lie in \[0.0, 1.0\)"):
+        class_balanced_weights(jnp.ones(3), beta=1.0)
+    with pytest.raises(ValueError, match="`class_counts` must have rank 1"):
+        class_balanced_weights(jnp.ones((2, 3)))
+
+
+# --------------------------------------------------- margin-adjusted family ------
+
+Z = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+Y = np.array([0, 1, 2, 1, 0], np.int32)
+COUNTS = np.array([9, 3, 1])
+
+
+def test_ldam_margins_closed_form_and_empty_class():
+    from lossjax.losses._imbalance import ldam_margins
+
+    m = ldam_margins(jnp.array([16.0, 1.0, 81.0, 0.0]), 0.5)
+    # n^-1/4 = 1/2, 1, 1/3 -> scaled so the largest (n=1) is 0.5; empty class -> max_m.
+    close(m, [0.25, 0.5, 0.5 / 3, 0.5])
+    # The loss subtracts the margin from the target logit only, then scales by s.
+    z = jnp.array([[0.3, 0.1, -0.2, 0.0]])
+    got = ldam_loss(z, jnp.array([2]), class_counts=jnp.array([16, 1, 81, 0]), s=2.0)
+    zz = 2.0 * (np.array([0.3, 0.1, -0.2 - 0.5 / 3, 0.0]))
+    close(got, [math.log(np.exp(zz).sum()) - zz[2]])
+
+
+def test_ldam_zero_margin_is_scaled_cross_entropy():
+    got = ldam_loss(Z, Y, class_counts=COUNTS, max_m=0.0, s=3.0)
+    close(got, softmax_cross_entropy(3.0 * Z, Y))
+
+
+def test_logit_adjustment_priors_or_counts_and_empty_class():
+    a = logit_adjusted_cross_entropy(Z, Y, class_priors=COUNTS)
+    b = logit_adjusted_cross_entropy(Z, Y, class_priors=COUNTS / COUNTS.sum())
+    close(a, b)
+    close(a, softmax_cross_entropy(Z + np.log(COUNTS / COUNTS.sum()).astype(np.float32), Y))
+    # An empty class is floored at epsilon: finite, and equal to a prior of exactly epsilon.
+    c = logit_adjusted_cross_entropy(Z, Y, class_priors=jnp.array([0.5, 0.5, 0.0]), epsilon=1e-6)
+    d = softmax_cross_entropy(Z + np.log([0.5, 0.5, 1e-6]).astype(np.float32), Y)
+    close(c, d)
+    g = jax.grad(lambda z: logit_adjusted_cross_entropy(z, Y, class_priors=jnp.array([1.0, 0.0, 0.0])).sum())(Z)
+    assert np.all(np.isfinite(np.asarray(g)))
+
+
+def test_balanced_softmax_is_logit_adjustment_tau_one():
+    close(
+        balanced_softmax_cross_entropy(Z, Y, class_counts=COUNTS),
+        logit_adjusted_cross_entropy(Z, Y, class_priors=COUNTS, tau=1.0),
+    )
+
+
+def test_vs_special_cases():
+    # gamma = 0: pure logit adjustment; gamma = tau = 0: plain cross-entropy.
+    close(
+        vs_loss(Z, Y, class_counts=COUNTS, gamma=0.0, tau=0.7),
+        logit_adjusted_cross_entropy(Z, Y, class_priors=COUNTS, tau=0.7),
+    )
+    close(vs_loss(Z, Y, class_counts=COUNTS, gamma=0.0, tau=0.0), softmax_cross_entropy(Z, Y))
+    # tau = 0: z_j (n_j / n_max)^gamma.
+    scale = (COUNTS / COUNTS.max()) ** 0.5
+    close(
+        vs_loss(Z, Y, class_counts=COUNTS, gamma=0.5, tau=0.0), softmax_cross_entropy(Z * scale.astype(np.float32), Y)
+    )
+
+
+@pytest.mark.parametrize(
+    "fn,kw",
+    [
+        (ldam_loss, {"class_counts": COUNTS, "s": 4.0}),
+        (logit_adjusted_cross_entropy, {"class_priors": COUNTS}),
+        (balanced_softmax_cross_entropy, {"class_counts": COUNTS}),
+        (vs_loss, {"class_counts": COUNTS}),
+        (asymmetric_single_label_loss, {}),
+        (integrated_risk_loss, {"loss_matrix": 1.0 - np.eye(3)}),
+    ],
+)
+def test_distribution_labels_match_integer_labels(fn, kw):
+    onehot = jax.nn.one_hot(Y, 3)
+    close(fn(Z, onehot, **kw), fn(Z, Y, **kw))
+
+
+def test_class_weights_weigh_the_target_class():
+    w = jnp.array([1.0, 2.0, 5.0])
+    for fn, kw in ((ldam_loss, {"class_counts": COUNTS}), (vs_loss, {"class_counts": COUNTS})):
+        close(fn(Z, Y, class_weights=w, **kw), w[Y] * fn(Z, Y, **kw))
+
+
+# ------------------------------------------------------------------- ASL --------
+
+
+def test_asl_easy_negatives_are_discarded():
+    # p = sigmoid(-4) < clip = 0.05: zero loss and exactly zero gradient.
+    z = jnp.array([-4.0, -4.0])
+    y = jnp.array([0.0, 1.0])
+    g = jax.grad(lambda z: asymmetric_loss(z, y).sum())(z)
+    assert float(asymmetric_loss(z, y)[0]) == 0.0
+    assert float(g[0]) == 0.0 and float(g[1]) != 0.0
+
+
+def test_asl_without_focusing_or_clip_is_bce():
+    z = jnp.asarray(Z)
+    y = (jnp.asarray(Z) > 0.3).astype(jnp.float32)
+    got = asymmetric_loss(z, y, gamma_neg=0.0, gamma_pos=0.0, clip=0.0)
+    close(got, sigmoid_binary_cross_entropy(z, y))
+
+
+def test_asl_stop_gradient_weight_same_value_other_gradient():
+    y = (jnp.asarray(Z) > 0.3).astype(jnp.float32)
+    f = lambda z, sg: asymmetric_loss(z, y, stop_gradient_weight=sg).sum()  # noqa: E731
+    close(f(Z, True), f(Z, False))
+    g_flow, g_stop = jax.grad(f)(Z, False), jax.grad(f)(Z, True)
+    assert np.max(np.abs(np.asarray(g_flow - g_stop))) > 1e-3
+    # Hand-derived for a positive with gamma_pos = 1: loss = -(1 - p) log p, so
+    # d/dz = (1 - p) * (-(1 - p)) + (-p (1 - p)) * (-log p).
+    z0 = float(Z[0, 0])
+    p = 1 / (1 + math.exp(-z0))
+    weight_fixed = -(1 - p) * (1 - p)  # (1-p) * d(-log p)/dz, weight held constant
+    full = weight_fixed + p * (1 - p) * math.log(p)  # + d(1-p)/dz * (-log p)
+    yy = jnp.ones_like(y)
+    g1 = jax.grad(lambda z: asymmetric_loss(z, yy).sum())(Z)
+    g2 = jax.grad(lambda z: asymmetric_loss(z, yy, stop_gradient_weight=True).sum())(Z)
+    close(g1[0, 0], full, rtol=1e-5)
+    close(g2[0, 0], weight_fixed, rtol=1e-5)
+
+
+def test_asl_extreme_logits_finite():
+    z = jnp.array([1e4, -1e4, 1e4, -1e4, 0.0])
+    y = jnp.array([1.0, 1.0, 0.0, 0.0, 1.0])
+    for clip in (0.0, 0.05):
+        loss, g = jax.value_and_grad(lambda z, c=clip: asymmetric_loss(z, y, clip=c).sum())(z)
+        assert np.isfinite(float(loss)) and np.all(np.isfinite(np.asarray(g)))
+    # clamped like the reference: a hopeless positive costs -log(1e-8) (times weight 1).
+    close(asymmetric_loss(z, y)[1], -math.log(1e-8))
+
+
+def test_asl_single_label_without_focusing_is_smoothed_ce():
+    got = asymmetric_single_label_loss(Z, Y, gamma_pos=0.0, gamma_neg=0.0, label_smoothing=0.2)
+    close(got, softmax_cross_entropy(Z, Y, label_smoothing=0.2))
+
+
+# ------------------------------------------------------------ integrated risk --
+
+
+def test_integrated_risk_closed_forms():
+    p = jax.nn.softmax(jnp.asarray(Z), axis=-1)
+    # 0-1 decision loss: the expected error 1 - p_y.
+    got = integrated_risk_loss(Z, Y, loss_matrix=1.0 - np.eye(3))
+    close(got, 1.0 - p[np.arange(5), Y])
+    L = np.array([[0.0, 1.0, 3.0], [2.0, 0.0, 1.0], [5.0, 4.0, 0.0]], np.float32)
+    want = [float(np.dot(L[y], p[i])) for i, y in enumerate(Y)]
+    close(integrated_risk_loss(Z, Y, loss_matrix=L), want)
+    # a target distribution mixes the rows of L
+    q = jnp.array([[0.5, 0.5, 0.0]] * 5)
+    close(integrated_risk_loss(Z, q, loss_matrix=L), p @ (0.5 * (L[0] + L[1])))
+
+
+# -------------------------------------------------------------------- errors --
+
+
+def test_errors_name_function_argument_and_shape():
+    with pytest.raises(ValueError, match=r"ldam_loss: argument `class_counts` must have shape \(3\), got \(4,\)"):
+        ldam_loss(Z, Y, class_counts=np.ones(4))
+    with pytest.raises(TypeError, match="ldam_loss: argument `logits` must have a float dtype"):
+        ldam_loss(np.ones((2, 3), np.int32), Y[:2], class_counts=COUNTS)
+    with pytest.raises(ValueError, match="ldam_loss: `s` must be > 0"):
+        ldam_loss(Z, Y, class_counts=COUNTS, s=0.0)
+    with pytest.raises(ValueError, match="vs_loss: `gamma` must be >= 0"):
+        vs_loss(Z, Y, class_counts=COUNTS, gamma=-1.0)
+    with pytest.raises(ValueError, match=r"integer `labels` must have shape logits.shape\[:-1\]"):
+        logit_adjusted_cross_entropy(Z, Y[:3], class_priors=COUNTS)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        balanced_softmax_cross_entropy(Z[:, :1], Y * 0, class_counts=COUNTS[:1])
+    with pytest.raises(ValueError, match="asymmetric_loss: `logits` and `labels` must have the same shape"):
+        asymmetric_loss(Z, Y)
+    with pytest.raises(ValueError, match=r"asymmetric_loss: `clip` must lie in \[0.0, 1.0\)"):
+        asymmetric_loss(Z, Z, clip=1.0)
+    with pytest.raises(ValueError, match=r"`label_smoothing` must lie in \[0.0, 1.0\)"):
+        asymmetric_single_label_loss(Z, Y, label_smoothing=1.0)
+    with pytest.raises(ValueError, match=r"integrated_risk_loss: argument `loss_matrix` must have shape \(3, 3\)"):
+        integrated_risk_loss(Z, Y, loss_matrix=np.ones((3, 2)))
+
+
+def test_debug_mode_reports_negative_counts():
+    f = lossjax.checked(lambda z, y, n: ldam_loss(z, y, class_counts=n))
+    with pytest.raises(ValueError, match="ldam_loss: `class_counts` must be >= 0"):
+        f(Z, Y, jnp.array([3, -1, 2]))
