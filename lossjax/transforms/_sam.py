@@ -286,7 +286,7 @@ _Y = np.asarray(np.random.default_rng(2).normal(size=(5, 2)), np.float32)
 
 
 def _toy_loss(params, x=_X, y=_Y):
-    z = jnp.tanh(x @ params["w"] + params["b"])
+    z = jnp.tanh(x @ params["w"] + params["b"][None, :])
     return jnp.mean(jnp.square(z - y))
 
 
