@@ -91,7 +91,7 @@ def _pair_inputs(fn, names, arrays, masks, mask_names, where, *, average):
 
 def _check_same_paired_shapes(fn, pairs):
     for (na, a), (nb, b) in pairs:
-        a, b = jnp.asarray(a), jnp.asarray(b)
+        a, b = check_logps(fn, na, a), check_logps(fn, nb, b)
         if a.shape != b.shape:
             raise ValueError(f"{fn}: `{na}` and `{nb}` must have the same shape, got {a.shape} and {b.shape}.")
 

@@ -1,0 +1,350 @@
+"""Preference losses: golden values from trl's formulas (tests/reference/make_language_preference.py),
+hand-derived cases, masking of per-token inputs, numerics at the edges, and the error messages."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import Mesh, PartitionSpec
+
+import lossjax
+from lossjax import losses as L
+from lossjax.testing import assert_close as _assert_close
+
+REF = json.loads((pathlib.Path(__file__).parents[1] / "reference" / "language_preference.json").read_text())
+PI = REF["pref_inputs"]
+
+
+def assert_close(actual, expected, **kw):
+    """``lossjax.testing.assert_close`` with JSON lists read as arrays (not pytrees)."""
+    expected = jax.tree.map(np.asarray, expected, is_leaf=lambda x: isinstance(x, list))
+    _assert_close(actual, expected, **kw)
+
+
+def _tok(dtype=np.float32):
+    pc, pr, rc, rr = (np.asarray(PI[k], dtype) for k in ("pc", "pr", "rc", "rr"))
+    return pc, pr, rc, rr, np.asarray(PI["chosen_mask"]), np.asarray(PI["rejected_mask"])
+
+
+def _seq(x, m, average=False):
+    s = (x * m).sum(1)
+    return s / np.maximum(m.sum(1), 1) if average else s
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-30)))
+
+
+# ------------------------------ golden values ------------------------------
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_dpo_matches_trl_token_inputs_with_masks(case):
+    c = REF["dpo"][case]
+    pc, pr, rc, rr, cm, rm = _tok()
+    kw = dict(
+        beta=c["beta"], label_smoothing=c["label_smoothing"], robust=c["robust"], chosen_mask=cm, rejected_mask=rm
+    )
+    loss, cr, rj = L.dpo_loss(pc, pr, rc, rr, return_rewards=True, **kw)
+    assert_close(loss, c["loss"], err="dpo loss")
+    assert_close(cr, c["chosen_rewards"], err="chosen rewards")
+    assert_close(rj, c["rejected_rewards"], err="rejected rewards")
+    # d(sum loss)/d(token logp) = d/d(sequence logp) on counted tokens, 0 on padding.
+    g_c, g_r = jax.grad(lambda a, b: jnp.sum(L.dpo_loss(a, b, rc, rr, **kw)), argnums=(0, 1))(pc, pr)
+    assert_close(g_c, np.asarray(c["grad_chosen_seq"])[:, None] * cm, err="dpo grad chosen")
+    assert_close(g_r, np.asarray(c["grad_rejected_seq"])[:, None] * rm, err="dpo grad rejected")
+
+
+def test_dpo_float64_parity():
+    c = REF["dpo"][1]
+    pc, pr, rc, rr, cm, rm = _tok(np.float64)
+    with jax.enable_x64(True):
+        out = L.dpo_loss(
+            pc, pr, rc, rr, beta=c["beta"], label_smoothing=c["label_smoothing"], chosen_mask=cm, rejected_mask=rm
+        )
+        assert out.dtype == jnp.float64
+        assert _rel(out, c["loss"]) < 1e-12
+
+
+def test_sequence_inputs_equal_token_inputs():
+    pc, pr, rc, rr, cm, rm = _tok()
+    tok = L.dpo_loss(pc, pr, rc, rr, chosen_mask=cm, rejected_mask=rm)
+    seq = L.dpo_loss(_seq(pc, cm), _seq(pr, rm), _seq(rc, cm), _seq(rr, rm))
+    assert_close(tok, seq)
+    tok = L.simpo_loss(pc, pr, chosen_mask=cm, rejected_mask=rm)
+    seq = L.simpo_loss(_seq(pc, cm, True), _seq(pr, rm, True))
+    assert_close(tok, seq)
+
+
+@pytest.mark.parametrize("case", range(2))
+def test_ipo_matches_trl(case):
+    c = REF["ipo"][case]
+    pc, pr, rc, rr, cm, rm = _tok()
+    assert_close(L.ipo_loss(pc, pr, rc, rr, beta=c["beta"], chosen_mask=cm, rejected_mask=rm), c["loss"])
+
+
+@pytest.mark.parametrize("case", range(2))
+def test_simpo_matches_trl_cpo(case):
+    c = REF["simpo"][case]
+    pc, pr, _, _, cm, rm = _tok()
+    kw = dict(beta=c["beta"], gamma=c["gamma"], label_smoothing=c["label_smoothing"])
+    loss, cr, rj = L.simpo_loss(pc, pr, chosen_mask=cm, rejected_mask=rm, return_rewards=True, **kw)
+    assert_close(loss, c["loss"])
+    assert_close(cr, c["chosen_rewards"])
+    assert_close(rj, c["rejected_rewards"])
+
+
+@pytest.mark.parametrize("case", range(2))
+def test_orpo_matches_trl(case):
+    c = REF["orpo"][case]
+    pc, pr, _, _, cm, rm = _tok()
+    pca, pra = _seq(pc, cm, True), _seq(pr, rm, True)
+    assert_close(L.orpo_loss(pc, pr, beta=c["beta"], chosen_mask=cm, rejected_mask=rm), c["loss"])
+    g = jax.grad(lambda a, b: jnp.sum(L.orpo_loss(a, b, beta=c["beta"])), argnums=(0, 1))(pca, pra)
+    assert_close(g, (c["grad_chosen_avg"], c["grad_rejected_avg"]), rtol=1e-4)
+
+
+@pytest.mark.parametrize("case", range(2))
+def test_kto_matches_trl(case):
+    k = REF["kto"]
+    c = k["cases"][case]
+    kl = L.kto_reference_kl(np.asarray(k["kl_policy"], np.float32), np.asarray(k["kl_ref"], np.float32))
+    assert_close(kl, c["kl"])
+    out = L.kto_loss(
+        np.asarray(k["policy"], np.float32),
+        np.asarray(k["ref"], np.float32),
+        np.asarray(k["desirable"]),
+        kl,
+        beta=c["beta"],
+        desirable_weight=c["desirable_weight"],
+        undesirable_weight=c["undesirable_weight"],
+    )
+    assert_close(out, c["loss"])
+
+
+@pytest.mark.parametrize("case", range(2))
+def test_npo_matches_reference_repo(case):
+    c = REF["npo"][case]
+    pc, _, rc, _, cm, _ = _tok()
+    assert_close(L.negative_preference_optimization(pc, rc, beta=c["beta"], mask=cm), c["loss"])
+
+
+def test_soft_preference_matches_closed_form_and_cdpo():
+    c = REF["soft_pref"]
+    pc, pr, rc, rr, cm, rm = _tok()
+    q = np.asarray(c["strengths"], np.float32)
+    out = L.soft_preference_cross_entropy(pc, pr, rc, rr, q, beta=c["beta"], chosen_mask=cm, rejected_mask=rm)
+    assert_close(out, c["loss"])
+    # q = 1 - e on every example is conservative DPO with label smoothing e.
+    e = 0.2
+    soft = L.soft_preference_cross_entropy(
+        pc, pr, rc, rr, np.full(5, 1 - e, np.float32), chosen_mask=cm, rejected_mask=rm
+    )
+    cdpo = L.dpo_loss(pc, pr, rc, rr, label_smoothing=e, chosen_mask=cm, rejected_mask=rm)
+    assert_close(soft, cdpo)
+
+
+def test_token_and_sequence_log_probs():
+    c = REF["token_log_probs"]
+    lp = L.token_log_probs(np.asarray(c["logits"], np.float32), np.asarray(c["labels"], np.int32))
+    assert_close(lp, c["value"])
+    x = np.array([[-1.0, -2.0, np.nan, -np.inf]], np.float32)
+    m = np.array([[1, 1, 0, 0]])
+    assert_close(L.sequence_log_probs(x, m), [-3.0])
+    assert_close(L.sequence_log_probs(x, m, average=True), [-1.5])
+    # An all-masked row gives 0, not NaN.
+    assert_close(L.sequence_log_probs(x, np.zeros_like(m), average=True), [0.0])
+    # Ignore-index labels give 0.
+    assert float(L.token_log_probs(jnp.zeros((1, 3)), jnp.array([-100]))[0]) == 0.0
+
+
+# ----------------------------- hand-derived cases -----------------------------
+
+
+def test_hand_computed_values():
+    z = jnp.array([-2.0])
+    # Equal policy and reference: DPO margin 0 -> log 2; NPO -> (2/beta) log 2; KTO -> w/2.
+    assert_close(L.dpo_loss(z, z, z, z), [math.log(2)])
+    assert_close(L.negative_preference_optimization(z, z, beta=0.5), [4 * math.log(2)])
+    assert_close(L.kto_loss(z, z, jnp.array([True]), 0.0, desirable_weight=3.0), [1.5])
+    # IPO minimum at margin 1/(2 beta): zero loss.
+    assert_close(L.ipo_loss(jnp.array([0.0]), jnp.array([-5.0]), z, z, beta=0.1), [0.0])
+    # ORPO with equal responses: odds ratio 1 -> -avg log p + beta log 2.
+    assert_close(L.orpo_loss(jnp.array([-0.3]), jnp.array([-0.3]), beta=0.1), [0.3 + 0.1 * math.log(2)])
+    # Robust DPO is unbiased: averaging over a flip with rate e recovers the clean loss.
+    e, m = 0.2, jnp.array([1.3])
+    zero = jnp.zeros(1)
+    flip = (1 - e) * L.dpo_loss(m, zero, zero, zero, beta=1.0, label_smoothing=e, robust=True) + e * L.dpo_loss(
+        zero, m, zero, zero, beta=1.0, label_smoothing=e, robust=True
+    )
+    assert_close(flip, L.dpo_loss(m, zero, zero, zero, beta=1.0))
+
+
+def test_reference_is_constant():
+    pc, pr, rc, rr, cm, rm = _tok()
+    g = jax.grad(lambda a, b: jnp.sum(L.dpo_loss(pc, pr, a, b, chosen_mask=cm, rejected_mask=rm)), argnums=(0, 1))(
+        rc, rr
+    )
+    assert all(np.all(np.asarray(x) == 0) for x in g)
+    g = jax.grad(lambda r: jnp.sum(L.negative_preference_optimization(pc, r)))(rc)
+    assert np.all(np.asarray(g) == 0)
+    k = REF["kto"]
+    g = jax.grad(
+        lambda kl: jnp.sum(L.kto_loss(np.float32(k["policy"]), np.float32(k["ref"]), np.asarray(k["desirable"]), kl))
+    )(jnp.float32(0.3))
+    assert float(g) == 0.0
+
+
+# ------------------------------ masking / garbage ------------------------------
+
+
+@pytest.mark.parametrize(
+    "loss_fn",
+    [
+        lambda pc, pr, rc, rr, **k: L.dpo_loss(pc, pr, rc, rr, **k),
+        lambda pc, pr, rc, rr, **k: L.ipo_loss(pc, pr, rc, rr, **k),
+        lambda pc, pr, rc, rr, **k: L.simpo_loss(pc, pr, **k),
+        lambda pc, pr, rc, rr, **k: L.orpo_loss(pc, pr, **k),
+    ],
+    ids=["dpo", "ipo", "simpo", "orpo"],
+)
+def test_garbage_in_padded_tokens(loss_fn):
+    pc, pr, rc, rr, cm, rm = _tok()
+    clean = loss_fn(pc, pr, rc, rr, chosen_mask=cm, rejected_mask=rm)
+    dirty = [
+        np.where(m, x, v).astype(np.float32)
+        for x, m, v in ((pc, cm, np.nan), (pr, rm, -np.inf), (rc, cm, np.inf), (rr, rm, np.nan))
+    ]
+    f = jax.jit(lambda a, b, c, d: loss_fn(a, b, c, d, chosen_mask=cm, rejected_mask=rm))
+    assert_close(f(*dirty), clean)
+    g = jax.grad(lambda a, b: jnp.sum(f(a, b, dirty[2], dirty[3])), argnums=(0, 1))(dirty[0], dirty[1])
+    assert np.all(np.isfinite(g[0])) and np.all(np.isfinite(g[1]))
+    assert np.all(np.asarray(g[0])[~cm] == 0) and np.all(np.asarray(g[1])[~rm] == 0)
+
+
+def test_where_with_token_masks_equals_slicing():
+    pc, pr, rc, rr, cm, rm = _tok()
+    w = np.array([True, False, True, True, False])
+    out = L.dpo_loss(pc, pr, rc, rr, chosen_mask=cm, rejected_mask=rm, where=w)
+    ref = L.dpo_loss(pc[w], pr[w], rc[w], rr[w], chosen_mask=cm[w], rejected_mask=rm[w])
+    assert np.all(np.asarray(out)[~w] == 0)
+    assert_close(np.asarray(out)[w], ref)
+
+
+def test_vmap_over_token_inputs_with_masks():
+    pc, pr, rc, rr, cm, rm = _tok()
+    stack = lambda x: np.stack([x, x[::-1]])  # noqa: E731
+    f = jax.vmap(lambda a, b, c, d, m1, m2: L.dpo_loss(a, b, c, d, chosen_mask=m1, rejected_mask=m2))
+    out = jax.jit(f)(*(stack(x) for x in (pc, pr, rc, rr, cm, rm)))
+    assert_close(out[0], L.dpo_loss(pc, pr, rc, rr, chosen_mask=cm, rejected_mask=rm))
+    assert_close(
+        out[1], L.dpo_loss(pc[::-1], pr[::-1], rc[::-1], rr[::-1], chosen_mask=cm[::-1], rejected_mask=rm[::-1])
+    )
+
+
+# ------------------------------- numerics -------------------------------
+
+
+@pytest.mark.parametrize("value", [0.0, -1e-30, -1e4, -1e6])
+def test_edges_are_finite(value):
+    x = jnp.full((3,), value, jnp.float32)
+    y = jnp.array([0.0, -1.0, -1e4], jnp.float32)
+    for fn in (
+        lambda a: L.dpo_loss(a, y, y, a),
+        lambda a: L.ipo_loss(a, y, y, a),
+        lambda a: L.simpo_loss(a, y),
+        lambda a: L.orpo_loss(a, y),
+        lambda a: L.orpo_loss(y, a),
+        lambda a: L.negative_preference_optimization(a, y),
+        lambda a: L.kto_loss(a, y, jnp.array([True, False, True]), 1.0),
+    ):
+        v, g = jax.value_and_grad(lambda a: jnp.sum(fn(a)))(x)
+        assert np.isfinite(float(v)) and np.all(np.isfinite(np.asarray(g))), (value, v, g)
+
+
+def test_orpo_at_probability_one_is_finite():
+    # Average log-prob exactly 0 means odds = inf; log1mexp keeps it finite.
+    v, g = jax.value_and_grad(lambda a: jnp.sum(L.orpo_loss(a, jnp.array([-1.0]))))(jnp.array([0.0]))
+    assert np.isfinite(float(v)) and np.isfinite(float(g[0]))
+    assert float(v) < 1e-6  # log sigmoid(huge) -> 0 and NLL 0
+
+
+def test_bf16_token_inputs_compute_in_float32():
+    pc, pr, rc, rr, cm, rm = _tok()
+    low = [jnp.asarray(x, jnp.bfloat16) for x in (pc, pr, rc, rr)]
+    out = L.dpo_loss(*low, chosen_mask=cm, rejected_mask=rm)
+    assert out.dtype == jnp.float32
+    ref = L.dpo_loss(*(np.asarray(x, np.float32) for x in low), chosen_mask=cm, rejected_mask=rm)
+    assert_close(out, ref)
+
+
+def test_kto_reference_kl_across_devices():
+    k = REF["kto"]
+    p = np.asarray(k["kl_policy"], np.float32)
+    r = np.asarray(k["kl_ref"], np.float32)
+    n = jax.device_count()
+    if n < 2 or 8 % n:
+        pytest.skip("needs several devices (conftest simulates 8 CPU devices)")
+    mesh = Mesh(np.array(jax.devices()), ("d",))
+    f = jax.shard_map(
+        lambda a, b: L.kto_reference_kl(a, b, axis_name="d")[None],
+        mesh=mesh,
+        in_specs=(PartitionSpec("d"), PartitionSpec("d")),
+        out_specs=PartitionSpec("d"),
+    )
+    out = f(p, r)
+    assert_close(out, np.full(n, float(L.kto_reference_kl(p, r))))
+    assert float(L.kto_reference_kl(np.array([-3.0], np.float32), np.array([-1.0], np.float32))) == 0.0  # clamped
+
+
+# ------------------------------ bad inputs ------------------------------
+
+
+def test_errors_name_function_argument_and_shapes():
+    pc, pr, rc, rr, cm, rm = _tok()
+    with pytest.raises(ValueError, match=r"dpo_loss: argument `policy_chosen_logps` must have rank 1 or 2"):
+        L.dpo_loss(pc[..., None], pr, rc, rr)
+    with pytest.raises(
+        ValueError, match=r"dpo_loss: `policy_chosen_logps` and `ref_chosen_logps` must have the same shape"
+    ):
+        L.dpo_loss(pc, pr, rc[:, :3], rr)
+    with pytest.raises(ValueError, match=r"dpo_loss: `chosen_mask` must have the shape of `policy_chosen_logps`"):
+        L.dpo_loss(pc, pr, rc, rr, chosen_mask=rm)
+    with pytest.raises(ValueError, match=r"simpo_loss: `chosen_mask` is only meaningful with per-token"):
+        L.simpo_loss(pc.sum(1), pr.sum(1), chosen_mask=cm)
+    with pytest.raises(ValueError, match=r"must all be per-sequence \[B\] or all per-token"):
+        L.simpo_loss(pc, pr.sum(1))
+    with pytest.raises(ValueError, match=r"same batch size"):
+        L.orpo_loss(pc, pr[:3])
+    with pytest.raises(TypeError, match=r"must have a float dtype"):
+        L.ipo_loss(cm, pr, rc, rr)
+    with pytest.raises(ValueError, match=r"dpo_loss: `beta` must be > 0, got 0.0"):
+        L.dpo_loss(pc, pr, rc, rr, beta=0.0)
+    with pytest.raises(ValueError, match=r"dpo_loss: `label_smoothing` must lie in \[0.0, 0.5\)"):
+        L.dpo_loss(pc, pr, rc, rr, label_smoothing=0.5)
+    with pytest.raises(TypeError, match=r"kto_loss: `desirable` must be a boolean"):
+        L.kto_loss(pc, rc, np.ones(5, np.int32), 0.0)
+    with pytest.raises(ValueError, match=r"kto_loss: `kl` must be a scalar or have shape \(5,\)"):
+        L.kto_loss(pc, rc, np.ones(5, bool), np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match=r"soft_preference_cross_entropy: `strengths` must have shape \(5,\)"):
+        L.soft_preference_cross_entropy(pc, pr, rc, rr, np.ones(4, np.float32))
+    with pytest.raises(ValueError, match=r"`where` must be broadcastable"):
+        L.negative_preference_optimization(pc, rc, where=np.ones(4, bool))
+
+
+def test_registry_names_and_runtime_masks():
+    assert lossjax.registry.get_entry("dpo").name == "dpo_loss"
+    assert lossjax.registry.get_entry("npo").name == "negative_preference_optimization"
+    dpo = lossjax.get("dpo_loss(beta=0.5, label_smoothing=0.1)")
+    assert set(dpo.entry.hyperparams) == {"beta", "label_smoothing", "robust"}
+    pc, pr, rc, rr, cm, rm = _tok()
+    want = L.dpo_loss(pc, pr, rc, rr, beta=0.5, label_smoothing=0.1, chosen_mask=cm, rejected_mask=rm)
+    assert_close(dpo(pc, pr, rc, rr, chosen_mask=cm, rejected_mask=rm), want)
+    assert lossjax.from_config(dpo.to_config()).to_config() == {"name": "dpo_loss", "beta": 0.5, "label_smoothing": 0.1}

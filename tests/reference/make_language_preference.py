@@ -1,0 +1,381 @@
+"""Golden values for lossjax.losses._language and lossjax.losses._preference.
+
+Run once (not at test time): ``python tests/reference/make_language_preference.py``.
+Writes ``tests/reference/language_preference.json`` (inputs, values, some
+gradients), computed in float64 with torch 2.13.0 (CPU) by faithful ports of
+the reference code (the packages themselves need transformers/accelerate, so
+their formulas are transcribed here line by line; trl 1.16.0 was read from its
+wheel, ``pip download --no-deps trl``):
+
+- huggingface/trl 1.16.0 ``trl/trainer/dpo_trainer.py::_compute_loss`` loss
+  types ``sigmoid`` (+ cDPO label smoothing as in trl < 1.0 ``dpo_loss``),
+  ``robust``, ``ipo`` (per-token averaged log-ratios); the per-sequence
+  log-probs are ``(per_token_logps * completion_mask).sum(1)``;
+- trl ``experimental/cpo/cpo_trainer.py::cpo_loss`` (loss_type ``simpo``) on
+  ``get_batch_logps(average_log_prob=True)``;
+- trl ``experimental/orpo/orpo_trainer.py::odds_ratio_loss`` + ``log1mexp``
+  and the policy NLL;
+- trl ``trainer/kto_trainer.py`` loss_type ``kto`` (chosen/rejected losses
+  with the clamped KL reference point);
+- licong-lin/negative-preference-optimization ``TOFU/dataloader.py`` (npo);
+- tum-ai/number-token-loss ``number_token_loss.py`` (NTL-MSE),
+  ``base_number_token_loss.py`` (abs-diff NTL-WAS) and
+  ``wasserstein_distance_number_token_loss.py`` (CDF NTL-WAS);
+- DRSY/EMO ``emo_patch.py`` (values and gradients w.r.t. the logits);
+- sowmaster/Sample-Level-Loss-Reweighting-ICLR-2025 ``src/trainer.py``
+  (``h_func``, ``f_func_*``, ``g_func``) and the README's normalization;
+- collin-burns/discovering_latent_knowledge ``CCS.get_loss`` (per pair);
+- closed forms (no official code): PaLM z-loss, the spherical Z-loss,
+  pass@n coverage (mpmath at 50 digits), soft-preference cross-entropy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+import mpmath
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+torch.set_default_dtype(torch.float64)
+HERE = pathlib.Path(__file__).resolve().parent
+rng = np.random.default_rng(20261122)
+OUT: dict = {}
+
+
+def t(x):
+    return torch.tensor(np.asarray(x, np.float64))
+
+
+def lst(x):
+    return np.asarray(x.detach().numpy() if isinstance(x, torch.Tensor) else x, np.float64).tolist()
+
+
+# --------------------------------------------------------------------------
+# Preference losses.
+# --------------------------------------------------------------------------
+B, TC, TR = 5, 6, 4
+tok = {k: -rng.uniform(0.05, 3.0, size=(B, T)) for k, T in (("pc", TC), ("rc", TC), ("pr", TR), ("rr", TR))}
+cmask = np.ones((B, TC), bool)
+rmask = np.ones((B, TR), bool)
+for i, n in enumerate([6, 3, 5, 1, 4]):
+    cmask[i, n:] = False
+for i, n in enumerate([4, 2, 1, 3, 4]):
+    rmask[i, n:] = False
+masks = {"pc": cmask, "rc": cmask, "pr": rmask, "rr": rmask}
+OUT["pref_inputs"] = {
+    **{k: v.tolist() for k, v in tok.items()},
+    "chosen_mask": cmask.tolist(),
+    "rejected_mask": rmask.tolist(),
+}
+
+
+def seq(k, average):
+    x, m = t(tok[k]), t(masks[k])
+    s = (x * m).sum(1)
+    return s / m.sum(1).clamp(min=1.0) if average else s
+
+
+def dpo_trl(pc, pr, rc, rr, beta, label_smoothing=0.0, loss_type="sigmoid"):
+    chosen_logratios = pc - rc
+    rejected_logratios = pr - rr
+    delta_score = chosen_logratios - rejected_logratios
+    if loss_type == "sigmoid":  # trl < 1.0 dpo_loss: cDPO label smoothing
+        losses = (
+            -F.logsigmoid(beta * delta_score) * (1 - label_smoothing)
+            - F.logsigmoid(-beta * delta_score) * label_smoothing
+        )
+    elif loss_type == "robust":
+        clean_loss_term = -(1 - label_smoothing) * F.logsigmoid(beta * delta_score)
+        flipped_loss_term = -label_smoothing * F.logsigmoid(-beta * delta_score)
+        losses = (clean_loss_term - flipped_loss_term) / (1 - 2 * label_smoothing)
+    return losses, beta * chosen_logratios.detach(), beta * rejected_logratios.detach()
+
+
+dpo_cases = []
+for beta, ls, lt in [(0.1, 0.0, "sigmoid"), (0.5, 0.2, "sigmoid"), (0.3, 0.15, "robust")]:
+    pc = seq("pc", False).requires_grad_(True)
+    pr = seq("pr", False).requires_grad_(True)
+    losses, cr, rr_ = dpo_trl(pc, pr, seq("rc", False), seq("rr", False), beta, ls, lt)
+    g = torch.autograd.grad(losses.sum(), (pc, pr))
+    dpo_cases.append(
+        {
+            "beta": beta,
+            "label_smoothing": ls,
+            "robust": lt == "robust",
+            "loss": lst(losses),
+            "chosen_rewards": lst(cr),
+            "rejected_rewards": lst(rr_),
+            "grad_chosen_seq": lst(g[0]),
+            "grad_rejected_seq": lst(g[1]),
+        }
+    )
+OUT["dpo"] = dpo_cases
+
+# IPO (trl >= 1.0: per-token averaged log-ratio scores).
+ipo_cases = []
+for beta in (0.1, 0.5):
+    chosen_scores = seq("pc", False) - seq("rc", False)
+    rejected_scores = seq("pr", False) - seq("rr", False)
+    chosen_avg = chosen_scores / t(cmask).sum(1).clamp(min=1.0)
+    rejected_avg = rejected_scores / t(rmask).sum(1).clamp(min=1.0)
+    ipo_cases.append({"beta": beta, "loss": lst((chosen_avg - rejected_avg - 1 / (2 * beta)) ** 2)})
+OUT["ipo"] = ipo_cases
+
+# SimPO (CPOTrainer.cpo_loss, loss_type="simpo", average_log_prob=True).
+simpo_cases = []
+for beta, gamma, ls in [(2.0, 0.5, 0.0), (2.5, 1.4, 0.1)]:
+    pc, pr = seq("pc", True), seq("pr", True)
+    logits = pc - pr
+    logits = logits - gamma / beta
+    losses = -F.logsigmoid(beta * logits) * (1 - ls) - F.logsigmoid(-beta * logits) * ls
+    simpo_cases.append(
+        {
+            "beta": beta,
+            "gamma": gamma,
+            "label_smoothing": ls,
+            "loss": lst(losses),
+            "chosen_rewards": lst(beta * pc),
+            "rejected_rewards": lst(beta * pr),
+        }
+    )
+OUT["simpo"] = simpo_cases
+
+
+def log1mexp(x):  # trl orpo_trainer.log1mexp
+    tt = -0.6931471805599453
+    return torch.where(x < tt, torch.log1p(-torch.exp(x)), torch.log(-torch.expm1(x)))
+
+
+orpo_cases = []
+for beta in (0.1, 0.25):
+    pc = seq("pc", True).requires_grad_(True)
+    pr = seq("pr", True).requires_grad_(True)
+    log_odds = (pc - pr) - (log1mexp(pc) - log1mexp(pr))
+    ratio = F.logsigmoid(log_odds)
+    nll = -pc  # per example: the mean over the example's chosen tokens
+    losses = nll - beta * ratio
+    g = torch.autograd.grad(losses.sum(), (pc, pr))
+    orpo_cases.append({"beta": beta, "loss": lst(losses), "grad_chosen_avg": lst(g[0]), "grad_rejected_avg": lst(g[1])})
+OUT["orpo"] = orpo_cases
+
+# KTO (KTOTrainer, loss_type "kto"): per-example in batch order.
+kto_pol = -rng.uniform(0.5, 20.0, size=(8,))
+kto_ref = kto_pol + rng.normal(scale=2.0, size=(8,))
+kto_des = np.array([1, 0, 1, 1, 0, 0, 1, 0], bool)
+kl_pol = -rng.uniform(1.0, 10.0, size=(8,))
+kl_ref = kl_pol - rng.uniform(-0.5, 1.5, size=(8,))
+kto_cases = []
+for beta, wd, wu in [(0.1, 1.0, 1.0), (0.5, 1.33, 0.75)]:
+    kl = (t(kl_pol) - t(kl_ref)).mean().clamp(min=0)
+    logratios = t(kto_pol) - t(kto_ref)
+    chosen_losses = 1 - F.sigmoid(beta * (logratios - kl))
+    rejected_losses = 1 - F.sigmoid(beta * (kl - logratios))
+    losses = torch.where(t(kto_des) > 0, wd * chosen_losses, wu * rejected_losses)
+    kto_cases.append(
+        {"beta": beta, "desirable_weight": wd, "undesirable_weight": wu, "kl": float(kl), "loss": lst(losses)}
+    )
+OUT["kto"] = {
+    "policy": kto_pol.tolist(),
+    "ref": kto_ref.tolist(),
+    "desirable": kto_des.tolist(),
+    "kl_policy": kl_pol.tolist(),
+    "kl_ref": kl_ref.tolist(),
+    "cases": kto_cases,
+}
+
+# NPO (licong-lin/negative-preference-optimization): forget_loss = -sum log p.
+npo_cases = []
+for beta in (0.1, 1.0):
+    forget_loss_current = -seq("pc", False)
+    forget_loss_oracle = -seq("rc", False)
+    neg_log_ratios = forget_loss_current - forget_loss_oracle
+    losses = -F.logsigmoid(beta * neg_log_ratios) * 2 / beta  # per example (the reference takes the mean)
+    npo_cases.append({"beta": beta, "loss": lst(losses)})
+OUT["npo"] = npo_cases
+
+# Soft preference cross-entropy (closed form).
+q = rng.uniform(0.0, 1.0, size=(B,))
+delta = 0.1 * ((seq("pc", False) - seq("rc", False)) - (seq("pr", False) - seq("rr", False)))
+OUT["soft_pref"] = {
+    "beta": 0.1,
+    "strengths": q.tolist(),
+    "loss": lst(-t(q) * F.logsigmoid(delta) - (1 - t(q)) * F.logsigmoid(-delta)),
+}
+
+# token_log_probs: log_softmax gather (trl selective_log_softmax).
+tl_logits = rng.normal(size=(2, 3, 7)) * 3
+tl_labels = rng.integers(0, 7, size=(2, 3))
+OUT["token_log_probs"] = {
+    "logits": tl_logits.tolist(),
+    "labels": tl_labels.tolist(),
+    "value": lst(torch.log_softmax(t(tl_logits), -1).gather(-1, torch.tensor(tl_labels)[..., None])[..., 0]),
+}
+
+# --------------------------------------------------------------------------
+# Language-model losses.
+# --------------------------------------------------------------------------
+N, V = 7, 11
+lm_logits = rng.normal(size=(N, V)) * 2.5
+lm_labels = rng.integers(0, V, size=(N,))
+OUT["lm_inputs"] = {"logits": lm_logits.tolist(), "labels": lm_labels.tolist()}
+
+OUT["z_loss"] = {"z_loss_coef": 1e-4, "value": lst(1e-4 * torch.logsumexp(t(lm_logits), -1) ** 2)}
+
+sph = []
+for a, b in [(1.0, 1.0), (0.1, 10.0), (2.0, 0.5)]:
+    o = t(lm_logits)
+    z = (o - o.mean(-1, keepdim=True)) / o.std(-1, unbiased=False, keepdim=True)
+    zy = z.gather(-1, torch.tensor(lm_labels)[:, None])[:, 0]
+    sph.append({"a": a, "b": b, "value": lst(F.softplus(a * (b - zy)) / a)})
+OUT["spherical_z_loss"] = sph
+
+# Number token loss: vocab of 14 with the digits 0..9 at shuffled ids.
+NV = 14
+perm = rng.permutation(NV)
+nvocab = np.full((NV,), np.nan)
+digit_ids = perm[:10]
+nvocab[digit_ids] = np.arange(10.0)
+ntl_logits = rng.normal(size=(2, 5, NV)) * 2
+ntl_labels = np.array([[digit_ids[3], perm[10], digit_ids[9], digit_ids[0], -100], [digit_ids[5]] * 2 + [perm[12]] * 3])
+is_number = ~np.isnan(nvocab)
+
+
+def ntl_mse(logits, labels):  # number_token_loss.py (selector: logits of number tokens)
+    nv = t(nvocab)
+    lg = logits[..., torch.tensor(is_number)]
+    softmaxed = F.softmax(lg, dim=-1)
+    yhat = torch.sum(softmaxed * nv[torch.tensor(is_number)], dim=-1)
+    lab = labels.masked_fill(labels == -100, 0)
+    y = nv[lab]
+    per = (yhat - y) ** 2
+    return torch.where(torch.isnan(y), torch.zeros_like(per), per), ~torch.isnan(y)
+
+
+def ntl_was_absdiff(logits, labels):  # base_number_token_loss.py, reduction="none"
+    nv = t(nvocab)
+    lab = labels.masked_fill(labels == -100, 0)
+    y = nv[lab]
+    valid = ~torch.isnan(y)
+    probs = F.softmax(logits[..., torch.tensor(is_number)], dim=-1)
+    abs_diff = torch.abs(y[valid].unsqueeze(-1) - nv[torch.tensor(is_number)])
+    return (abs_diff * probs[valid]).sum(-1), valid
+
+
+def ntl_was_cdf(logits, labels):  # wasserstein_distance_number_token_loss.py, order_numbers=True
+    nv = t(nvocab)
+    idx = torch.nonzero(torch.tensor(is_number)).squeeze()
+    vals, order = torch.sort(nv[idx])
+    idx = idx[order]
+    soft = F.softmax(logits[:, :, idx], dim=-1)
+    lab = labels.masked_fill(labels == -100, 0)
+    y = nv[lab]
+    valid = ~torch.isnan(y)
+    target = F.one_hot(lab, num_classes=NV).double()[:, :, idx]
+    w = torch.sum(torch.abs(torch.cumsum(soft, -1) - torch.cumsum(target, -1)), -1)
+    return w[valid], valid
+
+
+L, LB = t(ntl_logits), torch.tensor(ntl_labels)
+mse, valid = ntl_mse(L, LB)
+was, _ = ntl_was_absdiff(L, LB)
+cdf, _ = ntl_was_cdf(L, LB)
+OUT["number_token_loss"] = {
+    "token_values": [None if math.isnan(v) else v for v in nvocab.tolist()],
+    "logits": ntl_logits.tolist(),
+    "labels": ntl_labels.tolist(),
+    "valid": lst(valid.double()),
+    "mse": lst(mse),
+    "was_valid_only": lst(was),
+    "was_cdf_valid_only": lst(cdf),
+}
+
+# EMO (DRSY/EMO emo_patch.py), per token, with gradient of the masked mean w.r.t. the logits.
+E = rng.normal(size=(V, 4))
+emo_mask = np.ones(N, bool)
+emo_mask[[2, 5]] = False
+lg = t(lm_logits).requires_grad_(True)
+labels = torch.tensor(np.where(emo_mask, lm_labels, -100))
+mask = (labels != -100).double()
+mle_loss = F.cross_entropy(lg, labels, reduction="none")
+labels_tmp = labels.clone()
+labels_tmp[labels_tmp == -100] = 0
+one_hot = F.one_hot(labels_tmp, num_classes=V).double()
+stable_onehot = (one_hot + 1e-15) / torch.linalg.vector_norm(one_hot + 1e-15, ord=1, dim=-1, keepdim=True)
+emb = t(E) / torch.linalg.vector_norm(t(E), ord=2, dim=1, keepdim=True)
+p_repr = stable_onehot @ emb
+q_repr = torch.log_softmax(lg, dim=-1).exp() @ emb
+emo_loss = 1 - torch.sum(p_repr * q_repr, dim=-1)
+per_token = ((mle_loss / (emo_loss + 1e-10)).detach() * emo_loss + mle_loss) * 0.5
+loss = (per_token * mask).sum() / (1e-15 + mask.sum())
+(g,) = torch.autograd.grad(loss, lg)
+OUT["emo"] = {
+    "embeddings": E.tolist(),
+    "mask": emo_mask.tolist(),
+    "per_token": lst(per_token * mask),
+    "mean_loss": loss.item(),
+    "grad_mean_wrt_logits": lst(g),
+}
+
+
+# Loss-based sample reweighting (src/trainer.py + README normalization).
+def h_func(losses, delta=1.0, l_min=0.75, l_max=1.8):
+    return 2.0 * delta * losses / max(l_max - l_min, 1e-6) - delta * (l_max + l_min) / max(l_max - l_min, 1e-6)
+
+
+F_FUNC = {
+    "quadratic": lambda x, d=1.0: 1 - x**2 / d**2,  # f_func_mid
+    "upper": lambda x, d=1.0: 0.5 * x + 0.5 * d,
+    "linupper": lambda x, d=1.0: torch.minimum(x + d, d * torch.ones_like(x)),
+    "extremes": lambda x, d=1.0: torch.abs(x),
+}
+rw_losses = rng.uniform(1.5, 5.0, size=(9,))
+rw = []
+for strategy in F_FUNC:
+    for r, delta in [(1.0, 1.0), (0.3, 2.0)]:
+        ls = t(rw_losses).requires_grad_(True)
+        with torch.no_grad():
+            hl = h_func(ls.detach(), delta=delta, l_min=ls.min().item(), l_max=ls.max().item())
+            f = F_FUNC[strategy](hl, delta)
+            scaled = torch.exp((f - f.max().item()) / r)  # g_func(f - max f, r)
+            weights = scaled / scaled.sum()
+        total = torch.sum(weights * ls)
+        (g,) = torch.autograd.grad(total, ls)
+        rw.append(
+            {
+                "strategy": strategy,
+                "temperature": r,
+                "delta": delta,
+                "weights": lst(weights),
+                "loss": total.item(),
+                "grad": lst(g),
+            }
+        )
+OUT["reweighting"] = {"losses": rw_losses.tolist(), "cases": rw}
+
+# pass@n coverage: -log(1 - (1 - p)^N) at 50 digits.
+mpmath.mp.dps = 50
+logps = [-1e-8, -1e-3, -0.05, -0.7, -2.0, -8.0, -25.0, -60.0, -300.0]
+pn = []
+for n in (1, 4, 16, 256):
+    vals = []
+    for lp in logps:
+        p = mpmath.exp(mpmath.mpf(lp))
+        # log(1 - (1-p)^n) = log(-expm1(n log1p(-p))): exact even when p is below 10^-50.
+        vals.append(float(-mpmath.log(-mpmath.expm1(n * mpmath.log1p(-p)))))
+    pn.append({"n": n, "value": vals})
+OUT["pass_at_n"] = {"log_probs": logps, "cases": pn}
+
+# CCS (Burns et al.): per pair, informative + consistent.
+p0 = rng.uniform(0, 1, size=(8,))
+p1 = rng.uniform(0, 1, size=(8,))
+informative = torch.min(t(p0), t(p1)) ** 2
+consistent = (t(p0) - (1 - t(p1))) ** 2
+OUT["ccs"] = {"p_pos": p0.tolist(), "p_neg": p1.tolist(), "value": lst(informative + consistent)}
+
+path = HERE / "language_preference.json"
+path.write_text(json.dumps(OUT, indent=1))
+print(f"wrote {path} ({path.stat().st_size} bytes)")
