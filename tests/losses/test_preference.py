@@ -265,7 +265,7 @@ def test_edges_are_finite(value):
         lambda a: L.negative_preference_optimization(a, y),
         lambda a: L.kto_loss(a, y, jnp.array([True, False, True]), 1.0),
     ):
-        v, g = jax.value_and_grad(lambda a: jnp.sum(fn(a)))(x)
+        v, g = jax.value_and_grad(lambda a, fn=fn: jnp.sum(fn(a)))(x)
         assert np.isfinite(float(v)) and np.all(np.isfinite(np.asarray(g))), (value, v, g)
 
 

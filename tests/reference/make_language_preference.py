@@ -268,7 +268,7 @@ def ntl_was_absdiff(logits, labels):  # base_number_token_loss.py, reduction="no
 def ntl_was_cdf(logits, labels):  # wasserstein_distance_number_token_loss.py, order_numbers=True
     nv = t(nvocab)
     idx = torch.nonzero(torch.tensor(is_number)).squeeze()
-    vals, order = torch.sort(nv[idx])
+    _, order = torch.sort(nv[idx])
     idx = idx[order]
     soft = F.softmax(logits[:, :, idx], dim=-1)
     lab = labels.masked_fill(labels == -100, 0)
