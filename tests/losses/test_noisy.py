@@ -1,0 +1,387 @@
+"""Noisy-label losses: golden values from the papers' code, closed forms, errors.
+
+Golden numbers: tests/reference/imbalance_noisy.json, written by
+tests/reference/make_imbalance_noisy.py (faithful torch ports of
+HanxunH/Active-Passive-Losses, Optimization-AI/ICML2023_LDR, the RMT
+symmetric cross-entropy and kiryor/nnPUlearning).
+"""
+
+import json
+import math
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lossjax
+from lossjax.losses import (
+    adaptive_label_distributionally_robust_loss,
+    label_distributionally_robust_loss,
+    mae_loss,
+    nce_mae_loss,
+    nce_rce_loss,
+    negative_learning_loss,
+    nfl_mae_loss,
+    nfl_rce_loss,
+    nonnegative_pu_risk,
+    normalized_active_passive_loss,
+    normalized_cross_entropy,
+    normalized_focal_loss,
+    reverse_cross_entropy,
+    soft_symmetric_cross_entropy,
+    softmax_cross_entropy,
+    symmetric_cross_entropy,
+    z_error_loss,
+)
+from lossjax.testing import assert_close
+
+REF = json.loads((pathlib.Path(__file__).parents[1] / "reference" / "imbalance_noisy.json").read_text())
+COUNT_KWARGS = {
+    "ldam_loss": "class_counts",
+    "vs_loss": "class_counts",
+    "balanced_softmax_cross_entropy": "class_counts",
+    "logit_adjusted_cross_entropy": "class_priors",
+}
+
+
+def close(actual, expected, **tol):
+    """assert_close against a list/array/scalar expected value."""
+    assert_close(jnp.asarray(actual), np.asarray(expected, np.float64), **tol)
+
+
+def golden_cases(names):
+    return [pytest.param(c, id=f"{c['name']}-{i}") for i, c in enumerate(REF["cases"]) if c["name"] in names]
+
+
+def run_case(case, dtype):
+    """The lossjax loss on a golden case: (per-example value, d sum / d first input, aux or None)."""
+    fn = getattr(lossjax.losses, case["name"])
+    kwargs = dict(case["kwargs"])
+    if case["name"] in COUNT_KWARGS:
+        kwargs[COUNT_KWARGS[case["name"]]] = np.asarray(REF["counts"])
+    inputs = [
+        jnp.asarray(np.asarray(a), dtype) if np.asarray(a).dtype.kind == "f" else jnp.asarray(a, jnp.int32)
+        for a in case["inputs"]
+    ]
+    has_aux = lossjax.registry.get_entry(case["name"]).has_aux
+
+    def total(x):
+        out = fn(x, *inputs[1:], **kwargs)
+        return jnp.sum(out[0] if has_aux else out), out
+
+    (_, out), grad = jax.value_and_grad(total, has_aux=True)(inputs[0])
+    return (out[0], grad, out[1]) if has_aux else (out, grad, None)
+
+
+def rel_err(actual, expected) -> float:
+    """max |a - e| / max |e| (normwise relative error)."""
+    a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    return float(np.max(np.abs(a - e)) / max(np.max(np.abs(e)), 1e-30))
+
+
+def check_golden(case):
+    """float64: agreement to 1e-10; float32: to 2e-5 (values and gradients)."""
+    for dtype, tol in ((jnp.float64, 1e-10), (jnp.float32, 2e-5)):
+        with jax.enable_x64(dtype == jnp.float64):
+            value, grad, aux = run_case(case, dtype)
+            assert value.dtype == dtype
+            err = rel_err(value, case["value"])
+            assert err <= tol, f"{case['name']} {case['kwargs']} value ({dtype.__name__}): rel err {err:.3g}"
+            if "grad" in case:
+                err = rel_err(grad, case["grad"])
+                assert err <= tol, f"{case['name']} {case['kwargs']} grad ({dtype.__name__}): rel err {err:.3g}"
+            if "new_temperatures" in case:
+                err = rel_err(aux, case["new_temperatures"])
+                assert err <= tol, f"{case['name']} new temperatures: rel err {err:.3g}"
+
+
+NAMES = {
+    "normalized_cross_entropy",
+    "reverse_cross_entropy",
+    "mae_loss",
+    "normalized_focal_loss",
+    "nce_rce_loss",
+    "nce_mae_loss",
+    "nfl_rce_loss",
+    "nfl_mae_loss",
+    "symmetric_cross_entropy",
+    "soft_symmetric_cross_entropy",
+    "label_distributionally_robust_loss",
+    "adaptive_label_distributionally_robust_loss",
+    "negative_learning_loss",
+}
+
+
+@pytest.mark.parametrize("case", golden_cases(NAMES))
+def test_golden(case):
+    check_golden(case)
+
+
+def test_every_loss_has_golden_cases():
+    assert {c["name"] for c in REF["cases"]} >= NAMES
+
+
+Z = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32) * 2
+Y = np.array([0, 1, 2, 3, 1, 0], np.int32)
+P = jax.nn.softmax(jnp.asarray(Z), axis=-1)
+PY = P[np.arange(6), Y]
+
+
+# ------------------------------------------------------------ active/passive --
+
+
+def test_nce_rce_mae_closed_forms():
+    log_p = jax.nn.log_softmax(jnp.asarray(Z), axis=-1)
+    close(normalized_cross_entropy(Z, Y), log_p[np.arange(6), Y] / log_p.sum(-1))
+    close(normalized_cross_entropy(jnp.zeros((2, 4)), jnp.array([0, 3])), [0.25, 0.25])
+    # RCE = -A (1 - p_y) with A = log(label_floor).
+    close(reverse_cross_entropy(Z, Y), -math.log(1e-4) * (1 - PY))
+    close(reverse_cross_entropy(Z, Y, label_floor=math.exp(-4.0)), 4.0 * (1 - PY))
+    close(mae_loss(Z, Y), 1 - PY)
+
+
+def test_mae_soft_labels_is_total_variation():
+    q = jnp.array([[0.5, 0.5, 0.0, 0.0]] * 6)
+    close(mae_loss(Z, q), 0.5 * jnp.abs(P - q).sum(-1))
+
+
+def test_nfl_gamma_zero_is_nce_and_gradient_through_normalizer():
+    close(normalized_focal_loss(Z, Y, gamma=0.0), normalized_cross_entropy(Z, Y))
+    # The gradient is that of the paper's function (normalizer not detached): it sums to
+    # zero over the classes (softmax shift invariance), unlike the reference's.
+    g = jax.grad(lambda z: normalized_focal_loss(z, Y).sum())(Z)
+    close(g.sum(-1), np.zeros(6), atol=1e-6)
+
+
+def test_apl_generic_equals_named_combinations():
+    for fn, active, passive in (
+        (nce_rce_loss, "nce", "rce"),
+        (nce_mae_loss, "nce", "mae"),
+        (nfl_rce_loss, "nfl", "rce"),
+        (nfl_mae_loss, "nfl", "mae"),
+    ):
+        got = fn(Z, Y, alpha=10.0, beta=0.1)
+        want = normalized_active_passive_loss(Z, Y, active=active, passive=passive, alpha=10.0, beta=0.1)
+        close(got, want)
+    close(nce_mae_loss(Z, Y, alpha=2.0, beta=3.0), 2.0 * normalized_cross_entropy(Z, Y) + 3.0 * mae_loss(Z, Y))
+
+
+def test_sce_closed_forms():
+    close(symmetric_cross_entropy(Z, Y, alpha=1.0, beta=0.0), softmax_cross_entropy(Z, Y))
+    close(symmetric_cross_entropy(Z, Y), 0.1 * softmax_cross_entropy(Z, Y) - math.log(1e-4) * (1 - PY))
+
+
+def test_soft_sce_teacher_gradient_and_direction():
+    t = jnp.asarray(Z[::-1].copy())
+    gs, gt = jax.grad(lambda s, t: soft_symmetric_cross_entropy(s, t).sum(), argnums=(0, 1))(Z, t)
+    assert np.max(np.abs(np.asarray(gt))) > 1e-3
+    gt0 = jax.grad(lambda t: soft_symmetric_cross_entropy(Z, t, stop_gradient_teacher=True).sum())(t)
+    assert np.all(np.asarray(gt0) == 0)
+    # alpha = 0: the cross-entropy of the student against the teacher's distribution.
+    close(soft_symmetric_cross_entropy(Z, t, alpha=0.0), softmax_cross_entropy(Z, jax.nn.softmax(t, axis=-1)))
+    # symmetric: swapping student and teacher at alpha = 0.5 gives the same value.
+    close(soft_symmetric_cross_entropy(Z, t), soft_symmetric_cross_entropy(t, Z))
+    del gs
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        normalized_cross_entropy,
+        reverse_cross_entropy,
+        mae_loss,
+        normalized_focal_loss,
+        nce_rce_loss,
+        nfl_mae_loss,
+        symmetric_cross_entropy,
+        label_distributionally_robust_loss,
+        negative_learning_loss,
+    ],
+)
+def test_distribution_labels_match_integer_labels(fn):
+    close(fn(Z, jax.nn.one_hot(Y, 4)), fn(Z, Y))
+
+
+# ------------------------------------------------------------ negative learning --
+
+
+def test_negative_learning_exact_where_the_reference_clamps():
+    # p_0 rounds to 1 in float32: -log(1 - p_0) = -(log(C - 1) - 1e4) exactly; the
+    # reference's clamp(1 - p, 1e-5) would give -log(1e-5) = 11.51 instead.
+    z = jnp.array([[1e4, 0.0, 0.0, 0.0]])
+    loss, g = jax.value_and_grad(lambda z: negative_learning_loss(z, jnp.array([0])).sum())(z)
+    close(loss, 1e4 - math.log(3.0), rtol=1e-6)
+    # loss = logsumexp(z) - logsumexp(z_1..3): d/dz_0 = p_0 = 1, d/dz_k = p_k - 1/3 = -1/3.
+    close(g, [[1.0, -1 / 3, -1 / 3, -1 / 3]], rtol=1e-5)
+    # Several complementary labels: the sum of the single-label losses.
+    q = jnp.array([[0.0, 1.0, 1.0, 0.0]] * 6)
+    y1, y2 = jnp.full((6,), 1), jnp.full((6,), 2)
+    close(negative_learning_loss(Z, q), negative_learning_loss(Z, y1) + negative_learning_loss(Z, y2))
+    close(negative_learning_loss(Z, Y), -np.log1p(-np.asarray(PY, np.float64)))
+
+
+# ----------------------------------------------------------------------- LDR --
+
+
+def test_ldr_closed_forms():
+    # No softplus, z = [1, -1] (||z||_1 / C = 1), y = 0: diffs [0, 2 - 2] -> lambda log(1) = 0.
+    z = jnp.array([[1.0, -1.0], [0.0, 0.0]])
+    close(
+        label_distributionally_robust_loss(z, jnp.array([0, 1]), softplus=False), [0.0, math.log((math.e**2 + 1) / 2)]
+    )
+    # lambda -> 0 tends to the Crammer-Singer hinge max_k (c 1[k != y] + zn_k - zn_y)_+ (here >= 0 since k = y gives 0).
+    zn = jax.nn.softplus(jnp.asarray(Z))
+    zn = zn / zn.mean(-1, keepdims=True)
+    hinge = jnp.max(2.0 * (1 - jax.nn.one_hot(Y, 4)) + zn - zn[np.arange(6), Y][:, None], axis=-1)
+    close(label_distributionally_robust_loss(Z, Y, temperature=1e-3), hinge, atol=1e-2)
+    # lambda -> inf: the mean of the margins (Weston-Watkins-like linear limit), up to O(1/lambda).
+    mean_diff = jnp.mean(2.0 * (1 - jax.nn.one_hot(Y, 4)) + zn - zn[np.arange(6), Y][:, None], axis=-1)
+    close(label_distributionally_robust_loss(Z, Y, temperature=1e4), mean_diff, rtol=1e-3, atol=1e-3)
+
+
+def test_ldr_zero_logits_without_softplus_are_finite():
+    z = jnp.zeros((2, 3))
+    loss, g = jax.value_and_grad(
+        lambda z: label_distributionally_robust_loss(z, jnp.array([0, 2]), softplus=False).sum()
+    )(z)
+    close(loss, 2 * math.log((2 * math.e**2 + 1) / 3))
+    assert np.all(np.isfinite(np.asarray(g)))
+
+
+def test_aldr_gradient_is_ldr_at_the_new_fixed_temperature():
+    lam = jnp.asarray(np.random.default_rng(2).uniform(0.3, 1.0, size=6).astype(np.float32))
+    loss, new = adaptive_label_distributionally_robust_loss(Z, Y, lam)
+    g = jax.grad(lambda z: adaptive_label_distributionally_robust_loss(z, Y, lam)[0].sum())(Z)
+    for i in range(6):
+        li = float(new[i])
+        want_g = jax.grad(
+            lambda z, i=i, li=li: label_distributionally_robust_loss(
+                z, Y[i : i + 1], margin=1.0, temperature=li, softplus=False
+            ).sum()
+        )(Z[i : i + 1])
+        close(g[i : i + 1], want_g, rtol=1e-4, atol=1e-6)
+        penalty = -0.5 * math.log(4) * (li - 1.0) ** 2
+        ldr = label_distributionally_robust_loss(Z[i : i + 1], Y[i : i + 1], margin=1.0, temperature=li, softplus=False)
+        close(loss[i], ldr[0] + penalty, rtol=1e-5)
+    # The new temperature lies in (0, lambda_0] and does not depend on the labels.
+    assert np.all((np.asarray(new) > 0) & (np.asarray(new) <= 1.0))
+    close(adaptive_label_distributionally_robust_loss(Z, Y[::-1].copy(), lam)[1], new)
+
+
+def test_aldr_state_masked_and_dtype():
+    lam = jnp.full((6,), 0.7, jnp.bfloat16)
+    mask = jnp.array([True, False, True, True, False, True])
+    loss, new = adaptive_label_distributionally_robust_loss(Z, Y, lam, where=mask)
+    assert new.dtype == jnp.bfloat16 and loss.dtype == jnp.float32
+    assert np.all(np.asarray(new, np.float32)[~np.asarray(mask)] == np.float32(jnp.bfloat16(0.7)))
+    assert np.all(np.asarray(loss)[~np.asarray(mask)] == 0)
+    # Carrying the state through a jitted loop keeps its shape and dtype.
+    step = jax.jit(lambda s: adaptive_label_distributionally_robust_loss(Z, Y, s)[1])
+    s = step(step(lam))
+    assert s.dtype == jnp.bfloat16 and s.shape == (6,)
+
+
+# ------------------------------------------------------------------- Z-error --
+
+
+def test_z_error_filters_outliers_without_gradient():
+    pred = jnp.array([0.0, 0.0, 0.0, 0.0, 10.0])
+    targets = jnp.ones(5)
+    # errors 1, 1, 1, 1, 81: mean 17, population std 32 -> z = 2 for the outlier.
+    loss, g = jax.value_and_grad(lambda p: z_error_loss(p, targets, threshold=1.5))(pred)
+    close(loss, 1.0)
+    close(g, [-0.5, -0.5, -0.5, -0.5, 0.0])  # d/dp mean((p - 1)^2) over the 4 kept examples
+    # Above the outlier's z-score nothing is filtered: the plain MSE.
+    close(z_error_loss(pred, targets, threshold=2.5), (4 + 81) / 5)
+
+
+def test_z_error_degenerate_batches():
+    # sigma = 0: everything kept.
+    close(z_error_loss(jnp.zeros((4, 2)), jnp.ones((4, 2)), threshold=0.0), 1.0)
+    # all masked: 0 and zero gradient, even with NaN in the inputs.
+    bad = jnp.full((3,), jnp.nan)
+    loss, g = jax.value_and_grad(lambda p: z_error_loss(p, jnp.ones(3), where=jnp.zeros(3, bool)))(bad)
+    assert float(loss) == 0.0 and np.all(np.asarray(g) == 0)
+    # statistics over the unmasked examples only: the masked outlier changes nothing.
+    pred = jnp.array([0.0, 0.5, 1.0, 100.0, 2.0])
+    m = jnp.array([True, True, True, False, True])
+    close(z_error_loss(pred, jnp.zeros(5), where=m), z_error_loss(pred[m], jnp.zeros(4)))
+
+
+# ---------------------------------------------------------------------- nnPU --
+
+
+@pytest.mark.parametrize("case", REF["nnpu"], ids=lambda c: f"{c['note']}-{c['non_negative']}")
+def test_nnpu_golden(case):
+    for dtype, tol in ((jnp.float64, 1e-10), (jnp.float32, 2e-5)):
+        with jax.enable_x64(dtype == jnp.float64):
+            scores = jnp.asarray(case["scores"], dtype)
+            labels = jnp.asarray(case["labels"], jnp.int32)
+            f = lambda s, y=labels: nonnegative_pu_risk(s, y, prior=case["prior"], non_negative=case["non_negative"])  # noqa: E731
+            value, grad = jax.value_and_grad(f)(scores)
+            assert rel_err(value, case["value"]) <= tol
+            assert rel_err(grad, case["grad"]) <= tol
+
+
+def test_nnpu_label_conventions_and_closed_form():
+    f = jnp.array([2.0, -1.0, 0.0, 1.0])
+    a = nonnegative_pu_risk(f, jnp.array([1, 0, 0, 1]), prior=0.4)
+    b = nonnegative_pu_risk(f, jnp.array([True, False, False, True]), prior=0.4)
+    c = nonnegative_pu_risk(f, jnp.array([1, -1, -1, 1]), prior=0.4)
+    s = jax.nn.sigmoid
+    want = 0.4 / 2 * (s(-2.0) + s(-1.0)) + (s(-1.0) + s(0.0)) / 2 - 0.4 / 2 * (s(2.0) + s(1.0))
+    close(a, want)
+    close(b, want)
+    close(c, want)
+    # logistic surrogate l(z) = softplus(-z)
+    sp = jax.nn.softplus
+    want = 0.4 / 2 * (sp(-2.0) + sp(-1.0)) + (sp(-1.0) + sp(0.0)) / 2 - 0.4 / 2 * (sp(2.0) + sp(1.0))
+    # Here the negative-risk estimate is < 0: uPU keeps it, nnPU clips to pi R_p^+.
+    close(nonnegative_pu_risk(f, jnp.array([1, 0, 0, 1]), prior=0.4, loss="logistic", non_negative=False), want)
+    close(nonnegative_pu_risk(f, jnp.array([1, 0, 0, 1]), prior=0.4, loss="logistic"), 0.2 * (sp(-2.0) + sp(-1.0)))
+
+
+# -------------------------------------------------------------------- errors --
+
+
+def test_errors_name_function_argument_and_shape():
+    with pytest.raises(ValueError, match="normalized_cross_entropy: `logits` must have at least 2 classes"):
+        normalized_cross_entropy(Z[:, :1], Y * 0)
+    with pytest.raises(TypeError, match="mae_loss: argument `logits` must have a float dtype"):
+        mae_loss(np.ones((2, 3), np.int32), Y[:2])
+    with pytest.raises(ValueError, match=r"reverse_cross_entropy: `label_floor` must lie in \(0.0, 1.0\)"):
+        reverse_cross_entropy(Z, Y, label_floor=0.0)
+    with pytest.raises(ValueError, match="normalized_active_passive_loss: `active` must be one of"):
+        normalized_active_passive_loss(Z, Y, active="gce")
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        nce_mae_loss(Z, Y, gamma=0.5)
+    with pytest.raises(ValueError, match="symmetric_cross_entropy: `alpha` must be >= 0"):
+        symmetric_cross_entropy(Z, Y, alpha=-0.1)
+    with pytest.raises(
+        ValueError, match="soft_symmetric_cross_entropy: `logits` and `teacher_logits` must have the same shape"
+    ):
+        soft_symmetric_cross_entropy(Z, Z[:, :3])
+    with pytest.raises(ValueError, match="label_distributionally_robust_loss: `temperature` must be > 0"):
+        label_distributionally_robust_loss(Z, Y, temperature=0.0)
+    with pytest.raises(
+        ValueError, match=r"adaptive_label_distributionally_robust_loss: `alpha` must lie in \[1.0, inf\]"
+    ):
+        adaptive_label_distributionally_robust_loss(Z, Y, jnp.ones(6), alpha=0.5)
+    with pytest.raises(ValueError, match=r"argument `temperatures` must have shape \(6\), got \(5,\)"):
+        adaptive_label_distributionally_robust_loss(Z, Y, jnp.ones(5))
+    with pytest.raises(ValueError, match="z_error_loss: `predictions` and `targets` must have the same shape"):
+        z_error_loss(jnp.ones(3), jnp.ones(4))
+    with pytest.raises(ValueError, match=r"nonnegative_pu_risk: `prior` must lie in \(0.0, 1.0\)"):
+        nonnegative_pu_risk(jnp.ones(3), jnp.ones(3, jnp.int32), prior=1.0)
+    with pytest.raises(ValueError, match="nonnegative_pu_risk: argument `scores` must have rank 1"):
+        nonnegative_pu_risk(jnp.ones((3, 1)), jnp.ones(3, jnp.int32), prior=0.5)
+    with pytest.raises(ValueError, match="nonnegative_pu_risk: `loss` must be one of"):
+        nonnegative_pu_risk(jnp.ones(3), jnp.ones(3, jnp.int32), prior=0.5, loss="hinge")
+
+
+def test_registry_specs():
+    loss = lossjax.get("nfl_rce_loss(alpha=10.0, beta=0.1)")
+    close(loss(Z, Y), nfl_rce_loss(Z, Y, alpha=10.0, beta=0.1))
+    assert lossjax.get("nce_and_mae").to_config() == {"name": "nce_mae_loss"}
