@@ -28,10 +28,15 @@ Two gradient strategies (``mode=``):
     same as the naive head; temporaries are one tile plus the float32
     ``[V, D]`` accumulator.
 
-``"auto"`` (default) picks ``"in_forward"`` when the loss is a scalar and the
-weight is not vocab-sharded, else ``"recompute"``. Tile sizes come from a byte
-budget (``memory_budget``) as multiples of 128, and can be overridden with
-``block_size`` / ``chunk_size``.
+``"auto"`` (default) picks ``"in_forward"`` when the loss is a scalar, the
+weight is not vocab-sharded and the float32 ``[V, D]`` accumulator fits the
+byte budget (``memory_budget``, default 512 MiB), else ``"recompute"`` (e.g. at
+V=128k, D=4096 the accumulator alone is 2 GiB: recompute, whose extra 2 N D V
+FLOPs cost less than streaming a 2 GiB accumulator through every token chunk).
+Tile sizes come from the same budget as multiples of 128 (a float32 tile of at
+most ``memory_budget`` bytes) and can be overridden with ``block_size`` /
+``chunk_size``. Memory-lean setting: ``mode="recompute"`` with a small budget
+(e.g. 64 MiB).
 
 Matmul operands stay in the input dtype (bf16 stays bf16) with
 ``preferred_element_type=float32``; the softmax math is float32; ``dlogits``
@@ -61,8 +66,8 @@ ArrayLike = jax.typing.ArrayLike
 
 _MODES = ("auto", "in_forward", "recompute")
 _REDUCTIONS = ("none", "mean", "sum")
-#: Default byte budget for one logit tile (float32 logits + dlogits in the operand dtype).
-DEFAULT_MEMORY_BUDGET = 256 * 2**20
+#: Default byte budget for one float32 logit tile (and for the in-forward float32 dW accumulator).
+DEFAULT_MEMORY_BUDGET = 512 * 2**20
 
 
 class _Cfg(NamedTuple):
@@ -389,20 +394,22 @@ def _round128(x: int) -> int:
     return max(128, (int(x) // 128) * 128)
 
 
-def tile_sizes(
-    num_tokens: int, vocab_size: int, *, itemsize: int = 2, memory_budget: int = DEFAULT_MEMORY_BUDGET
-) -> tuple[int, int]:
-    """Automatic ``(block_size, chunk_size)`` for a byte budget.
+def tile_sizes(num_tokens: int, vocab_size: int, *, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> tuple[int, int]:
+    """Automatic ``(block_size, chunk_size)``: the largest float32 logit tiles within a byte budget.
 
-    One tile element costs a float32 logit, the float32 softmax work and the
-    ``dlogits`` cast to the operand dtype: ``8 + itemsize`` bytes. The vocabulary
-    block (recompute path, tiles ``[N, block]``) and the token chunk
-    (in-forward path, tiles ``[chunk, V]``) are the largest multiples of 128
-    whose tile fits the budget (at least 128), capped at the full size.
+    The vocabulary block (recompute path, tiles ``[N, block]``) and the token
+    chunk (in-forward path, tiles ``[chunk, V]``) are the largest multiples of
+    128 whose float32 tile (4 bytes per logit) fits ``memory_budget``, never
+    below 128 (small tiles are slow at large sizes) and capped at the full size.
+    The ``dlogits`` tile in the operand dtype comes on top (half as much for bf16).
+
+    Example:
+      >>> from lossjax.losses._large_vocab import tile_sizes
+      >>> tile_sizes(8192, 128256)  # (vocab block, token chunk) for the default 512 MiB
+      (16384, 1024)
     """
-    per = 8 + int(itemsize)
-    block = min(_round128(memory_budget // (per * max(num_tokens, 1))), vocab_size)
-    chunk = min(_round128(memory_budget // (per * max(vocab_size, 1))), num_tokens)
+    block = min(_round128(memory_budget // (4 * max(num_tokens, 1))), vocab_size)
+    chunk = min(_round128(memory_budget // (4 * max(vocab_size, 1))), num_tokens)
     return max(block, 1), max(chunk, 1)
 
 
@@ -494,8 +501,10 @@ def linear_cross_entropy(
       block_size: vocabulary block of the recompute path (default: from
         ``memory_budget``; multiples of 128 recommended).
       chunk_size: token chunk of the in-forward path (default: from ``memory_budget``).
-      memory_budget: bytes for one logit tile (default 256 MiB), used to pick
-        the block and chunk sizes (see :func:`tile_sizes`).
+      memory_budget: bytes for one float32 logit tile (default 512 MiB), used
+        to pick the block and chunk sizes (see :func:`tile_sizes`); ``"auto"``
+        uses the in-forward path only if its float32 ``[V, D]`` weight-gradient
+        accumulator also fits. A smaller budget is the memory-lean setting.
       vocab_axis_name: name of a ``shard_map`` axis over which ``weight`` (and
         ``bias``) are sharded along the vocabulary; ``labels`` are global
         indices and ``hidden`` is replicated over that axis. Each shard streams
@@ -586,10 +595,15 @@ def linear_cross_entropy(
     x = jnp.where(valid[:, None], x, jnp.zeros((), x.dtype))
     y = jnp.where(valid, y, jnp.zeros((), y.dtype))
 
-    itemsize = jnp.dtype(op_dtype).itemsize
-    auto_block, auto_chunk = tile_sizes(n, v_local, itemsize=itemsize, memory_budget=memory_budget)
+    auto_block, auto_chunk = tile_sizes(n, v_local, memory_budget=memory_budget)
+    # In-forward (6NDV) needs a scalar cotangent, and its float32 [V, D] weight-
+    # gradient accumulator must fit the budget; otherwise recompute (8NDV).
     use_forward = mode == "in_forward" or (
-        mode == "auto" and reduction != "none" and not return_lse and vocab_axis_name is None
+        mode == "auto"
+        and reduction != "none"
+        and not return_lse
+        and vocab_axis_name is None
+        and 4 * v_local * d <= memory_budget
     )
     cap = 1.0 if logit_softcap is None else logit_softcap
     hp = jnp.stack([jnp.asarray(label_smoothing, acc), jnp.asarray(z_loss, acc), jnp.asarray(cap, acc)])

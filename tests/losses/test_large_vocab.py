@@ -182,13 +182,23 @@ def test_bf16_inputs(mode):
 
 def test_modes_agree_and_reductions():
     h, w, b, y = _random(seed=3)
-    per_token = linear_cross_entropy(h, w, y, bias=b, block_size=128)
     count = jnp.sum(y != -100)
+
+    @jax.jit
+    def all_ways(h, w, b):
+        per_token = linear_cross_entropy(h, w, y, bias=b, block_size=128)
+        out = {}
+        for mode in MODES:
+            for red in ("sum", "mean"):
+                out[mode, red] = linear_cross_entropy(
+                    h, w, y, bias=b, reduction=red, mode=mode, chunk_size=32, block_size=128
+                )
+        return per_token, out
+
+    per_token, out = all_ways(h, w, b)
     for mode in MODES:
-        s = linear_cross_entropy(h, w, y, bias=b, reduction="sum", mode=mode, chunk_size=32, block_size=128)
-        m = linear_cross_entropy(h, w, y, bias=b, reduction="mean", mode=mode, chunk_size=32, block_size=128)
-        np.testing.assert_allclose(s, jnp.sum(per_token), rtol=2e-6)
-        np.testing.assert_allclose(m, jnp.sum(per_token) / count, rtol=2e-6)
+        np.testing.assert_allclose(out[mode, "sum"], jnp.sum(per_token), rtol=2e-6)
+        np.testing.assert_allclose(out[mode, "mean"], jnp.sum(per_token) / count, rtol=2e-6)
 
 
 def test_return_lse_gradient():
@@ -204,8 +214,8 @@ def test_return_lse_gradient():
         lse = jnp.where(y != -100, jax.nn.logsumexp(logits, axis=-1), 0.0)
         return jnp.sum(naive(h, w, y)) + 0.3 * jnp.sum(lse**2)
 
-    got = jax.value_and_grad(fused, argnums=(0, 1))(h, w)
-    want = jax.value_and_grad(ref, argnums=(0, 1))(h, w)
+    got = jax.jit(jax.value_and_grad(fused, argnums=(0, 1)))(h, w)
+    want = jax.jit(jax.value_and_grad(ref, argnums=(0, 1)))(h, w)
     for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         assert_rel(g, r, 1e-5, "lse path")
 
@@ -238,7 +248,7 @@ def test_closed_form_two_classes():
                 x, weight, labels, label_smoothing=a, z_loss=zl, logit_softcap=c, reduction="sum", mode=mode
             )
 
-        val, g = jax.value_and_grad(f)(hidden)
+        val, g = jax.jit(jax.value_and_grad(f))(hidden)
         np.testing.assert_allclose(float(val), want, rtol=1e-6)
         np.testing.assert_allclose(float(g[0, 0]), dwant, rtol=1e-5)
 
@@ -249,7 +259,9 @@ def test_uniform_logits_closed_form():
     hidden = jnp.zeros((3, 4), jnp.float32)
     weight = jnp.ones((v, 4), jnp.float32)
     labels = jnp.array([0, 999, 500], jnp.int32)
-    out = linear_cross_entropy(hidden, weight, labels, label_smoothing=0.3, z_loss=1e-2, block_size=128)
+    out = jax.jit(lambda h: linear_cross_entropy(h, weight, labels, label_smoothing=0.3, z_loss=1e-2, block_size=128))(
+        hidden
+    )
     np.testing.assert_allclose(out, np.full(3, math.log(v) + 1e-2 * math.log(v) ** 2), rtol=1e-6)
 
 
@@ -271,8 +283,8 @@ def test_ignored_tokens_equal_slicing(mode):
     def sliced(h, w):
         return linear_cross_entropy(h[keep], w, y[keep], bias=b, reduction="sum", mode=mode, chunk_size=16)
 
-    val, (dh, dw) = jax.value_and_grad(f, argnums=(0, 1))(h_bad, w)
-    rval, (rdh, rdw) = jax.value_and_grad(sliced, argnums=(0, 1))(h, w)
+    val, (dh, dw) = jax.jit(jax.value_and_grad(f, argnums=(0, 1)))(h_bad, w)
+    rval, (rdh, rdw) = jax.jit(jax.value_and_grad(sliced, argnums=(0, 1)))(h, w)
     np.testing.assert_allclose(val, rval, rtol=2e-6)
     assert np.all(np.asarray(dh)[~keep] == 0)
     np.testing.assert_allclose(dh, rdh, rtol=1e-5, atol=1e-7)  # rdh is 0 on dropped rows too
@@ -289,7 +301,7 @@ def test_all_ignored_batch(mode):
     def f(h, w, b):
         return linear_cross_entropy(h, w, y, bias=b, reduction="mean", mode=mode, chunk_size=4, block_size=64)
 
-    val, grads = jax.value_and_grad(f, argnums=(0, 1, 2))(h, w, b)
+    val, grads = jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))(h, w, b)
     assert float(val) == 0.0
     for g in grads:
         assert np.all(np.asarray(g) == 0)
@@ -305,7 +317,7 @@ def test_huge_logits_finite_and_exact(mode):
     def f(h, w):
         return linear_cross_entropy(h, w, y, reduction="sum", mode=mode, block_size=128, chunk_size=8)
 
-    val, (dh, dw) = jax.value_and_grad(f, argnums=(0, 1))(h, w)
+    val, (dh, dw) = jax.jit(jax.value_and_grad(f, argnums=(0, 1)))(h, w)
     assert np.isfinite(float(val)) and np.all(np.isfinite(dh)) and np.all(np.isfinite(dw))
     with jax.enable_x64(True):
         h64, w64 = jnp.asarray(np.asarray(h), jnp.float64), jnp.asarray(np.asarray(w), jnp.float64)
@@ -319,19 +331,26 @@ def test_huge_logits_finite_and_exact(mode):
 def test_leading_dims_and_vmap_and_checkpoint():
     h, w, _, y = _random(n=24, v=200, seed=4)
     h3, y3 = h.reshape(2, 12, -1), y.reshape(2, 12)
-    flat = linear_cross_entropy(h, w, y, block_size=128)
-    np.testing.assert_array_equal(linear_cross_entropy(h3, w, y3, block_size=128), flat.reshape(2, 12))
-    vm = jax.vmap(lambda a, b: linear_cross_entropy(a, w, b, block_size=128))(h3, y3)
+
+    @jax.jit
+    def three_ways(h, h3, y3):
+        flat = linear_cross_entropy(h, w, y, block_size=128)
+        batched = linear_cross_entropy(h3, w, y3, block_size=128)
+        vm = jax.vmap(lambda a, b: linear_cross_entropy(a, w, b, block_size=128))(h3, y3)
+        return flat, batched, vm
+
+    flat, batched, vm = three_ways(h, h3, y3)
+    np.testing.assert_allclose(batched, flat.reshape(2, 12), rtol=1e-6)
     np.testing.assert_allclose(vm, flat.reshape(2, 12), rtol=1e-6)
 
     def f(h, w):
         return jnp.sum(linear_cross_entropy(h, w, y, block_size=128) ** 2)
 
-    g = jax.grad(f, argnums=(0, 1))(h, w)
+    g = jax.jit(jax.grad(f, argnums=(0, 1)))(h, w)
     gc = jax.jit(jax.grad(jax.checkpoint(f), argnums=(0, 1)))(h, w)
     for a, b in zip(g, gc):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
-    gvm = jax.vmap(jax.grad(lambda a, b: jnp.sum(linear_cross_entropy(a, w, b, block_size=128) ** 2)))(h3, y3)
+    gvm = jax.jit(jax.vmap(jax.grad(lambda a, b: jnp.sum(linear_cross_entropy(a, w, b, block_size=128) ** 2))))(h3, y3)
     np.testing.assert_allclose(gvm.reshape(h.shape), g[0], rtol=1e-5, atol=1e-7)
 
 
@@ -358,13 +377,29 @@ def test_no_gather_or_scatter_on_vocab():
 
 
 def test_tile_sizes_from_budget():
-    block, chunk = tile_sizes(8192, 128256, itemsize=2, memory_budget=256 * 2**20)
+    budget = 512 * 2**20
+    block, chunk = tile_sizes(8192, 128256, memory_budget=budget)
     assert block % 128 == 0 and chunk % 128 == 0
-    assert 8192 * block * 10 <= 256 * 2**20 and chunk * 128256 * 10 <= 256 * 2**20
-    assert (block, chunk) == (3200, 128)
+    assert 8192 * block * 4 <= budget and chunk * 128256 * 4 <= budget
+    assert (block, chunk) == (16384, 1024)  # 1024-token chunks at V=128k (PERFORMANCE.md)
     # never a tiny tile at a huge vocabulary; capped by the full size at small shapes
     assert tile_sizes(16384, 256000, memory_budget=2**20) == (128, 128)
     assert tile_sizes(100, 1000) == (1000, 100)
+
+
+def test_auto_mode_choice():
+    """auto: in-forward only for a scalar loss whose float32 [V, D] accumulator fits the budget."""
+    h, w, _, y = _random(n=8, d=4, v=256)
+
+    def prims(**kw):
+        f = jax.grad(lambda h, w: linear_cross_entropy(h, w, y, block_size=128, chunk_size=4, **kw), argnums=(0, 1))
+        return str(jax.make_jaxpr(f)(h, w))
+
+    # The recompute backward streams vocabulary blocks again: two loops in total.
+    # The in-forward path has one loop (token chunks) and no loop in the backward.
+    assert prims(reduction="mean").count("scan[") == 1
+    assert prims(reduction="mean", memory_budget=4 * 256 * 4 - 1).count("scan[") == 2
+    assert prims(reduction="mean", return_lse=False, mode="recompute").count("scan[") == 2
 
 
 def _temp_bytes(fn, *args) -> int:

@@ -1,0 +1,99 @@
+"""Fused linear cross-entropy vs the naive head, forward + backward, bf16 inputs.
+
+The naive head materializes the logits with one matmul and uses optax's
+cross-entropy; ``jax.value_and_grad`` with respect to hidden and weight. The
+fused variants never hold more than one logit tile:
+
+- ``lossjax default``: ``reduction="mean"`` with every default. ``mode="auto"``
+  computes the gradient during the forward pass (6 N D V FLOPs, like naive)
+  when the float32 [V, D] accumulator fits the 512 MiB budget (the small CPU
+  sizes), else recomputes (8 N D V; the large GPU sizes). At the small sizes
+  the whole logit matrix fits one 512 MiB tile, so memory equals naive's.
+- ``lossjax in_forward, budget``: the in-forward path with a small tile budget
+  (token chunks), to show the memory it saves at sizes a CPU can run.
+- ``lossjax lean``: ``mode="recompute"`` with a small budget (vocabulary blocks):
+  temporaries = one tile + N-vectors + the float32 [N, D] hidden-gradient accumulator.
+
+Floor: 6 N D V FLOPs (three matmuls); the runner's "x floor" column is a
+bandwidth floor and stays empty here (``floor_bytes`` unset).
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lossjax.benchmarking import Case
+from lossjax.losses import linear_cross_entropy
+
+CPU_NOTE = (
+    "On CPU, XLA upcasts bf16 dots to f32 and hoists an f32 copy of the whole weight (4VD bytes) out of the"
+    " fused loops; GPU/TPU dots take bf16 operands and have no such copy."
+)
+
+SIZES = {
+    "small": [(1024, 256, 16384), (512, 128, 65536)],
+    "large": [(8192, 4096, 128256), (16384, 2048, 256000)],
+}
+
+
+def naive(hidden, weight, labels):
+    logits = (hidden @ weight.T).astype(jnp.float32)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def fused_default(hidden, weight, labels):
+    return linear_cross_entropy(hidden, weight, labels, reduction="mean")
+
+
+def _budget(size):
+    return (16 if size == "small" else 64) * 2**20
+
+
+def fused_in_forward(budget):
+    def f(hidden, weight, labels):
+        return linear_cross_entropy(hidden, weight, labels, reduction="mean", mode="in_forward", memory_budget=budget)
+
+    return f
+
+
+def fused_lean(budget):
+    def f(hidden, weight, labels):
+        return linear_cross_entropy(hidden, weight, labels, reduction="mean", mode="recompute", memory_budget=budget)
+
+    return f
+
+
+def _grad(loss):
+    return jax.value_and_grad(loss, argnums=(0, 1))
+
+
+def _inputs(n, d, v, seed):
+    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
+    hidden = jax.random.normal(k1, (n, d), jnp.bfloat16)
+    weight = (jax.random.normal(k2, (v, d), jnp.float32) / d**0.5).astype(jnp.bfloat16)
+    labels = jax.random.randint(k3, (n,), 0, v, jnp.int32)
+    return hidden, weight, labels
+
+
+def cases(size: str):
+    out = []
+    for n, d, v in SIZES[size]:
+        inputs = [_inputs(n, d, v, s) for s in (0, 1)]
+        mib = _budget(size) // 2**20
+        variants = {
+            "naive (matmul + optax CE)": (_grad(naive), inputs),
+            "lossjax default": (_grad(fused_default), inputs),
+            f"lossjax in_forward {mib}MiB": (_grad(fused_in_forward(_budget(size))), inputs),
+            f"lossjax lean {mib}MiB": (_grad(fused_lean(_budget(size))), inputs),
+        }
+        out.append(
+            Case(
+                f"linear CE fwd+bwd bf16 N={n} D={d} V={v}",
+                variants,
+                baseline="naive (matmul + optax CE)",
+                floor_flops=6.0 * n * d * v,
+                note=f"6NDV = {6.0 * n * d * v / 1e9:.1f} GFLOP; naive f32 logits = {n * v * 4 / 2**20:.0f} MiB. "
+                + CPU_NOTE,
+            )
+        )
+    return out
