@@ -1,3 +1,1257 @@
-"""Placeholder until the family lands; see CONTRIBUTING.md."""
+"""Metric-learning and contrastive losses: pairs, triplets, InfoNCE and friends.
 
-__all__: list[str] = []
+Two input forms:
+
+- **labelled batch**: ``embeddings [N, D]`` + integer ``labels [N]`` -> one
+  scalar for the batch (kind ``batch``). Positives are the other examples with
+  the same label, negatives those with another label.
+- **paired views**: ``queries [B, D]`` + ``keys [B, D]`` (row ``i`` of each is
+  a positive pair; every other key is a negative) -> a loss per pair ``[B]``
+  (kind ``per_example``).
+
+Every loss builds its ``[N, M]`` similarity or distance matrix once with
+:mod:`lossjax._pairwise` (one matmul, never ``[N, M, D]``), computes in
+float32 for half-precision inputs, and excludes padded examples (``where``)
+from every pair as anchor, positive and negative.
+
+**Many devices.** Losses that need the whole batch take ``axis_name``. Inside
+``shard_map``/``pmap`` with the batch split over that axis, each device
+gathers the candidates of all devices (``all_gather``), computes the terms of
+the anchors it owns, and the total is combined with ``psum`` and a global
+normalizer, so the value (replicated) and the gradient with respect to each
+device's shard equal the single-device result on the concatenated batch.
+Per-example losses return each device's own rows.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lossjax import _checks as C
+from lossjax import _pairwise as P
+from lossjax import miners as M
+from lossjax.registry import register
+from lossjax.testing import Sample
+
+__all__ = [
+    "batch_triplet_loss",
+    "circle_loss",
+    "continuously_weighted_contrastive_loss",
+    "infonce_loss",
+    "lifted_structure_loss",
+    "multi_similarity_loss",
+    "npair_loss",
+    "ntxent_loss",
+    "pairwise_contrastive_loss",
+    "sigmoid_contrastive_loss",
+    "soft_infonce_loss",
+    "supervised_contrastive_loss",
+    "symmetric_infonce_loss",
+    "triplet_margin_loss",
+]
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+
+_FAMILY = "metric"
+_PML = "KevinMusgrave/pytorch-metric-learning"
+
+
+# --------------------------------------------------------------------------
+# Samples for the conformance suite.
+# --------------------------------------------------------------------------
+
+_LABELS = np.array([0, 0, 1, 1, 2, 2, 0, 1, 2], np.int32)
+
+
+def _labelled_sample(scale: float = 1.0, bf16_tol: float = 3e-2, **kw) -> Sample:
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(9, 5)) * scale).astype(np.float32)
+    return Sample(args=(x, _LABELS), bf16_tol=bf16_tol, **kw)
+
+
+def _paired_sample(bf16_tol: float = 3e-2, diff_argnums=(0, 1), **kw) -> Sample:
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(6, 4)).astype(np.float32)
+    b = (a + 0.5 * rng.normal(size=(6, 4))).astype(np.float32)
+    return Sample(args=(a, b), diff_argnums=diff_argnums, bf16_tol=bf16_tol, **kw)
+
+
+# --------------------------------------------------------------------------
+# Shared internals.
+# --------------------------------------------------------------------------
+
+
+class _Labelled(NamedTuple):
+    x: Array  # local rows [n, D], compute dtype, padded rows filled with 0
+    xg: Array  # gathered rows [M, D]
+    pos: Array  # [n, M] positive pairs
+    neg: Array  # [n, M] negative pairs
+    valid: Array  # [n]
+    dtype: jnp.dtype
+
+
+def _labelled(
+    fn: str,
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    where: ArrayLike | None,
+    axis_name,
+    *,
+    normalize: bool = False,
+) -> _Labelled:
+    x = C.check_array(fn, "embeddings", embeddings, ndim=2, dtype="float")
+    labels = C.check_array(fn, "labels", labels, ndim=1, dtype="int")
+    C.check_shape_prefix(fn, ("embeddings", "labels"), x, labels, 1)
+    n = x.shape[0]
+    dtype = C.compute_dtype(x)
+    mask = C.prepare_where(fn, where, (n,))
+    valid = jnp.ones((n,), bool) if mask is None else mask
+    x = C.fill_masked(C.as_compute(x, dtype), mask)
+    if normalize:
+        x = P.l2_normalize(x)
+    xg = P.gather_batch(x, axis_name)
+    lg = P.gather_batch(labels, axis_name)
+    vg = P.gather_batch(valid, axis_name)
+    pos, neg = M.pair_masks(labels, lg, valid, vg, P.self_mask(n, xg.shape[0], axis_name))
+    return _Labelled(x, xg, pos, neg, valid, dtype)
+
+
+class _Paired(NamedTuple):
+    a: Array  # local rows [n, D]
+    b: Array  # local rows [n, D]
+    ag: Array  # gathered [M, D]
+    bg: Array  # gathered [M, D]
+    cols: Array  # [n, M] valid candidate columns (valid row and valid column)
+    diag: Array  # [n, M] the positive (same global index)
+    mask: Array | None  # [n] or None
+    dtype: jnp.dtype
+
+
+def _paired(fn: str, a: ArrayLike, b: ArrayLike, where, axis_name, names=("queries", "keys"), *, normalize=False):
+    a = C.check_array(fn, names[0], a, ndim=2, dtype="float")
+    b = C.check_array(fn, names[1], b, ndim=2, dtype="float")
+    C.check_same_shape(fn, names, a, b)
+    n = a.shape[0]
+    dtype = C.compute_dtype(a, b)
+    mask = C.prepare_where(fn, where, (n,))
+    valid = jnp.ones((n,), bool) if mask is None else mask
+    a = C.fill_masked(C.as_compute(a, dtype), mask)
+    b = C.fill_masked(C.as_compute(b, dtype), mask)
+    if normalize:
+        a, b = P.l2_normalize(a), P.l2_normalize(b)
+    ag, bg, vg = (P.gather_batch(t, axis_name) for t in (a, b, valid))
+    cols = valid[:, None] & vg[None, :]
+    return _Paired(a, b, ag, bg, cols, P.self_mask(n, ag.shape[0], axis_name), mask, dtype)
+
+
+def _lse(x: Array, mask: Array, *, add_one: bool = False) -> Array:
+    """Row-wise ``log(sum_{mask} exp(x))`` (``log(1 + sum ...)`` with ``add_one``).
+
+    Rows with an empty mask give 0 (and, with ``add_one``, ``log 1 = 0``);
+    values and gradients stay finite whatever the masked-out entries hold.
+    """
+    m = jnp.max(jnp.where(mask, x, -jnp.inf), axis=-1, keepdims=True)
+    has = jnp.any(mask, axis=-1, keepdims=True)
+    m = jnp.where(has, m, jnp.zeros((), x.dtype))
+    if add_one:
+        m = jnp.maximum(m, jnp.zeros((), x.dtype))
+    m = jax.lax.stop_gradient(m)
+    z = jnp.where(mask, x, m)  # double where: masked entries never reach exp
+    s = jnp.sum(jnp.where(mask, jnp.exp(z - m), jnp.zeros((), x.dtype)), axis=-1, keepdims=True)
+    if add_one:
+        s = s + jnp.exp(-m)
+        return (jnp.log(s) + m)[..., 0]
+    safe = jnp.where(has, s, jnp.ones((), x.dtype))
+    return jnp.where(has, jnp.log(safe) + m, jnp.zeros((), x.dtype))[..., 0]
+
+
+def _count(mask: Array, dtype) -> Array:
+    return jnp.sum(mask).astype(dtype)
+
+
+def _global_mean(total: Array, count: Array, axis_name) -> Array:
+    """``psum(total) / max(psum(count), 1)``: 0 (not NaN) when nothing counts."""
+    total = P.psum(total, axis_name)
+    count = P.psum(count, axis_name)
+    return total / jnp.maximum(count, jnp.ones((), count.dtype))
+
+
+def _avg_nonzero(losses: Array, axis_name) -> Array:
+    """pytorch-metric-learning's ``AvgNonZeroReducer``: the mean of the strictly positive losses."""
+    return _global_mean(jnp.sum(losses), _count(losses > 0, losses.dtype), axis_name)
+
+
+def _check_metric(fn: str, metric: str, allowed=("euclidean", "squared_euclidean")) -> None:
+    C.check_one_of(fn, "metric", metric, allowed)
+
+
+def _temperature(fn: str, temperature, dtype) -> Array:
+    C.check_positive(fn, "temperature", temperature)
+    return jnp.asarray(temperature).astype(dtype)
+
+
+# --------------------------------------------------------------------------
+# Pair and triplet losses (distances).
+# --------------------------------------------------------------------------
+
+
+@register(
+    "pairwise_contrastive_loss",
+    aliases=("contrastive_loss",),
+    family=_FAMILY,
+    kind="batch",
+    formula="mean_{nonzero}[d_ap - m_pos]_+ + mean_{nonzero}[m_neg - d_an]_+",
+    paper="Dimensionality Reduction by Learning an Invariant Mapping (Hadsell, Chopra, LeCun, CVPR 2006); "
+    "Deep Metric Learning for Computer Vision: A Brief Overview (2023, arXiv:2312.10046)",
+    reference=f"{_PML}::losses/contrastive_loss.py::ContrastiveLoss",
+    sample=_labelled_sample,
+    runtime=("axis_name",),
+)
+def pairwise_contrastive_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    pos_margin: float = 0.0,
+    neg_margin: float = 1.0,
+    metric: str = "euclidean",
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""Pair contrastive loss over all positive and negative pairs of a labelled batch.
+
+    .. math::
+        \mathcal L = \operatorname{mean}_{>0}\big[d_{ap} - m_+\big]_+
+                   + \operatorname{mean}_{>0}\big[m_- - d_{an}\big]_+
+
+    where each mean runs over the pairs whose term is strictly positive
+    (pytorch-metric-learning's ``AvgNonZeroReducer``; 0 when there are none).
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      pos_margin: ``m_+``; positive pairs closer than this cost nothing.
+      neg_margin: ``m_-``; negative pairs farther than this cost nothing.
+      metric: ``"euclidean"`` (default) or ``"squared_euclidean"``.
+      normalize: L2-normalize the embeddings first (PML's ``LpDistance`` default).
+      where: optional ``[N]`` boolean mask of real (non-padded) examples.
+      axis_name: mapped axis to gather the batch over (``shard_map``/``pmap``).
+
+    Returns:
+      Scalar loss.
+
+    Paper: Hadsell, Chopra, LeCun, "Dimensionality Reduction by Learning an
+    Invariant Mapping", CVPR 2006; margins as in pytorch-metric-learning's
+    ``ContrastiveLoss(pos_margin=0, neg_margin=1)``.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]])
+      >>> round(float(lossjax.losses.pairwise_contrastive_loss(x, jnp.array([0, 0, 1]))), 4)
+      2.3146
+    """
+    fn = "pairwise_contrastive_loss"
+    _check_metric(fn, metric)
+    C.check_positive(fn, "pos_margin", pos_margin, allow_zero=True)
+    C.check_positive(fn, "neg_margin", neg_margin, allow_zero=True)
+    b = _labelled(fn, embeddings, labels, where, axis_name, normalize=normalize)
+    d = P.pairwise_similarity(b.x, b.xg, metric=metric)
+    zero = jnp.zeros((), d.dtype)
+    pos_l = jnp.where(b.pos, jax.nn.relu(d - pos_margin), zero)
+    neg_l = jnp.where(b.neg, jax.nn.relu(neg_margin - d), zero)
+    return _avg_nonzero(pos_l, axis_name) + _avg_nonzero(neg_l, axis_name)
+
+
+def _triplet_sample() -> Sample:
+    rng = np.random.default_rng(2)
+    a, p, n = (rng.normal(size=(6, 4)).astype(np.float32) for _ in range(3))
+    return Sample(args=(a, p, n), diff_argnums=(0, 1, 2))
+
+
+@register(
+    "triplet_margin_loss",
+    family=_FAMILY,
+    kind="per_example",
+    formula="max(0, ||a - p||_q - ||a - n||_q + margin),  ||v||_q = (sum |v|^q + epsilon)^(1/q)",
+    paper="Learning local feature descriptors with triplets and shallow convolutional neural networks "
+    "(Balntas et al., BMVC 2016); FaceNet (2015, arXiv:1503.03832)",
+    reference="optax.triplet_margin_loss(margin=1.0, norm_degree=2, eps=1e-6)",
+    sample=_triplet_sample,
+)
+def triplet_margin_loss(
+    anchors: ArrayLike,
+    positives: ArrayLike,
+    negatives: ArrayLike,
+    *,
+    margin: float = 1.0,
+    norm_degree: float = 2.0,
+    epsilon: float = 1e-6,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Triplet margin loss on given triplets (one per row), unreduced.
+
+    .. math::
+        \ell_i = \max\big(0,\ \|a_i - p_i\|_q - \|a_i - n_i\|_q + m\big),\qquad
+        \|v\|_q = \Big(\sum_d |v_d|^q + \epsilon\Big)^{1/q}
+
+    ``epsilon`` inside the root keeps the gradient finite when an anchor equals
+    its positive (optax's convention; PyTorch adds its epsilon to the difference).
+
+    Args:
+      anchors, positives, negatives: ``[..., D]`` each, the same shape.
+      margin: ``m`` (>= 0).
+      norm_degree: ``q`` (>= 1).
+      epsilon: smoothing inside the root (> 0).
+      where: optional boolean mask of the batch shape ``[...]``.
+
+    Returns:
+      Per-triplet loss ``[...]``.
+
+    Paper: Balntas, Riba, Ponsa, Mikolajczyk, "Learning local feature
+    descriptors with triplets and shallow convolutional neural networks",
+    BMVC 2016; Schroff, Kalenichenko, Philbin, "FaceNet", 2015, arXiv:1503.03832.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> a = jnp.array([[0.0, 0.0], [1.0, 1.0]])
+      >>> p = jnp.array([[0.0, 1.0], [1.0, 0.0]])
+      >>> n = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> lossjax.losses.triplet_margin_loss(a, p, n).round(4)
+      Array([1., 1.], dtype=float32)
+    """
+    fn = "triplet_margin_loss"
+    a = C.check_array(fn, "anchors", anchors, min_ndim=1, dtype="float")
+    p = C.check_array(fn, "positives", positives, min_ndim=1, dtype="float")
+    n = C.check_array(fn, "negatives", negatives, min_ndim=1, dtype="float")
+    C.check_same_shape(fn, ("anchors", "positives"), a, p)
+    C.check_same_shape(fn, ("anchors", "negatives"), a, n)
+    C.check_positive(fn, "margin", margin, allow_zero=True)
+    C.check_in_range(fn, "norm_degree", norm_degree, 1.0, float("inf"))
+    C.check_positive(fn, "epsilon", epsilon)
+    dtype = C.compute_dtype(a, p, n)
+    mask = C.prepare_where(fn, where, a.shape[:-1])
+    a, p, n = (C.fill_masked(C.as_compute(t, dtype), mask) for t in (a, p, n))
+
+    def dist(u, v):
+        s = jnp.sum(jnp.abs(u - v) ** norm_degree, axis=-1) + epsilon
+        return s ** (1.0 / norm_degree)
+
+    loss = jax.nn.relu(dist(a, p) - dist(a, n) + margin)
+    return C.zero_masked(loss, mask)
+
+
+def _sorted_negative_sums(d: Array, neg: Array, thresholds: Array, *, side: str) -> tuple[Array, Array]:
+    """For each row ``a`` and threshold ``t[a, p]``: the count and the sum of the
+    negatives ``d[a, n]`` below ``t`` (``side="left"``: ``<``; ``"right"``: ``<=``).
+
+    One sort of each row of negatives and a prefix sum: ``O(n M log M)`` time,
+    ``O(n M)`` memory (instead of the ``[n, M, M]`` triplet tensor).
+    """
+    srt = jnp.sort(jnp.where(neg, d, jnp.inf), axis=-1)
+    srt0 = jnp.where(jnp.isfinite(srt), srt, jnp.zeros((), d.dtype))
+    csum = jnp.concatenate([jnp.zeros((*d.shape[:-1], 1), d.dtype), jnp.cumsum(srt0, axis=-1)], axis=-1)
+    counts = jax.vmap(lambda row, q: jnp.searchsorted(row, q, side=side))(srt, thresholds)
+    sums = jnp.take_along_axis(csum, counts, axis=-1)
+    return counts.astype(d.dtype), sums
+
+
+@register(
+    "batch_triplet_loss",
+    aliases=("triplet_loss",),
+    family=_FAMILY,
+    kind="batch",
+    formula="mean_{nonzero, mined (a,p,n)} [d_ap - d_an + margin]_+",
+    paper="In Defense of the Triplet Loss for Person Re-Identification (2017, arXiv:1703.07737); "
+    "FaceNet (2015, arXiv:1503.03832)",
+    reference=f"{_PML}::losses/triplet_margin_loss.py::TripletMarginLoss + miners/batch_hard_miner.py, "
+    "miners/triplet_margin_miner.py",
+    sample=_labelled_sample,
+    runtime=("axis_name",),
+)
+def batch_triplet_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: float = 0.05,
+    mining: str = "all",
+    metric: str = "euclidean",
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""Triplet loss from a labelled batch with batch-all, batch-hard or semi-hard mining.
+
+    .. math::
+        \mathcal L = \operatorname{mean}_{(a,p,n)\in T,\ \ell>0}\ \big[d_{ap} - d_{an} + m\big]_+
+
+    ``mining`` chooses the triplets ``T``:
+
+    - ``"all"``: every (anchor, positive, negative) of the batch
+      (pytorch-metric-learning ``TripletMarginLoss`` with no miner).
+    - ``"hard"``: per anchor, the farthest positive and the closest negative
+      (Hermans et al. 2017; PML ``BatchHardMiner``).
+    - ``"semihard"``: triplets with ``d_ap < d_an <= d_ap + m`` (PML
+      ``TripletMarginMiner(margin=m, type_of_triplets="semihard")``).
+
+    The mean runs over the triplets with a strictly positive loss (PML's
+    ``AvgNonZeroReducer``). ``"all"`` and ``"semihard"`` never build the
+    ``[N, N, N]`` triplet tensor: each anchor's negatives are sorted once and a
+    prefix sum gives, for every positive, the count and sum of the violating
+    negatives (``O(N^2 log N)`` time, ``O(N^2)`` memory, exact gradients).
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      margin: ``m`` (> 0); PML's default 0.05 assumes normalized embeddings.
+      mining: ``"all"``, ``"hard"`` or ``"semihard"``.
+      metric: ``"euclidean"`` or ``"squared_euclidean"``.
+      normalize: L2-normalize the embeddings first.
+      where: optional ``[N]`` boolean mask of real examples.
+      axis_name: mapped axis to gather the batch over.
+
+    Returns:
+      Scalar loss.
+
+    Paper: Hermans, Beyer, Leibe, "In Defense of the Triplet Loss for Person
+    Re-Identification", 2017, arXiv:1703.07737; Schroff et al., "FaceNet", 2015,
+    arXiv:1503.03832.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[0.0], [1.0], [0.5], [3.0]])
+      >>> y = jnp.array([0, 0, 1, 1])
+      >>> float(lossjax.losses.batch_triplet_loss(x, y, margin=1.0, mining="hard", normalize=False))
+      1.875
+    """
+    fn = "batch_triplet_loss"
+    C.check_one_of(fn, "mining", mining, ("all", "hard", "semihard"))
+    _check_metric(fn, metric)
+    C.check_positive(fn, "margin", margin)
+    b = _labelled(fn, embeddings, labels, where, axis_name, normalize=normalize)
+    d = P.pairwise_similarity(b.x, b.xg, metric=metric)
+    zero = jnp.zeros((), d.dtype)
+    if mining == "hard":
+        dp, has_p = M.hardest(d, b.pos, largest=True)
+        dn, has_n = M.hardest(d, b.neg, largest=False)
+        ok = has_p & has_n
+        loss = jnp.where(ok, jax.nn.relu(dp - dn + margin), zero)
+        return _avg_nonzero(loss, axis_name)
+    c_hi, s_hi = _sorted_negative_sums(d, b.neg, d + margin, side="left")
+    if mining == "semihard":
+        c_lo, s_lo = _sorted_negative_sums(d, b.neg, d, side="right")
+    else:
+        c_lo, s_lo = jnp.zeros_like(c_hi), jnp.zeros_like(s_hi)
+    cnt = jnp.maximum(c_hi - c_lo, zero)
+    total = jnp.where(b.pos, cnt * (d + margin) - (s_hi - s_lo), zero)
+    cnt = jnp.where(b.pos, cnt, zero)
+    return _global_mean(jnp.sum(total), jnp.sum(cnt), axis_name)
+
+
+@register(
+    "lifted_structure_loss",
+    family=_FAMILY,
+    kind="batch",
+    formula="mean_{(i,j) pos} 1/2 [log(sum_{(i,k) neg} e^{m_neg - d_ik} + sum_{(j,l) neg} e^{m_neg - d_jl}) "
+    "+ d_ij - m_pos]_+^2",
+    paper="Deep Metric Learning via Lifted Structured Feature Embedding (2016, arXiv:1511.06452)",
+    reference=f"{_PML}::losses/lifted_structure_loss.py::LiftedStructureLoss",
+    sample=_labelled_sample,
+    runtime=("axis_name",),
+)
+def lifted_structure_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    neg_margin: float = 1.0,
+    pos_margin: float = 0.0,
+    metric: str = "euclidean",
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""Lifted structured loss: each positive pair against all negatives of both its ends.
+
+    .. math::
+        J_{ij} = \log\Big(\sum_{k\in\mathcal N_i} e^{m_- - d_{ik}} + \sum_{l\in\mathcal N_j} e^{m_- - d_{jl}}\Big)
+                 + d_{ij} - m_+,\qquad
+        \mathcal L = \frac{1}{|\mathcal P|}\sum_{(i,j)\in\mathcal P} \tfrac12 [J_{ij}]_+^2
+
+    over ordered positive pairs ``P`` (each unordered pair counted twice, hence
+    the 1/2), as pytorch-metric-learning's ``LiftedStructureLoss``. A pair
+    whose ends have no negatives has a log term of 0 (PML's convention).
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      neg_margin: ``m_-`` (the paper's ``alpha``).
+      pos_margin: ``m_+``.
+      metric: ``"euclidean"`` or ``"squared_euclidean"``.
+      normalize: L2-normalize the embeddings first.
+      where: optional ``[N]`` boolean mask.
+      axis_name: mapped axis to gather the batch over.
+
+    Returns:
+      Scalar loss.
+
+    Paper: Oh Song, Xiang, Jegelka, Savarese, "Deep Metric Learning via Lifted
+    Structured Feature Embedding", CVPR 2016, arXiv:1511.06452.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[0.0], [0.5], [1.5]])
+      >>> round(float(lossjax.losses.lifted_structure_loss(x, jnp.array([0, 0, 1]), normalize=False)), 4)
+      0.4744
+    """
+    fn = "lifted_structure_loss"
+    _check_metric(fn, metric)
+    C.check_positive(fn, "neg_margin", neg_margin, allow_zero=True)
+    C.check_positive(fn, "pos_margin", pos_margin, allow_zero=True)
+    b = _labelled(fn, embeddings, labels, where, axis_name, normalize=normalize)
+    d = P.pairwise_similarity(b.x, b.xg, metric=metric)
+    zero = jnp.zeros((), d.dtype)
+    lse = _lse(neg_margin - d, b.neg)  # [n]
+    has = jnp.any(b.neg, axis=-1)
+    lse_g = P.gather_batch(lse, axis_name)
+    has_g = P.gather_batch(has, axis_name)
+    # log(e^{lse_i} + e^{lse_j}) over the ends that have negatives; 0 if neither.
+    li = jnp.where(has, lse, zero)[:, None]
+    lj = jnp.where(has_g, lse_g, zero)[None, :]
+    hi, hj = has[:, None], has_g[None, :]
+    m = jax.lax.stop_gradient(jnp.maximum(jnp.where(hi, li, -jnp.inf), jnp.where(hj, lj, -jnp.inf)))
+    anyh = hi | hj
+    m = jnp.where(anyh, m, zero)
+    s = jnp.where(hi, jnp.exp(jnp.where(hi, li - m, zero)), zero)
+    s = s + jnp.where(hj, jnp.exp(jnp.where(hj, lj - m, zero)), zero)
+    log_term = jnp.where(anyh, jnp.log(jnp.where(anyh, s, jnp.ones((), d.dtype))) + m, zero)
+    per_pair = 0.5 * jnp.square(jax.nn.relu(log_term + d - pos_margin))
+    per_pair = jnp.where(b.pos, per_pair, zero)
+    any_neg = P.psum(_count(b.neg, d.dtype), axis_name) > 0
+    loss = _global_mean(jnp.sum(per_pair), _count(b.pos, d.dtype), axis_name)
+    return jnp.where(any_neg, loss, zero)
+
+
+@register(
+    "npair_loss",
+    aliases=("n_pairs_loss",),
+    family=_FAMILY,
+    kind="batch",
+    formula="mean_i CE(a_i . p_j over the N pairs, target i),  one (anchor, positive) pair per class",
+    paper="Improved Deep Metric Learning with Multi-class N-pair Loss Objective (Sohn, NeurIPS 2016)",
+    reference=f"{_PML}::losses/n_pairs_loss.py::NPairsLoss",
+    sample=_labelled_sample,
+    runtime=("axis_name",),
+)
+def npair_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""Multi-class N-pair loss: one (anchor, positive) pair per class, softmax over the pairs.
+
+    .. math::
+        \mathcal L = \frac1K \sum_{k=1}^K -\log\frac{\exp(a_k\cdot p_k)}{\sum_{l=1}^K \exp(a_k\cdot p_l)}
+
+    As pytorch-metric-learning's ``NPairsLoss``: for each class with at least
+    two examples, the anchor is its first example (in batch order, across all
+    devices) and the positive its second; dot-product similarity of the
+    L2-normalized embeddings (PML's ``DotProductSimilarity`` default;
+    ``normalize=False`` gives the paper's raw dot products, to be paired with
+    an L2 penalty on the embeddings), mean over the pairs. Other examples are
+    not used.
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      normalize: L2-normalize the embeddings first.
+      where: optional ``[N]`` boolean mask.
+      axis_name: mapped axis to gather the batch over.
+
+    Returns:
+      Scalar loss.
+
+    Paper: Sohn, "Improved Deep Metric Learning with Multi-class N-pair Loss
+    Objective", NeurIPS 2016.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+      >>> round(float(lossjax.losses.npair_loss(x, jnp.array([0, 0, 1, 1]))), 4)
+      0.3133
+    """
+    fn = "npair_loss"
+    b = _labelled(fn, embeddings, labels, where, axis_name, normalize=normalize)
+    n, m_tot = b.x.shape[0], b.xg.shape[0]
+    lg = P.gather_batch(C.check_array(fn, "labels", labels, ndim=1, dtype="int"), axis_name)
+    vg = P.gather_batch(b.valid, axis_name)
+    # Over the gathered batch: the first and second example of each class.
+    rows = jax.lax.broadcasted_iota(jnp.int32, (m_tot, m_tot), 0)
+    cols = jax.lax.broadcasted_iota(jnp.int32, (m_tot, m_tot), 1)
+    same = (lg[:, None] == lg[None, :]) & vg[:, None] & vg[None, :]
+    first = vg & ~jnp.any(same & (cols < rows), axis=1)
+    later = same & (cols > rows)
+    second = jnp.argmax(later, axis=1)
+    selected = first & jnp.any(later, axis=1)  # [M]
+    positives = b.xg[second]  # [M, D]
+    logits = jnp.matmul(b.x, positives.T, precision=jax.lax.Precision.HIGHEST)
+    offset = P.axis_offset(axis_name, n)
+    sel_rows = jax.lax.dynamic_slice_in_dim(selected, offset, n)
+    colmask = jnp.broadcast_to(selected[None, :], logits.shape) & sel_rows[:, None]
+    target = jnp.sum(jnp.where(P.self_mask(n, m_tot, axis_name), logits, jnp.zeros((), logits.dtype)), axis=-1)
+    per_row = jnp.where(sel_rows, _lse(logits, colmask) - target, jnp.zeros((), logits.dtype))
+    return _global_mean(jnp.sum(per_row), _count(sel_rows, logits.dtype), axis_name)
+
+
+# --------------------------------------------------------------------------
+# Similarity-weighted losses on labelled batches (cosine similarity).
+# --------------------------------------------------------------------------
+
+
+@register(
+    "multi_similarity_loss",
+    aliases=("ms_loss",),
+    family=_FAMILY,
+    kind="batch",
+    formula="mean_i 1/alpha log(1 + sum_P e^{-alpha(S_ip - base)}) "
+    "+ 1/beta log(1 + sum_N e^{beta(S_in - base)}), mined pairs",
+    paper="Multi-Similarity Loss with General Pair Weighting for Deep Metric Learning (2019, arXiv:1904.06627)",
+    reference=f"{_PML}::losses/multi_similarity_loss.py::MultiSimilarityLoss + miners/multi_similarity_miner.py",
+    sample=lambda: _labelled_sample(bf16_tol=0.1),
+    runtime=("axis_name",),
+)
+def multi_similarity_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    alpha: float = 2.0,
+    beta: float = 50.0,
+    base: float = 0.5,
+    epsilon: float | None = 0.1,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""Multi-similarity loss with its pair miner, on cosine similarities.
+
+    .. math::
+        \ell_i = \frac1\alpha\log\Big[1+\sum_{p\in\mathcal P_i} e^{-\alpha(S_{ip}-\lambda)}\Big]
+               + \frac1\beta\log\Big[1+\sum_{n\in\mathcal N_i} e^{\beta(S_{in}-\lambda)}\Big],\qquad
+        \mathcal L = \frac1N\sum_i \ell_i
+
+    with ``P_i``/``N_i`` the pairs kept by the multi-similarity miner
+    (:func:`lossjax.miners.multi_similarity_miner`, ``epsilon``; ``None``
+    uses every pair). Anchors without kept pairs contribute 0 but count in
+    the mean (the paper's and PML's ``MeanReducer``).
+
+    Args:
+      embeddings: ``[N, D]`` (normalized inside).
+      labels: integer labels ``[N]``.
+      alpha: positive scale (> 0).
+      beta: negative scale (> 0).
+      base: the similarity threshold ``lambda``.
+      epsilon: the miner's margin, or ``None`` for no mining.
+      where: optional ``[N]`` boolean mask.
+      axis_name: mapped axis to gather the batch over.
+
+    Returns:
+      Scalar loss.
+
+    Paper: Wang, Han, Huang, Dong, Scott, "Multi-Similarity Loss with General
+    Pair Weighting for Deep Metric Learning", CVPR 2019, arXiv:1904.06627.
+    Defaults follow pytorch-metric-learning (alpha=2, beta=50, base=0.5,
+    epsilon=0.1); the official config uses beta=40.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [0.6, 0.8]])
+      >>> round(float(lossjax.losses.multi_similarity_loss(x, jnp.array([0, 0, 1, 1]))), 4)
+      0.3394
+    """
+    fn = "multi_similarity_loss"
+    C.check_positive(fn, "alpha", alpha)
+    C.check_positive(fn, "beta", beta)
+    if epsilon is not None:
+        C.check_positive(fn, "epsilon", epsilon, allow_zero=True)
+    b = _labelled(fn, embeddings, labels, where, axis_name)
+    s = P.pairwise_similarity(b.x, b.xg, metric="cosine")
+    pos, neg = (b.pos, b.neg) if epsilon is None else M.ms_mine(s, b.pos, b.neg, epsilon)
+    pos_l = _lse(-alpha * (s - base), pos, add_one=True) / alpha
+    neg_l = _lse(beta * (s - base), neg, add_one=True) / beta
+    loss = jnp.where(b.valid, pos_l + neg_l, jnp.zeros((), s.dtype))
+    return _global_mean(jnp.sum(loss), _count(b.valid, s.dtype), axis_name)
+
+
+@register(
+    "circle_loss",
+    family=_FAMILY,
+    kind="batch",
+    formula="mean_{nonzero} softplus(lse_n gamma a_n (s_n - m) + lse_p -gamma a_p (s_p - 1 + m)), "
+    "a_p=[1+m-s_p]_+, a_n=[s_n+m]_+ (detached)",
+    paper="Circle Loss: A Unified Perspective of Pair Similarity Optimization (2020, arXiv:2002.10857)",
+    reference=f"{_PML}::losses/circle_loss.py::CircleLoss",
+    # The conformance gradient check compares with finite differences, which
+    # see through the detached weights: it runs the undetached variant. The
+    # default (detached) gradient is checked against PML in tests/losses/test_metric.py.
+    sample=lambda: _labelled_sample(bf16_tol=0.5, kwargs={"detach_weights": False}),
+    runtime=("axis_name",),
+)
+def circle_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: float = 0.4,
+    gamma: float = 80.0,
+    detach_weights: bool = True,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""Circle loss with pair labels, on cosine similarities.
+
+    .. math::
+        \ell_i = \operatorname{softplus}\Big(\operatorname{lse}_{n}\,\gamma\alpha_n(s_n-\Delta_n)
+               + \operatorname{lse}_{p}\,{-\gamma}\alpha_p(s_p-\Delta_p)\Big),\quad
+        \alpha_p=[1+m-s_p]_+,\ \alpha_n=[s_n+m]_+,\ \Delta_p=1-m,\ \Delta_n=m
+
+    The weights ``alpha`` are not differentiated (as in the paper). Anchors
+    without a positive or a negative give 0; the mean runs over the anchors
+    with a positive loss (PML's ``AvgNonZeroReducer``).
+
+    Args:
+      embeddings: ``[N, D]`` (normalized inside).
+      labels: integer labels ``[N]``.
+      margin: the relaxation ``m``.
+      gamma: the scale.
+      detach_weights: treat ``alpha_p, alpha_n`` as constants in the gradient
+        (the paper and PML); False differentiates through them too.
+      where: optional ``[N]`` boolean mask.
+      axis_name: mapped axis to gather the batch over.
+
+    Returns:
+      Scalar loss.
+
+    Paper: Sun et al., "Circle Loss: A Unified Perspective of Pair Similarity
+    Optimization", CVPR 2020, arXiv:2002.10857 (m=0.25, gamma=256 for faces;
+    m=0.4, gamma=80 for fine-grained retrieval, PML's default used here).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [0.6, 0.8]])
+      >>> round(float(lossjax.losses.circle_loss(x, jnp.array([0, 0, 1, 1]))), 3)
+      28.865
+    """
+    fn = "circle_loss"
+    C.check_positive(fn, "margin", margin, allow_zero=True)
+    C.check_positive(fn, "gamma", gamma)
+    b = _labelled(fn, embeddings, labels, where, axis_name)
+    s = P.pairwise_similarity(b.x, b.xg, metric="cosine")
+    sd = jax.lax.stop_gradient(s) if detach_weights else s
+    logit_p = -gamma * jax.nn.relu(1.0 + margin - sd) * (s - (1.0 - margin))
+    logit_n = gamma * jax.nn.relu(sd + margin) * (s - margin)
+    ok = jnp.any(b.pos, axis=-1) & jnp.any(b.neg, axis=-1)
+    loss = jax.nn.softplus(_lse(logit_p, b.pos) + _lse(logit_n, b.neg))
+    loss = jnp.where(ok, loss, jnp.zeros((), s.dtype))
+    return _avg_nonzero(loss, axis_name)
+
+
+@register(
+    "supervised_contrastive_loss",
+    aliases=("supcon_loss",),
+    family=_FAMILY,
+    kind="batch",
+    formula="mean_{i: P(i) nonempty} -1/|P(i)| sum_{p in P(i)} log(e^{s_ip/t} / sum_{a != i} e^{s_ia/t})",
+    paper="Supervised Contrastive Learning (2020, arXiv:2004.11362)",
+    reference=f"{_PML}::losses/supcon_loss.py::SupConLoss",
+    sample=lambda: _labelled_sample(bf16_tol=5e-2),
+    runtime=("axis_name",),
+)
+def supervised_contrastive_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    temperature: float = 0.1,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""Supervised contrastive loss (SupCon, the "out" form), on cosine similarities.
+
+    .. math::
+        \ell_i = \frac{-1}{|P(i)|}\sum_{p\in P(i)} \log\frac{\exp(s_{ip}/\tau)}{\sum_{a\ne i}\exp(s_{ia}/\tau)}
+
+    averaged over the anchors with a positive loss (anchors without positives
+    give 0; PML's ``AvgNonZeroReducer``).
+
+    Args:
+      embeddings: ``[N, D]`` (normalized inside). For multi-view SupCon pass the
+        views concatenated on the batch axis with repeated labels.
+      labels: integer labels ``[N]``.
+      temperature: ``tau`` (> 0; the paper uses 0.07, PML 0.1).
+      where: optional ``[N]`` boolean mask.
+      axis_name: mapped axis to gather the batch over.
+
+    Returns:
+      Scalar loss.
+
+    Paper: Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020,
+    arXiv:2004.11362.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [0.6, 0.8]])
+      >>> round(float(lossjax.losses.supervised_contrastive_loss(x, jnp.array([0, 0, 1, 1]))), 4)
+      0.9668
+    """
+    fn = "supervised_contrastive_loss"
+    b = _labelled(fn, embeddings, labels, where, axis_name)
+    t = _temperature(fn, temperature, b.dtype)
+    s = P.pairwise_similarity(b.x, b.xg, metric="cosine") / t
+    zero = jnp.zeros((), s.dtype)
+    denom = _lse(s, b.pos | b.neg)
+    npos = jnp.sum(b.pos, axis=-1).astype(s.dtype)
+    sum_pos = jnp.sum(jnp.where(b.pos, s, zero), axis=-1)
+    loss = -(sum_pos - npos * denom) / jnp.maximum(npos, jnp.ones((), s.dtype))
+    loss = jnp.where(npos > 0, loss, zero)
+    any_neg = P.psum(_count(b.neg, s.dtype), axis_name) > 0
+    return jnp.where(any_neg, _avg_nonzero(loss, axis_name), zero)
+
+
+@register(
+    "ntxent_loss",
+    aliases=("nt_xent_loss",),
+    family=_FAMILY,
+    kind="batch",
+    formula="mean_{(a,p) pos} -log(e^{s_ap/t} / (e^{s_ap/t} + sum_{n neg(a)} e^{s_an/t}))",
+    paper="A Simple Framework for Contrastive Learning of Visual Representations (2020, arXiv:2002.05709)",
+    reference=f"optax.ntxent(temperature=0.07); {_PML}::losses/ntxent_loss.py::NTXentLoss",
+    sample=lambda: _labelled_sample(bf16_tol=5e-2),
+    runtime=("axis_name",),
+)
+def ntxent_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    temperature: float = 0.07,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""NT-Xent (InfoNCE with labels): each positive pair against its anchor's negatives.
+
+    .. math::
+        \mathcal L = \frac{1}{|\mathcal P|}\sum_{(a,p)\in\mathcal P}
+        -\log\frac{e^{s_{ap}/\tau}}{e^{s_{ap}/\tau}+\sum_{n:\,y_n\ne y_a} e^{s_{an}/\tau}}
+
+    with cosine similarity ``s``: ``optax.ntxent`` and pytorch-metric-learning's
+    ``NTXentLoss``. SimCLR's loss is the case of two views per image:
+    ``ntxent_loss(concat([z1, z2]), concat([arange(B), arange(B)]))``.
+
+    Args:
+      embeddings: ``[N, D]`` (normalized inside).
+      labels: integer labels ``[N]``; examples with equal labels are positives.
+      temperature: ``tau`` (> 0).
+      where: optional ``[N]`` boolean mask.
+      axis_name: mapped axis to gather the batch over.
+
+    Returns:
+      Scalar loss (mean over positive pairs).
+
+    Paper: Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for
+    Contrastive Learning of Visual Representations", ICML 2020, arXiv:2002.05709.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [0.6, 0.8]])
+      >>> round(float(lossjax.losses.ntxent_loss(x, jnp.array([0, 0, 1, 1]))), 4)
+      1.2219
+    """
+    fn = "ntxent_loss"
+    b = _labelled(fn, embeddings, labels, where, axis_name)
+    t = _temperature(fn, temperature, b.dtype)
+    s = P.pairwise_similarity(b.x, b.xg, metric="cosine") / t
+    zero = jnp.zeros((), s.dtype)
+    lse_neg = _lse(s, b.neg)[:, None]
+    has_neg = jnp.any(b.neg, axis=-1)[:, None]
+    # -log(e^s / (e^s + e^lse)) = softplus(lse - s); 0 when the anchor has no negative.
+    per_pair = jnp.where(b.pos & has_neg, jax.nn.softplus(lse_neg - s), zero)
+    return _global_mean(jnp.sum(per_pair), _count(b.pos, s.dtype), axis_name)
+
+
+# --------------------------------------------------------------------------
+# Paired views (queries/keys): per-pair losses.
+# --------------------------------------------------------------------------
+
+
+def _logits(pr: _Paired, rows: Array, cols_emb: Array, metric: str, t: Array) -> Array:
+    C.check_one_of("infonce_loss", "metric", metric, ("cosine", "dot"))
+    return P.pairwise_similarity(rows, cols_emb, metric=metric) / t
+
+
+def _infonce_rows(logits: Array, pr: _Paired, label_smoothing: float = 0.0) -> Array:
+    """Cross-entropy of each row against the diagonal target over the valid columns."""
+    zero = jnp.zeros((), logits.dtype)
+    target = jnp.sum(jnp.where(pr.diag, logits, zero), axis=-1)
+    loss = _ce_against(target, logits, pr.cols & ~pr.diag)
+    if label_smoothing:
+        ncols = jnp.sum(pr.cols, axis=-1).astype(logits.dtype)
+        mean_logit = jnp.sum(jnp.where(pr.cols, logits, zero), axis=-1) / jnp.maximum(ncols, jnp.ones((), logits.dtype))
+        loss = loss + label_smoothing * (target - mean_logit)
+    return loss
+
+
+def _ce_against(target: Array, logits: Array, negs: Array) -> Array:
+    """``-log(e^t / (e^t + sum_neg e^x))`` as ``softplus(lse_neg - t)``: exact even when tiny; 0 without negatives."""
+    has = jnp.any(negs, axis=-1)
+    z = jnp.where(has, _lse(logits, negs) - target, jnp.zeros((), logits.dtype))
+    return jnp.where(has, jax.nn.softplus(z), jnp.zeros((), logits.dtype))
+
+
+@register(
+    "infonce_loss",
+    aliases=("info_nce_loss",),
+    family=_FAMILY,
+    kind="per_example",
+    formula="-log(e^{s(q_i,k_i)/t} / sum_j e^{s(q_i,k_j)/t})",
+    paper="Representation Learning with Contrastive Predictive Coding (2018, arXiv:1807.03748); "
+    "Understanding the Behaviour of Contrastive Loss (2021, arXiv:2012.09740)",
+    reference="torch.nn.functional.cross_entropy(normalize(q) @ normalize(k).T / t, arange(B))",
+    sample=lambda: _paired_sample(bf16_tol=5e-2),
+    runtime=("axis_name",),
+)
+def infonce_loss(
+    queries: ArrayLike,
+    keys: ArrayLike,
+    *,
+    temperature: float = 0.07,
+    metric: str = "cosine",
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""InfoNCE for paired views: each query against its own key and every other key.
+
+    .. math::
+        \ell_i = -\log\frac{\exp(s(q_i,k_i)/\tau)}{\sum_j \exp(s(q_i,k_j)/\tau)}
+
+    Args:
+      queries: ``[B, D]``.
+      keys: ``[B, D]``; ``keys[i]`` is the positive of ``queries[i]``.
+      temperature: ``tau`` (> 0; a traced array works, e.g. a learned one).
+      metric: ``"cosine"`` (default) or ``"dot"``.
+      where: optional ``[B]`` boolean mask; masked pairs get 0 and their keys
+        are no one's negatives.
+      axis_name: mapped axis to gather the keys over (negatives from all devices).
+
+    Returns:
+      Per-query loss ``[B]`` (this device's queries under ``axis_name``).
+
+    Paper: van den Oord, Li, Vinyals, "Representation Learning with
+    Contrastive Predictive Coding", 2018, arXiv:1807.03748; Wang & Liu,
+    "Understanding the Behaviour of Contrastive Loss", CVPR 2021, arXiv:2012.09740.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> q = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> lossjax.losses.infonce_loss(q, q, temperature=1.0).round(4)
+      Array([0.3133, 0.3133], dtype=float32)
+    """
+    fn = "infonce_loss"
+    C.check_one_of(fn, "metric", metric, ("cosine", "dot"))
+    pr = _paired(fn, queries, keys, where, axis_name)
+    t = _temperature(fn, temperature, pr.dtype)
+    loss = _infonce_rows(_logits(pr, pr.a, pr.bg, metric, t), pr)
+    return C.zero_masked(loss, pr.mask)
+
+
+@register(
+    "symmetric_infonce_loss",
+    aliases=("clip_loss",),
+    family=_FAMILY,
+    kind="per_example",
+    formula="1/2 [CE(S_i: / t, i) + CE(S_:i / t, i)],  S = cos(a, b)",
+    paper="Learning Transferable Visual Models From Natural Language Supervision (2021, arXiv:2103.00020); "
+    "Sample4Geo (2023, arXiv:2303.11851)",
+    reference="open_clip ClipLoss: (CE(logit_scale a b^T) + CE(logit_scale b a^T)) / 2 "
+    "(torch.nn.functional.cross_entropy with label_smoothing)",
+    sample=lambda: _paired_sample(bf16_tol=5e-2),
+    runtime=("axis_name",),
+)
+def symmetric_infonce_loss(
+    a: ArrayLike,
+    b: ArrayLike,
+    *,
+    temperature: float = 0.07,
+    label_smoothing: float = 0.0,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""Symmetric InfoNCE (the CLIP loss) between two modalities or views.
+
+    .. math::
+        \ell_i = \tfrac12\Big[\mathrm{CE}\big(\cos(a_i, b_{:})/\tau,\ i\big)
+               + \mathrm{CE}\big(\cos(b_i, a_{:})/\tau,\ i\big)\Big]
+
+    The mean over the batch is CLIP's loss. ``label_smoothing`` mixes the
+    one-hot targets with the uniform distribution over the valid columns
+    (Sample4Geo uses 0.1), as PyTorch's ``cross_entropy(label_smoothing=)``.
+
+    Args:
+      a: ``[B, D]`` (e.g. image embeddings; normalized inside).
+      b: ``[B, D]`` (e.g. text embeddings).
+      temperature: ``tau`` (> 0). CLIP learns ``1/tau`` (``logit_scale``):
+        pass ``1 / jnp.exp(log_scale)`` as a traced array.
+      label_smoothing: in ``[0, 1)``.
+      where: optional ``[B]`` boolean mask.
+      axis_name: mapped axis to gather both sides over.
+
+    Returns:
+      Per-pair loss ``[B]`` (this device's pairs under ``axis_name``).
+
+    Paper: Radford et al., "Learning Transferable Visual Models From Natural
+    Language Supervision", ICML 2021, arXiv:2103.00020.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> lossjax.losses.symmetric_infonce_loss(x, x, temperature=1.0).round(4)
+      Array([0.3133, 0.3133], dtype=float32)
+    """
+    fn = "symmetric_infonce_loss"
+    C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=False)
+    pr = _paired(fn, a, b, where, axis_name, names=("a", "b"))
+    t = _temperature(fn, temperature, pr.dtype)
+    l_ab = _infonce_rows(_logits(pr, pr.a, pr.bg, "cosine", t), pr, label_smoothing)
+    l_ba = _infonce_rows(_logits(pr, pr.b, pr.ag, "cosine", t), pr, label_smoothing)
+    return C.zero_masked(0.5 * (l_ab + l_ba), pr.mask)
+
+
+@register(
+    "sigmoid_contrastive_loss",
+    aliases=("siglip_loss",),
+    family=_FAMILY,
+    kind="per_example",
+    formula="sum_j -log sigmoid(z_ij (cos(a_i, b_j) / t + bias)),  z_ij = +1 if i == j else -1",
+    paper="Sigmoid Loss for Language Image Pre-Training (2023, arXiv:2303.15343)",
+    reference="google-research/big_vision::big_vision/trainers/proj/image_text/siglip.py (ported to torch)",
+    sample=lambda: _paired_sample(bf16_tol=0.1),
+    runtime=("axis_name",),
+)
+def sigmoid_contrastive_loss(
+    a: ArrayLike,
+    b: ArrayLike,
+    *,
+    temperature: float = 0.1,
+    bias: float = -10.0,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""The SigLIP pairwise sigmoid loss.
+
+    .. math::
+        \ell_i = -\sum_j \log\sigma\big(z_{ij}\,(\cos(a_i, b_j)/\tau + b)\big),\qquad
+        z_{ij} = \begin{cases}1 & i=j\\-1 & i\ne j\end{cases}
+
+    The mean over the batch is SigLIP's loss (``-sum(log_sigmoid) / B``).
+    SigLIP learns ``t' = log(1/tau)`` (initialised at ``log 10``) and ``b``
+    (initialised at -10): pass them as traced arrays.
+
+    Args:
+      a: ``[B, D]`` (normalized inside).
+      b: ``[B, D]``.
+      temperature: ``tau`` (> 0); SigLIP's ``1/t`` with ``t = 10`` at init.
+      bias: the logit bias.
+      where: optional ``[B]`` boolean mask; masked pairs give 0 and are no one's negatives.
+      axis_name: mapped axis to gather ``b`` over.
+
+    Returns:
+      Per-row loss ``[B]`` (this device's rows under ``axis_name``).
+
+    Paper: Zhai, Mustafa, Kolesnikov, Beyer, "Sigmoid Loss for Language Image
+    Pre-Training", ICCV 2023, arXiv:2303.15343.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> lossjax.losses.sigmoid_contrastive_loss(x, x).round(4)
+      Array([0.6932, 0.6932], dtype=float32)
+    """
+    fn = "sigmoid_contrastive_loss"
+    pr = _paired(fn, a, b, where, axis_name, names=("a", "b"))
+    t = _temperature(fn, temperature, pr.dtype)
+    bias = jnp.asarray(bias).astype(pr.dtype)
+    logits = P.pairwise_similarity(pr.a, pr.bg, metric="cosine") / t + bias
+    z = jnp.where(pr.diag, logits, -logits)
+    loss = jnp.sum(jnp.where(pr.cols, -jax.nn.log_sigmoid(z), jnp.zeros((), logits.dtype)), axis=-1)
+    return C.zero_masked(loss, pr.mask)
+
+
+def _soft_sample() -> Sample:
+    s = _paired_sample()
+    rng = np.random.default_rng(3)
+    prior = rng.normal(size=(6, 6)).astype(np.float32)
+    # `prior` is pairwise [B, B]: the suite's `where` check slices batched
+    # arguments along axis 0 only, which cannot express it, so `where` and
+    # `all_masked` for this loss are tested in tests/losses/test_metric.py
+    # (masking == slicing prior[idx][:, idx]).
+    return Sample(args=(*s.args, prior), diff_argnums=(0, 1), where=False)
+
+
+@register(
+    "soft_infonce_loss",
+    family=_FAMILY,
+    kind="per_example",
+    formula="-log(e^{s_ii} / (e^{s_ii} + sum_{j != i} w_ij e^{s_ij})),  "
+    "w = max((beta - alpha softmax_j(prior_ij / t_w)) / (beta - alpha / K), min_weight)",
+    paper="Rethinking Negative Pairs in Code Search (2023, arXiv:2310.08069)",
+    reference="Alex-HaochenLi/Soft-InfoNCE::CodeBERT/models.py::ModelContra.forward (softinfonce, ported to torch)",
+    sample=_soft_sample,
+    runtime=("axis_name",),
+)
+def soft_infonce_loss(
+    queries: ArrayLike,
+    keys: ArrayLike,
+    prior: ArrayLike,
+    *,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    prior_temperature: float = 1.0,
+    temperature: float = 1.0,
+    min_weight: float = 0.1,
+    metric: str = "dot",
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""Soft-InfoNCE: InfoNCE whose negatives are weighted by a prior similarity.
+
+    .. math::
+        \ell_i = -\log\frac{e^{s_{ii}}}{e^{s_{ii}} + \sum_{j\ne i} w_{ij} e^{s_{ij}}},\qquad
+        w_{ij} = \max\Big(\frac{\beta - \alpha\,\mathrm{softmax}_{j\ne i}(r_{ij}/t_w)}{\beta - \alpha/K},\ w_{\min}\Big)
+
+    with ``s = sim(q, k) / temperature``, ``r`` the prior similarity of query
+    ``i`` and key ``j`` (e.g. BM25, SimCSE or a trained model's scores; not
+    differentiated) and ``K`` the number of negatives of the row. With
+    ``alpha = 0`` this is InfoNCE. Negatives that the prior finds similar to
+    the query (likely false negatives) get a smaller weight.
+
+    Args:
+      queries: ``[B, D]``.
+      keys: ``[B, D]``; ``keys[i]`` is the positive of ``queries[i]``.
+      prior: ``[B, B_total]`` prior similarities (rows: this device's queries;
+        columns: all keys, gathered order; the diagonal is ignored).
+      alpha: the paper's ``alpha`` (``--weight_kl``), >= 0.
+      beta: the paper's ``beta`` (``--weight_unif``), > alpha / K.
+      prior_temperature: ``t_w``, the softmax temperature of the prior (``--t``).
+      temperature: divides the query-key similarity (the reference uses 1).
+      min_weight: the clip floor of the weights (0.1 in the reference).
+      metric: ``"dot"`` (the reference) or ``"cosine"``.
+      where: optional ``[B]`` boolean mask.
+      axis_name: mapped axis to gather the keys over.
+
+    Returns:
+      Per-query loss ``[B]``.
+
+    Paper: Li, Zhou, Tuan, Miao, "Rethinking Negative Pairs in Code Search",
+    EMNLP 2023, arXiv:2310.08069. The paper tunes ``alpha, beta, t_w`` per
+    model (appendix); the defaults here are neutral, not the paper's.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> q = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> lossjax.losses.soft_infonce_loss(q, q, jnp.zeros((2, 2)), alpha=0.0).round(4)
+      Array([0.3133, 0.3133], dtype=float32)
+    """
+    fn = "soft_infonce_loss"
+    C.check_one_of(fn, "metric", metric, ("cosine", "dot"))
+    C.check_positive(fn, "alpha", alpha, allow_zero=True)
+    C.check_positive(fn, "beta", beta)
+    C.check_positive(fn, "prior_temperature", prior_temperature)
+    C.check_positive(fn, "min_weight", min_weight, allow_zero=True)
+    pr = _paired(fn, queries, keys, where, axis_name)
+    n, m_tot = pr.cols.shape
+    r = C.check_array(fn, "prior", prior, ndim=2, dtype="number")
+    if r.shape != (n, m_tot):
+        raise ValueError(f"{fn}: `prior` must have shape (B, B_total)={(n, m_tot)}, got {r.shape}.")
+    t = _temperature(fn, temperature, pr.dtype)
+    logits = _logits(pr, pr.a, pr.bg, metric, t)
+    zero = jnp.zeros((), logits.dtype)
+    negs = pr.cols & ~pr.diag
+    r = jax.lax.stop_gradient(C.as_compute(r, pr.dtype)) / prior_temperature
+    r = jnp.where(negs, r, zero)
+    soft = jnp.exp(r - _lse(r, negs)[:, None])
+    k = jnp.sum(negs, axis=-1, keepdims=True).astype(logits.dtype)
+    w = (beta - alpha * soft) / (beta - alpha / jnp.maximum(k, jnp.ones((), k.dtype)))
+    w = jnp.maximum(w, jnp.asarray(min_weight, logits.dtype))
+    logw = jnp.log(jnp.where(negs, w, jnp.ones((), w.dtype)))
+    target = jnp.sum(jnp.where(pr.diag, logits, zero), axis=-1)
+    return C.zero_masked(_ce_against(target, logits + logw, negs), pr.mask)
+
+
+@register(
+    "continuously_weighted_contrastive_loss",
+    aliases=("cwcl_loss",),
+    family=_FAMILY,
+    kind="per_example",
+    formula="1/2 sum_{dir} -1/sum_j w_ij sum_j w_ij log softmax_j(cos(p_i, q_j)/t),  w_ij = (1 + cos(q_i, q_j))/2",
+    paper="CWCL: Cross-Modal Transfer with Continuously Weighted Contrastive Loss (2023, arXiv:2309.14580)",
+    reference="no official code: the paper's equation, ported to torch in tests/reference/make_metric.py",
+    # The weights are detached functions of `frozen_embeddings`, so finite
+    # differences only match autodiff for `embeddings` (the gradient wrt the
+    # frozen side is checked against the torch port in tests/losses/test_metric.py).
+    sample=lambda: _paired_sample(bf16_tol=5e-2, diff_argnums=(0,)),
+    runtime=("axis_name",),
+)
+def continuously_weighted_contrastive_loss(
+    embeddings: ArrayLike,
+    frozen_embeddings: ArrayLike,
+    *,
+    temperature: float = 0.07,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""CWCL: contrastive alignment with continuous similarity weights from a frozen modality.
+
+    .. math::
+        \ell_i^{p\to q} = -\frac{1}{\sum_j w_{ij}}\sum_j w_{ij}
+            \log\frac{\exp(\cos(p_i,q_j)/\tau)}{\sum_k\exp(\cos(p_i,q_k)/\tau)},\qquad
+        w_{ij} = \frac{1 + \cos(q_i, q_j)}{2}
+
+    and ``l_i = (l_i^{p->q} + l_i^{q->p}) / 2`` with the same weights. The
+    weights come from the pretrained (frozen) modality ``q`` and are not
+    differentiated; ``w_ii = 1`` so every row has a positive weight.
+
+    Args:
+      embeddings: ``[B, D]``, the modality being trained (``p``).
+      frozen_embeddings: ``[B, D]``, the pretrained modality (``q``).
+      temperature: ``tau`` (> 0).
+      where: optional ``[B]`` boolean mask.
+      axis_name: mapped axis to gather both sides over.
+
+    Returns:
+      Per-pair loss ``[B]``.
+
+    Paper: Srinivasa et al., "CWCL: Cross-Modal Transfer with Continuously
+    Weighted Contrastive Loss", NeurIPS 2023, arXiv:2309.14580.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> lossjax.losses.continuously_weighted_contrastive_loss(x, x, temperature=1.0).round(4)
+      Array([0.6466, 0.6466], dtype=float32)
+    """
+    fn = "continuously_weighted_contrastive_loss"
+    pr = _paired(fn, embeddings, frozen_embeddings, where, axis_name, names=("embeddings", "frozen_embeddings"))
+    t = _temperature(fn, temperature, pr.dtype)
+    zero = jnp.zeros((), pr.dtype)
+    w = jax.lax.stop_gradient((1.0 + P.pairwise_similarity(pr.b, pr.bg, metric="cosine")) / 2.0)
+    w = jnp.where(pr.cols, w, zero)
+    wsum = jnp.maximum(jnp.sum(w, axis=-1), jnp.asarray(1e-12, pr.dtype))
+
+    def direction(rows, cols_emb):
+        logits = P.pairwise_similarity(rows, cols_emb, metric="cosine") / t
+        logp = logits - _lse(logits, pr.cols)[:, None]
+        return -jnp.sum(jnp.where(pr.cols, w * logp, zero), axis=-1) / wsum
+
+    loss = 0.5 * (direction(pr.a, pr.bg) + direction(pr.b, pr.ag))
+    return C.zero_masked(loss, pr.mask)
