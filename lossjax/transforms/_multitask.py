@@ -562,11 +562,11 @@ def m_config(
 # ------------------------------------------------------------------------------
 
 
-def _pcgrad_weights(G: Array, key: Array | None) -> Array:
+def _pcgrad_coeffs(G: Array, key: Array | None) -> Array:
+    """Row i: the coefficients of the projected gradient ``g_i^PC = sum_k c_ik g_k``."""
     m = G.shape[0]
-    diag = jnp.diagonal(G)
-    inv_diag = _safe_inv(diag)
-    total = jnp.zeros((m,), G.dtype)
+    inv_diag = _safe_inv(jnp.diagonal(G))
+    rows = []
     keys = None if key is None else jax.random.split(key, m)
     for i in range(m):
         c = jnp.zeros((m,), G.dtype).at[i].set(1.0)
@@ -576,8 +576,12 @@ def _pcgrad_weights(G: Array, key: Array | None) -> Array:
             inner = G[j] @ c
             step = jnp.where((inner < 0) & (j != i), -inner * inv_diag[j], jnp.zeros((), G.dtype))
             c = c.at[j].add(step)
-        total = total + c
-    return total
+        rows.append(c)
+    return jnp.stack(rows)
+
+
+def _pcgrad_weights(G: Array, key: Array | None) -> Array:
+    return jnp.sum(_pcgrad_coeffs(G, key), axis=0)
 
 
 def _pcgrad_sample():

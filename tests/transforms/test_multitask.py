@@ -1,0 +1,384 @@
+"""Combiners of per-loss gradients: parity with conflictfree / torchjd, closed forms, properties, errors."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import lossjax
+from lossjax.testing import assert_close
+from lossjax.transforms import _multitask as MT
+
+REF = json.loads((pathlib.Path(__file__).parents[1] / "reference" / "multitask.json").read_text())["cases"]
+
+# Largest relative error allowed vs the float64 references, float32 compute here.
+TOL = {
+    "config": 2e-5,
+    "pcgrad": 2e-5,
+    "imtl_g": 2e-5,
+    "upgrad": 2e-5,
+    "dualproj": 2e-5,
+    "mgda": 2e-5,
+    "cagrad": 1e-4,  # the reference solves with CLARABEL to ~1e-8 duality gap; exact here
+    "aligned_mtl": 2e-5,
+    "nash_mtl": 1e-4,  # the reference stops its convex-program sequence at ||G a - 1/a|| < 1e-3
+    "m_config": 2e-5,
+    "gradvac": 2e-5,
+}
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+_JIT: dict = {}
+
+
+def _run(tx, g, **extra):
+    """One jitted update from a fresh state; the jitted function is cached per transform object."""
+    key = (id(tx), tuple(sorted(extra)))
+    if key not in _JIT:
+        _JIT[key] = (tx, jax.jit(lambda g, extra: tx.update(g, tx.init(None), **extra)[0]))
+    return np.asarray(_JIT[key][1](jnp.asarray(g, jnp.float32), extra))
+
+
+def close(actual, expected, **tol):
+    assert_close(np.asarray(actual), np.asarray(expected, np.float64), **tol)
+
+
+def _cases(method, ref=None):
+    return [c for c in REF if c["method"] == method and c.get("ref") == ref]
+
+
+@pytest.mark.parametrize(
+    "method", ["config", "pcgrad", "imtl_g", "upgrad", "dualproj", "mgda", "cagrad", "aligned_mtl", "nash_mtl"]
+)
+def test_parity_single_step(method):
+    cases = _cases(method)
+    assert cases, method
+    worst = 0.0
+    txs = {}
+    for c in cases:
+        key = json.dumps(c.get("hyper", {}), sort_keys=True)
+        tx = txs.setdefault(key, lossjax.get(method, **c.get("hyper", {})))
+        worst = max(worst, _rel(_run(tx, c["grads"]), c["expected"]))
+    assert worst < TOL[method], f"{method}: largest relative error {worst:.2e}"
+
+
+def test_imtl_g_parity_torchjd():
+    tx = lossjax.transforms.imtl_g()
+    worst = max(_rel(_run(tx, c["grads"]), c["expected"]) for c in _cases("imtl_g", "torchjd"))
+    assert worst < 2e-5
+
+
+def test_imtl_g_more_losses_than_params():
+    # m > P: equal projections u_i.g = k for 5 gradients in R^3 only hold for g = 0. conflictfree's form
+    # inverts the singular (m-1)x(m-1) matrix D U^T: 0 in float64 (~5e11 garbage in float32). The G^+ form
+    # (torchjd, ours) returns the least-squares combination, finite; ours matches torchjd (parity above).
+    (c,) = _cases("imtl_g_conflictfree_m_gt_p")
+    g = np.asarray(c["grads"])
+    assert np.linalg.norm(c["expected"]) < 1e-10
+    (ref,) = [r for r in _cases("imtl_g", "torchjd") if np.shape(r["grads"]) == g.shape]
+    ours = _run(lossjax.transforms.imtl_g(), g)
+    assert np.all(np.isfinite(ours)) and _rel(ours, ref["expected"]) < 2e-5
+
+
+def test_config_two_parallel_gradients_reference_is_nan():
+    # Reference: transfer_coef_double divides 0 by 0 when g1 || g2 and returns NaN.
+    # Closed form: u1 = u2 = u, so every d with u.d > 0 has equal angles; d = u and the projection
+    # length is |g1| + |g2|: the update is g1 + g2.
+    (c,) = _cases("config_parallel_reference")
+    g = np.asarray(c["grads"], np.float32)
+    assert np.all(np.asarray(c["expected"]) == -999.0)  # NaN in the reference
+    close(_run(lossjax.transforms.config(), g), g[0] + g[1])
+    close(_run(lossjax.transforms.config(closed_form_two=False), g), g[0] + g[1])
+
+
+def test_m_config_parity():
+    worst = 0.0
+    for c in _cases("m_config"):
+        tx = lossjax.transforms.m_config(**c["hyper"])
+        step = jax.jit(lambda g, s, sel, tx=tx: tx.update(g, s, selected=sel))
+        state = tx.init(jnp.zeros(len(c["grads_seq"][0][0])))
+        for g, sel, exp in zip(c["grads_seq"], c["selected"], c["expected_seq"], strict=True):
+            sel = np.asarray(sel)
+            g = np.where(sel[:, None], np.asarray(g, np.float32), 0.0).astype(np.float32)  # unselected: not computed
+            out, state = step(jnp.asarray(g), state, jnp.asarray(sel))
+            worst = max(worst, _rel(out, exp) if np.any(exp) else float(np.max(np.abs(out))))
+    assert worst < TOL["m_config"], worst
+
+
+def test_m_config_bf16_momenta_close_to_f32():
+    rng = np.random.default_rng(3)
+    seq = [rng.normal(size=(3, 64)).astype(np.float32) for _ in range(6)]
+    outs = {}
+    for dt in (None, "bfloat16"):
+        tx = lossjax.transforms.m_config(num_losses=3, momentum_dtype=dt)
+        state = tx.init(jnp.zeros(64))
+        assert jax.tree.leaves(state.momenta)[0].dtype == (jnp.bfloat16 if dt else jnp.float32)
+        for t, g in enumerate(seq):
+            out, state = tx.update(jnp.asarray(g), state, selected=lossjax.transforms.m_config_schedule(t, 3))
+        outs[dt] = np.asarray(out)
+    assert outs[None].dtype == np.float32
+    np.testing.assert_allclose(outs["bfloat16"], outs[None], rtol=5e-2, atol=5e-2)
+
+
+def test_gradvac_parity_two_losses_three_steps():
+    (c,) = _cases("gradvac")
+    tx = lossjax.transforms.gradvac(**c["hyper"])
+    state = tx.init(None)
+    worst = 0.0
+    for g, exp in zip(c["grads_seq"], c["expected_seq"], strict=True):
+        out, state = tx.update(jnp.asarray(g, jnp.float32), state)
+        worst = max(worst, _rel(out, exp))
+    assert worst < TOL["gradvac"]
+
+
+def test_graddrop_parity_given_uniforms():
+    for c in _cases("graddrop"):
+        leak = None if "leak" not in c else jnp.asarray(c["leak"], jnp.float32)
+        out = MT._graddrop_combine(jnp.asarray(c["grads"], jnp.float32), jnp.asarray(c["uniforms"], jnp.float32), leak)
+        assert _rel(out, c["expected"]) < 2e-6
+
+
+# ------------------------------- closed forms -------------------------------
+
+
+def test_config_two_orthogonal_hand():
+    # g1 = (3, 0), g2 = (0, 1): d ∝ u1 + u2 = (1, 1); projection length (3 + 1)/sqrt(2) -> (2, 2).
+    out = _run(lossjax.transforms.config(), [[3.0, 0.0], [0.0, 1.0]])
+    close(out, [2.0, 2.0])
+    # min length: t = 1, sum u_i.d^ = 2/sqrt(2) -> (1, 1); max: t = 3 -> (3, 3)
+    close(_run(lossjax.transforms.config(length_model="min"), [[3.0, 0.0], [0.0, 1.0]]), [1.0, 1.0])
+    close(_run(lossjax.transforms.config(length_model="max"), [[3.0, 0.0], [0.0, 1.0]]), [3.0, 3.0])
+    close(_run(lossjax.transforms.config(length_model=0), [[3.0, 0.0], [0.0, 1.0]]), [3.0, 3.0])
+
+
+def test_config_guards_zero_antiparallel_and_all_zero():
+    # a zero gradient is ignored: ConFIG of the rest
+    g = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 0.0], [0.0, 1.0, 1.0]], np.float32)
+    out = _run(lossjax.transforms.config(), g)
+    close(out, _run(lossjax.transforms.config(), g[1:]), rtol=1e-5, atol=1e-6)
+    # anti-parallel gradients cancel exactly: no conflict-free direction, zero update
+    close(_run(lossjax.transforms.config(), [[1.0, 2.0], [-2.0, -4.0]]), [0.0, 0.0])
+    close(_run(lossjax.transforms.config(), np.zeros((3, 4), np.float32)), np.zeros(4))
+    # linearly dependent triple (g3 = g1 + 2 g2): u_i.d = 1 for all i is inconsistent, so the answer is the
+    # minimum-norm least-squares direction pinv(U) 1 with the projection length (float64 by hand).
+    g = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 2.0, 0.0]], np.float32)
+    U = g / np.linalg.norm(g, axis=1, keepdims=True)
+    d = np.linalg.pinv(U.astype(np.float64)) @ np.ones(3)
+    d /= np.linalg.norm(d)
+    close(_run(lossjax.transforms.config(), g), (g @ d).sum() * d, rtol=1e-5, atol=1e-6)
+
+
+def test_pcgrad_hand():
+    # g1 = (1, 0), g2 = (-1, 1): g1.g2 = -1; g1' = g1 + g2/2 = (0.5, 0.5); g2' = g2 + g1 = (0, 1).
+    close(_run(lossjax.transforms.pcgrad(), [[1.0, 0.0], [-1.0, 1.0]]), [0.5, 1.5])
+
+
+def test_nash_orthogonal_closed_form():
+    # orthogonal gradients: alpha_i = 1/||g_i||, update = sum u_i; max_norm caps it to norm 1
+    g = [[2.0, 0.0], [0.0, 0.5]]
+    close(_run(lossjax.transforms.nash_mtl(num_losses=2, max_norm=0.0), g), [1.0, 1.0])
+    capped = _run(lossjax.transforms.nash_mtl(num_losses=2), g)
+    close(capped, np.array([1.0, 1.0]) / np.sqrt(2.0))
+
+
+# -------------------------------- properties --------------------------------
+
+
+def _random(m, p, seed):
+    return np.random.default_rng(seed).normal(size=(m, p)).astype(np.float32)
+
+
+@pytest.mark.parametrize("m,p", [(2, 7), (3, 9), (5, 20), (8, 40)])
+def test_config_equal_positive_angles(m, p):
+    tx = lossjax.transforms.config()
+    for seed in range(3):
+        g = _random(m, p, seed)
+        out = _run(tx, g)
+        cos = (g @ out) / np.linalg.norm(g, axis=1) / np.linalg.norm(out)
+        assert np.all(cos > 0)
+        np.testing.assert_allclose(cos, np.full(m, cos.mean()), rtol=2e-4)
+
+
+def test_config_weighted_cosines_follow_weights():
+    g = _random(3, 10, 5)
+    w = (1.0, 2.0, 0.5)
+    out = _run(lossjax.transforms.config(weights=w), g)
+    cos = (g @ out) / np.linalg.norm(g, axis=1)
+    np.testing.assert_allclose(cos / cos[0], np.array(w) / w[0], rtol=1e-4)
+
+
+def test_config_more_losses_than_params_finite():
+    out = _run(lossjax.transforms.config(), _random(6, 3, 0))
+    assert np.all(np.isfinite(out))
+
+
+def test_pcgrad_leaves_no_conflict():
+    coeffs_fn = jax.jit(lambda g: MT._pcgrad_coeffs(lossjax.transforms.gram_matrix(g), None))
+    for seed in range(10):
+        g = _random(2, 5, seed)
+        coeffs = np.asarray(coeffs_fn(jnp.asarray(g)))
+        proj = coeffs @ g
+        assert proj[0] @ g[1] >= -1e-5 and proj[1] @ g[0] >= -1e-5
+    # m > 2: each projected gradient no longer conflicts with the LAST gradient it was projected on
+    for seed in range(5):
+        g = _random(4, 6, seed)
+        proj = np.asarray(coeffs_fn(jnp.asarray(g))) @ g
+        for i in range(4):
+            last = 3 if i != 3 else 2
+            assert proj[i] @ g[last] >= -1e-5
+
+
+def test_pcgrad_shuffle_key():
+    g = jnp.asarray(_random(3, 5, 1))
+    tx = lossjax.transforms.pcgrad(shuffle=True)
+    a = _run(tx, g, key=jax.random.PRNGKey(0))
+    b = _run(tx, g, key=jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(a, b)
+    # the answer is PCGrad in SOME order: it matches one of the orders per loss
+    G = np.asarray(lossjax.transforms.gram_matrix(g), np.float64)
+    outs = []
+    for perms in itertools.product(itertools.permutations(range(3)), repeat=3):
+        total = np.zeros(3)
+        for i in range(3):
+            c = np.eye(3)[i]
+            for j in perms[i]:
+                inner = G[j] @ c
+                if j != i and inner < 0:
+                    c[j] -= inner / G[j, j]
+            total += c
+        outs.append(total @ np.asarray(g, np.float64))
+    assert min(_rel(a, o) for o in outs) < 1e-5
+
+
+def _kkt_min_norm(G, w, tol):
+    # w on the simplex minimizes w^T G w iff (G w)_i >= w^T G w for all i (equality where w_i > 0)
+    Gw = G @ w
+    val = w @ Gw
+    return abs(w.sum() - 1) < 1e-5 and np.all(w >= -1e-6) and np.all(Gw >= val - tol)
+
+
+@pytest.mark.parametrize("m,p", [(2, 5), (3, 4), (4, 10), (6, 3)])
+def test_mgda_exact_is_min_norm_point(m, p):
+    exact = lossjax.transforms.mgda(solver="exact")
+    fwolfe = lossjax.transforms.mgda(epsilon=1e-7, max_iters=5000)
+    solve = jax.jit(MT._mgda_exact)
+    for seed in range(3):
+        g = _random(m, p, seed)
+        G = g.astype(np.float64) @ g.T.astype(np.float64)
+        w = np.asarray(solve(jnp.asarray(G, jnp.float32)), np.float64)
+        assert _kkt_min_norm(G, w, 1e-4 * np.trace(G))
+        out = _run(exact, g)
+        close(out, w @ g, rtol=1e-4, atol=1e-5)
+        fw = _run(fwolfe, g)
+        assert np.linalg.norm(fw) <= np.linalg.norm(out) * (1 + 1e-2) + 1e-4
+
+
+@pytest.mark.parametrize("name", ["upgrad", "dualproj"])
+def test_dual_cone_methods_never_conflict(name):
+    tx = lossjax.get(name)
+    for seed in range(4):
+        g = _random(4, 6, seed)
+        out = _run(tx, g)
+        assert np.all(g @ out >= -1e-4 * np.linalg.norm(g) ** 2 / 4)
+
+
+def test_imtl_g_equal_projections():
+    tx = lossjax.transforms.imtl_g()
+    for seed in range(4):
+        g = _random(3, 8, seed)
+        out = _run(tx, g)
+        proj = (g @ out) / np.linalg.norm(g, axis=1)
+        np.testing.assert_allclose(proj, proj[0], rtol=1e-4)
+
+
+def test_nash_bargaining_fixed_point():
+    solve = jax.jit(lambda G: MT._nash_alpha(G, jnp.ones(3), 30))
+    for seed in range(4):
+        g = _random(3, 8, seed)
+        G = g.astype(np.float64) @ g.T.astype(np.float64)
+        alpha = np.asarray(solve(jnp.asarray(G, jnp.float32)), np.float64)
+        np.testing.assert_allclose(alpha * (G @ alpha), np.ones(3), rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(lossjax.available(family="multitask")))
+def test_bf16_gradients_give_bf16_update_close_to_f32(name):
+    entry = lossjax.registry.get_entry(name)
+    s = entry.sample()
+    tx = lossjax.get(name, **s.hyperparams)
+    g32 = jax.tree.map(jnp.asarray, s.updates)
+    g16 = jax.tree.map(lambda x: x.astype(jnp.bfloat16), g32)
+    extra = {k: jnp.asarray(v) for k, v in s.extra_args.items()}
+    step = jax.jit(lambda g, extra: tx.update(g, tx.init(s.params), **extra)[0])
+    out16 = step(g16, extra)
+    out32 = step(jax.tree.map(lambda x: x.astype(jnp.float32), g16), extra)
+    for a, b in zip(jax.tree.leaves(out16), jax.tree.leaves(out32), strict=True):
+        assert a.dtype == jnp.bfloat16
+        np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b), rtol=5e-2, atol=5e-2)
+
+
+# ------------------------------- integration --------------------------------
+
+
+def test_chain_with_sgd_one_step_by_hand():
+    params = {"w": jnp.zeros(2)}
+    tx = optax.chain(lossjax.transforms.config(), optax.sgd(0.5))
+    state = tx.init(params)
+    grads = {"w": jnp.array([[3.0, 0.0], [0.0, 1.0]])}
+    upd, _ = jax.jit(tx.update)(grads, state, params)
+    close(upd["w"], [-1.0, -1.0])  # -0.5 * (2, 2)
+
+
+def test_registry_and_optimizer_spec():
+    tx = lossjax.optimizer(["config(length_model='min')", "sgd(learning_rate=0.1)"])
+    assert tx.to_config()["chain"][0] == {"name": "config", "length_model": "min"}
+    g = {"w": jnp.array([[3.0, 0.0], [0.0, 1.0]])}
+    upd, _ = tx.update(g, tx.init({"w": jnp.zeros(2)}))
+    close(upd["w"], [-0.1, -0.1])
+
+
+# ---------------------------------- errors ----------------------------------
+
+
+def test_errors():
+    tx = lossjax.transforms.config()
+    with pytest.raises(ValueError, match=r"config: every leaf of `updates` must have the same leading"):
+        tx.update({"a": jnp.ones((2, 3)), "b": jnp.ones((3,))}, tx.init(None))
+    with pytest.raises(ValueError, match=r"config: every leaf of `updates` must carry the m losses"):
+        tx.update({"a": jnp.ones(())}, tx.init(None))
+    with pytest.raises(TypeError, match=r"config: `updates` must have float leaves, got int32"):
+        tx.update(jnp.ones((2, 3), jnp.int32), tx.init(None))
+    with pytest.raises(ValueError, match=r"config: `length_model` must be one of .* got 'median'"):
+        lossjax.transforms.config(length_model="median")
+    with pytest.raises(ValueError, match=r"config: `weights` must be a 1-D sequence of positive"):
+        lossjax.transforms.config(weights=(1.0, -1.0))
+    with pytest.raises(ValueError, match=r"config: `weights` has 2 entries but there are 3 losses"):
+        lossjax.transforms.config(weights=(1.0, 2.0)).update(jnp.ones((3, 4)), optax.EmptyState())
+    with pytest.raises(ValueError, match=r"m_config: built for num_losses=2, got gradients of 3 losses"):
+        t = lossjax.transforms.m_config(num_losses=2)
+        t.update(jnp.ones((3, 4)), t.init(jnp.zeros(4)))
+    with pytest.raises(ValueError, match=r"m_config: argument `selected` must have shape \(2\)"):
+        t = lossjax.transforms.m_config(num_losses=2)
+        t.update(jnp.ones((2, 4)), t.init(jnp.zeros(4)), selected=jnp.ones(3, bool))
+    with pytest.raises(ValueError, match=r"pcgrad: `shuffle=True` needs `key=`"):
+        lossjax.transforms.pcgrad(shuffle=True).update(jnp.ones((2, 3)), optax.EmptyState())
+    with pytest.raises(ValueError, match=r"graddrop: `update` needs `key=`"):
+        lossjax.transforms.graddrop().update(jnp.ones((2, 3)), optax.EmptyState())
+    with pytest.raises(ValueError, match=r"exact solvers enumerate supports and take at most 12 losses, got 13"):
+        lossjax.transforms.upgrad().update(jnp.ones((13, 3)), optax.EmptyState())
+    with pytest.raises(ValueError, match=r"mgda: `solver` must be one of"):
+        lossjax.transforms.mgda(solver="qp")
+    with pytest.raises(ValueError, match=r"nash_mtl: `num_losses` must be a positive int, got 0"):
+        lossjax.transforms.nash_mtl(num_losses=0)
+    with pytest.raises(ValueError, match=r"cagrad: `c` must be >= 0, got -1"):
+        lossjax.transforms.cagrad(c=-1.0)
