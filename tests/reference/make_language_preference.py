@@ -26,7 +26,7 @@ wheel, ``pip download --no-deps trl``):
   (``h_func``, ``f_func_*``, ``g_func``) and the README's normalization;
 - collin-burns/discovering_latent_knowledge ``CCS.get_loss`` (per pair);
 - closed forms (no official code): PaLM z-loss, the spherical Z-loss,
-  pass@n coverage (mpmath at 50 digits), soft-preference cross-entropy.
+  pass@n coverage (mpmath at 400 digits), soft-preference cross-entropy.
 """
 
 from __future__ import annotations
@@ -357,15 +357,15 @@ for strategy in F_FUNC:
 OUT["reweighting"] = {"losses": rw_losses.tolist(), "cases": rw}
 
 # pass@n coverage: -log(1 - (1 - p)^N) at 50 digits.
-mpmath.mp.dps = 50
+mpmath.mp.dps = 400
 logps = [-1e-8, -1e-3, -0.05, -0.7, -2.0, -8.0, -25.0, -60.0, -300.0]
 pn = []
 for n in (1, 4, 16, 256):
     vals = []
     for lp in logps:
         p = mpmath.exp(mpmath.mpf(lp))
-        # log(1 - (1-p)^n) = log(-expm1(n log1p(-p))): exact even when p is below 10^-50.
-        vals.append(float(-mpmath.log(-mpmath.expm1(n * mpmath.log1p(-p)))))
+        # -log1p(-(1-p)^n) at 400 digits: exact both for (1-p)^n ~ 1e-48 and for p ~ 1e-131.
+        vals.append(float(-mpmath.log1p(-mpmath.exp(n * mpmath.log1p(-p)))))
     pn.append({"n": n, "value": vals})
 OUT["pass_at_n"] = {"log_probs": logps, "cases": pn}
 
