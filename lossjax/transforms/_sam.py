@@ -40,7 +40,12 @@ returns the device-averaged gradient. ``norm="global"`` builds the perturbation
 from the all-reduced gradient (equal to single-device SAM on the whole batch);
 ``norm="local"`` uses each device's own gradient (m-sharpness with ``m`` = the
 per-device batch, the default of google-research/sam), which saves one
-all-reduce per step.
+all-reduce per step. Under ``jax.shard_map`` (``check_vma=True``) the gradient
+with respect to replicated parameters is already summed over devices, so take
+the first gradient with respect to ``jax.lax.pcast(params, axis_name,
+to="varying")`` (:func:`sam_value_and_grad` does this); an already-reduced
+``updates`` is a trace-time error. ``grad_fn`` is always called at a point
+marked varying, so it returns per-device gradients.
 
 Trajectory methods (SAF, MESA) need no second gradient: :func:`trajectory_loss`
 is the loss term, and the :func:`saf` / :func:`mesa` transforms keep the past
@@ -217,6 +222,53 @@ def _pmean(tree, axis_name):
     return tree if axis_name is None else lax.pmean(tree, axis_name)
 
 
+def _axis_names(axis_name) -> tuple:
+    return (axis_name,) if isinstance(axis_name, str) else tuple(axis_name)
+
+
+def _vma(x) -> frozenset:
+    """The mesh axes ``x`` varies over (``aval.vma`` in older jax, ``aval.mat.varying`` in newer)."""
+    aval = jax.typeof(x)
+    vma = getattr(aval, "vma", None)
+    if vma is None:
+        vma = getattr(getattr(aval, "mat", None), "varying", None)
+    return frozenset(vma or ())
+
+
+def _vma_checked(axis_name) -> bool:
+    """True inside ``shard_map(check_vma=True)``, where values carry their varying axes in their type."""
+    return all(n in _vma(lax.axis_index(n)) for n in _axis_names(axis_name))
+
+
+def _check_per_device(fn: str, updates, axis_name) -> None:
+    """Under vma typing, a gradient invariant over ``axis_name`` has already been summed over devices."""
+    if axis_name is None or not _vma_checked(axis_name):
+        return
+    names = set(_axis_names(axis_name))
+    for leaf in jax.tree.leaves(updates):
+        if not names <= _vma(leaf):
+            raise ValueError(
+                f"{fn}: with axis_name={axis_name!r}, `updates` must be per-device gradients (varying over "
+                f"{axis_name!r}); got a gradient of type {jax.typeof(leaf)}, already summed over devices. "
+                f"Differentiate with respect to jax.lax.pcast(params, {axis_name!r}, to='varying')."
+            )
+
+
+def _vary(tree, axis_name):
+    """Marks ``tree`` as varying over ``axis_name`` so that ``grad_fn`` returns per-device gradients."""
+    if axis_name is None:
+        return tree
+    names = _axis_names(axis_name)
+    if not _vma_checked(axis_name):
+        return tree  # pmap or shard_map(check_vma=False): gradients are per device already
+
+    def mark(x):
+        missing = tuple(n for n in names if n not in _vma(x))
+        return lax.pcast(x, missing, to="varying") if missing else x
+
+    return jax.tree.map(mark, tree)
+
+
 def _first(updates, axis_name, norm):
     """The gradient the perturbation is built from: all-reduced (global) or per device (local)."""
     return _pmean(updates, axis_name) if norm == "global" else updates
@@ -247,8 +299,8 @@ def _check_update_args(fn: str, updates, params, grad_fn) -> None:
         raise ValueError(f"{fn}: `updates` must have the structure of `params`; got {su} and {sp}.")
 
 
-def _call_grad_fn(fn: str, grad_fn, point, params):
-    out = grad_fn(point)
+def _call_grad_fn(fn: str, grad_fn, point, params, axis_name=None):
+    out = grad_fn(_vary(point, axis_name))
     so, sp = jax.tree.structure(out), jax.tree.structure(params)
     if so != sp:
         raise ValueError(
@@ -322,13 +374,14 @@ def _sam_like(fn, state_cls, rho, adaptive, eta, epsilon, axis_name, norm):
     def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
         del extra_args
         _check_update_args(fn, updates, params, grad_fn)
+        _check_per_device(fn, updates, axis_name)
         g = _first(updates, axis_name, norm)
         dtype = _dtype(g, params)
         if adaptive:
             e = _asam_direction(g, params, dtype, rho, eta, epsilon)
         else:
             e = _sam_direction(g, dtype, rho, epsilon)
-        g_adv = _pmean(_call_grad_fn(fn, grad_fn, _add(params, e), params), axis_name)
+        g_adv = _pmean(_call_grad_fn(fn, grad_fn, _add(params, e), params, axis_name), axis_name)
         return _cast_like(g_adv, updates), state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -499,7 +552,7 @@ def sam_value_and_grad(
 
     @functools.wraps(fun)
     def wrapped(params, *args, **kwargs):
-        value, g = value_and_grad(params, *args, **kwargs)
+        value, g = value_and_grad(_vary(params, axis_name), *args, **kwargs)  # per-device gradient
 
         def grad_fn(p):
             out = grad(p, *args, **kwargs)
@@ -581,10 +634,11 @@ def gsam(
     def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
         del extra_args
         _check_update_args(fn, updates, params, grad_fn)
+        _check_per_device(fn, updates, axis_name)
         g = _first(updates, axis_name, norm)
         dtype = _dtype(g, params)
         e = _sam_direction(g, dtype, rho, epsilon)
-        g_p = _call_grad_fn(fn, grad_fn, _add(params, e), params)
+        g_p = _call_grad_fn(fn, grad_fn, _add(params, e), params, axis_name)
         if norm == "global":
             g_p = _pmean(g_p, axis_name)
         u_scale = 1.0 / (_norm(g_p, dtype) + jnp.asarray(epsilon, dtype))
@@ -674,13 +728,14 @@ def looksam(
     def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
         del extra_args
         _check_update_args(fn, updates, params, grad_fn)
+        _check_per_device(fn, updates, axis_name)
         g = _first(updates, axis_name, norm)
         dtype = _dtype(g, params)
         eps = jnp.asarray(epsilon, dtype)
 
         def full(_):
             e = _sam_direction(g, dtype, rho, epsilon)
-            g_s = _call_grad_fn(fn, grad_fn, _add(params, e), params)
+            g_s = _call_grad_fn(fn, grad_fn, _add(params, e), params, axis_name)
             if norm == "global":
                 g_s = _pmean(g_s, axis_name)
             coef = _vdot(g, g_s, dtype) / (_sq_norm(g, dtype) + eps)
@@ -690,7 +745,8 @@ def looksam(
         def reuse(_):
             scale = jnp.asarray(alpha, dtype) * _norm(g, dtype) / (_norm(state.g_v, dtype) + eps)
             g_s = jax.tree.map(lambda x, v: x.astype(dtype) + scale * v.astype(dtype), g, state.g_v)
-            return _cast_like(g_s, updates), state.g_v
+            g_v = _vary(state.g_v, axis_name) if norm == "local" else state.g_v
+            return _cast_like(g_s, updates), g_v
 
         out, g_v = lax.cond(state.count % k == 0, full, reuse, None)
         if norm == "local":
@@ -769,6 +825,7 @@ def friendly_sam(
     def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
         del extra_args
         _check_update_args(fn, updates, params, grad_fn)
+        _check_per_device(fn, updates, axis_name)
         g = _first(updates, axis_name, norm)
         dtype = _dtype(g, params)
         first = state.count == 0
@@ -780,7 +837,7 @@ def friendly_sam(
             state.momentum,
         )
         e = _sam_direction(d, dtype, rho, epsilon)
-        out = _pmean(_call_grad_fn(fn, grad_fn, _add(params, e), params), axis_name)
+        out = _pmean(_call_grad_fn(fn, grad_fn, _add(params, e), params, axis_name), axis_name)
         new_state = FriendlySAMState(
             count=optax.safe_increment(state.count), momentum=_cast_like(new_m, state.momentum)
         )
@@ -860,6 +917,7 @@ def awp(
     def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
         del extra_args
         _check_update_args(fn, updates, params, grad_fn)
+        _check_per_device(fn, updates, axis_name)
         g = _first(updates, axis_name, norm)
         dtype = _dtype(g, params)
         gam, eps = jnp.asarray(gamma, dtype), jnp.asarray(epsilon, dtype)
@@ -872,7 +930,7 @@ def awp(
             return (w32 + v).astype(w.dtype)
 
         point = jax.tree.map(perturb, params, g)
-        out = _pmean(_call_grad_fn(fn, grad_fn, point, params), axis_name)
+        out = _pmean(_call_grad_fn(fn, grad_fn, point, params, axis_name), axis_name)
         return _cast_like(out, updates), state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -952,6 +1010,7 @@ def random_weight_perturbation(
     def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
         del extra_args
         _check_update_args(fn, updates, params, grad_fn)
+        _check_per_device(fn, updates, axis_name)
         dtype = _dtype(updates, params)
         key, sub = jax.random.split(state.key)
         leaves, treedef = jax.tree.flatten(params)
@@ -969,7 +1028,7 @@ def random_weight_perturbation(
             return (w32 + std * jax.random.normal(k, w.shape, dtype)).astype(w.dtype)
 
         point = jax.tree.unflatten(treedef, [noisy(w, keys[i]) for i, w in enumerate(leaves)])
-        g_e = _call_grad_fn(fn, grad_fn, point, params)
+        g_e = _call_grad_fn(fn, grad_fn, point, params, axis_name)
         a = jnp.asarray(alpha, dtype)
         out = jax.tree.map(lambda x, y: (1 - a) * x.astype(dtype) + a * y.astype(dtype), updates, g_e)
         out = _pmean(out, axis_name)
