@@ -492,6 +492,7 @@ def gradnorm(
         grad_xi = jnp.where(first | ~jnp.all(jnp.isfinite(grad_xi)), jnp.zeros_like(grad_xi), grad_xi)
         step, inner_state = inner.update(grad_xi, state.inner, xi)
         new_xi = jnp.where(first, xi, optax.apply_updates(xi, step))
+        inner_state = jax.tree.map(lambda a, b: jnp.where(first, b, a), inner_state, state.inner)
         new = GradNormState(new_xi, L0, jnp.minimum(state.count + 1, 1), inner_state)
         return _combine(updates, w), new
 
