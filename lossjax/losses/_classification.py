@@ -18,10 +18,13 @@ from lossjax.registry import register
 from lossjax.testing import Sample
 
 __all__ = [
+    "anyloss",
     "comp_sum_loss",
     "encouraging_loss",
+    "ensloss",
     "focal_loss",
     "generalized_cross_entropy",
+    "harmonic_loss",
     "label_smoothing_cross_entropy",
     "multiclass_hinge_loss",
     "multiclass_squared_hinge_loss",
@@ -999,7 +1002,7 @@ def _multiclass_hinge(fn: str, logits, labels, margin, form, squared: bool, wher
         return C.zero_masked(loss, t.mask)
     # Distribution labels: the expectation over the target class c ([..., C, C]).
     pair = m + z[..., None, :] - z[..., :, None]  # [c, j] = m + z_j - z_c
-    eye = jnp.eye(z.shape[-1], dtype=jnp.bool_)
+    eye = jnp.reshape(jnp.eye(z.shape[-1], dtype=jnp.bool_), (1,) * (z.ndim - 1) + (z.shape[-1],) * 2)
     pair = jnp.where(eye, zero, pair)
     per_c = jnp.sum(h(pair), axis=-1) if form == "weston_watkins" else h(jnp.max(pair, axis=-1))
     return C.zero_masked(jnp.sum(q * per_c, axis=-1), t.mask)
@@ -1363,3 +1366,291 @@ def one_vs_rest_loss(
     z = C.fill_masked(C.as_compute(logits, dtype), mask)
     loss = jnp.sum(q * jax.nn.softplus(-z) + (1 - q) * jax.nn.softplus(z), axis=-1)
     return C.zero_masked(loss, mask)
+
+
+# --------------------------------------------------------------------------
+# Harmonic loss (distance-based logits).
+# --------------------------------------------------------------------------
+
+
+def _harmonic_sample() -> Sample:
+    rng = np.random.default_rng(7)
+    features = rng.normal(size=(6, 3)).astype(np.float32)
+    prototypes = rng.normal(size=(4, 3)).astype(np.float32)
+    labels = rng.integers(0, 4, size=(6,)).astype(np.int32)
+    return Sample(args=(features, prototypes, labels), diff_argnums=(0, 1), batched_argnums=(0, 2))
+
+
+@register(
+    "harmonic_loss",
+    aliases=("harmonic",),
+    family="classification",
+    kind="per_example",
+    formula="-log softmax(-n log d)_y,  d_c = max(||x - w_c||, epsilon)  (p_c = d_c^-n / sum_j d_j^-n)",
+    paper="Harmonic Loss Trains Interpretable AI Models (2025, arXiv:2502.01628); "
+    "Rethinking the Harmonic Loss via Non-Euclidean Distance Layers (2025)",
+    reference="maxwellmg/rethinking-harmonic-loss llms/model/distance_layers.py::EuclideanDistLayer (pow_n = n_embd)",
+    sample=_harmonic_sample,
+)
+def harmonic_loss(
+    features: ArrayLike,
+    prototypes: ArrayLike,
+    labels: ArrayLike,
+    *,
+    exponent: float | None = None,
+    epsilon: float = 1e-6,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Harmonic loss: cross-entropy of the harmonic max over Euclidean distances to class prototypes.
+
+    .. math::
+        p_c = \frac{d_c^{-n}}{\sum_j d_j^{-n}},\quad d_c = \max(\|x - w_c\|_2, \epsilon),\quad
+        \ell = -\log p_y
+
+    i.e. cross-entropy on the logits ``-n log d_c``, computed in log space as
+    ``-(n/2) log max(|x|^2 + |w|^2 - 2 x.w, epsilon^2)`` (no ``[..., C, D]``
+    difference tensor, no square root, finite gradients at ``x = w_c``).
+    The reference layer raises *squared* distances to ``-n``: that is
+    ``exponent = 2n`` here.
+
+    Args:
+      features: ``[..., D]`` inputs of the distance head.
+      prototypes: ``[C, D]`` class weight vectors.
+      labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
+      exponent: the harmonic exponent ``n > 0``; None means ``D`` (the reference's choice;
+        the papers also suggest 1 and ``sqrt(D)``).
+      epsilon: floor on the distance.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Baek et al., "Harmonic Loss Trains Interpretable AI Models", 2025,
+    arXiv:2502.01628; "Rethinking the Harmonic Loss via Non-Euclidean Distance Layers", 2025.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[2.0, 0.0], [-1.0, 0.0]])
+      >>> lossjax.losses.harmonic_loss(x, w, jnp.array([0]), exponent=1.0).round(4)
+      Array([0.4055], dtype=float32)
+    """
+    fn = "harmonic_loss"
+    x = C.check_array(fn, "features", features, min_ndim=1, dtype="float")
+    w = C.check_array(fn, "prototypes", prototypes, ndim=2, dtype="float")
+    if w.shape[-1] != x.shape[-1]:
+        raise ValueError(
+            f"{fn}: `features` [..., D] and `prototypes` [C, D] must share D, "
+            f"got features.shape={x.shape} and prototypes.shape={w.shape}."
+        )
+    n = x.shape[-1] if exponent is None else exponent
+    C.check_positive(fn, "exponent", n)
+    C.check_positive(fn, "epsilon", epsilon)
+    dtype = C.compute_dtype(x, w)
+    mask = C.prepare_where(fn, where, x.shape[:-1])
+    x = C.fill_masked(C.as_compute(x, dtype), mask)
+    w = C.as_compute(w, dtype)
+    cross = jnp.matmul(x, w.T, precision=jax.lax.Precision.HIGHEST)
+    w_sq = jnp.reshape(jnp.sum(jnp.square(w), axis=-1), (1,) * (x.ndim - 1) + (w.shape[0],))
+    sq = jnp.sum(jnp.square(x), axis=-1, keepdims=True) + w_sq - 2 * cross
+    sq = jnp.maximum(sq, jnp.asarray(epsilon * epsilon, dtype))
+    logits = -0.5 * jnp.asarray(n, dtype) * jnp.log(sq)
+    t = target_probs(fn, logits, labels, where=mask)
+    return t.expect(-t.log_p)
+
+
+# --------------------------------------------------------------------------
+# EnsLoss (random calibrated loss-derivatives) and AnyLoss (soft confusion matrix).
+# --------------------------------------------------------------------------
+
+
+def _ensloss_sample() -> Sample:
+    rng = np.random.default_rng(8)
+    # |margins| < 1 (the 1/s tail is a stop-gradient rescale, see the docstring).
+    logits = rng.uniform(-0.9, 0.9, size=(7,)).astype(np.float32)
+    labels = rng.integers(0, 2, size=(7,)).astype(np.float32)
+    return Sample(args=(logits, labels), kwargs={"key": jax.random.key(0)})
+
+
+def _binary_batch_terms(fn: str, logits, labels, where):
+    logits = C.check_array(fn, "logits", logits, ndim=1, dtype="float")
+    return _sigmoid_terms(fn, logits, labels, where)
+
+
+@register(
+    "ensloss",
+    aliases=("ens_loss",),
+    family="classification",
+    kind="batch",
+    formula="mean_i sg(g_i) s_i,  s = (2y-1) z,  g = sorted(max(-BCinv(eps), -1)) by margin rank, g /= s where s > 1",
+    paper="EnsLoss: Stochastic Calibrated Loss Ensembles for Preventing Overfitting in Classification "
+    "(2024, arXiv:2409.00908)",
+    reference="statmlben/ensLoss losses.py::ensLoss (lam=0)",
+    sample=_ensloss_sample,
+    runtime=("key",),
+)
+def ensloss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    key: ArrayLike,
+    boxcox_lambda: float = 0.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""EnsLoss: a surrogate whose gradient is a random, calibrated (convex) binary loss-derivative.
+
+    With margins ``s_i = (2 y_i - 1) z_i``, draw ``eps ~ N(0, 1)`` per example,
+    ``g = max(-BCinv_lambda(eps), -1)`` (``-exp(eps)`` for ``lambda = 0``), sort
+    the draws and give the most negative one to the smallest margin (derivatives
+    increase with the margin: a convex loss), divide by ``s`` where ``s > 1`` (a
+    superlinear tail: calibration), subtract ``1e-6`` (strictly negative), and return
+
+    .. math::
+        \ell = \frac1n\sum_i \mathrm{sg}(g_i)\, s_i,\qquad \frac{\partial\ell}{\partial s_i} = \frac{g_i}{n}.
+
+    The value is not a loss (log a fixed loss alongside); the gradient is the
+    point. Masked examples take no draw and no rank: the result equals the one
+    on the sliced batch (the first ``count`` normals of ``key`` are used).
+
+    Args:
+      logits: binary scores ``[N]``.
+      labels: ``{0, 1}`` targets ``[N]``.
+      key: a PRNG key (new every step).
+      boxcox_lambda: ``lambda >= 0`` of the inverse Box-Cox map (0: log-normal derivatives).
+      where: optional boolean mask ``[N]``.
+
+    Returns:
+      A scalar.
+
+    Paper: Wang, Dai et al., "EnsLoss: Stochastic Calibrated Loss Ensembles for
+    Preventing Overfitting in Classification", 2024, arXiv:2409.00908.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, lossjax
+      >>> g = jax.grad(lossjax.losses.ensloss)(jnp.array([0.3, -0.2]), jnp.array([1, 1]), key=jax.random.key(0))
+      >>> bool(jnp.all(g < 0))
+      True
+    """
+    fn = "ensloss"
+    C.check_positive(fn, "boxcox_lambda", boxcox_lambda, allow_zero=True)
+    z, y, mask, dtype = _binary_batch_terms(fn, logits, labels, where)
+    n = z.shape[0]
+    valid = jnp.ones((n,), jnp.bool_) if mask is None else mask
+    count = jnp.sum(valid)
+    s = (2 * y - 1) * z
+    eps = jax.random.normal(key, (n,), dtype)
+    lam = jnp.asarray(boxcox_lambda, dtype)
+    is_log = lam == 0
+    lam_safe = jnp.where(is_log, jnp.ones((), dtype), lam)
+    base = jnp.maximum(1 + lam_safe * eps, 0.0)
+    g = -jnp.where(is_log, jnp.exp(eps), _power(base, 1 / lam_safe))
+    # Draws 0..count-1 (the sliced batch's draws), sorted ascending; the rest last.
+    big = jnp.asarray(jnp.finfo(dtype).max, dtype)
+    g = jnp.sort(jnp.where(jnp.arange(n) < count, g, big))
+    g = jnp.maximum(g, -1.0)
+    s_sg = jax.lax.stop_gradient(s)
+    order = jnp.argsort(jnp.where(valid, s_sg, big), stable=True)
+    rank = jnp.argsort(order, stable=True)
+    g = jnp.take(g, rank)
+    tail = s_sg > 1
+    g = jnp.where(tail, g / jnp.where(tail, s_sg, jnp.ones((), dtype)), g) - 1e-6
+    total = jnp.sum(jnp.where(valid, jax.lax.stop_gradient(g) * s, jnp.zeros((), dtype)))
+    return total / jnp.maximum(count, 1).astype(dtype)
+
+
+_ANYLOSS_METRICS = ("accuracy", "f_beta", "balanced_accuracy", "g_mean", "mcc")
+
+
+def _anyloss_sample() -> Sample:
+    rng = np.random.default_rng(9)
+    predictions = rng.uniform(0.35, 0.65, size=(8,)).astype(np.float32)
+    labels = np.array([1, 0, 1, 1, 0, 0, 1, 0], np.float32)
+    extremes = ((np.array([0, 1, 1, 0, 0, 1, 0, 1], np.float32), labels), (np.full((8,), 0.5, np.float32), labels))
+    return Sample(args=(predictions, labels), extremes=extremes, kwargs={"metric": "mcc"})
+
+
+@register(
+    "anyloss",
+    aliases=("any_loss",),
+    family="classification",
+    kind="batch",
+    formula="1 - M(TP, FN, FP, TN),  A = sigmoid(L (p - 1/2)),  TP = sum y A, FN = sum y (1 - A), "
+    "FP = sum (1 - y) A, TN = sum (1 - y)(1 - A)",
+    paper="AnyLoss: Transforming Classification Metrics into Loss Functions (2024, arXiv:2405.14745)",
+    reference="closed form of the paper (soft confusion matrix; no official implementation located)",
+    sample=_anyloss_sample,
+)
+def anyloss(
+    predictions: ArrayLike,
+    labels: ArrayLike,
+    *,
+    metric: str = "f_beta",
+    beta: float = 1.0,
+    amplification: float = 73.0,
+    epsilon: float = 1e-7,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""AnyLoss: one minus a confusion-matrix metric computed on amplified probabilities.
+
+    .. math::
+        A_i = \sigma\big(L\,(p_i - \tfrac12)\big),\quad
+        TP = \sum y A,\ FN = \sum y(1-A),\ FP = \sum (1-y)A,\ TN = \sum(1-y)(1-A),\quad
+        \ell = 1 - M(TP, FN, FP, TN)
+
+    Metrics: ``accuracy`` ``(TP+TN)/n``; ``f_beta``
+    ``(1+b^2)TP / ((1+b^2)TP + b^2 FN + FP)``; ``balanced_accuracy``
+    ``(TPR + TNR)/2``; ``g_mean`` ``sqrt(TPR * TNR)``; ``mcc``
+    ``(TP TN - FP FN)/sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN))`` (loss in ``[0, 2]``).
+    Every denominator gets ``+ epsilon``; square roots are zero-safe.
+
+    Args:
+      predictions: probabilities in ``[0, 1]`` (sigmoid outputs), ``[N]`` or any shape.
+      labels: ``{0, 1}`` targets with the shape of ``predictions``.
+      metric: one of ``accuracy``, ``f_beta``, ``balanced_accuracy``, ``g_mean``, ``mcc``.
+      beta: the ``beta`` of ``f_beta``.
+      amplification: ``L`` of the approximation function (73 in the paper).
+      epsilon: added to every denominator.
+      where: optional boolean mask with the shape of ``predictions``.
+
+    Returns:
+      A scalar: the loss of the whole batch (0 for an all-masked batch).
+
+    Paper: Han, Moniz, Chawla, "AnyLoss: Transforming Classification Metrics into
+    Loss Functions", KDD 2024, arXiv:2405.14745.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> p, y = jnp.array([0.9, 0.2, 0.7, 0.4]), jnp.array([1.0, 0.0, 0.0, 1.0])
+      >>> round(float(lossjax.losses.anyloss(p, y, metric="accuracy")), 4)
+      0.4998
+    """
+    fn = "anyloss"
+    C.check_one_of(fn, "metric", metric, _ANYLOSS_METRICS)
+    C.check_positive(fn, "beta", beta)
+    C.check_positive(fn, "amplification", amplification)
+    C.check_positive(fn, "epsilon", epsilon, allow_zero=True)
+    p, y, mask, dtype = _sigmoid_terms(fn, predictions, labels, where)
+    a = jax.nn.sigmoid(jnp.asarray(amplification, dtype) * (p - 0.5))
+    zero = jnp.zeros((), dtype)
+    valid = (lambda v: v) if mask is None else (lambda v: jnp.where(mask, v, zero))
+    tp = jnp.sum(valid(y * a))
+    fn_ = jnp.sum(valid(y * (1 - a)))
+    fp = jnp.sum(valid((1 - y) * a))
+    tn = jnp.sum(valid((1 - y) * (1 - a)))
+    e = jnp.asarray(epsilon, dtype)
+    if metric == "accuracy":
+        score = (tp + tn) / (tp + tn + fp + fn_ + e)
+    elif metric == "f_beta":
+        b2 = jnp.asarray(beta, dtype) ** 2
+        score = (1 + b2) * tp / ((1 + b2) * tp + b2 * fn_ + fp + e)
+    else:
+        tpr = tp / (tp + fn_ + e)
+        tnr = tn / (tn + fp + e)
+        if metric == "balanced_accuracy":
+            score = (tpr + tnr) / 2
+        elif metric == "g_mean":
+            score = _safe_sqrt(tpr * tnr)
+        else:
+            score = (tp * tn - fp * fn_) / (_safe_sqrt((tp + fp) * (tp + fn_) * (tn + fp) * (tn + fn_)) + e)
+    if mask is None:
+        return 1 - score
+    return jnp.where(jnp.any(mask), 1 - score, zero)  # an all-masked batch gives 0
