@@ -168,10 +168,13 @@ def separate_value_and_grad(
         values, grads, auxes = [], [], []
         for i, (f, inp) in enumerate(zip(funs, inputs, strict=True)):
             inp = inp if isinstance(inp, tuple) else (inp,)
+            shape = jax.eval_shape(f, params, *inp)
+            shape = shape[0] if has_aux else shape
+            if getattr(shape, "shape", None) != ():
+                got = getattr(shape, "shape", type(shape).__name__)
+                raise ValueError(f"{fn}: loss callable {i} must return a scalar, got shape {got}.")
             out, g = jax.value_and_grad(f, has_aux=has_aux)(params, *inp)
             v, aux = out if has_aux else (out, None)
-            if jnp.ndim(v) != 0:
-                raise ValueError(f"{fn}: loss callable {i} must return a scalar, got shape {jnp.shape(v)}.")
             values.append(v)
             grads.append(g)
             auxes.append(aux)
