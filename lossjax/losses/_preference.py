@@ -12,7 +12,10 @@ decided at trace time from the rank:
   Padded tokens may hold anything (``-inf``, NaN): they are replaced before
   the sum.
 
-Chosen and rejected responses may have different lengths ``T``. Reference
+Chosen and rejected responses may have different lengths ``T``, and forms may
+be mixed per argument: e.g. per-token policy log-probs ``[B, T]`` with
+reference log-probs precomputed per sequence ``[B]`` (summed, or averaged for
+the length-normalized methods). Reference
 log-probabilities are treated as constants (``stop_gradient``). The losses
 return per-example values ``[B]`` (kind ``per_example``); with
 ``return_rewards=True`` they return ``(losses, chosen_rewards,
@@ -71,29 +74,29 @@ def _pair_inputs(fn, names, arrays, masks, mask_names, where, *, average):
                 f"{fn}: every log-prob argument needs the same batch size; "
                 f"`{names[0]}` has shape {first.shape}, `{n}` has shape {x.shape}."
             )
-        if x.ndim != first.ndim:
-            raise ValueError(
-                f"{fn}: log-prob arguments must all be per-sequence [B] or all per-token [B, T]; "
-                f"`{names[0]}` has shape {first.shape}, `{n}` has shape {x.shape}."
-            )
     dtype = C.compute_dtype(*xs)
     batch_mask = C.prepare_where(fn, where, (first.shape[0],))
-    out = []
-    checked_masks = {}
-    for n, x, (m, mn) in zip(names, xs, zip(masks, mask_names, strict=True), strict=True):
-        if mn not in checked_masks:
-            checked_masks[mn] = token_mask_of(fn, mn, m, x, n)
-        elif x.ndim == 2 and checked_masks[mn] is not None and checked_masks[mn].shape != x.shape:
-            raise ValueError(f"{fn}: `{n}` must have the shape of `{mn}` {checked_masks[mn].shape}, got {x.shape}.")
-        out.append(reduce_sequence(x, checked_masks[mn], batch_mask, dtype, average=average))
+    # A token mask is checked against the first per-token array of its group; per-sequence
+    # arrays of the group (e.g. precomputed reference log-probs) are used as given.
+    checked = {}
+    for mn in dict.fromkeys(mask_names):
+        group = [(n, x) for n, x, g in zip(names, xs, mask_names, strict=True) if g == mn]
+        token = [(n, x) for n, x in group if x.ndim == 2]
+        m = masks[mask_names.index(mn)]
+        checked[mn] = token_mask_of(
+            fn, mn, m, token[0][1] if token else group[0][1], token[0][0] if token else group[0][0]
+        )
+        for n, x in token[1:]:
+            if x.shape != token[0][1].shape:
+                raise ValueError(
+                    f"{fn}: per-token `{n}` must have the shape of `{token[0][0]}` {token[0][1].shape} "
+                    f"(they share `{mn}`), got {x.shape}."
+                )
+    out = [
+        reduce_sequence(x, checked[mn] if x.ndim == 2 else None, batch_mask, dtype, average=average)
+        for x, mn in zip(xs, mask_names, strict=True)
+    ]
     return out, batch_mask, dtype
-
-
-def _check_same_paired_shapes(fn, pairs):
-    for (na, a), (nb, b) in pairs:
-        a, b = check_logps(fn, na, a), check_logps(fn, nb, b)
-        if a.shape != b.shape:
-            raise ValueError(f"{fn}: `{na}` and `{nb}` must have the same shape, got {a.shape} and {b.shape}.")
 
 
 def _smoothed_logistic(logits: Array, label_smoothing, *, robust: bool = False) -> Array:
@@ -203,13 +206,6 @@ def dpo_loss(
     fn = "dpo_loss"
     C.check_positive(fn, "beta", beta)
     C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 0.5, high_inclusive=False)
-    _check_same_paired_shapes(
-        fn,
-        [
-            (("policy_chosen_logps", policy_chosen_logps), ("ref_chosen_logps", ref_chosen_logps)),
-            (("policy_rejected_logps", policy_rejected_logps), ("ref_rejected_logps", ref_rejected_logps)),
-        ],
-    )
     (pc, pr, rc, rr), batch_mask, dtype = _pair_inputs(
         fn,
         _POLICY_REF,
@@ -285,13 +281,6 @@ def soft_preference_cross_entropy(
     """
     fn = "soft_preference_cross_entropy"
     C.check_positive(fn, "beta", beta)
-    _check_same_paired_shapes(
-        fn,
-        [
-            (("policy_chosen_logps", policy_chosen_logps), ("ref_chosen_logps", ref_chosen_logps)),
-            (("policy_rejected_logps", policy_rejected_logps), ("ref_rejected_logps", ref_rejected_logps)),
-        ],
-    )
     (pc, pr, rc, rr), batch_mask, dtype = _pair_inputs(
         fn,
         _POLICY_REF,
@@ -369,13 +358,6 @@ def ipo_loss(
     """
     fn = "ipo_loss"
     C.check_positive(fn, "beta", beta)
-    _check_same_paired_shapes(
-        fn,
-        [
-            (("policy_chosen_logps", policy_chosen_logps), ("ref_chosen_logps", ref_chosen_logps)),
-            (("policy_rejected_logps", policy_rejected_logps), ("ref_rejected_logps", ref_rejected_logps)),
-        ],
-    )
     (pc, pr, rc, rr), batch_mask, dtype = _pair_inputs(
         fn,
         _POLICY_REF,
@@ -627,7 +609,6 @@ def kto_loss(
     C.check_positive(fn, "beta", beta)
     C.check_positive(fn, "desirable_weight", desirable_weight, allow_zero=True)
     C.check_positive(fn, "undesirable_weight", undesirable_weight, allow_zero=True)
-    _check_same_paired_shapes(fn, [(("policy_logps", policy_logps), ("ref_logps", ref_logps))])
     (pol, ref), batch_mask, dtype = _pair_inputs(
         fn,
         ("policy_logps", "ref_logps"),
@@ -780,7 +761,6 @@ def negative_preference_optimization(
     """
     fn = "negative_preference_optimization"
     C.check_positive(fn, "beta", beta)
-    _check_same_paired_shapes(fn, [(("policy_logps", policy_logps), ("ref_logps", ref_logps))])
     (pol, ref), batch_mask, dtype = _pair_inputs(
         fn,
         ("policy_logps", "ref_logps"),

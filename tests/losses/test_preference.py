@@ -78,6 +78,12 @@ def test_sequence_inputs_equal_token_inputs():
     tok = L.dpo_loss(pc, pr, rc, rr, chosen_mask=cm, rejected_mask=rm)
     seq = L.dpo_loss(_seq(pc, cm), _seq(pr, rm), _seq(rc, cm), _seq(rr, rm))
     assert_close(tok, seq)
+    # Mixed forms: per-token policy, reference precomputed per sequence.
+    mixed = L.dpo_loss(pc, pr, _seq(rc, cm), _seq(rr, rm), chosen_mask=cm, rejected_mask=rm)
+    assert_close(mixed, seq)
+    assert_close(
+        L.simpo_loss(pc, _seq(pr, rm, True), chosen_mask=cm), L.simpo_loss(_seq(pc, cm, True), _seq(pr, rm, True))
+    )
     tok = L.simpo_loss(pc, pr, chosen_mask=cm, rejected_mask=rm)
     seq = L.simpo_loss(_seq(pc, cm, True), _seq(pr, rm, True))
     assert_close(tok, seq)
@@ -312,15 +318,13 @@ def test_errors_name_function_argument_and_shapes():
     with pytest.raises(ValueError, match=r"dpo_loss: argument `policy_chosen_logps` must have rank 1 or 2"):
         L.dpo_loss(pc[..., None], pr, rc, rr)
     with pytest.raises(
-        ValueError, match=r"dpo_loss: `policy_chosen_logps` and `ref_chosen_logps` must have the same shape"
+        ValueError, match=r"dpo_loss: per-token `ref_chosen_logps` must have the shape of `policy_chosen_logps`"
     ):
         L.dpo_loss(pc, pr, rc[:, :3], rr)
     with pytest.raises(ValueError, match=r"dpo_loss: `chosen_mask` must have the shape of `policy_chosen_logps`"):
         L.dpo_loss(pc, pr, rc, rr, chosen_mask=rm)
     with pytest.raises(ValueError, match=r"simpo_loss: `chosen_mask` is only meaningful with per-token"):
         L.simpo_loss(pc.sum(1), pr.sum(1), chosen_mask=cm)
-    with pytest.raises(ValueError, match=r"must all be per-sequence \[B\] or all per-token"):
-        L.simpo_loss(pc, pr.sum(1))
     with pytest.raises(ValueError, match=r"same batch size"):
         L.orpo_loss(pc, pr[:3])
     with pytest.raises(TypeError, match=r"must have a float dtype"):
@@ -348,3 +352,29 @@ def test_registry_names_and_runtime_masks():
     want = L.dpo_loss(pc, pr, rc, rr, beta=0.5, label_smoothing=0.1, chosen_mask=cm, rejected_mask=rm)
     assert_close(dpo(pc, pr, rc, rr, chosen_mask=cm, rejected_mask=rm), want)
     assert lossjax.from_config(dpo.to_config()).to_config() == {"name": "dpo_loss", "beta": 0.5, "label_smoothing": 0.1}
+
+
+def test_dpo_on_the_fused_head_equals_the_logits_path():
+    # Per-token log-probs from the fused linear cross-entropy (no [N, V] logits) feed DPO directly.
+    rng = np.random.default_rng(7)
+    b, t, d, v = 2, 3, 4, 9
+    hidden = rng.normal(size=(2, b * t, d)).astype(np.float32)  # chosen, rejected
+    weight = rng.normal(size=(v, d)).astype(np.float32)
+    labels = rng.integers(0, v, size=(2, b * t)).astype(np.int32)
+    labels[:, 2] = -100  # a prompt/padding token
+    ref = -rng.uniform(1.0, 5.0, size=(2, b)).astype(np.float32)
+    masks = (labels != -100).reshape(2, b, t)
+
+    def fused(h):
+        lp = -jax.vmap(lambda x, y: L.linear_cross_entropy(x, weight, y))(h, labels)
+        lp = lp.reshape(2, b, t)
+        return jnp.sum(L.dpo_loss(lp[0], lp[1], ref[0], ref[1], chosen_mask=masks[0], rejected_mask=masks[1]))
+
+    def naive(h):
+        lp = L.token_log_probs(jnp.einsum("nsd,vd->nsv", h, weight), labels).reshape(2, b, t)
+        return jnp.sum(L.dpo_loss(lp[0], lp[1], ref[0], ref[1], chosen_mask=masks[0], rejected_mask=masks[1]))
+
+    vf, gf = jax.value_and_grad(fused)(hidden)
+    vn, gn = jax.value_and_grad(naive)(hidden)
+    assert_close(vf, vn)
+    assert_close(gf, gn, rtol=1e-4, atol=1e-6)
