@@ -56,6 +56,16 @@ def _check_vector(fn: str, losses: Any) -> Array:
     return losses
 
 
+def _cotangents(losses: Array) -> Array:
+    """The m one-hot cotangents, varying over the same mapped axes as ``losses`` (inside shard_map)."""
+    eye = jnp.eye(losses.shape[0], dtype=losses.dtype)
+    aval = jax.typeof(losses)
+    mat = getattr(aval, "manual_axis_type", None)
+    vma = getattr(mat, "varying", None) if mat is not None else getattr(aval, "vma", None)
+    vma = tuple(sorted(vma or ()))
+    return jax.lax.pcast(eye, vma, to="varying") if vma else eye
+
+
 def _pmean(tree: Any, axis_name: str | None) -> Any:
     return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
 
@@ -112,8 +122,7 @@ def per_loss_value_and_grad(
         else:
             losses, vjp = jax.vjp(f, *primals)
         losses = _check_vector(fn, losses)
-        eye = jnp.eye(losses.shape[0], dtype=losses.dtype)
-        grads = jax.vmap(vjp)(eye)
+        grads = jax.vmap(vjp)(_cotangents(losses))
         grads = grads[0] if isinstance(argnums, int) else grads
         losses, grads = _pmean((losses, grads), axis_name)
         return ((losses, aux) if has_aux else losses), grads
@@ -260,8 +269,7 @@ def rep_value_and_grad(
         else:
             (losses, heads_vjp), aux = jax.vjp(h, head_params, rep), None
         losses = _check_vector(fn, losses)
-        eye = jnp.eye(losses.shape[0], dtype=losses.dtype)
-        head_grads, rep_grads = jax.vmap(heads_vjp)(eye)
+        head_grads, rep_grads = jax.vmap(heads_vjp)(_cotangents(losses))
         head_grads = jax.tree.map(lambda g: jnp.sum(g, 0), head_grads)
         return RepGrads(losses, aux, rep_grads, head_grads, trunk_vjp)
 
