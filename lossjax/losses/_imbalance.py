@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax.losses._classification import smoothed_class_targets
+from lossjax.losses._classification import _power, smoothed_class_targets
 from lossjax.registry import register
 from lossjax.testing import Sample
 
@@ -44,19 +44,6 @@ _COUNTS = np.array([40, 20, 8, 2], np.int32)
 
 
 # ------------------------------- helpers ----------------------------------
-
-
-def _safe_pow(base: Array, exponent) -> Array:
-    """``base ** exponent`` for ``base >= 0`` with finite values and gradients at 0.
-
-    Computed as ``exp(exponent * log(base))`` on the positive part (double-where),
-    so exponents below 1 have no infinite gradient at 0; ``0 ** 0 = 1``.
-    """
-    exponent = jnp.asarray(exponent, base.dtype)
-    pos = base > 0
-    safe = jnp.where(pos, base, jnp.ones((), base.dtype))
-    at_zero = jnp.where(exponent == 0, jnp.ones((), base.dtype), jnp.zeros((), base.dtype))
-    return jnp.where(pos, jnp.exp(exponent * jnp.log(safe)), at_zero)
 
 
 def _per_class(fn: str, arg: str, values: ArrayLike, num_classes: int, dtype) -> Array:
@@ -507,7 +494,7 @@ def vs_loss(
     counts = _per_class(fn, "class_counts", class_counts, logits.shape[-1], dtype)
     top = jnp.max(counts)
     ratio = counts / jnp.where(top > 0, top, jnp.ones((), dtype))
-    multiplier = _safe_pow(ratio, gamma)
+    multiplier = jnp.where(counts > 0, _power(ratio, gamma), jnp.zeros((), dtype))
     offset = jnp.asarray(tau, dtype) * _log_priors(counts, epsilon)
     return _adjusted_cross_entropy(
         fn,
@@ -609,7 +596,7 @@ def asymmetric_loss(
     # 1 - pt with pt = p y + (1 - p_m)(1 - y), written without cancellation.
     base = y * jax.nn.sigmoid(-z) + (1 - y) * one_minus_pt_neg
     exponent = jnp.asarray(gamma_pos, dtype) * y + jnp.asarray(gamma_neg, dtype) * (1 - y)
-    weight = _safe_pow(base, exponent)
+    weight = _power(base, exponent)
     if stop_gradient_weight:
         weight = jax.lax.stop_gradient(weight)
     loss = weight * (-y * log_pos - (1 - y) * log_neg)
@@ -682,7 +669,7 @@ def asymmetric_single_label_loss(
     one_minus_p = -jnp.expm1(log_p)
     base = t * one_minus_p + (1 - t) * p
     exponent = jnp.asarray(gamma_pos, dtype) * t + jnp.asarray(gamma_neg, dtype) * (1 - t)
-    weight = _safe_pow(base, exponent)
+    weight = _power(base, exponent)
     loss = -jnp.sum(q * weight * log_p, axis=-1)
     return C.zero_masked(loss, mask)
 

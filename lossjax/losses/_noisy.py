@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax.losses._imbalance import _safe_pow
+from lossjax.losses._classification import _power
 from lossjax.registry import register
 from lossjax.testing import Sample
 
@@ -88,7 +88,7 @@ def _mae(log_p: Array, q: Array) -> Array:
 
 
 def _nfl(log_p: Array, q: Array, gamma) -> Array:
-    focal = -_safe_pow(-jnp.expm1(log_p), gamma) * log_p  # -(1-p_k)^gamma log p_k
+    focal = -_power(-jnp.expm1(log_p), gamma) * log_p  # -(1-p_k)^gamma log p_k
     return jnp.sum(q * focal, axis=-1) / jnp.sum(focal, axis=-1)
 
 
