@@ -970,9 +970,10 @@ def _masked_log1p_sum_exp(a: Array, keep: Array, axis_name) -> Array:
     """``log(1 + sum_i keep_i exp(a_i))`` over axis 0 (and across devices), stably; 0 for empty sets."""
     dtype = a.dtype
     neg = jnp.asarray(-jnp.inf, dtype)
-    local_max = jnp.max(jnp.where(keep, a, neg), axis=0)
+    # The shift carries no gradient (log-sum-exp is shift invariant); pmax has no JVP rule.
+    local_max = jax.lax.stop_gradient(jnp.max(jnp.where(keep, a, neg), axis=0))
     mx = local_max if axis_name is None else jax.lax.pmax(local_max, axis_name)
-    shift = jax.lax.stop_gradient(jnp.maximum(mx, jnp.zeros((), dtype)))  # >= 0: covers the "1 +"
+    shift = jnp.maximum(mx, jnp.zeros((), dtype))  # >= 0: covers the "1 +"
     terms = jnp.where(keep, jnp.exp(jnp.where(keep, a, shift[None]) - shift[None]), jnp.zeros((), dtype))
     total = psum(jnp.sum(terms, axis=0), axis_name)
     return shift + jnp.log(jnp.exp(-shift) + total)

@@ -448,9 +448,10 @@ def dispersive_loss(
     logits = -sq / denom
     keep = valid[:, None] & vg[None, :]
     neg_inf = jnp.asarray(-jnp.inf, dtype)
-    local_max = jnp.max(jnp.where(keep, logits, neg_inf))
+    # The shift carries no gradient (log-sum-exp is shift invariant); pmax has no JVP rule.
+    local_max = jax.lax.stop_gradient(jnp.max(jnp.where(keep, logits, neg_inf)))
     mx = local_max if axis_name is None else jax.lax.pmax(local_max, axis_name)
-    mx = jax.lax.stop_gradient(jnp.where(jnp.isfinite(mx), mx, jnp.zeros((), dtype)))
+    mx = jnp.where(jnp.isfinite(mx), mx, jnp.zeros((), dtype))
     total = psum(jnp.sum(jnp.where(keep, jnp.exp(jnp.where(keep, logits, mx) - mx), jnp.zeros((), dtype))), axis_name)
     n = psum(jnp.sum(valid.astype(dtype)), axis_name)
     one = jnp.ones((), dtype)

@@ -1,0 +1,493 @@
+"""Margin softmaxes, proxy and prototype losses (lossjax/losses/_margins.py).
+
+Golden values: tests/reference/margins.json (tests/reference/make_margins.py:
+pytorch-metric-learning 2.9.0 and faithful torch ports of the official code),
+compared in float64. Hand-derived cases cover the paths the references do not
+exercise (margin extensions, masking, state, devices).
+"""
+
+import json
+import math
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec as P
+
+import lossjax
+from lossjax.losses import _margins as M
+from lossjax.testing import assert_close
+
+REF = json.loads((pathlib.Path(__file__).parents[1] / "reference" / "margins.json").read_text())["cases"]
+SELFSUP = {
+    "vicreg_loss",
+    "barlow_twins_loss",
+    "whitening_mse_loss",
+    "dispersive_loss",
+    "negative_cosine_loss",
+    "byol_loss",
+}
+MARGIN_CASES = sorted(k for k, v in REF.items() if v["fn"] not in SELFSUP)
+
+F64 = {"rtol": 1e-9, "atol": 1e-10}
+
+
+def max_rel_err(actual, expected) -> float:
+    a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    return float(np.max(np.abs(a - e) / np.maximum(np.abs(e), 1e-6)))
+
+
+def run_case(case):
+    """The loss's value and gradient of its sum w.r.t. the float inputs, in float64."""
+    fn = getattr(lossjax.losses, case["fn"])
+    names = list(case["inputs"])
+    arrays = {k: jnp.asarray(np.asarray(v)) for k, v in case["inputs"].items()}
+    kwargs = dict(case["kwargs"])
+    if "state" in kwargs:
+        kwargs["state"] = M.AdaFaceState(*(jnp.asarray(s, jnp.float64) for s in kwargs["state"]))
+    floats = [k for k in names if jnp.issubdtype(arrays[k].dtype, jnp.floating)]
+
+    def f(*fl):
+        a = dict(arrays, **dict(zip(floats, fl, strict=True)))
+        out = fn(*(a[k] for k in names), **kwargs)
+        value = out[0] if isinstance(out, tuple) else out
+        return jnp.sum(value), out
+
+    (_, out), grads = jax.value_and_grad(f, argnums=tuple(range(len(floats))), has_aux=True)(
+        *(arrays[k] for k in floats)
+    )
+    return out, dict(zip(floats, grads, strict=True))
+
+
+@pytest.mark.parametrize("name", MARGIN_CASES)
+def test_golden_values_and_gradients(name):
+    case = REF[name]
+    with jax.enable_x64(True):
+        out, grads = run_case(case)
+        value = out[0] if isinstance(out, tuple) else out
+        assert value.dtype == jnp.float64
+        assert_close(value, np.asarray(case["value"]), err=f"{name}: value ({case['note']})", **F64)
+        for k, g in case["grads"].items():
+            # The face losses reach logits of ~64: gradients are compared relative to their scale.
+            assert_close(
+                grads[k], np.asarray(g), err=f"{name}: d/d{k}", rtol=1e-8, atol=1e-9 * max(1.0, np.abs(g).max())
+            )
+        if "new_state" in case:
+            assert_close(jnp.stack(out[1]), np.asarray(case["new_state"]), err=f"{name}: new AdaFace state", **F64)
+
+
+def test_golden_float32_close():
+    """float32 inputs give float32 results within float32 tolerance of the float64 reference."""
+    for name in ("arcface_s64_m0.5", "cosface_s64_m0.35", "proxy_anchor_m0.1_a32", "adaface_ema", "sphereface2_C"):
+        case = REF[name]
+        fn = getattr(lossjax.losses, case["fn"])
+        args = [
+            np.asarray(v).astype(np.float32) if np.asarray(v).dtype.kind == "f" else np.asarray(v)
+            for v in case["inputs"].values()
+        ]
+        kwargs = dict(case["kwargs"])
+        if "state" in kwargs:
+            kwargs["state"] = M.AdaFaceState(*(np.float32(s) for s in kwargs["state"]))
+        out = fn(*args, **kwargs)
+        value = out[0] if isinstance(out, tuple) else out
+        assert value.dtype == jnp.float32
+        assert_close(value, np.asarray(case["value"]), err=name, rtol=2e-4, atol=2e-4)
+
+
+# --------------------------- the shared margin helper ---------------------------
+
+
+def test_margin_helper_closed_forms():
+    c = jnp.array([0.9, 0.2, -0.5, -0.95])
+    th = np.arccos(np.asarray(c, np.float64))
+    # CosFace: no angle at all.
+    assert_close(M._margin_target_cosine(c, additive=0.35), np.asarray(c) - 0.35)
+    # ArcFace (insightface): cos(theta + m) up to theta = pi - m, then cos(theta) - m sin(m).
+    m = 0.5
+    expect = np.where(th <= np.pi - m, np.cos(th + m), np.cos(th) - m * np.sin(m))
+    assert_close(M._margin_target_cosine(c, angular=m), expect, rtol=1e-5, atol=1e-6)
+    # easy_margin: the margin only where cos > 0.
+    expect = np.where(np.asarray(c) > 0, np.cos(th + m), np.asarray(c))
+    assert_close(M._margin_target_cosine(c, angular=m, extension="easy"), expect, rtol=1e-5, atol=1e-6)
+    # SphereFace: (-1)^k cos(m theta) - 2k, k = floor(m theta / pi); continuous and decreasing.
+    k = np.floor(4 * th / np.pi)
+    expect = (-1.0) ** k * np.cos(4 * th) - 2 * k
+    assert_close(M._margin_target_cosine(c, multiplicative=4.0, extension="sphereface"), expect, rtol=1e-5, atol=1e-5)
+    grid = jnp.linspace(-1.0, 1.0, 401)
+    psi = np.asarray(M._margin_target_cosine(grid, multiplicative=3.0, angular=0.2, extension="sphereface"))
+    assert np.all(np.diff(psi) > -1e-6), "psi must increase with cos (decrease with theta)"
+    psi = np.asarray(M._margin_target_cosine(grid, angular=0.5))
+    assert np.all(np.diff(psi) > -1e-6)
+    # AdaFace clip: theta + m clipped into [eps, pi - eps].
+    got = M._margin_target_cosine(jnp.array([0.999]), angular=-0.4, additive=0.0, extension="clip")
+    assert_close(got, np.cos([1e-3]), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(angular=0.5),
+        dict(angular=0.5, extension="easy"),
+        dict(multiplicative=4.0, extension="sphereface"),
+        dict(angular=0.3, extension="clip"),
+    ],
+)
+def test_margin_helper_finite_gradient_at_plus_minus_one(kw):
+    for c0 in (1.0, -1.0, 0.99999994):
+        g = jax.grad(lambda c: jnp.sum(M._margin_target_cosine(c, **kw)))(jnp.array([c0]))
+        assert np.all(np.isfinite(np.asarray(g))), (kw, c0, g)
+
+
+@pytest.mark.parametrize(
+    "name", ["arcface_loss", "additive_margin_softmax", "sphereface_loss", "adaface_loss", "sphereface2_loss"]
+)
+def test_embedding_equal_to_its_class_weight(name):
+    """cos = 1 exactly (and -1): finite loss and gradient."""
+    w = jnp.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    x = jnp.array([[2.0, 0.0, 0.0], [0.0, -3.0, 0.0]])
+    y = jnp.array([0, 1])
+    kw = {"angular_margin": 0.5} if name == "additive_margin_softmax" else {}
+    fn = getattr(lossjax.losses, name)
+
+    def f(x, w):
+        out = fn(x, y, w, **kw)
+        return jnp.sum(out[0] if isinstance(out, tuple) else out)
+
+    v, (gx, gw) = jax.value_and_grad(f, argnums=(0, 1))(x, w)
+    assert np.isfinite(float(v)) and np.all(np.isfinite(gx)) and np.all(np.isfinite(gw))
+
+
+# ------------------------------ hand-derived cases ------------------------------
+
+
+def test_cosface_and_arcface_hand_computed():
+    w = jnp.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    x = jnp.array([[3.0, 4.0]])  # cos = (0.6, 0.8, -0.6)
+    y = jnp.array([0])
+    s, m = 2.0, 0.1
+    logits = np.array([s * (0.6 - m), s * 0.8, -s * 0.6])
+    expect = -(logits[0] - np.log(np.sum(np.exp(logits))))
+    assert_close(lossjax.losses.cosface_loss(x, y, w, scale=s, margin=m), [expect])
+    t = np.cos(np.arccos(0.6) + 0.3)
+    logits = np.array([s * t, s * 0.8, -s * 0.6])
+    expect = -(logits[0] - np.log(np.sum(np.exp(logits))))
+    assert_close(lossjax.losses.arcface_loss(x, y, w, scale=s, margin=0.3), [expect])
+    # The combined margin with (1, m, 0) is ArcFace, with (1, 0, m) CosFace.
+    assert_close(
+        lossjax.losses.additive_margin_softmax(x, y, w, scale=s, angular_margin=0.3, additive_margin=0.0),
+        lossjax.losses.arcface_loss(x, y, w, scale=s, margin=0.3),
+    )
+    assert_close(
+        lossjax.losses.additive_margin_softmax(x, y, w, scale=s, additive_margin=m),
+        lossjax.losses.cosface_loss(x, y, w, scale=s, margin=m),
+    )
+
+
+def test_normalized_softmax_is_ce_of_scaled_cosines():
+    rng = np.random.default_rng(0)
+    x, w = rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=(4, 3)).astype(np.float32)
+    y = np.array([0, 1, 2, 3, 0])
+    cos = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=1, keepdims=True)).T
+    expect = lossjax.losses.softmax_cross_entropy(jnp.asarray(7.0 * cos), y)
+    assert_close(lossjax.losses.normalized_softmax_loss(x, y, w, scale=7.0), expect, rtol=1e-5, atol=1e-6)
+
+
+def test_sphereface2_bias_and_stable_formula():
+    # C = 10: the paper's initializer by hand.
+    z = 0.7 / (0.3 * 9)
+    ay, ai = 40 * (2 * 0.125 - 1 - 0.4), 40 * (2 * 0.125 - 1 + 0.4)
+    b = math.log(2 * z) - ai - math.log(1 - z + math.sqrt((1 - z) ** 2 + 4 * z * math.exp(ay - ai)))
+    assert abs(M.sphereface2_initial_bias(10) - b) < 1e-12
+    # C = 2 (z > 1): 1 - z + sqrt(.) cancels in the reference's form; ours equals the exact value
+    # 4 z E / (sqrt((1 - z)^2 + 4 z E) + z - 1), computed here with high precision.
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 50
+    zd = Decimal(7) / Decimal(3)
+    e = 4 * zd * (Decimal(-32)).exp()
+    arg = e / (((1 - zd) ** 2 + e).sqrt() + zd - 1)
+    exact = float((2 * zd).ln() + 14 - arg.ln())
+    assert abs(M.sphereface2_initial_bias(2) - exact) < 1e-9
+    # An explicit bias equals the default when it is the initial value; gradients reach it.
+    rng = np.random.default_rng(1)
+    x, w, y = rng.normal(size=(4, 3)), rng.normal(size=(5, 3)), np.array([0, 1, 2, 3])
+    b0 = M.sphereface2_initial_bias(5)
+    assert_close(lossjax.losses.sphereface2_loss(x, y, w, jnp.float32(b0)), lossjax.losses.sphereface2_loss(x, y, w))
+    gb = jax.grad(lambda b: jnp.sum(lossjax.losses.sphereface2_loss(x, y, w, b)))(jnp.float32(b0))
+    assert np.isfinite(float(gb)) and float(gb) != 0.0
+
+
+def test_sphereface2_forward_only_adjustment():
+    """detach_adjustment=True (reference): the gradient is that of r cos + b, not of g."""
+    rng = np.random.default_rng(2)
+    x, w, y = rng.normal(size=(3, 4)), rng.normal(size=(4, 4)), np.array([0, 1, 2])
+    g_ref = jax.grad(lambda x: jnp.sum(lossjax.losses.sphereface2_loss(x, y, w)))(x)
+    g_true = jax.grad(lambda x: jnp.sum(lossjax.losses.sphereface2_loss(x, y, w, detach_adjustment=False)))(x)
+    v_ref = lossjax.losses.sphereface2_loss(x, y, w)
+    v_true = lossjax.losses.sphereface2_loss(x, y, w, detach_adjustment=False)
+    assert_close(v_ref, v_true)
+    assert not np.allclose(g_ref, g_true)
+
+
+def test_adaface_state_update_and_masking():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6, 4)).astype(np.float32) * rng.uniform(0.5, 3, size=(6, 1)).astype(np.float32)
+    w = rng.normal(size=(3, 4)).astype(np.float32)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    state = M.AdaFaceState(jnp.float32(5.0), jnp.float32(2.0))
+    _, new = lossjax.losses.adaface_loss(x, y, w, state=state, t_alpha=0.1)
+    norms = np.clip(np.linalg.norm(x, axis=1), 0.001, 100)
+    assert_close(new.batch_mean, 0.1 * norms.mean() + 0.9 * 5.0)
+    assert_close(new.batch_std, 0.1 * norms.std(ddof=1) + 0.9 * 2.0)
+    # Masked examples stay out of the statistics; an all-masked batch leaves the state unchanged.
+    mask = np.array([True, True, False, True, False, True])
+    _, new_m = lossjax.losses.adaface_loss(x, y, w, state=state, t_alpha=0.1, where=mask)
+    _, new_s = lossjax.losses.adaface_loss(x[mask], y[mask], w, state=state, t_alpha=0.1)
+    assert_close(new_m, new_s)
+    loss0, same = lossjax.losses.adaface_loss(x, y, w, state=state, where=np.zeros(6, bool))
+    assert_close(same, state) and np.all(np.asarray(loss0) == 0)
+    # The default state is the reference's initial buffers (20, 100).
+    _, a = lossjax.losses.adaface_loss(x, y, w)
+    _, b = lossjax.losses.adaface_loss(x, y, w, state=M.AdaFaceState.initial())
+    assert_close(a, b)
+    # The state carries no gradient; it round-trips through jit.
+    f = jax.jit(lambda x, s: lossjax.losses.adaface_loss(x, y, w, state=s))
+    assert_close(f(x, state), lossjax.losses.adaface_loss(x, y, w, state=state))
+
+
+def test_proxy_nca_is_ce_of_negative_squared_distances():
+    x = jnp.array([[3.0, 4.0], [0.0, -2.0]])
+    p = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    y = jnp.array([1, 2])
+    xh = np.asarray(x) / np.linalg.norm(x, axis=1, keepdims=True)
+    d2 = ((xh[:, None, :] - np.asarray(p)[None]) ** 2).sum(-1)
+    expect = lossjax.losses.softmax_cross_entropy(jnp.asarray(-2.0 * d2), y)
+    assert_close(lossjax.losses.proxy_nca_loss(x, y, p, scale=2.0), expect, rtol=1e-5, atol=1e-6)
+
+
+def test_prototypical_hand_computed_and_cosine():
+    support = jnp.array([[[0.0, 0.0], [2.0, 0.0]], [[0.0, 3.0], [0.0, 1.0]]])  # prototypes (1, 0), (0, 2)
+    queries = jnp.array([[[1.0, 0.0]], [[0.0, 2.0]]])
+    # query (1, 0): d^2 = (0, 5); query (0, 2): d^2 = (5, 0): loss = log(1 + e^-5) each.
+    assert_close(lossjax.losses.prototypical_loss(support, queries), np.log1p(np.exp(-5.0)))
+    # cosine: cos = (1, 0) and (0, 1): log(1 + e^-1).
+    assert_close(lossjax.losses.prototypical_loss(support, queries, metric="cosine"), np.log1p(np.exp(-1.0)))
+
+
+def test_opl_and_tcm_hand_computed():
+    x = jnp.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    y = jnp.array([0, 0, 1])
+    # positives: cos(0,1) = 0.6; negatives: (0,2) = 0, (1,2) = 0.8 (ordered pairs: same means).
+    eps = 1e-6
+    expect = (1 - 1.2 / (2 + eps)) + 0.5 * 1.6 / (4 + eps)
+    assert_close(lossjax.losses.orthogonal_projection_loss(x, y), expect)
+    x2 = jnp.array([[1.0, 0.0], [0.6, 0.8], [-0.6, 0.8]])  # negatives 0... and -0.6 / 0.28
+    neg = np.array([-0.6, -0.6, 0.28, 0.28])
+    assert_close(
+        lossjax.losses.orthogonal_projection_loss(x2, y, absolute=True),
+        (1 - 1.2 / (2 + eps)) + 0.5 * np.abs(neg).sum() / (4 + eps),
+    )
+    # TCM: no hard positives when m+ < 0.6, no hard negatives when m- > 0.8: loss 0.
+    assert float(lossjax.losses.threshold_consistent_margin_loss(x, y, margin_plus=0.5, margin_minus=0.9)) == 0.0
+
+
+def test_angular_prototypical_learnable_scale_and_bias():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(3, 3, 4)).astype(np.float32)
+    f = lambda w, b: lossjax.losses.angular_prototypical_loss(x, scale=w, bias=b)  # noqa: E731
+    gw, gb = jax.grad(f, argnums=(0, 1))(jnp.float32(10.0), jnp.float32(-5.0))
+    assert np.isfinite(float(gw)) and float(gw) != 0.0
+    assert abs(float(gb)) < 1e-6  # a shared bias cancels in the softmax
+    # The reference clamps a learned w at 1e-6 (traced values are not checked; concrete ones must be > 0).
+    assert_close(jax.jit(f)(jnp.float32(-3.0), 0.0), f(jnp.float32(1e-6), 0.0))
+    with pytest.raises(ValueError, match="angular_prototypical_loss: `scale` must be > 0"):
+        f(-3.0, 0.0)
+
+
+def test_proxy_anchor_where_equals_slicing_and_missing_classes():
+    case = REF["proxy_anchor_missing_classes"]
+    x, y, p = (np.asarray(v) for v in case["inputs"].values())
+    mask = np.array([True, False, True, True, False, True, True, True])
+    a = lossjax.losses.proxy_anchor_loss(x, y, p, where=mask, **case["kwargs"])
+    b = lossjax.losses.proxy_anchor_loss(x[mask], y[mask], p, **case["kwargs"])
+    assert_close(a, b)
+
+
+# ----------------------------------- errors -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            lambda: lossjax.losses.arcface_loss(np.zeros((4,)), np.zeros(4, int), np.zeros((3, 4))),
+            "arcface_loss: argument `embeddings` must have rank 2",
+        ),
+        (
+            lambda: lossjax.losses.arcface_loss(np.zeros((4, 2)), np.zeros(3, int), np.zeros((3, 2))),
+            r"arcface_loss: `labels` must have shape \(N,\)=\(4,\)",
+        ),
+        (
+            lambda: lossjax.losses.cosface_loss(np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 5))),
+            r"cosface_loss: `proxies` must have shape \(C, D\) with D=2",
+        ),
+        (
+            lambda: lossjax.losses.cosface_loss(np.zeros((4, 2)), np.zeros(4), np.zeros((3, 2))),
+            "cosface_loss: argument `labels` must have a int dtype",
+        ),
+        (
+            lambda: lossjax.losses.arcface_loss(np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2)), margin=2.0),
+            r"arcface_loss: `margin` must lie in \[0.0, 1.57",
+        ),
+        (
+            lambda: lossjax.losses.cosface_loss(np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2)), scale=0.0),
+            "cosface_loss: `scale` must be > 0",
+        ),
+        (
+            lambda: lossjax.losses.sphereface_loss(np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2)), margin=0.5),
+            "sphereface_loss: `margin` must be >= 1",
+        ),
+        (
+            lambda: lossjax.losses.additive_margin_softmax(
+                np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2)), multiplicative_margin=2.0, easy_margin=True
+            ),
+            "easy_margin=True` needs multiplicative_margin=1",
+        ),
+        (
+            lambda: lossjax.losses.adaface_loss(np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2)), state=3.0),
+            "adaface_loss: `state` must be an AdaFaceState",
+        ),
+        (
+            lambda: lossjax.losses.adaface_loss(np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2)), t_alpha=1.5),
+            r"adaface_loss: `t_alpha` must lie in \[0.0, 1.0\]",
+        ),
+        (
+            lambda: lossjax.losses.sphereface2_loss(np.zeros((4, 2)), np.zeros(4, int), np.zeros((1, 2))),
+            "sphereface2_loss: `proxies` must have at least 2 classes",
+        ),
+        (
+            lambda: lossjax.losses.sphereface2_loss(
+                np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2)), margin_type="B"
+            ),
+            r"sphereface2_loss: `margin_type` must be one of \['C', 'A', 'M'\]",
+        ),
+        (
+            lambda: lossjax.losses.sphereface2_loss(np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2)), np.zeros(2)),
+            r"sphereface2_loss: `bias` must be a scalar or shape \(1,\)",
+        ),
+        (
+            lambda: lossjax.losses.soft_triple_loss(np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2))),
+            "soft_triple_loss: argument `proxies` must have rank 3",
+        ),
+        (
+            lambda: lossjax.losses.proxy_anchor_loss(np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2)), alpha=-1.0),
+            "proxy_anchor_loss: `alpha` must be > 0",
+        ),
+        (
+            lambda: lossjax.losses.prototypical_loss(np.zeros((3, 2, 4)), np.zeros((2, 2, 4))),
+            r"prototypical_loss: `queries` must have shape \(K, Q, D\)=\(3, \*, 4\)",
+        ),
+        (
+            lambda: lossjax.losses.prototypical_loss(np.zeros((3, 2, 4)), np.zeros((3, 2, 4)), metric="dot"),
+            "prototypical_loss: `metric` must be one of",
+        ),
+        (
+            lambda: lossjax.losses.angular_prototypical_loss(np.zeros((3, 1, 4))),
+            r"angular_prototypical_loss: `embeddings` must have shape \(S, M, D\) with M >= 2",
+        ),
+        (
+            lambda: lossjax.losses.orthogonal_projection_loss(np.zeros((4, 2)), np.zeros((4, 1), int)),
+            "orthogonal_projection_loss: argument `labels` must have rank 1",
+        ),
+        (
+            lambda: lossjax.losses.threshold_consistent_margin_loss(
+                np.zeros((4, 2)), np.zeros(4, int), margin_plus=1.5
+            ),
+            r"`margin_plus` must lie in \[-1.0, 1.0\]",
+        ),
+        (
+            lambda: lossjax.losses.normalized_softmax_loss(
+                np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2)), where=np.ones(4)
+            ),
+            "normalized_softmax_loss: `where` must be a boolean mask",
+        ),
+    ],
+)
+def test_bad_inputs(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
+
+
+# ------------------------------------ devices ------------------------------------
+
+
+def _mesh():
+    return jax.make_mesh((8,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def _labelled_batch(seed=0, n=16, d=4, c=3):
+    rng = np.random.default_rng(seed)
+    proxies = rng.normal(size=(c, d)).astype(np.float32)
+    labels = (rng.permutation(n) % c).astype(np.int32)
+    emb = (proxies[labels] + 0.8 * rng.normal(size=(n, d))).astype(np.float32)
+    return emb, labels, proxies
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize(
+    "name", ["proxy_anchor_loss", "orthogonal_projection_loss", "threshold_consistent_margin_loss"]
+)
+def test_batch_losses_across_devices_equal_single_device(name, masked):
+    if jax.device_count() < 8:
+        pytest.skip("needs 8 (simulated) devices: XLA_FLAGS=--xla_force_host_platform_device_count=8")
+    emb, labels, proxies = _labelled_batch()
+    where = np.arange(16) % 5 != 2 if masked else np.ones(16, bool)
+    fn = getattr(lossjax.losses, name)
+    extra = (proxies,) if name == "proxy_anchor_loss" else ()
+    kw = {"margin_plus": 0.6, "margin_minus": 0.1} if name == "threshold_consistent_margin_loss" else {}
+
+    def single(x):
+        return fn(x, labels, *extra, where=where, **kw)
+
+    def sharded(x):
+        def local(x, y, w):
+            return fn(x, y, *extra, where=w, axis_name="batch", **kw)
+
+        return jax.shard_map(local, mesh=_mesh(), in_specs=(P("batch"), P("batch"), P("batch")), out_specs=P())(
+            x, labels, where
+        )
+
+    v1, g1 = jax.value_and_grad(single)(emb)
+    v8, g8 = jax.jit(jax.value_and_grad(sharded))(emb)
+    assert_close(v8, v1, err=f"{name}: sharded value", rtol=1e-5, atol=1e-6)
+    assert_close(g8, g1, err=f"{name}: sharded gradient", rtol=1e-5, atol=1e-6)
+    assert float(jnp.max(jnp.abs(g1))) > 0
+
+
+def test_adaface_across_devices_equal_single_device():
+    if jax.device_count() < 8:
+        pytest.skip("needs 8 (simulated) devices")
+    emb, labels, proxies = _labelled_batch(1)
+    emb = emb * np.random.default_rng(2).uniform(0.5, 3.0, size=(16, 1)).astype(np.float32)
+    state = M.AdaFaceState(jnp.float32(2.0), jnp.float32(0.7))
+
+    def single(x):
+        loss, new = lossjax.losses.adaface_loss(x, labels, proxies, state=state, t_alpha=0.5)
+        return jnp.sum(loss), new
+
+    def sharded(x):
+        def local(x, y):
+            loss, new = lossjax.losses.adaface_loss(x, y, proxies, state=state, t_alpha=0.5, axis_name="batch")
+            return loss, new
+
+        loss, new = jax.shard_map(local, mesh=_mesh(), in_specs=(P("batch"), P("batch")), out_specs=(P("batch"), P()))(
+            x, labels
+        )
+        return jnp.sum(loss), new
+
+    (v1, s1), g1 = jax.value_and_grad(single, has_aux=True)(emb)
+    (v8, s8), g8 = jax.jit(jax.value_and_grad(sharded, has_aux=True))(emb)
+    assert_close((v8, s8), (v1, s1), rtol=1e-5, atol=1e-5)
+    assert_close(g8, g1, rtol=1e-5, atol=1e-5)
