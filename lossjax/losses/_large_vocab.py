@@ -175,7 +175,10 @@ def _blocks(total: int, size: int, body, carry):
 
 def _varying_axes(x) -> frozenset:
     """The manual (shard_map) axes over which ``x`` varies; empty outside shard_map."""
-    aval = jax.typeof(x)
+    typeof = getattr(jax, "typeof", None)  # older jax: no varying-axis types at all
+    if typeof is None:
+        return frozenset()
+    aval = typeof(x)
     mat = getattr(aval, "manual_axis_type", None)
     if mat is not None:
         return frozenset(mat.varying)

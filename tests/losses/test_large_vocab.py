@@ -354,6 +354,29 @@ def test_leading_dims_and_vmap_and_checkpoint():
     np.testing.assert_allclose(gvm.reshape(h.shape), g[0], rtol=1e-5, atol=1e-7)
 
 
+def test_in_forward_under_vmap_and_checkpoint():
+    """The scalar (in-forward) path: vmap over sequences and remat give the plain gradients."""
+    h, w, _, y = _random(n=24, v=200, seed=6)
+    h3, y3 = h.reshape(2, 12, -1), y.reshape(2, 12)
+
+    def f(h, w, y):
+        return linear_cross_entropy(h, w, y, reduction="sum", mode="in_forward", chunk_size=5)
+
+    @jax.jit
+    def all_ways(h, w, h3, y3):
+        plain = jax.value_and_grad(f, argnums=(0, 1))(h, w, y)
+        remat = jax.value_and_grad(jax.checkpoint(f), argnums=(0, 1))(h, w, y)
+        per_seq = jax.vmap(jax.value_and_grad(f, argnums=(0, 1)), in_axes=(0, None, 0))(h3, w, y3)
+        return plain, remat, per_seq
+
+    plain, remat, (vals, (dh, dw)) = all_ways(h, w, h3, y3)
+    for a, b in zip(jax.tree.leaves(remat), jax.tree.leaves(plain)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(jnp.sum(vals), plain[0], rtol=1e-6)
+    np.testing.assert_allclose(dh.reshape(h.shape), plain[1][0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(jnp.sum(dw, axis=0), plain[1][1], rtol=1e-5, atol=1e-6)
+
+
 def test_no_gather_or_scatter_on_vocab():
     """The target logit comes from an iota compare: no gather/scatter in the loss or its gradient."""
     h, w, b, y = _random(n=8, v=300)
