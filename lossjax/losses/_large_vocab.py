@@ -455,7 +455,7 @@ def linear_cross_entropy(
     labels: ArrayLike,
     *,
     bias: ArrayLike | None = None,
-    ignore_index: int = -100,
+    ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     logit_softcap: float | None = None,
@@ -490,7 +490,7 @@ def linear_cross_entropy(
       weight: ``[V, D]`` output embedding (classifier) matrix.
       labels: ``[...]`` integer targets in ``[0, V)`` or ``ignore_index``.
       bias: optional ``[V]`` output bias.
-      ignore_index: label value of tokens to ignore (PyTorch's ``-100``).
+      ignore_index: label value of tokens to ignore (PyTorch's ``-100``); None ignores none.
       label_smoothing: ``a`` in ``[0, 1)``, mixes the target with the uniform
         distribution over the ``V`` classes.
       z_loss: coefficient of the auxiliary ``lse^2`` term (PaLM: ``1e-4``).
@@ -515,6 +515,11 @@ def linear_cross_entropy(
         the hidden gradient with one ``psum``. Needs ``mode`` ``"auto"`` or
         ``"recompute"``.
       where: optional boolean mask broadcastable to ``labels.shape``.
+
+    Sequence-level losses (DPO, KTO, ...) get per-token log-likelihoods
+    ``log p(y_t) = -linear_cross_entropy(hidden, weight, labels)`` (no smoothing,
+    no z-loss) with gradients for any per-token cotangent, through the same
+    fused path.
 
     Returns:
       Per-token losses ``labels.shape`` (``reduction="none"``) or a scalar;
@@ -556,8 +561,8 @@ def linear_cross_entropy(
         C.check_positive(fn, "logit_softcap", logit_softcap)
     C.check_one_of(fn, "reduction", reduction, _REDUCTIONS)
     C.check_one_of(fn, "mode", mode, _MODES)
-    if not isinstance(ignore_index, (int, np.integer)) or isinstance(ignore_index, bool):
-        raise TypeError(f"{fn}: `ignore_index` must be a Python int, got {ignore_index!r}.")
+    if ignore_index is not None and (not isinstance(ignore_index, (int, np.integer)) or isinstance(ignore_index, bool)):
+        raise TypeError(f"{fn}: `ignore_index` must be a Python int or None, got {ignore_index!r}.")
     for arg, val in (("block_size", block_size), ("chunk_size", chunk_size), ("memory_budget", memory_budget)):
         if val is not None and (not isinstance(val, (int, np.integer)) or isinstance(val, bool) or val <= 0):
             raise ValueError(f"{fn}: `{arg}` must be a positive int, got {val!r}.")
@@ -583,16 +588,14 @@ def linear_cross_entropy(
     b = None
     if bias is not None:
         b = C.check_array(fn, "bias", bias, shape=(v_local,), dtype="float")
-    n_vocab_debug = v_local if vocab_axis_name is None else None
-    if n_vocab_debug is not None:
-        C.debug_check(
-            jnp.all(((y >= 0) & (y < v_local)) | (y == ignore_index)),
-            f"{fn}: labels must lie in [0, {v_local}) or equal ignore_index={ignore_index}",
-        )
-
-    valid = y != ignore_index
+    valid = jnp.ones(y.shape, bool) if ignore_index is None else y != ignore_index
     if mask is not None:
         valid = valid & jnp.reshape(mask, (-1,))
+    if vocab_axis_name is None:  # a vocab-sharded weight only knows its local rows
+        C.debug_check(
+            jnp.all(((y >= 0) & (y < v_local)) | ~valid),
+            f"{fn}: labels must lie in [0, {v_local}) or equal ignore_index={ignore_index}",
+        )
     # Double-where, first half: masked tokens' hidden states and labels are
     # replaced before any arithmetic, so NaN/inf padding cannot leak.
     x = jnp.where(valid[:, None], x, jnp.zeros((), x.dtype))

@@ -10,6 +10,7 @@ import numpy as np
 import optax
 import pytest
 
+import lossjax
 from lossjax.losses import linear_cross_entropy
 from lossjax.losses._large_vocab import tile_sizes
 
@@ -328,6 +329,35 @@ def test_huge_logits_finite_and_exact(mode):
     assert_rel(dw, rdw, 1e-5, "huge dweight")
 
 
+def test_ignore_index_none_and_custom():
+    h, w, _, y = _random(n=10, v=140, ignore=False)
+    y = y.at[3].set(7)
+
+    @jax.jit
+    def run(h):
+        return (
+            linear_cross_entropy(h, w, y, ignore_index=None, block_size=128),
+            linear_cross_entropy(h, w, y, ignore_index=7, block_size=128),
+            naive(h, w, y),
+        )
+
+    none, seven, ref = run(h)
+    np.testing.assert_allclose(none, ref, rtol=1e-5)  # nothing ignored (no label is -100 here)
+    keep = np.asarray(y) != 7
+    assert np.all(np.asarray(seven)[~keep] == 0)
+    np.testing.assert_allclose(np.asarray(seven)[keep], np.asarray(ref)[keep], rtol=1e-5)
+
+
+def test_debug_mode_reports_labels_out_of_range():
+    h, w, _, _ = _random(n=4, v=130, ignore=False)
+    checked = lossjax.checked(linear_cross_entropy)
+    with pytest.raises(ValueError, match=r"linear_cross_entropy: labels must lie in \[0, 130\)"):
+        checked(h, w, jnp.array([0, 130, 1, 2], jnp.int32))
+    # ignored and masked tokens may hold anything
+    out = checked(h, w, jnp.array([0, -100, 1, 999], jnp.int32), where=jnp.array([True, True, True, False]))
+    assert np.asarray(out)[1] == 0 and np.asarray(out)[3] == 0
+
+
 def test_leading_dims_and_vmap_and_checkpoint():
     h, w, _, y = _random(n=24, v=200, seed=4)
     h3, y3 = h.reshape(2, 12, -1), y.reshape(2, 12)
@@ -515,7 +545,7 @@ _Y = np.zeros((4,), np.int32)
         ({"chunk_size": 2.5}, ValueError, r"`chunk_size` must be a positive int, got 2.5"),
         ({"bias": np.zeros((4,), np.float32)}, ValueError, r"`bias` must have shape \(5\), got \(4,\)"),
         ({"where": np.ones((4,), np.int32)}, TypeError, r"`where` must be a boolean mask"),
-        ({"ignore_index": -1.5}, TypeError, r"`ignore_index` must be a Python int, got -1.5"),
+        ({"ignore_index": -1.5}, TypeError, r"`ignore_index` must be a Python int or None, got -1.5"),
     ],
 )
 def test_bad_inputs(kwargs, exc, match):
