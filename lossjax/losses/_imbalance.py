@@ -31,6 +31,7 @@ __all__ = [
     "asymmetric_single_label_loss",
     "balanced_softmax_cross_entropy",
     "class_balanced_weights",
+    "classification_aux_for_regression",
     "integrated_risk_loss",
     "ldam_loss",
     "logit_adjusted_cross_entropy",
@@ -166,6 +167,14 @@ def _risk_sample() -> Sample:
     labels = rng.integers(0, 3, size=(6,)).astype(np.int32)
     matrix = np.array([[0.0, 1.0, 1.0], [2.0, 0.0, 1.0], [4.0, 4.0, 0.0]], np.float32)
     return Sample(args=(logits, labels), kwargs={"loss_matrix": matrix})
+
+
+def _aux_regression_sample() -> Sample:
+    rng = np.random.default_rng(6)
+    targets = np.array([-1.2, -0.3, 0.2, 0.9, 1.7, -0.8], np.float32)
+    predictions = (targets + 0.3 * rng.normal(size=6)).astype(np.float32)
+    bin_logits = rng.normal(size=(6, 3)).astype(np.float32)
+    return Sample(args=(predictions, bin_logits, targets), kwargs={"bin_edges": [-0.5, 0.5]}, diff_argnums=(0, 1))
 
 
 # ----------------------------- weight recipes ------------------------------
@@ -732,4 +741,86 @@ def integrated_risk_loss(
     z = C.fill_masked(C.as_compute(logits, dtype), mask)
     cost = jnp.einsum("...y,yc->...c", q, matrix)  # expected cost of each decision
     loss = jnp.sum(cost * jax.nn.softmax(z, axis=-1), axis=-1)
+    return C.zero_masked(loss, mask)
+
+
+# ------------------------------ regression aux ------------------------------
+
+
+@register(
+    "classification_aux_for_regression",
+    aliases=("regression_with_classification_aux",),
+    family="imbalance",
+    kind="per_example",
+    formula="(f - y)^2 + weight * CE(bin_logits, bin(y)),  bin(y) = #{edges <= y}",
+    paper="A step towards understanding why classification helps regression (2023, arXiv:2308.10603)",
+    reference="hand-derived closed forms (no public implementation located)",
+    sample=_aux_regression_sample,
+)
+def classification_aux_for_regression(
+    predictions: ArrayLike,
+    bin_logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    bin_edges: ArrayLike,
+    weight: float = 1.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Squared error plus an auxiliary cross-entropy on the discretized target.
+
+    .. math::
+        \ell = (f - y)^2 + \lambda\,\mathrm{CE}\big(b, \mathrm{bin}(y)\big),\qquad
+        \mathrm{bin}(y) = \#\{k : e_k \le y\}
+
+    ``bin_edges`` are the ``B - 1`` sorted interior edges ``e_k`` fixed up front
+    (e.g. quantiles of the training targets, which balances the bins of an
+    imbalanced target distribution); bin ``k`` is ``[e_{k-1}, e_k)``. The bin
+    index is computed by comparisons (no gradient into ``targets`` through it).
+
+    Args:
+      predictions: regression outputs ``f`` ``[...]``.
+      bin_logits: classification head over the bins ``[..., B]``.
+      targets: real targets ``y`` ``[...]``.
+      bin_edges: sorted interior bin edges ``[B - 1]``.
+      weight: ``lambda``, the weight of the classification term.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Pintea, Lin, Dijkstra, van Gemert, "A step towards understanding why
+    classification helps regression", ICCV 2023, arXiv:2308.10603.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> loss = lossjax.losses.classification_aux_for_regression(
+      ...     jnp.array([0.5]), jnp.zeros((1, 3)), jnp.array([1.0]), bin_edges=[0.0, 2.0])
+      >>> loss.round(4)
+      Array([1.3486], dtype=float32)
+    """
+    fn = "classification_aux_for_regression"
+    predictions = C.check_array(fn, "predictions", predictions, dtype="float")
+    bin_logits = _check_logits(fn, bin_logits)
+    targets = C.check_array(fn, "targets", targets, dtype="number")
+    C.check_same_shape(fn, ("predictions", "targets"), predictions, targets)
+    if bin_logits.shape[:-1] != predictions.shape:
+        raise ValueError(
+            f"{fn}: `bin_logits` must have shape predictions.shape + (B,) = {predictions.shape} + (B,), "
+            f"got {bin_logits.shape}."
+        )
+    num_bins = bin_logits.shape[-1]
+    C.check_positive(fn, "weight", weight, allow_zero=True)
+    dtype = C.compute_dtype(predictions, bin_logits, targets)
+    edges = C.check_array(fn, "bin_edges", bin_edges, shape=(num_bins - 1,), dtype="number")
+    edges = jax.lax.stop_gradient(edges.astype(dtype))
+    C.debug_check(jnp.all(edges[1:] >= edges[:-1]), f"{fn}: `bin_edges` must be sorted")
+    mask = C.prepare_where(fn, where, predictions.shape)
+    f = C.fill_masked(C.as_compute(predictions, dtype), mask)
+    y = C.fill_masked(C.as_compute(targets, dtype), mask)
+    b = C.fill_masked(C.as_compute(bin_logits, dtype), mask)
+    y_const = jax.lax.stop_gradient(y)
+    bins = jnp.sum(y_const[..., None] >= _bcast(edges, y.ndim + 1), axis=-1)
+    onehot = (jax.lax.broadcasted_iota(bins.dtype, b.shape, b.ndim - 1) == bins[..., None]).astype(dtype)
+    ce = -jnp.sum(onehot * jax.nn.log_softmax(b, axis=-1), axis=-1)
+    loss = jnp.square(f - y) + jnp.asarray(weight, dtype) * ce
     return C.zero_masked(loss, mask)

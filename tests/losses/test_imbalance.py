@@ -21,6 +21,7 @@ from lossjax.losses import (
     asymmetric_single_label_loss,
     balanced_softmax_cross_entropy,
     class_balanced_weights,
+    classification_aux_for_regression,
     integrated_risk_loss,
     ldam_loss,
     logit_adjusted_cross_entropy,
@@ -304,6 +305,27 @@ def test_integrated_risk_closed_forms():
     close(integrated_risk_loss(Z, q, loss_matrix=L), p @ (0.5 * (L[0] + L[1])))
 
 
+# ------------------------------------------------- classification aux for regression --
+
+
+def test_classification_aux_for_regression_closed_form():
+    edges = [-1.0, 0.0, 1.0]  # 4 bins: (-inf,-1) [-1,0) [0,1) [1,inf)
+    y = jnp.array([-3.0, -1.0, -0.5, 0.0, 0.99, 1.0])  # on an edge -> the upper bin
+    bins = np.array([0, 1, 1, 2, 2, 3])
+    f = y + 0.5
+    b = jnp.asarray(np.random.default_rng(3).normal(size=(6, 4)).astype(np.float32))
+    got = classification_aux_for_regression(f, b, y, bin_edges=edges, weight=0.3)
+    close(got, 0.25 + 0.3 * softmax_cross_entropy(b, jnp.asarray(bins)))
+    close(classification_aux_for_regression(f, b, y, bin_edges=edges, weight=0.0), np.full(6, 0.25))
+    # Gradients: 2 (f - y) into predictions and the target, softmax - onehot into the bin logits.
+    gf, gb, gy = jax.grad(
+        lambda f, b, y: classification_aux_for_regression(f, b, y, bin_edges=edges).sum(), argnums=(0, 1, 2)
+    )(f, b, y)
+    close(gf, np.full(6, 1.0))
+    close(gy, np.full(6, -1.0))
+    close(gb, jax.nn.softmax(b, axis=-1) - jax.nn.one_hot(bins, 4))
+
+
 # -------------------------------------------------------------------- errors --
 
 
@@ -326,6 +348,12 @@ def test_errors_name_function_argument_and_shape():
         asymmetric_loss(Z, Z, clip=1.0)
     with pytest.raises(ValueError, match=r"`label_smoothing` must lie in \[0.0, 1.0\)"):
         asymmetric_single_label_loss(Z, Y, label_smoothing=1.0)
+    with pytest.raises(
+        ValueError, match=r"classification_aux_for_regression: argument `bin_edges` must have shape \(2\)"
+    ):
+        classification_aux_for_regression(Z[:, 0], Z, Z[:, 1], bin_edges=[0.0])
+    with pytest.raises(ValueError, match=r"`bin_logits` must have shape predictions.shape \+ \(B,\)"):
+        classification_aux_for_regression(Z[:4, 0], Z, Z[:4, 1], bin_edges=[0.0, 1.0])
     with pytest.raises(ValueError, match=r"integrated_risk_loss: argument `loss_matrix` must have shape \(3, 3\)"):
         integrated_risk_loss(Z, Y, loss_matrix=np.ones((3, 2)))
 
