@@ -30,6 +30,7 @@ __all__ = [
     "loss_based_sample_weights",
     "number_token_loss",
     "pass_at_n_coverage_loss",
+    "saturation_importance_unlearning_loss",
     "spherical_z_loss",
     "z_loss",
 ]
@@ -680,3 +681,83 @@ def contrast_consistent_search_loss(p_pos: ArrayLike, p_neg: ArrayLike, *, where
     b = C.fill_masked(C.as_compute(b, dtype), mask)
     loss = jnp.square(a - (1 - b)) + jnp.square(jnp.minimum(a, b))
     return C.zero_masked(loss, mask)
+
+
+# ------------------------- SatImp unlearning weights -------------------------
+
+
+def _satimp_sample() -> Sample:
+    rng = np.random.default_rng(6)
+    lp = (-rng.uniform(0.05, 3.0, size=(4, 3))).astype(np.float32)
+    extremes = ((np.zeros_like(lp),), (np.full_like(lp, -1e4),))
+    # Constant (stop_gradient) weights by design: `grad` is loosened to a sanity bound; the tests
+    # check the gradient (= the weights) exactly.
+    return Sample(args=(lp,), extremes=extremes, grad_tol=3.0)
+
+
+@register(
+    "saturation_importance_unlearning_loss",
+    aliases=("saturation_importance_unlearning_weights", "satimp", "satimp_loss"),
+    family=_FAMILY,
+    kind="per_example",
+    formula="sg(p^b1 (1 - p)^b2) * log p,  p = exp(log p) per token (gradient ascent on the forget set)",
+    paper="Exploring Criteria of Loss Reweighting to Enhance LLM Unlearning (2025, arXiv:2505.11953)",
+    reference="tmlr-group/SatImp dataloader/dataloader_sat.py (loss_type 'satimp')",
+    sample=_satimp_sample,
+)
+def saturation_importance_unlearning_loss(
+    log_probs: ArrayLike,
+    *,
+    beta1: float = 5.0,
+    beta2: float = 0.1,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""SatImp: token-reweighted gradient ascent for LLM unlearning (saturation x importance).
+
+    .. math::
+        w_t = \mathrm{sg}\big(p_t^{\beta_1}(1 - p_t)^{\beta_2}\big),\qquad
+        \ell_t = w_t \log p_t = -w_t\,\mathrm{CE}_t
+
+    on forget-set tokens, ``p_t`` the probability of the token. Minimizing
+    ``\ell`` raises the cross-entropy of the forget data; ``p^{\beta_1}``
+    (saturation) down-weights tokens that are already forgotten and
+    ``(1-p)^{\beta_2}`` (importance) emphasizes the not-yet-certain ones. The
+    weights are computed in log space (``\beta_1 \log p + \beta_2
+    \mathrm{log1mexp}(\log p)``) and are constants. The reference averages
+    over non-ignored tokens and adds a retain loss; unbounded below, so stop
+    early. Takes per-token log-probabilities, e.g.
+    :func:`lossjax.losses.token_log_probs` or ``-linear_cross_entropy(...)``
+    (no ``[N, V]`` logits).
+
+    Args:
+      log_probs: ``[...]`` per-token log-probabilities of the forget targets.
+      beta1: saturation exponent ``\beta_1`` (the code's ``hyper_param``; recommended 5.0).
+      beta2: importance exponent ``\beta_2`` (the code's ``beta``; recommended 0.1).
+      where: optional mask broadcastable to ``[...]`` (ignored tokens).
+
+    Returns:
+      ``[...]`` per-token losses (``<= 0``).
+
+    Paper: Yang et al., "Exploring Criteria of Loss Reweighting to Enhance LLM
+    Unlearning", ICML 2025, arXiv:2505.11953.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lp = jnp.log(jnp.array([0.5, 0.9]))
+      >>> lossjax.losses.saturation_importance_unlearning_loss(lp, beta1=1.0, beta2=1.0).round(4)
+      Array([-0.1733, -0.0095], dtype=float32)
+    """
+    fn = "saturation_importance_unlearning_loss"
+    x = C.check_array(fn, "log_probs", log_probs, dtype="float")
+    C.check_positive(fn, "beta1", beta1, allow_zero=True)
+    C.check_positive(fn, "beta2", beta2, allow_zero=True)
+    dtype = C.compute_dtype(x)
+    mask = C.prepare_where(fn, where, x.shape)
+    lp = C.fill_masked(C.as_compute(x, dtype), mask)
+    lp_c = jnp.minimum(jax.lax.stop_gradient(lp), jnp.zeros((), dtype))
+    b2 = jnp.asarray(beta2, dtype)
+    log_w = jnp.asarray(beta1, dtype) * lp_c + b2 * C.log1mexp(lp_c)
+    # (1 - p)^beta2 is exactly 0 at p = 1 (log1mexp is clamped there), 1 when beta2 = 0 (torch's 0**0).
+    p_is_one = (lp_c >= 0) & (b2 > 0)
+    w = jax.lax.stop_gradient(jnp.where(p_is_one, jnp.zeros((), dtype), jnp.exp(log_w)))
+    return C.zero_masked(w * lp, mask)

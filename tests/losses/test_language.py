@@ -236,6 +236,34 @@ def test_ccs_matches_reference():
     assert_close(out, c["value"])
 
 
+# -------------------------------- SatImp --------------------------------
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_satimp_matches_reference(case):
+    r = REF["satimp"]
+    c = r["cases"][case]
+    logits = np.asarray(r["logits"], np.float32)
+    labels = np.asarray(r["labels"], np.int32)
+    keep = labels != -100
+    lp = L.token_log_probs(logits, labels)
+    kw = dict(beta1=c["beta1"], beta2=c["beta2"])
+    out = L.saturation_importance_unlearning_loss(lp, where=keep, **kw)
+    assert_close(out, c["per_token"])
+    assert_close(lossjax.masked_mean(out, keep), c["mean"])
+    # The weights are constants: d loss / d log p = w.
+    g = jax.grad(lambda x: jnp.sum(L.saturation_importance_unlearning_loss(x, **kw)))(lp)
+    p = np.exp(np.asarray(lp, np.float64))
+    assert_close(g, p ** c["beta1"] * (1 - p) ** c["beta2"], rtol=1e-4, atol=1e-7)
+
+
+def test_satimp_edges():
+    for edge in (0.0, -1e-30, -1e4):
+        v, g = jax.value_and_grad(lambda x: jnp.sum(L.saturation_importance_unlearning_loss(x)))(jnp.array([edge]))
+        assert np.isfinite(float(v)) and np.isfinite(float(g[0]))
+    assert float(L.saturation_importance_unlearning_loss(jnp.array([0.0]))[0]) == 0.0  # p = 1: nothing left to forget
+
+
 # ------------------------------ bad inputs ------------------------------
 
 
@@ -264,6 +292,8 @@ def test_errors_name_function_argument_and_shapes():
         L.pass_at_n_coverage_loss(np.zeros(3, np.float32), n=0.5)
     with pytest.raises(ValueError, match=r"pass_at_n_coverage_loss: `mask` is only meaningful with per-token"):
         L.pass_at_n_coverage_loss(np.zeros(3, np.float32), mask=np.ones(3, bool))
+    with pytest.raises(ValueError, match=r"saturation_importance_unlearning_loss: `beta2` must be >= 0"):
+        L.saturation_importance_unlearning_loss(np.zeros(3, np.float32), beta2=-1.0)
     with pytest.raises(
         ValueError, match=r"contrast_consistent_search_loss: `p_pos` and `p_neg` must have the same shape"
     ):
@@ -276,6 +306,7 @@ def test_registry_aliases():
     assert get("auxiliary_z_loss").name == "z_loss"
     assert get("ntl").name == "number_token_loss"
     assert get("direct_coverage_optimization").name == "pass_at_n_coverage_loss"
+    assert get("saturation_importance_unlearning_weights").name == "saturation_importance_unlearning_loss"
     ntl = lossjax.get({"name": "number_token_loss", "variant": "was"})
     _, logits, labels, values = _ntl()
     assert_close(ntl(logits, labels, values), L.number_token_loss(logits, labels, values, variant="was"))

@@ -25,6 +25,7 @@ wheel, ``pip download --no-deps trl``):
 - sowmaster/Sample-Level-Loss-Reweighting-ICLR-2025 ``src/trainer.py``
   (``h_func``, ``f_func_*``, ``g_func``) and the README's normalization;
 - collin-burns/discovering_latent_knowledge ``CCS.get_loss`` (per pair);
+- tmlr-group/SatImp ``dataloader/dataloader_sat.py`` (loss_type ``satimp``);
 - closed forms (no official code): PaLM z-loss, the spherical Z-loss,
   pass@n coverage (mpmath at 400 digits), soft-preference cross-entropy.
 """
@@ -375,6 +376,23 @@ p1 = rng.uniform(0, 1, size=(8,))
 informative = torch.min(t(p0), t(p1)) ** 2
 consistent = (t(p0) - (1 - t(p1))) ** 2
 OUT["ccs"] = {"p_pos": p0.tolist(), "p_neg": p1.tolist(), "value": lst(informative + consistent)}
+
+# SatImp (tmlr-group/SatImp dataloader_sat.py, loss_type "satimp"), per token and the masked mean.
+sat_logits = rng.normal(size=(3, 5, 9)) * 2
+sat_labels = rng.integers(0, 9, size=(3, 5))
+sat_labels[0, :2] = -100
+sat = []
+for b1, b2 in [(5.0, 0.1), (1.0, 1.0), (0.5, 2.0)]:
+    shift_logits, shift_labels = t(sat_logits), torch.tensor(sat_labels)
+    lm_loss = torch.nn.CrossEntropyLoss(ignore_index=-100, reduction="none")(
+        shift_logits.view(-1, shift_logits.size(-1)), shift_labels.view(-1)
+    )
+    weight_part = (-lm_loss).exp().detach() ** b1
+    weight_ce = (1 - (-lm_loss).exp().detach()) ** b2
+    per_token = -((weight_ce * weight_part) * lm_loss)
+    loss = per_token[shift_labels.view(-1) != -100].mean()
+    sat.append({"beta1": b1, "beta2": b2, "per_token": lst(per_token.view(3, 5)), "mean": loss.item()})
+OUT["satimp"] = {"logits": sat_logits.tolist(), "labels": sat_labels.tolist(), "cases": sat}
 
 path = HERE / "language_preference.json"
 path.write_text(json.dumps(OUT, indent=1))
