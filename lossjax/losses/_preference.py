@@ -42,6 +42,7 @@ __all__ = [
     "kto_loss",
     "kto_reference_kl",
     "negative_preference_optimization",
+    "noisy_verifier_reward_correction",
     "orpo_loss",
     "sequence_log_probs",
     "simpo_loss",
@@ -773,3 +774,81 @@ def negative_preference_optimization(
     b = jnp.asarray(beta, dtype)
     loss = -(2 / b) * jax.nn.log_sigmoid(b * (jax.lax.stop_gradient(ref) - pol))
     return C.zero_masked(loss, batch_mask)
+
+
+# ------------------------- noisy verifier correction -------------------------
+
+
+def _nvrc_sample() -> Sample:
+    rng = np.random.default_rng(6)
+    rewards = rng.integers(0, 2, size=(3, 4)).astype(np.float32)
+    return Sample(
+        args=(rewards,),
+        kwargs={"false_positive_rate": 0.1, "false_negative_rate": 0.25},
+        diff_argnums=(),
+        where=False,
+    )
+
+
+@register(
+    "noisy_verifier_reward_correction",
+    aliases=("verifier_backward_correction",),
+    family=_FAMILY,
+    kind="function",
+    formula="(r - rho_FP) / (1 - rho_FP - rho_FN)",
+    paper="Reinforcement Learning with Verifiable yet Noisy Rewards under Imperfect Verifiers (2025, arXiv:2510.00915)",
+    reference="closed form (backward correction of the paper); unbiasedness derived by hand in the tests",
+    sample=_nvrc_sample,
+)
+def noisy_verifier_reward_correction(
+    rewards: ArrayLike,
+    *,
+    false_positive_rate: float = 0.0,
+    false_negative_rate: float = 0.0,
+) -> Array:
+    r"""Backward correction of binary verifier rewards for known false-positive/negative rates.
+
+    .. math:: \hat r = \frac{\tilde r - \rho_0}{1 - \rho_0 - \rho_1}
+
+    with ``\rho_0`` the verifier's false-positive rate (accepts a wrong
+    answer) and ``\rho_1`` its false-negative rate (rejects a right one). Given
+    the true reward ``r \in \{0, 1\}``,
+    ``E[\hat r \mid r] = r``: the corrected rewards (then GRPO advantages,
+    e.g. ``(r - mean) / std`` over a group) give an unbiased policy gradient.
+    The paper's forward correction (reweighting the score-function terms with
+    the FN rate only) is not included here.
+
+    Args:
+      rewards: observed rewards ``\tilde r`` in ``{0, 1}``, any shape (e.g. ``[B, G]``).
+      false_positive_rate: ``\rho_0`` in ``[0, 1)``.
+      false_negative_rate: ``\rho_1`` in ``[0, 1)``, with ``\rho_0 + \rho_1 < 1``.
+
+    Returns:
+      Corrected rewards of the same shape (float).
+
+    Paper: Cai et al., "Reinforcement Learning with Verifiable yet Noisy
+    Rewards under Imperfect Verifiers", 2025, arXiv:2510.00915.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.noisy_verifier_reward_correction(
+      ...     jnp.array([0.0, 1.0]), false_positive_rate=0.1, false_negative_rate=0.3)
+      Array([-0.16666667,  1.5       ], dtype=float32)
+    """
+    fn = "noisy_verifier_reward_correction"
+    r = C.check_array(fn, "rewards", rewards, dtype=None)
+    if not (r.dtype == jnp.bool_ or jnp.issubdtype(r.dtype, jnp.number)):
+        raise TypeError(f"{fn}: `rewards` must be numeric or bool, got {r.dtype}.")
+    C.check_in_range(fn, "false_positive_rate", false_positive_rate, 0.0, 1.0, high_inclusive=False)
+    C.check_in_range(fn, "false_negative_rate", false_negative_rate, 0.0, 1.0, high_inclusive=False)
+    concrete = not any(isinstance(v, jax.core.Tracer) for v in (false_positive_rate, false_negative_rate))
+    if concrete and float(false_positive_rate) + float(false_negative_rate) >= 1:
+        raise ValueError(
+            f"{fn}: `false_positive_rate` + `false_negative_rate` must be < 1 (the verifier must carry signal), "
+            f"got {false_positive_rate!r} + {false_negative_rate!r}."
+        )
+    dtype = C.compute_dtype(r) if jnp.issubdtype(r.dtype, jnp.floating) else jnp.dtype(jnp.float32)
+    r = C.as_compute(r, dtype)
+    rho0 = jnp.asarray(false_positive_rate, dtype)
+    rho1 = jnp.asarray(false_negative_rate, dtype)
+    return (r - rho0) / (1 - rho0 - rho1)

@@ -378,3 +378,20 @@ def test_dpo_on_the_fused_head_equals_the_logits_path():
     vn, gn = jax.value_and_grad(naive)(hidden)
     assert_close(vf, vn)
     assert_close(gf, gn, rtol=1e-4, atol=1e-6)
+
+
+def test_noisy_verifier_backward_correction_is_unbiased():
+    rho0, rho1 = 0.15, 0.3
+    fix = lambda r: L.noisy_verifier_reward_correction(  # noqa: E731
+        jnp.asarray(r, jnp.float32), false_positive_rate=rho0, false_negative_rate=rho1
+    )
+    # E[r_hat | r = 1] = (1 - rho1) fix(1) + rho1 fix(0) = 1 and E[r_hat | r = 0] = rho0 fix(1) + (1 - rho0) fix(0) = 0.
+    one, zero = float(fix(1.0)), float(fix(0.0))
+    assert_close((1 - rho1) * one + rho1 * zero, 1.0)
+    assert_close(rho0 * one + (1 - rho0) * zero, 0.0)
+    assert_close(L.noisy_verifier_reward_correction(jnp.array([[0, 1]])), [[0.0, 1.0]])  # no noise: identity
+    assert L.noisy_verifier_reward_correction(jnp.array([True, False])).dtype == jnp.float32
+    with pytest.raises(ValueError, match=r"`false_positive_rate` \+ `false_negative_rate` must be < 1"):
+        L.noisy_verifier_reward_correction(jnp.ones(2), false_positive_rate=0.6, false_negative_rate=0.4)
+    with pytest.raises(ValueError, match=r"`false_negative_rate` must lie in \[0.0, 1.0\)"):
+        L.noisy_verifier_reward_correction(jnp.ones(2), false_negative_rate=1.0)
