@@ -38,6 +38,15 @@ most ``memory_budget`` bytes) and can be overridden with ``block_size`` /
 ``chunk_size``. Memory-lean setting: ``mode="recompute"`` with a small budget
 (e.g. 64 MiB).
 
+Sharding: with tokens sharded (``shard_map`` over the token axis, weight
+replicated) each device runs the fused loss on its tokens and the weight
+gradient partials are summed by ``shard_map``'s transpose; under plain
+``jit`` with sharded inputs the SPMD partitioner does the same. With a
+vocab-sharded weight pass ``vocab_axis_name``: each device streams its local
+vocabulary blocks and the per-token statistics are combined with ``pmax`` /
+``psum`` (never a ``dynamic_slice`` of a sharded weight, which would
+all-gather it every step).
+
 Matmul operands stay in the input dtype (bf16 stays bf16) with
 ``preferred_element_type=float32``; the softmax math is float32; ``dlogits``
 are cast back to the operand dtype before the two gradient matmuls. The
