@@ -22,6 +22,7 @@ from lossjax.testing import Sample
 
 __all__ = [
     "adaptive_label_distributionally_robust_loss",
+    "cross_model_confident_bce",
     "label_distributionally_robust_loss",
     "mae_loss",
     "nce_mae_loss",
@@ -132,6 +133,13 @@ def _zerror_sample() -> Sample:
     targets = rng.normal(size=(8, 2)).astype(np.float32)
     predictions[3] += 6.0  # one outlier
     return Sample(args=(predictions, targets), kwargs={"threshold": 1.5}, diff_argnums=(0,))
+
+
+def _cbc_sample() -> Sample:
+    rng = np.random.default_rng(15)
+    logits = rng.normal(size=(8, 4)).astype(np.float32)
+    peer = (rng.normal(size=(8, 4)) * 2.5).astype(np.float32)
+    return Sample(args=(logits, peer))
 
 
 def _pu_sample() -> Sample:
@@ -1123,3 +1131,90 @@ def nonnegative_pu_risk(
     value = jnp.where(violated, risk_pos - b, objective)
     descent = jnp.where(violated, -jnp.asarray(gamma, dtype) * risk_neg, objective)
     return jax.lax.stop_gradient(value) + descent - jax.lax.stop_gradient(descent)
+
+
+@register(
+    "cross_model_confident_bce",
+    aliases=("confident_peer_cross_entropy", "semi_cbc_loss"),
+    family="noisy_labels",
+    kind="batch",
+    formula="mean_{max p~ >= t+} max(p~) CE(z, argmax p~) "
+    "+ mean_{min p~ < t-} min(p~) sum_{k != argmax p~} -log(1 - p_k) / C",
+    paper="Translation Consistent Semi-supervised Segmentation for 3D Medical Images (2022, arXiv:2203.14523)",
+    reference="yyliu01/TraCoCo Code/UnetACDC/Utils/losses.py::semi_cbc_loss (with its `~onehot` fixed)",
+    sample=_cbc_sample,
+)
+def cross_model_confident_bce(
+    logits: ArrayLike,
+    peer_logits: ArrayLike,
+    *,
+    threshold: float = 0.6,
+    neg_threshold: float = 0.3,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Confident binary cross-entropy (CBC) from a peer model: positive and negative learning.
+
+    With the peer's probabilities ``p~ = softmax(peer_logits)`` (no gradient),
+    pseudo-label ``y~ = argmax p~``, confidence ``w+ = max p~`` and ``w- = min p~``:
+
+    .. math::
+        \ell = \frac{\sum_{i: w^+_i \ge t_+} w^+_i\,\mathrm{CE}(z_i, \tilde y_i)}{|\{i: w^+_i\ge t_+\}|}
+        + \frac{\sum_{i: w^-_i < t_-} w^-_i \sum_{k\ne\tilde y_i} -\log(1 - p_{ik})}{C\,|\{i: w^-_i < t_-\}|}
+
+    (``p = softmax(logits)``; each mean is 0 when its set is empty). Each of two
+    co-trained models is supervised by the other's confident positions:
+    call it twice with the roles swapped. The class axis is last (the
+    reference is NCHW). ``log(1 - p)`` is exact (no ``1e-6`` clamp). The
+    reference multiplies the negative term by ``~onehot(y~)``, a bitwise NOT of
+    an integer tensor (``-1`` off the pseudo-label, ``-2`` on it), so it also
+    pushes ``p_{y~}`` down with weight 2, against its own positive term; this
+    implementation uses the intended complement mask ``1 - onehot(y~)`` (the
+    test derives both by hand).
+
+    Args:
+      logits: the model's logits ``[..., C]`` (e.g. ``[B, D, H, W, C]``).
+      peer_logits: the peer model's logits, same shape (treated as constants).
+      threshold: ``t+``, confidence needed for the positive (pseudo-label) term.
+      neg_threshold: ``t-``, the smallest peer probability must be below it for the negative term.
+      where: optional boolean mask broadcastable to ``[...]`` (valid positions).
+
+    Returns:
+      A scalar.
+
+    Paper: Liu, Wang, Tian, Chen, Carneiro, "Translation Consistent
+    Semi-supervised Segmentation for 3D Medical Images", IEEE TMI 2024,
+    arXiv:2203.14523.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> z = jnp.zeros((1, 2))
+      >>> peer = jnp.log(jnp.array([[0.8, 0.2]]))
+      >>> lossjax.losses.cross_model_confident_bce(z, peer).round(4)
+      Array(0.6238, dtype=float32)
+    """
+    fn = "cross_model_confident_bce"
+    logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
+    peer_logits = C.check_array(fn, "peer_logits", peer_logits, min_ndim=1, dtype="float")
+    C.check_same_shape(fn, ("logits", "peer_logits"), logits, peer_logits)
+    if logits.shape[-1] < 2:
+        raise ValueError(f"{fn}: `logits` must have at least 2 classes on the last axis, got shape {logits.shape}.")
+    C.check_in_range(fn, "threshold", threshold, 0.0, 1.0)
+    C.check_in_range(fn, "neg_threshold", neg_threshold, 0.0, 1.0)
+    dtype = C.compute_dtype(logits, peer_logits)
+    mask = C.prepare_where(fn, where, logits.shape[:-1])
+    z = C.fill_masked(C.as_compute(logits, dtype), mask)
+    peer = jax.lax.stop_gradient(C.fill_masked(C.as_compute(peer_logits, dtype), mask))
+    c = z.shape[-1]
+    p_peer = jax.nn.softmax(peer, axis=-1)
+    w_pos = jnp.max(p_peer, axis=-1)
+    w_neg = jnp.min(p_peer, axis=-1)
+    pseudo = (jax.lax.broadcasted_iota(jnp.int32, z.shape, z.ndim - 1) == jnp.argmax(peer, axis=-1)[..., None]).astype(
+        dtype
+    )
+    valid = jnp.ones(z.shape[:-1], bool) if mask is None else mask
+    pos = valid & (w_pos >= jnp.asarray(threshold, dtype))
+    neg = valid & (w_neg < jnp.asarray(neg_threshold, dtype))
+    log_p = jax.nn.log_softmax(z, axis=-1)
+    ce = -jnp.sum(pseudo * log_p, axis=-1)
+    neg_ll = -jnp.sum((1 - pseudo) * _log1m_softmax(z, log_p), axis=-1) / c
+    return C.masked_mean(w_pos * ce, pos) + C.masked_mean(w_neg * neg_ll, neg)

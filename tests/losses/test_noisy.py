@@ -18,6 +18,7 @@ import pytest
 import lossjax
 from lossjax.losses import (
     adaptive_label_distributionally_robust_loss,
+    cross_model_confident_bce,
     label_distributionally_robust_loss,
     mae_loss,
     nce_mae_loss,
@@ -343,6 +344,58 @@ def test_nnpu_label_conventions_and_closed_form():
     close(nonnegative_pu_risk(f, jnp.array([1, 0, 0, 1]), prior=0.4, loss="logistic"), 0.2 * (sp(-2.0) + sp(-1.0)))
 
 
+# --------------------------------------------------------- confident peer BCE --
+
+
+@pytest.mark.parametrize("case", REF["cbc"], ids=lambda c: str(c["kwargs"]))
+def test_cross_model_confident_bce_golden(case):
+    for dtype, tol in ((jnp.float64, 1e-10), (jnp.float32, 2e-5)):
+        with jax.enable_x64(dtype == jnp.float64):
+            z = jnp.asarray(case["logits_nhwc"], dtype)
+            peer = jnp.asarray(case["peer_nhwc"], dtype)
+            value, grad = jax.value_and_grad(lambda z, p=peer: cross_model_confident_bce(z, p, **case["kwargs"]))(z)
+            assert rel_err(value, case["value"]) <= tol
+            assert rel_err(grad, case["grad_nhwc"]) <= tol
+
+
+@pytest.mark.parametrize("case", REF["cbc"], ids=lambda c: str(c["kwargs"]))
+def test_cross_model_confident_bce_reference_bitwise_not(case):
+    """The reference's `~onehot` weights -log(1 - p_k) by 1 off and 2 on the pseudo-label.
+
+    Hand-derived in numpy: the recorded as-written value equals the formula with weights
+    (1 + [k = y~]); lossjax (and the fixed port) use (1 - [k = y~]), the complement the
+    code's name `inverse_tilde` intends.
+    """
+    kw = {"threshold": 0.6, "neg_threshold": 0.3, **case["kwargs"]}
+    z = np.asarray(case["logits_nhwc"]).reshape(-1, 4)
+    pp = np.exp(np.asarray(case["peer_nhwc"]).reshape(-1, 4))
+    pp /= pp.sum(-1, keepdims=True)
+    p = np.exp(z - z.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    onehot = np.eye(4)[pp.argmax(-1)]
+    pos = pp.max(-1) >= kw["threshold"]
+    neg = pp.min(-1) < kw["neg_threshold"]
+    pos_term = np.mean((pp.max(-1) * -np.log((p * onehot).sum(-1)))[pos]) if pos.any() else 0.0
+    per_class = pp.min(-1)[:, None] * -np.log(1 - p)
+    as_written = pos_term + (np.mean((per_class * (1 + onehot))[neg]) if neg.any() else 0.0)
+    intended = pos_term + (np.mean((per_class * (1 - onehot))[neg]) if neg.any() else 0.0)
+    assert abs(as_written - case["value_as_written"]) < 1e-10
+    assert abs(intended - case["value"]) < 1e-10
+    assert abs(as_written - intended) > 1e-3
+
+
+def test_cross_model_confident_bce_empty_sets_and_peer_constant():
+    z = jnp.asarray(Z)
+    flat = jnp.zeros_like(z)  # peer uniform: max p~ = 1/4 < 0.6 and min p~ = 1/4 < 0.3
+    close(cross_model_confident_bce(z, flat, neg_threshold=0.2), 0.0)
+    neg_only = cross_model_confident_bce(z, flat)
+    # every position is in the negative set with w- = 1/4 and y~ = argmax of a uniform row = class 0
+    log1m = np.log1p(-np.asarray(P, np.float64))
+    close(neg_only, np.mean(0.25 * -log1m[:, 1:].sum(-1) / 4))
+    g = jax.grad(lambda p: cross_model_confident_bce(z, p), argnums=0)(z * 3)
+    assert np.all(np.asarray(g) == 0)
+
+
 # -------------------------------------------------------------------- errors --
 
 
@@ -371,6 +424,12 @@ def test_errors_name_function_argument_and_shape():
         adaptive_label_distributionally_robust_loss(Z, Y, jnp.ones(6), alpha=0.5)
     with pytest.raises(ValueError, match=r"argument `temperatures` must have shape \(6\), got \(5,\)"):
         adaptive_label_distributionally_robust_loss(Z, Y, jnp.ones(5))
+    with pytest.raises(
+        ValueError, match="cross_model_confident_bce: `logits` and `peer_logits` must have the same shape"
+    ):
+        cross_model_confident_bce(Z, Z[:, :3])
+    with pytest.raises(ValueError, match=r"cross_model_confident_bce: `threshold` must lie in \[0.0, 1.0\]"):
+        cross_model_confident_bce(Z, Z, threshold=1.5)
     with pytest.raises(ValueError, match="z_error_loss: `predictions` and `targets` must have the same shape"):
         z_error_loss(jnp.ones(3), jnp.ones(4))
     with pytest.raises(ValueError, match=r"nonnegative_pu_risk: `prior` must lie in \(0.0, 1.0\)"):

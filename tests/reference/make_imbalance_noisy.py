@@ -20,7 +20,10 @@ ported faithfully to torch 2.13.0 (CPU) below, line by line, from:
 - Optimization-AI/ICML2023_LDR ``loss.py::LDRLoss_V1``, ``ALDRLoss_V1``;
 - mariodoebler/test-time-adaptation (RMT) ``symmetric_cross_entropy``;
 - kiryor/nnPUlearning ``pu_loss.py::PULoss`` (chainer -> torch; the backward of
-  ``x_out``).
+  ``x_out``);
+- yyliu01/TraCoCo ``Code/UnetACDC/Utils/losses.py::semi_cbc_loss`` (NCHW, C = 4), both
+  as written (``~onehot`` on an int64 tensor: -1 / -2) and with the intended
+  complement mask ``1 - onehot``; lossjax is compared with the latter.
 
 The reference classes reduce with a mean; the ports keep the per-example values
 (the mean of the port is the reference's output). ``NormalizedFocalLoss``
@@ -403,8 +406,57 @@ for prior, scores, note in ((0.3, PU_SCORES, "non-negative"), (0.7, PU_SCORES + 
             }
         )
 
+
+def semi_cbc_loss(inputs, targets, threshold=0.6, neg_threshold=0.3, fixed=True):
+    targets_prob = F.softmax(targets, dim=1)
+    pos_weight = targets_prob.max(1)[0]
+    pos_mask = pos_weight >= threshold
+    neg_weight = targets_prob.min(1)[0]
+    neg_weight = neg_weight.unsqueeze(1).repeat(1, 4, 1, 1)
+    neg_mask = neg_weight < neg_threshold
+    y_tilde = torch.argmax(targets, dim=1)
+    if not torch.any(pos_mask):
+        positive_loss_mat = torch.tensor([0.0])
+    else:
+        positive_loss_mat = F.nll_loss(torch.log_softmax(inputs, dim=1), y_tilde, reduction="none")
+        positive_loss_mat = positive_loss_mat * pos_weight
+        positive_loss_mat = positive_loss_mat[pos_mask]
+    if not torch.any(neg_mask):
+        negative_loss_mat = torch.tensor([0.0])
+    else:
+        inverse_prob = torch.clamp(1 - F.softmax(inputs, dim=1), min=1e-6, max=1.0)
+        onehot_t = torch.nn.functional.one_hot(y_tilde, num_classes=4).permute(0, 3, 1, 2)
+        # As written, `~onehot` is a bitwise NOT of int64 (-1 off, -2 on the pseudo-label),
+        # which makes the term -log(1-p) per class; the intended complement is -(1 - onehot) * log(1 - p).
+        inverse_tilde = -(1 - onehot_t) if fixed else ~onehot_t
+        negative_loss_mat = inverse_prob.log() * inverse_tilde
+        negative_loss_mat = negative_loss_mat * neg_weight
+        negative_loss_mat = negative_loss_mat[neg_mask]
+    return positive_loss_mat.mean() + negative_loss_mat.mean()
+
+
+CBC_IN = rng.normal(size=(2, 4, 3, 3)) * 1.5
+CBC_PEER = rng.normal(size=(2, 4, 3, 3)) * 2.5
+cbc_cases = []
+for kw in ({}, {"threshold": 0.8, "neg_threshold": 0.1}):
+    x = torch.tensor(CBC_IN, requires_grad=True)
+    fixed = semi_cbc_loss(x, torch.tensor(CBC_PEER), **kw)
+    (g,) = torch.autograd.grad(fixed, x)
+    as_written = semi_cbc_loss(torch.tensor(CBC_IN), torch.tensor(CBC_PEER), fixed=False, **kw)
+    cbc_cases.append(
+        {
+            "kwargs": kw,
+            "logits_nhwc": CBC_IN.transpose(0, 2, 3, 1).tolist(),
+            "peer_nhwc": CBC_PEER.transpose(0, 2, 3, 1).tolist(),
+            "value": fixed.item(),
+            "grad_nhwc": g.numpy().transpose(0, 2, 3, 1).tolist(),
+            "value_as_written": as_written.item(),
+        }
+    )
+
 out = {
     "counts": COUNTS.tolist(),
+    "cbc": cbc_cases,
     "cases": cases,
     "class_balanced_weights": weights,
     "nnpu": pu_cases,
