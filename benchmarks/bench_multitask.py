@@ -147,7 +147,7 @@ def _conflictfree_fn():
     op = ConFIGOperator()
 
     def host(g):
-        return op.calculate_gradient(torch.from_numpy(np.asarray(g))).numpy().astype(np.float32)
+        return op.calculate_gradient(torch.from_numpy(np.array(g))).numpy().astype(np.float32)
 
     def fn(g):
         return jax.pure_callback(host, jax.ShapeDtypeStruct(g.shape[1:], g.dtype), g)
