@@ -5,6 +5,7 @@ import math
 import pathlib
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -179,6 +180,30 @@ def test_bf16_inputs(mode):
     assert_rel(val, rval, 1e-3, "bf16 loss")  # the loss itself is float32 math on exact bf16 products
     assert_rel(dh, rdh, 2e-2, "bf16 dhidden")
     assert_rel(dw, rdw, 2e-2, "bf16 dweight")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_bf16_matmuls_stay_bf16_with_float32_accumulation(mode):
+    """Every matmul of the loss and its gradient takes bf16 operands and accumulates in float32."""
+    h, w, _, y = _random(n=16, v=300, dtype=jnp.bfloat16)
+    f = jax.grad(
+        lambda h, w: linear_cross_entropy(h, w, y, reduction="mean", mode=mode, block_size=128, chunk_size=8),
+        argnums=(0, 1),
+    )
+    dots = []
+
+    def visit(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "dot_general":
+                dots.append(eqn)
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                visit(sub)
+
+    visit(jax.make_jaxpr(f)(h, w).jaxpr)
+    assert len(dots) >= 3  # logits, dhidden, dweight
+    for eqn in dots:
+        assert [str(v.aval.dtype) for v in eqn.invars] == ["bfloat16", "bfloat16"], eqn
+        assert eqn.params["preferred_element_type"] == jnp.float32, eqn
 
 
 def test_modes_agree_and_reductions():
