@@ -448,7 +448,7 @@ def _sample() -> Sample:
 
 @register(
     "linear_cross_entropy",
-    aliases=("fused_linear_cross_entropy", "chunked_cross_entropy", "cut_cross_entropy"),
+    aliases=("fused_linear_cross_entropy", "chunked_cross_entropy"),
     family="language",
     kind="per_example",
     formula="l_i = LSE_v(c tanh(h_i.w_v/c) + b_v) - z_{i,y_i} (+ z_loss LSE^2, label smoothing), streamed over blocks",
