@@ -19,7 +19,6 @@ import time
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
-import numpy as np
 import optax
 
 from lossjax.losses import linear_cross_entropy
@@ -143,5 +142,6 @@ last = {name: (r["ms"][-1], r["mib"][-1]) for name, r in results.items()}
 base_ms, base_mib = last["naive"]
 for name, (ms, mib) in last.items():
     print(
-        f"V={VOCABS[-1]}: {name:16s} time x{ms / base_ms:.2f} of naive, temporaries {100 * mib / base_mib:.0f}% of naive"
+        f"V={VOCABS[-1]}: {name:16s} time x{ms / base_ms:.2f} of naive, "
+        f"temporaries {100 * mib / base_mib:.0f}% of naive"
     )
