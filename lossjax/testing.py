@@ -187,33 +187,45 @@ def _mask(sample: Sample) -> np.ndarray:
 
 def _where_arg(sample: Sample, entry, mask: np.ndarray):
     """The mask broadcast to the loss's batch shape (leading axis only)."""
-    out = _primary(_call(entry, sample, sample.args), entry)
-    batch_ndim = max(np.ndim(out), 1) if entry.kind == "per_example" else 1
+    out = _primary(jax.eval_shape(lambda a: _call(entry, sample, a), sample.args), entry)
+    batch_ndim = max(len(out.shape), 1) if entry.kind == "per_example" else 1
     return jnp.asarray(mask.reshape(mask.shape + (1,) * (batch_ndim - 1)))
 
 
-def _scalar_objective(entry, sample: Sample, args_fixed, where=None, kwargs=None):
-    """A function of the differentiated args returning a scalar."""
-
-    def f(*diff):
-        args = list(args_fixed)
-        for i, d in zip(sample.diff_argnums, diff, strict=True):
-            args[i] = d
-        out = _primary(_call(entry, sample, tuple(args), where=where, kwargs=kwargs), entry)
-        return jnp.sum(out)
-
-    return f
+def _with_diff(sample: Sample, args, diff):
+    args = list(args)
+    for i, d in zip(sample.diff_argnums, diff, strict=True):
+        args[i] = d
+    return tuple(args)
 
 
 def _diff(sample: Sample, args):
     return tuple(args[i] for i in sample.diff_argnums)
 
 
-def _value_and_grads(entry, sample, args, where=None, kwargs=None):
-    f = _scalar_objective(entry, sample, args, where, kwargs)
+def _scalar_objective(entry, sample: Sample, args_fixed, where=None, kwargs=None):
+    """A function of the differentiated args returning a scalar."""
+
+    def f(*diff):
+        out = _call(entry, sample, _with_diff(sample, args_fixed, diff), where=where, kwargs=kwargs)
+        return jnp.sum(_primary(out, entry))
+
+    return f
+
+
+def _out_and_grads(entry, sample, args, where=None, kwargs=None):
+    """``(output, gradients of sum(primary output) wrt the differentiated args)`` in one pass."""
+
+    def f(*diff):
+        out = _call(entry, sample, _with_diff(sample, args, diff), where=where, kwargs=kwargs)
+        return jnp.sum(_primary(out, entry)), out
+
     if not sample.diff_argnums:
-        return f(), ()
-    return jax.value_and_grad(f, argnums=tuple(range(len(sample.diff_argnums))))(*_diff(sample, args))
+        return f()[1], ()
+    (_, out), grads = jax.value_and_grad(f, argnums=tuple(range(len(sample.diff_argnums))), has_aux=True)(
+        *_diff(sample, args)
+    )
+    return out, grads
 
 
 def _all_finite(tree) -> bool:
@@ -236,16 +248,14 @@ def _auto_extremes(sample: Sample) -> tuple[tuple, ...]:
 
 
 # ------------------------------ properties --------------------------------
+# Each property compiles as little as it can (one jit where possible, shapes
+# from eval_shape): the suite runs ~10 properties for every registered entry.
 
 
 def _p_jit(entry, sample):
     eager = _call(entry, sample, sample.args)
     jitted = jax.jit(lambda *a: _call(entry, sample, a))(*sample.args)
     assert_close(jitted, eager, err=f"{entry.name}: jit != eager")
-    if sample.diff_argnums:
-        g_e = _value_and_grads(entry, sample, sample.args)
-        g_j = jax.jit(lambda *a: _value_and_grads(entry, sample, a))(*sample.args)
-        assert_close(g_j, g_e, err=f"{entry.name}: jitted gradient != eager gradient")
 
 
 def _perturb(args, batched):
@@ -267,7 +277,8 @@ def _p_vmap(entry, sample):
     )
     in_axes = tuple(0 if i in batched else None for i in range(len(sample.args)))
     vm = jax.jit(jax.vmap(lambda *a: _call(entry, sample, a), in_axes=in_axes))(*stacked)
-    loop = [_call(entry, sample, sample.args), _call(entry, sample, second)]
+    single = jax.jit(lambda *a: _call(entry, sample, a))
+    loop = [single(*sample.args), single(*second)]
     assert_close(vm, jax.tree.map(lambda *xs: np.stack(xs), *loop), err=f"{entry.name}: vmap != loop")
 
 
@@ -276,36 +287,35 @@ def _p_where(entry, sample):
     w = _where_arg(sample, entry, mask)
     idx = np.nonzero(mask)[0]
     sliced = tuple(np.asarray(a)[idx] if i in _batched(sample) else a for i, a in enumerate(sample.args))
-    fn = jax.jit(lambda a, w: _call(entry, sample, a, where=w))
-    masked = _primary(fn(sample.args, w), entry)
-    ref = _primary(_call(entry, sample, sliced), entry)
+    # Masked examples of the differentiated inputs hold garbage (NaN): values
+    # elsewhere and all gradients must not notice.
+    garbage = list(sample.args)
+    for i in sample.diff_argnums:
+        if i in _batched(sample):
+            a = np.array(garbage[i], copy=True)
+            a[~mask] = np.nan
+            garbage[i] = a
+    out, grads = jax.jit(lambda a, w: _out_and_grads(entry, sample, a, where=w))(tuple(garbage), w)
+    masked = _primary(out, entry)
+    ref = _primary(jax.jit(lambda a: _call(entry, sample, a))(sliced), entry)
     if entry.kind == "per_example":
         masked = np.asarray(masked)
         assert np.all(masked[~mask] == 0), f"{entry.name}: masked entries must be exactly 0, got {masked[~mask]}"
         assert_close(masked[mask], ref, err=f"{entry.name}: where=mask != slicing")
     else:
         assert_close(masked, ref, err=f"{entry.name}: where=mask != slicing the batch")
-    if sample.diff_argnums:
-        # Masked examples get exactly zero gradient, even with garbage in them.
-        garbage = list(sample.args)
-        for i in sample.diff_argnums:
-            if i in _batched(sample):
-                a = np.array(garbage[i], copy=True)
-                a[~mask] = np.nan
-                garbage[i] = a
-        _, grads = jax.jit(lambda a, w: _value_and_grads(entry, sample, a, where=w))(tuple(garbage), w)
-        for k, i in enumerate(sample.diff_argnums):
-            g = np.asarray(grads[k])
-            assert np.all(np.isfinite(g)), f"{entry.name}: NaN/inf gradient with NaN in masked examples of arg {i}"
-            if i in _batched(sample):
-                assert np.all(g[~mask] == 0), f"{entry.name}: masked examples of arg {i} got nonzero gradient"
+    for k, i in enumerate(sample.diff_argnums):
+        g = np.asarray(grads[k])
+        assert np.all(np.isfinite(g)), f"{entry.name}: NaN/inf gradient with NaN in masked examples of arg {i}"
+        if i in _batched(sample):
+            assert np.all(g[~mask] == 0), f"{entry.name}: masked examples of arg {i} got nonzero gradient"
 
 
 def _p_all_masked(entry, sample):
     mask = np.zeros(_batch_size(sample), bool)
     w = _where_arg(sample, entry, mask)
-    _, grads = jax.jit(lambda a, w: _value_and_grads(entry, sample, a, where=w))(sample.args, w)
-    out = _primary(jax.jit(lambda a, w: _call(entry, sample, a, where=w))(sample.args, w), entry)
+    out, grads = jax.jit(lambda a, w: _out_and_grads(entry, sample, a, where=w))(sample.args, w)
+    out = _primary(out, entry)
     assert np.all(np.asarray(out) == 0), f"{entry.name}: all-masked batch must give 0, got {out}"
     assert _all_finite(grads), f"{entry.name}: all-masked batch gave non-finite gradients"
     assert all(np.all(np.asarray(g) == 0) for g in jax.tree.leaves(grads)), f"{entry.name}: all-masked gradients != 0"
@@ -313,11 +323,10 @@ def _p_all_masked(entry, sample):
 
 def _p_extremes(entry, sample):
     cases = sample.extremes if sample.extremes is not None else _auto_extremes(sample)
-    fn = jax.jit(lambda a: _value_and_grads(entry, sample, a))
+    fn = jax.jit(lambda a: _out_and_grads(entry, sample, a))
     for k, args in enumerate(cases):
-        out = _call(entry, sample, args)
+        out, grads = fn(tuple(args))
         assert _all_finite(out), f"{entry.name}: extreme case {k} gave a non-finite value {out}"
-        _, grads = fn(tuple(args))
         assert _all_finite(grads), f"{entry.name}: extreme case {k} gave a non-finite gradient"
 
 
@@ -331,8 +340,8 @@ def _p_bf16(entry, sample):
         return "no float inputs"
     low = tuple(jnp.asarray(a, jnp.bfloat16) if i in fl else a for i, a in enumerate(sample.args))
     up = tuple(jnp.asarray(a, jnp.float32) if i in fl else a for i, a in enumerate(low))
-    out_low = _primary(jax.jit(lambda a: _call(entry, sample, a))(low), entry)
-    out_up = _primary(jax.jit(lambda a: _call(entry, sample, a))(up), entry)
+    both = jax.jit(lambda lo, hi: (_call(entry, sample, lo), _call(entry, sample, hi)))
+    out_low, out_up = (_primary(o, entry) for o in both(low, up))
     for leaf in jax.tree.leaves(out_low):
         assert leaf.dtype == jnp.float32, f"{entry.name}: bf16 inputs must give float32, got {leaf.dtype}"
     assert_close(out_low, out_up, rtol=sample.bf16_tol, atol=sample.bf16_tol, err=f"{entry.name}: bf16 result")
@@ -362,22 +371,20 @@ def _p_x64(entry, sample):
     with jax.enable_x64(True):
         args32 = _cast_floats(tuple(jnp.asarray(a) for a in sample.args), jnp.float32)
         kw32 = _cast_floats(dict(sample.kwargs), jnp.float32)
-
-        def f(a):
-            return _value_and_grads(entry, sample, a, kwargs=kw32)
-
-        jaxpr = jax.make_jaxpr(f)(args32)
+        jaxpr = jax.make_jaxpr(lambda a: _out_and_grads(entry, sample, a, kwargs=kw32))(args32)
         bad = _jaxpr_f64_ops(jaxpr)
         assert not bad, f"{entry.name}: float32 inputs traced float64 ops under x64: {sorted(set(bad))}"
-        out = _primary(_call(entry, sample, args32, kwargs=kw32), entry)
+        out = _primary(jax.eval_shape(lambda a: _call(entry, sample, a, kwargs=kw32), args32), entry)
         for leaf in jax.tree.leaves(out):
-            if _is_float(leaf):
+            if jnp.issubdtype(leaf.dtype, jnp.floating):
                 assert leaf.dtype == jnp.float32, f"{entry.name}: float32 inputs gave {leaf.dtype} under x64"
-        args64 = _cast_floats(args32, jnp.float64)
-        out64 = _primary(_call(entry, sample, args64, kwargs=_cast_floats(kw32, jnp.float64)), entry)
-        for leaf in jax.tree.leaves(out64):
-            if _is_float(leaf) and _float_argnums(sample):
-                assert leaf.dtype == jnp.float64, f"{entry.name}: float64 inputs gave {leaf.dtype}"
+        if _float_argnums(sample):
+            args64 = _cast_floats(args32, jnp.float64)
+            kw64 = _cast_floats(kw32, jnp.float64)
+            out64 = _primary(jax.eval_shape(lambda a: _call(entry, sample, a, kwargs=kw64), args64), entry)
+            for leaf in jax.tree.leaves(out64):
+                if jnp.issubdtype(leaf.dtype, jnp.floating):
+                    assert leaf.dtype == jnp.float64, f"{entry.name}: float64 inputs gave {leaf.dtype}"
 
 
 def _p_grad(entry, sample):
@@ -404,7 +411,7 @@ def _p_export(entry, sample):
     f = jax.jit(lambda *a: _call(entry, sample, a))
     jax.export.export(f, platforms=PLATFORMS)(*sample.args)
     if sample.diff_argnums:
-        g = jax.jit(lambda *a: _value_and_grads(entry, sample, a))
+        g = jax.jit(lambda *a: _out_and_grads(entry, sample, a))
         jax.export.export(g, platforms=PLATFORMS)(*sample.args)
 
 
@@ -420,9 +427,9 @@ def _p_registry(entry, sample):
     rebuilt = registry.from_config(configured.to_config())
     assert rebuilt.to_config() == configured.to_config(), f"{entry.name}: config does not round-trip"
     rest = {k: v for k, v in sample.kwargs.items() if k not in hp}
-    a = configured(*sample.args, **rest)
-    b = rebuilt(*sample.args, **rest)
-    c = entry.fn(*sample.args, **sample.kwargs)
+    a, b, c = jax.jit(lambda *x: (configured(*x, **rest), rebuilt(*x, **rest), entry.fn(*x, **sample.kwargs)))(
+        *sample.args
+    )
     assert_close(a, c, err=f"{entry.name}: registry-built loss != the function")
     assert_close(b, c, err=f"{entry.name}: rebuilt loss != the function")
     for alias in entry.aliases:
