@@ -132,9 +132,46 @@ def run_composed_loss(cfg: DemoConfig, data: Data) -> dict:
     }
 
 
+def run_sam(cfg: DemoConfig, data: Data, rho: float = 0.05) -> dict:
+    """The same loss and AdamW behind ``lossjax.transforms.sam``: the gradient at ``w + rho g/|g|``."""
+    loss_fn = lossjax.get(cfg.loss)
+    model = make_model(cfg, data)
+    tx = optax.chain(lossjax.transforms.sam(rho=rho), optax.adamw(cfg.learning_rate))
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+    def scalar_loss(m, x, y):
+        out = loss_fn(m(x), y)
+        return out[0] if isinstance(loss_fn, lossjax.ComposedLoss) else jnp.mean(out)
+
+    @nnx.jit
+    def step(model, optimizer, x, y):
+        loss, grads = nnx.value_and_grad(scalar_loss)(model, x, y)
+        graphdef, _, rest = nnx.split(model, nnx.Param, ...)
+        rest = nnx.as_pure(rest)
+
+        def grad_fn(params):  # second gradient, at the perturbed weights
+            return jax.grad(lambda p: scalar_loss(nnx.merge(graphdef, p, rest), x, y))(params)
+
+        optimizer.update(model, grads, grad_fn=grad_fn)
+        return loss
+
+    stream = batches(cfg, data)
+    loss = jnp.nan
+    for _ in progress(cfg, "sam"):
+        x, y = next(stream)
+        loss = step(model, optimizer, jnp.asarray(x), jnp.asarray(y))
+    return {
+        "run": f"sam(rho={rho}) + adamw",
+        "final loss": float(loss),
+        "test acc": accuracy(model, data.x_test, data.y_test),
+        "note": "2 gradients per step",
+    }
+
+
 #: Name -> run function. Each takes (DemoConfig, Data) and returns a result row.
 RUNS: dict[str, Callable[[DemoConfig, Data], dict]] = {
     "composed": run_composed_loss,
+    "sam": run_sam,
 }
 
 
