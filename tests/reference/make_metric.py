@@ -370,6 +370,23 @@ paired(
     "CWCL paper equation (torch port)",
 )
 
+# ------------------------------ miners ---------------------------------------
+labels_t = torch.tensor(LABELS)
+mined = {"inputs": {"embeddings": X.tolist(), "clustered": XC.tolist(), "labels": LABELS.tolist()}}
+a, p, n = miners.BatchHardMiner()(torch.tensor(X), labels_t)
+mined["batch_hard"] = {"anchors": a.tolist(), "positives": p.tolist(), "negatives": n.tolist()}
+for margin in (0.2, 0.5):
+    a, p, n = miners.TripletMarginMiner(margin=margin, type_of_triplets="semihard")(torch.tensor(X), labels_t)
+    mined[f"semihard_{margin}"] = sorted(zip(a.tolist(), p.tolist(), n.tolist()))
+for eps in (0.1, 0.3):
+    a1, p, a2, n = miners.MultiSimilarityMiner(epsilon=eps)(torch.tensor(XC), labels_t)
+    mined[f"multi_similarity_{eps}"] = {
+        "pos": sorted(zip(a1.tolist(), p.tolist())),
+        "neg": sorted(zip(a2.tolist(), n.tolist())),
+    }
+
 out = HERE / "metric.json"
-out.write_text(json.dumps({"generator": "tests/reference/make_metric.py", "cases": cases}, indent=None))
+out.write_text(
+    json.dumps({"generator": "tests/reference/make_metric.py", "cases": cases, "miners": mined}, indent=None)
+)
 print(f"wrote {len(cases)} cases to {out}")
