@@ -652,3 +652,12 @@ def test_update_errors_name_the_transform_and_argument():
         T.mesa_params(optax.sgd(0.1).init(w))
     with pytest.raises(TypeError, match=r"sam_value_and_grad: `fun` must be callable"):
         T.sam_value_and_grad(3.0)
+
+
+def test_demo_sam_run_learns():
+    from lossjax import demo
+
+    cfg = demo.DemoConfig(steps=40, hidden=32, quiet=True)
+    row = demo.RUNS["sam"](cfg, demo.load_data(cfg))
+    assert row["run"].startswith("sam(rho=0.05)")
+    assert np.isfinite(row["final loss"]) and row["test acc"] > 0.5  # chance is 0.1
