@@ -199,7 +199,8 @@ class TargetProbs(NamedTuple):
     distribution its expectation under ``q`` (:meth:`expect`).
 
     Attributes:
-      log_p: ``log p_k``, ``[..., K]``, from ``log_softmax`` (exact for any logits).
+      log_p: ``log p_k``, ``[..., K]``: ``log_softmax``, or ``log1p(-(1 - p_k))`` when
+        ``p_k > 1/2`` (accurate to the last bit for confident predictions).
       p: ``p_k``, ``[..., K]``.
       one_minus_p: ``1 - p_k`` computed without cancellation (sum of the other
         classes' probabilities), ``[..., K]``: exact even when ``p_k`` rounds to 1.
@@ -283,7 +284,10 @@ def target_probs(
         weights = jnp.ones_like(log_p)
         if class_weights is not None:
             w = _class_weight_column(fn, class_weights, num_classes, dtype)
-            weights = jnp.sum(onehot * w, axis=-1, keepdims=True) if w.ndim == 1 else weights * w
+            if w.ndim == 1:
+                weights = jnp.sum(onehot * jnp.reshape(w, (1,) * (onehot.ndim - 1) + w.shape), axis=-1, keepdims=True)
+            else:
+                weights = weights * w
         targets = onehot
     else:
         q = smoothed_class_targets(fn, logits, labels, label_smoothing, dtype)
@@ -298,6 +302,10 @@ def target_probs(
         if class_weights is not None:
             w = _class_weight_column(fn, class_weights, num_classes, dtype)
             weights = weights * (jnp.reshape(w, (1,) * (weights.ndim - 1) + w.shape) if w.ndim == 1 else w)
+    # log p = log1p(-(1 - p)) is the accurate form when p > 1/2 (log_softmax rounds
+    # log p to 0 once 1 - p < eps/2); double where keeps the other branch's gradient finite.
+    confident = one_minus_p < 0.5
+    log_p = jnp.where(confident, jnp.log1p(-jnp.where(confident, one_minus_p, jnp.zeros((), dtype))), log_p)
     return TargetProbs(log_p, p, one_minus_p, weights, mask, z, targets)
 
 

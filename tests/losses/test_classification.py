@@ -1,0 +1,373 @@
+"""Classification losses: golden values, closed forms, edge cases and errors.
+
+Golden numbers: tests/reference/classification.json, written by
+tests/reference/make_classification.py (optax 0.2.8, torch 2.13.0 and faithful
+torch ports of the papers' code; see its docstring). The conformance suite
+(tests/test_conformance.py) covers jit/vmap/where/extremes/bf16/x64/grad/export.
+"""
+
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lossjax
+from lossjax import losses as L
+from lossjax.losses._classification import target_probs
+from lossjax.testing import assert_close
+
+REF = json.loads((pathlib.Path(__file__).parents[1] / "reference" / "classification.json").read_text())
+CASES = [pytest.param(c, id=f"{c['name']}-{i}") for i, c in enumerate(REF["cases"])]
+
+
+def run_case(case, dtype):
+    """The lossjax loss on a golden case: (value, grads of the summed value wrt the diff args)."""
+    fn = getattr(L, case["name"])
+    args = [
+        jnp.asarray(a, dtype) if k == "float" else jnp.asarray(a, jnp.int32)
+        for a, k in zip(case["args"], case["kinds"], strict=True)
+    ]
+    kwargs = dict(case["kwargs"])
+    if "key_seed" in kwargs:
+        kwargs["key"] = jax.random.key(kwargs.pop("key_seed"))
+    if "class_weights" in kwargs:
+        kwargs["class_weights"] = jnp.asarray(kwargs["class_weights"], dtype)
+    if isinstance(kwargs.get("alpha"), list):
+        kwargs["alpha"] = jnp.asarray(kwargs["alpha"], dtype)
+    diff = case["diff"]
+
+    def total(*d):
+        a = list(args)
+        for i, x in zip(diff, d, strict=True):
+            a[i] = x
+        return jnp.sum(fn(*a, **kwargs))
+
+    value = fn(*args, **kwargs)
+    grads = jax.grad(total, argnums=tuple(range(len(diff))))(*[args[i] for i in diff])
+    return value, grads
+
+
+def rel_err(actual, expected) -> float:
+    a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    return float(np.max(np.abs(a - e) / np.maximum(np.abs(e), 1e-6)))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden_float64(case):
+    with jax.enable_x64(True):
+        value, grads = run_case(case, jnp.float64)
+        assert value.dtype == jnp.float64
+        # The GCE reference clamps p >= 1e-7; no golden input gets near it.
+        assert_close(value, np.asarray(case["value"]), dtype=jnp.float64, rtol=1e-9, atol=1e-12, err=case["reference"])
+        for g, e in zip(grads, case["grads"], strict=True):
+            assert_close(
+                g, np.asarray(e), dtype=jnp.float64, rtol=1e-9, atol=1e-12, err=case["reference"] + " (gradient)"
+            )
+
+
+# EnsLoss draws its normals in the compute dtype: float32 draws differ from the
+# float64 draws of the golden file, so its float32 check is test_ensloss_gradient_is_the_drawn_derivative.
+F32_CASES = [c for c in CASES if c.values[0]["name"] != "ensloss"]
+
+
+@pytest.mark.parametrize("case", F32_CASES)
+def test_golden_float32(case):
+    value, grads = run_case(case, jnp.float32)
+    assert value.dtype == jnp.float32
+    assert_close(value, np.asarray(case["value"]), rtol=2e-5, atol=5e-6, err=case["reference"])
+    for g, e in zip(grads, case["grads"], strict=True):
+        assert_close(g, np.asarray(e), rtol=1e-4, atol=2e-6, err=case["reference"] + " (gradient)")
+
+
+# ------------------------------- closed forms --------------------------------
+
+RNG = np.random.default_rng(0)
+Z = jnp.asarray(RNG.normal(size=(6, 4)) * 3, jnp.float32)
+Y = jnp.asarray(RNG.integers(0, 4, size=(6,)), jnp.int32)
+Q = jnp.asarray(RNG.dirichlet(np.ones(4), size=6), jnp.float32)
+ONEHOT = jax.nn.one_hot(Y, 4)
+P_Y = jnp.sum(jax.nn.softmax(Z) * ONEHOT, -1)
+CE = L.softmax_cross_entropy(Z, Y)
+
+
+def test_comp_sum_special_cases():
+    assert_close(L.comp_sum_loss(Z, Y, tau=1.0), CE)
+    assert_close(L.comp_sum_loss(Z, Y, tau=2.0), 1 - P_Y)
+    assert_close(L.comp_sum_loss(Z, Y, tau=0.0), 1 / P_Y - 1, rtol=1e-5)
+    # The tau -> 1 limit is continuous (no 0/0 at tau = 1 +- 1e-6).
+    assert_close(L.comp_sum_loss(Z, Y, tau=1.0 + 1e-6), CE, rtol=1e-4)
+    assert_close(L.comp_sum_loss(Z, Y, tau=1.0 - 1e-6), CE, rtol=1e-4)
+
+
+def test_gce_is_comp_sum_with_tau_one_plus_q():
+    # (1 - p^q)/q = (1 - p^(tau-1))/(tau-1) with tau = 1 + q: identical, not just up to scale.
+    for q in (0.1, 0.7, 1.0):
+        assert_close(L.generalized_cross_entropy(Z, Y, q=q), L.comp_sum_loss(Z, Y, tau=1 + q))
+    assert_close(L.generalized_cross_entropy(Z, Y, q=0.0), CE)
+    assert_close(L.generalized_cross_entropy(Z, Y, q=1.0), 1 - P_Y)
+
+
+def test_focal_and_poly_reduce_to_cross_entropy():
+    assert_close(L.focal_loss(Z, Y, gamma=0.0), CE)
+    assert_close(L.poly1_cross_entropy(Z, Y, epsilon=0.0), CE)
+    assert_close(L.poly1_cross_entropy(Z, Y, epsilon=2.0), CE + 2 * (1 - P_Y))
+    assert_close(L.poly1_focal_loss(Z, Y, epsilon=0.0, gamma=1.5), L.focal_loss(Z, Y, gamma=1.5))
+    assert_close(L.label_smoothing_cross_entropy(Z, Y), L.softmax_cross_entropy(Z, Y, label_smoothing=0.1))
+    assert_close(L.sparse_softmax_cross_entropy(Z, Y, k=4), CE)
+    # focal alpha (scalar) scales; per-class alpha picks alpha_y.
+    assert_close(L.focal_loss(Z, Y, alpha=0.25), 0.25 * L.focal_loss(Z, Y))
+    alpha = jnp.array([0.5, 1.0, 2.0, 3.0])
+    assert_close(L.focal_loss(Z, Y, alpha=alpha), alpha[Y] * L.focal_loss(Z, Y))
+
+
+def test_smooth_adversarial_comp_sum_closed_form():
+    # Same logits: no penalty. A shift of every logit by c: margins unchanged, no penalty.
+    assert_close(L.smooth_adversarial_comp_sum_loss(Z, Y, Z, tau=1.5), L.comp_sum_loss(Z, Y, tau=1.5))
+    assert_close(L.smooth_adversarial_comp_sum_loss(Z, Y, Z + 3.0, tau=1.5), L.comp_sum_loss(Z, Y, tau=1.5), atol=1e-5)
+    # Raising one wrong-class logit by 2: ||Delta' - Delta|| = 2.
+    bump = jnp.where(jnp.arange(4)[None, :] == (Y[:, None] + 1) % 4, 2.0, 0.0)
+    assert_close(L.smooth_adversarial_comp_sum_loss(Z, Y, Z + bump, nu=0.5), CE + 1.0, rtol=1e-5)
+    g = jax.grad(lambda zp: jnp.sum(L.smooth_adversarial_comp_sum_loss(Z, Y, zp)))(Z)
+    assert np.all(np.isfinite(g)) and np.all(np.asarray(g) == 0)  # zero-safe norm at z' = z
+
+
+F_OF_PY = [
+    ("focal_loss", {"gamma": 2.0}),
+    ("poly1_cross_entropy", {}),
+    ("poly1_focal_loss", {}),
+    ("comp_sum_loss", {"tau": 0.5}),
+    ("comp_sum_loss", {"tau": 1.5}),
+    ("generalized_cross_entropy", {}),
+    ("encouraging_loss", {}),
+    ("squentropy", {}),
+    ("multiclass_hinge_loss", {"form": "crammer_singer"}),
+    ("multiclass_hinge_loss", {"form": "weston_watkins"}),
+    ("multiclass_hinge_loss", {"form": "one_vs_rest"}),
+    ("multiclass_squared_hinge_loss", {}),
+    ("sparsemax_loss", {}),
+    ("sparse_softmax_cross_entropy", {"k": 2}),
+    ("one_vs_rest_loss", {}),
+    ("smooth_adversarial_comp_sum_loss", {}),
+]
+
+
+@pytest.mark.parametrize(("name", "kw"), F_OF_PY, ids=[f"{n}-{i}" for i, (n, _) in enumerate(F_OF_PY)])
+def test_integer_labels_equal_one_hot_distribution(name, kw):
+    fn = getattr(L, name)
+    extra = (Z + 0.5,) if name == "smooth_adversarial_comp_sum_loss" else ()
+    assert_close(fn(Z, Y, *extra, **kw), fn(Z, ONEHOT, *extra, **kw), rtol=1e-5, atol=1e-6, err=name)
+
+
+@pytest.mark.parametrize(("name", "kw"), F_OF_PY[:8], ids=[f"{n}-{i}" for i, (n, _) in enumerate(F_OF_PY[:8])])
+def test_distribution_labels_are_the_expectation(name, kw):
+    # f(z, q) = sum_c q_c f(z, c) for the losses that are functions of p_y.
+    fn = getattr(L, name)
+    per_class = jnp.stack([fn(Z, jnp.full((6,), c, jnp.int32), **kw) for c in range(4)], -1)
+    assert_close(fn(Z, Q, **kw), jnp.sum(Q * per_class, -1), rtol=1e-5, atol=1e-5, err=name)
+
+
+def test_target_probs_complement_is_exact():
+    # 1 - p_y for a confident logit: 2 e^-30 / (1 + 2 e^-30); the naive 1 - p rounds to 0 in float32.
+    z = jnp.array([[30.0, 0.0, 0.0]])
+    expected = 2 * np.exp(-30.0) / (1 + 2 * np.exp(-30.0))
+    for labels in (jnp.array([0]), jnp.array([[1.0, 0.0, 0.0]])):
+        t = target_probs("t", z, labels)
+        assert float(1 - jax.nn.softmax(z)[0, 0]) == 0.0
+        np.testing.assert_allclose(float(t.one_minus_p[0, 0]), expected, rtol=1e-6)
+    # focal at gamma = 1: (1 - p) (-log p) ~ (2 e^-30)^2, not 0.
+    np.testing.assert_allclose(float(L.focal_loss(z, jnp.array([0]), gamma=1.0)[0]), expected**2, rtol=1e-5)
+
+
+# ------------------------------ edges, gradients ------------------------------
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.25, 0.5, 2.0])
+def test_focal_gradients_finite_at_certainty(gamma):
+    z = jnp.array([[1e4, -1e4, 0.0], [0.0, 0.0, 0.0], [-1e4, 1e4, 0.0]])
+    y = jnp.array([0, 1, 0])
+    for f in (L.focal_loss, L.poly1_focal_loss):
+        v, g = jax.value_and_grad(lambda z, f=f: jnp.sum(f(z, y, gamma=gamma)))(z)
+        assert np.isfinite(v) and np.all(np.isfinite(g))
+    zb = jnp.array([1e4, -1e4, 30.0, -30.0, 0.0])
+    yb = jnp.array([1.0, 0.0, 1.0, 0.0, 1.0])
+    g = jax.grad(lambda z: jnp.sum(L.sigmoid_focal_loss(z, yb, gamma=gamma)))(zb)
+    assert np.all(np.isfinite(g))
+    # At p_t = 1 the loss and its gradient vanish.
+    assert float(L.sigmoid_focal_loss(zb[:1], yb[:1], gamma=gamma)[0]) == 0.0
+
+
+def test_encouraging_loss_tail_and_bound():
+    z = jnp.array([[0.0, 0.0], [30.0, 0.0]])
+    y = jnp.array([0, 0])
+    # p = 1/2: -log(1/2) + log(1/2) = 0. Conservative tail: (p - e)/(e - 1) + log(1 - e) at p ~ 1.
+    v = L.encouraging_loss(z, y)
+    assert_close(v, jnp.array([0.0, (1 - 0.75) / (0.75 - 1) + np.log(0.25)]), atol=1e-6)
+    # Full bonus (log_end = 1) is clamped at log(1e-5), like the reference.
+    assert_close(L.encouraging_loss(z, y, log_end=1.0)[1], np.log(1e-5), rtol=1e-6)
+    g = jax.grad(lambda z: jnp.sum(L.encouraging_loss(z, y, log_end=1.0)))(z)
+    assert np.all(np.isfinite(g))
+
+
+def test_sparsemax_loss_zero_iff_sparsemax_matches():
+    z = jnp.array([[3.0, 0.0, 0.0], [0.2, 0.1, 0.0]])
+    v = L.sparsemax_loss(z, jnp.array([0, 0]))
+    assert float(v[0]) == 0.0 and float(v[1]) > 0
+    g = jax.grad(lambda z: jnp.sum(L.sparsemax_loss(z, jnp.array([0, 0]))))(z)
+    # gradient = sparsemax(z) - onehot: sparsemax([.2, .1, 0]) = [.4333, .3333, .2333]
+    assert_close(g[1], jnp.array([0.4333333 - 1, 0.3333333, 0.2333333]), rtol=1e-5)
+
+
+def test_sparse_softmax_keeps_target():
+    z = jnp.array([[3.0, 1.0, 0.0, -1.0]])
+    # k=1 keeps {0} and the target 3: log(e^3 + e^-1) + 1.
+    assert_close(
+        L.sparse_softmax_cross_entropy(z, jnp.array([3]), k=1), jnp.array([np.log(np.exp(3) + np.exp(-1)) + 1])
+    )
+    assert_close(L.sparse_softmax_cross_entropy(z, jnp.array([0]), k=1), jnp.array([0.0]))
+
+
+def test_hinge_forms_hand_computed():
+    z = jnp.array([[2.0, 1.5, 0.0]])
+    y = jnp.array([0])
+    assert_close(L.multiclass_hinge_loss(z, y), jnp.array([0.5]))  # max(1 + 1.5 - 2, 1 + 0 - 2, 0)
+    assert_close(L.multiclass_hinge_loss(z, y, form="weston_watkins"), jnp.array([0.5]))
+    assert_close(L.multiclass_hinge_loss(z, y, form="one_vs_rest"), jnp.array([0.0 + 2.5 + 1.0]))
+    assert_close(L.multiclass_squared_hinge_loss(z, y, form="one_vs_rest"), jnp.array([6.25 + 1.0]))
+    assert_close(L.squared_hinge_loss(jnp.array([0.5, -3.0]), jnp.array([1.0, -1.0])), jnp.array([0.25, 0.0]))
+
+
+def test_harmonic_loss_hand_computed_and_shift_invariant():
+    x, w = jnp.array([[1.0, 0.0]]), jnp.array([[2.0, 0.0], [-1.0, 0.0]])
+    # d = (1, 2): p_0 = 1 / (1 + 2^-n).
+    for n in (1.0, 3.0):
+        assert_close(L.harmonic_loss(x, w, jnp.array([0]), exponent=n), jnp.array([np.log1p(2.0**-n)]))
+    assert_close(L.harmonic_loss(x, w, jnp.array([0])), jnp.array([np.log1p(2.0**-2)]))  # exponent None: n = D = 2
+    # Distances are translation invariant.
+    assert_close(L.harmonic_loss(x + 5.0, w + 5.0, jnp.array([1])), L.harmonic_loss(x, w, jnp.array([1])), rtol=1e-5)
+    # x on a prototype: finite loss and gradients (distance floored at epsilon).
+    v, g = jax.value_and_grad(lambda x, w: jnp.sum(L.harmonic_loss(x, w, jnp.array([0]))), argnums=(0, 1))(w[:1], w)
+    assert np.isfinite(v) and all(np.all(np.isfinite(a)) for a in g)
+
+
+def test_ensloss_gradient_is_the_drawn_derivative():
+    z = jnp.array([0.4, -0.3, 2.0, -0.1, 0.7], jnp.float32)
+    y = jnp.array([1, 1, 1, 0, 0], jnp.float32)
+    key = jax.random.key(3)
+    s = np.where(np.asarray(y) > 0, 1.0, -1.0) * np.asarray(z)
+    g = -np.exp(np.asarray(jax.random.normal(key, (5,), jnp.float32), np.float64))
+    g = np.maximum(np.sort(g), -1.0)
+    expected = np.empty(5)
+    expected[np.argsort(s, kind="stable")] = g
+    expected = np.where(s > 1, expected / s, expected) - 1e-6
+    grad = jax.grad(lambda z: L.ensloss(z, y, key=key))(z)
+    np.testing.assert_allclose(np.asarray(grad), np.where(np.asarray(y) > 0, 1.0, -1.0) * expected / 5, rtol=1e-5)
+    # Convexity: derivatives increase with the margin (before the tail); all strictly negative.
+    order = np.argsort(s)
+    d = (np.asarray(grad) * np.where(np.asarray(y) > 0, 1.0, -1.0))[order]
+    assert np.all(d < 0) and np.all(np.diff(d[s[order] <= 1]) >= 0)
+    # A new key gives a new loss.
+    assert float(L.ensloss(z, y, key=jax.random.key(4))) != float(L.ensloss(z, y, key=key))
+
+
+def test_anyloss_hard_predictions_give_the_metric():
+    p = jnp.array([1.0, 1.0, 0.0, 0.0, 1.0, 0.0])
+    y = jnp.array([1.0, 0.0, 1.0, 0.0, 1.0, 0.0])
+    tp, fn, fp, tn = 2.0, 1.0, 1.0, 2.0
+    exact = {
+        "accuracy": (tp + tn) / 6,
+        "f_beta": 2 * tp / (2 * tp + fn + fp),
+        "balanced_accuracy": (tp / (tp + fn) + tn / (tn + fp)) / 2,
+        "g_mean": np.sqrt(tp / (tp + fn) * tn / (tn + fp)),
+        "mcc": (tp * tn - fp * fn) / np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)),
+    }
+    for metric, m in exact.items():
+        assert_close(L.anyloss(p, y, metric=metric), 1 - m, rtol=1e-5, atol=1e-6, err=metric)
+    assert_close(L.anyloss(p, y, metric="f_beta", beta=2.0), 1 - 5 * tp / (5 * tp + 4 * fn + fp), rtol=1e-5)
+    # Everything masked: 0.
+    assert float(L.anyloss(p, y, where=jnp.zeros(6, bool))) == 0.0
+
+
+def test_registry_names_and_aliases():
+    for name in ("focal", "gce", "comp_sum", "poly1", "l2_svm_loss", "ovr_loss"):
+        assert lossjax.get(name).name in lossjax.available(family="classification") + lossjax.available(
+            family="noisy-labels"
+        )
+    cfg = lossjax.get("comp_sum_loss(tau=1.5)").to_config()
+    assert lossjax.from_config(cfg).to_config() == {"name": "comp_sum_loss", "tau": 1.5}
+
+
+# ----------------------------------- errors -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "match"),
+    [
+        (
+            lambda: L.focal_loss(jnp.float32(1.0), jnp.array(0)),
+            ValueError,
+            r"focal_loss: argument `logits` must have rank >= 1",
+        ),
+        (lambda: L.focal_loss(Z, Y[:3]), ValueError, r"focal_loss: integer `labels` must have shape"),
+        (lambda: L.focal_loss(Z, Y.astype(jnp.float32)), ValueError, r"cast them to an integer dtype"),
+        (lambda: L.focal_loss(Z.astype(jnp.int32), Y), TypeError, r"`logits` must have a float dtype"),
+        (lambda: L.focal_loss(Z, Y, gamma=-1.0), ValueError, r"focal_loss: `gamma` must be >= 0"),
+        (
+            lambda: L.focal_loss(Z, Y, alpha=jnp.ones(3)),
+            ValueError,
+            r"focal_loss: `alpha` must be a scalar or have shape \(4,\)",
+        ),
+        (
+            lambda: L.sigmoid_focal_loss(Z, Y),
+            ValueError,
+            r"sigmoid_focal_loss: `logits` and `labels` must have the same shape",
+        ),
+        (
+            lambda: L.sigmoid_focal_loss(Z, Z, alpha=1.5),
+            ValueError,
+            r"sigmoid_focal_loss: `alpha` must lie in \[0.0, 1.0\]",
+        ),
+        (lambda: L.comp_sum_loss(Z, Y, tau=3.0), ValueError, r"comp_sum_loss: `tau` must lie in \[0.0, 2.0\]"),
+        (lambda: L.generalized_cross_entropy(Z, Y, q=1.5), ValueError, r"generalized_cross_entropy: `q` must lie in"),
+        (
+            lambda: L.poly1_cross_entropy(Z, Y, epsilon=jnp.ones(2)),
+            ValueError,
+            r"poly1_cross_entropy: argument `epsilon` must have rank 0",
+        ),
+        (
+            lambda: L.encouraging_loss(Z, Y, log_end=0.0),
+            ValueError,
+            r"encouraging_loss: `log_end` must lie in \(0.0, 1.0\]",
+        ),
+        (lambda: L.squentropy(Z[:, :1], Y * 0), ValueError, r"squentropy: `logits` must have at least 2 classes"),
+        (
+            lambda: L.multiclass_hinge_loss(Z, Y, form="ovo"),
+            ValueError,
+            r"multiclass_hinge_loss: `form` must be one of",
+        ),
+        (
+            lambda: L.sparse_softmax_cross_entropy(Z, Y, k=0),
+            ValueError,
+            r"sparse_softmax_cross_entropy: `k` must be an integer >= 1",
+        ),
+        (
+            lambda: L.harmonic_loss(Z, Z[:, :3], Y),
+            ValueError,
+            r"harmonic_loss: `features` \[..., D\] and `prototypes` \[C, D\] must share D",
+        ),
+        (lambda: L.harmonic_loss(Z, Z[0], Y), ValueError, r"harmonic_loss: argument `prototypes` must have rank 2"),
+        (lambda: L.ensloss(Z, Z, key=jax.random.key(0)), ValueError, r"ensloss: argument `logits` must have rank 1"),
+        (lambda: L.anyloss(Z[0], Z[0], metric="auc"), ValueError, r"anyloss: `metric` must be one of"),
+        (
+            lambda: L.smooth_adversarial_comp_sum_loss(Z, Y, Z[:, :3]),
+            ValueError,
+            r"`logits` and `perturbed_logits` must have the same shape",
+        ),
+        (lambda: L.focal_loss(Z, Y, where=jnp.ones(3, bool)), ValueError, r"focal_loss: `where` must be broadcastable"),
+    ],
+)
+def test_bad_inputs(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
