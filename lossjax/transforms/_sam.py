@@ -318,9 +318,17 @@ def _check_common(fn, rho, epsilon, axis_name, norm):
         raise ValueError(f"{fn}: `axis_name` must be None, a string or a tuple of strings, got {axis_name!r}.")
 
 
-def _check_int(fn: str, arg: str, value: Any, low: int | None = None) -> None:
-    """Integer hyperparameter (Python int, numpy integer or a concrete integer scalar); tracers pass."""
+def _check_int(fn: str, arg: str, value: Any, low: int | None = None, *, static: bool = False) -> None:
+    """Integer hyperparameter (Python int, numpy integer or a concrete integer scalar).
+
+    Tracers (``optax.inject_hyperparams``) pass unless the value shapes the computation (``static``).
+    """
     if isinstance(value, jax.core.Tracer):
+        if static:
+            raise ValueError(
+                f"{fn}: `{arg}` must be a static Python integer, got a traced value; "
+                f"with optax.inject_hyperparams pass static_args=({arg!r},)."
+            )
         return
     if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0 and np.issubdtype(value.dtype, np.integer):
         value = int(value)
@@ -908,7 +916,7 @@ def awp(
     C.check_positive(fn, "gamma", gamma, allow_zero=True)
     C.check_positive(fn, "epsilon", epsilon)
     C.check_one_of(fn, "norm", norm, _NORMS)
-    _check_int(fn, "min_ndim", min_ndim, 0)
+    _check_int(fn, "min_ndim", min_ndim, 0, static=True)
 
     def init_fn(params):
         del params
@@ -1000,7 +1008,7 @@ def random_weight_perturbation(
     fn = "random_weight_perturbation"
     C.check_positive(fn, "gamma", gamma, allow_zero=True)
     C.check_in_range(fn, "alpha", alpha, 0.0, 1.0)
-    _check_int(fn, "filter_axis", filter_axis)
+    _check_int(fn, "filter_axis", filter_axis, static=True)
     _check_int(fn, "seed", seed)
 
     def init_fn(params):
@@ -1196,7 +1204,7 @@ def saf(
     """
     fn = "saf"
     for arg, v in (("num_examples", num_examples), ("num_classes", num_classes), ("delay", delay)):
-        _check_int(fn, arg, v, 1)
+        _check_int(fn, arg, v, 1, static=True)
     C.check_one_of(fn, "dtype", dtype, _BANK_DTYPES)
     bank_dtype = jnp.dtype(dtype)
 

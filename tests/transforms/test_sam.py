@@ -661,3 +661,16 @@ def test_demo_sam_run_learns():
     row = demo.RUNS["sam"](cfg, demo.load_data(cfg))
     assert row["run"].startswith("sam(rho=0.05)")
     assert np.isfinite(row["final loss"]) and row["test acc"] > 0.5  # chance is 0.1
+
+
+def test_shape_hyperparameters_must_be_static_under_inject_hyperparams():
+    w = {"k": jnp.ones((2, 2)), "b": jnp.ones((2,))}
+    gf = jax.grad(lambda p: jnp.sum(p["k"] ** 2) + jnp.sum(p["b"] ** 2))
+    tx = optax.inject_hyperparams(T.awp)(gamma=0.1)
+    msg = r"awp: `min_ndim` must be a static Python integer.*static_args=\('min_ndim',\)"
+    with pytest.raises(ValueError, match=msg):
+        jax.jit(lambda s: tx.update(gf(w), s, w, grad_fn=gf))(tx.init(w))
+    tx = optax.inject_hyperparams(T.awp, static_args=("min_ndim",))(gamma=0.1)
+    out, _ = jax.jit(lambda s: tx.update(gf(w), s, w, grad_fn=gf))(tx.init(w))
+    np.testing.assert_allclose(out["k"], 2 * 1.1 * np.ones((2, 2)), rtol=1e-6)  # w + 0.1 |w| g/|g| = 1.1 w
+    np.testing.assert_allclose(out["b"], 2 * np.ones(2))
