@@ -100,11 +100,22 @@ def _adjusted_cross_entropy(
         z = z - q * _bcast(target_margin, z.ndim)
     if not (isinstance(scale, (int, float)) and scale == 1.0):
         z = z * jnp.asarray(scale, dtype)
-    wq = q
+    weights = None
     if class_weights is not None:
-        w = C.check_array(fn, "class_weights", class_weights, shape=(logits.shape[-1],), dtype="number")
-        wq = q * _bcast(w.astype(dtype), q.ndim)
-    loss = -jnp.sum(wq * jax.nn.log_softmax(z, axis=-1), axis=-1)
+        weights = C.check_array(fn, "class_weights", class_weights, shape=(logits.shape[-1],), dtype="number")
+        weights = weights.astype(dtype)
+    lse = jax.nn.logsumexp(z, axis=-1)
+    if C.has_integer_labels(fn, logits, labels):
+        # lse(z) - z_y with the target logit gathered: on CPU this keeps XLA from
+        # materializing the [..., C] adjusted logits (it fuses into the one reduction).
+        labels = jnp.clip(jnp.asarray(labels), 0, logits.shape[-1] - 1)
+        loss = lse - jnp.take_along_axis(z, labels[..., None], axis=-1)[..., 0]
+        if weights is not None:
+            loss = loss * weights[labels]
+    else:
+        # -sum_k wq_k log softmax(z)_k = lse(z) sum_k wq_k - sum_k wq_k z_k.
+        wq = q if weights is None else q * _bcast(weights, q.ndim)
+        loss = lse * jnp.sum(wq, axis=-1) - jnp.sum(wq * z, axis=-1)
     return C.zero_masked(loss, mask)
 
 

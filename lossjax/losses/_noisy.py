@@ -961,9 +961,14 @@ def negative_learning_loss(logits: ArrayLike, labels: ArrayLike, *, where: Array
       >>> lossjax.losses.negative_learning_loss(jnp.zeros((1, 4)), jnp.array([3])).round(4)
       Array([0.2877], dtype=float32)
     """
-    z, q, mask, _ = _prepare("negative_learning_loss", logits, labels, where)
-    log_p = jax.nn.log_softmax(z, axis=-1)
-    loss = -jnp.sum(q * _log1m_softmax(z, log_p), axis=-1)
+    fn = "negative_learning_loss"
+    z, q, mask, _ = _prepare(fn, logits, labels, where)
+    if C.has_integer_labels(fn, z, labels):
+        # -log(1 - p_ybar) = logsumexp(z) - logsumexp_{k != ybar}(z): exact, two reductions.
+        others = jnp.where(q > 0, -jnp.inf, z)
+        loss = jax.nn.logsumexp(z, axis=-1) - jax.nn.logsumexp(others, axis=-1)
+    else:
+        loss = -jnp.sum(q * _log1m_softmax(z, jax.nn.log_softmax(z, axis=-1)), axis=-1)
     return C.zero_masked(loss, mask)
 
 
