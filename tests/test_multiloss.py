@@ -149,3 +149,12 @@ def test_errors():
         ml.separate_value_and_grad([lambda p: p["w1"].sum(0)])(params, ())
     with pytest.raises(ValueError, match=r"separate_value_and_grad: `funs` must be a non-empty sequence"):
         ml.separate_value_and_grad([])
+
+
+def test_demo_config_run_learns():
+    from lossjax import demo
+
+    cfg = demo.DemoConfig(steps=40, hidden=32, quiet=True)
+    row = demo.run_config(cfg, demo.load_data(cfg))
+    assert row["run"] == "config + adamw" and np.isfinite(row["final loss"])
+    assert row["test acc"] > 0.5  # chance is 0.1
