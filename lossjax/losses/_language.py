@@ -168,8 +168,12 @@ def spherical_z_loss(
     centered = o - jnp.mean(o, axis=-1, keepdims=True)
     std = C.safe_norm(centered, axis=-1, keepdims=True) / math.sqrt(logits.shape[-1])
     z = centered / jnp.maximum(std, jnp.asarray(epsilon, dtype))
-    a_ = jnp.asarray(a, dtype)
-    per_class = jax.nn.softplus(a_ * (jnp.asarray(b, dtype) - z)) / a_
+    a_, b_ = jnp.asarray(a, dtype), jnp.asarray(b, dtype)
+    if C.has_integer_labels(fn, logits, labels):
+        # Only the target's standardized score is needed: one softplus per example.
+        z_y = jnp.sum(q * z, axis=-1)
+        return C.zero_masked(jax.nn.softplus(a_ * (b_ - z_y)) / a_, mask)
+    per_class = jax.nn.softplus(a_ * (b_ - z)) / a_
     return C.zero_masked(jnp.sum(q * per_class, axis=-1), mask)
 
 
@@ -365,7 +369,12 @@ def earth_mover_distance_optimization(
     e = e / jnp.maximum(C.safe_norm(e, axis=-1, keepdims=True), jnp.asarray(jnp.finfo(dtype).tiny, dtype))
     logq = jax.nn.log_softmax(z, axis=-1)
     mle = -jnp.sum(p * logq, axis=-1)
-    p_repr = jnp.einsum("...v,vd->...d", p, e)
+    if C.has_integer_labels(fn, logits, labels):
+        # E^T onehot(y) is the label's embedding row: a gather, not a [N, V] x [V, D] matmul.
+        y = C.fill_masked(jnp.asarray(labels), mask, 0)
+        p_repr = jnp.take(e, y, axis=0, mode="fill", fill_value=0)
+    else:
+        p_repr = jnp.einsum("...v,vd->...d", p, e)
     q_repr = jnp.einsum("...v,vd->...d", jnp.exp(logq), e)
     emo = 1 - jnp.sum(p_repr * q_repr, axis=-1)
     ratio = jax.lax.stop_gradient(mle / (emo + jnp.asarray(epsilon, dtype)))
