@@ -67,8 +67,7 @@ def test_golden_values_and_gradients(case):
     def total(*d):
         return jnp.sum(fn(*d, *fixed, **kw))
 
-    value = jax.jit(lambda *d: fn(*d, *fixed, **kw))(*diff)
-    grads = jax.jit(jax.grad(total, argnums=tuple(range(len(diff)))))(*diff)
+    value, grads = jax.jit(lambda *d: (fn(*d, *fixed, **kw), jax.grad(total, argnums=tuple(range(len(d))))(*d)))(*diff)
     expected = np.asarray(case["value"])
     assert np.shape(value) == expected.shape
     # float32 computation against float64 references: relative 2e-5 of the largest entry.
