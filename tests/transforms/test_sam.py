@@ -593,6 +593,14 @@ def test_trajectory_transforms_in_a_flax_step():
     assert not np.any(valid0) and float(traj0) == 0.0
     traj1, valid1 = step(model, optimizer)
     assert np.all(valid1) and float(traj1) > 0.0
+    # the jitted SAF + MESA train step lowers for CPU, CUDA and TPU
+    graphdef, state = nnx.split((model, optimizer))
+
+    def pure_step(state):
+        m, opt = nnx.merge(graphdef, state)
+        return step(m, opt), nnx.state((m, opt))
+
+    jax.export.export(jax.jit(pure_step), platforms=("cpu", "cuda", "tpu"))(state)
     ema = nnx.as_pure(T.mesa_params(optimizer.opt_state))
     params = nnx.as_pure(nnx.state(model, nnx.Param))
     assert jax.tree.structure(ema) == jax.tree.structure(params)
