@@ -57,6 +57,9 @@ def _shared_case(size: str) -> Case:
     def per_loss(p, x, y):
         return ml.per_loss_value_and_grad(losses)(p, x, y)
 
+    def per_loss_loop(p, x, y):
+        return ml.per_loss_value_and_grad(losses, batched=False)(p, x, y)
+
     def separate(p, x, y):
         gs = [jax.grad(lambda q, i=i: losses(q, x, y)[i])(p) for i in range(m)]
         return jax.tree.map(lambda *a: jnp.stack(a), *gs)
@@ -73,6 +76,7 @@ def _shared_case(size: str) -> Case:
         {
             "summed": (summed, args),
             "per_loss": (per_loss, args),
+            "per_loss(loop)": (per_loss_loop, args),
             "m x grad": (separate, args),
             "jacrev": (jacrev, args),
         },

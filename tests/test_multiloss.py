@@ -158,3 +158,10 @@ def test_demo_config_run_learns():
     row = demo.run_config(cfg, demo.load_data(cfg))
     assert row["run"] == "config + adamw" and np.isfinite(row["final loss"])
     assert row["test acc"] > 0.5  # chance is 0.1
+
+
+def test_per_loss_unbatched_equals_batched():
+    params, x, y = _model()
+    a = ml.per_loss_value_and_grad(_loss_vector)(params, x, y)
+    b = jax.jit(ml.per_loss_value_and_grad(_loss_vector, batched=False))(params, x, y)
+    close(b, a, rtol=1e-5, atol=1e-6)
