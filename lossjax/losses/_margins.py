@@ -45,6 +45,7 @@ __all__ = [
     "cosface_loss",
     "normalized_softmax_loss",
     "orthogonal_projection_loss",
+    "partial_fc_sampled_softmax",
     "prototypical_loss",
     "proxy_anchor_loss",
     "proxy_nca_loss",
@@ -493,28 +494,141 @@ def additive_margin_softmax(
       0.9284
     """
     fn = "additive_margin_softmax"
+    margins = _check_combined_margins(fn, scale, multiplicative_margin, angular_margin, additive_margin, easy_margin)
+    _, cos, onehot, mask, _ = _class_cosines(fn, embeddings, labels, proxies, where)
+    return C.zero_masked(_combined_margin_ce(cos, onehot, scale, *margins), mask)
+
+
+def _check_combined_margins(fn, scale, m1, m2, m3, easy_margin):
     _check_scale(fn, scale)
-    C.check_positive(fn, "multiplicative_margin", multiplicative_margin)
-    if not _is_concrete(multiplicative_margin) or multiplicative_margin < 1:
-        raise ValueError(f"{fn}: `multiplicative_margin` must be a Python number >= 1, got {multiplicative_margin!r}.")
-    C.check_in_range(fn, "angular_margin", angular_margin, 0.0, math.pi / 2)
-    C.check_positive(fn, "additive_margin", additive_margin, allow_zero=True)
-    if easy_margin and multiplicative_margin != 1:
-        raise ValueError(f"{fn}: `easy_margin=True` needs multiplicative_margin=1, got {multiplicative_margin!r}.")
-    _, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
-    if multiplicative_margin == 1:
-        extension = "easy" if easy_margin else "threshold"
-    else:
-        extension = "sphereface"
+    C.check_positive(fn, "multiplicative_margin", m1)
+    if not _is_concrete(m1) or m1 < 1:
+        raise ValueError(f"{fn}: `multiplicative_margin` must be a Python number >= 1, got {m1!r}.")
+    C.check_in_range(fn, "angular_margin", m2, 0.0, math.pi / 2)
+    C.check_positive(fn, "additive_margin", m3, allow_zero=True)
+    if easy_margin and m1 != 1:
+        raise ValueError(f"{fn}: `easy_margin=True` needs multiplicative_margin=1, got {m1!r}.")
+    return m1, m2, m3, easy_margin
+
+
+def _combined_margin_ce(cos, onehot, scale, m1, m2, m3, easy_margin):
+    """Per-row CE of ``s * cos`` with the target column replaced by the combined-margin ``psi``."""
+    extension = ("easy" if easy_margin else "threshold") if m1 == 1 else "sphereface"
     target = _margin_target_cosine(
-        _target_column(cos, onehot),
-        multiplicative=multiplicative_margin,
-        angular=angular_margin,
-        additive=additive_margin,
-        extension=extension,
+        _target_column(cos, onehot), multiplicative=m1, angular=m2, additive=m3, extension=extension
     )
-    loss = _ce_from_logits(jnp.asarray(scale, dtype) * _replace_target(cos, onehot, target), onehot)
-    return C.zero_masked(loss, mask)
+    return _ce_from_logits(jnp.asarray(scale, cos.dtype) * _replace_target(cos, onehot, target), onehot)
+
+
+def _partial_fc_sample() -> Sample:
+    # C = 6 classes, sample_rate 0.5: 3 sampled, and the batch uses 2 of them, so every
+    # label (of any slice of the batch) is kept and one negative is drawn at random.
+    rng = np.random.default_rng(4)
+    proxies = rng.normal(size=(6, 4)).astype(np.float32)
+    labels = np.array([0, 1, 0, 1, 0, 1], np.int32)
+    emb = (proxies[labels] * 1.5 + 0.4 * rng.normal(size=(6, 4))).astype(np.float32)
+    return Sample(
+        args=(emb, labels, proxies),
+        kwargs={"key": jax.random.key(0), "sample_rate": 0.5},
+        diff_argnums=(0, 2),
+        batched_argnums=(0, 1),
+    )
+
+
+@register(
+    "partial_fc_sampled_softmax",
+    aliases=("partial_fc", "partial_fc_loss"),
+    family="face-recognition margins",
+    kind="per_example",
+    formula="combined margin softmax over the batch's positive classes + random negatives, ceil(r C) classes in all",
+    paper="Partial FC: Training 10 Million Identities on a Single Machine (2020, arXiv:2010.05222)",
+    reference="deepinsight/insightface recognition/arcface_torch/partial_fc.py (sampling; single device)",
+    sample=_partial_fc_sample,
+    runtime=("key",),
+)
+def partial_fc_sampled_softmax(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    key: ArrayLike,
+    sample_rate: float = 0.1,
+    scale: float = 64.0,
+    multiplicative_margin: float = 1.0,
+    angular_margin: float = 0.5,
+    additive_margin: float = 0.0,
+    easy_margin: bool = False,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Partial FC: the combined margin softmax over a random subset of the class weights.
+
+        .. math::
+            \mathcal S = \{y_i\}_i \cup 	ext{random negatives},\quad |\mathcal S| = \lceil rC
+    ceil,\qquad
+            \ell_i = -\lograc{e^{s\psi(	heta_{y_i})}}{e^{s\psi(	heta_{y_i})} + \sum_{j\in\mathcal S, j
+    e y_i} e^{s\cos	heta_j}}
+
+        Every class present in the (unmasked) batch is kept; the rest of the
+        ``ceil(r C)`` sampled classes are drawn uniformly without replacement from
+        the others (a static size, so it jits). Only the sampled rows of
+        ``proxies`` get a gradient. ``psi`` is the combined margin of
+        :func:`additive_margin_softmax` (ArcFace ``m2 = 0.5`` by default).
+        ``ceil(r C)`` must be at least the number of distinct labels in the batch
+        (the regime Partial FC is for: millions of classes); an example whose
+        class was not sampled would get loss 0 (reported in debug mode).
+
+        Args:
+          embeddings: ``[N, D]`` (normalized inside).
+          labels: ``[N]`` integer class indices.
+          proxies: ``[C, D]`` class weights (normalized inside).
+          key: PRNG key for the negative classes (draw a new one every step).
+          sample_rate: ``r`` in ``(0, 1]`` (0.1); 1 is the full softmax.
+          scale: ``s`` (64).
+          multiplicative_margin: ``m1`` (1).
+          angular_margin: ``m2`` (0.5).
+          additive_margin: ``m3`` (0).
+          easy_margin: insightface's ``easy_margin``.
+          where: optional ``[N]`` boolean mask; masked labels are not forced into the sample.
+
+        Returns:
+          Per-example loss ``[N]``.
+
+        Paper: An et al., "Partial FC: Training 10 Million Identities on a Single
+        Machine", ICCV Workshops 2021, arXiv:2010.05222.
+
+        Example:
+          >>> import jax, jax.numpy as jnp, lossjax
+          >>> w = jnp.eye(4)
+          >>> x = jnp.array([[1.0, 0.2, 0.0, 0.0]])
+          >>> full = lossjax.losses.arcface_loss(x, jnp.array([0]), w, scale=8.0)
+          >>> part = lossjax.losses.partial_fc_sampled_softmax(x, jnp.array([0]), w, key=jax.random.key(0),
+          ...                                                  sample_rate=1.0, scale=8.0)
+          >>> bool(jnp.allclose(full, part))
+          True
+    """
+    fn = "partial_fc_sampled_softmax"
+    C.check_in_range(fn, "sample_rate", sample_rate, 0.0, 1.0, low_inclusive=False)
+    margins = _check_combined_margins(fn, scale, multiplicative_margin, angular_margin, additive_margin, easy_margin)
+    e, y, p = _check_proxy_inputs(fn, embeddings, labels, proxies)
+    num_classes = p.shape[0]
+    k = min(num_classes, max(1, math.ceil(sample_rate * num_classes)))
+    dtype = C.compute_dtype(e, p)
+    mask = C.prepare_where(fn, where, e.shape[:1])
+    valid = jnp.ones(e.shape[:1], bool) if mask is None else mask
+    iota = jax.lax.broadcasted_iota(y.dtype, (e.shape[0], num_classes), 1)
+    present = jnp.any((iota == y[:, None]) & valid[:, None], axis=0)
+    # float32 draws whatever the input dtype: the same key samples the same classes (and no float64 under x64).
+    score = jnp.where(present, 2.0, jax.random.uniform(key, (num_classes,), dtype=jnp.float32))
+    _, idx = jax.lax.top_k(score, k)
+    x = C.fill_masked(C.as_compute(e, dtype), mask)
+    sub = jnp.take(C.as_compute(p, dtype), idx, axis=0)
+    cos = pairwise_similarity(x, sub, metric="cosine")
+    onehot = (y[:, None] == idx[None, :].astype(y.dtype)).astype(dtype)
+    C.debug_check(
+        jnp.all(~valid | (jnp.sum(onehot, axis=-1) > 0)),
+        f"{fn}: a batch label was not sampled: ceil(sample_rate * C) = {k} is below the number of distinct labels",
+    )
+    return C.zero_masked(_combined_margin_ce(cos, onehot, scale, *margins), mask)
 
 
 class AdaFaceState(NamedTuple):

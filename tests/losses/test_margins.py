@@ -315,6 +315,44 @@ def test_proxy_anchor_where_equals_slicing_and_missing_classes():
     assert_close(a, b)
 
 
+def test_partial_fc_equals_the_margin_softmax_on_its_sampled_classes():
+    rng = np.random.default_rng(6)
+    c, d = 20, 5
+    w = rng.normal(size=(c, d)).astype(np.float32)
+    y = np.array([3, 7, 3, 11, 7, 3], np.int32)
+    x = (w[y] + 0.5 * rng.normal(size=(6, d))).astype(np.float32)
+    key = jax.random.key(42)
+    kw = {"scale": 16.0, "angular_margin": 0.3}
+    f = lambda w: jnp.sum(lossjax.losses.partial_fc_sampled_softmax(x, y, w, key=key, sample_rate=0.25, **kw))  # noqa: E731
+    # The sampled classes are the proxies that receive a gradient: ceil(0.25 * 20) = 5 of them,
+    # including the three batch labels.
+    g = np.asarray(jax.grad(f)(w))
+    sampled = np.flatnonzero(np.any(g != 0, axis=1))
+    assert len(sampled) == 5 and {3, 7, 11} <= set(sampled.tolist())
+    remap = {cls: i for i, cls in enumerate(sampled)}
+    expect = lossjax.losses.additive_margin_softmax(
+        x, np.array([remap[v] for v in y]), w[sampled], additive_margin=0.0, **kw
+    )
+    assert_close(lossjax.losses.partial_fc_sampled_softmax(x, y, w, key=key, sample_rate=0.25, **kw), expect)
+    # Another key draws other negatives; sample_rate=1 is the full softmax.
+    g2 = np.asarray(
+        jax.grad(
+            lambda w: jnp.sum(
+                lossjax.losses.partial_fc_sampled_softmax(x, y, w, key=jax.random.key(7), sample_rate=0.25, **kw)
+            )
+        )(w)
+    )
+    assert set(np.flatnonzero(np.any(g2 != 0, axis=1)).tolist()) != set(sampled.tolist())
+    assert_close(
+        lossjax.losses.partial_fc_sampled_softmax(x, y, w, key=key, sample_rate=1.0, **kw),
+        lossjax.losses.additive_margin_softmax(x, y, w, additive_margin=0.0, **kw),
+    )
+    # Too few sampled classes for the batch's labels: reported in debug mode.
+    checked = lossjax.checked(lossjax.losses.partial_fc_sampled_softmax, jit=False)
+    with pytest.raises(ValueError, match="a batch label was not sampled"):
+        checked(x, y, w, key=key, sample_rate=0.1, **kw)
+
+
 # ----------------------------------- errors -----------------------------------
 
 
