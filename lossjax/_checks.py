@@ -403,7 +403,7 @@ def log1mexp(x: Array) -> Array:
     Example:
       >>> import jax.numpy as jnp, lossjax._checks as C
       >>> C.log1mexp(jnp.array([-1e-3, -1.0, -50.0])).round(4)
-      Array([ -6.9083,  -0.4587, -0.    ], dtype=float32)
+      Array([-6.9083, -0.4587, -0.    ], dtype=float32)
     """
     x = jnp.minimum(x, jnp.asarray(-float(jnp.finfo(x.dtype).tiny), x.dtype))
     small = x > jnp.asarray(-0.6931471805599453, x.dtype)
