@@ -3,7 +3,8 @@
 Every loss here compares embeddings with class representatives:
 
 * margin softmaxes (NormFace, CosFace, ArcFace, SphereFace, the combined
-  margin of insightface, AdaFace, SphereFace2) take ``embeddings [N, D]``,
+  margin of insightface, Partial FC's sampled version of it, AdaFace,
+  SphereFace2) take ``embeddings [N, D]``,
   integer ``labels [N]`` and the classifier's class weights ``proxies [C, D]``
   (one row per class, a parameter of the model), and return the per-example
   loss ``[N]``;
