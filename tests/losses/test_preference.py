@@ -404,3 +404,21 @@ def test_noisy_verifier_backward_correction_is_unbiased():
         L.noisy_verifier_reward_correction(jnp.ones(2), false_positive_rate=0.6, false_negative_rate=0.4)
     with pytest.raises(ValueError, match=r"`false_negative_rate` must lie in \[0.0, 1.0\)"):
         L.noisy_verifier_reward_correction(jnp.ones(2), false_negative_rate=1.0)
+
+
+def test_checkpoint_and_batch_sharded_inputs():
+    pc, pr, rc, rr, cm, rm = (x[:4] for x in _tok())
+
+    def total(a, b):
+        return jnp.sum(L.dpo_loss(a, b, rc, rr, chosen_mask=cm, rejected_mask=rm))
+
+    want_v, want_g = _value_and_grad(total, argnums=(0, 1))(pc, pr)
+    got_v, got_g = _value_and_grad(jax.checkpoint(total), argnums=(0, 1))(pc, pr)
+    assert_close((got_v, got_g), (want_v, want_g))
+    if jax.device_count() < 2:
+        pytest.skip("needs two devices (conftest simulates 8 CPU devices)")
+    mesh = Mesh(np.array(jax.devices()[:2]), ("d",))
+    batch = jax.sharding.NamedSharding(mesh, PartitionSpec("d"))
+    spc, spr = jax.device_put(pc, batch), jax.device_put(pr, batch)
+    got_v, got_g = _value_and_grad(total, argnums=(0, 1))(spc, spr)
+    assert_close((got_v, got_g), (want_v, want_g))
