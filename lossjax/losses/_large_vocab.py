@@ -57,6 +57,7 @@ target logit is selected by comparing an iota with ``label - block_start``
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -212,6 +213,38 @@ def _like_inputs(init, *refs):
     return jax.tree.map(cast, init)
 
 
+def _explicit_sharding(w: Array):
+    """``w``'s sharding when it is typed with explicit mesh axes (``jax.set_mesh``), else None.
+
+    The gradient matmuls contract over the token axis (weight gradient) or the
+    vocabulary axis (hidden gradient); when that axis is explicitly sharded,
+    JAX needs the result's sharding spelled out: that of the weight, or of
+    the hidden states.
+    """
+    typeof = getattr(jax, "typeof", None)
+    sharding = getattr(typeof(w), "sharding", None) if typeof is not None else None
+    mesh = getattr(sharding, "mesh", None)
+    explicit = getattr(getattr(jax.sharding, "AxisType", None), "Explicit", None)
+    if mesh is None or getattr(mesh, "empty", True) or explicit is None:
+        return None
+    return sharding if explicit in tuple(getattr(mesh, "axis_types", ())) else None
+
+
+def _shard_multiple(size: int, a: Array, total: int) -> int:
+    """Rounds a block size up to a multiple of the explicit shards of ``a``'s first axis.
+
+    With explicit mesh axes a ``dynamic_slice`` along a sharded axis must cut
+    whole shards; the automatic sizes (multiples of 128) already do.
+    """
+    sharding = _explicit_sharding(a)
+    if sharding is None:
+        return size
+    spec = (*sharding.spec, None)
+    axes = spec[0] if isinstance(spec[0], tuple) else (spec[0],)
+    shards = math.prod(sharding.mesh.shape[ax] for ax in axes if ax is not None)
+    return min(-(-size // shards) * shards, total) if shards > 1 else size
+
+
 def _vocab_offset(cfg: _Cfg, n_local: int):
     if cfg.vocab_axis is None:
         return 0, n_local
@@ -224,7 +257,7 @@ def _vocab_offset(cfg: _Cfg, n_local: int):
 
 
 def _recompute_forward(cfg: _Cfg, x, w, b, y, valid, hp):
-    n, v_local = x.shape[0], w.shape[0]
+    v_local = w.shape[0]
     acc = _acc(cfg)
     offset, n_vocab = _vocab_offset(cfg, v_local)
     y_local = y - offset
@@ -238,11 +271,13 @@ def _recompute_forward(cfg: _Cfg, x, w, b, y, valid, hp):
         m, s = _merge(m, s, bm, bs)
         return m, s, t + bt, sz + bsz
 
+    # *_like: the carries take the inputs' sharding (explicit-sharding meshes).
+    tok = y.astype(acc)
     init = (
-        jnp.full((n,), jnp.finfo(acc).min, acc),
-        jnp.zeros((n,), acc),
-        jnp.zeros((n,), acc),
-        jnp.zeros((n,), acc),
+        jnp.full_like(tok, jnp.finfo(acc).min),
+        jnp.zeros_like(tok),
+        jnp.zeros_like(tok),
+        jnp.zeros_like(tok),
     )
     init = _like_inputs(init, x, w, b, y, valid)
     m, s, t, sz = _blocks(v_local, min(cfg.block, v_local), body, init)
@@ -288,17 +323,21 @@ def _recompute_backward(cfg: _Cfg, x, w, b, y, valid, hp, lse, g, g_lse):
         z = _logit_tile(cfg, x, w_blk, b_blk, hp)
         dz = _dlogits(cfg, z, y_local - start, lse, g, g_lse, hp, n_vocab)
         dz_op = dz.astype(x.dtype)
-        dw_blk = lax.dot_general(dz_op, x, (((0,), (0,)), ((), ())), preferred_element_type=acc)
+        dw_blk = lax.dot_general(
+            dz_op, x, (((0,), (0,)), ((), ())), preferred_element_type=acc, out_sharding=_explicit_sharding(w_blk)
+        )
         dw = lax.dynamic_update_slice_in_dim(dw, dw_blk.astype(dw.dtype), start, axis=0)
-        dx = dx + lax.dot_general(dz_op, w_blk, (((1,), (0,)), ((), ())), preferred_element_type=acc)
+        dx = dx + lax.dot_general(
+            dz_op, w_blk, (((1,), (0,)), ((), ())), preferred_element_type=acc, out_sharding=_explicit_sharding(x)
+        )
         if cfg.has_bias:
             db = lax.dynamic_update_slice_in_dim(db, jnp.sum(dz, axis=0).astype(db.dtype), start, axis=0)
         return dx, dw, db
 
     init = (
-        jnp.zeros(x.shape, acc),
-        jnp.zeros(w.shape, w.dtype),
-        jnp.zeros(b.shape, b.dtype) if cfg.has_bias else None,
+        jnp.zeros_like(x, dtype=acc),
+        jnp.zeros_like(w),
+        jnp.zeros_like(b) if cfg.has_bias else None,
     )
     init = _like_inputs(init, x, w, b, y, valid, lse, g, g_lse)
     dx, dw, db = _blocks(v_local, min(cfg.block, v_local), body, init)
@@ -356,18 +395,22 @@ def _in_forward(cfg: _Cfg, x, w, b, y, valid, hp):
         g = jnp.where(vc, jnp.broadcast_to(scale, vc.shape), zero)
         dz = _dlogits(cfg, z, yc, lse, g, None, hp, v)
         dz_op = dz.astype(x.dtype)
-        dxc = lax.dot_general(dz_op, w, (((1,), (0,)), ((), ())), preferred_element_type=acc)
+        dxc = lax.dot_general(
+            dz_op, w, (((1,), (0,)), ((), ())), preferred_element_type=acc, out_sharding=_explicit_sharding(xc)
+        )
         dx = lax.dynamic_update_slice_in_dim(dx, dxc.astype(dx.dtype), start, axis=0)
-        dw = dw + lax.dot_general(dz_op, xc, (((0,), (0,)), ((), ())), preferred_element_type=acc)
+        dw = dw + lax.dot_general(
+            dz_op, xc, (((0,), (0,)), ((), ())), preferred_element_type=acc, out_sharding=_explicit_sharding(w)
+        )
         if cfg.has_bias:
             db = db + jnp.sum(dz, axis=0)
         return total, dx, dw, db
 
     init = (
         jnp.zeros((), acc),
-        jnp.zeros(x.shape, x.dtype),
-        jnp.zeros(w.shape, acc),
-        jnp.zeros((v,), acc) if cfg.has_bias else None,
+        jnp.zeros_like(x),
+        jnp.zeros_like(w, dtype=acc),
+        jnp.zeros_like(b) if cfg.has_bias else None,
     )
     init = _like_inputs(init, x, w, b, y, valid)
     total, dx, dw, db = _blocks(n, min(cfg.chunk, n), body, init)
@@ -623,8 +666,8 @@ def linear_cross_entropy(
     cap = 1.0 if logit_softcap is None else logit_softcap
     hp = jnp.stack([jnp.asarray(label_smoothing, acc), jnp.asarray(z_loss, acc), jnp.asarray(cap, acc)])
     cfg = _Cfg(
-        block=int(block_size or auto_block),
-        chunk=int(chunk_size or auto_chunk),
+        block=_shard_multiple(int(block_size or auto_block), w, v_local),
+        chunk=_shard_multiple(int(chunk_size or auto_chunk), x, n),
         has_bias=b is not None,
         smoothing=_is_concrete_nonzero(label_smoothing),
         zloss=_is_concrete_nonzero(z_loss),

@@ -13,6 +13,7 @@ from lossjax.losses import linear_cross_entropy
 
 N, D, V = 48, 8, 320  # 320 = 8 shards x 40 local rows; blocks of 16 leave a remainder of 8
 OPTS = {"label_smoothing": 0.1, "z_loss": 1e-2, "logit_softcap": 6.0}
+MODES = ("in_forward", "recompute")
 
 pytestmark = pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (simulated) devices; conftest.py sets them")
 
@@ -64,6 +65,39 @@ def test_jit_token_sharded_mean(mode):
     got = g(jax.device_put(h, tok), jax.device_put(w, rep), jax.device_put(b, rep), jax.device_put(y, tok))
     assert got[1][0].sharding.spec[0] == "x"  # dhidden stays token-sharded
     _assert_same(got, want)
+
+
+@pytest.mark.parametrize("vocab_sharded", [False, True], ids=["tokens", "tokens+vocab"])
+def test_explicit_sharding_mesh(vocab_sharded):
+    """jax.set_mesh with explicit axes (the default of jax.make_mesh): sharding lives in the types."""
+    h, w, b, y, cot = _data()
+    if vocab_sharded:
+        mesh = jax.make_mesh((4, 2), ("x", "v"), axis_types=(jax.sharding.AxisType.Explicit,) * 2)
+        wspec = P("v")
+    else:
+        mesh = jax.make_mesh((8,), ("x",), axis_types=(jax.sharding.AxisType.Explicit,))
+        wspec = P()
+
+    def per_token(h, w, b, y, cot):
+        return jnp.sum(cot * linear_cross_entropy(h, w, y, bias=b, block_size=16, **OPTS))
+
+    def mean(h, w, b, y, mode):
+        return linear_cross_entropy(h, w, y, bias=b, reduction="mean", mode=mode, block_size=16, chunk_size=3, **OPTS)
+
+    plain = jax.jit(jax.value_and_grad(per_token, argnums=(0, 1, 2)))(h, w, b, y, cot)
+    plain_mean = {
+        m: jax.jit(jax.value_and_grad(mean, argnums=(0, 1, 2)), static_argnums=4)(h, w, b, y, m) for m in MODES
+    }
+    with jax.set_mesh(mesh):
+        tok = NamedSharding(mesh, P("x"))
+        hs, ys, cs = jax.device_put(h, tok), jax.device_put(y, tok), jax.device_put(cot, tok)
+        ws, bs = jax.device_put(w, NamedSharding(mesh, wspec)), jax.device_put(b, NamedSharding(mesh, wspec))
+        got = jax.jit(jax.value_and_grad(per_token, argnums=(0, 1, 2)))(hs, ws, bs, ys, cs)
+        assert got[1][1].sharding.is_equivalent_to(ws.sharding, 2)  # dweight sharded like the weight
+        _assert_same(got, plain)
+        for m in MODES:
+            got = jax.jit(jax.value_and_grad(mean, argnums=(0, 1, 2)), static_argnums=4)(hs, ws, bs, ys, m)
+            _assert_same(got, plain_mean[m])
 
 
 def test_shard_map_token_sharded():
