@@ -41,7 +41,9 @@ most ``memory_budget`` bytes) and can be overridden with ``block_size`` /
 Sharding: with tokens sharded (``shard_map`` over the token axis, weight
 replicated) each device runs the fused loss on its tokens and the weight
 gradient partials are summed by ``shard_map``'s transpose; under plain
-``jit`` with sharded inputs the SPMD partitioner does the same. With a
+``jit`` with sharded inputs the SPMD partitioner does the same, on
+auto-sharded meshes and on explicit ones (``jax.set_mesh``; there, block and
+chunk sizes are rounded up to whole shards). With a
 vocab-sharded weight pass ``vocab_axis_name``: each device streams its local
 vocabulary blocks and the per-token statistics are combined with ``pmax`` /
 ``psum`` (never a ``dynamic_slice`` of a sharded weight, which would
