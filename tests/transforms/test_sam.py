@@ -682,3 +682,25 @@ def test_shape_hyperparameters_must_be_static_under_inject_hyperparams():
     out, _ = jax.jit(lambda s: tx.update(gf(w), s, w, grad_fn=gf))(tx.init(w))
     np.testing.assert_allclose(out["k"], 2 * 1.1 * np.ones((2, 2)), rtol=1e-6)  # w + 0.1 |w| g/|g| = 1.1 w
     np.testing.assert_allclose(out["b"], 2 * np.ones(2))
+
+
+@pytest.mark.parametrize("name", [*_all_variants(), "saf", "mesa"])
+def test_no_silent_float64_under_x64(name):
+    with jax.enable_x64(True):
+        params = {"w": jnp.ones((3, 2), jnp.float32), "b": jnp.ones((2,), jnp.float32)}
+        gf = jax.grad(lambda p: jnp.sum(jnp.tanh(p["w"])) + jnp.sum(p["b"] ** 2))
+        if name == "saf":
+            tx = T.saf(4, 3)
+            extra = {"logits": jnp.ones((2, 3), jnp.float32), "indices": jnp.array([0, 1], jnp.int32)}
+        elif name == "mesa":
+            tx, extra = T.mesa(), {}
+        else:
+            tx, extra = _all_variants()[name], {"grad_fn": gf}
+
+        def step(params):
+            return tx.update(gf(params), tx.init(params), params, **extra)
+
+        text = str(jax.make_jaxpr(step)(params))
+        assert "f64" not in text, f"{name}: float64 traced from float32 params under x64"
+        out, state = step(params)
+        assert all(x.dtype != jnp.float64 for x in jax.tree.leaves((out, state)))
