@@ -27,6 +27,8 @@ values for logging). Per-token log-probabilities come from
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,6 +40,7 @@ from lossjax.testing import Sample
 
 __all__ = [
     "dpo_loss",
+    "forget_only_f_divergence_unlearning",
     "ipo_loss",
     "kto_loss",
     "kto_reference_kl",
@@ -852,3 +855,112 @@ def noisy_verifier_reward_correction(
     rho0 = jnp.asarray(false_positive_rate, dtype)
     rho1 = jnp.asarray(false_negative_rate, dtype)
     return (r - rho0) / (1 - rho0 - rho1)
+
+
+# ------------------------------ FLAT unlearning ------------------------------
+
+# (activation of the template term, minus the conjugate of the forget term), as in FLAT's
+# get_contrastive_loss: loss = act(g) - conj(f), g and f the mean token probabilities.
+_F_DIVERGENCES = {
+    "Total-Variation": (lambda g: -jnp.tanh(g) / 2, lambda f: -jnp.tanh(f) / 2),
+    "KL": (lambda g: -g, lambda f: -jnp.exp(f - 1)),
+    "Pearson": (lambda g: -g, lambda f: -(jnp.square(f) / 4 + f)),
+    "Jenson-Shannon": (
+        lambda g: jax.nn.softplus(-g) - math.log(2.0),
+        lambda f: -jax.nn.softplus(f) + math.log(2.0),
+    ),
+}
+
+
+def _flat_sample() -> Sample:
+    rng = np.random.default_rng(8)
+    good = (-rng.uniform(0.05, 3.0, size=(4, 3))).astype(np.float32)
+    bad = (-rng.uniform(0.05, 3.0, size=(4, 5))).astype(np.float32)
+    extremes = ((np.zeros_like(good), np.zeros_like(bad)), (np.full_like(good, -1e4), np.full_like(bad, -1e4)))
+    return Sample(args=(good, bad), diff_argnums=(0, 1), extremes=extremes)
+
+
+@register(
+    "forget_only_f_divergence_unlearning",
+    aliases=("flat_loss", "flat"),
+    family=_FAMILY,
+    kind="batch",
+    formula="act(mean p(template tokens)) - conj(mean p(forget tokens))   (variational f-divergence)",
+    paper="LLM Unlearning via Loss Adjustment with Only Forget Data (2024, arXiv:2410.11143)",
+    reference="UCSC-REAL/FLAT dataloader.py (loss_type 'cl': ProbLossStable + get_contrastive_loss)",
+    sample=_flat_sample,
+    runtime=("template_mask", "forget_mask"),
+)
+def forget_only_f_divergence_unlearning(
+    template_log_probs: ArrayLike,
+    forget_log_probs: ArrayLike,
+    *,
+    divergence: str = "Total-Variation",
+    template_mask: ArrayLike | None = None,
+    forget_mask: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""FLAT: unlearning with only forget data by maximizing a variational f-divergence.
+
+    With ``g`` the mean token probability of template (e.g. "I don't know")
+    answers and ``f`` that of the forget answers, both on the forget prompts:
+
+    .. math:: \mathcal L = \mathrm{act}(g) - \mathrm{conj}(f)
+
+    where (act, conj) are the f-GAN activation and conjugate of the chosen
+    divergence: Total-Variation ``(-\tanh(g)/2, -\tanh(f)/2)`` (the
+    reference's default), KL ``(-g, -e^{f-1})``, Pearson
+    ``(-g, -(f^2/4 + f))``, Jenson-Shannon
+    ``(\mathrm{softplus}(-g) - \log 2, \log 2 - \mathrm{softplus}(f))``.
+    Minimizing raises the template answers' probability and lowers the forget
+    answers'. The means run over the counted tokens (the reference divides by
+    every position, ignored prompt tokens included, i.e. rescales ``g`` and
+    ``f`` by the answer fraction). The reference's Reverse-KL, Jeffrey,
+    Neyman and Squared-Hellinger variants are not included.
+
+    Args:
+      template_log_probs: per-token log-probs of the template answers, ``[B, T1]`` (or ``[B]``).
+      forget_log_probs: per-token log-probs of the forget answers, ``[B, T2]`` (or ``[B]``).
+      divergence: ``"Total-Variation"``, ``"KL"``, ``"Pearson"`` or ``"Jenson-Shannon"``.
+      template_mask, forget_mask: token masks of the same shapes (bool or 0/1).
+      where: optional ``[B]`` example mask.
+
+    Returns:
+      A scalar (0 for an all-masked batch).
+
+    Paper: Wang et al., "LLM Unlearning via Loss Adjustment with Only Forget
+    Data", ICLR 2025, arXiv:2410.11143.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> good, bad = jnp.log(jnp.array([[0.5, 0.5]])), jnp.log(jnp.array([[0.2, 0.2]]))
+      >>> lossjax.losses.forget_only_f_divergence_unlearning(good, bad, divergence="KL").round(4)
+      Array(-0.0507, dtype=float32)
+    """
+    fn = "forget_only_f_divergence_unlearning"
+    C.check_one_of(fn, "divergence", divergence, tuple(_F_DIVERGENCES))
+    g_lp = check_logps(fn, "template_log_probs", template_log_probs)
+    f_lp = check_logps(fn, "forget_log_probs", forget_log_probs)
+    if g_lp.shape[0] != f_lp.shape[0]:
+        raise ValueError(
+            f"{fn}: `template_log_probs` and `forget_log_probs` need the same batch size, "
+            f"got shapes {g_lp.shape} and {f_lp.shape}."
+        )
+    dtype = C.compute_dtype(g_lp, f_lp)
+    batch_mask = C.prepare_where(fn, where, (g_lp.shape[0],))
+
+    def mean_prob(x, m, arg, mask_arg):
+        m = token_mask_of(fn, mask_arg, m, x, arg)
+        keep = jnp.ones(x.shape, bool) if m is None else m
+        if batch_mask is not None:
+            keep = keep & jnp.reshape(batch_mask, batch_mask.shape + (1,) * (x.ndim - 1))
+        lp = jnp.where(keep, C.as_compute(x, dtype), jnp.zeros((), dtype))
+        p = jnp.where(keep, jnp.exp(jnp.minimum(lp, jnp.zeros((), dtype))), jnp.zeros((), dtype))
+        count = jnp.sum(keep).astype(dtype)
+        return jnp.sum(p) / jnp.maximum(count, jnp.ones((), dtype)), count
+
+    g, n_g = mean_prob(g_lp, template_mask, "template_log_probs", "template_mask")
+    f, n_f = mean_prob(f_lp, forget_mask, "forget_log_probs", "forget_mask")
+    act, conj = _F_DIVERGENCES[divergence]
+    loss = act(g) - conj(f)
+    return jnp.where((n_g > 0) & (n_f > 0), loss, jnp.zeros((), dtype))

@@ -26,6 +26,7 @@ wheel, ``pip download --no-deps trl``):
   (``h_func``, ``f_func_*``, ``g_func``) and the README's normalization;
 - collin-burns/discovering_latent_knowledge ``CCS.get_loss`` (per pair);
 - tmlr-group/SatImp ``dataloader/dataloader_sat.py`` (loss_type ``satimp``);
+- UCSC-REAL/FLAT ``dataloader.py`` (loss_type ``cl``: ``ProbLossStable`` + ``get_contrastive_loss``);
 - closed forms (no official code): PaLM z-loss, the spherical Z-loss,
   pass@n coverage (mpmath at 400 digits), soft-preference cross-entropy.
 """
@@ -393,6 +394,47 @@ for b1, b2 in [(5.0, 0.1), (1.0, 1.0), (0.5, 2.0)]:
     loss = per_token[shift_labels.view(-1) != -100].mean()
     sat.append({"beta1": b1, "beta2": b2, "per_token": lst(per_token.view(3, 5)), "mean": loss.item()})
 OUT["satimp"] = {"logits": sat_logits.tolist(), "labels": sat_labels.tolist(), "cases": sat}
+
+# FLAT (UCSC-REAL/FLAT dataloader.py, loss_type "cl"): ProbLossStable per example, stacked mean,
+# then get_contrastive_loss(prob_sum_unlearn, prob_sum_good, div). All tokens counted here.
+FLAT_DIV = {
+    "KL": (lambda x: -torch.mean(x), lambda x: -torch.mean(torch.exp(x - 1.0))),
+    "Pearson": (lambda x: -torch.mean(x), lambda x: -torch.mean(torch.mul(x, x) / 4.0 + x)),
+    "Jenson-Shannon": (
+        lambda x: -torch.mean(-torch.log(1.0 + torch.exp(-x))) - torch.log(torch.tensor(2.0)),
+        lambda x: -torch.mean(x + torch.log(1.0 + torch.exp(-x))) + torch.log(torch.tensor(2.0)),
+    ),
+    "Total-Variation": (lambda x: -torch.mean(torch.tanh(x) / 2.0), lambda x: -torch.mean(torch.tanh(x) / 2.0)),
+}
+flat_good_logits = rng.normal(size=(3, 4, 7)) * 2
+flat_bad_logits = rng.normal(size=(3, 6, 7)) * 2
+flat_good_labels = rng.integers(0, 7, size=(3, 4))
+flat_bad_labels = rng.integers(0, 7, size=(3, 6))
+
+
+def prob_loss_stable(outputs, labels):
+    return torch.nn.NLLLoss(reduction="none", ignore_index=-100)(torch.softmax(outputs, -1), labels)
+
+
+flat = []
+for div, (activation, conjugate) in FLAT_DIV.items():
+    lg_good, lg_bad = t(flat_good_logits).requires_grad_(True), t(flat_bad_logits).requires_grad_(True)
+    losses_unlearn = [prob_loss_stable(lg_bad[b], torch.tensor(flat_bad_labels[b])) for b in range(3)]
+    losses_good = [prob_loss_stable(lg_good[b], torch.tensor(flat_good_labels[b])) for b in range(3)]
+    prob_sum_unlearn = torch.stack(losses_unlearn).mean()
+    prob_sum_good = torch.stack(losses_good).mean()
+    loss = activation(-prob_sum_good) - conjugate(-prob_sum_unlearn)
+    g_good, g_bad = torch.autograd.grad(loss, (lg_good, lg_bad))
+    flat.append(
+        {"divergence": div, "loss": loss.item(), "grad_good_logits": lst(g_good), "grad_bad_logits": lst(g_bad)}
+    )
+OUT["flat"] = {
+    "good_logits": flat_good_logits.tolist(),
+    "bad_logits": flat_bad_logits.tolist(),
+    "good_labels": flat_good_labels.tolist(),
+    "bad_labels": flat_bad_labels.tolist(),
+    "cases": flat,
+}
 
 path = HERE / "language_preference.json"
 path.write_text(json.dumps(OUT, indent=1))
