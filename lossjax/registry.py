@@ -150,6 +150,9 @@ def register(
             sample=sample,
             has_aux=has_aux,
         )
+        previous = _REGISTRY.get(name)
+        if previous is not None and _same_function(previous.fn, fn):
+            unregister(name)  # the same module imported again (importlib.reload, doctest collection)
         for key in (name, *aliases):
             if key in _REGISTRY or key in _ALIASES:
                 raise ValueError(f"register: the name {key!r} is already registered.")
@@ -159,6 +162,10 @@ def register(
         return fn
 
     return deco
+
+
+def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    return (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
 
 
 def unregister(name: str) -> None:
