@@ -673,14 +673,48 @@ def imtl_g(axis_name: str | None = None) -> aggregating.Aggregator:
 
 
 # ------------------------------------------------------------------------------
-# Exact small QPs by support enumeration (m <= 12), used by MGDA/UPGrad/DualProj/CAGrad.
+# Small QPs for MGDA/UPGrad/DualProj/CAGrad: exact by support enumeration up to
+# _MAX_EXACT losses; beyond, accelerated projected gradient (_ITERS fixed steps).
 # ------------------------------------------------------------------------------
+
+_ITERS = 3000
 
 
 def _supports(m: int) -> np.ndarray:
-    if m > _MAX_EXACT:
-        raise ValueError(f"exact solvers enumerate supports and take at most {_MAX_EXACT} losses, got {m}.")
     return np.array(list(itertools.product([0.0, 1.0], repeat=m))[1:], dtype=np.float32)
+
+
+def _exact(m: int, exact: bool | None) -> bool:
+    return m <= _MAX_EXACT if exact is None else exact
+
+
+def _lmax(A: Array) -> Array:
+    return jnp.maximum(jnp.max(jnp.linalg.eigvalsh(A, symmetrize_input=True)), jnp.asarray(1e-30, A.dtype))
+
+
+def _project_simplex(v: Array) -> Array:
+    """Euclidean projection onto the probability simplex (sort-based)."""
+    m = v.shape[0]
+    u = jnp.sort(v)[::-1]
+    css = jnp.cumsum(u) - 1.0
+    k = jnp.arange(1, m + 1, dtype=v.dtype)
+    rho = jnp.sum((u - css / k) > 0)
+    theta = css[rho - 1] / rho.astype(v.dtype)
+    return jnp.maximum(v - theta, 0.0)
+
+
+def _fista(grad_fn, project, x0: Array, step: Array, iters: int) -> Array:
+    """Accelerated projected gradient with a fixed step and a fixed number of iterations."""
+
+    def body(k, carry):
+        x, y, t = carry
+        x_new = project(y - step * grad_fn(y))
+        t_new = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * t * t))
+        y_new = x_new + ((t - 1.0) / t_new) * (x_new - x)
+        return x_new, y_new, t_new
+
+    x, _, _ = jax.lax.fori_loop(0, iters, body, (x0, x0, jnp.ones((), x0.dtype)))
+    return x
 
 
 def _masked_solve(A: Array, b: Array, s: Array) -> Array:
@@ -690,9 +724,14 @@ def _masked_solve(A: Array, b: Array, s: Array) -> Array:
     return jnp.where(jnp.isfinite(x), x, jnp.zeros((), x.dtype)) * s
 
 
-def _nonneg_qp(G: Array, c: Array) -> Array:
+def _nonneg_qp(G: Array, c: Array, exact: bool | None = None) -> Array:
     """argmin_{x >= 0} x^T G x + 2 c^T x for positive-definite G (exact: every support, keep the best)."""
     m = G.shape[0]
+    if not _exact(m, exact):
+        step = 0.5 / _lmax(G)
+        return _fista(
+            lambda x: 2.0 * (G @ x + c), lambda x: jnp.maximum(x, 0.0), jnp.zeros((m,), G.dtype), step, _ITERS
+        )
     S = jnp.asarray(_supports(m), G.dtype)
     S = jnp.concatenate([jnp.zeros((1, m), G.dtype), S])
     X = jnp.maximum(_masked_solve(G, -c, S), 0.0)
@@ -750,7 +789,8 @@ def upgrad(
         w = \sum_i \arg\min_{v \ge p_i e_i} v^\top \tilde G v,\qquad
         \tilde G = G/\mathrm{tr}(G) + \epsilon I,\qquad \text{update} = \sum_j w_j g_j
 
-    The box-constrained QPs are solved exactly (every active set, m <= 12).
+    The box-constrained QPs are solved exactly (every active set) for m <= 12,
+    by 3000 steps of accelerated projected gradient beyond.
     The update never conflicts with any gradient (``G w >= 0``).
 
     Args:
@@ -857,12 +897,15 @@ def _mgda_frank_wolfe(G: Array, epsilon: float, max_iters: int) -> Array:
     return alpha
 
 
-def _mgda_exact(G: Array) -> Array:
+def _mgda_exact(G: Array, exact: bool | None = None) -> Array:
     """min_{w in simplex} w^T G w, exactly: every support's KKT point, clipped, best kept."""
     m = G.shape[0]
-    S = jnp.asarray(_supports(m), G.dtype)
     scale = jnp.maximum(jnp.trace(G), jnp.asarray(float(jnp.finfo(G.dtype).tiny), G.dtype))
     Gr = G / scale + 1e-7 * jnp.eye(m, dtype=G.dtype)
+    if not _exact(m, exact):
+        w0 = jnp.full((m,), 1.0 / m, G.dtype)
+        return _fista(lambda w: 2.0 * Gr @ w, _project_simplex, w0, 0.5 / _lmax(Gr), _ITERS)
+    S = jnp.asarray(_supports(m), G.dtype)
     ones = jnp.ones((m,), G.dtype)
     y = _masked_solve(Gr, ones, S)  # G_SS y = 1  =>  w = y / sum(y)
     y = jnp.maximum(y, 0.0) * S
@@ -895,8 +938,8 @@ def mgda(
 
     ``solver="frank_wolfe"`` is Algorithm 2 of the paper (as torchjd: start
     at the mean, stop when the step ``gamma < epsilon`` or after
-    ``max_iters``); ``solver="exact"`` enumerates every support (m <= 12) and
-    returns the exact minimizer.
+    ``max_iters``); ``solver="exact"`` enumerates every support and returns the
+    exact minimizer for m <= 12 (accelerated projected gradient beyond).
 
     Paper: Sener, Koltun, "Multi-Task Learning as Multi-Objective Optimization", NeurIPS 2018, arXiv:1810.04650.
 
@@ -925,7 +968,22 @@ def mgda(
 # ------------------------------------------------------------------------------
 
 
-def _cagrad_weights(G: Array, c: float, norm_eps: float) -> Array:
+def _cagrad_iterative(Gn: Array, b: Array, s: Array) -> Array:
+    """min_{w in simplex} b.w + s ||g_w|| by majorize-minimize: at w_k, s||g_w|| <= s(||g_w||^2/t + t)/2
+    with t = ||g_{w_k}||; one projected gradient step on that quadratic bound per iteration."""
+    m = Gn.shape[0]
+    lmax = _lmax(Gn)
+    floor = 1e-6 * _safe_sqrt(jnp.trace(Gn)) + 1e-30
+
+    def body(_, w):
+        t = jnp.maximum(_safe_sqrt(w @ Gn @ w), floor)
+        grad = b + s * (Gn @ w) / t
+        return _project_simplex(w - grad * (t / (s * lmax + t * 1e-30 + 1e-30)))
+
+    return jax.lax.fori_loop(0, _ITERS, body, jnp.full((m,), 1.0 / m, Gn.dtype))
+
+
+def _cagrad_weights(G: Array, c: float, norm_eps: float, exact: bool | None = None) -> Array:
     """torchjd's CAGradWeighting: min_{w in simplex} b.w + s sqrt(w^T Gn w), solved exactly by supports."""
     m = G.shape[0]
     dtype = G.dtype
@@ -934,6 +992,11 @@ def _cagrad_weights(G: Array, c: float, norm_eps: float) -> Array:
     g0_sq = jnp.mean(Gn)  # ||g_0||^2 with g_0 the mean gradient
     s = c * _safe_sqrt(g0_sq)
     b = jnp.mean(Gn, axis=1)  # G 1/m
+    if not _exact(m, exact):
+        w_opt = _cagrad_iterative(Gn, b, s)
+        gw = _safe_sqrt(w_opt @ Gn @ w_opt)
+        weights = jnp.full((m,), 1.0 / m, dtype) + s * _safe_inv(gw) * w_opt
+        return jnp.where(gw >= norm_eps, weights, jnp.zeros((m,), dtype))
     Gr = Gn + 1e-7 * jnp.eye(m, dtype=dtype)
     S = jnp.asarray(_supports(m), dtype)
     ones = jnp.ones((m,), dtype)
@@ -981,7 +1044,8 @@ def cagrad(c: float = 0.4, norm_eps: float = 1e-4, axis_name: str | None = None)
 
     with ``g_0`` the mean gradient and ``g_w = sum_i w_i g_i`` (on the
     trace-normalized Gram; the weights are scale-free). Solved exactly by
-    enumerating supports (m <= 12) instead of a generic convex solver. Like
+    enumerating supports for m <= 12 instead of a generic convex solver (beyond:
+    majorize-minimize projected gradient steps). Like
     torchjd, the original's final ``1/(1+c^2)`` rescale is not applied.
 
     Args:
