@@ -290,7 +290,8 @@ def test_aldr_state_masked_and_dtype():
 def test_z_error_filters_outliers_without_gradient():
     pred = jnp.array([0.0, 0.0, 0.0, 0.0, 10.0])
     targets = jnp.ones(5)
-    # errors 1, 1, 1, 1, 81: mean 17, population std 32 -> z = 2 for the outlier.
+    # errors 1, 1, 1, 1, 81: mean 17, unbiased std sqrt(5120 / 4) = 35.78 -> z = 1.79 for the
+    # outlier and -0.45 for the others.
     loss, g = jax.value_and_grad(lambda p: z_error_loss(p, targets, threshold=1.5))(pred)
     close(loss, 1.0)
     close(g, [-0.5, -0.5, -0.5, -0.5, 0.0])  # d/dp mean((p - 1)^2) over the 4 kept examples
@@ -305,6 +306,13 @@ def test_z_error_degenerate_batches():
     bad = jnp.full((3,), jnp.nan)
     loss, g = jax.value_and_grad(lambda p: z_error_loss(p, jnp.ones(3), where=jnp.zeros(3, bool)))(bad)
     assert float(loss) == 0.0 and np.all(np.asarray(g) == 0)
+    # Two-sided: an unusually small error is excluded too. Errors 0, 9, 9, 9, 9, 9:
+    # mean 7.5, unbiased std 3.67 -> z = -2.04 for the perfect prediction.
+    pred = jnp.array([0.0, 3.0, -3.0, 3.0, -3.0, 3.0])
+    close(z_error_loss(pred, jnp.zeros(6), threshold=2.0), 9.0)
+    close(z_error_loss(pred, jnp.zeros(6), threshold=2.1), 7.5)
+    # A single valid example: nothing to compare with, kept.
+    close(z_error_loss(jnp.array([2.0]), jnp.zeros(1), threshold=0.0), 4.0)
     # statistics over the unmasked examples only: the masked outlier changes nothing.
     pred = jnp.array([0.0, 0.5, 1.0, 100.0, 2.0])
     m = jnp.array([True, True, True, False, True])
