@@ -82,6 +82,11 @@ class Sample:
       where: whether the loss takes ``where`` (False for kind ``function``).
       grad_eps: finite-difference step for ``check_grads`` (float64).
       grad_tol: tolerance for ``check_grads``.
+      surrogate_grad: the gradient is a surrogate by design (``stop_gradient``
+        weights, EnsLoss-style derivatives), so finite differences of the value
+        cannot match it; ``grad`` then checks that the float64 gradient is
+        finite, nonzero and equal to the float32 one (the family tests check
+        its value against the reference).
       bf16_tol: relative/absolute tolerance of the bf16 check.
     """
 
@@ -94,6 +99,7 @@ class Sample:
     grad_eps: float = 1e-4
     grad_tol: float = 1e-4
     bf16_tol: float = 3e-2
+    surrogate_grad: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -396,6 +402,15 @@ def _p_grad(entry, sample):
         args = _cast_floats(tuple(jnp.asarray(a) for a in sample.args), jnp.float64)
         kw = _cast_floats(dict(sample.kwargs), jnp.float64)
         f = jax.jit(_scalar_objective(entry, sample, args, kwargs=kw))
+        if sample.surrogate_grad:
+            argnums = tuple(range(len(sample.diff_argnums)))
+            g64 = jax.jit(jax.grad(f, argnums=argnums))(*_diff(sample, args))
+            assert _all_finite(g64), f"{entry.name}: non-finite float64 surrogate gradient"
+            assert any(np.any(np.asarray(g) != 0) for g in g64), f"{entry.name}: surrogate gradient is all zeros"
+            f32 = _scalar_objective(entry, sample, sample.args)
+            g32 = jax.jit(jax.grad(f32, argnums=argnums))(*_diff(sample, sample.args))
+            assert_close(g32, g64, err=f"{entry.name}: float32 surrogate gradient != float64", rtol=1e-4, atol=1e-5)
+            return None
         check_grads(
             f,
             _diff(sample, args),
@@ -561,7 +576,9 @@ def check(name: str, prop: str) -> str | None:
     checks = _TRANSFORM_CHECKS if entry.kind == "transform" else _LOSS_CHECKS
     if prop not in checks:
         raise ValueError(f"lossjax.testing.check: unknown property {prop!r}; known: {sorted(checks)}")
-    return checks[prop](entry, _sample(entry))
+    # As strict as the test session: implicit rank promotion is an error.
+    with jax.numpy_rank_promotion("raise"):
+        return checks[prop](entry, _sample(entry))
 
 
 def run(names: Iterable[str] | None = None, properties: Sequence[str] | None = None) -> list[CheckResult]:

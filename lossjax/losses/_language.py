@@ -292,9 +292,8 @@ def _emo_sample() -> Sample:
     labels = rng.integers(0, 5, size=(6,)).astype(np.int32)
     emb = rng.normal(size=(5, 3)).astype(np.float32)
     # The gradient is a surrogate by design (stop_gradient of the CE/EMO ratio), so finite
-    # differences of the value cannot match it: the float64 `grad` property is loosened to a
-    # sanity bound here; tests/losses/test_language.py checks the gradient against the reference.
-    return Sample(args=(logits, labels, emb), batched_argnums=(0, 1), grad_tol=1.0)
+    # differences of the value cannot match it; tests/losses/test_language.py checks it against the reference.
+    return Sample(args=(logits, labels, emb), batched_argnums=(0, 1), surrogate_grad=True)
 
 
 @register(
@@ -433,8 +432,8 @@ def _reweight_sample(where: bool = True) -> Sample:
     rng = np.random.default_rng(3)
     losses = rng.uniform(0.5, 4.0, size=(7,)).astype(np.float32)
     # The weights are constants (stop_gradient) by design, so the gradient is sum_i w_i dl_i, not the
-    # derivative of the value: `grad` is loosened to a sanity bound; the tests check it exactly.
-    return Sample(args=(losses,), where=where, diff_argnums=(0,) if where else (), grad_tol=1.0)
+    # derivative of the value; the tests check it exactly.
+    return Sample(args=(losses,), where=where, diff_argnums=(0,) if where else (), surrogate_grad=True)
 
 
 _REWEIGHT_PAPER = (
@@ -699,9 +698,8 @@ def _satimp_sample() -> Sample:
     rng = np.random.default_rng(6)
     lp = (-rng.uniform(0.05, 3.0, size=(4, 3))).astype(np.float32)
     extremes = ((np.zeros_like(lp),), (np.full_like(lp, -1e4),))
-    # Constant (stop_gradient) weights by design: `grad` is loosened to a sanity bound; the tests
-    # check the gradient (= the weights) exactly.
-    return Sample(args=(lp,), extremes=extremes, grad_tol=3.0)
+    # Constant (stop_gradient) weights by design; the tests check the gradient (= the weights) exactly.
+    return Sample(args=(lp,), extremes=extremes, surrogate_grad=True)
 
 
 @register(
