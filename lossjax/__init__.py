@@ -6,7 +6,7 @@
 True
 """
 
-from lossjax import losses, transforms
+from lossjax import losses, miners, multiloss, transforms
 from lossjax._checks import checked, debug_checks, masked_mean, masked_sum
 from lossjax.registry import (
     ComposedLoss,
@@ -33,6 +33,8 @@ __all__ = [
     "losses",
     "masked_mean",
     "masked_sum",
+    "miners",
+    "multiloss",
     "optimizer",
     "register",
     "transforms",
