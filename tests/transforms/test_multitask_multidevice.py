@@ -133,3 +133,25 @@ def test_combining_before_averaging_is_different():
     wrong, _, _ = _spmd(step, 2)(params, tx.init(params), x, y)
     diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(wrong), jax.tree.leaves(upd1)))
     assert diff > 1e-3
+
+
+@pytest.mark.parametrize("name", ["uncertainty_weighting", "gradnorm"])
+def test_weightings_average_losses_and_grads_across_devices(name):
+    params, x, y = _data()
+    tx1 = lossjax.get(name, num_losses=3)
+    losses1, grads1 = ml.per_loss_value_and_grad(_losses)(params, x, y)
+    s1 = tx1.init(params)
+    for _ in range(2):  # two steps: the second uses the state built from averaged losses
+        upd1, s1 = tx1.update(grads1, s1, params, losses=losses1)
+
+    txa = lossjax.get(name, num_losses=3, axis_name="data")
+
+    def step(params, state, x, y):
+        losses, grads = ml.per_loss_value_and_grad(_losses)(jax.lax.pcast(params, "data", to="varying"), x, y)
+        for _ in range(2):
+            upd, state = txa.update(grads, state, params, losses=losses)
+        return upd, state, jax.lax.pmean(losses, "data")
+
+    upd8, s8, _ = _spmd(step, 2)(params, txa.init(params), x, y)
+    assert_close(upd8, upd1, rtol=2e-5, atol=2e-6)
+    assert_close(jax.tree.leaves(s8)[0], jax.tree.leaves(s1)[0], rtol=2e-5, atol=2e-6)
