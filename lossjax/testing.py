@@ -148,6 +148,8 @@ def assert_close(actual: Any, expected: Any, *, dtype: Any = jnp.float32, err: s
     """``np.testing.assert_allclose`` over pytrees with :func:`tolerances`."""
     tol = {**tolerances(dtype), **override}
     la, lb = jax.tree.leaves(actual), jax.tree.leaves(expected)
+    if len(la) == 1 and isinstance(expected, (list, tuple)) and not hasattr(actual, "_fields"):
+        lb = [np.asarray(expected)]  # a plain list of numbers compared with one array
     if len(la) != len(lb):
         raise AssertionError(f"{err}: pytrees differ ({len(la)} vs {len(lb)} leaves)")
     for a, b in zip(la, lb, strict=True):
