@@ -229,6 +229,12 @@ def test_sphereface2_forward_only_adjustment():
     v_true = lossjax.losses.sphereface2_loss(x, y, w, detach_adjustment=False)
     assert_close(v_ref, v_true)
     assert not np.allclose(g_ref, g_true)
+    # Without the detach the gradient is the true one (finite differences, float64).
+    from jax.test_util import check_grads
+
+    with jax.enable_x64(True):
+        f = lambda x, w: jnp.sum(lossjax.losses.sphereface2_loss(x, y, w, detach_adjustment=False))  # noqa: E731
+        check_grads(f, (jnp.asarray(x), jnp.asarray(w)), order=1, modes=("rev",), eps=1e-4, atol=1e-4, rtol=1e-4)
 
 
 def test_adaface_state_update_and_masking():
