@@ -31,6 +31,7 @@ __all__ = [
     "one_vs_rest_loss",
     "poly1_cross_entropy",
     "poly1_focal_loss",
+    "rankmixup_loss",
     "sigmoid_binary_cross_entropy",
     "sigmoid_focal_loss",
     "smooth_adversarial_comp_sum_loss",
@@ -1666,3 +1667,119 @@ def anyloss(
     if mask is None:
         return 1 - score
     return jnp.where(jnp.any(mask), 1 - score, zero)  # an all-masked batch gives 0
+
+
+# --------------------------------------------------------------------------
+# RankMixup (calibration with mixup ranking).
+# --------------------------------------------------------------------------
+
+
+def _rankmixup_sample() -> Sample:
+    rng = np.random.default_rng(10)
+    n, m, c = 5, 3, 4
+    logits = rng.normal(size=(n, c)).astype(np.float32) * 2
+    labels = rng.integers(0, c, size=(n,)).astype(np.int32)
+    mixed = rng.normal(size=(n, m, c)).astype(np.float32) * 2
+    lam = rng.uniform(0.55, 0.95, size=(n, m))
+    other = (labels[:, None] + 1 + rng.integers(0, c - 1, size=(n, m))) % c
+    targets = lam[..., None] * np.eye(c)[labels][:, None] + (1 - lam)[..., None] * np.eye(c)[other]
+    args = (logits, labels, mixed, targets.astype(np.float32))
+    return Sample(args=args, diff_argnums=(0, 2), kwargs={"form": "mndcg"})
+
+
+@register(
+    "rankmixup_loss",
+    aliases=("rankmixup",),
+    family="classification",
+    kind="per_example",
+    formula="CE(z, y) + alpha * mean_m [mask_m relu(max z~_m - max z + margin)]  (mrl);  "
+    "CE(z, y) + alpha * (1 - NDCG(max p, max p~_m; relevance 1, lambda_m))  (mndcg)",
+    paper="RankMixup: Ranking-Based Mixup Training for Network Calibration (2023, arXiv:2308.11990)",
+    reference="cvlab-yonsei/RankMixup calibrate/losses/rankmixup.py::RankMixup_MRL, RankMixup_MNDCG",
+    sample=_rankmixup_sample,
+)
+def rankmixup_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    mixed_logits: ArrayLike,
+    mixed_targets: ArrayLike,
+    *,
+    form: str = "mrl",
+    margin: float = 0.1,
+    alpha: float = 0.1,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""RankMixup: cross-entropy plus a ranking term that keeps mixed samples less confident than raw ones.
+
+    ``mrl`` (mixup ranking loss, on logits as the reference does):
+
+    .. math::
+        \ell = \mathrm{CE}(z, y) + \alpha\,\frac1M\sum_m \mathbb 1[\tilde q_m \ne \text{one-hot}]\,
+        \big[\max_c \tilde z_{m,c} - \max_c z_c + \text{margin}\big]_+
+
+    ``mndcg``: the raw sample (relevance 1) and its ``M`` mixups (relevance
+    ``lambda_m = max_c q~_{m,c}``) are ranked by relevance; with confidences
+    ``s = max softmax``, ``DCG = sum_k s_(k) / log2(k + 1)`` and ``IDCG`` the same
+    with the relevances; ``NDCG = DCG/IDCG`` if ``IDCG > DCG`` else ``IDCG/DCG``, and
+    ``\ell = CE + alpha (1 - NDCG)``. The batch mean of this per-example loss is the
+    reference's loss.
+
+    Args:
+      logits: logits of the raw samples ``[..., C]``.
+      labels: integer class indices ``[...]`` or a target distribution ``[..., C]`` (for the CE term).
+      mixed_logits: logits of ``M`` mixups of each sample, ``[..., M, C]`` (batch first;
+        the reference stacks them mixup-major as ``[M * N, C]``).
+      mixed_targets: their mixed label distributions ``[..., M, C]``.
+      form: ``"mrl"`` or ``"mndcg"``.
+      margin: the MRL margin (0.1 in the reference).
+      alpha: weight of the ranking term (0.1 in the reference).
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Noh et al., "RankMixup: Ranking-Based Mixup Training for Network
+    Calibration", ICCV 2023, arXiv:2308.11990.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> z, zm = jnp.array([[2.0, 0.0]]), jnp.array([[[1.5, 0.5]]])
+      >>> lossjax.losses.rankmixup_loss(z, jnp.array([0]), zm, jnp.array([[[0.7, 0.3]]])).round(4)
+      Array([0.1269], dtype=float32)
+    """
+    fn = "rankmixup_loss"
+    C.check_one_of(fn, "form", form, ("mrl", "mndcg"))
+    C.check_positive(fn, "margin", margin, allow_zero=True)
+    C.check_positive(fn, "alpha", alpha, allow_zero=True)
+    t = target_probs(fn, logits, labels, where=where)
+    z = t.logits
+    dtype = z.dtype
+    zm = C.check_array(fn, "mixed_logits", mixed_logits, ndim=z.ndim + 1, dtype="float")
+    qm = C.check_array(fn, "mixed_targets", mixed_targets, ndim=z.ndim + 1, dtype="float")
+    C.check_same_shape(fn, ("mixed_logits", "mixed_targets"), zm, qm)
+    if zm.shape[:-2] != z.shape[:-1] or zm.shape[-1] != z.shape[-1]:
+        raise ValueError(
+            f"{fn}: `mixed_logits` must have shape [..., M, C] with [...] = {z.shape[:-1]} and C = {z.shape[-1]} "
+            f"(the batch and classes of `logits`), got {zm.shape}."
+        )
+    zm = C.fill_masked(C.as_compute(zm, dtype), t.mask)
+    qm = C.fill_masked(C.as_compute(qm, dtype), t.mask)
+    ce = t.expect(-t.log_p)
+    if form == "mrl":
+        not_self = jnp.all(qm != 1.0, axis=-1)  # the reference skips mixups with a one-hot target
+        diff = jnp.max(zm, axis=-1) - jnp.max(z, axis=-1, keepdims=True)
+        rank = jnp.mean(jnp.where(not_self, jax.nn.relu(diff + margin), jnp.zeros((), dtype)), axis=-1)
+    else:
+        conf = jnp.max(jax.nn.softmax(z, axis=-1), axis=-1, keepdims=True)  # [..., 1]
+        conf_m = jnp.max(jax.nn.softmax(zm, axis=-1), axis=-1)  # [..., M]
+        lam = jnp.max(qm, axis=-1)  # [..., M]
+        order = jnp.argsort(-lam, axis=-1, stable=True)
+        conf_sorted = jnp.concatenate([conf, jnp.take_along_axis(conf_m, order, axis=-1)], axis=-1)
+        rel_sorted = jnp.concatenate([jnp.ones_like(conf), jnp.take_along_axis(lam, order, axis=-1)], axis=-1)
+        k = jnp.arange(1, conf_sorted.shape[-1] + 1, dtype=dtype)
+        discount = jnp.reshape(jnp.log2(k + 1), (1,) * (conf_sorted.ndim - 1) + k.shape)
+        dcg = jnp.sum(conf_sorted / discount, axis=-1)
+        idcg = jnp.sum(rel_sorted / discount, axis=-1)
+        ndcg = jnp.where(idcg > dcg, dcg / idcg, idcg / dcg)
+        rank = 1 - ndcg
+    return ce + C.zero_masked(jnp.asarray(alpha, dtype) * rank, t.mask)

@@ -366,6 +366,9 @@ def test_registry_names_and_aliases():
             r"`logits` and `perturbed_logits` must have the same shape",
         ),
         (lambda: L.focal_loss(Z, Y, where=jnp.ones(3, bool)), ValueError, r"focal_loss: `where` must be broadcastable"),
+        (lambda: L.rankmixup_loss(Z, Y, Z[:, None], Z[:, None], form="x"), ValueError, r"`form` must be"),
+        (lambda: L.rankmixup_loss(Z, Y, Z, Z), ValueError, r"rankmixup_loss: argument `mixed_logits` must have rank 3"),
+        (lambda: L.rankmixup_loss(Z, Y, Z[:3, None], Z[:3, None]), ValueError, r"`mixed_logits` must have shape \["),
     ],
 )
 def test_bad_inputs(call, exc, match):

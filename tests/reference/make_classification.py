@@ -692,5 +692,68 @@ for metric, extra in (
         {"metric": metric, "epsilon": 0.0, **extra},
     )
 
+# --------------------------------- RankMixup ---------------------------------
+RM_M = 3
+RM_LOGITS = rng.normal(size=(N, C)) * 2
+RM_MIXED = rng.normal(size=(N, RM_M, C)) * 2
+RM_LAM = rng.uniform(0.5, 1.0, size=(N, RM_M))
+RM_LAM[0, 1] = 1.0  # a self-mixup (one-hot target): skipped by MRL
+RM_OTHER = (LABELS[:, None] + 1 + rng.integers(0, C - 1, size=(N, RM_M))) % C
+RM_TARGETS = RM_LAM[..., None] * np.eye(C)[LABELS][:, None] + (1 - RM_LAM)[..., None] * np.eye(C)[RM_OTHER]
+
+
+def rankmixup_reference(inputs, targets, mixed, target_re, form, margin=0.1, alpha=0.1):
+    # cvlab-yonsei/RankMixup calibrate/losses/rankmixup.py::RankMixup_MRL / RankMixup_MNDCG.forward,
+    # with the CE kept per example (the reference means it) and mixups laid out mixup-major [M * N, C].
+    n = inputs.size(0)
+    mixup = mixed.transpose(0, 1).reshape(-1, C)
+    target_re = target_re.transpose(0, 1).reshape(-1, C)
+    loss_ce = F.cross_entropy(inputs, targets, reduction="none")
+    if form == "mrl":
+        # RankMixup_MRL with one mixup per sample, averaged over the M mixups.
+        terms = []
+        for m in range(RM_M):
+            mix, tre = mixup[m * n : (m + 1) * n], target_re[m * n : (m + 1) * n]
+            self_mixup_mask = (tre == 1.0).sum(dim=1).reshape(1, -1)
+            self_mixup_mask = self_mixup_mask.sum(dim=0) == 0.0
+            diff = mix.max(dim=1)[0] - inputs.max(dim=1)[0]
+            terms.append(self_mixup_mask * F.relu(diff + margin))
+        return loss_ce + alpha * torch.stack(terms).mean(0)
+    lam = torch.ones(RM_M)
+    mixup = mixup.reshape(len(lam), -1, C)
+    target_re = target_re.reshape(len(lam), -1, C)
+    mixup = F.softmax(mixup, dim=2)
+    probs = F.softmax(inputs, dim=1)
+    inputs_lam = torch.ones(probs.size(0), 1)
+    max_values = probs.max(dim=1, keepdim=True)[0]
+    max_mixup = mixup.max(dim=2)[0].t()
+    max_lam = target_re.max(dim=2)[0].t()
+    sort_index = torch.argsort(max_lam, descending=True)
+    max_mixup_sorted = torch.gather(max_mixup, 1, sort_index)
+    order = torch.arange(1, 2 + len(lam))
+    dcg_order = torch.log2(order + 1)
+    max_mixup_sorted = torch.cat((max_values, max_mixup_sorted), dim=1)
+    dcg = (max_mixup_sorted / dcg_order).sum(dim=1)
+    max_lam_sorted = torch.gather(max_lam, 1, sort_index)
+    max_lam_sorted = torch.cat((inputs_lam, max_lam_sorted), dim=1)
+    idcg = (max_lam_sorted / dcg_order).sum(dim=1)
+    ndcg = dcg / idcg
+    inv_ndcg = idcg / dcg
+    ndcg_mask = idcg > dcg
+    ndcg = ndcg_mask * ndcg + (~ndcg_mask) * inv_ndcg
+    return loss_ce + alpha * (1.0 - ndcg)
+
+
+for form in ("mrl", "mndcg"):
+    add(
+        "rankmixup_loss",
+        f"cvlab-yonsei/RankMixup RankMixup_{form.upper()} (port)",
+        (RM_LOGITS, LABELS, RM_MIXED, RM_TARGETS),
+        ("float", "int", "float", "float"),
+        lambda z, y, zm, qm, f=form: rankmixup_reference(z, y, zm, qm, f, margin=1.5 if f == "mrl" else 0.1),
+        {"form": form, "margin": 1.5 if form == "mrl" else 0.1},
+        diff=(0, 2),
+    )
+
 OUT.write_text(json.dumps({"generated_by": "tests/reference/make_classification.py", "cases": cases}))
 print(f"wrote {len(cases)} cases to {OUT}")
