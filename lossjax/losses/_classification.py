@@ -729,7 +729,7 @@ def comp_sum_loss(
 @register(
     "generalized_cross_entropy",
     aliases=("gce", "gce_loss"),
-    family="noisy-labels",
+    family="noisy_labels",
     kind="per_example",
     formula="(1 - p_y^q) / q  (= comp_sum_loss with tau = 1 + q)",
     paper="Generalized Cross Entropy Loss for Training Deep Neural Networks with Noisy Labels (2018, arXiv:1805.07836)",

@@ -291,10 +291,13 @@ def test_anyloss_hard_predictions_give_the_metric():
 
 
 def test_registry_names_and_aliases():
-    for name in ("focal", "gce", "comp_sum", "poly1", "l2_svm_loss", "ovr_loss"):
-        assert lossjax.get(name).name in lossjax.available(family="classification") + lossjax.available(
-            family="noisy-labels"
-        )
+    ours = lossjax.available(family="classification") + lossjax.available(family="noisy_labels")
+    for alias, name in (
+        ("focal", "focal_loss"),
+        ("gce", "generalized_cross_entropy"),
+        ("l2_svm_loss", "multiclass_squared_hinge_loss"),
+    ):
+        assert lossjax.get(alias).name == name and name in ours
     cfg = lossjax.get("comp_sum_loss(tau=1.5)").to_config()
     assert lossjax.from_config(cfg).to_config() == {"name": "comp_sum_loss", "tau": 1.5}
 
