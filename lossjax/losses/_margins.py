@@ -51,6 +51,7 @@ __all__ = [
     "proxy_anchor_loss",
     "proxy_nca_loss",
     "soft_triple_loss",
+    "soft_triple_regularizer",
     "sphereface2_initial_bias",
     "sphereface2_loss",
     "sphereface_loss",
@@ -1040,7 +1041,8 @@ def soft_triple_loss(
         {e^{\lambda(S_{iy_i} - \delta)} + \sum_{j\ne y_i} e^{\lambda S_{ij}}}
 
     The paper's regularizer that merges centers (``tau``) acts on the proxies
-    alone and is not included (pytorch-metric-learning leaves it out too).
+    alone: add :func:`soft_triple_regularizer` once per step (pytorch-metric-learning
+    leaves it out).
 
     Args:
       embeddings: ``[N, D]`` (normalized inside).
@@ -1080,6 +1082,60 @@ def soft_triple_loss(
     onehot = C.class_targets(fn, sim, y, dtype)
     logits = jnp.asarray(scale, dtype) * (sim - jnp.asarray(margin, dtype) * onehot)
     return C.zero_masked(_ce_from_logits(logits, onehot), mask)
+
+
+def _soft_triple_reg_sample() -> Sample:
+    rng = np.random.default_rng(5)
+    return Sample(args=(rng.normal(size=(3, 3, 4)).astype(np.float32),), where=False)
+
+
+@register(
+    "soft_triple_regularizer",
+    aliases=("soft_triple_center_regularizer",),
+    family="metric-learning/contrastive",
+    kind="function",
+    formula="tau * sum_c sum_{k<k'} sqrt(2 + 1e-5 - 2 <w_ck, w_ck'>) / (C K (K - 1))",
+    paper="SoftTriple Loss: Deep Metric Learning Without Triplet Sampling (2019, arXiv:1909.05235)",
+    reference="idstcv/SoftTriple loss/SoftTriple.py (the tau term; ported)",
+    sample=_soft_triple_reg_sample,
+)
+def soft_triple_regularizer(proxies: ArrayLike, *, tau: float = 0.2) -> Array:
+    r"""SoftTriple's center regularizer: merges redundant centers of a class (adaptive number of centers).
+
+    .. math::
+        R = rac{	au}{CK(K-1)}\sum_c\sum_{k<k'}\sqrt{2 + 10^{-5} - 2\,\hat w_{ck}^	op\hat w_{ck'}}
+
+    Add it once per step to the mean of :func:`soft_triple_loss` (the paper's
+    ``loss + tau * reg``; pytorch-metric-learning leaves it out). 0 when ``K = 1``.
+
+    Args:
+      proxies: ``[C, K, D]`` centers (normalized inside).
+      tau: the weight (0.2).
+
+    Returns:
+      A scalar.
+
+    Paper: Qian et al., "SoftTriple Loss", ICCV 2019, arXiv:1909.05235.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> w = jnp.array([[[1.0, 0.0], [0.0, 1.0]]])  # one class, two orthogonal centers
+      >>> round(float(lossjax.losses.soft_triple_regularizer(w, tau=1.0)), 4)  # sqrt(2 + 1e-5) / 2
+      0.7071
+    """
+    fn = "soft_triple_regularizer"
+    C.check_positive(fn, "tau", tau, allow_zero=True)
+    p = C.check_array(fn, "proxies", proxies, ndim=3, dtype="float")
+    num_classes, k, _ = p.shape
+    if k < 2:
+        return jnp.zeros((), C.compute_dtype(p))
+    dtype = C.compute_dtype(p)
+    w = l2_normalize(C.as_compute(p, dtype))
+    sim = jnp.einsum("ckd,cld->ckl", w, w, precision=jax.lax.Precision.HIGHEST)
+    upper = jnp.triu(jnp.ones((k, k), bool), 1)
+    d = jnp.sqrt(jnp.maximum(2 + 1e-5 - 2 * sim, 1e-5))
+    reg = jnp.sum(jnp.where(upper[None], d, jnp.zeros((), dtype))) / (num_classes * k * (k - 1))
+    return jnp.asarray(tau, dtype) * reg
 
 
 def _masked_log1p_sum_exp(a: Array, keep: Array, axis_name) -> Array:

@@ -370,6 +370,29 @@ for la, gamma, margin in ((20.0, 0.1, 0.01), (5.0, 0.5, 0.2)):
         "PML SoftTripleLoss",
     )
 
+
+def soft_triple_reg_ref(tt, tau):
+    # idstcv/SoftTriple loss/SoftTriple.py: the tau term (centers = normalized fc, [D, cN*K]).
+    cN, k = C, K
+    weight = torch.zeros(cN * k, cN * k, dtype=torch.bool)
+    for i in range(cN):
+        for j in range(k):
+            weight[i * k + j, i * k + j + 1 : (i + 1) * k] = 1
+    centers = F.normalize(tt["proxies"].reshape(cN * k, D).T, p=2, dim=0)
+    sim_center = centers.t().matmul(centers)
+    reg = torch.sum(torch.sqrt(2.0 + 1e-5 - 2.0 * sim_center[weight])) / (cN * k * (k - 1.0))
+    return tau * reg
+
+
+record(
+    "soft_triple_regularizer",
+    "soft_triple_regularizer",
+    {"proxies": prox_st},
+    {"tau": 0.2},
+    lambda tt: soft_triple_reg_ref(tt, 0.2),
+    "idstcv/SoftTriple tau regularizer (ported)",
+)
+
 # ---------------------------- pair regularizers -----------------------------
 
 emb_pair = face_data(11, noise=1.0)[0]
