@@ -1,8 +1,18 @@
 """Classification losses: cross-entropy and the losses that modify it.
 
-Every loss here takes ``logits [..., C]`` and either integer ``labels [...]`` or
-a target distribution ``labels [..., C]`` (decided at trace time), and returns
-the per-example loss ``[...]`` unreduced (optax convention).
+Every multiclass loss here takes ``logits [..., C]`` and either integer
+``labels [...]`` or a target distribution ``labels [..., C]`` (decided at trace
+time), and returns the per-example loss ``[...]`` unreduced (optax convention);
+the binary ones (sigmoid BCE/focal, squared hinge) work element-wise; EnsLoss and
+AnyLoss return one value for the batch.
+
+Shared code: :func:`target_probs` turns ``(logits, labels)`` into the target
+probabilities ``log p_y``, ``p_y`` and an exact ``1 - p_y`` (:class:`TargetProbs`);
+focal, poly-1, comp-sum, GCE, encouraging, squentropy, the hinge and sparsemax
+losses are all ``f(p_y)`` or ``f(z, q)`` on top of it, and a target distribution
+always means the expectation of the integer-label loss under ``q``. Label
+smoothing is :func:`smoothed_class_targets`; ``generalized_cross_entropy`` is
+``comp_sum_loss`` with ``tau = 1 + q`` through the same ``_comp_sum_phi``.
 """
 
 from __future__ import annotations
@@ -421,9 +431,9 @@ def _sigmoid_sample() -> Sample:
 def _sigmoid_terms(fn: str, logits: ArrayLike, labels: ArrayLike, where):
     """Checked logits/labels/mask for element-wise binary losses, in the compute dtype."""
     logits = C.check_array(fn, "logits", logits, dtype="float")
-    labels = C.check_array(
-        fn, "labels", labels, dtype="number" if not jnp.asarray(labels).dtype == jnp.bool_ else "bool"
-    )
+    labels = C.check_array(fn, "labels", labels)
+    if not (jnp.issubdtype(labels.dtype, jnp.number) or labels.dtype == jnp.bool_):
+        raise TypeError(f"{fn}: `labels` must have a numeric or bool dtype, got {labels.dtype}.")
     C.check_same_shape(fn, ("logits", "labels"), logits, labels)
     dtype = C.compute_dtype(logits)
     mask = C.prepare_where(fn, where, logits.shape)
@@ -1198,14 +1208,12 @@ def squared_hinge_loss(
 
 def _sparsemax_threshold(z: Array) -> Array:
     """The sparsemax threshold ``tau(z)`` ``[..., 1]``: ``sparsemax(z) = max(z - tau, 0)``."""
-    num_classes = z.shape[-1]
     zs = -jnp.sort(-z, axis=-1)  # descending
     cs = jnp.cumsum(zs, axis=-1)
     k = jax.lax.broadcasted_iota(z.dtype, z.shape, z.ndim - 1) + 1
     support = 1 + k * zs > cs
     k_z = jnp.sum(support, axis=-1, keepdims=True).astype(z.dtype)  # >= 1 always
     cs_k = jnp.sum(jnp.where(k == k_z, cs, jnp.zeros((), z.dtype)), axis=-1, keepdims=True)
-    del num_classes
     return (cs_k - 1) / k_z
 
 
