@@ -290,6 +290,24 @@ def test_anyloss_hard_predictions_give_the_metric():
     assert float(L.anyloss(p, y, where=jnp.zeros(6, bool))) == 0.0
 
 
+def test_label_embedding_ranking_loss_closed_form():
+    # No implementation exists: hand-derived. F = x W phi^T = (1, 0.5, 0.8, -2) for x = e1, W = I.
+    x, w = jnp.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]), jnp.eye(2)
+    phi = jnp.array([[1.0, 0.0], [0.5, 0.0], [0.8, 0.0], [-2.0, 0.0]])
+    # y=0: violators 1 (0.5) and 2 (0.8): r = 2, L(2)/2 = 0.75 -> 0.75 * 1.3.
+    # y=1: violators 0 (1.5), 2 (1.3): 0.75 * 2.8.   y=3: violators 0 (4), 1 (3.5), 2 (3.8): (11/6)/3 * 11.3.
+    v = L.label_embedding_ranking_loss(x, w, phi, jnp.array([0, 1, 3]))
+    assert_close(v, jnp.array([0.75 * 1.3, 0.75 * 2.8, 11 / 18 * 11.3]), rtol=1e-6)
+    # margin 0.3: only class 2 violates for y = 0 (r = 1, L(1) = 1): 0.3 + 0.8 - 1 = 0.1.
+    assert_close(L.label_embedding_ranking_loss(x[:1], w, phi, jnp.array([0]), margin=0.3), jnp.array([0.1]), atol=1e-6)
+    # No violator: 0 loss, 0 gradient.
+    g = jax.grad(lambda x: jnp.sum(L.label_embedding_ranking_loss(x, w, phi, jnp.array([0]), margin=0.0)))(x[:1] * 5)
+    assert np.all(np.asarray(g) == 0)
+    # The gradient flows through the hinges only: d/dx = weight * sum_viol (phi_c - phi_y) for W = I.
+    g = jax.grad(lambda x: jnp.sum(L.label_embedding_ranking_loss(x, w, phi, jnp.array([0]))))(x[:1])
+    assert_close(g, 0.75 * ((phi[1] - phi[0]) + (phi[2] - phi[0]))[None], rtol=1e-6)
+
+
 def test_registry_names_and_aliases():
     ours = lossjax.available(family="classification") + lossjax.available(family="noisy_labels")
     for alias, name in (
@@ -369,6 +387,11 @@ def test_registry_names_and_aliases():
             r"`logits` and `perturbed_logits` must have the same shape",
         ),
         (lambda: L.focal_loss(Z, Y, where=jnp.ones(3, bool)), ValueError, r"focal_loss: `where` must be broadcastable"),
+        (
+            lambda: L.label_embedding_ranking_loss(Z, Z, Z, Y),
+            ValueError,
+            r"label_embedding_ranking_loss: need features",
+        ),
         (lambda: L.rankmixup_loss(Z, Y, Z[:, None], Z[:, None], form="x"), ValueError, r"`form` must be"),
         (lambda: L.rankmixup_loss(Z, Y, Z, Z), ValueError, r"rankmixup_loss: argument `mixed_logits` must have rank 3"),
         (lambda: L.rankmixup_loss(Z, Y, Z[:3, None], Z[:3, None]), ValueError, r"`mixed_logits` must have shape \["),
