@@ -144,12 +144,18 @@ def tolerances(dtype: Any, backend: str | None = None) -> dict[str, float]:
     return {"rtol": 2e-4, "atol": 2e-5}
 
 
+def _is_number_list(x) -> bool:
+    if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
+        return len(x) > 0 and all(_is_number_list(v) for v in x)
+    return isinstance(x, (int, float, np.number))
+
+
 def assert_close(actual: Any, expected: Any, *, dtype: Any = jnp.float32, err: str = "", **override) -> None:
     """``np.testing.assert_allclose`` over pytrees with :func:`tolerances`."""
     tol = {**tolerances(dtype), **override}
     la, lb = jax.tree.leaves(actual), jax.tree.leaves(expected)
-    if len(la) == 1 and isinstance(expected, (list, tuple)) and not hasattr(actual, "_fields"):
-        lb = [np.asarray(expected)]  # a plain list of numbers compared with one array
+    if len(la) == 1 and _is_number_list(expected):
+        lb = [np.asarray(expected)]  # a plain (nested) list of numbers compared with one array
     if len(la) != len(lb):
         raise AssertionError(f"{err}: pytrees differ ({len(la)} vs {len(lb)} leaves)")
     for a, b in zip(la, lb, strict=True):
