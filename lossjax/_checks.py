@@ -44,6 +44,7 @@ __all__ = [
     "prepare_where",
     "safe_log",
     "safe_norm",
+    "safe_power",
     "zero_masked",
 ]
 
@@ -410,6 +411,29 @@ def log1mexp(x: Array) -> Array:
     near = jnp.log(-jnp.expm1(jnp.where(small, x, jnp.asarray(-1.0, x.dtype))))
     far = jnp.log1p(-jnp.exp(jnp.where(small, jnp.asarray(-1.0, x.dtype), x)))
     return jnp.where(small, near, far)
+
+
+def safe_power(base: Array, exponent) -> Array:
+    """``base ** exponent`` for ``base >= 0`` with finite gradients everywhere.
+
+    Static integer exponents (``gamma = 2`` ...) are exact multiplications.
+    Otherwise ``exp(exponent * log(base))`` on the positive part, and exactly
+    ``0 ** exponent`` (0, or 1 for ``exponent = 0``) at ``base = 0``, where the
+    gradient is 0 instead of the infinite ``exponent * base ** (exponent - 1)``
+    of ``0 < exponent < 1`` (the focal-loss pitfall).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax._checks as C
+      >>> C.safe_power(jnp.array([0.0, 0.25, 1.0]), 0.5)
+      Array([0. , 0.5, 1. ], dtype=float32)
+    """
+    if isinstance(exponent, (int, float)) and not isinstance(exponent, bool) and float(exponent).is_integer():
+        return jnp.ones_like(base) if exponent == 0 else jax.lax.integer_pow(base, int(exponent))
+    e = jnp.asarray(exponent, base.dtype)
+    positive = base > 0
+    powered = jnp.exp(e * jnp.log(jnp.where(positive, base, jnp.ones((), base.dtype))))
+    at_zero = jnp.where(e == 0, jnp.ones((), base.dtype), jnp.zeros((), base.dtype))
+    return jnp.where(positive, powered, at_zero)
 
 
 # --------------------------------------------------------------------------

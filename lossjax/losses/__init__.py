@@ -4,16 +4,26 @@ Each family lives in a private module; this package re-exports their public
 names. ``lossjax.available()`` lists them with their registry names.
 """
 
-from lossjax.losses._classification import *  # noqa: F403
-from lossjax.losses._imbalance import *  # noqa: F403
-from lossjax.losses._noisy import *  # noqa: F403
-from lossjax.losses._metric import *  # noqa: F403
-from lossjax.losses._margins import *  # noqa: F403
-from lossjax.losses._language import *  # noqa: F403
-from lossjax.losses._large_vocab import *  # noqa: F403
-from lossjax.losses._selfsup import *  # noqa: F403
-from lossjax.losses._preference import *  # noqa: F403
-from lossjax.losses import _classification, _imbalance, _noisy, _metric, _margins, _language, _large_vocab, _preference, _selfsup
+from lossjax.losses._classification import *
+from lossjax.losses._imbalance import *
+from lossjax.losses._noisy import *
+from lossjax.losses._metric import *
+from lossjax.losses._margins import *
+from lossjax.losses._language import *
+from lossjax.losses._large_vocab import *
+from lossjax.losses._selfsup import *
+from lossjax.losses._preference import *
+from lossjax.losses import (
+    _classification,
+    _imbalance,
+    _noisy,
+    _metric,
+    _margins,
+    _language,
+    _large_vocab,
+    _preference,
+    _selfsup,
+)
 
 __all__ = sorted(
     set(_classification.__all__)

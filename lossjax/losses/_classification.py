@@ -321,19 +321,6 @@ def target_probs(
     return TargetProbs(log_p, p, one_minus_p, weights, mask, z, targets)
 
 
-def _power(base: Array, exponent) -> Array:
-    """``base ** exponent`` for ``base >= 0`` as ``exp(exponent * log(base))``.
-
-    Finite value and gradient at ``base = 0`` for any ``exponent >= 0``
-    (including ``0 < exponent < 1``, whose derivative ``exponent * base ** (exponent-1)``
-    is infinite there): the log is floored at the smallest normal number.
-    """
-    if isinstance(exponent, (int, float)) and not isinstance(exponent, bool) and float(exponent).is_integer():
-        # Static integer exponents (gamma = 2 ...): multiplications, exact, finite gradient at 0.
-        return jnp.ones_like(base) if exponent == 0 else jax.lax.integer_pow(base, int(exponent))
-    return jnp.exp(jnp.asarray(exponent, base.dtype) * C.safe_log(base))
-
-
 def _check_alpha(fn: str, alpha, dtype, num_classes: int | None = None):
     """``alpha``: None, a scalar in [0, 1] (binary) / >= 0, or per-class weights ``[C]``."""
     if alpha is None:
@@ -419,7 +406,7 @@ def focal_loss(
     logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
     a = _check_alpha(fn, alpha, C.compute_dtype(logits), logits.shape[-1])
     t = target_probs(fn, logits, labels, where=where, class_weights=a)
-    return t.expect(_power(t.one_minus_p, gamma) * -t.log_p)
+    return t.expect(C.safe_power(t.one_minus_p, gamma) * -t.log_p)
 
 
 def _sigmoid_sample() -> Sample:
@@ -497,7 +484,7 @@ def sigmoid_focal_loss(
     sp_neg, sp_pos = jax.nn.softplus(-z), jax.nn.softplus(z)  # -log sigmoid(z), -log sigmoid(-z)
     bce = y * sp_neg + (1 - y) * sp_pos
     one_minus_pt = y * jnp.exp(-sp_pos) + (1 - y) * jnp.exp(-sp_neg)
-    loss = _power(one_minus_pt, gamma) * bce
+    loss = C.safe_power(one_minus_pt, gamma) * bce
     if alpha is not None:
         a = jnp.asarray(alpha, dtype)
         loss = (a * y + (1 - a) * (1 - y)) * loss
@@ -606,7 +593,7 @@ def poly1_focal_loss(
     logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
     a = _check_alpha(fn, alpha, C.compute_dtype(logits), logits.shape[-1])
     t = target_probs(fn, logits, labels, where=where, class_weights=a)
-    w = _power(t.one_minus_p, gamma)
+    w = C.safe_power(t.one_minus_p, gamma)
     eps = jnp.asarray(epsilon, t.logits.dtype)
     return t.expect(w * (-t.log_p + eps * t.one_minus_p))
 
@@ -1564,7 +1551,7 @@ def ensloss(
     is_log = lam == 0
     lam_safe = jnp.where(is_log, jnp.ones((), dtype), lam)
     base = jnp.maximum(1 + lam_safe * eps, 0.0)
-    g = -jnp.where(is_log, jnp.exp(eps), _power(base, 1 / lam_safe))
+    g = -jnp.where(is_log, jnp.exp(eps), C.safe_power(base, 1 / lam_safe))
     # Draws 0..count-1 (the sliced batch's draws), sorted ascending; the rest last.
     big = jnp.asarray(jnp.finfo(dtype).max, dtype)
     g = jnp.sort(jnp.where(jnp.arange(n) < count, g, big))

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax.losses._classification import _power, smoothed_class_targets
+from lossjax.losses._classification import smoothed_class_targets
 from lossjax.registry import register
 from lossjax.testing import Sample
 
@@ -514,7 +514,7 @@ def vs_loss(
     counts = _per_class(fn, "class_counts", class_counts, logits.shape[-1], dtype)
     top = jnp.max(counts)
     ratio = counts / jnp.where(top > 0, top, jnp.ones((), dtype))
-    multiplier = jnp.where(counts > 0, _power(ratio, gamma), jnp.zeros((), dtype))
+    multiplier = jnp.where(counts > 0, C.safe_power(ratio, gamma), jnp.zeros((), dtype))
     offset = jnp.asarray(tau, dtype) * _log_priors(counts, epsilon)
     return _adjusted_cross_entropy(
         fn,
@@ -616,7 +616,7 @@ def asymmetric_loss(
     # 1 - pt with pt = p y + (1 - p_m)(1 - y), written without cancellation.
     base = y * jax.nn.sigmoid(-z) + (1 - y) * one_minus_pt_neg
     exponent = jnp.asarray(gamma_pos, dtype) * y + jnp.asarray(gamma_neg, dtype) * (1 - y)
-    weight = _power(base, exponent)
+    weight = C.safe_power(base, exponent)
     if stop_gradient_weight:
         weight = jax.lax.stop_gradient(weight)
     loss = weight * (-y * log_pos - (1 - y) * log_neg)
@@ -689,7 +689,7 @@ def asymmetric_single_label_loss(
     one_minus_p = -jnp.expm1(log_p)
     base = t * one_minus_p + (1 - t) * p
     exponent = jnp.asarray(gamma_pos, dtype) * t + jnp.asarray(gamma_neg, dtype) * (1 - t)
-    weight = _power(base, exponent)
+    weight = C.safe_power(base, exponent)
     loss = -jnp.sum(q * weight * log_p, axis=-1)
     return C.zero_masked(loss, mask)
 

@@ -16,7 +16,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax.losses._classification import _power
 from lossjax.registry import register
 from lossjax.testing import Sample
 
@@ -89,7 +88,7 @@ def _mae(log_p: Array, q: Array) -> Array:
 
 
 def _nfl(log_p: Array, q: Array, gamma) -> Array:
-    focal = -_power(-jnp.expm1(log_p), gamma) * log_p  # -(1-p_k)^gamma log p_k
+    focal = -C.safe_power(-jnp.expm1(log_p), gamma) * log_p  # -(1-p_k)^gamma log p_k
     return jnp.sum(q * focal, axis=-1) / jnp.sum(focal, axis=-1)
 
 

@@ -1,8 +1,8 @@
 """Every lossjax gradient transformation and its State, at ``lossjax.transforms.NAME``."""
 
-from lossjax.transforms._sam import *  # noqa: F403
-from lossjax.transforms._multitask import *  # noqa: F403
-from lossjax.transforms._weighting import *  # noqa: F403
+from lossjax.transforms._sam import *
+from lossjax.transforms._multitask import *
+from lossjax.transforms._weighting import *
 from lossjax.transforms import _multitask, _sam, _weighting
 
 __all__ = sorted(set(_sam.__all__) | set(_multitask.__all__) | set(_weighting.__all__))

@@ -19,6 +19,7 @@
 # Runs unchanged on CPU, GPU and TPU; `LOSSJAX_SMALL=1` makes it tiny.
 
 # %%
+import itertools
 import os
 
 import jax
@@ -44,7 +45,7 @@ print("backend:", jax.default_backend(), "| small:", SMALL)
 # %%
 def init_mlp(key, dims):
     params = []
-    for k, (a, b) in zip(jax.random.split(key, len(dims) - 1), zip(dims[:-1], dims[1:])):
+    for k, (a, b) in zip(jax.random.split(key, len(dims) - 1), itertools.pairwise(dims)):
         params.append({"w": jax.random.normal(k, (a, b)) * jnp.sqrt(1.0 / a), "b": jnp.zeros((b,))})
     return params
 

@@ -83,6 +83,7 @@ batches = rng.integers(0, n_train, size=(STEPS, BATCH))
 # %% [markdown]
 # ## Training
 
+
 # %%
 def run(method):
     params = dict(params0)
