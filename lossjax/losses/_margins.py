@@ -199,7 +199,7 @@ def _check_scale(fn: str, scale) -> None:
 @register(
     "normalized_softmax_loss",
     aliases=("normface_loss", "normface", "cosine_softmax_loss"),
-    family="face-recognition margins",
+    family="margins",
     kind="per_example",
     formula="-log softmax(s * cos(x, w_j))_y",
     paper="NormFace: L2 Hypersphere Embedding for Face Verification (2017, arXiv:1704.06369)",
@@ -251,7 +251,7 @@ def normalized_softmax_loss(
 @register(
     "cosface_loss",
     aliases=("am_softmax", "large_margin_cosine_loss", "lmcl"),
-    family="face-recognition margins",
+    family="margins",
     kind="per_example",
     formula="-log softmax(s * (cos(theta_j) - m [j = y]))_y",
     paper="CosFace: Large Margin Cosine Loss for Deep Face Recognition (2018, arXiv:1801.09414)",
@@ -307,7 +307,7 @@ def cosface_loss(
 @register(
     "arcface_loss",
     aliases=("additive_angular_margin_loss", "arcface"),
-    family="face-recognition margins",
+    family="margins",
     kind="per_example",
     formula="-log softmax(s * [cos(theta_y + m) if theta_y <= pi - m else cos(theta_y) - m sin m ; cos(theta_j)])_y",
     paper=_FACE_PAPER,
@@ -374,7 +374,7 @@ def arcface_loss(
 @register(
     "sphereface_loss",
     aliases=("a_softmax", "angular_softmax_loss"),
-    family="face-recognition margins",
+    family="margins",
     kind="per_example",
     formula="-log softmax(s ||x|| [(-1)^k cos(m theta_y) - 2k ; cos(theta_j)])_y, k = floor(m theta_y / pi)",
     paper="SphereFace: Deep Hypersphere Embedding for Face Recognition (2017, arXiv:1704.08063)",
@@ -438,7 +438,7 @@ def sphereface_loss(
 @register(
     "additive_margin_softmax",
     aliases=("combined_margin_softmax", "combined_margin_loss"),
-    family="face-recognition margins",
+    family="margins",
     kind="per_example",
     formula="-log softmax(s * [cos(m1 theta_y + m2) - m3 ; cos(theta_j)])_y",
     paper=_FACE_PAPER + " (the combined margin, Sec. 2.3)",
@@ -540,7 +540,7 @@ def _partial_fc_sample() -> Sample:
 @register(
     "partial_fc_sampled_softmax",
     aliases=("partial_fc", "partial_fc_loss"),
-    family="face-recognition margins",
+    family="margins",
     kind="per_example",
     formula="combined margin softmax over the batch's positive classes + random negatives, ceil(r C) classes in all",
     paper="Partial FC: Training 10 Million Identities on a Single Machine (2020, arXiv:2010.05222)",
@@ -666,7 +666,7 @@ def _adaface_sample() -> Sample:
 @register(
     "adaface_loss",
     aliases=("adaface",),
-    family="face-recognition margins",
+    family="margins",
     kind="per_example",
     formula="-log softmax(s [cos(clip(theta_y - m z, eps, pi - eps)) - (m + m z) ; cos(theta_j)])_y, "
     "z = clip(h (||x|| - mu) / (sigma + eps), -1, 1)",
@@ -818,7 +818,7 @@ def sphereface2_initial_bias(
 @register(
     "sphereface2_loss",
     aliases=("sphereface2",),
-    family="face-recognition margins",
+    family="margins",
     kind="per_example",
     formula="(lw / r) sum_j w_j BCE(r (g(cos theta_j) - m (2[j=y]-1)) + b, [j=y]), g(c) = 2((c+1)/2)^t - 1, "
     "w = lambda [j=y] + (1 - lambda) [j!=y]",
@@ -951,7 +951,7 @@ def sphereface2_loss(
 @register(
     "proxy_nca_loss",
     aliases=("proxy_nca",),
-    family="metric-learning/contrastive",
+    family="metric",
     kind="per_example",
     formula="-log softmax(-scale * ||x/|x| - p_j/|p_j| ||^2)_y",
     paper="No Fuss Distance Metric Learning using Proxies (2017, arXiv:1703.07464)",
@@ -1016,7 +1016,7 @@ def _soft_triple_sample() -> Sample:
 @register(
     "soft_triple_loss",
     aliases=("softtriple_loss", "softtriple"),
-    family="metric-learning/contrastive",
+    family="metric",
     kind="per_example",
     formula="-log softmax(la * (S_j - delta [j = y]))_y, S_j = sum_k softmax_k(cos_jk / gamma) cos_jk",
     paper="SoftTriple Loss: Deep Metric Learning Without Triplet Sampling (2019, arXiv:1909.05235)",
@@ -1092,7 +1092,7 @@ def _soft_triple_reg_sample() -> Sample:
 @register(
     "soft_triple_regularizer",
     aliases=("soft_triple_center_regularizer",),
-    family="metric-learning/contrastive",
+    family="metric",
     kind="function",
     formula="tau * sum_c sum_{k<k'} sqrt(2 + 1e-5 - 2 <w_ck, w_ck'>) / (C K (K - 1))",
     paper="SoftTriple Loss: Deep Metric Learning Without Triplet Sampling (2019, arXiv:1909.05235)",
@@ -1158,7 +1158,7 @@ def _proxy_anchor_sample() -> Sample:
 @register(
     "proxy_anchor_loss",
     aliases=("proxy_anchor",),
-    family="metric-learning/contrastive",
+    family="metric",
     kind="batch",
     formula="1/|P+| sum_{p in P+} log(1 + sum_{x in X_p+} e^{-a(s(x,p) - m)}) + "
     "1/|P| sum_p log(1 + sum_{x in X_p-} e^{a(s(x,p) + m)})",
@@ -1259,7 +1259,7 @@ def _prototypical_sample() -> Sample:
 @register(
     "prototypical_loss",
     aliases=("prototypical_networks_loss", "protonet_loss"),
-    family="metric-learning/contrastive",
+    family="metric",
     kind="batch",
     formula="mean_q -log softmax_k(-||f(q) - c_k||^2)_{y_q}, c_k = mean of class k's support",
     paper="Prototypical Networks for Few-shot Learning (2017, arXiv:1703.05175)",
@@ -1339,7 +1339,7 @@ def _angular_proto_sample() -> Sample:
 @register(
     "angular_prototypical_loss",
     aliases=("angleproto_loss", "angular_prototypical"),
-    family="metric-learning/contrastive",
+    family="metric",
     kind="batch",
     formula="mean_i -log softmax_j(w cos(x_{i,0}, mean_{m>=1} x_{j,m}) + b)_i",
     paper="In defence of metric learning for speaker recognition (2020, arXiv:2003.11982)",
@@ -1445,7 +1445,7 @@ def _pair_sample() -> Sample:
 @register(
     "orthogonal_projection_loss",
     aliases=("opl",),
-    family="metric-learning/contrastive",
+    family="metric",
     kind="batch",
     formula="(1 - mean_{i!=j, y_i=y_j} <f_i, f_j>) + gamma mean_{y_i!=y_j} <f_i, f_j>  (|.| with absolute=True)",
     paper="Orthogonal Projection Loss (2021, arXiv:2103.14021)",
@@ -1511,7 +1511,7 @@ def orthogonal_projection_loss(
 @register(
     "threshold_consistent_margin_loss",
     aliases=("tcm_loss",),
-    family="metric-learning/contrastive",
+    family="metric",
     kind="batch",
     formula="l+ mean_{s_ap <= m+}(m+ - s_ap) + l- mean_{s_an >= m-}(s_an - m-)",
     paper="Threshold-Consistent Margin Loss for Open-World Deep Metric Learning (2023, arXiv:2307.04047)",

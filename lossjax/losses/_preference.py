@@ -56,7 +56,7 @@ __all__ = [
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
-_FAMILY = "preference-optimization"
+_FAMILY = "preference"
 _RUNTIME = ("chosen_mask", "rejected_mask", "return_rewards")
 
 
