@@ -481,9 +481,15 @@ def sigmoid_focal_loss(
     if alpha is not None:
         C.check_in_range(fn, "alpha", alpha, 0.0, 1.0)
     z, y, mask, dtype = _sigmoid_terms(fn, logits, labels, where)
-    sp_neg, sp_pos = jax.nn.softplus(-z), jax.nn.softplus(z)  # -log sigmoid(z), -log sigmoid(-z)
+    # One exp, one log1p and one reciprocal per element (memory-bound: keep it one fusible expression).
+    e = jnp.exp(-jnp.abs(z))
+    log1p_e = jnp.log1p(e)
+    sp_neg = jnp.maximum(-z, 0) + log1p_e  # -log sigmoid(z), exact for any z
+    sp_pos = jnp.maximum(z, 0) + log1p_e  # -log sigmoid(-z)
+    inv = 1 / (1 + e)
+    sig_pos, sig_neg = jnp.where(z >= 0, inv, e * inv), jnp.where(z >= 0, e * inv, inv)  # sigmoid(+-z)
     bce = y * sp_neg + (1 - y) * sp_pos
-    one_minus_pt = y * jnp.exp(-sp_pos) + (1 - y) * jnp.exp(-sp_neg)
+    one_minus_pt = y * sig_neg + (1 - y) * sig_pos
     loss = C.safe_power(one_minus_pt, gamma) * bce
     if alpha is not None:
         a = jnp.asarray(alpha, dtype)
