@@ -145,6 +145,13 @@ def _combine(grads: Any, w: Array) -> Any:
     return jax.tree.map(one, grads)
 
 
+def _check_num_losses(fn: str, grads: Any, m: int) -> None:
+    """Raises unless ``grads`` carries exactly the ``m`` losses the transform was built for."""
+    got = _num_losses(fn, grads)
+    if got != m:
+        raise ValueError(f"{fn}: built for num_losses={m}, got gradients of {got} losses.")
+
+
 def _pmean(tree: Any, axis_name: str | None) -> Any:
     return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
 
@@ -503,9 +510,7 @@ def m_config(
 
     def update(updates, state, params=None, *, selected=None, **extra):
         del params, extra
-        got = _num_losses(fn, updates)
-        if got != m:
-            raise ValueError(f"{fn}: built for num_losses={m}, got gradients of {got} losses.")
+        _check_num_losses(fn, updates, m)
         updates = _pmean(updates, axis_name)
         sel = jnp.ones((m,), bool) if selected is None else C.check_array(fn, "selected", selected, shape=(m,))
         sel = sel.astype(bool)

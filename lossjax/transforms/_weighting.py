@@ -26,7 +26,7 @@ from optax.experimental import aggregating
 from lossjax import _checks as C
 from lossjax.registry import register
 from lossjax.testing import Sample, TransformSample
-from lossjax.transforms._multitask import _combine, _num_losses, _pmean, gram_matrix
+from lossjax.transforms._multitask import _check_num_losses, _combine, _num_losses, _pmean, gram_matrix
 
 __all__ = [
     "DWAState",
@@ -50,6 +50,12 @@ def _check_m(fn: str, num_losses) -> int:
     if not isinstance(num_losses, (int, np.integer)) or isinstance(num_losses, bool) or num_losses < 1:
         raise ValueError(f"{fn}: `num_losses` must be a positive int, got {num_losses!r}.")
     return int(num_losses)
+
+
+def _losses_and_grads(fn: str, updates, losses, m: int, axis_name):
+    """Checks the m per-loss gradients and losses; both averaged across devices (data parallel)."""
+    _check_num_losses(fn, updates, m)
+    return _pmean(_losses_arg(fn, losses, m), axis_name), _pmean(updates, axis_name)
 
 
 def _losses_arg(fn: str, losses, m: int) -> Array:
@@ -229,11 +235,7 @@ def uncertainty_weighting(
 
     def update(updates, state, params=None, *, losses=None, **extra):
         del params, extra
-        got = _num_losses(fn, updates)
-        if got != m:
-            raise ValueError(f"{fn}: built for num_losses={m}, got gradients of {got} losses.")
-        L = _pmean(_losses_arg(fn, losses, m), axis_name)
-        updates = _pmean(updates, axis_name)
+        L, updates = _losses_and_grads(fn, updates, losses, m, axis_name)
         s = state.log_vars
         c = _scale_array(flags, m, s.dtype)
         w = c * jnp.exp(-s)
@@ -315,11 +317,7 @@ def dwa(num_losses: int, temperature: float = 2.0, axis_name: str | None = None)
 
     def update(updates, state, params=None, *, losses=None, **extra):
         del params, extra
-        got = _num_losses(fn, updates)
-        if got != m:
-            raise ValueError(f"{fn}: built for num_losses={m}, got gradients of {got} losses.")
-        L = _pmean(_losses_arg(fn, losses, m), axis_name)
-        updates = _pmean(updates, axis_name)
+        L, updates = _losses_and_grads(fn, updates, losses, m, axis_name)
         w = jnp.where(state.count >= 2, dwa_weights(state.prev, state.prev2, temperature), jnp.ones((m,), jnp.float32))
         new = DWAState(L.astype(jnp.float32), state.prev, jnp.minimum(state.count + 1, 2))
         return _combine(updates, w), new
@@ -477,11 +475,8 @@ def gradnorm(
 
     def update(updates, state, params=None, *, losses=None, **extra):
         del params, extra
-        got = _num_losses(fn, updates)
-        if got != m:
-            raise ValueError(f"{fn}: built for num_losses={m}, got gradients of {got} losses.")
-        L = _pmean(_losses_arg(fn, losses, m), axis_name).astype(jnp.float32)
-        updates = _pmean(updates, axis_name)
+        L, updates = _losses_and_grads(fn, updates, losses, m, axis_name)
+        L = L.astype(jnp.float32)
         first = state.count == 0
         L0 = jnp.where(first, L, state.initial_losses)
         safe_L0 = jnp.where(L0 != 0, L0, 1.0)
@@ -570,11 +565,8 @@ def famo(
 
     def update(updates, state, params=None, *, losses=None, **extra):
         del params, extra
-        got = _num_losses(fn, updates)
-        if got != m:
-            raise ValueError(f"{fn}: built for num_losses={m}, got gradients of {got} losses.")
-        L = _pmean(_losses_arg(fn, losses, m), axis_name).astype(jnp.float32)
-        updates = _pmean(updates, axis_name)
+        L, updates = _losses_and_grads(fn, updates, losses, m, axis_name)
+        L = L.astype(jnp.float32)
         lo = jnp.asarray(lmin, jnp.float32)
 
         def log_d(x):
