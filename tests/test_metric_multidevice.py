@@ -25,7 +25,6 @@ NDEV = 8
 N, D = 24, 5  # 3 rows per device
 AXIS = "batch"
 
-pytestmark = pytest.mark.skipif(jax.device_count() < NDEV, reason="needs 8 (simulated) devices: see conftest.py")
 
 # Labels spread so that positives and negatives cross device boundaries; class 5 is a singleton.
 LABELS = np.array([0, 1, 2, 3, 0, 1, 2, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 0, 1, 3, 4, 2], np.int32)

@@ -15,8 +15,6 @@ N, D, V = 48, 8, 320  # 320 = 8 shards x 40 local rows; blocks of 16 leave a rem
 OPTS = {"label_smoothing": 0.1, "z_loss": 1e-2, "logit_softcap": 6.0}
 MODES = ("in_forward", "recompute")
 
-pytestmark = pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (simulated) devices; conftest.py sets them")
-
 
 def _mesh(shape=(8,), names=("x",)):
     return jax.make_mesh(shape, names, axis_types=(jax.sharding.AxisType.Auto,) * len(shape))

@@ -485,7 +485,7 @@ def _labelled_batch(seed=0, n=16, d=4, c=3):
 )
 def test_batch_losses_across_devices_equal_single_device(name, masked):
     if jax.device_count() < 8:
-        pytest.skip("needs 8 (simulated) devices: XLA_FLAGS=--xla_force_host_platform_device_count=8")
+        pytest.fail("needs 8 (simulated) devices: XLA_FLAGS=--xla_force_host_platform_device_count=8")
     emb, labels, proxies = _labelled_batch()
     where = np.arange(16) % 5 != 2 if masked else np.ones(16, bool)
     fn = getattr(lossjax.losses, name)
@@ -512,7 +512,7 @@ def test_batch_losses_across_devices_equal_single_device(name, masked):
 
 def test_adaface_across_devices_equal_single_device():
     if jax.device_count() < 8:
-        pytest.skip("needs 8 (simulated) devices")
+        pytest.fail("needs 8 (simulated) devices")
     emb, labels, proxies = _labelled_batch(1)
     emb = emb * np.random.default_rng(2).uniform(0.5, 3.0, size=(16, 1)).astype(np.float32)
     state = M.AdaFaceState(jnp.float32(2.0), jnp.float32(0.7))

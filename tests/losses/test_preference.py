@@ -303,7 +303,7 @@ def test_kto_reference_kl_across_devices():
     p = np.asarray(k["kl_policy"], np.float32)
     r = np.asarray(k["kl_ref"], np.float32)
     if jax.device_count() < 2:
-        pytest.skip("needs two devices (conftest simulates 8 CPU devices)")
+        pytest.fail("needs two devices (conftest simulates 8 CPU devices)")
     n = 2
     mesh = Mesh(np.array(jax.devices()[:2]), ("d",))
     f = jax.jit(
@@ -416,7 +416,7 @@ def test_checkpoint_and_batch_sharded_inputs():
     got_v, got_g = _value_and_grad(jax.checkpoint(total), argnums=(0, 1))(pc, pr)
     assert_close((got_v, got_g), (want_v, want_g))
     if jax.device_count() < 2:
-        pytest.skip("needs two devices (conftest simulates 8 CPU devices)")
+        pytest.fail("needs two devices (conftest simulates 8 CPU devices)")
     mesh = Mesh(np.array(jax.devices()[:2]), ("d",))
     batch = jax.sharding.NamedSharding(mesh, PartitionSpec("d"))
     spc, spr = jax.device_put(pc, batch), jax.device_put(pr, batch)

@@ -199,7 +199,7 @@ def _views(n=16, d=3, seed=0):
 @pytest.mark.parametrize("name", ["vicreg_loss", "barlow_twins_loss", "whitening_mse_loss", "dispersive_loss"])
 def test_across_devices_equal_single_device(name, masked):
     if jax.device_count() < 8:
-        pytest.skip("needs 8 (simulated) devices: XLA_FLAGS=--xla_force_host_platform_device_count=8")
+        pytest.fail("needs 8 (simulated) devices: XLA_FLAGS=--xla_force_host_platform_device_count=8")
     fn = getattr(lossjax.losses, name)
     a, b = _views()
     where = np.arange(16) % 5 != 2 if masked else np.ones(16, bool)

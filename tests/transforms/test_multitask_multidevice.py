@@ -21,8 +21,6 @@ from lossjax.testing import assert_close
 N_DEV = 8
 PER_DEV = 3
 
-pytestmark = pytest.mark.skipif(jax.device_count() < N_DEV, reason="needs 8 (simulated) devices")
-
 
 def _losses(p, x, y):
     z = jnp.tanh(x @ p["w"] + p["b"][None, :])

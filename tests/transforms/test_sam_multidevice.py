@@ -22,8 +22,6 @@ T = lossjax.transforms
 N_DEV = 8
 PER_DEV = 3
 
-pytestmark = pytest.mark.skipif(jax.device_count() < N_DEV, reason="needs 8 (simulated) devices")
-
 
 def _loss(p, x, y):
     z = jnp.tanh(x @ p["w"] + p["b"][None, :])
