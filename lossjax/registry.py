@@ -38,6 +38,8 @@ __all__ = [
     "ComposedLoss",
     "ConfiguredLoss",
     "Entry",
+    "Sample",
+    "TransformSample",
     "available",
     "describe",
     "from_config",
@@ -56,6 +58,70 @@ __all__ = [
 KINDS = ("per_example", "batch", "function", "transform")
 
 _RUNTIME_DEFAULT = ("where",)
+
+
+# ----------------- samples: the inputs the conformance suite uses -----------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """Inputs the conformance suite calls a loss with.
+
+    Attributes:
+      args: positional arrays (numpy, float32 for floats). Batched arguments
+        carry the batch on their leading axis.
+      kwargs: keyword arguments passed on every call (extra arrays such as
+        class counts, a PRNG ``key``, a ``state``), never batched.
+      diff_argnums: positional arguments the gradient checks differentiate
+        (floating point). Empty for losses with no differentiable input.
+      batched_argnums: positional arguments that carry the batch axis
+        (default: all of them). ``where`` masks their leading axis.
+      extremes: tuples of positional args with extreme values; ``None`` means
+        automatic: every differentiated argument scaled to magnitude 1e4, and
+        set to zeros.
+      where: whether the loss takes ``where`` (False for kind ``function``).
+      grad_eps: finite-difference step for ``check_grads`` (float64).
+      grad_tol: tolerance for ``check_grads``.
+      surrogate_grad: the gradient is a surrogate by design (``stop_gradient``
+        weights, EnsLoss-style derivatives), so finite differences of the value
+        cannot match it; ``grad`` then checks that the float64 gradient is
+        finite, nonzero and equal to the float32 one (the family tests check
+        its value against the reference).
+      bf16_tol: relative/absolute tolerance of the bf16 check.
+    """
+
+    args: tuple
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    diff_argnums: tuple[int, ...] = (0,)
+    batched_argnums: tuple[int, ...] | None = None
+    extremes: tuple[tuple, ...] | None = None
+    where: bool = True
+    grad_eps: float = 1e-4
+    grad_tol: float = 1e-4
+    bf16_tol: float = 3e-2
+    surrogate_grad: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformSample:
+    """Inputs the conformance suite runs a transform with.
+
+    Attributes:
+      params: a parameter pytree.
+      updates: what ``update`` takes: a gradient pytree like ``params``, or
+        per-loss gradients stacked on a leading axis for aggregators.
+      hyperparams: factory arguments for ``lossjax.get(name, **hyperparams)``.
+      extra_args: keyword arguments for ``update`` (e.g. ``grad_fn`` or loss
+        values); callables are closed over, arrays traced.
+    """
+
+    params: Any
+    updates: Any
+    hyperparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    extra_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# ------------------------------- the registry -------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,8 +178,8 @@ def register(
       reference: the trusted implementation its values are tested against.
       formula: the formula in one line (plain text or LaTeX).
       sample: zero-argument callable returning the
-        :class:`lossjax.testing.Sample` (losses) or
-        :class:`lossjax.testing.TransformSample` (transforms) the conformance
+        :class:`Sample` (losses) or
+        :class:`TransformSample` (transforms) the conformance
         suite runs on.
       runtime: keyword-only arguments given per call rather than configured
         (``where`` always is; e.g. ``key`` for a PRNG key, ``state``).

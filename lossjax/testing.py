@@ -43,13 +43,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import registry
+from lossjax.registry import Sample, TransformSample
 
 __all__ = [
     "LOSS_PROPERTIES",
     "TRANSFORM_PROPERTIES",
     "CheckResult",
-    "Sample",
-    "TransformSample",
     "assert_close",
     "check",
     "print_table",
@@ -61,64 +60,6 @@ __all__ = [
 PLATFORMS = ("cpu", "cuda", "tpu")
 LOSS_PROPERTIES = ("jit", "vmap", "where", "all_masked", "extremes", "bf16", "x64", "grad", "export", "registry")
 TRANSFORM_PROPERTIES = ("jit", "finite", "state", "export", "registry")
-
-
-@dataclasses.dataclass(frozen=True)
-class Sample:
-    """Inputs the conformance suite calls a loss with.
-
-    Attributes:
-      args: positional arrays (numpy, float32 for floats). Batched arguments
-        carry the batch on their leading axis.
-      kwargs: keyword arguments passed on every call (extra arrays such as
-        class counts, a PRNG ``key``, a ``state``), never batched.
-      diff_argnums: positional arguments the gradient checks differentiate
-        (floating point). Empty for losses with no differentiable input.
-      batched_argnums: positional arguments that carry the batch axis
-        (default: all of them). ``where`` masks their leading axis.
-      extremes: tuples of positional args with extreme values; ``None`` means
-        automatic: every differentiated argument scaled to magnitude 1e4, and
-        set to zeros.
-      where: whether the loss takes ``where`` (False for kind ``function``).
-      grad_eps: finite-difference step for ``check_grads`` (float64).
-      grad_tol: tolerance for ``check_grads``.
-      surrogate_grad: the gradient is a surrogate by design (``stop_gradient``
-        weights, EnsLoss-style derivatives), so finite differences of the value
-        cannot match it; ``grad`` then checks that the float64 gradient is
-        finite, nonzero and equal to the float32 one (the family tests check
-        its value against the reference).
-      bf16_tol: relative/absolute tolerance of the bf16 check.
-    """
-
-    args: tuple
-    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    diff_argnums: tuple[int, ...] = (0,)
-    batched_argnums: tuple[int, ...] | None = None
-    extremes: tuple[tuple, ...] | None = None
-    where: bool = True
-    grad_eps: float = 1e-4
-    grad_tol: float = 1e-4
-    bf16_tol: float = 3e-2
-    surrogate_grad: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class TransformSample:
-    """Inputs the conformance suite runs a transform with.
-
-    Attributes:
-      params: a parameter pytree.
-      updates: what ``update`` takes: a gradient pytree like ``params``, or
-        per-loss gradients stacked on a leading axis for aggregators.
-      hyperparams: factory arguments for ``lossjax.get(name, **hyperparams)``.
-      extra_args: keyword arguments for ``update`` (e.g. ``grad_fn`` or loss
-        values); callables are closed over, arrays traced.
-    """
-
-    params: Any
-    updates: Any
-    hyperparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    extra_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

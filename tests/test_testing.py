@@ -15,7 +15,7 @@ from lossjax.losses import softmax_cross_entropy
 
 def _sample():
     rng = np.random.default_rng(0)
-    return testing.Sample(
+    return registry.Sample(
         args=(rng.normal(size=(6, 4)).astype(np.float32), rng.integers(0, 4, size=6).astype(np.int32))
     )
 

@@ -23,8 +23,7 @@ import numpy as np
 
 from lossjax import _checks as C
 from lossjax.losses._classification import smoothed_class_targets
-from lossjax.registry import register
-from lossjax.testing import Sample
+from lossjax.registry import Sample, register
 
 __all__ = [
     "asymmetric_loss",

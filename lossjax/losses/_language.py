@@ -20,8 +20,7 @@ import numpy as np
 
 from lossjax import _checks as C
 from lossjax.losses._sequence import check_logps, reduce_sequence, token_mask_of
-from lossjax.registry import register
-from lossjax.testing import Sample
+from lossjax.registry import Sample, register
 
 __all__ = [
     "contrast_consistent_search_loss",

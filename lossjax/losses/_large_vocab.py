@@ -68,8 +68,7 @@ import numpy as np
 from jax import lax
 
 from lossjax import _checks as C
-from lossjax.registry import register
-from lossjax.testing import Sample
+from lossjax.registry import Sample, register
 
 __all__ = ["linear_cross_entropy"]
 

@@ -34,8 +34,7 @@ import numpy as np
 from lossjax import _checks as C
 from lossjax import _pairwise as P
 from lossjax import miners as M
-from lossjax.registry import register
-from lossjax.testing import Sample
+from lossjax.registry import Sample, register
 
 __all__ = [
     "batch_triplet_loss",

@@ -20,8 +20,7 @@ import numpy as np
 
 from lossjax import _checks as C
 from lossjax._pairwise import gather_batch, l2_normalize, pairwise_similarity, psum
-from lossjax.registry import register
-from lossjax.testing import Sample
+from lossjax.registry import Sample, register
 
 __all__ = [
     "barlow_twins_loss",

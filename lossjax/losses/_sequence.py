@@ -16,8 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax.registry import register
-from lossjax.testing import Sample
+from lossjax.registry import Sample, register
 
 __all__ = ["sequence_log_probs", "token_log_probs"]
 

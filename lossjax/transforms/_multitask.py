@@ -35,8 +35,7 @@ import optax
 from optax.experimental import aggregating
 
 from lossjax import _checks as C
-from lossjax.registry import register
-from lossjax.testing import TransformSample
+from lossjax.registry import TransformSample, register
 
 __all__ = [
     "GradVacState",

@@ -67,8 +67,7 @@ import optax
 from jax import lax
 
 from lossjax import _checks as C
-from lossjax.registry import register
-from lossjax.testing import Sample, TransformSample
+from lossjax.registry import Sample, TransformSample, register
 
 __all__ = [
     "ASAMState",

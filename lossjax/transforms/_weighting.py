@@ -24,8 +24,7 @@ import optax
 from optax.experimental import aggregating
 
 from lossjax import _checks as C
-from lossjax.registry import register
-from lossjax.testing import Sample, TransformSample
+from lossjax.registry import Sample, TransformSample, register
 from lossjax.transforms._multitask import _check_num_losses, _combine, _num_losses, _pmean, gram_matrix
 
 __all__ = [
