@@ -105,7 +105,7 @@ def _saf_step(tx, batch):
 
             def loss(p):
                 logits = _forward(p, x)
-                kl = T.trajectory_loss(logits, targets, where=valid)
+                kl = lossjax.losses.trajectory_loss(logits, targets, where=valid)
                 return _ce(logits, y) + 0.3 * jnp.mean(kl), logits
 
             (_, logits), g = jax.value_and_grad(loss, has_aux=True)(params)
@@ -124,7 +124,7 @@ def _mesa_step(tx):
 
         def loss(p):
             logits = _forward(p, x)
-            return _ce(logits, y) + 0.3 * jnp.mean(T.trajectory_loss(logits, teacher))
+            return _ce(logits, y) + 0.3 * jnp.mean(lossjax.losses.trajectory_loss(logits, teacher))
 
         g = jax.grad(loss)(params)
         updates, state = tx.update(g, state, params)

@@ -32,9 +32,6 @@ __all__ = [
     "encouraging_loss",
     "ensloss",
     "focal_loss",
-    "generalized_cross_entropy",
-    "harmonic_loss",
-    "label_embedding_ranking_loss",
     "label_smoothing_cross_entropy",
     "multiclass_hinge_loss",
     "multiclass_squared_hinge_loss",
@@ -54,6 +51,8 @@ __all__ = [
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
+
+FAMILY = "classification"
 
 
 def _multiclass_sample(n: int = 6, c: int = 4, seed: int = 0) -> Sample:
@@ -81,7 +80,7 @@ def smoothed_class_targets(fn: str, logits: Array, labels: ArrayLike, label_smoo
 @register(
     "softmax_cross_entropy",
     aliases=("cross_entropy", "ce", "weighted_cross_entropy"),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="-sum_c w_c q_c log softmax(z)_c,  q = (1 - a) onehot(y) + a / C",
     paper="Cross-Entropy Loss Functions: Theoretical Analysis and Applications (2023, arXiv:2304.07288)",
@@ -145,7 +144,7 @@ def softmax_cross_entropy(
 @register(
     "sigmoid_binary_cross_entropy",
     aliases=("binary_cross_entropy", "bce"),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="softplus(z) - y z = -y log sigmoid(z) - (1 - y) log(1 - sigmoid(z))",
     reference="optax.sigmoid_binary_cross_entropy; torch.nn.functional.binary_cross_entropy_with_logits",
@@ -355,7 +354,7 @@ def _focal_sample() -> Sample:
 @register(
     "focal_loss",
     aliases=("focal", "softmax_focal_loss"),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="sum_c q_c alpha_c (1 - p_c)^gamma (-log p_c),  p = softmax(z)",
     paper="Focal Loss for Dense Object Detection (2017, arXiv:1708.02002)",
@@ -432,7 +431,7 @@ def _sigmoid_terms(fn: str, logits: ArrayLike, labels: ArrayLike, where):
 @register(
     "sigmoid_focal_loss",
     aliases=("binary_focal_loss",),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="alpha_t (1 - p_t)^gamma BCE(z, y),  p_t = y sigmoid(z) + (1 - y)(1 - sigmoid(z))",
     paper="Focal Loss for Dense Object Detection (2017, arXiv:1708.02002)",
@@ -499,7 +498,7 @@ def sigmoid_focal_loss(
 @register(
     "poly1_cross_entropy",
     aliases=("poly1", "poly_loss_cross_entropy"),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="CE(z, q) + epsilon (1 - sum_c q_c p_c)",
     paper="PolyLoss: A Polynomial Expansion Perspective of Classification Loss Functions (2022, arXiv:2204.12511)",
@@ -549,7 +548,7 @@ def poly1_cross_entropy(
 @register(
     "poly1_focal_loss",
     aliases=("poly1_focal",),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="focal_gamma(z, y) + epsilon (1 - p_y)^(gamma + 1)",
     paper="PolyLoss: A Polynomial Expansion Perspective of Classification Loss Functions (2022, arXiv:2204.12511)",
@@ -606,7 +605,7 @@ def poly1_focal_loss(
 @register(
     "label_smoothing_cross_entropy",
     aliases=("label_smoothing_ce", "smoothed_cross_entropy"),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="-sum_c q_c log p_c,  q = (1 - a) onehot(y) + a / C",
     paper="Rethinking the Inception Architecture for Computer Vision (2015, arXiv:1512.00567)",
@@ -676,7 +675,7 @@ def _comp_sum_sample() -> Sample:
 @register(
     "comp_sum_loss",
     aliases=("comp_sum",),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="Phi^tau(sum_{y' != y} exp(z_y' - z_y)) = (1 - p_y^(tau-1)) / (tau - 1);  tau=1: -log p_y",
     paper="Cross-Entropy Loss Functions: Theoretical Analysis and Applications (2023, arXiv:2304.07288)",
@@ -729,57 +728,6 @@ def comp_sum_loss(
     return t.expect(_comp_sum_phi(t.log_p, tau))
 
 
-@register(
-    "generalized_cross_entropy",
-    aliases=("gce", "gce_loss"),
-    family="noisy_labels",
-    kind="per_example",
-    formula="(1 - p_y^q) / q  (= comp_sum_loss with tau = 1 + q)",
-    paper="Generalized Cross Entropy Loss for Training Deep Neural Networks with Noisy Labels (2018, arXiv:1805.07836)",
-    reference="HanxunH/Active-Passive-Losses loss.py::GeneralizedCrossEntropy(q=0.7)",
-    sample=_multiclass_sample,
-)
-def generalized_cross_entropy(
-    logits: ArrayLike,
-    labels: ArrayLike,
-    *,
-    q: float = 0.7,
-    where: ArrayLike | None = None,
-) -> Array:
-    r"""Generalized cross-entropy (the negative Box-Cox transform of ``p_y``), robust to label noise.
-
-    .. math::
-        \ell(z, y) = \frac{1 - p_y^{\,q}}{q}
-
-    ``q -> 0`` is cross-entropy, ``q = 1`` is ``1 - p_y`` (MAE up to a factor 2).
-    It is exactly :func:`comp_sum_loss` with ``tau = 1 + q``
-    (``(1 - p^{tau-1})/(tau-1)``) and shares its code. A target distribution takes
-    the expectation over ``q``-targets. The reference clamps ``p_y >= 1e-7``;
-    this one is exact (it differs only below that).
-
-    Args:
-      logits: unnormalized scores ``[..., C]``.
-      labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
-      q: the Box-Cox exponent in ``[0, 1]`` (0.7 in the paper's experiments).
-      where: optional boolean mask broadcastable to ``[...]``.
-
-    Returns:
-      Per-example loss ``[...]``.
-
-    Paper: Zhang, Sabuncu, "Generalized Cross Entropy Loss for Training Deep
-    Neural Networks with Noisy Labels", NeurIPS 2018, arXiv:1805.07836.
-
-    Example:
-      >>> import jax.numpy as jnp, lossjax
-      >>> lossjax.losses.generalized_cross_entropy(jnp.array([[0.0, 0.0]]), jnp.array([0])).round(4)
-      Array([0.5492], dtype=float32)
-    """
-    fn = "generalized_cross_entropy"
-    C.check_in_range(fn, "q", q, 0.0, 1.0)
-    t = target_probs(fn, logits, labels, where=where)
-    return t.expect(_comp_sum_phi(t.log_p, 1.0 + q))
-
-
 def _adv_sample() -> Sample:
     rng = np.random.default_rng(5)
     logits = rng.normal(size=(6, 4)).astype(np.float32) * 2
@@ -796,7 +744,7 @@ def _safe_sqrt(x: Array) -> Array:
 @register(
     "smooth_adversarial_comp_sum_loss",
     aliases=("adv_comp_sum", "adversarial_comp_sum_loss"),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="comp_sum_tau(z, y) + nu || (z' - z'_y) - (z - z_y) ||_2,  z' = logits at the caller's perturbed input",
     paper="Cross-Entropy Loss Functions: Theoretical Analysis and Applications (2023, arXiv:2304.07288)",
@@ -877,7 +825,7 @@ def smooth_adversarial_comp_sum_loss(
 @register(
     "encouraging_loss",
     aliases=("el",),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="-log p_y + log(1 - p_y); for p_y > log_end the bonus is its tangent line at log_end",
     paper="Well-classified Examples are Underestimated in Classification with Deep Neural Networks "
@@ -941,7 +889,7 @@ def encouraging_loss(
 @register(
     "squentropy",
     aliases=("squentropy_loss",),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="CE(z, y) + 1/(C-1) sum_{j != y} z_j^2",
     paper="Cut your Losses with Squentropy (2023, arXiv:2302.03952)",
@@ -1043,7 +991,7 @@ def _hinge_sample() -> Sample:
 @register(
     "multiclass_hinge_loss",
     aliases=("multiclass_hinge", "multiclass_svm_loss"),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="crammer_singer: max(0, max_{j!=y} m + z_j - z_y); weston_watkins: sum_{j!=y} max(0, m + z_j - z_y); "
     "one_vs_rest: sum_j max(0, m - y~_j z_j)",
@@ -1095,7 +1043,7 @@ def multiclass_hinge_loss(
 @register(
     "multiclass_squared_hinge_loss",
     aliases=("l2_svm_loss", "multiclass_squared_hinge"),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="weston_watkins: sum_{j!=y} max(0, m + z_j - z_y)^2 (also crammer_singer, one_vs_rest)",
     paper="Deep Learning using Linear Support Vector Machines (2013, arXiv:1306.0239)",
@@ -1149,7 +1097,7 @@ def _binary_pm_sample() -> Sample:
 @register(
     "squared_hinge_loss",
     aliases=("l2_hinge_loss",),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="max(0, 1 - y z)^2,  y in {-1, +1}",
     paper="Deep Learning using Linear Support Vector Machines (2013, arXiv:1306.0239)",
@@ -1213,7 +1161,7 @@ def _sparsemax_threshold(z: Array) -> Array:
 @register(
     "sparsemax_loss",
     aliases=("multiclass_sparsemax_loss",),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="-<q, z> + 1/2 sum_{j in S(z)} (z_j^2 - tau(z)^2) + 1/2 ||q||^2",
     paper="From Softmax to Sparsemax: A Sparse Model of Attention and Multi-Label Classification "
@@ -1271,7 +1219,7 @@ def _sparse_softmax_sample() -> Sample:
 @register(
     "sparse_softmax_cross_entropy",
     aliases=("sparse_softmax_ce",),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="log sum_{j in top_k(z) U {y}} exp(z_j) - z_y",
     paper="Sparse-softmax: A Simpler and Faster Alternative Softmax Transformation (2021, arXiv:2112.12433)",
@@ -1335,7 +1283,7 @@ def sparse_softmax_cross_entropy(
 @register(
     "one_vs_rest_loss",
     aliases=("ovr_loss", "one_vs_the_rest_loss"),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="-log sigmoid(z_y) - sum_{j != y} log sigmoid(-z_j) = sum_j BCE(z_j, onehot_j)",
     paper="One-vs-the-Rest Loss to Focus on Important Samples in Adversarial Training (2022, arXiv:2207.10283)",
@@ -1383,96 +1331,6 @@ def one_vs_rest_loss(
 
 
 # --------------------------------------------------------------------------
-# Harmonic loss (distance-based logits).
-# --------------------------------------------------------------------------
-
-
-def _harmonic_sample() -> Sample:
-    rng = np.random.default_rng(7)
-    features = rng.normal(size=(6, 3)).astype(np.float32)
-    prototypes = rng.normal(size=(4, 3)).astype(np.float32)
-    labels = rng.integers(0, 4, size=(6,)).astype(np.int32)
-    return Sample(args=(features, prototypes, labels), diff_argnums=(0, 1), batched_argnums=(0, 2))
-
-
-@register(
-    "harmonic_loss",
-    aliases=("harmonic",),
-    family="classification",
-    kind="per_example",
-    formula="-log softmax(-n log d)_y,  d_c = max(||x - w_c||, epsilon)  (p_c = d_c^-n / sum_j d_j^-n)",
-    paper="Harmonic Loss Trains Interpretable AI Models (2025, arXiv:2502.01628); "
-    "Rethinking the Harmonic Loss via Non-Euclidean Distance Layers (2025)",
-    reference="maxwellmg/rethinking-harmonic-loss llms/model/distance_layers.py::EuclideanDistLayer (pow_n = n_embd)",
-    sample=_harmonic_sample,
-)
-def harmonic_loss(
-    features: ArrayLike,
-    prototypes: ArrayLike,
-    labels: ArrayLike,
-    *,
-    exponent: float | None = None,
-    epsilon: float = 1e-6,
-    where: ArrayLike | None = None,
-) -> Array:
-    r"""Harmonic loss: cross-entropy of the harmonic max over Euclidean distances to class prototypes.
-
-    .. math::
-        p_c = \frac{d_c^{-n}}{\sum_j d_j^{-n}},\quad d_c = \max(\|x - w_c\|_2, \epsilon),\quad
-        \ell = -\log p_y
-
-    i.e. cross-entropy on the logits ``-n log d_c``, computed in log space as
-    ``-(n/2) log max(|x|^2 + |w|^2 - 2 x.w, epsilon^2)`` (no ``[..., C, D]``
-    difference tensor, no square root, finite gradients at ``x = w_c``).
-    The reference layer raises *squared* distances to ``-n``: that is
-    ``exponent = 2n`` here.
-
-    Args:
-      features: ``[..., D]`` inputs of the distance head.
-      prototypes: ``[C, D]`` class weight vectors.
-      labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
-      exponent: the harmonic exponent ``n > 0``; None means ``D`` (the reference's choice;
-        the papers also suggest 1 and ``sqrt(D)``).
-      epsilon: floor on the distance.
-      where: optional boolean mask broadcastable to ``[...]``.
-
-    Returns:
-      Per-example loss ``[...]``.
-
-    Paper: Baek et al., "Harmonic Loss Trains Interpretable AI Models", 2025,
-    arXiv:2502.01628; "Rethinking the Harmonic Loss via Non-Euclidean Distance Layers", 2025.
-
-    Example:
-      >>> import jax.numpy as jnp, lossjax
-      >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[2.0, 0.0], [-1.0, 0.0]])
-      >>> lossjax.losses.harmonic_loss(x, w, jnp.array([0]), exponent=1.0).round(4)
-      Array([0.4055], dtype=float32)
-    """
-    fn = "harmonic_loss"
-    x = C.check_array(fn, "features", features, min_ndim=1, dtype="float")
-    w = C.check_array(fn, "prototypes", prototypes, ndim=2, dtype="float")
-    if w.shape[-1] != x.shape[-1]:
-        raise ValueError(
-            f"{fn}: `features` [..., D] and `prototypes` [C, D] must share D, "
-            f"got features.shape={x.shape} and prototypes.shape={w.shape}."
-        )
-    n = x.shape[-1] if exponent is None else exponent
-    C.check_positive(fn, "exponent", n)
-    C.check_positive(fn, "epsilon", epsilon)
-    dtype = C.compute_dtype(x, w)
-    mask = C.prepare_where(fn, where, x.shape[:-1])
-    x = C.fill_masked(C.as_compute(x, dtype), mask)
-    w = C.as_compute(w, dtype)
-    cross = jnp.matmul(x, w.T, precision=jax.lax.Precision.HIGHEST)
-    w_sq = jnp.reshape(jnp.sum(jnp.square(w), axis=-1), (1,) * (x.ndim - 1) + (w.shape[0],))
-    sq = jnp.sum(jnp.square(x), axis=-1, keepdims=True) + w_sq - 2 * cross
-    sq = jnp.maximum(sq, jnp.asarray(epsilon * epsilon, dtype))
-    logits = -0.5 * jnp.asarray(n, dtype) * jnp.log(sq)
-    t = target_probs(fn, logits, labels, where=mask)
-    return t.expect(-t.log_p)
-
-
-# --------------------------------------------------------------------------
 # EnsLoss (random calibrated loss-derivatives) and AnyLoss (soft confusion matrix).
 # --------------------------------------------------------------------------
 
@@ -1493,7 +1351,7 @@ def _binary_batch_terms(fn: str, logits, labels, where):
 @register(
     "ensloss",
     aliases=("ens_loss",),
-    family="classification",
+    family=FAMILY,
     kind="batch",
     formula="mean_i sg(g_i) s_i,  s = (2y-1) z,  g = sorted(max(-BCinv(eps), -1)) by margin rank, g /= s where s > 1",
     paper="EnsLoss: Stochastic Calibrated Loss Ensembles for Preventing Overfitting in Classification "
@@ -1585,7 +1443,7 @@ def _anyloss_sample() -> Sample:
 @register(
     "anyloss",
     aliases=("any_loss",),
-    family="classification",
+    family=FAMILY,
     kind="batch",
     formula="1 - M(TP, FN, FP, TN),  A = sigmoid(L (p - 1/2)),  TP = sum y A, FN = sum y (1 - A), "
     "FP = sum (1 - y) A, TN = sum (1 - y)(1 - A)",
@@ -1691,7 +1549,7 @@ def _rankmixup_sample() -> Sample:
 @register(
     "rankmixup_loss",
     aliases=("rankmixup",),
-    family="classification",
+    family=FAMILY,
     kind="per_example",
     formula="CE(z, y) + alpha * mean_m [mask_m relu(max z~_m - max z + margin)]  (mrl);  "
     "CE(z, y) + alpha * (1 - NDCG(max p, max p~_m; relevance 1, lambda_m))  (mndcg)",
@@ -1784,97 +1642,3 @@ def rankmixup_loss(
         ndcg = jnp.where(idcg > dcg, dcg / idcg, idcg / dcg)
         rank = 1 - ndcg
     return ce + C.zero_masked(jnp.asarray(alpha, dtype) * rank, t.mask)
-
-
-# --------------------------------------------------------------------------
-# Label-embedding (ALE) ranking loss.
-# --------------------------------------------------------------------------
-
-
-def _ale_sample() -> Sample:
-    rng = np.random.default_rng(12)
-    features = rng.normal(size=(5, 3)).astype(np.float32)
-    projection = rng.normal(size=(3, 2)).astype(np.float32)
-    class_embeddings = rng.normal(size=(4, 2)).astype(np.float32)
-    labels = rng.integers(0, 4, size=(5,)).astype(np.int32)
-    return Sample(args=(features, projection, class_embeddings, labels), diff_argnums=(0, 1, 2), batched_argnums=(0, 3))
-
-
-@register(
-    "label_embedding_ranking_loss",
-    aliases=("ale_loss", "wsabie_loss"),
-    family="classification",
-    kind="per_example",
-    formula="L(r)/r sum_{y' != y} [margin + F(x, y') - F(x, y)]_+,  F = x^T W phi(y),  "
-    "r = #violating y',  L(r) = sum_{k<=r} 1/k",
-    paper="Label-Embedding for Image Classification (2015, arXiv:1503.08677)",
-    reference="closed form of the paper's rank-weighted (WARP) objective, deterministic all-classes version",
-    sample=_ale_sample,
-)
-def label_embedding_ranking_loss(
-    features: ArrayLike,
-    projection: ArrayLike,
-    class_embeddings: ArrayLike,
-    labels: ArrayLike,
-    *,
-    margin: float = 1.0,
-    where: ArrayLike | None = None,
-) -> Array:
-    r"""Label-embedding (ALE/WSABIE) ranking loss with the rank-dependent WARP weighting.
-
-    .. math::
-        F(x, c) = \theta(x)^\top W \varphi(c),\quad
-        \ell = \frac{L(r)}{r}\sum_{c\ne y}\big[\Delta + F(x, c) - F(x, y)\big]_+,\quad
-        r = \sum_{c\ne y}\mathbb 1\big[\Delta + F(x, c) > F(x, y)\big],\ L(r) = \sum_{k=1}^{r}\frac1k
-
-    (0 when no class violates the margin). The paper estimates ``r`` by sampling;
-    this is the exact all-classes version (``O(C)`` per example). ``r`` is
-    piecewise constant, so the gradient flows through the hinge terms only.
-
-    Args:
-      features: image features ``theta(x)``, ``[..., D]``.
-      projection: the compatibility matrix ``W``, ``[D, E]``.
-      class_embeddings: label embeddings ``phi(c)``, ``[C, E]``.
-      labels: integer class indices ``[...]``.
-      margin: ``Delta(y, c)`` for ``c != y`` (the 0/1 label loss times ``margin``).
-      where: optional boolean mask broadcastable to ``[...]``.
-
-    Returns:
-      Per-example loss ``[...]``.
-
-    Paper: Akata, Perronnin, Harchaoui, Schmid, "Label-Embedding for Image
-    Classification", TPAMI 2016, arXiv:1503.08677 (eq. 7, WARP weighting of Weston et al. 2011).
-
-    Example:
-      >>> import jax.numpy as jnp, lossjax
-      >>> x, w, phi = jnp.array([[1.0, 0.0]]), jnp.eye(2), jnp.array([[1.0, 0.0], [0.5, 0.0], [0.8, 0.0]])
-      >>> lossjax.losses.label_embedding_ranking_loss(x, w, phi, jnp.array([0])).round(4)
-      Array([0.975], dtype=float32)
-    """
-    fn = "label_embedding_ranking_loss"
-    x = C.check_array(fn, "features", features, min_ndim=1, dtype="float")
-    w = C.check_array(fn, "projection", projection, ndim=2, dtype="float")
-    phi = C.check_array(fn, "class_embeddings", class_embeddings, ndim=2, dtype="float")
-    if w.shape[0] != x.shape[-1] or w.shape[1] != phi.shape[1]:
-        raise ValueError(
-            f"{fn}: need features [..., D], projection [D, E], class_embeddings [C, E], "
-            f"got {x.shape}, {w.shape}, {phi.shape}."
-        )
-    C.check_positive(fn, "margin", margin, allow_zero=True)
-    labels = C.check_array(fn, "labels", labels, dtype="int")
-    dtype = C.compute_dtype(x, w, phi)
-    mask = C.prepare_where(fn, where, x.shape[:-1])
-    x = C.fill_masked(C.as_compute(x, dtype), mask)
-    hp = jax.lax.Precision.HIGHEST
-    scores = jnp.matmul(jnp.matmul(x, C.as_compute(w, dtype), precision=hp), C.as_compute(phi, dtype).T, precision=hp)
-    onehot = C.class_targets(fn, scores, labels, dtype)
-    s_y = jnp.sum(onehot * scores, axis=-1, keepdims=True)
-    viol = jnp.where(onehot > 0, jnp.zeros((), dtype), jnp.asarray(margin, dtype) + scores - s_y)
-    hinge = jnp.maximum(viol, 0.0)
-    r = jnp.sum(viol > 0, axis=-1).astype(dtype)
-    # L(r) = H_r = sum_{k <= r} 1/k (exact, O(C)).
-    k = jax.lax.broadcasted_iota(dtype, scores.shape, scores.ndim - 1) + 1
-    harmonic = jnp.sum(jnp.where(k <= r[..., None], 1 / k, jnp.zeros((), dtype)), axis=-1)
-    has = r > 0
-    weight = jnp.where(has, harmonic / jnp.where(has, r, jnp.ones((), dtype)), jnp.zeros((), dtype))
-    return C.zero_masked(jax.lax.stop_gradient(weight) * jnp.sum(hinge, axis=-1), mask)

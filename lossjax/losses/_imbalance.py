@@ -40,6 +40,8 @@ __all__ = [
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
+FAMILY = "imbalance"
+
 _COUNTS = np.array([40, 20, 8, 2], np.int32)
 
 
@@ -193,7 +195,7 @@ def _aux_regression_sample() -> Sample:
 @register(
     "class_balanced_weights",
     aliases=("effective_number_weights",),
-    family="imbalance",
+    family=FAMILY,
     kind="function",
     formula="w_c ∝ 1/n_c | 1/sqrt(n_c) | (1-beta)/(1-beta^n_c); sum_c w_c = C; w_c = 0 if n_c = 0",
     paper="Class-Balanced Loss Based on Effective Number of Samples (2019, arXiv:1901.05555)",
@@ -267,7 +269,7 @@ def class_balanced_weights(
 @register(
     "ldam_loss",
     aliases=("ldam",),
-    family="imbalance",
+    family=FAMILY,
     kind="per_example",
     formula="CE(s * (z - Delta ⊙ onehot(y)), y),  Delta_j = max_m * (n_min / n_j)^(1/4)",
     paper="Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss (2019, arXiv:1906.07413)",
@@ -333,7 +335,7 @@ def ldam_loss(
 @register(
     "logit_adjusted_cross_entropy",
     aliases=("logit_adjustment_loss", "la_loss"),
-    family="imbalance",
+    family=FAMILY,
     kind="per_example",
     formula="CE(z + tau * log(max(pi, epsilon)), y)",
     paper="Long-Tail Learning via Logit Adjustment (2020, arXiv:2007.07314)",
@@ -399,7 +401,7 @@ def logit_adjusted_cross_entropy(
 @register(
     "balanced_softmax_cross_entropy",
     aliases=("balanced_softmax",),
-    family="imbalance",
+    family=FAMILY,
     kind="per_example",
     formula="CE(z + log(n), y)  (logit adjustment with tau = 1 and the class counts)",
     paper="Balanced Meta-Softmax for Long-Tailed Visual Recognition (2020, arXiv:2007.10740)",
@@ -451,7 +453,7 @@ def balanced_softmax_cross_entropy(
 @register(
     "vs_loss",
     aliases=("vector_scaling_loss",),
-    family="imbalance",
+    family=FAMILY,
     kind="per_example",
     formula="CE(Delta ⊙ z + iota, y),  Delta_j = (n_j / n_max)^gamma,  iota_j = tau * log(pi_j)",
     paper="Label-Imbalanced and Group-Sensitive Classification under Overparameterization (2021, arXiv:2103.01550)",
@@ -533,7 +535,7 @@ def vs_loss(
 @register(
     "asymmetric_loss",
     aliases=("asl",),
-    family="imbalance",
+    family=FAMILY,
     kind="per_example",
     formula="-y (1-p)^g+ log p - (1-y) p_m^g- log(1-p_m),  p_m = max(p - clip, 0)",
     paper="Asymmetric Loss For Multi-Label Classification (2020, arXiv:2009.14119)",
@@ -625,7 +627,7 @@ def asymmetric_loss(
 @register(
     "asymmetric_single_label_loss",
     aliases=("asl_single_label",),
-    family="imbalance",
+    family=FAMILY,
     kind="per_example",
     formula="-sum_k q_k w_k log p_k,  w_y = (1-p_y)^g+,  w_k = p_k^g- (k != y),  q = smoothed one-hot",
     paper="Asymmetric Loss For Multi-Label Classification (2020, arXiv:2009.14119)",
@@ -698,7 +700,7 @@ def asymmetric_single_label_loss(
 
 @register(
     "integrated_risk_loss",
-    family="imbalance",
+    family=FAMILY,
     kind="per_example",
     formula="sum_c softmax(z)_c * L[y, c]  (q^T L p for a target distribution q)",
     paper="Long-tailed Classification from a Bayesian-decision-theory Perspective (2023, arXiv:2303.06075)",
@@ -760,7 +762,7 @@ def integrated_risk_loss(
 @register(
     "classification_aux_for_regression",
     aliases=("regression_with_classification_aux",),
-    family="imbalance",
+    family=FAMILY,
     kind="per_example",
     formula="(f - y)^2 + weight * CE(bin_logits, bin(y)),  bin(y) = #{edges <= y}",
     paper="A step towards understanding why classification helps regression (2023, arXiv:2308.10603)",

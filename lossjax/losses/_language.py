@@ -37,7 +37,7 @@ __all__ = [
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
-_FAMILY = "language"
+FAMILY = "language"
 
 
 def _token_sample(n: int = 6, v: int = 5, seed: int = 0) -> Sample:
@@ -58,7 +58,7 @@ def _z_sample() -> Sample:
 @register(
     "z_loss",
     aliases=("auxiliary_z_loss", "palm_z_loss", "logsumexp_z_penalty"),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="c * (log sum_v exp z_v)^2",
     paper="PaLM: Scaling Language Modeling with Pathways (2022, arXiv:2204.02311)",
@@ -104,7 +104,7 @@ def z_loss(logits: ArrayLike, *, z_loss_coef: float = 1e-4, where: ArrayLike | N
 @register(
     "spherical_z_loss",
     aliases=("z_normalized_loss", "brebisson_z_loss"),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="(1/a) softplus(a (b - z_y)),  z = (o - mean(o)) / std(o)",
     paper="The Z-loss: a shift and scale invariant classification loss belonging to the Spherical Family "
@@ -190,7 +190,7 @@ def _ntl_sample() -> Sample:
 @register(
     "number_token_loss",
     aliases=("ntl",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="mse: (sum_k p_k v_k - y)^2;  was: sum_k p_k |v_k - y|;  p = softmax over the number tokens",
     paper="Regress, Don't Guess -- A Regression-like Loss on Number Tokens for Language Models "
@@ -298,7 +298,7 @@ def _emo_sample() -> Sample:
 @register(
     "earth_mover_distance_optimization",
     aliases=("emo", "emo_loss"),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="0.5 (CE + sg(CE / (EMO + eps)) EMO),  EMO = 1 - <E^T p, E^T q>,  E row-normalized (frozen)",
     paper="EMO: Earth Mover Distance Optimization for Auto-Regressive Language Modeling (2023, arXiv:2310.04691)",
@@ -443,7 +443,7 @@ _REWEIGHT_DOC_FORMULA = "w = softmax(f(h(l)) / r),  h(l) = delta (2 l - l_max - 
 
 @register(
     "loss_based_sample_weights",
-    family=_FAMILY,
+    family=FAMILY,
     kind="function",
     formula=_REWEIGHT_DOC_FORMULA,
     paper=_REWEIGHT_PAPER,
@@ -502,7 +502,7 @@ def loss_based_sample_weights(
 
 @register(
     "loss_based_sample_reweighting",
-    family=_FAMILY,
+    family=FAMILY,
     kind="batch",
     formula="sum_i sg(w_i) l_i,  " + _REWEIGHT_DOC_FORMULA,
     paper=_REWEIGHT_PAPER,
@@ -562,7 +562,7 @@ def _pass_sample() -> Sample:
 @register(
     "pass_at_n_coverage_loss",
     aliases=("direct_coverage_optimization", "dco_loss"),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="-log(1 - (1 - p(y|x))^N),  p = exp(sum_t log p_t)",
     paper="Rethinking Fine-Tuning when Scaling Test-Time Compute: Limiting Confidence Improves Mathematical "
@@ -646,7 +646,7 @@ def _ccs_sample() -> Sample:
 @register(
     "contrast_consistent_search_loss",
     aliases=("ccs_loss",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="(p+ - (1 - p-))^2 + min(p+, p-)^2",
     paper="Discovering Latent Knowledge in Language Models Without Supervision (2022, arXiv:2212.03827)",
@@ -704,7 +704,7 @@ def _satimp_sample() -> Sample:
 @register(
     "saturation_importance_unlearning_loss",
     aliases=("saturation_importance_unlearning_weights", "satimp", "satimp_loss"),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="sg(p^b1 (1 - p)^b2) * log p,  p = exp(log p) per token (gradient ascent on the forget set)",
     paper="Exploring Criteria of Loss Reweighting to Enhance LLM Unlearning (2025, arXiv:2505.11953)",

@@ -33,32 +33,26 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax._pairwise import gather_batch, l2_normalize, pairwise_similarity, psum, self_mask
+from lossjax._pairwise import pairwise_similarity, psum
 from lossjax.registry import Sample, register
 
 __all__ = [
     "AdaFaceState",
     "adaface_loss",
     "additive_margin_softmax",
-    "angular_prototypical_loss",
     "arcface_loss",
     "cosface_loss",
     "normalized_softmax_loss",
-    "orthogonal_projection_loss",
     "partial_fc_sampled_softmax",
-    "prototypical_loss",
-    "proxy_anchor_loss",
-    "proxy_nca_loss",
-    "soft_triple_loss",
-    "soft_triple_regularizer",
     "sphereface2_initial_bias",
     "sphereface2_loss",
     "sphereface_loss",
-    "threshold_consistent_margin_loss",
 ]
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
+
+FAMILY = "margins"
 
 _FACE_PAPER = "ArcFace: Additive Angular Margin Loss for Deep Face Recognition (2018, arXiv:1801.07698)"
 # Largest |cos| fed to arccos / sqrt(1 - cos^2): 1 - 1e-7 rounds to 0.99999988 in float32,
@@ -198,7 +192,7 @@ def _check_scale(fn: str, scale) -> None:
 @register(
     "normalized_softmax_loss",
     aliases=("normface_loss", "normface", "cosine_softmax_loss"),
-    family="margins",
+    family=FAMILY,
     kind="per_example",
     formula="-log softmax(s * cos(x, w_j))_y",
     paper="NormFace: L2 Hypersphere Embedding for Face Verification (2017, arXiv:1704.06369)",
@@ -250,7 +244,7 @@ def normalized_softmax_loss(
 @register(
     "cosface_loss",
     aliases=("am_softmax", "large_margin_cosine_loss", "lmcl"),
-    family="margins",
+    family=FAMILY,
     kind="per_example",
     formula="-log softmax(s * (cos(theta_j) - m [j = y]))_y",
     paper="CosFace: Large Margin Cosine Loss for Deep Face Recognition (2018, arXiv:1801.09414)",
@@ -306,7 +300,7 @@ def cosface_loss(
 @register(
     "arcface_loss",
     aliases=("additive_angular_margin_loss", "arcface"),
-    family="margins",
+    family=FAMILY,
     kind="per_example",
     formula="-log softmax(s * [cos(theta_y + m) if theta_y <= pi - m else cos(theta_y) - m sin m ; cos(theta_j)])_y",
     paper=_FACE_PAPER,
@@ -373,7 +367,7 @@ def arcface_loss(
 @register(
     "sphereface_loss",
     aliases=("a_softmax", "angular_softmax_loss"),
-    family="margins",
+    family=FAMILY,
     kind="per_example",
     formula="-log softmax(s ||x|| [(-1)^k cos(m theta_y) - 2k ; cos(theta_j)])_y, k = floor(m theta_y / pi)",
     paper="SphereFace: Deep Hypersphere Embedding for Face Recognition (2017, arXiv:1704.08063)",
@@ -437,7 +431,7 @@ def sphereface_loss(
 @register(
     "additive_margin_softmax",
     aliases=("combined_margin_softmax", "combined_margin_loss"),
-    family="margins",
+    family=FAMILY,
     kind="per_example",
     formula="-log softmax(s * [cos(m1 theta_y + m2) - m3 ; cos(theta_j)])_y",
     paper=_FACE_PAPER + " (the combined margin, Sec. 2.3)",
@@ -539,7 +533,7 @@ def _partial_fc_sample() -> Sample:
 @register(
     "partial_fc_sampled_softmax",
     aliases=("partial_fc", "partial_fc_loss"),
-    family="margins",
+    family=FAMILY,
     kind="per_example",
     formula="combined margin softmax over the batch's positive classes + random negatives, ceil(r C) classes in all",
     paper="Partial FC: Training 10 Million Identities on a Single Machine (2020, arXiv:2010.05222)",
@@ -665,7 +659,7 @@ def _adaface_sample() -> Sample:
 @register(
     "adaface_loss",
     aliases=("adaface",),
-    family="margins",
+    family=FAMILY,
     kind="per_example",
     formula="-log softmax(s [cos(clip(theta_y - m z, eps, pi - eps)) - (m + m z) ; cos(theta_j)])_y, "
     "z = clip(h (||x|| - mu) / (sigma + eps), -1, 1)",
@@ -817,7 +811,7 @@ def sphereface2_initial_bias(
 @register(
     "sphereface2_loss",
     aliases=("sphereface2",),
-    family="margins",
+    family=FAMILY,
     kind="per_example",
     formula="(lw / r) sum_j w_j BCE(r (g(cos theta_j) - m (2[j=y]-1)) + b, [j=y]), g(c) = 2((c+1)/2)^t - 1, "
     "w = lambda [j=y] + (1 - lambda) [j!=y]",
@@ -940,643 +934,3 @@ def sphereface2_loss(
     bce = onehot * jax.nn.softplus(-logits) + (1 - onehot) * jax.nn.softplus(logits)
     loss = jnp.asarray(loss_weight, dtype) / r * jnp.sum(weight * bce, axis=-1)
     return C.zero_masked(loss, mask)
-
-
-# --------------------------------------------------------------------------
-# Proxy losses.
-# --------------------------------------------------------------------------
-
-
-@register(
-    "proxy_nca_loss",
-    aliases=("proxy_nca",),
-    family="metric",
-    kind="per_example",
-    formula="-log softmax(-scale * ||x/|x| - p_j/|p_j| ||^2)_y",
-    paper="No Fuss Distance Metric Learning using Proxies (2017, arXiv:1703.07464)",
-    reference="pytorch_metric_learning.losses.ProxyNCALoss",
-    sample=_face_sample,
-)
-def proxy_nca_loss(
-    embeddings: ArrayLike,
-    labels: ArrayLike,
-    proxies: ArrayLike,
-    *,
-    scale: float = 1.0,
-    where: ArrayLike | None = None,
-) -> Array:
-    r"""Proxy-NCA: NCA against one learnable proxy per class, on the unit sphere.
-
-    .. math::
-        \ell_i = -\log\frac{e^{-s\,d(\hat x_i, \hat p_{y_i})}}{\sum_j e^{-s\,d(\hat x_i, \hat p_j)}},\qquad
-        d(a, b) = \|a - b\|^2
-
-    Embeddings and proxies are L2-normalized. As in pytorch-metric-learning
-    (and Proxy-NCA++), the positive proxy is in the denominator; the original
-    paper leaves it out.
-
-    Args:
-      embeddings: ``[N, D]``.
-      labels: ``[N]`` integer class indices.
-      proxies: ``[C, D]`` learnable proxies (normalized inside).
-      scale: ``s``, the softmax scale (1; Proxy-NCA++ uses ``1 / 9``-style temperatures).
-      where: optional ``[N]`` boolean mask.
-
-    Returns:
-      Per-example loss ``[N]`` (pytorch-metric-learning reports its mean).
-
-    Paper: Movshovitz-Attias et al., "No Fuss Distance Metric Learning using
-    Proxies", ICCV 2017, arXiv:1703.07464.
-
-    Example:
-      >>> import jax.numpy as jnp, lossjax
-      >>> p = jnp.array([[1.0, 0.0], [0.0, 1.0]])
-      >>> lossjax.losses.proxy_nca_loss(jnp.array([[2.0, 0.0]]), jnp.array([0]), p).round(4)
-      Array([0.1269], dtype=float32)
-    """
-    fn = "proxy_nca_loss"
-    _check_scale(fn, scale)
-    _, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
-    # ||a - b||^2 of unit vectors; a masked (zero) row has cos 0 and a finite loss (then zeroed).
-    sq = jnp.maximum(2 - 2 * cos, jnp.zeros((), dtype))
-    loss = _ce_from_logits(-jnp.asarray(scale, dtype) * sq, onehot)
-    return C.zero_masked(loss, mask)
-
-
-def _soft_triple_sample() -> Sample:
-    rng = np.random.default_rng(0)
-    c, k, d, n = 3, 2, 4, 6
-    proxies = rng.normal(size=(c, k, d)).astype(np.float32)
-    labels = (np.arange(n) % c).astype(np.int32)
-    emb = (proxies[labels, 0] * 1.5 + 0.4 * rng.normal(size=(n, d))).astype(np.float32)
-    return Sample(args=(emb, labels, proxies), diff_argnums=(0, 2), batched_argnums=(0, 1))
-
-
-@register(
-    "soft_triple_loss",
-    aliases=("softtriple_loss", "softtriple"),
-    family="metric",
-    kind="per_example",
-    formula="-log softmax(la * (S_j - delta [j = y]))_y, S_j = sum_k softmax_k(cos_jk / gamma) cos_jk",
-    paper="SoftTriple Loss: Deep Metric Learning Without Triplet Sampling (2019, arXiv:1909.05235)",
-    reference="pytorch_metric_learning.losses.SoftTripleLoss (idstcv/SoftTriple without the center regularizer)",
-    sample=_soft_triple_sample,
-)
-def soft_triple_loss(
-    embeddings: ArrayLike,
-    labels: ArrayLike,
-    proxies: ArrayLike,
-    *,
-    scale: float = 20.0,
-    gamma: float = 0.1,
-    margin: float = 0.01,
-    where: ArrayLike | None = None,
-) -> Array:
-    r"""SoftTriple: a softmax over classes that each own ``K`` centers (soft max over centers).
-
-    .. math::
-        S_{ij} = \sum_k \frac{e^{\cos_{ijk}/\gamma}}{\sum_{k'} e^{\cos_{ijk'}/\gamma}}\cos_{ijk},\qquad
-        \ell_i = -\log\frac{e^{\lambda(S_{iy_i} - \delta)}}
-        {e^{\lambda(S_{iy_i} - \delta)} + \sum_{j\ne y_i} e^{\lambda S_{ij}}}
-
-    The paper's regularizer that merges centers (``tau``) acts on the proxies
-    alone: add :func:`soft_triple_regularizer` once per step (pytorch-metric-learning
-    leaves it out).
-
-    Args:
-      embeddings: ``[N, D]`` (normalized inside).
-      labels: ``[N]`` integer class indices.
-      proxies: ``[C, K, D]`` centers, ``K`` per class (normalized inside).
-      scale: ``lambda`` (20; ``la`` in the reference).
-      gamma: ``gamma`` (0.1), the temperature over a class's centers.
-      margin: ``delta`` (0.01).
-      where: optional ``[N]`` boolean mask.
-
-    Returns:
-      Per-example loss ``[N]``.
-
-    Paper: Qian et al., "SoftTriple Loss: Deep Metric Learning Without Triplet
-    Sampling", ICCV 2019, arXiv:1909.05235.
-
-    Example:
-      >>> import jax.numpy as jnp, lossjax
-      >>> p = jnp.array([[[1.0, 0.0], [0.0, 1.0]], [[-1.0, 0.0], [0.0, -1.0]]])
-      >>> loss = lossjax.losses.soft_triple_loss(jnp.array([[1.0, 0.0]]), jnp.array([0]), p, scale=1.0)
-      >>> round(float(loss[0]), 4)
-      0.316
-    """
-    fn = "soft_triple_loss"
-    _check_scale(fn, scale)
-    C.check_positive(fn, "gamma", gamma)
-    C.check_positive(fn, "margin", margin, allow_zero=True)
-    e, y, p = _check_proxy_inputs(fn, embeddings, labels, proxies, proxies_ndim=3)
-    num_classes, k, d = p.shape
-    dtype = C.compute_dtype(e, p)
-    mask = C.prepare_where(fn, where, e.shape[:1])
-    x = C.fill_masked(C.as_compute(e, dtype), mask)
-    cos = pairwise_similarity(x, jnp.reshape(C.as_compute(p, dtype), (num_classes * k, d)), metric="cosine")
-    cos = jnp.reshape(cos, (x.shape[0], num_classes, k))
-    prob = jax.nn.softmax(cos / jnp.asarray(gamma, dtype), axis=-1)
-    sim = jnp.sum(prob * cos, axis=-1)
-    onehot = C.class_targets(fn, sim, y, dtype)
-    logits = jnp.asarray(scale, dtype) * (sim - jnp.asarray(margin, dtype) * onehot)
-    return C.zero_masked(_ce_from_logits(logits, onehot), mask)
-
-
-def _soft_triple_reg_sample() -> Sample:
-    rng = np.random.default_rng(5)
-    return Sample(args=(rng.normal(size=(3, 3, 4)).astype(np.float32),), where=False)
-
-
-@register(
-    "soft_triple_regularizer",
-    aliases=("soft_triple_center_regularizer",),
-    family="metric",
-    kind="function",
-    formula="tau * sum_c sum_{k<k'} sqrt(2 + 1e-5 - 2 <w_ck, w_ck'>) / (C K (K - 1))",
-    paper="SoftTriple Loss: Deep Metric Learning Without Triplet Sampling (2019, arXiv:1909.05235)",
-    reference="idstcv/SoftTriple loss/SoftTriple.py (the tau term; ported)",
-    sample=_soft_triple_reg_sample,
-)
-def soft_triple_regularizer(proxies: ArrayLike, *, tau: float = 0.2) -> Array:
-    r"""SoftTriple's center regularizer: merges redundant centers of a class (adaptive number of centers).
-
-    .. math::
-        R = rac{	au}{CK(K-1)}\sum_c\sum_{k<k'}\sqrt{2 + 10^{-5} - 2\,\hat w_{ck}^	op\hat w_{ck'}}
-
-    Add it once per step to the mean of :func:`soft_triple_loss` (the paper's
-    ``loss + tau * reg``; pytorch-metric-learning leaves it out). 0 when ``K = 1``.
-
-    Args:
-      proxies: ``[C, K, D]`` centers (normalized inside).
-      tau: the weight (0.2).
-
-    Returns:
-      A scalar.
-
-    Paper: Qian et al., "SoftTriple Loss", ICCV 2019, arXiv:1909.05235.
-
-    Example:
-      >>> import jax.numpy as jnp, lossjax
-      >>> w = jnp.array([[[1.0, 0.0], [0.0, 1.0]]])  # one class, two orthogonal centers
-      >>> round(float(lossjax.losses.soft_triple_regularizer(w, tau=1.0)), 4)  # sqrt(2 + 1e-5) / 2
-      0.7071
-    """
-    fn = "soft_triple_regularizer"
-    C.check_positive(fn, "tau", tau, allow_zero=True)
-    p = C.check_array(fn, "proxies", proxies, ndim=3, dtype="float")
-    num_classes, k, _ = p.shape
-    if k < 2:
-        return jnp.zeros((), C.compute_dtype(p))
-    dtype = C.compute_dtype(p)
-    w = l2_normalize(C.as_compute(p, dtype))
-    sim = jnp.einsum("ckd,cld->ckl", w, w, precision=jax.lax.Precision.HIGHEST)
-    upper = jnp.triu(jnp.ones((k, k), bool), 1)
-    d = jnp.sqrt(jnp.maximum(2 + 1e-5 - 2 * sim, 1e-5))
-    reg = jnp.sum(jnp.where(upper[None], d, jnp.zeros((), dtype))) / (num_classes * k * (k - 1))
-    return jnp.asarray(tau, dtype) * reg
-
-
-def _masked_log1p_sum_exp(a: Array, keep: Array, axis_name) -> Array:
-    """``log(1 + sum_i keep_i exp(a_i))`` over axis 0 (and across devices), stably; 0 for empty sets."""
-    dtype = a.dtype
-    neg = jnp.asarray(-jnp.inf, dtype)
-    # The shift carries no gradient (log-sum-exp is shift invariant); pmax has no JVP rule.
-    local_max = jax.lax.stop_gradient(jnp.max(jnp.where(keep, a, neg), axis=0))
-    mx = local_max if axis_name is None else jax.lax.pmax(local_max, axis_name)
-    shift = jnp.maximum(mx, jnp.zeros((), dtype))  # >= 0: covers the "1 +"
-    terms = jnp.where(keep, jnp.exp(jnp.where(keep, a, shift[None]) - shift[None]), jnp.zeros((), dtype))
-    total = psum(jnp.sum(terms, axis=0), axis_name)
-    return shift + jnp.log(jnp.exp(-shift) + total)
-
-
-def _proxy_anchor_sample() -> Sample:
-    return _face_sample(seed=2, n=8, c=3)
-
-
-@register(
-    "proxy_anchor_loss",
-    aliases=("proxy_anchor",),
-    family="metric",
-    kind="batch",
-    formula="1/|P+| sum_{p in P+} log(1 + sum_{x in X_p+} e^{-a(s(x,p) - m)}) + "
-    "1/|P| sum_p log(1 + sum_{x in X_p-} e^{a(s(x,p) + m)})",
-    paper="Proxy Anchor Loss for Deep Metric Learning (2020, arXiv:2003.13911)",
-    reference="pytorch_metric_learning.losses.ProxyAnchorLoss; tjddus9597/Proxy-Anchor-CVPR2020",
-    sample=_proxy_anchor_sample,
-    runtime=("axis_name",),
-)
-def proxy_anchor_loss(
-    embeddings: ArrayLike,
-    labels: ArrayLike,
-    proxies: ArrayLike,
-    *,
-    margin: float = 0.1,
-    alpha: float = 32.0,
-    axis_name=None,
-    where: ArrayLike | None = None,
-) -> Array:
-    r"""Proxy-Anchor: each proxy is an anchor that pulls its batch positives and pushes the rest.
-
-    .. math::
-        \ell = \frac{1}{|P^+|}\sum_{p\in P^+}\log\Big(1 + \sum_{x\in X_p^+} e^{-\alpha(s(x,p) - \delta)}\Big)
-        + \frac{1}{|P|}\sum_{p\in P}\log\Big(1 + \sum_{x\in X_p^-} e^{\alpha(s(x,p) + \delta)}\Big)
-
-    with cosine similarity :math:`s`, :math:`P^+` the proxies with at least one
-    positive in the batch. Computed as masked log-sum-exps over the batch
-    axis; with ``axis_name`` the sums run over the global batch (``pmax`` of
-    the shift, ``psum`` of the sums), so every device gets the single-device
-    value and gradient.
-
-    Args:
-      embeddings: ``[N, D]`` (normalized inside).
-      labels: ``[N]`` integer class indices.
-      proxies: ``[C, D]`` learnable proxies (normalized inside).
-      margin: ``delta`` (0.1).
-      alpha: ``alpha`` (32), the scale.
-      axis_name: mapped axis name(s) when the batch is sharded across devices.
-      where: optional ``[N]`` boolean mask; masked examples are left out of every sum.
-
-    Returns:
-      The scalar batch loss (0 for an all-masked batch).
-
-    Paper: Kim, Kim, Cho, Kwak, "Proxy Anchor Loss for Deep Metric Learning",
-    CVPR 2020, arXiv:2003.13911.
-
-    Example:
-      >>> import jax.numpy as jnp, lossjax
-      >>> p = jnp.array([[1.0, 0.0], [0.0, 1.0]])
-      >>> x = jnp.array([[1.0, 0.1], [0.1, 1.0]])
-      >>> round(float(lossjax.losses.proxy_anchor_loss(x, jnp.array([0, 1]), p, alpha=1.0)), 4)
-      1.1405
-    """
-    fn = "proxy_anchor_loss"
-    C.check_positive(fn, "margin", margin, allow_zero=True)
-    C.check_positive(fn, "alpha", alpha)
-    _, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
-    valid = jnp.ones(cos.shape[:1], bool) if mask is None else mask
-    pos = (onehot > 0) & valid[:, None]
-    neg = (onehot == 0) & valid[:, None]
-    a = jnp.asarray(alpha, dtype)
-    m = jnp.asarray(margin, dtype)
-    pos_term = _masked_log1p_sum_exp(-a * (cos - m), pos, axis_name)
-    neg_term = _masked_log1p_sum_exp(a * (cos + m), neg, axis_name)
-    with_pos = psum(jnp.sum(pos, axis=0), axis_name) > 0
-    n_with_pos = jnp.sum(with_pos).astype(dtype)
-    num_classes = cos.shape[-1]
-    any_valid = psum(jnp.sum(valid), axis_name) > 0
-    loss = jnp.sum(pos_term) / jnp.maximum(n_with_pos, 1) + jnp.sum(neg_term) / num_classes
-    return jnp.where(any_valid, loss, jnp.zeros((), dtype))
-
-
-# --------------------------------------------------------------------------
-# Prototype losses (episodes).
-# --------------------------------------------------------------------------
-
-
-def _episode_mask(fn: str, where, k: int):
-    return C.prepare_where(fn, where, (k,))
-
-
-def _ce_over_valid_classes(logits: Array, valid: Array | None, labels_onehot: Array) -> Array:
-    """Per-row CE where masked classes (columns) are left out of the softmax."""
-    if valid is not None:
-        low = jnp.asarray(jnp.finfo(logits.dtype).min, logits.dtype)
-        logits = jnp.where(valid[None, :], logits, low)
-    return _ce_from_logits(logits, labels_onehot)
-
-
-def _prototypical_sample() -> Sample:
-    rng = np.random.default_rng(0)
-    k, s, q, d = 4, 2, 2, 3
-    centers = rng.normal(size=(k, 1, d)) * 1.5
-    support = (centers + 0.5 * rng.normal(size=(k, s, d))).astype(np.float32)
-    queries = (centers + 0.5 * rng.normal(size=(k, q, d))).astype(np.float32)
-    return Sample(args=(support, queries), diff_argnums=(0, 1))
-
-
-@register(
-    "prototypical_loss",
-    aliases=("prototypical_networks_loss", "protonet_loss"),
-    family="metric",
-    kind="batch",
-    formula="mean_q -log softmax_k(-||f(q) - c_k||^2)_{y_q}, c_k = mean of class k's support",
-    paper="Prototypical Networks for Few-shot Learning (2017, arXiv:1703.05175)",
-    reference="jakesnell/prototypical-networks protonets/models/few_shot.py (ported)",
-    sample=_prototypical_sample,
-)
-def prototypical_loss(
-    support: ArrayLike,
-    queries: ArrayLike,
-    *,
-    metric: str = "squared_euclidean",
-    where: ArrayLike | None = None,
-) -> Array:
-    r"""Prototypical networks: classify queries by distance to the mean support embedding of each class.
-
-    .. math::
-        c_k = \frac1S\sum_s f(x_{ks}),\qquad
-        \ell = \frac{1}{KQ}\sum_{k,q} -\log\frac{e^{-d(f(q_{kq}), c_k)}}{\sum_{k'} e^{-d(f(q_{kq}), c_{k'})}}
-
-    Args:
-      support: ``[K, S, D]`` support embeddings, ``S`` shots for each of ``K`` classes.
-      queries: ``[K, Q, D]`` query embeddings; the queries of row ``k`` belong to class ``k``.
-      metric: ``"squared_euclidean"`` (the paper's; it matters: not Euclidean)
-        or ``"cosine"`` (logits are cosine similarities).
-      where: optional ``[K]`` boolean mask of classes (padded ways): a masked
-        class is neither a candidate nor has queries.
-
-    Returns:
-      The mean loss over the queries of the valid classes (a scalar).
-
-    Paper: Snell, Swersky, Zemel, "Prototypical Networks for Few-shot
-    Learning", NeurIPS 2017, arXiv:1703.05175.
-
-    Example:
-      >>> import jax.numpy as jnp, lossjax
-      >>> support = jnp.array([[[0.0, 0.0], [2.0, 0.0]], [[0.0, 3.0], [0.0, 1.0]]])
-      >>> queries = jnp.array([[[1.0, 0.0]], [[0.0, 2.0]]])
-      >>> lossjax.losses.prototypical_loss(support, queries).round(4)
-      Array(0.0067, dtype=float32)
-    """
-    fn = "prototypical_loss"
-    C.check_one_of(fn, "metric", metric, ("squared_euclidean", "cosine"))
-    s = C.check_array(fn, "support", support, ndim=3, dtype="float")
-    q = C.check_array(fn, "queries", queries, ndim=3, dtype="float")
-    if q.shape[0] != s.shape[0] or q.shape[2] != s.shape[2]:
-        raise ValueError(
-            f"{fn}: `queries` must have shape (K, Q, D)=({s.shape[0]}, *, {s.shape[2]}) to match "
-            f"support.shape={s.shape}, got {q.shape}."
-        )
-    k, nq, d = q.shape
-    dtype = C.compute_dtype(s, q)
-    mask = _episode_mask(fn, where, k)
-    s = C.fill_masked(C.as_compute(s, dtype), mask)
-    q = C.fill_masked(C.as_compute(q, dtype), mask)
-    protos = jnp.mean(s, axis=1)
-    flat = jnp.reshape(q, (k * nq, d))
-    if metric == "squared_euclidean":
-        logits = -pairwise_similarity(flat, protos, metric="squared_euclidean")
-    else:
-        logits = pairwise_similarity(flat, protos, metric="cosine")
-    target = jnp.repeat(jnp.eye(k, dtype=dtype), nq, axis=0)
-    per_query = _ce_over_valid_classes(logits, mask, target)
-    if mask is None:
-        return jnp.mean(per_query)
-    qmask = jnp.repeat(mask, nq)
-    return C.masked_mean(per_query, qmask)
-
-
-def _angular_proto_sample() -> Sample:
-    rng = np.random.default_rng(1)
-    s, m, d = 4, 3, 3
-    centers = rng.normal(size=(s, 1, d)) * 1.5
-    x = (centers + 0.5 * rng.normal(size=(s, m, d))).astype(np.float32)
-    return Sample(args=(x,), diff_argnums=(0,))
-
-
-@register(
-    "angular_prototypical_loss",
-    aliases=("angleproto_loss", "angular_prototypical"),
-    family="metric",
-    kind="batch",
-    formula="mean_i -log softmax_j(w cos(x_{i,0}, mean_{m>=1} x_{j,m}) + b)_i",
-    paper="In defence of metric learning for speaker recognition (2020, arXiv:2003.11982)",
-    reference="clovaai/voxceleb_trainer loss/angleproto.py::LossFunction (ported)",
-    sample=_angular_proto_sample,
-)
-def angular_prototypical_loss(
-    embeddings: ArrayLike,
-    *,
-    scale: ArrayLike = 10.0,
-    bias: ArrayLike = -5.0,
-    where: ArrayLike | None = None,
-) -> Array:
-    r"""Angular prototypical loss: the first utterance of each speaker against the others' centroids.
-
-    .. math::
-        S_{ij} = w\cos\big(x_{i,0},\ \tfrac{1}{M-1}\textstyle\sum_{m\ge1} x_{j,m}\big) + b,\qquad
-        \ell = \frac1S\sum_i -\log\frac{e^{S_{ii}}}{\sum_j e^{S_{ij}}}
-
-    ``w`` and ``b`` are learnable in the reference (initial 10 and -5); pass
-    arrays to learn them (``w`` is clamped at ``1e-6`` as there).
-
-    Args:
-      embeddings: ``[S, M, D]``: ``M >= 2`` utterances of each of ``S`` speakers.
-      scale: ``w`` (10), a float or a scalar array.
-      bias: ``b`` (-5), a float or a scalar array.
-      where: optional ``[S]`` boolean mask of speakers (padding).
-
-    Returns:
-      The mean loss over the valid speakers (a scalar).
-
-    Paper: Chung et al., "In defence of metric learning for speaker
-    recognition", Interspeech 2020, arXiv:2003.11982.
-
-    Example:
-      >>> import jax.numpy as jnp, lossjax
-      >>> x = jnp.array([[[1.0, 0.0], [1.0, 0.1]], [[0.0, 1.0], [0.1, 1.0]]])
-      >>> lossjax.losses.angular_prototypical_loss(x).round(4)
-      Array(0.0001, dtype=float32)
-    """
-    fn = "angular_prototypical_loss"
-    x = C.check_array(fn, "embeddings", embeddings, ndim=3, dtype="float")
-    if x.shape[1] < 2:
-        raise ValueError(f"{fn}: `embeddings` must have shape (S, M, D) with M >= 2 utterances, got {x.shape}.")
-    for name, v in (("scale", scale), ("bias", bias)):
-        if not _is_concrete(v) and np.ndim(v) != 0:
-            raise ValueError(f"{fn}: `{name}` must be a scalar, got shape {np.shape(v)}.")
-    C.check_positive(fn, "scale", scale)
-    if _is_concrete(bias) and not math.isfinite(float(bias)):
-        raise ValueError(f"{fn}: `bias` must be finite, got {bias!r}.")
-    dtype = C.compute_dtype(x)
-    mask = _episode_mask(fn, where, x.shape[0])
-    x = C.fill_masked(C.as_compute(x, dtype), mask)
-    anchor = jnp.mean(x[:, 1:, :], axis=1)
-    positive = x[:, 0, :]
-    cos = pairwise_similarity(positive, anchor, metric="cosine")
-    w = jnp.maximum(jnp.asarray(scale, dtype), jnp.asarray(1e-6, dtype))
-    logits = w * cos + jnp.asarray(bias, dtype)
-    per = _ce_over_valid_classes(logits, mask, jnp.eye(x.shape[0], dtype=dtype))
-    if mask is None:
-        return jnp.mean(per)
-    return C.masked_mean(per, mask)
-
-
-# --------------------------------------------------------------------------
-# Pair regularizers over the batch (label masks).
-# --------------------------------------------------------------------------
-
-
-def _local_vs_global(fn: str, embeddings, labels, where, axis_name):
-    """Normalized local rows, gathered normalized columns, and the pair masks (local x global)."""
-    e = C.check_array(fn, "embeddings", embeddings, ndim=2, dtype="float")
-    y = C.check_array(fn, "labels", labels, ndim=1, dtype="int")
-    if y.shape[0] != e.shape[0]:
-        raise ValueError(
-            f"{fn}: `labels` must have shape (N,)=({e.shape[0]},) to match embeddings.shape={e.shape}, got {y.shape}."
-        )
-    dtype = C.compute_dtype(e)
-    mask = C.prepare_where(fn, where, e.shape[:1])
-    valid = jnp.ones(e.shape[:1], bool) if mask is None else mask
-    x = l2_normalize(C.fill_masked(C.as_compute(e, dtype), mask))
-    xg = gather_batch(x, axis_name)
-    yg = gather_batch(y, axis_name)
-    vg = gather_batch(valid, axis_name)
-    sim = jnp.matmul(x, xg.T, precision=jax.lax.Precision.HIGHEST)
-    n_local, n_total = x.shape[0], xg.shape[0]
-    pair_valid = valid[:, None] & vg[None, :]
-    same = (y[:, None] == yg[None, :]) & pair_valid
-    pos = same & ~self_mask(n_local, n_total, axis_name)
-    neg = (y[:, None] != yg[None, :]) & pair_valid
-    return sim, pos, neg, valid, dtype
-
-
-def _pair_sample() -> Sample:
-    rng = np.random.default_rng(3)
-    n, d, c = 8, 4, 3
-    centers = rng.normal(size=(c, d)) * 1.5
-    labels = (np.arange(n) % c).astype(np.int32)
-    emb = (centers[labels] + 0.6 * rng.normal(size=(n, d))).astype(np.float32)
-    return Sample(args=(emb, labels), diff_argnums=(0,))
-
-
-@register(
-    "orthogonal_projection_loss",
-    aliases=("opl",),
-    family="metric",
-    kind="batch",
-    formula="(1 - mean_{i!=j, y_i=y_j} <f_i, f_j>) + gamma mean_{y_i!=y_j} <f_i, f_j>  (|.| with absolute=True)",
-    paper="Orthogonal Projection Loss (2021, arXiv:2103.14021)",
-    reference="kahnchana/opl loss.py::OrthogonalProjectionLoss (ported)",
-    sample=_pair_sample,
-    runtime=("axis_name",),
-)
-def orthogonal_projection_loss(
-    embeddings: ArrayLike,
-    labels: ArrayLike,
-    *,
-    gamma: float = 0.5,
-    absolute: bool = False,
-    axis_name=None,
-    where: ArrayLike | None = None,
-) -> Array:
-    r"""Orthogonal projection loss: same-class features parallel, other classes orthogonal.
-
-    .. math::
-        s = \frac{\sum_{i\ne j,\,y_i=y_j}\langle\hat f_i,\hat f_j\rangle}{|\{i\ne j, y_i = y_j\}| + 10^{-6}},\quad
-        d = \frac{\sum_{y_i\ne y_j}\langle\hat f_i,\hat f_j\rangle}{|\{y_i\ne y_j\}| + 10^{-6}},\quad
-        \ell = (1 - s) + \gamma\,d
-
-    The reference code averages the signed inner products (``absolute=False``,
-    its "removed abs"); the paper's equation uses :math:`|\langle\cdot,\cdot\rangle|`
-    (``absolute=True``). Added to cross-entropy with weight 1 in the paper.
-    With ``axis_name`` the pair sums run over the global batch.
-
-    Args:
-      embeddings: ``[N, D]`` features (normalized inside).
-      labels: ``[N]`` integer class indices.
-      gamma: weight of the inter-class term (0.5, the paper's; the reference class defaults to 2).
-      absolute: average :math:`|\langle f_i, f_j\rangle|` over negative pairs.
-      axis_name: mapped axis name(s) when the batch is sharded.
-      where: optional ``[N]`` boolean mask.
-
-    Returns:
-      The scalar batch loss (0 for an all-masked batch).
-
-    Paper: Ranasinghe et al., "Orthogonal Projection Loss", ICCV 2021, arXiv:2103.14021.
-
-    Example:
-      >>> import jax.numpy as jnp, lossjax
-      >>> x = jnp.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
-      >>> lossjax.losses.orthogonal_projection_loss(x, jnp.array([0, 0, 1])).round(4)
-      Array(0., dtype=float32)
-    """
-    fn = "orthogonal_projection_loss"
-    C.check_positive(fn, "gamma", gamma, allow_zero=True)
-    sim, pos, neg, valid, dtype = _local_vs_global(fn, embeddings, labels, where, axis_name)
-    zero = jnp.zeros((), dtype)
-    nsim = jnp.abs(sim) if absolute else sim
-    pos_sum = psum(jnp.sum(jnp.where(pos, sim, zero)), axis_name)
-    neg_sum = psum(jnp.sum(jnp.where(neg, nsim, zero)), axis_name)
-    pos_n = psum(jnp.sum(pos), axis_name).astype(dtype)
-    neg_n = psum(jnp.sum(neg), axis_name).astype(dtype)
-    eps = jnp.asarray(1e-6, dtype)
-    loss = (1 - pos_sum / (pos_n + eps)) + jnp.asarray(gamma, dtype) * neg_sum / (neg_n + eps)
-    any_valid = psum(jnp.sum(valid), axis_name) > 0
-    return jnp.where(any_valid, loss, zero)
-
-
-@register(
-    "threshold_consistent_margin_loss",
-    aliases=("tcm_loss",),
-    family="metric",
-    kind="batch",
-    formula="l+ mean_{s_ap <= m+}(m+ - s_ap) + l- mean_{s_an >= m-}(s_an - m-)",
-    paper="Threshold-Consistent Margin Loss for Open-World Deep Metric Learning (2023, arXiv:2307.04047)",
-    reference="pytorch_metric_learning.losses.ThresholdConsistentMarginLoss",
-    sample=_pair_sample,
-    runtime=("axis_name",),
-)
-def threshold_consistent_margin_loss(
-    embeddings: ArrayLike,
-    labels: ArrayLike,
-    *,
-    margin_plus: float = 0.9,
-    margin_minus: float = 0.5,
-    lambda_plus: float = 1.0,
-    lambda_minus: float = 1.0,
-    axis_name=None,
-    where: ArrayLike | None = None,
-) -> Array:
-    r"""TCM: penalizes positive pairs below ``m+`` and negative pairs above ``m-`` (cosine similarity).
-
-    .. math::
-        \ell = \lambda^+\frac{\sum_{(a,p):\,s_{ap}\le m^+}(m^+ - s_{ap})}{|\{s_{ap}\le m^+\}|}
-        + \lambda^-\frac{\sum_{(a,n):\,s_{an}\ge m^-}(s_{an} - m^-)}{|\{s_{an}\ge m^-\}|}
-
-    over all ordered pairs of the batch (``a != p`` same label, ``a, n``
-    different labels); an empty set contributes 0. A regularizer added to a
-    base metric loss. With ``axis_name`` the pairs span the global batch.
-
-    Args:
-      embeddings: ``[N, D]`` (normalized inside).
-      labels: ``[N]`` integer class indices.
-      margin_plus: ``m+`` (0.9).
-      margin_minus: ``m-`` (0.5).
-      lambda_plus: ``lambda+`` (1).
-      lambda_minus: ``lambda-`` (1).
-      axis_name: mapped axis name(s) when the batch is sharded.
-      where: optional ``[N]`` boolean mask.
-
-    Returns:
-      The scalar batch loss.
-
-    Paper: Zhang et al., "Threshold-Consistent Margin Loss for Open-World Deep
-    Metric Learning", ICLR 2024, arXiv:2307.04047.
-
-    Example:
-      >>> import jax.numpy as jnp, lossjax
-      >>> x = jnp.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
-      >>> round(float(lossjax.losses.threshold_consistent_margin_loss(x, jnp.array([0, 0, 1]))), 4)
-      0.6
-    """
-    fn = "threshold_consistent_margin_loss"
-    for name, v in (("margin_plus", margin_plus), ("margin_minus", margin_minus)):
-        C.check_in_range(fn, name, v, -1.0, 1.0)
-    C.check_positive(fn, "lambda_plus", lambda_plus, allow_zero=True)
-    C.check_positive(fn, "lambda_minus", lambda_minus, allow_zero=True)
-    sim, pos, neg, _, dtype = _local_vs_global(fn, embeddings, labels, where, axis_name)
-    zero = jnp.zeros((), dtype)
-    mp = jnp.asarray(margin_plus, dtype)
-    mm = jnp.asarray(margin_minus, dtype)
-    hard_pos = pos & (sim <= mp)
-    hard_neg = neg & (sim >= mm)
-    pos_sum = psum(jnp.sum(jnp.where(hard_pos, mp - sim, zero)), axis_name)
-    neg_sum = psum(jnp.sum(jnp.where(hard_neg, sim - mm, zero)), axis_name)
-    pos_n = psum(jnp.sum(hard_pos), axis_name).astype(dtype)
-    neg_n = psum(jnp.sum(hard_neg), axis_name).astype(dtype)
-    one = jnp.ones((), dtype)
-    pos_term = jnp.where(pos_n > 0, pos_sum / jnp.maximum(pos_n, one), zero)
-    neg_term = jnp.where(neg_n > 0, neg_sum / jnp.maximum(neg_n, one), zero)
-    return jnp.asarray(lambda_plus, dtype) * pos_term + jnp.asarray(lambda_minus, dtype) * neg_term

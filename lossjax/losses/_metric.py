@@ -34,6 +34,7 @@ import numpy as np
 from lossjax import _checks as C
 from lossjax import _pairwise as P
 from lossjax import miners as M
+from lossjax._pairwise import gather_batch, l2_normalize, psum, self_mask
 from lossjax.registry import Sample, register
 
 __all__ = [
@@ -45,18 +46,20 @@ __all__ = [
     "multi_similarity_loss",
     "npair_loss",
     "ntxent_loss",
+    "orthogonal_projection_loss",
     "pairwise_contrastive_loss",
     "sigmoid_contrastive_loss",
     "soft_infonce_loss",
     "supervised_contrastive_loss",
     "symmetric_infonce_loss",
+    "threshold_consistent_margin_loss",
     "triplet_margin_loss",
 ]
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
-_FAMILY = "metric"
+FAMILY = "metric"
 _PML = "KevinMusgrave/pytorch-metric-learning"
 
 
@@ -202,7 +205,7 @@ def _temperature(fn: str, temperature, dtype) -> Array:
 @register(
     "pairwise_contrastive_loss",
     aliases=("contrastive_loss",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="batch",
     formula="mean_{nonzero}[d_ap - m_pos]_+ + mean_{nonzero}[m_neg - d_an]_+",
     paper="Dimensionality Reduction by Learning an Invariant Mapping (Hadsell, Chopra, LeCun, CVPR 2006); "
@@ -274,7 +277,7 @@ def _triplet_sample() -> Sample:
 
 @register(
     "triplet_margin_loss",
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="max(0, ||a - p||_q - ||a - n||_q + margin),  ||v||_q = (sum |v|^q + epsilon)^(1/q)",
     paper="Learning local feature descriptors with triplets and shallow convolutional neural networks "
@@ -362,7 +365,7 @@ def _sorted_negative_sums(d: Array, neg: Array, thresholds: Array, *, side: str)
 @register(
     "batch_triplet_loss",
     aliases=("triplet_loss",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="batch",
     formula="mean_{nonzero, mined (a,p,n)} [d_ap - d_an + margin]_+",
     paper="In Defense of the Triplet Loss for Person Re-Identification (2017, arXiv:1703.07737); "
@@ -453,7 +456,7 @@ def batch_triplet_loss(
 
 @register(
     "lifted_structure_loss",
-    family=_FAMILY,
+    family=FAMILY,
     kind="batch",
     formula="mean_{(i,j) pos} 1/2 [log(sum_{(i,k) neg} e^{m_neg - d_ik} + sum_{(j,l) neg} e^{m_neg - d_jl}) "
     "+ d_ij - m_pos]_+^2",
@@ -537,7 +540,7 @@ def lifted_structure_loss(
 @register(
     "npair_loss",
     aliases=("n_pairs_loss",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="batch",
     formula="mean_i CE(a_i . p_j over the N pairs, target i),  one (anchor, positive) pair per class",
     paper="Improved Deep Metric Learning with Multi-class N-pair Loss Objective (Sohn, NeurIPS 2016)",
@@ -616,7 +619,7 @@ def npair_loss(
 @register(
     "multi_similarity_loss",
     aliases=("ms_loss",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="batch",
     formula="mean_i 1/alpha log(1 + sum_P e^{-alpha(S_ip - base)}) "
     "+ 1/beta log(1 + sum_N e^{beta(S_in - base)}), mined pairs",
@@ -688,7 +691,7 @@ def multi_similarity_loss(
 
 @register(
     "circle_loss",
-    family=_FAMILY,
+    family=FAMILY,
     kind="batch",
     formula="mean_{nonzero} softplus(lse_n gamma a_n (s_n - m) + lse_p -gamma a_p (s_p - 1 + m)), "
     "a_p=[1+m-s_p]_+, a_n=[s_n+m]_+ (detached)",
@@ -761,7 +764,7 @@ def circle_loss(
 @register(
     "supervised_contrastive_loss",
     aliases=("supcon_loss",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="batch",
     formula="mean_{i: P(i) nonempty} -1/|P(i)| sum_{p in P(i)} log(e^{s_ip/t} / sum_{a != i} e^{s_ia/t})",
     paper="Supervised Contrastive Learning (2020, arXiv:2004.11362)",
@@ -822,7 +825,7 @@ def supervised_contrastive_loss(
 @register(
     "ntxent_loss",
     aliases=("nt_xent_loss",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="batch",
     formula="mean_{(a,p) pos} -log(e^{s_ap/t} / (e^{s_ap/t} + sum_{n neg(a)} e^{s_an/t}))",
     paper="A Simple Framework for Contrastive Learning of Visual Representations (2020, arXiv:2002.05709)",
@@ -910,7 +913,7 @@ def _ce_against(target: Array, logits: Array, negs: Array) -> Array:
 @register(
     "infonce_loss",
     aliases=("info_nce_loss",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="-log(e^{s(q_i,k_i)/t} / sum_j e^{s(q_i,k_j)/t})",
     paper="Representation Learning with Contrastive Predictive Coding (2018, arXiv:1807.03748); "
@@ -966,7 +969,7 @@ def infonce_loss(
 @register(
     "symmetric_infonce_loss",
     aliases=("clip_loss",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="1/2 [CE(S_i: / t, i) + CE(S_:i / t, i)],  S = cos(a, b)",
     paper="Learning Transferable Visual Models From Natural Language Supervision (2021, arXiv:2103.00020); "
@@ -1028,7 +1031,7 @@ def symmetric_infonce_loss(
 @register(
     "sigmoid_contrastive_loss",
     aliases=("siglip_loss",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="sum_j -log sigmoid(z_ij (cos(a_i, b_j) / t + bias)),  z_ij = +1 if i == j else -1",
     paper="Sigmoid Loss for Language Image Pre-Training (2023, arXiv:2303.15343)",
@@ -1098,7 +1101,7 @@ def _soft_sample() -> Sample:
 
 @register(
     "soft_infonce_loss",
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="-log(e^{s_ii} / (e^{s_ii} + sum_{j != i} w_ij e^{s_ij})),  "
     "w = max((beta - alpha softmax_j(prior_ij / t_w)) / (beta - alpha / K), min_weight)",
@@ -1189,7 +1192,7 @@ def soft_infonce_loss(
 @register(
     "continuously_weighted_contrastive_loss",
     aliases=("cwcl_loss",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="1/2 sum_{dir} -1/sum_j w_ij sum_j w_ij log softmax_j(cos(p_i, q_j)/t),  w_ij = (1 + cos(q_i, q_j))/2",
     paper="CWCL: Cross-Modal Transfer with Continuously Weighted Contrastive Loss (2023, arXiv:2309.14580)",
@@ -1253,3 +1256,182 @@ def continuously_weighted_contrastive_loss(
 
     loss = 0.5 * (direction(pr.a, pr.bg) + direction(pr.b, pr.ag))
     return C.zero_masked(loss, pr.mask)
+
+
+# --------------------------------------------------------------------------
+# Pair regularizers over the batch (label masks).
+# --------------------------------------------------------------------------
+
+
+def _local_vs_global(fn: str, embeddings, labels, where, axis_name):
+    """Normalized local rows, gathered normalized columns, and the pair masks (local x global)."""
+    e = C.check_array(fn, "embeddings", embeddings, ndim=2, dtype="float")
+    y = C.check_array(fn, "labels", labels, ndim=1, dtype="int")
+    if y.shape[0] != e.shape[0]:
+        raise ValueError(
+            f"{fn}: `labels` must have shape (N,)=({e.shape[0]},) to match embeddings.shape={e.shape}, got {y.shape}."
+        )
+    dtype = C.compute_dtype(e)
+    mask = C.prepare_where(fn, where, e.shape[:1])
+    valid = jnp.ones(e.shape[:1], bool) if mask is None else mask
+    x = l2_normalize(C.fill_masked(C.as_compute(e, dtype), mask))
+    xg = gather_batch(x, axis_name)
+    yg = gather_batch(y, axis_name)
+    vg = gather_batch(valid, axis_name)
+    sim = jnp.matmul(x, xg.T, precision=jax.lax.Precision.HIGHEST)
+    n_local, n_total = x.shape[0], xg.shape[0]
+    pair_valid = valid[:, None] & vg[None, :]
+    same = (y[:, None] == yg[None, :]) & pair_valid
+    pos = same & ~self_mask(n_local, n_total, axis_name)
+    neg = (y[:, None] != yg[None, :]) & pair_valid
+    return sim, pos, neg, valid, dtype
+
+
+def _pair_sample() -> Sample:
+    rng = np.random.default_rng(3)
+    n, d, c = 8, 4, 3
+    centers = rng.normal(size=(c, d)) * 1.5
+    labels = (np.arange(n) % c).astype(np.int32)
+    emb = (centers[labels] + 0.6 * rng.normal(size=(n, d))).astype(np.float32)
+    return Sample(args=(emb, labels), diff_argnums=(0,))
+
+
+@register(
+    "orthogonal_projection_loss",
+    aliases=("opl",),
+    family=FAMILY,
+    kind="batch",
+    formula="(1 - mean_{i!=j, y_i=y_j} <f_i, f_j>) + gamma mean_{y_i!=y_j} <f_i, f_j>  (|.| with absolute=True)",
+    paper="Orthogonal Projection Loss (2021, arXiv:2103.14021)",
+    reference="kahnchana/opl loss.py::OrthogonalProjectionLoss (ported)",
+    sample=_pair_sample,
+    runtime=("axis_name",),
+)
+def orthogonal_projection_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    gamma: float = 0.5,
+    absolute: bool = False,
+    axis_name=None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Orthogonal projection loss: same-class features parallel, other classes orthogonal.
+
+    .. math::
+        s = \frac{\sum_{i\ne j,\,y_i=y_j}\langle\hat f_i,\hat f_j\rangle}{|\{i\ne j, y_i = y_j\}| + 10^{-6}},\quad
+        d = \frac{\sum_{y_i\ne y_j}\langle\hat f_i,\hat f_j\rangle}{|\{y_i\ne y_j\}| + 10^{-6}},\quad
+        \ell = (1 - s) + \gamma\,d
+
+    The reference code averages the signed inner products (``absolute=False``,
+    its "removed abs"); the paper's equation uses :math:`|\langle\cdot,\cdot\rangle|`
+    (``absolute=True``). Added to cross-entropy with weight 1 in the paper.
+    With ``axis_name`` the pair sums run over the global batch.
+
+    Args:
+      embeddings: ``[N, D]`` features (normalized inside).
+      labels: ``[N]`` integer class indices.
+      gamma: weight of the inter-class term (0.5, the paper's; the reference class defaults to 2).
+      absolute: average :math:`|\langle f_i, f_j\rangle|` over negative pairs.
+      axis_name: mapped axis name(s) when the batch is sharded.
+      where: optional ``[N]`` boolean mask.
+
+    Returns:
+      The scalar batch loss (0 for an all-masked batch).
+
+    Paper: Ranasinghe et al., "Orthogonal Projection Loss", ICCV 2021, arXiv:2103.14021.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
+      >>> lossjax.losses.orthogonal_projection_loss(x, jnp.array([0, 0, 1])).round(4)
+      Array(0., dtype=float32)
+    """
+    fn = "orthogonal_projection_loss"
+    C.check_positive(fn, "gamma", gamma, allow_zero=True)
+    sim, pos, neg, valid, dtype = _local_vs_global(fn, embeddings, labels, where, axis_name)
+    zero = jnp.zeros((), dtype)
+    nsim = jnp.abs(sim) if absolute else sim
+    pos_sum = psum(jnp.sum(jnp.where(pos, sim, zero)), axis_name)
+    neg_sum = psum(jnp.sum(jnp.where(neg, nsim, zero)), axis_name)
+    pos_n = psum(jnp.sum(pos), axis_name).astype(dtype)
+    neg_n = psum(jnp.sum(neg), axis_name).astype(dtype)
+    eps = jnp.asarray(1e-6, dtype)
+    loss = (1 - pos_sum / (pos_n + eps)) + jnp.asarray(gamma, dtype) * neg_sum / (neg_n + eps)
+    any_valid = psum(jnp.sum(valid), axis_name) > 0
+    return jnp.where(any_valid, loss, zero)
+
+
+@register(
+    "threshold_consistent_margin_loss",
+    aliases=("tcm_loss",),
+    family=FAMILY,
+    kind="batch",
+    formula="l+ mean_{s_ap <= m+}(m+ - s_ap) + l- mean_{s_an >= m-}(s_an - m-)",
+    paper="Threshold-Consistent Margin Loss for Open-World Deep Metric Learning (2023, arXiv:2307.04047)",
+    reference="pytorch_metric_learning.losses.ThresholdConsistentMarginLoss",
+    sample=_pair_sample,
+    runtime=("axis_name",),
+)
+def threshold_consistent_margin_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin_plus: float = 0.9,
+    margin_minus: float = 0.5,
+    lambda_plus: float = 1.0,
+    lambda_minus: float = 1.0,
+    axis_name=None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""TCM: penalizes positive pairs below ``m+`` and negative pairs above ``m-`` (cosine similarity).
+
+    .. math::
+        \ell = \lambda^+\frac{\sum_{(a,p):\,s_{ap}\le m^+}(m^+ - s_{ap})}{|\{s_{ap}\le m^+\}|}
+        + \lambda^-\frac{\sum_{(a,n):\,s_{an}\ge m^-}(s_{an} - m^-)}{|\{s_{an}\ge m^-\}|}
+
+    over all ordered pairs of the batch (``a != p`` same label, ``a, n``
+    different labels); an empty set contributes 0. A regularizer added to a
+    base metric loss. With ``axis_name`` the pairs span the global batch.
+
+    Args:
+      embeddings: ``[N, D]`` (normalized inside).
+      labels: ``[N]`` integer class indices.
+      margin_plus: ``m+`` (0.9).
+      margin_minus: ``m-`` (0.5).
+      lambda_plus: ``lambda+`` (1).
+      lambda_minus: ``lambda-`` (1).
+      axis_name: mapped axis name(s) when the batch is sharded.
+      where: optional ``[N]`` boolean mask.
+
+    Returns:
+      The scalar batch loss.
+
+    Paper: Zhang et al., "Threshold-Consistent Margin Loss for Open-World Deep
+    Metric Learning", ICLR 2024, arXiv:2307.04047.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+      >>> round(float(lossjax.losses.threshold_consistent_margin_loss(x, jnp.array([0, 0, 1]))), 4)
+      0.6
+    """
+    fn = "threshold_consistent_margin_loss"
+    for name, v in (("margin_plus", margin_plus), ("margin_minus", margin_minus)):
+        C.check_in_range(fn, name, v, -1.0, 1.0)
+    C.check_positive(fn, "lambda_plus", lambda_plus, allow_zero=True)
+    C.check_positive(fn, "lambda_minus", lambda_minus, allow_zero=True)
+    sim, pos, neg, _, dtype = _local_vs_global(fn, embeddings, labels, where, axis_name)
+    zero = jnp.zeros((), dtype)
+    mp = jnp.asarray(margin_plus, dtype)
+    mm = jnp.asarray(margin_minus, dtype)
+    hard_pos = pos & (sim <= mp)
+    hard_neg = neg & (sim >= mm)
+    pos_sum = psum(jnp.sum(jnp.where(hard_pos, mp - sim, zero)), axis_name)
+    neg_sum = psum(jnp.sum(jnp.where(hard_neg, sim - mm, zero)), axis_name)
+    pos_n = psum(jnp.sum(hard_pos), axis_name).astype(dtype)
+    neg_n = psum(jnp.sum(hard_neg), axis_name).astype(dtype)
+    one = jnp.ones((), dtype)
+    pos_term = jnp.where(pos_n > 0, pos_sum / jnp.maximum(pos_n, one), zero)
+    neg_term = jnp.where(neg_n > 0, neg_sum / jnp.maximum(neg_n, one), zero)
+    return jnp.asarray(lambda_plus, dtype) * pos_term + jnp.asarray(lambda_minus, dtype) * neg_term

@@ -16,11 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
+from lossjax.losses._classification import _comp_sum_phi, _multiclass_sample, target_probs
 from lossjax.registry import Sample, register
 
 __all__ = [
     "adaptive_label_distributionally_robust_loss",
     "cross_model_confident_bce",
+    "generalized_cross_entropy",
     "label_distributionally_robust_loss",
     "mae_loss",
     "nce_mae_loss",
@@ -40,6 +42,8 @@ __all__ = [
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
+
+FAMILY = "noisy"
 
 _LABEL_FLOOR = 1e-4  # the reference clamps one-hot labels at 1e-4: log 0 := log(1e-4)
 
@@ -169,7 +173,7 @@ def _ldr_value(zn: Array, q: Array, margin, temperature) -> Array:
 @register(
     "label_distributionally_robust_loss",
     aliases=("ldr_kl_loss", "ldr_loss"),
-    family="noisy_labels",
+    family=FAMILY,
     kind="per_example",
     formula="lambda * log( (1/C) sum_k exp((c 1[k != y] + zn_k - zn_y) / lambda) ),  zn = z / (||z||_1 / C)",
     paper="Label Distributionally Robust Losses for Multi-class Classification: Consistency, Robustness and "
@@ -233,7 +237,7 @@ def label_distributionally_robust_loss(
 @register(
     "adaptive_label_distributionally_robust_loss",
     aliases=("aldr_kl_loss", "aldr_loss"),
-    family="noisy_labels",
+    family=FAMILY,
     kind="per_example",
     formula="lambda_i' = lambda0 - lambda0 KL(p_i || u) / (alpha log C);  "
     "loss = LDR_{lambda_i'} - alpha log C / (2 lambda0) (lambda_i' - lambda0)^2",
@@ -325,7 +329,7 @@ def adaptive_label_distributionally_robust_loss(
 @register(
     "normalized_cross_entropy",
     aliases=("nce_loss",),
-    family="noisy_labels",
+    family=FAMILY,
     kind="per_example",
     formula="(-sum_k q_k log p_k) / (-sum_k log p_k)",
     paper="Normalized Loss Functions for Deep Learning with Noisy Labels (2020, arXiv:2006.13554)",
@@ -364,7 +368,7 @@ def normalized_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, where: Arr
 @register(
     "reverse_cross_entropy",
     aliases=("rce_loss",),
-    family="noisy_labels",
+    family=FAMILY,
     kind="per_example",
     formula="-sum_k p_k log max(q_k, floor)  (= -log(floor) (1 - p_y) for integer labels)",
     paper="Symmetric Cross Entropy for Robust Learning with Noisy Labels (2019, arXiv:1908.06112)",
@@ -414,7 +418,7 @@ def reverse_cross_entropy(
 @register(
     "mae_loss",
     aliases=("mean_absolute_error_loss",),
-    family="noisy_labels",
+    family=FAMILY,
     kind="per_example",
     formula="(1/2) sum_k |p_k - q_k|  (= 1 - p_y for integer labels)",
     paper="Robust Loss Functions under Label Noise for Deep Neural Networks (2017, arXiv:1712.09482)",
@@ -454,7 +458,7 @@ def mae_loss(logits: ArrayLike, labels: ArrayLike, *, where: ArrayLike | None = 
 @register(
     "normalized_focal_loss",
     aliases=("nfl_loss",),
-    family="noisy_labels",
+    family=FAMILY,
     kind="per_example",
     formula="FL_y / sum_k FL_k,  FL_k = -(1 - p_k)^gamma log p_k",
     paper="Normalized Loss Functions for Deep Learning with Noisy Labels (2020, arXiv:2006.13554)",
@@ -523,7 +527,7 @@ def _apl(fn, logits, labels, *, active, passive, alpha, beta, gamma, label_floor
 @register(
     "normalized_active_passive_loss",
     aliases=("apl_loss",),
-    family="noisy_labels",
+    family=FAMILY,
     kind="per_example",
     formula="alpha * Active(z, y) + beta * Passive(z, y),  Active in {NCE, NFL}, Passive in {RCE, MAE}",
     paper="Normalized Loss Functions for Deep Learning with Noisy Labels (2020, arXiv:2006.13554)",
@@ -591,7 +595,7 @@ def _apl_entry(name: str, active: str, passive: str, ref: str):
     return register(
         name,
         aliases=(f"{active}_and_{passive}",),
-        family="noisy_labels",
+        family=FAMILY,
         kind="per_example",
         formula=f"alpha * {active.upper()} + beta * {passive.upper()}",
         paper="Normalized Loss Functions for Deep Learning with Noisy Labels (2020, arXiv:2006.13554)",
@@ -799,7 +803,7 @@ def nfl_mae_loss(
 @register(
     "symmetric_cross_entropy",
     aliases=("sce_loss",),
-    family="noisy_labels",
+    family=FAMILY,
     kind="per_example",
     formula="alpha * CE(q, p) + beta * RCE(q, p),  RCE = -sum_k p_k log max(q_k, 1e-4)",
     paper="Symmetric Cross Entropy for Robust Learning with Noisy Labels (2019, arXiv:1908.06112)",
@@ -856,7 +860,7 @@ def symmetric_cross_entropy(
 @register(
     "soft_symmetric_cross_entropy",
     aliases=("teacher_student_symmetric_cross_entropy",),
-    family="noisy_labels",
+    family=FAMILY,
     kind="per_example",
     formula="-(1 - alpha) sum_k softmax(t)_k log softmax(s)_k - alpha sum_k softmax(s)_k log softmax(t)_k",
     paper="Robust Mean Teacher for Continual and Gradual Test-Time Adaptation (2022, arXiv:2211.13081)",
@@ -923,7 +927,7 @@ def soft_symmetric_cross_entropy(
 @register(
     "negative_learning_loss",
     aliases=("complementary_label_loss",),
-    family="noisy_labels",
+    family=FAMILY,
     kind="per_example",
     formula="-sum_k qbar_k log(1 - p_k)  (= -log(1 - p_ybar) for a complementary label ybar)",
     paper="NLNL: Negative Learning for Noisy Labels (2019, arXiv:1908.07387)",
@@ -975,7 +979,7 @@ def negative_learning_loss(logits: ArrayLike, labels: ArrayLike, *, where: Array
 
 @register(
     "z_error_loss",
-    family="noisy_labels",
+    family=FAMILY,
     kind="batch",
     formula="mean_{i: |z_i| <= k} e_i,  e_i = mean_j (pred_ij - target_ij)^2,  z_i = (e_i - mean_B e) / std_B e",
     paper="Z-Error Loss for Training Neural Networks (2025, arXiv:2506.02154)",
@@ -1051,7 +1055,7 @@ def z_error_loss(
 @register(
     "nonnegative_pu_risk",
     aliases=("nnpu_risk", "nnpu_loss"),
-    family="noisy_labels",
+    family=FAMILY,
     kind="batch",
     formula="pi R_p^+ + max(0, R_u^- - pi R_p^-)  (nnPU; gradient -gamma grad(R_u^- - pi R_p^-) when < -beta)",
     paper="Positive-Unlabeled Learning with Non-Negative Risk Estimator (2017, arXiv:1703.00593)",
@@ -1142,7 +1146,7 @@ def nonnegative_pu_risk(
 @register(
     "cross_model_confident_bce",
     aliases=("confident_peer_cross_entropy", "semi_cbc_loss"),
-    family="noisy_labels",
+    family=FAMILY,
     kind="batch",
     formula="mean_{max p~ >= t+} max(p~) CE(z, argmax p~) "
     "+ mean_{min p~ < t-} min(p~) sum_{k != argmax p~} -log(1 - p_k) / C",
@@ -1224,3 +1228,59 @@ def cross_model_confident_bce(
     ce = -jnp.sum(pseudo * log_p, axis=-1)
     neg_ll = -jnp.sum((1 - pseudo) * _log1m_softmax(z, log_p), axis=-1) / c
     return C.masked_mean(w_pos * ce, pos) + C.masked_mean(w_neg * neg_ll, neg)
+
+
+# --------------------------------------------------------------------------
+# Generalized cross-entropy (the comp-sum family at tau = 1 + q).
+# --------------------------------------------------------------------------
+
+
+@register(
+    "generalized_cross_entropy",
+    aliases=("gce", "gce_loss"),
+    family=FAMILY,
+    kind="per_example",
+    formula="(1 - p_y^q) / q  (= comp_sum_loss with tau = 1 + q)",
+    paper="Generalized Cross Entropy Loss for Training Deep Neural Networks with Noisy Labels (2018, arXiv:1805.07836)",
+    reference="HanxunH/Active-Passive-Losses loss.py::GeneralizedCrossEntropy(q=0.7)",
+    sample=_multiclass_sample,
+)
+def generalized_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    q: float = 0.7,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Generalized cross-entropy (the negative Box-Cox transform of ``p_y``), robust to label noise.
+
+    .. math::
+        \ell(z, y) = \frac{1 - p_y^{\,q}}{q}
+
+    ``q -> 0`` is cross-entropy, ``q = 1`` is ``1 - p_y`` (MAE up to a factor 2).
+    It is exactly :func:`comp_sum_loss` with ``tau = 1 + q``
+    (``(1 - p^{tau-1})/(tau-1)``) and shares its code. A target distribution takes
+    the expectation over ``q``-targets. The reference clamps ``p_y >= 1e-7``;
+    this one is exact (it differs only below that).
+
+    Args:
+      logits: unnormalized scores ``[..., C]``.
+      labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
+      q: the Box-Cox exponent in ``[0, 1]`` (0.7 in the paper's experiments).
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Zhang, Sabuncu, "Generalized Cross Entropy Loss for Training Deep
+    Neural Networks with Noisy Labels", NeurIPS 2018, arXiv:1805.07836.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.generalized_cross_entropy(jnp.array([[0.0, 0.0]]), jnp.array([0])).round(4)
+      Array([0.5492], dtype=float32)
+    """
+    fn = "generalized_cross_entropy"
+    C.check_in_range(fn, "q", q, 0.0, 1.0)
+    t = target_probs(fn, logits, labels, where=where)
+    return t.expect(_comp_sum_phi(t.log_p, 1.0 + q))

@@ -55,7 +55,7 @@ __all__ = [
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
-_FAMILY = "preference"
+FAMILY = "preference"
 _RUNTIME = ("chosen_mask", "rejected_mask", "return_rewards")
 
 
@@ -148,7 +148,7 @@ def _dpo_sample() -> Sample:
 @register(
     "dpo_loss",
     aliases=("dpo", "direct_preference_optimization"),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="-(1-e) log s(b D) - e log s(-b D),  D = (log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l))",
     paper="Direct Preference Optimization: Your Language Model is Secretly a Reward Model (2023, arXiv:2305.18290)",
@@ -234,7 +234,7 @@ def _soft_pref_sample() -> Sample:
 @register(
     "soft_preference_cross_entropy",
     aliases=("osp_loss",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="-q log s(b D) - (1 - q) log s(-b D)   (D as in DPO, q the soft preference strength)",
     paper="Online Self-Preferring Language Models (2024, arXiv:2405.14103)",
@@ -311,7 +311,7 @@ def soft_preference_cross_entropy(
 @register(
     "ipo_loss",
     aliases=("ipo", "identity_preference_optimization"),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="(D - 1/(2 b))^2,  D = DPO margin on length-averaged log-probs",
     paper="A General Theoretical Paradigm to Understand Learning from Human Preferences (2023, arXiv:2310.12036)",
@@ -387,7 +387,7 @@ def _policy_only_sample() -> Sample:
 @register(
     "simpo_loss",
     aliases=("simpo", "simple_preference_optimization"),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="-(1-e) log s(b (avg log pi(y_w) - avg log pi(y_l)) - g) - e log s(-(...))",
     paper="SimPO: Simple Preference Optimization with a Reference-Free Reward (2024, arXiv:2405.14734)",
@@ -462,7 +462,7 @@ def simpo_loss(
 @register(
     "orpo_loss",
     aliases=("orpo", "odds_ratio_preference_optimization"),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="-avg log pi(y_w) - b log s(log odds(y_w) - log odds(y_l)),  odds(y) = p / (1 - p), p = exp(avg log pi(y))",
     paper="ORPO: Monolithic Preference Optimization without Reference Model (2024, arXiv:2403.07691)",
@@ -550,7 +550,7 @@ def _kto_sample() -> Sample:
 @register(
     "kto_loss",
     aliases=("kto", "kahneman_tversky_optimization"),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="w_D (1 - s(b (r - z0))) if desirable else w_U (1 - s(b (z0 - r))),  r = log pi(y) - log ref(y)",
     paper="KTO: Model Alignment as Prospect Theoretic Optimization (2024, arXiv:2402.01306)",
@@ -650,7 +650,7 @@ def _kto_kl_sample() -> Sample:
 
 @register(
     "kto_reference_kl",
-    family=_FAMILY,
+    family=FAMILY,
     kind="function",
     formula="z0 = max(0, mean_i (log pi(y_i') - log ref(y_i'))), stop-gradient",
     paper="KTO: Model Alignment as Prospect Theoretic Optimization (2024, arXiv:2402.01306)",
@@ -718,7 +718,7 @@ def _npo_sample() -> Sample:
 @register(
     "negative_preference_optimization",
     aliases=("npo", "npo_loss"),
-    family=_FAMILY,
+    family=FAMILY,
     kind="per_example",
     formula="-(2/b) log s(b (log ref(y) - log pi(y)))   on forget data",
     paper="Negative Preference Optimization: From Catastrophic Collapse to Effective Unlearning "
@@ -795,7 +795,7 @@ def _nvrc_sample() -> Sample:
 @register(
     "noisy_verifier_reward_correction",
     aliases=("verifier_backward_correction",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="function",
     formula="(r - rho_FP) / (1 - rho_FP - rho_FN)",
     paper="Reinforcement Learning with Verifiable yet Noisy Rewards under Imperfect Verifiers (2025, arXiv:2510.00915)",
@@ -882,7 +882,7 @@ def _flat_sample() -> Sample:
 @register(
     "forget_only_f_divergence_unlearning",
     aliases=("flat_loss", "flat"),
-    family=_FAMILY,
+    family=FAMILY,
     kind="batch",
     formula="act(mean p(template tokens)) - conj(mean p(forget tokens))   (variational f-divergence)",
     paper="LLM Unlearning via Loss Adjustment with Only Forget Data (2024, arXiv:2410.11143)",

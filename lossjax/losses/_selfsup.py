@@ -34,6 +34,8 @@ __all__ = [
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
+FAMILY = "selfsup"
+
 _HI = jax.lax.Precision.HIGHEST
 
 
@@ -76,7 +78,7 @@ def _views_sample(seed: int = 0, n: int = 8, d: int = 3, std: float = 0.5) -> Sa
 @register(
     "vicreg_loss",
     aliases=("vicreg",),
-    family="metric",
+    family=FAMILY,
     kind="batch",
     formula="lambda mean||z - z'||^2 + mu [v(z) + v(z')] + nu [c(z) + c(z')], "
     "v = mean_d relu(1 - sqrt(Var_d + eps)) / 2, c = sum_{i!=j} Cov_ij^2 / D",
@@ -168,7 +170,7 @@ def vicreg_loss(
 @register(
     "barlow_twins_loss",
     aliases=("barlow_twins",),
-    family="metric",
+    family=FAMILY,
     kind="batch",
     formula="sum_i (1 - C_ii)^2 + lambda sum_{i!=j} C_ij^2, C = BN(z)^T BN(z') / N",
     paper="Barlow Twins: Self-Supervised Learning via Redundancy Reduction (2021, arXiv:2103.03230)",
@@ -262,7 +264,7 @@ def _wmse_sample() -> Sample:
 @register(
     "whitening_mse_loss",
     aliases=("w_mse_loss", "wmse_loss"),
-    family="metric",
+    family=FAMILY,
     kind="batch",
     formula="mean_{v<w} mean_i (2 - 2 cos(W(z_i^v - mu), W(z_i^w - mu))), W = chol((1-eps) Cov + eps I)^{-1}",
     paper="Whitening for Self-Supervised Representation Learning (2021, arXiv:2007.06346)",
@@ -383,7 +385,7 @@ def _dispersive_sample() -> Sample:
 @register(
     "dispersive_loss",
     aliases=("disp_loss", "infonce_l2_dispersive_loss"),
-    family="metric",
+    family=FAMILY,
     kind="batch",
     formula="log mean_{i,j} exp(-||z_i - z_j||^2 / (tau D))",
     paper="Diffuse and Disperse: Image Generation with Representation Regularization (2025, arXiv:2506.09027)",
@@ -485,7 +487,7 @@ def _pred_target_sample() -> Sample:
 @register(
     "negative_cosine_loss",
     aliases=("simsiam_loss", "negative_cosine_similarity"),
-    family="metric",
+    family=FAMILY,
     kind="per_example",
     formula="-cos(p, stop_gradient(z))",
     paper="Exploring Simple Siamese Representation Learning (2020, arXiv:2011.10566)",
@@ -530,7 +532,7 @@ def negative_cosine_loss(
 @register(
     "byol_loss",
     aliases=("normalized_mse_loss", "byol"),
-    family="metric",
+    family=FAMILY,
     kind="per_example",
     formula="||p/|p| - sg(z)/|sg(z)| ||^2 = 2 - 2 cos(p, sg(z))",
     paper="Bootstrap your own latent: A new approach to self-supervised Learning (2020, arXiv:2006.07733)",

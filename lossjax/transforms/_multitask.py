@@ -60,6 +60,8 @@ __all__ = [
 ]
 
 Array = jax.Array
+
+FAMILY = "multitask"
 _HI = jax.lax.Precision.HIGHEST
 LENGTH_MODELS = ("projection", "min", "max", "harmonic", "arithmetic", "geometric")
 _MAX_EXACT = 12  # supports enumerated exactly up to this many losses
@@ -316,7 +318,7 @@ def _config_sample():
 @register(
     "config",
     aliases=("conflict_free",),
-    family="multitask",
+    family=FAMILY,
     kind="transform",
     formula="g_c = (sum_i g_i . d^) d^,  d = pinv([u_1..u_m]) w,  u_i = g_i/||g_i||  (Gram form)",
     paper="ConFIG: Towards Conflict-free Training of Physics Informed Neural Networks (2024, arXiv:2408.11104)",
@@ -424,7 +426,7 @@ def _mconfig_sample():
 @register(
     "m_config",
     aliases=("momentum_config",),
-    family="multitask",
+    family=FAMILY,
     kind="transform",
     formula="m_i <- b1 m_i + (1-b1) g_i (selected i);  g = ConFIG(m_i/(1-b1^t_i));  Adam-normalized by a pseudo "
     "second moment of g",
@@ -596,7 +598,7 @@ def _pcgrad_sample():
 @register(
     "pcgrad",
     aliases=("gradient_surgery",),
-    family="multitask",
+    family=FAMILY,
     kind="transform",
     formula="g_i^PC = g_i - sum_{j: g_i^PC.g_j<0} (g_i^PC.g_j/||g_j||^2) g_j (in order);  update = sum_i g_i^PC",
     paper="Gradient Surgery for Multi-Task Learning (2020, arXiv:2001.06782)",
@@ -649,7 +651,7 @@ def _imtl_weights(G: Array) -> Array:
 @register(
     "imtl_g",
     aliases=("imtlg",),
-    family="multitask",
+    family=FAMILY,
     kind="transform",
     formula="w = G^+ n / sum(G^+ n), n_i = ||g_i||; update = sum_i w_i g_i (equal projections on every u_i)",
     paper="Towards Impartial Multi-task Learning (2021, ICLR, openreview IMPnRXEWpvr)",
@@ -774,7 +776,7 @@ def _check_pref(fn: str, pref_vector):
 
 @register(
     "upgrad",
-    family="multitask",
+    family=FAMILY,
     kind="transform",
     formula="update = sum_i pi_J(p_i g_i): each weighted gradient projected onto the dual cone {x: G x >= 0}",
     paper="Jacobian Descent for Multi-Objective Optimization (2024, arXiv:2406.16232)",
@@ -828,7 +830,7 @@ def upgrad(
 @register(
     "dualproj",
     aliases=("dual_proj",),
-    family="multitask",
+    family=FAMILY,
     kind="transform",
     formula="update = pi_J(sum_i p_i g_i): the weighted mean projected onto the dual cone {x: G x >= 0}",
     paper="Jacobian Descent for Multi-Objective Optimization (2024, arXiv:2406.16232)",
@@ -922,7 +924,7 @@ def _mgda_exact(G: Array, exact: bool | None = None) -> Array:
 @register(
     "mgda",
     aliases=("mgda_ub", "min_norm"),
-    family="multitask",
+    family=FAMILY,
     kind="transform",
     formula="w = argmin_{w in simplex} ||sum_i w_i g_i||^2;  update = sum_i w_i g_i",
     paper="Multi-Task Learning as Multi-Objective Optimization (2018, arXiv:1810.04650)",
@@ -1032,7 +1034,7 @@ def _cagrad_weights(G: Array, c: float, norm_eps: float, exact: bool | None = No
 
 @register(
     "cagrad",
-    family="multitask",
+    family=FAMILY,
     kind="transform",
     formula="w* = argmin_{w in simplex} g_w.g_0 + c||g_0|| ||g_w||;  update = g_0 + (c||g_0||/||g_w*||) g_w*",
     paper="Conflict-Averse Gradient Descent for Multi-task Learning (2021, arXiv:2110.14048)",
@@ -1099,7 +1101,7 @@ def _aligned_weights(G: Array, pref: Array, scale_mode: str) -> Array:
 @register(
     "aligned_mtl",
     aliases=("alignedmtl",),
-    family="multitask",
+    family=FAMILY,
     kind="transform",
     formula="G = V L V^T;  B = sqrt(l_min) V L^{-1/2} V^T;  w = B p;  update = sum_i w_i g_i",
     paper="Independent Component Alignment for Multi-Task Learning (2023, arXiv:2305.19000)",
@@ -1182,7 +1184,7 @@ def _gradvac_sample():
 @register(
     "gradvac",
     aliases=("gradient_vaccine",),
-    family="multitask",
+    family=FAMILY,
     kind="transform",
     formula="if cos(g_i, g_j) < phi_ij: g_i += ||g_i||(phi s1 - cos s2)/(||g_j|| s2) g_j;  phi_ij <- EMA(cos)",
     paper="Gradient Vaccine: Investigating and Improving Multi-task Optimization in Massively Multilingual Models "
@@ -1269,7 +1271,7 @@ def _graddrop_sample():
 @register(
     "graddrop",
     aliases=("gradient_sign_dropout",),
-    family="multitask",
+    family=FAMILY,
     kind="transform",
     formula="P = (1 + sum_i g_i / sum_i |g_i|)/2;  keep g_i where (P > U and g_i > 0) or (P < U and g_i < 0)",
     paper="Just Pick a Sign: Optimizing Deep Multitask Models with Gradient Sign Dropout (2020, arXiv:2010.06808)",
@@ -1365,7 +1367,7 @@ def _nash_sample():
 @register(
     "nash_mtl",
     aliases=("nashmtl",),
-    family="multitask",
+    family=FAMILY,
     kind="transform",
     formula="alpha > 0 with alpha_i (G alpha)_i = 1 (Nash bargaining); update = sum_i alpha_i g_i, norm <= max_norm",
     paper="Multi-Task Learning as a Bargaining Game (2022, arXiv:2202.01017)",
@@ -1435,7 +1437,7 @@ def nash_mtl(
 @register(
     "equal_weight",
     aliases=("linear_scalarization", "ew"),
-    family="multitask",
+    family=FAMILY,
     kind="transform",
     formula="update = sum_i g_i  (reduction='sum')  or  (1/m) sum_i g_i  (reduction='mean')",
     paper="In Defense of the Unitary Scalarization for Deep Multi-Task Learning (2022, arXiv:2201.04122)",

@@ -47,7 +47,7 @@ to="varying")`` (:func:`sam_value_and_grad` does this); an already-reduced
 ``updates`` is a trace-time error. ``grad_fn`` is always called at a point
 marked varying, so it returns per-device gradients.
 
-Trajectory methods (SAF, MESA) need no second gradient: :func:`trajectory_loss`
+Trajectory methods (SAF, MESA) need no second gradient: :func:`lossjax.losses.trajectory_loss`
 is the loss term, and the :func:`saf` / :func:`mesa` transforms keep the past
 outputs / EMA weights in their state (read them with :func:`saf_targets` and
 :func:`mesa_params`).
@@ -67,7 +67,7 @@ import optax
 from jax import lax
 
 from lossjax import _checks as C
-from lossjax.registry import Sample, TransformSample, register
+from lossjax.registry import TransformSample, register
 
 __all__ = [
     "ASAMState",
@@ -91,14 +91,13 @@ __all__ = [
     "saf_targets",
     "sam",
     "sam_value_and_grad",
-    "trajectory_loss",
 ]
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 PyTree = Any
 
-_FAMILY = "sam"
+FAMILY = "sam"
 _NORMS = ("global", "local")
 
 
@@ -397,7 +396,7 @@ def _sam_like(fn, state_cls, rho, adaptive, eta, epsilon, axis_name, norm):
 @register(
     "sam",
     aliases=("sharpness_aware_minimization",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="transform",
     formula="e = rho g / (||g||_2 + epsilon);  update with g(w + e)",
     paper="Sharpness-Aware Minimization for Efficiently Improving Generalization (2021, arXiv:2010.01412)",
@@ -458,7 +457,7 @@ def sam(
 @register(
     "asam",
     aliases=("adaptive_sam",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="transform",
     formula="T = |w| + eta;  e = rho T^2 g / (||T g||_2 + epsilon);  update with g(w + e)",
     paper="ASAM: Adaptive Sharpness-Aware Minimization for Scale-Invariant Learning of Deep Neural Networks "
@@ -579,7 +578,7 @@ def sam_value_and_grad(
 @register(
     "gsam",
     aliases=("surrogate_gap_sam",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="transform",
     formula="g_p = g(w + rho g/||g||);  out = g_p - alpha (g - <g, u> u),  u = g_p/||g_p||",
     paper="Surrogate Gap Minimization Improves Sharpness-Aware Training (2022, arXiv:2203.08065)",
@@ -667,7 +666,7 @@ def gsam(
 @register(
     "looksam",
     aliases=("look_sam",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="transform",
     formula="every k steps: g_s = g(w + rho g/||g||), g_v = g_s - <g, g_s>/||g||^2 g;  "
     "else: g_s = g + alpha ||g||/||g_v|| g_v",
@@ -771,7 +770,7 @@ def looksam(
 @register(
     "friendly_sam",
     aliases=("fsam", "f_sam"),
-    family=_FAMILY,
+    family=FAMILY,
     kind="transform",
     formula="d = g - sigma m;  m <- lmbda m + (1 - lmbda) g (m_0 = g_0);  e = rho d/||d||;  update with g(w + e)",
     paper="Friendly Sharpness-Aware Minimization (2024, arXiv:2403.12350)",
@@ -861,7 +860,7 @@ def friendly_sam(
 @register(
     "awp",
     aliases=("adversarial_weight_perturbation",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="transform",
     formula="v_l = gamma ||w_l|| g_l / (||g_l|| + epsilon) for leaves with ndim >= min_ndim;  update with g(w + v)",
     paper="Adversarial Weight Perturbation Helps Robust Generalization (2020, arXiv:2004.05884)",
@@ -950,7 +949,7 @@ def _rwp_sample():
 @register(
     "random_weight_perturbation",
     aliases=("rwp", "m_rwp"),
-    family=_FAMILY,
+    family=FAMILY,
     kind="transform",
     formula="e ~ N(0, (gamma ||w_filter||)^2);  out = (1 - alpha) g(w) + alpha g(w + e)",
     paper="Efficient Generalization Improvement Guided by Random Weight Perturbation (2022, arXiv:2211.11489)",
@@ -1049,79 +1048,6 @@ def random_weight_perturbation(
 # --------------------------------------------------------------------------
 
 
-def _traj_sample() -> Sample:
-    rng = np.random.default_rng(0)
-    logits = (2 * rng.normal(size=(6, 4))).astype(np.float32)
-    targets = (2 * rng.normal(size=(6, 4))).astype(np.float32)
-    return Sample(args=(logits, targets), diff_argnums=(0,))
-
-
-@register(
-    "trajectory_loss",
-    aliases=("saf_trajectory_loss", "mesa_loss"),
-    family=_FAMILY,
-    kind="per_example",
-    formula="KL(softmax(t / tau) || softmax(z / tau)),  t = stop_gradient(target_logits)",
-    paper="Sharpness-Aware Training for Free (2022, arXiv:2205.14083)",
-    reference="closed form (KL of softmaxes); tested against a float64 numpy evaluation",
-    sample=_traj_sample,
-)
-def trajectory_loss(
-    logits: ArrayLike,
-    target_logits: ArrayLike,
-    *,
-    temperature: float = 5.0,
-    where: ArrayLike | None = None,
-) -> Array:
-    r"""SAF/MESA trajectory loss: KL from past (or EMA) outputs to the current ones, per example.
-
-    .. math::
-        \ell_i = \mathrm{KL}\Big(\mathrm{softmax}(t_i/\tau)\,\Big\|\,\mathrm{softmax}(z_i/\tau)\Big),
-        \qquad t = \mathrm{stop\_gradient}(\text{target\_logits})
-
-    SAF's objective is ``L(w) + lambda * mean_i l_i`` with ``t`` the outputs
-    recorded ``E`` epochs earlier (:func:`saf`, :func:`saf_targets`); MESA uses
-    the outputs of an EMA of the weights (:func:`mesa`, :func:`mesa_params`).
-    Minimizing it penalizes a sudden drop of the loss along the trajectory,
-    the sharpness proxy of the paper, at the cost of no extra gradient.
-
-    Args:
-      logits: current outputs ``[..., C]``.
-      target_logits: past / EMA outputs ``[..., C]`` (no gradient flows into them).
-      temperature: ``tau`` (softens both distributions).
-      where: optional boolean mask broadcastable to ``[...]`` (e.g. examples
-        without a recorded past output); masked examples give 0.
-
-    Returns:
-      Per-example loss ``[...]`` (float32 for half-precision inputs).
-
-    Paper: Du, Zhou, Feng, Tan, Zhou, "Sharpness-Aware Training for Free",
-    NeurIPS 2022, arXiv:2205.14083.
-
-    Example:
-      >>> import jax.numpy as jnp, lossjax
-      >>> z = jnp.array([[0.0, 0.0], [1.0, -1.0]])
-      >>> lossjax.transforms.trajectory_loss(z, z, temperature=1.0)  # identical outputs: 0
-      Array([0., 0.], dtype=float32)
-      >>> lossjax.transforms.trajectory_loss(z[:1], jnp.array([[2.0, 0.0]]), temperature=1.0).round(4)
-      Array([0.3278], dtype=float32)
-    """
-    fn = "trajectory_loss"
-    logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
-    target_logits = C.check_array(fn, "target_logits", target_logits, min_ndim=1, dtype="float")
-    C.check_same_shape(fn, ("logits", "target_logits"), logits, target_logits)
-    C.check_positive(fn, "temperature", temperature)
-    dtype = C.compute_dtype(logits, target_logits)
-    mask = C.prepare_where(fn, where, logits.shape[:-1])
-    inv_t = 1.0 / temperature
-    z = C.fill_masked(C.as_compute(logits, dtype), mask) * inv_t
-    t = C.fill_masked(lax.stop_gradient(C.as_compute(target_logits, dtype)), mask) * inv_t
-    log_p = jax.nn.log_softmax(t, axis=-1)
-    log_q = jax.nn.log_softmax(z, axis=-1)
-    loss = jnp.sum(jnp.exp(log_p) * (log_p - log_q), axis=-1)
-    return C.zero_masked(loss, mask)
-
-
 def _saf_sample() -> TransformSample:
     rng = np.random.default_rng(0)
     params = _toy_params()
@@ -1142,7 +1068,7 @@ _BANK_DTYPES = ("float32", "bfloat16", "float16")
 @register(
     "saf",
     aliases=("sharpness_aware_training_for_free",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="transform",
     formula="state: outputs of each example recorded at its last `delay` visits; "
     "loss += lambda mean_i KL(softmax(t_i/tau) || softmax(z_i/tau)) (trajectory_loss)",
@@ -1242,7 +1168,7 @@ def saf_targets(state: SAFState, indices: ArrayLike) -> tuple[Array, Array]:
     Returns:
       ``(target_logits [B, C] float32, valid [B] bool)``: ``valid`` is False for
       examples recorded fewer than ``delay`` times (use it as ``where`` of
-      :func:`trajectory_loss`).
+      :func:`lossjax.losses.trajectory_loss`).
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -1270,7 +1196,7 @@ def _mesa_sample() -> TransformSample:
 @register(
     "mesa",
     aliases=("memory_efficient_saf",),
-    family=_FAMILY,
+    family=FAMILY,
     kind="transform",
     formula="ema <- decay ema + (1 - decay) w;  "
     "loss += lambda mean_i KL(softmax(f(ema, x_i)/tau) || softmax(f(w, x_i)/tau))",

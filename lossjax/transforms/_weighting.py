@@ -44,6 +44,8 @@ __all__ = [
 
 Array = jax.Array
 
+FAMILY = "weighting"
+
 
 def _check_m(fn: str, num_losses) -> int:
     if not isinstance(num_losses, (int, np.integer)) or isinstance(num_losses, bool) or num_losses < 1:
@@ -103,7 +105,7 @@ def _uw_sample():
 @register(
     "uncertainty_weighted_loss",
     aliases=("uw_loss",),
-    family="weighting",
+    family=FAMILY,
     kind="function",
     formula="sum_i c_i exp(-s_i) L_i + s_i / 2,  s_i = log sigma_i^2,  c_i = 1/2 (regression) or 1 (classification)",
     paper="Multi-Task Learning Using Uncertainty to Weigh Losses for Scene Geometry and Semantics "
@@ -176,7 +178,7 @@ def _weighting_sample(**hyper):
 @register(
     "uncertainty_weighting",
     aliases=("uw",),
-    family="weighting",
+    family=FAMILY,
     kind="transform",
     formula="update = sum_i c_i exp(-s_i) g_i;  s <- adam step on sum_i c_i exp(-s_i) L_i + s_i/2",
     paper="Multi-Task Learning Using Uncertainty to Weigh Losses for Scene Geometry and Semantics "
@@ -277,7 +279,7 @@ def dwa_weights(prev: jax.typing.ArrayLike, prev2: jax.typing.ArrayLike, tempera
 @register(
     "dwa",
     aliases=("dynamic_weight_average",),
-    family="weighting",
+    family=FAMILY,
     kind="transform",
     formula="w_i = m exp(r_i/T) / sum_j exp(r_j/T),  r_i = L_i(t-1)/L_i(t-2);  w = 1 for the first two calls",
     paper="End-to-End Multi-Task Learning with Attention (2019, arXiv:1803.10704)",
@@ -337,7 +339,7 @@ def _rlw_sample():
 @register(
     "rlw",
     aliases=("random_loss_weighting",),
-    family="weighting",
+    family=FAMILY,
     kind="transform",
     formula="w = softmax(z),  z ~ N(0, I) (or U(0,1), Dirichlet(1)) drawn every step",
     paper="Reasonable Effectiveness of Random Weighting: A Litmus Test for Multi-Task Learning "
@@ -424,7 +426,7 @@ def gradnorm_objective(logits: Array, norms: Array, losses: Array, initial_losse
 
 @register(
     "gradnorm",
-    family="weighting",
+    family=FAMILY,
     kind="transform",
     formula="w = m softmax(xi); xi <- adam step on sum_i | w_i ||g_i|| - mean_j(w_j ||g_j||) r_i^alpha |, "
     "r_i = (L_i/L_i(0)) / mean(L/L(0))",
@@ -509,7 +511,7 @@ class FAMOState(NamedTuple):
 
 @register(
     "famo",
-    family="weighting",
+    family=FAMILY,
     kind="transform",
     formula="z = softmax(xi); update = sum_i z_i g_i / (c (L_i - l_i));  xi <- adamw step with d = J_softmax^T "
     "(log(L_prev - l) - log(L - l))",

@@ -94,7 +94,7 @@ def saf_step(model, optimizer, xb, yb, idx, lam=0.3):
 
     def loss_fn(m):
         logits = m(xb)
-        traj = lossjax.masked_mean(T.trajectory_loss(logits, targets, temperature=2.0, where=valid), valid)
+        traj = lossjax.masked_mean(lossjax.losses.trajectory_loss(logits, targets, temperature=2.0, where=valid), valid)
         return ce(logits, yb) + lam * traj, logits
 
     (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)

@@ -309,7 +309,7 @@ def test_label_embedding_ranking_loss_closed_form():
 
 
 def test_registry_names_and_aliases():
-    ours = lossjax.available(family="classification") + lossjax.available(family="noisy_labels")
+    ours = lossjax.available(family="classification") + lossjax.available(family="noisy")
     for alias, name in (
         ("focal", "focal_loss"),
         ("gce", "generalized_cross_entropy"),

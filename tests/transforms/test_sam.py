@@ -203,9 +203,9 @@ def test_trajectory_loss_matches_float64_kl_and_its_gradient():
 
     p, q = softmax(t / tau), softmax(z / tau)
     ref = np.sum(p * (np.log(p) - np.log(q)), -1)
-    got = T.trajectory_loss(jnp.asarray(z, jnp.float32), jnp.asarray(t, jnp.float32), temperature=tau)
+    got = lossjax.losses.trajectory_loss(jnp.asarray(z, jnp.float32), jnp.asarray(t, jnp.float32), temperature=tau)
     np.testing.assert_allclose(got, ref, rtol=2e-5, atol=1e-6)
-    gz, gt = jax.grad(lambda a, b: jnp.sum(T.trajectory_loss(a, b, temperature=tau)), argnums=(0, 1))(
+    gz, gt = jax.grad(lambda a, b: jnp.sum(lossjax.losses.trajectory_loss(a, b, temperature=tau)), argnums=(0, 1))(
         jnp.asarray(z, jnp.float32), jnp.asarray(t, jnp.float32)
     )
     np.testing.assert_allclose(gz, (q - p) / tau, rtol=1e-4, atol=1e-6)  # d KL / dz = (q - p) / tau
@@ -582,7 +582,7 @@ def test_trajectory_transforms_in_a_flax_step():
         def loss_fn(m):
             logits = m(x)
             ce = jnp.mean(lossjax.losses.softmax_cross_entropy(logits, y))
-            traj = lossjax.masked_mean(T.trajectory_loss(logits, targets, where=valid), valid)
+            traj = lossjax.masked_mean(lossjax.losses.trajectory_loss(logits, targets, where=valid), valid)
             return ce + 0.3 * traj, (logits, traj)
 
         (_, (logits, traj)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
@@ -655,7 +655,7 @@ def test_update_errors_name_the_transform_and_argument():
     with pytest.raises(TypeError, match=r"saf: argument `indices` must have a int dtype"):
         saf_tx.update({}, saf_tx.init(None), logits=jnp.zeros((2, 3)), indices=jnp.array([0.0, 1.0]))
     with pytest.raises(ValueError, match=r"trajectory_loss: `logits` and `target_logits` must have the same shape"):
-        T.trajectory_loss(jnp.zeros((2, 3)), jnp.zeros((2, 4)))
+        lossjax.losses.trajectory_loss(jnp.zeros((2, 3)), jnp.zeros((2, 4)))
     with pytest.raises(ValueError, match=r"mesa_params: `opt_state` must contain exactly one MESAState, found 0"):
         T.mesa_params(optax.sgd(0.1).init(w))
     with pytest.raises(TypeError, match=r"sam_value_and_grad: `fun` must be callable"):
