@@ -26,6 +26,7 @@ __all__ = [
     "as_compute",
     "check_array",
     "check_in_range",
+    "check_int",
     "check_one_of",
     "check_positive",
     "check_same_shape",
@@ -45,6 +46,7 @@ __all__ = [
     "safe_log",
     "safe_norm",
     "safe_power",
+    "safe_sqrt",
     "zero_masked",
 ]
 
@@ -187,6 +189,33 @@ def check_in_range(
         lb = "[" if low_inclusive else "("
         hb = "]" if high_inclusive else ")"
         raise ValueError(f"{fn}: `{arg}` must lie in {lb}{low}, {high}{hb}, got {value!r}.")
+
+
+def check_int(fn: str, arg: str, value: Any, low: int | None = None, *, static: bool = False) -> None:
+    """Checks an integer hyperparameter: a Python int, a numpy integer or a concrete integer scalar.
+
+    Booleans are rejected (``True`` is not a count). A traced value (e.g. under
+    ``optax.inject_hyperparams``) passes unless the value shapes the
+    computation (``static=True``: an iteration count, an array size).
+
+    Example:
+      >>> from lossjax import _checks as C
+      >>> C.check_int("f", "k", True, 1)  # doctest: +IGNORE_EXCEPTION_DETAIL
+      Traceback (most recent call last):
+      ValueError: f: `k` must be an integer >= 1, got True.
+    """
+    if isinstance(value, jax.core.Tracer):
+        if static:
+            raise ValueError(
+                f"{fn}: `{arg}` must be a static Python integer, got a traced value; "
+                f"with optax.inject_hyperparams pass static_args=({arg!r},)."
+            )
+        return
+    if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0 and np.issubdtype(value.dtype, np.integer):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or (low is not None and value < low):
+        need = "an integer" if low is None else f"an integer >= {low}"
+        raise ValueError(f"{fn}: `{arg}` must be {need}, got {value!r}.")
 
 
 def check_one_of(fn: str, arg: str, value: Any, options: Sequence[Any]) -> None:
@@ -386,6 +415,24 @@ def safe_norm(
     if epsilon:
         norm = jnp.maximum(norm, jnp.asarray(epsilon, norm.dtype))
     return norm
+
+
+def safe_sqrt(x: Array, *, epsilon: float = 0.0) -> Array:
+    """``sqrt(x)`` where ``x > epsilon``, else exactly 0, with a finite (zero) gradient there.
+
+    The double-``where`` keeps the infinite derivative of ``sqrt`` at 0 out of
+    the backward pass: a distance between identical points has gradient 0, not NaN.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, lossjax._checks as C
+      >>> C.safe_sqrt(jnp.array([0.0, 4.0]))
+      Array([0., 2.], dtype=float32)
+      >>> jax.grad(lambda x: C.safe_sqrt(x).sum())(jnp.array([0.0, 4.0]))
+      Array([0.  , 0.25], dtype=float32)
+    """
+    pos = x > epsilon
+    safe = jnp.where(pos, x, jnp.ones((), x.dtype))
+    return jnp.where(pos, jnp.sqrt(safe), jnp.zeros((), x.dtype))
 
 
 def safe_log(x: Array, *, epsilon: float = 0.0) -> Array:

@@ -7,9 +7,9 @@ matmul (``|a|^2 + |b|^2 - 2 a b^T``, clamped at 0, with a square root whose
 gradient is finite at 0) and never an ``[N, M, D]`` tensor. Half-precision
 inputs are computed in float32.
 
-:func:`gather_batch` concatenates the per-device shards of a batch along the
-leading axis inside ``shard_map`` / ``pmap`` (``all_gather(tiled=True)``). Its
-transpose is ``psum_scatter``: when every device computes the loss of the
+Across devices, losses gather candidates with
+:func:`lossjax._parallel.gather_batch` (``all_gather(tiled=True)``, whose
+transpose is ``psum_scatter``): when every device computes the loss of the
 anchors it owns against the gathered candidates and the losses are summed
 (``psum``), the gradient each device gets for its own shard is the gradient of
 the single-device loss on the concatenated batch.
@@ -17,28 +17,22 @@ the single-device loss on the concatenated batch.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
-
 import jax
 import jax.numpy as jnp
 
 from lossjax import _checks as C
+from lossjax._parallel import AxisName, axis_offset
 
 __all__ = [
     "METRICS",
-    "axis_offset",
-    "axis_size",
-    "gather_batch",
     "l2_normalize",
     "pairwise_distance",
     "pairwise_similarity",
-    "psum",
     "self_mask",
 ]
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
-AxisName = Hashable | Sequence[Hashable] | None
 
 #: Metrics understood by :func:`pairwise_similarity` and :func:`pairwise_distance`.
 #: ``cosine`` and ``dot`` are similarities (larger = closer); ``euclidean`` and
@@ -60,14 +54,6 @@ def l2_normalize(x: Array, *, epsilon: float = _NORM_EPS) -> Array:
     """
     norm = C.safe_norm(x, axis=-1, keepdims=True)
     return x / jnp.maximum(norm, jnp.asarray(epsilon, x.dtype))
-
-
-def _safe_sqrt(sq: Array, epsilon: float) -> Array:
-    # sqrt(max(sq, 0)) with a finite gradient at 0: the sqrt's derivative is
-    # evaluated on max(sq, epsilon) (double where), and is 0 where sq <= 0.
-    pos = sq > epsilon
-    safe = jnp.where(pos, sq, jnp.ones((), sq.dtype))
-    return jnp.where(pos, jnp.sqrt(safe), jnp.zeros((), sq.dtype))
 
 
 def _check_pair(fn: str, a: ArrayLike, b: ArrayLike | None) -> tuple[Array, Array, jnp.dtype]:
@@ -142,7 +128,7 @@ def pairwise_similarity(
     sq = jnp.maximum(a2[:, None] + b2[None, :] - 2 * ab, jnp.zeros((), ab.dtype))
     if metric == "squared_euclidean":
         return sq
-    return _safe_sqrt(sq, epsilon)
+    return C.safe_sqrt(sq, epsilon=epsilon)
 
 
 def pairwise_distance(
@@ -172,49 +158,6 @@ def pairwise_distance(
 # --------------------------------------------------------------------------
 # Many devices.
 # --------------------------------------------------------------------------
-
-
-def gather_batch(x: ArrayLike, axis_name: AxisName) -> Array:
-    """Concatenates the shards of a batch across devices along the leading axis.
-
-    ``jax.lax.all_gather(x, axis_name, tiled=True)`` (identity when
-    ``axis_name`` is None). Differentiable: its transpose is ``psum_scatter``,
-    so each device receives the sum over devices of the cotangents of its own
-    rows, which is the single-device gradient when the per-device losses are
-    summed with :func:`psum`.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from lossjax._pairwise import gather_batch
-      >>> gather_batch(jnp.ones((2, 3)), None).shape
-      (2, 3)
-    """
-    x = jnp.asarray(x)
-    if axis_name is None:
-        return x
-    return jax.lax.all_gather(x, axis_name, axis=0, tiled=True)
-
-
-def psum(x: ArrayLike, axis_name: AxisName) -> Array:
-    """``jax.lax.psum`` over ``axis_name`` (identity when None)."""
-    x = jnp.asarray(x)
-    if axis_name is None:
-        return x
-    return jax.lax.psum(x, axis_name)
-
-
-def axis_size(axis_name: AxisName) -> int:
-    """Number of devices along ``axis_name`` (1 when None)."""
-    if axis_name is None:
-        return 1
-    return jax.lax.psum(1, axis_name)
-
-
-def axis_offset(axis_name: AxisName, n_local: int) -> Array | int:
-    """Global index of this device's first row: ``axis_index * n_local`` (0 when None)."""
-    if axis_name is None:
-        return 0
-    return jax.lax.axis_index(axis_name) * n_local
 
 
 def self_mask(n_local: int, n_total: int, axis_name: AxisName) -> Array:

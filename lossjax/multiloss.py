@@ -32,6 +32,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from lossjax._parallel import like_inputs, pmean
+
 __all__ = ["RepGrads", "per_loss_value_and_grad", "rep_value_and_grad", "separate_value_and_grad"]
 
 Array = jax.Array
@@ -58,16 +60,7 @@ def _check_vector(fn: str, losses: Any) -> Array:
 
 def _cotangents(losses: Array) -> Array:
     """The m one-hot cotangents, varying over the same mapped axes as ``losses`` (inside shard_map)."""
-    eye = jnp.eye(losses.shape[0], dtype=losses.dtype)
-    aval = jax.typeof(losses)
-    mat = getattr(aval, "manual_axis_type", None)
-    vma = getattr(mat, "varying", None) if mat is not None else getattr(aval, "vma", None)
-    vma = tuple(sorted(vma or ()))
-    return jax.lax.pcast(eye, vma, to="varying") if vma else eye
-
-
-def _pmean(tree: Any, axis_name: str | None) -> Any:
-    return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+    return like_inputs(jnp.eye(losses.shape[0], dtype=losses.dtype), losses)
 
 
 def per_loss_value_and_grad(
@@ -133,7 +126,7 @@ def per_loss_value_and_grad(
             rows = [vjp(cts[i]) for i in range(losses.shape[0])]
             grads = jax.tree.map(lambda *xs: jnp.stack(xs), *rows)
         grads = grads[0] if isinstance(argnums, int) else grads
-        losses, grads = _pmean((losses, grads), axis_name)
+        losses, grads = pmean((losses, grads), axis_name)
         return ((losses, aux) if has_aux else losses), grads
 
     return wrapped
@@ -199,7 +192,7 @@ def separate_value_and_grad(
         dtype = jnp.result_type(*values)
         losses = jnp.stack([jnp.asarray(v, dtype) for v in values])
         stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *grads)
-        losses, stacked = _pmean((losses, stacked), axis_name)
+        losses, stacked = pmean((losses, stacked), axis_name)
         return ((losses, tuple(auxes)) if has_aux else losses), stacked
 
     return wrapped

@@ -736,11 +736,6 @@ def _adv_sample() -> Sample:
     return Sample(args=(logits, labels, perturbed), diff_argnums=(0, 2), kwargs={"tau": 1.5})
 
 
-def _safe_sqrt(x: Array) -> Array:
-    pos = x > 0
-    return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, jnp.ones((), x.dtype))), jnp.zeros((), x.dtype))
-
-
 @register(
     "smooth_adversarial_comp_sum_loss",
     aliases=("adv_comp_sum", "adversarial_comp_sum_loss"),
@@ -813,7 +808,7 @@ def smooth_adversarial_comp_sum_loss(
     else:
         d_c = d
     sq = jnp.maximum(s2 - 2 * d_c * s1 + num_classes * jnp.square(d_c), 0.0)
-    penalty = _safe_sqrt(sq)
+    penalty = C.safe_sqrt(sq)
     return t.expect(_comp_sum_phi(t.log_p, tau) + jnp.asarray(nu, dtype) * penalty)
 
 
@@ -1520,9 +1515,9 @@ def anyloss(
         if metric == "balanced_accuracy":
             score = (tpr + tnr) / 2
         elif metric == "g_mean":
-            score = _safe_sqrt(tpr * tnr)
+            score = C.safe_sqrt(tpr * tnr)
         else:
-            score = (tp * tn - fp * fn_) / (_safe_sqrt((tp + fp) * (tp + fn_) * (tn + fp) * (tn + fn_)) + e)
+            score = (tp * tn - fp * fn_) / (C.safe_sqrt((tp + fp) * (tp + fn_) * (tn + fp) * (tn + fn_)) + e)
     if mask is None:
         return 1 - score
     return jnp.where(jnp.any(mask), 1 - score, zero)  # an all-masked batch gives 0

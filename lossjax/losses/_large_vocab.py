@@ -59,7 +59,6 @@ target logit is selected by comparing an iota with ``label - block_start``
 from __future__ import annotations
 
 import functools
-import math
 from typing import NamedTuple
 
 import jax
@@ -68,6 +67,7 @@ import numpy as np
 from jax import lax
 
 from lossjax import _checks as C
+from lossjax._parallel import explicit_sharding, like_inputs, shard_multiple, varying_axes
 from lossjax.registry import Sample, register
 
 __all__ = ["linear_cross_entropy"]
@@ -184,68 +184,6 @@ def _blocks(total: int, size: int, body, carry):
     return carry
 
 
-def _varying_axes(x) -> frozenset:
-    """The manual (shard_map) axes over which ``x`` varies; empty outside shard_map."""
-    typeof = getattr(jax, "typeof", None)  # older jax: no varying-axis types at all
-    if typeof is None:
-        return frozenset()
-    aval = typeof(x)
-    mat = getattr(aval, "manual_axis_type", None)
-    if mat is not None:
-        return frozenset(mat.varying)
-    return frozenset(getattr(aval, "vma", frozenset()))
-
-
-def _like_inputs(init, *refs):
-    """Marks loop-carry initial values as varying over the shard_map axes of the inputs.
-
-    Inside ``shard_map`` a carry created with ``jnp.zeros`` is invariant while
-    the loop body's outputs vary like the inputs; ``pcast`` aligns the types.
-    A no-op outside ``shard_map``.
-    """
-    axes = frozenset().union(*(_varying_axes(r) for r in refs if r is not None))
-    if not axes:
-        return init
-
-    def cast(v):
-        missing = tuple(sorted(axes - _varying_axes(v)))
-        return lax.pcast(v, missing, to="varying") if missing else v
-
-    return jax.tree.map(cast, init)
-
-
-def _explicit_sharding(w: Array):
-    """``w``'s sharding when it is typed with explicit mesh axes (``jax.set_mesh``), else None.
-
-    The gradient matmuls contract over the token axis (weight gradient) or the
-    vocabulary axis (hidden gradient); when that axis is explicitly sharded,
-    JAX needs the result's sharding spelled out: that of the weight, or of
-    the hidden states.
-    """
-    typeof = getattr(jax, "typeof", None)
-    sharding = getattr(typeof(w), "sharding", None) if typeof is not None else None
-    mesh = getattr(sharding, "mesh", None)
-    explicit = getattr(getattr(jax.sharding, "AxisType", None), "Explicit", None)
-    if mesh is None or getattr(mesh, "empty", True) or explicit is None:
-        return None
-    return sharding if explicit in tuple(getattr(mesh, "axis_types", ())) else None
-
-
-def _shard_multiple(size: int, a: Array, total: int) -> int:
-    """Rounds a block size up to a multiple of the explicit shards of ``a``'s first axis.
-
-    With explicit mesh axes a ``dynamic_slice`` along a sharded axis must cut
-    whole shards; the automatic sizes (multiples of 128) already do.
-    """
-    sharding = _explicit_sharding(a)
-    if sharding is None:
-        return size
-    spec = (*sharding.spec, None)
-    axes = spec[0] if isinstance(spec[0], tuple) else (spec[0],)
-    shards = math.prod(sharding.mesh.shape[ax] for ax in axes if ax is not None)
-    return min(-(-size // shards) * shards, total) if shards > 1 else size
-
-
 def _vocab_offset(cfg: _Cfg, n_local: int):
     if cfg.vocab_axis is None:
         return 0, n_local
@@ -280,7 +218,7 @@ def _recompute_forward(cfg: _Cfg, x, w, b, y, valid, hp):
         jnp.zeros_like(tok),
         jnp.zeros_like(tok),
     )
-    init = _like_inputs(init, x, w, b, y, valid)
+    init = like_inputs(init, x, w, b, y, valid)
     m, s, t, sz = _blocks(v_local, min(cfg.block, v_local), body, init)
     if cfg.vocab_axis is not None:
         gm = lax.pmax(m, cfg.vocab_axis)
@@ -306,7 +244,7 @@ def _recompute_backward(cfg: _Cfg, x, w, b, y, valid, hp, lse, g, g_lse):
     g = jnp.where(valid, g.astype(acc), zero)
     if g_lse is not None:
         g_lse = jnp.where(valid, g_lse.astype(acc), zero)
-    if cfg.vocab_axis is not None and cfg.vocab_axis not in _varying_axes(x):
+    if cfg.vocab_axis is not None and cfg.vocab_axis not in varying_axes(x):
         # shard_map(check_vma=False): the replicated output's cotangent arrives
         # split over the vocabulary shards (the transpose of the forward psum
         # would sum it back), and shard_map itself sums the hidden-gradient
@@ -325,11 +263,11 @@ def _recompute_backward(cfg: _Cfg, x, w, b, y, valid, hp, lse, g, g_lse):
         dz = _dlogits(cfg, z, y_local - start, lse, g, g_lse, hp, n_vocab)
         dz_op = dz.astype(x.dtype)
         dw_blk = lax.dot_general(
-            dz_op, x, (((0,), (0,)), ((), ())), preferred_element_type=acc, out_sharding=_explicit_sharding(w_blk)
+            dz_op, x, (((0,), (0,)), ((), ())), preferred_element_type=acc, out_sharding=explicit_sharding(w_blk)
         )
         dw = lax.dynamic_update_slice_in_dim(dw, dw_blk.astype(dw.dtype), start, axis=0)
         dx = dx + lax.dot_general(
-            dz_op, w_blk, (((1,), (0,)), ((), ())), preferred_element_type=acc, out_sharding=_explicit_sharding(x)
+            dz_op, w_blk, (((1,), (0,)), ((), ())), preferred_element_type=acc, out_sharding=explicit_sharding(x)
         )
         if cfg.has_bias:
             db = lax.dynamic_update_slice_in_dim(db, jnp.sum(dz, axis=0).astype(db.dtype), start, axis=0)
@@ -340,7 +278,7 @@ def _recompute_backward(cfg: _Cfg, x, w, b, y, valid, hp, lse, g, g_lse):
         jnp.zeros_like(w),
         jnp.zeros_like(b) if cfg.has_bias else None,
     )
-    init = _like_inputs(init, x, w, b, y, valid, lse, g, g_lse)
+    init = like_inputs(init, x, w, b, y, valid, lse, g, g_lse)
     dx, dw, db = _blocks(v_local, min(cfg.block, v_local), body, init)
     return dx.astype(x.dtype), dw, db
 
@@ -397,11 +335,11 @@ def _in_forward(cfg: _Cfg, x, w, b, y, valid, hp):
         dz = _dlogits(cfg, z, yc, lse, g, None, hp, v)
         dz_op = dz.astype(x.dtype)
         dxc = lax.dot_general(
-            dz_op, w, (((1,), (0,)), ((), ())), preferred_element_type=acc, out_sharding=_explicit_sharding(xc)
+            dz_op, w, (((1,), (0,)), ((), ())), preferred_element_type=acc, out_sharding=explicit_sharding(xc)
         )
         dx = lax.dynamic_update_slice_in_dim(dx, dxc.astype(dx.dtype), start, axis=0)
         dw = dw + lax.dot_general(
-            dz_op, xc, (((0,), (0,)), ((), ())), preferred_element_type=acc, out_sharding=_explicit_sharding(w)
+            dz_op, xc, (((0,), (0,)), ((), ())), preferred_element_type=acc, out_sharding=explicit_sharding(w)
         )
         if cfg.has_bias:
             db = db + jnp.sum(dz, axis=0)
@@ -413,7 +351,7 @@ def _in_forward(cfg: _Cfg, x, w, b, y, valid, hp):
         jnp.zeros_like(w, dtype=acc),
         jnp.zeros_like(b) if cfg.has_bias else None,
     )
-    init = _like_inputs(init, x, w, b, y, valid)
+    init = like_inputs(init, x, w, b, y, valid)
     total, dx, dw, db = _blocks(n, min(cfg.chunk, n), body, init)
     return total * scale, dx, dw, db
 
@@ -667,8 +605,8 @@ def linear_cross_entropy(
     cap = 1.0 if logit_softcap is None else logit_softcap
     hp = jnp.stack([jnp.asarray(label_smoothing, acc), jnp.asarray(z_loss, acc), jnp.asarray(cap, acc)])
     cfg = _Cfg(
-        block=_shard_multiple(int(block_size or auto_block), w, v_local),
-        chunk=_shard_multiple(int(chunk_size or auto_chunk), x, n),
+        block=shard_multiple(int(block_size or auto_block), w, v_local),
+        chunk=shard_multiple(int(chunk_size or auto_chunk), x, n),
         has_bias=b is not None,
         smoothing=_is_concrete_nonzero(label_smoothing),
         zloss=_is_concrete_nonzero(z_loss),
@@ -684,7 +622,7 @@ def linear_cross_entropy(
     # Inside shard_map, give the differentiable inputs one varying-axis type:
     # the transpose of that cast is the psum of the local weight (token-sharded)
     # or hidden (vocab-sharded) gradient partials.
-    x, w, b = _like_inputs((x, w, b), x, w, b, y, valid)
+    x, w, b = like_inputs((x, w, b), x, w, b, y, valid)
 
     if n == 0:
         zero_loss = jnp.zeros(batch_shape, acc) if reduction == "none" else jnp.zeros((), acc)

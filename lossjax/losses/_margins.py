@@ -33,7 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax._pairwise import pairwise_similarity, psum
+from lossjax._pairwise import pairwise_similarity
+from lossjax._parallel import psum
 from lossjax.registry import Sample, register
 
 __all__ = [

@@ -33,8 +33,10 @@ import numpy as np
 
 from lossjax import _checks as C
 from lossjax import _pairwise as P
+from lossjax import _parallel as Q
 from lossjax import miners as M
-from lossjax._pairwise import gather_batch, l2_normalize, psum, self_mask
+from lossjax._pairwise import l2_normalize, self_mask
+from lossjax._parallel import gather_batch, psum
 from lossjax.registry import Sample, register
 
 __all__ = [
@@ -116,9 +118,9 @@ def _labelled(
     x = C.fill_masked(C.as_compute(x, dtype), mask)
     if normalize:
         x = P.l2_normalize(x)
-    xg = P.gather_batch(x, axis_name)
-    lg = P.gather_batch(labels, axis_name)
-    vg = P.gather_batch(valid, axis_name)
+    xg = Q.gather_batch(x, axis_name)
+    lg = Q.gather_batch(labels, axis_name)
+    vg = Q.gather_batch(valid, axis_name)
     pos, neg = M.pair_masks(labels, lg, valid, vg, P.self_mask(n, xg.shape[0], axis_name))
     return _Labelled(x, xg, pos, neg, valid, dtype)
 
@@ -146,7 +148,7 @@ def _paired(fn: str, a: ArrayLike, b: ArrayLike, where, axis_name, names=("queri
     b = C.fill_masked(C.as_compute(b, dtype), mask)
     if normalize:
         a, b = P.l2_normalize(a), P.l2_normalize(b)
-    ag, bg, vg = (P.gather_batch(t, axis_name) for t in (a, b, valid))
+    ag, bg, vg = (Q.gather_batch(t, axis_name) for t in (a, b, valid))
     cols = valid[:, None] & vg[None, :]
     return _Paired(a, b, ag, bg, cols, P.self_mask(n, ag.shape[0], axis_name), mask, dtype)
 
@@ -178,8 +180,8 @@ def _count(mask: Array, dtype) -> Array:
 
 def _global_mean(total: Array, count: Array, axis_name) -> Array:
     """``psum(total) / max(psum(count), 1)``: 0 (not NaN) when nothing counts."""
-    total = P.psum(total, axis_name)
-    count = P.psum(count, axis_name)
+    total = Q.psum(total, axis_name)
+    count = Q.psum(count, axis_name)
     return total / jnp.maximum(count, jnp.ones((), count.dtype))
 
 
@@ -518,8 +520,8 @@ def lifted_structure_loss(
     zero = jnp.zeros((), d.dtype)
     lse = _lse(neg_margin - d, b.neg)  # [n]
     has = jnp.any(b.neg, axis=-1)
-    lse_g = P.gather_batch(lse, axis_name)
-    has_g = P.gather_batch(has, axis_name)
+    lse_g = Q.gather_batch(lse, axis_name)
+    has_g = Q.gather_batch(has, axis_name)
     # log(e^{lse_i} + e^{lse_j}) over the ends that have negatives; 0 if neither.
     li = jnp.where(has, lse, zero)[:, None]
     lj = jnp.where(has_g, lse_g, zero)[None, :]
@@ -532,7 +534,7 @@ def lifted_structure_loss(
     log_term = jnp.where(anyh, jnp.log(jnp.where(anyh, s, jnp.ones((), d.dtype))) + m, zero)
     per_pair = 0.5 * jnp.square(jax.nn.relu(log_term + d - pos_margin))
     per_pair = jnp.where(b.pos, per_pair, zero)
-    any_neg = P.psum(_count(b.neg, d.dtype), axis_name) > 0
+    any_neg = Q.psum(_count(b.neg, d.dtype), axis_name) > 0
     loss = _global_mean(jnp.sum(per_pair), _count(b.pos, d.dtype), axis_name)
     return jnp.where(any_neg, loss, zero)
 
@@ -591,8 +593,8 @@ def npair_loss(
     fn = "npair_loss"
     b = _labelled(fn, embeddings, labels, where, axis_name, normalize=normalize)
     n, m_tot = b.x.shape[0], b.xg.shape[0]
-    lg = P.gather_batch(C.check_array(fn, "labels", labels, ndim=1, dtype="int"), axis_name)
-    vg = P.gather_batch(b.valid, axis_name)
+    lg = Q.gather_batch(C.check_array(fn, "labels", labels, ndim=1, dtype="int"), axis_name)
+    vg = Q.gather_batch(b.valid, axis_name)
     # Over the gathered batch: the first and second example of each class.
     rows = jax.lax.broadcasted_iota(jnp.int32, (m_tot, m_tot), 0)
     cols = jax.lax.broadcasted_iota(jnp.int32, (m_tot, m_tot), 1)
@@ -603,7 +605,7 @@ def npair_loss(
     selected = first & jnp.any(later, axis=1)  # [M]
     positives = b.xg[second]  # [M, D]
     logits = jnp.matmul(b.x, positives.T, precision=jax.lax.Precision.HIGHEST)
-    offset = P.axis_offset(axis_name, n)
+    offset = Q.axis_offset(axis_name, n)
     sel_rows = jax.lax.dynamic_slice_in_dim(selected, offset, n)
     colmask = jnp.broadcast_to(selected[None, :], logits.shape) & sel_rows[:, None]
     target = jnp.sum(jnp.where(P.self_mask(n, m_tot, axis_name), logits, jnp.zeros((), logits.dtype)), axis=-1)
@@ -818,7 +820,7 @@ def supervised_contrastive_loss(
     sum_pos = jnp.sum(jnp.where(b.pos, s, zero), axis=-1)
     loss = -(sum_pos - npos * denom) / jnp.maximum(npos, jnp.ones((), s.dtype))
     loss = jnp.where(npos > 0, loss, zero)
-    any_neg = P.psum(_count(b.neg, s.dtype), axis_name) > 0
+    any_neg = Q.psum(_count(b.neg, s.dtype), axis_name) > 0
     return jnp.where(any_neg, _avg_nonzero(loss, axis_name), zero)
 
 

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax._pairwise import l2_normalize, pairwise_similarity, psum
+from lossjax._pairwise import l2_normalize, pairwise_similarity
+from lossjax._parallel import psum
 from lossjax.losses._classification import target_probs
 from lossjax.losses._margins import (
     _ce_from_logits,

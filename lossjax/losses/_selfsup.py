@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax._pairwise import gather_batch, l2_normalize, pairwise_similarity, psum
+from lossjax._pairwise import l2_normalize, pairwise_similarity
+from lossjax._parallel import gather_batch, psum
 from lossjax.registry import Sample, register
 
 __all__ = [

@@ -35,6 +35,7 @@ import optax
 from optax.experimental import aggregating
 
 from lossjax import _checks as C
+from lossjax._parallel import pmean
 from lossjax.registry import TransformSample, register
 
 __all__ = [
@@ -153,17 +154,9 @@ def _check_num_losses(fn: str, grads: Any, m: int) -> None:
         raise ValueError(f"{fn}: built for num_losses={m}, got gradients of {got} losses.")
 
 
-def _pmean(tree: Any, axis_name: str | None) -> Any:
-    return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
-
-
 def _safe_inv(x: Array) -> Array:
     nz = x != 0
     return jnp.where(nz, 1.0 / jnp.where(nz, x, jnp.ones((), x.dtype)), jnp.zeros((), x.dtype))
-
-
-def _safe_sqrt(x: Array) -> Array:
-    return jnp.sqrt(jnp.maximum(x, jnp.zeros((), x.dtype)))
 
 
 def _pinv_psd(A: Array, rcond: float | None) -> Array:
@@ -209,7 +202,7 @@ def _gram_aggregator(fn: str, weights_fn, init_fn=None, axis_name: str | None = 
         for name in needs:
             if extra.get(name) is None:
                 raise ValueError(f"{fn}: `update` needs the extra argument `{name}=` (got none).")
-        updates = _pmean(updates, axis_name)
+        updates = pmean(updates, axis_name)
         G = gram_matrix(updates)
         w, new_state = weights_fn(G, m, state, extra)
         return _combine(updates, w), new_state
@@ -286,7 +279,7 @@ def config_weights(
     """
     m = G.shape[0]
     dtype = G.dtype
-    norms = _safe_sqrt(jnp.diagonal(G))
+    norms = C.safe_sqrt(jnp.diagonal(G))
     inv_n = _safe_inv(norms)
     Cu = G * inv_n[:, None] * inv_n[None, :]
     w = jnp.ones((m,), dtype) if weights is None else jnp.asarray(weights, dtype)
@@ -299,7 +292,7 @@ def config_weights(
     else:
         alpha = _pinv_psd(Cu, rcond) @ w
     Ca = Cu @ alpha  # u_i . d
-    d_norm = _safe_sqrt(alpha @ Ca)
+    d_norm = C.safe_sqrt(alpha @ Ca)
     inv_d = _safe_inv(d_norm)
     if length_model == "projection":
         length = jnp.sum(norms * Ca) * inv_d
@@ -512,7 +505,7 @@ def m_config(
     def update(updates, state, params=None, *, selected=None, **extra):
         del params, extra
         _check_num_losses(fn, updates, m)
-        updates = _pmean(updates, axis_name)
+        updates = pmean(updates, axis_name)
         sel = jnp.ones((m,), bool) if selected is None else C.check_array(fn, "selected", selected, shape=(m,))
         sel = sel.astype(bool)
         counts = state.loss_counts + sel.astype(jnp.int32)
@@ -642,7 +635,7 @@ def pcgrad(shuffle: bool = False, axis_name: str | None = None) -> aggregating.A
 
 
 def _imtl_weights(G: Array) -> Array:
-    d = _safe_sqrt(jnp.diagonal(G))
+    d = C.safe_sqrt(jnp.diagonal(G))
     v = _pinv_psd(G, None) @ d
     s = jnp.sum(v)
     return jnp.where(jnp.abs(s) < 1e-12, jnp.zeros_like(v), v * _safe_inv(s))
@@ -979,10 +972,10 @@ def _cagrad_iterative(Gn: Array, b: Array, s: Array) -> Array:
     with t = ||g_{w_k}||; one projected gradient step on that quadratic bound per iteration."""
     m = Gn.shape[0]
     lmax = _lmax(Gn)
-    floor = 1e-6 * _safe_sqrt(jnp.trace(Gn)) + 1e-30
+    floor = 1e-6 * C.safe_sqrt(jnp.trace(Gn)) + 1e-30
 
     def body(_, w):
-        t = jnp.maximum(_safe_sqrt(w @ Gn @ w), floor)
+        t = jnp.maximum(C.safe_sqrt(w @ Gn @ w), floor)
         grad = b + s * (Gn @ w) / t
         return _project_simplex(w - grad * (t / (s * lmax + t * 1e-30 + 1e-30)))
 
@@ -996,11 +989,11 @@ def _cagrad_weights(G: Array, c: float, norm_eps: float, exact: bool | None = No
     tr = jnp.trace(G)
     Gn = jnp.where(tr < norm_eps, jnp.zeros_like(G), G * _safe_inv(tr))
     g0_sq = jnp.mean(Gn)  # ||g_0||^2 with g_0 the mean gradient
-    s = c * _safe_sqrt(g0_sq)
+    s = c * C.safe_sqrt(g0_sq)
     b = jnp.mean(Gn, axis=1)  # G 1/m
     if not _exact(m, exact):
         w_opt = _cagrad_iterative(Gn, b, s)
-        gw = _safe_sqrt(w_opt @ Gn @ w_opt)
+        gw = C.safe_sqrt(w_opt @ Gn @ w_opt)
         weights = jnp.full((m,), 1.0 / m, dtype) + s * _safe_inv(gw) * w_opt
         return jnp.where(gw >= norm_eps, weights, jnp.zeros((m,), dtype))
     Gr = Gn + 1e-7 * jnp.eye(m, dtype=dtype)
@@ -1012,7 +1005,7 @@ def _cagrad_weights(G: Array, c: float, norm_eps: float, exact: bool | None = No
     A = jnp.sum(p * S, 1)  # 1^T G^-1 1
     B = jnp.sum(q * S, 1)  # 1^T G^-1 b
     Cq = jnp.sum(q * b[None] * S, 1) - s * s  # b^T G^-1 b - s^2
-    disc = _safe_sqrt(B * B - A * Cq)
+    disc = C.safe_sqrt(B * B - A * Cq)
     cands = []
     for sign in (1.0, -1.0):
         lam = (B + sign * disc) * _safe_inv(A)
@@ -1023,11 +1016,11 @@ def _cagrad_weights(G: Array, c: float, norm_eps: float, exact: bool | None = No
     W = jnp.concatenate([*cands, jnp.eye(m, dtype=dtype)])
 
     def objective(w):
-        return w @ b + s * _safe_sqrt(w @ Gn @ w)
+        return w @ b + s * C.safe_sqrt(w @ Gn @ w)
 
     obj = jax.vmap(objective)(W)
     w_opt = W[jnp.argmin(obj)]
-    gw = _safe_sqrt(w_opt @ Gn @ w_opt)
+    gw = C.safe_sqrt(w_opt @ Gn @ w_opt)
     weights = jnp.full((m,), 1.0 / m, dtype) + s * _safe_inv(gw) * w_opt
     return jnp.where(gw >= norm_eps, weights, jnp.zeros((m,), dtype))
 
@@ -1085,7 +1078,7 @@ def _aligned_weights(G: Array, pref: Array, scale_mode: str) -> Array:
     tol = jnp.max(lam) * m * float(jnp.finfo(dtype).eps)
     keep = lam > tol
     rank = jnp.sum(keep)
-    inv_sqrt = jnp.where(keep, 1.0 / _safe_sqrt(jnp.where(keep, lam, jnp.ones((), dtype))), jnp.zeros((), dtype))
+    inv_sqrt = jnp.where(keep, 1.0 / C.safe_sqrt(jnp.where(keep, lam, jnp.ones((), dtype))), jnp.zeros((), dtype))
     big = jnp.asarray(float(jnp.finfo(dtype).max), dtype)
     if scale_mode == "min":
         scale = jnp.min(jnp.where(keep, lam, big))
@@ -1094,7 +1087,7 @@ def _aligned_weights(G: Array, pref: Array, scale_mode: str) -> Array:
     else:  # median of the kept eigenvalues (torch.median: the lower middle one)
         srt = jnp.sort(jnp.where(keep, lam, big))  # kept values first, ascending
         scale = srt[jnp.maximum((rank - 1) // 2, 0)]
-    B = _safe_sqrt(scale) * (V * inv_sqrt[None, :]) @ V.T
+    B = C.safe_sqrt(scale) * (V * inv_sqrt[None, :]) @ V.T
     return jnp.where(rank > 0, B @ pref, pref)
 
 
@@ -1162,12 +1155,12 @@ def _gradvac_weights(G: Array, phi: Array, beta: float, epsilon: float, key: Arr
         for k in range(m - 1):
             j = order[k]
             dot_ij = cG[j]
-            norm_i = _safe_sqrt(cG @ Cm[i])
-            norm_j = _safe_sqrt(G[j, j])
+            norm_i = C.safe_sqrt(cG @ Cm[i])
+            norm_j = C.safe_sqrt(G[j, j])
             phi_ij = dot_ij / (norm_i * norm_j + epsilon)
             phi_hat = phi[i, j]
-            s1 = _safe_sqrt(1.0 - phi_ij * phi_ij)
-            s2 = _safe_sqrt(1.0 - phi_hat * phi_hat)
+            s1 = C.safe_sqrt(1.0 - phi_ij * phi_ij)
+            s2 = C.safe_sqrt(1.0 - phi_hat * phi_hat)
             w = norm_i * (phi_hat * s1 - phi_ij * s2) / (norm_j * s2 + epsilon)
             w = jnp.where(phi_ij < phi_hat, w, jnp.zeros((), dtype))
             Cm = Cm.at[i, j].add(w)
@@ -1317,7 +1310,7 @@ def graddrop(leak: Sequence[float] | None = None, axis_name: str | None = None) 
             raise ValueError(f"{fn}: `update` needs `key=` (a PRNG key).")
         if leak_t is not None and len(leak_t) != m:
             raise ValueError(f"{fn}: `leak` has {len(leak_t)} entries but there are {m} losses.")
-        updates = _pmean(updates, axis_name)
+        updates = pmean(updates, axis_name)
         leaves, treedef = jax.tree.flatten(updates)
         keys = jax.random.split(key, len(leaves))
         us = [
@@ -1351,7 +1344,7 @@ def _nash_alpha(G: Array, alpha0: Array, iterations: int) -> Array:
         grad = G @ a - 1.0 / a
         H = G + eye / (a * a)[:, None]
         step = -jnp.linalg.solve(H, grad)
-        dec = _safe_sqrt(step @ (H @ step))
+        dec = C.safe_sqrt(step @ (H @ step))
         t = jnp.where(dec < 0.25, jnp.ones((), a.dtype), 1.0 / (1.0 + dec))
         new = a + t * step
         return jnp.where(jnp.all(jnp.isfinite(new)) & jnp.all(new > 0), new, a)
@@ -1422,7 +1415,7 @@ def nash_mtl(
         alpha = jnp.where(state.count % update_weights_every == 0, fresh, prev)
         w = alpha
         if max_norm > 0:
-            norm = _safe_sqrt(alpha @ G @ alpha)
+            norm = C.safe_sqrt(alpha @ G @ alpha)
             w = jnp.where(norm > max_norm, alpha * (max_norm * _safe_inv(norm)), alpha)
         return w, NashMTLState(alpha.astype(state.alpha.dtype), state.count + 1)
 
@@ -1470,7 +1463,7 @@ def equal_weight(reduction: str = "sum", axis_name: str | None = None) -> aggreg
     def update(updates, state, params=None, **extra):
         del params, extra
         m = _num_losses(fn, updates)
-        updates = _pmean(updates, axis_name)
+        updates = pmean(updates, axis_name)
         scale = 1.0 if reduction == "sum" else 1.0 / m
         return jax.tree.map(
             lambda g: (jnp.sum(g.astype(C.compute_dtype(g)), 0) * scale).astype(g.dtype), updates

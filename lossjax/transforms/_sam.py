@@ -67,6 +67,7 @@ import optax
 from jax import lax
 
 from lossjax import _checks as C
+from lossjax._parallel import axis_names, pmean, vary, varying_axes, vma_checked
 from lossjax.registry import TransformSample, register
 
 __all__ = [
@@ -216,35 +217,13 @@ def _add(params, delta):
     return jax.tree.map(lambda w, d: (w.astype(d.dtype) + d).astype(w.dtype), params, delta)
 
 
-def _pmean(tree, axis_name):
-    return tree if axis_name is None else lax.pmean(tree, axis_name)
-
-
-def _axis_names(axis_name) -> tuple:
-    return (axis_name,) if isinstance(axis_name, str) else tuple(axis_name)
-
-
-def _vma(x) -> frozenset:
-    """The mesh axes ``x`` varies over (``aval.vma`` in older jax, ``aval.mat.varying`` in newer)."""
-    aval = jax.typeof(x)
-    vma = getattr(aval, "vma", None)
-    if vma is None:
-        vma = getattr(getattr(aval, "mat", None), "varying", None)
-    return frozenset(vma or ())
-
-
-def _vma_checked(axis_name) -> bool:
-    """True inside ``shard_map(check_vma=True)``, where values carry their varying axes in their type."""
-    return all(n in _vma(lax.axis_index(n)) for n in _axis_names(axis_name))
-
-
 def _check_per_device(fn: str, updates, axis_name) -> None:
     """Under vma typing, a gradient invariant over ``axis_name`` has already been summed over devices."""
-    if axis_name is None or not _vma_checked(axis_name):
+    if axis_name is None or not vma_checked(axis_name):
         return
-    names = set(_axis_names(axis_name))
+    names = set(axis_names(axis_name))
     for leaf in jax.tree.leaves(updates):
-        if not names <= _vma(leaf):
+        if not names <= varying_axes(leaf):
             raise ValueError(
                 f"{fn}: with axis_name={axis_name!r}, `updates` must be per-device gradients (varying over "
                 f"{axis_name!r}); got a gradient of type {jax.typeof(leaf)}, already summed over devices. "
@@ -252,24 +231,9 @@ def _check_per_device(fn: str, updates, axis_name) -> None:
             )
 
 
-def _vary(tree, axis_name):
-    """Marks ``tree`` as varying over ``axis_name`` so that ``grad_fn`` returns per-device gradients."""
-    if axis_name is None:
-        return tree
-    names = _axis_names(axis_name)
-    if not _vma_checked(axis_name):
-        return tree  # pmap or shard_map(check_vma=False): gradients are per device already
-
-    def mark(x):
-        missing = tuple(n for n in names if n not in _vma(x))
-        return lax.pcast(x, missing, to="varying") if missing else x
-
-    return jax.tree.map(mark, tree)
-
-
 def _first(updates, axis_name, norm):
     """The gradient the perturbation is built from: all-reduced (global) or per device (local)."""
-    return _pmean(updates, axis_name) if norm == "global" else updates
+    return pmean(updates, axis_name) if norm == "global" else updates
 
 
 def _sam_direction(g, dtype, rho, epsilon):
@@ -298,7 +262,7 @@ def _check_update_args(fn: str, updates, params, grad_fn) -> None:
 
 
 def _call_grad_fn(fn: str, grad_fn, point, params, axis_name=None):
-    out = grad_fn(_vary(point, axis_name))
+    out = grad_fn(vary(point, axis_name))
     so, sp = jax.tree.structure(out), jax.tree.structure(params)
     if so != sp:
         raise ValueError(
@@ -314,25 +278,6 @@ def _check_common(fn, rho, epsilon, axis_name, norm):
     C.check_one_of(fn, "norm", norm, _NORMS)
     if axis_name is not None and not isinstance(axis_name, (str, tuple)):
         raise ValueError(f"{fn}: `axis_name` must be None, a string or a tuple of strings, got {axis_name!r}.")
-
-
-def _check_int(fn: str, arg: str, value: Any, low: int | None = None, *, static: bool = False) -> None:
-    """Integer hyperparameter (Python int, numpy integer or a concrete integer scalar).
-
-    Tracers (``optax.inject_hyperparams``) pass unless the value shapes the computation (``static``).
-    """
-    if isinstance(value, jax.core.Tracer):
-        if static:
-            raise ValueError(
-                f"{fn}: `{arg}` must be a static Python integer, got a traced value; "
-                f"with optax.inject_hyperparams pass static_args=({arg!r},)."
-            )
-        return
-    if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0 and np.issubdtype(value.dtype, np.integer):
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or (low is not None and value < low):
-        need = "an integer" if low is None else f"an integer >= {low}"
-        raise ValueError(f"{fn}: `{arg}` must be {need}, got {value!r}.")
 
 
 # --------------------------------------------------------------------------
@@ -387,7 +332,7 @@ def _sam_like(fn, state_cls, rho, adaptive, eta, epsilon, axis_name, norm):
             e = _asam_direction(g, params, dtype, rho, eta, epsilon)
         else:
             e = _sam_direction(g, dtype, rho, epsilon)
-        g_adv = _pmean(_call_grad_fn(fn, grad_fn, _add(params, e), params, axis_name), axis_name)
+        g_adv = pmean(_call_grad_fn(fn, grad_fn, _add(params, e), params, axis_name), axis_name)
         return _cast_like(g_adv, updates), state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -558,7 +503,7 @@ def sam_value_and_grad(
 
     @functools.wraps(fun)
     def wrapped(params, *args, **kwargs):
-        value, g = value_and_grad(_vary(params, axis_name), *args, **kwargs)  # per-device gradient
+        value, g = value_and_grad(vary(params, axis_name), *args, **kwargs)  # per-device gradient
 
         def grad_fn(p):
             out = grad(p, *args, **kwargs)
@@ -646,13 +591,13 @@ def gsam(
         e = _sam_direction(g, dtype, rho, epsilon)
         g_p = _call_grad_fn(fn, grad_fn, _add(params, e), params, axis_name)
         if norm == "global":
-            g_p = _pmean(g_p, axis_name)
+            g_p = pmean(g_p, axis_name)
         u_scale = 1.0 / (_norm(g_p, dtype) + jnp.asarray(epsilon, dtype))
         proj = _vdot(g, g_p, dtype) * u_scale * u_scale  # <g, u> / ||g_p||  (u = g_p * u_scale)
         a = jnp.asarray(alpha, dtype)
         out = jax.tree.map(lambda gp, gg: gp.astype(dtype) - a * (gg.astype(dtype) - proj * gp.astype(dtype)), g_p, g)
         if norm == "local":
-            out = _pmean(out, axis_name)
+            out = pmean(out, axis_name)
         return _cast_like(out, updates), state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -726,7 +671,7 @@ def looksam(
     fn = "looksam"
     _check_common(fn, rho, epsilon, axis_name, norm)
     C.check_positive(fn, "alpha", alpha, allow_zero=True)
-    _check_int(fn, "k", k, 1)
+    C.check_int(fn, "k", k, 1)
 
     def init_fn(params):
         return LookSAMState(count=jnp.zeros((), jnp.int32), g_v=jax.tree.map(jnp.zeros_like, params))
@@ -743,7 +688,7 @@ def looksam(
             e = _sam_direction(g, dtype, rho, epsilon)
             g_s = _call_grad_fn(fn, grad_fn, _add(params, e), params, axis_name)
             if norm == "global":
-                g_s = _pmean(g_s, axis_name)
+                g_s = pmean(g_s, axis_name)
             coef = _vdot(g, g_s, dtype) / (_sq_norm(g, dtype) + eps)
             g_v = jax.tree.map(lambda s, x: s.astype(dtype) - coef * x.astype(dtype), g_s, g)
             return _cast_like(g_s, updates), _cast_like(g_v, state.g_v)
@@ -751,12 +696,12 @@ def looksam(
         def reuse(_):
             scale = jnp.asarray(alpha, dtype) * _norm(g, dtype) / (_norm(state.g_v, dtype) + eps)
             g_s = jax.tree.map(lambda x, v: x.astype(dtype) + scale * v.astype(dtype), g, state.g_v)
-            g_v = _vary(state.g_v, axis_name) if norm == "local" else state.g_v
+            g_v = vary(state.g_v, axis_name) if norm == "local" else state.g_v
             return _cast_like(g_s, updates), g_v
 
         out, g_v = lax.cond(state.count % k == 0, full, reuse, None)
         if norm == "local":
-            out = _pmean(out, axis_name)
+            out = pmean(out, axis_name)
         return out, LookSAMState(count=optax.safe_increment(state.count), g_v=g_v)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -843,7 +788,7 @@ def friendly_sam(
             state.momentum,
         )
         e = _sam_direction(d, dtype, rho, epsilon)
-        out = _pmean(_call_grad_fn(fn, grad_fn, _add(params, e), params, axis_name), axis_name)
+        out = pmean(_call_grad_fn(fn, grad_fn, _add(params, e), params, axis_name), axis_name)
         new_state = FriendlySAMState(
             count=optax.safe_increment(state.count), momentum=_cast_like(new_m, state.momentum)
         )
@@ -914,7 +859,7 @@ def awp(
     C.check_positive(fn, "gamma", gamma, allow_zero=True)
     C.check_positive(fn, "epsilon", epsilon)
     C.check_one_of(fn, "norm", norm, _NORMS)
-    _check_int(fn, "min_ndim", min_ndim, 0, static=True)
+    C.check_int(fn, "min_ndim", min_ndim, 0, static=True)
 
     def init_fn(params):
         del params
@@ -936,7 +881,7 @@ def awp(
             return (w32 + v).astype(w.dtype)
 
         point = jax.tree.map(perturb, params, g)
-        out = _pmean(_call_grad_fn(fn, grad_fn, point, params, axis_name), axis_name)
+        out = pmean(_call_grad_fn(fn, grad_fn, point, params, axis_name), axis_name)
         return _cast_like(out, updates), state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -1006,8 +951,8 @@ def random_weight_perturbation(
     fn = "random_weight_perturbation"
     C.check_positive(fn, "gamma", gamma, allow_zero=True)
     C.check_in_range(fn, "alpha", alpha, 0.0, 1.0)
-    _check_int(fn, "filter_axis", filter_axis, static=True)
-    _check_int(fn, "seed", seed)
+    C.check_int(fn, "filter_axis", filter_axis, static=True)
+    C.check_int(fn, "seed", seed)
 
     def init_fn(params):
         del params
@@ -1037,7 +982,7 @@ def random_weight_perturbation(
         g_e = _call_grad_fn(fn, grad_fn, point, params, axis_name)
         a = jnp.asarray(alpha, dtype)
         out = jax.tree.map(lambda x, y: (1 - a) * x.astype(dtype) + a * y.astype(dtype), updates, g_e)
-        out = _pmean(out, axis_name)
+        out = pmean(out, axis_name)
         return _cast_like(out, updates), RandomWeightPerturbationState(key=key)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -1129,7 +1074,7 @@ def saf(
     """
     fn = "saf"
     for arg, v in (("num_examples", num_examples), ("num_classes", num_classes), ("delay", delay)):
-        _check_int(fn, arg, v, 1, static=True)
+        C.check_int(fn, arg, v, 1, static=True)
     C.check_one_of(fn, "dtype", dtype, _BANK_DTYPES)
     bank_dtype = jnp.dtype(dtype)
 

@@ -24,8 +24,9 @@ import optax
 from optax.experimental import aggregating
 
 from lossjax import _checks as C
+from lossjax._parallel import pmean
 from lossjax.registry import Sample, TransformSample, register
-from lossjax.transforms._multitask import _check_num_losses, _combine, _num_losses, _pmean, gram_matrix
+from lossjax.transforms._multitask import _check_num_losses, _combine, _num_losses, gram_matrix
 
 __all__ = [
     "DWAState",
@@ -56,7 +57,7 @@ def _check_m(fn: str, num_losses) -> int:
 def _losses_and_grads(fn: str, updates, losses, m: int, axis_name):
     """Checks the m per-loss gradients and losses; both averaged across devices (data parallel)."""
     _check_num_losses(fn, updates, m)
-    return _pmean(_losses_arg(fn, losses, m), axis_name), _pmean(updates, axis_name)
+    return pmean(_losses_arg(fn, losses, m), axis_name), pmean(updates, axis_name)
 
 
 def _losses_arg(fn: str, losses, m: int) -> Array:
@@ -378,7 +379,7 @@ def rlw(distribution: str = "normal", axis_name: str | None = None) -> aggregati
         m = _num_losses(fn, updates)
         if key is None:
             raise ValueError(f"{fn}: `update` needs `key=` (a PRNG key).")
-        updates = _pmean(updates, axis_name)
+        updates = pmean(updates, axis_name)
         if distribution == "normal":
             z = jax.random.normal(key, (m,), jnp.float32)
         elif distribution == "uniform":
