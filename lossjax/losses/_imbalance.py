@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax.losses._classification import smoothed_class_targets
+from lossjax._targets import smoothed_class_targets
 from lossjax.registry import Sample, register
 
 __all__ = [

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax.losses._classification import _comp_sum_phi, _multiclass_sample, target_probs
+from lossjax._targets import comp_sum_phi, target_probs
 from lossjax.registry import Sample, register
 
 __all__ = [
@@ -1243,7 +1243,7 @@ def cross_model_confident_bce(
     formula="(1 - p_y^q) / q  (= comp_sum_loss with tau = 1 + q)",
     paper="Generalized Cross Entropy Loss for Training Deep Neural Networks with Noisy Labels (2018, arXiv:1805.07836)",
     reference="HanxunH/Active-Passive-Losses loss.py::GeneralizedCrossEntropy(q=0.7)",
-    sample=_multiclass_sample,
+    sample=_sample,
 )
 def generalized_cross_entropy(
     logits: ArrayLike,
@@ -1283,4 +1283,4 @@ def generalized_cross_entropy(
     fn = "generalized_cross_entropy"
     C.check_in_range(fn, "q", q, 0.0, 1.0)
     t = target_probs(fn, logits, labels, where=where)
-    return t.expect(_comp_sum_phi(t.log_p, 1.0 + q))
+    return t.expect(comp_sum_phi(t.log_p, 1.0 + q))

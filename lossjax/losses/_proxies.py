@@ -17,7 +17,7 @@ import numpy as np
 from lossjax import _checks as C
 from lossjax._pairwise import l2_normalize, pairwise_similarity
 from lossjax._parallel import psum
-from lossjax.losses._classification import target_probs
+from lossjax._targets import target_probs
 from lossjax.losses._margins import (
     _ce_from_logits,
     _check_proxy_inputs,
