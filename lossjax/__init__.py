@@ -2,6 +2,7 @@
 
 >>> import lossjax
 >>> loss = lossjax.get("softmax_cross_entropy(label_smoothing=0.1)")
+>>> total_and_terms = lossjax.compose("softmax_cross_entropy + 1e-4 * z_loss")
 >>> "softmax_cross_entropy" in lossjax.available()
 True
 """
@@ -12,6 +13,7 @@ from lossjax.registry import (
     ComposedLoss,
     ConfiguredLoss,
     available,
+    compose,
     describe,
     from_config,
     get,
@@ -26,6 +28,7 @@ __all__ = [
     "ConfiguredLoss",
     "available",
     "checked",
+    "compose",
     "debug_checks",
     "describe",
     "from_config",

@@ -9,11 +9,24 @@ import subprocess
 import sys
 
 
+def _fail(message: str) -> int:
+    """A one-line error on stderr and exit code 2 (never a traceback)."""
+    print(f"lossjax: {message}", file=sys.stderr)
+    return 2
+
+
+def _message(e: Exception) -> str:
+    return str(e.args[0]) if e.args else str(e)
+
+
 def _cmd_list(args) -> int:
     import lossjax
     from lossjax import registry
 
-    names = lossjax.available(family=args.family, kind=args.kind)
+    try:
+        names = lossjax.available(family=args.family, kind=args.kind)
+    except (KeyError, ValueError) as e:
+        return _fail(_message(e))
     width = max([len(n) for n in names] + [4])
     for n in names:
         e = registry.get_entry(n)
@@ -27,9 +40,8 @@ def _cmd_describe(args) -> int:
 
     try:
         print(lossjax.describe(args.name))
-    except KeyError as e:
-        print(e.args[0], file=sys.stderr)
-        return 2
+    except (KeyError, TypeError) as e:
+        return _fail(_message(e))
     return 0
 
 
@@ -37,11 +49,20 @@ def _cmd_check(args) -> int:
     from lossjax import testing
 
     props = args.property or None
+    known = set(testing.LOSS_PROPERTIES) | set(testing.TRANSFORM_PROPERTIES)
+    for prop in props or ():
+        if prop not in known:
+            import difflib
+
+            close = difflib.get_close_matches(prop, sorted(known), n=3)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            return _fail(f"unknown property {prop!r}.{hint} Properties: {', '.join(sorted(known))}.")
     try:
         results = testing.run(args.names or None, properties=props)
     except KeyError as e:
-        print(e.args[0], file=sys.stderr)
-        return 2
+        return _fail(_message(e))
+    if not results:
+        return _fail("nothing was checked (no property applies to the selected entries).")
     ok = testing.print_table(results)
     return 0 if ok else 1
 

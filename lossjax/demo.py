@@ -103,17 +103,13 @@ def progress(cfg: DemoConfig, desc: str):
 
 def run_composed_loss(cfg: DemoConfig, data: Data) -> dict:
     """Baseline: the composed registry loss with AdamW, one jitted step."""
-    loss_fn = lossjax.get(cfg.loss)
+    loss_fn = lossjax.compose(cfg.loss)  # always (total, terms), whatever the spec
     model = make_model(cfg, data)
     optimizer = nnx.Optimizer(model, optax.adamw(cfg.learning_rate), wrt=nnx.Param)
 
     @nnx.jit
     def step(model, optimizer, x, y):
-        if isinstance(loss_fn, lossjax.ComposedLoss):
-            (loss, terms), grads = nnx.value_and_grad(lambda m: loss_fn(m(x), y), has_aux=True)(model)
-        else:
-            loss, grads = nnx.value_and_grad(lambda m: jnp.mean(loss_fn(m(x), y)))(model)
-            terms = {}
+        (loss, terms), grads = nnx.value_and_grad(lambda m: loss_fn(m(x), y), has_aux=True)(model)
         optimizer.update(model, grads)
         return loss, terms
 
@@ -125,7 +121,7 @@ def run_composed_loss(cfg: DemoConfig, data: Data) -> dict:
         loss, terms = step(model, optimizer, jnp.asarray(x), jnp.asarray(y))
     term_str = ", ".join(f"{k}={float(v):.3f}" for k, v in terms.items())
     return {
-        "run": "adamw + " + ("composed loss" if terms else "loss"),
+        "run": "adamw + composed loss",
         "final loss": float(loss),
         "test acc": accuracy(model, data.x_test, data.y_test),
         "note": term_str,
@@ -134,14 +130,13 @@ def run_composed_loss(cfg: DemoConfig, data: Data) -> dict:
 
 def run_sam(cfg: DemoConfig, data: Data, rho: float = 0.05) -> dict:
     """The same loss and AdamW behind ``lossjax.transforms.sam``: the gradient at ``w + rho g/|g|``."""
-    loss_fn = lossjax.get(cfg.loss)
+    loss_fn = lossjax.compose(cfg.loss)
     model = make_model(cfg, data)
     tx = optax.chain(lossjax.transforms.sam(rho=rho), optax.adamw(cfg.learning_rate))
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
 
     def scalar_loss(m, x, y):
-        out = loss_fn(m(x), y)
-        return out[0] if isinstance(loss_fn, lossjax.ComposedLoss) else jnp.mean(out)
+        return loss_fn(m(x), y)[0]
 
     @nnx.jit
     def step(model, optimizer, x, y):
@@ -178,20 +173,15 @@ def run_config(cfg: DemoConfig, data: Data) -> dict:
     """
     import lossjax.multiloss as ml
 
-    loss_fn = lossjax.get(cfg.loss)
-    composed = isinstance(loss_fn, lossjax.ComposedLoss)
+    loss_fn = lossjax.compose(cfg.loss)
     model = make_model(cfg, data)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     tx = optax.chain(lossjax.transforms.config(), optax.adamw(cfg.learning_rate))
     opt_state = tx.init(params)
 
     def losses(p, x, y):
-        logits = nnx.merge(graphdef, p, rest)(x)
-        if composed:
-            total, vec = loss_fn.stacked(logits, y)
-            return vec, total
-        total = jnp.mean(loss_fn(logits, y))
-        return total[None], total
+        total, vec = loss_fn.stacked(nnx.merge(graphdef, p, rest)(x), y)
+        return vec, total
 
     @jax.jit
     def step(params, opt_state, x, y):
@@ -205,7 +195,7 @@ def run_config(cfg: DemoConfig, data: Data) -> dict:
         x, y = next(stream)
         params, opt_state, loss = step(params, opt_state, jnp.asarray(x), jnp.asarray(y))
     nnx.update(model, params)
-    m = len(loss_fn.terms) if composed else 1
+    m = len(loss_fn.terms)
     return {
         "run": "config + adamw",
         "final loss": float(loss),

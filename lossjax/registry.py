@@ -7,7 +7,7 @@ Every public loss and transform of lossjax is recorded here by
 >>> ce = lossjax.get("softmax_cross_entropy(label_smoothing=0.1)")
 >>> ce.to_config()
 {'name': 'softmax_cross_entropy', 'label_smoothing': 0.1}
->>> combo = lossjax.get("softmax_cross_entropy + 0.5 * focal_loss(gamma=1.0)")
+>>> combo = lossjax.compose("softmax_cross_entropy + 0.5 * focal_loss(gamma=1.0)")
 >>> combo.to_config()["terms"][1]
 {'name': 'focal_loss', 'weight': 0.5, 'gamma': 1.0}
 
@@ -15,6 +15,10 @@ Specs are plain data: a string, a dict (``{"name": "focal_loss", "gamma": 2.0}``
 or a weighted sum (a string with ``+``/``*``, a list of terms, or
 ``{"terms": [...]}``). Strings are parsed with :mod:`ast` into literals only;
 nothing is evaluated.
+
+One return contract: :func:`get` builds ONE loss (or transform) and the result
+returns exactly what the loss returns, whatever its weight; :func:`compose`
+builds a weighted sum and it always returns ``(total, terms)``, even for one term.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ __all__ = [
     "Sample",
     "TransformSample",
     "available",
+    "compose",
     "describe",
     "from_config",
     "get",
@@ -268,9 +273,11 @@ def available(family: str | None = None, kind: str | None = None) -> list[str]:
     """Sorted names of registered entries, optionally of one family and/or kind."""
     _ensure_loaded()
     if family is not None:
-        families = {e.family for e in _REGISTRY.values()}
+        families = sorted({e.family for e in _REGISTRY.values()})
         if family not in families:
-            raise ValueError(f"lossjax.available: unknown family {family!r}; families are {sorted(families)}.")
+            close = difflib.get_close_matches(family, families, n=3, cutoff=0.6)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise ValueError(f"lossjax.available: unknown family {family!r}.{hint} Families: {', '.join(families)}.")
     if kind is not None:
         _checks.check_one_of("lossjax.available", "kind", kind, KINDS)
     return sorted(
@@ -329,12 +336,28 @@ def _as_static(v: Any) -> Any:
     return jnp.asarray(v) if isinstance(v, list) else v
 
 
+def _scale_primary(out: Any, weight: float, has_aux: bool) -> Any:
+    if weight == 1.0:
+        return out
+    if has_aux:
+        value, aux = out
+        return jnp.asarray(weight, value.dtype) * value, aux
+    return jnp.asarray(weight, out.dtype) * out
+
+
 @dataclasses.dataclass(frozen=True)
 class ConfiguredLoss:
-    """A registered loss with its hyperparameters bound. Call it like the loss."""
+    """A registered loss with its hyperparameters (and an optional weight) bound.
+
+    Call it exactly like the loss: it returns what the loss returns (per-example
+    values, a batch value, or ``(value, new_state)`` for a stateful loss), times
+    ``weight``. A weight never changes the return type; weighted *sums* are
+    built by :func:`compose`.
+    """
 
     entry: Entry
     hyperparams: Mapping[str, Any]
+    weight: float = 1.0
 
     @property
     def name(self) -> str:
@@ -346,43 +369,83 @@ class ConfiguredLoss:
 
     def __call__(self, *args, **kwargs):
         hp = {k: _as_static(v) for k, v in self.hyperparams.items()}
-        return self.entry.fn(*args, **hp, **kwargs)
+        return _scale_primary(self.entry.fn(*args, **hp, **kwargs), self.weight, self.entry.has_aux)
 
     def to_config(self) -> dict[str, Any]:
-        return {"name": self.entry.name, **{k: _jsonable(v) for k, v in self.hyperparams.items()}}
+        cfg: dict[str, Any] = {"name": self.entry.name}
+        if self.weight != 1.0:
+            cfg["weight"] = self.weight
+        cfg.update({k: _jsonable(v) for k, v in self.hyperparams.items()})
+        return cfg
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparams.items())
-        return f"{self.entry.name}({args})"
+        prefix = "" if self.weight == 1.0 else f"{self.weight!r} * "
+        return f"{prefix}{self.entry.name}({args})"
 
     def __hash__(self):
         return hash(json.dumps(self.to_config(), sort_keys=True, default=str))
 
 
+def _parameters(entry: Entry) -> tuple[tuple[str, ...], frozenset[str]]:
+    """``(positional data names in order, every name the function accepts)``."""
+    sig = inspect.signature(entry.fn)
+    positional = tuple(
+        p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    )
+    accepted = frozenset(
+        p.name for p in sig.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY)
+    )
+    return positional, accepted
+
+
+def _union_order(orders: Sequence[tuple[str, ...]]) -> tuple[tuple[str, ...], bool]:
+    """The ordered union of the terms' positional names, and whether every term's order agrees with it."""
+    union: list[str] = []
+    for order in orders:
+        for n in order:
+            if n not in union:
+                union.append(n)
+    consistent = all([union.index(n) for n in order] == sorted(union.index(n) for n in order) for order in orders)
+    return tuple(union), consistent
+
+
 @dataclasses.dataclass(frozen=True)
 class ComposedLoss:
-    """A weighted sum of registered losses.
+    """A weighted sum of registered losses; always returns ``(total, terms)``.
 
-    Calling it with the arguments every term takes returns ``(total, terms)``:
-    the weighted total (a scalar, or the batch shape with ``reduction="none"``)
-    and a dict of every term's unweighted reduced value. Per-example terms are
-    reduced with a masked mean (``reduction="mean"``) or sum; batch-level terms
-    are already scalars.
+    Built by :func:`compose`. Calling it routes every argument only to the
+    terms that take it: positional arguments bind, in order, to the union of
+    the terms' data arguments (``"softmax_cross_entropy + 1e-4 * z_loss"``
+    called with ``(logits, labels)`` gives ``z_loss`` only the logits); keyword
+    arguments go to the terms whose signature has them; a PRNG ``key`` is split
+    so that every term that takes one gets its own. The result is
+    ``(total, terms)``: the weighted total (a scalar, or the batch shape with
+    ``reduction="none"``) and a dict of every term's unweighted, reduced value.
+    Per-example terms are reduced with a masked mean (``reduction="mean"``,
+    counting the ``where`` mask) or a masked sum; batch-level terms are already
+    scalars. Stateful terms (those that return ``(value, new_state)``) put
+    their new state in ``terms["states"][term_name]``.
     """
 
     terms: tuple[tuple[float, ConfiguredLoss], ...]
     reduction: str = "mean"
 
     def __post_init__(self):
-        _checks.check_one_of("ComposedLoss", "reduction", self.reduction, ("mean", "sum", "none"))
+        _checks.check_one_of("lossjax.compose", "reduction", self.reduction, ("mean", "sum", "none"))
+        if not self.terms:
+            raise SpecError("lossjax.compose: a composed loss needs at least one term.")
         for _, t in self.terms:
-            if t.kind == "transform":
-                raise ValueError(f"ComposedLoss: {t.name!r} is a transform, not a loss.")
+            if not isinstance(t, ConfiguredLoss):
+                raise TypeError(f"lossjax.compose: terms must be losses, got {type(t).__name__}.")
             if self.reduction == "none" and t.kind != "per_example":
-                raise ValueError(f"ComposedLoss: reduction='none' needs per-example terms; {t.name!r} is {t.kind}.")
+                raise ValueError(
+                    f"lossjax.compose: reduction='none' needs per-example terms; {t.name!r} is {t.kind}."
+                )
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The term names used as keys of ``terms`` (repeated losses get ``_1``, ``_2`` ...)."""
         seen: dict[str, int] = {}
         out = []
         for _, t in self.terms:
@@ -391,40 +454,101 @@ class ComposedLoss:
             out.append(t.name if n == 0 else f"{t.name}_{n}")
         return tuple(out)
 
+    def arguments(self) -> tuple[str, ...]:
+        """The positional arguments a call takes, in order (the union of the terms' data arguments)."""
+        return _union_order([_parameters(t.entry)[0] for _, t in self.terms])[0]
+
+    def _route(self, args: tuple, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+        params = [_parameters(t.entry) for _, t in self.terms]
+        union, consistent = _union_order([p[0] for p in params])
+        if len(args) > len(union):
+            raise TypeError(
+                f"lossjax.compose: the composed loss takes at most {len(union)} positional arguments "
+                f"{list(union)}, got {len(args)}."
+            )
+        if args and not consistent:
+            raise TypeError(
+                "lossjax.compose: the terms order their data arguments differently "
+                f"({[p[0] for p in params]}); pass them by keyword."
+            )
+        named = dict(zip(union, args, strict=False))
+        for k, v in kwargs.items():
+            if k in named:
+                raise TypeError(f"lossjax.compose: argument {k!r} given both positionally and by keyword.")
+            named[k] = v
+        accepted_any = frozenset().union(*(p[1] for p in params)) | {"where"}
+        unknown = sorted(set(named) - accepted_any)
+        if unknown:
+            raise TypeError(
+                f"lossjax.compose: no term takes {unknown}; the terms take {sorted(accepted_any - {'where'})}."
+            )
+        key = named.pop("key", None)
+        takes_key = [i for i, p in enumerate(params) if "key" in p[1]]
+        keys = {}
+        if key is not None and takes_key:
+            split = jax.random.split(key, len(takes_key))
+            keys = {i: split[j] for j, i in enumerate(takes_key)}
+        routed = []
+        for i, ((_, term), (positional, accepted)) in enumerate(zip(self.terms, params, strict=True)):
+            call = {k: v for k, v in named.items() if k in accepted}
+            if i in keys:
+                call["key"] = keys[i]
+            missing = [n for n in positional if n not in call and _required(term.entry, n)]
+            if missing:
+                raise TypeError(f"lossjax.compose: term {term.name!r} needs the argument(s) {missing}.")
+            routed.append(call)
+        return routed
+
     def _reduce(self, value, term, where):
-        if term.entry.has_aux:
-            value = value[0]
         if term.kind != "per_example" or self.reduction == "none":
             return value
+        mask = None if where is None else jnp.broadcast_to(jnp.asarray(where, bool), value.shape)
         if self.reduction == "sum":
-            return _checks.masked_sum(value, where)
-        return _checks.masked_mean(value, where)
+            return _checks.masked_sum(value, mask)
+        return _checks.masked_mean(value, mask)
 
-    def __call__(self, *args, where=None, **kwargs):
-        values = {}
+    def __call__(self, *args, **kwargs):
+        where = kwargs.get("where")
+        values: dict[str, Any] = {}
+        states: dict[str, Any] = {}
         total = None
-        for (w, term), name in zip(self.terms, self.names, strict=True):
-            extra = {} if where is None else {"where": where}
-            v = self._reduce(term(*args, **extra, **kwargs), term, where)
+        for (w, term), name, call in zip(self.terms, self.names, self._route(args, kwargs), strict=True):
+            out = term(**call)
+            if term.entry.has_aux:
+                out, states[name] = out
+            v = self._reduce(out, term, where)
             values[name] = v
             contrib = jnp.asarray(w, v.dtype) * v
             total = contrib if total is None else total + contrib
+        if states:
+            values["states"] = states
         return total, values
 
     def stacked(self, *args, **kwargs):
-        """``(total, vector)``: the term values stacked in a vector (for multi-loss transforms)."""
+        """``(total, vector)``: the term values stacked in a vector (for the multi-loss transforms).
+
+        Stateful terms need their new states: call the composed loss itself.
+        """
         total, values = self(*args, **kwargs)
+        if "states" in values:
+            raise ValueError("ComposedLoss.stacked: stateful terms return new states; call the composed loss.")
         return total, jnp.stack(list(values.values()))
 
     def to_config(self) -> dict[str, Any]:
         terms = []
         for w, t in self.terms:
             cfg = t.to_config()
+            cfg.pop("weight", None)
             terms.append({"name": cfg.pop("name"), "weight": w, **cfg})
         out: dict[str, Any] = {"terms": terms}
         if self.reduction != "mean":
             out["reduction"] = self.reduction
         return out
+
+
+def _required(entry: Entry, name: str) -> bool:
+    p = inspect.signature(entry.fn).parameters.get(name)
+    return p is not None and p.default is inspect.Parameter.empty
 
 
 _CONFIGURED_TYPES: dict[type, type] = {}
@@ -524,70 +648,134 @@ def parse_spec(text: str) -> list[tuple[float, dict[str, Any]]]:
     return _flatten_sum(tree.body, text)
 
 
-def _terms_from(spec: Any) -> tuple[list[tuple[float, dict[str, Any]]], str, bool]:
-    """Normalizes any spec to (terms, reduction, is_sum)."""
+def _terms_from(spec: Any) -> tuple[list[tuple[float, dict[str, Any]]], str]:
+    """Normalizes any spec to ``(terms, reduction)``: ``[(weight, {"name": ..., **hyperparams}), ...]``."""
     if isinstance(spec, str):
-        terms = parse_spec(spec)
-        return terms, "mean", len(terms) > 1 or terms[0][0] != 1.0
+        return parse_spec(spec), "mean"
     if isinstance(spec, Mapping):
         spec = dict(spec)
         if "terms" in spec:
             reduction = spec.pop("reduction", "mean")
             if spec.keys() - {"terms"}:
                 raise SpecError(f"lossjax: a sum spec takes only 'terms' and 'reduction', got {sorted(spec)}.")
-            terms, _, _ = _terms_from(list(spec["terms"]))
-            return terms, reduction, True
+            terms, _ = _terms_from(list(spec["terms"]))
+            return terms, reduction
         if "name" not in spec:
             raise SpecError(f"lossjax: a dict spec needs a 'name' (or 'terms'), got keys {sorted(spec)}.")
         weight = float(spec.pop("weight", 1.0))
-        return [(weight, spec)], "mean", weight != 1.0
+        return [(weight, spec)], "mean"
     if isinstance(spec, (list, tuple)):
         if not spec:
             raise SpecError("lossjax: an empty list is not a spec.")
         terms = []
         for item in spec:
-            t, _, _ = _terms_from(item)
+            t, _ = _terms_from(item)
             terms += t
-        return terms, "mean", True
+        return terms, "mean"
     raise SpecError(f"lossjax: a spec must be a string, dict or list, got {type(spec).__name__}.")
 
 
 def get(spec: Any, **hyperparams: Any):
-    """Returns a configured loss, a weighted sum of losses, or a transform.
+    """Returns one configured loss or transform, named by a spec.
 
     Args:
       spec: a name (``"focal_loss"``), a call string (``"focal_loss(gamma=2.0)"``),
-        a dict (``{"name": "focal_loss", "gamma": 2.0}``), or a weighted sum
-        (``"ce + 0.5*focal_loss"``, a list of terms, ``{"terms": [...]}``).
-      **hyperparams: more hyperparameters (single-name specs only).
+        a dict (``{"name": "focal_loss", "gamma": 2.0}``), optionally weighted
+        (``"0.5 * focal_loss"``, ``{"name": ..., "weight": 0.5}``).
+      **hyperparams: more hyperparameters.
 
     Returns:
-      A :class:`ConfiguredLoss`, a :class:`ComposedLoss`, or (for transforms)
-      the optax transformation, which also has ``to_config()``.
+      A :class:`ConfiguredLoss`, which returns exactly what the loss returns
+      (times its weight), or, for a transform, the optax transformation (with
+      ``to_config()``). Weighted sums of several losses are built by
+      :func:`compose`, which always returns ``(total, terms)``.
 
     Raises:
       KeyError: unknown name (the message lists close matches).
       TypeError: unknown or missing hyperparameter (the message lists the allowed ones).
-      SpecError: malformed spec.
+      SpecError: a malformed spec, or a sum of several terms (use :func:`compose`).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> ce = lossjax.get("0.5 * softmax_cross_entropy(label_smoothing=0.1)")
+      >>> ce(jnp.zeros((2, 3)), jnp.array([0, 1])).shape  # per-example, like the loss
+      (2,)
     """
-    terms, reduction, is_sum = _terms_from(spec)
-    if hyperparams:
-        if is_sum:
-            raise SpecError("lossjax.get: keyword hyperparameters only apply to a single-name spec.")
-        terms[0][1].update(hyperparams)
+    terms, _ = _terms_from(spec)
+    if len(terms) != 1 or isinstance(spec, (list, tuple)) or (isinstance(spec, Mapping) and "terms" in spec):
+        raise SpecError(
+            f"lossjax.get: {_short(spec)} is a sum of terms; build it with lossjax.compose(...), "
+            "which returns (total, terms)."
+        )
+    weight, t = terms[0]
+    t = {**t, **hyperparams}
+    name = t.pop("name")
+    built = _build_term(name, t)
+    if isinstance(built, ConfiguredLoss):
+        return dataclasses.replace(built, weight=float(weight))
+    if weight != 1.0:
+        raise SpecError(f"lossjax.get: {name!r} is a transform; a transform takes no weight, got {weight!r}.")
+    return built
+
+
+def compose(spec: Any, *, reduction: str = "mean") -> ComposedLoss:
+    """A weighted sum of losses that always returns ``(total, terms)``, even for one term.
+
+    Args:
+      spec: a sum string (``"softmax_cross_entropy + 1e-4 * z_loss"``), a list
+        of term specs (strings or dicts with an optional ``"weight"``), a dict
+        ``{"terms": [...], "reduction": ...}``, or a single loss spec.
+      reduction: how per-example terms are reduced before they are summed:
+        ``"mean"`` (a masked mean over ``where``), ``"sum"``, or ``"none"``
+        (per-example totals; every term must be per-example). A ``"reduction"``
+        in a dict spec takes precedence.
+
+    Returns:
+      A :class:`ComposedLoss`. Calling it routes each argument only to the
+      terms that take it (a ``key`` is split per term) and returns
+      ``(total, terms)``: ``terms`` maps each term's name to its unweighted
+      reduced value, and ``terms["states"]`` holds the new states of stateful
+      terms, if any.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> loss = lossjax.compose("softmax_cross_entropy + 1e-4 * z_loss")
+      >>> total, terms = loss(jnp.zeros((2, 3)), jnp.array([0, 1]))  # z_loss gets the logits only
+      >>> sorted(terms)
+      ['softmax_cross_entropy', 'z_loss']
+    """
+    terms, spec_reduction = _terms_from(spec)
+    if isinstance(spec, Mapping) and "terms" in spec:
+        reduction = spec_reduction
     built = []
     for w, t in terms:
         t = dict(t)
-        built.append((w, _build_term(t.pop("name"), t)))
-    if not is_sum:
-        return built[0][1]
+        name = t.pop("name")
+        term = _build_term(name, t)
+        if not isinstance(term, ConfiguredLoss):
+            raise SpecError(f"lossjax.compose: {name!r} is a transform, not a loss.")
+        built.append((float(w), term))
     return ComposedLoss(tuple(built), reduction=reduction)
 
 
+def _short(spec: Any) -> str:
+    text = repr(spec)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def from_config(config: Any):
-    """Inverse of ``to_config()``: ``from_config(x.to_config())`` rebuilds ``x``."""
+    """Inverse of ``to_config()``: ``from_config(x.to_config())`` rebuilds ``x``.
+
+    Example:
+      >>> import lossjax
+      >>> loss = lossjax.compose("softmax_cross_entropy + 0.5 * focal_loss")
+      >>> lossjax.from_config(loss.to_config()).to_config() == loss.to_config()
+      True
+    """
     if isinstance(config, Mapping) and "chain" in config:
         return optimizer(config["chain"])
+    if isinstance(config, Mapping) and "terms" in config:
+        return compose(config)
     return get(config)
 
 
@@ -609,8 +797,8 @@ def optimizer(spec: Any) -> optax.GradientTransformation:
     parts = []
     configs = []
     for item in items:
-        terms, _, is_sum = _terms_from(item)
-        if is_sum:
+        terms, _ = _terms_from(item)
+        if len(terms) != 1 or terms[0][0] != 1.0 or not isinstance(item, (str, Mapping)):
             raise SpecError(f"lossjax.optimizer: {item!r} is a weighted sum; an optimizer spec chains single names.")
         cfg = dict(terms[0][1])
         name = cfg.pop("name")

@@ -11,6 +11,9 @@ losses, :class:`TransformSample` for transforms). The properties checked for
 a loss are:
 
 ==============  ==============================================================
+``kind``        the output is what the registered kind promises: the batch
+                shape (``per_example``), a scalar (``batch``), and a
+                ``(value, state)`` pair exactly when ``has_aux``.
 ``jit``         ``jax.jit(f)(x)`` equals ``f(x)``.
 ``vmap``        ``vmap`` over an extra leading axis equals a Python loop.
 ``where``       a ``where`` mask equals slicing the batch; masked entries are 0.
@@ -58,7 +61,19 @@ __all__ = [
 ]
 
 PLATFORMS = ("cpu", "cuda", "tpu")
-LOSS_PROPERTIES = ("jit", "vmap", "where", "all_masked", "extremes", "bf16", "x64", "grad", "export", "registry")
+LOSS_PROPERTIES = (
+    "kind",
+    "jit",
+    "vmap",
+    "where",
+    "all_masked",
+    "extremes",
+    "bf16",
+    "x64",
+    "grad",
+    "export",
+    "registry",
+)
 TRANSFORM_PROPERTIES = ("jit", "finite", "state", "export", "registry")
 
 
@@ -205,6 +220,30 @@ def _auto_extremes(sample: Sample) -> tuple[tuple, ...]:
 # ------------------------------ properties --------------------------------
 # Each property compiles as little as it can (one jit where possible, shapes
 # from eval_shape): the suite runs ~10 properties for every registered entry.
+
+
+def _p_kind(entry, sample):
+    out = jax.eval_shape(lambda a: _call(entry, sample, a), sample.args)
+    if entry.has_aux:
+        assert isinstance(out, tuple) and len(out) == 2, (
+            f"{entry.name}: registered with has_aux=True but returns {type(out).__name__}, not (value, state)"
+        )
+        out = out[0]
+    leaves = jax.tree.leaves(out)
+    assert len(leaves) == 1 and hasattr(out, "shape"), (
+        f"{entry.name}: a {entry.kind} entry must return one array"
+        + (" (and its state)" if entry.has_aux else "")
+        + f", got {jax.tree.structure(out)}"
+    )
+    if entry.kind == "batch":
+        assert out.shape == (), f"{entry.name}: kind 'batch' must return a scalar, got shape {out.shape}"
+    elif entry.kind == "per_example" and sample.where:
+        n = _batch_size(sample)
+        assert out.ndim >= 1 and out.shape[0] == n, (
+            f"{entry.name}: kind 'per_example' must return the batch shape (leading axis {n}), got shape {out.shape}"
+        )
+    if entry.kind != "function":
+        assert jnp.issubdtype(out.dtype, jnp.floating), f"{entry.name}: a loss must return floats, got {out.dtype}"
 
 
 def _p_jit(entry, sample):
@@ -379,8 +418,6 @@ def _p_export(entry, sample):
         jax.export.export(g, platforms=PLATFORMS)(*sample.args)
 
 
-def _defaults(entry) -> dict[str, Any]:
-    return {k: v for k, v in entry.hyperparams.items() if v is not registry.inspect.Parameter.empty}
 
 
 def _p_registry(entry, sample):
@@ -402,6 +439,7 @@ def _p_registry(entry, sample):
 
 
 _LOSS_CHECKS: dict[str, Callable] = {
+    "kind": _p_kind,
     "jit": _p_jit,
     "vmap": _p_vmap,
     "where": _p_where,

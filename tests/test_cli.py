@@ -41,3 +41,19 @@ def test_demo_runs_and_reports(capsys):
 def test_demo_rejects_unknown_run():
     with pytest.raises(SystemExit):
         demo.main(["--runs", "nope", "--quiet"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["list", "--family", "metrics"], "unknown family 'metrics'. Did you mean 'metric'"),
+        (["list", "--kind", "batchy"], "`kind` must be one of"),
+        (["describe", "focal_los"], "Did you mean 'focal_loss'"),
+        (["check", "focal_los"], "Did you mean 'focal_loss'"),
+        (["check", "focal_loss", "--property", "jitt"], "unknown property 'jitt'. Did you mean 'jit'"),
+    ],
+)
+def test_misuse_gives_one_line_error_and_nonzero_exit(argv, needle):
+    code, out, err = _run(argv)
+    assert code == 2, (argv, code, out, err)
+    assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

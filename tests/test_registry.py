@@ -28,7 +28,7 @@ def test_get_by_name_alias_string_and_dict_agree():
 
 
 def test_composed_loss_returns_total_and_terms():
-    combo = lossjax.get("1.0 * softmax_cross_entropy + 0.5 * softmax_cross_entropy(label_smoothing=0.1) - 0.25*bce")
+    combo = lossjax.compose("1.0 * softmax_cross_entropy + 0.5 * softmax_cross_entropy(label_smoothing=0.1) - 0.25*bce")
     assert combo.names == ("softmax_cross_entropy", "softmax_cross_entropy_1", "sigmoid_binary_cross_entropy")
     probs = jnp.asarray(jax.nn.one_hot(LABELS, 3))
     total, terms = combo(LOGITS, probs)
@@ -44,7 +44,7 @@ def test_composed_loss_returns_total_and_terms():
 
 
 def test_composed_loss_masked_mean_and_grad():
-    combo = lossjax.get(["ce", {"name": "ce", "weight": 2.0, "label_smoothing": 0.1}])
+    combo = lossjax.compose(["ce", {"name": "ce", "weight": 2.0, "label_smoothing": 0.1}])
     where = jnp.array([True, False, True])
     total, _ = combo(LOGITS, LABELS, where=where)
     per = lossjax.losses.softmax_cross_entropy(LOGITS[jnp.array([0, 2])], LABELS[jnp.array([0, 2])])
@@ -67,7 +67,7 @@ def test_composed_loss_masked_mean_and_grad():
     ],
 )
 def test_round_trip_through_json(spec):
-    obj = lossjax.get(spec)
+    obj = lossjax.compose(spec) if isinstance(spec, dict) and "terms" in spec or "+" in str(spec) else lossjax.get(spec)
     cfg = obj.to_config()
     again = lossjax.from_config(json.loads(json.dumps(cfg)))
     assert again.to_config() == cfg
@@ -154,3 +154,95 @@ def test_optimizer_rejects_unknown_and_losses():
         lossjax.optimizer(["adamm(learning_rate=0.1)"])
     with pytest.raises(registry.SpecError, match="is a loss, not a transform"):
         lossjax.optimizer(["ce"])
+
+
+# ------------------------------ the return contract ------------------------------
+
+
+def test_get_returns_the_loss_itself_whatever_its_weight():
+    direct = lossjax.losses.softmax_cross_entropy(LOGITS, LABELS)
+    for spec in ("ce", "0.5 * ce", {"name": "ce", "weight": 0.5}, "-2 * ce"):
+        loss = lossjax.get(spec)
+        out = loss(LOGITS, LABELS)
+        assert out.shape == direct.shape, spec  # a weight never changes the return type
+        weight = {"ce": 1.0, "0.5 * ce": 0.5, "-2 * ce": -2.0}.get(spec, 0.5) if isinstance(spec, str) else 0.5
+        assert_close(out, weight * direct, err=str(spec))
+    assert lossjax.get("0.5 * ce").to_config() == {"name": "softmax_cross_entropy", "weight": 0.5}
+    again = lossjax.from_config(lossjax.get("0.5 * ce").to_config())
+    assert_close(again(LOGITS, LABELS), 0.5 * direct)
+
+
+@pytest.mark.parametrize("spec", ["ce + bce", ["ce"], {"terms": [{"name": "ce"}]}])
+def test_get_rejects_sums_and_points_to_compose(spec):
+    with pytest.raises(registry.SpecError, match=r"lossjax.compose"):
+        lossjax.get(spec)
+
+
+@pytest.mark.parametrize("spec", ["ce", "0.5 * ce", ["ce"], {"name": "ce"}])
+def test_compose_always_returns_total_and_terms(spec):
+    total, terms = lossjax.compose(spec)(LOGITS, LABELS)
+    per = lossjax.losses.softmax_cross_entropy(LOGITS, LABELS)
+    weight = 0.5 if "0.5" in str(spec) else 1.0
+    assert total.shape == () and list(terms) == ["softmax_cross_entropy"]
+    assert_close(terms["softmax_cross_entropy"], jnp.mean(per))
+    assert_close(total, weight * jnp.mean(per))
+
+
+def test_compose_routes_arguments_to_the_terms_that_take_them():
+    # The PaLM recipe: z_loss takes the logits only.
+    combo = lossjax.compose("softmax_cross_entropy + 1e-4 * z_loss")
+    assert combo.arguments() == ("logits", "labels")
+    total, terms = combo(LOGITS, LABELS)
+    ce = jnp.mean(lossjax.losses.softmax_cross_entropy(LOGITS, LABELS))
+    z = jnp.mean(jax.nn.logsumexp(LOGITS, axis=-1) ** 2)
+    assert_close(terms["softmax_cross_entropy"], ce)
+    assert_close(terms["z_loss"], z)
+    assert_close(total, ce + 1e-4 * z)
+    # Keywords route by name too, and `where` reduces every per-example term.
+    where = jnp.array([True, False, True])
+    total_kw, _ = combo(logits=LOGITS, labels=LABELS, where=where)
+    keep = jnp.array([0, 2])
+    ce_kw = jnp.mean(lossjax.losses.softmax_cross_entropy(LOGITS[keep], LABELS[keep]))
+    z_kw = jnp.mean(jax.nn.logsumexp(LOGITS[keep], axis=-1) ** 2)
+    assert_close(total_kw, ce_kw + 1e-4 * z_kw)
+    with pytest.raises(TypeError, match=r"no term takes \['temperature'\]"):
+        combo(LOGITS, LABELS, temperature=2.0)
+    with pytest.raises(TypeError, match=r"term 'softmax_cross_entropy' needs the argument\(s\) \['labels'\]"):
+        combo(LOGITS)
+
+
+def test_compose_splits_the_key_per_term():
+    logits = jnp.array([0.3, -1.2, 2.0, 0.1, -0.4, 1.1])
+    labels = jnp.array([1.0, 0.0, 1.0, 0.0, 0.0, 1.0])
+    key = jax.random.key(3)
+    combo = lossjax.compose("sigmoid_binary_cross_entropy + 0.5 * ensloss + ensloss")
+    total, terms = combo(logits, labels, key=key)  # bce takes no key: no TypeError
+    k1, k2 = jax.random.split(key, 2)
+    e1 = lossjax.losses.ensloss(logits, labels, key=k1)
+    e2 = lossjax.losses.ensloss(logits, labels, key=k2)
+    assert_close(terms["ensloss"], e1)
+    assert_close(terms["ensloss_1"], e2)
+    assert_close(total, jnp.mean(lossjax.losses.sigmoid_binary_cross_entropy(logits, labels)) + 0.5 * e1 + e2)
+
+
+def test_compose_returns_the_new_state_of_stateful_terms():
+    rng = np.random.default_rng(0)
+    logits = jnp.asarray(rng.normal(size=(4, 3)), jnp.float32)
+    labels = jnp.array([0, 1, 2, 1])
+    temps = jnp.full((4,), 1.0)
+    aldr = "adaptive_label_distributionally_robust_loss"
+    combo = lossjax.compose(f"softmax_cross_entropy + 0.5 * {aldr}")
+    total, terms = combo(logits, labels, temps)
+    value, new_temps = lossjax.losses.adaptive_label_distributionally_robust_loss(logits, labels, temps)
+    assert set(terms) == {"softmax_cross_entropy", aldr, "states"}
+    assert_close(terms["states"][aldr], new_temps)
+    assert_close(terms[aldr], jnp.mean(value))
+    ce = jnp.mean(lossjax.losses.softmax_cross_entropy(logits, labels))
+    assert_close(total, ce + 0.5 * jnp.mean(value))
+    # Under jit and grad too.
+    (t2, aux), g = jax.value_and_grad(lambda z: combo(z, labels, temps), has_aux=True)(logits)
+    assert_close(t2, total)
+    assert_close(aux["states"][aldr], new_temps)
+    assert np.all(np.isfinite(np.asarray(g)))
+    with pytest.raises(ValueError, match="stateful terms"):
+        combo.stacked(logits, labels, temps)
