@@ -1,12 +1,18 @@
 """Target-class probabilities, label smoothing and the comp-sum transform: the softmax core.
 
-Shared by every family whose losses are a function of the target class's
-probability (classification, imbalance, noisy labels, proxies):
-:func:`target_probs` turns ``(logits, labels)`` into ``log p_y``, ``p_y`` and an
-exact ``1 - p_y`` (:class:`TargetProbs`); a target distribution always means the
-expectation of the integer-label loss under ``q``. Label smoothing is
-:func:`smoothed_class_targets`; :func:`comp_sum_phi` is the comp-sum transform
-of Mao et al. that both ``comp_sum_loss`` and ``generalized_cross_entropy`` use.
+Shared by every family whose losses take ``(logits, labels)`` (classification,
+imbalance, noisy labels, proxies), so that no family imports another's helpers:
+
+- :func:`check_logits`, :func:`class_terms` and :func:`binary_terms`: the checked,
+  mask-filled inputs of a multiclass loss (``logits [..., C]`` with integer labels
+  or a target distribution) or of an element-wise binary loss, in the compute dtype;
+- :func:`target_probs` turns ``(logits, labels)`` into ``log p_y``, ``p_y`` and an
+  exact ``1 - p_y`` (:class:`TargetProbs`); a target distribution always means the
+  expectation of the integer-label loss under ``q``;
+- :func:`class_weight_column` checks per-class weights ``[C]`` (or a scalar);
+- label smoothing is :func:`smoothed_class_targets`; :func:`comp_sum_phi` is the
+  comp-sum transform of Mao et al. that both ``comp_sum_loss`` and
+  ``generalized_cross_entropy`` use.
 """
 
 from __future__ import annotations
@@ -18,14 +24,134 @@ import jax.numpy as jnp
 
 from lossjax import _checks as C
 
-__all__ = ["TargetProbs", "class_weight_column", "comp_sum_phi", "smoothed_class_targets", "target_probs"]
+__all__ = [
+    "TargetProbs",
+    "binary_terms",
+    "check_logits",
+    "class_terms",
+    "class_weight_column",
+    "comp_sum_phi",
+    "smoothed_class_targets",
+    "target_probs",
+]
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
 
+def check_logits(fn: str, logits: ArrayLike, *, min_classes: int = 1, arg: str = "logits") -> Array:
+    """Checks multiclass ``logits [..., C]`` (float, rank >= 1, at least ``min_classes`` classes).
+
+    Args:
+      fn: the public function's name (for error messages).
+      logits: the scores.
+      min_classes: the smallest number of classes the loss accepts.
+      arg: the argument's name in error messages (``"bin_logits"`` ...).
+
+    Returns:
+      ``jnp.asarray(logits)``.
+
+    Example:
+      >>> from lossjax._targets import check_logits
+      >>> check_logits("f", [[0.0]], min_classes=2)  # doctest: +IGNORE_EXCEPTION_DETAIL
+      Traceback (most recent call last):
+      ValueError: f: `logits` must have at least 2 classes on its last axis, got shape (1, 1).
+    """
+    logits = C.check_array(fn, arg, logits, min_ndim=1, dtype="float")
+    if logits.shape[-1] < min_classes:
+        raise ValueError(
+            f"{fn}: `{arg}` must have at least {min_classes} classes on its last axis, got shape {logits.shape}."
+        )
+    return logits
+
+
+def class_terms(
+    fn: str, logits: ArrayLike, labels: ArrayLike, where: ArrayLike | None, *, min_classes: int = 1
+) -> tuple[Array, Array, Array | None, jnp.dtype]:
+    """The checked inputs of a multiclass loss: ``(z, q, mask, dtype)``.
+
+    Args:
+      fn: the public function's name (for error messages).
+      logits: ``[..., C]`` floating scores.
+      labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
+      where: optional boolean mask broadcastable to ``[...]``.
+      min_classes: the smallest number of classes the loss accepts.
+
+    Returns:
+      ``z`` the logits and ``q`` the target distribution (one-hot for integer
+      labels), both ``[..., C]`` in the compute ``dtype`` with masked examples
+      filled (the first half of the double-``where``), and the boolean ``mask``
+      (or None).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax._targets import class_terms
+      >>> z, q, mask, dtype = class_terms("f", jnp.zeros((2, 3)), jnp.array([2, 0]), None)
+      >>> q
+      Array([[0., 0., 1.],
+             [1., 0., 0.]], dtype=float32)
+    """
+    logits = check_logits(fn, logits, min_classes=min_classes)
+    dtype = C.compute_dtype(logits)
+    mask = C.prepare_where(fn, where, logits.shape[:-1])
+    q = C.fill_masked(C.class_targets(fn, logits, labels, dtype), mask)
+    z = C.fill_masked(C.as_compute(logits, dtype), mask)
+    return z, q, mask, dtype
+
+
+def binary_terms(
+    fn: str, logits: ArrayLike, labels: ArrayLike, where: ArrayLike | None, *, logits_name: str = "logits"
+) -> tuple[Array, Array, Array | None, jnp.dtype]:
+    """The checked inputs of an element-wise binary loss: ``(z, y, mask, dtype)``.
+
+    Args:
+      fn: the public function's name (for error messages).
+      logits: floating scores ``[...]`` (probabilities for a loss on ``probs``).
+      labels: numeric or boolean targets with the shape of ``logits``.
+      where: optional boolean mask broadcastable to ``logits.shape``.
+      logits_name: the name of the first argument in error messages (``"probs"``).
+
+    Returns:
+      ``z`` and ``y`` in the compute ``dtype`` with masked entries filled, and the
+      boolean ``mask`` (or None).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax._targets import binary_terms
+      >>> binary_terms("f", jnp.zeros(2), jnp.array([True, False]), None)[1]
+      Array([1., 0.], dtype=float32)
+    """
+    logits = C.check_array(fn, logits_name, logits, dtype="float")
+    labels = C.check_array(fn, "labels", labels)
+    if not (jnp.issubdtype(labels.dtype, jnp.number) or labels.dtype == jnp.bool_):
+        raise TypeError(f"{fn}: `labels` must have a numeric or bool dtype, got {labels.dtype}.")
+    C.check_same_shape(fn, (logits_name, "labels"), logits, labels)
+    dtype = C.compute_dtype(logits)
+    mask = C.prepare_where(fn, where, logits.shape)
+    z = C.fill_masked(C.as_compute(logits, dtype), mask)
+    y = C.fill_masked(labels.astype(dtype), mask)
+    return z, y, mask, dtype
+
+
 def smoothed_class_targets(fn: str, logits: Array, labels: ArrayLike, label_smoothing, dtype) -> Array:
-    """``(1 - a) * targets + a / C``: integer or distribution labels with label smoothing."""
+    """``(1 - a) * targets + a / C``: integer or distribution labels with label smoothing.
+
+    Args:
+      fn: the public function's name (for error messages).
+      logits: ``[..., C]`` (only its shape is used).
+      labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
+      label_smoothing: ``a`` (checked by the caller).
+      dtype: the compute dtype.
+
+    Returns:
+      The smoothed target distribution ``[..., C]``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax._targets import smoothed_class_targets
+      >>> smoothed_class_targets("f", jnp.zeros((1, 4)), jnp.array([0]), 0.2, jnp.float32)
+      Array([[0.85, 0.05, 0.05, 0.05]], dtype=float32)
+    """
     q = C.class_targets(fn, logits, labels, dtype)
     num_classes = logits.shape[-1]
     a = jnp.asarray(label_smoothing, dtype)
@@ -72,6 +198,25 @@ class TargetProbs(NamedTuple):
 
 
 def class_weight_column(fn: str, class_weights: ArrayLike, num_classes: int, dtype) -> Array:
+    """Checks ``class_weights``: per-class weights ``[C]`` or one scalar weight (a Python one must be >= 0).
+
+    Args:
+      fn: the public function's name (for error messages).
+      class_weights: a scalar or an array ``[C]``.
+      num_classes: ``C``.
+      dtype: the compute dtype.
+
+    Returns:
+      The weights as an array of ``dtype``, shape ``()`` or ``(C,)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax._targets import class_weight_column
+      >>> class_weight_column("f", [1, 2, 3], 3, jnp.float32)
+      Array([1., 2., 3.], dtype=float32)
+    """
+    if isinstance(class_weights, (int, float)) and not isinstance(class_weights, bool):
+        C.check_positive(fn, "class_weights", class_weights, allow_zero=True)
     w = C.check_array(fn, "class_weights", class_weights, ndim=(0, 1), dtype="number")
     if w.ndim == 1 and w.shape[0] != num_classes:
         raise ValueError(
@@ -104,13 +249,20 @@ def target_probs(
       label_smoothing: mixes the targets with the uniform distribution (the
         distribution path is then used).
       min_classes: the smallest number of classes the loss accepts.
+
+    Returns:
+      The :class:`TargetProbs` of the batch (``K = 1`` column for integer labels
+      without smoothing, ``K = C`` otherwise).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax._targets import target_probs
+      >>> t = target_probs("f", jnp.array([[30.0, 0.0, 0.0]]), jnp.array([0]))
+      >>> float(t.one_minus_p[0, 0]) > 0  # exact, where 1 - softmax rounds to 0
+      True
     """
-    logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
+    logits = check_logits(fn, logits, min_classes=min_classes)
     num_classes = logits.shape[-1]
-    if num_classes < min_classes:
-        raise ValueError(
-            f"{fn}: `logits` must have at least {min_classes} classes on its last axis, got shape {logits.shape}."
-        )
     C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=False)
     dtype = C.compute_dtype(logits)
     mask = C.prepare_where(fn, where, logits.shape[:-1])
@@ -159,6 +311,19 @@ def comp_sum_phi(log_p: Array, tau) -> Array:
     and for ``p`` near 1; the ``s = 0`` limit is selected with a double
     ``where``. For ``tau < 1`` the loss grows like ``p^(tau-1)``: its exponent
     is capped at 80 so that it saturates instead of overflowing.
+
+    Args:
+      log_p: ``log p`` of the target class(es), any shape.
+      tau: the comp-sum index (``1 + q`` for generalized cross-entropy).
+
+    Returns:
+      ``Phi^tau`` element-wise, the shape of ``log_p``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax._targets import comp_sum_phi
+      >>> comp_sum_phi(jnp.log(jnp.array([0.5])), 2.0)  # 1 - p
+      Array([0.5], dtype=float32)
     """
     s = jnp.asarray(tau, log_p.dtype) - 1
     is_ce = s == 0

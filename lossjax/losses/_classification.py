@@ -6,13 +6,15 @@ time), and returns the per-example loss ``[...]`` unreduced (optax convention);
 the binary ones (sigmoid BCE/focal, squared hinge) work element-wise; EnsLoss and
 AnyLoss return one value for the batch.
 
-Shared code: :func:`target_probs` turns ``(logits, labels)`` into the target
-probabilities ``log p_y``, ``p_y`` and an exact ``1 - p_y`` (:class:`TargetProbs`);
-focal, poly-1, comp-sum, GCE, encouraging, squentropy, the hinge and sparsemax
-losses are all ``f(p_y)`` or ``f(z, q)`` on top of it, and a target distribution
-always means the expectation of the integer-label loss under ``q``. Label
-smoothing is :func:`smoothed_class_targets`; ``generalized_cross_entropy`` is
-``comp_sum_loss`` with ``tau = 1 + q`` through the same ``_comp_sum_phi``.
+Shared code lives in :mod:`lossjax._targets` (the softmax core every
+``(logits, labels)`` family uses): ``target_probs`` turns ``(logits, labels)`` into
+the target probabilities ``log p_y``, ``p_y`` and an exact ``1 - p_y``; focal,
+poly-1, comp-sum, encouraging, squentropy, the hinge and sparsemax losses are all
+``f(p_y)`` or ``f(z, q)`` on top of it, and a target distribution always means the
+expectation of the integer-label loss under ``q``. Label smoothing is
+``smoothed_class_targets``; ``comp_sum_phi`` is shared with
+``generalized_cross_entropy`` (``comp_sum_loss`` with ``tau = 1 + q``, in the
+noisy-label module).
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax._targets import comp_sum_phi, smoothed_class_targets, target_probs
+from lossjax._targets import (
+    binary_terms,
+    class_terms,
+    comp_sum_phi,
+    smoothed_class_targets,
+    target_probs,
+)
 from lossjax.registry import Sample, register
 
 __all__ = [
@@ -164,7 +172,8 @@ def sigmoid_binary_cross_entropy(
     Returns:
       Per-element loss, ``logits.shape``.
 
-    Paper: the logistic loss (Cox, 1958); reference: ``optax.sigmoid_binary_cross_entropy``.
+    Paper: none (the logistic loss: Cox, "The Regression Analysis of Binary
+    Sequences", 1958; no arXiv id); reference: ``optax.sigmoid_binary_cross_entropy``.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -172,37 +181,11 @@ def sigmoid_binary_cross_entropy(
       Array([0.6931, 3.0486], dtype=float32)
     """
     fn = "sigmoid_binary_cross_entropy"
-    logits = C.check_array(fn, "logits", logits, dtype="float")
-    labels = C.check_array(fn, "labels", labels, dtype=None)
-    C.check_same_shape(fn, ("logits", "labels"), logits, labels)
     C.check_positive(fn, "pos_weight", pos_weight, allow_zero=True)
-    dtype = C.compute_dtype(logits)
-    mask = C.prepare_where(fn, where, logits.shape)
-    z = C.fill_masked(C.as_compute(logits, dtype), mask)
-    y = C.fill_masked(labels.astype(dtype), mask)
+    z, y, mask, dtype = binary_terms(fn, logits, labels, where)
     p = jnp.asarray(pos_weight, dtype)
     loss = p * y * jax.nn.softplus(-z) + (1 - y) * jax.nn.softplus(z)
     return C.zero_masked(loss, mask)
-
-
-# --------------------------------------------------------------------------
-# Shared machinery: the probability of the target class, in log space.
-# --------------------------------------------------------------------------
-
-
-def _check_alpha(fn: str, alpha, dtype, num_classes: int | None = None):
-    """``alpha``: None, a scalar in [0, 1] (binary) / >= 0, or per-class weights ``[C]``."""
-    if alpha is None:
-        return None
-    if isinstance(alpha, (int, float)) and not isinstance(alpha, bool):
-        C.check_positive(fn, "alpha", alpha, allow_zero=True)
-        return alpha
-    a = C.check_array(fn, "alpha", alpha, ndim=(0, 1) if num_classes else 0, dtype="number")
-    if a.ndim == 1 and a.shape[0] != num_classes:
-        raise ValueError(
-            f"{fn}: `alpha` must be a scalar or have shape ({num_classes},) (one per class), got {a.shape}."
-        )
-    return a.astype(dtype)
 
 
 # --------------------------------------------------------------------------
@@ -227,7 +210,7 @@ def _focal_sample() -> Sample:
     aliases=("focal", "softmax_focal_loss"),
     family=FAMILY,
     kind="per_example",
-    formula="sum_c q_c alpha_c (1 - p_c)^gamma (-log p_c),  p = softmax(z)",
+    formula="sum_c q_c w_c (1 - p_c)^gamma (-log p_c),  p = softmax(z),  w = class_weights (alpha_c in the paper)",
     paper="Focal Loss for Dense Object Detection (2017, arXiv:1708.02002)",
     reference="closed form (gamma=0: optax.softmax_cross_entropy); torch port of the softmax focal formula",
     sample=_focal_sample,
@@ -237,16 +220,18 @@ def focal_loss(
     labels: ArrayLike,
     *,
     gamma: float = 2.0,
-    alpha: float | ArrayLike | None = None,
+    class_weights: float | ArrayLike | None = None,
     where: ArrayLike | None = None,
 ) -> Array:
     r"""Softmax focal loss: cross-entropy down-weighted on well-classified examples.
 
     .. math::
-        \ell(z, y) = -\alpha_y\,(1 - p_y)^\gamma \log p_y,\qquad p = \mathrm{softmax}(z)
+        \ell(z, y) = -w_y\,(1 - p_y)^\gamma \log p_y,\qquad p = \mathrm{softmax}(z)
 
-    With a target distribution ``q`` the loss is its expectation,
-    :math:`\sum_c q_c \alpha_c (1-p_c)^\gamma(-\log p_c)`. ``(1 - p)`` is
+    ``w = class_weights`` is the paper's ``alpha`` (per class, or one scalar);
+    :func:`sigmoid_focal_loss` keeps the name ``alpha`` for its different
+    positive-class weight. With a target distribution ``q`` the loss is its expectation,
+    :math:`\sum_c q_c w_c (1-p_c)^\gamma(-\log p_c)`. ``(1 - p)`` is
     computed as the sum of the other classes' probabilities (exact when ``p``
     rounds to 1) and raised to ``gamma`` in log space, so the gradient is finite
     for ``0 < gamma < 1`` at ``p = 1``. ``gamma = 0`` is cross-entropy.
@@ -255,7 +240,7 @@ def focal_loss(
       logits: unnormalized scores ``[..., C]``.
       labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
       gamma: focusing parameter ``>= 0``.
-      alpha: None (no weighting), a scalar weight, or per-class weights ``[C]``.
+      class_weights: None (no weighting), a scalar weight ``>= 0``, or per-class weights ``[C]``.
       where: optional boolean mask broadcastable to ``[...]``; masked examples get 0.
 
     Returns:
@@ -272,9 +257,7 @@ def focal_loss(
     """
     fn = "focal_loss"
     C.check_positive(fn, "gamma", gamma, allow_zero=True)
-    logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
-    a = _check_alpha(fn, alpha, C.compute_dtype(logits), logits.shape[-1])
-    t = target_probs(fn, logits, labels, where=where, class_weights=a)
+    t = target_probs(fn, logits, labels, where=where, class_weights=class_weights)
     return t.expect(C.safe_power(t.one_minus_p, gamma) * -t.log_p)
 
 
@@ -283,20 +266,6 @@ def _sigmoid_sample() -> Sample:
     logits = rng.normal(size=(6, 3)).astype(np.float32) * 2
     labels = rng.integers(0, 2, size=(6, 3)).astype(np.float32)
     return Sample(args=(logits, labels))
-
-
-def _sigmoid_terms(fn: str, logits: ArrayLike, labels: ArrayLike, where):
-    """Checked logits/labels/mask for element-wise binary losses, in the compute dtype."""
-    logits = C.check_array(fn, "logits", logits, dtype="float")
-    labels = C.check_array(fn, "labels", labels)
-    if not (jnp.issubdtype(labels.dtype, jnp.number) or labels.dtype == jnp.bool_):
-        raise TypeError(f"{fn}: `labels` must have a numeric or bool dtype, got {labels.dtype}.")
-    C.check_same_shape(fn, ("logits", "labels"), logits, labels)
-    dtype = C.compute_dtype(logits)
-    mask = C.prepare_where(fn, where, logits.shape)
-    z = C.fill_masked(C.as_compute(logits, dtype), mask)
-    y = C.fill_masked(labels.astype(dtype), mask)
-    return z, y, mask, dtype
 
 
 @register(
@@ -349,7 +318,7 @@ def sigmoid_focal_loss(
     C.check_positive(fn, "gamma", gamma, allow_zero=True)
     if alpha is not None:
         C.check_in_range(fn, "alpha", alpha, 0.0, 1.0)
-    z, y, mask, dtype = _sigmoid_terms(fn, logits, labels, where)
+    z, y, mask, dtype = binary_terms(fn, logits, labels, where)
     # One exp, one log1p and one reciprocal per element (memory-bound: keep it one fusible expression).
     e = jnp.exp(-jnp.abs(z))
     log1p_e = jnp.log1p(e)
@@ -371,7 +340,7 @@ def sigmoid_focal_loss(
     aliases=("poly1", "poly_loss_cross_entropy"),
     family=FAMILY,
     kind="per_example",
-    formula="CE(z, q) + epsilon (1 - sum_c q_c p_c)",
+    formula="CE(z, q) + poly_coefficient (1 - sum_c q_c p_c)",
     paper="PolyLoss: A Polynomial Expansion Perspective of Classification Loss Functions (2022, arXiv:2204.12511)",
     reference="optax.poly_loss_cross_entropy",
     sample=_multiclass_sample_soft,
@@ -380,22 +349,25 @@ def poly1_cross_entropy(
     logits: ArrayLike,
     labels: ArrayLike,
     *,
-    epsilon: float = 2.0,
+    poly_coefficient: float = 2.0,
     where: ArrayLike | None = None,
 ) -> Array:
-    r"""Poly-1 cross-entropy: cross-entropy plus ``epsilon`` times the first polynomial term.
+    r"""Poly-1 cross-entropy: cross-entropy plus ``poly_coefficient`` times the first polynomial term.
 
     .. math::
-        \ell(z, y) = -\log p_y + \epsilon\,(1 - p_y)
+        \ell(z, y) = -\log p_y + \epsilon_1\,(1 - p_y)
 
-    With a target distribution ``q``: :math:`\sum_c q_c(-\log p_c) + \epsilon(1 - \sum_c q_c p_c)`
+    With a target distribution ``q``: :math:`\sum_c q_c(-\log p_c) + \epsilon_1(1 - \sum_c q_c p_c)`
     (optax's convention; it is the expectation of the integer-label loss).
+    ``poly_coefficient`` is the paper's ``epsilon_1``, which
+    ``optax.poly_loss_cross_entropy`` calls ``epsilon``; in lossjax ``epsilon``
+    only ever names a numerical guard.
 
     Args:
       logits: unnormalized scores ``[..., C]``.
       labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
-      epsilon: coefficient of ``(1 - p_y)``; 2.0 for ImageNet (the paper and optax),
-        -1.0 for detection. Values below -1 make the loss non-monotone.
+      poly_coefficient: coefficient ``epsilon_1`` of ``(1 - p_y)``; 2.0 for ImageNet (the paper
+        and optax), -1.0 for detection. Values below -1 make the loss non-monotone.
       where: optional boolean mask broadcastable to ``[...]``.
 
     Returns:
@@ -410,10 +382,10 @@ def poly1_cross_entropy(
       Array([0.6656], dtype=float32)
     """
     fn = "poly1_cross_entropy"
-    C.check_array(fn, "epsilon", epsilon, ndim=0, dtype="number")
+    C.check_array(fn, "poly_coefficient", poly_coefficient, ndim=0, dtype="number")
     t = target_probs(fn, logits, labels, where=where)
-    eps = jnp.asarray(epsilon, t.logits.dtype)
-    return t.expect(-t.log_p + eps * t.one_minus_p)
+    coef = jnp.asarray(poly_coefficient, t.logits.dtype)
+    return t.expect(-t.log_p + coef * t.one_minus_p)
 
 
 @register(
@@ -421,35 +393,37 @@ def poly1_cross_entropy(
     aliases=("poly1_focal",),
     family=FAMILY,
     kind="per_example",
-    formula="focal_gamma(z, y) + epsilon (1 - p_y)^(gamma + 1)",
+    formula="w_y [focal_gamma(z, y) + poly_coefficient (1 - p_y)^(gamma + 1)],  w = class_weights",
     paper="PolyLoss: A Polynomial Expansion Perspective of Classification Loss Functions (2022, arXiv:2204.12511)",
-    reference="closed form: focal_loss + epsilon (1 - p_y)^(gamma+1) (paper eq. 4)",
+    reference="closed form: focal_loss + poly_coefficient (1 - p_y)^(gamma+1) (paper eq. 4)",
     sample=_focal_sample,
 )
 def poly1_focal_loss(
     logits: ArrayLike,
     labels: ArrayLike,
     *,
-    epsilon: float = 1.0,
+    poly_coefficient: float = 1.0,
     gamma: float = 2.0,
-    alpha: float | ArrayLike | None = None,
+    class_weights: float | ArrayLike | None = None,
     where: ArrayLike | None = None,
 ) -> Array:
-    r"""Poly-1 focal loss (softmax): the focal loss plus ``epsilon (1 - p_y)^(gamma + 1)``.
+    r"""Poly-1 focal loss (softmax): the focal loss plus ``poly_coefficient (1 - p_y)^(gamma + 1)``.
 
     .. math::
-        \ell(z, y) = \alpha_y\left[-(1 - p_y)^\gamma \log p_y + \epsilon\,(1 - p_y)^{\gamma+1}\right]
+        \ell(z, y) = w_y\left[-(1 - p_y)^\gamma \log p_y + \epsilon_1\,(1 - p_y)^{\gamma+1}\right]
 
-    The alpha weighting multiplies both terms; a target distribution takes the
-    expectation over ``q``. ``epsilon = 0`` is :func:`focal_loss`.
+    The class weighting ``w = class_weights`` (the focal paper's ``alpha``)
+    multiplies both terms; a target distribution takes the expectation over
+    ``q``. ``poly_coefficient = 0`` is :func:`focal_loss`. ``poly_coefficient``
+    is the paper's ``epsilon_1`` (optax's ``epsilon`` in ``poly_loss_cross_entropy``).
 
     Args:
       logits: unnormalized scores ``[..., C]``.
       labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
-      epsilon: coefficient of the added polynomial term (the paper used -1 for
-        detection, 1 as a generic first try).
+      poly_coefficient: coefficient ``epsilon_1`` of the added polynomial term (the
+        paper used -1 for detection, 1 as a generic first try).
       gamma: focusing parameter ``>= 0``.
-      alpha: None, a scalar, or per-class weights ``[C]``.
+      class_weights: None, a scalar weight ``>= 0``, or per-class weights ``[C]``.
       where: optional boolean mask broadcastable to ``[...]``.
 
     Returns:
@@ -464,13 +438,11 @@ def poly1_focal_loss(
     """
     fn = "poly1_focal_loss"
     C.check_positive(fn, "gamma", gamma, allow_zero=True)
-    C.check_array(fn, "epsilon", epsilon, ndim=0, dtype="number")
-    logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
-    a = _check_alpha(fn, alpha, C.compute_dtype(logits), logits.shape[-1])
-    t = target_probs(fn, logits, labels, where=where, class_weights=a)
+    C.check_array(fn, "poly_coefficient", poly_coefficient, ndim=0, dtype="number")
+    t = target_probs(fn, logits, labels, where=where, class_weights=class_weights)
     w = C.safe_power(t.one_minus_p, gamma)
-    eps = jnp.asarray(epsilon, t.logits.dtype)
-    return t.expect(w * (-t.log_p + eps * t.one_minus_p))
+    coef = jnp.asarray(poly_coefficient, t.logits.dtype)
+    return t.expect(w * (-t.log_p + coef * t.one_minus_p))
 
 
 @register(
@@ -787,11 +759,11 @@ def squentropy(
 # Hinge losses.
 # --------------------------------------------------------------------------
 
-_HINGE_FORMS = ("crammer_singer", "weston_watkins", "one_vs_rest")
+_HINGE_VARIANTS = ("crammer_singer", "weston_watkins", "one_vs_rest")
 
 
-def _multiclass_hinge(fn: str, logits, labels, margin, form, squared: bool, where) -> Array:
-    C.check_one_of(fn, "form", form, _HINGE_FORMS)
+def _multiclass_hinge(fn: str, logits, labels, margin, variant, squared: bool, where) -> Array:
+    C.check_one_of(fn, "variant", variant, _HINGE_VARIANTS)
     C.check_array(fn, "margin", margin, ndim=0, dtype="number")
     t = target_probs(fn, logits, labels, where=where, min_classes=2)
     z, q = t.logits, t.targets
@@ -802,7 +774,7 @@ def _multiclass_hinge(fn: str, logits, labels, margin, form, squared: bool, wher
         x = jnp.maximum(x, zero)
         return jnp.square(x) if squared else x
 
-    if form == "one_vs_rest":
+    if variant == "one_vs_rest":
         # sum_j [q_j h(m - z_j) + (1 - q_j) h(m + z_j)]: the expectation of the
         # integer-label form, and the multi-label form for multi-hot targets.
         loss = jnp.sum(q * h(m - z) + (1 - q) * h(m + z), axis=-1)
@@ -810,7 +782,7 @@ def _multiclass_hinge(fn: str, logits, labels, margin, form, squared: bool, wher
     if t.log_p.shape[-1] == 1:  # integer labels
         z_y = jnp.sum(q * z, axis=-1, keepdims=True)
         terms = jnp.where(q > 0, zero, m + z - z_y)  # [..., C], j != y
-        if form == "weston_watkins":
+        if variant == "weston_watkins":
             loss = jnp.sum(h(terms), axis=-1)
         else:
             loss = h(jnp.max(jnp.where(q > 0, zero, terms), axis=-1))
@@ -819,7 +791,7 @@ def _multiclass_hinge(fn: str, logits, labels, margin, form, squared: bool, wher
     pair = m + z[..., None, :] - z[..., :, None]  # [c, j] = m + z_j - z_c
     eye = jnp.reshape(jnp.eye(z.shape[-1], dtype=jnp.bool_), (1,) * (z.ndim - 1) + (z.shape[-1],) * 2)
     pair = jnp.where(eye, zero, pair)
-    per_c = jnp.sum(h(pair), axis=-1) if form == "weston_watkins" else h(jnp.max(pair, axis=-1))
+    per_c = jnp.sum(h(pair), axis=-1) if variant == "weston_watkins" else h(jnp.max(pair, axis=-1))
     return C.zero_masked(jnp.sum(q * per_c, axis=-1), t.mask)
 
 
@@ -854,11 +826,11 @@ def multiclass_hinge_loss(
     logits: ArrayLike,
     labels: ArrayLike,
     *,
-    form: str = "crammer_singer",
+    variant: str = "crammer_singer",
     margin: float = 1.0,
     where: ArrayLike | None = None,
 ) -> Array:
-    r"""Multiclass hinge loss in the Crammer-Singer, Weston-Watkins or one-vs-rest form.
+    r"""Multiclass hinge loss in the Crammer-Singer, Weston-Watkins or one-vs-rest variant.
 
     .. math::
         \ell_{CS} = \max\big(0, \max_{j\ne y} m + z_j - z_y\big),\quad
@@ -873,22 +845,25 @@ def multiclass_hinge_loss(
     Args:
       logits: scores ``[..., C]`` with ``C >= 2``.
       labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
-      form: ``"crammer_singer"``, ``"weston_watkins"`` or ``"one_vs_rest"``.
+      variant: ``"crammer_singer"``, ``"weston_watkins"`` or ``"one_vs_rest"``.
       margin: the margin ``m``.
       where: optional boolean mask broadcastable to ``[...]``.
 
     Returns:
       Per-example loss ``[...]``.
 
-    Paper: Crammer, Singer, JMLR 2001; Weston, Watkins, ESANN 1999.
+    Paper: Crammer, Singer, "On the Algorithmic Implementation of Multiclass
+    Kernel-based Vector Machines", JMLR 2001; Weston, Watkins, "Support Vector
+    Machines for Multi-Class Pattern Recognition", ESANN 1999 (neither has an arXiv id).
 
     Example:
       >>> import jax.numpy as jnp, lossjax
       >>> z, y = jnp.array([[2.0, 1.5, 0.0]]), jnp.array([0])
-      >>> [float(lossjax.losses.multiclass_hinge_loss(z, y, form=f)[0]) for f in ("crammer_singer", "weston_watkins")]
+      >>> hinge = lossjax.losses.multiclass_hinge_loss
+      >>> [float(hinge(z, y, variant=v)[0]) for v in ("crammer_singer", "weston_watkins")]
       [0.5, 0.5]
     """
-    return _multiclass_hinge("multiclass_hinge_loss", logits, labels, margin, form, False, where)
+    return _multiclass_hinge("multiclass_hinge_loss", logits, labels, margin, variant, False, where)
 
 
 @register(
@@ -905,7 +880,7 @@ def multiclass_squared_hinge_loss(
     logits: ArrayLike,
     labels: ArrayLike,
     *,
-    form: str = "weston_watkins",
+    variant: str = "weston_watkins",
     margin: float = 1.0,
     where: ArrayLike | None = None,
 ) -> Array:
@@ -916,12 +891,12 @@ def multiclass_squared_hinge_loss(
         \ell_{CS} = \max(0, \max_{j\ne y} m + z_j - z_y)^2,\quad
         \ell_{OVR} = \sum_j \max(0, m - \tilde y_j z_j)^2
 
-    Smooth (continuously differentiable) but unbounded. Default form: Weston-Watkins.
+    Smooth (continuously differentiable) but unbounded. Default variant: Weston-Watkins.
 
     Args:
       logits: scores ``[..., C]`` with ``C >= 2``.
       labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
-      form: ``"weston_watkins"``, ``"crammer_singer"`` or ``"one_vs_rest"`` (Tang's L2-SVM).
+      variant: ``"weston_watkins"``, ``"crammer_singer"`` or ``"one_vs_rest"`` (Tang's L2-SVM).
       margin: the margin ``m``.
       where: optional boolean mask broadcastable to ``[...]``.
 
@@ -936,7 +911,7 @@ def multiclass_squared_hinge_loss(
       >>> lossjax.losses.multiclass_squared_hinge_loss(jnp.array([[2.0, 1.5, 1.8]]), jnp.array([0])).round(4)
       Array([0.89], dtype=float32)
     """
-    return _multiclass_hinge("multiclass_squared_hinge_loss", logits, labels, margin, form, True, where)
+    return _multiclass_hinge("multiclass_squared_hinge_loss", logits, labels, margin, variant, True, where)
 
 
 def _binary_pm_sample() -> Sample:
@@ -987,7 +962,7 @@ def squared_hinge_loss(
     """
     fn = "squared_hinge_loss"
     C.check_array(fn, "margin", margin, ndim=0, dtype="number")
-    z, y, mask, dtype = _sigmoid_terms(fn, logits, labels, where)
+    z, y, mask, dtype = binary_terms(fn, logits, labels, where)
     C.debug_check(jnp.all(jnp.abs(y) == 1), f"{fn}: labels must be -1 or +1")
     loss = jnp.square(jnp.maximum(jnp.asarray(margin, dtype) - y * z, 0.0))
     return C.zero_masked(loss, mask)
@@ -1111,13 +1086,8 @@ def sparse_softmax_cross_entropy(
       Array([4.0182], dtype=float32)
     """
     fn = "sparse_softmax_cross_entropy"
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"{fn}: `k` must be an integer >= 1, got {k!r}.")
-    logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
-    dtype = C.compute_dtype(logits)
-    mask = C.prepare_where(fn, where, logits.shape[:-1])
-    q = C.fill_masked(C.class_targets(fn, logits, labels, dtype), mask)
-    z = C.fill_masked(C.as_compute(logits, dtype), mask)
+    C.check_int(fn, "k", k, 1, static=True)
+    z, q, mask, dtype = class_terms(fn, logits, labels, where)
     k_eff = min(int(k), z.shape[-1])
     kth = jax.lax.top_k(jax.lax.stop_gradient(z), k_eff)[0][..., k_eff - 1 : k_eff]
     keep = (z >= kth) | (q > 0)
@@ -1171,12 +1141,7 @@ def one_vs_rest_loss(
       >>> lossjax.losses.one_vs_rest_loss(jnp.array([[0.0, 0.0, 0.0]]), jnp.array([0])).round(4)
       Array([2.0794], dtype=float32)
     """
-    fn = "one_vs_rest_loss"
-    logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
-    dtype = C.compute_dtype(logits)
-    mask = C.prepare_where(fn, where, logits.shape[:-1])
-    q = C.fill_masked(C.class_targets(fn, logits, labels, dtype), mask)
-    z = C.fill_masked(C.as_compute(logits, dtype), mask)
+    z, q, mask, _ = class_terms("one_vs_rest_loss", logits, labels, where)
     loss = jnp.sum(q * jax.nn.softplus(-z) + (1 - q) * jax.nn.softplus(z), axis=-1)
     return C.zero_masked(loss, mask)
 
@@ -1192,11 +1157,6 @@ def _ensloss_sample() -> Sample:
     logits = rng.uniform(-0.9, 0.9, size=(7,)).astype(np.float32)
     labels = rng.integers(0, 2, size=(7,)).astype(np.float32)
     return Sample(args=(logits, labels), kwargs={"key": jax.random.key(0)})
-
-
-def _binary_batch_terms(fn: str, logits, labels, where):
-    logits = C.check_array(fn, "logits", logits, ndim=1, dtype="float")
-    return _sigmoid_terms(fn, logits, labels, where)
 
 
 @register(
@@ -1255,7 +1215,8 @@ def ensloss(
     """
     fn = "ensloss"
     C.check_positive(fn, "boxcox_lambda", boxcox_lambda, allow_zero=True)
-    z, y, mask, dtype = _binary_batch_terms(fn, logits, labels, where)
+    C.check_array(fn, "logits", logits, ndim=1, dtype="float")
+    z, y, mask, dtype = binary_terms(fn, logits, labels, where)
     n = z.shape[0]
     valid = jnp.ones((n,), jnp.bool_) if mask is None else mask
     count = jnp.sum(valid)
@@ -1285,10 +1246,10 @@ _ANYLOSS_METRICS = ("accuracy", "f_beta", "balanced_accuracy", "g_mean", "mcc")
 
 def _anyloss_sample() -> Sample:
     rng = np.random.default_rng(9)
-    predictions = rng.uniform(0.35, 0.65, size=(8,)).astype(np.float32)
+    probs = rng.uniform(0.35, 0.65, size=(8,)).astype(np.float32)
     labels = np.array([1, 0, 1, 1, 0, 0, 1, 0], np.float32)
     extremes = ((np.array([0, 1, 1, 0, 0, 1, 0, 1], np.float32), labels), (np.full((8,), 0.5, np.float32), labels))
-    return Sample(args=(predictions, labels), extremes=extremes, kwargs={"metric": "mcc"})
+    return Sample(args=(probs, labels), extremes=extremes, kwargs={"metric": "mcc"})
 
 
 @register(
@@ -1303,7 +1264,7 @@ def _anyloss_sample() -> Sample:
     sample=_anyloss_sample,
 )
 def anyloss(
-    predictions: ArrayLike,
+    probs: ArrayLike,
     labels: ArrayLike,
     *,
     metric: str = "f_beta",
@@ -1326,13 +1287,13 @@ def anyloss(
     Every denominator gets ``+ epsilon``; square roots are zero-safe.
 
     Args:
-      predictions: probabilities in ``[0, 1]`` (sigmoid outputs), ``[N]`` or any shape.
-      labels: ``{0, 1}`` targets with the shape of ``predictions``.
+      probs: probabilities ``p`` in ``[0, 1]`` (sigmoid outputs), ``[N]`` or any shape.
+      labels: ``{0, 1}`` targets with the shape of ``probs``.
       metric: one of ``accuracy``, ``f_beta``, ``balanced_accuracy``, ``g_mean``, ``mcc``.
       beta: the ``beta`` of ``f_beta``.
       amplification: ``L`` of the approximation function (73 in the paper).
       epsilon: added to every denominator.
-      where: optional boolean mask with the shape of ``predictions``.
+      where: optional boolean mask with the shape of ``probs``.
 
     Returns:
       A scalar: the loss of the whole batch (0 for an all-masked batch).
@@ -1351,7 +1312,7 @@ def anyloss(
     C.check_positive(fn, "beta", beta)
     C.check_positive(fn, "amplification", amplification)
     C.check_positive(fn, "epsilon", epsilon, allow_zero=True)
-    p, y, mask, dtype = _sigmoid_terms(fn, predictions, labels, where)
+    p, y, mask, dtype = binary_terms(fn, probs, labels, where, logits_name="probs")
     a = jax.nn.sigmoid(jnp.asarray(amplification, dtype) * (p - 0.5))
     zero = jnp.zeros((), dtype)
     valid = (lambda v: v) if mask is None else (lambda v: jnp.where(mask, v, zero))
@@ -1394,7 +1355,7 @@ def _rankmixup_sample() -> Sample:
     other = (labels[:, None] + 1 + rng.integers(0, c - 1, size=(n, m))) % c
     targets = lam[..., None] * np.eye(c)[labels][:, None] + (1 - lam)[..., None] * np.eye(c)[other]
     args = (logits, labels, mixed, targets.astype(np.float32))
-    return Sample(args=args, diff_argnums=(0, 2), kwargs={"form": "mndcg"})
+    return Sample(args=args, diff_argnums=(0, 2), kwargs={"variant": "mndcg"})
 
 
 @register(
@@ -1402,8 +1363,8 @@ def _rankmixup_sample() -> Sample:
     aliases=("rankmixup",),
     family=FAMILY,
     kind="per_example",
-    formula="CE(z, y) + alpha * mean_m [mask_m relu(max z~_m - max z + margin)]  (mrl);  "
-    "CE(z, y) + alpha * (1 - NDCG(max p, max p~_m; relevance 1, lambda_m))  (mndcg)",
+    formula="CE(z, y) + ranking_weight * mean_m [mask_m relu(max z~_m - max z + margin)]  (mrl);  "
+    "CE(z, y) + ranking_weight * (1 - NDCG(max p, max p~_m; relevance 1, lambda_m))  (mndcg)",
     paper="RankMixup: Ranking-Based Mixup Training for Network Calibration (2023, arXiv:2308.11990)",
     reference="cvlab-yonsei/RankMixup calibrate/losses/rankmixup.py::RankMixup_MRL, RankMixup_MNDCG",
     sample=_rankmixup_sample,
@@ -1414,9 +1375,9 @@ def rankmixup_loss(
     mixed_logits: ArrayLike,
     mixed_targets: ArrayLike,
     *,
-    form: str = "mrl",
+    variant: str = "mrl",
     margin: float = 0.1,
-    alpha: float = 0.1,
+    ranking_weight: float = 0.1,
     where: ArrayLike | None = None,
 ) -> Array:
     r"""RankMixup: cross-entropy plus a ranking term that keeps mixed samples less confident than raw ones.
@@ -1424,15 +1385,15 @@ def rankmixup_loss(
     ``mrl`` (mixup ranking loss, on logits as the reference does):
 
     .. math::
-        \ell = \mathrm{CE}(z, y) + \alpha\,\frac1M\sum_m \mathbb 1[\tilde q_m \ne \text{one-hot}]\,
+        \ell = \mathrm{CE}(z, y) + w\,\frac1M\sum_m \mathbb 1[\tilde q_m \ne \text{one-hot}]\,
         \big[\max_c \tilde z_{m,c} - \max_c z_c + \text{margin}\big]_+
 
     ``mndcg``: the raw sample (relevance 1) and its ``M`` mixups (relevance
     ``lambda_m = max_c q~_{m,c}``) are ranked by relevance; with confidences
     ``s = max softmax``, ``DCG = sum_k s_(k) / log2(k + 1)`` and ``IDCG`` the same
     with the relevances; ``NDCG = DCG/IDCG`` if ``IDCG > DCG`` else ``IDCG/DCG``, and
-    ``\ell = CE + alpha (1 - NDCG)``. The batch mean of this per-example loss is the
-    reference's loss.
+    ``\ell = CE + w (1 - NDCG)``, with ``w = ranking_weight`` (the reference's
+    ``alpha``). The batch mean of this per-example loss is the reference's loss.
 
     Args:
       logits: logits of the raw samples ``[..., C]``.
@@ -1440,9 +1401,9 @@ def rankmixup_loss(
       mixed_logits: logits of ``M`` mixups of each sample, ``[..., M, C]`` (batch first;
         the reference stacks them mixup-major as ``[M * N, C]``).
       mixed_targets: their mixed label distributions ``[..., M, C]``.
-      form: ``"mrl"`` or ``"mndcg"``.
+      variant: ``"mrl"`` or ``"mndcg"``.
       margin: the MRL margin (0.1 in the reference).
-      alpha: weight of the ranking term (0.1 in the reference).
+      ranking_weight: ``w``, the weight of the ranking term (the reference's ``alpha = 0.1``).
       where: optional boolean mask broadcastable to ``[...]``.
 
     Returns:
@@ -1458,9 +1419,9 @@ def rankmixup_loss(
       Array([0.1269], dtype=float32)
     """
     fn = "rankmixup_loss"
-    C.check_one_of(fn, "form", form, ("mrl", "mndcg"))
+    C.check_one_of(fn, "variant", variant, ("mrl", "mndcg"))
     C.check_positive(fn, "margin", margin, allow_zero=True)
-    C.check_positive(fn, "alpha", alpha, allow_zero=True)
+    C.check_positive(fn, "ranking_weight", ranking_weight, allow_zero=True)
     t = target_probs(fn, logits, labels, where=where)
     z = t.logits
     dtype = z.dtype
@@ -1475,7 +1436,7 @@ def rankmixup_loss(
     zm = C.fill_masked(C.as_compute(zm, dtype), t.mask)
     qm = C.fill_masked(C.as_compute(qm, dtype), t.mask)
     ce = t.expect(-t.log_p)
-    if form == "mrl":
+    if variant == "mrl":
         not_self = jnp.all(qm != 1.0, axis=-1)  # the reference skips mixups with a one-hot target
         diff = jnp.max(zm, axis=-1) - jnp.max(z, axis=-1, keepdims=True)
         rank = jnp.mean(jnp.where(not_self, jax.nn.relu(diff + margin), jnp.zeros((), dtype)), axis=-1)
@@ -1492,4 +1453,4 @@ def rankmixup_loss(
         idcg = jnp.sum(rel_sorted / discount, axis=-1)
         ndcg = jnp.where(idcg > dcg, dcg / idcg, idcg / dcg)
         rank = 1 - ndcg
-    return ce + C.zero_masked(jnp.asarray(alpha, dtype) * rank, t.mask)
+    return ce + C.zero_masked(jnp.asarray(ranking_weight, dtype) * rank, t.mask)

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax._targets import smoothed_class_targets
+from lossjax._targets import binary_terms, check_logits, class_terms, smoothed_class_targets
 from lossjax.registry import Sample, register
 
 __all__ = [
@@ -79,7 +79,6 @@ def _adjusted_cross_entropy(
     target_margin: Array | None = None,
     class_weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
-    dtype=None,
 ) -> Array:
     """Cross-entropy on ``s * (multiplier * z + offset - target_margin * q)`` (the shared core).
 
@@ -88,11 +87,7 @@ def _adjusted_cross_entropy(
     labels). ``class_weights`` weighs each class of the target as in
     ``softmax_cross_entropy(class_weights=...)``.
     """
-    dtype = C.compute_dtype(logits) if dtype is None else dtype
-    mask = C.prepare_where(fn, where, logits.shape[:-1])
-    q = C.class_targets(fn, logits, labels, dtype)
-    q = C.fill_masked(q, mask)
-    z = C.fill_masked(C.as_compute(logits, dtype), mask)
+    z, q, mask, dtype = class_terms(fn, logits, labels, where, min_classes=2)
     if multiplier is not None:
         z = z * _bcast(multiplier, z.ndim)
     if offset is not None:
@@ -120,25 +115,18 @@ def _adjusted_cross_entropy(
     return C.zero_masked(loss, mask)
 
 
-def _check_logits(fn: str, logits: ArrayLike) -> Array:
-    logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
-    if logits.shape[-1] < 2:
-        raise ValueError(f"{fn}: `logits` must have at least 2 classes on the last axis, got shape {logits.shape}.")
-    return logits
+def _ldam_margins(class_counts: Array, max_margin) -> Array:
+    """LDAM margins ``Delta_j = max_margin * (n_min / n_j)^(1/4)`` (``n_min``: smallest nonzero count).
 
-
-def ldam_margins(class_counts: Array, max_m) -> Array:
-    """LDAM margins ``Delta_j = max_m * (n_min / n_j)^(1/4)`` (``n_min``: smallest nonzero count).
-
-    This is ``C / n_j^{1/4}`` rescaled so the largest margin is ``max_m``;
-    empty classes (``n_j = 0``) get the largest margin ``max_m``.
+    This is ``C / n_j^{1/4}`` rescaled so the largest margin is ``max_margin``;
+    empty classes (``n_j = 0``) get the largest margin ``max_margin``.
     """
     present = class_counts > 0
     safe = jnp.where(present, class_counts, jnp.ones((), class_counts.dtype))
     inv = jnp.where(present, safe ** C.const(-0.25, class_counts), jnp.zeros((), class_counts.dtype))
     top = jnp.max(inv)
     top = jnp.where(top > 0, top, jnp.ones((), top.dtype))
-    m = jnp.asarray(max_m, class_counts.dtype)
+    m = jnp.asarray(max_margin, class_counts.dtype)
     return jnp.where(present, inv * (m / top), m)
 
 
@@ -197,7 +185,7 @@ def _aux_regression_sample() -> Sample:
     aliases=("effective_number_weights",),
     family=FAMILY,
     kind="function",
-    formula="w_c ∝ 1/n_c | 1/sqrt(n_c) | (1-beta)/(1-beta^n_c); sum_c w_c = C; w_c = 0 if n_c = 0",
+    formula="w_c ∝ 1/n_c | 1/sqrt(n_c) | (1-beta)/(1-beta^n_c) (variant); sum_c w_c = C; w_c = 0 if n_c = 0",
     paper="Class-Balanced Loss Based on Effective Number of Samples (2019, arXiv:1901.05555)",
     reference="richardaecn/class-balanced-loss src/cifar_main.py (effective_num, weights); "
     "kaidic/LDAM-DRW cifar_train.py (DRW per_cls_weights)",
@@ -206,7 +194,7 @@ def _aux_regression_sample() -> Sample:
 def class_balanced_weights(
     class_counts: ArrayLike,
     *,
-    method: str = "effective_number",
+    variant: str = "effective_number",
     beta: float = 0.9999,
     normalize: bool = True,
 ) -> Array:
@@ -225,7 +213,7 @@ def class_balanced_weights(
 
     Args:
       class_counts: number of training examples per class ``[C]`` (int or float, >= 0).
-      method: ``"effective_number"``, ``"inverse_frequency"`` or ``"inverse_sqrt"``.
+      variant: ``"effective_number"``, ``"inverse_frequency"`` or ``"inverse_sqrt"``.
       beta: ``beta`` in ``[0, 1)`` of the effective number (0.9, 0.99, 0.999, 0.9999).
       normalize: rescale so that the weights sum to ``C`` (the reference's convention).
 
@@ -237,21 +225,21 @@ def class_balanced_weights(
 
     Example:
       >>> import jax.numpy as jnp, lossjax
-      >>> lossjax.losses.class_balanced_weights(jnp.array([3, 1, 0]), method="inverse_frequency")
+      >>> lossjax.losses.class_balanced_weights(jnp.array([3, 1, 0]), variant="inverse_frequency")
       Array([0.75, 2.25, 0.  ], dtype=float32)
     """
     fn = "class_balanced_weights"
     counts = C.check_array(fn, "class_counts", class_counts, ndim=1, dtype="number")
-    C.check_one_of(fn, "method", method, ("effective_number", "inverse_frequency", "inverse_sqrt"))
+    C.check_one_of(fn, "variant", variant, ("effective_number", "inverse_frequency", "inverse_sqrt"))
     C.check_in_range(fn, "beta", beta, 0.0, 1.0, high_inclusive=False)
     dtype = C.compute_dtype(counts)
     n = counts.astype(dtype)
     C.debug_check(jnp.all(n >= 0), f"{fn}: `class_counts` must be >= 0")
     present = n > 0
     safe = jnp.where(present, n, jnp.ones((), dtype))
-    if method == "inverse_frequency":
+    if variant == "inverse_frequency":
         w = 1.0 / safe
-    elif method == "inverse_sqrt":
+    elif variant == "inverse_sqrt":
         w = jax.lax.rsqrt(safe)
     else:
         b = jnp.asarray(beta, dtype)
@@ -271,7 +259,7 @@ def class_balanced_weights(
     aliases=("ldam",),
     family=FAMILY,
     kind="per_example",
-    formula="CE(s * (z - Delta ⊙ onehot(y)), y),  Delta_j = max_m * (n_min / n_j)^(1/4)",
+    formula="CE(scale * (z - Delta ⊙ onehot(y)), y),  Delta_j = max_margin * (n_min / n_j)^(1/4)",
     paper="Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss (2019, arXiv:1906.07413)",
     reference="kaidic/LDAM-DRW losses.py::LDAMLoss(max_m=0.5, s=30)",
     sample=_ldam_sample,
@@ -281,8 +269,8 @@ def ldam_loss(
     labels: ArrayLike,
     *,
     class_counts: ArrayLike,
-    max_m: float = 0.5,
-    s: float = 30.0,
+    max_margin: float = 0.5,
+    scale: float = 30.0,
     class_weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
 ) -> Array:
@@ -290,11 +278,12 @@ def ldam_loss(
 
     .. math::
         \ell = -\log\frac{e^{s(z_y-\Delta_y)}}{e^{s(z_y-\Delta_y)}+\sum_{j\ne y}e^{s z_j}},
-        \qquad \Delta_j = \frac{\texttt{max\_m}}{\max_k n_k^{-1/4}}\, n_j^{-1/4}
+        \qquad \Delta_j = \frac{\texttt{max\_margin}}{\max_k n_k^{-1/4}}\, n_j^{-1/4}
 
-    The margins are constants (no gradient). The reference applies it to
-    cosine logits (``NormedLinear``) where ``s = 30`` makes sense; with raw logits
-    use a smaller ``s``. Empty classes get the largest margin ``max_m``. For a
+    with ``s = scale``. The margins are constants (no gradient). The reference
+    (``LDAMLoss(max_m, s)``) applies it to cosine logits (``NormedLinear``) where
+    ``scale = 30`` makes sense; with raw logits use a smaller ``scale``. Empty
+    classes get the largest margin ``max_margin``. For a
     target distribution ``q`` the margin is ``Delta * q`` (the one-hot case is
     the paper's). With ``class_weights`` (e.g. :func:`class_balanced_weights`
     switched on late in training) this is LDAM-DRW.
@@ -303,8 +292,8 @@ def ldam_loss(
       logits: ``[..., C]`` (normalized/cosine logits in the paper).
       labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
       class_counts: training examples per class ``[C]``.
-      max_m: the largest margin (the rarest class's).
-      s: logit scale.
+      max_margin: the largest margin (the rarest class's; the reference's ``max_m``).
+      scale: ``s``, multiplies the adjusted logits (the reference's ``s``).
       class_weights: optional per-class weights ``[C]`` (deferred re-weighting).
       where: optional boolean mask broadcastable to ``[...]``.
 
@@ -317,18 +306,18 @@ def ldam_loss(
     Example:
       >>> import jax.numpy as jnp, lossjax
       >>> z = jnp.array([[0.5, 0.1], [0.2, 0.3]])
-      >>> lossjax.losses.ldam_loss(z, jnp.array([0, 1]), class_counts=jnp.array([16, 1]), s=1.0).round(4)
+      >>> lossjax.losses.ldam_loss(z, jnp.array([0, 1]), class_counts=jnp.array([16, 1]), scale=1.0).round(4)
       Array([0.621, 0.913], dtype=float32)
     """
     fn = "ldam_loss"
-    logits = _check_logits(fn, logits)
-    C.check_positive(fn, "max_m", max_m, allow_zero=True)
-    C.check_positive(fn, "s", s)
+    logits = check_logits(fn, logits, min_classes=2)
+    C.check_positive(fn, "max_margin", max_margin, allow_zero=True)
+    C.check_positive(fn, "scale", scale)
     dtype = C.compute_dtype(logits)
     counts = _per_class(fn, "class_counts", class_counts, logits.shape[-1], dtype)
-    margins = ldam_margins(counts, max_m)
+    margins = _ldam_margins(counts, max_margin)
     return _adjusted_cross_entropy(
-        fn, logits, labels, scale=s, target_margin=margins, class_weights=class_weights, where=where, dtype=dtype
+        fn, logits, labels, scale=scale, target_margin=margins, class_weights=class_weights, where=where
     )
 
 
@@ -337,7 +326,7 @@ def ldam_loss(
     aliases=("logit_adjustment_loss", "la_loss"),
     family=FAMILY,
     kind="per_example",
-    formula="CE(z + tau * log(max(pi, epsilon)), y)",
+    formula="CE(z + prior_exponent * log(max(pi, epsilon)), y)",
     paper="Long-Tail Learning via Logit Adjustment (2020, arXiv:2007.07314)",
     reference="google-research/google-research logit_adjustment/main.py (logits + tau * log(base_probs)); "
     "hand-derived closed forms",
@@ -348,7 +337,7 @@ def logit_adjusted_cross_entropy(
     labels: ArrayLike,
     *,
     class_priors: ArrayLike,
-    tau: float = 1.0,
+    prior_exponent: float = 1.0,
     epsilon: float = 1e-12,
     class_weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
@@ -358,6 +347,7 @@ def logit_adjusted_cross_entropy(
     .. math::
         \ell = -\log\frac{e^{z_y+\tau\log\pi_y}}{\sum_j e^{z_j+\tau\log\pi_j}}
 
+    with ``tau = prior_exponent`` (the paper's and the reference's ``tau``).
     ``class_priors`` may be priors or raw counts: they are normalized to sum to
     one (a constant shift of every logit, which the softmax ignores) and
     clamped at ``epsilon`` before the log, so an empty class gives a finite
@@ -369,7 +359,7 @@ def logit_adjusted_cross_entropy(
       logits: ``[..., C]``.
       labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
       class_priors: class priors or counts ``[C]`` (>= 0).
-      tau: the adjustment strength.
+      prior_exponent: ``tau``, the adjustment strength.
       epsilon: floor of the priors.
       class_weights: optional per-class weights ``[C]``.
       where: optional boolean mask broadcastable to ``[...]``.
@@ -387,15 +377,13 @@ def logit_adjusted_cross_entropy(
       Array([1.3863], dtype=float32)
     """
     fn = "logit_adjusted_cross_entropy"
-    logits = _check_logits(fn, logits)
-    C.check_positive(fn, "tau", tau, allow_zero=True)
+    logits = check_logits(fn, logits, min_classes=2)
+    C.check_positive(fn, "prior_exponent", prior_exponent, allow_zero=True)
     C.check_positive(fn, "epsilon", epsilon)
     dtype = C.compute_dtype(logits)
     priors = _per_class(fn, "class_priors", class_priors, logits.shape[-1], dtype)
-    offset = jnp.asarray(tau, dtype) * _log_priors(priors, epsilon)
-    return _adjusted_cross_entropy(
-        fn, logits, labels, offset=offset, class_weights=class_weights, where=where, dtype=dtype
-    )
+    offset = jnp.asarray(prior_exponent, dtype) * _log_priors(priors, epsilon)
+    return _adjusted_cross_entropy(fn, logits, labels, offset=offset, class_weights=class_weights, where=where)
 
 
 @register(
@@ -403,7 +391,7 @@ def logit_adjusted_cross_entropy(
     aliases=("balanced_softmax",),
     family=FAMILY,
     kind="per_example",
-    formula="CE(z + log(n), y)  (logit adjustment with tau = 1 and the class counts)",
+    formula="CE(z + log(n), y)  (logit adjustment with prior_exponent = 1 and the class counts)",
     paper="Balanced Meta-Softmax for Long-Tailed Visual Recognition (2020, arXiv:2007.10740)",
     reference="jiawei-ren/BalancedMetaSoftmax loss/BalancedSoftmaxLoss.py (logits + log(sample_per_class))",
     sample=_ldam_sample,
@@ -420,7 +408,7 @@ def balanced_softmax_cross_entropy(
 
     .. math:: \ell = -\log\frac{n_y e^{z_y}}{\sum_j n_j e^{z_j}}
 
-    Identical to :func:`logit_adjusted_cross_entropy` with ``tau = 1`` (shared
+    Identical to :func:`logit_adjusted_cross_entropy` with ``prior_exponent = 1`` (shared
     code); empty classes are floored at ``epsilon`` of the prior.
 
     Args:
@@ -443,11 +431,11 @@ def balanced_softmax_cross_entropy(
       Array([0.2877], dtype=float32)
     """
     fn = "balanced_softmax_cross_entropy"
-    logits = _check_logits(fn, logits)
+    logits = check_logits(fn, logits, min_classes=2)
     C.check_positive(fn, "epsilon", epsilon)
     dtype = C.compute_dtype(logits)
     counts = _per_class(fn, "class_counts", class_counts, logits.shape[-1], dtype)
-    return _adjusted_cross_entropy(fn, logits, labels, offset=_log_priors(counts, epsilon), where=where, dtype=dtype)
+    return _adjusted_cross_entropy(fn, logits, labels, offset=_log_priors(counts, epsilon), where=where)
 
 
 @register(
@@ -455,7 +443,7 @@ def balanced_softmax_cross_entropy(
     aliases=("vector_scaling_loss",),
     family=FAMILY,
     kind="per_example",
-    formula="CE(Delta ⊙ z + iota, y),  Delta_j = (n_j / n_max)^gamma,  iota_j = tau * log(pi_j)",
+    formula="CE(Delta ⊙ z + iota, y),  Delta_j = (n_j / n_max)^gamma,  iota_j = prior_exponent * log(pi_j)",
     paper="Label-Imbalanced and Group-Sensitive Classification under Overparameterization (2021, arXiv:2103.01550)",
     reference="orparask/VS-Loss class_imbalance/losses.py::VSLoss(gamma=0.3, tau=1.0); "
     "val-iisc/Saddle-LongTail losses.py::VSLoss",
@@ -467,7 +455,7 @@ def vs_loss(
     *,
     class_counts: ArrayLike,
     gamma: float = 0.3,
-    tau: float = 1.0,
+    prior_exponent: float = 1.0,
     epsilon: float = 1e-12,
     class_weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
@@ -478,7 +466,8 @@ def vs_loss(
         \ell = -\log\mathrm{softmax}(\Delta\odot z + \iota)_y,\qquad
         \Delta_j = (n_j / n_{\max})^{\gamma},\quad \iota_j = \tau\log\pi_j
 
-    ``gamma = 0`` is logit adjustment; ``tau = 0`` the pure multiplicative
+    with ``tau = prior_exponent`` (the reference's ``tau``). ``gamma = 0`` is
+    logit adjustment; ``prior_exponent = 0`` the pure multiplicative
     (CDT-like) form. An empty class gets ``Delta_j = 0`` and a prior floored at
     ``epsilon``. The reference writes ``z / ((1/n)^gamma / min (1/n)^gamma)``,
     the same ``Delta``.
@@ -488,7 +477,7 @@ def vs_loss(
       labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
       class_counts: training examples per class ``[C]``.
       gamma: exponent of the multiplicative scaling.
-      tau: strength of the additive (logit-adjustment) term.
+      prior_exponent: ``tau``, the strength of the additive (logit-adjustment) term.
       epsilon: floor of the priors.
       class_weights: optional per-class weights ``[C]``.
       where: optional boolean mask broadcastable to ``[...]``.
@@ -502,30 +491,23 @@ def vs_loss(
 
     Example:
       >>> import jax.numpy as jnp, lossjax
-      >>> z = jnp.array([[1.0, 1.0]])
-      >>> lossjax.losses.vs_loss(z, jnp.array([1]), class_counts=jnp.array([8, 1]), gamma=1.0, tau=0.0).round(4)
+      >>> z, counts = jnp.array([[1.0, 1.0]]), jnp.array([8, 1])
+      >>> lossjax.losses.vs_loss(z, jnp.array([1]), class_counts=counts, gamma=1.0, prior_exponent=0.0).round(4)
       Array([1.2234], dtype=float32)
     """
     fn = "vs_loss"
-    logits = _check_logits(fn, logits)
+    logits = check_logits(fn, logits, min_classes=2)
     C.check_positive(fn, "gamma", gamma, allow_zero=True)
-    C.check_positive(fn, "tau", tau, allow_zero=True)
+    C.check_positive(fn, "prior_exponent", prior_exponent, allow_zero=True)
     C.check_positive(fn, "epsilon", epsilon)
     dtype = C.compute_dtype(logits)
     counts = _per_class(fn, "class_counts", class_counts, logits.shape[-1], dtype)
     top = jnp.max(counts)
     ratio = counts / jnp.where(top > 0, top, jnp.ones((), dtype))
     multiplier = jnp.where(counts > 0, C.safe_power(ratio, gamma), jnp.zeros((), dtype))
-    offset = jnp.asarray(tau, dtype) * _log_priors(counts, epsilon)
+    offset = jnp.asarray(prior_exponent, dtype) * _log_priors(counts, epsilon)
     return _adjusted_cross_entropy(
-        fn,
-        logits,
-        labels,
-        multiplier=multiplier,
-        offset=offset,
-        class_weights=class_weights,
-        where=where,
-        dtype=dtype,
+        fn, logits, labels, multiplier=multiplier, offset=offset, class_weights=class_weights, where=where
     )
 
 
@@ -537,7 +519,7 @@ def vs_loss(
     aliases=("asl",),
     family=FAMILY,
     kind="per_example",
-    formula="-y (1-p)^g+ log p - (1-y) p_m^g- log(1-p_m),  p_m = max(p - clip, 0)",
+    formula="-y (1-p)^g+ log p - (1-y) p_m^g- log(1-p_m),  p_m = max(p - margin, 0)",
     paper="Asymmetric Loss For Multi-Label Classification (2020, arXiv:2009.14119)",
     reference="Alibaba-MIIL/ASL src/loss_functions/losses.py::AsymmetricLoss",
     sample=_multilabel_sample,
@@ -548,7 +530,7 @@ def asymmetric_loss(
     *,
     gamma_neg: float = 4.0,
     gamma_pos: float = 1.0,
-    clip: float = 0.05,
+    margin: float = 0.05,
     epsilon: float = 1e-8,
     stop_gradient_weight: bool = False,
     where: ArrayLike | None = None,
@@ -561,7 +543,8 @@ def asymmetric_loss(
 
     with the logs clamped at ``epsilon`` as in the reference
     (``log(max(p, epsilon))``); ``log p`` is computed as ``log_sigmoid(z)``.
-    Probability shifting (``clip = m``) discards easy negatives (``p < m`` gives
+    Probability shifting by the margin ``m`` (the reference's ``clip``; the
+    paper's probability margin) discards easy negatives (``p < m`` gives
     exactly zero loss and gradient). By default the gradient flows through the
     focusing weight, as in both reference classes' defaults
     (``AsymmetricLoss``'s no-grad lines are commented out);
@@ -574,7 +557,7 @@ def asymmetric_loss(
       labels: binary targets of the same shape (float, int or bool).
       gamma_neg: focusing exponent of the negatives.
       gamma_pos: focusing exponent of the positives.
-      clip: probability margin ``m`` of the negatives (0 disables shifting).
+      margin: probability margin ``m`` of the negatives (the reference's ``clip``; 0 disables shifting).
       epsilon: clamp of the log arguments.
       stop_gradient_weight: treat the focusing weight as a constant.
       where: optional boolean mask broadcastable to ``logits.shape``.
@@ -591,26 +574,20 @@ def asymmetric_loss(
       Array([0.3466, 0.0245, 0.    ], dtype=float32)
     """
     fn = "asymmetric_loss"
-    logits = C.check_array(fn, "logits", logits, dtype="float")
-    labels = C.check_array(fn, "labels", labels)
-    C.check_same_shape(fn, ("logits", "labels"), logits, labels)
+    z, y, mask, dtype = binary_terms(fn, logits, labels, where)
     C.check_positive(fn, "gamma_neg", gamma_neg, allow_zero=True)
     C.check_positive(fn, "gamma_pos", gamma_pos, allow_zero=True)
-    C.check_in_range(fn, "clip", clip, 0.0, 1.0, high_inclusive=False)
+    C.check_in_range(fn, "margin", margin, 0.0, 1.0, high_inclusive=False)
     C.check_in_range(fn, "epsilon", epsilon, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
-    dtype = C.compute_dtype(logits)
-    mask = C.prepare_where(fn, where, logits.shape)
-    z = C.fill_masked(C.as_compute(logits, dtype), mask)
-    y = C.fill_masked(labels.astype(dtype), mask)
     log_eps = jnp.log(C.const(epsilon, z))
     # Positive part: log(max(p, eps)) computed from log_sigmoid.
     log_pos = jnp.maximum(jax.nn.log_sigmoid(z), log_eps)
     # Negative part: 1 - p_m = min(1 - p + m, 1), clamped like the reference.
-    if isinstance(clip, (int, float)) and clip == 0:
+    if isinstance(margin, (int, float)) and margin == 0:
         log_neg = jnp.maximum(jax.nn.log_sigmoid(-z), log_eps)
         one_minus_pt_neg = jax.nn.sigmoid(z)
     else:
-        m = jnp.asarray(clip, dtype)
+        m = jnp.asarray(margin, dtype)
         p = jax.nn.sigmoid(z)
         log_neg = jnp.maximum(C.safe_log(jnp.minimum(jax.nn.sigmoid(-z) + m, 1)), log_eps)
         one_minus_pt_neg = jnp.maximum(p - m, 0)  # p_m
@@ -676,15 +653,11 @@ def asymmetric_single_label_loss(
       Array([0.6931], dtype=float32)
     """
     fn = "asymmetric_single_label_loss"
-    logits = _check_logits(fn, logits)
+    z, t, mask, dtype = class_terms(fn, logits, labels, where, min_classes=2)
     C.check_positive(fn, "gamma_pos", gamma_pos, allow_zero=True)
     C.check_positive(fn, "gamma_neg", gamma_neg, allow_zero=True)
     C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=False)
-    dtype = C.compute_dtype(logits)
-    mask = C.prepare_where(fn, where, logits.shape[:-1])
-    t = C.fill_masked(C.class_targets(fn, logits, labels, dtype), mask)
-    q = C.fill_masked(smoothed_class_targets(fn, logits, labels, label_smoothing, dtype), mask)
-    z = C.fill_masked(C.as_compute(logits, dtype), mask)
+    q = C.fill_masked(smoothed_class_targets(fn, z, labels, label_smoothing, dtype), mask)
     log_p = jax.nn.log_softmax(z, axis=-1)
     p = jnp.exp(log_p)
     one_minus_p = -jnp.expm1(log_p)
@@ -743,14 +716,10 @@ def integrated_risk_loss(
       Array([0.5, 2. ], dtype=float32)
     """
     fn = "integrated_risk_loss"
-    logits = _check_logits(fn, logits)
-    c = logits.shape[-1]
-    dtype = C.compute_dtype(logits)
+    z, q, mask, dtype = class_terms(fn, logits, labels, where, min_classes=2)
+    c = z.shape[-1]
     matrix = C.check_array(fn, "loss_matrix", loss_matrix, shape=(c, c), dtype="number")
     matrix = jax.lax.stop_gradient(matrix.astype(dtype))
-    mask = C.prepare_where(fn, where, logits.shape[:-1])
-    q = C.fill_masked(C.class_targets(fn, logits, labels, dtype), mask)
-    z = C.fill_masked(C.as_compute(logits, dtype), mask)
     cost = jnp.einsum("...y,yc->...c", q, matrix)  # expected cost of each decision
     loss = jnp.sum(cost * jax.nn.softmax(z, axis=-1), axis=-1)
     return C.zero_masked(loss, mask)
@@ -764,7 +733,7 @@ def integrated_risk_loss(
     aliases=("regression_with_classification_aux",),
     family=FAMILY,
     kind="per_example",
-    formula="(f - y)^2 + weight * CE(bin_logits, bin(y)),  bin(y) = #{edges <= y}",
+    formula="(f - y)^2 + aux_weight * CE(bin_logits, bin(y)),  bin(y) = #{edges <= y}",
     paper="A step towards understanding why classification helps regression (2023, arXiv:2308.10603)",
     reference="hand-derived closed forms (no public implementation located)",
     sample=_aux_regression_sample,
@@ -775,7 +744,7 @@ def classification_aux_for_regression(
     targets: ArrayLike,
     *,
     bin_edges: ArrayLike,
-    weight: float = 1.0,
+    aux_weight: float = 1.0,
     where: ArrayLike | None = None,
 ) -> Array:
     r"""Squared error plus an auxiliary cross-entropy on the discretized target.
@@ -794,7 +763,7 @@ def classification_aux_for_regression(
       bin_logits: classification head over the bins ``[..., B]``.
       targets: real targets ``y`` ``[...]``.
       bin_edges: sorted interior bin edges ``[B - 1]``.
-      weight: ``lambda``, the weight of the classification term.
+      aux_weight: ``lambda``, the weight of the auxiliary classification term.
       where: optional boolean mask broadcastable to ``[...]``.
 
     Returns:
@@ -812,7 +781,7 @@ def classification_aux_for_regression(
     """
     fn = "classification_aux_for_regression"
     predictions = C.check_array(fn, "predictions", predictions, dtype="float")
-    bin_logits = _check_logits(fn, bin_logits)
+    bin_logits = check_logits(fn, bin_logits, min_classes=2, arg="bin_logits")
     targets = C.check_array(fn, "targets", targets, dtype="number")
     C.check_same_shape(fn, ("predictions", "targets"), predictions, targets)
     if bin_logits.shape[:-1] != predictions.shape:
@@ -821,7 +790,7 @@ def classification_aux_for_regression(
             f"got {bin_logits.shape}."
         )
     num_bins = bin_logits.shape[-1]
-    C.check_positive(fn, "weight", weight, allow_zero=True)
+    C.check_positive(fn, "aux_weight", aux_weight, allow_zero=True)
     dtype = C.compute_dtype(predictions, bin_logits, targets)
     edges = C.check_array(fn, "bin_edges", bin_edges, shape=(num_bins - 1,), dtype="number")
     edges = jax.lax.stop_gradient(edges.astype(dtype))
@@ -834,5 +803,5 @@ def classification_aux_for_regression(
     bins = jnp.sum(y_const[..., None] >= _bcast(edges, y.ndim + 1), axis=-1)
     onehot = (jax.lax.broadcasted_iota(bins.dtype, b.shape, b.ndim - 1) == bins[..., None]).astype(dtype)
     ce = -jnp.sum(onehot * jax.nn.log_softmax(b, axis=-1), axis=-1)
-    loss = jnp.square(f - y) + jnp.asarray(weight, dtype) * ce
+    loss = jnp.square(f - y) + jnp.asarray(aux_weight, dtype) * ce
     return C.zero_masked(loss, mask)

@@ -2,9 +2,10 @@
 
 Every classification loss here takes ``logits [..., C]`` and integer labels
 ``[...]`` or a target distribution ``[..., C]`` and returns the per-example
-loss, unreduced. ``z_error_loss`` and ``nonnegative_pu_risk`` are batch-level
-(one scalar). Generalized cross-entropy (GCE) lives with the comp-sum family
-in ``_classification.py``.
+loss, unreduced. ``z_error_loss``, ``nonnegative_pu_risk`` and
+``cross_model_confident_bce`` are batch-level (one scalar). Generalized
+cross-entropy (GCE) is the comp-sum transform at ``tau = 1 + q``; it shares
+``comp_sum_phi`` with ``comp_sum_loss`` through :mod:`lossjax._targets`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax._targets import comp_sum_phi, target_probs
+from lossjax._targets import binary_terms, check_logits, class_terms, comp_sum_phi, target_probs
 from lossjax.registry import Sample, register
 
 __all__ = [
@@ -49,18 +50,6 @@ _LABEL_FLOOR = 1e-4  # the reference clamps one-hot labels at 1e-4: log 0 := log
 
 
 # ------------------------------- helpers ----------------------------------
-
-
-def _prepare(fn: str, logits: ArrayLike, labels: ArrayLike, where: ArrayLike | None):
-    """Checks and fills: returns ``(z, q, mask, dtype)`` in the compute dtype."""
-    logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
-    if logits.shape[-1] < 2:
-        raise ValueError(f"{fn}: `logits` must have at least 2 classes on the last axis, got shape {logits.shape}.")
-    dtype = C.compute_dtype(logits)
-    mask = C.prepare_where(fn, where, logits.shape[:-1])
-    q = C.fill_masked(C.class_targets(fn, logits, labels, dtype), mask)
-    z = C.fill_masked(C.as_compute(logits, dtype), mask)
-    return z, q, mask, dtype
 
 
 def _log1m_softmax(z: Array, log_p: Array) -> Array:
@@ -146,9 +135,9 @@ def _cbc_sample() -> Sample:
 
 def _pu_sample() -> Sample:
     rng = np.random.default_rng(14)
-    scores = rng.normal(size=(8,)).astype(np.float32)
+    logits = rng.normal(size=(8,)).astype(np.float32)
     labels = np.array([1, 0, 0, 1, 0, 0, 1, 0], np.int32)
-    return Sample(args=(scores, labels), kwargs={"prior": 0.3})
+    return Sample(args=(logits, labels), kwargs={"prior": 0.3})
 
 
 # --------------------------------- LDR --------------------------------------
@@ -228,7 +217,7 @@ def label_distributionally_robust_loss(
     fn = "label_distributionally_robust_loss"
     C.check_positive(fn, "margin", margin, allow_zero=True)
     C.check_positive(fn, "temperature", temperature)
-    z, q, mask, dtype = _prepare(fn, logits, labels, where)
+    z, q, mask, dtype = class_terms(fn, logits, labels, where, min_classes=2)
     zn = _ldr_normalize(z, softplus)
     lam = jnp.full((*z.shape[:-1], 1), temperature, dtype)
     return C.zero_masked(_ldr_value(zn, q, margin, lam), mask)
@@ -301,7 +290,7 @@ def adaptive_label_distributionally_robust_loss(
     C.check_positive(fn, "margin", margin, allow_zero=True)
     C.check_positive(fn, "temperature", temperature)
     C.check_in_range(fn, "alpha", alpha, 1.0, math.inf)
-    z, q, mask, dtype = _prepare(fn, logits, labels, where)
+    z, q, mask, dtype = class_terms(fn, logits, labels, where, min_classes=2)
     temperatures = C.check_array(fn, "temperatures", temperatures, dtype="float", shape=z.shape[:-1])
     lam_old = C.fill_masked(temperatures.astype(dtype), mask, fill=1.0)
     zn = _ldr_normalize(z, softplus)
@@ -361,7 +350,7 @@ def normalized_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, where: Arr
       >>> lossjax.losses.normalized_cross_entropy(jnp.zeros((1, 4)), jnp.array([2]))
       Array([0.25], dtype=float32)
     """
-    z, q, mask, _ = _prepare("normalized_cross_entropy", logits, labels, where)
+    z, q, mask, _ = class_terms("normalized_cross_entropy", logits, labels, where, min_classes=2)
     return C.zero_masked(_nce(jax.nn.log_softmax(z, axis=-1), q), mask)
 
 
@@ -385,7 +374,7 @@ def reverse_cross_entropy(
     r"""Reverse cross-entropy (RCE), a passive loss: the cross-entropy with roles swapped.
 
     .. math::
-        \mathrm{RCE} = -\sum_k p_k \log\max(q_k, \epsilon) = -A\,(1 - p_y),\qquad A = \log\epsilon
+        \mathrm{RCE} = -\sum_k p_k \log\max(q_k, f) = -A\,(1 - p_y),\qquad A = \log f
 
     ``log 0`` is replaced by ``A = log(label_floor)`` (the reference clamps the
     one-hot labels at ``1e-4``, ``A = -9.21``; the APL paper's text uses
@@ -395,7 +384,8 @@ def reverse_cross_entropy(
     Args:
       logits: ``[..., C]``.
       labels: integer labels ``[...]`` or a target distribution ``[..., C]``.
-      label_floor: ``epsilon`` in ``(0, 1)``, the clamp of the target probabilities.
+      label_floor: ``f`` in ``(0, 1)``, the clamp of the target probabilities (it sets ``A``:
+        a model hyperparameter, not a numerical guard).
       where: optional boolean mask broadcastable to ``[...]``.
 
     Returns:
@@ -411,7 +401,7 @@ def reverse_cross_entropy(
     """
     fn = "reverse_cross_entropy"
     _check_floor(fn, label_floor)
-    z, q, mask, _ = _prepare(fn, logits, labels, where)
+    z, q, mask, _ = class_terms(fn, logits, labels, where, min_classes=2)
     return C.zero_masked(_rce(jax.nn.log_softmax(z, axis=-1), q, label_floor), mask)
 
 
@@ -451,7 +441,7 @@ def mae_loss(logits: ArrayLike, labels: ArrayLike, *, where: ArrayLike | None = 
       >>> lossjax.losses.mae_loss(jnp.zeros((1, 4)), jnp.array([1]))
       Array([0.75], dtype=float32)
     """
-    z, q, mask, _ = _prepare("mae_loss", logits, labels, where)
+    z, q, mask, _ = class_terms("mae_loss", logits, labels, where, min_classes=2)
     return C.zero_masked(_mae(jax.nn.log_softmax(z, axis=-1), q), mask)
 
 
@@ -501,7 +491,7 @@ def normalized_focal_loss(
     """
     fn = "normalized_focal_loss"
     C.check_positive(fn, "gamma", gamma, allow_zero=True)
-    z, q, mask, _ = _prepare(fn, logits, labels, where)
+    z, q, mask, _ = class_terms(fn, logits, labels, where, min_classes=2)
     return C.zero_masked(_nfl(jax.nn.log_softmax(z, axis=-1), q, gamma), mask)
 
 
@@ -516,7 +506,7 @@ def _apl(fn, logits, labels, *, active, passive, alpha, beta, gamma, label_floor
     C.check_positive(fn, "beta", beta, allow_zero=True)
     C.check_positive(fn, "gamma", gamma, allow_zero=True)
     _check_floor(fn, label_floor)
-    z, q, mask, dtype = _prepare(fn, logits, labels, where)
+    z, q, mask, dtype = class_terms(fn, logits, labels, where, min_classes=2)
     log_p = jax.nn.log_softmax(z, axis=-1)
     act = _nce(log_p, q) if active == "nce" else _nfl(log_p, q, gamma)
     pas = _rce(log_p, q, label_floor) if passive == "rce" else _mae(log_p, q)
@@ -822,9 +812,9 @@ def symmetric_cross_entropy(
     r"""Symmetric cross-entropy (SCE): cross-entropy plus reverse cross-entropy.
 
     .. math::
-        \ell = -\alpha\sum_k q_k\log p_k \;-\; \beta\sum_k p_k\log\max(q_k, \epsilon)
+        \ell = -\alpha\sum_k q_k\log p_k \;-\; \beta\sum_k p_k\log\max(q_k, f)
 
-    ``A = log(label_floor) = log(1e-4)`` as in the reference. For the
+    with ``f = label_floor``: ``A = log(f) = log(1e-4)`` as in the reference. For the
     teacher/student form (two soft predictions) see :func:`soft_symmetric_cross_entropy`.
 
     Args:
@@ -850,7 +840,7 @@ def symmetric_cross_entropy(
     C.check_positive(fn, "alpha", alpha, allow_zero=True)
     C.check_positive(fn, "beta", beta, allow_zero=True)
     _check_floor(fn, label_floor)
-    z, q, mask, dtype = _prepare(fn, logits, labels, where)
+    z, q, mask, dtype = class_terms(fn, logits, labels, where, min_classes=2)
     log_p = jax.nn.log_softmax(z, axis=-1)
     ce = -jnp.sum(q * log_p, axis=-1)
     loss = jnp.asarray(alpha, dtype) * ce + jnp.asarray(beta, dtype) * _rce(log_p, q, label_floor)
@@ -964,7 +954,7 @@ def negative_learning_loss(logits: ArrayLike, labels: ArrayLike, *, where: Array
       Array([0.2877], dtype=float32)
     """
     fn = "negative_learning_loss"
-    z, q, mask, _ = _prepare(fn, logits, labels, where)
+    z, q, mask, _ = class_terms(fn, logits, labels, where, min_classes=2)
     if C.has_integer_labels(fn, z, labels):
         # -log(1 - p_ybar) = logsumexp(z) - logsumexp_{k != ybar}(z): exact, two reductions.
         others = jnp.where(q > 0, -jnp.inf, z)
@@ -1063,13 +1053,13 @@ def z_error_loss(
     sample=_pu_sample,
 )
 def nonnegative_pu_risk(
-    scores: ArrayLike,
+    logits: ArrayLike,
     labels: ArrayLike,
     *,
     prior: float,
     beta: float = 0.0,
     gamma: float = 1.0,
-    loss: str = "sigmoid",
+    surrogate: str = "sigmoid",
     non_negative: bool = True,
     where: ArrayLike | None = None,
 ) -> Array:
@@ -1085,16 +1075,16 @@ def nonnegative_pu_risk(
     gradient is that of ``-gamma (R_u^- - pi R_p^-)`` (the "defeat" step that
     pushes the negative risk back up): the gradient is then deliberately not
     the derivative of the value. ``non_negative=False`` gives the unbiased uPU
-    risk. ``loss`` is ``"sigmoid"`` (``l(z) = sigmoid(-z)``, the reference's
+    risk. ``surrogate`` is ``"sigmoid"`` (``l(z) = sigmoid(-z)``, the reference's
     default) or ``"logistic"`` (``softplus(-z)``).
 
     Args:
-      scores: real-valued scores ``f(x)`` ``[N]``.
+      logits: real-valued scores ``f(x)`` ``[N]`` of a binary classifier.
       labels: ``[N]``, 1 (or True) for labeled positives, 0 or -1 for unlabeled.
       prior: ``pi``, the class prior of the positives, in ``(0, 1)``.
       beta: the tolerance of the non-negativity constraint.
       gamma: the step weight of the defeat gradient.
-      loss: the surrogate ``"sigmoid"`` or ``"logistic"``.
+      surrogate: the surrogate loss ``l``: ``"sigmoid"`` or ``"logistic"`` (the reference's ``loss``).
       non_negative: use nnPU (True) or the unbiased uPU risk (False).
       where: optional boolean mask ``[N]``.
 
@@ -1111,28 +1101,24 @@ def nonnegative_pu_risk(
       Array(0.1397, dtype=float32)
     """
     fn = "nonnegative_pu_risk"
-    scores = C.check_array(fn, "scores", scores, ndim=1, dtype="float")
-    labels = C.check_array(fn, "labels", labels)
-    C.check_same_shape(fn, ("scores", "labels"), scores, labels)
+    C.check_array(fn, "logits", logits, ndim=1, dtype="float")
+    f, y, mask, dtype = binary_terms(fn, logits, labels, where)
     C.check_in_range(fn, "prior", prior, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     C.check_positive(fn, "beta", beta, allow_zero=True)
     C.check_positive(fn, "gamma", gamma, allow_zero=True)
-    C.check_one_of(fn, "loss", loss, ("sigmoid", "logistic"))
-    dtype = C.compute_dtype(scores)
-    mask = C.prepare_where(fn, where, scores.shape)
-    f = C.fill_masked(C.as_compute(scores, dtype), mask)
-    positive = labels > 0
+    C.check_one_of(fn, "surrogate", surrogate, ("sigmoid", "logistic"))
+    positive = y > 0
     unlabeled = ~positive
     if mask is not None:
         positive, unlabeled = positive & mask, unlabeled & mask
-    surrogate = jax.nn.sigmoid if loss == "sigmoid" else jax.nn.softplus
+    ell = jax.nn.sigmoid if surrogate == "sigmoid" else jax.nn.softplus
     pos_f = positive.astype(dtype)
     unl_f = unlabeled.astype(dtype)
     n_p = jnp.maximum(jnp.sum(pos_f), jnp.ones((), dtype))
     n_u = jnp.maximum(jnp.sum(unl_f), jnp.ones((), dtype))
     pi = jnp.asarray(prior, dtype)
-    risk_pos = pi * jnp.sum(pos_f * surrogate(-f)) / n_p  # l(f) on positives
-    risk_neg = jnp.sum(unl_f * surrogate(f)) / n_u - pi * jnp.sum(pos_f * surrogate(f)) / n_p  # l(-f)
+    risk_pos = pi * jnp.sum(pos_f * ell(-f)) / n_p  # l(f) on positives
+    risk_neg = jnp.sum(unl_f * ell(f)) / n_u - pi * jnp.sum(pos_f * ell(f)) / n_p  # l(-f)
     objective = risk_pos + risk_neg
     if not non_negative:
         return objective
@@ -1206,8 +1192,7 @@ def cross_model_confident_bce(
     logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
     peer_logits = C.check_array(fn, "peer_logits", peer_logits, min_ndim=1, dtype="float")
     C.check_same_shape(fn, ("logits", "peer_logits"), logits, peer_logits)
-    if logits.shape[-1] < 2:
-        raise ValueError(f"{fn}: `logits` must have at least 2 classes on the last axis, got shape {logits.shape}.")
+    check_logits(fn, logits, min_classes=2)
     C.check_in_range(fn, "threshold", threshold, 0.0, 1.0)
     C.check_in_range(fn, "neg_threshold", neg_threshold, 0.0, 1.0)
     dtype = C.compute_dtype(logits, peer_logits)

@@ -61,9 +61,9 @@ def test_class_balanced_weights_closed_forms():
     counts = jnp.array([4, 1, 0, 16])
     # inverse frequency: 1/4, 1, 0, 1/16 normalized to sum to C=4.
     raw = np.array([0.25, 1.0, 0.0, 1 / 16])
-    close(class_balanced_weights(counts, method="inverse_frequency"), raw * 4 / raw.sum())
+    close(class_balanced_weights(counts, variant="inverse_frequency"), raw * 4 / raw.sum())
     raw = np.array([0.5, 1.0, 0.0, 0.25])
-    close(class_balanced_weights(counts, method="inverse_sqrt"), raw * 4 / raw.sum())
+    close(class_balanced_weights(counts, variant="inverse_sqrt"), raw * 4 / raw.sum())
     # Effective number without normalization: (1 - b) / (1 - b^n); n = 1 gives exactly 1.
     w = class_balanced_weights(counts, beta=0.5, normalize=False)
     close(w, [0.5 / (1 - 0.5**4), 1.0, 0.0, 0.5 / (1 - 0.5**16)])
@@ -85,8 +85,8 @@ def test_class_balanced_weights_empty_and_all_empty():
 
 
 def test_class_balanced_weights_errors():
-    with pytest.raises(ValueError, match="class_balanced_weights: `method` must be one of"):
-        class_balanced_weights(jnp.ones(3), method="inverse")
+    with pytest.raises(ValueError, match="class_balanced_weights: `variant` must be one of"):
+        class_balanced_weights(jnp.ones(3), variant="inverse")
     with pytest.raises(ValueError, match=r"`beta` must lie in \[0.0, 1.0\)"):
         class_balanced_weights(jnp.ones(3), beta=1.0)
     with pytest.raises(ValueError, match="`class_counts` must have rank 1"):
@@ -101,20 +101,20 @@ COUNTS = np.array([9, 3, 1])
 
 
 def test_ldam_margins_closed_form_and_empty_class():
-    from lossjax.losses._imbalance import ldam_margins
+    from lossjax.losses._imbalance import _ldam_margins
 
-    m = ldam_margins(jnp.array([16.0, 1.0, 81.0, 0.0]), 0.5)
-    # n^-1/4 = 1/2, 1, 1/3 -> scaled so the largest (n=1) is 0.5; empty class -> max_m.
+    m = _ldam_margins(jnp.array([16.0, 1.0, 81.0, 0.0]), 0.5)
+    # n^-1/4 = 1/2, 1, 1/3 -> scaled so the largest (n=1) is 0.5; empty class -> max_margin.
     close(m, [0.25, 0.5, 0.5 / 3, 0.5])
-    # The loss subtracts the margin from the target logit only, then scales by s.
+    # The loss subtracts the margin from the target logit only, then multiplies by scale.
     z = jnp.array([[0.3, 0.1, -0.2, 0.0]])
-    got = ldam_loss(z, jnp.array([2]), class_counts=jnp.array([16, 1, 81, 0]), s=2.0)
+    got = ldam_loss(z, jnp.array([2]), class_counts=jnp.array([16, 1, 81, 0]), scale=2.0)
     zz = 2.0 * (np.array([0.3, 0.1, -0.2 - 0.5 / 3, 0.0]))
     close(got, [math.log(np.exp(zz).sum()) - zz[2]])
 
 
 def test_ldam_zero_margin_is_scaled_cross_entropy():
-    got = ldam_loss(Z, Y, class_counts=COUNTS, max_m=0.0, s=3.0)
+    got = ldam_loss(Z, Y, class_counts=COUNTS, max_margin=0.0, scale=3.0)
     close(got, softmax_cross_entropy(3.0 * Z, Y))
 
 
@@ -131,31 +131,32 @@ def test_logit_adjustment_priors_or_counts_and_empty_class():
     assert np.all(np.isfinite(np.asarray(g)))
 
 
-def test_balanced_softmax_is_logit_adjustment_tau_one():
+def test_balanced_softmax_is_logit_adjustment_prior_exponent_one():
     close(
         balanced_softmax_cross_entropy(Z, Y, class_counts=COUNTS),
-        logit_adjusted_cross_entropy(Z, Y, class_priors=COUNTS, tau=1.0),
+        logit_adjusted_cross_entropy(Z, Y, class_priors=COUNTS, prior_exponent=1.0),
     )
 
 
 def test_vs_special_cases():
-    # gamma = 0: pure logit adjustment; gamma = tau = 0: plain cross-entropy.
+    # gamma = 0: pure logit adjustment; gamma = prior_exponent = 0: plain cross-entropy.
     close(
-        vs_loss(Z, Y, class_counts=COUNTS, gamma=0.0, tau=0.7),
-        logit_adjusted_cross_entropy(Z, Y, class_priors=COUNTS, tau=0.7),
+        vs_loss(Z, Y, class_counts=COUNTS, gamma=0.0, prior_exponent=0.7),
+        logit_adjusted_cross_entropy(Z, Y, class_priors=COUNTS, prior_exponent=0.7),
     )
-    close(vs_loss(Z, Y, class_counts=COUNTS, gamma=0.0, tau=0.0), softmax_cross_entropy(Z, Y))
-    # tau = 0: z_j (n_j / n_max)^gamma.
+    close(vs_loss(Z, Y, class_counts=COUNTS, gamma=0.0, prior_exponent=0.0), softmax_cross_entropy(Z, Y))
+    # prior_exponent = 0: z_j (n_j / n_max)^gamma.
     scale = (COUNTS / COUNTS.max()) ** 0.5
     close(
-        vs_loss(Z, Y, class_counts=COUNTS, gamma=0.5, tau=0.0), softmax_cross_entropy(Z * scale.astype(np.float32), Y)
+        vs_loss(Z, Y, class_counts=COUNTS, gamma=0.5, prior_exponent=0.0),
+        softmax_cross_entropy(Z * scale.astype(np.float32), Y),
     )
 
 
 @pytest.mark.parametrize(
     "fn,kw",
     [
-        (ldam_loss, {"class_counts": COUNTS, "s": 4.0}),
+        (ldam_loss, {"class_counts": COUNTS, "scale": 4.0}),
         (logit_adjusted_cross_entropy, {"class_priors": COUNTS}),
         (balanced_softmax_cross_entropy, {"class_counts": COUNTS}),
         (vs_loss, {"class_counts": COUNTS}),
@@ -178,7 +179,7 @@ def test_class_weights_weigh_the_target_class():
 
 
 def test_asl_easy_negatives_are_discarded():
-    # p = sigmoid(-4) < clip = 0.05: zero loss and exactly zero gradient.
+    # p = sigmoid(-4) < margin = 0.05: zero loss and exactly zero gradient.
     z = jnp.array([-4.0, -4.0])
     y = jnp.array([0.0, 1.0])
     g = jax.grad(lambda z: asymmetric_loss(z, y).sum())(z)
@@ -186,10 +187,10 @@ def test_asl_easy_negatives_are_discarded():
     assert float(g[0]) == 0.0 and float(g[1]) != 0.0
 
 
-def test_asl_without_focusing_or_clip_is_bce():
+def test_asl_without_focusing_or_margin_is_bce():
     z = jnp.asarray(Z)
     y = (jnp.asarray(Z) > 0.3).astype(jnp.float32)
-    got = asymmetric_loss(z, y, gamma_neg=0.0, gamma_pos=0.0, clip=0.0)
+    got = asymmetric_loss(z, y, gamma_neg=0.0, gamma_pos=0.0, margin=0.0)
     close(got, sigmoid_binary_cross_entropy(z, y))
 
 
@@ -215,8 +216,8 @@ def test_asl_stop_gradient_weight_same_value_other_gradient():
 def test_asl_extreme_logits_finite():
     z = jnp.array([1e4, -1e4, 1e4, -1e4, 0.0])
     y = jnp.array([1.0, 1.0, 0.0, 0.0, 1.0])
-    for clip in (0.0, 0.05):
-        loss, g = jax.value_and_grad(lambda z, c=clip: asymmetric_loss(z, y, clip=c).sum())(z)
+    for margin in (0.0, 0.05):
+        loss, g = jax.value_and_grad(lambda z, m=margin: asymmetric_loss(z, y, margin=m).sum())(z)
         assert np.isfinite(float(loss)) and np.all(np.isfinite(np.asarray(g)))
     # clamped like the reference: a hopeless positive costs -log(1e-8) (times weight 1).
     close(asymmetric_loss(z, y)[1], -math.log(1e-8))
@@ -252,9 +253,9 @@ def test_classification_aux_for_regression_closed_form():
     bins = np.array([0, 1, 1, 2, 2, 3])
     f = y + 0.5
     b = jnp.asarray(np.random.default_rng(3).normal(size=(6, 4)).astype(np.float32))
-    got = classification_aux_for_regression(f, b, y, bin_edges=edges, weight=0.3)
+    got = classification_aux_for_regression(f, b, y, bin_edges=edges, aux_weight=0.3)
     close(got, 0.25 + 0.3 * softmax_cross_entropy(b, jnp.asarray(bins)))
-    close(classification_aux_for_regression(f, b, y, bin_edges=edges, weight=0.0), np.full(6, 0.25))
+    close(classification_aux_for_regression(f, b, y, bin_edges=edges, aux_weight=0.0), np.full(6, 0.25))
     # Gradients: 2 (f - y) into predictions and the target, softmax - onehot into the bin logits.
     gf, gb, gy = jax.grad(
         lambda f, b, y: classification_aux_for_regression(f, b, y, bin_edges=edges).sum(), argnums=(0, 1, 2)
@@ -272,8 +273,14 @@ def test_errors_name_function_argument_and_shape():
         ldam_loss(Z, Y, class_counts=np.ones(4))
     with pytest.raises(TypeError, match="ldam_loss: argument `logits` must have a float dtype"):
         ldam_loss(np.ones((2, 3), np.int32), Y[:2], class_counts=COUNTS)
-    with pytest.raises(ValueError, match="ldam_loss: `s` must be > 0"):
-        ldam_loss(Z, Y, class_counts=COUNTS, s=0.0)
+    with pytest.raises(ValueError, match="ldam_loss: `scale` must be > 0"):
+        ldam_loss(Z, Y, class_counts=COUNTS, scale=0.0)
+    with pytest.raises(ValueError, match="ldam_loss: `max_margin` must be >= 0"):
+        ldam_loss(Z, Y, class_counts=COUNTS, max_margin=-0.1)
+    with pytest.raises(ValueError, match="logit_adjusted_cross_entropy: `prior_exponent` must be >= 0"):
+        logit_adjusted_cross_entropy(Z, Y, class_priors=COUNTS, prior_exponent=-1.0)
+    with pytest.raises(ValueError, match="vs_loss: `prior_exponent` must be >= 0"):
+        vs_loss(Z, Y, class_counts=COUNTS, prior_exponent=-1.0)
     with pytest.raises(ValueError, match="vs_loss: `gamma` must be >= 0"):
         vs_loss(Z, Y, class_counts=COUNTS, gamma=-1.0)
     with pytest.raises(ValueError, match=r"integer `labels` must have shape logits.shape\[:-1\]"):
@@ -282,8 +289,8 @@ def test_errors_name_function_argument_and_shape():
         balanced_softmax_cross_entropy(Z[:, :1], Y * 0, class_counts=COUNTS[:1])
     with pytest.raises(ValueError, match="asymmetric_loss: `logits` and `labels` must have the same shape"):
         asymmetric_loss(Z, Y)
-    with pytest.raises(ValueError, match=r"asymmetric_loss: `clip` must lie in \[0.0, 1.0\)"):
-        asymmetric_loss(Z, Z, clip=1.0)
+    with pytest.raises(ValueError, match=r"asymmetric_loss: `margin` must lie in \[0.0, 1.0\)"):
+        asymmetric_loss(Z, Z, margin=1.0)
     with pytest.raises(ValueError, match=r"`label_smoothing` must lie in \[0.0, 1.0\)"):
         asymmetric_single_label_loss(Z, Y, label_smoothing=1.0)
     with pytest.raises(
@@ -292,6 +299,12 @@ def test_errors_name_function_argument_and_shape():
         classification_aux_for_regression(Z[:, 0], Z, Z[:, 1], bin_edges=[0.0])
     with pytest.raises(ValueError, match=r"`bin_logits` must have shape predictions.shape \+ \(B,\)"):
         classification_aux_for_regression(Z[:4, 0], Z, Z[:4, 1], bin_edges=[0.0, 1.0])
+    with pytest.raises(
+        ValueError, match="classification_aux_for_regression: `bin_logits` must have at least 2 classes"
+    ):
+        classification_aux_for_regression(Z[:, 0], Z[:, :1], Z[:, 1], bin_edges=[])
+    with pytest.raises(ValueError, match="classification_aux_for_regression: `aux_weight` must be >= 0"):
+        classification_aux_for_regression(Z[:, 0], Z, Z[:, 1], bin_edges=[0.0, 1.0], aux_weight=-1.0)
     with pytest.raises(ValueError, match=r"integrated_risk_loss: argument `loss_matrix` must have shape \(3, 3\)"):
         integrated_risk_loss(Z, Y, loss_matrix=np.ones((3, 2)))
 
@@ -300,3 +313,20 @@ def test_debug_mode_reports_negative_counts():
     f = lossjax.checked(lambda z, y, n: ldam_loss(z, y, class_counts=n))
     with pytest.raises(ValueError, match="ldam_loss: `class_counts` must be >= 0"):
         f(Z, Y, jnp.array([3, -1, 2]))
+
+
+@pytest.mark.parametrize(
+    ("fn", "kw", "old"),
+    [
+        (ldam_loss, {"class_counts": COUNTS, "s": 1.0}, "s"),
+        (ldam_loss, {"class_counts": COUNTS, "max_m": 0.5}, "max_m"),
+        (logit_adjusted_cross_entropy, {"class_priors": COUNTS, "tau": 1.0}, "tau"),
+        (vs_loss, {"class_counts": COUNTS, "tau": 1.0}, "tau"),
+        (asymmetric_loss, {"clip": 0.05}, "clip"),
+    ],
+)
+def test_old_argument_names_are_gone(fn, kw, old):
+    # One name per concept: the pre-consolidation names are not accepted silently.
+    labels = Z if fn is asymmetric_loss else Y
+    with pytest.raises(TypeError, match=f"unexpected keyword argument '{old}'"):
+        fn(Z, labels, **kw)

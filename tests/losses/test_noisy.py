@@ -286,8 +286,8 @@ def test_nnpu_label_conventions_and_closed_form():
     sp = jax.nn.softplus
     want = 0.4 / 2 * (sp(-2.0) + sp(-1.0)) + (sp(-1.0) + sp(0.0)) / 2 - 0.4 / 2 * (sp(2.0) + sp(1.0))
     # Here the negative-risk estimate is < 0: uPU keeps it, nnPU clips to pi R_p^+.
-    close(nonnegative_pu_risk(f, jnp.array([1, 0, 0, 1]), prior=0.4, loss="logistic", non_negative=False), want)
-    close(nonnegative_pu_risk(f, jnp.array([1, 0, 0, 1]), prior=0.4, loss="logistic"), 0.2 * (sp(-2.0) + sp(-1.0)))
+    close(nonnegative_pu_risk(f, jnp.array([1, 0, 0, 1]), prior=0.4, surrogate="logistic", non_negative=False), want)
+    close(nonnegative_pu_risk(f, jnp.array([1, 0, 0, 1]), prior=0.4, surrogate="logistic"), 0.2 * (sp(-2.0) + sp(-1.0)))
 
 
 # --------------------------------------------------------- confident peer BCE --
@@ -380,10 +380,14 @@ def test_errors_name_function_argument_and_shape():
         z_error_loss(jnp.ones(3), jnp.ones(4))
     with pytest.raises(ValueError, match=r"nonnegative_pu_risk: `prior` must lie in \(0.0, 1.0\)"):
         nonnegative_pu_risk(jnp.ones(3), jnp.ones(3, jnp.int32), prior=1.0)
-    with pytest.raises(ValueError, match="nonnegative_pu_risk: argument `scores` must have rank 1"):
+    with pytest.raises(ValueError, match="nonnegative_pu_risk: argument `logits` must have rank 1"):
         nonnegative_pu_risk(jnp.ones((3, 1)), jnp.ones(3, jnp.int32), prior=0.5)
-    with pytest.raises(ValueError, match="nonnegative_pu_risk: `loss` must be one of"):
-        nonnegative_pu_risk(jnp.ones(3), jnp.ones(3, jnp.int32), prior=0.5, loss="hinge")
+    with pytest.raises(ValueError, match="nonnegative_pu_risk: `logits` and `labels` must have the same shape"):
+        nonnegative_pu_risk(jnp.ones(3), jnp.ones(4, jnp.int32), prior=0.5)
+    with pytest.raises(ValueError, match="nonnegative_pu_risk: `surrogate` must be one of"):
+        nonnegative_pu_risk(jnp.ones(3), jnp.ones(3, jnp.int32), prior=0.5, surrogate="hinge")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'loss'"):
+        nonnegative_pu_risk(jnp.ones(3), jnp.ones(3, jnp.int32), prior=0.5, loss="sigmoid")
 
 
 def test_registry_specs():
