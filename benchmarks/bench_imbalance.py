@@ -23,7 +23,7 @@ def _fwd_bwd(loss):
     return jax.value_and_grad(lambda z, y: jnp.sum(loss(z, y)))
 
 
-def _ldam_reference(counts, max_m=0.5, s=30.0):
+def _ldam_reference(counts, max_m=0.5, s=30.0):  # kaidic/LDAM-DRW LDAMLoss's own argument names
     m_list = 1.0 / np.sqrt(np.sqrt(counts))
     m_list = jnp.asarray(m_list * (max_m / np.max(m_list)), jnp.float32)
 
@@ -36,7 +36,7 @@ def _ldam_reference(counts, max_m=0.5, s=30.0):
     return loss
 
 
-def _asl_reference(x, y, gamma_neg=4.0, gamma_pos=1.0, clip=0.05, eps=1e-8):
+def _asl_reference(x, y, gamma_neg=4.0, gamma_pos=1.0, clip=0.05, eps=1e-8):  # Alibaba-MIIL/ASL's names
     xs_pos = jax.nn.sigmoid(x)
     xs_neg = jnp.minimum(1 - xs_pos + clip, 1.0)
     loss = y * jnp.log(jnp.maximum(xs_pos, eps)) + (1 - y) * jnp.log(jnp.maximum(xs_neg, eps))
@@ -66,7 +66,9 @@ def cases(size: str):
             f"ldam fwd+bwd N={n} C={c}",
             {
                 "lossjax.ldam_loss": (
-                    _fwd_bwd(lambda z, y: lossjax.losses.ldam_loss(z, y, class_counts=counts)),
+                    _fwd_bwd(
+                        lambda z, y: lossjax.losses.ldam_loss(z, y, class_counts=counts, max_margin=0.5, scale=30.0)
+                    ),
                     single,
                 ),
                 "reference port (jnp)": (_fwd_bwd(_ldam_reference(counts)), single),
@@ -78,7 +80,10 @@ def cases(size: str):
         Case(
             f"asymmetric_loss fwd+bwd N={n} C={c}",
             {
-                "lossjax.asymmetric_loss": (_fwd_bwd(lossjax.losses.asymmetric_loss), multi),
+                "lossjax.asymmetric_loss": (
+                    _fwd_bwd(lambda z, y: lossjax.losses.asymmetric_loss(z, y, margin=0.05, epsilon=1e-8)),
+                    multi,
+                ),
                 "reference port (jnp)": (_fwd_bwd(_asl_reference), multi),
             },
             baseline="reference port (jnp)",

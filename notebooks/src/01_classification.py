@@ -32,7 +32,7 @@ print("backend:", jax.default_backend(), "| small:", SMALL)
 # %% [markdown]
 # ## 1. Loss and gradient versus the margin
 # Ten classes; the target logit is $m$ and the others are 0, so the margin is exactly $m$.
-# LDAM treats the target as a tail class (margin $\Delta_y = 0.5$, $s = 1$ on these raw logits).
+# LDAM treats the target as a tail class (margin $\Delta_y = 0.5$, `scale = 1` on these raw logits).
 # The gradient is $d\ell/dm$ (one `jax.grad`, `vmap`ped over the grid).
 
 # %%
@@ -48,9 +48,9 @@ def logits_at(m):
 curves = {
     "cross-entropy": lambda z: L.softmax_cross_entropy(z, LABEL),
     "focal (gamma=2)": lambda z: L.focal_loss(z, LABEL, gamma=2.0),
-    "poly-1 (eps=2)": lambda z: L.poly1_cross_entropy(z, LABEL, epsilon=2.0),
+    "poly-1 (coef=2)": lambda z: L.poly1_cross_entropy(z, LABEL, poly_coefficient=2.0),
     "GCE (q=0.7)": lambda z: L.generalized_cross_entropy(z, LABEL, q=0.7),
-    "LDAM (s=1)": lambda z: L.ldam_loss(z, LABEL, class_counts=COUNTS, s=1.0),
+    "LDAM (scale=1)": lambda z: L.ldam_loss(z, LABEL, class_counts=COUNTS, scale=1.0),
     "encouraging": lambda z: L.encouraging_loss(z, LABEL),
     "NCE+RCE": lambda z: L.nce_rce_loss(z, LABEL),
     "LDR-KL": lambda z: L.label_distributionally_robust_loss(z, LABEL),
@@ -103,7 +103,7 @@ print("train:", len(train_idx), "| test (balanced):", len(test_idx))
 # %% [markdown]
 # The losses, configured from the registry or as plain functions. Class-balanced CE
 # uses effective-number weights (`class_balanced_weights`, beta = 0.999). LDAM is meant for
-# cosine logits with `s = 30`; with this MLP's raw logits we use `s = 1` and `max_m = 1`.
+# cosine logits with `scale = 30`; with this MLP's raw logits we use `scale = 1` and `max_margin = 1`.
 
 # %%
 cb_weights = L.class_balanced_weights(counts, beta=0.999)
@@ -111,7 +111,7 @@ print("class-balanced weights:", " ".join(f"{w:.3f}" for w in np.asarray(cb_weig
 candidates = {
     "cross-entropy": lossjax.get("softmax_cross_entropy"),
     "focal": lossjax.get("focal_loss(gamma=2.0)"),
-    "LDAM": lambda z, t: L.ldam_loss(z, t, class_counts=counts, max_m=1.0, s=1.0),
+    "LDAM": lambda z, t: L.ldam_loss(z, t, class_counts=counts, max_margin=1.0, scale=1.0),
     "logit-adjusted CE": lambda z, t: L.logit_adjusted_cross_entropy(z, t, class_priors=counts),
     "class-balanced CE": lambda z, t: L.softmax_cross_entropy(z, t, class_weights=cb_weights),
 }
