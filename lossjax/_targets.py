@@ -192,10 +192,6 @@ class TargetProbs(NamedTuple):
         """``sum_k weights_k values_k`` with masked examples set to exactly 0."""
         return C.zero_masked(jnp.sum(self.weights * values, axis=-1), self.mask)
 
-    def log_one_minus_p(self) -> Array:
-        """``log(1 - p_k)``, finite (floored at the smallest normal number)."""
-        return C.safe_log(self.one_minus_p)
-
 
 def class_weight_column(fn: str, class_weights: ArrayLike, num_classes: int, dtype) -> Array:
     """Checks ``class_weights``: per-class weights ``[C]`` or one scalar weight (a Python one must be >= 0).
