@@ -4,7 +4,7 @@ The naive head materializes the logits with one matmul and uses optax's
 cross-entropy; ``jax.value_and_grad`` with respect to hidden and weight. The
 fused variants never hold more than one logit tile:
 
-- ``lossjax default``: ``reduction="mean"`` with every default. ``mode="auto"``
+- ``lossjax default``: ``reduced_linear_cross_entropy`` (``reduction="mean"``) with every default. ``mode="auto"``
   computes the gradient during the forward pass (6 N D V FLOPs, like naive)
   when the float32 [V, D] accumulator fits the 512 MiB budget (the small CPU
   sizes), else recomputes (8 N D V; the large GPU sizes). At the small sizes
@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from lossjax.benchmarking import Case
-from lossjax.losses import linear_cross_entropy
+from lossjax.losses import reduced_linear_cross_entropy
 
 CPU_NOTE = (
     "On CPU, XLA upcasts bf16 dots to f32 and hoists an f32 copy of the whole weight (4VD bytes) out of the"
@@ -42,7 +42,7 @@ def naive(hidden, weight, labels):
 
 
 def fused_default(hidden, weight, labels):
-    return linear_cross_entropy(hidden, weight, labels, reduction="mean")
+    return reduced_linear_cross_entropy(hidden, weight, labels, reduction="mean")
 
 
 def _budget(size):
@@ -51,14 +51,18 @@ def _budget(size):
 
 def fused_in_forward(budget):
     def f(hidden, weight, labels):
-        return linear_cross_entropy(hidden, weight, labels, reduction="mean", mode="in_forward", memory_budget=budget)
+        return reduced_linear_cross_entropy(
+            hidden, weight, labels, reduction="mean", mode="in_forward", memory_budget=budget
+        )
 
     return f
 
 
 def fused_lean(budget):
     def f(hidden, weight, labels):
-        return linear_cross_entropy(hidden, weight, labels, reduction="mean", mode="recompute", memory_budget=budget)
+        return reduced_linear_cross_entropy(
+            hidden, weight, labels, reduction="mean", mode="recompute", memory_budget=budget
+        )
 
     return f
 

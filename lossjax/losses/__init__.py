@@ -14,14 +14,12 @@ from lossjax.losses._margins import *
 from lossjax.losses._selfsup import *
 from lossjax.losses._distillation import *
 from lossjax.losses._language import *
-from lossjax.losses._large_vocab import *
 from lossjax.losses._preference import *
 from lossjax.losses import (
     _classification,
     _distillation,
     _imbalance,
     _language,
-    _large_vocab,
     _margins,
     _metric,
     _noisy,
@@ -41,7 +39,6 @@ FAMILY_MODULES = (
     _selfsup,
     _distillation,
     _language,
-    _large_vocab,
     _preference,
 )
 

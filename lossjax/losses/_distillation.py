@@ -27,8 +27,8 @@ FAMILY = "distillation"
 def _traj_sample() -> Sample:
     rng = np.random.default_rng(0)
     logits = (2 * rng.normal(size=(6, 4))).astype(np.float32)
-    targets = (2 * rng.normal(size=(6, 4))).astype(np.float32)
-    return Sample(args=(logits, targets), diff_argnums=(0,))
+    teacher_logits = (2 * rng.normal(size=(6, 4))).astype(np.float32)
+    return Sample(args=(logits, teacher_logits), diff_argnums=(0,))
 
 
 @register(
@@ -36,14 +36,14 @@ def _traj_sample() -> Sample:
     aliases=("saf_trajectory_loss", "mesa_loss"),
     family=FAMILY,
     kind="per_example",
-    formula="KL(softmax(t / tau) || softmax(z / tau)),  t = stop_gradient(target_logits)",
+    formula="KL(softmax(t / tau) || softmax(z / tau)),  t = stop_gradient(teacher_logits)",
     paper="Sharpness-Aware Training for Free (2022, arXiv:2205.14083)",
     reference="closed form (KL of softmaxes); tested against a float64 numpy evaluation",
     sample=_traj_sample,
 )
 def trajectory_loss(
     logits: ArrayLike,
-    target_logits: ArrayLike,
+    teacher_logits: ArrayLike,
     *,
     temperature: float = 5.0,
     where: ArrayLike | None = None,
@@ -52,7 +52,7 @@ def trajectory_loss(
 
     .. math::
         \ell_i = \mathrm{KL}\Big(\mathrm{softmax}(t_i/\tau)\,\Big\|\,\mathrm{softmax}(z_i/\tau)\Big),
-        \qquad t = \mathrm{stop\_gradient}(\text{target\_logits})
+        \qquad t = \mathrm{stop\_gradient}(\text{teacher\_logits})
 
     SAF's objective is ``L(w) + lambda * mean_i l_i`` with ``t`` the outputs
     recorded ``E`` epochs earlier (:func:`lossjax.transforms.saf`, :func:`lossjax.transforms.saf_targets`); MESA uses
@@ -62,7 +62,7 @@ def trajectory_loss(
 
     Args:
       logits: current outputs ``[..., C]``.
-      target_logits: past / EMA outputs ``[..., C]`` (no gradient flows into them).
+      teacher_logits: the "teacher": past / EMA outputs ``[..., C]`` (no gradient flows into them).
       temperature: ``tau`` (softens both distributions).
       where: optional boolean mask broadcastable to ``[...]`` (e.g. examples
         without a recorded past output); masked examples give 0.
@@ -83,14 +83,14 @@ def trajectory_loss(
     """
     fn = "trajectory_loss"
     logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
-    target_logits = C.check_array(fn, "target_logits", target_logits, min_ndim=1, dtype="float")
-    C.check_same_shape(fn, ("logits", "target_logits"), logits, target_logits)
+    teacher_logits = C.check_array(fn, "teacher_logits", teacher_logits, min_ndim=1, dtype="float")
+    C.check_same_shape(fn, ("logits", "teacher_logits"), logits, teacher_logits)
     C.check_positive(fn, "temperature", temperature)
-    dtype = C.compute_dtype(logits, target_logits)
+    dtype = C.compute_dtype(logits, teacher_logits)
     mask = C.prepare_where(fn, where, logits.shape[:-1])
     inv_t = 1.0 / temperature
     z = C.fill_masked(C.as_compute(logits, dtype), mask) * inv_t
-    t = C.fill_masked(jax.lax.stop_gradient(C.as_compute(target_logits, dtype)), mask) * inv_t
+    t = C.fill_masked(jax.lax.stop_gradient(C.as_compute(teacher_logits, dtype)), mask) * inv_t
     log_p = jax.nn.log_softmax(t, axis=-1)
     log_q = jax.nn.log_softmax(z, axis=-1)
     loss = jnp.sum(jnp.exp(log_p) * (log_p - log_q), axis=-1)

@@ -1,17 +1,22 @@
-"""Language-model losses beside the cross-entropy: z-losses, number tokens, EMO,
-sample reweighting, pass@n coverage, probing and unlearning weights.
+"""Language-model losses: the fused large-vocabulary cross-entropy, token and sequence
+log-probabilities, z-losses, number tokens, EMO, sample reweighting, pass@n coverage,
+probing and unlearning weights.
 
 Token-level losses take ``logits [..., V]`` and integer ``labels [...]`` and
 return a loss per token ``[...]``; sequence-level ones take log-probabilities
-``[B]`` (summed per sequence) or ``[B, T]`` with a token ``mask``. The plain
-cross-entropy of a large vocabulary belongs to
-:func:`lossjax.losses.linear_cross_entropy` (fused, no ``[N, V]`` logits), which
-also carries PaLM's z-loss as an option and returns the per-token negative
-log-probabilities that the sequence-level losses here accept.
+``[B]`` (summed per sequence) or ``[B, T]`` with a ``token_where`` mask. The
+plain cross-entropy of a large vocabulary is :func:`linear_cross_entropy`
+(fused with the output head, no ``[N, V]`` logits; the machinery lives in
+``lossjax/_fused.py``), with two siblings that return something else:
+:func:`linear_cross_entropy_with_lse` (also the per-token log-sum-exp) and
+:func:`reduced_linear_cross_entropy` (a scalar, with the faster
+gradient-in-forward path). Its negation is the per-token log-probability that
+the sequence-level losses here and in the preference family accept.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -19,18 +24,25 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax.losses._sequence import check_logps, reduce_sequence, token_mask_of
+from lossjax._fused import DEFAULT_MEMORY_BUDGET, MODES, fused_cross_entropy
+from lossjax._parallel import psum
+from lossjax._sequence import check_log_probs, reduce_sequence, token_mask_of
 from lossjax.registry import Sample, register
 
 __all__ = [
     "contrast_consistent_search_loss",
     "earth_mover_distance_optimization",
+    "linear_cross_entropy",
+    "linear_cross_entropy_with_lse",
     "loss_based_sample_reweighting",
     "loss_based_sample_weights",
     "number_token_loss",
     "pass_at_n_coverage_loss",
+    "reduced_linear_cross_entropy",
     "saturation_importance_unlearning_loss",
+    "sequence_log_probs",
     "spherical_z_loss",
+    "token_log_probs",
     "z_loss",
 ]
 
@@ -47,6 +59,516 @@ def _token_sample(n: int = 6, v: int = 5, seed: int = 0) -> Sample:
     return Sample(args=(logits, labels))
 
 
+# ------------------- fused large-vocabulary cross-entropy -------------------
+
+_LCE_PAPER = "Cut Your Losses in Large-Vocabulary Language Models (2024, arXiv:2411.09009)"
+_LCE_REFERENCE = (
+    "naive: log_softmax(hidden @ weight.T) cross-entropy (torch.nn.functional.cross_entropy); "
+    "apple/ml-cross-entropy cut_cross_entropy/cce.py; linkedin/Liger-Kernel fused_linear_cross_entropy"
+)
+_LCE_FORMULA = "l_i = LSE_v(c tanh(h_i.w_v/c) + b_v) - z_{i,y_i} (+ z_loss_weight LSE^2, label smoothing), streamed"
+
+
+def _linear_ce(
+    fn: str,
+    hidden,
+    weight,
+    labels,
+    *,
+    bias,
+    ignore_index,
+    label_smoothing,
+    z_loss_weight,
+    logit_softcap,
+    reduction: str,
+    with_lse: bool,
+    mode: str,
+    block_size,
+    chunk_size,
+    memory_budget,
+    vocab_axis_name,
+    where,
+):
+    """The one implementation of the three linear cross-entropy entries: checks, masks, the fused head."""
+    hidden = C.check_array(fn, "hidden", hidden, min_ndim=1, dtype="float")
+    weight = C.check_array(fn, "weight", weight, ndim=2, dtype="float")
+    labels = C.check_array(fn, "labels", labels, dtype="int")
+    if weight.shape[1] != hidden.shape[-1]:
+        raise ValueError(
+            f"{fn}: `weight` must have shape (V, D) with D = hidden.shape[-1] = {hidden.shape[-1]}, "
+            f"got weight.shape={weight.shape}."
+        )
+    if labels.shape != hidden.shape[:-1]:
+        raise ValueError(f"{fn}: `labels` must have shape hidden.shape[:-1]={hidden.shape[:-1]}, got {labels.shape}.")
+    v_local, d = weight.shape
+    if v_local == 0:
+        raise ValueError(f"{fn}: `weight` must have at least one row (vocabulary entry), got shape {weight.shape}.")
+    C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=False)
+    C.check_positive(fn, "z_loss_weight", z_loss_weight, allow_zero=True)
+    if logit_softcap is not None:
+        C.check_positive(fn, "logit_softcap", logit_softcap)
+    C.check_one_of(fn, "mode", mode, MODES)
+    if ignore_index is not None:
+        C.check_int(fn, "ignore_index", ignore_index)
+    for arg, val in (("block_size", block_size), ("chunk_size", chunk_size), ("memory_budget", memory_budget)):
+        if val is not None:
+            C.check_int(fn, arg, val, 1, static=True)
+    if vocab_axis_name is not None and mode == "in_forward":
+        raise ValueError(
+            f"{fn}: `mode='in_forward'` does not support a vocab-sharded weight (vocab_axis_name="
+            f"{vocab_axis_name!r}); use mode='recompute' or 'auto'."
+        )
+
+    batch_shape = labels.shape
+    mask = C.prepare_where(fn, where, batch_shape)
+    b = None if bias is None else C.check_array(fn, "bias", bias, shape=(v_local,), dtype="float")
+    y = jnp.reshape(labels, (-1,))
+    valid = jnp.ones(y.shape, bool) if ignore_index is None else y != ignore_index
+    if mask is not None:
+        valid = valid & jnp.reshape(mask, (-1,))
+    if vocab_axis_name is None:  # a vocab-sharded weight only knows its local rows
+        C.debug_check(
+            jnp.all(((y >= 0) & (y < v_local)) | ~valid),
+            f"{fn}: labels must lie in [0, {v_local}) or equal ignore_index={ignore_index}",
+        )
+    out = fused_cross_entropy(
+        jnp.reshape(hidden, (-1, d)),
+        weight,
+        b,
+        y,
+        valid,
+        label_smoothing=label_smoothing,
+        z_loss_weight=z_loss_weight,
+        logit_softcap=logit_softcap,
+        reduction=reduction,
+        with_lse=with_lse,
+        mode=mode,
+        block_size=block_size,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        vocab_axis_name=vocab_axis_name,
+    )
+    if reduction != "none":
+        return out
+    return jax.tree.map(lambda a: jnp.reshape(a, batch_shape), out)
+
+
+def _lce_sample() -> Sample:
+    rng = np.random.default_rng(0)
+    n, d, v = 6, 4, 5
+    hidden = rng.normal(size=(n, d)).astype(np.float32)
+    weight = (rng.normal(size=(v, d)) * 0.7).astype(np.float32)
+    labels = rng.integers(0, v, size=(n,)).astype(np.int32)
+    # block_size=2 exercises the streaming loop and its remainder block.
+    return Sample(
+        args=(hidden, weight, labels),
+        kwargs={"block_size": 2},
+        diff_argnums=(0, 1),
+        batched_argnums=(0, 2),
+    )
+
+
+def _reduced_lce_sample() -> Sample:
+    s = _lce_sample()
+    # chunk_size=4 over 6 tokens: one full token chunk of the in-forward path and a remainder.
+    return dataclasses.replace(s, kwargs={"block_size": 2, "chunk_size": 4})
+
+
+@register(
+    "linear_cross_entropy",
+    aliases=("fused_linear_cross_entropy", "chunked_cross_entropy"),
+    family=FAMILY,
+    kind="per_example",
+    formula=_LCE_FORMULA,
+    paper=_LCE_PAPER,
+    reference=_LCE_REFERENCE,
+    sample=_lce_sample,
+    runtime=("bias",),
+)
+def linear_cross_entropy(
+    hidden: ArrayLike,
+    weight: ArrayLike,
+    labels: ArrayLike,
+    *,
+    bias: ArrayLike | None = None,
+    ignore_index: int | None = -100,
+    label_smoothing: float = 0.0,
+    z_loss_weight: float = 0.0,
+    logit_softcap: float | None = None,
+    block_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    vocab_axis_name: str | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Per-token cross-entropy of ``hidden @ weight.T`` without materializing the ``[N, V]`` logits.
+
+    .. math::
+        z_{iv} = c \tanh\!\big((h_i^\top w_v + b_v)/c\big),\qquad
+        \mathrm{lse}_i = \log\textstyle\sum_v e^{z_{iv}},
+
+        \ell_i = \mathrm{lse}_i - (1-a)\,z_{i y_i} - \tfrac{a}{V}\textstyle\sum_v z_{iv}
+                 + \lambda_z\,\mathrm{lse}_i^2
+
+    (no cap when ``logit_softcap`` is None; ``a`` is the label smoothing,
+    ``\lambda_z`` the ``z_loss_weight``, PaLM's z-loss coefficient). Tokens whose label equals
+    ``ignore_index`` or whose ``where`` is False get exactly 0 loss and 0
+    gradient. The forward pass streams vocabulary blocks (a streaming
+    log-sum-exp); the backward pass recomputes each block, so the logits exist
+    only one tile at a time and any per-token cotangent works (8 N D V FLOPs).
+    For a scalar loss use :func:`reduced_linear_cross_entropy` (it may compute
+    the gradient during the forward pass, 6 N D V FLOPs); for the per-token
+    log-sum-exp as well, :func:`linear_cross_entropy_with_lse`.
+
+    Sequence-level losses (DPO, KTO, ...) get per-token log-likelihoods
+    ``log p(y_t) = -linear_cross_entropy(hidden, weight, labels)`` (no smoothing,
+    no z-loss) with gradients, through the same fused path.
+
+    Args:
+      hidden: ``[..., D]`` final hidden states (any float dtype; bf16 stays
+        bf16 in the matmuls, with float32 accumulation).
+      weight: ``[V, D]`` output embedding (classifier) matrix.
+      labels: ``[...]`` integer targets in ``[0, V)`` or ``ignore_index``.
+      bias: optional ``[V]`` output bias (given per call).
+      ignore_index: label value of tokens to ignore (PyTorch's ``-100``), an int; None ignores none.
+      label_smoothing: ``a`` in ``[0, 1)``, mixes the target with the uniform
+        distribution over the ``V`` classes.
+      z_loss_weight: ``\lambda_z >= 0``, the weight of the auxiliary ``lse^2`` term (PaLM: ``1e-4``).
+      logit_softcap: ``c > 0``: logits become ``c * tanh(logits / c)`` (Gemma 2).
+      block_size: vocabulary block, a positive int (default: from
+        ``memory_budget``; multiples of 128 recommended).
+      memory_budget: bytes for one float32 logit tile (default 512 MiB), used
+        to pick the block size (``lossjax._fused.tile_sizes``). A smaller
+        budget is the memory-lean setting.
+      vocab_axis_name: name of a ``shard_map`` axis over which ``weight`` (and
+        ``bias``) are sharded along the vocabulary; ``labels`` are global
+        indices and ``hidden`` is replicated over that axis. Each shard streams
+        its local blocks; the log-sum-exp is combined with ``pmax``/``psum`` and
+        the hidden gradient with one ``psum``.
+      where: optional boolean mask broadcastable to ``labels.shape``.
+
+    Returns:
+      Per-token losses of shape ``labels.shape`` (0 for ignored or masked
+      tokens); float32 for half-precision inputs.
+
+    Paper: Wijmans, Huval, Hertzberg, Koltun, Krähenbühl, "Cut Your Losses in
+    Large-Vocabulary Language Models", 2024, arXiv:2411.09009; z-loss: Chowdhery
+    et al., "PaLM", 2022, arXiv:2204.02311; soft-capping: Gemma Team, "Gemma 2",
+    2024, arXiv:2408.00118.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> hidden = jnp.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+      >>> weight = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+      >>> labels = jnp.array([0, 1, -100])
+      >>> lossjax.losses.linear_cross_entropy(hidden, weight, labels).round(4)
+      Array([0.5514, 0.2395, 0.    ], dtype=float32)
+    """
+    return _linear_ce(
+        "linear_cross_entropy",
+        hidden,
+        weight,
+        labels,
+        bias=bias,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss_weight=z_loss_weight,
+        logit_softcap=logit_softcap,
+        reduction="none",
+        with_lse=False,
+        mode="recompute",
+        block_size=block_size,
+        chunk_size=None,
+        memory_budget=memory_budget,
+        vocab_axis_name=vocab_axis_name,
+        where=where,
+    )
+
+
+@register(
+    "linear_cross_entropy_with_lse",
+    family=FAMILY,
+    kind="per_example",
+    formula=_LCE_FORMULA + ";  aux: lse_i = LSE_v z_{iv}",
+    paper=_LCE_PAPER,
+    reference=_LCE_REFERENCE,
+    sample=_lce_sample,
+    runtime=("bias",),
+    has_aux=True,
+)
+def linear_cross_entropy_with_lse(
+    hidden: ArrayLike,
+    weight: ArrayLike,
+    labels: ArrayLike,
+    *,
+    bias: ArrayLike | None = None,
+    ignore_index: int | None = -100,
+    label_smoothing: float = 0.0,
+    z_loss_weight: float = 0.0,
+    logit_softcap: float | None = None,
+    block_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    vocab_axis_name: str | None = None,
+    where: ArrayLike | None = None,
+) -> tuple[Array, Array]:
+    r"""Per-token fused cross-entropy and the per-token log-sum-exp of the (capped) logits, both differentiable.
+
+    .. math::
+        \mathrm{lse}_i = \log\textstyle\sum_v e^{z_{iv}},\qquad
+        \ell_i = \mathrm{lse}_i - (1-a)\,z_{i y_i} - \tfrac{a}{V}\textstyle\sum_v z_{iv}
+                 + \lambda_z\,\mathrm{lse}_i^2
+
+    with ``z`` as in :func:`linear_cross_entropy`, computed by the same
+    streaming pass. The log-sum-exp is what a z-loss, a logit-norm monitor or a
+    distillation term needs without the ``[N, V]`` logits; gradients flow
+    through both outputs (the backward pass adds ``g_lse * softmax``).
+
+    Args:
+      hidden, weight, labels, bias, ignore_index, label_smoothing,
+        z_loss_weight, logit_softcap, block_size, memory_budget,
+        vocab_axis_name, where: as in :func:`linear_cross_entropy`.
+
+    Returns:
+      ``(losses, lse)``, each of shape ``labels.shape`` (0 for ignored or
+      masked tokens); float32 for half-precision inputs.
+
+    Paper: Wijmans et al., "Cut Your Losses in Large-Vocabulary Language
+    Models", 2024, arXiv:2411.09009.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> hidden = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+      >>> weight = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+      >>> losses, lse = lossjax.losses.linear_cross_entropy_with_lse(hidden, weight, jnp.array([0, 1]))
+      >>> losses.round(4), lse.round(4)
+      (Array([0.5514, 0.2395], dtype=float32), Array([1.5514, 2.2395], dtype=float32))
+    """
+    return _linear_ce(
+        "linear_cross_entropy_with_lse",
+        hidden,
+        weight,
+        labels,
+        bias=bias,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss_weight=z_loss_weight,
+        logit_softcap=logit_softcap,
+        reduction="none",
+        with_lse=True,
+        mode="recompute",
+        block_size=block_size,
+        chunk_size=None,
+        memory_budget=memory_budget,
+        vocab_axis_name=vocab_axis_name,
+        where=where,
+    )
+
+
+@register(
+    "reduced_linear_cross_entropy",
+    family=FAMILY,
+    kind="batch",
+    formula="mean (or sum) over counted tokens of " + _LCE_FORMULA,
+    paper=_LCE_PAPER,
+    reference=_LCE_REFERENCE,
+    sample=_reduced_lce_sample,
+    runtime=("bias",),
+)
+def reduced_linear_cross_entropy(
+    hidden: ArrayLike,
+    weight: ArrayLike,
+    labels: ArrayLike,
+    *,
+    reduction: str = "mean",
+    bias: ArrayLike | None = None,
+    ignore_index: int | None = -100,
+    label_smoothing: float = 0.0,
+    z_loss_weight: float = 0.0,
+    logit_softcap: float | None = None,
+    mode: str = "auto",
+    block_size: int | None = None,
+    chunk_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    vocab_axis_name: str | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""The fused cross-entropy reduced to a scalar (mean over counted tokens, or sum), fastest gradient.
+
+    .. math::
+        \mathcal L_\mathrm{mean} = \frac{\sum_i m_i \ell_i}{\max(1, \sum_i m_i)},\qquad
+        \mathcal L_\mathrm{sum} = \textstyle\sum_i m_i \ell_i
+
+    with ``\ell_i`` the per-token loss of :func:`linear_cross_entropy` and
+    ``m_i`` 1 for tokens that are neither ignored nor masked. A scalar
+    cotangent lets the gradient be computed during the forward pass
+    (``mode="in_forward"``: token chunks ``[Nc, V]``, 6 N D V FLOPs, the
+    naive head's cost, plus a float32 ``[V, D]`` weight-gradient
+    accumulator); ``mode="recompute"`` streams vocabulary blocks twice (8 N D V
+    FLOPs, least memory). ``"auto"`` takes the in-forward path when the weight
+    is not vocab-sharded and the accumulator fits ``memory_budget``.
+
+    Args:
+      hidden, weight, labels, bias, ignore_index, label_smoothing,
+        z_loss_weight, logit_softcap, block_size, memory_budget,
+        vocab_axis_name, where: as in :func:`linear_cross_entropy`.
+      reduction: ``"mean"`` (over counted tokens, ``sum / max(count, 1)``) or ``"sum"``.
+      mode: ``"auto"``, ``"in_forward"`` (6NDV; not with ``vocab_axis_name``)
+        or ``"recompute"`` (8NDV, least memory).
+      chunk_size: token chunk of the in-forward path, a positive int (default:
+        from ``memory_budget``).
+
+    Returns:
+      A scalar (0 when every token is ignored or masked); float32 for
+      half-precision inputs.
+
+    Paper: Wijmans et al., "Cut Your Losses in Large-Vocabulary Language
+    Models", 2024, arXiv:2411.09009; z-loss: Chowdhery et al., "PaLM", 2022,
+    arXiv:2204.02311.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> hidden = jnp.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+      >>> weight = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+      >>> labels = jnp.array([0, 1, -100])
+      >>> float(lossjax.losses.reduced_linear_cross_entropy(hidden, weight, labels, reduction="sum").round(4))
+      0.791
+      >>> float(lossjax.losses.reduced_linear_cross_entropy(hidden, weight, labels).round(4))  # mean of 2 tokens
+      0.3955
+    """
+    fn = "reduced_linear_cross_entropy"
+    C.check_one_of(fn, "reduction", reduction, ("mean", "sum"))
+    return _linear_ce(
+        fn,
+        hidden,
+        weight,
+        labels,
+        bias=bias,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss_weight=z_loss_weight,
+        logit_softcap=logit_softcap,
+        reduction=reduction,
+        with_lse=False,
+        mode=mode,
+        block_size=block_size,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        vocab_axis_name=vocab_axis_name,
+        where=where,
+    )
+
+
+# ----------------------- token and sequence log-probs -----------------------
+
+
+def _token_log_probs_sample() -> Sample:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 4, 5)).astype(np.float32)
+    labels = rng.integers(0, 5, size=(3, 4)).astype(np.int32)
+    return Sample(args=(logits, labels), where=False)
+
+
+@register(
+    "token_log_probs",
+    family=FAMILY,
+    kind="function",
+    formula="log softmax(z)_y (0 for labels outside [0, V))",
+    reference="trl get_batch_logps / selective_log_softmax",
+    sample=_token_log_probs_sample,
+)
+def token_log_probs(logits: ArrayLike, labels: ArrayLike) -> Array:
+    r"""Log-probability of each label token: ``log softmax(logits)[..., label]``.
+
+    .. math:: \log p_t = z_{t, y_t} - \log\sum_v e^{z_{t, v}}
+
+    Labels outside ``[0, V)`` (e.g. the ``-100`` ignore index) give 0, so a
+    masked sum over tokens needs no extra gather. The target logit is picked by
+    comparing an iota with the label (no gather on the vocabulary axis).
+    For large vocabularies, ``-lossjax.losses.linear_cross_entropy(hidden,
+    weight, labels)`` gives the same values without materializing the logits.
+
+    Args:
+      logits: ``[..., V]`` unnormalized scores.
+      labels: integer token ids ``[...]``.
+
+    Returns:
+      ``[...]`` per-token log-probabilities (float32 for half-precision logits).
+
+    Paper: none (a helper); the log-likelihood used by every sequence-level
+    preference loss (e.g. DPO, Rafailov et al., 2023, arXiv:2305.18290).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.token_log_probs(jnp.zeros((1, 2, 4)), jnp.array([[1, -100]])).round(4)
+      Array([[-1.3863,  0.    ]], dtype=float32)
+    """
+    fn = "token_log_probs"
+    logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
+    labels = C.check_array(fn, "labels", labels, dtype="int")
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(f"{fn}: `labels` must have shape logits.shape[:-1]={logits.shape[:-1]}, got {labels.shape}.")
+    dtype = C.compute_dtype(logits)
+    z = C.as_compute(logits, dtype)
+    iota = jax.lax.broadcasted_iota(labels.dtype, logits.shape, logits.ndim - 1)
+    onehot = iota == labels[..., None]
+    return jnp.sum(jnp.where(onehot, jax.nn.log_softmax(z, axis=-1), jnp.zeros((), dtype)), axis=-1)
+
+
+def _sequence_log_probs_sample() -> Sample:
+    rng = np.random.default_rng(1)
+    log_probs = -rng.uniform(0.1, 3.0, size=(4, 5)).astype(np.float32)
+    token_where = np.ones((4, 5), bool)
+    token_where[:, 3:] = False
+    return Sample(args=(log_probs,), kwargs={"token_where": token_where}, where=False)
+
+
+@register(
+    "sequence_log_probs",
+    family=FAMILY,
+    kind="function",
+    formula="sum_t m_t log p_t   (or / sum_t m_t with average=True)",
+    reference="trl DPOTrainer (per_token_logps * completion_mask).sum(1)",
+    sample=_sequence_log_probs_sample,
+    runtime=("token_where",),
+)
+def sequence_log_probs(
+    token_log_probs: ArrayLike, *, token_where: ArrayLike | None = None, average: bool = False
+) -> Array:
+    r"""Per-sequence log-probability from per-token log-probabilities and a token mask.
+
+    .. math:: \log \pi(y) = \sum_t m_t \log p_t \qquad
+              \text{(average: } \textstyle\sum_t m_t \log p_t / \max(1, \sum_t m_t)\text{)}
+
+    Masked tokens are replaced by 0 before the sum, so padding may hold any
+    value (``-inf``, NaN) without affecting the value or the gradient.
+
+    Args:
+      token_log_probs: ``[B, T]`` per-token log-probabilities.
+      token_where: optional ``[B, T]`` token mask ``m`` (bool or 0/1); True/1 counts the token.
+      average: divide by the number of counted tokens (length normalization,
+        as SimPO, ORPO and IPO use); an all-masked row gives 0.
+
+    Returns:
+      ``[B]`` per-sequence log-probabilities.
+
+    Paper: none (a helper); the sequence log-likelihood of DPO (Rafailov et
+    al., 2023, arXiv:2305.18290); length normalization of SimPO (Meng et al.,
+    2024, arXiv:2405.14734).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lp = jnp.array([[-1.0, -2.0, jnp.nan]])
+      >>> m = jnp.array([[True, True, False]])
+      >>> lossjax.losses.sequence_log_probs(lp, token_where=m)
+      Array([-3.], dtype=float32)
+      >>> lossjax.losses.sequence_log_probs(lp, token_where=m, average=True)
+      Array([-1.5], dtype=float32)
+    """
+    fn = "sequence_log_probs"
+    x = C.check_array(fn, "token_log_probs", token_log_probs, ndim=2, dtype="float")
+    m = token_mask_of(fn, "token_where", token_where, x, "token_log_probs")
+    return reduce_sequence(x, m, None, C.compute_dtype(x), average=average)
+
+
 # --------------------------------- z-losses ---------------------------------
 
 
@@ -60,45 +582,50 @@ def _z_sample() -> Sample:
     aliases=("auxiliary_z_loss", "palm_z_loss", "logsumexp_z_penalty"),
     family=FAMILY,
     kind="per_example",
-    formula="c * (log sum_v exp z_v)^2",
+    formula="(log sum_v exp z_v)^2   (weighted in the sum: CE + 1e-4 * z_loss, PaLM)",
     paper="PaLM: Scaling Language Modeling with Pathways (2022, arXiv:2204.02311)",
     reference="closed form; PaLM/T5X z_loss = z_loss_coef * logsumexp(logits)^2 (t5x.losses.cross_entropy_with_logits)",
     sample=_z_sample,
 )
-def z_loss(logits: ArrayLike, *, z_loss_coef: float = 1e-4, where: ArrayLike | None = None) -> Array:
-    r"""PaLM's auxiliary z-loss: keeps the softmax normalizer ``log Z`` close to 0.
+def z_loss(logits: ArrayLike, *, where: ArrayLike | None = None) -> Array:
+    r"""PaLM's auxiliary z-loss, unweighted: the squared log-normalizer ``(\log Z)^2``.
 
-    .. math:: \ell = c\,\big(\log\textstyle\sum_v e^{z_v}\big)^2
+    .. math:: \ell = \big(\log\textstyle\sum_v e^{z_v}\big)^2
 
-    Add it to the per-token cross-entropy. The fused
-    :func:`lossjax.losses.linear_cross_entropy` has the same term as its
-    ``z_loss=`` option (computed from its streamed log-sum-exp, without the
-    ``[N, V]`` logits); use this function when the logits exist anyway.
+    It keeps the softmax normalizer ``\log Z`` close to 0. The weight belongs
+    to the composed sum, not to this function: PaLM's recipe is
+    ``softmax_cross_entropy + 1e-4 * z_loss``
+    (``lossjax.compose("softmax_cross_entropy + 1e-4 * z_loss")``). The fused
+    :func:`linear_cross_entropy` has the same term as its ``z_loss_weight=``
+    option (computed from its streamed log-sum-exp, without the ``[N, V]``
+    logits); use this function when the logits exist anyway.
 
     Args:
       logits: ``[..., V]`` unnormalized scores.
-      z_loss_coef: ``c`` (PaLM: ``1e-4``).
       where: optional mask broadcastable to ``[...]``.
 
     Returns:
-      ``[...]`` per-token penalties.
+      ``[...]`` per-token penalties ``(\log Z)^2`` (float32 for half-precision logits).
 
     Paper: Chowdhery et al., "PaLM: Scaling Language Modeling with Pathways",
     2022, arXiv:2204.02311 (Sec. 5, "z_loss").
 
     Example:
       >>> import jax.numpy as jnp, lossjax
-      >>> lossjax.losses.z_loss(jnp.zeros((2, 4)), z_loss_coef=1.0).round(4)
+      >>> lossjax.losses.z_loss(jnp.zeros((2, 4))).round(4)  # (log 4)^2
       Array([1.9218, 1.9218], dtype=float32)
+      >>> logits, labels = jnp.zeros((2, 4)), jnp.array([0, 1])
+      >>> ce = lossjax.losses.softmax_cross_entropy(logits, labels)
+      >>> (ce + 1e-4 * lossjax.losses.z_loss(logits)).round(4)  # the PaLM recipe, per token
+      Array([1.3865, 1.3865], dtype=float32)
     """
     fn = "z_loss"
     logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
-    C.check_positive(fn, "z_loss_coef", z_loss_coef, allow_zero=True)
     dtype = C.compute_dtype(logits)
     mask = C.prepare_where(fn, where, logits.shape[:-1])
     z = C.fill_masked(C.as_compute(logits, dtype), mask)
     lse = jax.nn.logsumexp(z, axis=-1)
-    return C.zero_masked(jnp.asarray(z_loss_coef, dtype) * jnp.square(lse), mask)
+    return C.zero_masked(jnp.square(lse), mask)
 
 
 @register(
@@ -106,7 +633,7 @@ def z_loss(logits: ArrayLike, *, z_loss_coef: float = 1e-4, where: ArrayLike | N
     aliases=("z_normalized_loss", "brebisson_z_loss"),
     family=FAMILY,
     kind="per_example",
-    formula="(1/a) softplus(a (b - z_y)),  z = (o - mean(o)) / std(o)",
+    formula="(1/a) softplus(a (b - z_y)),  z = (o - mean(o)) / std(o),  a = sharpness, b = offset",
     paper="The Z-loss: a shift and scale invariant classification loss belonging to the Spherical Family "
     "(2016, arXiv:1604.08859)",
     reference="closed form from the paper (no official code); hand-derived values in the tests",
@@ -116,8 +643,8 @@ def spherical_z_loss(
     logits: ArrayLike,
     labels: ArrayLike,
     *,
-    a: float = 1.0,
-    b: float = 1.0,
+    sharpness: float = 1.0,
+    offset: float = 1.0,
     epsilon: float = 1e-6,
     where: ArrayLike | None = None,
 ) -> Array:
@@ -127,6 +654,7 @@ def spherical_z_loss(
         z_c = \frac{o_c - \mu(o)}{\sigma(o)},\qquad
         \ell(o, y) = \frac{1}{a}\log\big(1 + e^{a(b - z_y)}\big)
 
+    with ``a`` the ``sharpness`` and ``b`` the ``offset`` (the paper's names are ``a`` and ``b``).
     Invariant to shifting and (positively) scaling the outputs, and a member of
     the spherical family: it depends on ``o`` only through ``\sum o``,
     ``\sum o^2`` and ``o_y``. Not PaLM's ``\log^2 Z`` penalty (that is
@@ -136,8 +664,8 @@ def spherical_z_loss(
     Args:
       logits: ``[..., C]`` outputs ``o``.
       labels: integer ``[...]`` or a target distribution ``[..., C]``.
-      a: sharpness ``a > 0``.
-      b: the offset ``b``: ``z_y`` is pushed past ``b`` standard deviations.
+      sharpness: ``a > 0``.
+      offset: ``b``, a finite number: ``z_y`` is pushed past ``b`` standard deviations.
         The paper tunes ``a`` and ``b`` per task by grid search and publishes
         no universal default; ``a = b = 1`` here are neutral starting values.
       epsilon: floor of ``\sigma`` (constant outputs give ``z = 0``, finite gradients).
@@ -151,15 +679,15 @@ def spherical_z_loss(
 
     Example:
       >>> import jax.numpy as jnp, lossjax
-      >>> lossjax.losses.spherical_z_loss(jnp.array([[1.0, -1.0]]), jnp.array([0]), b=1.0).round(4)
+      >>> lossjax.losses.spherical_z_loss(jnp.array([[1.0, -1.0]]), jnp.array([0]), offset=1.0).round(4)
       Array([0.6931], dtype=float32)
     """
     fn = "spherical_z_loss"
     logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
-    C.check_positive(fn, "a", a)
+    C.check_positive(fn, "sharpness", sharpness)
     C.check_positive(fn, "epsilon", epsilon)
-    if not isinstance(b, jax.core.Tracer) and not (isinstance(b, (int, float)) and math.isfinite(b)):
-        raise ValueError(f"{fn}: `b` must be a finite number, got {b!r}.")
+    if not isinstance(offset, jax.core.Tracer) and not (isinstance(offset, (int, float)) and math.isfinite(offset)):
+        raise ValueError(f"{fn}: `offset` must be a finite number, got {offset!r}.")
     dtype = C.compute_dtype(logits)
     mask = C.prepare_where(fn, where, logits.shape[:-1])
     q = C.fill_masked(C.class_targets(fn, logits, labels, dtype), mask)
@@ -167,7 +695,7 @@ def spherical_z_loss(
     centered = o - jnp.mean(o, axis=-1, keepdims=True)
     std = C.safe_norm(centered, axis=-1, keepdims=True) / math.sqrt(logits.shape[-1])
     z = centered / jnp.maximum(std, jnp.asarray(epsilon, dtype))
-    a_, b_ = jnp.asarray(a, dtype), jnp.asarray(b, dtype)
+    a_, b_ = jnp.asarray(sharpness, dtype), jnp.asarray(offset, dtype)
     if C.has_integer_labels(fn, logits, labels):
         # Only the target's standardized score is needed: one softplus per example.
         z_y = jnp.sum(q * z, axis=-1)
@@ -308,7 +836,7 @@ def _emo_sample() -> Sample:
 def earth_mover_distance_optimization(
     logits: ArrayLike,
     labels: ArrayLike,
-    embeddings: ArrayLike,
+    proxies: ArrayLike,
     *,
     epsilon: float = 1e-10,
     where: ArrayLike | None = None,
@@ -327,13 +855,14 @@ def earth_mover_distance_optimization(
 
     The value equals the cross-entropy; the gradient mixes CE's with EMO's,
     rescaled to the same magnitude (the official code's ``emo`` mode). The
-    embeddings are a constant (``stop_gradient``): pass a frozen copy of the
+    proxies are a constant (``stop_gradient``): pass a frozen copy of the
     LM head (the reference clones it at initialization).
 
     Args:
       logits: ``[..., V]``.
       labels: integer ``[...]`` or a target distribution ``[..., V]``.
-      embeddings: ``[V, D]`` cost embeddings (rows are L2-normalized here).
+      proxies: ``[V, D]`` one cost embedding per token (the frozen LM-head
+        rows ``E``; rows are L2-normalized here).
       epsilon: added to EMO in the ratio (reference ``1e-10``).
       where: optional mask broadcastable to ``[...]`` (e.g. ``labels != -100``).
 
@@ -353,17 +882,15 @@ def earth_mover_distance_optimization(
     fn = "earth_mover_distance_optimization"
     logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
     v = logits.shape[-1]
-    embeddings = C.check_array(fn, "embeddings", embeddings, ndim=2, dtype="float")
-    if embeddings.shape[0] != v:
-        raise ValueError(
-            f"{fn}: `embeddings` must have shape ({v}, D) to match logits [..., {v}], got {embeddings.shape}."
-        )
+    proxies = C.check_array(fn, "proxies", proxies, ndim=2, dtype="float")
+    if proxies.shape[0] != v:
+        raise ValueError(f"{fn}: `proxies` must have shape ({v}, D) to match logits [..., {v}], got {proxies.shape}.")
     C.check_positive(fn, "epsilon", epsilon)
-    dtype = C.compute_dtype(logits, embeddings)
+    dtype = C.compute_dtype(logits, proxies)
     mask = C.prepare_where(fn, where, logits.shape[:-1])
     p = C.fill_masked(C.class_targets(fn, logits, labels, dtype), mask)
     z = C.fill_masked(C.as_compute(logits, dtype), mask)
-    e = jax.lax.stop_gradient(C.as_compute(embeddings, dtype))
+    e = jax.lax.stop_gradient(C.as_compute(proxies, dtype))
     e = e / jnp.maximum(C.safe_norm(e, axis=-1, keepdims=True), jnp.asarray(jnp.finfo(dtype).tiny, dtype))
     logq = jax.nn.log_softmax(z, axis=-1)
     mle = -jnp.sum(p * logq, axis=-1)
@@ -381,22 +908,22 @@ def earth_mover_distance_optimization(
 
 # ------------------------ loss-based sample reweighting ----------------------
 
-_STRATEGIES = ("linupper", "quadratic", "extremes", "upper")
+_VARIANTS = ("linupper", "quadratic", "extremes", "upper")
 
 
-def _strategy(h: Array, strategy: str, delta: Array) -> Array:
-    if strategy == "linupper":
+def _variant_f(h: Array, variant: str, delta: Array) -> Array:
+    if variant == "linupper":
         return jnp.minimum(h + delta, delta)
-    if strategy == "quadratic":
+    if variant == "quadratic":
         return 1 - jnp.square(h) / jnp.square(delta)
-    if strategy == "extremes":
+    if variant == "extremes":
         return jnp.abs(h)
     return 0.5 * h + 0.5 * delta  # "upper"
 
 
-def _sample_weights(fn, losses, strategy, temperature, delta, where, axis_name):
+def _sample_weights(fn, losses, variant, temperature, delta, where, axis_name):
     losses = C.check_array(fn, "losses", losses, ndim=1, dtype="float")
-    C.check_one_of(fn, "strategy", strategy, _STRATEGIES)
+    C.check_one_of(fn, "variant", variant, _VARIANTS)
     C.check_positive(fn, "temperature", temperature)
     C.check_positive(fn, "delta", delta)
     dtype = C.compute_dtype(losses)
@@ -414,15 +941,13 @@ def _sample_weights(fn, losses, strategy, temperature, delta, where, axis_name):
     d = jnp.asarray(delta, dtype)
     span = jnp.maximum(hi - lo, jnp.asarray(1e-6, dtype))
     h = 2 * d * l_ / span - d * (hi + lo) / span
-    s = _strategy(h, strategy, d) / jnp.asarray(temperature, dtype)
+    s = _variant_f(h, variant, d) / jnp.asarray(temperature, dtype)
     smax = jnp.max(jnp.where(valid, s, -jnp.inf))
     if axis_name is not None:
         smax = jax.lax.pmax(smax, axis_name)
     smax = jnp.where(jnp.isfinite(smax), smax, jnp.zeros((), dtype))
     w = jnp.where(valid, jnp.exp(jnp.where(valid, s, smax) - smax), jnp.zeros((), dtype))
-    total = jnp.sum(w)
-    if axis_name is not None:
-        total = jax.lax.psum(total, axis_name)
+    total = psum(jnp.sum(w), axis_name)
     w = w / jnp.maximum(total, jnp.asarray(jnp.finfo(dtype).tiny, dtype))
     return jax.lax.stop_gradient(w), x, mask
 
@@ -454,7 +979,7 @@ _REWEIGHT_DOC_FORMULA = "w = softmax(f(h(l)) / r),  h(l) = delta (2 l - l_max - 
 def loss_based_sample_weights(
     losses: ArrayLike,
     *,
-    strategy: str = "linupper",
+    variant: str = "linupper",
     temperature: float = 1.0,
     delta: float = 1.0,
     where: ArrayLike | None = None,
@@ -466,7 +991,7 @@ def loss_based_sample_weights(
         h_i = \delta\,\frac{2\ell_i - \ell_{\max} - \ell_{\min}}{\max(\ell_{\max} - \ell_{\min}, 10^{-6})},\qquad
         w_i = \frac{\exp(f(h_i)/r)}{\sum_j \exp(f(h_j)/r)}
 
-    with ``f`` the strategy: ``linupper`` ``\min(h + \delta, \delta)``
+    with ``f`` the ``variant``: ``linupper`` ``\min(h + \delta, \delta)``
     (down-weights low-loss, redundant samples; the paper's default),
     ``quadratic`` ``1 - h^2/\delta^2`` (favors medium losses; "mid" in the
     code), ``extremes`` ``|h|``, ``upper`` ``(h + \delta)/2``. Min, max and the
@@ -475,7 +1000,7 @@ def loss_based_sample_weights(
 
     Args:
       losses: ``[B]`` per-sample losses (e.g. token-averaged cross-entropy).
-      strategy: ``"linupper"``, ``"quadratic"``, ``"extremes"`` or ``"upper"``.
+      variant: ``f``: ``"linupper"``, ``"quadratic"``, ``"extremes"`` or ``"upper"``.
       temperature: ``r`` (the code's ``kl_reg``, 1.0); large ``r`` -> uniform
         weights (the paper warms up with a large ``r``).
       delta: ``\delta`` (1.0).
@@ -491,12 +1016,12 @@ def loss_based_sample_weights(
     Example:
       >>> import jax.numpy as jnp, lossjax
       >>> losses = jnp.array([1.0, 2.0, 3.0])
-      >>> lossjax.losses.loss_based_sample_weights(losses, strategy="quadratic").round(4)
+      >>> lossjax.losses.loss_based_sample_weights(losses, variant="quadratic").round(4)
       Array([0.2119, 0.5761, 0.2119], dtype=float32)
       >>> print(lossjax.losses.loss_based_sample_weights(losses).tolist())  # linupper  # doctest: +ELLIPSIS
       [0.155..., 0.422..., 0.422...]
     """
-    w, _, _ = _sample_weights("loss_based_sample_weights", losses, strategy, temperature, delta, where, axis_name)
+    w, _, _ = _sample_weights("loss_based_sample_weights", losses, variant, temperature, delta, where, axis_name)
     return w
 
 
@@ -513,7 +1038,7 @@ def loss_based_sample_weights(
 def loss_based_sample_reweighting(
     losses: ArrayLike,
     *,
-    strategy: str = "linupper",
+    variant: str = "linupper",
     temperature: float = 1.0,
     delta: float = 1.0,
     where: ArrayLike | None = None,
@@ -532,7 +1057,7 @@ def loss_based_sample_reweighting(
 
     Args:
       losses: ``[B]`` per-sample losses.
-      strategy, temperature, delta, where, axis_name: as in
+      variant, temperature, delta, where, axis_name: as in
         :func:`loss_based_sample_weights`.
 
     Returns:
@@ -545,7 +1070,7 @@ def loss_based_sample_reweighting(
       >>> lossjax.losses.loss_based_sample_reweighting(jnp.array([1.0, 2.0, 3.0])).round(4)
       Array(2.2669, dtype=float32)
     """
-    w, x, _ = _sample_weights("loss_based_sample_reweighting", losses, strategy, temperature, delta, where, axis_name)
+    w, x, _ = _sample_weights("loss_based_sample_reweighting", losses, variant, temperature, delta, where, axis_name)
     return jnp.sum(w * x)
 
 
@@ -569,13 +1094,13 @@ def _pass_sample() -> Sample:
     "Reasoning (2025, arXiv:2502.07154)",
     reference="closed form from the paper (no official code); float64 numpy in the make_ script",
     sample=_pass_sample,
-    runtime=("mask",),
+    runtime=("token_where",),
 )
 def pass_at_n_coverage_loss(
     log_probs: ArrayLike,
     *,
-    n: float = 16,
-    mask: ArrayLike | None = None,
+    num_samples: float = 16,
+    token_where: ArrayLike | None = None,
     where: ArrayLike | None = None,
 ) -> Array:
     r"""Direct Coverage Optimization: the negative log pass@N of a correct answer.
@@ -591,10 +1116,10 @@ def pass_at_n_coverage_loss(
 
     Args:
       log_probs: ``[B]`` sequence log-likelihoods ``\log p(y|x)``, or ``[B, T]``
-        per-token log-probs (summed under ``mask``).
-      n: the test-time sample budget ``N >= 1`` (the paper trains for the
-        budget it evaluates at; 16 is a typical value).
-      mask: ``[B, T]`` token mask for per-token inputs.
+        per-token log-probs (summed under ``token_where``).
+      num_samples: the test-time sample budget ``N >= 1`` (a real number is
+        accepted; the paper trains for the budget it evaluates at; 16 is a typical value).
+      token_where: ``[B, T]`` token mask (bool or 0/1) for per-token inputs.
       where: optional ``[B]`` example mask.
 
     Returns:
@@ -606,22 +1131,22 @@ def pass_at_n_coverage_loss(
     Example:
       >>> import jax.numpy as jnp, lossjax
       >>> lp = jnp.log(jnp.array([0.5, 0.1]))
-      >>> lossjax.losses.pass_at_n_coverage_loss(lp, n=1).round(4)  # the cross-entropy
+      >>> lossjax.losses.pass_at_n_coverage_loss(lp, num_samples=1).round(4)  # the cross-entropy
       Array([0.6931, 2.3026], dtype=float32)
-      >>> lossjax.losses.pass_at_n_coverage_loss(lp, n=2).round(4)
+      >>> lossjax.losses.pass_at_n_coverage_loss(lp, num_samples=2).round(4)
       Array([0.2877, 1.6607], dtype=float32)
     """
     fn = "pass_at_n_coverage_loss"
-    x = check_logps(fn, "log_probs", log_probs)
-    C.check_positive(fn, "n", n)
-    if not isinstance(n, jax.core.Tracer) and float(n) < 1:
-        raise ValueError(f"{fn}: `n` must be >= 1, got {n!r}.")
-    m = token_mask_of(fn, "mask", mask, x, "log_probs")
+    x = check_log_probs(fn, "log_probs", log_probs)
+    C.check_positive(fn, "num_samples", num_samples)
+    if not isinstance(num_samples, jax.core.Tracer) and float(num_samples) < 1:
+        raise ValueError(f"{fn}: `num_samples` must be >= 1, got {num_samples!r}.")
+    m = token_mask_of(fn, "token_where", token_where, x, "log_probs")
     dtype = C.compute_dtype(x)
     batch_mask = C.prepare_where(fn, where, x.shape[:1])
     lp = reduce_sequence(x, m, batch_mask, dtype, average=False)
     lp = jnp.minimum(lp, jnp.zeros((), dtype))
-    n_ = jnp.asarray(n, dtype)
+    n_ = jnp.asarray(num_samples, dtype)
     log_n = jnp.log(n_)
     tail = lp + log_n < jnp.asarray(-20.0, dtype)
     lp_main = jnp.where(tail, jnp.asarray(-1.0, dtype), lp)
@@ -635,12 +1160,12 @@ def pass_at_n_coverage_loss(
 
 def _ccs_sample() -> Sample:
     rng = np.random.default_rng(5)
-    p_pos = rng.uniform(0.05, 0.95, size=(6,)).astype(np.float32)
-    p_neg = np.clip(p_pos + rng.uniform(0.1, 0.3, size=(6,)) * np.where(np.arange(6) % 2, 1, -1), 0.01, 0.99).astype(
-        np.float32
-    )
+    positive = rng.uniform(0.05, 0.95, size=(6,)).astype(np.float32)
+    negative = np.clip(
+        positive + rng.uniform(0.1, 0.3, size=(6,)) * np.where(np.arange(6) % 2, 1, -1), 0.01, 0.99
+    ).astype(np.float32)
     extremes = ((np.zeros(6, np.float32), np.ones(6, np.float32)), (np.ones(6, np.float32), np.zeros(6, np.float32)))
-    return Sample(args=(p_pos, p_neg), diff_argnums=(0, 1), extremes=extremes)
+    return Sample(args=(positive, negative), diff_argnums=(0, 1), extremes=extremes)
 
 
 @register(
@@ -653,7 +1178,9 @@ def _ccs_sample() -> Sample:
     reference="collin-burns/discovering_latent_knowledge CCS.get_loss (consistent + informative)",
     sample=_ccs_sample,
 )
-def contrast_consistent_search_loss(p_pos: ArrayLike, p_neg: ArrayLike, *, where: ArrayLike | None = None) -> Array:
+def contrast_consistent_search_loss(
+    positive_probs: ArrayLike, negative_probs: ArrayLike, *, where: ArrayLike | None = None
+) -> Array:
     r"""Contrast-Consistent Search (CCS): an unsupervised probe loss on contrast pairs.
 
     .. math:: \ell = \big(p^+ - (1 - p^-)\big)^2 + \min(p^+, p^-)^2
@@ -664,7 +1191,8 @@ def contrast_consistent_search_loss(p_pos: ArrayLike, p_neg: ArrayLike, *, where
     polarity inversion. The reference averages both terms over the batch.
 
     Args:
-      p_pos, p_neg: ``[...]`` probe probabilities in ``[0, 1]``.
+      positive_probs: ``[...]`` the probe's probabilities ``p^+`` of the statements, in ``[0, 1]``.
+      negative_probs: ``[...]`` its probabilities ``p^-`` of their negations, same shape.
       where: optional mask broadcastable to ``[...]``.
 
     Returns:
@@ -679,9 +1207,9 @@ def contrast_consistent_search_loss(p_pos: ArrayLike, p_neg: ArrayLike, *, where
       Array([0.05, 0.25], dtype=float32)
     """
     fn = "contrast_consistent_search_loss"
-    a = C.check_array(fn, "p_pos", p_pos, dtype="float")
-    b = C.check_array(fn, "p_neg", p_neg, dtype="float")
-    C.check_same_shape(fn, ("p_pos", "p_neg"), a, b)
+    a = C.check_array(fn, "positive_probs", positive_probs, dtype="float")
+    b = C.check_array(fn, "negative_probs", negative_probs, dtype="float")
+    C.check_same_shape(fn, ("positive_probs", "negative_probs"), a, b)
     dtype = C.compute_dtype(a, b)
     mask = C.prepare_where(fn, where, a.shape)
     a = C.fill_masked(C.as_compute(a, dtype), mask)
@@ -714,8 +1242,8 @@ def _satimp_sample() -> Sample:
 def saturation_importance_unlearning_loss(
     log_probs: ArrayLike,
     *,
-    beta1: float = 5.0,
-    beta2: float = 0.1,
+    beta_1: float = 5.0,
+    beta_2: float = 0.1,
     where: ArrayLike | None = None,
 ) -> Array:
     r"""SatImp: token-reweighted gradient ascent for LLM unlearning (saturation x importance).
@@ -737,8 +1265,8 @@ def saturation_importance_unlearning_loss(
 
     Args:
       log_probs: ``[...]`` per-token log-probabilities of the forget targets.
-      beta1: saturation exponent ``\beta_1`` (the code's ``hyper_param``; recommended 5.0).
-      beta2: importance exponent ``\beta_2`` (the code's ``beta``; recommended 0.1).
+      beta_1: saturation exponent ``\beta_1`` (the code's ``hyper_param``; recommended 5.0).
+      beta_2: importance exponent ``\beta_2`` (the code's ``beta``; recommended 0.1).
       where: optional mask broadcastable to ``[...]`` (ignored tokens).
 
     Returns:
@@ -750,20 +1278,20 @@ def saturation_importance_unlearning_loss(
     Example:
       >>> import jax.numpy as jnp, lossjax
       >>> lp = jnp.log(jnp.array([0.5, 0.9]))
-      >>> lossjax.losses.saturation_importance_unlearning_loss(lp, beta1=1.0, beta2=1.0).round(4)
+      >>> lossjax.losses.saturation_importance_unlearning_loss(lp, beta_1=1.0, beta_2=1.0).round(4)
       Array([-0.1733, -0.0095], dtype=float32)
     """
     fn = "saturation_importance_unlearning_loss"
     x = C.check_array(fn, "log_probs", log_probs, dtype="float")
-    C.check_positive(fn, "beta1", beta1, allow_zero=True)
-    C.check_positive(fn, "beta2", beta2, allow_zero=True)
+    C.check_positive(fn, "beta_1", beta_1, allow_zero=True)
+    C.check_positive(fn, "beta_2", beta_2, allow_zero=True)
     dtype = C.compute_dtype(x)
     mask = C.prepare_where(fn, where, x.shape)
     lp = C.fill_masked(C.as_compute(x, dtype), mask)
     lp_c = jnp.minimum(jax.lax.stop_gradient(lp), jnp.zeros((), dtype))
-    b2 = jnp.asarray(beta2, dtype)
-    log_w = jnp.asarray(beta1, dtype) * lp_c + b2 * C.log1mexp(lp_c)
-    # (1 - p)^beta2 is exactly 0 at p = 1 (log1mexp is clamped there), 1 when beta2 = 0 (torch's 0**0).
+    b2 = jnp.asarray(beta_2, dtype)
+    log_w = jnp.asarray(beta_1, dtype) * lp_c + b2 * C.log1mexp(lp_c)
+    # (1 - p)^beta_2 is exactly 0 at p = 1 (log1mexp is clamped there), 1 when beta_2 = 0 (torch's 0**0).
     p_is_one = (lp_c >= 0) & (b2 > 0)
     w = jax.lax.stop_gradient(jnp.where(p_is_one, jnp.zeros((), dtype), jnp.exp(log_w)))
     return C.zero_masked(w * lp, mask)

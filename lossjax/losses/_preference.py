@@ -5,9 +5,9 @@ decided at trace time from the rank:
 
 * per-sequence ``[B]``: the summed (or, for the length-normalized methods
   SimPO, ORPO and IPO, the averaged) response log-probabilities, used as given;
-* per-token ``[B, T]`` with an optional token mask ``chosen_mask`` /
-  ``rejected_mask`` / ``mask`` ``[B, T]`` (bool or 0/1; padding and prompt
-  tokens off): the loss sums the masked tokens, or averages them for the
+* per-token ``[B, T]`` with an optional token mask ``chosen_where`` /
+  ``rejected_where`` / ``token_where`` ``[B, T]`` (bool or 0/1; padding and
+  prompt tokens off): the loss sums the masked tokens, or averages them for the
   length-normalized methods (:func:`lossjax.losses.sequence_log_probs`).
   Padded tokens may hold anything (``-inf``, NaN): they are replaced before
   the sum.
@@ -17,10 +17,10 @@ be mixed per argument: e.g. per-token policy log-probs ``[B, T]`` with
 reference log-probs precomputed per sequence ``[B]`` (summed, or averaged for
 the length-normalized methods). Reference
 log-probabilities are treated as constants (``stop_gradient``). The losses
-return per-example values ``[B]`` (kind ``per_example``); with
-``return_rewards=True`` they return ``(losses, chosen_rewards,
-rejected_rewards)`` like trl's trainers (the rewards are ``stop_gradient``
-values for logging). Per-token log-probabilities come from
+return per-example values ``[B]`` (kind ``per_example``); the implicit rewards
+trl's trainers log (``beta * (policy - ref)``, ``stop_gradient``) come from
+:func:`implicit_rewards`, called on the chosen and on the rejected
+log-probabilities. Per-token log-probabilities come from
 :func:`lossjax.losses.token_log_probs` or, for large vocabularies without the
 ``[tokens, vocab]`` logits, ``-lossjax.losses.linear_cross_entropy(...)``.
 """
@@ -34,29 +34,28 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax.losses._sequence import check_logps, reduce_sequence, sequence_log_probs, token_log_probs, token_mask_of
+from lossjax._sequence import check_log_probs, reduce_sequence, token_mask_of
 from lossjax.registry import Sample, register
 
 __all__ = [
     "dpo_loss",
     "forget_only_f_divergence_unlearning",
+    "implicit_rewards",
     "ipo_loss",
     "kto_loss",
     "kto_reference_kl",
     "negative_preference_optimization",
     "noisy_verifier_reward_correction",
     "orpo_loss",
-    "sequence_log_probs",
     "simpo_loss",
     "soft_preference_cross_entropy",
-    "token_log_probs",
 ]
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
 FAMILY = "preference"
-_RUNTIME = ("chosen_mask", "rejected_mask", "return_rewards")
+_RUNTIME = ("chosen_where", "rejected_where")
 
 
 # ------------------------------ shared plumbing ------------------------------
@@ -69,7 +68,7 @@ def _pair_inputs(fn, names, arrays, masks, mask_names, where, *, average):
     token mask of ``arrays[i]`` (chosen arrays share the chosen mask, ...).
     Returns (reduced arrays, batch mask, dtype).
     """
-    xs = [check_logps(fn, n, a) for n, a in zip(names, arrays, strict=True)]
+    xs = [check_log_probs(fn, n, a) for n, a in zip(names, arrays, strict=True)]
     first = xs[0]
     for n, x in zip(names[1:], xs[1:], strict=True):
         if x.shape[0] != first.shape[0]:
@@ -112,15 +111,20 @@ def _smoothed_logistic(logits: Array, label_smoothing, *, robust: bool = False) 
     return (1 - e) * pos + e * neg
 
 
-def _finish(loss, batch_mask, rewards, return_rewards):
-    loss = C.zero_masked(loss, batch_mask)
-    if not return_rewards:
-        return loss
-    chosen, rejected = (C.zero_masked(jax.lax.stop_gradient(r), batch_mask) for r in rewards)
-    return loss, chosen, rejected
+_POLICY_REF = ("policy_chosen_log_probs", "policy_rejected_log_probs", "ref_chosen_log_probs", "ref_rejected_log_probs")
 
 
-_POLICY_REF = ("policy_chosen_logps", "policy_rejected_logps", "ref_chosen_logps", "ref_rejected_logps")
+def _policy_ref_inputs(fn, arrays, chosen_where, rejected_where, where, *, average):
+    """:func:`_pair_inputs` for the four (policy/reference) x (chosen/rejected) log-prob arguments."""
+    return _pair_inputs(
+        fn,
+        _POLICY_REF,
+        arrays,
+        (chosen_where, rejected_where, chosen_where, rejected_where),
+        ("chosen_where", "rejected_where", "chosen_where", "rejected_where"),
+        where,
+        average=average,
+    )
 
 
 def _paired_sample(n: int = 6, t: int = 4, seed: int = 0, *, token_level: bool = True, with_ref: bool = True) -> Sample:
@@ -157,19 +161,18 @@ def _dpo_sample() -> Sample:
     runtime=_RUNTIME,
 )
 def dpo_loss(
-    policy_chosen_logps: ArrayLike,
-    policy_rejected_logps: ArrayLike,
-    ref_chosen_logps: ArrayLike,
-    ref_rejected_logps: ArrayLike,
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
+    ref_chosen_log_probs: ArrayLike,
+    ref_rejected_log_probs: ArrayLike,
     *,
     beta: float = 0.1,
     label_smoothing: float = 0.0,
     robust: bool = False,
-    chosen_mask: ArrayLike | None = None,
-    rejected_mask: ArrayLike | None = None,
-    return_rewards: bool = False,
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
     where: ArrayLike | None = None,
-):
+) -> Array:
     r"""Direct Preference Optimization (sigmoid loss), with conservative and robust label smoothing.
 
     .. math::
@@ -184,19 +187,21 @@ def dpo_loss(
     Log-probabilities are summed over the response tokens.
 
     Args:
-      policy_chosen_logps, policy_rejected_logps: policy log-probs of the chosen
+      policy_chosen_log_probs, policy_rejected_log_probs: policy log-probs of the chosen
         / rejected responses, ``[B]`` (summed) or ``[B, T]`` (per token).
-      ref_chosen_logps, ref_rejected_logps: the reference model's, same shapes
+      ref_chosen_log_probs, ref_rejected_log_probs: the reference model's, same shapes
         (treated as constants).
       beta: ``\beta``, the inverse KL strength.
       label_smoothing: ``\varepsilon`` in ``[0, 0.5)``, the assumed label-flip rate.
       robust: use the robust (unbiased) estimator instead of cDPO.
-      chosen_mask, rejected_mask: ``[B, T]`` token masks for per-token inputs.
-      return_rewards: also return ``beta * (policy - ref)`` for chosen and rejected.
+      chosen_where, rejected_where: ``[B, T]`` token masks (bool or 0/1) for
+        per-token inputs.
       where: optional ``[B]`` example mask.
 
     Returns:
-      ``[B]`` per-example losses, or ``(losses, chosen_rewards, rejected_rewards)``.
+      ``[B]`` per-example losses. The rewards trl logs are
+      ``implicit_rewards(policy, ref, beta=beta)`` of the chosen and of the
+      rejected responses (:func:`implicit_rewards`).
 
     Paper: Rafailov et al., "Direct Preference Optimization: Your Language
     Model is Secretly a Reward Model", NeurIPS 2023, arXiv:2305.18290.
@@ -209,12 +214,11 @@ def dpo_loss(
     fn = "dpo_loss"
     C.check_positive(fn, "beta", beta)
     C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 0.5, high_inclusive=False)
-    (pc, pr, rc, rr), batch_mask, dtype = _pair_inputs(
+    (pc, pr, rc, rr), batch_mask, dtype = _policy_ref_inputs(
         fn,
-        _POLICY_REF,
-        (policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps),
-        (chosen_mask, rejected_mask, chosen_mask, rejected_mask),
-        ("chosen_mask", "rejected_mask", "chosen_mask", "rejected_mask"),
+        (policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs, ref_rejected_log_probs),
+        chosen_where,
+        rejected_where,
         where,
         average=False,
     )
@@ -222,7 +226,7 @@ def dpo_loss(
     chosen = b * (pc - jax.lax.stop_gradient(rc))
     rejected = b * (pr - jax.lax.stop_gradient(rr))
     loss = _smoothed_logistic(chosen - rejected, label_smoothing, robust=robust)
-    return _finish(loss, batch_mask, (chosen, rejected), return_rewards)
+    return C.zero_masked(loss, batch_mask)
 
 
 def _soft_pref_sample() -> Sample:
@@ -243,18 +247,17 @@ def _soft_pref_sample() -> Sample:
     runtime=_RUNTIME,
 )
 def soft_preference_cross_entropy(
-    policy_chosen_logps: ArrayLike,
-    policy_rejected_logps: ArrayLike,
-    ref_chosen_logps: ArrayLike,
-    ref_rejected_logps: ArrayLike,
-    strengths: ArrayLike,
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
+    ref_chosen_log_probs: ArrayLike,
+    ref_rejected_log_probs: ArrayLike,
+    preference_probs: ArrayLike,
     *,
     beta: float = 0.1,
-    chosen_mask: ArrayLike | None = None,
-    rejected_mask: ArrayLike | None = None,
-    return_rewards: bool = False,
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
     where: ArrayLike | None = None,
-):
+) -> Array:
     r"""Soft-preference cross-entropy (OSP): DPO's logistic loss with soft targets.
 
     .. math::
@@ -265,14 +268,15 @@ def soft_preference_cross_entropy(
     is DPO, ``q = 1 - \varepsilon`` is conservative DPO.
 
     Args:
-      policy_chosen_logps, policy_rejected_logps, ref_chosen_logps,
-        ref_rejected_logps: as in :func:`dpo_loss`.
-      strengths: ``[B]`` soft preference targets ``q`` in ``[0, 1]`` (constants).
+      policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs,
+        ref_rejected_log_probs: as in :func:`dpo_loss`.
+      preference_probs: ``[B]`` soft preference targets ``q`` in ``[0, 1]``, the probability
+        that ``y_w`` is preferred over ``y_l`` (constants).
       beta: ``\beta``.
-      chosen_mask, rejected_mask, return_rewards, where: as in :func:`dpo_loss`.
+      chosen_where, rejected_where, where: as in :func:`dpo_loss`.
 
     Returns:
-      ``[B]`` per-example losses (or with rewards, as in :func:`dpo_loss`).
+      ``[B]`` per-example losses (rewards: :func:`implicit_rewards`, as for :func:`dpo_loss`).
 
     Paper: Zhai et al., "Online Self-Preferring Language Models", 2024, arXiv:2405.14103.
 
@@ -284,25 +288,24 @@ def soft_preference_cross_entropy(
     """
     fn = "soft_preference_cross_entropy"
     C.check_positive(fn, "beta", beta)
-    (pc, pr, rc, rr), batch_mask, dtype = _pair_inputs(
+    (pc, pr, rc, rr), batch_mask, dtype = _policy_ref_inputs(
         fn,
-        _POLICY_REF,
-        (policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps),
-        (chosen_mask, rejected_mask, chosen_mask, rejected_mask),
-        ("chosen_mask", "rejected_mask", "chosen_mask", "rejected_mask"),
+        (policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs, ref_rejected_log_probs),
+        chosen_where,
+        rejected_where,
         where,
         average=False,
     )
-    q = C.check_array(fn, "strengths", strengths, ndim=1, dtype="float")
+    q = C.check_array(fn, "preference_probs", preference_probs, ndim=1, dtype="float")
     if q.shape[0] != pc.shape[0]:
-        raise ValueError(f"{fn}: `strengths` must have shape ({pc.shape[0]},), got {q.shape}.")
+        raise ValueError(f"{fn}: `preference_probs` must have shape ({pc.shape[0]},), got {q.shape}.")
     q = jax.lax.stop_gradient(C.fill_masked(C.as_compute(q, dtype), batch_mask))
     b = jnp.asarray(beta, dtype)
     chosen = b * (pc - jax.lax.stop_gradient(rc))
     rejected = b * (pr - jax.lax.stop_gradient(rr))
     logits = chosen - rejected
     loss = -q * jax.nn.log_sigmoid(logits) - (1 - q) * jax.nn.log_sigmoid(-logits)
-    return _finish(loss, batch_mask, (chosen, rejected), return_rewards)
+    return C.zero_masked(loss, batch_mask)
 
 
 # ----------------------------------- IPO -----------------------------------
@@ -320,17 +323,16 @@ def soft_preference_cross_entropy(
     runtime=_RUNTIME,
 )
 def ipo_loss(
-    policy_chosen_logps: ArrayLike,
-    policy_rejected_logps: ArrayLike,
-    ref_chosen_logps: ArrayLike,
-    ref_rejected_logps: ArrayLike,
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
+    ref_chosen_log_probs: ArrayLike,
+    ref_rejected_log_probs: ArrayLike,
     *,
     beta: float = 0.1,
-    chosen_mask: ArrayLike | None = None,
-    rejected_mask: ArrayLike | None = None,
-    return_rewards: bool = False,
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
     where: ArrayLike | None = None,
-):
+) -> Array:
     r"""Identity Preference Optimization (IPO): a squared loss on the DPO margin.
 
     .. math::
@@ -343,13 +345,14 @@ def ipo_loss(
     given: pass length-averaged log-probs to match.
 
     Args:
-      policy_chosen_logps, policy_rejected_logps, ref_chosen_logps,
-        ref_rejected_logps: as in :func:`dpo_loss`.
+      policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs,
+        ref_rejected_log_probs: as in :func:`dpo_loss`.
       beta: ``\beta`` (``\tau`` in the paper); the target margin is ``1/(2\beta)``.
-      chosen_mask, rejected_mask, return_rewards, where: as in :func:`dpo_loss`.
+      chosen_where, rejected_where, where: as in :func:`dpo_loss`.
 
     Returns:
-      ``[B]`` per-example losses (or with rewards ``beta * (policy - ref)`` of the averaged log-probs).
+      ``[B]`` per-example losses. trl's logged rewards are ``beta * (policy - ref)``
+      of the averaged log-probs: ``implicit_rewards(policy, ref, beta=beta, average=True)``.
 
     Paper: Azar et al., "A General Theoretical Paradigm to Understand Learning
     from Human Preferences", AISTATS 2024, arXiv:2310.12036 (Eq. 17).
@@ -361,12 +364,11 @@ def ipo_loss(
     """
     fn = "ipo_loss"
     C.check_positive(fn, "beta", beta)
-    (pc, pr, rc, rr), batch_mask, dtype = _pair_inputs(
+    (pc, pr, rc, rr), batch_mask, dtype = _policy_ref_inputs(
         fn,
-        _POLICY_REF,
-        (policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps),
-        (chosen_mask, rejected_mask, chosen_mask, rejected_mask),
-        ("chosen_mask", "rejected_mask", "chosen_mask", "rejected_mask"),
+        (policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs, ref_rejected_log_probs),
+        chosen_where,
+        rejected_where,
         where,
         average=True,
     )
@@ -374,7 +376,7 @@ def ipo_loss(
     chosen = pc - jax.lax.stop_gradient(rc)
     rejected = pr - jax.lax.stop_gradient(rr)
     loss = jnp.square(chosen - rejected - 1 / (2 * b))
-    return _finish(loss, batch_mask, (b * chosen, b * rejected), return_rewards)
+    return C.zero_masked(loss, batch_mask)
 
 
 # ---------------------------------- SimPO ----------------------------------
@@ -396,17 +398,16 @@ def _policy_only_sample() -> Sample:
     runtime=_RUNTIME,
 )
 def simpo_loss(
-    policy_chosen_logps: ArrayLike,
-    policy_rejected_logps: ArrayLike,
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
     *,
     beta: float = 2.0,
     gamma: float = 0.5,
     label_smoothing: float = 0.0,
-    chosen_mask: ArrayLike | None = None,
-    rejected_mask: ArrayLike | None = None,
-    return_rewards: bool = False,
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
     where: ArrayLike | None = None,
-):
+) -> Array:
     r"""SimPO: reference-free, length-normalized preference loss with a target margin.
 
     .. math::
@@ -417,17 +418,17 @@ def simpo_loss(
     ``[B]`` inputs must already be averaged (trl's ``average_log_prob=True``).
 
     Args:
-      policy_chosen_logps, policy_rejected_logps: ``[B]`` (averaged) or ``[B, T]``.
+      policy_chosen_log_probs, policy_rejected_log_probs: ``[B]`` (averaged) or ``[B, T]``.
       beta: ``\beta`` (the official code's default 2.0).
       gamma: the target reward margin ``\gamma`` (official default
         ``gamma_beta_ratio = 0.25`` with ``beta = 2``: 0.5). trl's
         ``simpo_gamma`` is the same quantity.
       label_smoothing: ``\varepsilon`` in ``[0, 0.5)``.
-      chosen_mask, rejected_mask, return_rewards, where: as in :func:`dpo_loss`
-        (rewards are ``beta`` times the averaged log-probs).
+      chosen_where, rejected_where, where: as in :func:`dpo_loss`.
 
     Returns:
-      ``[B]`` per-example losses (or with rewards).
+      ``[B]`` per-example losses. trl's logged rewards are ``beta`` times the
+      averaged log-probs: ``implicit_rewards(policy, beta=beta, average=True)``.
 
     Paper: Meng, Xia, Chen, "SimPO: Simple Preference Optimization with a
     Reference-Free Reward", NeurIPS 2024, arXiv:2405.14734.
@@ -443,17 +444,17 @@ def simpo_loss(
     C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 0.5, high_inclusive=False)
     (pc, pr), batch_mask, dtype = _pair_inputs(
         fn,
-        ("policy_chosen_logps", "policy_rejected_logps"),
-        (policy_chosen_logps, policy_rejected_logps),
-        (chosen_mask, rejected_mask),
-        ("chosen_mask", "rejected_mask"),
+        ("policy_chosen_log_probs", "policy_rejected_log_probs"),
+        (policy_chosen_log_probs, policy_rejected_log_probs),
+        (chosen_where, rejected_where),
+        ("chosen_where", "rejected_where"),
         where,
         average=True,
     )
     b = jnp.asarray(beta, dtype)
     chosen, rejected = b * pc, b * pr
     loss = _smoothed_logistic(chosen - rejected - jnp.asarray(gamma, dtype), label_smoothing)
-    return _finish(loss, batch_mask, (chosen, rejected), return_rewards)
+    return C.zero_masked(loss, batch_mask)
 
 
 # ----------------------------------- ORPO -----------------------------------
@@ -471,15 +472,14 @@ def simpo_loss(
     runtime=_RUNTIME,
 )
 def orpo_loss(
-    policy_chosen_logps: ArrayLike,
-    policy_rejected_logps: ArrayLike,
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
     *,
     beta: float = 0.1,
-    chosen_mask: ArrayLike | None = None,
-    rejected_mask: ArrayLike | None = None,
-    return_rewards: bool = False,
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
     where: ArrayLike | None = None,
-):
+) -> Array:
     r"""ORPO: supervised NLL on the chosen response plus an odds-ratio preference term.
 
     .. math::
@@ -494,13 +494,13 @@ def orpo_loss(
     token-averaged.
 
     Args:
-      policy_chosen_logps, policy_rejected_logps: ``[B]`` (averaged) or ``[B, T]``.
+      policy_chosen_log_probs, policy_rejected_log_probs: ``[B]`` (averaged) or ``[B, T]``.
       beta: ``\lambda`` of the paper (trl's ``beta``), the weight of the odds-ratio term.
-      chosen_mask, rejected_mask, return_rewards, where: as in :func:`dpo_loss`
-        (rewards are ``beta`` times the averaged log-probs, as in trl).
+      chosen_where, rejected_where, where: as in :func:`dpo_loss`.
 
     Returns:
-      ``[B]`` per-example losses (or with rewards).
+      ``[B]`` per-example losses. trl's logged rewards are ``beta`` times the
+      averaged log-probs: ``implicit_rewards(policy, beta=beta, average=True)``.
 
     Paper: Hong, Lee, Thorne, "ORPO: Monolithic Preference Optimization without
     Reference Model", EMNLP 2024, arXiv:2403.07691.
@@ -514,10 +514,10 @@ def orpo_loss(
     C.check_positive(fn, "beta", beta, allow_zero=True)
     (pc, pr), batch_mask, dtype = _pair_inputs(
         fn,
-        ("policy_chosen_logps", "policy_rejected_logps"),
-        (policy_chosen_logps, policy_rejected_logps),
-        (chosen_mask, rejected_mask),
-        ("chosen_mask", "rejected_mask"),
+        ("policy_chosen_log_probs", "policy_rejected_log_probs"),
+        (policy_chosen_log_probs, policy_rejected_log_probs),
+        (chosen_where, rejected_where),
+        ("chosen_where", "rejected_where"),
         where,
         average=True,
     )
@@ -527,7 +527,109 @@ def orpo_loss(
     log_odds = (c - r) - (C.log1mexp(c) - C.log1mexp(r))
     b = jnp.asarray(beta, dtype)
     loss = -pc - b * jax.nn.log_sigmoid(log_odds)
-    return _finish(loss, batch_mask, (b * pc, b * pr), return_rewards)
+    return C.zero_masked(loss, batch_mask)
+
+
+# ----------------------------- implicit rewards -----------------------------
+
+
+def _rewards_sample() -> Sample:
+    rng = np.random.default_rng(9)
+    policy = (-rng.uniform(0.05, 2.0, size=(6, 4))).astype(np.float32)
+    ref = (-rng.uniform(0.5, 8.0, size=(6,))).astype(np.float32)
+    token_where = np.ones((6, 4), bool)
+    token_where[::2, 3] = False
+    extremes = ((np.zeros_like(policy), np.zeros_like(ref)), (np.full_like(policy, -1e4), np.full_like(ref, -1e4)))
+    # The rewards are stop_gradient values for logging: no gradient to check.
+    return Sample(
+        args=(policy, ref), kwargs={"token_where": token_where}, diff_argnums=(), where=False, extremes=extremes
+    )
+
+
+@register(
+    "implicit_rewards",
+    family=FAMILY,
+    kind="function",
+    formula="sg(b (log pi(y) - log ref(y))),  log pi(y) summed (or averaged) over the response tokens",
+    paper="Direct Preference Optimization: Your Language Model is Secretly a Reward Model (2023, arXiv:2305.18290)",
+    reference="huggingface/trl DPOTrainer / KTOTrainer chosen_rewards = beta * (logps - ref_logps).detach(); "
+    "CPOTrainer (simpo) / ORPOTrainer chosen_rewards = beta * policy_logps.detach() (averaged)",
+    sample=_rewards_sample,
+    runtime=("token_where",),
+)
+def implicit_rewards(
+    policy_log_probs: ArrayLike,
+    ref_log_probs: ArrayLike | None = None,
+    *,
+    beta: float = 0.1,
+    token_where: ArrayLike | None = None,
+    average: bool = False,
+) -> Array:
+    r"""The implicit rewards preference trainers log: ``beta * (log pi(y) - log ref(y))``, constant.
+
+    .. math::
+        r(y) = \mathrm{sg}\Big[\beta\big(\log\pi_\theta(y) - \log\pi_\mathrm{ref}(y)\big)\Big]
+        \quad\text{(}\log\pi_\mathrm{ref} = 0\text{ without a reference)}
+
+    with ``\log\pi(y)`` the response log-probability, summed over the counted
+    tokens of ``[B, T]`` inputs (or their mean with ``average=True``) and
+    used as given for ``[B]`` inputs. Call it once on the chosen and once on
+    the rejected log-probabilities; trl logs the batch means
+    (``rewards/chosen``, ``rewards/rejected``), their difference
+    (``rewards/margins``) and ``mean(chosen > rejected)``
+    (``rewards/accuracies``). Which call matches trl's logged rewards:
+
+    * :func:`dpo_loss`, :func:`soft_preference_cross_entropy`, :func:`kto_loss`:
+      ``implicit_rewards(policy, ref, beta=beta)`` (summed log-probs);
+    * :func:`ipo_loss`: ``implicit_rewards(policy, ref, beta=beta, average=True)``
+      (trl averages the IPO log-probs over tokens);
+    * :func:`simpo_loss`, :func:`orpo_loss`: ``implicit_rewards(policy,
+      beta=beta, average=True)`` (no reference; trl's CPO/SimPO and ORPO
+      trainers log ``beta`` times the averaged log-probs).
+
+    Args:
+      policy_log_probs: ``[B]`` (summed or averaged) or ``[B, T]`` (per token)
+        log-probs of the responses under the policy.
+      ref_log_probs: the same under the reference model, ``[B]`` or ``[B, T]``,
+        or None for the reference-free losses (SimPO, ORPO).
+      beta: ``\beta >= 0``, the loss's ``beta``.
+      token_where: ``[B, T]`` token mask (bool or 0/1) of the per-token inputs.
+      average: length-normalize per-token inputs (mean over counted tokens).
+
+    Returns:
+      ``[B]`` rewards (``stop_gradient``: no gradient flows into them).
+
+    Paper: Rafailov et al., "Direct Preference Optimization: Your Language
+    Model is Secretly a Reward Model", NeurIPS 2023, arXiv:2305.18290 (Sec. 5,
+    the implicit reward ``beta log pi / pi_ref``).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.implicit_rewards(jnp.array([-1.0, -2.0]), jnp.array([-2.0, -2.0]), beta=0.5)
+      Array([0.5, 0. ], dtype=float32)
+      >>> lp, m = jnp.array([[-1.0, -3.0, jnp.nan]]), jnp.array([[True, True, False]])
+      >>> lossjax.losses.implicit_rewards(lp, beta=2.0, token_where=m, average=True)  # SimPO / ORPO
+      Array([-4.], dtype=float32)
+    """
+    fn = "implicit_rewards"
+    C.check_positive(fn, "beta", beta, allow_zero=True)
+    if ref_log_probs is None:
+        (policy,), _, dtype = _pair_inputs(
+            fn, ("policy_log_probs",), (policy_log_probs,), (token_where,), ("token_where",), None, average=average
+        )
+        log_ratio = policy
+    else:
+        (policy, ref), _, dtype = _pair_inputs(
+            fn,
+            ("policy_log_probs", "ref_log_probs"),
+            (policy_log_probs, ref_log_probs),
+            (token_where, token_where),
+            ("token_where", "token_where"),
+            None,
+            average=average,
+        )
+        log_ratio = policy - ref
+    return jax.lax.stop_gradient(jnp.asarray(beta, dtype) * log_ratio)
 
 
 # ----------------------------------- KTO -----------------------------------
@@ -556,18 +658,18 @@ def _kto_sample() -> Sample:
     paper="KTO: Model Alignment as Prospect Theoretic Optimization (2024, arXiv:2402.01306)",
     reference="huggingface/trl KTOTrainer.kto_loss (loss_type 'kto')",
     sample=_kto_sample,
-    runtime=("mask",),
+    runtime=("token_where",),
 )
 def kto_loss(
-    policy_logps: ArrayLike,
-    ref_logps: ArrayLike,
+    policy_log_probs: ArrayLike,
+    ref_log_probs: ArrayLike,
     desirable: ArrayLike,
     kl: ArrayLike,
     *,
     beta: float = 0.1,
     desirable_weight: float = 1.0,
     undesirable_weight: float = 1.0,
-    mask: ArrayLike | None = None,
+    token_where: ArrayLike | None = None,
     where: ArrayLike | None = None,
 ) -> Array:
     r"""Kahneman-Tversky Optimization on unpaired desirable/undesirable responses.
@@ -586,18 +688,19 @@ def kto_loss(
     ``\sigma(-x)``.
 
     Args:
-      policy_logps: ``[B]`` summed or ``[B, T]`` per-token policy log-probs.
-      ref_logps: the reference model's, same shape (constant).
+      policy_log_probs: ``[B]`` summed or ``[B, T]`` per-token policy log-probs.
+      ref_log_probs: the reference model's, same shape (constant).
       desirable: ``[B]`` bool, True for desirable (chosen) responses.
       kl: the reference point ``z_0``, a scalar (or ``[B]``), constant.
       beta: ``\beta``.
       desirable_weight, undesirable_weight: ``\lambda_D``, ``\lambda_U``.
-      mask: ``[B, T]`` token mask for per-token inputs.
+      token_where: ``[B, T]`` token mask (bool or 0/1) for per-token inputs.
       where: optional ``[B]`` example mask.
 
     Returns:
       ``[B]`` per-example losses (trl concatenates the chosen then the rejected
-      ones; here they stay in batch order).
+      ones; here they stay in batch order). trl's logged rewards are
+      ``implicit_rewards(policy, ref, beta=beta)`` (:func:`implicit_rewards`).
 
     Paper: Ethayarajh et al., "KTO: Model Alignment as Prospect Theoretic
     Optimization", ICML 2024, arXiv:2402.01306.
@@ -614,10 +717,10 @@ def kto_loss(
     C.check_positive(fn, "undesirable_weight", undesirable_weight, allow_zero=True)
     (pol, ref), batch_mask, dtype = _pair_inputs(
         fn,
-        ("policy_logps", "ref_logps"),
-        (policy_logps, ref_logps),
-        (mask, mask),
-        ("mask", "mask"),
+        ("policy_log_probs", "ref_log_probs"),
+        (policy_log_probs, ref_log_probs),
+        (token_where, token_where),
+        ("token_where", "token_where"),
         where,
         average=False,
     )
@@ -659,8 +762,8 @@ def _kto_kl_sample() -> Sample:
     runtime=("axis_name",),
 )
 def kto_reference_kl(
-    policy_kl_logps: ArrayLike,
-    ref_kl_logps: ArrayLike,
+    policy_kl_log_probs: ArrayLike,
+    ref_kl_log_probs: ArrayLike,
     *,
     where: ArrayLike | None = None,
     axis_name: str | None = None,
@@ -673,7 +776,7 @@ def kto_reference_kl(
     ``axis_name`` when given (trl gathers it across processes).
 
     Args:
-      policy_kl_logps, ref_kl_logps: ``[B]`` summed log-probs of completions
+      policy_kl_log_probs, ref_kl_log_probs: ``[B]`` summed log-probs of completions
         paired with unrelated prompts, under the policy and the reference.
       where: optional ``[B]`` mask of real examples.
       axis_name: a mapped axis to average over (inside ``shard_map``/``pmap``).
@@ -689,9 +792,9 @@ def kto_reference_kl(
       Array(0.75, dtype=float32)
     """
     fn = "kto_reference_kl"
-    p = C.check_array(fn, "policy_kl_logps", policy_kl_logps, ndim=1, dtype="float")
-    r = C.check_array(fn, "ref_kl_logps", ref_kl_logps, ndim=1, dtype="float")
-    C.check_same_shape(fn, ("policy_kl_logps", "ref_kl_logps"), p, r)
+    p = C.check_array(fn, "policy_kl_log_probs", policy_kl_log_probs, ndim=1, dtype="float")
+    r = C.check_array(fn, "ref_kl_log_probs", ref_kl_log_probs, ndim=1, dtype="float")
+    C.check_same_shape(fn, ("policy_kl_log_probs", "ref_kl_log_probs"), p, r)
     dtype = C.compute_dtype(p, r)
     mask = C.prepare_where(fn, where, p.shape)
     d = C.fill_masked(C.as_compute(p, dtype) - C.as_compute(r, dtype), mask)
@@ -725,14 +828,14 @@ def _npo_sample() -> Sample:
     "(2024, arXiv:2404.05868)",
     reference="licong-lin/negative-preference-optimization TOFU/dataloader.py (loss_type 'npo')",
     sample=_npo_sample,
-    runtime=("mask",),
+    runtime=("token_where",),
 )
 def negative_preference_optimization(
-    policy_logps: ArrayLike,
-    ref_logps: ArrayLike,
+    policy_log_probs: ArrayLike,
+    ref_log_probs: ArrayLike,
     *,
     beta: float = 0.1,
-    mask: ArrayLike | None = None,
+    token_where: ArrayLike | None = None,
     where: ArrayLike | None = None,
 ) -> Array:
     r"""Negative Preference Optimization (NPO) for unlearning: DPO with only a rejected response.
@@ -745,10 +848,10 @@ def negative_preference_optimization(
     falls below ``\pi_\mathrm{ref}(y)``. Add a retain loss yourself.
 
     Args:
-      policy_logps: ``[B]`` summed or ``[B, T]`` per-token log-probs of forget responses.
-      ref_logps: the reference (pre-unlearning) model's, same shape (constant).
+      policy_log_probs: ``[B]`` summed or ``[B, T]`` per-token log-probs of forget responses.
+      ref_log_probs: the reference (pre-unlearning) model's, same shape (constant).
       beta: ``\beta``.
-      mask: ``[B, T]`` token mask for per-token inputs.
+      token_where: ``[B, T]`` token mask (bool or 0/1) for per-token inputs.
       where: optional ``[B]`` example mask.
 
     Returns:
@@ -766,10 +869,10 @@ def negative_preference_optimization(
     C.check_positive(fn, "beta", beta)
     (pol, ref), batch_mask, dtype = _pair_inputs(
         fn,
-        ("policy_logps", "ref_logps"),
-        (policy_logps, ref_logps),
-        (mask, mask),
-        ("mask", "mask"),
+        ("policy_log_probs", "ref_log_probs"),
+        (policy_log_probs, ref_log_probs),
+        (token_where, token_where),
+        ("token_where", "token_where"),
         where,
         average=False,
     )
@@ -888,15 +991,15 @@ def _flat_sample() -> Sample:
     paper="LLM Unlearning via Loss Adjustment with Only Forget Data (2024, arXiv:2410.11143)",
     reference="UCSC-REAL/FLAT dataloader.py (loss_type 'cl': ProbLossStable + get_contrastive_loss)",
     sample=_flat_sample,
-    runtime=("template_mask", "forget_mask"),
+    runtime=("template_where", "forget_where"),
 )
 def forget_only_f_divergence_unlearning(
     template_log_probs: ArrayLike,
     forget_log_probs: ArrayLike,
     *,
     divergence: str = "Total-Variation",
-    template_mask: ArrayLike | None = None,
-    forget_mask: ArrayLike | None = None,
+    template_where: ArrayLike | None = None,
+    forget_where: ArrayLike | None = None,
     where: ArrayLike | None = None,
 ) -> Array:
     r"""FLAT: unlearning with only forget data by maximizing a variational f-divergence.
@@ -921,7 +1024,7 @@ def forget_only_f_divergence_unlearning(
       template_log_probs: per-token log-probs of the template answers, ``[B, T1]`` (or ``[B]``).
       forget_log_probs: per-token log-probs of the forget answers, ``[B, T2]`` (or ``[B]``).
       divergence: ``"Total-Variation"``, ``"KL"``, ``"Pearson"`` or ``"Jenson-Shannon"``.
-      template_mask, forget_mask: token masks of the same shapes (bool or 0/1).
+      template_where, forget_where: token masks of the same shapes (bool or 0/1).
       where: optional ``[B]`` example mask.
 
     Returns:
@@ -938,8 +1041,8 @@ def forget_only_f_divergence_unlearning(
     """
     fn = "forget_only_f_divergence_unlearning"
     C.check_one_of(fn, "divergence", divergence, tuple(_F_DIVERGENCES))
-    g_lp = check_logps(fn, "template_log_probs", template_log_probs)
-    f_lp = check_logps(fn, "forget_log_probs", forget_log_probs)
+    g_lp = check_log_probs(fn, "template_log_probs", template_log_probs)
+    f_lp = check_log_probs(fn, "forget_log_probs", forget_log_probs)
     if g_lp.shape[0] != f_lp.shape[0]:
         raise ValueError(
             f"{fn}: `template_log_probs` and `forget_log_probs` need the same batch size, "
@@ -958,8 +1061,8 @@ def forget_only_f_divergence_unlearning(
         count = jnp.sum(keep).astype(dtype)
         return jnp.sum(p) / jnp.maximum(count, jnp.ones((), dtype)), count
 
-    g, n_g = mean_prob(g_lp, template_mask, "template_log_probs", "template_mask")
-    f, n_f = mean_prob(f_lp, forget_mask, "forget_log_probs", "forget_mask")
+    g, n_g = mean_prob(g_lp, template_where, "template_log_probs", "template_where")
+    f, n_f = mean_prob(f_lp, forget_where, "forget_log_probs", "forget_where")
     act, conj = _F_DIVERGENCES[divergence]
     loss = act(g) - conj(f)
     return jnp.where((n_g > 0) & (n_f > 0), loss, jnp.zeros((), dtype))

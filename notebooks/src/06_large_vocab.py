@@ -4,8 +4,9 @@
 # A language model's output head computes `logits = hidden @ weight.T` (`[N, V]`) and a
 # cross-entropy on them. At `N = 8192` tokens and `V = 128k` the float32 logits alone are
 # 4 GiB, and autodiff keeps them (and their gradient) alive. `lossjax.losses.linear_cross_entropy`
-# fuses the matmul with the loss in a `custom_vjp` that streams tiles of logits and never holds
-# more than one.
+# (per-token losses) and `lossjax.losses.reduced_linear_cross_entropy` (their mean or sum, used
+# here) fuse the matmul with the loss in a `custom_vjp` that streams tiles of logits and never
+# holds more than one.
 #
 # This notebook measures the time and the compiled temporary memory of the naive head and of the
 # fused one as the vocabulary grows. The sizes come from the backend: small on CPU (or with
@@ -21,7 +22,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import optax
 
-from lossjax.losses import linear_cross_entropy
+from lossjax.losses import reduced_linear_cross_entropy
 
 SMALL = os.environ.get("LOSSJAX_SMALL") == "1"
 ACCEL = jax.default_backend() != "cpu" and not SMALL
@@ -41,9 +42,10 @@ print(f"backend={jax.default_backend()} N={N} D={D} dtype={jnp.dtype(DTYPE).name
 # ## Three heads
 #
 # * **naive**: one matmul materializes the logits, then optax's cross-entropy.
-# * **fused (default)**: `reduction="mean"` with `mode="auto"`: the gradient is computed during the
-#   forward pass over token chunks when the float32 `[V, D]` weight-gradient accumulator fits the
-#   budget (6·N·D·V FLOPs, like naive), otherwise the recompute path.
+# * **fused (default)**: `reduced_linear_cross_entropy` (`reduction="mean"`, `mode="auto"`): the
+#   gradient is computed during the forward pass over token chunks when the float32 `[V, D]`
+#   weight-gradient accumulator fits the budget (6·N·D·V FLOPs, like naive), otherwise the
+#   recompute path.
 # * **fused (lean)**: `mode="recompute"` with a budget 8x smaller: a forward pass that streams
 #   vocabulary blocks and keeps only per-token max / sum-exp / target logit, and a backward pass that
 #   recomputes each block (8·N·D·V FLOPs).
@@ -56,11 +58,11 @@ def naive(h, w, y):
 
 
 def fused(h, w, y):
-    return linear_cross_entropy(h, w, y, reduction="mean", memory_budget=BUDGET)
+    return reduced_linear_cross_entropy(h, w, y, reduction="mean", memory_budget=BUDGET)
 
 
 def lean(h, w, y):
-    return linear_cross_entropy(h, w, y, reduction="mean", mode="recompute", memory_budget=LEAN)
+    return reduced_linear_cross_entropy(h, w, y, reduction="mean", mode="recompute", memory_budget=LEAN)
 
 
 HEADS = {"naive": naive, "fused (default)": fused, "fused (lean)": lean}

@@ -41,13 +41,16 @@ def assert_close(actual, expected, **kw):
 
 
 def test_z_loss_matches_palm_formula_and_masks():
+    # The golden values are PaLM's weighted term c * lse^2 (c = 1e-4); z_loss is the unweighted lse^2.
     c = REF["z_loss"]
-    assert_close(L.z_loss(LOGITS, z_loss_coef=c["z_loss_coef"]), c["value"])
+    unweighted = np.asarray(c["value"]) / c["z_loss_coef"]
+    assert_close(L.z_loss(LOGITS), unweighted)
+    assert_close(c["z_loss_coef"] * L.z_loss(LOGITS), c["value"])
     w = np.arange(7) % 2 == 0
     out = L.z_loss(np.where(w[:, None], LOGITS, np.nan).astype(np.float32), where=w)
     assert np.all(np.asarray(out)[~w] == 0)
-    assert_close(np.asarray(out)[w], np.asarray(c["value"])[w])
-    g = _grad(lambda z: jnp.sum(L.z_loss(z, z_loss_coef=1.0)))(LOGITS)
+    assert_close(np.asarray(out)[w], unweighted[w])
+    g = _grad(lambda z: jnp.sum(L.z_loss(z)))(LOGITS)
     lse = jax.nn.logsumexp(LOGITS, axis=-1, keepdims=True)
     assert_close(g, 2 * lse * jax.nn.softmax(LOGITS), rtol=1e-5)  # d(lse^2) = 2 lse softmax
 
@@ -55,17 +58,19 @@ def test_z_loss_matches_palm_formula_and_masks():
 @pytest.mark.parametrize("case", range(3))
 def test_spherical_z_loss_matches_closed_form(case):
     c = REF["spherical_z_loss"][case]
-    assert_close(L.spherical_z_loss(LOGITS, LABELS, a=c["a"], b=c["b"]), c["value"])
+    assert_close(L.spherical_z_loss(LOGITS, LABELS, sharpness=c["a"], offset=c["b"]), c["value"])
 
 
 def test_spherical_z_loss_invariances_and_edges():
-    base = L.spherical_z_loss(LOGITS, LABELS, a=0.5, b=2.0)
-    assert_close(L.spherical_z_loss(3.7 * LOGITS - 11.0, LABELS, a=0.5, b=2.0), base, rtol=1e-4)
+    base = L.spherical_z_loss(LOGITS, LABELS, sharpness=0.5, offset=2.0)
+    assert_close(L.spherical_z_loss(3.7 * LOGITS - 11.0, LABELS, sharpness=0.5, offset=2.0), base, rtol=1e-4)
     # Soft labels: expectation over classes; one-hot equals integer labels.
     onehot = np.eye(11, dtype=np.float32)[LABELS]
-    assert_close(L.spherical_z_loss(LOGITS, onehot, a=0.5, b=2.0), base)
+    assert_close(L.spherical_z_loss(LOGITS, onehot, sharpness=0.5, offset=2.0), base)
     # Constant outputs: z = 0, loss softplus(a b) / a, finite gradient.
-    v, g = _value_and_grad(lambda o: jnp.sum(L.spherical_z_loss(o, jnp.array([1]), a=2.0, b=0.5)))(jnp.zeros((1, 4)))
+    v, g = _value_and_grad(lambda o: jnp.sum(L.spherical_z_loss(o, jnp.array([1]), sharpness=2.0, offset=0.5)))(
+        jnp.zeros((1, 4))
+    )
     assert_close(v, math.log1p(math.e) / 2.0)
     assert np.all(np.isfinite(np.asarray(g)))
     # Two classes, o = (1, -1): z = (1, -1); target 0 with b = 1 -> softplus(0) = log 2.
@@ -168,7 +173,7 @@ def test_reweighting_matches_reference(case):
     r = REF["reweighting"]
     c = r["cases"][case]
     losses = np.asarray(r["losses"], np.float32)
-    kw = dict(strategy=c["strategy"], temperature=c["temperature"], delta=c["delta"])
+    kw = dict(variant=c["strategy"], temperature=c["temperature"], delta=c["delta"])
     assert_close(L.loss_based_sample_weights(losses, **kw), c["weights"])
     v, g = _value_and_grad(lambda x: L.loss_based_sample_reweighting(x, **kw))(losses)
     assert_close(v, c["loss"])
@@ -188,13 +193,13 @@ def test_reweighting_where_and_across_devices():
     spec = PartitionSpec("d")
     sharded_w = jax.jit(
         jax.shard_map(
-            lambda x: L.loss_based_sample_weights(x, strategy="quadratic", axis_name="d"),
+            lambda x: L.loss_based_sample_weights(x, variant="quadratic", axis_name="d"),
             mesh=mesh,
             in_specs=spec,
             out_specs=spec,
         )
     )(losses)
-    assert_close(sharded_w, L.loss_based_sample_weights(losses, strategy="quadratic"))
+    assert_close(sharded_w, L.loss_based_sample_weights(losses, variant="quadratic"))
     part = jax.jit(
         jax.shard_map(
             lambda x: L.loss_based_sample_reweighting(x, axis_name="d")[None], mesh=mesh, in_specs=spec, out_specs=spec
@@ -212,11 +217,11 @@ def test_pass_at_n_matches_high_precision(case):
     c = r["cases"][case]
     lp = np.asarray(r["log_probs"])
     want = np.asarray(c["value"])
-    out32 = L.pass_at_n_coverage_loss(lp.astype(np.float32), n=c["n"])
+    out32 = L.pass_at_n_coverage_loss(lp.astype(np.float32), num_samples=c["n"])
     assert out32.dtype == jnp.float32
     assert_close(out32, want, rtol=1e-5, atol=1e-30)
     with jax.enable_x64(True):
-        out64 = np.asarray(L.pass_at_n_coverage_loss(lp, n=c["n"]))
+        out64 = np.asarray(L.pass_at_n_coverage_loss(lp, num_samples=c["n"]))
     big = want > 1e-300
     np.testing.assert_allclose(out64[big], want[big], rtol=1e-9)
 
@@ -224,19 +229,22 @@ def test_pass_at_n_matches_high_precision(case):
 def test_pass_at_n_gradient_and_token_inputs():
     lp = jnp.array([-0.01, -0.5, -3.0, -40.0])
     n = 8.0
-    g = _grad(lambda x: jnp.sum(L.pass_at_n_coverage_loss(x, n=n)))(lp)
+    g = _grad(lambda x: jnp.sum(L.pass_at_n_coverage_loss(x, num_samples=n)))(lp)
     p = np.exp(np.asarray(lp, np.float64))
     # d/dlog p of -log(1 - (1-p)^n), with the cancellation-free forms of (1-p)^k and 1 - (1-p)^n.
     want = -n * np.exp((n - 1) * np.log1p(-p)) * p / -np.expm1(n * np.log1p(-p))
     assert_close(g, want, rtol=1e-4, atol=1e-7)
     for edge in (0.0, -1e4):
-        v, g = _value_and_grad(lambda x: jnp.sum(L.pass_at_n_coverage_loss(x, n=n)))(jnp.array([edge]))
+        v, g = _value_and_grad(lambda x: jnp.sum(L.pass_at_n_coverage_loss(x, num_samples=n)))(jnp.array([edge]))
         assert np.isfinite(float(v)) and np.isfinite(float(g[0]))
     # n = 1 is the cross-entropy -log p.
-    assert_close(L.pass_at_n_coverage_loss(lp, n=1), -lp)
+    assert_close(L.pass_at_n_coverage_loss(lp, num_samples=1), -lp)
     tok = jnp.array([[-0.1, -0.2, jnp.nan], [-1.0, -jnp.inf, -jnp.inf]])
     m = jnp.array([[1, 1, 0], [1, 0, 0]])
-    assert_close(L.pass_at_n_coverage_loss(tok, n=4, mask=m), L.pass_at_n_coverage_loss(jnp.array([-0.3, -1.0]), n=4))
+    assert_close(
+        L.pass_at_n_coverage_loss(tok, num_samples=4, token_where=m),
+        L.pass_at_n_coverage_loss(jnp.array([-0.3, -1.0]), num_samples=4),
+    )
 
 
 # -------------------------------- CCS --------------------------------
@@ -259,7 +267,7 @@ def test_satimp_matches_reference(case):
     labels = np.asarray(r["labels"], np.int32)
     keep = labels != -100
     lp = L.token_log_probs(logits, labels)
-    kw = dict(beta1=c["beta1"], beta2=c["beta2"])
+    kw = dict(beta_1=c["beta1"], beta_2=c["beta2"])
     out = L.saturation_importance_unlearning_loss(lp, where=keep, **kw)
     assert_close(out, c["per_token"])
     assert_close(lossjax.masked_mean(out, keep), c["mean"])
@@ -280,34 +288,35 @@ def test_satimp_edges():
 
 
 def test_errors_name_function_argument_and_shapes():
-    with pytest.raises(ValueError, match=r"z_loss: `z_loss_coef` must be >= 0"):
-        L.z_loss(LOGITS, z_loss_coef=-1.0)
+    with pytest.raises(TypeError, match=r"z_loss_coef"):  # the weight belongs to the composed sum
+        L.z_loss(LOGITS, z_loss_coef=1e-4)
     with pytest.raises(TypeError, match=r"z_loss: argument `logits` must have a float dtype"):
         L.z_loss(LABELS)
-    with pytest.raises(ValueError, match=r"spherical_z_loss: `a` must be > 0"):
-        L.spherical_z_loss(LOGITS, LABELS, a=0.0)
-    with pytest.raises(ValueError, match=r"spherical_z_loss: `b` must be a finite number"):
-        L.spherical_z_loss(LOGITS, LABELS, b=float("inf"))
+    with pytest.raises(ValueError, match=r"spherical_z_loss: `sharpness` must be > 0"):
+        L.spherical_z_loss(LOGITS, LABELS, sharpness=0.0)
+    with pytest.raises(ValueError, match=r"spherical_z_loss: `offset` must be a finite number"):
+        L.spherical_z_loss(LOGITS, LABELS, offset=float("inf"))
     with pytest.raises(ValueError, match=r"number_token_loss: argument `token_values` must have shape \(11\)"):
         L.number_token_loss(LOGITS, LABELS, np.zeros(5, np.float32))
     with pytest.raises(ValueError, match=r"number_token_loss: `variant` must be one of \['mse', 'was'\]"):
         L.number_token_loss(LOGITS, LABELS, np.zeros(11, np.float32), variant="l1")
     with pytest.raises(ValueError, match=r"number_token_loss: `labels` must have shape"):
         L.number_token_loss(LOGITS, LABELS[:3], np.zeros(11, np.float32))
-    with pytest.raises(ValueError, match=r"earth_mover_distance_optimization: `embeddings` must have shape \(11, D\)"):
+    with pytest.raises(ValueError, match=r"earth_mover_distance_optimization: `proxies` must have shape \(11, D\)"):
         L.earth_mover_distance_optimization(LOGITS, LABELS, np.zeros((4, 3), np.float32))
-    with pytest.raises(ValueError, match=r"loss_based_sample_weights: `strategy` must be one of"):
-        L.loss_based_sample_weights(np.ones(3, np.float32), strategy="uniform")
+    with pytest.raises(ValueError, match=r"loss_based_sample_weights: `variant` must be one of"):
+        L.loss_based_sample_weights(np.ones(3, np.float32), variant="uniform")
     with pytest.raises(ValueError, match=r"loss_based_sample_reweighting: argument `losses` must have rank 1"):
         L.loss_based_sample_reweighting(LOGITS)
-    with pytest.raises(ValueError, match=r"pass_at_n_coverage_loss: `n` must be >= 1, got 0.5"):
-        L.pass_at_n_coverage_loss(np.zeros(3, np.float32), n=0.5)
-    with pytest.raises(ValueError, match=r"pass_at_n_coverage_loss: `mask` is only meaningful with per-token"):
-        L.pass_at_n_coverage_loss(np.zeros(3, np.float32), mask=np.ones(3, bool))
-    with pytest.raises(ValueError, match=r"saturation_importance_unlearning_loss: `beta2` must be >= 0"):
-        L.saturation_importance_unlearning_loss(np.zeros(3, np.float32), beta2=-1.0)
+    with pytest.raises(ValueError, match=r"pass_at_n_coverage_loss: `num_samples` must be >= 1, got 0.5"):
+        L.pass_at_n_coverage_loss(np.zeros(3, np.float32), num_samples=0.5)
+    with pytest.raises(ValueError, match=r"pass_at_n_coverage_loss: `token_where` is only meaningful with per-token"):
+        L.pass_at_n_coverage_loss(np.zeros(3, np.float32), token_where=np.ones(3, bool))
+    with pytest.raises(ValueError, match=r"saturation_importance_unlearning_loss: `beta_2` must be >= 0"):
+        L.saturation_importance_unlearning_loss(np.zeros(3, np.float32), beta_2=-1.0)
     with pytest.raises(
-        ValueError, match=r"contrast_consistent_search_loss: `p_pos` and `p_neg` must have the same shape"
+        ValueError,
+        match=r"contrast_consistent_search_loss: `positive_probs` and `negative_probs` must have the same shape",
     ):
         L.contrast_consistent_search_loss(np.zeros(3, np.float32), np.zeros(4, np.float32))
 
@@ -316,6 +325,7 @@ def test_registry_aliases():
     get = lossjax.registry.get_entry
     assert get("emo").name == "earth_mover_distance_optimization"
     assert get("auxiliary_z_loss").name == "z_loss"
+    assert dict(get("z_loss").hyperparams) == {}  # unweighted: the weight is the composed sum's
     assert get("ntl").name == "number_token_loss"
     assert get("direct_coverage_optimization").name == "pass_at_n_coverage_loss"
     assert get("saturation_importance_unlearning_weights").name == "saturation_importance_unlearning_loss"

@@ -1,4 +1,5 @@
-"""linear_cross_entropy: the fused large-vocabulary head against PyTorch and the naive head."""
+"""The fused large-vocabulary head (linear_cross_entropy, linear_cross_entropy_with_lse,
+reduced_linear_cross_entropy) against PyTorch and the naive head."""
 
 import json
 import math
@@ -12,8 +13,8 @@ import optax
 import pytest
 
 import lossjax
-from lossjax.losses import linear_cross_entropy
-from lossjax.losses._large_vocab import tile_sizes
+from lossjax._fused import tile_sizes
+from lossjax.losses import linear_cross_entropy, linear_cross_entropy_with_lse, reduced_linear_cross_entropy
 
 REF = json.loads((pathlib.Path(__file__).parents[1] / "reference" / "large_vocab.json").read_text())["cases"]
 MODES = ("in_forward", "recompute")
@@ -30,7 +31,7 @@ def assert_rel(actual, expected, tol, what=""):
     assert err <= tol, f"{what}: relative error {err:.3g} > {tol:.3g}"
 
 
-def naive(hidden, weight, labels, *, bias=None, label_smoothing=0.0, z_loss=0.0, logit_softcap=None, where=None):
+def naive(hidden, weight, labels, *, bias=None, label_smoothing=0.0, z_loss_weight=0.0, logit_softcap=None, where=None):
     """The naive head: logits materialized, float32 (or float64) softmax cross-entropy."""
     dt = jnp.float64 if hidden.dtype == jnp.float64 else jnp.float32
     logits = jnp.matmul(hidden.astype(dt), weight.astype(dt).T, precision=jax.lax.Precision.HIGHEST)
@@ -46,8 +47,13 @@ def naive(hidden, weight, labels, *, bias=None, label_smoothing=0.0, z_loss=0.0,
     v = logits.shape[-1]
     q = (1 - label_smoothing) * jax.nn.one_hot(safe, v, dtype=dt) + label_smoothing / v
     lse = jax.nn.logsumexp(logits, axis=-1)
-    loss = -jnp.sum(q * logp, axis=-1) + z_loss * lse**2
+    loss = -jnp.sum(q * logp, axis=-1) + z_loss_weight * lse**2
     return jnp.where(valid, loss, 0.0)
+
+
+def _kwargs(c):
+    """The golden case's options under today's names (the JSON keeps the old key ``z_loss``)."""
+    return {("z_loss_weight" if k == "z_loss" else k): v for k, v in c["kwargs"].items()}
 
 
 def _case(name):
@@ -82,10 +88,10 @@ def _random(n=70, d=24, v=333, seed=0, dtype=jnp.float32, ignore=True):
 def test_golden_per_token(name):
     """Per-token losses, lse and per-token-cotangent gradients (recompute path, several blocks)."""
     c, a = _case(name)
-    kw = c["kwargs"]
+    kw = _kwargs(c)
 
     def f(h, w, b):
-        loss, lse = linear_cross_entropy(h, w, a["labels"], bias=b, return_lse=True, block_size=16, **kw)
+        loss, lse = linear_cross_entropy_with_lse(h, w, a["labels"], bias=b, block_size=16, **kw)
         return jnp.sum(loss * a["cot"]), (loss, lse)
 
     argnums = (0, 1, 2) if a["bias"] is not None else (0, 1)
@@ -98,6 +104,9 @@ def test_golden_per_token(name):
     assert_rel(grads[1], c["dweight"], 1e-5, f"{name} dweight")
     if a["bias"] is not None:
         assert_rel(grads[2], c["dbias"], 1e-5, f"{name} dbias")
+    # The per-token entry is the same computation without the lse output.
+    plain = jax.jit(lambda h, w, b: linear_cross_entropy(h, w, a["labels"], bias=b, block_size=16, **kw))
+    np.testing.assert_array_equal(plain(a["hidden"], a["weight"], a["bias"]), loss)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -107,8 +116,8 @@ def test_golden_mean(name, mode):
     c, a = _case(name)
 
     def f(h, w, b):
-        return linear_cross_entropy(
-            h, w, a["labels"], bias=b, reduction="mean", mode=mode, block_size=16, chunk_size=5, **c["kwargs"]
+        return reduced_linear_cross_entropy(
+            h, w, a["labels"], bias=b, reduction="mean", mode=mode, block_size=16, chunk_size=5, **_kwargs(c)
         )
 
     argnums = (0, 1, 2) if a["bias"] is not None else (0, 1)
@@ -126,7 +135,7 @@ def test_golden_mean(name, mode):
 
 OPTIONS = [
     {},
-    {"label_smoothing": 0.1, "z_loss": 1e-3, "logit_softcap": 4.0},
+    {"label_smoothing": 0.1, "z_loss_weight": 1e-3, "logit_softcap": 4.0},
 ]
 
 
@@ -135,12 +144,12 @@ OPTIONS = [
 def test_matches_naive_float32(mode, opts):
     h, w, b, y = _random()
     cot = jnp.linspace(0.5, 1.5, h.shape[0], dtype=jnp.float32)
-    kw = dict(bias=b, block_size=128, chunk_size=32, **opts)  # 333 = 2*128 + 77; 70 = 2*32 + 6
+    kw = dict(block_size=128, **opts)  # 333 = 2*128 + 77; 70 = 2*32 + 6
 
     if mode == "recompute":
 
         def fused(h, w, b):
-            return jnp.sum(cot * linear_cross_entropy(h, w, y, **{**kw, "bias": b}))
+            return jnp.sum(cot * linear_cross_entropy(h, w, y, bias=b, **kw))
 
         def ref(h, w, b):
             return jnp.sum(cot * naive(h, w, y, **{**opts, "bias": b}))
@@ -148,7 +157,7 @@ def test_matches_naive_float32(mode, opts):
     else:
 
         def fused(h, w, b):
-            return linear_cross_entropy(h, w, y, reduction="sum", mode=mode, **{**kw, "bias": b})
+            return reduced_linear_cross_entropy(h, w, y, bias=b, reduction="sum", mode=mode, chunk_size=32, **kw)
 
         def ref(h, w, b):
             return jnp.sum(naive(h, w, y, **{**opts, "bias": b}))
@@ -166,7 +175,7 @@ def test_bf16_inputs(mode):
     h, w, _, y = _random(dtype=jnp.bfloat16)
 
     def fused(h, w):
-        return linear_cross_entropy(h, w, y, reduction="mean", mode=mode, block_size=128, chunk_size=32)
+        return reduced_linear_cross_entropy(h, w, y, reduction="mean", mode=mode, block_size=128, chunk_size=32)
 
     val, (dh, dw) = jax.jit(jax.value_and_grad(fused, argnums=(0, 1)))(h, w)
     assert val.dtype == jnp.float32
@@ -187,7 +196,7 @@ def test_bf16_matmuls_stay_bf16_with_float32_accumulation(mode):
     """Every matmul of the loss and its gradient takes bf16 operands and accumulates in float32."""
     h, w, _, y = _random(n=16, v=300, dtype=jnp.bfloat16)
     f = jax.grad(
-        lambda h, w: linear_cross_entropy(h, w, y, reduction="mean", mode=mode, block_size=128, chunk_size=8),
+        lambda h, w: reduced_linear_cross_entropy(h, w, y, reduction="mean", mode=mode, block_size=128, chunk_size=8),
         argnums=(0, 1),
     )
     dots = []
@@ -216,7 +225,7 @@ def test_modes_agree_and_reductions():
         out = {}
         for mode in MODES:
             for red in ("sum", "mean"):
-                out[mode, red] = linear_cross_entropy(
+                out[mode, red] = reduced_linear_cross_entropy(
                     h, w, y, bias=b, reduction=red, mode=mode, chunk_size=32, block_size=128
                 )
         return per_token, out
@@ -232,7 +241,7 @@ def test_return_lse_gradient():
     h, w, _, y = _random(n=20, v=200, seed=5)
 
     def fused(h, w):
-        loss, lse = linear_cross_entropy(h, w, y, return_lse=True, block_size=128)
+        loss, lse = linear_cross_entropy_with_lse(h, w, y, block_size=128)
         return jnp.sum(loss) + 0.3 * jnp.sum(lse**2)
 
     def ref(h, w):
@@ -270,8 +279,8 @@ def test_closed_form_two_classes():
     for mode in MODES:
 
         def f(x, mode=mode):
-            return linear_cross_entropy(
-                x, weight, labels, label_smoothing=a, z_loss=zl, logit_softcap=c, reduction="sum", mode=mode
+            return reduced_linear_cross_entropy(
+                x, weight, labels, label_smoothing=a, z_loss_weight=zl, logit_softcap=c, reduction="sum", mode=mode
             )
 
         val, g = jax.jit(jax.value_and_grad(f))(hidden)
@@ -285,9 +294,9 @@ def test_uniform_logits_closed_form():
     hidden = jnp.zeros((3, 4), jnp.float32)
     weight = jnp.ones((v, 4), jnp.float32)
     labels = jnp.array([0, 999, 500], jnp.int32)
-    out = jax.jit(lambda h: linear_cross_entropy(h, weight, labels, label_smoothing=0.3, z_loss=1e-2, block_size=128))(
-        hidden
-    )
+    out = jax.jit(
+        lambda h: linear_cross_entropy(h, weight, labels, label_smoothing=0.3, z_loss_weight=1e-2, block_size=128)
+    )(hidden)
     np.testing.assert_allclose(out, np.full(3, math.log(v) + 1e-2 * math.log(v) ** 2), rtol=1e-6)
 
 
@@ -304,10 +313,10 @@ def test_ignored_tokens_equal_slicing(mode):
     h_bad = jnp.where(keep[:, None], h, jnp.nan)  # garbage in ignored rows must not leak
 
     def f(h, w):
-        return linear_cross_entropy(h, w, y, bias=b, where=where, reduction="sum", mode=mode, chunk_size=16)
+        return reduced_linear_cross_entropy(h, w, y, bias=b, where=where, reduction="sum", mode=mode, chunk_size=16)
 
     def sliced(h, w):
-        return linear_cross_entropy(h[keep], w, y[keep], bias=b, reduction="sum", mode=mode, chunk_size=16)
+        return reduced_linear_cross_entropy(h[keep], w, y[keep], bias=b, reduction="sum", mode=mode, chunk_size=16)
 
     val, (dh, dw) = jax.jit(jax.value_and_grad(f, argnums=(0, 1)))(h_bad, w)
     rval, (rdh, rdw) = jax.jit(jax.value_and_grad(sliced, argnums=(0, 1)))(h, w)
@@ -325,7 +334,7 @@ def test_all_ignored_batch(mode):
     y = jnp.full((9,), -100, jnp.int32)
 
     def f(h, w, b):
-        return linear_cross_entropy(h, w, y, bias=b, reduction="mean", mode=mode, chunk_size=4, block_size=64)
+        return reduced_linear_cross_entropy(h, w, y, bias=b, reduction="mean", mode=mode, chunk_size=4, block_size=64)
 
     val, grads = jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))(h, w, b)
     assert float(val) == 0.0
@@ -341,7 +350,7 @@ def test_huge_logits_finite_and_exact(mode):
     h = h * 1e4
 
     def f(h, w):
-        return linear_cross_entropy(h, w, y, reduction="sum", mode=mode, block_size=128, chunk_size=8)
+        return reduced_linear_cross_entropy(h, w, y, reduction="sum", mode=mode, block_size=128, chunk_size=8)
 
     val, (dh, dw) = jax.jit(jax.value_and_grad(f, argnums=(0, 1)))(h, w)
     assert np.isfinite(float(val)) and np.all(np.isfinite(dh)) and np.all(np.isfinite(dw))
@@ -416,7 +425,7 @@ def test_in_forward_under_vmap_and_checkpoint():
     h3, y3 = h.reshape(2, 12, -1), y.reshape(2, 12)
 
     def f(h, w, y):
-        return linear_cross_entropy(h, w, y, reduction="sum", mode="in_forward", chunk_size=5)
+        return reduced_linear_cross_entropy(h, w, y, reduction="sum", mode="in_forward", chunk_size=5)
 
     @jax.jit
     def all_ways(h, w, h3, y3):
@@ -440,7 +449,7 @@ def test_no_gather_or_scatter_on_vocab():
         jaxpr = str(
             jax.make_jaxpr(
                 jax.grad(
-                    lambda h, w, b, mode=mode: linear_cross_entropy(
+                    lambda h, w, b, mode=mode: reduced_linear_cross_entropy(
                         h, w, y, bias=b, reduction="sum", mode=mode, block_size=128, label_smoothing=0.1
                     ),
                     argnums=(0, 1, 2),
@@ -471,14 +480,20 @@ def test_auto_mode_choice():
     h, w, _, y = _random(n=8, d=4, v=256)
 
     def prims(**kw):
-        f = jax.grad(lambda h, w: linear_cross_entropy(h, w, y, block_size=128, chunk_size=4, **kw), argnums=(0, 1))
+        f = jax.grad(
+            lambda h, w: reduced_linear_cross_entropy(h, w, y, block_size=128, chunk_size=4, **kw), argnums=(0, 1)
+        )
         return str(jax.make_jaxpr(f)(h, w))
 
     # The recompute backward streams vocabulary blocks again: two loops in total.
     # The in-forward path has one loop (token chunks) and no loop in the backward.
     assert prims(reduction="mean").count("scan[") == 1
+    assert prims(reduction="sum").count("scan[") == 1
     assert prims(reduction="mean", memory_budget=4 * 256 * 4 - 1).count("scan[") == 2
-    assert prims(reduction="mean", return_lse=False, mode="recompute").count("scan[") == 2
+    assert prims(reduction="mean", mode="recompute").count("scan[") == 2
+    # Per-token losses (any cotangent) always recompute, whatever the budget.
+    per_token = jax.grad(lambda h, w: jnp.sum(linear_cross_entropy(h, w, y, block_size=128)), argnums=(0, 1))
+    assert str(jax.make_jaxpr(per_token)(h, w)).count("scan[") == 2
 
 
 def _temp_bytes(fn, *args) -> int:
@@ -500,7 +515,9 @@ def test_memory_far_below_naive():
     naive_b = _temp_bytes(jax.value_and_grad(naive_loss, argnums=(0, 1)), h, w, y)
     for mode in MODES:
         fused = jax.value_and_grad(
-            lambda h, w, y, mode=mode: linear_cross_entropy(h, w, y, reduction="mean", mode=mode, memory_budget=budget),
+            lambda h, w, y, mode=mode: reduced_linear_cross_entropy(
+                h, w, y, reduction="mean", mode=mode, memory_budget=budget
+            ),
             argnums=(0, 1),
         )
         fused_b = _temp_bytes(fused, h, w, y)
@@ -523,8 +540,16 @@ def test_gradient_exports_for_all_platforms(mode):
 
     def step(h, w, y):
         return jax.value_and_grad(
-            lambda h, w: linear_cross_entropy(
-                h, w, y, reduction="mean", mode=mode, block_size=128, chunk_size=32, z_loss=1e-4, logit_softcap=30.0
+            lambda h, w: reduced_linear_cross_entropy(
+                h,
+                w,
+                y,
+                reduction="mean",
+                mode=mode,
+                block_size=128,
+                chunk_size=32,
+                z_loss_weight=1e-4,
+                logit_softcap=30.0,
             ),
             argnums=(0, 1),
         )(h, w)
@@ -545,39 +570,79 @@ _W = np.zeros((5, 3), np.float32)
 _Y = np.zeros((4,), np.int32)
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "exc", "match"),
-    [
-        (
-            {"weight": np.zeros((5, 2), np.float32)},
-            ValueError,
-            r"`weight` must have shape \(V, D\).*got weight.shape=\(5, 2\)",
-        ),
-        ({"weight": np.zeros((5,), np.float32)}, ValueError, r"`weight` must have rank 2, got rank 1"),
-        (
-            {"labels": np.zeros((3,), np.int32)},
-            ValueError,
-            r"`labels` must have shape hidden.shape\[:-1\]=\(4,\), got \(3,\)",
-        ),
-        ({"labels": np.zeros((4,), np.float32)}, TypeError, r"`labels` must have a int dtype, got float32"),
-        ({"hidden": np.zeros((4, 3), np.int32)}, TypeError, r"`hidden` must have a float dtype, got int32"),
-        ({"label_smoothing": 1.0}, ValueError, r"`label_smoothing` must lie in \[0.0, 1.0\), got 1.0"),
-        ({"z_loss": -1.0}, ValueError, r"`z_loss` must be >= 0, got -1.0"),
-        ({"logit_softcap": 0.0}, ValueError, r"`logit_softcap` must be > 0, got 0.0"),
-        ({"reduction": "avg"}, ValueError, r"`reduction` must be one of \['none', 'mean', 'sum'\], got 'avg'"),
-        ({"mode": "fast"}, ValueError, r"`mode` must be one of .*got 'fast'"),
-        ({"mode": "in_forward"}, ValueError, r"mode='in_forward'` needs a scalar loss.*reduction='none'"),
-        ({"block_size": 0}, ValueError, r"`block_size` must be a positive int, got 0"),
-        ({"chunk_size": 2.5}, ValueError, r"`chunk_size` must be a positive int, got 2.5"),
-        ({"bias": np.zeros((4,), np.float32)}, ValueError, r"`bias` must have shape \(5\), got \(4,\)"),
-        ({"where": np.ones((4,), np.int32)}, TypeError, r"`where` must be a boolean mask"),
-        ({"ignore_index": -1.5}, TypeError, r"`ignore_index` must be a Python int or None, got -1.5"),
-    ],
-)
-def test_bad_inputs(kwargs, exc, match):
+_SHARED_ERRORS = [
+    (
+        {"weight": np.zeros((5, 2), np.float32)},
+        ValueError,
+        r"`weight` must have shape \(V, D\).*got weight.shape=\(5, 2\)",
+    ),
+    ({"weight": np.zeros((5,), np.float32)}, ValueError, r"`weight` must have rank 2, got rank 1"),
+    (
+        {"labels": np.zeros((3,), np.int32)},
+        ValueError,
+        r"`labels` must have shape hidden.shape\[:-1\]=\(4,\), got \(3,\)",
+    ),
+    ({"labels": np.zeros((4,), np.float32)}, TypeError, r"`labels` must have a int dtype, got float32"),
+    ({"hidden": np.zeros((4, 3), np.int32)}, TypeError, r"`hidden` must have a float dtype, got int32"),
+    ({"label_smoothing": 1.0}, ValueError, r"`label_smoothing` must lie in \[0.0, 1.0\), got 1.0"),
+    ({"z_loss_weight": -1.0}, ValueError, r"`z_loss_weight` must be >= 0, got -1.0"),
+    ({"logit_softcap": 0.0}, ValueError, r"`logit_softcap` must be > 0, got 0.0"),
+    ({"block_size": 0}, ValueError, r"`block_size` must be an integer >= 1, got 0"),
+    ({"memory_budget": True}, ValueError, r"`memory_budget` must be an integer >= 1, got True"),
+    ({"bias": np.zeros((4,), np.float32)}, ValueError, r"`bias` must have shape \(5\), got \(4,\)"),
+    ({"where": np.ones((4,), np.int32)}, TypeError, r"`where` must be a boolean mask"),
+    ({"ignore_index": -1.5}, ValueError, r"`ignore_index` must be an integer, got -1.5"),
+]
+_REDUCED_ERRORS = [
+    ({"reduction": "avg"}, ValueError, r"`reduction` must be one of \['mean', 'sum'\], got 'avg'"),
+    ({"reduction": "none"}, ValueError, r"`reduction` must be one of \['mean', 'sum'\], got 'none'"),
+    ({"mode": "fast"}, ValueError, r"`mode` must be one of .*got 'fast'"),
+    ({"chunk_size": 2.5}, ValueError, r"`chunk_size` must be an integer >= 1, got 2.5"),
+]
+_FUNCTIONS = {
+    f.__name__: f for f in (linear_cross_entropy, linear_cross_entropy_with_lse, reduced_linear_cross_entropy)
+}
+_ERROR_CASES = [(name, *case) for name in _FUNCTIONS for case in _SHARED_ERRORS] + [
+    ("reduced_linear_cross_entropy", *case) for case in _REDUCED_ERRORS
+]
+
+
+@pytest.mark.parametrize(("fn", "kwargs", "exc", "match"), _ERROR_CASES)
+def test_bad_inputs(fn, kwargs, exc, match):
+    kwargs = dict(kwargs)
     args = {"hidden": _H, "weight": _W, "labels": _Y}
     for k in ("hidden", "weight", "labels"):
         if k in kwargs:
             args[k] = kwargs.pop(k)
-    with pytest.raises(exc, match="linear_cross_entropy: " + ".*" + match):
-        linear_cross_entropy(args["hidden"], args["weight"], args["labels"], **kwargs)
+    with pytest.raises(exc, match=fn + ": " + ".*" + match):
+        _FUNCTIONS[fn](args["hidden"], args["weight"], args["labels"], **kwargs)
+
+
+def test_return_contract_is_one_kind_per_entry():
+    """Per-token losses, (losses, lse) with has_aux, and a scalar: three registered entries, one implementation."""
+    h, w, b, y = _random(n=12, v=140, seed=8)
+    get = lossjax.registry.get_entry
+    assert (get("linear_cross_entropy").kind, get("linear_cross_entropy").has_aux) == ("per_example", False)
+    assert (get("linear_cross_entropy_with_lse").kind, get("linear_cross_entropy_with_lse").has_aux) == (
+        "per_example",
+        True,
+    )
+    assert get("reduced_linear_cross_entropy").kind == "batch"
+    assert "reduction" not in get("linear_cross_entropy").hyperparams
+    assert "mode" not in get("linear_cross_entropy_with_lse").hyperparams
+
+    @jax.jit
+    def three(h):
+        return (
+            linear_cross_entropy(h, w, y, bias=b, block_size=128),
+            linear_cross_entropy_with_lse(h, w, y, bias=b, block_size=128),
+            reduced_linear_cross_entropy(h, w, y, bias=b, reduction="sum", mode="recompute", block_size=128),
+        )
+
+    per_token, (losses, lse), total = three(h)
+    assert per_token.shape == lse.shape == y.shape and total.shape == ()
+    np.testing.assert_array_equal(losses, per_token)
+    np.testing.assert_allclose(total, jnp.sum(per_token), rtol=2e-6)
+    logits = jnp.matmul(h, w.T, precision=jax.lax.Precision.HIGHEST) + b[None, :]
+    want_lse = jnp.where(y != -100, jax.nn.logsumexp(logits, axis=-1), 0.0)
+    assert_rel(lse, want_lse, 1e-6, "lse")

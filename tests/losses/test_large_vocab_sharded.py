@@ -1,4 +1,4 @@
-"""linear_cross_entropy on 8 simulated CPU devices: token-sharded and vocab-sharded equal unsharded."""
+"""The fused linear cross-entropy on 8 simulated CPU devices: token-sharded and vocab-sharded equal unsharded."""
 
 import functools
 
@@ -9,10 +9,10 @@ import pytest
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from lossjax.losses import linear_cross_entropy
+from lossjax.losses import linear_cross_entropy, linear_cross_entropy_with_lse, reduced_linear_cross_entropy
 
 N, D, V = 48, 8, 320  # 320 = 8 shards x 40 local rows; blocks of 16 leave a remainder of 8
-OPTS = {"label_smoothing": 0.1, "z_loss": 1e-2, "logit_softcap": 6.0}
+OPTS = {"label_smoothing": 0.1, "z_loss_weight": 1e-2, "logit_softcap": 6.0}
 MODES = ("in_forward", "recompute")
 
 
@@ -56,7 +56,9 @@ def test_jit_token_sharded_mean(mode):
     rep = NamedSharding(mesh, P())
 
     def f(h, w, b, y):
-        return linear_cross_entropy(h, w, y, bias=b, reduction="mean", mode=mode, chunk_size=3, block_size=16, **OPTS)
+        return reduced_linear_cross_entropy(
+            h, w, y, bias=b, reduction="mean", mode=mode, chunk_size=3, block_size=16, **OPTS
+        )
 
     g = jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))
     want = g(h, w, b, y)
@@ -80,7 +82,9 @@ def test_explicit_sharding_mesh(vocab_sharded):
         return jnp.sum(cot * linear_cross_entropy(h, w, y, bias=b, block_size=16, **OPTS))
 
     def mean(h, w, b, y, mode):
-        return linear_cross_entropy(h, w, y, bias=b, reduction="mean", mode=mode, block_size=16, chunk_size=3, **OPTS)
+        return reduced_linear_cross_entropy(
+            h, w, y, bias=b, reduction="mean", mode=mode, block_size=16, chunk_size=3, **OPTS
+        )
 
     plain = jax.jit(jax.value_and_grad(per_token, argnums=(0, 1, 2)))(h, w, b, y, cot)
     plain_mean = {
@@ -142,8 +146,8 @@ def test_shard_map_tokens_and_vocab_2d(check_vma):
 
     def sharded(h, w, b):
         loss, lse = jax.shard_map(
-            lambda h, w, b, y: linear_cross_entropy(
-                h, w, y, bias=b, block_size=16, vocab_axis_name="v", return_lse=True, **OPTS
+            lambda h, w, b, y: linear_cross_entropy_with_lse(
+                h, w, y, bias=b, block_size=16, vocab_axis_name="v", **OPTS
             ),
             mesh=mesh,
             in_specs=(P("x"), P("v"), P("v"), P("x")),
@@ -153,7 +157,7 @@ def test_shard_map_tokens_and_vocab_2d(check_vma):
         return jnp.sum(cot * loss) + 0.1 * jnp.sum(lse**2)
 
     def plain(h, w, b):
-        loss, lse = linear_cross_entropy(h, w, y, bias=b, block_size=16, return_lse=True, **OPTS)
+        loss, lse = linear_cross_entropy_with_lse(h, w, y, bias=b, block_size=16, **OPTS)
         return jnp.sum(cot * loss) + 0.1 * jnp.sum(lse**2)
 
     got = jax.jit(jax.value_and_grad(sharded, argnums=(0, 1, 2)))(h, w, b)
@@ -163,5 +167,7 @@ def test_shard_map_tokens_and_vocab_2d(check_vma):
 
 def test_vocab_sharded_rejects_in_forward():
     h, w, _, y, _ = _data()
-    with pytest.raises(ValueError, match="linear_cross_entropy: `mode='in_forward'` does not support a vocab-sharded"):
-        linear_cross_entropy(h, w, y, reduction="mean", mode="in_forward", vocab_axis_name="v")
+    with pytest.raises(
+        ValueError, match="reduced_linear_cross_entropy: `mode='in_forward'` does not support a vocab-sharded"
+    ):
+        reduced_linear_cross_entropy(h, w, y, reduction="mean", mode="in_forward", vocab_axis_name="v")

@@ -59,9 +59,11 @@ def test_dpo_matches_trl_token_inputs_with_masks(case):
     c = REF["dpo"][case]
     pc, pr, rc, rr, cm, rm = _tok()
     kw = dict(
-        beta=c["beta"], label_smoothing=c["label_smoothing"], robust=c["robust"], chosen_mask=cm, rejected_mask=rm
+        beta=c["beta"], label_smoothing=c["label_smoothing"], robust=c["robust"], chosen_where=cm, rejected_where=rm
     )
-    loss, cr, rj = L.dpo_loss(pc, pr, rc, rr, return_rewards=True, **kw)
+    loss = L.dpo_loss(pc, pr, rc, rr, **kw)
+    cr = L.implicit_rewards(pc, rc, beta=c["beta"], token_where=cm)
+    rj = L.implicit_rewards(pr, rr, beta=c["beta"], token_where=rm)
     assert_close(loss, c["loss"], err="dpo loss")
     assert_close(cr, c["chosen_rewards"], err="chosen rewards")
     assert_close(rj, c["rejected_rewards"], err="rejected rewards")
@@ -76,7 +78,7 @@ def test_dpo_float64_parity():
     pc, pr, rc, rr, cm, rm = _tok(np.float64)
     with jax.enable_x64(True):
         out = L.dpo_loss(
-            pc, pr, rc, rr, beta=c["beta"], label_smoothing=c["label_smoothing"], chosen_mask=cm, rejected_mask=rm
+            pc, pr, rc, rr, beta=c["beta"], label_smoothing=c["label_smoothing"], chosen_where=cm, rejected_where=rm
         )
         assert out.dtype == jnp.float64
         assert _rel(out, c["loss"]) < 1e-12
@@ -84,16 +86,16 @@ def test_dpo_float64_parity():
 
 def test_sequence_inputs_equal_token_inputs():
     pc, pr, rc, rr, cm, rm = _tok()
-    tok = L.dpo_loss(pc, pr, rc, rr, chosen_mask=cm, rejected_mask=rm)
+    tok = L.dpo_loss(pc, pr, rc, rr, chosen_where=cm, rejected_where=rm)
     seq = L.dpo_loss(_seq(pc, cm), _seq(pr, rm), _seq(rc, cm), _seq(rr, rm))
     assert_close(tok, seq)
     # Mixed forms: per-token policy, reference precomputed per sequence.
-    mixed = L.dpo_loss(pc, pr, _seq(rc, cm), _seq(rr, rm), chosen_mask=cm, rejected_mask=rm)
+    mixed = L.dpo_loss(pc, pr, _seq(rc, cm), _seq(rr, rm), chosen_where=cm, rejected_where=rm)
     assert_close(mixed, seq)
     assert_close(
-        L.simpo_loss(pc, _seq(pr, rm, True), chosen_mask=cm), L.simpo_loss(_seq(pc, cm, True), _seq(pr, rm, True))
+        L.simpo_loss(pc, _seq(pr, rm, True), chosen_where=cm), L.simpo_loss(_seq(pc, cm, True), _seq(pr, rm, True))
     )
-    tok = L.simpo_loss(pc, pr, chosen_mask=cm, rejected_mask=rm)
+    tok = L.simpo_loss(pc, pr, chosen_where=cm, rejected_where=rm)
     seq = L.simpo_loss(_seq(pc, cm, True), _seq(pr, rm, True))
     assert_close(tok, seq)
 
@@ -102,7 +104,7 @@ def test_sequence_inputs_equal_token_inputs():
 def test_ipo_matches_trl(case):
     c = REF["ipo"][case]
     pc, pr, rc, rr, cm, rm = _tok()
-    assert_close(L.ipo_loss(pc, pr, rc, rr, beta=c["beta"], chosen_mask=cm, rejected_mask=rm), c["loss"])
+    assert_close(L.ipo_loss(pc, pr, rc, rr, beta=c["beta"], chosen_where=cm, rejected_where=rm), c["loss"])
 
 
 @pytest.mark.parametrize("case", range(2))
@@ -110,7 +112,9 @@ def test_simpo_matches_trl_cpo(case):
     c = REF["simpo"][case]
     pc, pr, _, _, cm, rm = _tok()
     kw = dict(beta=c["beta"], gamma=c["gamma"], label_smoothing=c["label_smoothing"])
-    loss, cr, rj = L.simpo_loss(pc, pr, chosen_mask=cm, rejected_mask=rm, return_rewards=True, **kw)
+    loss = L.simpo_loss(pc, pr, chosen_where=cm, rejected_where=rm, **kw)
+    cr = L.implicit_rewards(pc, beta=c["beta"], token_where=cm, average=True)
+    rj = L.implicit_rewards(pr, beta=c["beta"], token_where=rm, average=True)
     assert_close(loss, c["loss"])
     assert_close(cr, c["chosen_rewards"])
     assert_close(rj, c["rejected_rewards"])
@@ -121,7 +125,7 @@ def test_orpo_matches_trl(case):
     c = REF["orpo"][case]
     pc, pr, _, _, cm, rm = _tok()
     pca, pra = _seq(pc, cm, True), _seq(pr, rm, True)
-    assert_close(L.orpo_loss(pc, pr, beta=c["beta"], chosen_mask=cm, rejected_mask=rm), c["loss"])
+    assert_close(L.orpo_loss(pc, pr, beta=c["beta"], chosen_where=cm, rejected_where=rm), c["loss"])
     g = _grad(lambda a, b: jnp.sum(L.orpo_loss(a, b, beta=c["beta"])), argnums=(0, 1))(pca, pra)
     assert_close(g, (c["grad_chosen_avg"], c["grad_rejected_avg"]), rtol=1e-4)
 
@@ -148,22 +152,50 @@ def test_kto_matches_trl(case):
 def test_npo_matches_reference_repo(case):
     c = REF["npo"][case]
     pc, _, rc, _, cm, _ = _tok()
-    assert_close(L.negative_preference_optimization(pc, rc, beta=c["beta"], mask=cm), c["loss"])
+    assert_close(L.negative_preference_optimization(pc, rc, beta=c["beta"], token_where=cm), c["loss"])
 
 
 def test_soft_preference_matches_closed_form_and_cdpo():
     c = REF["soft_pref"]
     pc, pr, rc, rr, cm, rm = _tok()
     q = np.asarray(c["strengths"], np.float32)
-    out = L.soft_preference_cross_entropy(pc, pr, rc, rr, q, beta=c["beta"], chosen_mask=cm, rejected_mask=rm)
+    out = L.soft_preference_cross_entropy(pc, pr, rc, rr, q, beta=c["beta"], chosen_where=cm, rejected_where=rm)
     assert_close(out, c["loss"])
     # q = 1 - e on every example is conservative DPO with label smoothing e.
     e = 0.2
     soft = L.soft_preference_cross_entropy(
-        pc, pr, rc, rr, np.full(5, 1 - e, np.float32), chosen_mask=cm, rejected_mask=rm
+        pc, pr, rc, rr, np.full(5, 1 - e, np.float32), chosen_where=cm, rejected_where=rm
     )
-    cdpo = L.dpo_loss(pc, pr, rc, rr, label_smoothing=e, chosen_mask=cm, rejected_mask=rm)
+    cdpo = L.dpo_loss(pc, pr, rc, rr, label_smoothing=e, chosen_where=cm, rejected_where=rm)
     assert_close(soft, cdpo)
+
+
+def test_implicit_rewards_for_each_loss():
+    """beta * (policy - ref) of the summed (DPO, soft preference, KTO) or averaged (IPO) log-probs,
+    reference-free and averaged for SimPO / ORPO; constants, garbage in padding ignored."""
+    pc, pr, rc, _, cm, rm = _tok()
+    b = 0.3
+    want = b * (_seq(pc, cm) - _seq(rc, cm))
+    assert_close(L.implicit_rewards(pc, rc, beta=b, token_where=cm), want)
+    assert_close(L.implicit_rewards(pc, _seq(rc, cm), beta=b, token_where=cm), want)  # mixed forms
+    assert_close(L.implicit_rewards(_seq(pc, cm), _seq(rc, cm), beta=b), want)
+    assert_close(
+        L.implicit_rewards(pc, rc, beta=b, token_where=cm, average=True),
+        b * (_seq(pc, cm, True) - _seq(rc, cm, True)),
+    )
+    assert_close(L.implicit_rewards(pr, beta=b, token_where=rm, average=True), b * _seq(pr, rm, True))
+    dirty = np.where(cm, pc, np.nan).astype(np.float32)
+    assert_close(L.implicit_rewards(dirty, rc, beta=b, token_where=cm), want)
+    g = _grad(lambda a, r: jnp.sum(L.implicit_rewards(a, r, beta=b, token_where=cm)), argnums=(0, 1))(pc, rc)
+    assert all(np.all(np.asarray(x) == 0) for x in g)
+    entry = lossjax.registry.get_entry("implicit_rewards")
+    assert entry.kind == "function" and set(entry.hyperparams) == {"beta", "average"}
+    with pytest.raises(ValueError, match=r"implicit_rewards: `token_where` is only meaningful with per-token"):
+        L.implicit_rewards(_seq(pc, cm), token_where=cm)
+    with pytest.raises(ValueError, match=r"implicit_rewards: `beta` must be >= 0, got -1.0"):
+        L.implicit_rewards(pc, beta=-1.0)
+    with pytest.raises(ValueError, match=r"implicit_rewards: every log-prob argument needs the same batch size"):
+        L.implicit_rewards(pc, rc[:3])
 
 
 def test_token_and_sequence_log_probs():
@@ -172,10 +204,10 @@ def test_token_and_sequence_log_probs():
     assert_close(lp, c["value"])
     x = np.array([[-1.0, -2.0, np.nan, -np.inf]], np.float32)
     m = np.array([[1, 1, 0, 0]])
-    assert_close(L.sequence_log_probs(x, m), [-3.0])
-    assert_close(L.sequence_log_probs(x, m, average=True), [-1.5])
+    assert_close(L.sequence_log_probs(x, token_where=m), [-3.0])
+    assert_close(L.sequence_log_probs(x, token_where=m, average=True), [-1.5])
     # An all-masked row gives 0, not NaN.
-    assert_close(L.sequence_log_probs(x, np.zeros_like(m), average=True), [0.0])
+    assert_close(L.sequence_log_probs(x, token_where=np.zeros_like(m), average=True), [0.0])
     # Ignore-index labels give 0.
     assert float(L.token_log_probs(jnp.zeros((1, 3)), jnp.array([-100]))[0]) == 0.0
 
@@ -204,7 +236,9 @@ def test_hand_computed_values():
 
 def test_reference_is_constant():
     pc, pr, rc, rr, cm, rm = _tok()
-    g = _grad(lambda a, b: jnp.sum(L.dpo_loss(pc, pr, a, b, chosen_mask=cm, rejected_mask=rm)), argnums=(0, 1))(rc, rr)
+    g = _grad(lambda a, b: jnp.sum(L.dpo_loss(pc, pr, a, b, chosen_where=cm, rejected_where=rm)), argnums=(0, 1))(
+        rc, rr
+    )
     assert all(np.all(np.asarray(x) == 0) for x in g)
     g = _grad(lambda r: jnp.sum(L.negative_preference_optimization(pc, r)))(rc)
     assert np.all(np.asarray(g) == 0)
@@ -230,12 +264,12 @@ def test_reference_is_constant():
 )
 def test_garbage_in_padded_tokens(loss_fn):
     pc, pr, rc, rr, cm, rm = _tok()
-    clean = loss_fn(pc, pr, rc, rr, chosen_mask=cm, rejected_mask=rm)
+    clean = loss_fn(pc, pr, rc, rr, chosen_where=cm, rejected_where=rm)
     dirty = [
         np.where(m, x, v).astype(np.float32)
         for x, m, v in ((pc, cm, np.nan), (pr, rm, -np.inf), (rc, cm, np.inf), (rr, rm, np.nan))
     ]
-    f = jax.jit(lambda a, b, c, d: loss_fn(a, b, c, d, chosen_mask=cm, rejected_mask=rm))
+    f = jax.jit(lambda a, b, c, d: loss_fn(a, b, c, d, chosen_where=cm, rejected_where=rm))
     assert_close(f(*dirty), clean)
     g = _grad(lambda a, b: jnp.sum(f(a, b, dirty[2], dirty[3])), argnums=(0, 1))(dirty[0], dirty[1])
     assert np.all(np.isfinite(g[0])) and np.all(np.isfinite(g[1]))
@@ -245,8 +279,8 @@ def test_garbage_in_padded_tokens(loss_fn):
 def test_where_with_token_masks_equals_slicing():
     pc, pr, rc, rr, cm, rm = _tok()
     w = np.array([True, False, True, True, False])
-    out = L.dpo_loss(pc, pr, rc, rr, chosen_mask=cm, rejected_mask=rm, where=w)
-    ref = L.dpo_loss(pc[w], pr[w], rc[w], rr[w], chosen_mask=cm[w], rejected_mask=rm[w])
+    out = L.dpo_loss(pc, pr, rc, rr, chosen_where=cm, rejected_where=rm, where=w)
+    ref = L.dpo_loss(pc[w], pr[w], rc[w], rr[w], chosen_where=cm[w], rejected_where=rm[w])
     assert np.all(np.asarray(out)[~w] == 0)
     assert_close(np.asarray(out)[w], ref)
 
@@ -254,11 +288,11 @@ def test_where_with_token_masks_equals_slicing():
 def test_vmap_over_token_inputs_with_masks():
     pc, pr, rc, rr, cm, rm = _tok()
     stack = lambda x: np.stack([x, x[::-1]])  # noqa: E731
-    f = jax.vmap(lambda a, b, c, d, m1, m2: L.dpo_loss(a, b, c, d, chosen_mask=m1, rejected_mask=m2))
+    f = jax.vmap(lambda a, b, c, d, m1, m2: L.dpo_loss(a, b, c, d, chosen_where=m1, rejected_where=m2))
     out = jax.jit(f)(*(stack(x) for x in (pc, pr, rc, rr, cm, rm)))
-    assert_close(out[0], L.dpo_loss(pc, pr, rc, rr, chosen_mask=cm, rejected_mask=rm))
+    assert_close(out[0], L.dpo_loss(pc, pr, rc, rr, chosen_where=cm, rejected_where=rm))
     assert_close(
-        out[1], L.dpo_loss(pc[::-1], pr[::-1], rc[::-1], rr[::-1], chosen_mask=cm[::-1], rejected_mask=rm[::-1])
+        out[1], L.dpo_loss(pc[::-1], pr[::-1], rc[::-1], rr[::-1], chosen_where=cm[::-1], rejected_where=rm[::-1])
     )
 
 
@@ -292,9 +326,9 @@ def test_orpo_at_probability_one_is_finite():
 def test_bf16_token_inputs_compute_in_float32():
     pc, pr, rc, rr, cm, rm = _tok()
     low = [jnp.asarray(x, jnp.bfloat16) for x in (pc, pr, rc, rr)]
-    out = L.dpo_loss(*low, chosen_mask=cm, rejected_mask=rm)
+    out = L.dpo_loss(*low, chosen_where=cm, rejected_where=rm)
     assert out.dtype == jnp.float32
-    ref = L.dpo_loss(*(np.asarray(x, np.float32) for x in low), chosen_mask=cm, rejected_mask=rm)
+    ref = L.dpo_loss(*(np.asarray(x, np.float32) for x in low), chosen_where=cm, rejected_where=rm)
     assert_close(out, ref)
 
 
@@ -324,16 +358,17 @@ def test_kto_reference_kl_across_devices():
 
 def test_errors_name_function_argument_and_shapes():
     pc, pr, rc, rr, cm, rm = _tok()
-    with pytest.raises(ValueError, match=r"dpo_loss: argument `policy_chosen_logps` must have rank 1 or 2"):
+    with pytest.raises(ValueError, match=r"dpo_loss: argument `policy_chosen_log_probs` must have rank 1 or 2"):
         L.dpo_loss(pc[..., None], pr, rc, rr)
     with pytest.raises(
-        ValueError, match=r"dpo_loss: per-token `ref_chosen_logps` must have the shape of `policy_chosen_logps`"
+        ValueError,
+        match=r"dpo_loss: per-token `ref_chosen_log_probs` must have the shape of `policy_chosen_log_probs`",
     ):
         L.dpo_loss(pc, pr, rc[:, :3], rr)
-    with pytest.raises(ValueError, match=r"dpo_loss: `chosen_mask` must have the shape of `policy_chosen_logps`"):
-        L.dpo_loss(pc, pr, rc, rr, chosen_mask=rm)
-    with pytest.raises(ValueError, match=r"simpo_loss: `chosen_mask` is only meaningful with per-token"):
-        L.simpo_loss(pc.sum(1), pr.sum(1), chosen_mask=cm)
+    with pytest.raises(ValueError, match=r"dpo_loss: `chosen_where` must have the shape of `policy_chosen_log_probs`"):
+        L.dpo_loss(pc, pr, rc, rr, chosen_where=rm)
+    with pytest.raises(ValueError, match=r"simpo_loss: `chosen_where` is only meaningful with per-token"):
+        L.simpo_loss(pc.sum(1), pr.sum(1), chosen_where=cm)
     with pytest.raises(ValueError, match=r"same batch size"):
         L.orpo_loss(pc, pr[:3])
     with pytest.raises(TypeError, match=r"must have a float dtype"):
@@ -346,7 +381,7 @@ def test_errors_name_function_argument_and_shapes():
         L.kto_loss(pc, rc, np.ones(5, np.int32), 0.0)
     with pytest.raises(ValueError, match=r"kto_loss: `kl` must be a scalar or have shape \(5,\)"):
         L.kto_loss(pc, rc, np.ones(5, bool), np.zeros(3, np.float32))
-    with pytest.raises(ValueError, match=r"soft_preference_cross_entropy: `strengths` must have shape \(5,\)"):
+    with pytest.raises(ValueError, match=r"soft_preference_cross_entropy: `preference_probs` must have shape \(5,\)"):
         L.soft_preference_cross_entropy(pc, pr, rc, rr, np.ones(4, np.float32))
     with pytest.raises(ValueError, match=r"`where` must be broadcastable"):
         L.negative_preference_optimization(pc, rc, where=np.ones(4, bool))
@@ -358,8 +393,8 @@ def test_registry_names_and_runtime_masks():
     dpo = lossjax.get("dpo_loss(beta=0.5, label_smoothing=0.1)")
     assert set(dpo.entry.hyperparams) == {"beta", "label_smoothing", "robust"}
     pc, pr, rc, rr, cm, rm = _tok()
-    want = L.dpo_loss(pc, pr, rc, rr, beta=0.5, label_smoothing=0.1, chosen_mask=cm, rejected_mask=rm)
-    assert_close(dpo(pc, pr, rc, rr, chosen_mask=cm, rejected_mask=rm), want)
+    want = L.dpo_loss(pc, pr, rc, rr, beta=0.5, label_smoothing=0.1, chosen_where=cm, rejected_where=rm)
+    assert_close(dpo(pc, pr, rc, rr, chosen_where=cm, rejected_where=rm), want)
     assert lossjax.from_config(dpo.to_config()).to_config() == {"name": "dpo_loss", "beta": 0.5, "label_smoothing": 0.1}
 
 
@@ -377,11 +412,11 @@ def test_dpo_on_the_fused_head_equals_the_logits_path():
     def fused(h):
         lp = -L.linear_cross_entropy(h.reshape(2 * b * t, d), weight, labels.reshape(-1))
         lp = lp.reshape(2, b, t)
-        return jnp.sum(L.dpo_loss(lp[0], lp[1], ref[0], ref[1], chosen_mask=masks[0], rejected_mask=masks[1]))
+        return jnp.sum(L.dpo_loss(lp[0], lp[1], ref[0], ref[1], chosen_where=masks[0], rejected_where=masks[1]))
 
     def naive(h):
         lp = L.token_log_probs(jnp.einsum("nsd,vd->nsv", h, weight), labels).reshape(2, b, t)
-        return jnp.sum(L.dpo_loss(lp[0], lp[1], ref[0], ref[1], chosen_mask=masks[0], rejected_mask=masks[1]))
+        return jnp.sum(L.dpo_loss(lp[0], lp[1], ref[0], ref[1], chosen_where=masks[0], rejected_where=masks[1]))
 
     vf, gf = _value_and_grad(fused)(hidden)
     vn, gn = _value_and_grad(naive)(hidden)
@@ -410,7 +445,7 @@ def test_checkpoint_and_batch_sharded_inputs():
     pc, pr, rc, rr, cm, rm = (x[:4] for x in _tok())
 
     def total(a, b):
-        return jnp.sum(L.dpo_loss(a, b, rc, rr, chosen_mask=cm, rejected_mask=rm))
+        return jnp.sum(L.dpo_loss(a, b, rc, rr, chosen_where=cm, rejected_where=rm))
 
     want_v, want_g = _value_and_grad(total, argnums=(0, 1))(pc, pr)
     got_v, got_g = _value_and_grad(jax.checkpoint(total), argnums=(0, 1))(pc, pr)
@@ -454,12 +489,12 @@ def test_flat_masks_and_errors():
     f = np.exp(bad)[bm].mean()
     want = -np.tanh(g) / 2 + np.tanh(f) / 2
     dirty_good = np.where(gm, good, np.nan).astype(np.float32)
-    out = L.forget_only_f_divergence_unlearning(dirty_good, bad, template_mask=gm, forget_mask=bm)
+    out = L.forget_only_f_divergence_unlearning(dirty_good, bad, template_where=gm, forget_where=bm)
     assert_close(out, want)
     # where drops whole examples, exactly like slicing the batch.
     w = np.array([True, False, True])
-    out = L.forget_only_f_divergence_unlearning(good, bad, template_mask=gm, forget_mask=bm, where=w)
-    assert_close(out, L.forget_only_f_divergence_unlearning(good[w], bad[w], template_mask=gm[w], forget_mask=bm[w]))
+    out = L.forget_only_f_divergence_unlearning(good, bad, template_where=gm, forget_where=bm, where=w)
+    assert_close(out, L.forget_only_f_divergence_unlearning(good[w], bad[w], template_where=gm[w], forget_where=bm[w]))
     with pytest.raises(ValueError, match=r"forget_only_f_divergence_unlearning: `divergence` must be one of"):
         L.forget_only_f_divergence_unlearning(good, bad, divergence="Reverse-KL")
     with pytest.raises(ValueError, match=r"need the same batch size"):
