@@ -654,7 +654,7 @@ def test_update_errors_name_the_transform_and_argument():
         saf_tx.update({}, saf_tx.init(None), logits=jnp.zeros((2, 4)), indices=jnp.array([0, 1]))
     with pytest.raises(TypeError, match=r"saf: argument `indices` must have a int dtype"):
         saf_tx.update({}, saf_tx.init(None), logits=jnp.zeros((2, 3)), indices=jnp.array([0.0, 1.0]))
-    with pytest.raises(ValueError, match=r"trajectory_loss: `logits` and `target_logits` must have the same shape"):
+    with pytest.raises(ValueError, match=r"trajectory_loss: `logits` and `teacher_logits` must have the same shape"):
         lossjax.losses.trajectory_loss(jnp.zeros((2, 3)), jnp.zeros((2, 4)))
     with pytest.raises(ValueError, match=r"mesa_params: `opt_state` must contain exactly one MESAState, found 0"):
         T.mesa_params(optax.sgd(0.1).init(w))
