@@ -73,15 +73,15 @@ from jax import lax
 from lossjax import _checks as C
 from lossjax._parallel import axis_offset, axis_size, explicit_sharding, like_inputs, shard_multiple, varying_axes
 
-__all__ = ["DEFAULT_MEMORY_BUDGET", "MODES", "REDUCTIONS", "fused_cross_entropy", "tile_sizes"]
+__all__ = ["DEFAULT_MEMORY_BUDGET", "MODES", "SCALAR_REDUCTIONS", "fused_cross_entropy", "tile_sizes"]
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
 #: Gradient strategies of the scalar (reduced) loss; per-token outputs always recompute.
 MODES = ("auto", "in_forward", "recompute")
-#: What :func:`fused_cross_entropy` returns: per-token losses, or their sum / mean over counted tokens.
-REDUCTIONS = ("none", "mean", "sum")
+#: The scalar reductions of :func:`fused_cross_entropy` (``"none"`` returns the per-token losses).
+SCALAR_REDUCTIONS = ("mean", "sum")
 #: Default byte budget for one float32 logit tile (and for the in-forward float32 dW accumulator).
 DEFAULT_MEMORY_BUDGET = 512 * 2**20
 

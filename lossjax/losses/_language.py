@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax._fused import DEFAULT_MEMORY_BUDGET, MODES, fused_cross_entropy
+from lossjax._fused import DEFAULT_MEMORY_BUDGET, MODES, SCALAR_REDUCTIONS, fused_cross_entropy
 from lossjax._parallel import psum
 from lossjax._sequence import check_log_probs, reduce_sequence, token_mask_of
 from lossjax.registry import Sample, register
@@ -435,7 +435,7 @@ def reduced_linear_cross_entropy(
       0.3955
     """
     fn = "reduced_linear_cross_entropy"
-    C.check_one_of(fn, "reduction", reduction, ("mean", "sum"))
+    C.check_one_of(fn, "reduction", reduction, SCALAR_REDUCTIONS)
     return _linear_ce(
         fn,
         hidden,

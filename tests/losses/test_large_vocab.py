@@ -236,7 +236,7 @@ def test_modes_agree_and_reductions():
         np.testing.assert_allclose(out[mode, "mean"], jnp.sum(per_token) / count, rtol=2e-6)
 
 
-def test_return_lse_gradient():
+def test_with_lse_gradient():
     """Gradient through the returned lse equals d logsumexp of the naive logits (softmax @ .)."""
     h, w, _, y = _random(n=20, v=200, seed=5)
 
