@@ -1,18 +1,19 @@
-"""Similarities and distances for metric learning, and the cross-device gather.
+"""Similarities and distances for metric learning, and the cross-device self mask.
 
-The one shared helper of the metric-learning families: every loss that needs a
-similarity or distance matrix calls :func:`pairwise_similarity` /
-:func:`pairwise_distance`, which build the ``[N, M]`` matrix once from one
-matmul (``|a|^2 + |b|^2 - 2 a b^T``, clamped at 0, with a square root whose
-gradient is finite at 0) and never an ``[N, M, D]`` tensor. Half-precision
-inputs are computed in float32.
+The one shared helper of the metric-learning families (metric, proxies,
+margins, selfsup): every loss that needs a similarity or distance matrix calls
+:func:`pairwise_similarity` / :func:`pairwise_distance`, which build the
+``[N, M]`` matrix once from one matmul (``|a|^2 + |b|^2 - 2 a b^T``, clamped
+at 0, with a square root whose gradient is finite at 0) and never an
+``[N, M, D]`` tensor. Half-precision inputs are computed in float32.
 
 Across devices, losses gather candidates with
 :func:`lossjax._parallel.gather_batch` (``all_gather(tiled=True)``, whose
 transpose is ``psum_scatter``): when every device computes the loss of the
 anchors it owns against the gathered candidates and the losses are summed
 (``psum``), the gradient each device gets for its own shard is the gradient of
-the single-device loss on the concatenated batch.
+the single-device loss on the concatenated batch. :func:`self_mask` marks, in
+such a local-rows x gathered-columns matrix, where a row meets itself.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from lossjax import _checks as C
 from lossjax._parallel import AxisName, axis_offset
 
 __all__ = [
-    "METRICS",
+    "DISTANCES",
     "l2_normalize",
     "pairwise_distance",
     "pairwise_similarity",
@@ -34,16 +35,27 @@ __all__ = [
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
-#: Metrics understood by :func:`pairwise_similarity` and :func:`pairwise_distance`.
-#: ``cosine`` and ``dot`` are similarities (larger = closer); ``euclidean`` and
-#: ``squared_euclidean`` are distances (smaller = closer).
-METRICS = ("cosine", "dot", "euclidean", "squared_euclidean")
+#: The geometries (``distance=``) understood by :func:`pairwise_similarity` and
+#: :func:`pairwise_distance`. ``cosine`` and ``dot`` are similarities (larger =
+#: closer); ``euclidean`` and ``squared_euclidean`` are distances (smaller = closer).
+DISTANCES = ("cosine", "dot", "euclidean", "squared_euclidean")
 
 _NORM_EPS = 1e-12  # torch.nn.functional.normalize / optax cosine_similarity floor
 
 
-def l2_normalize(x: Array, *, epsilon: float = _NORM_EPS) -> Array:
-    """``x / max(||x||, epsilon)`` along the last axis; finite gradient at ``x = 0``.
+def l2_normalize(x: ArrayLike, *, epsilon: float = _NORM_EPS) -> Array:
+    r"""Scales rows to unit L2 norm along the last axis, with a finite gradient at ``x = 0``.
+
+    .. math:: \hat x = \frac{x}{\max(\|x\|_2, \epsilon)}
+
+    Args:
+      x: an array ``[..., D]`` (float).
+      epsilon: the norm floor (``1e-12``, as ``torch.nn.functional.normalize``).
+
+    Returns:
+      ``x`` divided by its floored norm, the shape and dtype of ``x``; zero rows stay 0.
+
+    Paper: none (a helper); the convention of ``torch.nn.functional.normalize``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -52,22 +64,24 @@ def l2_normalize(x: Array, *, epsilon: float = _NORM_EPS) -> Array:
       Array([[0.6, 0.8],
              [0. , 0. ]], dtype=float32)
     """
+    x = jnp.asarray(x)
     norm = C.safe_norm(x, axis=-1, keepdims=True)
     return x / jnp.maximum(norm, jnp.asarray(epsilon, x.dtype))
 
 
-def _check_pair(fn: str, a: ArrayLike, b: ArrayLike | None) -> tuple[Array, Array, jnp.dtype]:
-    a = C.check_array(fn, "a", a, ndim=2, dtype="float")
+def _check_pair(fn: str, a: ArrayLike, b: ArrayLike | None) -> tuple[Array, Array]:
+    a = C.check_array(fn, "embeddings_a", a, ndim=2, dtype="float")
     if b is None:
         b_arr = a
     else:
-        b_arr = C.check_array(fn, "b", b, ndim=2, dtype="float")
+        b_arr = C.check_array(fn, "embeddings_b", b, ndim=2, dtype="float")
         if b_arr.shape[1] != a.shape[1]:
             raise ValueError(
-                f"{fn}: `a` and `b` must have the same feature size, got a.shape={a.shape} and b.shape={b_arr.shape}."
+                f"{fn}: `embeddings_a` and `embeddings_b` must have the same feature size, "
+                f"got embeddings_a.shape={a.shape} and embeddings_b.shape={b_arr.shape}."
             )
     dtype = C.compute_dtype(a, b_arr)
-    return C.as_compute(a, dtype), C.as_compute(b_arr, dtype), dtype
+    return C.as_compute(a, dtype), C.as_compute(b_arr, dtype)
 
 
 def _matmul(a: Array, b: Array) -> Array:
@@ -76,10 +90,10 @@ def _matmul(a: Array, b: Array) -> Array:
 
 
 def pairwise_similarity(
-    a: ArrayLike,
-    b: ArrayLike | None = None,
+    embeddings_a: ArrayLike,
+    embeddings_b: ArrayLike | None = None,
     *,
-    metric: str = "cosine",
+    distance: str = "cosine",
     epsilon: float = _NORM_EPS,
 ) -> Array:
     r"""The ``[N, M]`` matrix of similarities (``cosine``, ``dot``) or distances between rows.
@@ -94,9 +108,9 @@ def pairwise_similarity(
     :func:`pairwise_distance` to make the intent explicit.
 
     Args:
-      a: ``[N, D]`` rows.
-      b: ``[M, D]`` rows; ``None`` means ``a`` (the self-similarity matrix).
-      metric: one of :data:`METRICS`.
+      embeddings_a: ``[N, D]`` rows.
+      embeddings_b: ``[M, D]`` rows; ``None`` means ``embeddings_a`` (the self-similarity matrix).
+      distance: the geometry, one of :data:`DISTANCES`.
       epsilon: the norm floor of ``cosine`` (``1e-12``, as
         ``torch.nn.functional.normalize``), and the squared distance below
         which ``euclidean`` is 0.
@@ -104,41 +118,61 @@ def pairwise_similarity(
     Returns:
       ``[N, M]`` in the compute dtype (float32 for half-precision inputs).
 
+    Paper: none (a helper); the ``distance`` names of pytorch-metric-learning
+    (``CosineSimilarity``, ``DotProductSimilarity``, ``LpDistance``).
+
     Example:
       >>> import jax.numpy as jnp
       >>> from lossjax._pairwise import pairwise_similarity
       >>> x = jnp.array([[1.0, 0.0], [0.0, 2.0]])
-      >>> pairwise_similarity(x, metric="cosine")
+      >>> pairwise_similarity(x, distance="cosine")
       Array([[1., 0.],
              [0., 1.]], dtype=float32)
-      >>> pairwise_similarity(x, metric="euclidean").round(4)
+      >>> pairwise_similarity(x, distance="euclidean").round(4)
       Array([[0.    , 2.2361],
              [2.2361, 0.    ]], dtype=float32)
     """
     fn = "pairwise_similarity"
-    C.check_one_of(fn, "metric", metric, METRICS)
-    a, b, _ = _check_pair(fn, a, b)
-    if metric == "cosine":
+    C.check_one_of(fn, "distance", distance, DISTANCES)
+    a, b = _check_pair(fn, embeddings_a, embeddings_b)
+    if distance == "cosine":
         return _matmul(l2_normalize(a, epsilon=epsilon), l2_normalize(b, epsilon=epsilon))
     ab = _matmul(a, b)
-    if metric == "dot":
+    if distance == "dot":
         return ab
     a2 = jnp.sum(jnp.square(a), axis=-1)
     b2 = jnp.sum(jnp.square(b), axis=-1)
     sq = jnp.maximum(a2[:, None] + b2[None, :] - 2 * ab, jnp.zeros((), ab.dtype))
-    if metric == "squared_euclidean":
+    if distance == "squared_euclidean":
         return sq
     return C.safe_sqrt(sq, epsilon=epsilon)
 
 
 def pairwise_distance(
-    a: ArrayLike,
-    b: ArrayLike | None = None,
+    embeddings_a: ArrayLike,
+    embeddings_b: ArrayLike | None = None,
     *,
-    metric: str = "euclidean",
+    distance: str = "euclidean",
     epsilon: float = _NORM_EPS,
 ) -> Array:
-    """The ``[N, M]`` distance matrix: ``euclidean``, ``squared_euclidean``, or ``1 - cosine``.
+    r"""The ``[N, M]`` distance matrix: ``euclidean``, ``squared_euclidean``, or ``1 - cosine``.
+
+    .. math::
+        d(a_i, b_j) = \|a_i - b_j\|,\quad \|a_i - b_j\|^2\quad\text{or}\quad 1 - \cos(a_i, b_j)
+
+    computed by :func:`pairwise_similarity` (one matmul).
+
+    Args:
+      embeddings_a: ``[N, D]`` rows.
+      embeddings_b: ``[M, D]`` rows; ``None`` means ``embeddings_a``.
+      distance: ``"euclidean"`` (default), ``"squared_euclidean"`` or ``"cosine"``.
+      epsilon: as in :func:`pairwise_similarity`.
+
+    Returns:
+      ``[N, M]`` distances (smaller = closer) in the compute dtype.
+
+    Paper: none (a helper); pytorch-metric-learning's ``LpDistance`` and
+    ``1 - CosineSimilarity``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -148,11 +182,10 @@ def pairwise_distance(
              [5., 0.]], dtype=float32)
     """
     fn = "pairwise_distance"
-    C.check_one_of(fn, "metric", metric, ("euclidean", "squared_euclidean", "cosine"))
-    if metric == "cosine":
-        s = pairwise_similarity(a, b, metric="cosine", epsilon=epsilon)
-        return 1 - s
-    return pairwise_similarity(a, b, metric=metric, epsilon=epsilon)
+    C.check_one_of(fn, "distance", distance, ("euclidean", "squared_euclidean", "cosine"))
+    if distance == "cosine":
+        return 1 - pairwise_similarity(embeddings_a, embeddings_b, distance="cosine", epsilon=epsilon)
+    return pairwise_similarity(embeddings_a, embeddings_b, distance=distance, epsilon=epsilon)
 
 
 # --------------------------------------------------------------------------
@@ -160,9 +193,30 @@ def pairwise_distance(
 # --------------------------------------------------------------------------
 
 
-def self_mask(n_local: int, n_total: int, axis_name: AxisName) -> Array:
-    """``[n_local, n_total]`` boolean: True where a local row meets its own gathered column."""
-    offset = axis_offset(axis_name, n_local)
-    rows = jax.lax.broadcasted_iota(jnp.int32, (n_local, n_total), 0) + offset
-    cols = jax.lax.broadcasted_iota(jnp.int32, (n_local, n_total), 1)
+def self_mask(num_local: int, num_total: int, *, axis_name: AxisName = None) -> Array:
+    """Where a local row meets its own gathered column: ``[num_local, num_total]`` bool.
+
+    Row ``i`` of this device is global row ``axis_index * num_local + i``; the
+    columns are the batch gathered over ``axis_name`` (the identity matrix
+    without an axis).
+
+    Args:
+      num_local: rows on this device.
+      num_total: gathered columns (``num_local`` times the number of devices).
+      axis_name: the mapped axis the batch is split over, or None.
+
+    Returns:
+      ``[num_local, num_total]`` boolean mask.
+
+    Paper: none (a helper).
+
+    Example:
+      >>> from lossjax._pairwise import self_mask
+      >>> self_mask(2, 2).astype(int)
+      Array([[1, 0],
+             [0, 1]], dtype=int32)
+    """
+    offset = axis_offset(axis_name, num_local)
+    rows = jax.lax.broadcasted_iota(jnp.int32, (num_local, num_total), 0) + offset
+    cols = jax.lax.broadcasted_iota(jnp.int32, (num_local, num_total), 1)
     return rows == cols

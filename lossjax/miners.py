@@ -18,17 +18,18 @@ Array([[0, 1, 0, 0],
 All masks exclude padded examples (``where=False``) as anchor, positive and
 negative. The semantics follow pytorch-metric-learning's miners of the same
 name (``BatchHardMiner``, ``TripletMarginMiner``, ``MultiSimilarityMiner``).
-The losses of :mod:`lossjax.losses` with a ``mining`` / ``epsilon`` argument
-call the matrix-level forms of these functions on their one similarity matrix.
+The losses of :mod:`lossjax.losses` with a ``mining`` / ``mining_margin``
+argument select their pairs with the same matrix-level functions
+(:mod:`lossjax._mining`) on their one similarity matrix.
 """
 
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from lossjax import _checks as C
-from lossjax import _pairwise as P
+from lossjax._mining import hardest_index, labelled_batch, multi_similarity_mine
+from lossjax._pairwise import pairwise_similarity
 
 __all__ = [
     "batch_all_miner",
@@ -40,83 +41,16 @@ __all__ = [
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
-
-# --------------------------------------------------------------------------
-# Matrix-level forms (shared with lossjax.losses._metric).
-# --------------------------------------------------------------------------
-
-
-def pair_masks(labels: Array, ref_labels: Array, valid: Array, ref_valid: Array, self_m: Array) -> tuple[Array, Array]:
-    """``[n, M]`` positive (same label, not self) and negative (other label) pair masks over valid rows."""
-    same = labels[:, None] == ref_labels[None, :]
-    ok = valid[:, None] & ref_valid[None, :]
-    return same & ok & ~self_m, ~same & ok
-
-
-def hardest(mat: Array, mask: Array, *, largest: bool) -> tuple[Array, Array]:
-    """Per row, the largest (or smallest) entry of ``mat`` among ``mask``; and whether one exists.
-
-    Rows without any entry get 0 (finite values and gradients).
-    """
-    fill = -jnp.inf if largest else jnp.inf
-    picked = jnp.where(mask, mat, fill)
-    val = jnp.max(picked, axis=-1) if largest else jnp.min(picked, axis=-1)
-    has = jnp.any(mask, axis=-1)
-    return jnp.where(has, val, jnp.zeros((), mat.dtype)), has
-
-
-def hardest_index(mat: Array, mask: Array, *, largest: bool) -> tuple[Array, Array]:
-    """Per row, the column index of the largest (or smallest) masked entry, and whether one exists."""
-    fill = -jnp.inf if largest else jnp.inf
-    picked = jnp.where(mask, mat, fill)
-    idx = jnp.argmax(picked, axis=-1) if largest else jnp.argmin(picked, axis=-1)
-    return idx.astype(jnp.int32), jnp.any(mask, axis=-1)
-
-
-def ms_mine(sim: Array, pos: Array, neg: Array, epsilon: float) -> tuple[Array, Array]:
-    """Multi-similarity mining on a similarity matrix (no gradient flows through the masks).
-
-    Keeps positives with ``s_ap - epsilon < max_n s_an`` and negatives with
-    ``s_an + epsilon > min_p s_ap``.
-    """
-    s = jax.lax.stop_gradient(sim)
-    max_neg = jnp.max(jnp.where(neg, s, -jnp.inf), axis=-1, keepdims=True)
-    min_pos = jnp.min(jnp.where(pos, s, jnp.inf), axis=-1, keepdims=True)
-    return pos & (s - epsilon < max_neg), neg & (s + epsilon > min_pos)
-
-
-# --------------------------------------------------------------------------
-# Public miners.
-# --------------------------------------------------------------------------
-
-
-def _prep(fn: str, embeddings: ArrayLike | None, labels: ArrayLike, where: ArrayLike | None):
-    labels = C.check_array(fn, "labels", labels, ndim=1, dtype="int")
-    n = labels.shape[0]
-    x = None
-    if embeddings is not None:
-        x = C.check_array(fn, "embeddings", embeddings, ndim=2, dtype="float")
-        C.check_shape_prefix(fn, ("embeddings", "labels"), x, labels, 1)
-    mask = C.prepare_where(fn, where, (n,))
-    valid = jnp.ones((n,), bool) if mask is None else mask
-    pos, neg = pair_masks(labels, labels, valid, valid, P.self_mask(n, n, None))
-    if x is not None:
-        x = C.fill_masked(C.as_compute(x, C.compute_dtype(x)), mask)
-    return x, pos, neg, valid
-
-
-def _distance(fn: str, x: Array, metric: str, normalize: bool) -> Array:
-    C.check_one_of(fn, "metric", metric, ("euclidean", "squared_euclidean"))
-    if normalize:
-        x = P.l2_normalize(x)
-    return P.pairwise_similarity(x, metric=metric)
+_TRIPLET_DISTANCES = ("euclidean", "squared_euclidean")
 
 
 def batch_all_miner(labels: ArrayLike, *, where: ArrayLike | None = None) -> tuple[Array, Array]:
-    """All positive and negative pairs of a batch: ``(pos [N, N], neg [N, N])`` boolean masks.
+    r"""All positive and negative pairs of a batch: ``(pos [N, N], neg [N, N])`` boolean masks.
 
-    ``pos[a, p]``: same label, ``a != p``; ``neg[a, n]``: different labels. The
-    batch-all triplets are every ``(a, p, n)`` with ``pos[a, p] & neg[a, n]``
+    .. math::
+        \mathrm{pos}_{ap} = [y_a = y_p]\,[a \ne p],\qquad \mathrm{neg}_{an} = [y_a \ne y_n]
+
+    The batch-all triplets are every ``(a, p, n)`` with ``pos[a, p] & neg[a, n]``
     (kept factored: ``N^2`` booleans, not ``N^3``).
 
     Args:
@@ -126,6 +60,9 @@ def batch_all_miner(labels: ArrayLike, *, where: ArrayLike | None = None) -> tup
     Returns:
       ``(pos, neg)``, each ``[N, N]`` bool.
 
+    Paper: Hermans, Beyer, Leibe, "In Defense of the Triplet Loss for Person
+    Re-Identification" (2017, arXiv:1703.07737), the batch-all strategy.
+
     Example:
       >>> import jax.numpy as jnp
       >>> from lossjax.miners import batch_all_miner
@@ -133,34 +70,39 @@ def batch_all_miner(labels: ArrayLike, *, where: ArrayLike | None = None) -> tup
       >>> int(pos.sum()), int(neg.sum())
       (2, 4)
     """
-    _, pos, neg, _ = _prep("batch_all_miner", None, labels, where)
-    return pos, neg
+    b = labelled_batch("batch_all_miner", None, labels, where)
+    return b.pos, b.neg
 
 
 def batch_hard_miner(
     embeddings: ArrayLike,
     labels: ArrayLike,
     *,
-    metric: str = "euclidean",
+    distance: str = "euclidean",
     normalize: bool = True,
     where: ArrayLike | None = None,
 ) -> tuple[Array, Array, Array]:
-    """Batch-hard triplets: per anchor, the farthest positive and the closest negative.
+    r"""Batch-hard triplets: per anchor, the farthest positive and the closest negative.
 
-    Hermans, Beyer, Leibe, "In Defense of the Triplet Loss for Person
-    Re-Identification" (2017, arXiv:1703.07737); pytorch-metric-learning's
-    ``BatchHardMiner`` (``LpDistance``, normalized embeddings by default).
+    .. math::
+        p(a) = \arg\max_{p:\,y_p = y_a,\,p\ne a} d(a, p),\qquad n(a) = \arg\min_{n:\,y_n \ne y_a} d(a, n)
+
+    pytorch-metric-learning's ``BatchHardMiner`` (``LpDistance``, normalized
+    embeddings by default).
 
     Args:
       embeddings: ``[N, D]``.
       labels: integer labels ``[N]``.
-      metric: ``"euclidean"`` or ``"squared_euclidean"``.
+      distance: ``"euclidean"`` or ``"squared_euclidean"``.
       normalize: L2-normalize the embeddings first.
       where: optional ``[N]`` boolean mask.
 
     Returns:
       ``(anchor_ok [N] bool, positive [N] int32, negative [N] int32)``: the
       triplet ``(a, positive[a], negative[a])`` is valid where ``anchor_ok[a]``.
+
+    Paper: Hermans, Beyer, Leibe, "In Defense of the Triplet Loss for Person
+    Re-Identification" (2017, arXiv:1703.07737).
 
     Example:
       >>> import jax.numpy as jnp
@@ -171,11 +113,12 @@ def batch_hard_miner(
       ([True, True, True, True], [1, 0, 3, 2], [3, 3, 0, 0])
     """
     fn = "batch_hard_miner"
-    x, pos, neg, valid = _prep(fn, embeddings, labels, where)
-    d = _distance(fn, x, metric, normalize)
-    p, has_p = hardest_index(d, pos, largest=True)
-    n, has_n = hardest_index(d, neg, largest=False)
-    return has_p & has_n & valid, p, n
+    C.check_one_of(fn, "distance", distance, _TRIPLET_DISTANCES)
+    b = labelled_batch(fn, embeddings, labels, where, normalize=normalize)
+    d = pairwise_similarity(b.x, distance=distance)
+    p, has_p = hardest_index(d, b.pos, largest=True)
+    n, has_n = hardest_index(d, b.neg, largest=False)
+    return has_p & has_n & b.valid, p, n
 
 
 def semihard_miner(
@@ -183,29 +126,35 @@ def semihard_miner(
     labels: ArrayLike,
     *,
     margin: float = 0.2,
-    metric: str = "euclidean",
+    distance: str = "euclidean",
     normalize: bool = True,
     where: ArrayLike | None = None,
 ) -> Array:
-    """Semi-hard triplets: ``d(a, p) < d(a, n) <= d(a, p) + margin``, as an ``[N, N, N]`` mask.
+    r"""Semi-hard triplets: ``d(a, p) < d(a, n) <= d(a, p) + margin``, as an ``[N, N, N]`` mask.
 
-    pytorch-metric-learning's ``TripletMarginMiner(type_of_triplets="semihard")``
-    (Schroff et al., "FaceNet", 2015, arXiv:1503.03832 introduced semi-hard
-    negatives). The mask has ``N^3`` booleans: use it for inspection or small
-    batches; :func:`lossjax.losses.batch_triplet_loss` with
-    ``mining="semihard"`` computes the same loss in ``O(N^2 log N)`` time and
-    ``O(N^2)`` memory without it.
+    .. math::
+        \mathrm{mask}_{apn} = [y_p = y_a,\ p \ne a]\,[y_n \ne y_a]\,[0 < d(a,n) - d(a,p) \le m]
+
+    pytorch-metric-learning's ``TripletMarginMiner(type_of_triplets="semihard")``.
+    The mask has ``N^3`` booleans: use it for inspection or small batches;
+    :func:`lossjax.losses.batch_triplet_loss` with ``mining="semihard"``
+    computes the same loss in ``O(N^2 log N)`` time and ``O(N^2)`` memory
+    without it.
 
     Args:
       embeddings: ``[N, D]``.
       labels: integer labels ``[N]``.
-      margin: the semi-hard band width (> 0).
-      metric: ``"euclidean"`` or ``"squared_euclidean"``.
+      margin: ``m``, the semi-hard band width (> 0).
+      distance: ``"euclidean"`` or ``"squared_euclidean"``.
       normalize: L2-normalize the embeddings first.
       where: optional ``[N]`` boolean mask.
 
     Returns:
       ``[N, N, N]`` bool, indexed ``[anchor, positive, negative]``.
+
+    Paper: Schroff, Kalenichenko, Philbin, "FaceNet: A Unified Embedding for
+    Face Recognition and Clustering" (2015, arXiv:1503.03832), which introduced
+    semi-hard negatives.
 
     Example:
       >>> import jax.numpy as jnp
@@ -217,37 +166,40 @@ def semihard_miner(
     """
     fn = "semihard_miner"
     C.check_positive(fn, "margin", margin)
-    x, pos, neg, _ = _prep(fn, embeddings, labels, where)
-    d = _distance(fn, x, metric, normalize)
+    C.check_one_of(fn, "distance", distance, _TRIPLET_DISTANCES)
+    b = labelled_batch(fn, embeddings, labels, where, normalize=normalize)
+    d = pairwise_similarity(b.x, distance=distance)
     gap = d[:, None, :] - d[:, :, None]  # d(a, n) - d(a, p), [a, p, n]
-    return pos[:, :, None] & neg[:, None, :] & (gap > 0) & (gap <= margin)
+    return b.pos[:, :, None] & b.neg[:, None, :] & (gap > 0) & (gap <= margin)
 
 
 def multi_similarity_miner(
     embeddings: ArrayLike,
     labels: ArrayLike,
     *,
-    epsilon: float = 0.1,
+    margin: float = 0.1,
     where: ArrayLike | None = None,
 ) -> tuple[Array, Array]:
     r"""The multi-similarity miner: informative pairs by relative cosine similarity.
 
     .. math::
-        \text{keep } (a,p) \iff S_{ap} - \epsilon < \max_{n} S_{an},\qquad
-        \text{keep } (a,n) \iff S_{an} + \epsilon > \min_{p} S_{ap}
+        \text{keep } (a,p) \iff S_{ap} - m < \max_{n} S_{an},\qquad
+        \text{keep } (a,n) \iff S_{an} + m > \min_{p} S_{ap}
 
-    Wang et al., "Multi-Similarity Loss with General Pair Weighting for Deep
-    Metric Learning" (CVPR 2019, arXiv:1904.06627); pytorch-metric-learning's
-    ``MultiSimilarityMiner(epsilon=0.1)``.
+    pytorch-metric-learning's ``MultiSimilarityMiner(epsilon=0.1)`` (its
+    ``epsilon`` is this ``margin``).
 
     Args:
       embeddings: ``[N, D]`` (cosine similarity is used).
       labels: integer labels ``[N]``.
-      epsilon: the mining margin (>= 0).
+      margin: ``m``, the mining margin (>= 0).
       where: optional ``[N]`` boolean mask.
 
     Returns:
       ``(pos [N, N], neg [N, N])`` boolean masks of the kept pairs.
+
+    Paper: Wang et al., "Multi-Similarity Loss with General Pair Weighting for
+    Deep Metric Learning" (CVPR 2019, arXiv:1904.06627).
 
     Example:
       >>> import jax.numpy as jnp
@@ -258,7 +210,7 @@ def multi_similarity_miner(
       [[0, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0]]
     """
     fn = "multi_similarity_miner"
-    C.check_positive(fn, "epsilon", epsilon, allow_zero=True)
-    x, pos, neg, _ = _prep(fn, embeddings, labels, where)
-    sim = P.pairwise_similarity(x, metric="cosine")
-    return ms_mine(sim, pos, neg, epsilon)
+    C.check_positive(fn, "margin", margin, allow_zero=True)
+    b = labelled_batch(fn, embeddings, labels, where)
+    sim = pairwise_similarity(b.x, distance="cosine")
+    return multi_similarity_mine(sim, b.pos, b.neg, margin=margin)

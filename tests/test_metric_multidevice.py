@@ -38,10 +38,16 @@ CASES = {
     "batch_triplet_loss[semihard]": (L.batch_triplet_loss, {"margin": 0.5, "mining": "semihard"}, "batch"),
     "lifted_structure_loss": (L.lifted_structure_loss, {}, "batch"),
     "npair_loss": (L.npair_loss, {}, "batch"),
-    "multi_similarity_loss": (L.multi_similarity_loss, {"epsilon": 0.3}, "batch"),
+    "multi_similarity_loss": (L.multi_similarity_loss, {"mining_margin": 0.3}, "batch"),
     "circle_loss": (L.circle_loss, {}, "batch"),
     "supervised_contrastive_loss": (L.supervised_contrastive_loss, {}, "batch"),
     "ntxent_loss": (L.ntxent_loss, {"temperature": 0.2}, "batch"),
+    "orthogonal_projection_loss": (L.orthogonal_projection_loss, {}, "batch"),
+    "threshold_consistent_margin_loss": (
+        L.threshold_consistent_margin_loss,
+        {"pos_margin": 0.6, "neg_margin": 0.1},
+        "batch",
+    ),
     "infonce_loss": (L.infonce_loss, {"temperature": 0.2}, "paired"),
     "symmetric_infonce_loss": (L.symmetric_infonce_loss, {"temperature": 0.2, "label_smoothing": 0.1}, "paired"),
     "sigmoid_contrastive_loss": (L.sigmoid_contrastive_loss, {}, "paired"),
@@ -107,7 +113,14 @@ def _single_and_sharded(name, where):
 
 # Every loss with padded rows on several devices; the unmasked path for one loss of each input form.
 PARAMS = [(name, True) for name in CASES] + [
-    (name, False) for name in ("supervised_contrastive_loss", "infonce_loss", "soft_infonce_loss")
+    (name, False)
+    for name in (
+        "supervised_contrastive_loss",
+        "infonce_loss",
+        "soft_infonce_loss",
+        "orthogonal_projection_loss",
+        "threshold_consistent_margin_loss",
+    )
 ]
 
 

@@ -45,10 +45,11 @@ def test_semihard_matches_pml(margin):
     assert len(ours) > 0
 
 
-@pytest.mark.parametrize("epsilon", [0.1, 0.3])
-def test_multi_similarity_matches_pml(epsilon):
-    pos, neg = (np.asarray(m) for m in miners.multi_similarity_miner(XC, Y, epsilon=epsilon))
-    ref = REF[f"multi_similarity_{epsilon}"]
+@pytest.mark.parametrize("margin", [0.1, 0.3])
+def test_multi_similarity_matches_pml(margin):
+    # PML's MultiSimilarityMiner calls the margin `epsilon` (the reference file's key).
+    pos, neg = (np.asarray(m) for m in miners.multi_similarity_miner(XC, Y, margin=margin))
+    ref = REF[f"multi_similarity_{margin}"]
     assert sorted(map(tuple, np.argwhere(pos).tolist())) == [tuple(t) for t in ref["pos"]]
     assert sorted(map(tuple, np.argwhere(neg).tolist())) == [tuple(t) for t in ref["neg"]]
 
@@ -98,9 +99,14 @@ def test_miners_are_jittable_and_vmappable():
         ),
         (lambda: miners.multi_similarity_miner(np.ones(4, np.float32), np.zeros(4, np.int32)), ValueError, "rank 2"),
         (
-            lambda: miners.multi_similarity_miner(np.ones((4, 2), np.float32), np.zeros(4, np.int32), epsilon=-1.0),
+            lambda: miners.multi_similarity_miner(np.ones((4, 2), np.float32), np.zeros(4, np.int32), margin=-1.0),
             ValueError,
-            "epsilon",
+            "multi_similarity_miner: `margin` must be >= 0",
+        ),
+        (
+            lambda: miners.semihard_miner(np.ones((4, 2), np.float32), np.zeros(4, np.int32), distance="cosine"),
+            ValueError,
+            "semihard_miner: `distance` must be one of",
         ),
     ],
 )

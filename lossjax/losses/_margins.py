@@ -1,19 +1,12 @@
-"""Margin softmaxes (face recognition), proxy losses and prototype losses.
+"""Margin softmaxes for face recognition: NormFace, CosFace, ArcFace, SphereFace and their kin.
 
-Every loss here compares embeddings with class representatives:
-
-* margin softmaxes (NormFace, CosFace, ArcFace, SphereFace, the combined
-  margin of insightface, Partial FC's sampled version of it, AdaFace,
-  SphereFace2) take ``embeddings [N, D]``,
-  integer ``labels [N]`` and the classifier's class weights ``proxies [C, D]``
-  (one row per class, a parameter of the model), and return the per-example
-  loss ``[N]``;
-* proxy losses (proxy-NCA, SoftTriple: per example ``[N]``; proxy-anchor: one
-  value for the batch) take the same arguments;
-* prototype losses (prototypical, angular prototypical) take episodes and
-  return one value for the episode;
-* batch-pair regularizers (orthogonal projection, threshold-consistent margin)
-  take ``embeddings [N, D]`` and ``labels [N]`` and return one value.
+Every loss here takes ``embeddings [N, D]``, integer ``labels [N]`` and the
+classifier's class weights ``proxies [C, D]`` (one row per class, a parameter
+of the model) and returns the per-example loss ``[N]``: NormFace, CosFace,
+ArcFace, SphereFace, the combined margin of insightface, Partial FC's sampled
+version of it, AdaFace and SphereFace2. The checks of those three arguments,
+the cosine matrix and the cross-entropy are shared with the proxy losses in
+:mod:`lossjax._proxy_core`.
 
 All the angular margins (CosFace's ``cos - m``, ArcFace's ``cos(theta + m)``,
 SphereFace's ``cos(m theta)``, their combination and AdaFace's per-example
@@ -35,6 +28,7 @@ import numpy as np
 from lossjax import _checks as C
 from lossjax._pairwise import pairwise_similarity
 from lossjax._parallel import psum
+from lossjax._proxy_core import ce_from_logits, check_proxy_inputs, class_cosines, is_concrete, proxy_sample
 from lossjax.registry import Sample, register
 
 __all__ = [
@@ -66,38 +60,6 @@ _COS_LIMIT = 1.0 - 1e-7
 # --------------------------------------------------------------------------
 
 
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer) and np.ndim(x) == 0
-
-
-def _check_proxy_inputs(fn: str, embeddings, labels, proxies, *, proxies_ndim: int = 2):
-    e = C.check_array(fn, "embeddings", embeddings, ndim=2, dtype="float")
-    y = C.check_array(fn, "labels", labels, ndim=1, dtype="int")
-    if y.shape[0] != e.shape[0]:
-        raise ValueError(
-            f"{fn}: `labels` must have shape (N,)=({e.shape[0]},) to match embeddings.shape={e.shape}, got {y.shape}."
-        )
-    p = C.check_array(fn, "proxies", proxies, ndim=proxies_ndim, dtype="float")
-    if p.shape[-1] != e.shape[1]:
-        need = "(C, D)" if proxies_ndim == 2 else "(C, K, D)"
-        raise ValueError(
-            f"{fn}: `proxies` must have shape {need} with D={e.shape[1]} (the embedding size), got {p.shape}."
-        )
-    return e, y, p
-
-
-def _class_cosines(fn: str, embeddings, labels, proxies, where):
-    """Masked, normalized embeddings against normalized proxies: ``cos [N, C]``, one-hot, mask, dtype."""
-    e, y, p = _check_proxy_inputs(fn, embeddings, labels, proxies)
-    dtype = C.compute_dtype(e, p)
-    mask = C.prepare_where(fn, where, e.shape[:1])
-    e = C.fill_masked(C.as_compute(e, dtype), mask)
-    p = C.as_compute(p, dtype)
-    cos = pairwise_similarity(e, p, metric="cosine")
-    onehot = C.class_targets(fn, cos, y, dtype)
-    return e, cos, onehot, mask, dtype
-
-
 def _margin_target_cosine(
     cos: Array,
     *,
@@ -126,9 +88,9 @@ def _margin_target_cosine(
     ``arccos``/``sqrt(1 - c^2)``, so the gradient is finite at :math:`\cos = \pm 1`.
     """
     dtype = cos.dtype
-    angular = jnp.asarray(angular, dtype) if not _is_concrete(angular) else angular
-    additive = jnp.asarray(additive, dtype) if not _is_concrete(additive) else additive
-    if _is_concrete(multiplicative) and multiplicative == 1 and _is_concrete(angular) and angular == 0:
+    angular = jnp.asarray(angular, dtype) if not is_concrete(angular) else angular
+    additive = jnp.asarray(additive, dtype) if not is_concrete(additive) else additive
+    if is_concrete(multiplicative) and multiplicative == 1 and is_concrete(angular) and angular == 0:
         return cos - jnp.asarray(additive, dtype)
     m2 = jnp.asarray(angular, dtype)
     m3 = jnp.asarray(additive, dtype)
@@ -158,10 +120,6 @@ def _margin_target_cosine(
     raise ValueError(f"_margin_target_cosine: unknown extension {extension!r}.")
 
 
-def _ce_from_logits(logits: Array, onehot: Array) -> Array:
-    return -jnp.sum(onehot * jax.nn.log_softmax(logits, axis=-1), axis=-1)
-
-
 def _replace_target(cos: Array, onehot: Array, target: Array) -> Array:
     """``cos`` with the target column replaced by ``target [N]`` (one-hot select, no scatter)."""
     return jnp.where(onehot > 0, target[:, None], cos)
@@ -169,20 +127,6 @@ def _replace_target(cos: Array, onehot: Array, target: Array) -> Array:
 
 def _target_column(x: Array, onehot: Array) -> Array:
     return jnp.sum(x * onehot, axis=-1)
-
-
-def _face_sample(seed: int = 0, n: int = 6, d: int = 4, c: int = 3, noise: float = 0.4, **kwargs) -> Sample:
-    # Embeddings near their class weight: target cosines stay away from the
-    # ArcFace threshold and from +-1, so the float64 gradient check is meaningful.
-    rng = np.random.default_rng(seed)
-    proxies = rng.normal(size=(c, d)).astype(np.float32)
-    labels = (np.arange(n) % c).astype(np.int32)
-    emb = (proxies[labels] * 1.5 + noise * rng.normal(size=(n, d))).astype(np.float32)
-    return Sample(args=(emb, labels, proxies), diff_argnums=(0, 2), batched_argnums=(0, 1), **kwargs)
-
-
-def _check_scale(fn: str, scale) -> None:
-    C.check_positive(fn, "scale", scale)
 
 
 # --------------------------------------------------------------------------
@@ -198,7 +142,7 @@ def _check_scale(fn: str, scale) -> None:
     formula="-log softmax(s * cos(x, w_j))_y",
     paper="NormFace: L2 Hypersphere Embedding for Face Verification (2017, arXiv:1704.06369)",
     reference="pytorch_metric_learning.losses.NormalizedSoftmaxLoss (temperature = 1 / scale)",
-    sample=_face_sample,
+    sample=proxy_sample,
 )
 def normalized_softmax_loss(
     embeddings: ArrayLike,
@@ -236,9 +180,9 @@ def normalized_softmax_loss(
       [0.3133, 0.6931]
     """
     fn = "normalized_softmax_loss"
-    _check_scale(fn, scale)
-    _, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
-    loss = _ce_from_logits(jnp.asarray(scale, dtype) * cos, onehot)
+    C.check_positive(fn, "scale", scale)
+    _, cos, onehot, mask, dtype = class_cosines(fn, embeddings, labels, proxies, where)
+    loss = ce_from_logits(jnp.asarray(scale, dtype) * cos, onehot)
     return C.zero_masked(loss, mask)
 
 
@@ -250,7 +194,7 @@ def normalized_softmax_loss(
     formula="-log softmax(s * (cos(theta_j) - m [j = y]))_y",
     paper="CosFace: Large Margin Cosine Loss for Deep Face Recognition (2018, arXiv:1801.09414)",
     reference="pytorch_metric_learning.losses.CosFaceLoss; insightface CombinedMarginLoss(m3)",
-    sample=_face_sample,
+    sample=proxy_sample,
 )
 def cosface_loss(
     embeddings: ArrayLike,
@@ -290,11 +234,11 @@ def cosface_loss(
       Array([0.4741], dtype=float32)
     """
     fn = "cosface_loss"
-    _check_scale(fn, scale)
+    C.check_positive(fn, "scale", scale)
     C.check_positive(fn, "margin", margin, allow_zero=True)
-    _, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
+    _, cos, onehot, mask, dtype = class_cosines(fn, embeddings, labels, proxies, where)
     target = _margin_target_cosine(_target_column(cos, onehot), additive=margin)
-    loss = _ce_from_logits(jnp.asarray(scale, dtype) * _replace_target(cos, onehot, target), onehot)
+    loss = ce_from_logits(jnp.asarray(scale, dtype) * _replace_target(cos, onehot, target), onehot)
     return C.zero_masked(loss, mask)
 
 
@@ -306,7 +250,7 @@ def cosface_loss(
     formula="-log softmax(s * [cos(theta_y + m) if theta_y <= pi - m else cos(theta_y) - m sin m ; cos(theta_j)])_y",
     paper=_FACE_PAPER,
     reference="insightface arcface_torch ArcFace (threshold / easy_margin); pytorch_metric_learning.losses.ArcFaceLoss",
-    sample=_face_sample,
+    sample=proxy_sample,
 )
 def arcface_loss(
     embeddings: ArrayLike,
@@ -355,13 +299,13 @@ def arcface_loss(
       0.9284
     """
     fn = "arcface_loss"
-    _check_scale(fn, scale)
+    C.check_positive(fn, "scale", scale)
     C.check_in_range(fn, "margin", margin, 0.0, math.pi / 2)
-    _, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
+    _, cos, onehot, mask, dtype = class_cosines(fn, embeddings, labels, proxies, where)
     target = _margin_target_cosine(
         _target_column(cos, onehot), angular=margin, extension="easy" if easy_margin else "threshold"
     )
-    loss = _ce_from_logits(jnp.asarray(scale, dtype) * _replace_target(cos, onehot, target), onehot)
+    loss = ce_from_logits(jnp.asarray(scale, dtype) * _replace_target(cos, onehot, target), onehot)
     return C.zero_masked(loss, mask)
 
 
@@ -373,7 +317,7 @@ def arcface_loss(
     formula="-log softmax(s ||x|| [(-1)^k cos(m theta_y) - 2k ; cos(theta_j)])_y, k = floor(m theta_y / pi)",
     paper="SphereFace: Deep Hypersphere Embedding for Face Recognition (2017, arXiv:1704.08063)",
     reference="pytorch_metric_learning.losses.SphereFaceLoss",
-    sample=_face_sample,
+    sample=proxy_sample,
 )
 def sphereface_loss(
     embeddings: ArrayLike,
@@ -418,15 +362,15 @@ def sphereface_loss(
       0.3133
     """
     fn = "sphereface_loss"
-    _check_scale(fn, scale)
+    C.check_positive(fn, "scale", scale)
     C.check_positive(fn, "margin", margin)
-    if _is_concrete(margin) and margin < 1:
+    if is_concrete(margin) and margin < 1:
         raise ValueError(f"{fn}: `margin` must be >= 1 (a multiplicative angular margin), got {margin!r}.")
-    e, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
+    e, cos, onehot, mask, dtype = class_cosines(fn, embeddings, labels, proxies, where)
     target = _margin_target_cosine(_target_column(cos, onehot), multiplicative=margin, extension="sphereface")
     norms = C.safe_norm(e, axis=-1, keepdims=True)
     logits = jnp.asarray(scale, dtype) * norms * _replace_target(cos, onehot, target)
-    return C.zero_masked(_ce_from_logits(logits, onehot), mask)
+    return C.zero_masked(ce_from_logits(logits, onehot), mask)
 
 
 @register(
@@ -437,7 +381,7 @@ def sphereface_loss(
     formula="-log softmax(s * [cos(m1 theta_y + m2) - m3 ; cos(theta_j)])_y",
     paper=_FACE_PAPER + " (the combined margin, Sec. 2.3)",
     reference="insightface arcface_torch/losses.py::CombinedMarginLoss; ydwen/opensphere heads",
-    sample=lambda: _face_sample(kwargs={"angular_margin": 0.2, "additive_margin": 0.1}),
+    sample=lambda: proxy_sample(kwargs={"angular_margin": 0.2, "additive_margin": 0.1}),
 )
 def additive_margin_softmax(
     embeddings: ArrayLike,
@@ -491,14 +435,14 @@ def additive_margin_softmax(
     """
     fn = "additive_margin_softmax"
     margins = _check_combined_margins(fn, scale, multiplicative_margin, angular_margin, additive_margin, easy_margin)
-    _, cos, onehot, mask, _ = _class_cosines(fn, embeddings, labels, proxies, where)
+    _, cos, onehot, mask, _ = class_cosines(fn, embeddings, labels, proxies, where)
     return C.zero_masked(_combined_margin_ce(cos, onehot, scale, *margins), mask)
 
 
 def _check_combined_margins(fn, scale, m1, m2, m3, easy_margin):
-    _check_scale(fn, scale)
+    C.check_positive(fn, "scale", scale)
     C.check_positive(fn, "multiplicative_margin", m1)
-    if not _is_concrete(m1) or m1 < 1:
+    if not is_concrete(m1) or m1 < 1:
         raise ValueError(f"{fn}: `multiplicative_margin` must be a Python number >= 1, got {m1!r}.")
     C.check_in_range(fn, "angular_margin", m2, 0.0, math.pi / 2)
     C.check_positive(fn, "additive_margin", m3, allow_zero=True)
@@ -513,7 +457,7 @@ def _combined_margin_ce(cos, onehot, scale, m1, m2, m3, easy_margin):
     target = _margin_target_cosine(
         _target_column(cos, onehot), multiplicative=m1, angular=m2, additive=m3, extension=extension
     )
-    return _ce_from_logits(jnp.asarray(scale, cos.dtype) * _replace_target(cos, onehot, target), onehot)
+    return ce_from_logits(jnp.asarray(scale, cos.dtype) * _replace_target(cos, onehot, target), onehot)
 
 
 def _partial_fc_sample() -> Sample:
@@ -558,54 +502,53 @@ def partial_fc_sampled_softmax(
 ) -> Array:
     r"""Partial FC: the combined margin softmax over a random subset of the class weights.
 
-        .. math::
-            \mathcal S = \{y_i\}_i \cup 	ext{random negatives},\quad |\mathcal S| = \lceil rC
-    ceil,\qquad
-            \ell_i = -\lograc{e^{s\psi(	heta_{y_i})}}{e^{s\psi(	heta_{y_i})} + \sum_{j\in\mathcal S, j
-    e y_i} e^{s\cos	heta_j}}
+    .. math::
+        \mathcal S = \{y_i\}_i \cup \text{random negatives},\quad |\mathcal S| = \lceil rC \rceil,\qquad
+        \ell_i = -\log\frac{e^{s\psi(\theta_{y_i})}}{e^{s\psi(\theta_{y_i})}
+        + \sum_{j\in\mathcal S,\, j\ne y_i} e^{s\cos\theta_j}}
 
-        Every class present in the (unmasked) batch is kept; the rest of the
-        ``ceil(r C)`` sampled classes are drawn uniformly without replacement from
-        the others (a static size, so it jits). Only the sampled rows of
-        ``proxies`` get a gradient. ``psi`` is the combined margin of
-        :func:`additive_margin_softmax` (ArcFace ``m2 = 0.5`` by default).
-        ``ceil(r C)`` must be at least the number of distinct labels in the batch
-        (the regime Partial FC is for: millions of classes); an example whose
-        class was not sampled would get loss 0 (reported in debug mode).
+    Every class present in the (unmasked) batch is kept; the rest of the
+    ``ceil(r C)`` sampled classes are drawn uniformly without replacement from
+    the others (a static size, so it jits). Only the sampled rows of
+    ``proxies`` get a gradient. ``psi`` is the combined margin of
+    :func:`additive_margin_softmax` (ArcFace ``m2 = 0.5`` by default).
+    ``ceil(r C)`` must be at least the number of distinct labels in the batch
+    (the regime Partial FC is for: millions of classes); an example whose
+    class was not sampled would get loss 0 (reported in debug mode).
 
-        Args:
-          embeddings: ``[N, D]`` (normalized inside).
-          labels: ``[N]`` integer class indices.
-          proxies: ``[C, D]`` class weights (normalized inside).
-          key: PRNG key for the negative classes (draw a new one every step).
-          sample_rate: ``r`` in ``(0, 1]`` (0.1); 1 is the full softmax.
-          scale: ``s`` (64).
-          multiplicative_margin: ``m1`` (1).
-          angular_margin: ``m2`` (0.5).
-          additive_margin: ``m3`` (0).
-          easy_margin: insightface's ``easy_margin``.
-          where: optional ``[N]`` boolean mask; masked labels are not forced into the sample.
+    Args:
+      embeddings: ``[N, D]`` (normalized inside).
+      labels: ``[N]`` integer class indices.
+      proxies: ``[C, D]`` class weights (normalized inside).
+      key: PRNG key for the negative classes (draw a new one every step).
+      sample_rate: ``r`` in ``(0, 1]`` (0.1); 1 is the full softmax.
+      scale: ``s`` (64).
+      multiplicative_margin: ``m1`` (1).
+      angular_margin: ``m2`` (0.5).
+      additive_margin: ``m3`` (0).
+      easy_margin: insightface's ``easy_margin``.
+      where: optional ``[N]`` boolean mask; masked labels are not forced into the sample.
 
-        Returns:
-          Per-example loss ``[N]``.
+    Returns:
+      Per-example loss ``[N]``.
 
-        Paper: An et al., "Partial FC: Training 10 Million Identities on a Single
-        Machine", ICCV Workshops 2021, arXiv:2010.05222.
+    Paper: An et al., "Partial FC: Training 10 Million Identities on a Single
+    Machine", ICCV Workshops 2021, arXiv:2010.05222.
 
-        Example:
-          >>> import jax, jax.numpy as jnp, lossjax
-          >>> w = jnp.eye(4)
-          >>> x = jnp.array([[1.0, 0.2, 0.0, 0.0]])
-          >>> full = lossjax.losses.arcface_loss(x, jnp.array([0]), w, scale=8.0)
-          >>> part = lossjax.losses.partial_fc_sampled_softmax(x, jnp.array([0]), w, key=jax.random.key(0),
-          ...                                                  sample_rate=1.0, scale=8.0)
-          >>> bool(jnp.allclose(full, part))
-          True
+    Example:
+      >>> import jax, jax.numpy as jnp, lossjax
+      >>> w = jnp.eye(4)
+      >>> x = jnp.array([[1.0, 0.2, 0.0, 0.0]])
+      >>> full = lossjax.losses.arcface_loss(x, jnp.array([0]), w, scale=8.0)
+      >>> part = lossjax.losses.partial_fc_sampled_softmax(x, jnp.array([0]), w, key=jax.random.key(0),
+      ...                                                  sample_rate=1.0, scale=8.0)
+      >>> bool(jnp.allclose(full, part))
+      True
     """
     fn = "partial_fc_sampled_softmax"
     C.check_in_range(fn, "sample_rate", sample_rate, 0.0, 1.0, low_inclusive=False)
     margins = _check_combined_margins(fn, scale, multiplicative_margin, angular_margin, additive_margin, easy_margin)
-    e, y, p = _check_proxy_inputs(fn, embeddings, labels, proxies)
+    e, y, p = check_proxy_inputs(fn, embeddings, labels, proxies)
     num_classes = p.shape[0]
     k = min(num_classes, max(1, math.ceil(sample_rate * num_classes)))
     dtype = C.compute_dtype(e, p)
@@ -618,7 +561,7 @@ def partial_fc_sampled_softmax(
     _, idx = jax.lax.top_k(score, k)
     x = C.fill_masked(C.as_compute(e, dtype), mask)
     sub = jnp.take(C.as_compute(p, dtype), idx, axis=0)
-    cos = pairwise_similarity(x, sub, metric="cosine")
+    cos = pairwise_similarity(x, sub, distance="cosine")
     onehot = (y[:, None] == idx[None, :].astype(y.dtype)).astype(dtype)
     C.debug_check(
         jnp.all(~valid | (jnp.sum(onehot, axis=-1) > 0)),
@@ -645,7 +588,7 @@ class AdaFaceState(NamedTuple):
 
 
 def _adaface_sample() -> Sample:
-    s = _face_sample(seed=1)
+    s = proxy_sample(seed=1)
     return Sample(
         args=s.args,
         # A running std far below the batch's spread saturates the norm scaler at -1: the
@@ -663,7 +606,7 @@ def _adaface_sample() -> Sample:
     family=FAMILY,
     kind="per_example",
     formula="-log softmax(s [cos(clip(theta_y - m z, eps, pi - eps)) - (m + m z) ; cos(theta_j)])_y, "
-    "z = clip(h (||x|| - mu) / (sigma + eps), -1, 1)",
+    "z = clip(h (||x|| - mu) / (sigma + eps), -1, 1), mu <- decay mu + (1 - decay) mean||x||",
     paper="AdaFace: Quality Adaptive Margin for Face Recognition (2022, arXiv:2204.00964)",
     reference="mk-minchul/AdaFace head.py::AdaFace (ported; no PyPI package)",
     sample=_adaface_sample,
@@ -679,7 +622,7 @@ def adaface_loss(
     margin: float = 0.4,
     h: float = 0.333,
     scale: float = 64.0,
-    t_alpha: float = 0.01,
+    decay: float = 0.99,
     axis_name=None,
     where: ArrayLike | None = None,
 ) -> tuple[Array, AdaFaceState]:
@@ -693,9 +636,13 @@ def adaface_loss(
         \ell_i = -\log\frac{e^{s[\cos(\mathrm{clip}(\theta_{y_i} + g_{angle}, \epsilon, \pi-\epsilon)) - g_{add}]}}
         {e^{s[\cdots]} + \sum_{j\ne y_i} e^{s\cos\theta_j}}
 
-    :math:`\mu, \sigma` are exponential moving averages (rate ``t_alpha``) of
-    the batch mean and (unbiased) standard deviation of the feature norms,
-    clipped to ``[0.001, 100]`` and without gradient. They are updated with
+    :math:`\mu, \sigma` are exponential moving averages of the batch mean and
+    (unbiased) standard deviation of the feature norms (clipped to
+    ``[0.001, 100]``, without gradient):
+    :math:`\mu \leftarrow \mathrm{decay}\,\mu + (1 - \mathrm{decay})\,\mathrm{mean}_i\|x_i\|`,
+    likewise :math:`\sigma`. The reference's rate ``t_alpha`` is ``1 - decay``
+    (its configs' ``t_alpha = 0.01`` is ``decay = 0.99``; its head's default
+    ``t_alpha = 1`` is ``decay = 0``, no memory). They are updated with
     this batch first, then used, as in the reference. Cosines are clamped to
     :math:`\pm(1 - \epsilon)`, :math:`\epsilon = 10^{-3}`. With ``axis_name``
     the norm statistics are over the global batch; masked examples do not
@@ -709,7 +656,7 @@ def adaface_loss(
       margin: ``m`` (0.4).
       h: ``h`` (0.333), the concentration of the norm scaler.
       scale: ``s`` (64).
-      t_alpha: EMA rate (0.01 as in the paper's training configs; the head's default is 1.0).
+      decay: the EMA decay in ``[0, 1]`` (0.99, i.e. the paper's training configs' ``t_alpha = 0.01``).
       axis_name: mapped axis name(s) for global norm statistics under ``shard_map``.
       where: optional ``[N]`` boolean mask.
 
@@ -724,15 +671,15 @@ def adaface_loss(
       >>> w = jnp.array([[1.0, 0.0], [0.0, 1.0]])
       >>> x = jnp.array([[3.0, 1.0], [0.5, 2.0]])
       >>> loss, state = lossjax.losses.adaface_loss(x, jnp.array([0, 1]), w, scale=1.0)
-      >>> loss.shape, round(float(state.batch_mean), 4)  # 0.01 * mean(|x|) + 0.99 * 20
+      >>> loss.shape, round(float(state.batch_mean), 4)  # 0.99 * 20 + 0.01 * mean(|x|)
       ((2,), 19.8261)
     """
     fn = "adaface_loss"
-    _check_scale(fn, scale)
+    C.check_positive(fn, "scale", scale)
     C.check_positive(fn, "margin", margin, allow_zero=True)
     C.check_positive(fn, "h", h)
-    C.check_in_range(fn, "t_alpha", t_alpha, 0.0, 1.0)
-    e, y, p = _check_proxy_inputs(fn, embeddings, labels, proxies)
+    C.check_in_range(fn, "decay", decay, 0.0, 1.0)
+    e, y, p = check_proxy_inputs(fn, embeddings, labels, proxies)
     dtype = C.compute_dtype(e, p)
     if state is None:
         state = AdaFaceState.initial(dtype)
@@ -747,7 +694,7 @@ def adaface_loss(
     old_std = C.check_array(fn, "state.batch_std", state.batch_std, ndim=0, dtype="float").astype(dtype)
     mask = C.prepare_where(fn, where, e.shape[:1])
     x = C.fill_masked(C.as_compute(e, dtype), mask)
-    cos = pairwise_similarity(x, C.as_compute(p, dtype), metric="cosine")
+    cos = pairwise_similarity(x, C.as_compute(p, dtype), distance="cosine")
     eps = 1e-3
     cos = jnp.clip(cos, -1 + eps, 1 - eps)
     onehot = C.class_targets(fn, cos, y, dtype)
@@ -759,10 +706,10 @@ def adaface_loss(
     mean = psum(jnp.sum(vf * norms), axis_name) / jnp.maximum(count, 1)
     var = psum(jnp.sum(vf * jnp.square(norms - mean)), axis_name) / jnp.maximum(count - 1, 1)
     std = jnp.sqrt(var)
-    t = jnp.asarray(t_alpha, dtype)
+    keep = jnp.asarray(decay, dtype)
     has_data = count > 0
-    new_mean = jnp.where(has_data, t * mean + (1 - t) * old_mean, old_mean)
-    new_std = jnp.where(has_data, t * std + (1 - t) * old_std, old_std)
+    new_mean = jnp.where(has_data, (1 - keep) * mean + keep * old_mean, old_mean)
+    new_std = jnp.where(has_data, (1 - keep) * std + keep * old_std, old_std)
     new_mean, new_std = jax.lax.stop_gradient(new_mean), jax.lax.stop_gradient(new_std)
 
     scaler = jnp.clip((norms - new_mean) / (new_std + eps) * jnp.asarray(h, dtype), -1.0, 1.0)
@@ -771,7 +718,7 @@ def adaface_loss(
         _target_column(cos, onehot), angular=-m * scaler, additive=m + m * scaler, extension="clip", clip_epsilon=eps
     )
     logits = jnp.asarray(scale, dtype) * _replace_target(cos, onehot, target)
-    loss = C.zero_masked(_ce_from_logits(logits, onehot), mask)
+    loss = C.zero_masked(ce_from_logits(logits, onehot), mask)
     return loss, AdaFaceState(new_mean, new_std)
 
 
@@ -782,24 +729,50 @@ def sphereface2_initial_bias(
     scale: float = 40.0,
     margin: float = 0.4,
     t: float = 3.0,
-    margin_type: str = "C",
+    variant: str = "C",
 ) -> float:
-    """SphereFace2's initial bias ``b`` (a Python float), as in opensphere's ``SphereFace2.__init__``.
+    r"""SphereFace2's initial bias ``b`` (a Python float), as in opensphere's ``SphereFace2.__init__``.
+
+    .. math::
+        z = \frac{\alpha}{(1 - \alpha)(C - 1)},\qquad
+        b = \log(2z) - a_i - \log\Big(1 - z + \sqrt{(1 - z)^2 + 4z\,e^{a_y - a_i}}\Big)
+
+    with :math:`a_y, a_i` the scaled adjusted logits of a target and a
+    non-target at :math:`\cos\theta = 0` (``variant`` says which margin:
+    ``"C"`` :math:`a_{y,i} = r(2 \cdot 0.5^t - 1 \mp m)`). The last logarithm is
+    computed without the cancellation the reference suffers from when
+    :math:`z > 1` (few classes).
+
+    Args:
+      num_classes: ``C`` (an integer >= 2).
+      alpha: ``lambda`` (0.7), the weight of the positive term.
+      scale: ``r`` (40), the hypersphere radius.
+      margin: ``m`` (0.4).
+      t: ``t`` (3), the power of the similarity adjustment.
+      variant: ``"C"`` (cosine margin), ``"A"`` (additive angular), ``"M"`` (multiplicative).
+
+    Returns:
+      The initial value of the bias ``b`` (a Python float); initialize the
+      learnable bias of :func:`sphereface2_loss` with it.
+
+    Paper: Wen, Liu, Weller, Raj, Singh, "SphereFace2: Binary Classification is
+    All You Need for Deep Face Recognition", ICLR 2022, arXiv:2108.01513.
 
     Example:
-      >>> round(sphereface2_initial_bias(10), 3)
+      >>> import lossjax
+      >>> round(lossjax.losses.sphereface2_initial_bias(10), 3)
       12.95
     """
     fn = "sphereface2_initial_bias"
-    C.check_one_of(fn, "margin_type", margin_type, ("C", "A", "M"))
-    if int(num_classes) < 2:
-        raise ValueError(f"{fn}: `num_classes` must be >= 2, got {num_classes!r}.")
+    C.check_one_of(fn, "variant", variant, ("C", "A", "M"))
+    C.check_int(fn, "num_classes", num_classes, 2)
+    num_classes = int(num_classes)
     z = alpha / ((1.0 - alpha) * (num_classes - 1.0))
-    if margin_type == "C":
+    if variant == "C":
         ay = scale * (2.0 * 0.5**t - 1.0 - margin)
         ai = scale * (2.0 * 0.5**t - 1.0 + margin)
     else:
-        theta_y = min(math.pi, math.pi / 2.0 + margin) if margin_type == "A" else min(math.pi, margin * math.pi / 2.0)
+        theta_y = min(math.pi, math.pi / 2.0 + margin) if variant == "A" else min(math.pi, margin * math.pi / 2.0)
         ay = scale * (2.0 * ((math.cos(theta_y) + 1.0) / 2.0) ** t - 1.0)
         ai = scale * (2.0 * 0.5**t - 1.0)
     e = 4.0 * z * math.exp(ay - ai)
@@ -819,8 +792,8 @@ def sphereface2_initial_bias(
     paper="SphereFace2: Binary Classification is All You Need for Deep Face Recognition (2022, arXiv:2108.01513)",
     reference="ydwen/opensphere model/head/sphereface2.py::SphereFace2 (ported; no PyPI package)",
     # The reference's forward-only g makes the default gradient a surrogate by design; its
-    # values are tested against opensphere, and detach_adjustment=False with check_grads.
-    sample=lambda: _face_sample(surrogate_grad=True),
+    # values are tested against opensphere, and stop_gradient_adjustment=False with check_grads.
+    sample=lambda: proxy_sample(surrogate_grad=True),
 )
 def sphereface2_loss(
     embeddings: ArrayLike,
@@ -833,8 +806,8 @@ def sphereface2_loss(
     margin: float = 0.4,
     t: float = 3.0,
     loss_weight: float = 50.0,
-    margin_type: str = "C",
-    detach_adjustment: bool = True,
+    variant: str = "C",
+    stop_gradient_adjustment: bool = True,
     where: ArrayLike | None = None,
 ) -> Array:
     r"""SphereFace2: one binary (one-vs-all) logistic loss per class instead of a softmax.
@@ -847,9 +820,9 @@ def sphereface2_loss(
         \ell_i = \frac{lw}{r}\sum_j \big(\lambda[j = y_i]\,\mathrm{softplus}(-z_{ij})
         + (1-\lambda)[j \ne y_i]\,\mathrm{softplus}(z_{ij})\big)
 
-    (``margin_type="C"``; ``"A"``/``"M"`` use an additive/multiplicative angular
+    (``variant="C"``; ``"A"``/``"M"`` use an additive/multiplicative angular
     margin on the target, :math:`g(\cos(\theta \pm m))`, through the shared margin
-    helper.) As in the reference (``detach_adjustment=True``), the similarity
+    helper.) As in the reference (``stop_gradient_adjustment=True``), the similarity
     adjustment ``g`` and the margin are applied in the forward pass only: the
     gradient is that of :math:`r\cos\theta + b`; ``False`` differentiates
     through ``g``. The mean of :math:`\ell_i` over the batch equals
@@ -866,8 +839,10 @@ def sphereface2_loss(
       margin: ``m`` (0.4).
       t: ``t`` (3), the power in ``g``.
       loss_weight: ``lw`` (50).
-      margin_type: ``"C"`` (cosine margin), ``"A"`` (additive angular), ``"M"`` (multiplicative).
-      detach_adjustment: forward-only similarity adjustment, as the reference (True).
+      variant: ``"C"`` (cosine margin), ``"A"`` (additive angular), ``"M"`` (multiplicative):
+        opensphere's ``magn_type``.
+      stop_gradient_adjustment: hold the similarity adjustment ``g`` and the
+        margin constant in the backward pass (forward only), as the reference (True).
       where: optional ``[N]`` boolean mask.
 
     Returns:
@@ -886,17 +861,17 @@ def sphereface2_loss(
     """
     fn = "sphereface2_loss"
     C.check_in_range(fn, "alpha", alpha, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
-    _check_scale(fn, scale)
+    C.check_positive(fn, "scale", scale)
     C.check_positive(fn, "margin", margin, allow_zero=True)
     C.check_positive(fn, "t", t)
     C.check_positive(fn, "loss_weight", loss_weight)
-    C.check_one_of(fn, "margin_type", margin_type, ("C", "A", "M"))
-    _, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
+    C.check_one_of(fn, "variant", variant, ("C", "A", "M"))
+    _, cos, onehot, mask, dtype = class_cosines(fn, embeddings, labels, proxies, where)
     num_classes = cos.shape[-1]
     if num_classes < 2:
         raise ValueError(f"{fn}: `proxies` must have at least 2 classes (rows), got shape {jnp.shape(proxies)}.")
     if bias is None:
-        hp = {"alpha": alpha, "scale": scale, "margin": margin, "t": t, "margin_type": margin_type}
+        hp = {"alpha": alpha, "scale": scale, "margin": margin, "t": t, "variant": variant}
         b0 = sphereface2_initial_bias(num_classes, **hp)
         b = jnp.asarray(b0, dtype)
     else:
@@ -913,20 +888,20 @@ def sphereface2_loss(
         base = jnp.clip((c + 1) / 2, 0.0, 1.0)
         return 2 * jnp.where(base > 0, jnp.exp(tt * C.safe_log(base)), jnp.zeros((), dtype)) - 1
 
-    sg_cos = jax.lax.stop_gradient(cos) if detach_adjustment else cos
-    if margin_type == "C":
+    sg_cos = jax.lax.stop_gradient(cos) if stop_gradient_adjustment else cos
+    if variant == "C":
         adjusted = g(sg_cos) - m * (2 * onehot - 1)
     else:
         # Reference: theta clamped from cos in [-1 + 1e-5, 1 - 1e-5], margin on the target, clip to [1e-5, 3.14159].
         c = jnp.clip(sg_cos, -1 + 1e-5, 1 - 1e-5)
-        if margin_type == "A":
+        if variant == "A":
             shifted = _margin_target_cosine(c, angular=m, extension="clip", clip_epsilon=1e-5)
         else:
             shifted = _margin_target_cosine(c, multiplicative=margin, extension="clip", clip_epsilon=1e-5)
         # Non-targets go through acos -> cos unchanged (theta is already inside the clip range).
         adjusted = g(jnp.where(onehot > 0, shifted, c))
     delta = adjusted - cos
-    if detach_adjustment:
+    if stop_gradient_adjustment:
         delta = jax.lax.stop_gradient(delta)
     r = jnp.asarray(scale, dtype)
     logits = r * (cos + delta) + b

@@ -5,14 +5,16 @@ Two input forms:
 - **labelled batch**: ``embeddings [N, D]`` + integer ``labels [N]`` -> one
   scalar for the batch (kind ``batch``). Positives are the other examples with
   the same label, negatives those with another label.
-- **paired views**: ``queries [B, D]`` + ``keys [B, D]`` (row ``i`` of each is
-  a positive pair; every other key is a negative) -> a loss per pair ``[B]``
-  (kind ``per_example``).
+- **paired views**: ``embeddings_a [B, D]`` + ``embeddings_b [B, D]`` (row
+  ``i`` of each is a positive pair; every other row of ``embeddings_b`` is a
+  negative) -> a loss per pair ``[B]`` (kind ``per_example``).
 
 Every loss builds its ``[N, M]`` similarity or distance matrix once with
-:mod:`lossjax._pairwise` (one matmul, never ``[N, M, D]``), computes in
-float32 for half-precision inputs, and excludes padded examples (``where``)
-from every pair as anchor, positive and negative.
+:mod:`lossjax._pairwise` (one matmul, never ``[N, M, D]``; ``distance=``
+chooses the geometry), computes in float32 for half-precision inputs, and
+excludes padded examples (``where``) from every pair as anchor, positive and
+negative. Labelled batches and their pair masks come from
+:mod:`lossjax._mining`, which the public miners (:mod:`lossjax.miners`) use too.
 
 **Many devices.** Losses that need the whole batch take ``axis_name``. Inside
 ``shard_map``/``pmap`` with the batch split over that axis, each device
@@ -32,11 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax import _pairwise as P
-from lossjax import _parallel as Q
-from lossjax import miners as M
-from lossjax._pairwise import l2_normalize, self_mask
-from lossjax._parallel import gather_batch, psum
+from lossjax._mining import hardest, labelled_batch, multi_similarity_mine
+from lossjax._pairwise import pairwise_similarity, self_mask
+from lossjax._parallel import axis_offset, gather_batch, psum
 from lossjax.registry import Sample, register
 
 __all__ = [
@@ -90,41 +90,6 @@ def _paired_sample(bf16_tol: float = 3e-2, diff_argnums=(0, 1), **kw) -> Sample:
 # --------------------------------------------------------------------------
 
 
-class _Labelled(NamedTuple):
-    x: Array  # local rows [n, D], compute dtype, padded rows filled with 0
-    xg: Array  # gathered rows [M, D]
-    pos: Array  # [n, M] positive pairs
-    neg: Array  # [n, M] negative pairs
-    valid: Array  # [n]
-    dtype: jnp.dtype
-
-
-def _labelled(
-    fn: str,
-    embeddings: ArrayLike,
-    labels: ArrayLike,
-    where: ArrayLike | None,
-    axis_name,
-    *,
-    normalize: bool = False,
-) -> _Labelled:
-    x = C.check_array(fn, "embeddings", embeddings, ndim=2, dtype="float")
-    labels = C.check_array(fn, "labels", labels, ndim=1, dtype="int")
-    C.check_shape_prefix(fn, ("embeddings", "labels"), x, labels, 1)
-    n = x.shape[0]
-    dtype = C.compute_dtype(x)
-    mask = C.prepare_where(fn, where, (n,))
-    valid = jnp.ones((n,), bool) if mask is None else mask
-    x = C.fill_masked(C.as_compute(x, dtype), mask)
-    if normalize:
-        x = P.l2_normalize(x)
-    xg = Q.gather_batch(x, axis_name)
-    lg = Q.gather_batch(labels, axis_name)
-    vg = Q.gather_batch(valid, axis_name)
-    pos, neg = M.pair_masks(labels, lg, valid, vg, P.self_mask(n, xg.shape[0], axis_name))
-    return _Labelled(x, xg, pos, neg, valid, dtype)
-
-
 class _Paired(NamedTuple):
     a: Array  # local rows [n, D]
     b: Array  # local rows [n, D]
@@ -136,7 +101,7 @@ class _Paired(NamedTuple):
     dtype: jnp.dtype
 
 
-def _paired(fn: str, a: ArrayLike, b: ArrayLike, where, axis_name, names=("queries", "keys"), *, normalize=False):
+def _paired(fn: str, a: ArrayLike, b: ArrayLike, where, axis_name, names=("embeddings_a", "embeddings_b")):
     a = C.check_array(fn, names[0], a, ndim=2, dtype="float")
     b = C.check_array(fn, names[1], b, ndim=2, dtype="float")
     C.check_same_shape(fn, names, a, b)
@@ -146,11 +111,9 @@ def _paired(fn: str, a: ArrayLike, b: ArrayLike, where, axis_name, names=("queri
     valid = jnp.ones((n,), bool) if mask is None else mask
     a = C.fill_masked(C.as_compute(a, dtype), mask)
     b = C.fill_masked(C.as_compute(b, dtype), mask)
-    if normalize:
-        a, b = P.l2_normalize(a), P.l2_normalize(b)
-    ag, bg, vg = (Q.gather_batch(t, axis_name) for t in (a, b, valid))
+    ag, bg, vg = (gather_batch(t, axis_name) for t in (a, b, valid))
     cols = valid[:, None] & vg[None, :]
-    return _Paired(a, b, ag, bg, cols, P.self_mask(n, ag.shape[0], axis_name), mask, dtype)
+    return _Paired(a, b, ag, bg, cols, self_mask(n, ag.shape[0], axis_name=axis_name), mask, dtype)
 
 
 def _lse(x: Array, mask: Array, *, add_one: bool = False) -> Array:
@@ -180,8 +143,8 @@ def _count(mask: Array, dtype) -> Array:
 
 def _global_mean(total: Array, count: Array, axis_name) -> Array:
     """``psum(total) / max(psum(count), 1)``: 0 (not NaN) when nothing counts."""
-    total = Q.psum(total, axis_name)
-    count = Q.psum(count, axis_name)
+    total = psum(total, axis_name)
+    count = psum(count, axis_name)
     return total / jnp.maximum(count, jnp.ones((), count.dtype))
 
 
@@ -190,8 +153,7 @@ def _avg_nonzero(losses: Array, axis_name) -> Array:
     return _global_mean(jnp.sum(losses), _count(losses > 0, losses.dtype), axis_name)
 
 
-def _check_metric(fn: str, metric: str, allowed=("euclidean", "squared_euclidean")) -> None:
-    C.check_one_of(fn, "metric", metric, allowed)
+_TRIPLET_DISTANCES = ("euclidean", "squared_euclidean")
 
 
 def _temperature(fn: str, temperature, dtype) -> Array:
@@ -222,7 +184,7 @@ def pairwise_contrastive_loss(
     *,
     pos_margin: float = 0.0,
     neg_margin: float = 1.0,
-    metric: str = "euclidean",
+    distance: str = "euclidean",
     normalize: bool = True,
     where: ArrayLike | None = None,
     axis_name=None,
@@ -241,7 +203,7 @@ def pairwise_contrastive_loss(
       labels: integer labels ``[N]``.
       pos_margin: ``m_+``; positive pairs closer than this cost nothing.
       neg_margin: ``m_-``; negative pairs farther than this cost nothing.
-      metric: ``"euclidean"`` (default) or ``"squared_euclidean"``.
+      distance: ``"euclidean"`` (default) or ``"squared_euclidean"``.
       normalize: L2-normalize the embeddings first (PML's ``LpDistance`` default).
       where: optional ``[N]`` boolean mask of real (non-padded) examples.
       axis_name: mapped axis to gather the batch over (``shard_map``/``pmap``).
@@ -260,11 +222,11 @@ def pairwise_contrastive_loss(
       2.3146
     """
     fn = "pairwise_contrastive_loss"
-    _check_metric(fn, metric)
+    C.check_one_of(fn, "distance", distance, _TRIPLET_DISTANCES)
     C.check_positive(fn, "pos_margin", pos_margin, allow_zero=True)
     C.check_positive(fn, "neg_margin", neg_margin, allow_zero=True)
-    b = _labelled(fn, embeddings, labels, where, axis_name, normalize=normalize)
-    d = P.pairwise_similarity(b.x, b.xg, metric=metric)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize)
+    d = pairwise_similarity(b.x, b.x_all, distance=distance)
     zero = jnp.zeros((), d.dtype)
     pos_l = jnp.where(b.pos, jax.nn.relu(d - pos_margin), zero)
     neg_l = jnp.where(b.neg, jax.nn.relu(neg_margin - d), zero)
@@ -383,7 +345,7 @@ def batch_triplet_loss(
     *,
     margin: float = 0.05,
     mining: str = "all",
-    metric: str = "euclidean",
+    distance: str = "euclidean",
     normalize: bool = True,
     where: ArrayLike | None = None,
     axis_name=None,
@@ -413,7 +375,7 @@ def batch_triplet_loss(
       labels: integer labels ``[N]``.
       margin: ``m`` (> 0); PML's default 0.05 assumes normalized embeddings.
       mining: ``"all"``, ``"hard"`` or ``"semihard"``.
-      metric: ``"euclidean"`` or ``"squared_euclidean"``.
+      distance: ``"euclidean"`` or ``"squared_euclidean"``.
       normalize: L2-normalize the embeddings first.
       where: optional ``[N]`` boolean mask of real examples.
       axis_name: mapped axis to gather the batch over.
@@ -434,14 +396,14 @@ def batch_triplet_loss(
     """
     fn = "batch_triplet_loss"
     C.check_one_of(fn, "mining", mining, ("all", "hard", "semihard"))
-    _check_metric(fn, metric)
+    C.check_one_of(fn, "distance", distance, _TRIPLET_DISTANCES)
     C.check_positive(fn, "margin", margin)
-    b = _labelled(fn, embeddings, labels, where, axis_name, normalize=normalize)
-    d = P.pairwise_similarity(b.x, b.xg, metric=metric)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize)
+    d = pairwise_similarity(b.x, b.x_all, distance=distance)
     zero = jnp.zeros((), d.dtype)
     if mining == "hard":
-        dp, has_p = M.hardest(d, b.pos, largest=True)
-        dn, has_n = M.hardest(d, b.neg, largest=False)
+        dp, has_p = hardest(d, b.pos, largest=True)
+        dn, has_n = hardest(d, b.neg, largest=False)
         ok = has_p & has_n
         loss = jnp.where(ok, jax.nn.relu(dp - dn + margin), zero)
         return _avg_nonzero(loss, axis_name)
@@ -473,7 +435,7 @@ def lifted_structure_loss(
     *,
     neg_margin: float = 1.0,
     pos_margin: float = 0.0,
-    metric: str = "euclidean",
+    distance: str = "euclidean",
     normalize: bool = True,
     where: ArrayLike | None = None,
     axis_name=None,
@@ -494,7 +456,7 @@ def lifted_structure_loss(
       labels: integer labels ``[N]``.
       neg_margin: ``m_-`` (the paper's ``alpha``).
       pos_margin: ``m_+``.
-      metric: ``"euclidean"`` or ``"squared_euclidean"``.
+      distance: ``"euclidean"`` or ``"squared_euclidean"``.
       normalize: L2-normalize the embeddings first.
       where: optional ``[N]`` boolean mask.
       axis_name: mapped axis to gather the batch over.
@@ -512,16 +474,16 @@ def lifted_structure_loss(
       0.4744
     """
     fn = "lifted_structure_loss"
-    _check_metric(fn, metric)
+    C.check_one_of(fn, "distance", distance, _TRIPLET_DISTANCES)
     C.check_positive(fn, "neg_margin", neg_margin, allow_zero=True)
     C.check_positive(fn, "pos_margin", pos_margin, allow_zero=True)
-    b = _labelled(fn, embeddings, labels, where, axis_name, normalize=normalize)
-    d = P.pairwise_similarity(b.x, b.xg, metric=metric)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize)
+    d = pairwise_similarity(b.x, b.x_all, distance=distance)
     zero = jnp.zeros((), d.dtype)
     lse = _lse(neg_margin - d, b.neg)  # [n]
     has = jnp.any(b.neg, axis=-1)
-    lse_g = Q.gather_batch(lse, axis_name)
-    has_g = Q.gather_batch(has, axis_name)
+    lse_g = gather_batch(lse, axis_name)
+    has_g = gather_batch(has, axis_name)
     # log(e^{lse_i} + e^{lse_j}) over the ends that have negatives; 0 if neither.
     li = jnp.where(has, lse, zero)[:, None]
     lj = jnp.where(has_g, lse_g, zero)[None, :]
@@ -534,7 +496,7 @@ def lifted_structure_loss(
     log_term = jnp.where(anyh, jnp.log(jnp.where(anyh, s, jnp.ones((), d.dtype))) + m, zero)
     per_pair = 0.5 * jnp.square(jax.nn.relu(log_term + d - pos_margin))
     per_pair = jnp.where(b.pos, per_pair, zero)
-    any_neg = Q.psum(_count(b.neg, d.dtype), axis_name) > 0
+    any_neg = psum(_count(b.neg, d.dtype), axis_name) > 0
     loss = _global_mean(jnp.sum(per_pair), _count(b.pos, d.dtype), axis_name)
     return jnp.where(any_neg, loss, zero)
 
@@ -591,10 +553,9 @@ def npair_loss(
       0.3133
     """
     fn = "npair_loss"
-    b = _labelled(fn, embeddings, labels, where, axis_name, normalize=normalize)
-    n, m_tot = b.x.shape[0], b.xg.shape[0]
-    lg = Q.gather_batch(C.check_array(fn, "labels", labels, ndim=1, dtype="int"), axis_name)
-    vg = Q.gather_batch(b.valid, axis_name)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize)
+    n, m_tot = b.x.shape[0], b.x_all.shape[0]
+    lg, vg = b.labels_all, b.valid_all
     # Over the gathered batch: the first and second example of each class.
     rows = jax.lax.broadcasted_iota(jnp.int32, (m_tot, m_tot), 0)
     cols = jax.lax.broadcasted_iota(jnp.int32, (m_tot, m_tot), 1)
@@ -603,12 +564,13 @@ def npair_loss(
     later = same & (cols > rows)
     second = jnp.argmax(later, axis=1)
     selected = first & jnp.any(later, axis=1)  # [M]
-    positives = b.xg[second]  # [M, D]
+    positives = b.x_all[second]  # [M, D]
     logits = jnp.matmul(b.x, positives.T, precision=jax.lax.Precision.HIGHEST)
-    offset = Q.axis_offset(axis_name, n)
+    offset = axis_offset(axis_name, n)
     sel_rows = jax.lax.dynamic_slice_in_dim(selected, offset, n)
     colmask = jnp.broadcast_to(selected[None, :], logits.shape) & sel_rows[:, None]
-    target = jnp.sum(jnp.where(P.self_mask(n, m_tot, axis_name), logits, jnp.zeros((), logits.dtype)), axis=-1)
+    diag = self_mask(n, m_tot, axis_name=axis_name)
+    target = jnp.sum(jnp.where(diag, logits, jnp.zeros((), logits.dtype)), axis=-1)
     per_row = jnp.where(sel_rows, _lse(logits, colmask) - target, jnp.zeros((), logits.dtype))
     return _global_mean(jnp.sum(per_row), _count(sel_rows, logits.dtype), axis_name)
 
@@ -637,7 +599,7 @@ def multi_similarity_loss(
     alpha: float = 2.0,
     beta: float = 50.0,
     base: float = 0.5,
-    epsilon: float | None = 0.1,
+    mining_margin: float | None = 0.1,
     where: ArrayLike | None = None,
     axis_name=None,
 ) -> Array:
@@ -649,8 +611,8 @@ def multi_similarity_loss(
         \mathcal L = \frac1N\sum_i \ell_i
 
     with ``P_i``/``N_i`` the pairs kept by the multi-similarity miner
-    (:func:`lossjax.miners.multi_similarity_miner`, ``epsilon``; ``None``
-    uses every pair). Anchors without kept pairs contribute 0 but count in
+    (:func:`lossjax.miners.multi_similarity_miner` with ``margin=mining_margin``;
+    ``None`` uses every pair). Anchors without kept pairs contribute 0 but count in
     the mean (the paper's and PML's ``MeanReducer``).
 
     Args:
@@ -659,7 +621,7 @@ def multi_similarity_loss(
       alpha: positive scale (> 0).
       beta: negative scale (> 0).
       base: the similarity threshold ``lambda``.
-      epsilon: the miner's margin, or ``None`` for no mining.
+      mining_margin: the miner's margin (pytorch-metric-learning's ``epsilon``), or ``None`` for no mining.
       where: optional ``[N]`` boolean mask.
       axis_name: mapped axis to gather the batch over.
 
@@ -669,7 +631,7 @@ def multi_similarity_loss(
     Paper: Wang, Han, Huang, Dong, Scott, "Multi-Similarity Loss with General
     Pair Weighting for Deep Metric Learning", CVPR 2019, arXiv:1904.06627.
     Defaults follow pytorch-metric-learning (alpha=2, beta=50, base=0.5,
-    epsilon=0.1); the official config uses beta=40.
+    the miner's epsilon=0.1); the official config uses beta=40.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -680,11 +642,14 @@ def multi_similarity_loss(
     fn = "multi_similarity_loss"
     C.check_positive(fn, "alpha", alpha)
     C.check_positive(fn, "beta", beta)
-    if epsilon is not None:
-        C.check_positive(fn, "epsilon", epsilon, allow_zero=True)
-    b = _labelled(fn, embeddings, labels, where, axis_name)
-    s = P.pairwise_similarity(b.x, b.xg, metric="cosine")
-    pos, neg = (b.pos, b.neg) if epsilon is None else M.ms_mine(s, b.pos, b.neg, epsilon)
+    if mining_margin is not None:
+        C.check_positive(fn, "mining_margin", mining_margin, allow_zero=True)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
+    s = pairwise_similarity(b.x, b.x_all, distance="cosine")
+    if mining_margin is None:
+        pos, neg = b.pos, b.neg
+    else:
+        pos, neg = multi_similarity_mine(s, b.pos, b.neg, margin=mining_margin)
     pos_l = _lse(-alpha * (s - base), pos, add_one=True) / alpha
     neg_l = _lse(beta * (s - base), neg, add_one=True) / beta
     loss = jnp.where(b.valid, pos_l + neg_l, jnp.zeros((), s.dtype))
@@ -695,14 +660,14 @@ def multi_similarity_loss(
     "circle_loss",
     family=FAMILY,
     kind="batch",
-    formula="mean_{nonzero} softplus(lse_n gamma a_n (s_n - m) + lse_p -gamma a_p (s_p - 1 + m)), "
-    "a_p=[1+m-s_p]_+, a_n=[s_n+m]_+ (detached)",
+    formula="mean_{nonzero} softplus(lse_n scale a_n (s_n - m) + lse_p -scale a_p (s_p - 1 + m)), "
+    "a_p=[1+m-s_p]_+, a_n=[s_n+m]_+ (stop-gradient)",
     paper="Circle Loss: A Unified Perspective of Pair Similarity Optimization (2020, arXiv:2002.10857)",
     reference=f"{_PML}::losses/circle_loss.py::CircleLoss",
     # The conformance gradient check compares with finite differences, which
-    # see through the detached weights: it runs the undetached variant. The
-    # default (detached) gradient is checked against PML in tests/losses/test_metric.py.
-    sample=lambda: _labelled_sample(kwargs={"detach_weights": False}),
+    # see through the stop-gradient weights: it runs stop_gradient_weights=False. The
+    # default gradient is checked against PML in tests/losses/test_metric.py.
+    sample=lambda: _labelled_sample(kwargs={"stop_gradient_weights": False}),
     runtime=("axis_name",),
 )
 def circle_loss(
@@ -710,8 +675,8 @@ def circle_loss(
     labels: ArrayLike,
     *,
     margin: float = 0.4,
-    gamma: float = 80.0,
-    detach_weights: bool = True,
+    scale: float = 80.0,
+    stop_gradient_weights: bool = True,
     where: ArrayLike | None = None,
     axis_name=None,
 ) -> Array:
@@ -730,8 +695,8 @@ def circle_loss(
       embeddings: ``[N, D]`` (normalized inside).
       labels: integer labels ``[N]``.
       margin: the relaxation ``m``.
-      gamma: the scale.
-      detach_weights: treat ``alpha_p, alpha_n`` as constants in the gradient
+      scale: ``gamma``, multiplies the weighted similarities (the paper's and PML's ``gamma``).
+      stop_gradient_weights: treat ``alpha_p, alpha_n`` as constants in the gradient
         (the paper and PML); False differentiates through them too.
       where: optional ``[N]`` boolean mask.
       axis_name: mapped axis to gather the batch over.
@@ -751,12 +716,12 @@ def circle_loss(
     """
     fn = "circle_loss"
     C.check_positive(fn, "margin", margin, allow_zero=True)
-    C.check_positive(fn, "gamma", gamma)
-    b = _labelled(fn, embeddings, labels, where, axis_name)
-    s = P.pairwise_similarity(b.x, b.xg, metric="cosine")
-    sd = jax.lax.stop_gradient(s) if detach_weights else s
-    logit_p = -gamma * jax.nn.relu(1.0 + margin - sd) * (s - (1.0 - margin))
-    logit_n = gamma * jax.nn.relu(sd + margin) * (s - margin)
+    C.check_positive(fn, "scale", scale)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
+    s = pairwise_similarity(b.x, b.x_all, distance="cosine")
+    sd = jax.lax.stop_gradient(s) if stop_gradient_weights else s
+    logit_p = -scale * jax.nn.relu(1.0 + margin - sd) * (s - (1.0 - margin))
+    logit_n = scale * jax.nn.relu(sd + margin) * (s - margin)
     ok = jnp.any(b.pos, axis=-1) & jnp.any(b.neg, axis=-1)
     loss = jax.nn.softplus(_lse(logit_p, b.pos) + _lse(logit_n, b.neg))
     loss = jnp.where(ok, loss, jnp.zeros((), s.dtype))
@@ -811,16 +776,16 @@ def supervised_contrastive_loss(
       0.9668
     """
     fn = "supervised_contrastive_loss"
-    b = _labelled(fn, embeddings, labels, where, axis_name)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
     t = _temperature(fn, temperature, b.dtype)
-    s = P.pairwise_similarity(b.x, b.xg, metric="cosine") / t
+    s = pairwise_similarity(b.x, b.x_all, distance="cosine") / t
     zero = jnp.zeros((), s.dtype)
     denom = _lse(s, b.pos | b.neg)
     npos = jnp.sum(b.pos, axis=-1).astype(s.dtype)
     sum_pos = jnp.sum(jnp.where(b.pos, s, zero), axis=-1)
     loss = -(sum_pos - npos * denom) / jnp.maximum(npos, jnp.ones((), s.dtype))
     loss = jnp.where(npos > 0, loss, zero)
-    any_neg = Q.psum(_count(b.neg, s.dtype), axis_name) > 0
+    any_neg = psum(_count(b.neg, s.dtype), axis_name) > 0
     return jnp.where(any_neg, _avg_nonzero(loss, axis_name), zero)
 
 
@@ -873,9 +838,9 @@ def ntxent_loss(
       1.2219
     """
     fn = "ntxent_loss"
-    b = _labelled(fn, embeddings, labels, where, axis_name)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
     t = _temperature(fn, temperature, b.dtype)
-    s = P.pairwise_similarity(b.x, b.xg, metric="cosine") / t
+    s = pairwise_similarity(b.x, b.x_all, distance="cosine") / t
     zero = jnp.zeros((), s.dtype)
     lse_neg = _lse(s, b.neg)[:, None]
     has_neg = jnp.any(b.neg, axis=-1)[:, None]
@@ -885,12 +850,12 @@ def ntxent_loss(
 
 
 # --------------------------------------------------------------------------
-# Paired views (queries/keys): per-pair losses.
+# Paired views (embeddings_a, embeddings_b): per-pair losses.
 # --------------------------------------------------------------------------
 
 
-def _logits(pr: _Paired, rows: Array, cols_emb: Array, metric: str, t: Array) -> Array:
-    return P.pairwise_similarity(rows, cols_emb, metric=metric) / t
+def _logits(rows: Array, cols_emb: Array, distance: str, t: Array) -> Array:
+    return pairwise_similarity(rows, cols_emb, distance=distance) / t
 
 
 def _infonce_rows(logits: Array, pr: _Paired, label_smoothing: float = 0.0) -> Array:
@@ -917,7 +882,7 @@ def _ce_against(target: Array, logits: Array, negs: Array) -> Array:
     aliases=("info_nce_loss",),
     family=FAMILY,
     kind="per_example",
-    formula="-log(e^{s(q_i,k_i)/t} / sum_j e^{s(q_i,k_j)/t})",
+    formula="-log(e^{s(a_i,b_i)/t} / sum_j e^{s(a_i,b_j)/t})",
     paper="Representation Learning with Contrastive Predictive Coding (2018, arXiv:1807.03748); "
     "Understanding the Behaviour of Contrastive Loss (2021, arXiv:2012.09740)",
     reference="torch.nn.functional.cross_entropy(normalize(q) @ normalize(k).T / t, arange(B))",
@@ -925,24 +890,27 @@ def _ce_against(target: Array, logits: Array, negs: Array) -> Array:
     runtime=("axis_name",),
 )
 def infonce_loss(
-    queries: ArrayLike,
-    keys: ArrayLike,
+    embeddings_a: ArrayLike,
+    embeddings_b: ArrayLike,
     *,
     temperature: float = 0.07,
-    metric: str = "cosine",
+    distance: str = "cosine",
     where: ArrayLike | None = None,
     axis_name=None,
 ) -> Array:
-    r"""InfoNCE for paired views: each query against its own key and every other key.
+    r"""InfoNCE for paired views: each row of ``embeddings_a`` against its own positive and every other row.
 
     .. math::
-        \ell_i = -\log\frac{\exp(s(q_i,k_i)/\tau)}{\sum_j \exp(s(q_i,k_j)/\tau)}
+        \ell_i = -\log\frac{\exp(s(a_i,b_i)/\tau)}{\sum_j \exp(s(a_i,b_j)/\tau)}
+
+    ``embeddings_a`` are the queries (anchors) and ``embeddings_b`` the keys
+    (their positives, and everyone else's negatives).
 
     Args:
-      queries: ``[B, D]``.
-      keys: ``[B, D]``; ``keys[i]`` is the positive of ``queries[i]``.
+      embeddings_a: ``[B, D]`` queries.
+      embeddings_b: ``[B, D]`` keys; ``embeddings_b[i]`` is the positive of ``embeddings_a[i]``.
       temperature: ``tau`` (> 0; a traced array works, e.g. a learned one).
-      metric: ``"cosine"`` (default) or ``"dot"``.
+      distance: the similarity ``s``: ``"cosine"`` (default) or ``"dot"``.
       where: optional ``[B]`` boolean mask; masked pairs get 0 and their keys
         are no one's negatives.
       axis_name: mapped axis to gather the keys over (negatives from all devices).
@@ -961,10 +929,10 @@ def infonce_loss(
       Array([0.3133, 0.3133], dtype=float32)
     """
     fn = "infonce_loss"
-    C.check_one_of(fn, "metric", metric, ("cosine", "dot"))
-    pr = _paired(fn, queries, keys, where, axis_name)
+    C.check_one_of(fn, "distance", distance, ("cosine", "dot"))
+    pr = _paired(fn, embeddings_a, embeddings_b, where, axis_name)
     t = _temperature(fn, temperature, pr.dtype)
-    loss = _infonce_rows(_logits(pr, pr.a, pr.bg, metric, t), pr)
+    loss = _infonce_rows(_logits(pr.a, pr.bg, distance, t), pr)
     return C.zero_masked(loss, pr.mask)
 
 
@@ -982,8 +950,8 @@ def infonce_loss(
     runtime=("axis_name",),
 )
 def symmetric_infonce_loss(
-    a: ArrayLike,
-    b: ArrayLike,
+    embeddings_a: ArrayLike,
+    embeddings_b: ArrayLike,
     *,
     temperature: float = 0.07,
     label_smoothing: float = 0.0,
@@ -1001,8 +969,8 @@ def symmetric_infonce_loss(
     (Sample4Geo uses 0.1), as PyTorch's ``cross_entropy(label_smoothing=)``.
 
     Args:
-      a: ``[B, D]`` (e.g. image embeddings; normalized inside).
-      b: ``[B, D]`` (e.g. text embeddings).
+      embeddings_a: ``[B, D]`` (e.g. image embeddings; normalized inside).
+      embeddings_b: ``[B, D]`` (e.g. text embeddings); row ``i`` is the positive of ``embeddings_a[i]``.
       temperature: ``tau`` (> 0). CLIP learns ``1/tau`` (``logit_scale``):
         pass ``1 / jnp.exp(log_scale)`` as a traced array.
       label_smoothing: in ``[0, 1)``.
@@ -1023,10 +991,10 @@ def symmetric_infonce_loss(
     """
     fn = "symmetric_infonce_loss"
     C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=False)
-    pr = _paired(fn, a, b, where, axis_name, names=("a", "b"))
+    pr = _paired(fn, embeddings_a, embeddings_b, where, axis_name)
     t = _temperature(fn, temperature, pr.dtype)
-    l_ab = _infonce_rows(_logits(pr, pr.a, pr.bg, "cosine", t), pr, label_smoothing)
-    l_ba = _infonce_rows(_logits(pr, pr.b, pr.ag, "cosine", t), pr, label_smoothing)
+    l_ab = _infonce_rows(_logits(pr.a, pr.bg, "cosine", t), pr, label_smoothing)
+    l_ba = _infonce_rows(_logits(pr.b, pr.ag, "cosine", t), pr, label_smoothing)
     return C.zero_masked(0.5 * (l_ab + l_ba), pr.mask)
 
 
@@ -1042,8 +1010,8 @@ def symmetric_infonce_loss(
     runtime=("axis_name",),
 )
 def sigmoid_contrastive_loss(
-    a: ArrayLike,
-    b: ArrayLike,
+    embeddings_a: ArrayLike,
+    embeddings_b: ArrayLike,
     *,
     temperature: float = 0.1,
     bias: float = -10.0,
@@ -1061,12 +1029,12 @@ def sigmoid_contrastive_loss(
     (initialised at -10): pass them as traced arrays.
 
     Args:
-      a: ``[B, D]`` (normalized inside).
-      b: ``[B, D]``.
+      embeddings_a: ``[B, D]`` (e.g. image embeddings; normalized inside).
+      embeddings_b: ``[B, D]`` (e.g. text embeddings); row ``i`` is the positive of ``embeddings_a[i]``.
       temperature: ``tau`` (> 0); SigLIP's ``1/t`` with ``t = 10`` at init.
       bias: the logit bias.
       where: optional ``[B]`` boolean mask; masked pairs give 0 and are no one's negatives.
-      axis_name: mapped axis to gather ``b`` over.
+      axis_name: mapped axis to gather ``embeddings_b`` over.
 
     Returns:
       Per-row loss ``[B]`` (this device's rows under ``axis_name``).
@@ -1081,10 +1049,10 @@ def sigmoid_contrastive_loss(
       Array([0.6932, 0.6932], dtype=float32)
     """
     fn = "sigmoid_contrastive_loss"
-    pr = _paired(fn, a, b, where, axis_name, names=("a", "b"))
+    pr = _paired(fn, embeddings_a, embeddings_b, where, axis_name)
     t = _temperature(fn, temperature, pr.dtype)
     bias = jnp.asarray(bias).astype(pr.dtype)
-    logits = P.pairwise_similarity(pr.a, pr.bg, metric="cosine") / t + bias
+    logits = _logits(pr.a, pr.bg, "cosine", t) + bias
     z = jnp.where(pr.diag, logits, -logits)
     loss = jnp.sum(jnp.where(pr.cols, -jax.nn.log_sigmoid(z), jnp.zeros((), logits.dtype)), axis=-1)
     return C.zero_masked(loss, pr.mask)
@@ -1113,8 +1081,8 @@ def _soft_sample() -> Sample:
     runtime=("axis_name",),
 )
 def soft_infonce_loss(
-    queries: ArrayLike,
-    keys: ArrayLike,
+    embeddings_a: ArrayLike,
+    embeddings_b: ArrayLike,
     prior: ArrayLike,
     *,
     alpha: float = 1.0,
@@ -1122,7 +1090,7 @@ def soft_infonce_loss(
     prior_temperature: float = 1.0,
     temperature: float = 1.0,
     min_weight: float = 0.1,
-    metric: str = "dot",
+    distance: str = "dot",
     where: ArrayLike | None = None,
     axis_name=None,
 ) -> Array:
@@ -1132,15 +1100,16 @@ def soft_infonce_loss(
         \ell_i = -\log\frac{e^{s_{ii}}}{e^{s_{ii}} + \sum_{j\ne i} w_{ij} e^{s_{ij}}},\qquad
         w_{ij} = \max\Big(\frac{\beta - \alpha\,\mathrm{softmax}_{j\ne i}(r_{ij}/t_w)}{\beta - \alpha/K},\ w_{\min}\Big)
 
-    with ``s = sim(q, k) / temperature``, ``r`` the prior similarity of query
+    with ``s = sim(a, b) / temperature`` (``embeddings_a`` are the queries,
+    ``embeddings_b`` the keys), ``r`` the prior similarity of query
     ``i`` and key ``j`` (e.g. BM25, SimCSE or a trained model's scores; not
     differentiated) and ``K`` the number of negatives of the row. With
     ``alpha = 0`` this is InfoNCE. Negatives that the prior finds similar to
     the query (likely false negatives) get a smaller weight.
 
     Args:
-      queries: ``[B, D]``.
-      keys: ``[B, D]``; ``keys[i]`` is the positive of ``queries[i]``.
+      embeddings_a: ``[B, D]`` queries.
+      embeddings_b: ``[B, D]`` keys; ``embeddings_b[i]`` is the positive of ``embeddings_a[i]``.
       prior: ``[B, B_total]`` prior similarities (rows: this device's queries;
         columns: all keys, gathered order; the diagonal is ignored).
       alpha: the paper's ``alpha`` (``--weight_kl``), >= 0.
@@ -1148,7 +1117,7 @@ def soft_infonce_loss(
       prior_temperature: ``t_w``, the softmax temperature of the prior (``--t``).
       temperature: divides the query-key similarity (the reference uses 1).
       min_weight: the clip floor of the weights (0.1 in the reference).
-      metric: ``"dot"`` (the reference) or ``"cosine"``.
+      distance: the similarity: ``"dot"`` (the reference) or ``"cosine"``.
       where: optional ``[B]`` boolean mask.
       axis_name: mapped axis to gather the keys over.
 
@@ -1166,18 +1135,18 @@ def soft_infonce_loss(
       Array([0.3133, 0.3133], dtype=float32)
     """
     fn = "soft_infonce_loss"
-    C.check_one_of(fn, "metric", metric, ("cosine", "dot"))
+    C.check_one_of(fn, "distance", distance, ("cosine", "dot"))
     C.check_positive(fn, "alpha", alpha, allow_zero=True)
     C.check_positive(fn, "beta", beta)
     C.check_positive(fn, "prior_temperature", prior_temperature)
     C.check_positive(fn, "min_weight", min_weight, allow_zero=True)
-    pr = _paired(fn, queries, keys, where, axis_name)
+    pr = _paired(fn, embeddings_a, embeddings_b, where, axis_name)
     n, m_tot = pr.cols.shape
     r = C.check_array(fn, "prior", prior, ndim=2, dtype="number")
     if r.shape != (n, m_tot):
         raise ValueError(f"{fn}: `prior` must have shape (B, B_total)={(n, m_tot)}, got {r.shape}.")
     t = _temperature(fn, temperature, pr.dtype)
-    logits = _logits(pr, pr.a, pr.bg, metric, t)
+    logits = _logits(pr.a, pr.bg, distance, t)
     zero = jnp.zeros((), logits.dtype)
     negs = pr.cols & ~pr.diag
     r = jax.lax.stop_gradient(C.as_compute(r, pr.dtype)) / prior_temperature
@@ -1199,7 +1168,7 @@ def soft_infonce_loss(
     formula="1/2 sum_{dir} -1/sum_j w_ij sum_j w_ij log softmax_j(cos(p_i, q_j)/t),  w_ij = (1 + cos(q_i, q_j))/2",
     paper="CWCL: Cross-Modal Transfer with Continuously Weighted Contrastive Loss (2023, arXiv:2309.14580)",
     reference="no official code: the paper's equation, ported to torch in tests/reference/make_metric.py",
-    # The weights are detached functions of `frozen_embeddings`, so finite
+    # The weights are stop-gradient functions of `frozen_embeddings`, so finite
     # differences only match autodiff for `embeddings` (the gradient wrt the
     # frozen side is checked against the torch port in tests/losses/test_metric.py).
     sample=lambda: _paired_sample(diff_argnums=(0,)),
@@ -1226,7 +1195,8 @@ def continuously_weighted_contrastive_loss(
 
     Args:
       embeddings: ``[B, D]``, the modality being trained (``p``).
-      frozen_embeddings: ``[B, D]``, the pretrained modality (``q``).
+      frozen_embeddings: ``[B, D]``, the pretrained modality (``q``); row ``i``
+        is the positive of ``embeddings[i]``.
       temperature: ``tau`` (> 0).
       where: optional ``[B]`` boolean mask.
       axis_name: mapped axis to gather both sides over.
@@ -1247,12 +1217,12 @@ def continuously_weighted_contrastive_loss(
     pr = _paired(fn, embeddings, frozen_embeddings, where, axis_name, names=("embeddings", "frozen_embeddings"))
     t = _temperature(fn, temperature, pr.dtype)
     zero = jnp.zeros((), pr.dtype)
-    w = jax.lax.stop_gradient((1.0 + P.pairwise_similarity(pr.b, pr.bg, metric="cosine")) / 2.0)
+    w = jax.lax.stop_gradient((1.0 + pairwise_similarity(pr.b, pr.bg, distance="cosine")) / 2.0)
     w = jnp.where(pr.cols, w, zero)
     wsum = jnp.maximum(jnp.sum(w, axis=-1), jnp.asarray(1e-12, pr.dtype))
 
     def direction(rows, cols_emb):
-        logits = P.pairwise_similarity(rows, cols_emb, metric="cosine") / t
+        logits = _logits(rows, cols_emb, "cosine", t)
         logp = logits - _lse(logits, pr.cols)[:, None]
         return -jnp.sum(jnp.where(pr.cols, w * logp, zero), axis=-1) / wsum
 
@@ -1265,28 +1235,11 @@ def continuously_weighted_contrastive_loss(
 # --------------------------------------------------------------------------
 
 
-def _local_vs_global(fn: str, embeddings, labels, where, axis_name):
-    """Normalized local rows, gathered normalized columns, and the pair masks (local x global)."""
-    e = C.check_array(fn, "embeddings", embeddings, ndim=2, dtype="float")
-    y = C.check_array(fn, "labels", labels, ndim=1, dtype="int")
-    if y.shape[0] != e.shape[0]:
-        raise ValueError(
-            f"{fn}: `labels` must have shape (N,)=({e.shape[0]},) to match embeddings.shape={e.shape}, got {y.shape}."
-        )
-    dtype = C.compute_dtype(e)
-    mask = C.prepare_where(fn, where, e.shape[:1])
-    valid = jnp.ones(e.shape[:1], bool) if mask is None else mask
-    x = l2_normalize(C.fill_masked(C.as_compute(e, dtype), mask))
-    xg = gather_batch(x, axis_name)
-    yg = gather_batch(y, axis_name)
-    vg = gather_batch(valid, axis_name)
-    sim = jnp.matmul(x, xg.T, precision=jax.lax.Precision.HIGHEST)
-    n_local, n_total = x.shape[0], xg.shape[0]
-    pair_valid = valid[:, None] & vg[None, :]
-    same = (y[:, None] == yg[None, :]) & pair_valid
-    pos = same & ~self_mask(n_local, n_total, axis_name)
-    neg = (y[:, None] != yg[None, :]) & pair_valid
-    return sim, pos, neg, valid, dtype
+def _cosine_pairs(fn: str, embeddings, labels, where, axis_name):
+    """Cosines of the normalized local rows against the gathered batch, with its pair masks."""
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=True)
+    sim = pairwise_similarity(b.x, b.x_all, distance="dot")  # rows are unit vectors (or 0 when padded)
+    return sim, b.pos, b.neg, b.valid, b.dtype
 
 
 def _pair_sample() -> Sample:
@@ -1303,7 +1256,7 @@ def _pair_sample() -> Sample:
     aliases=("opl",),
     family=FAMILY,
     kind="batch",
-    formula="(1 - mean_{i!=j, y_i=y_j} <f_i, f_j>) + gamma mean_{y_i!=y_j} <f_i, f_j>  (|.| with absolute=True)",
+    formula="(1 - mean_{i!=j, y_i=y_j} <f_i, f_j>) + w mean_{y_i!=y_j} <f_i, f_j>  (|.| with absolute=True)",
     paper="Orthogonal Projection Loss (2021, arXiv:2103.14021)",
     reference="kahnchana/opl loss.py::OrthogonalProjectionLoss (ported)",
     sample=_pair_sample,
@@ -1313,7 +1266,7 @@ def orthogonal_projection_loss(
     embeddings: ArrayLike,
     labels: ArrayLike,
     *,
-    gamma: float = 0.5,
+    neg_weight: float = 0.5,
     absolute: bool = False,
     axis_name=None,
     where: ArrayLike | None = None,
@@ -1323,7 +1276,7 @@ def orthogonal_projection_loss(
     .. math::
         s = \frac{\sum_{i\ne j,\,y_i=y_j}\langle\hat f_i,\hat f_j\rangle}{|\{i\ne j, y_i = y_j\}| + 10^{-6}},\quad
         d = \frac{\sum_{y_i\ne y_j}\langle\hat f_i,\hat f_j\rangle}{|\{y_i\ne y_j\}| + 10^{-6}},\quad
-        \ell = (1 - s) + \gamma\,d
+        \ell = (1 - s) + w\,d
 
     The reference code averages the signed inner products (``absolute=False``,
     its "removed abs"); the paper's equation uses :math:`|\langle\cdot,\cdot\rangle|`
@@ -1333,7 +1286,8 @@ def orthogonal_projection_loss(
     Args:
       embeddings: ``[N, D]`` features (normalized inside).
       labels: ``[N]`` integer class indices.
-      gamma: weight of the inter-class term (0.5, the paper's; the reference class defaults to 2).
+      neg_weight: ``w``, the weight of the inter-class (negative-pair) term: the
+        paper's ``gamma`` (0.5; the reference class defaults to 2).
       absolute: average :math:`|\langle f_i, f_j\rangle|` over negative pairs.
       axis_name: mapped axis name(s) when the batch is sharded.
       where: optional ``[N]`` boolean mask.
@@ -1350,8 +1304,8 @@ def orthogonal_projection_loss(
       Array(0., dtype=float32)
     """
     fn = "orthogonal_projection_loss"
-    C.check_positive(fn, "gamma", gamma, allow_zero=True)
-    sim, pos, neg, valid, dtype = _local_vs_global(fn, embeddings, labels, where, axis_name)
+    C.check_positive(fn, "neg_weight", neg_weight, allow_zero=True)
+    sim, pos, neg, valid, dtype = _cosine_pairs(fn, embeddings, labels, where, axis_name)
     zero = jnp.zeros((), dtype)
     nsim = jnp.abs(sim) if absolute else sim
     pos_sum = psum(jnp.sum(jnp.where(pos, sim, zero)), axis_name)
@@ -1359,7 +1313,7 @@ def orthogonal_projection_loss(
     pos_n = psum(jnp.sum(pos), axis_name).astype(dtype)
     neg_n = psum(jnp.sum(neg), axis_name).astype(dtype)
     eps = jnp.asarray(1e-6, dtype)
-    loss = (1 - pos_sum / (pos_n + eps)) + jnp.asarray(gamma, dtype) * neg_sum / (neg_n + eps)
+    loss = (1 - pos_sum / (pos_n + eps)) + jnp.asarray(neg_weight, dtype) * neg_sum / (neg_n + eps)
     any_valid = psum(jnp.sum(valid), axis_name) > 0
     return jnp.where(any_valid, loss, zero)
 
@@ -1369,7 +1323,7 @@ def orthogonal_projection_loss(
     aliases=("tcm_loss",),
     family=FAMILY,
     kind="batch",
-    formula="l+ mean_{s_ap <= m+}(m+ - s_ap) + l- mean_{s_an >= m-}(s_an - m-)",
+    formula="w+ mean_{s_ap <= m+}(m+ - s_ap) + w- mean_{s_an >= m-}(s_an - m-)",
     paper="Threshold-Consistent Margin Loss for Open-World Deep Metric Learning (2023, arXiv:2307.04047)",
     reference="pytorch_metric_learning.losses.ThresholdConsistentMarginLoss",
     sample=_pair_sample,
@@ -1379,10 +1333,10 @@ def threshold_consistent_margin_loss(
     embeddings: ArrayLike,
     labels: ArrayLike,
     *,
-    margin_plus: float = 0.9,
-    margin_minus: float = 0.5,
-    lambda_plus: float = 1.0,
-    lambda_minus: float = 1.0,
+    pos_margin: float = 0.9,
+    neg_margin: float = 0.5,
+    pos_weight: float = 1.0,
+    neg_weight: float = 1.0,
     axis_name=None,
     where: ArrayLike | None = None,
 ) -> Array:
@@ -1399,10 +1353,10 @@ def threshold_consistent_margin_loss(
     Args:
       embeddings: ``[N, D]`` (normalized inside).
       labels: ``[N]`` integer class indices.
-      margin_plus: ``m+`` (0.9).
-      margin_minus: ``m-`` (0.5).
-      lambda_plus: ``lambda+`` (1).
-      lambda_minus: ``lambda-`` (1).
+      pos_margin: ``m+`` (0.9), the cosine below which a positive pair costs.
+      neg_margin: ``m-`` (0.5), the cosine above which a negative pair costs.
+      pos_weight: ``lambda+`` (1), the weight of the positive term.
+      neg_weight: ``lambda-`` (1), the weight of the negative term.
       axis_name: mapped axis name(s) when the batch is sharded.
       where: optional ``[N]`` boolean mask.
 
@@ -1419,14 +1373,14 @@ def threshold_consistent_margin_loss(
       0.6
     """
     fn = "threshold_consistent_margin_loss"
-    for name, v in (("margin_plus", margin_plus), ("margin_minus", margin_minus)):
+    for name, v in (("pos_margin", pos_margin), ("neg_margin", neg_margin)):
         C.check_in_range(fn, name, v, -1.0, 1.0)
-    C.check_positive(fn, "lambda_plus", lambda_plus, allow_zero=True)
-    C.check_positive(fn, "lambda_minus", lambda_minus, allow_zero=True)
-    sim, pos, neg, _, dtype = _local_vs_global(fn, embeddings, labels, where, axis_name)
+    C.check_positive(fn, "pos_weight", pos_weight, allow_zero=True)
+    C.check_positive(fn, "neg_weight", neg_weight, allow_zero=True)
+    sim, pos, neg, _, dtype = _cosine_pairs(fn, embeddings, labels, where, axis_name)
     zero = jnp.zeros((), dtype)
-    mp = jnp.asarray(margin_plus, dtype)
-    mm = jnp.asarray(margin_minus, dtype)
+    mp = jnp.asarray(pos_margin, dtype)
+    mm = jnp.asarray(neg_margin, dtype)
     hard_pos = pos & (sim <= mp)
     hard_neg = neg & (sim >= mm)
     pos_sum = psum(jnp.sum(jnp.where(hard_pos, mp - sim, zero)), axis_name)
@@ -1436,4 +1390,4 @@ def threshold_consistent_margin_loss(
     one = jnp.ones((), dtype)
     pos_term = jnp.where(pos_n > 0, pos_sum / jnp.maximum(pos_n, one), zero)
     neg_term = jnp.where(neg_n > 0, neg_sum / jnp.maximum(neg_n, one), zero)
-    return jnp.asarray(lambda_plus, dtype) * pos_term + jnp.asarray(lambda_minus, dtype) * neg_term
+    return jnp.asarray(pos_weight, dtype) * pos_term + jnp.asarray(neg_weight, dtype) * neg_term

@@ -1,9 +1,17 @@
 """Proxy and prototype losses: embeddings compared with one learned (or computed) point per class.
 
-* :func:`harmonic_loss`: cross-entropy of the harmonic max over Euclidean
-  distances to class prototypes;
-* :func:`label_embedding_ranking_loss`: the ALE / WSABIE rank-weighted hinge
-  over bilinear compatibilities with class embeddings.
+* per-example losses on ``embeddings [N, D]``, integer ``labels [N]`` and
+  ``proxies [C, D]`` (one learned vector per class): proxy-NCA, SoftTriple
+  (``[C, K, D]`` centers, with its center regularizer), the harmonic loss
+  (Euclidean distances to class prototypes) and the label-embedding (ALE /
+  WSABIE) ranking loss (bilinear compatibilities with class embeddings);
+* proxy-anchor: one value for the batch (``axis_name`` for the global batch);
+* prototype losses on few-shot episodes (prototypical networks, angular
+  prototypical): one value per episode.
+
+Similarities and distances come from :mod:`lossjax._pairwise` (one matmul);
+the argument checks, cosines and cross-entropy shared with the margin
+softmaxes from :mod:`lossjax._proxy_core`.
 """
 
 from __future__ import annotations
@@ -15,17 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax._pairwise import l2_normalize, pairwise_similarity
+from lossjax._pairwise import l2_normalize, pairwise_distance, pairwise_similarity
 from lossjax._parallel import psum
+from lossjax._proxy_core import ce_from_logits, check_proxy_inputs, class_cosines, is_concrete, proxy_sample
 from lossjax._targets import target_probs
-from lossjax.losses._margins import (
-    _ce_from_logits,
-    _check_proxy_inputs,
-    _check_scale,
-    _class_cosines,
-    _face_sample,
-    _is_concrete,
-)
 from lossjax.registry import Sample, register
 
 __all__ = [
@@ -52,10 +53,10 @@ FAMILY = "proxies"
 
 def _harmonic_sample() -> Sample:
     rng = np.random.default_rng(7)
-    features = rng.normal(size=(6, 3)).astype(np.float32)
-    prototypes = rng.normal(size=(4, 3)).astype(np.float32)
+    embeddings = rng.normal(size=(6, 3)).astype(np.float32)
+    proxies = rng.normal(size=(4, 3)).astype(np.float32)
     labels = rng.integers(0, 4, size=(6,)).astype(np.int32)
-    return Sample(args=(features, prototypes, labels), diff_argnums=(0, 1), batched_argnums=(0, 2))
+    return Sample(args=(embeddings, labels, proxies), diff_argnums=(0, 2), batched_argnums=(0, 1))
 
 
 @register(
@@ -70,9 +71,9 @@ def _harmonic_sample() -> Sample:
     sample=_harmonic_sample,
 )
 def harmonic_loss(
-    features: ArrayLike,
-    prototypes: ArrayLike,
+    embeddings: ArrayLike,
     labels: ArrayLike,
+    proxies: ArrayLike,
     *,
     exponent: float | None = None,
     epsilon: float = 1e-6,
@@ -85,15 +86,15 @@ def harmonic_loss(
         \ell = -\log p_y
 
     i.e. cross-entropy on the logits ``-n log d_c``, computed in log space as
-    ``-(n/2) log max(|x|^2 + |w|^2 - 2 x.w, epsilon^2)`` (no ``[..., C, D]``
-    difference tensor, no square root, finite gradients at ``x = w_c``).
-    The reference layer raises *squared* distances to ``-n``: that is
-    ``exponent = 2n`` here.
+    ``-(n/2) log max(|x|^2 + |w|^2 - 2 x.w, epsilon^2)`` from
+    :func:`lossjax._pairwise.pairwise_distance` (no ``[..., C, D]`` difference
+    tensor, no square root, finite gradients at ``x = w_c``). The reference
+    layer raises *squared* distances to ``-n``: that is ``exponent = 2n`` here.
 
     Args:
-      features: ``[..., D]`` inputs of the distance head.
-      prototypes: ``[C, D]`` class weight vectors.
+      embeddings: ``[..., D]`` inputs of the distance head (``x``).
       labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
+      proxies: ``[C, D]`` class prototypes (the distance head's weight vectors ``w_c``).
       exponent: the harmonic exponent ``n > 0``; None means ``D`` (the reference's choice;
         the papers also suggest 1 and ``sqrt(D)``).
       epsilon: floor on the distance.
@@ -108,16 +109,16 @@ def harmonic_loss(
     Example:
       >>> import jax.numpy as jnp, lossjax
       >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[2.0, 0.0], [-1.0, 0.0]])
-      >>> lossjax.losses.harmonic_loss(x, w, jnp.array([0]), exponent=1.0).round(4)
+      >>> lossjax.losses.harmonic_loss(x, jnp.array([0]), w, exponent=1.0).round(4)
       Array([0.4055], dtype=float32)
     """
     fn = "harmonic_loss"
-    x = C.check_array(fn, "features", features, min_ndim=1, dtype="float")
-    w = C.check_array(fn, "prototypes", prototypes, ndim=2, dtype="float")
+    x = C.check_array(fn, "embeddings", embeddings, min_ndim=1, dtype="float")
+    w = C.check_array(fn, "proxies", proxies, ndim=2, dtype="float")
     if w.shape[-1] != x.shape[-1]:
         raise ValueError(
-            f"{fn}: `features` [..., D] and `prototypes` [C, D] must share D, "
-            f"got features.shape={x.shape} and prototypes.shape={w.shape}."
+            f"{fn}: `embeddings` [..., D] and `proxies` [C, D] must share D, "
+            f"got embeddings.shape={x.shape} and proxies.shape={w.shape}."
         )
     n = x.shape[-1] if exponent is None else exponent
     C.check_positive(fn, "exponent", n)
@@ -126,9 +127,9 @@ def harmonic_loss(
     mask = C.prepare_where(fn, where, x.shape[:-1])
     x = C.fill_masked(C.as_compute(x, dtype), mask)
     w = C.as_compute(w, dtype)
-    cross = jnp.matmul(x, w.T, precision=jax.lax.Precision.HIGHEST)
-    w_sq = jnp.reshape(jnp.sum(jnp.square(w), axis=-1), (1,) * (x.ndim - 1) + (w.shape[0],))
-    sq = jnp.sum(jnp.square(x), axis=-1, keepdims=True) + w_sq - 2 * cross
+    batch_shape = x.shape[:-1]
+    sq = pairwise_distance(jnp.reshape(x, (-1, x.shape[-1])), w, distance="squared_euclidean")
+    sq = jnp.reshape(sq, (*batch_shape, w.shape[0]))
     sq = jnp.maximum(sq, jnp.asarray(epsilon * epsilon, dtype))
     logits = -0.5 * jnp.asarray(n, dtype) * jnp.log(sq)
     t = target_probs(fn, logits, labels, where=mask)
@@ -142,11 +143,11 @@ def harmonic_loss(
 
 def _ale_sample() -> Sample:
     rng = np.random.default_rng(12)
-    features = rng.normal(size=(5, 3)).astype(np.float32)
+    embeddings = rng.normal(size=(5, 3)).astype(np.float32)
     projection = rng.normal(size=(3, 2)).astype(np.float32)
-    class_embeddings = rng.normal(size=(4, 2)).astype(np.float32)
+    proxies = rng.normal(size=(4, 2)).astype(np.float32)
     labels = rng.integers(0, 4, size=(5,)).astype(np.int32)
-    return Sample(args=(features, projection, class_embeddings, labels), diff_argnums=(0, 1, 2), batched_argnums=(0, 3))
+    return Sample(args=(embeddings, labels, proxies, projection), diff_argnums=(0, 2, 3), batched_argnums=(0, 1))
 
 
 @register(
@@ -161,10 +162,10 @@ def _ale_sample() -> Sample:
     sample=_ale_sample,
 )
 def label_embedding_ranking_loss(
-    features: ArrayLike,
-    projection: ArrayLike,
-    class_embeddings: ArrayLike,
+    embeddings: ArrayLike,
     labels: ArrayLike,
+    proxies: ArrayLike,
+    projection: ArrayLike,
     *,
     margin: float = 1.0,
     where: ArrayLike | None = None,
@@ -179,12 +180,15 @@ def label_embedding_ranking_loss(
     (0 when no class violates the margin). The paper estimates ``r`` by sampling;
     this is the exact all-classes version (``O(C)`` per example). ``r`` is
     piecewise constant, so the gradient flows through the hinge terms only.
+    The compatibilities are the dot products of the projected embeddings
+    ``theta(x)^T W`` with the class embeddings
+    (:func:`lossjax._pairwise.pairwise_similarity`, ``distance="dot"``).
 
     Args:
-      features: image features ``theta(x)``, ``[..., D]``.
-      projection: the compatibility matrix ``W``, ``[D, E]``.
-      class_embeddings: label embeddings ``phi(c)``, ``[C, E]``.
+      embeddings: image features ``theta(x)``, ``[..., D]``.
       labels: integer class indices ``[...]``.
+      proxies: the label embeddings ``phi(c)``, ``[C, E]``.
+      projection: the compatibility matrix ``W``, ``[D, E]``.
       margin: ``Delta(y, c)`` for ``c != y`` (the 0/1 label loss times ``margin``).
       where: optional boolean mask broadcastable to ``[...]``.
 
@@ -197,25 +201,29 @@ def label_embedding_ranking_loss(
     Example:
       >>> import jax.numpy as jnp, lossjax
       >>> x, w, phi = jnp.array([[1.0, 0.0]]), jnp.eye(2), jnp.array([[1.0, 0.0], [0.5, 0.0], [0.8, 0.0]])
-      >>> lossjax.losses.label_embedding_ranking_loss(x, w, phi, jnp.array([0])).round(4)
+      >>> lossjax.losses.label_embedding_ranking_loss(x, jnp.array([0]), phi, w).round(4)
       Array([0.975], dtype=float32)
     """
     fn = "label_embedding_ranking_loss"
-    x = C.check_array(fn, "features", features, min_ndim=1, dtype="float")
+    x = C.check_array(fn, "embeddings", embeddings, min_ndim=1, dtype="float")
+    phi = C.check_array(fn, "proxies", proxies, ndim=2, dtype="float")
     w = C.check_array(fn, "projection", projection, ndim=2, dtype="float")
-    phi = C.check_array(fn, "class_embeddings", class_embeddings, ndim=2, dtype="float")
     if w.shape[0] != x.shape[-1] or w.shape[1] != phi.shape[1]:
         raise ValueError(
-            f"{fn}: need features [..., D], projection [D, E], class_embeddings [C, E], "
-            f"got {x.shape}, {w.shape}, {phi.shape}."
+            f"{fn}: need embeddings [..., D], proxies [C, E] and projection [D, E], "
+            f"got embeddings.shape={x.shape}, proxies.shape={phi.shape}, projection.shape={w.shape}."
         )
     C.check_positive(fn, "margin", margin, allow_zero=True)
     labels = C.check_array(fn, "labels", labels, dtype="int")
     dtype = C.compute_dtype(x, w, phi)
     mask = C.prepare_where(fn, where, x.shape[:-1])
     x = C.fill_masked(C.as_compute(x, dtype), mask)
-    hp = jax.lax.Precision.HIGHEST
-    scores = jnp.matmul(jnp.matmul(x, C.as_compute(w, dtype), precision=hp), C.as_compute(phi, dtype).T, precision=hp)
+    batch_shape = x.shape[:-1]
+    projected = jnp.matmul(
+        jnp.reshape(x, (-1, x.shape[-1])), C.as_compute(w, dtype), precision=jax.lax.Precision.HIGHEST
+    )
+    scores = pairwise_similarity(projected, C.as_compute(phi, dtype), distance="dot")
+    scores = jnp.reshape(scores, (*batch_shape, phi.shape[0]))
     onehot = C.class_targets(fn, scores, labels, dtype)
     s_y = jnp.sum(onehot * scores, axis=-1, keepdims=True)
     viol = jnp.where(onehot > 0, jnp.zeros((), dtype), jnp.asarray(margin, dtype) + scores - s_y)
@@ -242,7 +250,7 @@ def label_embedding_ranking_loss(
     formula="-log softmax(-scale * ||x/|x| - p_j/|p_j| ||^2)_y",
     paper="No Fuss Distance Metric Learning using Proxies (2017, arXiv:1703.07464)",
     reference="pytorch_metric_learning.losses.ProxyNCALoss",
-    sample=_face_sample,
+    sample=proxy_sample,
 )
 def proxy_nca_loss(
     embeddings: ArrayLike,
@@ -282,11 +290,11 @@ def proxy_nca_loss(
       Array([0.1269], dtype=float32)
     """
     fn = "proxy_nca_loss"
-    _check_scale(fn, scale)
-    _, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
+    C.check_positive(fn, "scale", scale)
+    _, cos, onehot, mask, dtype = class_cosines(fn, embeddings, labels, proxies, where)
     # ||a - b||^2 of unit vectors; a masked (zero) row has cos 0 and a finite loss (then zeroed).
     sq = jnp.maximum(2 - 2 * cos, jnp.zeros((), dtype))
-    loss = _ce_from_logits(-jnp.asarray(scale, dtype) * sq, onehot)
+    loss = ce_from_logits(-jnp.asarray(scale, dtype) * sq, onehot)
     return C.zero_masked(loss, mask)
 
 
@@ -304,7 +312,7 @@ def _soft_triple_sample() -> Sample:
     aliases=("softtriple_loss", "softtriple"),
     family=FAMILY,
     kind="per_example",
-    formula="-log softmax(la * (S_j - delta [j = y]))_y, S_j = sum_k softmax_k(cos_jk / gamma) cos_jk",
+    formula="-log softmax(la * (S_j - delta [j = y]))_y, S_j = sum_k softmax_k(cos_jk / t_c) cos_jk",
     paper="SoftTriple Loss: Deep Metric Learning Without Triplet Sampling (2019, arXiv:1909.05235)",
     reference="pytorch_metric_learning.losses.SoftTripleLoss (idstcv/SoftTriple without the center regularizer)",
     sample=_soft_triple_sample,
@@ -315,27 +323,28 @@ def soft_triple_loss(
     proxies: ArrayLike,
     *,
     scale: float = 20.0,
-    gamma: float = 0.1,
+    center_temperature: float = 0.1,
     margin: float = 0.01,
     where: ArrayLike | None = None,
 ) -> Array:
     r"""SoftTriple: a softmax over classes that each own ``K`` centers (soft max over centers).
 
     .. math::
-        S_{ij} = \sum_k \frac{e^{\cos_{ijk}/\gamma}}{\sum_{k'} e^{\cos_{ijk'}/\gamma}}\cos_{ijk},\qquad
+        S_{ij} = \sum_k \frac{e^{\cos_{ijk}/t_c}}{\sum_{k'} e^{\cos_{ijk'}/t_c}}\cos_{ijk},\qquad
         \ell_i = -\log\frac{e^{\lambda(S_{iy_i} - \delta)}}
         {e^{\lambda(S_{iy_i} - \delta)} + \sum_{j\ne y_i} e^{\lambda S_{ij}}}
 
     The paper's regularizer that merges centers (``tau``) acts on the proxies
     alone: add :func:`soft_triple_regularizer` once per step (pytorch-metric-learning
-    leaves it out).
+    leaves it out). ``center_temperature`` is the paper's (and
+    pytorch-metric-learning's) ``gamma``.
 
     Args:
       embeddings: ``[N, D]`` (normalized inside).
       labels: ``[N]`` integer class indices.
       proxies: ``[C, K, D]`` centers, ``K`` per class (normalized inside).
       scale: ``lambda`` (20; ``la`` in the reference).
-      gamma: ``gamma`` (0.1), the temperature over a class's centers.
+      center_temperature: ``t_c`` (0.1; the paper's ``gamma``), the softmax temperature over a class's centers.
       margin: ``delta`` (0.01).
       where: optional ``[N]`` boolean mask.
 
@@ -353,21 +362,21 @@ def soft_triple_loss(
       0.316
     """
     fn = "soft_triple_loss"
-    _check_scale(fn, scale)
-    C.check_positive(fn, "gamma", gamma)
+    C.check_positive(fn, "scale", scale)
+    C.check_positive(fn, "center_temperature", center_temperature)
     C.check_positive(fn, "margin", margin, allow_zero=True)
-    e, y, p = _check_proxy_inputs(fn, embeddings, labels, proxies, proxies_ndim=3)
+    e, y, p = check_proxy_inputs(fn, embeddings, labels, proxies, proxies_ndim=3)
     num_classes, k, d = p.shape
     dtype = C.compute_dtype(e, p)
     mask = C.prepare_where(fn, where, e.shape[:1])
     x = C.fill_masked(C.as_compute(e, dtype), mask)
-    cos = pairwise_similarity(x, jnp.reshape(C.as_compute(p, dtype), (num_classes * k, d)), metric="cosine")
+    cos = pairwise_similarity(x, jnp.reshape(C.as_compute(p, dtype), (num_classes * k, d)), distance="cosine")
     cos = jnp.reshape(cos, (x.shape[0], num_classes, k))
-    prob = jax.nn.softmax(cos / jnp.asarray(gamma, dtype), axis=-1)
+    prob = jax.nn.softmax(cos / jnp.asarray(center_temperature, dtype), axis=-1)
     sim = jnp.sum(prob * cos, axis=-1)
     onehot = C.class_targets(fn, sim, y, dtype)
     logits = jnp.asarray(scale, dtype) * (sim - jnp.asarray(margin, dtype) * onehot)
-    return C.zero_masked(_ce_from_logits(logits, onehot), mask)
+    return C.zero_masked(ce_from_logits(logits, onehot), mask)
 
 
 def _soft_triple_reg_sample() -> Sample:
@@ -380,23 +389,23 @@ def _soft_triple_reg_sample() -> Sample:
     aliases=("soft_triple_center_regularizer",),
     family=FAMILY,
     kind="function",
-    formula="tau * sum_c sum_{k<k'} sqrt(2 + 1e-5 - 2 <w_ck, w_ck'>) / (C K (K - 1))",
+    formula="w * sum_c sum_{k<k'} sqrt(2 + 1e-5 - 2 <w_ck, w_ck'>) / (C K (K - 1))",
     paper="SoftTriple Loss: Deep Metric Learning Without Triplet Sampling (2019, arXiv:1909.05235)",
     reference="idstcv/SoftTriple loss/SoftTriple.py (the tau term; ported)",
     sample=_soft_triple_reg_sample,
 )
-def soft_triple_regularizer(proxies: ArrayLike, *, tau: float = 0.2) -> Array:
+def soft_triple_regularizer(proxies: ArrayLike, *, regularizer_weight: float = 0.2) -> Array:
     r"""SoftTriple's center regularizer: merges redundant centers of a class (adaptive number of centers).
 
     .. math::
-        R = rac{	au}{CK(K-1)}\sum_c\sum_{k<k'}\sqrt{2 + 10^{-5} - 2\,\hat w_{ck}^	op\hat w_{ck'}}
+        R = \frac{w}{CK(K-1)}\sum_c\sum_{k<k'}\sqrt{2 + 10^{-5} - 2\,\hat w_{ck}^\top\hat w_{ck'}}
 
     Add it once per step to the mean of :func:`soft_triple_loss` (the paper's
     ``loss + tau * reg``; pytorch-metric-learning leaves it out). 0 when ``K = 1``.
 
     Args:
       proxies: ``[C, K, D]`` centers (normalized inside).
-      tau: the weight (0.2).
+      regularizer_weight: ``w`` (0.2), the paper's ``tau``.
 
     Returns:
       A scalar.
@@ -406,11 +415,11 @@ def soft_triple_regularizer(proxies: ArrayLike, *, tau: float = 0.2) -> Array:
     Example:
       >>> import jax.numpy as jnp, lossjax
       >>> w = jnp.array([[[1.0, 0.0], [0.0, 1.0]]])  # one class, two orthogonal centers
-      >>> round(float(lossjax.losses.soft_triple_regularizer(w, tau=1.0)), 4)  # sqrt(2 + 1e-5) / 2
+      >>> round(float(lossjax.losses.soft_triple_regularizer(w, regularizer_weight=1.0)), 4)  # sqrt(2 + 1e-5) / 2
       0.7071
     """
     fn = "soft_triple_regularizer"
-    C.check_positive(fn, "tau", tau, allow_zero=True)
+    C.check_positive(fn, "regularizer_weight", regularizer_weight, allow_zero=True)
     p = C.check_array(fn, "proxies", proxies, ndim=3, dtype="float")
     num_classes, k, _ = p.shape
     if k < 2:
@@ -421,7 +430,7 @@ def soft_triple_regularizer(proxies: ArrayLike, *, tau: float = 0.2) -> Array:
     upper = jnp.triu(jnp.ones((k, k), bool), 1)
     d = jnp.sqrt(jnp.maximum(2 + 1e-5 - 2 * sim, 1e-5))
     reg = jnp.sum(jnp.where(upper[None], d, jnp.zeros((), dtype))) / (num_classes * k * (k - 1))
-    return jnp.asarray(tau, dtype) * reg
+    return jnp.asarray(regularizer_weight, dtype) * reg
 
 
 def _masked_log1p_sum_exp(a: Array, keep: Array, axis_name) -> Array:
@@ -438,7 +447,7 @@ def _masked_log1p_sum_exp(a: Array, keep: Array, axis_name) -> Array:
 
 
 def _proxy_anchor_sample() -> Sample:
-    return _face_sample(seed=2, n=8, c=3)
+    return proxy_sample(seed=2, n=8, c=3)
 
 
 @register(
@@ -446,8 +455,8 @@ def _proxy_anchor_sample() -> Sample:
     aliases=("proxy_anchor",),
     family=FAMILY,
     kind="batch",
-    formula="1/|P+| sum_{p in P+} log(1 + sum_{x in X_p+} e^{-a(s(x,p) - m)}) + "
-    "1/|P| sum_p log(1 + sum_{x in X_p-} e^{a(s(x,p) + m)})",
+    formula="1/|P+| sum_{p in P+} log(1 + sum_{x in X_p+} e^{-s (cos(x,p) - m)}) + "
+    "1/|P| sum_p log(1 + sum_{x in X_p-} e^{s (cos(x,p) + m)})",
     paper="Proxy Anchor Loss for Deep Metric Learning (2020, arXiv:2003.13911)",
     reference="pytorch_metric_learning.losses.ProxyAnchorLoss; tjddus9597/Proxy-Anchor-CVPR2020",
     sample=_proxy_anchor_sample,
@@ -459,7 +468,7 @@ def proxy_anchor_loss(
     proxies: ArrayLike,
     *,
     margin: float = 0.1,
-    alpha: float = 32.0,
+    scale: float = 32.0,
     axis_name=None,
     where: ArrayLike | None = None,
 ) -> Array:
@@ -469,7 +478,9 @@ def proxy_anchor_loss(
         \ell = \frac{1}{|P^+|}\sum_{p\in P^+}\log\Big(1 + \sum_{x\in X_p^+} e^{-\alpha(s(x,p) - \delta)}\Big)
         + \frac{1}{|P|}\sum_{p\in P}\log\Big(1 + \sum_{x\in X_p^-} e^{\alpha(s(x,p) + \delta)}\Big)
 
-    with cosine similarity :math:`s`, :math:`P^+` the proxies with at least one
+    with the scale :math:`\alpha` (``scale``; the paper's and pytorch-metric-learning's ``alpha``),
+
+    cosine similarity :math:`s`, :math:`P^+` the proxies with at least one
     positive in the batch. Computed as masked log-sum-exps over the batch
     axis; with ``axis_name`` the sums run over the global batch (``pmax`` of
     the shift, ``psum`` of the sums), so every device gets the single-device
@@ -480,7 +491,7 @@ def proxy_anchor_loss(
       labels: ``[N]`` integer class indices.
       proxies: ``[C, D]`` learnable proxies (normalized inside).
       margin: ``delta`` (0.1).
-      alpha: ``alpha`` (32), the scale.
+      scale: ``alpha`` (32), multiplies the cosines.
       axis_name: mapped axis name(s) when the batch is sharded across devices.
       where: optional ``[N]`` boolean mask; masked examples are left out of every sum.
 
@@ -494,17 +505,17 @@ def proxy_anchor_loss(
       >>> import jax.numpy as jnp, lossjax
       >>> p = jnp.array([[1.0, 0.0], [0.0, 1.0]])
       >>> x = jnp.array([[1.0, 0.1], [0.1, 1.0]])
-      >>> round(float(lossjax.losses.proxy_anchor_loss(x, jnp.array([0, 1]), p, alpha=1.0)), 4)
+      >>> round(float(lossjax.losses.proxy_anchor_loss(x, jnp.array([0, 1]), p, scale=1.0)), 4)
       1.1405
     """
     fn = "proxy_anchor_loss"
     C.check_positive(fn, "margin", margin, allow_zero=True)
-    C.check_positive(fn, "alpha", alpha)
-    _, cos, onehot, mask, dtype = _class_cosines(fn, embeddings, labels, proxies, where)
+    C.check_positive(fn, "scale", scale)
+    _, cos, onehot, mask, dtype = class_cosines(fn, embeddings, labels, proxies, where)
     valid = jnp.ones(cos.shape[:1], bool) if mask is None else mask
     pos = (onehot > 0) & valid[:, None]
     neg = (onehot == 0) & valid[:, None]
-    a = jnp.asarray(alpha, dtype)
+    a = jnp.asarray(scale, dtype)
     m = jnp.asarray(margin, dtype)
     pos_term = _masked_log1p_sum_exp(-a * (cos - m), pos, axis_name)
     neg_term = _masked_log1p_sum_exp(a * (cos + m), neg, axis_name)
@@ -530,7 +541,7 @@ def _ce_over_valid_classes(logits: Array, valid: Array | None, labels_onehot: Ar
     if valid is not None:
         low = jnp.asarray(jnp.finfo(logits.dtype).min, logits.dtype)
         logits = jnp.where(valid[None, :], logits, low)
-    return _ce_from_logits(logits, labels_onehot)
+    return ce_from_logits(logits, labels_onehot)
 
 
 def _prototypical_sample() -> Sample:
@@ -556,7 +567,7 @@ def prototypical_loss(
     support: ArrayLike,
     queries: ArrayLike,
     *,
-    metric: str = "squared_euclidean",
+    distance: str = "squared_euclidean",
     where: ArrayLike | None = None,
 ) -> Array:
     r"""Prototypical networks: classify queries by distance to the mean support embedding of each class.
@@ -568,7 +579,7 @@ def prototypical_loss(
     Args:
       support: ``[K, S, D]`` support embeddings, ``S`` shots for each of ``K`` classes.
       queries: ``[K, Q, D]`` query embeddings; the queries of row ``k`` belong to class ``k``.
-      metric: ``"squared_euclidean"`` (the paper's; it matters: not Euclidean)
+      distance: ``"squared_euclidean"`` (the paper's; it matters: not Euclidean)
         or ``"cosine"`` (logits are cosine similarities).
       where: optional ``[K]`` boolean mask of classes (padded ways): a masked
         class is neither a candidate nor has queries.
@@ -587,7 +598,7 @@ def prototypical_loss(
       Array(0.0067, dtype=float32)
     """
     fn = "prototypical_loss"
-    C.check_one_of(fn, "metric", metric, ("squared_euclidean", "cosine"))
+    C.check_one_of(fn, "distance", distance, ("squared_euclidean", "cosine"))
     s = C.check_array(fn, "support", support, ndim=3, dtype="float")
     q = C.check_array(fn, "queries", queries, ndim=3, dtype="float")
     if q.shape[0] != s.shape[0] or q.shape[2] != s.shape[2]:
@@ -602,10 +613,10 @@ def prototypical_loss(
     q = C.fill_masked(C.as_compute(q, dtype), mask)
     protos = jnp.mean(s, axis=1)
     flat = jnp.reshape(q, (k * nq, d))
-    if metric == "squared_euclidean":
-        logits = -pairwise_similarity(flat, protos, metric="squared_euclidean")
+    if distance == "squared_euclidean":
+        logits = -pairwise_distance(flat, protos, distance="squared_euclidean")
     else:
-        logits = pairwise_similarity(flat, protos, metric="cosine")
+        logits = pairwise_similarity(flat, protos, distance="cosine")
     target = jnp.repeat(jnp.eye(k, dtype=dtype), nq, axis=0)
     per_query = _ce_over_valid_classes(logits, mask, target)
     if mask is None:
@@ -671,17 +682,17 @@ def angular_prototypical_loss(
     if x.shape[1] < 2:
         raise ValueError(f"{fn}: `embeddings` must have shape (S, M, D) with M >= 2 utterances, got {x.shape}.")
     for name, v in (("scale", scale), ("bias", bias)):
-        if not _is_concrete(v) and np.ndim(v) != 0:
+        if not is_concrete(v) and np.ndim(v) != 0:
             raise ValueError(f"{fn}: `{name}` must be a scalar, got shape {np.shape(v)}.")
     C.check_positive(fn, "scale", scale)
-    if _is_concrete(bias) and not math.isfinite(float(bias)):
+    if is_concrete(bias) and not math.isfinite(float(bias)):
         raise ValueError(f"{fn}: `bias` must be finite, got {bias!r}.")
     dtype = C.compute_dtype(x)
     mask = _episode_mask(fn, where, x.shape[0])
     x = C.fill_masked(C.as_compute(x, dtype), mask)
     anchor = jnp.mean(x[:, 1:, :], axis=1)
     positive = x[:, 0, :]
-    cos = pairwise_similarity(positive, anchor, metric="cosine")
+    cos = pairwise_similarity(positive, anchor, distance="cosine")
     w = jnp.maximum(jnp.asarray(scale, dtype), jnp.asarray(1e-6, dtype))
     logits = w * cos + jnp.asarray(bias, dtype)
     per = _ce_over_valid_classes(logits, mask, jnp.eye(x.shape[0], dtype=dtype))

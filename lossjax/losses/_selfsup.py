@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax._pairwise import l2_normalize, pairwise_similarity
+from lossjax._pairwise import l2_normalize, pairwise_distance
 from lossjax._parallel import gather_batch, psum
 from lossjax.registry import Sample, register
 
@@ -326,14 +326,14 @@ def whitening_mse_loss(
     if v < 2:
         raise ValueError(f"{fn}: `embeddings` must have shape (N, V, D) with V >= 2 views, got {x.shape}.")
     C.check_in_range(fn, "epsilon", epsilon, 0.0, 1.0, high_inclusive=False)
-    if not isinstance(num_iterations, (int, np.integer)) or num_iterations < 1:
-        raise ValueError(f"{fn}: `num_iterations` must be an integer >= 1, got {num_iterations!r}.")
-    split = whitening_size is not None and whitening_size != n_local
+    C.check_int(fn, "num_iterations", num_iterations, 1, static=True)
     if whitening_size is not None:
-        if not isinstance(whitening_size, (int, np.integer)) or whitening_size < 2 or n_local % whitening_size:
+        C.check_int(fn, "whitening_size", whitening_size, 2, static=True)
+        if n_local % whitening_size:
             raise ValueError(
                 f"{fn}: `whitening_size` must be an integer >= 2 that divides N={n_local}, got {whitening_size!r}."
             )
+    split = whitening_size is not None and whitening_size != n_local
     if split:
         if key is None:
             raise ValueError(f"{fn}: `key` is required when whitening_size ({whitening_size}) < N ({n_local}).")
@@ -445,7 +445,7 @@ def dispersive_loss(
     valid = jnp.ones((n_local,), bool) if mask is None else mask
     xg = gather_batch(x, axis_name)
     vg = gather_batch(valid, axis_name)
-    sq = pairwise_similarity(x, xg, metric="squared_euclidean")
+    sq = pairwise_distance(x, xg, distance="squared_euclidean")
     denom = jnp.asarray(temperature * (d if scale_by_dim else 1), dtype)
     logits = -sq / denom
     keep = valid[:, None] & vg[None, :]
@@ -463,7 +463,7 @@ def dispersive_loss(
     return jnp.where(n > 0, loss, jnp.zeros((), dtype))
 
 
-def _pred_target(fn: str, predictions, targets, where, stop_gradient: bool):
+def _pred_target(fn: str, predictions, targets, where, stop_gradient_targets: bool):
     p = C.check_array(fn, "predictions", predictions, min_ndim=1, dtype="float")
     z = C.check_array(fn, "targets", targets, min_ndim=1, dtype="float")
     C.check_same_shape(fn, ("predictions", "targets"), p, z)
@@ -471,7 +471,7 @@ def _pred_target(fn: str, predictions, targets, where, stop_gradient: bool):
     mask = C.prepare_where(fn, where, p.shape[:-1])
     p = C.fill_masked(C.as_compute(p, dtype), mask)
     z = C.fill_masked(C.as_compute(z, dtype), mask)
-    if stop_gradient:
+    if stop_gradient_targets:
         z = jax.lax.stop_gradient(z)
     cos = jnp.sum(l2_normalize(p) * l2_normalize(z), axis=-1)
     return cos, mask
@@ -499,7 +499,7 @@ def negative_cosine_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
     *,
-    stop_gradient: bool = True,
+    stop_gradient_targets: bool = True,
     where: ArrayLike | None = None,
 ) -> Array:
     r"""SimSiam's negative cosine similarity between a prediction and a stop-gradient target.
@@ -513,7 +513,7 @@ def negative_cosine_loss(
     Args:
       predictions: ``[..., D]`` predictor outputs ``p``.
       targets: ``[..., D]`` projections ``z`` of the other view.
-      stop_gradient: stop the gradient through ``targets`` (True, the paper's key ingredient).
+      stop_gradient_targets: stop the gradient through ``targets`` (True, the paper's key ingredient).
       where: optional boolean mask broadcastable to ``[...]``.
 
     Returns:
@@ -526,7 +526,7 @@ def negative_cosine_loss(
       >>> lossjax.losses.negative_cosine_loss(jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 1.0]])).round(4)
       Array([-0.7071], dtype=float32)
     """
-    cos, mask = _pred_target("negative_cosine_loss", predictions, targets, where, stop_gradient)
+    cos, mask = _pred_target("negative_cosine_loss", predictions, targets, where, stop_gradient_targets)
     return C.zero_masked(-cos, mask)
 
 
@@ -544,7 +544,7 @@ def byol_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
     *,
-    stop_gradient: bool = True,
+    stop_gradient_targets: bool = True,
     where: ArrayLike | None = None,
 ) -> Array:
     r"""BYOL's regression loss: the squared distance of L2-normalized prediction and target.
@@ -558,7 +558,7 @@ def byol_loss(
     Args:
       predictions: ``[..., D]`` online predictions ``q(z)``.
       targets: ``[..., D]`` target projections ``z'``.
-      stop_gradient: stop the gradient through ``targets`` (True).
+      stop_gradient_targets: stop the gradient through ``targets`` (True: the target network gets no gradient).
       where: optional boolean mask broadcastable to ``[...]``.
 
     Returns:
@@ -572,5 +572,5 @@ def byol_loss(
       >>> lossjax.losses.byol_loss(jnp.array([[1.0, 0.0]]), jnp.array([[0.0, 3.0]]))
       Array([2.], dtype=float32)
     """
-    cos, mask = _pred_target("byol_loss", predictions, targets, where, stop_gradient)
+    cos, mask = _pred_target("byol_loss", predictions, targets, where, stop_gradient_targets)
     return C.zero_masked(2 - 2 * cos, mask)

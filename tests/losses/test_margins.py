@@ -1,64 +1,29 @@
-"""Margin softmaxes, proxy and prototype losses (lossjax/losses/_margins.py).
+"""Margin softmaxes for face recognition (lossjax/losses/_margins.py).
 
 Golden values: tests/reference/margins.json (tests/reference/make_margins.py:
 pytorch-metric-learning 2.9.0 and faithful torch ports of the official code),
-compared in float64. Hand-derived cases cover the paths the references do not
-exercise (margin extensions, masking, state, devices).
+compared in float64 (runner: golden_margins.py). Hand-derived cases cover the
+paths the references do not exercise (margin extensions, masking, state,
+devices). The proxy and prototype losses are tested in test_proxies.py.
 """
 
-import json
 import math
-import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from golden_margins import REF, case_names, run_case, run_case_float32
 from jax.sharding import PartitionSpec as P
 
 import lossjax
 from lossjax.losses import _margins as M
 from lossjax.testing import assert_close
 
-REF = json.loads((pathlib.Path(__file__).parents[1] / "reference" / "margins.json").read_text())["cases"]
-SELFSUP = {
-    "vicreg_loss",
-    "barlow_twins_loss",
-    "whitening_mse_loss",
-    "dispersive_loss",
-    "negative_cosine_loss",
-    "byol_loss",
-}
-MARGIN_CASES = sorted(k for k, v in REF.items() if v["fn"] not in SELFSUP)
+MARGIN_CASES = case_names(set(M.__all__))
+assert MARGIN_CASES, "no golden case for the margin softmaxes"
 
 F64 = {"rtol": 1e-9, "atol": 1e-10}
-
-
-def max_rel_err(actual, expected) -> float:
-    a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    return float(np.max(np.abs(a - e) / np.maximum(np.abs(e), 1e-6)))
-
-
-def run_case(case):
-    """The loss's value and gradient of its sum w.r.t. the float inputs, in float64."""
-    fn = getattr(lossjax.losses, case["fn"])
-    names = list(case["inputs"])
-    arrays = {k: jnp.asarray(np.asarray(v)) for k, v in case["inputs"].items()}
-    kwargs = dict(case["kwargs"])
-    if "state" in kwargs:
-        kwargs["state"] = M.AdaFaceState(*(jnp.asarray(s, jnp.float64) for s in kwargs["state"]))
-    floats = [k for k in names if jnp.issubdtype(arrays[k].dtype, jnp.floating)]
-
-    def f(*fl):
-        a = dict(arrays, **dict(zip(floats, fl, strict=True)))
-        out = fn(*(a[k] for k in names), **kwargs)
-        value = out[0] if isinstance(out, tuple) else out
-        return jnp.sum(value), out
-
-    (_, out), grads = jax.value_and_grad(f, argnums=tuple(range(len(floats))), has_aux=True)(
-        *(arrays[k] for k in floats)
-    )
-    return out, dict(zip(floats, grads, strict=True))
 
 
 @pytest.mark.parametrize("name", MARGIN_CASES)
@@ -80,18 +45,9 @@ def test_golden_values_and_gradients(name):
 
 def test_golden_float32_close():
     """float32 inputs give float32 results within float32 tolerance of the float64 reference."""
-    for name in ("arcface_s64_m0.5", "cosface_s64_m0.35", "proxy_anchor_m0.1_a32", "adaface_ema", "sphereface2_C"):
+    for name in ("arcface_s64_m0.5", "cosface_s64_m0.35", "adaface_ema", "sphereface2_C"):
         case = REF[name]
-        fn = getattr(lossjax.losses, case["fn"])
-        args = [
-            np.asarray(v).astype(np.float32) if np.asarray(v).dtype.kind == "f" else np.asarray(v)
-            for v in case["inputs"].values()
-        ]
-        kwargs = dict(case["kwargs"])
-        if "state" in kwargs:
-            kwargs["state"] = M.AdaFaceState(*(np.float32(s) for s in kwargs["state"]))
-        out = fn(*args, **kwargs)
-        value = out[0] if isinstance(out, tuple) else out
+        value = run_case_float32(case)
         assert value.dtype == jnp.float32
         assert_close(value, np.asarray(case["value"]), err=name, rtol=2e-4, atol=2e-4)
 
@@ -220,20 +176,20 @@ def test_sphereface2_bias_and_stable_formula():
 
 
 def test_sphereface2_forward_only_adjustment():
-    """detach_adjustment=True (reference): the gradient is that of r cos + b, not of g."""
+    """stop_gradient_adjustment=True (reference): the gradient is that of r cos + b, not of g."""
     rng = np.random.default_rng(2)
     x, w, y = rng.normal(size=(3, 4)), rng.normal(size=(4, 4)), np.array([0, 1, 2])
     g_ref = jax.grad(lambda x: jnp.sum(lossjax.losses.sphereface2_loss(x, y, w)))(x)
-    g_true = jax.grad(lambda x: jnp.sum(lossjax.losses.sphereface2_loss(x, y, w, detach_adjustment=False)))(x)
+    g_true = jax.grad(lambda x: jnp.sum(lossjax.losses.sphereface2_loss(x, y, w, stop_gradient_adjustment=False)))(x)
     v_ref = lossjax.losses.sphereface2_loss(x, y, w)
-    v_true = lossjax.losses.sphereface2_loss(x, y, w, detach_adjustment=False)
+    v_true = lossjax.losses.sphereface2_loss(x, y, w, stop_gradient_adjustment=False)
     assert_close(v_ref, v_true)
     assert not np.allclose(g_ref, g_true)
     # Without the detach the gradient is the true one (finite differences, float64).
     from jax.test_util import check_grads
 
     with jax.enable_x64(True):
-        f = lambda x, w: jnp.sum(lossjax.losses.sphereface2_loss(x, y, w, detach_adjustment=False))  # noqa: E731
+        f = lambda x, w: jnp.sum(lossjax.losses.sphereface2_loss(x, y, w, stop_gradient_adjustment=False))  # noqa: E731
         check_grads(f, (jnp.asarray(x), jnp.asarray(w)), order=1, modes=("rev",), eps=1e-4, atol=1e-4, rtol=1e-4)
 
 
@@ -243,14 +199,14 @@ def test_adaface_state_update_and_masking():
     w = rng.normal(size=(3, 4)).astype(np.float32)
     y = np.array([0, 1, 2, 0, 1, 2])
     state = M.AdaFaceState(jnp.float32(5.0), jnp.float32(2.0))
-    _, new = lossjax.losses.adaface_loss(x, y, w, state=state, t_alpha=0.1)
+    _, new = lossjax.losses.adaface_loss(x, y, w, state=state, decay=0.9)
     norms = np.clip(np.linalg.norm(x, axis=1), 0.001, 100)
     assert_close(new.batch_mean, 0.1 * norms.mean() + 0.9 * 5.0)
     assert_close(new.batch_std, 0.1 * norms.std(ddof=1) + 0.9 * 2.0)
     # Masked examples stay out of the statistics; an all-masked batch leaves the state unchanged.
     mask = np.array([True, True, False, True, False, True])
-    _, new_m = lossjax.losses.adaface_loss(x, y, w, state=state, t_alpha=0.1, where=mask)
-    _, new_s = lossjax.losses.adaface_loss(x[mask], y[mask], w, state=state, t_alpha=0.1)
+    _, new_m = lossjax.losses.adaface_loss(x, y, w, state=state, decay=0.9, where=mask)
+    _, new_s = lossjax.losses.adaface_loss(x[mask], y[mask], w, state=state, decay=0.9)
     assert_close(new_m, new_s)
     loss0, same = lossjax.losses.adaface_loss(x, y, w, state=state, where=np.zeros(6, bool))
     assert_close(same, state) and np.all(np.asarray(loss0) == 0)
@@ -261,64 +217,6 @@ def test_adaface_state_update_and_masking():
     # The state carries no gradient; it round-trips through jit.
     f = jax.jit(lambda x, s: lossjax.losses.adaface_loss(x, y, w, state=s))
     assert_close(f(x, state), lossjax.losses.adaface_loss(x, y, w, state=state))
-
-
-def test_proxy_nca_is_ce_of_negative_squared_distances():
-    x = jnp.array([[3.0, 4.0], [0.0, -2.0]])
-    p = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
-    y = jnp.array([1, 2])
-    xh = np.asarray(x) / np.linalg.norm(x, axis=1, keepdims=True)
-    d2 = ((xh[:, None, :] - np.asarray(p)[None]) ** 2).sum(-1)
-    expect = lossjax.losses.softmax_cross_entropy(jnp.asarray(-2.0 * d2), y)
-    assert_close(lossjax.losses.proxy_nca_loss(x, y, p, scale=2.0), expect, rtol=1e-5, atol=1e-6)
-
-
-def test_prototypical_hand_computed_and_cosine():
-    support = jnp.array([[[0.0, 0.0], [2.0, 0.0]], [[0.0, 3.0], [0.0, 1.0]]])  # prototypes (1, 0), (0, 2)
-    queries = jnp.array([[[1.0, 0.0]], [[0.0, 2.0]]])
-    # query (1, 0): d^2 = (0, 5); query (0, 2): d^2 = (5, 0): loss = log(1 + e^-5) each.
-    assert_close(lossjax.losses.prototypical_loss(support, queries), np.log1p(np.exp(-5.0)))
-    # cosine: cos = (1, 0) and (0, 1): log(1 + e^-1).
-    assert_close(lossjax.losses.prototypical_loss(support, queries, metric="cosine"), np.log1p(np.exp(-1.0)))
-
-
-def test_opl_and_tcm_hand_computed():
-    x = jnp.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
-    y = jnp.array([0, 0, 1])
-    # positives: cos(0,1) = 0.6; negatives: (0,2) = 0, (1,2) = 0.8 (ordered pairs: same means).
-    eps = 1e-6
-    expect = (1 - 1.2 / (2 + eps)) + 0.5 * 1.6 / (4 + eps)
-    assert_close(lossjax.losses.orthogonal_projection_loss(x, y), expect)
-    x2 = jnp.array([[1.0, 0.0], [0.6, 0.8], [-0.6, 0.8]])  # negatives 0... and -0.6 / 0.28
-    neg = np.array([-0.6, -0.6, 0.28, 0.28])
-    assert_close(
-        lossjax.losses.orthogonal_projection_loss(x2, y, absolute=True),
-        (1 - 1.2 / (2 + eps)) + 0.5 * np.abs(neg).sum() / (4 + eps),
-    )
-    # TCM: no hard positives when m+ < 0.6, no hard negatives when m- > 0.8: loss 0.
-    assert float(lossjax.losses.threshold_consistent_margin_loss(x, y, margin_plus=0.5, margin_minus=0.9)) == 0.0
-
-
-def test_angular_prototypical_learnable_scale_and_bias():
-    rng = np.random.default_rng(4)
-    x = rng.normal(size=(3, 3, 4)).astype(np.float32)
-    f = lambda w, b: lossjax.losses.angular_prototypical_loss(x, scale=w, bias=b)  # noqa: E731
-    gw, gb = jax.grad(f, argnums=(0, 1))(jnp.float32(10.0), jnp.float32(-5.0))
-    assert np.isfinite(float(gw)) and float(gw) != 0.0
-    assert abs(float(gb)) < 1e-6  # a shared bias cancels in the softmax
-    # The reference clamps a learned w at 1e-6 (traced values are not checked; concrete ones must be > 0).
-    assert_close(jax.jit(f)(jnp.float32(-3.0), 0.0), f(jnp.float32(1e-6), 0.0))
-    with pytest.raises(ValueError, match="angular_prototypical_loss: `scale` must be > 0"):
-        f(-3.0, 0.0)
-
-
-def test_proxy_anchor_where_equals_slicing_and_missing_classes():
-    case = REF["proxy_anchor_missing_classes"]
-    x, y, p = (np.asarray(v) for v in case["inputs"].values())
-    mask = np.array([True, False, True, True, False, True, True, True])
-    a = lossjax.losses.proxy_anchor_loss(x, y, p, where=mask, **case["kwargs"])
-    b = lossjax.losses.proxy_anchor_loss(x[mask], y[mask], p, **case["kwargs"])
-    assert_close(a, b)
 
 
 def test_partial_fc_equals_the_margin_softmax_on_its_sampled_classes():
@@ -404,52 +302,24 @@ def test_partial_fc_equals_the_margin_softmax_on_its_sampled_classes():
             "adaface_loss: `state` must be an AdaFaceState",
         ),
         (
-            lambda: lossjax.losses.adaface_loss(np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2)), t_alpha=1.5),
-            r"adaface_loss: `t_alpha` must lie in \[0.0, 1.0\]",
+            lambda: lossjax.losses.adaface_loss(np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2)), decay=1.5),
+            r"adaface_loss: `decay` must lie in \[0.0, 1.0\]",
         ),
         (
             lambda: lossjax.losses.sphereface2_loss(np.zeros((4, 2)), np.zeros(4, int), np.zeros((1, 2))),
             "sphereface2_loss: `proxies` must have at least 2 classes",
         ),
         (
-            lambda: lossjax.losses.sphereface2_loss(
-                np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2)), margin_type="B"
-            ),
-            r"sphereface2_loss: `margin_type` must be one of \['C', 'A', 'M'\]",
+            lambda: lossjax.losses.sphereface2_loss(np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2)), variant="B"),
+            r"sphereface2_loss: `variant` must be one of \['C', 'A', 'M'\]",
         ),
         (
             lambda: lossjax.losses.sphereface2_loss(np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2)), np.zeros(2)),
             r"sphereface2_loss: `bias` must be a scalar or shape \(1,\)",
         ),
         (
-            lambda: lossjax.losses.soft_triple_loss(np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2))),
-            "soft_triple_loss: argument `proxies` must have rank 3",
-        ),
-        (
-            lambda: lossjax.losses.proxy_anchor_loss(np.zeros((4, 2)), np.zeros(4, int), np.zeros((3, 2)), alpha=-1.0),
-            "proxy_anchor_loss: `alpha` must be > 0",
-        ),
-        (
-            lambda: lossjax.losses.prototypical_loss(np.zeros((3, 2, 4)), np.zeros((2, 2, 4))),
-            r"prototypical_loss: `queries` must have shape \(K, Q, D\)=\(3, \*, 4\)",
-        ),
-        (
-            lambda: lossjax.losses.prototypical_loss(np.zeros((3, 2, 4)), np.zeros((3, 2, 4)), metric="dot"),
-            "prototypical_loss: `metric` must be one of",
-        ),
-        (
-            lambda: lossjax.losses.angular_prototypical_loss(np.zeros((3, 1, 4))),
-            r"angular_prototypical_loss: `embeddings` must have shape \(S, M, D\) with M >= 2",
-        ),
-        (
-            lambda: lossjax.losses.orthogonal_projection_loss(np.zeros((4, 2)), np.zeros((4, 1), int)),
-            "orthogonal_projection_loss: argument `labels` must have rank 1",
-        ),
-        (
-            lambda: lossjax.losses.threshold_consistent_margin_loss(
-                np.zeros((4, 2)), np.zeros(4, int), margin_plus=1.5
-            ),
-            r"`margin_plus` must lie in \[-1.0, 1.0\]",
+            lambda: lossjax.losses.sphereface2_initial_bias(True),
+            r"sphereface2_initial_bias: `num_classes` must be an integer >= 2, got True",
         ),
         (
             lambda: lossjax.losses.normalized_softmax_loss(
@@ -479,37 +349,6 @@ def _labelled_batch(seed=0, n=16, d=4, c=3):
     return emb, labels, proxies
 
 
-@pytest.mark.parametrize("masked", [False, True])
-@pytest.mark.parametrize(
-    "name", ["proxy_anchor_loss", "orthogonal_projection_loss", "threshold_consistent_margin_loss"]
-)
-def test_batch_losses_across_devices_equal_single_device(name, masked):
-    if jax.device_count() < 8:
-        pytest.fail("needs 8 (simulated) devices: XLA_FLAGS=--xla_force_host_platform_device_count=8")
-    emb, labels, proxies = _labelled_batch()
-    where = np.arange(16) % 5 != 2 if masked else np.ones(16, bool)
-    fn = getattr(lossjax.losses, name)
-    extra = (proxies,) if name == "proxy_anchor_loss" else ()
-    kw = {"margin_plus": 0.6, "margin_minus": 0.1} if name == "threshold_consistent_margin_loss" else {}
-
-    def single(x):
-        return fn(x, labels, *extra, where=where, **kw)
-
-    def sharded(x):
-        def local(x, y, w):
-            return fn(x, y, *extra, where=w, axis_name="batch", **kw)
-
-        return jax.shard_map(local, mesh=_mesh(), in_specs=(P("batch"), P("batch"), P("batch")), out_specs=P())(
-            x, labels, where
-        )
-
-    v1, g1 = jax.value_and_grad(single)(emb)
-    v8, g8 = jax.jit(jax.value_and_grad(sharded))(emb)
-    assert_close(v8, v1, err=f"{name}: sharded value", rtol=1e-5, atol=1e-6)
-    assert_close(g8, g1, err=f"{name}: sharded gradient", rtol=1e-5, atol=1e-6)
-    assert float(jnp.max(jnp.abs(g1))) > 0
-
-
 def test_adaface_across_devices_equal_single_device():
     if jax.device_count() < 8:
         pytest.fail("needs 8 (simulated) devices")
@@ -518,12 +357,12 @@ def test_adaface_across_devices_equal_single_device():
     state = M.AdaFaceState(jnp.float32(2.0), jnp.float32(0.7))
 
     def single(x):
-        loss, new = lossjax.losses.adaface_loss(x, labels, proxies, state=state, t_alpha=0.5)
+        loss, new = lossjax.losses.adaface_loss(x, labels, proxies, state=state, decay=0.5)
         return jnp.sum(loss), new
 
     def sharded(x):
         def local(x, y):
-            loss, new = lossjax.losses.adaface_loss(x, y, proxies, state=state, t_alpha=0.5, axis_name="batch")
+            loss, new = lossjax.losses.adaface_loss(x, y, proxies, state=state, decay=0.5, axis_name="batch")
             return loss, new
 
         loss, new = jax.shard_map(local, mesh=_mesh(), in_specs=(P("batch"), P("batch")), out_specs=(P("batch"), P()))(

@@ -2,7 +2,10 @@
 
 Golden values (values and gradients) come from tests/reference/metric.json,
 written by tests/reference/make_metric.py (pytorch-metric-learning 2.9.0,
-optax, torch ports of the paper code; see that script).
+optax, torch ports of the paper code; see that script), and, for the pair
+regularizers (orthogonal projection, threshold-consistent margin), from
+tests/reference/margins.json (runner: golden_margins.py). The JSON files keep
+the argument names of the day they were written; ``RENAMED`` maps them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from golden_margins import REF as MARGINS_REF
+from golden_margins import case_names, run_case
 
 from lossjax import losses as L
 from lossjax import miners
@@ -21,6 +26,19 @@ from lossjax.testing import assert_close
 
 REF = json.loads((pathlib.Path(__file__).resolve().parents[1] / "reference" / "metric.json").read_text())
 CASES = REF["cases"]
+
+# {(loss or "*"): {name in metric.json: name today}}
+RENAMED = {
+    "*": {"metric": "distance"},
+    "multi_similarity_loss": {"epsilon": "mining_margin"},
+    "circle_loss": {"gamma": "scale"},
+}
+
+
+def _kwargs(case):
+    renamed = {**RENAMED["*"], **RENAMED.get(case["loss"], {})}
+    return {renamed.get(k, k): v for k, v in case["kwargs"].items()}
+
 
 LABELLED = [
     "pairwise_contrastive_loss",
@@ -62,7 +80,7 @@ def _rel_err(actual, expected):
 def test_golden_values_and_gradients(case):
     fn = getattr(L, case["loss"])
     keys, diff, fixed = _args(case)
-    kw = case["kwargs"]
+    kw = _kwargs(case)
 
     def total(*d):
         return jnp.sum(fn(*d, *fixed, **kw))
@@ -180,7 +198,7 @@ def test_soft_infonce_without_weights_is_infonce():
     rng = np.random.default_rng(9)
     q, k = rng.normal(size=(2, 5, 3)).astype(np.float32)
     prior = rng.normal(size=(5, 5)).astype(np.float32)
-    assert_close(L.soft_infonce_loss(q, k, prior, alpha=0.0), L.infonce_loss(q, k, temperature=1.0, metric="dot"))
+    assert_close(L.soft_infonce_loss(q, k, prior, alpha=0.0), L.infonce_loss(q, k, temperature=1.0, distance="dot"))
 
 
 def test_infonce_identical_and_zero_embeddings_give_log_b():
@@ -276,12 +294,12 @@ def test_soft_infonce_where_equals_slicing_and_masked_rows_get_zero_gradient():
 
 
 @pytest.mark.parametrize("name", ["circle_loss"])
-def test_detached_weights_change_the_gradient_not_the_value(name):
+def test_stop_gradient_weights_change_the_gradient_not_the_value(name):
     rng = np.random.default_rng(12)
     x = rng.normal(size=(6, 3)).astype(np.float32)
     y = np.array([0, 0, 1, 1, 2, 2])
     v1, g1 = jax.value_and_grad(lambda e: L.circle_loss(e, y))(x)
-    v2, g2 = jax.value_and_grad(lambda e: L.circle_loss(e, y, detach_weights=False))(x)
+    v2, g2 = jax.value_and_grad(lambda e: L.circle_loss(e, y, stop_gradient_weights=False))(x)
     assert_close(v1, v2)
     assert _rel_err(g1, g2) > 1e-2
 
@@ -290,7 +308,7 @@ def test_multi_similarity_uses_the_miner():
     rng = np.random.default_rng(13)
     x = rng.normal(size=(8, 4)).astype(np.float32)
     y = np.array([0, 0, 0, 1, 1, 1, 2, 2])
-    pos, neg = (np.asarray(m) for m in miners.multi_similarity_miner(x, y, epsilon=0.2))
+    pos, neg = (np.asarray(m) for m in miners.multi_similarity_miner(x, y, margin=0.2))
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     s = xn @ xn.T
     per = []
@@ -299,7 +317,43 @@ def test_multi_similarity_uses_the_miner():
         ln = np.log1p(np.exp(50.0 * (s[i, neg[i]] - 0.5)).sum()) / 50.0
         per.append(lp + ln)
     assert pos.sum() > 0 and neg.sum() > 0
-    assert_close(L.multi_similarity_loss(x, y, epsilon=0.2), np.mean(per), rtol=1e-5)
+    assert_close(L.multi_similarity_loss(x, y, mining_margin=0.2), np.mean(per), rtol=1e-5)
+
+
+# ------------------- pair regularizers (margins.json): OPL and TCM -------------------
+
+PAIR_REGULARIZER_CASES = case_names({"orthogonal_projection_loss", "threshold_consistent_margin_loss"})
+assert PAIR_REGULARIZER_CASES, "no golden case for OPL / TCM"
+
+
+@pytest.mark.parametrize("name", PAIR_REGULARIZER_CASES)
+def test_pair_regularizer_golden_values_and_gradients(name):
+    case = MARGINS_REF[name]
+    with jax.enable_x64(True):
+        out, grads = run_case(case)
+        assert out.dtype == jnp.float64
+        assert_close(out, np.asarray(case["value"]), err=f"{name}: value ({case['note']})", rtol=1e-9, atol=1e-10)
+        for k, g in case["grads"].items():
+            assert_close(
+                grads[k], np.asarray(g), err=f"{name}: d/d{k}", rtol=1e-8, atol=1e-9 * max(1.0, np.abs(g).max())
+            )
+
+
+def test_opl_and_tcm_hand_computed():
+    x = jnp.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    y = jnp.array([0, 0, 1])
+    # positives: cos(0,1) = 0.6; negatives: (0,2) = 0, (1,2) = 0.8 (ordered pairs: same means).
+    eps = 1e-6
+    expect = (1 - 1.2 / (2 + eps)) + 0.5 * 1.6 / (4 + eps)
+    assert_close(L.orthogonal_projection_loss(x, y), expect)
+    x2 = jnp.array([[1.0, 0.0], [0.6, 0.8], [-0.6, 0.8]])  # negatives 0... and -0.6 / 0.28
+    neg = np.array([-0.6, -0.6, 0.28, 0.28])
+    assert_close(
+        L.orthogonal_projection_loss(x2, y, absolute=True),
+        (1 - 1.2 / (2 + eps)) + 0.5 * np.abs(neg).sum() / (4 + eps),
+    )
+    # TCM: no hard positives when m+ < 0.6, no hard negatives when m- > 0.8: loss 0.
+    assert float(L.threshold_consistent_margin_loss(x, y, pos_margin=0.5, neg_margin=0.9)) == 0.0
 
 
 # ------------------------------ errors --------------------------------------
@@ -316,12 +370,16 @@ BAD = [
     ),
     (lambda: L.batch_triplet_loss(jnp.ones((4, 2)), jnp.zeros(4, int), mining="easy"), ValueError, "mining"),
     (lambda: L.batch_triplet_loss(jnp.ones((4, 2)), jnp.zeros(4, int), margin=-1.0), ValueError, "margin"),
-    (lambda: L.pairwise_contrastive_loss(jnp.ones((4, 2)), jnp.zeros(4, int), metric="cosine"), ValueError, "metric"),
+    (
+        lambda: L.pairwise_contrastive_loss(jnp.ones((4, 2)), jnp.zeros(4, int), distance="cosine"),
+        ValueError,
+        "distance",
+    ),
     (lambda: L.multi_similarity_loss(jnp.ones((4, 2)), jnp.zeros(4, int), beta=0.0), ValueError, "beta"),
     (lambda: L.circle_loss(jnp.ones((4, 2)), jnp.zeros(4, int), where=jnp.ones(4)), TypeError, "where.*boolean"),
     (lambda: L.circle_loss(jnp.ones((4, 2)), jnp.zeros(4, int), where=jnp.ones(3, bool)), ValueError, "where"),
-    (lambda: L.infonce_loss(jnp.ones((4, 2)), jnp.ones((3, 2))), ValueError, "queries.*keys.*same shape"),
-    (lambda: L.infonce_loss(jnp.ones((4, 2)), jnp.ones((4, 2)), metric="euclidean"), ValueError, "metric"),
+    (lambda: L.infonce_loss(jnp.ones((4, 2)), jnp.ones((3, 2))), ValueError, "embeddings_a.*embeddings_b.*same shape"),
+    (lambda: L.infonce_loss(jnp.ones((4, 2)), jnp.ones((4, 2)), distance="euclidean"), ValueError, "distance"),
     (
         lambda: L.symmetric_infonce_loss(jnp.ones((4, 2)), jnp.ones((4, 2)), label_smoothing=1.0),
         ValueError,
@@ -335,7 +393,27 @@ BAD = [
         "norm_degree",
     ),
     (lambda: L.continuously_weighted_contrastive_loss(jnp.ones((4, 2)), jnp.ones(4)), ValueError, "frozen_embeddings"),
-    (lambda: miners.batch_hard_miner(jnp.ones((4, 2)), jnp.zeros(4, int), metric="dot"), ValueError, "metric"),
+    (lambda: miners.batch_hard_miner(jnp.ones((4, 2)), jnp.zeros(4, int), distance="dot"), ValueError, "distance"),
+    (
+        lambda: L.multi_similarity_loss(jnp.ones((4, 2)), jnp.zeros(4, int), mining_margin=-0.1),
+        ValueError,
+        "mining_margin",
+    ),
+    (
+        lambda: L.orthogonal_projection_loss(jnp.zeros((4, 2)), jnp.zeros((4, 1), int)),
+        ValueError,
+        "orthogonal_projection_loss: argument `labels` must have rank 1",
+    ),
+    (
+        lambda: L.orthogonal_projection_loss(jnp.zeros((4, 2)), jnp.zeros(4, int), neg_weight=-1.0),
+        ValueError,
+        "orthogonal_projection_loss: `neg_weight` must be >= 0",
+    ),
+    (
+        lambda: L.threshold_consistent_margin_loss(jnp.zeros((4, 2)), jnp.zeros(4, int), pos_margin=1.5),
+        ValueError,
+        r"threshold_consistent_margin_loss: `pos_margin` must lie in \[-1.0, 1.0\]",
+    ),
 ]
 
 

@@ -2,42 +2,36 @@
 
 Golden values: tests/reference/margins.json (tests/reference/make_margins.py:
 pytorch-metric-learning's VICRegLoss and torch ports of the official VICReg,
-Barlow Twins, W-MSE, DispLoss, SimSiam and BYOL code), compared in float64.
+Barlow Twins, W-MSE, DispLoss, SimSiam and BYOL code), compared in float64
+(runner: golden_margins.py).
 Multi-device: under ``shard_map`` over 8 simulated CPU devices the loss and
 its gradient equal the single-device result on the global batch.
 """
-
-import json
-import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from golden_margins import REF, case_names, run_case
 from jax.sharding import PartitionSpec as P
 
 import lossjax
 from lossjax.losses import _selfsup as S
 from lossjax.testing import assert_close
 
-REF = json.loads((pathlib.Path(__file__).parents[1] / "reference" / "margins.json").read_text())["cases"]
-FNS = {"vicreg_loss", "barlow_twins_loss", "whitening_mse_loss", "dispersive_loss", "negative_cosine_loss", "byol_loss"}
-CASES = sorted(k for k, v in REF.items() if v["fn"] in FNS)
+CASES = case_names(set(S.__all__))
+assert CASES, "no golden case for the self-supervised losses"
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_golden_values_and_gradients(name):
     case = REF[name]
-    fn = getattr(lossjax.losses, case["fn"])
     with jax.enable_x64(True):
-        arrays = [jnp.asarray(np.asarray(v)) for v in case["inputs"].values()]
-        value = fn(*arrays, **case["kwargs"])
+        value, grads = run_case(case)
         assert value.dtype == jnp.float64
         assert_close(value, np.asarray(case["value"]), err=f"{name} ({case['note']})", rtol=1e-9, atol=1e-10)
-        names = list(case["inputs"])
-        grads = jax.grad(lambda *a: jnp.sum(fn(*a, **case["kwargs"])), argnums=tuple(range(len(arrays))))(*arrays)
         for k, g in case["grads"].items():
-            assert_close(grads[names.index(k)], np.asarray(g), err=f"{name}: d/d{k}", rtol=1e-8, atol=1e-10)
+            assert_close(grads[k], np.asarray(g), err=f"{name}: d/d{k}", rtol=1e-8, atol=1e-10)
 
 
 def test_vicreg_reference_forms_agree():
@@ -103,7 +97,7 @@ def test_dispersive_closed_form_and_minimum():
     assert float(lossjax.losses.dispersive_loss(z)) < 0.0
 
 
-def test_negative_cosine_and_byol_stop_gradient():
+def test_negative_cosine_and_byol_stop_gradient_targets():
     p = jnp.array([[1.0, 0.0], [1.0, 1.0]])
     z = jnp.array([[0.0, 2.0], [1.0, 1.0]])
     assert_close(lossjax.losses.negative_cosine_loss(p, z), np.array([0.0, -1.0]), atol=1e-6)
@@ -111,7 +105,7 @@ def test_negative_cosine_and_byol_stop_gradient():
     for fn in (lossjax.losses.negative_cosine_loss, lossjax.losses.byol_loss):
         gz = jax.grad(lambda t: jnp.sum(fn(p, t)))(z)  # noqa: B023
         assert np.all(np.asarray(gz) == 0)
-        gz = jax.grad(lambda t: jnp.sum(fn(p, t, stop_gradient=False)))(z)  # noqa: B023
+        gz = jax.grad(lambda t: jnp.sum(fn(p, t, stop_gradient_targets=False)))(z)  # noqa: B023
         assert np.any(np.asarray(gz) != 0)
     # Leading batch dimensions are kept.
     assert lossjax.losses.byol_loss(jnp.ones((2, 3, 4)), jnp.ones((2, 3, 4))).shape == (2, 3)
@@ -147,6 +141,14 @@ def test_negative_cosine_and_byol_stop_gradient():
         (
             lambda: lossjax.losses.whitening_mse_loss(np.zeros((6, 2, 2)), whitening_size=4),
             "`whitening_size` must be an integer >= 2 that divides N=6",
+        ),
+        (
+            lambda: lossjax.losses.whitening_mse_loss(np.zeros((6, 2, 2)), whitening_size=True),
+            "whitening_mse_loss: `whitening_size` must be an integer >= 2, got True",
+        ),
+        (
+            lambda: lossjax.losses.whitening_mse_loss(np.zeros((6, 2, 2)), num_iterations=0),
+            "whitening_mse_loss: `num_iterations` must be an integer >= 1, got 0",
         ),
         (
             lambda: lossjax.losses.whitening_mse_loss(np.zeros((6, 2, 2)), whitening_size=3),
