@@ -1,7 +1,7 @@
 """SAM family: step time of each variant relative to one plain SGD-momentum step.
 
 Same MLP, same data, one process. Every variant runs ``STEPS`` training steps
-inside one jitted ``lax.scan`` (so LookSAM's ``k=5`` period is amortised
+inside one jitted ``lax.scan`` (so LookSAM's ``interval=5`` period is amortised
 exactly), and the ratio is per step. The floor is a hand-fused SAM step
 written directly in one function (two gradients plus one update).
 ``optax.contrib.sam`` is timed in both modes: transparent (two ``update``
@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import lossjax
 from lossjax import transforms as T
 from lossjax.benchmarking import Case
 
@@ -157,20 +158,20 @@ def cases(size: str) -> list[Case]:
     add("sgd-momentum (baseline)", plain, (params, sgd.init(params)))
     add("hand-fused SAM (floor)", _hand_fused_sam, (params, jax.tree.map(jnp.zeros_like, params)))
     for label, tx in [
-        ("lossjax sam", T.sam(RHO)),
-        ("lossjax asam", T.asam(0.5)),
-        ("lossjax gsam", T.gsam(RHO, alpha=0.1)),
-        ("lossjax friendly_sam", T.friendly_sam(RHO)),
-        ("lossjax awp", T.awp(5e-3)),
-        ("lossjax rwp", T.random_weight_perturbation(0.01)),
-        ("lossjax looksam k=5", T.looksam(RHO, k=5)),
+        ("lossjax sam", T.sam(rho=RHO)),
+        ("lossjax asam", T.asam(rho=0.5)),
+        ("lossjax gsam", T.gsam(rho=RHO, alpha=0.1)),
+        ("lossjax friendly_sam", T.friendly_sam(rho=RHO)),
+        ("lossjax awp", T.awp(gamma=5e-3)),
+        ("lossjax rwp", T.random_weight_perturbation(gamma=0.01)),
+        ("lossjax looksam interval=5", T.looksam(rho=RHO, interval=5)),
     ]:
         chained = optax.chain(tx, sgd)
         add(label, _chain_step(chained), (params, chained.init(params)))
 
-    mesa_tx = optax.chain(T.mesa(0.999), sgd)
+    mesa_tx = optax.chain(T.mesa(decay=0.999), sgd)
     add("lossjax mesa", _mesa_step(mesa_tx), (params, mesa_tx.init(params)))
-    saf_tx = optax.chain(T.saf(STEPS * batch, dims[-1], delay=1), sgd)
+    saf_tx = optax.chain(T.saf(num_examples=STEPS * batch, num_classes=dims[-1], delay=1), sgd)
     variants["lossjax saf"] = (_saf_step(saf_tx, batch), ((params, saf_tx.init(params)), xs, ys))
     state_bytes["lossjax saf"] = _tree_bytes(saf_tx.init(params))
 

@@ -32,6 +32,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from lossjax import _checks as C
+from lossjax import _trees
 from lossjax._parallel import like_inputs, pmean
 
 __all__ = ["RepGrads", "per_loss_value_and_grad", "rep_value_and_grad", "separate_value_and_grad"]
@@ -44,7 +46,8 @@ def _argnums(fn: str, argnums, nargs: int) -> tuple[int, ...]:
     if not nums:
         raise ValueError(f"{fn}: `argnums` must name at least one positional argument, got {argnums!r}.")
     for a in nums:
-        if not isinstance(a, int) or not -nargs <= a < nargs:
+        C.check_int(fn, "argnums", a)
+        if not -nargs <= a < nargs:
             raise ValueError(f"{fn}: `argnums` entry {a!r} is not a positional argument index (got {nargs} arguments).")
     return tuple(a % nargs for a in nums)
 
@@ -94,6 +97,9 @@ def per_loss_value_and_grad(
       ``grads`` has the structure of the differentiated argument(s), each leaf
       with a leading axis of size m.
 
+    Paper: none (a helper: the rows of the Jacobian as ``jax.jacrev`` computes them, one forward pass;
+    torchjd's ``backward``/LibMTL's per-task gradients in JAX form).
+
     Example:
       >>> import jax.numpy as jnp, lossjax.multiloss as ml
       >>> f = lambda w: jnp.stack([jnp.sum(w ** 2), jnp.sum(3.0 * w)])
@@ -124,7 +130,7 @@ def per_loss_value_and_grad(
             grads = jax.vmap(vjp)(cts)
         else:
             rows = [vjp(cts[i]) for i in range(losses.shape[0])]
-            grads = jax.tree.map(lambda *xs: jnp.stack(xs), *rows)
+            grads = _trees.stack(rows)
         grads = grads[0] if isinstance(argnums, int) else grads
         losses, grads = pmean((losses, grads), axis_name)
         return ((losses, aux) if has_aux else losses), grads
@@ -140,6 +146,9 @@ def separate_value_and_grad(
 ) -> Callable[..., tuple[Any, Any]]:
     r"""m loss callables with their own inputs: values ``[m]`` and the m gradients stacked.
 
+    .. math::
+        L_i = f_i(\theta, x_i),\qquad \text{grads}_i = \nabla_\theta f_i(\theta, x_i),\quad i = 1..m
+
     ``funs[i](params, *inputs[i])`` returns a scalar (or ``(scalar, aux)``);
     each gradient is a separate ``jax.value_and_grad`` over its own inputs
     only, so the total cost is that of one gradient of the summed loss.
@@ -153,6 +162,9 @@ def separate_value_and_grad(
       ``g(params, *inputs) -> (losses, grads)`` (``((losses, auxes), grads)``
       with ``has_aux``), where ``inputs`` are m tuples of arguments, one per
       callable, and every leaf of ``grads`` has a leading axis m.
+
+    Paper: none (a helper; the per-condition gradients of a PINN as ConFIG uses them,
+    arXiv:2408.11104).
 
     Example:
       >>> import jax.numpy as jnp, lossjax.multiloss as ml
@@ -191,7 +203,7 @@ def separate_value_and_grad(
             auxes.append(aux)
         dtype = jnp.result_type(*values)
         losses = jnp.stack([jnp.asarray(v, dtype) for v in values])
-        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *grads)
+        stacked = _trees.stack(grads)
         losses, stacked = pmean((losses, stacked), axis_name)
         return ((losses, tuple(auxes)) if has_aux else losses), stacked
 
@@ -230,18 +242,31 @@ def rep_value_and_grad(
 ) -> Callable[..., RepGrads]:
     r"""Per-loss gradients with respect to a shared representation (trunk / heads split).
 
-    ``rep = trunk(trunk_params, *trunk_inputs)`` and
-    ``losses = heads(head_params, rep, *head_inputs)`` (a vector of m).
+    .. math::
+        z = \text{trunk}(\theta_t, x),\quad L = \text{heads}(\theta_h, z) \in \mathbb R^m,\qquad
+        \text{rep\_grads}_i = \frac{\partial L_i}{\partial z},\quad
+        \nabla_{\theta_t} = \Big(\frac{\partial z}{\partial \theta_t}\Big)^\top \text{combined}
+
     One trunk forward, one heads forward, m backward passes through the heads
     only; the per-loss gradients are taken with respect to ``rep``
     (``[m, *rep.shape]``), to be combined by any aggregator, and the combined
     gradient goes back through the trunk once with :meth:`RepGrads.trunk_grads`.
+    The pullback is a ``jax.tree_util.Partial``, so the result may leave a
+    ``jax.jit``. Representations are per example, so under data parallelism
+    combine each device's representation gradients locally and average the
+    trunk gradients.
 
-    Returns a function ``(trunk_params, head_params, trunk_inputs, head_inputs=()) -> RepGrads``
-    (``trunk_inputs`` and ``head_inputs`` are tuples). The pullback is a
-    ``jax.tree_util.Partial``, so the result may leave a ``jax.jit``.
-    Representations are per example, so under data parallelism combine each
-    device's representation gradients locally and average the trunk gradients.
+    Args:
+      trunk: ``trunk(trunk_params, *trunk_inputs) -> rep``, the shared part of the model.
+      heads: ``heads(head_params, rep, *head_inputs) -> losses [m]`` (or ``(losses, aux)`` with ``has_aux``).
+      has_aux: ``heads`` returns ``(losses, aux)``.
+
+    Returns:
+      A function ``(trunk_params, head_params, trunk_inputs=(), head_inputs=()) -> RepGrads``
+      (``trunk_inputs`` and ``head_inputs`` are tuples, or one argument each).
+
+    Paper: Sener, Koltun, "Multi-Task Learning as Multi-Objective Optimization", NeurIPS 2018,
+    arXiv:1810.04650 (MGDA-UB: gradients with respect to the shared representation).
 
     Example:
       >>> import jax.numpy as jnp, lossjax, lossjax.multiloss as ml

@@ -143,6 +143,8 @@ def test_errors():
         ml.per_loss_value_and_grad(lambda p: jnp.sum(p["w1"]))(params)
     with pytest.raises(ValueError, match=r"per_loss_value_and_grad: `argnums` entry 3 is not a positional"):
         ml.per_loss_value_and_grad(_loss_vector, argnums=3)(params, x, y)
+    with pytest.raises(ValueError, match=r"per_loss_value_and_grad: `argnums` must be an integer, got True"):
+        ml.per_loss_value_and_grad(_loss_vector, argnums=(0, True))(params, x, y)
     with pytest.raises(ValueError, match=r"separate_value_and_grad: got 1 input tuples for 2 loss callables"):
         ml.separate_value_and_grad([lambda p: jnp.sum(p["w1"]), lambda p: jnp.sum(p["w2"])])(params, ())
     with pytest.raises(ValueError, match=r"separate_value_and_grad: loss callable 0 must return a scalar"):

@@ -11,15 +11,20 @@ and returns ONE update shaped like the parameters. Put it first in an
     losses, grads = lossjax.multiloss.per_loss_value_and_grad(loss_vector)(params, batch)
     updates, state = tx.update(grads, state, params)
 
-All but GradDrop are Gram-matrix methods: they read the stacked gradients
-twice, once to form the ``m x m`` Gram matrix ``G = J J^T`` (at
-``Precision.HIGHEST``, float32 for half-precision gradients) and once to
-combine ``sum_i w_i g_i`` with weights ``w`` computed from ``G`` alone. No
-``m x P`` least-squares solve, no per-parameter flattening or concatenation.
+All but GradDrop and the equal-weight sum are Gram-matrix methods: they read
+the stacked gradients twice, once to form the ``m x m`` Gram matrix
+``G = J J^T`` (at ``Precision.HIGHEST``, float32 for half-precision
+gradients) and once to combine ``sum_i w_i g_i`` with weights ``w`` computed
+from ``G`` alone. No ``m x P`` least-squares solve, no per-parameter
+flattening or concatenation. The shared ``update`` lives in
+:mod:`lossjax.transforms._aggregation`.
 
-Under data parallelism pass ``axis_name``: the per-loss gradients are then
-averaged across devices (``jax.lax.pmean``) BEFORE they are combined, which is
-what a single device holding the whole batch would compute.
+Every factory takes ``num_losses`` (keyword, default None): the stateful ones
+(M-ConFIG, GradVac, Nash-MTL) require it; the others check the gradients
+against it when it is given. Under data parallelism pass ``axis_name``: the
+per-loss gradients are then averaged across devices (``jax.lax.pmean``)
+BEFORE they are combined, which is what a single device holding the whole
+batch would compute.
 """
 
 from __future__ import annotations
@@ -31,12 +36,20 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from optax.experimental import aggregating
 
 from lossjax import _checks as C
-from lossjax._parallel import pmean
+from lossjax import _trees
 from lossjax.registry import TransformSample, register
+from lossjax.transforms._aggregation import (
+    HIGHEST,
+    aggregator,
+    check_length,
+    check_num_losses,
+    combine,
+    gram_aggregator,
+    gram_matrix,
+)
 
 __all__ = [
     "GradVacState",
@@ -50,7 +63,6 @@ __all__ = [
     "equal_weight",
     "graddrop",
     "gradvac",
-    "gram_matrix",
     "imtl_g",
     "m_config",
     "m_config_schedule",
@@ -63,95 +75,13 @@ __all__ = [
 Array = jax.Array
 
 FAMILY = "multitask"
-_HI = jax.lax.Precision.HIGHEST
 LENGTH_MODELS = ("projection", "min", "max", "harmonic", "arithmetic", "geometric")
 _MAX_EXACT = 12  # supports enumerated exactly up to this many losses
 
 
 # ------------------------------------------------------------------------------
-# Shared helpers: checks, Gram matrix, weighted combination.
+# Helpers of this family: safe inverse, pseudo-inverse, argument checks.
 # ------------------------------------------------------------------------------
-
-
-def _num_losses(fn: str, grads: Any) -> int:
-    leaves = jax.tree.leaves(grads)
-    if not leaves:
-        raise ValueError(f"{fn}: `updates` must be a non-empty pytree of per-loss gradients, got {grads!r}.")
-    ms = set()
-    for leaf in leaves:
-        leaf = jnp.asarray(leaf)
-        if leaf.ndim < 1:
-            raise ValueError(
-                f"{fn}: every leaf of `updates` must carry the m losses on a leading axis "
-                f"([m, *param_shape]), got a leaf of shape {leaf.shape}."
-            )
-        if not jnp.issubdtype(leaf.dtype, jnp.floating):
-            raise TypeError(f"{fn}: `updates` must have float leaves, got {leaf.dtype} (shape {leaf.shape}).")
-        ms.add(leaf.shape[0])
-    if len(ms) != 1:
-        raise ValueError(
-            f"{fn}: every leaf of `updates` must have the same leading (loss) axis, got sizes {sorted(ms)}."
-        )
-    return ms.pop()
-
-
-def _dtype(grads: Any) -> jnp.dtype:
-    return C.compute_dtype(*jax.tree.leaves(grads))
-
-
-def gram_matrix(grads: Any, *, dtype: Any = None) -> Array:
-    r"""The ``m x m`` Gram matrix ``G_ij = <g_i, g_j>`` of per-loss gradients stacked on axis 0.
-
-    One pass over the stacked gradients; each leaf contributes ``L L^T`` with
-    ``L`` its ``[m, -1]`` reshape, computed at ``Precision.HIGHEST`` with a
-    float32 (or float64 under x64 for float64 leaves) accumulator.
-
-    Args:
-      grads: pytree of leaves ``[m, *shape]``.
-      dtype: accumulation dtype (default: float32 for half precision, else the leaves' dtype).
-
-    Returns:
-      ``G``, shape ``[m, m]``.
-
-    Example:
-      >>> import jax.numpy as jnp, lossjax
-      >>> g = {"w": jnp.array([[1.0, 0.0], [1.0, 1.0]])}
-      >>> lossjax.transforms.gram_matrix(g)
-      Array([[1., 1.],
-             [1., 2.]], dtype=float32)
-    """
-    m = _num_losses("gram_matrix", grads)
-    dtype = _dtype(grads) if dtype is None else jnp.dtype(dtype)
-    G = jnp.zeros((m, m), dtype)
-    for leaf in jax.tree.leaves(grads):
-        x = jnp.reshape(jnp.asarray(leaf), (m, -1))
-        G = G + jax.lax.dot_general(x, x, (((1,), (1,)), ((), ())), precision=_HI, preferred_element_type=dtype)
-    return G
-
-
-def _combine(grads: Any, w: Array) -> Any:
-    """``sum_i w_i g_i`` leaf by leaf, in each leaf's own dtype (accumulated in float32 for halves)."""
-
-    def one(leaf):
-        leaf = jnp.asarray(leaf)
-        acc = C.compute_dtype(leaf)
-        out = jax.lax.dot_general(
-            w.astype(acc) if leaf.dtype == acc else w.astype(leaf.dtype),
-            leaf,
-            (((0,), (0,)), ((), ())),
-            precision=_HI,
-            preferred_element_type=acc,
-        )
-        return out.astype(leaf.dtype)
-
-    return jax.tree.map(one, grads)
-
-
-def _check_num_losses(fn: str, grads: Any, m: int) -> None:
-    """Raises unless ``grads`` carries exactly the ``m`` losses the transform was built for."""
-    got = _num_losses(fn, grads)
-    if got != m:
-        raise ValueError(f"{fn}: built for num_losses={m}, got gradients of {got} losses.")
 
 
 def _safe_inv(x: Array) -> Array:
@@ -170,44 +100,32 @@ def _pinv_psd(A: Array, rcond: float | None) -> Array:
     return (V * inv[None, :]) @ V.T
 
 
-def _check_weights(fn: str, weights, m: int | None = None):
+def _check_weights(fn: str, weights, num_losses: int | None, *, positive: bool):
+    """``weights`` over the losses: None, or a 1-D sequence of finite numbers (> 0, or >= 0), one per loss."""
     if weights is None:
         return None
     w = np.asarray(weights, dtype=np.float64)
-    if w.ndim != 1 or not np.all(np.isfinite(w)) or np.any(w <= 0):
-        raise ValueError(f"{fn}: `weights` must be a 1-D sequence of positive finite numbers, got {weights!r}.")
-    if m is not None and w.shape[0] != m:
-        raise ValueError(f"{fn}: `weights` has {w.shape[0]} entries but there are {m} losses.")
+    bad = np.any(w <= 0) if positive else np.any(w < 0)
+    if w.ndim != 1 or not np.all(np.isfinite(w)) or bad:
+        kind = "positive" if positive else "non-negative"
+        raise ValueError(f"{fn}: `weights` must be a 1-D sequence of {kind} finite numbers, got {weights!r}.")
+    check_length(fn, "weights", w, num_losses)
     return tuple(float(v) for v in w)
+
+
+def _weights_vector(fn: str, weights, m: int, dtype, default: float) -> Array:
+    """The weights as an array ``[m]``; ``default`` for every loss when None."""
+    if weights is None:
+        return jnp.full((m,), default, dtype)
+    check_length(fn, "weights", weights, m)
+    return jnp.asarray(weights, dtype)
 
 
 def _check_length_model(fn: str, length_model) -> None:
     if isinstance(length_model, (int, np.integer)) and not isinstance(length_model, bool):
-        if length_model < 0:
-            raise ValueError(f"{fn}: `length_model` as a loss index must be >= 0, got {length_model}.")
+        C.check_int(fn, "length_model", length_model, 0)  # a loss index
         return
     C.check_one_of(fn, "length_model", length_model, (*LENGTH_MODELS, "<loss index: int>"))
-
-
-def _gram_aggregator(fn: str, weights_fn, init_fn=None, axis_name: str | None = None, needs=()):
-    """An Aggregator: Gram matrix -> weights (maybe stateful) -> ``sum_i w_i g_i``."""
-
-    def init(params):
-        del params
-        return optax.EmptyState() if init_fn is None else init_fn()
-
-    def update(updates, state, params=None, **extra):
-        del params
-        m = _num_losses(fn, updates)
-        for name in needs:
-            if extra.get(name) is None:
-                raise ValueError(f"{fn}: `update` needs the extra argument `{name}=` (got none).")
-        updates = pmean(updates, axis_name)
-        G = gram_matrix(updates)
-        w, new_state = weights_fn(G, m, state, extra)
-        return _combine(updates, w), new_state
-
-    return aggregating.Aggregator(init, update)
 
 
 # ------------------------------------------------------------------------------
@@ -243,6 +161,10 @@ def config_weights(
 ) -> Array:
     r"""ConFIG's coefficients ``c`` such that the ConFIG update is ``sum_i c_i g_i``, from the Gram matrix.
 
+    .. math::
+        U U^\top = D^{-1} G D^{-1},\quad \alpha = (U U^\top)^{+} w,\quad d = U^\top \alpha,\qquad
+        c = \frac{|g_c|}{\|d\|}\, D^{-1} \alpha
+
     With norms ``n_i = sqrt(G_ii)``, the unit-gradient Gram ``U U^T = D^{-1} G D^{-1}``,
     ``alpha = (U U^T)^+ w`` and the direction ``d = U^T alpha`` (the minimum-norm
     least-squares solution of ``U d = w``, i.e. ``pinv(U) w``). Since
@@ -270,6 +192,9 @@ def config_weights(
 
     Returns:
       ``c``, shape ``[m]``, in ``G``'s dtype.
+
+    Paper: Liu, Chu, Thuerey, "ConFIG: Towards Conflict-free Training of Physics
+    Informed Neural Networks", ICLR 2025, arXiv:2408.11104.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -319,6 +244,8 @@ def _config_sample():
     sample=_config_sample,
 )
 def config(
+    *,
+    num_losses: int | None = None,
     weights: Sequence[float] | None = None,
     length_model: str | int = "projection",
     closed_form_two: bool = True,
@@ -336,7 +263,8 @@ def config(
     two passes over the stacked gradients whatever ``m`` and ``P``.
 
     Args:
-      weights: relative cosines ``w_i`` (default equal, the paper's EqualWeight).
+      num_losses: m, optional: when given, the gradients (and ``weights``) are checked against it.
+      weights: relative cosines ``w_i > 0`` (default equal, the paper's EqualWeight).
       length_model: ``"projection"`` (default, ProjectionLength), ``"min"``,
         ``"max"``, ``"harmonic"``, ``"arithmetic"``, ``"geometric"`` (the
         Track* models) or an int ``k`` (TrackSpecific(k)).
@@ -345,7 +273,8 @@ def config(
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator`.
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      ``update(updates, state, params=None)`` returns ``g_c`` shaped like one gradient.
 
     Paper: Liu, Chu, Thuerey, "ConFIG: Towards Conflict-free Training of Physics
     Informed Neural Networks", ICLR 2025, arXiv:2408.11104.
@@ -359,21 +288,21 @@ def config(
       Array([1.5, 1.5], dtype=float32)
     """
     fn = "config"
-    weights = _check_weights(fn, weights)
+    num_losses = check_num_losses(fn, num_losses, required=False)
+    weights = _check_weights(fn, weights, num_losses, positive=True)
     _check_length_model(fn, length_model)
     if rcond is not None:
         C.check_positive(fn, "rcond", rcond)
 
     def wfn(G, m, state, extra):
-        if weights is not None and len(weights) != m:
-            raise ValueError(f"{fn}: `weights` has {len(weights)} entries but there are {m} losses.")
+        check_length(fn, "weights", weights, m)
         if isinstance(length_model, int) and length_model >= m:
             raise ValueError(f"{fn}: `length_model={length_model}` is not a loss index for {m} losses.")
         return config_weights(
             G, weights=weights, length_model=length_model, closed_form_two=closed_form_two, rcond=rcond
         ), state
 
-    return _gram_aggregator(fn, wfn, axis_name=axis_name)
+    return gram_aggregator(fn, wfn, num_losses=num_losses, axis_name=axis_name)
 
 
 # ------------------------------------------------------------------------------
@@ -391,17 +320,34 @@ class MConfigState(NamedTuple):
     second_moment: Any  # pytree like params
 
 
-def m_config_schedule(step: Any, num_losses: int, losses_per_step: int = 1) -> Array:
-    """The losses M-ConFIG back-propagates at ``step``: an ordered rotation (boolean mask ``[m]``).
+def m_config_schedule(step: Any, *, num_losses: int, losses_per_step: int = 1) -> Array:
+    r"""The losses M-ConFIG back-propagates at ``step``: an ordered rotation (boolean mask ``[m]``).
 
-    Step ``t`` selects ``(t * k + arange(k)) % m`` (the reference's ``OrderedSliceSelector``).
+    .. math::
+        \text{selected}_t = \{(t k + j) \bmod m : j = 0..k-1\},\qquad k = \text{losses\_per\_step}
+
+    (the reference's ``OrderedSliceSelector``).
+
+    Args:
+      step: the step index ``t`` (an int or an integer scalar, traced or not).
+      num_losses: m.
+      losses_per_step: k, how many losses are back-propagated per step (``1 <= k <= m``; 1 in the paper).
+
+    Returns:
+      A boolean mask ``[m]``: the ``selected=`` argument of :func:`m_config`'s ``update``.
+
+    Paper: Liu, Chu, Thuerey, "ConFIG: Towards Conflict-free Training of Physics
+    Informed Neural Networks", ICLR 2025, arXiv:2408.11104 (M-ConFIG).
 
     Example:
       >>> import lossjax
-      >>> [lossjax.transforms.m_config_schedule(t, 3).tolist() for t in range(3)]
+      >>> [lossjax.transforms.m_config_schedule(t, num_losses=3).tolist() for t in range(3)]
       [[True, False, False], [False, True, False], [False, False, True]]
     """
-    C.check_in_range("m_config_schedule", "losses_per_step", losses_per_step, 1, num_losses)
+    fn = "m_config_schedule"
+    C.check_int(fn, "num_losses", num_losses, 1, static=True)
+    C.check_int(fn, "losses_per_step", losses_per_step, 1, static=True)
+    C.check_in_range(fn, "losses_per_step", losses_per_step, 1, num_losses)
     idx = (jnp.asarray(step, jnp.int32) * losses_per_step + jnp.arange(losses_per_step, dtype=jnp.int32)) % num_losses
     return jnp.any(idx[:, None] == jnp.arange(num_losses, dtype=jnp.int32)[None, :], axis=0)
 
@@ -429,7 +375,8 @@ def _mconfig_sample():
     runtime=("selected",),
 )
 def m_config(
-    num_losses: int,
+    *,
+    num_losses: int | None = None,
     beta_1: float = 0.9,
     beta_2: float = 0.999,
     epsilon: float = 1e-8,
@@ -457,16 +404,25 @@ def m_config(
     (pass zeros). ``momentum_dtype="bfloat16"`` stores the m momenta in bf16.
 
     Args:
-      num_losses: m.
-      beta_1, beta_2, epsilon: Adam constants.
-      weights, length_model, closed_form_two: as :func:`config`.
+      num_losses: m (required: the state holds one momentum per loss).
+      beta_1: Adam's first-moment EMA factor (``m <- beta_1 m + (1 - beta_1) g``, as the reference).
+      beta_2: Adam's second-moment EMA factor.
+      epsilon: added to the denominator ``sqrt(s) + epsilon``.
+      weights: relative cosines (as :func:`config`).
+      length_model: as :func:`config`.
+      closed_form_two: as :func:`config`.
       momentum_dtype: dtype of the per-loss momenta (default: the parameters').
       axis_name: average per-loss gradients across this mapped axis first.
 
     Update extra arguments:
       selected: boolean ``[m]``, the losses whose gradients are in ``updates`` this step.
 
-    Paper: Liu, Chu, Thuerey, ICLR 2025, arXiv:2408.11104 (Section M-ConFIG).
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with :class:`MConfigState`;
+      ``update(updates, state, params=None, *, selected=None)`` returns the Adam-normalized ConFIG update.
+
+    Paper: Liu, Chu, Thuerey, "ConFIG: Towards Conflict-free Training of Physics Informed Neural
+    Networks", ICLR 2025, arXiv:2408.11104 (Section M-ConFIG).
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -479,17 +435,15 @@ def m_config(
       Array([0., 0.], dtype=float32)
     """
     fn = "m_config"
-    if not isinstance(num_losses, (int, np.integer)) or num_losses < 1:
-        raise ValueError(f"{fn}: `num_losses` must be a positive int, got {num_losses!r}.")
+    m = check_num_losses(fn, num_losses, required=True)
     C.check_in_range(fn, "beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
     C.check_in_range(fn, "beta_2", beta_2, 0.0, 1.0, high_inclusive=False)
     C.check_positive(fn, "epsilon", epsilon)
-    weights = _check_weights(fn, weights, num_losses)
+    weights = _check_weights(fn, weights, m, positive=True)
     _check_length_model(fn, length_model)
     mdt = None if momentum_dtype is None else jnp.dtype(momentum_dtype)
-    m = int(num_losses)
 
-    def init(params):
+    def init_fn(params):
         def stack(p):
             p = jnp.asarray(p)
             return jnp.zeros((m, *p.shape), mdt or p.dtype)
@@ -502,10 +456,8 @@ def m_config(
             second_moment=jax.tree.map(jnp.zeros_like, params),
         )
 
-    def update(updates, state, params=None, *, selected=None, **extra):
-        del params, extra
-        _check_num_losses(fn, updates, m)
-        updates = pmean(updates, axis_name)
+    def step(updates, _, state, extra):
+        selected = extra.get("selected")
         sel = jnp.ones((m,), bool) if selected is None else C.check_array(fn, "selected", selected, shape=(m,))
         sel = sel.astype(bool)
         counts = state.loss_counts + sel.astype(jnp.int32)
@@ -519,7 +471,7 @@ def m_config(
         momenta = jax.tree.map(new_mom, state.momenta, updates)
         ready = jnp.all(counts > 0)
         t = state.count + ready.astype(jnp.int32)
-        dtype = _dtype(updates)
+        dtype = _trees.compute_dtype(updates)
         tf = jnp.maximum(t, 1).astype(dtype)
         corr = 1.0 - jnp.power(jnp.asarray(beta_1, dtype), jnp.maximum(counts, 1).astype(dtype))
 
@@ -530,7 +482,7 @@ def m_config(
         m_hats = jax.tree.map(unbias, momenta)
         G = gram_matrix(m_hats)
         coef = config_weights(G, weights=weights, length_model=length_model, closed_form_two=closed_form_two)
-        final = _combine(m_hats, coef)
+        final = combine(m_hats, coef)
         b1t = 1.0 - jnp.power(jnp.asarray(beta_1, dtype), tf)
         b2t = 1.0 - jnp.power(jnp.asarray(beta_2, dtype), tf)
 
@@ -550,10 +502,9 @@ def m_config(
         fake = jax.tree.map(lambda x: x[0], triples, is_leaf=is_triple)
         sec = jax.tree.map(lambda x: x[1], triples, is_leaf=is_triple)
         out = jax.tree.map(lambda x: x[2], triples, is_leaf=is_triple)
-        out = jax.tree.map(lambda o, g: o.astype(g.dtype), out, jax.tree.map(lambda g: g[0], updates))
-        return out, MConfigState(t, counts, momenta, fake, sec)
+        return _trees.cast_like(out, updates), MConfigState(t, counts, momenta, fake, sec)
 
-    return aggregating.Aggregator(init, update)
+    return aggregator(fn, step, num_losses=m, axis_name=axis_name, init=init_fn)
 
 
 # ------------------------------------------------------------------------------
@@ -599,7 +550,9 @@ def _pcgrad_sample():
     sample=_pcgrad_sample,
     runtime=("key",),
 )
-def pcgrad(shuffle: bool = False, axis_name: str | None = None) -> aggregating.Aggregator:
+def pcgrad(
+    *, num_losses: int | None = None, shuffle: bool = False, axis_name: str | None = None
+) -> aggregating.Aggregator:
     r"""PCGrad: project each gradient off the gradients it conflicts with, then sum.
 
     .. math::
@@ -612,10 +565,16 @@ def pcgrad(shuffle: bool = False, axis_name: str | None = None) -> aggregating.A
     paper, torchjd). For two losses no conflict remains.
 
     Args:
+      num_losses: m, optional: when given, the gradients are checked against it.
       shuffle: random projection order (needs ``key=`` in ``update``).
       axis_name: average per-loss gradients across this mapped axis first.
 
-    Paper: Yu et al., "Gradient Surgery for Multi-Task Learning", NeurIPS 2020, arXiv:2001.06782.
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      ``update(updates, state, params=None, *, key=None)`` returns ``sum_i g_i^PC``.
+
+    Paper: Yu, Kumar, Gupta, Levine, Hausman, Finn, "Gradient Surgery for Multi-Task Learning",
+    NeurIPS 2020, arXiv:2001.06782.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -624,14 +583,16 @@ def pcgrad(shuffle: bool = False, axis_name: str | None = None) -> aggregating.A
       >>> tx.update(g, tx.init(None))[0]
       Array([0.5, 1.5], dtype=float32)
     """
+    fn = "pcgrad"
+    num_losses = check_num_losses(fn, num_losses, required=False)
 
     def wfn(G, m, state, extra):
         key = extra.get("key")
         if shuffle and key is None:
-            raise ValueError("pcgrad: `shuffle=True` needs `key=` (a PRNG key) in `update`.")
+            raise ValueError(f"{fn}: `shuffle=True` needs `key=` (a PRNG key) in `update`.")
         return _pcgrad_weights(G, key if shuffle else None), state
 
-    return _gram_aggregator("pcgrad", wfn, axis_name=axis_name)
+    return gram_aggregator(fn, wfn, num_losses=num_losses, axis_name=axis_name)
 
 
 def _imtl_weights(G: Array) -> Array:
@@ -651,7 +612,7 @@ def _imtl_weights(G: Array) -> Array:
     reference="conflictfree==0.1.8 grad_operator.py::IMTLGOperator; torchjd IMTLG",
     sample=_pcgrad_sample,
 )
-def imtl_g(axis_name: str | None = None) -> aggregating.Aggregator:
+def imtl_g(*, num_losses: int | None = None, axis_name: str | None = None) -> aggregating.Aggregator:
     r"""IMTL-G: the convex-sum-one combination whose projections on every unit gradient are equal.
 
     .. math::
@@ -660,7 +621,16 @@ def imtl_g(axis_name: str | None = None) -> aggregating.Aggregator:
     so ``u_i . update`` is the same for every loss (it equals the reference's
     ``g_1 U^T (D U^T)^{-1}`` form when ``G`` is invertible).
 
-    Paper: Liu et al., "Towards Impartial Multi-task Learning", ICLR 2021.
+    Args:
+      num_losses: m, optional: when given, the gradients are checked against it.
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      ``update(updates, state, params=None)`` returns ``sum_i w_i g_i``.
+
+    Paper: Liu, Li, Kuang, Xue, Chen, Yang, Liao, Zhang, "Towards Impartial Multi-task Learning",
+    ICLR 2021, openreview IMPnRXEWpvr (no arXiv version).
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -668,7 +638,9 @@ def imtl_g(axis_name: str | None = None) -> aggregating.Aggregator:
       >>> tx.update(jnp.array([[2.0, 0.0], [0.0, 1.0]]), tx.init(None))[0].round(4)
       Array([0.6667, 0.6667], dtype=float32)
     """
-    return _gram_aggregator("imtl_g", lambda G, m, s, e: (_imtl_weights(G), s), axis_name=axis_name)
+    fn = "imtl_g"
+    num_losses = check_num_losses(fn, num_losses, required=False)
+    return gram_aggregator(fn, lambda G, m, s, e: (_imtl_weights(G), s), num_losses=num_losses, axis_name=axis_name)
 
 
 # ------------------------------------------------------------------------------
@@ -734,37 +706,21 @@ def _nonneg_qp(G: Array, c: Array, exact: bool | None = None) -> Array:
     S = jnp.asarray(_supports(m), G.dtype)
     S = jnp.concatenate([jnp.zeros((1, m), G.dtype), S])
     X = jnp.maximum(_masked_solve(G, -c, S), 0.0)
-    obj = jnp.einsum("ki,ij,kj->k", X, G, X, precision=_HI) + 2.0 * X @ c
+    obj = jnp.einsum("ki,ij,kj->k", X, G, X, precision=HIGHEST) + 2.0 * X @ c
     return X[jnp.argmin(obj)]
 
 
-def _normalize_gram(G: Array, norm_eps: float, reg_eps: float) -> Array:
+def _normalize_gram(G: Array, epsilon: float, regularization: float) -> Array:
+    """``G / tr(G) + regularization I``, with a zero Gram below the trace ``epsilon``."""
     tr = jnp.trace(G)
-    Gn = jnp.where(tr < norm_eps, jnp.zeros_like(G), G * _safe_inv(tr))
-    return Gn + reg_eps * jnp.eye(G.shape[0], dtype=G.dtype)
+    Gn = jnp.where(tr < epsilon, jnp.zeros_like(G), G * _safe_inv(tr))
+    return Gn + regularization * jnp.eye(G.shape[0], dtype=G.dtype)
 
 
 def _dual_cone_weights(Gn: Array, u: Array) -> Array:
     """w = argmin_{v >= u} v^T Gn v (torchjd's projection onto the dual cone, in weight space)."""
     x = _nonneg_qp(Gn, Gn @ u)
     return x + u
-
-
-def _pref(fn: str, pref_vector, m: int, dtype) -> Array:
-    if pref_vector is None:
-        return jnp.full((m,), 1.0 / m, dtype)
-    if len(pref_vector) != m:
-        raise ValueError(f"{fn}: `pref_vector` has {len(pref_vector)} entries but there are {m} losses.")
-    return jnp.asarray(pref_vector, dtype)
-
-
-def _check_pref(fn: str, pref_vector):
-    if pref_vector is None:
-        return None
-    p = np.asarray(pref_vector, np.float64)
-    if p.ndim != 1 or not np.all(np.isfinite(p)) or np.any(p < 0):
-        raise ValueError(f"{fn}: `pref_vector` must be a 1-D sequence of non-negative numbers, got {pref_vector!r}.")
-    return tuple(float(v) for v in p)
 
 
 @register(
@@ -777,26 +733,35 @@ def _check_pref(fn: str, pref_vector):
     sample=_pcgrad_sample,
 )
 def upgrad(
-    pref_vector: Sequence[float] | None = None,
-    norm_eps: float = 1e-4,
-    reg_eps: float = 1e-4,
+    *,
+    num_losses: int | None = None,
+    weights: Sequence[float] | None = None,
+    epsilon: float = 1e-4,
+    regularization: float = 1e-4,
     axis_name: str | None = None,
 ) -> aggregating.Aggregator:
     r"""UPGrad: project every (preference-weighted) gradient onto the dual cone of all gradients, sum.
 
     .. math::
         w = \sum_i \arg\min_{v \ge p_i e_i} v^\top \tilde G v,\qquad
-        \tilde G = G/\mathrm{tr}(G) + \epsilon I,\qquad \text{update} = \sum_j w_j g_j
+        \tilde G = G/\mathrm{tr}(G) + r I,\qquad \text{update} = \sum_j w_j g_j
 
     The box-constrained QPs are solved exactly (every active set) for m <= 12,
     by 3000 steps of accelerated projected gradient beyond.
-    The update never conflicts with any gradient (``G w >= 0``).
+    The update never conflicts with any gradient (``G w >= 0``). A Gram matrix
+    of trace below ``epsilon`` is treated as zero.
 
     Args:
-      pref_vector: ``p`` (default ``1/m`` each, the mean).
-      norm_eps: Gram matrices of trace below this are treated as zero.
-      reg_eps: ridge added to the normalized Gram.
+      num_losses: m, optional: when given, the gradients (and ``weights``) are checked against it.
+      weights: the preference weights ``p >= 0`` over the losses (default ``1/m`` each: the mean;
+        torchjd's ``pref_vector``).
+      epsilon: Gram matrices of trace below this are treated as zero (torchjd's ``norm_eps``).
+      regularization: the ridge ``r`` added to the normalized Gram (torchjd's ``reg_eps``).
       axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      ``update(updates, state, params=None)`` returns ``sum_j w_j g_j``.
 
     Paper: Quinton, Rey, "Jacobian Descent for Multi-Objective Optimization", 2024, arXiv:2406.16232.
 
@@ -807,17 +772,18 @@ def upgrad(
       Array([0.5, 0.5], dtype=float32)
     """
     fn = "upgrad"
-    pref_vector = _check_pref(fn, pref_vector)
-    C.check_positive(fn, "norm_eps", norm_eps, allow_zero=True)
-    C.check_positive(fn, "reg_eps", reg_eps, allow_zero=True)
+    num_losses = check_num_losses(fn, num_losses, required=False)
+    weights = _check_weights(fn, weights, num_losses, positive=False)
+    C.check_positive(fn, "epsilon", epsilon, allow_zero=True)
+    C.check_positive(fn, "regularization", regularization, allow_zero=True)
 
     def wfn(G, m, state, extra):
-        p = _pref(fn, pref_vector, m, G.dtype)
-        Gn = _normalize_gram(G, norm_eps, reg_eps)
+        p = _weights_vector(fn, weights, m, G.dtype, 1.0 / m)
+        Gn = _normalize_gram(G, epsilon, regularization)
         W = jax.vmap(lambda u: _dual_cone_weights(Gn, u))(jnp.diag(p))
         return jnp.sum(W, axis=0), state
 
-    return _gram_aggregator(fn, wfn, axis_name=axis_name)
+    return gram_aggregator(fn, wfn, num_losses=num_losses, axis_name=axis_name)
 
 
 @register(
@@ -831,17 +797,34 @@ def upgrad(
     sample=_pcgrad_sample,
 )
 def dualproj(
-    pref_vector: Sequence[float] | None = None,
-    norm_eps: float = 1e-4,
-    reg_eps: float = 1e-4,
+    *,
+    num_losses: int | None = None,
+    weights: Sequence[float] | None = None,
+    epsilon: float = 1e-4,
+    regularization: float = 1e-4,
     axis_name: str | None = None,
 ) -> aggregating.Aggregator:
     r"""DualProj: the (preference-weighted) mean gradient projected onto the dual cone of the gradients.
 
     .. math::
-        w = \arg\min_{v \ge p} v^\top \tilde G v,\qquad \text{update} = \sum_j w_j g_j
+        w = \arg\min_{v \ge p} v^\top \tilde G v,\qquad \tilde G = G/\mathrm{tr}(G) + r I,\qquad
+        \text{update} = \sum_j w_j g_j
 
-    Paper: Quinton, Rey, arXiv:2406.16232 (DualProj baseline).
+    The update never conflicts with any gradient (``G w >= 0``).
+
+    Args:
+      num_losses: m, optional: when given, the gradients (and ``weights``) are checked against it.
+      weights: the preference weights ``p >= 0`` (default ``1/m`` each: the mean; torchjd's ``pref_vector``).
+      epsilon: Gram matrices of trace below this are treated as zero (torchjd's ``norm_eps``).
+      regularization: the ridge ``r`` added to the normalized Gram (torchjd's ``reg_eps``).
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      ``update(updates, state, params=None)`` returns ``sum_j w_j g_j``.
+
+    Paper: Quinton, Rey, "Jacobian Descent for Multi-Objective Optimization", 2024, arXiv:2406.16232
+    (the DualProj baseline).
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -850,15 +833,16 @@ def dualproj(
       Array([0. , 0.5], dtype=float32)
     """
     fn = "dualproj"
-    pref_vector = _check_pref(fn, pref_vector)
-    C.check_positive(fn, "norm_eps", norm_eps, allow_zero=True)
-    C.check_positive(fn, "reg_eps", reg_eps, allow_zero=True)
+    num_losses = check_num_losses(fn, num_losses, required=False)
+    weights = _check_weights(fn, weights, num_losses, positive=False)
+    C.check_positive(fn, "epsilon", epsilon, allow_zero=True)
+    C.check_positive(fn, "regularization", regularization, allow_zero=True)
 
     def wfn(G, m, state, extra):
-        p = _pref(fn, pref_vector, m, G.dtype)
-        return _dual_cone_weights(_normalize_gram(G, norm_eps, reg_eps), p), state
+        p = _weights_vector(fn, weights, m, G.dtype, 1.0 / m)
+        return _dual_cone_weights(_normalize_gram(G, epsilon, regularization), p), state
 
-    return _gram_aggregator(fn, wfn, axis_name=axis_name)
+    return gram_aggregator(fn, wfn, num_losses=num_losses, axis_name=axis_name)
 
 
 # ------------------------------------------------------------------------------
@@ -866,7 +850,7 @@ def dualproj(
 # ------------------------------------------------------------------------------
 
 
-def _mgda_frank_wolfe(G: Array, epsilon: float, max_iters: int) -> Array:
+def _mgda_frank_wolfe(G: Array, tolerance: float, max_iterations: int) -> Array:
     m = G.shape[0]
     dtype = G.dtype
 
@@ -885,11 +869,11 @@ def _mgda_frank_wolfe(G: Array, epsilon: float, max_iters: int) -> Array:
         )
         e = jax.nn.one_hot(t, m, dtype=dtype)
         alpha = (1.0 - gamma) * alpha + gamma * e
-        return alpha, it + 1, gamma < epsilon
+        return alpha, it + 1, gamma < tolerance
 
     def cond(carry):
         _, it, done = carry
-        return (it < max_iters) & ~done
+        return (it < max_iterations) & ~done
 
     alpha0 = jnp.full((m,), 1.0 / m, dtype)
     alpha, _, _ = jax.lax.while_loop(cond, body, (alpha0, jnp.zeros((), jnp.int32), jnp.zeros((), bool)))
@@ -910,7 +894,7 @@ def _mgda_exact(G: Array, exact: bool | None = None) -> Array:
     y = jnp.maximum(y, 0.0) * S
     tot = jnp.sum(y, axis=1, keepdims=True)
     W = jnp.where(tot > 0, y * _safe_inv(tot), S / jnp.sum(S, axis=1, keepdims=True))
-    obj = jnp.einsum("ki,ij,kj->k", W, Gr, W, precision=_HI)
+    obj = jnp.einsum("ki,ij,kj->k", W, Gr, W, precision=HIGHEST)
     return W[jnp.argmin(obj)]
 
 
@@ -925,9 +909,11 @@ def _mgda_exact(G: Array, exact: bool | None = None) -> Array:
     sample=_pcgrad_sample,
 )
 def mgda(
+    *,
+    num_losses: int | None = None,
     solver: str = "frank_wolfe",
-    epsilon: float = 1e-3,
-    max_iters: int = 100,
+    tolerance: float = 1e-3,
+    max_iterations: int = 100,
     axis_name: str | None = None,
 ) -> aggregating.Aggregator:
     r"""MGDA: the minimum-norm point of the convex hull of the gradients.
@@ -936,9 +922,20 @@ def mgda(
         w = \arg\min_{w \ge 0,\ \sum w = 1} \Big\|\sum_i w_i g_i\Big\|^2,\qquad \text{update} = \sum_i w_i g_i
 
     ``solver="frank_wolfe"`` is Algorithm 2 of the paper (as torchjd: start
-    at the mean, stop when the step ``gamma < epsilon`` or after
-    ``max_iters``); ``solver="exact"`` enumerates every support and returns the
+    at the mean, stop when the step ``gamma < tolerance`` or after
+    ``max_iterations``); ``solver="exact"`` enumerates every support and returns the
     exact minimizer for m <= 12 (accelerated projected gradient beyond).
+
+    Args:
+      num_losses: m, optional: when given, the gradients are checked against it.
+      solver: ``"frank_wolfe"`` (the paper's, torchjd's) or ``"exact"``.
+      tolerance: Frank-Wolfe stops when its step size falls below this (torchjd's ``epsilon``).
+      max_iterations: the most Frank-Wolfe iterations (torchjd's ``max_iters``).
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      ``update(updates, state, params=None)`` returns the min-norm combination ``sum_i w_i g_i``.
 
     Paper: Sener, Koltun, "Multi-Task Learning as Multi-Objective Optimization", NeurIPS 2018, arXiv:1810.04650.
 
@@ -949,17 +946,17 @@ def mgda(
       Array([0.5, 0.5], dtype=float32)
     """
     fn = "mgda"
+    num_losses = check_num_losses(fn, num_losses, required=False)
     C.check_one_of(fn, "solver", solver, ("frank_wolfe", "exact"))
-    C.check_positive(fn, "epsilon", epsilon)
-    if not isinstance(max_iters, (int, np.integer)) or max_iters < 1:
-        raise ValueError(f"{fn}: `max_iters` must be a positive int, got {max_iters!r}.")
+    C.check_positive(fn, "tolerance", tolerance)
+    C.check_int(fn, "max_iterations", max_iterations, 1, static=True)
 
     def wfn(G, m, state, extra):
         if solver == "exact":
             return _mgda_exact(G), state
-        return _mgda_frank_wolfe(G, epsilon, int(max_iters)), state
+        return _mgda_frank_wolfe(G, tolerance, int(max_iterations)), state
 
-    return _gram_aggregator(fn, wfn, axis_name=axis_name)
+    return gram_aggregator(fn, wfn, num_losses=num_losses, axis_name=axis_name)
 
 
 # ------------------------------------------------------------------------------
@@ -982,12 +979,12 @@ def _cagrad_iterative(Gn: Array, b: Array, s: Array) -> Array:
     return jax.lax.fori_loop(0, _ITERS, body, jnp.full((m,), 1.0 / m, Gn.dtype))
 
 
-def _cagrad_weights(G: Array, c: float, norm_eps: float, exact: bool | None = None) -> Array:
+def _cagrad_weights(G: Array, c: float, epsilon: float, exact: bool | None = None) -> Array:
     """torchjd's CAGradWeighting: min_{w in simplex} b.w + s sqrt(w^T Gn w), solved exactly by supports."""
     m = G.shape[0]
     dtype = G.dtype
     tr = jnp.trace(G)
-    Gn = jnp.where(tr < norm_eps, jnp.zeros_like(G), G * _safe_inv(tr))
+    Gn = jnp.where(tr < epsilon, jnp.zeros_like(G), G * _safe_inv(tr))
     g0_sq = jnp.mean(Gn)  # ||g_0||^2 with g_0 the mean gradient
     s = c * C.safe_sqrt(g0_sq)
     b = jnp.mean(Gn, axis=1)  # G 1/m
@@ -995,7 +992,7 @@ def _cagrad_weights(G: Array, c: float, norm_eps: float, exact: bool | None = No
         w_opt = _cagrad_iterative(Gn, b, s)
         gw = C.safe_sqrt(w_opt @ Gn @ w_opt)
         weights = jnp.full((m,), 1.0 / m, dtype) + s * _safe_inv(gw) * w_opt
-        return jnp.where(gw >= norm_eps, weights, jnp.zeros((m,), dtype))
+        return jnp.where(gw >= epsilon, weights, jnp.zeros((m,), dtype))
     Gr = Gn + 1e-7 * jnp.eye(m, dtype=dtype)
     S = jnp.asarray(_supports(m), dtype)
     ones = jnp.ones((m,), dtype)
@@ -1022,7 +1019,7 @@ def _cagrad_weights(G: Array, c: float, norm_eps: float, exact: bool | None = No
     w_opt = W[jnp.argmin(obj)]
     gw = C.safe_sqrt(w_opt @ Gn @ w_opt)
     weights = jnp.full((m,), 1.0 / m, dtype) + s * _safe_inv(gw) * w_opt
-    return jnp.where(gw >= norm_eps, weights, jnp.zeros((m,), dtype))
+    return jnp.where(gw >= epsilon, weights, jnp.zeros((m,), dtype))
 
 
 @register(
@@ -1034,7 +1031,9 @@ def _cagrad_weights(G: Array, c: float, norm_eps: float, exact: bool | None = No
     reference="torchjd==0.18.0 torchjd/aggregation/_cagrad.py::CAGrad (cvxpy/CLARABEL)",
     sample=_pcgrad_sample,
 )
-def cagrad(c: float = 0.4, norm_eps: float = 1e-4, axis_name: str | None = None) -> aggregating.Aggregator:
+def cagrad(
+    *, num_losses: int | None = None, c: float = 0.4, epsilon: float = 1e-4, axis_name: str | None = None
+) -> aggregating.Aggregator:
     r"""CAGrad: the update that maximizes the worst local improvement in a ball around the mean gradient.
 
     .. math::
@@ -1048,11 +1047,17 @@ def cagrad(c: float = 0.4, norm_eps: float = 1e-4, axis_name: str | None = None)
     torchjd, the original's final ``1/(1+c^2)`` rescale is not applied.
 
     Args:
-      c: radius of the ball, relative to ``||g_0||`` (0.4 in the paper's experiments).
-      norm_eps: traces / norms below this give a zero update.
+      num_losses: m, optional: when given, the gradients are checked against it.
+      c: radius of the ball, relative to ``||g_0||`` (0.4 in the paper's experiments; the paper's ``c``).
+      epsilon: traces / norms below this give a zero update (torchjd's ``norm_eps``).
       axis_name: average per-loss gradients across this mapped axis first.
 
-    Paper: Liu et al., "Conflict-Averse Gradient Descent for Multi-task Learning", NeurIPS 2021, arXiv:2110.14048.
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      ``update(updates, state, params=None)`` returns the update above.
+
+    Paper: Liu, Liu, Jin, Stone, Liu, "Conflict-Averse Gradient Descent for Multi-task Learning",
+    NeurIPS 2021, arXiv:2110.14048.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -1061,9 +1066,12 @@ def cagrad(c: float = 0.4, norm_eps: float = 1e-4, axis_name: str | None = None)
       Array([0.5, 1.5], dtype=float32)
     """
     fn = "cagrad"
+    num_losses = check_num_losses(fn, num_losses, required=False)
     C.check_positive(fn, "c", c, allow_zero=True)
-    C.check_positive(fn, "norm_eps", norm_eps, allow_zero=True)
-    return _gram_aggregator(fn, lambda G, m, s, e: (_cagrad_weights(G, c, norm_eps), s), axis_name=axis_name)
+    C.check_positive(fn, "epsilon", epsilon, allow_zero=True)
+    return gram_aggregator(
+        fn, lambda G, m, s, e: (_cagrad_weights(G, c, epsilon), s), num_losses=num_losses, axis_name=axis_name
+    )
 
 
 # ------------------------------------------------------------------------------
@@ -1071,7 +1079,7 @@ def cagrad(c: float = 0.4, norm_eps: float = 1e-4, axis_name: str | None = None)
 # ------------------------------------------------------------------------------
 
 
-def _aligned_weights(G: Array, pref: Array, scale_mode: str) -> Array:
+def _aligned_weights(G: Array, weights: Array, scale_mode: str) -> Array:
     m = G.shape[0]
     dtype = G.dtype
     lam, V = jnp.linalg.eigh(G, symmetrize_input=True)
@@ -1088,7 +1096,7 @@ def _aligned_weights(G: Array, pref: Array, scale_mode: str) -> Array:
         srt = jnp.sort(jnp.where(keep, lam, big))  # kept values first, ascending
         scale = srt[jnp.maximum((rank - 1) // 2, 0)]
     B = C.safe_sqrt(scale) * (V * inv_sqrt[None, :]) @ V.T
-    return jnp.where(rank > 0, B @ pref, pref)
+    return jnp.where(rank > 0, B @ weights, weights)
 
 
 @register(
@@ -1102,7 +1110,11 @@ def _aligned_weights(G: Array, pref: Array, scale_mode: str) -> Array:
     sample=_pcgrad_sample,
 )
 def aligned_mtl(
-    pref_vector: Sequence[float] | None = None, scale_mode: str = "min", axis_name: str | None = None
+    *,
+    num_losses: int | None = None,
+    weights: Sequence[float] | None = None,
+    scale_mode: str = "min",
+    axis_name: str | None = None,
 ) -> aggregating.Aggregator:
     r"""Aligned-MTL: align the principal components of the gradient system, then combine.
 
@@ -1113,7 +1125,18 @@ def aligned_mtl(
     with ``sigma`` the smallest (``"min"``), median or mean (``"rmse"``)
     kept eigenvalue. A zero Gram gives the plain weighted sum.
 
-    Paper: Senushkin et al., "Independent Component Alignment for Multi-Task Learning", CVPR 2023, arXiv:2305.19000.
+    Args:
+      num_losses: m, optional: when given, the gradients (and ``weights``) are checked against it.
+      weights: the preference weights ``p >= 0`` (default ``1/m`` each; torchjd's ``pref_vector``).
+      scale_mode: ``"min"``, ``"median"`` or ``"rmse"``: which eigenvalue gives ``sigma``.
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      ``update(updates, state, params=None)`` returns ``sum_i (B p)_i g_i``.
+
+    Paper: Senushkin, Patakin, Kuznetsov, Konushin, "Independent Component Alignment for Multi-Task
+    Learning", CVPR 2023, arXiv:2305.19000.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -1122,13 +1145,14 @@ def aligned_mtl(
       Array([0.5, 0.5], dtype=float32)
     """
     fn = "aligned_mtl"
-    pref_vector = _check_pref(fn, pref_vector)
+    num_losses = check_num_losses(fn, num_losses, required=False)
+    weights = _check_weights(fn, weights, num_losses, positive=False)
     C.check_one_of(fn, "scale_mode", scale_mode, ("min", "median", "rmse"))
 
     def wfn(G, m, state, extra):
-        return _aligned_weights(G, _pref(fn, pref_vector, m, G.dtype), scale_mode), state
+        return _aligned_weights(G, _weights_vector(fn, weights, m, G.dtype, 1.0 / m), scale_mode), state
 
-    return _gram_aggregator(fn, wfn, axis_name=axis_name)
+    return gram_aggregator(fn, wfn, num_losses=num_losses, axis_name=axis_name)
 
 
 # ------------------------------------------------------------------------------
@@ -1142,7 +1166,7 @@ class GradVacState(NamedTuple):
     targets: Array  # [m, m]
 
 
-def _gradvac_weights(G: Array, phi: Array, beta: float, epsilon: float, key: Array | None):
+def _gradvac_weights(G: Array, phi: Array, decay: float, epsilon: float, key: Array | None):
     m = G.shape[0]
     dtype = G.dtype
     Cm = jnp.eye(m, dtype=dtype)
@@ -1165,7 +1189,7 @@ def _gradvac_weights(G: Array, phi: Array, beta: float, epsilon: float, key: Arr
             w = jnp.where(phi_ij < phi_hat, w, jnp.zeros((), dtype))
             Cm = Cm.at[i, j].add(w)
             cG = cG + w * G[j]
-            phi = phi.at[i, j].set((1.0 - beta) * phi_hat + beta * phi_ij)
+            phi = phi.at[i, j].set(decay * phi_hat + (1.0 - decay) * phi_ij)
     return jnp.sum(Cm, axis=0), phi
 
 
@@ -1179,7 +1203,8 @@ def _gradvac_sample():
     aliases=("gradient_vaccine",),
     family=FAMILY,
     kind="transform",
-    formula="if cos(g_i, g_j) < phi_ij: g_i += ||g_i||(phi s1 - cos s2)/(||g_j|| s2) g_j;  phi_ij <- EMA(cos)",
+    formula="if cos(g_i, g_j) < phi_ij: g_i += ||g_i||(phi s1 - cos s2)/(||g_j|| s2) g_j;  "
+    "phi_ij <- decay phi_ij + (1 - decay) cos",
     paper="Gradient Vaccine: Investigating and Improving Multi-task Optimization in Massively Multilingual Models "
     "(2020, arXiv:2010.05874)",
     reference="torchjd==0.18.0 torchjd/aggregation/_gradvac.py::GradVac",
@@ -1187,8 +1212,9 @@ def _gradvac_sample():
     runtime=("key",),
 )
 def gradvac(
-    num_losses: int,
-    beta: float = 0.5,
+    *,
+    num_losses: int | None = None,
+    decay: float = 0.5,
     epsilon: float = 1e-8,
     shuffle: bool = False,
     axis_name: str | None = None,
@@ -1200,11 +1226,26 @@ def gradvac(
 
     .. math::
         g_i \leftarrow g_i + \frac{\|g_i\|(\hat\phi\sqrt{1-\phi^2} - \phi\sqrt{1-\hat\phi^2})}
-        {\|g_j\|\sqrt{1-\hat\phi^2}} g_j,\qquad \hat\phi \leftarrow (1-\beta)\hat\phi + \beta\phi
+        {\|g_j\|\sqrt{1-\hat\phi^2}} g_j,\qquad \hat\phi \leftarrow \text{decay}\,\hat\phi + (1-\text{decay})\,\phi
 
     and the update is ``sum_i g_i``. The targets live in :class:`GradVacState`.
+    The paper and torchjd write the EMA with ``beta`` as the weight of the new
+    value: ``decay = 1 - beta`` (torchjd's default ``beta = 0.5`` is ``decay = 0.5``;
+    the paper's ``beta = 0.01`` is ``decay = 0.99``).
 
-    Paper: Wang et al., "Gradient Vaccine", ICLR 2021, arXiv:2010.05874.
+    Args:
+      num_losses: m (required: the state holds an ``m x m`` matrix of targets).
+      decay: the EMA factor of the cosine targets, ``new = decay old + (1 - decay) cos``.
+      epsilon: added to the denominators.
+      shuffle: visit the other losses in a random order (needs ``key=`` in ``update``).
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with :class:`GradVacState`;
+      ``update(updates, state, params=None, *, key=None)`` returns ``sum_i g_i`` after the corrections.
+
+    Paper: Wang, Tsvetkov, Firat, Cao, "Gradient Vaccine: Investigating and Improving Multi-task
+    Optimization in Massively Multilingual Models", ICLR 2021, arXiv:2010.05874.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -1214,25 +1255,22 @@ def gradvac(
       Array([0.5, 1.5], dtype=float32)
     """
     fn = "gradvac"
-    if not isinstance(num_losses, (int, np.integer)) or num_losses < 1:
-        raise ValueError(f"{fn}: `num_losses` must be a positive int, got {num_losses!r}.")
-    C.check_in_range(fn, "beta", beta, 0.0, 1.0)
+    m0 = check_num_losses(fn, num_losses, required=True)
+    C.check_in_range(fn, "decay", decay, 0.0, 1.0)
     C.check_positive(fn, "epsilon", epsilon, allow_zero=True)
-    m0 = int(num_losses)
 
-    def init():
+    def init(params):
+        del params
         return GradVacState(jnp.zeros((m0, m0), jnp.float32))
 
     def wfn(G, m, state, extra):
-        if m != m0:
-            raise ValueError(f"{fn}: built for num_losses={m0}, got gradients of {m} losses.")
         key = extra.get("key")
         if shuffle and key is None:
             raise ValueError(f"{fn}: `shuffle=True` needs `key=` (a PRNG key) in `update`.")
-        w, phi = _gradvac_weights(G, state.targets, beta, epsilon, key if shuffle else None)
+        w, phi = _gradvac_weights(G, state.targets, decay, epsilon, key if shuffle else None)
         return w, GradVacState(phi.astype(state.targets.dtype))
 
-    return _gram_aggregator(fn, wfn, init_fn=init, axis_name=axis_name)
+    return gram_aggregator(fn, wfn, num_losses=m0, init=init, axis_name=axis_name)
 
 
 # ------------------------------------------------------------------------------
@@ -1272,7 +1310,9 @@ def _graddrop_sample():
     sample=_graddrop_sample,
     runtime=("key",),
 )
-def graddrop(leak: Sequence[float] | None = None, axis_name: str | None = None) -> aggregating.Aggregator:
+def graddrop(
+    *, num_losses: int | None = None, leak: Sequence[float] | None = None, axis_name: str | None = None
+) -> aggregating.Aggregator:
     r"""GradDrop: keep, per coordinate, only the gradients whose sign wins a purity-weighted coin flip.
 
     .. math::
@@ -1282,7 +1322,17 @@ def graddrop(leak: Sequence[float] | None = None, axis_name: str | None = None) 
     elementwise (one uniform per parameter), with leak ``ell`` (default 0).
     Needs ``key=`` in ``update``.
 
-    Paper: Chen et al., "Just Pick a Sign", NeurIPS 2020, arXiv:2010.06808.
+    Args:
+      num_losses: m, optional: when given, the gradients (and ``leak``) are checked against it.
+      leak: per-loss leak ``ell_i`` in ``[0, 1]`` (default 0: the paper's GradDrop).
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      ``update(updates, state, params=None, *, key)`` returns the masked sum.
+
+    Paper: Chen, Ngiam, Huang, Luong, Kretzschmar, Chai, Anguelov, "Just Pick a Sign: Optimizing Deep
+    Multitask Models with Gradient Sign Dropout", NeurIPS 2020, arXiv:2010.06808.
 
     Example:
       >>> import jax, jax.numpy as jnp, lossjax
@@ -1292,25 +1342,18 @@ def graddrop(leak: Sequence[float] | None = None, axis_name: str | None = None) 
       Array([4., 6.], dtype=float32)
     """
     fn = "graddrop"
+    num_losses = check_num_losses(fn, num_losses, required=False)
     leak_t = None
     if leak is not None:
         lk = np.asarray(leak, np.float64)
         if lk.ndim != 1 or np.any(lk < 0) or np.any(lk > 1):
             raise ValueError(f"{fn}: `leak` must be a 1-D sequence of numbers in [0, 1], got {leak!r}.")
         leak_t = tuple(float(v) for v in lk)
+        check_length(fn, "leak", leak_t, num_losses)
 
-    def init(params):
-        del params
-        return optax.EmptyState()
-
-    def update(updates, state, params=None, *, key=None, **extra):
-        del params, extra
-        m = _num_losses(fn, updates)
-        if key is None:
-            raise ValueError(f"{fn}: `update` needs `key=` (a PRNG key).")
-        if leak_t is not None and len(leak_t) != m:
-            raise ValueError(f"{fn}: `leak` has {len(leak_t)} entries but there are {m} losses.")
-        updates = pmean(updates, axis_name)
+    def step(updates, m, state, extra):
+        check_length(fn, "leak", leak_t, m)
+        key = extra["key"]
         leaves, treedef = jax.tree.flatten(updates)
         keys = jax.random.split(key, len(leaves))
         us = [
@@ -1320,7 +1363,7 @@ def graddrop(leak: Sequence[float] | None = None, axis_name: str | None = None) 
         leak_a = None if leak_t is None else jnp.asarray(leak_t, jnp.float32)
         return _graddrop_combine(updates, uniforms, leak_a), state
 
-    return aggregating.Aggregator(init, update)
+    return aggregator(fn, step, num_losses=num_losses, axis_name=axis_name, requires=("key",))
 
 
 # ------------------------------------------------------------------------------
@@ -1329,13 +1372,13 @@ def graddrop(leak: Sequence[float] | None = None, axis_name: str | None = None) 
 
 
 class NashMTLState(NamedTuple):
-    """Last weights and step count of :func:`nash_mtl`."""
+    """Last weights and step count of :func:`nash_mtl` (the weights are recomputed every ``interval`` steps)."""
 
     alpha: Array  # [m]
     count: Array  # int32 []
 
 
-def _nash_alpha(G: Array, alpha0: Array, iterations: int) -> Array:
+def _nash_alpha(G: Array, alpha0: Array, max_iterations: int) -> Array:
     """Solves alpha * (G alpha) = 1, alpha > 0: the minimizer of 0.5 a^T G a - sum log a (damped Newton)."""
     m = G.shape[0]
     eye = jnp.eye(m, dtype=G.dtype)
@@ -1349,7 +1392,7 @@ def _nash_alpha(G: Array, alpha0: Array, iterations: int) -> Array:
         new = a + t * step
         return jnp.where(jnp.all(jnp.isfinite(new)) & jnp.all(new > 0), new, a)
 
-    return jax.lax.fori_loop(0, iterations, body, alpha0)
+    return jax.lax.fori_loop(0, max_iterations, body, alpha0)
 
 
 def _nash_sample():
@@ -1368,10 +1411,11 @@ def _nash_sample():
     sample=_nash_sample,
 )
 def nash_mtl(
-    num_losses: int,
+    *,
+    num_losses: int | None = None,
     max_norm: float = 1.0,
-    update_weights_every: int = 1,
-    iterations: int = 20,
+    interval: int = 1,
+    max_iterations: int = 20,
     axis_name: str | None = None,
 ) -> aggregating.Aggregator:
     r"""Nash-MTL: the Nash bargaining solution, ``alpha_i (G alpha)_i = 1`` for every loss.
@@ -1380,13 +1424,27 @@ def nash_mtl(
         \alpha = \arg\min_{\alpha > 0} \tfrac12 \alpha^\top G \alpha - \sum_i \log\alpha_i
         \iff G\alpha = 1/\alpha,\qquad \text{update} = \sum_i \alpha_i g_i
 
-    solved by damped Newton steps (``iterations``; the objective is
-    self-concordant, so the steps stay positive), warm-started from the last
-    weights; recomputed every ``update_weights_every`` steps; the update is
-    rescaled to norm ``max_norm`` when longer (``max_norm=0``: never). The
-    reference reaches the same fixed point with a sequence of convex programs.
+    solved by at most ``max_iterations`` damped Newton steps (the objective is
+    self-concordant, so the steps stay positive; once converged a step is a
+    no-op), warm-started from the last weights; recomputed every ``interval``
+    steps; the update is rescaled to norm ``max_norm`` when longer
+    (``max_norm=0``: never). The reference reaches the same fixed point with a
+    sequence of convex programs.
 
-    Paper: Navon et al., "Multi-Task Learning as a Bargaining Game", ICML 2022, arXiv:2202.01017.
+    Args:
+      num_losses: m (required: the state holds the last weights, one per loss).
+      max_norm: the largest norm of the update (``0``: no cap).
+      interval: recompute the weights every ``interval`` steps (the reference's
+        ``update_weights_every``).
+      max_iterations: damped Newton steps per recomputation.
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with :class:`NashMTLState`;
+      ``update(updates, state, params=None)`` returns ``sum_i alpha_i g_i`` (capped).
+
+    Paper: Navon, Shamsian, Achituve, Maron, Kawaguchi, Chechik, Fetaya, "Multi-Task Learning as a
+    Bargaining Game", ICML 2022, arXiv:2202.01017.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -1396,30 +1454,26 @@ def nash_mtl(
       Array([1., 1.], dtype=float32)
     """
     fn = "nash_mtl"
-    if not isinstance(num_losses, (int, np.integer)) or num_losses < 1:
-        raise ValueError(f"{fn}: `num_losses` must be a positive int, got {num_losses!r}.")
+    m0 = check_num_losses(fn, num_losses, required=True)
     C.check_positive(fn, "max_norm", max_norm, allow_zero=True)
-    for name, v in (("update_weights_every", update_weights_every), ("iterations", iterations)):
-        if not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{fn}: `{name}` must be a positive int, got {v!r}.")
-    m0 = int(num_losses)
+    C.check_int(fn, "interval", interval, 1)
+    C.check_int(fn, "max_iterations", max_iterations, 1, static=True)
 
-    def init():
+    def init(params):
+        del params
         return NashMTLState(jnp.ones((m0,), jnp.float32), jnp.zeros((), jnp.int32))
 
     def wfn(G, m, state, extra):
-        if m != m0:
-            raise ValueError(f"{fn}: built for num_losses={m0}, got gradients of {m} losses.")
         prev = state.alpha.astype(G.dtype)
-        fresh = _nash_alpha(G, prev, int(iterations))
-        alpha = jnp.where(state.count % update_weights_every == 0, fresh, prev)
+        fresh = _nash_alpha(G, prev, int(max_iterations))
+        alpha = jnp.where(state.count % interval == 0, fresh, prev)
         w = alpha
         if max_norm > 0:
             norm = C.safe_sqrt(alpha @ G @ alpha)
             w = jnp.where(norm > max_norm, alpha * (max_norm * _safe_inv(norm)), alpha)
         return w, NashMTLState(alpha.astype(state.alpha.dtype), state.count + 1)
 
-    return _gram_aggregator(fn, wfn, init_fn=init, axis_name=axis_name)
+    return gram_aggregator(fn, wfn, num_losses=m0, init=init, axis_name=axis_name)
 
 
 # ------------------------------------------------------------------------------
@@ -1437,15 +1491,26 @@ def nash_mtl(
     reference="LibMTL EW; torchjd Sum / Mean",
     sample=_pcgrad_sample,
 )
-def equal_weight(reduction: str = "sum", axis_name: str | None = None) -> aggregating.Aggregator:
+def equal_weight(
+    *, num_losses: int | None = None, reduction: str = "sum", axis_name: str | None = None
+) -> aggregating.Aggregator:
     r"""The equal-weight baseline: the gradient of the summed (or averaged) loss.
 
+    .. math::
+        \text{update} = \sum_i g_i\ \ (\text{reduction="sum"}),\qquad
+        \text{update} = \frac1m \sum_i g_i\ \ (\text{reduction="mean"})
+
     Args:
+      num_losses: m, optional: when given, the gradients are checked against it.
       reduction: ``"sum"`` (the gradient of ``sum_i L_i``) or ``"mean"``.
       axis_name: average per-loss gradients across this mapped axis first.
 
-    Paper: Kurin et al., "In Defense of the Unitary Scalarization for Deep Multi-Task Learning", NeurIPS 2022,
-    arXiv:2201.04122.
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      ``update(updates, state, params=None)`` returns the sum (or mean) of the m gradients.
+
+    Paper: Kurin, De Palma, Kostrikov, Whiteson, Kumar, "In Defense of the Unitary Scalarization for Deep
+    Multi-Task Learning", NeurIPS 2022, arXiv:2201.04122.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -1454,19 +1519,13 @@ def equal_weight(reduction: str = "sum", axis_name: str | None = None) -> aggreg
       Array([1., 3.], dtype=float32)
     """
     fn = "equal_weight"
+    num_losses = check_num_losses(fn, num_losses, required=False)
     C.check_one_of(fn, "reduction", reduction, ("sum", "mean"))
 
-    def init(params):
-        del params
-        return optax.EmptyState()
-
-    def update(updates, state, params=None, **extra):
-        del params, extra
-        m = _num_losses(fn, updates)
-        updates = pmean(updates, axis_name)
+    def step(updates, m, state, extra):
         scale = 1.0 if reduction == "sum" else 1.0 / m
         return jax.tree.map(
             lambda g: (jnp.sum(g.astype(C.compute_dtype(g)), 0) * scale).astype(g.dtype), updates
         ), state
 
-    return aggregating.Aggregator(init, update)
+    return aggregator(fn, step, num_losses=num_losses, axis_name=axis_name)

@@ -22,6 +22,11 @@ Two forms of one mechanism:
   With Flax NNX: ``optimizer.update(model, grads, grad_fn=grad_fn)`` where
   ``grad_fn`` maps the ``nnx.Param`` state to its gradient.
 
+All seven share one update (:func:`_perturbed_gradient`): pick the gradient the
+perturbation is built from, move to a perturbed point ``w + e`` (the variant's
+rule), take the gradient there, and combine it with ``g`` (the variant's rule;
+plain SAM keeps ``g(w + e)``). Only the two rules differ between variants.
+
 Semantics follow ``optax.contrib.sam`` in opaque mode with one adversarial
 step (``sync_period=2``, adversarial optimizer ``normalize + sgd(rho)``), with
 three differences: an ``epsilon`` in the norm (a zero gradient gives a zero
@@ -36,16 +41,17 @@ statistics of the perturbed pass are discarded (and dead-code eliminated).
 
 Many devices (``axis_name``): inside ``shard_map``/``pmap``, pass the
 per-device gradient as ``updates`` and a per-device ``grad_fn``; the transform
-returns the device-averaged gradient. ``norm="global"`` builds the perturbation
-from the all-reduced gradient (equal to single-device SAM on the whole batch);
-``norm="local"`` uses each device's own gradient (m-sharpness with ``m`` = the
-per-device batch, the default of google-research/sam), which saves one
-all-reduce per step. Under ``jax.shard_map`` (``check_vma=True``) the gradient
-with respect to replicated parameters is already summed over devices, so take
-the first gradient with respect to ``jax.lax.pcast(params, axis_name,
-to="varying")`` (:func:`sam_value_and_grad` does this); an already-reduced
-``updates`` is a trace-time error. ``grad_fn`` is always called at a point
-marked varying, so it returns per-device gradients.
+returns the device-averaged gradient. ``ascent_gradient`` chooses which
+gradient builds the perturbation: ``"global"``, the gradient averaged over
+``axis_name`` (equal to single-device SAM on the whole batch), or ``"local"``,
+each device's own gradient (m-sharpness with ``m`` = the per-device batch, the
+default of google-research/sam), which saves one all-reduce per step. Under
+``jax.shard_map`` (``check_vma=True``) the gradient with respect to replicated
+parameters is already summed over devices, so take the first gradient with
+respect to ``jax.lax.pcast(params, axis_name, to="varying")``
+(:func:`sam_value_and_grad` does this); an already-reduced ``updates`` is a
+trace-time error. ``grad_fn`` is always called at a point marked varying, so it
+returns per-device gradients.
 
 Trajectory methods (SAF, MESA) need no second gradient: :func:`lossjax.losses.trajectory_loss`
 is the loss term, and the :func:`saf` / :func:`mesa` transforms keep the past
@@ -56,7 +62,6 @@ outputs / EMA weights in their state (read them with :func:`saf_targets` and
 from __future__ import annotations
 
 import functools
-import operator
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -67,19 +72,16 @@ import optax
 from jax import lax
 
 from lossjax import _checks as C
+from lossjax import _trees
 from lossjax._parallel import axis_names, pmean, vary, varying_axes, vma_checked
 from lossjax.registry import TransformSample, register
 
 __all__ = [
-    "ASAMState",
-    "AWPState",
     "FriendlySAMState",
-    "GSAMState",
     "LookSAMState",
     "MESAState",
     "RandomWeightPerturbationState",
     "SAFState",
-    "SAMState",
     "asam",
     "awp",
     "friendly_sam",
@@ -99,35 +101,20 @@ ArrayLike = jax.typing.ArrayLike
 PyTree = Any
 
 FAMILY = "sam"
-_NORMS = ("global", "local")
+_ASCENT_GRADIENTS = ("global", "local")
 
 
 # --------------------------------------------------------------------------
-# States (NamedTuples holding only arrays).
+# States (NamedTuples holding only arrays). Variants that keep nothing between
+# steps (sam, asam, gsam, awp) use optax.EmptyState.
 # --------------------------------------------------------------------------
-
-
-class SAMState(NamedTuple):
-    """State of :func:`sam`: empty (SAM keeps nothing between steps)."""
-
-
-class ASAMState(NamedTuple):
-    """State of :func:`asam`: empty."""
-
-
-class GSAMState(NamedTuple):
-    """State of :func:`gsam`: empty."""
-
-
-class AWPState(NamedTuple):
-    """State of :func:`awp`: empty."""
 
 
 class LookSAMState(NamedTuple):
     """State of :func:`looksam`.
 
     Attributes:
-      count: steps taken (int32 scalar); the SAM gradient is recomputed when ``count % k == 0``.
+      count: steps taken (int32 scalar); the SAM gradient is recomputed when ``count % interval == 0``.
       g_v: the component of the last SAM gradient orthogonal to the plain gradient (params' dtype).
     """
 
@@ -139,7 +126,7 @@ class FriendlySAMState(NamedTuple):
     """State of :func:`friendly_sam`.
 
     Attributes:
-      count: steps taken (int32 scalar).
+      count: steps taken (int32 scalar); the first step initializes the EMA with the gradient.
       momentum: EMA of past gradients, the estimate of the full-batch gradient (params' dtype).
     """
 
@@ -157,11 +144,9 @@ class MESAState(NamedTuple):
     """State of :func:`mesa`.
 
     Attributes:
-      count: steps taken (int32 scalar).
       ema: exponential moving average of the parameters (params' dtype).
     """
 
-    count: Array
     ema: PyTree
 
 
@@ -178,43 +163,19 @@ class SAFState(NamedTuple):
 
 
 # --------------------------------------------------------------------------
-# Shared numerics: one fused reduction per norm, computed in float32 (or the
-# widest float input under x64), an epsilon in every denominator.
+# Checks shared by the variants.
 # --------------------------------------------------------------------------
 
 
-def _dtype(*trees) -> jnp.dtype:
-    return C.compute_dtype(*jax.tree.leaves(trees))
+def _check_axis(fn: str, axis_name, ascent_gradient: str) -> None:
+    C.check_one_of(fn, "ascent_gradient", ascent_gradient, _ASCENT_GRADIENTS)
+    if axis_name is not None and not isinstance(axis_name, (str, tuple)):
+        raise ValueError(f"{fn}: `axis_name` must be None, a string or a tuple of strings, got {axis_name!r}.")
 
 
-def _tree_sum(values, dtype) -> Array:
-    values = list(values)
-    if not values:
-        return jnp.zeros((), dtype)
-    return functools.reduce(operator.add, values)
-
-
-def _sq_norm(tree, dtype) -> Array:
-    return _tree_sum((jnp.sum(jnp.square(x.astype(dtype))) for x in jax.tree.leaves(tree)), dtype)
-
-
-def _vdot(a, b, dtype) -> Array:
-    return _tree_sum(
-        (jnp.sum(x.astype(dtype) * y.astype(dtype)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))), dtype
-    )
-
-
-def _norm(tree, dtype) -> Array:
-    return jnp.sqrt(_sq_norm(tree, dtype))
-
-
-def _cast_like(tree, like):
-    return jax.tree.map(lambda x, y: jnp.asarray(x).astype(jnp.asarray(y).dtype), tree, like)
-
-
-def _add(params, delta):
-    """``params + delta`` leaf by leaf, computed in float32 and returned in the params' dtypes."""
-    return jax.tree.map(lambda w, d: (w.astype(d.dtype) + d).astype(w.dtype), params, delta)
+def _check_radius(fn: str, rho, epsilon) -> None:
+    C.check_positive(fn, "rho", rho, allow_zero=True)
+    C.check_positive(fn, "epsilon", epsilon)
 
 
 def _check_per_device(fn: str, updates, axis_name) -> None:
@@ -229,23 +190,6 @@ def _check_per_device(fn: str, updates, axis_name) -> None:
                 f"{axis_name!r}); got a gradient of type {jax.typeof(leaf)}, already summed over devices. "
                 f"Differentiate with respect to jax.lax.pcast(params, {axis_name!r}, to='varying')."
             )
-
-
-def _first(updates, axis_name, norm):
-    """The gradient the perturbation is built from: all-reduced (global) or per device (local)."""
-    return pmean(updates, axis_name) if norm == "global" else updates
-
-
-def _sam_direction(g, dtype, rho, epsilon):
-    scale = jnp.asarray(rho, dtype) / (_norm(g, dtype) + jnp.asarray(epsilon, dtype))
-    return jax.tree.map(lambda x: x.astype(dtype) * scale, g)
-
-
-def _asam_direction(g, params, dtype, rho, eta, epsilon):
-    t = jax.tree.map(lambda w: jnp.abs(w.astype(dtype)) + jnp.asarray(eta, dtype), params)
-    tg = jax.tree.map(lambda a, x: a * x.astype(dtype), t, g)
-    scale = jnp.asarray(rho, dtype) / (_norm(tg, dtype) + jnp.asarray(epsilon, dtype))
-    return jax.tree.map(lambda a, x: a * x * scale, t, tg)
 
 
 def _check_update_args(fn: str, updates, params, grad_fn) -> None:
@@ -272,12 +216,99 @@ def _call_grad_fn(fn: str, grad_fn, point, params, axis_name=None):
     return out
 
 
-def _check_common(fn, rho, epsilon, axis_name, norm):
-    C.check_positive(fn, "rho", rho, allow_zero=True)
-    C.check_positive(fn, "epsilon", epsilon)
-    C.check_one_of(fn, "norm", norm, _NORMS)
-    if axis_name is not None and not isinstance(axis_name, (str, tuple)):
-        raise ValueError(f"{fn}: `axis_name` must be None, a string or a tuple of strings, got {axis_name!r}.")
+# --------------------------------------------------------------------------
+# The one update skeleton and the perturbation directions.
+# --------------------------------------------------------------------------
+
+
+def _keep_perturbed(g, g_p, state, dtype):
+    """The default combination: the gradient at the perturbed point, as SAM."""
+    del g, dtype
+    return g_p, state
+
+
+def _perturbed_gradient(
+    fn: str,
+    *,
+    axis_name,
+    ascent_gradient: str,
+    perturb: Callable,
+    combine: Callable = _keep_perturbed,
+    init: Callable | None = None,
+    reuse: Callable | None = None,
+    recompute: Callable | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """The update every variant of the family shares, written once.
+
+    1. ``g``: ``updates`` averaged over ``axis_name`` (``"global"``) or this
+       device's own (``"local"``);
+    2. ``point, state = perturb(g, params, state, dtype)``: the point ``w + e``;
+    3. ``g_p = grad_fn(point)``, averaged over ``axis_name`` when ``"global"``;
+    4. ``out, state = combine(g, g_p, state, dtype)`` (default: ``g_p``);
+    5. ``"local"``: ``out`` averaged over ``axis_name``; returned in the dtypes of ``updates``.
+
+    With ``recompute(state)`` (LookSAM) steps 2-4 run in one branch of a
+    :func:`jax.lax.cond` and ``reuse(g, state, dtype) -> (out, state)`` in the
+    other, so ``grad_fn`` really runs only on recompute steps.
+    ``dtype`` is float32 for half-precision inputs (:func:`lossjax._trees.compute_dtype`).
+    """
+
+    def init_fn(params):
+        return optax.EmptyState() if init is None else init(params)
+
+    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
+        del extra_args
+        _check_update_args(fn, updates, params, grad_fn)
+        _check_per_device(fn, updates, axis_name)
+        g = pmean(updates, axis_name) if ascent_gradient == "global" else updates
+        dtype = _trees.compute_dtype(g, params)
+
+        def perturbed(_):
+            point, new_state = perturb(g, params, state, dtype)
+            g_p = _call_grad_fn(fn, grad_fn, point, params, axis_name)
+            if ascent_gradient == "global":
+                g_p = pmean(g_p, axis_name)
+            return combine(g, g_p, new_state, dtype)
+
+        if recompute is None:
+            out, new_state = perturbed(None)
+        else:
+
+            def as_updates(pair):  # both branches of the cond return the dtypes of `updates`
+                return _trees.cast_like(pair[0], updates), pair[1]
+
+            out, new_state = lax.cond(
+                recompute(state),
+                lambda _: as_updates(perturbed(None)),
+                lambda _: as_updates(reuse(g, state, dtype)),
+                None,
+            )
+        if ascent_gradient == "local":
+            out = pmean(out, axis_name)
+        return _trees.cast_like(out, updates), new_state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _sam_direction(g, dtype, rho, epsilon):
+    """``e = rho g / (||g|| + epsilon)`` (in ``dtype``)."""
+    scale = jnp.asarray(rho, dtype) / (_trees.norm(g, dtype) + jnp.asarray(epsilon, dtype))
+    return jax.tree.map(lambda x: x.astype(dtype) * scale, g)
+
+
+def _asam_direction(g, params, dtype, rho, eta, epsilon):
+    """``e = rho T^2 g / (||T g|| + epsilon)``, ``T = |w| + eta`` (in ``dtype``)."""
+    t = jax.tree.map(lambda w: jnp.abs(w.astype(dtype)) + jnp.asarray(eta, dtype), params)
+    tg = jax.tree.map(lambda a, x: a * x.astype(dtype), t, g)
+    scale = jnp.asarray(rho, dtype) / (_trees.norm(tg, dtype) + jnp.asarray(epsilon, dtype))
+    return jax.tree.map(lambda a, x: a * x * scale, t, tg)
+
+
+def _sam_point(rho, epsilon):
+    def perturb(g, params, state, dtype):
+        return _trees.add(params, _sam_direction(g, dtype, rho, epsilon)), state
+
+    return perturb
 
 
 # --------------------------------------------------------------------------
@@ -317,27 +348,6 @@ def _grad_sample(**hyperparams) -> Callable[[], TransformSample]:
 # --------------------------------------------------------------------------
 
 
-def _sam_like(fn, state_cls, rho, adaptive, eta, epsilon, axis_name, norm):
-    def init_fn(params):
-        del params
-        return state_cls()
-
-    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
-        del extra_args
-        _check_update_args(fn, updates, params, grad_fn)
-        _check_per_device(fn, updates, axis_name)
-        g = _first(updates, axis_name, norm)
-        dtype = _dtype(g, params)
-        if adaptive:
-            e = _asam_direction(g, params, dtype, rho, eta, epsilon)
-        else:
-            e = _sam_direction(g, dtype, rho, epsilon)
-        g_adv = pmean(_call_grad_fn(fn, grad_fn, _add(params, e), params, axis_name), axis_name)
-        return _cast_like(g_adv, updates), state
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
-
-
 @register(
     "sam",
     aliases=("sharpness_aware_minimization",),
@@ -350,13 +360,11 @@ def _sam_like(fn, state_cls, rho, adaptive, eta, epsilon, axis_name, norm):
     sample=_grad_sample(rho=0.05),
 )
 def sam(
-    rho: float = 0.05,
     *,
-    adaptive: bool = False,
-    eta: float = 0.01,
+    rho: float = 0.05,
     epsilon: float = 1e-12,
     axis_name: str | None = None,
-    norm: str = "global",
+    ascent_gradient: str = "global",
 ) -> optax.GradientTransformationExtraArgs:
     r"""Sharpness-aware minimization: replaces ``g(w)`` by the gradient at ``w + e``.
 
@@ -364,22 +372,23 @@ def sam(
         e = \rho\,\frac{g}{\|g\|_2 + \epsilon},\qquad g = \nabla L(w),\qquad
         \text{output} = \nabla L(w + e)
 
-    With ``adaptive=True`` this is ASAM's perturbation (see :func:`asam`).
+    The adaptive (scale-invariant) perturbation is :func:`asam`.
 
     Args:
       rho: neighbourhood radius ``rho >= 0`` (0.05 in the paper; 0.1-0.2 for noisy labels).
-      adaptive: use ASAM's scale-invariant perturbation ``T^2 g / ||T g||``, ``T = |w| + eta``.
-      eta: ASAM's offset (only with ``adaptive``).
       epsilon: added to the norm; a zero gradient gives ``e = 0``, never NaN.
       axis_name: mapped axis for data parallelism (``shard_map``/``pmap``); the
         output is then averaged over it.
-      norm: ``"global"`` (perturb with the all-reduced gradient: equals one
-        device on the whole batch) or ``"local"`` (each device perturbs with its own
-        gradient: m-sharpness).
+      ascent_gradient: which gradient builds the perturbation ``e`` under
+        ``axis_name``: ``"global"``, the gradient averaged over ``axis_name``
+        (equals one device on the whole batch), or ``"local"``, each device's own
+        gradient (m-sharpness, ``m`` = the per-device batch; one all-reduce fewer).
+        Without ``axis_name`` both are the same.
 
     Returns:
-      An :class:`optax.GradientTransformationExtraArgs`; ``update(updates, state,
-      params, *, grad_fn)`` returns ``g(w + e)`` in the dtypes of ``updates``.
+      An :class:`optax.GradientTransformationExtraArgs` with an
+      :class:`optax.EmptyState`; ``update(updates, state, params, *, grad_fn)``
+      returns ``g(w + e)`` in the dtypes of ``updates``.
 
     Paper: Foret, Kleiner, Mobahi, Neyshabur, "Sharpness-Aware Minimization for
     Efficiently Improving Generalization", ICLR 2021, arXiv:2010.01412.
@@ -394,9 +403,11 @@ def sam(
       Array([1.1213, 5.9403], dtype=float32)
     """
     fn = "sam"
-    _check_common(fn, rho, epsilon, axis_name, norm)
-    C.check_positive(fn, "eta", eta, allow_zero=True)
-    return _sam_like(fn, SAMState, rho, bool(adaptive), eta, epsilon, axis_name, norm)
+    _check_radius(fn, rho, epsilon)
+    _check_axis(fn, axis_name, ascent_gradient)
+    return _perturbed_gradient(
+        fn, axis_name=axis_name, ascent_gradient=ascent_gradient, perturb=_sam_point(rho, epsilon)
+    )
 
 
 @register(
@@ -411,12 +422,12 @@ def sam(
     sample=_grad_sample(rho=0.5),
 )
 def asam(
-    rho: float = 0.5,
     *,
+    rho: float = 0.5,
     eta: float = 0.01,
     epsilon: float = 1e-12,
     axis_name: str | None = None,
-    norm: str = "global",
+    ascent_gradient: str = "global",
 ) -> optax.GradientTransformationExtraArgs:
     r"""Adaptive SAM: the SAM perturbation measured in the scale-invariant norm ``||T^{-1} e||``.
 
@@ -426,17 +437,19 @@ def asam(
 
     ``T`` is applied to every leaf; the reference applies it to parameters
     named ``weight`` only (biases get ``T = 1``). Mask leaves out by giving them
-    a zero gradient path if you need that.
+    a zero gradient path if you need that. This is the only adaptive entry point
+    of the family.
 
     Args:
       rho: radius (0.5 in the ASAM paper's CIFAR runs, with eta 0.01).
-      eta: offset keeping zero weights perturbable.
+      eta: offset keeping zero weights perturbable (``>= 0``).
       epsilon: added to the norm (the reference adds 1e-16).
       axis_name: mapped axis for data parallelism; the output is averaged over it.
-      norm: ``"global"`` or ``"local"`` (see :func:`sam`).
+      ascent_gradient: ``"global"`` or ``"local"``: which gradient builds ``e`` (see :func:`sam`).
 
     Returns:
-      An :class:`optax.GradientTransformationExtraArgs` (``grad_fn`` extra argument).
+      An :class:`optax.GradientTransformationExtraArgs` with an :class:`optax.EmptyState`
+      (``grad_fn`` extra argument); ``update`` returns ``g(w + e)`` in the dtypes of ``updates``.
 
     Paper: Kwon, Kim, Park, Choi, "ASAM: Adaptive Sharpness-Aware Minimization
     for Scale-Invariant Learning of Deep Neural Networks", ICML 2021, arXiv:2102.11600.
@@ -451,21 +464,24 @@ def asam(
       Array([3.3, 0. ], dtype=float32)
     """
     fn = "asam"
-    _check_common(fn, rho, epsilon, axis_name, norm)
+    _check_radius(fn, rho, epsilon)
     C.check_positive(fn, "eta", eta, allow_zero=True)
-    return _sam_like(fn, ASAMState, rho, True, eta, epsilon, axis_name, norm)
+    _check_axis(fn, axis_name, ascent_gradient)
+
+    def perturb(g, params, state, dtype):
+        return _trees.add(params, _asam_direction(g, params, dtype, rho, eta, epsilon)), state
+
+    return _perturbed_gradient(fn, axis_name=axis_name, ascent_gradient=ascent_gradient, perturb=perturb)
 
 
 def sam_value_and_grad(
     fun: Callable[..., Any],
-    rho: float = 0.05,
     *,
+    rho: float = 0.05,
     has_aux: bool = False,
-    adaptive: bool = False,
-    eta: float = 0.01,
     epsilon: float = 1e-12,
     axis_name: str | None = None,
-    norm: str = "global",
+    ascent_gradient: str = "global",
 ) -> Callable[..., tuple[Any, PyTree]]:
     r"""Drop-in for ``jax.value_and_grad(fun)`` returning the sharpness-aware gradient.
 
@@ -475,18 +491,23 @@ def sam_value_and_grad(
     The value (and ``aux``, e.g. BatchNorm statistics) comes from the first
     pass at ``w``; the second pass at ``w + e`` contributes only its gradient.
     ``fun`` is differentiated with respect to its first argument. This is
-    exactly :func:`sam` applied to the first gradient.
+    exactly :func:`sam` applied to the first gradient, and takes what
+    :func:`sam` takes.
 
     Args:
       fun: ``fun(params, *args, **kwargs) -> loss`` (or ``(loss, aux)`` with ``has_aux``).
-      rho, adaptive, eta, epsilon, axis_name, norm: as in :func:`sam`.
+      rho: neighbourhood radius (as :func:`sam`).
       has_aux: ``fun`` returns ``(loss, aux)``.
+      epsilon: added to the norm (as :func:`sam`).
+      axis_name: mapped axis for data parallelism; the gradient is averaged over it.
+      ascent_gradient: ``"global"`` or ``"local"``: which gradient builds ``e`` (see :func:`sam`).
 
     Returns:
       ``f(params, *args, **kwargs) -> (value, sam_grad)`` where ``value`` is
       ``loss`` or ``(loss, aux)`` like :func:`jax.value_and_grad`.
 
-    Paper: Foret et al., ICLR 2021, arXiv:2010.01412.
+    Paper: Foret, Kleiner, Mobahi, Neyshabur, "Sharpness-Aware Minimization for
+    Efficiently Improving Generalization", ICLR 2021, arXiv:2010.01412.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -497,7 +518,7 @@ def sam_value_and_grad(
     """
     if not callable(fun):
         raise TypeError(f"sam_value_and_grad: `fun` must be callable, got {type(fun).__name__}.")
-    tx = sam(rho, adaptive=adaptive, eta=eta, epsilon=epsilon, axis_name=axis_name, norm=norm)
+    tx = sam(rho=rho, epsilon=epsilon, axis_name=axis_name, ascent_gradient=ascent_gradient)
     value_and_grad = jax.value_and_grad(fun, has_aux=has_aux)
     grad = jax.grad(fun, has_aux=has_aux)
 
@@ -532,12 +553,12 @@ def sam_value_and_grad(
     sample=_grad_sample(rho=0.05, alpha=0.3),
 )
 def gsam(
-    rho: float = 0.05,
     *,
+    rho: float = 0.05,
     alpha: float = 0.1,
     epsilon: float = 1e-12,
     axis_name: str | None = None,
-    norm: str = "global",
+    ascent_gradient: str = "global",
 ) -> optax.GradientTransformationExtraArgs:
     r"""Surrogate-gap guided SAM: the SAM gradient minus ``alpha`` times the part of ``g`` orthogonal to it.
 
@@ -549,17 +570,20 @@ def gsam(
     Descending along ``-(g - <g,u>u)`` decreases the surrogate gap
     ``L(w+e) - L(w)`` without changing the perturbed loss to first order.
     ``alpha = 0`` is SAM. The paper schedules ``rho`` with the learning rate:
-    use :func:`optax.inject_hyperparams` for that.
+    use :func:`optax.inject_hyperparams` for that. With
+    ``ascent_gradient="local"`` the decomposition is done per device and the
+    results are averaged.
 
     Args:
       rho: radius.
       alpha: weight of the gap-descent component (big_vision's ViT config: rho 0.6, alpha 0.6).
       epsilon: added to both norms.
       axis_name: mapped axis for data parallelism; the output is averaged over it.
-      norm: ``"global"`` or ``"local"`` (see :func:`sam`).
+      ascent_gradient: ``"global"`` or ``"local"``: which gradient builds ``e`` (see :func:`sam`).
 
     Returns:
-      An :class:`optax.GradientTransformationExtraArgs` (``grad_fn`` extra argument).
+      An :class:`optax.GradientTransformationExtraArgs` with an :class:`optax.EmptyState`
+      (``grad_fn`` extra argument); ``update`` returns the output above in the dtypes of ``updates``.
 
     Paper: Zhuang, Gong, Yuan, Cui, Adam, Dvornek, Tatikonda, Duncan, Liu,
     "Surrogate Gap Minimization Improves Sharpness-Aware Training", ICLR 2022,
@@ -575,36 +599,24 @@ def gsam(
       Array([1., 4.], dtype=float32)
     """
     fn = "gsam"
-    _check_common(fn, rho, epsilon, axis_name, norm)
+    _check_radius(fn, rho, epsilon)
     C.check_positive(fn, "alpha", alpha, allow_zero=True)
+    _check_axis(fn, axis_name, ascent_gradient)
 
-    def init_fn(params):
-        del params
-        return GSAMState()
-
-    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
-        del extra_args
-        _check_update_args(fn, updates, params, grad_fn)
-        _check_per_device(fn, updates, axis_name)
-        g = _first(updates, axis_name, norm)
-        dtype = _dtype(g, params)
-        e = _sam_direction(g, dtype, rho, epsilon)
-        g_p = _call_grad_fn(fn, grad_fn, _add(params, e), params, axis_name)
-        if norm == "global":
-            g_p = pmean(g_p, axis_name)
-        u_scale = 1.0 / (_norm(g_p, dtype) + jnp.asarray(epsilon, dtype))
-        proj = _vdot(g, g_p, dtype) * u_scale * u_scale  # <g, u> / ||g_p||  (u = g_p * u_scale)
+    def combine(g, g_p, state, dtype):
+        u_scale = 1.0 / (_trees.norm(g_p, dtype) + jnp.asarray(epsilon, dtype))
+        proj = _trees.vdot(g, g_p, dtype) * u_scale * u_scale  # <g, u> / ||g_p||  (u = g_p * u_scale)
         a = jnp.asarray(alpha, dtype)
         out = jax.tree.map(lambda gp, gg: gp.astype(dtype) - a * (gg.astype(dtype) - proj * gp.astype(dtype)), g_p, g)
-        if norm == "local":
-            out = pmean(out, axis_name)
-        return _cast_like(out, updates), state
+        return out, state
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _perturbed_gradient(
+        fn, axis_name=axis_name, ascent_gradient=ascent_gradient, perturb=_sam_point(rho, epsilon), combine=combine
+    )
 
 
 # --------------------------------------------------------------------------
-# LookSAM: reuse the ascent direction for k steps.
+# LookSAM: reuse the ascent direction for `interval` steps.
 # --------------------------------------------------------------------------
 
 
@@ -613,25 +625,25 @@ def gsam(
     aliases=("look_sam",),
     family=FAMILY,
     kind="transform",
-    formula="every k steps: g_s = g(w + rho g/||g||), g_v = g_s - <g, g_s>/||g||^2 g;  "
+    formula="every `interval` steps: g_s = g(w + rho g/||g||), g_v = g_s - <g, g_s>/||g||^2 g;  "
     "else: g_s = g + alpha ||g||/||g_v|| g_v",
     paper="Towards Efficient and Scalable Sharpness-Aware Minimization (2022, arXiv:2203.02714)",
     reference="the paper's Algorithm 1 (no official code); hand-derived closed forms in tests",
-    sample=_grad_sample(rho=0.05, k=2),
+    sample=_grad_sample(rho=0.05, interval=2),
 )
 def looksam(
-    rho: float = 0.05,
     *,
-    k: int = 5,
+    rho: float = 0.05,
+    interval: int = 5,
     alpha: float = 0.7,
     epsilon: float = 1e-12,
     axis_name: str | None = None,
-    norm: str = "global",
+    ascent_gradient: str = "global",
 ) -> optax.GradientTransformationExtraArgs:
-    r"""LookSAM: the SAM gradient every ``k`` steps, its orthogonal part reused in between.
+    r"""LookSAM: the SAM gradient every ``interval`` steps, its orthogonal part reused in between.
 
     .. math::
-        t \bmod k = 0:\quad g_s = \nabla L\Big(w + \rho\frac{g}{\|g\|+\epsilon}\Big),\quad
+        t \bmod \text{interval} = 0:\quad g_s = \nabla L\Big(w + \rho\frac{g}{\|g\|+\epsilon}\Big),\quad
         g_v = g_s - \frac{\langle g, g_s\rangle}{\|g\|^2+\epsilon}\,g,\quad \text{output}=g_s
 
     .. math::
@@ -643,11 +655,11 @@ def looksam(
 
     Args:
       rho: radius.
-      k: period of the SAM-gradient recomputation (5 in the paper).
+      interval: recompute the SAM gradient every ``interval`` steps (the paper's ``k``, 5).
       alpha: weight of the reused orthogonal component (0.7 in the paper).
       epsilon: added to the norms.
       axis_name: mapped axis for data parallelism; the output is averaged over it.
-      norm: ``"global"`` or ``"local"`` (see :func:`sam`).
+      ascent_gradient: ``"global"`` or ``"local"``: which gradient builds ``e`` (see :func:`sam`).
 
     Returns:
       An :class:`optax.GradientTransformationExtraArgs` with :class:`LookSAMState`
@@ -660,7 +672,7 @@ def looksam(
       >>> import jax, jax.numpy as jnp, lossjax
       >>> loss = lambda p: 0.5 * jnp.sum(jnp.array([1.0, 4.0]) * p**2)
       >>> params = jnp.array([1.0, 1.0])
-      >>> tx = lossjax.transforms.looksam(rho=0.5, k=2)
+      >>> tx = lossjax.transforms.looksam(rho=0.5, interval=2)
       >>> state = tx.init(params)
       >>> g1, state = tx.update(jax.grad(loss)(params), state, params, grad_fn=jax.grad(loss))
       >>> g1.round(4)  # step 0: the SAM gradient
@@ -669,42 +681,36 @@ def looksam(
       1
     """
     fn = "looksam"
-    _check_common(fn, rho, epsilon, axis_name, norm)
+    _check_radius(fn, rho, epsilon)
     C.check_positive(fn, "alpha", alpha, allow_zero=True)
-    C.check_int(fn, "k", k, 1)
+    C.check_int(fn, "interval", interval, 1)
+    _check_axis(fn, axis_name, ascent_gradient)
 
-    def init_fn(params):
+    def init(params):
         return LookSAMState(count=jnp.zeros((), jnp.int32), g_v=jax.tree.map(jnp.zeros_like, params))
 
-    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
-        del extra_args
-        _check_update_args(fn, updates, params, grad_fn)
-        _check_per_device(fn, updates, axis_name)
-        g = _first(updates, axis_name, norm)
-        dtype = _dtype(g, params)
+    def combine(g, g_s, state, dtype):
+        coef = _trees.vdot(g, g_s, dtype) / (_trees.squared_norm(g, dtype) + jnp.asarray(epsilon, dtype))
+        g_v = jax.tree.map(lambda s, x: s.astype(dtype) - coef * x.astype(dtype), g_s, g)
+        return g_s, LookSAMState(count=optax.safe_increment(state.count), g_v=_trees.cast_like(g_v, state.g_v))
+
+    def reuse(g, state, dtype):
         eps = jnp.asarray(epsilon, dtype)
+        scale = jnp.asarray(alpha, dtype) * _trees.norm(g, dtype) / (_trees.norm(state.g_v, dtype) + eps)
+        g_s = jax.tree.map(lambda x, v: x.astype(dtype) + scale * v.astype(dtype), g, state.g_v)
+        g_v = vary(state.g_v, axis_name) if ascent_gradient == "local" else state.g_v
+        return g_s, LookSAMState(count=optax.safe_increment(state.count), g_v=g_v)
 
-        def full(_):
-            e = _sam_direction(g, dtype, rho, epsilon)
-            g_s = _call_grad_fn(fn, grad_fn, _add(params, e), params, axis_name)
-            if norm == "global":
-                g_s = pmean(g_s, axis_name)
-            coef = _vdot(g, g_s, dtype) / (_sq_norm(g, dtype) + eps)
-            g_v = jax.tree.map(lambda s, x: s.astype(dtype) - coef * x.astype(dtype), g_s, g)
-            return _cast_like(g_s, updates), _cast_like(g_v, state.g_v)
-
-        def reuse(_):
-            scale = jnp.asarray(alpha, dtype) * _norm(g, dtype) / (_norm(state.g_v, dtype) + eps)
-            g_s = jax.tree.map(lambda x, v: x.astype(dtype) + scale * v.astype(dtype), g, state.g_v)
-            g_v = vary(state.g_v, axis_name) if norm == "local" else state.g_v
-            return _cast_like(g_s, updates), g_v
-
-        out, g_v = lax.cond(state.count % k == 0, full, reuse, None)
-        if norm == "local":
-            out = pmean(out, axis_name)
-        return out, LookSAMState(count=optax.safe_increment(state.count), g_v=g_v)
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _perturbed_gradient(
+        fn,
+        axis_name=axis_name,
+        ascent_gradient=ascent_gradient,
+        perturb=_sam_point(rho, epsilon),
+        combine=combine,
+        init=init,
+        reuse=reuse,
+        recompute=lambda state: state.count % interval == 0,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -717,25 +723,25 @@ def looksam(
     aliases=("fsam", "f_sam"),
     family=FAMILY,
     kind="transform",
-    formula="d = g - sigma m;  m <- lmbda m + (1 - lmbda) g (m_0 = g_0);  e = rho d/||d||;  update with g(w + e)",
+    formula="d = g - sigma m;  m <- decay m + (1 - decay) g (m_0 = g_0);  e = rho d/||d||;  update with g(w + e)",
     paper="Friendly Sharpness-Aware Minimization (2024, arXiv:2403.12350)",
     reference="nblt/F-SAM utils/fsam.py::FriendlySAM.first_step",
     sample=_grad_sample(rho=0.05),
 )
 def friendly_sam(
-    rho: float = 0.05,
     *,
+    rho: float = 0.05,
     sigma: float = 1.0,
-    lmbda: float = 0.9,
+    decay: float = 0.9,
     epsilon: float = 1e-12,
     axis_name: str | None = None,
-    norm: str = "global",
+    ascent_gradient: str = "global",
 ) -> optax.GradientTransformationExtraArgs:
     r"""Friendly SAM: perturb along the batch-specific part of the gradient (minus its EMA).
 
     .. math::
         d_t = g_t - \sigma m_{t-1}\ (d_0 = g_0),\qquad
-        m_t = \lambda m_{t-1} + (1-\lambda) g_t\ (m_0 = g_0),\qquad
+        m_t = \text{decay}\, m_{t-1} + (1-\text{decay})\, g_t\ (m_0 = g_0),\qquad
         e = \rho\frac{d_t}{\|d_t\|+\epsilon},\qquad \text{output} = \nabla L(w + e)
 
     The EMA ``m`` estimates the full-batch gradient; removing it keeps the
@@ -745,10 +751,12 @@ def friendly_sam(
     Args:
       rho: radius.
       sigma: how much of the EMA to subtract (1 in the reference).
-      lmbda: EMA decay (0.9 in the reference).
+      decay: the EMA factor of ``m`` in ``[0, 1]`` (the paper's and reference's
+        ``lambda``, same convention; 0.9 in the reference).
       epsilon: added to the norm.
       axis_name: mapped axis for data parallelism; the output is averaged over it.
-      norm: ``"global"`` or ``"local"`` (see :func:`sam`).
+      ascent_gradient: ``"global"`` or ``"local"``: which gradient builds ``e`` and
+        the EMA (see :func:`sam`).
 
     Returns:
       An :class:`optax.GradientTransformationExtraArgs` with :class:`FriendlySAMState`.
@@ -766,35 +774,29 @@ def friendly_sam(
       Array([3.3, 4.4], dtype=float32)
     """
     fn = "friendly_sam"
-    _check_common(fn, rho, epsilon, axis_name, norm)
+    _check_radius(fn, rho, epsilon)
     C.check_positive(fn, "sigma", sigma, allow_zero=True)
-    C.check_in_range(fn, "lmbda", lmbda, 0.0, 1.0)
+    C.check_in_range(fn, "decay", decay, 0.0, 1.0)
+    _check_axis(fn, axis_name, ascent_gradient)
 
-    def init_fn(params):
+    def init(params):
         return FriendlySAMState(count=jnp.zeros((), jnp.int32), momentum=jax.tree.map(jnp.zeros_like, params))
 
-    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
-        del extra_args
-        _check_update_args(fn, updates, params, grad_fn)
-        _check_per_device(fn, updates, axis_name)
-        g = _first(updates, axis_name, norm)
-        dtype = _dtype(g, params)
+    def perturb(g, params, state, dtype):
         first = state.count == 0
-        s, lam = jnp.asarray(sigma, dtype), jnp.asarray(lmbda, dtype)
+        s, b = jnp.asarray(sigma, dtype), jnp.asarray(decay, dtype)
         d = jax.tree.map(lambda x, m: x.astype(dtype) - s * m.astype(dtype), g, state.momentum)
         new_m = jax.tree.map(
-            lambda x, m: jnp.where(first, x.astype(dtype), lam * m.astype(dtype) + (1 - lam) * x.astype(dtype)),
+            lambda x, m: jnp.where(first, x.astype(dtype), b * m.astype(dtype) + (1 - b) * x.astype(dtype)),
             g,
             state.momentum,
         )
-        e = _sam_direction(d, dtype, rho, epsilon)
-        out = pmean(_call_grad_fn(fn, grad_fn, _add(params, e), params, axis_name), axis_name)
         new_state = FriendlySAMState(
-            count=optax.safe_increment(state.count), momentum=_cast_like(new_m, state.momentum)
+            count=optax.safe_increment(state.count), momentum=_trees.cast_like(new_m, state.momentum)
         )
-        return _cast_like(out, updates), new_state
+        return _trees.add(params, _sam_direction(d, dtype, rho, epsilon)), new_state
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _perturbed_gradient(fn, axis_name=axis_name, ascent_gradient=ascent_gradient, perturb=perturb, init=init)
 
 
 # --------------------------------------------------------------------------
@@ -813,12 +815,12 @@ def friendly_sam(
     sample=_grad_sample(gamma=0.01),
 )
 def awp(
-    gamma: float = 5e-3,
     *,
+    gamma: float = 5e-3,
     min_ndim: int = 2,
     epsilon: float = 1e-20,
     axis_name: str | None = None,
-    norm: str = "global",
+    ascent_gradient: str = "global",
 ) -> optax.GradientTransformationExtraArgs:
     r"""Adversarial weight perturbation: a layer-wise, weight-relative SAM step.
 
@@ -838,10 +840,11 @@ def awp(
       min_ndim: leaves with fewer dimensions are left unperturbed.
       epsilon: added to each layer's gradient norm (the reference's 1e-20).
       axis_name: mapped axis for data parallelism; the output is averaged over it.
-      norm: ``"global"`` or ``"local"`` (see :func:`sam`).
+      ascent_gradient: ``"global"`` or ``"local"``: which gradient builds ``v`` (see :func:`sam`).
 
     Returns:
-      An :class:`optax.GradientTransformationExtraArgs` (``grad_fn`` extra argument).
+      An :class:`optax.GradientTransformationExtraArgs` with an :class:`optax.EmptyState`
+      (``grad_fn`` extra argument); ``update`` returns ``g(w + v)`` in the dtypes of ``updates``.
 
     Paper: Wu, Xia, Wang, "Adversarial Weight Perturbation Helps Robust
     Generalization", NeurIPS 2020, arXiv:2004.05884.
@@ -858,33 +861,22 @@ def awp(
     fn = "awp"
     C.check_positive(fn, "gamma", gamma, allow_zero=True)
     C.check_positive(fn, "epsilon", epsilon)
-    C.check_one_of(fn, "norm", norm, _NORMS)
     C.check_int(fn, "min_ndim", min_ndim, 0, static=True)
+    _check_axis(fn, axis_name, ascent_gradient)
 
-    def init_fn(params):
-        del params
-        return AWPState()
-
-    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
-        del extra_args
-        _check_update_args(fn, updates, params, grad_fn)
-        _check_per_device(fn, updates, axis_name)
-        g = _first(updates, axis_name, norm)
-        dtype = _dtype(g, params)
+    def perturb(g, params, state, dtype):
         gam, eps = jnp.asarray(gamma, dtype), jnp.asarray(epsilon, dtype)
 
-        def perturb(w, x):
+        def one(w, x):
             if w.ndim < min_ndim:
                 return w
             w32, x32 = w.astype(dtype), x.astype(dtype)
-            v = gam * _norm(w32, dtype) * x32 / (_norm(x32, dtype) + eps)
+            v = gam * _trees.norm(w32, dtype) * x32 / (_trees.norm(x32, dtype) + eps)
             return (w32 + v).astype(w.dtype)
 
-        point = jax.tree.map(perturb, params, g)
-        out = pmean(_call_grad_fn(fn, grad_fn, point, params, axis_name), axis_name)
-        return _cast_like(out, updates), state
+        return jax.tree.map(one, params, g), state
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _perturbed_gradient(fn, axis_name=axis_name, ascent_gradient=ascent_gradient, perturb=perturb)
 
 
 def _rwp_sample():
@@ -903,8 +895,8 @@ def _rwp_sample():
     sample=_rwp_sample,
 )
 def random_weight_perturbation(
-    gamma: float = 0.01,
     *,
+    gamma: float = 0.01,
     alpha: float = 0.5,
     filter_axis: int = -1,
     seed: int = 0,
@@ -923,11 +915,13 @@ def random_weight_perturbation(
     batch in two halves and weights the two losses by ``2(1-alpha)`` and
     ``2 alpha``; with one batch for both terms this is the same mix without the
     factor 2 (absorbed in the learning rate). Under ``axis_name`` all devices
-    draw the same noise (the key lives in the replicated state).
+    draw the same noise (the key lives in the replicated state); the noise does
+    not depend on the gradient, so there is no ``ascent_gradient`` choice: the
+    mix is formed per device and averaged.
 
     Args:
       gamma: relative noise scale (0.01 in the reference).
-      alpha: weight of the perturbed gradient (0.5 in the reference).
+      alpha: weight of the perturbed gradient in ``[0, 1]`` (0.5 in the reference).
       filter_axis: the output-filter axis of rank >= 2 leaves.
       seed: seed of the PRNG key kept in the state.
       axis_name: mapped axis for data parallelism; the output is averaged over it.
@@ -953,16 +947,14 @@ def random_weight_perturbation(
     C.check_in_range(fn, "alpha", alpha, 0.0, 1.0)
     C.check_int(fn, "filter_axis", filter_axis, static=True)
     C.check_int(fn, "seed", seed)
+    _check_axis(fn, axis_name, "local")
 
-    def init_fn(params):
+    def init(params):
         del params
         return RandomWeightPerturbationState(key=jax.random.PRNGKey(seed))
 
-    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
-        del extra_args
-        _check_update_args(fn, updates, params, grad_fn)
-        _check_per_device(fn, updates, axis_name)
-        dtype = _dtype(updates, params)
+    def perturb(g, params, state, dtype):
+        del g
         key, sub = jax.random.split(state.key)
         leaves, treedef = jax.tree.flatten(params)
         keys = jax.random.split(sub, max(len(leaves), 1))
@@ -975,17 +967,19 @@ def random_weight_perturbation(
                 axes = tuple(a for a in range(w.ndim) if a != ax)
                 std = gam * jnp.sqrt(jnp.sum(jnp.square(w32), axis=axes, keepdims=True))
             else:
-                std = gam * (_norm(w32, dtype) + jnp.asarray(1e-16, dtype))
+                std = gam * (_trees.norm(w32, dtype) + jnp.asarray(1e-16, dtype))
             return (w32 + std * jax.random.normal(k, w.shape, dtype)).astype(w.dtype)
 
         point = jax.tree.unflatten(treedef, [noisy(w, keys[i]) for i, w in enumerate(leaves)])
-        g_e = _call_grad_fn(fn, grad_fn, point, params, axis_name)
-        a = jnp.asarray(alpha, dtype)
-        out = jax.tree.map(lambda x, y: (1 - a) * x.astype(dtype) + a * y.astype(dtype), updates, g_e)
-        out = pmean(out, axis_name)
-        return _cast_like(out, updates), RandomWeightPerturbationState(key=key)
+        return point, RandomWeightPerturbationState(key=key)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    def combine(g, g_e, state, dtype):
+        a = jnp.asarray(alpha, dtype)
+        return jax.tree.map(lambda x, y: (1 - a) * x.astype(dtype) + a * y.astype(dtype), g, g_e), state
+
+    return _perturbed_gradient(
+        fn, axis_name=axis_name, ascent_gradient="local", perturb=perturb, combine=combine, init=init
+    )
 
 
 # --------------------------------------------------------------------------
@@ -1022,9 +1016,9 @@ _BANK_DTYPES = ("float32", "bfloat16", "float16")
     sample=_saf_sample,
 )
 def saf(
+    *,
     num_examples: int,
     num_classes: int,
-    *,
     delay: int = 3,
     dtype: str = "float32",
 ) -> optax.GradientTransformationExtraArgs:
@@ -1102,7 +1096,13 @@ def saf(
 
 
 def saf_targets(state: SAFState, indices: ArrayLike) -> tuple[Array, Array]:
-    """The past outputs of examples ``indices`` and whether they exist.
+    r"""The past outputs of examples ``indices`` (SAF's targets) and whether they exist.
+
+    .. math::
+        t_i = \text{bank}[s_i \bmod \text{delay},\ i],\qquad \text{valid}_i = s_i \ge \text{delay}
+
+    with ``s_i`` the number of times example ``i`` was recorded: the slot read
+    is the one written ``delay`` visits ago (and overwritten next).
 
     Args:
       state: a :class:`SAFState` (find it in a chained state with
@@ -1115,9 +1115,12 @@ def saf_targets(state: SAFState, indices: ArrayLike) -> tuple[Array, Array]:
       examples recorded fewer than ``delay`` times (use it as ``where`` of
       :func:`lossjax.losses.trajectory_loss`).
 
+    Paper: Du, Zhou, Feng, Tan, Zhou, "Sharpness-Aware Training for Free",
+    NeurIPS 2022, arXiv:2205.14083.
+
     Example:
       >>> import jax.numpy as jnp, lossjax
-      >>> state = lossjax.transforms.saf(3, 2, delay=2).init(None)
+      >>> state = lossjax.transforms.saf(num_examples=3, num_classes=2, delay=2).init(None)
       >>> lossjax.transforms.saf_targets(state, jnp.array([0]))[1]
       Array([False], dtype=bool)
     """
@@ -1149,22 +1152,22 @@ def _mesa_sample() -> TransformSample:
     reference="the paper's MESA (EMA teacher); hand-checked EMA recursion in tests",
     sample=_mesa_sample,
 )
-def mesa(decay: float = 0.9995) -> optax.GradientTransformationExtraArgs:
+def mesa(*, decay: float = 0.9995) -> optax.GradientTransformationExtraArgs:
     r"""MESA: keeps an EMA of the weights whose outputs are the trajectory-loss targets.
 
     .. math::
-        \bar w_t = \beta\,\bar w_{t-1} + (1-\beta)\,w_t,\ \ \bar w_0 = w_0,\qquad
+        \bar w_t = \text{decay}\,\bar w_{t-1} + (1-\text{decay})\,w_t,\ \ \bar w_0 = w_0,\qquad
         \text{loss} = L(w) + \lambda\,\frac{1}{|B|}\sum_i
         \mathrm{KL}\big(\mathrm{softmax}(f(\bar w, x_i)/\tau)\,\|\,\mathrm{softmax}(f(w, x_i)/\tau)\big)
 
     The transform passes ``updates`` through unchanged and updates the EMA
     from the ``params`` it is given (the weights before this step's update:
-    a one-step lag that does not matter at ``beta`` near 1). Read the EMA with
+    a one-step lag that does not matter at ``decay`` near 1). Read the EMA with
     :func:`mesa_params`; the extra cost is one forward pass of the EMA model, no
     extra gradient, and one parameter-sized buffer.
 
     Args:
-      decay: ``beta`` in ``[0, 1)`` (0.9995 in the paper).
+      decay: the EMA factor in ``[0, 1)`` (the paper's ``beta``, same convention; 0.9995 in the paper).
 
     Returns:
       An :class:`optax.GradientTransformationExtraArgs` with :class:`MESAState`.
@@ -1184,30 +1187,38 @@ def mesa(decay: float = 0.9995) -> optax.GradientTransformationExtraArgs:
     C.check_in_range(fn, "decay", decay, 0.0, 1.0, high_inclusive=False)
 
     def init_fn(params):
-        return MESAState(count=jnp.zeros((), jnp.int32), ema=jax.tree.map(jnp.array, params))
+        return MESAState(ema=jax.tree.map(jnp.array, params))
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         if params is None:
             raise ValueError(f"{fn}: `update` needs `params` to update the EMA, got None.")
-        dtype = _dtype(params)
+        dtype = _trees.compute_dtype(params)
         b = jnp.asarray(decay, dtype)
         ema = jax.tree.map(
             lambda m, w: (b * m.astype(dtype) + (1 - b) * w.astype(dtype)).astype(m.dtype), state.ema, params
         )
-        return updates, MESAState(count=optax.safe_increment(state.count), ema=ema)
+        return updates, MESAState(ema=ema)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
 def mesa_params(opt_state: Any) -> PyTree:
-    """The EMA weights held by a :func:`mesa` transform, found anywhere in ``opt_state``.
+    r"""The EMA weights held by a :func:`mesa` transform, found anywhere in ``opt_state``.
+
+    .. math::
+        \bar w_t = \text{decay}\,\bar w_{t-1} + (1-\text{decay})\,w_t
+
+    (the MESA teacher's weights; see :func:`mesa`).
 
     Args:
       opt_state: a :class:`MESAState` or any optimizer state containing exactly one.
 
     Returns:
       The EMA parameter pytree.
+
+    Paper: Du, Zhou, Feng, Tan, Zhou, "Sharpness-Aware Training for Free",
+    NeurIPS 2022, arXiv:2205.14083 (MESA).
 
     Example:
       >>> import jax.numpy as jnp, optax, lossjax

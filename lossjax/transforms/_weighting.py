@@ -6,10 +6,12 @@ model's params, and :func:`uncertainty_weighting`, a transform that keeps the
 log-variances in its own state.
 
 The transforms here are optax aggregators like the combiners of
-:mod:`lossjax.transforms._multitask`: ``update`` takes the per-loss gradients
-stacked on a leading axis and the per-loss values as ``losses=`` (shape
-``[m]``), and returns ``sum_i w_i g_i`` with the method's weights ``w``. They
-sit first in an ``optax.chain``.
+:mod:`lossjax.transforms._multitask` (the same ``update``, from
+:mod:`lossjax.transforms._aggregation`): ``update`` takes the per-loss
+gradients stacked on a leading axis and, for the loss-based weightings, the
+per-loss values as ``losses=`` (shape ``[m]``), and returns ``sum_i w_i g_i``
+with the method's weights ``w``. They sit first in an ``optax.chain``. Every
+factory takes ``num_losses`` (keyword); those with a per-loss state require it.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import optax
 from optax.experimental import aggregating
 
 from lossjax import _checks as C
+from lossjax import _trees
 from lossjax._parallel import pmean
 from lossjax.registry import Sample, TransformSample, register
-from lossjax.transforms._multitask import _check_num_losses, _combine, _num_losses, gram_matrix
+from lossjax.transforms._aggregation import aggregator, check_length, check_num_losses, combine, gram_matrix
 
 __all__ = [
     "DWAState",
@@ -48,31 +51,20 @@ Array = jax.Array
 FAMILY = "weighting"
 
 
-def _check_m(fn: str, num_losses) -> int:
-    if not isinstance(num_losses, (int, np.integer)) or isinstance(num_losses, bool) or num_losses < 1:
-        raise ValueError(f"{fn}: `num_losses` must be a positive int, got {num_losses!r}.")
-    return int(num_losses)
-
-
-def _losses_and_grads(fn: str, updates, losses, m: int, axis_name):
-    """Checks the m per-loss gradients and losses; both averaged across devices (data parallel)."""
-    _check_num_losses(fn, updates, m)
-    return pmean(_losses_arg(fn, losses, m), axis_name), pmean(updates, axis_name)
-
-
-def _losses_arg(fn: str, losses, m: int) -> Array:
+def _losses(fn: str, extra: dict, m: int, axis_name) -> Array:
+    """The ``losses=`` extra argument of ``update``: checked (float ``[m]``) and averaged across devices."""
+    losses = extra.get("losses")
     if losses is None:
         raise ValueError(f"{fn}: `update` needs the per-loss values as `losses=` (shape [{m}]).")
     losses = C.check_array(fn, "losses", losses, shape=(m,), dtype="float")
-    return losses.astype(C.compute_dtype(losses))
+    return pmean(losses.astype(C.compute_dtype(losses)), axis_name)
 
 
 def _task_scale(fn: str, classification, m: int | None = None):
     if classification is None:
         return None
     flags = tuple(bool(v) for v in np.asarray(classification, bool).reshape(-1))
-    if m is not None and len(flags) != m:
-        raise ValueError(f"{fn}: `classification` has {len(flags)} entries but there are {m} losses.")
+    check_length(fn, "classification", flags, m)
     return flags
 
 
@@ -140,7 +132,8 @@ def uncertainty_weighted_loss(
     Returns:
       The weighted total, a scalar (float32 for half-precision inputs).
 
-    Paper: Kendall, Gal, Cipolla, CVPR 2018, arXiv:1705.07115.
+    Paper: Kendall, Gal, Cipolla, "Multi-Task Learning Using Uncertainty to Weigh Losses for Scene
+    Geometry and Semantics", CVPR 2018, arXiv:1705.07115.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -189,7 +182,8 @@ def _weighting_sample(**hyper):
     runtime=("losses",),
 )
 def uncertainty_weighting(
-    num_losses: int,
+    *,
+    num_losses: int | None = None,
     learning_rate: float = 1e-2,
     init_log_var: float = 0.0,
     classification: Sequence[bool] | None = None,
@@ -206,13 +200,18 @@ def uncertainty_weighting(
     ``dL/ds_i = -c_i e^{-s_i} L_i + 1/2``.
 
     Args:
-      num_losses: m.
+      num_losses: m (required: the state holds one log-variance per loss).
       learning_rate: Adam learning rate of the log-variances.
       init_log_var: initial ``s`` (0 in the paper; LibMTL uses -0.5).
       classification: optional m booleans (True: ``1/sigma^2`` weight).
       axis_name: average per-loss gradients and losses across this mapped axis first.
 
-    Paper: Kendall, Gal, Cipolla, CVPR 2018, arXiv:1705.07115.
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with :class:`UncertaintyWeightingState`;
+      ``update(updates, state, params=None, *, losses)`` returns ``sum_i c_i exp(-s_i) g_i``.
+
+    Paper: Kendall, Gal, Cipolla, "Multi-Task Learning Using Uncertainty to Weigh Losses for Scene
+    Geometry and Semantics", CVPR 2018, arXiv:1705.07115.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -223,7 +222,7 @@ def uncertainty_weighting(
       Array([1., 1.], dtype=float32)
     """
     fn = "uncertainty_weighting"
-    m = _check_m(fn, num_losses)
+    m = check_num_losses(fn, num_losses, required=True)
     C.check_positive(fn, "learning_rate", learning_rate)
     if not np.isfinite(init_log_var):
         raise ValueError(f"{fn}: `init_log_var` must be finite, got {init_log_var!r}.")
@@ -235,17 +234,16 @@ def uncertainty_weighting(
         s = jnp.full((m,), init_log_var, jnp.float32)
         return UncertaintyWeightingState(s, inner.init(s))
 
-    def update(updates, state, params=None, *, losses=None, **extra):
-        del params, extra
-        L, updates = _losses_and_grads(fn, updates, losses, m, axis_name)
+    def step(updates, _, state, extra):
+        L = _losses(fn, extra, m, axis_name)
         s = state.log_vars
         c = _scale_array(flags, m, s.dtype)
         w = c * jnp.exp(-s)
         grad_s = -w * L.astype(s.dtype) + 0.5
-        step, inner_state = inner.update(grad_s, state.inner, s)
-        return _combine(updates, w), UncertaintyWeightingState(optax.apply_updates(s, step), inner_state)
+        delta, inner_state = inner.update(grad_s, state.inner, s)
+        return combine(updates, w), UncertaintyWeightingState(optax.apply_updates(s, delta), inner_state)
 
-    return aggregating.Aggregator(init, update)
+    return aggregator(fn, step, num_losses=m, axis_name=axis_name, init=init)
 
 
 # ------------------------------------------------------------------------------
@@ -261,16 +259,34 @@ class DWAState(NamedTuple):
     count: Array  # int32 []
 
 
-def dwa_weights(prev: jax.typing.ArrayLike, prev2: jax.typing.ArrayLike, temperature: float = 2.0) -> Array:
+def dwa_weights(prev: jax.typing.ArrayLike, prev2: jax.typing.ArrayLike, *, temperature: float = 2.0) -> Array:
     r"""DWA's weights ``m softmax((L(t-1)/L(t-2)) / T)``.
+
+    .. math::
+        w_i = \frac{m \exp(r_i/T)}{\sum_j \exp(r_j/T)},\qquad r_i = \frac{L_i(t-1)}{L_i(t-2)}
+
+    (``r_i = 1`` where ``L_i(t-2) = 0``).
+
+    Args:
+      prev: the last loss vector ``L(t-1)``, ``[m]``.
+      prev2: the one before, ``L(t-2)``, ``[m]``.
+      temperature: ``T > 0`` (2 in the paper).
+
+    Returns:
+      The weights ``[m]`` (they sum to m), float32 for half-precision inputs.
+
+    Paper: Liu, Johns, Davison, "End-to-End Multi-Task Learning with Attention", CVPR 2019, arXiv:1803.10704.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
       >>> lossjax.transforms.dwa_weights(jnp.array([1.0, 1.0]), jnp.array([1.0, 1.0]))
       Array([1., 1.], dtype=float32)
     """
-    prev = jnp.asarray(prev)
-    prev2 = jnp.asarray(prev2)
+    fn = "dwa_weights"
+    prev = C.check_array(fn, "prev", prev, ndim=1, dtype="float")
+    prev2 = C.check_array(fn, "prev2", prev2, ndim=1, dtype="float")
+    C.check_same_shape(fn, ("prev", "prev2"), prev, prev2)
+    C.check_positive(fn, "temperature", temperature)
     dtype = C.compute_dtype(prev, prev2)
     nz = prev2 != 0
     r = jnp.where(nz, prev.astype(dtype) / jnp.where(nz, prev2, 1.0).astype(dtype), jnp.ones((), dtype))
@@ -288,7 +304,9 @@ def dwa_weights(prev: jax.typing.ArrayLike, prev2: jax.typing.ArrayLike, tempera
     sample=lambda: _weighting_sample(),
     runtime=("losses",),
 )
-def dwa(num_losses: int, temperature: float = 2.0, axis_name: str | None = None) -> aggregating.Aggregator:
+def dwa(
+    *, num_losses: int | None = None, temperature: float = 2.0, axis_name: str | None = None
+) -> aggregating.Aggregator:
     r"""Dynamic Weight Average: weight each loss by how slowly it has been decreasing.
 
     .. math::
@@ -298,6 +316,15 @@ def dwa(num_losses: int, temperature: float = 2.0, axis_name: str | None = None)
     to ``update`` are recorded after the weights are taken; LibMTL records
     epoch averages, so pass an epoch's mean losses at epoch boundaries (and
     the same values in between) to reproduce it exactly.
+
+    Args:
+      num_losses: m (required: the state holds the last two loss vectors).
+      temperature: ``T > 0`` (2 in the paper).
+      axis_name: average per-loss gradients and losses across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with :class:`DWAState`;
+      ``update(updates, state, params=None, *, losses)`` returns ``sum_i w_i g_i``.
 
     Paper: Liu, Johns, Davison, "End-to-End Multi-Task Learning with Attention", CVPR 2019, arXiv:1803.10704.
 
@@ -309,7 +336,7 @@ def dwa(num_losses: int, temperature: float = 2.0, axis_name: str | None = None)
       Array([1., 1.], dtype=float32)
     """
     fn = "dwa"
-    m = _check_m(fn, num_losses)
+    m = check_num_losses(fn, num_losses, required=True)
     C.check_positive(fn, "temperature", temperature)
 
     def init(params):
@@ -317,14 +344,15 @@ def dwa(num_losses: int, temperature: float = 2.0, axis_name: str | None = None)
         z = jnp.zeros((m,), jnp.float32)
         return DWAState(z, z, jnp.zeros((), jnp.int32))
 
-    def update(updates, state, params=None, *, losses=None, **extra):
-        del params, extra
-        L, updates = _losses_and_grads(fn, updates, losses, m, axis_name)
-        w = jnp.where(state.count >= 2, dwa_weights(state.prev, state.prev2, temperature), jnp.ones((m,), jnp.float32))
+    def step(updates, _, state, extra):
+        L = _losses(fn, extra, m, axis_name)
+        w = jnp.where(
+            state.count >= 2, dwa_weights(state.prev, state.prev2, temperature=temperature), jnp.ones((m,), jnp.float32)
+        )
         new = DWAState(L.astype(jnp.float32), state.prev, jnp.minimum(state.count + 1, 2))
-        return _combine(updates, w), new
+        return combine(updates, w), new
 
-    return aggregating.Aggregator(init, update)
+    return aggregator(fn, step, num_losses=m, axis_name=axis_name, init=init)
 
 
 # ------------------------------------------------------------------------------
@@ -349,7 +377,9 @@ def _rlw_sample():
     sample=_rlw_sample,
     runtime=("key",),
 )
-def rlw(distribution: str = "normal", axis_name: str | None = None) -> aggregating.Aggregator:
+def rlw(
+    *, num_losses: int | None = None, distribution: str = "normal", axis_name: str | None = None
+) -> aggregating.Aggregator:
     r"""Random Loss Weighting: fresh random weights every step.
 
     .. math:: w = \mathrm{softmax}(z),\qquad z \sim \mathcal N(0, I_m)
@@ -358,7 +388,17 @@ def rlw(distribution: str = "normal", axis_name: str | None = None) -> aggregati
     softmax, as LibMTL). Needs ``key=`` in ``update``; under data parallelism
     pass the same key on every device.
 
-    Paper: Lin et al., "Reasonable Effectiveness of Random Weighting", TMLR 2022, arXiv:2111.10603.
+    Args:
+      num_losses: m, optional: when given, the gradients are checked against it.
+      distribution: ``"normal"``, ``"uniform"`` or ``"dirichlet"``.
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      ``update(updates, state, params=None, *, key)`` returns ``sum_i w_i g_i``.
+
+    Paper: Lin et al., "Reasonable Effectiveness of Random Weighting: A Litmus Test for
+    Multi-Task Learning", TMLR 2022, arXiv:2111.10603.
 
     Example:
       >>> import jax, jax.numpy as jnp, lossjax
@@ -368,27 +408,20 @@ def rlw(distribution: str = "normal", axis_name: str | None = None) -> aggregati
       Array([1., 1.], dtype=float32)
     """
     fn = "rlw"
+    num_losses = check_num_losses(fn, num_losses, required=False)
     C.check_one_of(fn, "distribution", distribution, ("normal", "uniform", "dirichlet"))
 
-    def init(params):
-        del params
-        return optax.EmptyState()
-
-    def update(updates, state, params=None, *, key=None, **extra):
-        del params, extra
-        m = _num_losses(fn, updates)
-        if key is None:
-            raise ValueError(f"{fn}: `update` needs `key=` (a PRNG key).")
-        updates = pmean(updates, axis_name)
+    def step(updates, m, state, extra):
+        key = extra["key"]
         if distribution == "normal":
             z = jax.random.normal(key, (m,), jnp.float32)
         elif distribution == "uniform":
             z = jax.random.uniform(key, (m,), jnp.float32)
         else:
             z = jax.random.dirichlet(key, jnp.ones((m,), jnp.float32))
-        return _combine(updates, jax.nn.softmax(z)), state
+        return combine(updates, jax.nn.softmax(z)), state
 
-    return aggregating.Aggregator(init, update)
+    return aggregator(fn, step, num_losses=num_losses, axis_name=axis_name, requires=("key",))
 
 
 # ------------------------------------------------------------------------------
@@ -405,17 +438,41 @@ class GradNormState(NamedTuple):
     inner: Any
 
 
-def gradnorm_objective(logits: Array, norms: Array, losses: Array, initial_losses: Array, alpha: float) -> Array:
+def gradnorm_objective(
+    logits: jax.typing.ArrayLike,
+    norms: jax.typing.ArrayLike,
+    losses: jax.typing.ArrayLike,
+    initial_losses: jax.typing.ArrayLike,
+    *,
+    alpha: float = 1.5,
+) -> Array:
     r"""GradNorm's ``L_grad = sum_i | ||w_i g_i|| - mean_j ||w_j g_j|| * r_i^alpha |`` (target held constant).
 
-    ``w = m softmax(logits)``, ``r_i = (L_i/L_i(0)) / mean_j (L_j/L_j(0))``.
+    .. math::
+        w = m\,\mathrm{softmax}(\text{logits}),\quad G_i = w_i \|g_i\|,\quad
+        r_i = \frac{L_i/L_i(0)}{\mathrm{mean}_j L_j/L_j(0)},\quad
+        L_{grad} = \sum_i \big|G_i - \mathrm{sg}\big(\overline{G}\, r_i^\alpha\big)\big|
+
+    Args:
+      logits: the weight logits ``xi`` ``[m]`` (``w = m softmax(xi)``).
+      norms: the per-loss gradient norms ``||g_i||`` ``[m]``.
+      losses: the current losses ``L_i`` ``[m]``.
+      initial_losses: the first losses ``L_i(0)`` ``[m]`` (non-zero).
+      alpha: the restoring-force strength (1.5 in the paper's NYUv2 runs).
+
+    Returns:
+      ``L_grad``, a scalar (differentiate it with respect to ``logits``).
+
+    Paper: Chen, Badrinarayanan, Lee, Rabinovich, "GradNorm: Gradient Normalization for Adaptive Loss
+    Balancing in Deep Multitask Networks", ICML 2018, arXiv:1711.02257.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
       >>> ones = jnp.ones(2)
-      >>> float(lossjax.transforms.gradnorm_objective(jnp.zeros(2), ones, ones, ones, 1.5))
+      >>> float(lossjax.transforms.gradnorm_objective(jnp.zeros(2), ones, ones, ones, alpha=1.5))
       0.0
     """
+    logits, norms, losses, initial_losses = (jnp.asarray(x) for x in (logits, norms, losses, initial_losses))
     m = logits.shape[0]
     w = m * jax.nn.softmax(logits)
     Gi = w * norms
@@ -438,7 +495,11 @@ def gradnorm_objective(logits: Array, norms: Array, losses: Array, initial_losse
     runtime=("losses",),
 )
 def gradnorm(
-    num_losses: int, alpha: float = 1.5, learning_rate: float = 1e-2, axis_name: str | None = None
+    *,
+    num_losses: int | None = None,
+    alpha: float = 1.5,
+    learning_rate: float = 1e-2,
+    axis_name: str | None = None,
 ) -> aggregating.Aggregator:
     r"""GradNorm: learn loss weights so every task's gradient norm trains at a common, balanced rate.
 
@@ -455,7 +516,18 @@ def gradnorm(
     :func:`lossjax.multiloss.rep_value_and_grad`, of the shared
     representation) as the paper does.
 
-    Paper: Chen et al., "GradNorm", ICML 2018, arXiv:1711.02257.
+    Args:
+      num_losses: m (required: the state holds one weight logit and one initial loss per loss).
+      alpha: the restoring-force strength (1.5 in the paper's NYUv2 runs).
+      learning_rate: Adam learning rate of the weight logits.
+      axis_name: average per-loss gradients and losses across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with :class:`GradNormState`;
+      ``update(updates, state, params=None, *, losses)`` returns ``sum_i w_i g_i``.
+
+    Paper: Chen, Badrinarayanan, Lee, Rabinovich, "GradNorm: Gradient Normalization for Adaptive Loss
+    Balancing in Deep Multitask Networks", ICML 2018, arXiv:1711.02257.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -465,7 +537,7 @@ def gradnorm(
       Array([1., 1.], dtype=float32)
     """
     fn = "gradnorm"
-    m = _check_m(fn, num_losses)
+    m = check_num_losses(fn, num_losses, required=True)
     C.check_positive(fn, "alpha", alpha, allow_zero=True)
     C.check_positive(fn, "learning_rate", learning_rate)
     inner = optax.adam(learning_rate)
@@ -475,25 +547,23 @@ def gradnorm(
         xi = jnp.zeros((m,), jnp.float32)
         return GradNormState(xi, jnp.ones((m,), jnp.float32), jnp.zeros((), jnp.int32), inner.init(xi))
 
-    def update(updates, state, params=None, *, losses=None, **extra):
-        del params, extra
-        L, updates = _losses_and_grads(fn, updates, losses, m, axis_name)
-        L = L.astype(jnp.float32)
+    def step(updates, _, state, extra):
+        L = _losses(fn, extra, m, axis_name).astype(jnp.float32)
         first = state.count == 0
         L0 = jnp.where(first, L, state.initial_losses)
         safe_L0 = jnp.where(L0 != 0, L0, 1.0)
         norms = jnp.sqrt(jnp.maximum(jnp.diagonal(gram_matrix(updates)), 0.0)).astype(jnp.float32)
         xi = state.logits
         w = jnp.where(first, jnp.ones((m,), jnp.float32), m * jax.nn.softmax(xi))
-        grad_xi = jax.grad(gradnorm_objective)(xi, norms, L, safe_L0, alpha)
+        grad_xi = jax.grad(gradnorm_objective)(xi, norms, L, safe_L0, alpha=alpha)
         grad_xi = jnp.where(first | ~jnp.all(jnp.isfinite(grad_xi)), jnp.zeros_like(grad_xi), grad_xi)
-        step, inner_state = inner.update(grad_xi, state.inner, xi)
-        new_xi = jnp.where(first, xi, optax.apply_updates(xi, step))
-        inner_state = jax.tree.map(lambda a, b: jnp.where(first, b, a), inner_state, state.inner)
+        delta, inner_state = inner.update(grad_xi, state.inner, xi)
+        new_xi = jnp.where(first, xi, optax.apply_updates(xi, delta))
+        inner_state = _trees.select(first, state.inner, inner_state)
         new = GradNormState(new_xi, L0, jnp.minimum(state.count + 1, 1), inner_state)
-        return _combine(updates, w), new
+        return combine(updates, w), new
 
-    return aggregating.Aggregator(init, update)
+    return aggregator(fn, step, num_losses=m, axis_name=axis_name, init=init)
 
 
 # ------------------------------------------------------------------------------
@@ -522,7 +592,8 @@ class FAMOState(NamedTuple):
     runtime=("losses",),
 )
 def famo(
-    num_losses: int,
+    *,
+    num_losses: int | None = None,
     learning_rate: float = 0.025,
     weight_decay: float = 1e-3,
     min_losses: Sequence[float] | None = None,
@@ -541,7 +612,20 @@ def famo(
     log decrease of every loss since the previous call (skipped on the first
     call).
 
-    Paper: Liu et al., "FAMO: Fast Adaptive Multitask Optimization", NeurIPS 2023, arXiv:2306.03792.
+    Args:
+      num_losses: m (required: the state holds one weight logit and the previous loss per loss).
+      learning_rate: AdamW learning rate of the weight logits ``xi``.
+      weight_decay: AdamW weight decay of ``xi``.
+      min_losses: the lower bounds ``l_i`` of the losses (default 0).
+      epsilon: added to ``L_i - l_i`` (a floor keeps the log finite).
+      axis_name: average per-loss gradients and losses across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with :class:`FAMOState`;
+      ``update(updates, state, params=None, *, losses)`` returns ``sum_i z_i g_i / (c D_i)``.
+
+    Paper: Liu, Feng, Stone, Liu, "FAMO: Fast Adaptive Multitask Optimization", NeurIPS 2023,
+    arXiv:2306.03792.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -551,13 +635,12 @@ def famo(
       Array([0.5, 0.5], dtype=float32)
     """
     fn = "famo"
-    m = _check_m(fn, num_losses)
+    m = check_num_losses(fn, num_losses, required=True)
     C.check_positive(fn, "learning_rate", learning_rate)
     C.check_positive(fn, "weight_decay", weight_decay, allow_zero=True)
     C.check_positive(fn, "epsilon", epsilon)
     lmin = (0.0,) * m if min_losses is None else tuple(float(v) for v in np.asarray(min_losses).reshape(-1))
-    if len(lmin) != m:
-        raise ValueError(f"{fn}: `min_losses` has {len(lmin)} entries but there are {m} losses.")
+    check_length(fn, "min_losses", lmin, m)
     inner = optax.adamw(learning_rate, weight_decay=weight_decay)
 
     def init(params):
@@ -565,10 +648,8 @@ def famo(
         xi = jnp.zeros((m,), jnp.float32)
         return FAMOState(xi, jnp.ones((m,), jnp.float32), jnp.zeros((), jnp.int32), inner.init(xi))
 
-    def update(updates, state, params=None, *, losses=None, **extra):
-        del params, extra
-        L, updates = _losses_and_grads(fn, updates, losses, m, axis_name)
-        L = L.astype(jnp.float32)
+    def step(updates, _, state, extra):
+        L = _losses(fn, extra, m, axis_name).astype(jnp.float32)
         lo = jnp.asarray(lmin, jnp.float32)
 
         def log_d(x):
@@ -577,14 +658,14 @@ def famo(
         delta = log_d(state.prev_losses) - log_d(L)
         _, vjp = jax.vjp(jax.nn.softmax, state.logits)
         (d,) = vjp(delta)
-        step, inner_state = inner.update(d, state.inner, state.logits)
+        delta_xi, inner_state = inner.update(d, state.inner, state.logits)
         started = state.count > 0
-        xi = jnp.where(started, optax.apply_updates(state.logits, step), state.logits)
-        inner_state = jax.tree.map(lambda a, b: jnp.where(started, a, b), inner_state, state.inner)
+        xi = jnp.where(started, optax.apply_updates(state.logits, delta_xi), state.logits)
+        inner_state = _trees.select(started, inner_state, state.inner)
         z = jax.nn.softmax(xi)
         D = jnp.maximum(L - lo + epsilon, jnp.asarray(float(jnp.finfo(jnp.float32).tiny)))
         c = jnp.sum(z / D)
         w = z / (c * D)
-        return _combine(updates, w), FAMOState(xi, L, jnp.minimum(state.count + 1, 1), inner_state)
+        return combine(updates, w), FAMOState(xi, L, jnp.minimum(state.count + 1, 1), inner_state)
 
-    return aggregating.Aggregator(init, update)
+    return aggregator(fn, step, num_losses=m, axis_name=axis_name, init=init)

@@ -110,7 +110,7 @@ METHODS = {
     "SGD": (lambda: sgd(), sam_step),  # no SAM transform: grad_fn is ignored by plain optax
     "SAM": (lambda: optax.chain(T.sam(rho=0.05), sgd()), sam_step),
     "ASAM": (lambda: optax.chain(T.asam(rho=0.5, eta=0.01), sgd()), sam_step),
-    "SAF": (lambda: optax.chain(T.saf(n_train, 10, delay=1), sgd()), saf_step),
+    "SAF": (lambda: optax.chain(T.saf(num_examples=n_train, num_classes=10, delay=1), sgd()), saf_step),
 }
 
 

@@ -104,7 +104,7 @@ def train(tx, mode="all"):
         losses, grads = per_loss(params, *INPUTS)
         extra = {}
         if mode == "one":  # M-ConFIG: back-propagate a single loss this step
-            sel = lossjax.transforms.m_config_schedule(i, 3)
+            sel = lossjax.transforms.m_config_schedule(i, num_losses=3)
             k = jnp.argmax(sel)
             branches = [lambda p, f=f, inp=inp: jax.grad(f)(p, *inp) for f, inp in zip(FUNS, INPUTS)]
             g_k = jax.lax.switch(k, branches, params)

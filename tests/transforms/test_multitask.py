@@ -58,6 +58,16 @@ def _cases(method, ref=None):
     return [c for c in REF if c["method"] == method and c.get("ref") == ref]
 
 
+def _hyper(c):
+    """The golden case's hyperparameters under lossjax's names (the JSON keeps the references' names)."""
+    hyper = dict(c.get("hyper", {}))
+    if "pref_vector" in hyper:  # torchjd's pref_vector is lossjax's weights
+        hyper["weights"] = hyper.pop("pref_vector")
+    if "beta" in hyper and c["method"] == "gradvac":  # torchjd: phi <- (1 - beta) phi + beta cos
+        hyper["decay"] = 1.0 - hyper.pop("beta")
+    return hyper
+
+
 @pytest.mark.parametrize(
     "method", ["config", "pcgrad", "imtl_g", "upgrad", "dualproj", "mgda", "cagrad", "aligned_mtl", "nash_mtl"]
 )
@@ -68,7 +78,7 @@ def test_parity_single_step(method):
     txs = {}
     for c in cases:
         key = json.dumps(c.get("hyper", {}), sort_keys=True)
-        tx = txs.setdefault(key, lossjax.get(method, **c.get("hyper", {})))
+        tx = txs.setdefault(key, lossjax.get(method, **_hyper(c)))
         worst = max(worst, _rel(_run(tx, c["grads"]), c["expected"]))
     assert worst < TOL[method], f"{method}: largest relative error {worst:.2e}"
 
@@ -105,7 +115,7 @@ def test_config_two_parallel_gradients_reference_is_nan():
 def test_m_config_parity():
     worst = 0.0
     for c in _cases("m_config"):
-        tx = lossjax.transforms.m_config(**c["hyper"])
+        tx = lossjax.transforms.m_config(**_hyper(c))
         step = jax.jit(lambda g, s, sel, tx=tx: tx.update(g, s, selected=sel))
         state = tx.init(jnp.zeros(len(c["grads_seq"][0][0])))
         for g, sel, exp in zip(c["grads_seq"], c["selected"], c["expected_seq"], strict=True):
@@ -125,7 +135,8 @@ def test_m_config_bf16_momenta_close_to_f32():
         state = tx.init(jnp.zeros(64))
         assert jax.tree.leaves(state.momenta)[0].dtype == (jnp.bfloat16 if dt else jnp.float32)
         for t, g in enumerate(seq):
-            out, state = tx.update(jnp.asarray(g), state, selected=lossjax.transforms.m_config_schedule(t, 3))
+            sel = lossjax.transforms.m_config_schedule(t, num_losses=3)
+            out, state = tx.update(jnp.asarray(g), state, selected=sel)
         outs[dt] = np.asarray(out)
     assert outs[None].dtype == np.float32
     np.testing.assert_allclose(outs["bfloat16"], outs[None], rtol=5e-2, atol=5e-2)
@@ -133,7 +144,7 @@ def test_m_config_bf16_momenta_close_to_f32():
 
 def test_gradvac_parity_two_losses_three_steps():
     (c,) = _cases("gradvac")
-    tx = lossjax.transforms.gradvac(**c["hyper"])
+    tx = lossjax.transforms.gradvac(**_hyper(c))
     state = tx.init(None)
     worst = 0.0
     for g, exp in zip(c["grads_seq"], c["expected_seq"], strict=True):
@@ -271,7 +282,7 @@ def _kkt_min_norm(G, w, tol):
 @pytest.mark.parametrize("m,p", [(2, 5), (3, 4), (4, 10), (6, 3)])
 def test_mgda_exact_is_min_norm_point(m, p):
     exact = lossjax.transforms.mgda(solver="exact")
-    fwolfe = lossjax.transforms.mgda(epsilon=1e-7, max_iters=5000)
+    fwolfe = lossjax.transforms.mgda(tolerance=1e-7, max_iterations=5000)
     solve = jax.jit(MT._mgda_exact)
     for seed in range(3):
         g = _random(m, p, seed)
@@ -376,8 +387,18 @@ def test_errors():
         lossjax.transforms.graddrop().update(jnp.ones((2, 3)), optax.EmptyState())
     with pytest.raises(ValueError, match=r"mgda: `solver` must be one of"):
         lossjax.transforms.mgda(solver="qp")
-    with pytest.raises(ValueError, match=r"nash_mtl: `num_losses` must be a positive int, got 0"):
+    with pytest.raises(ValueError, match=r"nash_mtl: `num_losses` must be an integer >= 1, got 0"):
         lossjax.transforms.nash_mtl(num_losses=0)
+    with pytest.raises(ValueError, match=r"gradvac: `num_losses` must be an integer >= 1, got True"):
+        lossjax.transforms.gradvac(num_losses=True)
+    with pytest.raises(ValueError, match=r"nash_mtl: `interval` must be an integer >= 1, got True"):
+        lossjax.transforms.nash_mtl(num_losses=2, interval=True)
+    with pytest.raises(ValueError, match=r"mgda: `max_iterations` must be an integer >= 1, got 2.5"):
+        lossjax.transforms.mgda(max_iterations=2.5)
+    with pytest.raises(ValueError, match=r"upgrad: `weights` must be a 1-D sequence of non-negative"):
+        lossjax.transforms.upgrad(weights=(1.0, -1.0))
+    with pytest.raises(ValueError, match=r"m_config_schedule: `num_losses` must be an integer >= 1, got True"):
+        lossjax.transforms.m_config_schedule(0, num_losses=True)
     with pytest.raises(ValueError, match=r"cagrad: `c` must be >= 0, got -1"):
         lossjax.transforms.cagrad(c=-1.0)
 
@@ -406,3 +427,82 @@ def test_many_losses_use_the_iterative_path():
     w = np.asarray(jax.jit(MT._mgda_exact)(jnp.asarray(g @ g.T)), np.float64)
     assert _kkt_min_norm(g.astype(np.float64) @ g.T.astype(np.float64), w, 1e-3 * np.trace(g @ g.T))
     assert np.all(np.isfinite(_run(lossjax.transforms.cagrad(), g)))
+
+
+# ------------------------------- num_losses --------------------------------
+
+STATEFUL = ["m_config", "gradvac", "nash_mtl"]
+STATELESS = ["config", "pcgrad", "imtl_g", "upgrad", "dualproj", "mgda", "cagrad", "aligned_mtl", "equal_weight"]
+
+
+@pytest.mark.parametrize("name", STATEFUL)
+def test_stateful_combiners_require_num_losses(name):
+    with pytest.raises(ValueError, match=rf"{name}: `num_losses` is required \(the state holds one entry per loss\)"):
+        getattr(lossjax.transforms, name)()
+
+
+@pytest.mark.parametrize("name", [*STATELESS, "graddrop"])
+def test_stateless_combiners_check_the_gradients_against_num_losses(name):
+    g = jnp.asarray(_random(3, 4, 0))
+    extra = {"key": jax.random.PRNGKey(0)} if name == "graddrop" else {}
+    free = getattr(lossjax.transforms, name)()
+    fixed = getattr(lossjax.transforms, name)(num_losses=3)
+    # the same update when the count matches ...
+    np.testing.assert_array_equal(
+        fixed.update(g, fixed.init(None), **extra)[0], free.update(g, free.init(None), **extra)[0]
+    )
+    # ... and a clear error when it does not
+    with pytest.raises(ValueError, match=rf"{name}: built for num_losses=2, got gradients of 3 losses"):
+        getattr(lossjax.transforms, name)(num_losses=2).update(g, optax.EmptyState(), **extra)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "match"),
+    [
+        ("config", {"weights": (1.0, 2.0)}, r"config: `weights` has 2 entries but there are 3 losses"),
+        ("upgrad", {"weights": (1.0, 2.0)}, r"upgrad: `weights` has 2 entries but there are 3 losses"),
+        ("aligned_mtl", {"weights": (1.0,)}, r"aligned_mtl: `weights` has 1 entries but there are 3 losses"),
+        ("graddrop", {"leak": (0.1, 0.2)}, r"graddrop: `leak` has 2 entries but there are 3 losses"),
+    ],
+)
+def test_per_loss_hyperparameters_checked_against_num_losses_at_build_time(name, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        getattr(lossjax.transforms, name)(num_losses=3, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("name", "old"),
+    [
+        ("upgrad", {"pref_vector": (1.0, 1.0)}),
+        ("dualproj", {"norm_eps": 1e-4}),
+        ("upgrad", {"reg_eps": 1e-4}),
+        ("cagrad", {"norm_eps": 1e-4}),
+        ("mgda", {"max_iters": 10}),
+        ("nash_mtl", {"update_weights_every": 2}),
+        ("gradvac", {"beta": 0.5}),
+    ],
+)
+def test_old_argument_names_are_gone(name, old):
+    with pytest.raises(TypeError, match=r"unexpected keyword argument"):
+        getattr(lossjax.transforms, name)(num_losses=2, **old)
+
+
+@pytest.mark.parametrize("name", [*STATELESS, "graddrop", *STATEFUL])
+def test_hyperparameters_are_keyword_only(name):
+    with pytest.raises(TypeError, match=r"positional argument"):
+        getattr(lossjax.transforms, name)(2)
+
+
+def test_upgrad_weights_are_the_preference_vector():
+    # p = (1, 0) on orthogonal gradients: only the first is projected (it already is in the dual cone)
+    g = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    close(_run(lossjax.transforms.upgrad(weights=(1.0, 0.0), regularization=0.0), g), [1.0, 0.0])
+
+
+def test_gradvac_decay_is_the_ema_factor_of_the_targets():
+    # two steps on fixed gradients of cosine c: the target after step 1 is (1 - decay) c (targets start at 0)
+    g = jnp.array([[1.0, 0.0], [1.0, 1.0]], jnp.float32)  # cos = 1/sqrt(2) > 0: no correction on step 1
+    for decay in (0.0, 0.25, 0.9):
+        tx = lossjax.transforms.gradvac(num_losses=2, decay=decay)
+        _, state = tx.update(g, tx.init(None))
+        np.testing.assert_allclose(state.targets[0, 1], (1 - decay) / np.sqrt(2.0), rtol=1e-6)

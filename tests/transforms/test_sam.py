@@ -52,7 +52,7 @@ def test_sam_ascent_is_rho_g_over_norm():
         seen.append(p)
         return quad_grad(p)
 
-    out, _ = one_step(T.sam(rho), w, grad_fn)
+    out, _ = one_step(T.sam(rho=rho), w, grad_fn)
     g = A * W0
     e = rho * g / np.linalg.norm(g)
     np.testing.assert_allclose(np.asarray(seen[-1]) - W0, e, rtol=1e-6, atol=1e-7)
@@ -61,19 +61,20 @@ def test_sam_ascent_is_rho_g_over_norm():
 
 def test_asam_closed_form():
     rho, eta = 0.2, 0.01
-    out, _ = one_step(T.asam(rho, eta=eta), jnp.asarray(W0, jnp.float32), quad_grad)
+    out, _ = one_step(T.asam(rho=rho, eta=eta), jnp.asarray(W0, jnp.float32), quad_grad)
     g = A * W0
     t = np.abs(W0) + eta
     e = rho * t**2 * g / np.linalg.norm(t * g)
     np.testing.assert_allclose(out, A * (W0 + e), rtol=1e-6)
-    # sam(adaptive=True) is the same transform
-    out2, _ = one_step(T.sam(rho, adaptive=True, eta=eta), jnp.asarray(W0, jnp.float32), quad_grad)
-    np.testing.assert_allclose(out2, out, rtol=1e-7)
+    # asam is the only adaptive entry point: sam has no `adaptive` / `eta`
+    for bad in ({"adaptive": True}, {"eta": eta}):
+        with pytest.raises(TypeError, match=r"unexpected keyword argument"):
+            T.sam(rho=rho, **bad)
 
 
 def test_gsam_closed_form():
     rho, alpha = 0.2, 0.4
-    out, _ = one_step(T.gsam(rho, alpha=alpha), jnp.asarray(W0, jnp.float32), quad_grad)
+    out, _ = one_step(T.gsam(rho=rho, alpha=alpha), jnp.asarray(W0, jnp.float32), quad_grad)
     g = A * W0
     gp = A * (W0 + rho * g / np.linalg.norm(g))
     u = gp / np.linalg.norm(gp)
@@ -84,8 +85,8 @@ def test_gsam_closed_form():
 
 
 def test_looksam_reuses_orthogonal_component():
-    rho, alpha, k = 0.2, 0.7, 3
-    tx = T.looksam(rho, k=k, alpha=alpha)
+    rho, alpha, interval = 0.2, 0.7, 3
+    tx = T.looksam(rho=rho, interval=interval, alpha=alpha)
     w0 = jnp.asarray(W0, jnp.float32)
     out0, state = one_step(tx, w0, quad_grad)
     g = A * W0
@@ -102,8 +103,8 @@ def test_looksam_reuses_orthogonal_component():
 
 
 def test_friendly_sam_two_steps_closed_form():
-    rho, sigma, lmbda = 0.2, 1.0, 0.9
-    tx = T.friendly_sam(rho, sigma=sigma, lmbda=lmbda)
+    rho, sigma, decay = 0.2, 1.0, 0.9
+    tx = T.friendly_sam(rho=rho, sigma=sigma, decay=decay)
     w1 = np.array([0.5, 0.3, -1.0])
     out0, state = one_step(tx, jnp.asarray(W0, jnp.float32), quad_grad)
     g0 = A * W0
@@ -112,7 +113,9 @@ def test_friendly_sam_two_steps_closed_form():
     g1 = A * w1
     d = g1 - sigma * g0  # m_0 = g_0
     np.testing.assert_allclose(out1, A * (w1 + rho * d / np.linalg.norm(d)), rtol=1e-5)
-    np.testing.assert_allclose(state.momentum, lmbda * g0 + (1 - lmbda) * g1, rtol=1e-6)
+    np.testing.assert_allclose(
+        state.momentum, decay * g0 + (1 - decay) * g1, rtol=1e-6
+    )  # new = decay old + (1-decay) g
 
 
 def test_awp_layerwise_relative_perturbation():
@@ -122,7 +125,7 @@ def test_awp_layerwise_relative_perturbation():
     def loss(p):
         return 0.5 * jnp.sum(jnp.array([[1.0, 2.0], [3.0, 4.0]]) * p["w"] ** 2) + 0.5 * jnp.sum(p["b"] ** 2)
 
-    out, _ = one_step(T.awp(gamma), params, jax.grad(loss))
+    out, _ = one_step(T.awp(gamma=gamma), params, jax.grad(loss))
     w = np.array([[3.0, 0.0], [0.0, 4.0]])
     gw = np.array([[1.0, 2.0], [3.0, 4.0]]) * w
     v = gamma * np.linalg.norm(w) * gw / np.linalg.norm(gw)
@@ -140,7 +143,7 @@ def test_rwp_noise_scale_and_mixing():
     def loss(p):
         return 0.5 * jnp.sum(p["w"] ** 2) + 0.5 * jnp.sum(p["b"] ** 2)  # gradient = params
 
-    tx = T.random_weight_perturbation(gamma, alpha=alpha, seed=3)
+    tx = T.random_weight_perturbation(gamma=gamma, alpha=alpha, seed=3)
     out, state = one_step(tx, params, jax.grad(loss))
     # out = (1 - a) w + a (w + e)  =>  e = (out - w) / a
     e_w = (np.asarray(out["w"]) - w) / alpha
@@ -151,7 +154,7 @@ def test_rwp_noise_scale_and_mixing():
     # a new key every step, deterministic given the seed
     out2, _ = one_step(tx, params, jax.grad(loss), state)
     assert not np.allclose(out2["w"], out["w"])
-    again, _ = one_step(T.random_weight_perturbation(gamma, alpha=alpha, seed=3), params, jax.grad(loss))
+    again, _ = one_step(T.random_weight_perturbation(gamma=gamma, alpha=alpha, seed=3), params, jax.grad(loss))
     np.testing.assert_array_equal(again["w"], out["w"])
 
 
@@ -166,7 +169,7 @@ def test_mesa_ema_recursion():
         np.testing.assert_array_equal(u["w"], [0.5, 0.5])  # updates pass through
         ema = 0.9 * ema + 0.1 * np.array([1.0, 2.0]) * (t + 1)
         np.testing.assert_allclose(T.mesa_params(state)["w"], ema, rtol=1e-6)
-    chained = optax.chain(T.mesa(0.5), optax.sgd(0.1))
+    chained = optax.chain(T.mesa(decay=0.5), optax.sgd(0.1))
     np.testing.assert_array_equal(T.mesa_params(chained.init(p0))["w"], [1.0, 2.0])
 
 
@@ -249,7 +252,7 @@ PARITY_TOL = 1e-6  # float32 vs the float64 references; largest observed (1.1e-7
 def test_sam_matches_references(ref_name):
     params, x, y = _ref_inputs()
     gf = jax.grad(lambda p: _ref_loss(p, x, y))
-    out, _ = one_step(T.sam(REF[ref_name]["rho"]), params, gf)
+    out, _ = one_step(T.sam(rho=REF[ref_name]["rho"]), params, gf)
     assert _rel_err(out, _ref_grad(REF[ref_name]["grad"])) < PARITY_TOL
 
 
@@ -258,7 +261,7 @@ def test_asam_matches_samsung_reference():
     params = {"w": params["w"]}  # the reference scales only 'weight' tensors: compare on a bias-free model
     d = REF["asam_samsung"]
     gf = jax.grad(lambda p: _ref_loss(p, x, y))
-    out, _ = one_step(T.asam(d["rho"], eta=d["eta"]), params, gf)
+    out, _ = one_step(T.asam(rho=d["rho"], eta=d["eta"]), params, gf)
     assert _rel_err(out, _ref_grad(d["grad"])) < PARITY_TOL
 
 
@@ -266,7 +269,7 @@ def test_gsam_matches_zhuang_reference():
     params, x, y = _ref_inputs()
     d = REF["gsam_zhuang"]
     gf = jax.grad(lambda p: _ref_loss(p, x, y))
-    out, _ = one_step(T.gsam(d["rho"], alpha=d["alpha"]), params, gf)
+    out, _ = one_step(T.gsam(rho=d["rho"], alpha=d["alpha"]), params, gf)
     assert _rel_err(out, _ref_grad(d["grad"])) < PARITY_TOL
 
 
@@ -274,7 +277,9 @@ def test_friendly_sam_matches_nblt_reference_over_two_steps():
     params, x, y = _ref_inputs()
     x2, y2 = jnp.asarray(REF["inputs"]["x2"], jnp.float32), jnp.asarray(REF["inputs"]["y2"], jnp.float32)
     d = REF["fsam_nblt"]
-    tx = T.friendly_sam(d["rho"], sigma=d["sigma"], lmbda=d["lmbda"])
+    tx = T.friendly_sam(
+        rho=d["rho"], sigma=d["sigma"], decay=d["lmbda"]
+    )  # the reference's lmbda: m <- lmbda m + (1 - lmbda) g
     state = tx.init(params)
     for (bx, by), ref in zip([(x, y), (x2, y2)], d["grads"], strict=True):
         gf = jax.grad(lambda p, bx=bx, by=by: _ref_loss(p, bx, by))
@@ -286,7 +291,7 @@ def test_awp_matches_dongxian_reference():
     params, x, y = _ref_inputs()
     d = REF["awp_dongxian"]
     gf = jax.grad(lambda p: _ref_loss(p, x, y))
-    out, _ = one_step(T.awp(d["gamma"]), params, gf)
+    out, _ = one_step(T.awp(gamma=d["gamma"]), params, gf)
     assert _rel_err(out, _ref_grad(d["grad"])) < PARITY_TOL
 
 
@@ -294,7 +299,7 @@ def test_sam_matches_optax_contrib_sam_opaque_over_steps():
     params, x, y = _ref_inputs()
     gf = jax.grad(lambda p: _ref_loss(p, x, y))
     rho = 0.1
-    ours = optax.chain(T.sam(rho, epsilon=1e-30), optax.sgd(0.1, momentum=0.9))
+    ours = optax.chain(T.sam(rho=rho, epsilon=1e-30), optax.sgd(0.1, momentum=0.9))
     theirs = optax.contrib.sam(
         optax.sgd(0.1, momentum=0.9),
         optax.chain(optax.contrib.normalize(), optax.sgd(rho)),
@@ -340,7 +345,7 @@ def test_looksam_really_skips_the_second_gradient():
         jax.debug.callback(count, p[0])
         return quad_grad(p)
 
-    tx = optax.chain(T.looksam(0.1, k=3), optax.sgd(0.01))
+    tx = optax.chain(T.looksam(rho=0.1, interval=3), optax.sgd(0.01))
 
     def step_fn(w, state):
         u, state = tx.update(quad_grad(w), state, w, grad_fn=grad_fn)
@@ -393,7 +398,7 @@ def test_sam_finds_the_flat_minimum_sgd_the_sharp_one():
     minimum near (3, 1/3) (sharpness ~9.2); SAM ends at the flat one (~2).
     """
     w_sgd = _train(optax.sgd(0.1))
-    w_sam = _train(optax.chain(T.sam(0.1), optax.sgd(0.1)))
+    w_sam = _train(optax.chain(T.sam(rho=0.1), optax.sgd(0.1)))
     assert float(_uv_loss(w_sgd)) < 1e-6 and float(_uv_loss(w_sam)) < 1e-3
     assert _sharpness(w_sgd) > 8.5
     assert _sharpness(w_sam) < 2.3
@@ -405,13 +410,13 @@ def test_sam_finds_the_flat_minimum_sgd_the_sharp_one():
 
 def _all_variants():
     return {
-        "sam": T.sam(0.05),
-        "asam": T.asam(0.5),
-        "gsam": T.gsam(0.05, alpha=0.2),
-        "looksam": T.looksam(0.05, k=2),
-        "friendly_sam": T.friendly_sam(0.05),
-        "awp": T.awp(0.01, min_ndim=1),
-        "random_weight_perturbation": T.random_weight_perturbation(0.01),
+        "sam": T.sam(rho=0.05),
+        "asam": T.asam(rho=0.5),
+        "gsam": T.gsam(rho=0.05, alpha=0.2),
+        "looksam": T.looksam(rho=0.05, interval=2),
+        "friendly_sam": T.friendly_sam(rho=0.05),
+        "awp": T.awp(gamma=0.01, min_ndim=1),
+        "random_weight_perturbation": T.random_weight_perturbation(gamma=0.01),
     }
 
 
@@ -448,9 +453,9 @@ def test_clipping_and_loss_scaling_compose_in_the_chain():
     params, x, y = _ref_inputs()
     gf = jax.grad(lambda p: _ref_loss(p, x, y))
     # clipping after SAM clips the SAM gradient
-    tx = optax.chain(T.sam(0.05), optax.clip_by_global_norm(0.01), optax.sgd(1.0))
+    tx = optax.chain(T.sam(rho=0.05), optax.clip_by_global_norm(0.01), optax.sgd(1.0))
     u, _ = tx.update(gf(params), tx.init(params), params, grad_fn=gf)
-    g_sam, _ = one_step(T.sam(0.05), params, gf)
+    g_sam, _ = one_step(T.sam(rho=0.05), params, gf)
     norm = optax.tree.norm(g_sam)
     assert_close(u, jax.tree.map(lambda a: -a * 0.01 / norm, g_sam), err="clip after sam")
     # static loss scaling: scaled gradients in, unscale later in the chain -> same update
@@ -484,7 +489,7 @@ def test_registry_optimizer_spec_chains_sam():
     params, x, y = _ref_inputs()
     gf = jax.grad(lambda p: _ref_loss(p, x, y))
     u, _ = tx.update(gf(params), tx.init(params), params, grad_fn=gf)
-    g_sam, _ = one_step(T.sam(0.1), params, gf)
+    g_sam, _ = one_step(T.sam(rho=0.1), params, gf)
     assert_close(u, jax.tree.map(lambda a: -0.1 * a, g_sam), err="spec chain")
 
 
@@ -527,7 +532,7 @@ def _nnx_step(model, optimizer, x, y):
 
 
 def test_nnx_optimizer_train_step_matches_pure_sam_and_keeps_first_pass_stats():
-    model, optimizer, x, y = _nnx_setup(optax.chain(T.sam(0.05), optax.sgd(0.1)))
+    model, optimizer, x, y = _nnx_setup(optax.chain(T.sam(rho=0.05), optax.sgd(0.1)))
     graphdef, params0, rest0 = nnx.split(model, nnx.Param, ...)
     params0, rest0 = nnx.as_pure(params0), nnx.as_pure(rest0)
     step = nnx.jit(_nnx_step)
@@ -540,7 +545,7 @@ def test_nnx_optimizer_train_step_matches_pure_sam_and_keeps_first_pass_stats():
         return out, nnx.as_pure(nnx.state(m, nnx.BatchStat))
 
     (_, stats_first), g = jax.value_and_grad(pure_loss, has_aux=True)(params0, rest0)
-    g_sam, _ = one_step(T.sam(0.05), params0, lambda p: jax.grad(lambda q: pure_loss(q, rest0)[0])(p), updates=g)
+    g_sam, _ = one_step(T.sam(rho=0.05), params0, lambda p: jax.grad(lambda q: pure_loss(q, rest0)[0])(p), updates=g)
     expected = jax.tree.map(lambda p, d: p - 0.1 * d, params0, g_sam)
     assert_close(nnx.as_pure(nnx.state(model, nnx.Param)), expected, rtol=1e-5, atol=1e-6, err="nnx SAM step")
     stats = nnx.as_pure(nnx.state(model, nnx.BatchStat))
@@ -571,7 +576,7 @@ def test_trajectory_transforms_in_a_flax_step():
     y = jnp.asarray(rng.integers(0, 3, size=(8,)), jnp.int32)
     idx = jnp.arange(8, dtype=jnp.int32)
     model = _Net(nnx.Rngs(0))
-    tx = optax.chain(T.saf(num_examples=8, num_classes=3, delay=1), T.mesa(0.9), optax.sgd(0.05))
+    tx = optax.chain(T.saf(num_examples=8, num_classes=3, delay=1), T.mesa(decay=0.9), optax.sgd(0.05))
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
 
     @nnx.jit
@@ -615,13 +620,15 @@ def test_trajectory_transforms_in_a_flax_step():
     [
         (T.sam, {"rho": -0.1}, r"sam: `rho` must be >= 0"),
         (T.sam, {"epsilon": 0.0}, r"sam: `epsilon` must be > 0"),
-        (T.sam, {"norm": "per_device"}, r"sam: `norm` must be one of \['global', 'local'\]"),
+        (T.sam, {"ascent_gradient": "per_device"}, r"sam: `ascent_gradient` must be one of \['global', 'local'\]"),
+        (T.awp, {"ascent_gradient": "mean"}, r"awp: `ascent_gradient` must be one of \['global', 'local'\]"),
         (T.sam, {"axis_name": 3}, r"sam: `axis_name` must be None"),
         (T.asam, {"eta": -1.0}, r"asam: `eta` must be >= 0"),
         (T.gsam, {"alpha": float("nan")}, r"gsam: `alpha` must be a finite number"),
-        (T.looksam, {"k": 0}, r"looksam: `k` must be an integer >= 1, got 0"),
-        (T.looksam, {"k": 2.5}, r"looksam: `k` must be an integer >= 1"),
-        (T.friendly_sam, {"lmbda": 1.5}, r"friendly_sam: `lmbda` must lie in \[0.0, 1.0\]"),
+        (T.looksam, {"interval": 0}, r"looksam: `interval` must be an integer >= 1, got 0"),
+        (T.looksam, {"interval": 2.5}, r"looksam: `interval` must be an integer >= 1"),
+        (T.looksam, {"interval": True}, r"looksam: `interval` must be an integer >= 1, got True"),
+        (T.friendly_sam, {"decay": 1.5}, r"friendly_sam: `decay` must lie in \[0.0, 1.0\]"),
         (T.awp, {"gamma": -1.0}, r"awp: `gamma` must be >= 0"),
         (T.awp, {"min_ndim": -1}, r"awp: `min_ndim` must be an integer >= 0"),
         (T.random_weight_perturbation, {"alpha": 2.0}, r"random_weight_perturbation: `alpha` must lie in"),
@@ -636,6 +643,35 @@ def test_factory_validates_hyperparameters(factory, kwargs, match):
         factory(**kwargs)
 
 
+@pytest.mark.parametrize(
+    ("factory", "value"),
+    [
+        (T.sam, 0.05),
+        (T.asam, 0.5),
+        (T.gsam, 0.05),
+        (T.looksam, 0.05),
+        (T.friendly_sam, 0.05),
+        (T.awp, 0.01),
+        (T.random_weight_perturbation, 0.01),
+        (T.mesa, 0.9),
+        (T.saf, 4),
+    ],
+)
+def test_hyperparameters_are_keyword_only(factory, value):
+    with pytest.raises(TypeError, match=r"positional argument"):
+        factory(value)
+
+
+@pytest.mark.parametrize("name", ["sam", "asam", "gsam", "awp"])
+def test_stateless_variants_keep_an_optax_empty_state(name):
+    params = {"w": jnp.ones((3, 2)), "b": jnp.ones((2,))}
+    state = _all_variants()[name].init(params)
+    assert isinstance(state, optax.EmptyState)
+    # the states that do hold something hold only what is read
+    assert T.MESAState._fields == ("ema",)
+    assert T.LookSAMState._fields == ("count", "g_v")
+
+
 def test_update_errors_name_the_transform_and_argument():
     w = jnp.asarray(W0, jnp.float32)
     tx = T.gsam()
@@ -647,7 +683,7 @@ def test_update_errors_name_the_transform_and_argument():
         T.looksam().update(quad_grad(w), T.looksam().init(w), w, grad_fn=lambda p: (quad_grad(p), 1.0))
     with pytest.raises(ValueError, match=r"sam: `updates` must have the structure of `params`"):
         T.sam().update({"a": w}, T.sam().init(w), w, grad_fn=quad_grad)
-    saf_tx = T.saf(4, 3)
+    saf_tx = T.saf(num_examples=4, num_classes=3)
     with pytest.raises(ValueError, match=r"saf: `update` needs the extra arguments `logits`"):
         saf_tx.update({}, saf_tx.init(None))
     with pytest.raises(ValueError, match=r"saf: argument `logits` must have shape \(\*, 3\), got \(2, 4\)"):
@@ -690,7 +726,7 @@ def test_no_silent_float64_under_x64(name):
         params = {"w": jnp.ones((3, 2), jnp.float32), "b": jnp.ones((2,), jnp.float32)}
         gf = jax.grad(lambda p: jnp.sum(jnp.tanh(p["w"])) + jnp.sum(p["b"] ** 2))
         if name == "saf":
-            tx = T.saf(4, 3)
+            tx = T.saf(num_examples=4, num_classes=3)
             extra = {"logits": jnp.ones((2, 3), jnp.float32), "indices": jnp.array([0, 1], jnp.int32)}
         elif name == "mesa":
             tx, extra = T.mesa(), {}

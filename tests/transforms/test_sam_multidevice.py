@@ -1,8 +1,8 @@
 """SAM family under shard_map on 8 simulated CPU devices (conftest.py sets them up).
 
-``norm="global"`` must equal one device running on the whole batch;
-``norm="local"`` (m-sharpness) must equal its definition: the mean over
-devices of the SAM gradient each device builds from its own shard.
+``ascent_gradient="global"`` must equal one device running on the whole batch;
+``ascent_gradient="local"`` (m-sharpness) must equal its definition: the mean
+over devices of the SAM gradient each device builds from its own shard.
 """
 
 from __future__ import annotations
@@ -53,25 +53,25 @@ def _sharded_step(tx):
 
 
 GLOBAL_VARIANTS = {
-    "sam": lambda: T.sam(0.1, axis_name="data"),
-    "asam": lambda: T.asam(0.5, axis_name="data"),
-    "gsam": lambda: T.gsam(0.1, alpha=0.3, axis_name="data"),
-    "looksam": lambda: T.looksam(0.1, k=2, axis_name="data"),
-    "friendly_sam": lambda: T.friendly_sam(0.1, axis_name="data"),
-    "awp": lambda: T.awp(0.05, axis_name="data"),
+    "sam": lambda: T.sam(rho=0.1, axis_name="data"),
+    "asam": lambda: T.asam(rho=0.5, axis_name="data"),
+    "gsam": lambda: T.gsam(rho=0.1, alpha=0.3, axis_name="data"),
+    "looksam": lambda: T.looksam(rho=0.1, interval=2, axis_name="data"),
+    "friendly_sam": lambda: T.friendly_sam(rho=0.1, axis_name="data"),
+    "awp": lambda: T.awp(gamma=0.05, axis_name="data"),
 }
 SINGLE = {
-    "sam": lambda: T.sam(0.1),
-    "asam": lambda: T.asam(0.5),
-    "gsam": lambda: T.gsam(0.1, alpha=0.3),
-    "looksam": lambda: T.looksam(0.1, k=2),
-    "friendly_sam": lambda: T.friendly_sam(0.1),
-    "awp": lambda: T.awp(0.05),
+    "sam": lambda: T.sam(rho=0.1),
+    "asam": lambda: T.asam(rho=0.5),
+    "gsam": lambda: T.gsam(rho=0.1, alpha=0.3),
+    "looksam": lambda: T.looksam(rho=0.1, interval=2),
+    "friendly_sam": lambda: T.friendly_sam(rho=0.1),
+    "awp": lambda: T.awp(gamma=0.05),
 }
 
 
 @pytest.mark.parametrize("name", list(GLOBAL_VARIANTS))
-def test_global_norm_equals_single_device_on_the_whole_batch(name):
+def test_global_ascent_gradient_equals_single_device_on_the_whole_batch(name):
     params, x, y = _data()
     tx_sharded, tx_single = GLOBAL_VARIANTS[name](), SINGLE[name]()
     step = _sharded_step(tx_sharded)
@@ -124,23 +124,23 @@ def _local_definition(name, params, x, y):
 
 
 @pytest.mark.parametrize("name", ["sam", "asam", "gsam"])
-def test_local_norm_is_m_sharpness(name):
+def test_local_ascent_gradient_is_m_sharpness(name):
     params, x, y = _data()
     make = {
-        "sam": lambda: T.sam(0.1, axis_name="data", norm="local"),
-        "asam": lambda: T.asam(0.5, axis_name="data", norm="local"),
-        "gsam": lambda: T.gsam(0.1, alpha=0.3, axis_name="data", norm="local"),
+        "sam": lambda: T.sam(rho=0.1, axis_name="data", ascent_gradient="local"),
+        "asam": lambda: T.asam(rho=0.5, axis_name="data", ascent_gradient="local"),
+        "gsam": lambda: T.gsam(rho=0.1, alpha=0.3, axis_name="data", ascent_gradient="local"),
     }[name]
     tx = make()
     out, _ = _sharded_step(tx)(params, tx.init(params), x, y)
     assert_close(out, _local_definition(name, params, x, y), rtol=1e-5, atol=1e-6, err=f"{name}: local")
-    # and it differs from the global-norm result: the choice matters
+    # and it differs from the global ascent gradient's result: the choice matters
     tx_g = GLOBAL_VARIANTS[name]()
     out_g, _ = _sharded_step(tx_g)(params, tx_g.init(params), x, y)
     assert not np.allclose(out["w"], out_g["w"], rtol=1e-4)
 
 
-def test_local_norm_skips_the_first_all_reduce():
+def test_local_ascent_gradient_skips_the_first_all_reduce():
     params, x, y = _data()
 
     def n_psums(tx):
@@ -154,7 +154,8 @@ def test_local_norm_skips_the_first_all_reduce():
         text = str(jax.make_jaxpr(f)(params, tx.init(params), x, y))
         return text.count("psum")
 
-    assert n_psums(T.sam(0.1, axis_name="data", norm="local")) < n_psums(T.sam(0.1, axis_name="data"))
+    local = T.sam(rho=0.1, axis_name="data", ascent_gradient="local")
+    assert n_psums(local) < n_psums(T.sam(rho=0.1, axis_name="data"))
 
 
 def test_sam_value_and_grad_under_shard_map_matches_single_device():
@@ -172,8 +173,8 @@ def test_sam_value_and_grad_under_shard_map_matches_single_device():
 
 def test_rwp_under_shard_map_averages_the_mixed_gradient():
     params, x, y = _data()
-    tx_sh = T.random_weight_perturbation(0.05, axis_name="data", seed=1)
-    tx_one = T.random_weight_perturbation(0.05, seed=1)
+    tx_sh = T.random_weight_perturbation(gamma=0.05, axis_name="data", seed=1)
+    tx_one = T.random_weight_perturbation(gamma=0.05, seed=1)
     out_sh, s_sh = _sharded_step(tx_sh)(params, tx_sh.init(params), x, y)
     gf = jax.grad(lambda p: _loss(p, x, y))
     out_one, s_one = tx_one.update(gf(params), tx_one.init(params), params, grad_fn=gf)
@@ -184,7 +185,7 @@ def test_rwp_under_shard_map_averages_the_mixed_gradient():
 
 def test_sharded_train_step_with_optimizer_chain():
     params, x, y = _data()
-    tx = optax.chain(T.sam(0.1, axis_name="data", norm="local"), optax.sgd(0.1, momentum=0.9))
+    tx = optax.chain(T.sam(rho=0.1, axis_name="data", ascent_gradient="local"), optax.sgd(0.1, momentum=0.9))
     step = _sharded_step(tx)
     state = tx.init(params)
     out, state = step(params, state, x, y)
@@ -194,7 +195,7 @@ def test_sharded_train_step_with_optimizer_chain():
 def test_an_already_reduced_gradient_is_a_trace_time_error():
     params, x, y = _data()
     mesh = Mesh(np.array(jax.devices()[:N_DEV]), ("data",))
-    tx = T.sam(0.1, axis_name="data")
+    tx = T.sam(rho=0.1, axis_name="data")
 
     def step(params, x, y):
         gf = lambda p: jax.grad(_loss)(p, x, y)  # noqa: E731

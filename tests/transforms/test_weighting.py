@@ -120,9 +120,9 @@ def test_famo_parity_official():
 
 def test_gradnorm_first_step_and_objective_by_hand():
     # balanced norms and equal loss ratios: L_grad = 0 at equal weights
-    assert float(T.gradnorm_objective(jnp.zeros(3), jnp.ones(3), jnp.ones(3), jnp.ones(3), 1.5)) == 0.0
+    assert float(T.gradnorm_objective(jnp.zeros(3), jnp.ones(3), jnp.ones(3), jnp.ones(3), alpha=1.5)) == 0.0
     # norms (1, 3), weights 1: mean 2, ratios equal -> |1-2| + |3-2| = 2
-    assert float(T.gradnorm_objective(jnp.zeros(2), jnp.array([1.0, 3.0]), jnp.ones(2), jnp.ones(2), 1.5)) == 2.0
+    assert float(T.gradnorm_objective(jnp.zeros(2), jnp.array([1.0, 3.0]), jnp.ones(2), jnp.ones(2), alpha=1.5)) == 2.0
 
 
 def test_rlw_weights_are_a_random_simplex_point():
@@ -175,3 +175,29 @@ def test_errors():
         T.dwa(num_losses=2, temperature=0.0)
     with pytest.raises(ValueError, match=r"famo: `min_losses` has 1 entries but there are 2 losses"):
         T.famo(num_losses=2, min_losses=(0.0,))
+    with pytest.raises(ValueError, match=r"dwa: `num_losses` must be an integer >= 1, got True"):
+        T.dwa(num_losses=True)
+    with pytest.raises(ValueError, match=r"dwa_weights: `prev` and `prev2` must have the same shape"):
+        T.dwa_weights(jnp.ones(2), jnp.ones(3))
+
+
+@pytest.mark.parametrize("name", ["uncertainty_weighting", "dwa", "gradnorm", "famo"])
+def test_stateful_weightings_require_num_losses(name):
+    with pytest.raises(ValueError, match=rf"{name}: `num_losses` is required \(the state holds one entry per loss\)"):
+        getattr(T, name)()
+
+
+def test_rlw_checks_the_gradients_against_num_losses():
+    key = jax.random.PRNGKey(0)
+    w, _ = _weights(T.rlw(num_losses=3), optax.EmptyState(), key=key, m=3)
+    np.testing.assert_array_equal(w, _weights(T.rlw(), optax.EmptyState(), key=key, m=3)[0])
+    with pytest.raises(ValueError, match=r"rlw: built for num_losses=2, got gradients of 3 losses"):
+        _weights(T.rlw(num_losses=2), optax.EmptyState(), key=key, m=3)
+
+
+@pytest.mark.parametrize("name", ["uncertainty_weighting", "dwa", "gradnorm", "famo", "rlw"])
+def test_hyperparameters_are_keyword_only(name):
+    with pytest.raises(TypeError, match=r"positional argument"):
+        getattr(T, name)(2)
+    with pytest.raises(TypeError, match=r"positional argument"):
+        T.gradnorm_objective(jnp.zeros(2), jnp.ones(2), jnp.ones(2), jnp.ones(2), 1.5)
