@@ -17,6 +17,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from optax.experimental import aggregating
 
@@ -125,6 +126,13 @@ def combine(grads: Any, w: Array) -> Any:
         return out.astype(leaf.dtype)
 
     return jax.tree.map(one, grads)
+
+
+def sample_grads(rng: np.random.Generator) -> tuple[dict, dict]:
+    """The conformance samples' inputs of both families: a two-leaf model and 3 losses' stacked gradients."""
+    params = {"w": np.zeros((3, 2), np.float32), "b": np.zeros((2,), np.float32)}
+    updates = {"w": rng.normal(size=(3, 3, 2)).astype(np.float32), "b": rng.normal(size=(3, 2)).astype(np.float32)}
+    return params, updates
 
 
 def aggregator(

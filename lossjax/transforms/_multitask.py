@@ -49,6 +49,7 @@ from lossjax.transforms._aggregation import (
     combine,
     gram_aggregator,
     gram_matrix,
+    sample_grads,
 )
 
 __all__ = [
@@ -227,9 +228,7 @@ def config_weights(
 
 
 def _config_sample():
-    rng = np.random.default_rng(0)
-    params = {"w": np.zeros((3, 2), np.float32), "b": np.zeros((2,), np.float32)}
-    updates = {"w": rng.normal(size=(3, 3, 2)).astype(np.float32), "b": rng.normal(size=(3, 2)).astype(np.float32)}
+    params, updates = sample_grads(np.random.default_rng(0))
     return TransformSample(params=params, updates=updates)
 
 
@@ -296,7 +295,7 @@ def config(
 
     def wfn(G, m, state, extra):
         check_length(fn, "weights", weights, m)
-        if isinstance(length_model, int) and length_model >= m:
+        if isinstance(length_model, (int, np.integer)) and length_model >= m:
             raise ValueError(f"{fn}: `length_model={length_model}` is not a loss index for {m} losses.")
         return config_weights(
             G, weights=weights, length_model=length_model, closed_form_two=closed_form_two, rcond=rcond

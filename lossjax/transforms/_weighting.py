@@ -29,7 +29,14 @@ from lossjax import _checks as C
 from lossjax import _trees
 from lossjax._parallel import pmean
 from lossjax.registry import Sample, TransformSample, register
-from lossjax.transforms._aggregation import aggregator, check_length, check_num_losses, combine, gram_matrix
+from lossjax.transforms._aggregation import (
+    aggregator,
+    check_length,
+    check_num_losses,
+    combine,
+    gram_matrix,
+    sample_grads,
+)
 
 __all__ = [
     "DWAState",
@@ -161,8 +168,7 @@ class UncertaintyWeightingState(NamedTuple):
 
 def _weighting_sample(**hyper):
     rng = np.random.default_rng(0)
-    params = {"w": np.zeros((3, 2), np.float32), "b": np.zeros((2,), np.float32)}
-    updates = {"w": rng.normal(size=(3, 3, 2)).astype(np.float32), "b": rng.normal(size=(3, 2)).astype(np.float32)}
+    params, updates = sample_grads(rng)
     losses = rng.uniform(0.5, 2.0, size=(3,)).astype(np.float32)
     return TransformSample(
         params=params, updates=updates, hyperparams={"num_losses": 3, **hyper}, extra_args={"losses": losses}
