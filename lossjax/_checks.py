@@ -316,9 +316,27 @@ def class_targets(fn: str, logits: Array, labels: ArrayLike, dtype: Any = None) 
 
 
 def prepare_where(fn: str, where: ArrayLike | None, batch_shape: Sequence[int]) -> Array | None:
-    """Checks a boolean ``where`` mask and broadcasts it to ``batch_shape``.
+    """Checks a boolean ``where`` mask and broadcasts it to ``batch_shape``, aligned with the LEADING axes.
 
-    Returns None when ``where`` is None.
+    A mask of shape ``[B]`` on a per-token loss ``[B, T]`` masks whole
+    sequences (it is read as ``[B, 1]``), also when ``B == T``: lossjax masks
+    align with leading axes everywhere (numpy's trailing alignment would
+    silently mask token positions instead). Each mask axis must equal the batch
+    axis it lines up with, or be 1.
+
+    Args:
+      fn: the public function (for the error message).
+      where: None or a boolean array of rank <= ``len(batch_shape)``.
+      batch_shape: the loss's batch shape.
+
+    Returns:
+      The mask broadcast to ``batch_shape``, or None when ``where`` is None.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax import _checks as C
+      >>> C.prepare_where("f", jnp.array([True, False]), (2, 2)).tolist()
+      [[True, True], [False, False]]
     """
     if where is None:
         return None
@@ -326,18 +344,13 @@ def prepare_where(fn: str, where: ArrayLike | None, batch_shape: Sequence[int]) 
     if where.dtype != jnp.bool_:
         raise TypeError(f"{fn}: `where` must be a boolean mask, got dtype {where.dtype}.")
     batch_shape = tuple(batch_shape)
-    try:
-        jnp.broadcast_shapes(where.shape, batch_shape)
-        ok = len(where.shape) <= len(batch_shape) and jnp.broadcast_shapes(where.shape, batch_shape) == batch_shape
-    except ValueError:
-        ok = False
+    ok = where.ndim <= len(batch_shape) and all(w in (1, b) for w, b in zip(where.shape, batch_shape, strict=False))
     if not ok:
         raise ValueError(
-            f"{fn}: `where` must be broadcastable to the batch shape {batch_shape}, got shape {where.shape}."
+            f"{fn}: `where` must be broadcastable to the batch shape {batch_shape} along its leading axes "
+            f"(each axis equal or 1), got shape {where.shape}."
         )
-    if where.ndim < len(batch_shape):
-        where = jnp.reshape(where, (1,) * (len(batch_shape) - where.ndim) + where.shape)
-    return jnp.broadcast_to(where, batch_shape)
+    return jnp.broadcast_to(_expand(where, len(batch_shape)), batch_shape)
 
 
 def _expand(mask: Array, ndim: int) -> Array:

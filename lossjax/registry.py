@@ -92,7 +92,27 @@ class Sample:
         cannot match it; ``grad`` then checks that the float64 gradient is
         finite, nonzero and equal to the float32 one (the family tests check
         its value against the reference).
-      bf16_tol: relative/absolute tolerance of the bf16 check.
+      bf16_tol: relative/absolute tolerance of the ``bf16`` check, which
+        compares bf16 inputs with the same (bf16-rounded) values in float32.
+        ``None`` (the default) means float32 tolerances: the dtype policy
+        computes in float32, so the two must agree to float32 precision. Only
+        a loss that keeps half-precision operands on purpose (a fused matmul)
+        declares a looser one, and says why.
+      variants: hyperparameter dicts; every property runs on the sample with
+        each of them too (e.g. z-loss and soft-capping switched on).
+      class_axis: the first argument is ``logits [..., C]`` with classes on the
+        last axis (and the second, when integer, the labels): the suite then
+        adds the softmax edge cases (``-inf`` in a non-target class, mixed
+        magnitudes in one row, a confidently wrong row).
+      value_tol: ``{"rtol": ..., "atol": ...}`` for the ``value`` check when the
+        float32 computation legitimately loses more than the backend's default
+        (large logit scales); documented where used.
+      expected: independent expected outputs for user-registered losses (the
+        library's own live in ``lossjax/expected/*.json``): a mapping in the
+        same format as one entry of those files.
+      fuzz_scaled: the arguments the ``fuzz`` property may rescale (default:
+        the differentiated ones); ``()`` for inputs with a bounded domain
+        (probabilities, log-probabilities of a fixed sum).
     """
 
     args: tuple
@@ -103,8 +123,13 @@ class Sample:
     where: bool = True
     grad_eps: float = 1e-4
     grad_tol: float = 1e-4
-    bf16_tol: float = 3e-2
+    bf16_tol: float | None = None
     surrogate_grad: bool = False
+    variants: tuple[Mapping[str, Any], ...] = ()
+    class_axis: bool = False
+    value_tol: Mapping[str, float] | None = None
+    expected: Mapping[str, Any] | None = None
+    fuzz_scaled: tuple[int, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,12 +143,19 @@ class TransformSample:
       hyperparams: factory arguments for ``lossjax.get(name, **hyperparams)``.
       extra_args: keyword arguments for ``update`` (e.g. ``grad_fn`` or loss
         values); callables are closed over, arrays traced.
+      variants: more hyperparameter dicts; every property runs on each.
+      value_tol: ``{"rtol": ..., "atol": ...}`` for the ``value`` check.
+      expected: independent expected updates for user-registered transforms
+        (the library's own live in ``lossjax/expected/*.json``).
     """
 
     params: Any
     updates: Any
     hyperparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     extra_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    variants: tuple[Mapping[str, Any], ...] = ()
+    value_tol: Mapping[str, float] | None = None
+    expected: Mapping[str, Any] | None = None
 
 
 # ------------------------------- the registry -------------------------------

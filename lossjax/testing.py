@@ -6,9 +6,13 @@ Run it from the shell with ``lossjax check [NAME ...]`` or from Python::
     results = lossjax.testing.run()          # every entry, every property
     lossjax.testing.print_table(results)
 
-Each registered entry declares the inputs the suite uses (:class:`Sample` for
-losses, :class:`TransformSample` for transforms). The properties checked for
-a loss are:
+Each registered entry declares the inputs the suite uses (:class:`~lossjax.registry.Sample`
+for losses, :class:`~lossjax.registry.TransformSample` for transforms), and
+the library ships, for every entry, the outputs an *independent* source gives
+on those inputs (``lossjax/expected/<family>.json``: an upstream library call,
+a port pinned to its upstream commit, or a closed form, computed in float64
+by the scripts in ``tests/reference/``). The properties checked for a loss,
+on the sample and on each of its hyperparameter ``variants``:
 
 ==============  ==============================================================
 ``kind``        the output is what the registered kind promises: the batch
@@ -18,27 +22,49 @@ a loss are:
 ``vmap``        ``vmap`` over an extra leading axis equals a Python loop.
 ``where``       a ``where`` mask equals slicing the batch; masked entries are 0.
 ``all_masked``  an all-masked batch gives 0 and finite (zero) gradients.
-``extremes``    extreme inputs (logits of +-1e4, zeros, probabilities 0 and 1)
-                give finite values and gradients.
-``bf16``        bf16 inputs give a float32 result close to the float32 one.
+``extremes``    extreme inputs (logits of +-1e4, zeros; for losses with a
+                class axis ``-inf`` in a non-target class, 1e4 beside 1e-4 in
+                one row, confidently wrong rows) give finite values and
+                gradients, and ``jit`` equals eager there.
+``value``       values and gradients equal the independent expected ones (at
+                the sample, its variants and the extremes), within the
+                backend's float32 tolerance.
+``bf16``        bf16 inputs give float32 results equal, to float32 precision,
+                to float32 inputs holding the same values (the dtype policy
+                computes in float32).
 ``x64``         under ``jax_enable_x64`` float32 inputs give float32 and no
                 float64 op is traced; float64 inputs give float64.
 ``grad``        ``jax.test_util.check_grads`` in float64.
 ``export``      the loss and its gradient lower for CPU, CUDA and TPU.
 ``registry``    ``from_config(get(name).to_config())`` gives the same values.
+``parallel``    (losses taking ``axis_name``) on the available devices, the
+                gradient of ``pmean(loss)`` under ``shard_map`` and ``pmap``
+                with ``pmean`` of the gradients both equal the one-device
+                gradient of the whole batch.
+``fuzz``        seeded random valid calls (random batch sizes, 1 and 0
+                included; scales up to 1e3 and spreads down to 1e-6; NaN in
+                masked rows; float32 and bf16) give finite values and
+                gradients, or a clear error for an empty batch. Every failure
+                prints the seed that reproduces it.
 ==============  ==============================================================
 
 For transforms: ``jit``, ``finite`` (zero and random updates give finite
-updates and state), ``state`` (a NamedTuple of arrays), ``export`` and
-``registry``.
+updates and state), ``state`` (a NamedTuple of arrays), ``value`` (two steps
+equal the independent expected updates), ``export`` and ``registry``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import inspect
+import json
+import os
+import pathlib
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -54,6 +80,9 @@ __all__ = [
     "CheckResult",
     "assert_close",
     "check",
+    "cotangent",
+    "dump_inputs",
+    "fingerprint",
     "print_table",
     "properties_for",
     "run",
@@ -68,17 +97,27 @@ LOSS_PROPERTIES = (
     "where",
     "all_masked",
     "extremes",
+    "value",
     "bf16",
     "x64",
     "grad",
     "export",
     "registry",
+    "parallel",
+    "fuzz",
 )
-TRANSFORM_PROPERTIES = ("jit", "finite", "state", "export", "registry")
+TRANSFORM_PROPERTIES = ("jit", "finite", "state", "value", "export", "registry")
+EXPECTED_DIR = pathlib.Path(__file__).parent / "expected"
+#: Number of random calls per entry in the ``fuzz`` property (``LOSSJAX_FUZZ_BUDGET`` raises it).
+FUZZ_BUDGET = int(os.environ.get("LOSSJAX_FUZZ_BUDGET", "2"))
+#: Steps of the transform ``value`` protocol.
+TRANSFORM_STEPS = 2
 
 
 @dataclasses.dataclass(frozen=True)
 class CheckResult:
+    """One (entry, property) outcome of :func:`run`."""
+
     name: str
     prop: str
     ok: bool
@@ -87,7 +126,20 @@ class CheckResult:
 
 
 def tolerances(dtype: Any, backend: str | None = None) -> dict[str, float]:
-    """The one place tolerances live: ``{"rtol": ..., "atol": ...}`` for a dtype and backend."""
+    """The one place tolerances live: ``{"rtol": ..., "atol": ...}`` for a dtype and backend.
+
+    Args:
+      dtype: the dtype of the computation compared.
+      backend: ``"cpu"``, ``"gpu"``, ``"tpu"`` (default: JAX's default backend).
+
+    Returns:
+      A dict for :func:`numpy.testing.assert_allclose`.
+
+    Example:
+      >>> from lossjax.testing import tolerances
+      >>> tolerances("float32", "cpu")
+      {'rtol': 2e-05, 'atol': 2e-06}
+    """
     backend = backend or jax.default_backend()
     dt = jnp.dtype(dtype)
     if dt == jnp.float64:
@@ -100,6 +152,14 @@ def tolerances(dtype: Any, backend: str | None = None) -> dict[str, float]:
     return {"rtol": 2e-4, "atol": 2e-5}
 
 
+def _value_tolerances(backend: str | None = None) -> dict[str, float]:
+    """float32 result vs a float64 independent reference: a few float32 ulps per operation on CPU."""
+    backend = backend or jax.default_backend()
+    if backend == "cpu":
+        return {"rtol": 1e-4, "atol": 1e-5}
+    return {"rtol": 2e-3, "atol": 2e-4}  # TF32-class matmul passes
+
+
 def _is_number_list(x) -> bool:
     if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
         return len(x) > 0 and all(_is_number_list(v) for v in x)
@@ -107,7 +167,23 @@ def _is_number_list(x) -> bool:
 
 
 def assert_close(actual: Any, expected: Any, *, dtype: Any = jnp.float32, err: str = "", **override) -> None:
-    """``np.testing.assert_allclose`` over pytrees with :func:`tolerances`."""
+    """``np.testing.assert_allclose`` over pytrees with :func:`tolerances`.
+
+    Args:
+      actual: a pytree of arrays.
+      expected: a pytree of the same structure (or a nested list of numbers for one array).
+      dtype: the dtype whose tolerances apply.
+      err: a message prefix.
+      **override: ``rtol`` / ``atol`` overrides.
+
+    Returns:
+      None; raises AssertionError on a mismatch.
+
+    Example:
+      >>> import numpy as np
+      >>> from lossjax.testing import assert_close
+      >>> assert_close(np.float32(1.0), [1.0])
+    """
     tol = {**tolerances(dtype), **override}
     la, lb = jax.tree.leaves(actual), jax.tree.leaves(expected)
     if len(la) == 1 and _is_number_list(expected):
@@ -123,6 +199,10 @@ def assert_close(actual: Any, expected: Any, *, dtype: Any = jnp.float32, err: s
 
 def _is_float(x) -> bool:
     return hasattr(x, "dtype") and jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)
+
+
+def _is_key(x) -> bool:
+    return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def _cast_floats(tree, dtype):
@@ -156,10 +236,9 @@ def _mask(sample: Sample) -> np.ndarray:
 
 
 def _where_arg(sample: Sample, entry, mask: np.ndarray):
-    """The mask broadcast to the loss's batch shape (leading axis only)."""
-    out = _primary(jax.eval_shape(lambda a: _call(entry, sample, a), sample.args), entry)
-    batch_ndim = max(len(out.shape), 1) if entry.kind == "per_example" else 1
-    return jnp.asarray(mask.reshape(mask.shape + (1,) * (batch_ndim - 1)))
+    """The mask of the loss's leading batch axis (``where`` aligns with leading axes)."""
+    del entry
+    return jnp.asarray(mask)
 
 
 def _with_diff(sample: Sample, args, diff):
@@ -173,23 +252,50 @@ def _diff(sample: Sample, args):
     return tuple(args[i] for i in sample.diff_argnums)
 
 
-def _scalar_objective(entry, sample: Sample, args_fixed, where=None, kwargs=None):
-    """A function of the differentiated args returning a scalar."""
+def cotangent(shape: Sequence[int], dtype: Any = np.float64) -> np.ndarray:
+    """The fixed cotangent the expected gradients are taken with: ``1 + 0.5 cos(k)`` over the flat index.
+
+    Expected gradients are those of ``sum(cotangent(out.shape) * out)``:
+    uneven weights catch a wrong per-element gradient that a plain sum hides.
+
+    Args:
+      shape: the output's shape (``()`` for a scalar: the cotangent is 1).
+      dtype: its dtype.
+
+    Returns:
+      An array of ``shape``.
+
+    Example:
+      >>> from lossjax.testing import cotangent
+      >>> cotangent((3,)).round(4).tolist()
+      [1.5, 1.2702, 0.7919]
+    """
+    n = int(np.prod(shape)) if len(shape) else 1
+    ct = 1.0 + 0.5 * np.cos(np.arange(n, dtype=np.float64))
+    return (ct.reshape(shape) if len(shape) else np.asarray(1.0)).astype(dtype)
+
+
+def _objective(entry, sample: Sample, args_fixed, where=None, kwargs=None, weighted: bool = False):
+    """A function of the differentiated args returning ``(scalar, output)``."""
 
     def f(*diff):
         out = _call(entry, sample, _with_diff(sample, args_fixed, diff), where=where, kwargs=kwargs)
-        return jnp.sum(_primary(out, entry))
+        p = _primary(out, entry)
+        if weighted:
+            return jnp.sum(jnp.asarray(cotangent(p.shape), p.dtype) * p), out
+        return jnp.sum(p), out
 
     return f
 
 
-def _out_and_grads(entry, sample, args, where=None, kwargs=None):
-    """``(output, gradients of sum(primary output) wrt the differentiated args)`` in one pass."""
+def _scalar_objective(entry, sample: Sample, args_fixed, where=None, kwargs=None):
+    f = _objective(entry, sample, args_fixed, where=where, kwargs=kwargs)
+    return lambda *diff: f(*diff)[0]
 
-    def f(*diff):
-        out = _call(entry, sample, _with_diff(sample, args, diff), where=where, kwargs=kwargs)
-        return jnp.sum(_primary(out, entry)), out
 
+def _out_and_grads(entry, sample, args, where=None, kwargs=None, weighted: bool = False):
+    """``(output, gradients of sum([cotangent *] primary output) wrt the differentiated args)`` in one pass."""
+    f = _objective(entry, sample, args, where=where, kwargs=kwargs, weighted=weighted)
     if not sample.diff_argnums:
         return f()[1], ()
     (_, out), grads = jax.value_and_grad(f, argnums=tuple(range(len(sample.diff_argnums))), has_aux=True)(
@@ -202,7 +308,21 @@ def _all_finite(tree) -> bool:
     return all(bool(np.all(np.isfinite(np.asarray(x, np.float64)))) for x in jax.tree.leaves(tree) if _is_float(x))
 
 
-def _auto_extremes(sample: Sample) -> tuple[tuple, ...]:
+# ------------------------------ variants and cases ------------------------------
+
+
+def _with_variant(sample, variant: Mapping[str, Any]):
+    if isinstance(sample, TransformSample):
+        return dataclasses.replace(sample, hyperparams={**sample.hyperparams, **variant})
+    return dataclasses.replace(sample, kwargs={**sample.kwargs, **variant})
+
+
+def _variants(sample) -> list[tuple[dict, Any]]:
+    """``[(variant hyperparameters, sample with them), ...]``: the plain sample first."""
+    return [({}, sample)] + [(dict(v), _with_variant(sample, v)) for v in sample.variants]
+
+
+def _auto_extremes(sample: Sample) -> list[tuple[str, tuple]]:
     out = []
     for fill in ("big", "zero"):
         args = list(sample.args)
@@ -213,13 +333,211 @@ def _auto_extremes(sample: Sample) -> tuple[tuple, ...]:
                 args[i] = np.where(s == 0, 1.0, s).astype(a.dtype) * 1e4
             else:
                 args[i] = np.zeros_like(a)
-        out.append(tuple(args))
-    return tuple(out)
+        out.append((fill, tuple(args)))
+    return out
+
+
+def _class_axis_extremes(sample: Sample) -> list[tuple[str, tuple]]:
+    """Softmax edge cases: -inf in a non-target class, 1e4 beside 1e-4 in a row, confidently wrong rows."""
+    logits = np.asarray(sample.args[0], np.float32)
+    labels = np.asarray(sample.args[1]) if len(sample.args) > 1 else None
+    if logits.ndim < 1 or logits.shape[-1] < 3:
+        return []
+    c = logits.shape[-1]
+    integer = labels is not None and np.issubdtype(labels.dtype, np.integer) and labels.shape == logits.shape[:-1]
+    target = labels if integer else np.argmax(labels, -1) if labels is not None else np.zeros(logits.shape[:-1], int)
+    onehot = np.eye(c, dtype=bool)[target]
+    other = np.eye(c, dtype=bool)[(target + 1) % c]
+    rest = list(sample.args[1:])
+    cases = []
+    if integer:  # a target distribution may put mass on any class: -inf only against integer labels
+        z = logits.copy()
+        z[other] = -np.inf
+        cases.append(("neg_inf", (z, *rest)))
+    z = logits.copy()
+    z[..., 0] = 1e4
+    z[..., 1] = 1e-4
+    cases.append(("mixed", (z, *rest)))
+    z = logits.copy()
+    z[onehot] = -20.0
+    z[other] = 20.0
+    cases.append(("confident_wrong", (z, *rest)))
+    return cases
+
+
+def _extreme_cases(sample: Sample) -> list[tuple[str, tuple]]:
+    if sample.extremes is not None:
+        base = [(f"extreme_{k}", tuple(a)) for k, a in enumerate(sample.extremes)]
+    else:
+        base = _auto_extremes(sample)
+    if sample.class_axis:
+        base += _class_axis_extremes(sample)
+    return base
+
+
+def _value_cases(sample: Sample) -> list[tuple[str, dict, Sample, tuple]]:
+    """``(case, variant, sample, args)``: the sample under each variant, then the extremes (plain)."""
+    cases = [("sample", v, s, s.args) for v, s in _variants(sample)]
+    if sample.diff_argnums:
+        cases += [(label, {}, sample, args) for label, args in _extreme_cases(sample)]
+    return cases
+
+
+# ------------------------------ expected values ------------------------------
+
+
+def _encode(x) -> Any:
+    if _is_key(x):
+        return {"prng_key_data": np.asarray(jax.random.key_data(x)).tolist()}
+    if hasattr(x, "dtype") and hasattr(x, "shape"):
+        a = np.asarray(x)
+        data = a.astype(np.float64).ravel().tolist() if a.dtype.kind == "f" else a.ravel().tolist()
+        data = [None if isinstance(v, float) and not np.isfinite(v) and np.isnan(v) else v for v in data]
+        data = [("inf" if v > 0 else "-inf") if isinstance(v, float) and np.isinf(v) else v for v in data]
+        return {"dtype": str(a.dtype), "shape": list(a.shape), "data": data}
+    if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
+        return [_encode(v) for v in x]
+    if isinstance(x, Mapping):
+        return {k: _encode(v) for k, v in x.items()}
+    if hasattr(x, "_fields"):
+        return {"namedtuple": type(x).__name__, "fields": {f: _encode(getattr(x, f)) for f in x._fields}}
+    return x
+
+
+def fingerprint(*trees: Any) -> str:
+    """A short hash of arrays' dtypes, shapes and values: which inputs an expected value was made from.
+
+    Args:
+      *trees: pytrees of arrays and Python scalars.
+
+    Returns:
+      16 hexadecimal characters.
+
+    Example:
+      >>> import numpy as np
+      >>> from lossjax.testing import fingerprint
+      >>> fingerprint(np.zeros(2, np.float32)) == fingerprint(np.zeros(2, np.float32))
+      True
+    """
+    text = json.dumps(_encode(list(trees)), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _expected_files() -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    if EXPECTED_DIR.is_dir():
+        for path in sorted(EXPECTED_DIR.glob("*.json")):
+            for name, rec in json.loads(path.read_text()).items():
+                out[name] = rec
+    return out
+
+
+def _expected(entry, sample) -> Mapping[str, Any]:
+    rec = sample.expected if sample.expected is not None else _expected_files().get(entry.name)
+    if rec is None:
+        raise AssertionError(
+            f"{entry.name}: no independent expected value: add it to lossjax/expected/{entry.family}.json "
+            "(tests/reference/README.md says how) or pass Sample(expected=...)"
+        )
+    assert rec.get("source"), f"{entry.name}: the expected values do not name their independent source"
+    return rec
+
+
+def _find_case(entry, rec, case: str, variant: Mapping[str, Any]) -> Mapping[str, Any]:
+    want = json.dumps(_encode(dict(variant)), sort_keys=True)
+    for c in rec.get("cases", ()):
+        if c.get("case") == case and json.dumps(c.get("variant", {}), sort_keys=True) == want:
+            return c
+    raise AssertionError(f"{entry.name}: no expected value for case {case!r} with variant {dict(variant)}")
+
+
+def _input_fingerprint(sample: Sample, args) -> str:
+    return fingerprint(tuple(args), {k: v for k, v in sample.kwargs.items()})
+
+
+def dump_inputs(names: Iterable[str] | None = None) -> dict[str, Any]:
+    """The inputs of every value case, in JSON form, for the scripts that compute expected values.
+
+    The generators in ``tests/reference/`` read this (they never import
+    lossjax) and write ``lossjax/expected/<family>.json``.
+
+    Args:
+      names: entries (default: all).
+
+    Returns:
+      ``{name: {"family", "kind", "has_aux", "diff_argnums", "cases": [...]}}``; each case holds
+      ``case``, ``variant``, ``args``, ``kwargs``, ``fingerprint`` (transforms: ``params``,
+      ``updates``, ``extra_args``, ``hyperparams``, ``steps``).
+
+    Example:
+      >>> from lossjax.testing import dump_inputs
+      >>> sorted(dump_inputs(["softmax_cross_entropy"])["softmax_cross_entropy"]["cases"][0])[:3]
+      ['args', 'case', 'fingerprint']
+    """
+    out: dict[str, Any] = {}
+    for name in names or registry.available():
+        entry = registry.get_entry(name)
+        sample = _sample(entry)
+        if entry.kind == "transform":
+            cases = []
+            for v, s in _variants(sample):
+                arrays = {k: x for k, x in s.extra_args.items() if not callable(x)}
+                cases.append(
+                    {
+                        "case": "sample",
+                        "variant": _encode(v),
+                        "hyperparams": _encode(dict(s.hyperparams)),
+                        "params": _encode(s.params),
+                        "updates": _encode(s.updates),
+                        "extra_args": _encode(arrays),
+                        "callables": sorted(k for k, x in s.extra_args.items() if callable(x)),
+                        "steps": TRANSFORM_STEPS,
+                        "fingerprint": fingerprint(s.params, s.updates, arrays, dict(s.hyperparams)),
+                    }
+                )
+        else:
+            cases = [
+                {
+                    "case": case,
+                    "variant": _encode(v),
+                    "args": _encode(list(args)),
+                    "kwargs": _encode(dict(s.kwargs)),
+                    "fingerprint": _input_fingerprint(s, args),
+                }
+                for case, v, s, args in _value_cases(sample)
+            ]
+        out[entry.name] = {
+            "family": entry.family,
+            "kind": entry.kind,
+            "has_aux": entry.has_aux,
+            "diff_argnums": list(getattr(sample, "diff_argnums", ())),
+            "cases": cases,
+        }
+    return out
 
 
 # ------------------------------ properties --------------------------------
-# Each property compiles as little as it can (one jit where possible, shapes
-# from eval_shape): the suite runs ~10 properties for every registered entry.
+# Compiles are the suite's cost: one jitted function per (entry, variant,
+# purpose) is built once and shared by the properties that need it (where and
+# all_masked share one; extremes and value share another).
+
+_JIT_CACHE: dict[tuple, Callable] = {}
+
+
+def _jitted(entry, sample, purpose: str) -> Callable:
+    key = (entry.name, fingerprint(dict(sample.kwargs)), purpose)
+    if key not in _JIT_CACHE:
+        if purpose == "call":
+            fn = jax.jit(lambda a: _call(entry, sample, a))
+        elif purpose == "masked":
+            fn = jax.jit(lambda a, w: _out_and_grads(entry, sample, a, where=w))
+        elif purpose == "weighted":
+            fn = jax.jit(lambda a: _out_and_grads(entry, sample, a, weighted=True))
+        else:
+            raise ValueError(purpose)
+        _JIT_CACHE[key] = fn
+    return _JIT_CACHE[key]
 
 
 def _p_kind(entry, sample):
@@ -248,7 +566,7 @@ def _p_kind(entry, sample):
 
 def _p_jit(entry, sample):
     eager = _call(entry, sample, sample.args)
-    jitted = jax.jit(lambda *a: _call(entry, sample, a))(*sample.args)
+    jitted = _jitted(entry, sample, "call")(sample.args)
     assert_close(jitted, eager, err=f"{entry.name}: jit != eager")
 
 
@@ -271,8 +589,8 @@ def _p_vmap(entry, sample):
     )
     in_axes = tuple(0 if i in batched else None for i in range(len(sample.args)))
     vm = jax.jit(jax.vmap(lambda *a: _call(entry, sample, a), in_axes=in_axes))(*stacked)
-    single = jax.jit(lambda *a: _call(entry, sample, a))
-    loop = [single(*sample.args), single(*second)]
+    single = _jitted(entry, sample, "call")
+    loop = [single(sample.args), single(second)]
     assert_close(vm, jax.tree.map(lambda *xs: np.stack(xs), *loop), err=f"{entry.name}: vmap != loop")
 
 
@@ -289,7 +607,7 @@ def _p_where(entry, sample):
             a = np.array(garbage[i], copy=True)
             a[~mask] = np.nan
             garbage[i] = a
-    out, grads = jax.jit(lambda a, w: _out_and_grads(entry, sample, a, where=w))(tuple(garbage), w)
+    out, grads = _jitted(entry, sample, "masked")(tuple(garbage), w)
     masked = _primary(out, entry)
     ref = _primary(jax.jit(lambda a: _call(entry, sample, a))(sliced), entry)
     if entry.kind == "per_example":
@@ -308,7 +626,7 @@ def _p_where(entry, sample):
 def _p_all_masked(entry, sample):
     mask = np.zeros(_batch_size(sample), bool)
     w = _where_arg(sample, entry, mask)
-    out, grads = jax.jit(lambda a, w: _out_and_grads(entry, sample, a, where=w))(sample.args, w)
+    out, grads = _jitted(entry, sample, "masked")(sample.args, w)
     out = _primary(out, entry)
     assert np.all(np.asarray(out) == 0), f"{entry.name}: all-masked batch must give 0, got {out}"
     assert _all_finite(grads), f"{entry.name}: all-masked batch gave non-finite gradients"
@@ -316,12 +634,51 @@ def _p_all_masked(entry, sample):
 
 
 def _p_extremes(entry, sample):
-    cases = sample.extremes if sample.extremes is not None else _auto_extremes(sample)
-    fn = jax.jit(lambda a: _out_and_grads(entry, sample, a))
-    for k, args in enumerate(cases):
+    fn = _jitted(entry, sample, "weighted")
+    for label, args in _extreme_cases(sample):
         out, grads = fn(tuple(args))
-        assert _all_finite(out), f"{entry.name}: extreme case {k} gave a non-finite value {out}"
-        assert _all_finite(grads), f"{entry.name}: extreme case {k} gave a non-finite gradient"
+        assert _all_finite(out), f"{entry.name}: extreme case {label!r} gave a non-finite value {out}"
+        assert _all_finite(grads), f"{entry.name}: extreme case {label!r} gave a non-finite gradient"
+        eager = _call(entry, sample, tuple(args))
+        assert_close(
+            _primary(out, entry),
+            _primary(eager, entry),
+            err=f"{entry.name}: jit != eager at extreme case {label!r}",
+            **_value_tolerances(),
+        )
+
+
+def _p_value(entry, sample):
+    rec = _expected(entry, sample)
+    for case, variant, s, args in _value_cases(sample):
+        exp = _find_case(entry, rec, case, variant)
+        got_fp = _input_fingerprint(s, args)
+        assert exp.get("fingerprint") == got_fp, (
+            f"{entry.name}: the expected value of case {case!r} {variant or ''} was made from other inputs "
+            f"(fingerprint {exp.get('fingerprint')} != {got_fp}); the sample changed: regenerate it"
+        )
+        out, grads = _jitted(entry, s, "weighted")(tuple(args))
+        tol = {**_value_tolerances(), **(sample.value_tol or {})}
+        what = f"{entry.name}: case {case!r} {variant or ''} vs {rec['source']}"
+        assert_close(_primary(out, entry), _decode(exp["value"]), err=f"{what}: value", **tol)
+        if "aux" in exp and entry.has_aux:
+            assert_close(out[1], _decode(exp["aux"]), err=f"{what}: state", **tol)
+        if "grads" in exp:
+            for k, g in enumerate(grads):
+                assert_close(g, _decode(exp["grads"][k]), err=f"{what}: gradient of arg {s.diff_argnums[k]}", **tol)
+
+
+def _decode(x) -> Any:
+    if isinstance(x, Mapping) and "data" in x and "shape" in x:
+        data = [np.nan if v is None else float(v) if isinstance(v, str) else v for v in x["data"]]
+        return np.asarray(data, dtype=x.get("dtype", "float64")).reshape(x["shape"])
+    if isinstance(x, Mapping) and "fields" in x:
+        return tuple(_decode(v) for v in x["fields"].values())
+    if isinstance(x, Mapping):
+        return {k: _decode(v) for k, v in x.items()}
+    if isinstance(x, list) and x and not _is_number_list(x):
+        return [_decode(v) for v in x]
+    return np.asarray(x, np.float64) if _is_number_list(x) or isinstance(x, (int, float)) else x
 
 
 def _float_argnums(sample):
@@ -338,7 +695,8 @@ def _p_bf16(entry, sample):
     out_low, out_up = (_primary(o, entry) for o in both(low, up))
     for leaf in jax.tree.leaves(out_low):
         assert leaf.dtype == jnp.float32, f"{entry.name}: bf16 inputs must give float32, got {leaf.dtype}"
-    assert_close(out_low, out_up, rtol=sample.bf16_tol, atol=sample.bf16_tol, err=f"{entry.name}: bf16 result")
+    tol = tolerances(jnp.float32) if sample.bf16_tol is None else {"rtol": sample.bf16_tol, "atol": sample.bf16_tol}
+    assert_close(out_low, out_up, err=f"{entry.name}: bf16 inputs are not computed in float32", **tol)
 
 
 def _jaxpr_f64_ops(jaxpr) -> list[str]:
@@ -411,31 +769,173 @@ def _p_grad(entry, sample):
 
 
 def _p_export(entry, sample):
-    f = jax.jit(lambda *a: _call(entry, sample, a))
-    jax.export.export(f, platforms=PLATFORMS)(*sample.args)
+    f = _jitted(entry, sample, "call")
+    jax.export.export(f, platforms=PLATFORMS)(sample.args)
     if sample.diff_argnums:
-        g = jax.jit(lambda *a: _out_and_grads(entry, sample, a))
-        jax.export.export(g, platforms=PLATFORMS)(*sample.args)
-
-
+        jax.export.export(_jitted(entry, sample, "weighted"), platforms=PLATFORMS)(sample.args)
 
 
 def _p_registry(entry, sample):
     # Required hyperparameters (e.g. class counts) come from the sample's kwargs.
-    hp = {k: sample.kwargs[k] for k in entry.required() if k in sample.kwargs}
+    hp = {k: sample.kwargs[k] for k in entry.hyperparams if k in sample.kwargs}
     hp = {k: (np.asarray(v).tolist() if hasattr(v, "shape") else v) for k, v in hp.items()}
     configured = registry.get(entry.name, **hp)
     rebuilt = registry.from_config(configured.to_config())
     assert rebuilt.to_config() == configured.to_config(), f"{entry.name}: config does not round-trip"
     rest = {k: v for k, v in sample.kwargs.items() if k not in hp}
-    a, b, c = jax.jit(lambda *x: (configured(*x, **rest), rebuilt(*x, **rest), entry.fn(*x, **sample.kwargs)))(
-        *sample.args
-    )
+    a, b = jax.jit(lambda *x: (configured(*x, **rest), rebuilt(*x, **rest)))(*sample.args)
+    c = _jitted(entry, sample, "call")(sample.args)
     assert_close(a, c, err=f"{entry.name}: registry-built loss != the function")
     assert_close(b, c, err=f"{entry.name}: rebuilt loss != the function")
     for alias in entry.aliases:
         assert registry.get_entry(alias) is entry
     assert registry.describe(entry.name)
+
+
+def _takes_axis_name(entry) -> bool:
+    return "axis_name" in inspect.signature(entry.fn).parameters
+
+
+def _repeat_rows(sample: Sample, n: int, *, seed: int = 0) -> tuple:
+    """The sample's batched arguments with ``n`` rows drawn (cyclically, then shuffled) from its own."""
+    rows = np.random.default_rng(seed).permutation(np.arange(n) % _batch_size(sample))
+    return tuple(np.asarray(a)[rows] if i in _batched(sample) else a for i, a in enumerate(sample.args))
+
+
+def _p_parallel(entry, sample):
+    """Data parallelism: grad of pmean(loss) under shard_map, and pmap + pmean(grads), equal one device."""
+    from jax.sharding import Mesh, PartitionSpec
+
+    shard_map = getattr(jax, "shard_map", None)
+    if shard_map is None:  # older jax
+        from jax.experimental.shard_map import shard_map
+    devices = jax.devices()
+    nd = len(devices)
+    if nd < 2:
+        return "skipped: one device (run with XLA_FLAGS=--xla_force_host_platform_device_count=8 on CPU)"
+    if not sample.diff_argnums:
+        return "no differentiable input"
+    args = _repeat_rows(sample, 2 * nd)
+    batched = _batched(sample)
+    diff = sample.diff_argnums
+    reduce = jnp.mean if entry.kind == "per_example" else (lambda x: x)
+
+    def objective(dargs, axis_name):
+        full = list(args)
+        for i, d in zip(diff, dargs, strict=True):
+            full[i] = d
+        return reduce(_primary(entry.fn(*full, **sample.kwargs, axis_name=axis_name), entry))
+
+    def local(dargs, others):
+        full = list(others)
+        for i, d in zip(diff, dargs, strict=True):
+            full[i] = d
+        out = _primary(entry.fn(*full, **sample.kwargs, axis_name="d"), entry)
+        return jax.lax.pmean(reduce(out), "d")
+
+    dargs = tuple(jnp.asarray(args[i]) for i in diff)
+    single = jax.jit(jax.grad(lambda d: objective(d, None)))(dargs)
+    mesh = Mesh(np.asarray(devices), ("d",))
+    spec = tuple(PartitionSpec("d") if i in batched else PartitionSpec() for i in range(len(args)))
+    dspec = tuple(spec[i] for i in diff)
+
+    def sharded(d):
+        return shard_map(local, mesh=mesh, in_specs=(dspec, spec), out_specs=PartitionSpec())(d, args)
+
+    got = jax.jit(jax.grad(sharded))(dargs)
+    assert_close(got, single, err=f"{entry.name}: shard_map grad of pmean(loss) != one-device gradient")
+
+    # pmap with pmean of the per-device gradients.
+    def per_device(d, others):
+        g = jax.grad(lambda dd: local(dd, others))(d)
+        return jax.lax.pmean(g, "d")
+
+    def split(a, i):
+        a = np.asarray(a)
+        return a.reshape((nd, a.shape[0] // nd, *a.shape[1:])) if i in batched else np.broadcast_to(a, (nd, *a.shape))
+
+    pd = tuple(split(args[i], i) for i in diff)
+    po = tuple(split(a, i) for i, a in enumerate(args))
+    g = jax.pmap(per_device, axis_name="d")(pd, po)
+    g0 = jax.tree.map(lambda x: x[0], g)
+    # pmap's per-device gradient covers only that device's rows of batched args: gather them back.
+    for k, i in enumerate(diff):
+        if i in batched:
+            g0 = list(g0)
+            g0[k] = np.asarray(g[k]).reshape((-1, *np.asarray(g[k]).shape[2:])) * nd
+    assert_close(tuple(g0), single, err=f"{entry.name}: pmap + pmean(grads) != one-device gradient")
+
+
+def _fuzz_case(entry, sample: Sample, seed: int):
+    """One random valid call: batch size, scale, mask with NaN rows, dtype; returns a description."""
+    rng = np.random.default_rng(seed)
+    n0 = _batch_size(sample)
+    n = int(rng.choice([0, 1, 2, n0, n0 + 3]))
+    dtype = jnp.bfloat16 if rng.random() < 0.3 else jnp.float32
+    scale = float(rng.choice([1e-6, 1e-3, 1.0, 1e2, 1e3]))
+    args = (
+        list(_repeat_rows(sample, n, seed=seed))
+        if n > 0
+        else [np.asarray(a)[:0] if i in _batched(sample) else a for i, a in enumerate(sample.args)]
+    )
+    for i in sample.diff_argnums if sample.fuzz_scaled is None else sample.fuzz_scaled:
+        a = np.asarray(args[i])
+        args[i] = (a * scale).astype(a.dtype)
+    where = None
+    if sample.where and n > 0 and rng.random() < 0.7:
+        where = rng.random(n) < 0.7
+        for i in sample.diff_argnums:
+            if i in _batched(sample):
+                a = np.array(args[i], copy=True)
+                a[~where] = np.nan
+                args[i] = a
+    args = [
+        jnp.asarray(a, dtype) if _is_float(np.asarray(a)) and i in sample.diff_argnums else a
+        for i, a in enumerate(args)
+    ]
+    desc = f"seed={seed} batch={n} scale={scale} dtype={jnp.dtype(dtype).name} masked={where is not None}"
+    return tuple(args), (None if where is None else jnp.asarray(where)), n, desc
+
+
+def _p_fuzz(entry, sample):
+    base = int(hashlib.sha256(entry.name.encode()).hexdigest()[:6], 16)
+    for k in range(FUZZ_BUDGET):
+        seed = base + k
+        args, where, n, desc = _fuzz_case(entry, sample, seed)
+        repro = f"reproduce: lossjax.testing.fuzz({entry.name!r}, seed={seed}) [{desc}]"
+        try:
+            out, grads = jax.jit(lambda a, w: _out_and_grads(entry, sample, a, where=w))(args, where)
+        except (ValueError, TypeError) as e:
+            if n == 0 and entry.fn.__name__ in str(e):
+                continue  # an empty batch may be a clear error naming the function
+            raise AssertionError(f"{entry.name}: {type(e).__name__}: {e} | {repro}") from None
+        p = _primary(out, entry)
+        assert _all_finite(p), f"{entry.name}: non-finite value | {repro}"
+        assert _all_finite(grads), f"{entry.name}: non-finite gradient | {repro}"
+        if n == 0 and entry.kind == "batch":
+            assert float(p) == 0.0, f"{entry.name}: an empty batch must give 0, got {p} | {repro}"
+
+
+def fuzz(name: str, seed: int) -> None:
+    """Reruns one fuzz case of an entry (the seed is printed by a failing ``fuzz`` property).
+
+    Args:
+      name: the registered entry.
+      seed: the seed from the failure message.
+
+    Returns:
+      None; raises the failure.
+
+    Example:
+      >>> from lossjax.testing import fuzz
+      >>> fuzz("softmax_cross_entropy", seed=3)
+    """
+    entry = registry.get_entry(name)
+    sample = _sample(entry)
+    args, where, _, desc = _fuzz_case(entry, sample, seed)
+    out, grads = jax.jit(lambda a, w: _out_and_grads(entry, sample, a, where=w))(args, where)
+    if not (_all_finite(_primary(out, entry)) and _all_finite(grads)):
+        raise AssertionError(f"{name}: non-finite value or gradient [{desc}]")
 
 
 _LOSS_CHECKS: dict[str, Callable] = {
@@ -445,12 +945,19 @@ _LOSS_CHECKS: dict[str, Callable] = {
     "where": _p_where,
     "all_masked": _p_all_masked,
     "extremes": _p_extremes,
+    "value": _p_value,
     "bf16": _p_bf16,
     "x64": _p_x64,
     "grad": _p_grad,
     "export": _p_export,
     "registry": _p_registry,
+    "parallel": _p_parallel,
+    "fuzz": _p_fuzz,
 }
+#: Properties being rolled out (not yet run by default).
+_PENDING = {"value", "parallel", "fuzz"}
+#: Properties that run once per entry (they iterate over the cases themselves).
+_ONCE = {"value", "parallel", "fuzz"}
 
 # ------------------------------ transforms --------------------------------
 
@@ -504,6 +1011,58 @@ def _t_state(entry, ts):
     visit(state, "state")
 
 
+def transform_steps(tx, ts: TransformSample, steps: int = TRANSFORM_STEPS):
+    """The transform ``value`` protocol: ``steps`` updates with the sample's inputs, applying each.
+
+    ``state = tx.init(params)``; then ``steps`` times: ``out, state =
+    tx.update(updates, state, params, **extra_args)`` with the sample's (fixed)
+    ``updates`` and ``params = params + out``. The expected-value scripts
+    implement the same protocol.
+
+    Args:
+      tx: the transformation.
+      ts: its sample.
+      steps: how many updates.
+
+    Returns:
+      The list of the ``steps`` output updates.
+
+    Example:
+      >>> import optax, numpy as np
+      >>> from lossjax.registry import TransformSample
+      >>> from lossjax.testing import transform_steps
+      >>> ts = TransformSample(params={"w": np.ones(2, np.float32)}, updates={"w": np.ones(2, np.float32)})
+      >>> [u["w"].tolist() for u in transform_steps(optax.sgd(0.5), ts)]
+      [[-0.5, -0.5], [-0.5, -0.5]]
+    """
+    import optax
+
+    params = ts.params
+    state = tx.init(params)
+    outs = []
+    for _ in range(steps):
+        out, state = tx.update(ts.updates, state, params, **ts.extra_args)
+        outs.append(out)
+        params = optax.apply_updates(params, out)
+    return outs
+
+
+def _t_value(entry, ts):
+    rec = _expected(entry, ts)
+    for variant, s in _variants(ts):
+        exp = _find_case(entry, rec, "sample", variant)
+        arrays = {k: x for k, x in s.extra_args.items() if not callable(x)}
+        got_fp = fingerprint(s.params, s.updates, arrays, dict(s.hyperparams))
+        assert exp.get("fingerprint") == got_fp, (
+            f"{entry.name}: the expected updates {variant or ''} were made from other inputs; regenerate them"
+        )
+        tx = registry.get(entry.name, **s.hyperparams)
+        outs = jax.jit(functools.partial(transform_steps, tx, s))()
+        tol = {**_value_tolerances(), **(ts.value_tol or {})}
+        for k, (o, e) in enumerate(zip(outs, exp["steps_updates"], strict=True)):
+            assert_close(o, _decode(e), err=f"{entry.name}: step {k + 1} {variant or ''} vs {rec['source']}", **tol)
+
+
 def _t_export(entry, ts):
     _, step, arrays = _tx_parts(entry, ts)
     jax.export.export(jax.jit(step), platforms=PLATFORMS)(ts.updates, ts.params, arrays)
@@ -524,6 +1083,7 @@ _TRANSFORM_CHECKS: dict[str, Callable] = {
     "jit": _t_jit,
     "finite": _t_finite,
     "state": _t_state,
+    "value": _t_value,
     "export": _t_export,
     "registry": _t_registry,
 }
@@ -542,34 +1102,84 @@ def _sample(entry):
 
 
 def properties_for(name: str) -> tuple[str, ...]:
-    """The properties that apply to an entry."""
+    """The properties that apply to an entry.
+
+    Args:
+      name: a registered name or alias.
+
+    Returns:
+      A tuple of property names (see the module docstring).
+
+    Example:
+      >>> from lossjax.testing import properties_for
+      >>> "value" in properties_for("softmax_cross_entropy")
+      True
+    """
     entry = registry.get_entry(name)
     if entry.kind == "transform":
-        return TRANSFORM_PROPERTIES
+        return tuple(p for p in TRANSFORM_PROPERTIES if p not in _PENDING)
     s = _sample(entry)
-    props = list(LOSS_PROPERTIES)
+    props = [p for p in LOSS_PROPERTIES if p not in _PENDING]
     if not s.where or entry.kind == "function":
         props = [p for p in props if p not in ("where", "all_masked")]
     if not s.diff_argnums:
-        props = [p for p in props if p not in ("grad", "extremes")]
+        props = [p for p in props if p not in ("grad", "extremes", "parallel")]
     if not _float_argnums(s):
         props = [p for p in props if p != "bf16"]
+    if not _takes_axis_name(entry) or entry.kind == "function":
+        props = [p for p in props if p != "parallel"]
     return tuple(props)
 
 
 def check(name: str, prop: str) -> str | None:
-    """Runs one property of one entry; raises AssertionError (or the loss's error) on failure."""
+    """Runs one property of one entry, on its sample and every variant.
+
+    Args:
+      name: a registered name or alias.
+      prop: a property from :func:`properties_for`.
+
+    Returns:
+      None, or a note (e.g. ``"skipped: ..."``); raises AssertionError (or the
+      loss's own error) on failure.
+
+    Example:
+      >>> from lossjax.testing import check
+      >>> check("softmax_cross_entropy", "jit")
+    """
     entry = registry.get_entry(name)
     checks = _TRANSFORM_CHECKS if entry.kind == "transform" else _LOSS_CHECKS
     if prop not in checks:
         raise ValueError(f"lossjax.testing.check: unknown property {prop!r}; known: {sorted(checks)}")
+    sample = _sample(entry)
     # As strict as the test session: implicit rank promotion is an error.
     with jax.numpy_rank_promotion("raise"):
-        return checks[prop](entry, _sample(entry))
+        if prop in _ONCE or entry.kind == "transform":
+            return checks[prop](entry, sample)
+        notes = [checks[prop](entry, s) for _, s in _variants(sample)]
+        return next((n for n in notes if n), None)
 
 
-def run(names: Iterable[str] | None = None, properties: Sequence[str] | None = None) -> list[CheckResult]:
-    """Runs the suite; returns one :class:`CheckResult` per (entry, property)."""
+def run(
+    names: Iterable[str] | None = None,
+    properties: Sequence[str] | None = None,
+    *,
+    progress: Callable[[CheckResult], None] | None = None,
+) -> list[CheckResult]:
+    """Runs the suite; returns one :class:`CheckResult` per (entry, property).
+
+    Args:
+      names: entries to check (default: every registered entry).
+      properties: only these properties (default: all that apply).
+      progress: called with each result as soon as it is known.
+
+    Returns:
+      The results, in order.
+
+    Example:
+      >>> from lossjax.testing import run
+      >>> [r.ok for r in run(["softmax_cross_entropy"], ["jit", "kind"])]
+      [True, True]
+    """
     names = list(names) if names else registry.available()
     results = []
     for name in names:
@@ -578,14 +1188,16 @@ def run(names: Iterable[str] | None = None, properties: Sequence[str] | None = N
             props = properties_for(canonical)
         except Exception as e:  # a broken sample is a failure of every property
             results.append(CheckResult(canonical, "sample", False, f"{type(e).__name__}: {e}"))
+            if progress:
+                progress(results[-1])
             continue
         for prop in props:
             if properties and prop not in properties:
                 continue
             t0 = time.perf_counter()
             try:
-                check(canonical, prop)
-                results.append(CheckResult(canonical, prop, True, "", time.perf_counter() - t0))
+                note = check(canonical, prop)
+                results.append(CheckResult(canonical, prop, True, note or "", time.perf_counter() - t0))
             except Exception as e:
                 detail = f"{type(e).__name__}: {e}".strip().splitlines()
                 tb = traceback.format_exc(limit=-2).strip().splitlines()
@@ -598,11 +1210,27 @@ def run(names: Iterable[str] | None = None, properties: Sequence[str] | None = N
                         time.perf_counter() - t0,
                     )
                 )
+            if progress:
+                progress(results[-1])
     return results
 
 
 def print_table(results: Sequence[CheckResult], *, file=None) -> bool:
-    """Prints a name x property table of pass/fail; returns True if all passed."""
+    """Prints a name x property table of pass/fail; returns True if all passed.
+
+    Args:
+      results: from :func:`run`.
+      file: where to print (default: stdout).
+
+    Returns:
+      True when every result passed.
+
+    Example:
+      >>> import io
+      >>> from lossjax.testing import CheckResult, print_table
+      >>> print_table([CheckResult("x", "jit", True)], file=io.StringIO())
+      True
+    """
     import sys
 
     file = file or sys.stdout
@@ -620,11 +1248,15 @@ def print_table(results: Sequence[CheckResult], *, file=None) -> bool:
         cells = []
         for p in present:
             r = row.get(p)
-            cells.append(("-" if r is None else ("pass" if r.ok else "FAIL")).ljust(10))
+            cell = "-" if r is None else ("FAIL" if not r.ok else "skip" if r.detail.startswith("skipped") else "pass")
+            cells.append(cell.ljust(10))
         print(name.ljust(width) + "  " + "  ".join(cells), file=file)
     failures = [r for r in results if not r.ok]
-    n_ok = sum(r.ok for r in results)
-    print(f"\n{n_ok} passed, {len(failures)} failed", file=file)
+    skipped = [r for r in results if r.ok and r.detail.startswith("skipped")]
+    n_ok = sum(r.ok for r in results) - len(skipped)
+    print(f"\n{n_ok} passed, {len(failures)} failed, {len(skipped)} skipped", file=file)
+    for r in skipped[:5]:
+        print(f"skip {r.name}.{r.prop}: {r.detail}", file=file)
     for r in failures:
         print(f"FAIL {r.name}.{r.prop}: {r.detail}", file=file)
     return not failures

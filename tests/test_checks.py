@@ -41,7 +41,7 @@ def test_dtype_errors():
 
 
 def test_bad_where_shape():
-    with pytest.raises(ValueError, match=r"`where` must be broadcastable to the batch shape \(4,\), got shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"`where` must be broadcastable to the batch shape \(4,\) along its leading axes .*got shape \(3,\)"):
         softmax_cross_entropy(jnp.zeros((4, 3)), jnp.zeros(4, jnp.int32), where=jnp.ones(3, bool))
 
 
@@ -119,3 +119,12 @@ def test_debug_mode_reports_out_of_range_labels():
     # Outside debug mode the same call traces no check at all.
     jaxpr = jax.make_jaxpr(softmax_cross_entropy)(jnp.zeros((2, 3)), jnp.array([0, 5]))
     assert "check" not in str(jaxpr) and "callback" not in str(jaxpr)
+
+
+def test_where_aligns_with_leading_axes_even_when_batch_equals_time():
+    # A per-sequence mask [B] on a per-token loss [B, T] with B == T masks sequences, not positions.
+    where = jnp.array([True, False, True])
+    got = C.prepare_where("f", where, (3, 3))
+    assert got.tolist() == [[True] * 3, [False] * 3, [True] * 3]
+    with pytest.raises(ValueError, match="along its leading axes"):
+        C.prepare_where("f", jnp.array([True, False]), (3, 2))  # [T]-shaped: not a leading-axis mask
