@@ -11,6 +11,8 @@ checks that need data (labels out of range, NaN inputs) go through
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -531,8 +533,63 @@ def debug_checks():
         _DEBUG.on = prev
 
 
+def _is_array(x: Any) -> bool:
+    return isinstance(x, (jax.Array, np.ndarray, np.generic)) and not isinstance(x, (bool, int, float))
+
+
+def _input_masks(fn: Callable[..., Any], args: tuple, kwargs: dict) -> list[tuple[Any, Array]]:
+    """``(input, where_mask_or_None)`` for every float input, pairing each with the masks that apply to it.
+
+    ``where`` applies to every input whose leading axes it matches; ``X_where``
+    to the inputs whose parameter name contains ``X`` (``token_where`` to any
+    input it matches): masked rows may hold anything (padding), also NaN.
+    """
+    try:
+        names = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        names = []
+    named = [(names[i] if i < len(names) else f"arg{i}", a) for i, a in enumerate(args)]
+    named += [(k, v) for k, v in kwargs.items() if k != "where" and not k.endswith("_where")]
+    masks = {k: jnp.asarray(v) for k, v in kwargs.items() if (k == "where" or k.endswith("_where")) and v is not None}
+    out = []
+    for name, value in named:
+        for leaf in jax.tree.leaves(value):
+            if not (hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.floating)):
+                continue
+            keep = None
+            for mname, m in masks.items():
+                role = mname[: -len("_where")] if mname != "where" else ""
+                applies = mname == "where" or role == "token" or role in name
+                if applies and m.dtype == jnp.bool_ and m.ndim <= leaf.ndim and leaf.shape[: m.ndim] == m.shape:
+                    mm = _expand(m, leaf.ndim)
+                    keep = mm if keep is None else keep & mm
+            out.append((leaf, keep))
+    return out
+
+
 def checked(fn: Callable[..., Any], *, jit: bool = True) -> Callable[..., Any]:
-    """Wraps ``fn`` so that lossjax's value checks (labels in range, finite inputs) raise.
+    """Wraps a loss so that its value checks (labels in range, finite inputs) raise.
+
+    The wrapped call checks exactly what the plain call checks (shapes, dtypes
+    and hyperparameters, at trace time: settings are bound statically, never
+    traced) plus the data-dependent checks of debug mode: integer labels in
+    range, and finite inputs wherever they are not masked (masked rows are
+    padding and may hold anything, NaN included).
+
+    Inside ``jax.jit`` (or any trace) the checks cannot raise by themselves:
+    they become ``checkify`` checks that the caller functionalizes::
+
+        step = jax.jit(checkify.checkify(train_step))   # train_step calls lossjax.checked(loss)(...)
+        err, out = step(...)
+        err.throw()
+
+    Args:
+      fn: a loss (or any function of arrays).
+      jit: compile the checked function (outside a trace).
+
+    Returns:
+      A function with ``fn``'s signature that raises ``ValueError`` with the
+      failed check's message.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -542,26 +599,27 @@ def checked(fn: Callable[..., Any], *, jit: bool = True) -> Callable[..., Any]:
       ValueError: softmax_cross_entropy: integer labels must lie in [0, 3)
     """
 
-    def run(*args, **kwargs):
-        def inner(*a, **k):
-            with debug_checks():
-                out = fn(*a, **k)
-            leaves = [
-                x for x in jax.tree.leaves((a, k)) if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)
-            ]
-            for leaf in leaves:
-                checkify.check(jnp.all(jnp.isfinite(leaf)), "input contains NaN or inf")
-            return out
+    def body(args, kwargs):
+        with debug_checks():
+            out = fn(*args, **kwargs)
+        for leaf, keep in _input_masks(fn, args, kwargs):
+            ok = jnp.isfinite(leaf) if keep is None else jnp.isfinite(leaf) | ~keep
+            checkify.check(jnp.all(ok), f"{getattr(fn, '__name__', 'loss')}: input contains NaN or inf")
+        return out
 
-        checked_fn = checkify.checkify(inner, errors=checkify.user_checks)
+    def run(*args, **kwargs):
+        if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((args, kwargs))):
+            return body(args, kwargs)  # inside a trace: the caller checkifies
+        static = {k: v for k, v in kwargs.items() if not any(_is_array(x) for x in jax.tree.leaves(v))}
+        dynamic = {k: v for k, v in kwargs.items() if k not in static}
+        checked_fn = checkify.checkify(lambda a, d: body(a, {**static, **d}), errors=checkify.user_checks)
         if jit:
             checked_fn = jax.jit(checked_fn)
-        err, out = checked_fn(*args, **kwargs)
+        err, out = checked_fn(args, dynamic)
         msg = err.get()
         if msg is not None:
             raise ValueError(msg.split(" (check failed at")[0])
         return out
 
-    run.__name__ = getattr(fn, "__name__", "checked")
-    run.__doc__ = fn.__doc__
+    functools.update_wrapper(run, fn)
     return run
