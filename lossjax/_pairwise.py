@@ -13,7 +13,9 @@ transpose is ``psum_scatter``): when every device computes the loss of the
 anchors it owns against the gathered candidates and the losses are summed
 (``psum``), the gradient each device gets for its own shard is the gradient of
 the single-device loss on the concatenated batch. :func:`self_mask` marks, in
-such a local-rows x gathered-columns matrix, where a row meets itself.
+such a local-rows x gathered-columns matrix, where a row meets itself, and
+:func:`masked_logsumexp` reduces a masked similarity matrix (over rows,
+columns or all of it, across devices when the reduced axis is sharded).
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import jax
 import jax.numpy as jnp
 
 from lossjax import _checks as C
-from lossjax._parallel import AxisName, axis_offset
+from lossjax._parallel import AxisName, axis_offset, psum
 
 __all__ = [
     "DISTANCES",
     "l2_normalize",
+    "masked_logsumexp",
     "pairwise_distance",
     "pairwise_similarity",
     "self_mask",
@@ -220,3 +223,62 @@ def self_mask(num_local: int, num_total: int, *, axis_name: AxisName = None) -> 
     rows = jax.lax.broadcasted_iota(jnp.int32, (num_local, num_total), 0) + offset
     cols = jax.lax.broadcasted_iota(jnp.int32, (num_local, num_total), 1)
     return rows == cols
+
+
+def masked_logsumexp(
+    x: Array,
+    where: Array,
+    *,
+    axis: int | None = -1,
+    axis_name: AxisName = None,
+    add_one: bool = False,
+) -> Array:
+    r"""``log(sum exp(x))`` over the entries ``where`` selects (``log(1 + sum ...)`` with ``add_one``).
+
+    .. math::
+        \mathrm{lse}(x) = m + \log\sum_{i:\,w_i} e^{x_i - m}\quad
+        \Big(m + \log\big(e^{-m} + \sum_{i:\,w_i} e^{x_i - m}\big),\ m \ge 0,\ \text{with add\_one}\Big)
+
+    with the shift :math:`m` the largest selected entry (held constant in the
+    backward pass: the result does not depend on it). An empty selection gives
+    0 (``log 1 = 0`` with ``add_one``); values and gradients stay finite
+    whatever the unselected entries hold (they never reach ``exp``). With
+    ``axis_name`` the reduced axis is sharded over that mesh axis: the shift is
+    the ``pmax`` and the sum the ``psum`` over devices.
+
+    Args:
+      x: an array (float).
+      where: boolean mask of ``x``'s shape; True entries are summed.
+      axis: the axis to reduce, or None for all of them.
+      axis_name: mapped axis the reduced axis is split over, or None.
+      add_one: add ``exp(0) = 1`` inside the logarithm (multi-similarity,
+        proxy-anchor).
+
+    Returns:
+      ``x``'s shape without ``axis`` (a scalar for ``axis=None``).
+
+    Paper: none (a helper): the log-sum-exp trick.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax._pairwise import masked_logsumexp
+      >>> x = jnp.array([[0.0, 1.0, 50.0], [2.0, 0.0, 0.0]])
+      >>> masked_logsumexp(x, jnp.array([[True, True, False], [False, False, False]])).round(4)
+      Array([1.3133, 0.    ], dtype=float32)
+    """
+    zero = jnp.zeros((), x.dtype)
+    # The shift carries no gradient (log-sum-exp is shift invariant); pmax has no JVP rule.
+    m = jax.lax.stop_gradient(jnp.max(jnp.where(where, x, -jnp.inf), axis=axis, keepdims=True))
+    if axis_name is not None:
+        m = jax.lax.pmax(m, axis_name)
+    has = m > -jnp.inf
+    m = jnp.where(has, m, zero)
+    if add_one:
+        m = jnp.maximum(m, zero)  # >= 0: covers the "1 +"
+    z = jnp.where(where, x, m)  # double where: unselected entries never reach exp
+    s = psum(jnp.sum(jnp.where(where, jnp.exp(z - m), zero), axis=axis, keepdims=True), axis_name)
+    if add_one:
+        out = jnp.log(s + jnp.exp(-m)) + m
+    else:
+        out = jnp.where(has, jnp.log(jnp.where(has, s, jnp.ones((), x.dtype))) + m, zero)
+    return jnp.reshape(out, ()) if axis is None else jnp.squeeze(out, axis)

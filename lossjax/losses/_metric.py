@@ -35,7 +35,7 @@ import numpy as np
 
 from lossjax import _checks as C
 from lossjax._mining import hardest, labelled_batch, multi_similarity_mine
-from lossjax._pairwise import pairwise_similarity, self_mask
+from lossjax._pairwise import masked_logsumexp, pairwise_similarity, self_mask
 from lossjax._parallel import axis_offset, gather_batch, psum
 from lossjax.registry import Sample, register
 
@@ -114,27 +114,6 @@ def _paired(fn: str, a: ArrayLike, b: ArrayLike, where, axis_name, names=("embed
     ag, bg, vg = (gather_batch(t, axis_name) for t in (a, b, valid))
     cols = valid[:, None] & vg[None, :]
     return _Paired(a, b, ag, bg, cols, self_mask(n, ag.shape[0], axis_name=axis_name), mask, dtype)
-
-
-def _lse(x: Array, mask: Array, *, add_one: bool = False) -> Array:
-    """Row-wise ``log(sum_{mask} exp(x))`` (``log(1 + sum ...)`` with ``add_one``).
-
-    Rows with an empty mask give 0 (and, with ``add_one``, ``log 1 = 0``);
-    values and gradients stay finite whatever the masked-out entries hold.
-    """
-    m = jnp.max(jnp.where(mask, x, -jnp.inf), axis=-1, keepdims=True)
-    has = jnp.any(mask, axis=-1, keepdims=True)
-    m = jnp.where(has, m, jnp.zeros((), x.dtype))
-    if add_one:
-        m = jnp.maximum(m, jnp.zeros((), x.dtype))
-    m = jax.lax.stop_gradient(m)
-    z = jnp.where(mask, x, m)  # double where: masked entries never reach exp
-    s = jnp.sum(jnp.where(mask, jnp.exp(z - m), jnp.zeros((), x.dtype)), axis=-1, keepdims=True)
-    if add_one:
-        s = s + jnp.exp(-m)
-        return (jnp.log(s) + m)[..., 0]
-    safe = jnp.where(has, s, jnp.ones((), x.dtype))
-    return jnp.where(has, jnp.log(safe) + m, jnp.zeros((), x.dtype))[..., 0]
 
 
 def _count(mask: Array, dtype) -> Array:
@@ -480,7 +459,7 @@ def lifted_structure_loss(
     b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize)
     d = pairwise_similarity(b.x, b.x_all, distance=distance)
     zero = jnp.zeros((), d.dtype)
-    lse = _lse(neg_margin - d, b.neg)  # [n]
+    lse = masked_logsumexp(neg_margin - d, b.neg)  # [n]
     has = jnp.any(b.neg, axis=-1)
     lse_g = gather_batch(lse, axis_name)
     has_g = gather_batch(has, axis_name)
@@ -571,7 +550,7 @@ def npair_loss(
     colmask = jnp.broadcast_to(selected[None, :], logits.shape) & sel_rows[:, None]
     diag = self_mask(n, m_tot, axis_name=axis_name)
     target = jnp.sum(jnp.where(diag, logits, jnp.zeros((), logits.dtype)), axis=-1)
-    per_row = jnp.where(sel_rows, _lse(logits, colmask) - target, jnp.zeros((), logits.dtype))
+    per_row = jnp.where(sel_rows, masked_logsumexp(logits, colmask) - target, jnp.zeros((), logits.dtype))
     return _global_mean(jnp.sum(per_row), _count(sel_rows, logits.dtype), axis_name)
 
 
@@ -650,8 +629,8 @@ def multi_similarity_loss(
         pos, neg = b.pos, b.neg
     else:
         pos, neg = multi_similarity_mine(s, b.pos, b.neg, margin=mining_margin)
-    pos_l = _lse(-alpha * (s - base), pos, add_one=True) / alpha
-    neg_l = _lse(beta * (s - base), neg, add_one=True) / beta
+    pos_l = masked_logsumexp(-alpha * (s - base), pos, add_one=True) / alpha
+    neg_l = masked_logsumexp(beta * (s - base), neg, add_one=True) / beta
     loss = jnp.where(b.valid, pos_l + neg_l, jnp.zeros((), s.dtype))
     return _global_mean(jnp.sum(loss), _count(b.valid, s.dtype), axis_name)
 
@@ -723,7 +702,7 @@ def circle_loss(
     logit_p = -scale * jax.nn.relu(1.0 + margin - sd) * (s - (1.0 - margin))
     logit_n = scale * jax.nn.relu(sd + margin) * (s - margin)
     ok = jnp.any(b.pos, axis=-1) & jnp.any(b.neg, axis=-1)
-    loss = jax.nn.softplus(_lse(logit_p, b.pos) + _lse(logit_n, b.neg))
+    loss = jax.nn.softplus(masked_logsumexp(logit_p, b.pos) + masked_logsumexp(logit_n, b.neg))
     loss = jnp.where(ok, loss, jnp.zeros((), s.dtype))
     return _avg_nonzero(loss, axis_name)
 
@@ -780,7 +759,7 @@ def supervised_contrastive_loss(
     t = _temperature(fn, temperature, b.dtype)
     s = pairwise_similarity(b.x, b.x_all, distance="cosine") / t
     zero = jnp.zeros((), s.dtype)
-    denom = _lse(s, b.pos | b.neg)
+    denom = masked_logsumexp(s, b.pos | b.neg)
     npos = jnp.sum(b.pos, axis=-1).astype(s.dtype)
     sum_pos = jnp.sum(jnp.where(b.pos, s, zero), axis=-1)
     loss = -(sum_pos - npos * denom) / jnp.maximum(npos, jnp.ones((), s.dtype))
@@ -842,7 +821,7 @@ def ntxent_loss(
     t = _temperature(fn, temperature, b.dtype)
     s = pairwise_similarity(b.x, b.x_all, distance="cosine") / t
     zero = jnp.zeros((), s.dtype)
-    lse_neg = _lse(s, b.neg)[:, None]
+    lse_neg = masked_logsumexp(s, b.neg)[:, None]
     has_neg = jnp.any(b.neg, axis=-1)[:, None]
     # -log(e^s / (e^s + e^lse)) = softplus(lse - s); 0 when the anchor has no negative.
     per_pair = jnp.where(b.pos & has_neg, jax.nn.softplus(lse_neg - s), zero)
@@ -873,7 +852,7 @@ def _infonce_rows(logits: Array, pr: _Paired, label_smoothing: float = 0.0) -> A
 def _ce_against(target: Array, logits: Array, negs: Array) -> Array:
     """``-log(e^t / (e^t + sum_neg e^x))`` as ``softplus(lse_neg - t)``: exact even when tiny; 0 without negatives."""
     has = jnp.any(negs, axis=-1)
-    z = jnp.where(has, _lse(logits, negs) - target, jnp.zeros((), logits.dtype))
+    z = jnp.where(has, masked_logsumexp(logits, negs) - target, jnp.zeros((), logits.dtype))
     return jnp.where(has, jax.nn.softplus(z), jnp.zeros((), logits.dtype))
 
 
@@ -1151,7 +1130,7 @@ def soft_infonce_loss(
     negs = pr.cols & ~pr.diag
     r = jax.lax.stop_gradient(C.as_compute(r, pr.dtype)) / prior_temperature
     r = jnp.where(negs, r, zero)
-    soft = jnp.exp(r - _lse(r, negs)[:, None])
+    soft = jnp.exp(r - masked_logsumexp(r, negs)[:, None])
     k = jnp.sum(negs, axis=-1, keepdims=True).astype(logits.dtype)
     w = (beta - alpha * soft) / (beta - alpha / jnp.maximum(k, jnp.ones((), k.dtype)))
     w = jnp.maximum(w, jnp.asarray(min_weight, logits.dtype))
@@ -1223,7 +1202,7 @@ def continuously_weighted_contrastive_loss(
 
     def direction(rows, cols_emb):
         logits = _logits(rows, cols_emb, "cosine", t)
-        logp = logits - _lse(logits, pr.cols)[:, None]
+        logp = logits - masked_logsumexp(logits, pr.cols)[:, None]
         return -jnp.sum(jnp.where(pr.cols, w * logp, zero), axis=-1) / wsum
 
     loss = 0.5 * (direction(pr.a, pr.bg) + direction(pr.b, pr.ag))

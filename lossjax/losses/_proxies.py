@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax._pairwise import l2_normalize, pairwise_distance, pairwise_similarity
+from lossjax._pairwise import l2_normalize, masked_logsumexp, pairwise_distance, pairwise_similarity
 from lossjax._parallel import psum
 from lossjax._proxy_core import ce_from_logits, check_proxy_inputs, class_cosines, is_concrete, proxy_sample
 from lossjax._targets import target_probs
@@ -433,19 +433,6 @@ def soft_triple_regularizer(proxies: ArrayLike, *, regularizer_weight: float = 0
     return jnp.asarray(regularizer_weight, dtype) * reg
 
 
-def _masked_log1p_sum_exp(a: Array, keep: Array, axis_name) -> Array:
-    """``log(1 + sum_i keep_i exp(a_i))`` over axis 0 (and across devices), stably; 0 for empty sets."""
-    dtype = a.dtype
-    neg = jnp.asarray(-jnp.inf, dtype)
-    # The shift carries no gradient (log-sum-exp is shift invariant); pmax has no JVP rule.
-    local_max = jax.lax.stop_gradient(jnp.max(jnp.where(keep, a, neg), axis=0))
-    mx = local_max if axis_name is None else jax.lax.pmax(local_max, axis_name)
-    shift = jnp.maximum(mx, jnp.zeros((), dtype))  # >= 0: covers the "1 +"
-    terms = jnp.where(keep, jnp.exp(jnp.where(keep, a, shift[None]) - shift[None]), jnp.zeros((), dtype))
-    total = psum(jnp.sum(terms, axis=0), axis_name)
-    return shift + jnp.log(jnp.exp(-shift) + total)
-
-
 def _proxy_anchor_sample() -> Sample:
     return proxy_sample(seed=2, n=8, c=3)
 
@@ -517,8 +504,8 @@ def proxy_anchor_loss(
     neg = (onehot == 0) & valid[:, None]
     a = jnp.asarray(scale, dtype)
     m = jnp.asarray(margin, dtype)
-    pos_term = _masked_log1p_sum_exp(-a * (cos - m), pos, axis_name)
-    neg_term = _masked_log1p_sum_exp(a * (cos + m), neg, axis_name)
+    pos_term = masked_logsumexp(-a * (cos - m), pos, axis=0, axis_name=axis_name, add_one=True)
+    neg_term = masked_logsumexp(a * (cos + m), neg, axis=0, axis_name=axis_name, add_one=True)
     with_pos = psum(jnp.sum(pos, axis=0), axis_name) > 0
     n_with_pos = jnp.sum(with_pos).astype(dtype)
     num_classes = cos.shape[-1]
@@ -530,10 +517,6 @@ def proxy_anchor_loss(
 # --------------------------------------------------------------------------
 # Prototype losses (episodes).
 # --------------------------------------------------------------------------
-
-
-def _episode_mask(fn: str, where, k: int):
-    return C.prepare_where(fn, where, (k,))
 
 
 def _ce_over_valid_classes(logits: Array, valid: Array | None, labels_onehot: Array) -> Array:
@@ -608,7 +591,7 @@ def prototypical_loss(
         )
     k, nq, d = q.shape
     dtype = C.compute_dtype(s, q)
-    mask = _episode_mask(fn, where, k)
+    mask = C.prepare_where(fn, where, (k,))
     s = C.fill_masked(C.as_compute(s, dtype), mask)
     q = C.fill_masked(C.as_compute(q, dtype), mask)
     protos = jnp.mean(s, axis=1)
@@ -688,7 +671,7 @@ def angular_prototypical_loss(
     if is_concrete(bias) and not math.isfinite(float(bias)):
         raise ValueError(f"{fn}: `bias` must be finite, got {bias!r}.")
     dtype = C.compute_dtype(x)
-    mask = _episode_mask(fn, where, x.shape[0])
+    mask = C.prepare_where(fn, where, x.shape[:1])
     x = C.fill_masked(C.as_compute(x, dtype), mask)
     anchor = jnp.mean(x[:, 1:, :], axis=1)
     positive = x[:, 0, :]

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax._pairwise import l2_normalize, pairwise_distance
+from lossjax._pairwise import l2_normalize, masked_logsumexp, pairwise_distance
 from lossjax._parallel import gather_batch, psum
 from lossjax.registry import Sample, register
 
@@ -408,8 +408,9 @@ def dispersive_loss(
         \ell = \log\frac{1}{N^2}\sum_{i,j}\exp\Big(-\frac{\|z_i - z_j\|^2}{\tau\,D}\Big)
 
     over all ordered pairs including :math:`i = j` (the full :math:`N\times N`
-    matrix, as the official code), computed as a log-sum-exp (``pmax``/``psum``
-    across devices with ``axis_name``). ``scale_by_dim`` divides the squared
+    matrix, as the official code), computed as a log-sum-exp
+    (:func:`lossjax._pairwise.masked_logsumexp`: ``pmax``/``psum`` across
+    devices with ``axis_name``). ``scale_by_dim`` divides the squared
     distances by the flattened feature size ``D`` as the official code does.
     A regularizer added to the diffusion loss with weight ``lambda`` (0.5 in
     the paper). Its minimum over a bounded set is reached by spreading out.
@@ -449,17 +450,9 @@ def dispersive_loss(
     denom = jnp.asarray(temperature * (d if scale_by_dim else 1), dtype)
     logits = -sq / denom
     keep = valid[:, None] & vg[None, :]
-    neg_inf = jnp.asarray(-jnp.inf, dtype)
-    # The shift carries no gradient (log-sum-exp is shift invariant); pmax has no JVP rule.
-    local_max = jax.lax.stop_gradient(jnp.max(jnp.where(keep, logits, neg_inf)))
-    mx = local_max if axis_name is None else jax.lax.pmax(local_max, axis_name)
-    mx = jnp.where(jnp.isfinite(mx), mx, jnp.zeros((), dtype))
-    total = psum(jnp.sum(jnp.where(keep, jnp.exp(jnp.where(keep, logits, mx) - mx), jnp.zeros((), dtype))), axis_name)
+    lse = masked_logsumexp(logits, keep, axis=None, axis_name=axis_name)
     n = psum(jnp.sum(valid.astype(dtype)), axis_name)
-    one = jnp.ones((), dtype)
-    loss = (
-        mx + jnp.log(jnp.maximum(total, jnp.asarray(jnp.finfo(dtype).tiny, dtype))) - 2 * jnp.log(jnp.maximum(n, one))
-    )
+    loss = lse - 2 * jnp.log(jnp.maximum(n, jnp.ones((), dtype)))
     return jnp.where(n > 0, loss, jnp.zeros((), dtype))
 
 
