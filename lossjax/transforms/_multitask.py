@@ -17,7 +17,7 @@ the stacked gradients twice, once to form the ``m x m`` Gram matrix
 gradients) and once to combine ``sum_i w_i g_i`` with weights ``w`` computed
 from ``G`` alone. No ``m x P`` least-squares solve, no per-parameter
 flattening or concatenation. The shared ``update`` lives in
-:mod:`lossjax.transforms._aggregation`.
+:mod:`lossjax._aggregation`.
 
 Every factory takes ``num_losses`` (keyword, default None): the stateful ones
 (M-ConFIG, GradVac, Nash-MTL) require it; the others check the gradients
@@ -40,8 +40,7 @@ from optax.experimental import aggregating
 
 from lossjax import _checks as C
 from lossjax import _trees
-from lossjax.registry import TransformSample, register
-from lossjax.transforms._aggregation import (
+from lossjax._aggregation import (
     HIGHEST,
     aggregator,
     check_length,
@@ -51,6 +50,7 @@ from lossjax.transforms._aggregation import (
     gram_matrix,
     sample_grads,
 )
+from lossjax.registry import TransformSample, register
 
 __all__ = [
     "GradVacState",

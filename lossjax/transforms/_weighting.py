@@ -7,7 +7,7 @@ log-variances in its own state.
 
 The transforms here are optax aggregators like the combiners of
 :mod:`lossjax.transforms._multitask` (the same ``update``, from
-:mod:`lossjax.transforms._aggregation`): ``update`` takes the per-loss
+:mod:`lossjax._aggregation`): ``update`` takes the per-loss
 gradients stacked on a leading axis and, for the loss-based weightings, the
 per-loss values as ``losses=`` (shape ``[m]``), and returns ``sum_i w_i g_i``
 with the method's weights ``w``. They sit first in an ``optax.chain``. Every
@@ -27,9 +27,7 @@ from optax.experimental import aggregating
 
 from lossjax import _checks as C
 from lossjax import _trees
-from lossjax._parallel import pmean
-from lossjax.registry import Sample, TransformSample, register
-from lossjax.transforms._aggregation import (
+from lossjax._aggregation import (
     aggregator,
     check_length,
     check_num_losses,
@@ -37,6 +35,8 @@ from lossjax.transforms._aggregation import (
     gram_matrix,
     sample_grads,
 )
+from lossjax._parallel import pmean
+from lossjax.registry import Sample, TransformSample, register
 
 __all__ = [
     "DWAState",
