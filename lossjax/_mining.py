@@ -1,4 +1,8 @@
-"""Pair masks and mining on a labelled batch: the matrix-level core of the miners and the metric losses.
+"""The batch forms of the metric-learning families, their pair masks and mining.
+
+:func:`paired_batch` checks two paired views (``embeddings_a``,
+``embeddings_b``: row ``i`` of each is a positive pair), as the contrastive
+(metric) and self-supervised losses take them.
 
 :func:`labelled_batch` checks a labelled batch (``embeddings [N, D]``,
 integer ``labels [N]``, optional ``where``), gathers it over ``axis_name``
@@ -28,6 +32,7 @@ __all__ = [
     "labelled_batch",
     "multi_similarity_mine",
     "pair_masks",
+    "paired_batch",
 ]
 
 Array = jax.Array
@@ -57,6 +62,30 @@ class LabelledBatch(NamedTuple):
     pos: Array
     neg: Array
     dtype: jnp.dtype
+
+
+def paired_batch(
+    fn: str,
+    embeddings_a: ArrayLike,
+    embeddings_b: ArrayLike,
+    where: ArrayLike | None,
+    *,
+    names: tuple[str, str] = ("embeddings_a", "embeddings_b"),
+) -> tuple[Array, Array, Array | None, jnp.dtype]:
+    """Checks two paired views ``[N, D]`` of the same shape and ``where``; fills padded rows with 0.
+
+    Returns ``(a, b, mask, dtype)``: both views in the compute dtype, the
+    ``[N]`` boolean mask (or None) and the compute dtype. ``names`` are the
+    argument names the errors use.
+    """
+    a = C.check_array(fn, names[0], embeddings_a, ndim=2, dtype="float")
+    b = C.check_array(fn, names[1], embeddings_b, ndim=2, dtype="float")
+    C.check_same_shape(fn, names, a, b)
+    dtype = C.compute_dtype(a, b)
+    mask = C.prepare_where(fn, where, a.shape[:1])
+    a = C.fill_masked(C.as_compute(a, dtype), mask)
+    b = C.fill_masked(C.as_compute(b, dtype), mask)
+    return a, b, mask, dtype
 
 
 def pair_masks(labels: Array, ref_labels: Array, valid: Array, ref_valid: Array, self_m: Array) -> tuple[Array, Array]:

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax._mining import hardest, labelled_batch, multi_similarity_mine
+from lossjax._mining import hardest, labelled_batch, multi_similarity_mine, paired_batch
 from lossjax._pairwise import masked_logsumexp, pairwise_similarity, self_mask
 from lossjax._parallel import axis_offset, gather_batch, psum
 from lossjax.registry import Sample, register
@@ -102,15 +102,9 @@ class _Paired(NamedTuple):
 
 
 def _paired(fn: str, a: ArrayLike, b: ArrayLike, where, axis_name, names=("embeddings_a", "embeddings_b")):
-    a = C.check_array(fn, names[0], a, ndim=2, dtype="float")
-    b = C.check_array(fn, names[1], b, ndim=2, dtype="float")
-    C.check_same_shape(fn, names, a, b)
+    a, b, mask, dtype = paired_batch(fn, a, b, where, names=names)
     n = a.shape[0]
-    dtype = C.compute_dtype(a, b)
-    mask = C.prepare_where(fn, where, (n,))
     valid = jnp.ones((n,), bool) if mask is None else mask
-    a = C.fill_masked(C.as_compute(a, dtype), mask)
-    b = C.fill_masked(C.as_compute(b, dtype), mask)
     ag, bg, vg = (gather_batch(t, axis_name) for t in (a, b, valid))
     cols = valid[:, None] & vg[None, :]
     return _Paired(a, b, ag, bg, cols, self_mask(n, ag.shape[0], axis_name=axis_name), mask, dtype)

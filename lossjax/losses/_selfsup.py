@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
+from lossjax._mining import paired_batch
 from lossjax._pairwise import l2_normalize, masked_logsumexp, pairwise_distance
 from lossjax._parallel import gather_batch, psum
 from lossjax.registry import Sample, register
@@ -46,13 +47,7 @@ def _gram(x: Array, y: Array) -> Array:
 
 
 def _two_views(fn: str, a, b, where):
-    a = C.check_array(fn, "embeddings_a", a, ndim=2, dtype="float")
-    b = C.check_array(fn, "embeddings_b", b, ndim=2, dtype="float")
-    C.check_same_shape(fn, ("embeddings_a", "embeddings_b"), a, b)
-    dtype = C.compute_dtype(a, b)
-    mask = C.prepare_where(fn, where, a.shape[:1])
-    a = C.fill_masked(C.as_compute(a, dtype), mask)
-    b = C.fill_masked(C.as_compute(b, dtype), mask)
+    a, b, mask, dtype = paired_batch(fn, a, b, where)
     vf = jnp.ones(a.shape[:1], dtype) if mask is None else mask.astype(dtype)
     return a, b, vf, dtype
 
