@@ -35,7 +35,7 @@ def _cos_matmul(x):
     return xn @ xn.T
 
 
-def _ms_naive(sim_fn, alpha=2.0, beta=50.0, base=0.5, eps=0.1):
+def _ms_naive(sim_fn, alpha=2.0, beta=50.0, base=0.5, mining_margin=0.1):
     def loss(x, y):
         s = sim_fn(x)
         n = x.shape[0]
@@ -46,8 +46,8 @@ def _ms_naive(sim_fn, alpha=2.0, beta=50.0, base=0.5, eps=0.1):
         sd = jax.lax.stop_gradient(s)
         max_neg = jnp.max(jnp.where(neg > 0, sd, -jnp.inf), axis=1, keepdims=True)
         min_pos = jnp.min(jnp.where(pos > 0, sd, jnp.inf), axis=1, keepdims=True)
-        pos = pos * (sd - eps < max_neg)
-        neg = neg * (sd + eps > min_pos)
+        pos = pos * (sd - mining_margin < max_neg)
+        neg = neg * (sd + mining_margin > min_pos)
         pos_term = jnp.log(1.0 + jnp.sum(pos * jnp.exp(-alpha * (s - base)), axis=1)) / alpha
         neg_term = jnp.log(1.0 + jnp.sum(neg * jnp.exp(beta * (s - base)), axis=1)) / beta
         return jnp.mean(pos_term + neg_term)
