@@ -378,8 +378,30 @@ def zero_masked(loss: Array, mask: Array | None) -> Array:
     return jnp.where(_expand(mask, loss.ndim), loss, jnp.zeros((), loss.dtype))
 
 
-def masked_sum(x: ArrayLike, where: ArrayLike | None = None, axis: int | Sequence[int] | None = None) -> Array:
-    """Sum of ``x`` over ``axis`` counting only entries where ``where`` is True.
+def _leading_mask(where: ArrayLike, x: Array) -> Array:
+    w = jnp.asarray(where, bool)
+    return jnp.broadcast_to(_expand(w, x.ndim), x.shape)
+
+
+def masked_sum(
+    x: ArrayLike,
+    where: ArrayLike | None = None,
+    axis: int | Sequence[int] | None = None,
+    *,
+    axis_name: Any = None,
+) -> Array:
+    """Sum of ``x`` over ``axis`` counting only the entries where ``where`` is True.
+
+    Args:
+      x: values, e.g. per-example losses ``[B]`` or per-token losses ``[B, T]``.
+      where: boolean mask aligned with the leading axes of ``x`` (a ``[B]`` mask
+        on ``[B, T]`` masks whole rows); None keeps everything.
+      axis: axes to sum over (default: all).
+      axis_name: also sum over this mapped mesh axis (inside ``shard_map`` /
+        ``pmap``): the sum over the global batch.
+
+    Returns:
+      The masked sum.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -387,14 +409,33 @@ def masked_sum(x: ArrayLike, where: ArrayLike | None = None, axis: int | Sequenc
       4.0
     """
     x = jnp.asarray(x)
-    if where is None:
-        return jnp.sum(x, axis=axis)
-    mask = jnp.broadcast_to(jnp.asarray(where, bool), x.shape)
-    return jnp.sum(jnp.where(mask, x, jnp.zeros((), x.dtype)), axis=axis)
+    total = jnp.sum(x if where is None else jnp.where(_leading_mask(where, x), x, jnp.zeros((), x.dtype)), axis=axis)
+    return total if axis_name is None else jax.lax.psum(total, axis_name)
 
 
-def masked_mean(x: ArrayLike, where: ArrayLike | None = None, axis: int | Sequence[int] | None = None) -> Array:
+def masked_mean(
+    x: ArrayLike,
+    where: ArrayLike | None = None,
+    axis: int | Sequence[int] | None = None,
+    *,
+    axis_name: Any = None,
+) -> Array:
     """Mean of ``x`` over the entries where ``where`` is True; 0 (not NaN) if none are.
+
+    With ``axis_name`` it is the *global* masked mean over every device's
+    entries (``psum`` of sums over ``psum`` of counts), which is what a
+    data-parallel step needs when devices hold different numbers of valid rows:
+    the mean of per-device masked means weights every device equally and is
+    wrong then.
+
+    Args:
+      x: values, e.g. per-example losses ``[B]`` or per-token losses ``[B, T]``.
+      where: boolean mask aligned with the leading axes of ``x``; None keeps everything.
+      axis: axes to average over (default: all).
+      axis_name: also average over this mapped mesh axis (inside ``shard_map`` / ``pmap``).
+
+    Returns:
+      The masked mean (float).
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -404,12 +445,13 @@ def masked_mean(x: ArrayLike, where: ArrayLike | None = None, axis: int | Sequen
       0.0
     """
     x = jnp.asarray(x)
-    if where is None:
-        return jnp.mean(x, axis=axis)
-    mask = jnp.broadcast_to(jnp.asarray(where, bool), x.shape)
-    total = jnp.sum(jnp.where(mask, x, jnp.zeros((), x.dtype)), axis=axis)
-    count = jnp.sum(mask, axis=axis).astype(x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32)
-    return total / jnp.maximum(count, jnp.ones((), count.dtype))
+    dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
+    mask = jnp.ones(x.shape, bool) if where is None else _leading_mask(where, x)
+    total = jnp.sum(jnp.where(mask, x, jnp.zeros((), x.dtype)).astype(dtype), axis=axis)
+    count = jnp.sum(mask, axis=axis).astype(dtype)
+    if axis_name is not None:
+        total, count = jax.lax.psum((total, count), axis_name)
+    return total / jnp.maximum(count, jnp.ones((), dtype))
 
 
 # --------------------------------------------------------------------------
@@ -522,9 +564,24 @@ def debug_check(pred: Array, msg: str) -> None:
 
 @contextlib.contextmanager
 def debug_checks():
-    """Context manager: trace losses with their value checks enabled.
+    """Context manager: losses traced inside it carry their data-dependent value checks.
 
-    Use together with :func:`checked` (which turns the checks into errors)."""
+    The checks are ``checkify`` checks: functionalize them with
+    ``jax.experimental.checkify.checkify`` (which :func:`checked` does for you).
+
+    Returns:
+      A context manager.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> from jax.experimental import checkify
+      >>> def f(z, y):
+      ...     with lossjax.debug_checks():
+      ...         return lossjax.losses.softmax_cross_entropy(z, y)
+      >>> err, _ = checkify.checkify(f)(jnp.zeros((1, 3)), jnp.array([7]))
+      >>> err.get() is not None
+      True
+    """
     prev = _debug_on()
     _DEBUG.on = True
     try:

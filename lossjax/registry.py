@@ -28,6 +28,8 @@ import dataclasses
 import difflib
 import inspect
 import json
+import math
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -224,6 +226,15 @@ def register(
 
     Returns:
       The decorator; it returns the function unchanged.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> @lossjax.register("my_l1", family="examples", kind="per_example", paper="none")
+      ... def my_l1(predictions, targets, *, where=None):
+      ...     return jnp.abs(predictions - targets)
+      >>> lossjax.get("my_l1")(jnp.array([1.0]), jnp.array([3.0]))
+      Array([2.], dtype=float32)
+      >>> lossjax.registry.unregister("my_l1")
     """
     if kind not in KINDS:
         raise ValueError(f"register: `kind` must be one of {KINDS}, got {kind!r}.")
@@ -288,11 +299,25 @@ def _all_names() -> list[str]:
     return sorted(set(_REGISTRY) | set(_ALIASES))
 
 
+_MAX_NAME = 200  # longer names are answered at once, without a similarity search
+_MAX_SPEC = 20_000  # characters of a spec string
+_MAX_TERMS = 256  # terms of a weighted sum
+_RESERVED = ("name", "weight", "terms", "reduction", "chain")
+
+
+def _normalize(name: str) -> str:
+    """NFKC: look-alike Unicode spellings name the same entry in strings and dicts (as Python identifiers do)."""
+    return unicodedata.normalize("NFKC", name)
+
+
 def get_entry(name: str) -> Entry:
     """The :class:`Entry` for a name or alias; raises with close matches if unknown."""
     _ensure_loaded()
     if not isinstance(name, str):
         raise TypeError(f"lossjax.get: a name must be a string, got {type(name).__name__}.")
+    if len(name) > _MAX_NAME:
+        raise KeyError(f"lossjax: unknown loss or transform {name[:40]!r}... (a name of {len(name)} characters).")
+    name = _normalize(name)
     canonical = _ALIASES.get(name, name)
     if canonical in _REGISTRY:
         return _REGISTRY[canonical]
@@ -302,7 +327,23 @@ def get_entry(name: str) -> Entry:
 
 
 def available(family: str | None = None, kind: str | None = None) -> list[str]:
-    """Sorted names of registered entries, optionally of one family and/or kind."""
+    """Sorted names of the registered entries, optionally of one family and/or kind.
+
+    Args:
+      family: only this family (``lossjax list`` shows the families).
+      kind: only this kind (one of :data:`KINDS`).
+
+    Returns:
+      A sorted list of canonical names (aliases are not listed).
+
+    Raises:
+      ValueError: an unknown family (with close matches) or kind.
+
+    Example:
+      >>> import lossjax
+      >>> "focal_loss" in lossjax.available(family="classification")
+      True
+    """
     _ensure_loaded()
     if family is not None:
         families = sorted({e.family for e in _REGISTRY.values()})
@@ -318,7 +359,19 @@ def available(family: str | None = None, kind: str | None = None) -> list[str]:
 
 
 def describe(name: str) -> str:
-    """A human-readable description: formula, arguments and defaults, paper, reference."""
+    """A human-readable description: formula, arguments and defaults, paper, reference.
+
+    Args:
+      name: a registered name or alias.
+
+    Returns:
+      The description as text (what ``lossjax describe NAME`` prints).
+
+    Example:
+      >>> import lossjax
+      >>> lossjax.describe("ce").splitlines()[0]
+      'softmax_cross_entropy  (classification, per_example)'
+    """
     e = get_entry(name)
     lines = [f"{e.name}  ({e.family}, {e.kind})"]
     if e.aliases:
@@ -471,9 +524,7 @@ class ComposedLoss:
             if not isinstance(t, ConfiguredLoss):
                 raise TypeError(f"lossjax.compose: terms must be losses, got {type(t).__name__}.")
             if self.reduction == "none" and t.kind != "per_example":
-                raise ValueError(
-                    f"lossjax.compose: reduction='none' needs per-example terms; {t.name!r} is {t.kind}."
-                )
+                raise ValueError(f"lossjax.compose: reduction='none' needs per-example terms; {t.name!r} is {t.kind}.")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -599,9 +650,47 @@ def _configured_transform(tx, entry: Entry, hp: Mapping[str, Any]):
     return out
 
 
+def _coerce(entry: Entry, hp: Mapping[str, Any]) -> dict[str, Any]:
+    """Numeric strings (YAML reads ``1e-4`` as a string) become numbers where the default is a number."""
+    out = dict(hp)
+    for k, v in hp.items():
+        default = entry.hyperparams.get(k)
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if numeric and isinstance(v, str):
+            try:
+                num = float(v.strip())
+            except ValueError:
+                raise TypeError(f"lossjax.get: {entry.name}: `{k}` must be a number, got the string {v!r}.") from None
+            out[k] = int(num) if isinstance(default, int) and num.is_integer() else num
+        value = out[k]
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"lossjax.get: {entry.name}: `{k}` must be finite, got {value!r}.")
+    return out
+
+
+def _validate(entry: Entry, hp: Mapping[str, Any]) -> None:
+    """Traces the entry once on its sample with ``hp`` so hyperparameter errors surface at build time.
+
+    Only errors naming one of the given hyperparameters are raised (a shape that
+    fits the user's data but not the sample's is not an error here).
+    """
+    if entry.kind == "transform" or entry.sample is None or not hp:
+        return
+    try:
+        sample = entry.sample()
+        jax.eval_shape(lambda *a: entry.fn(*a, **{**sample.kwargs, **hp}), *sample.args)
+    except (ValueError, TypeError) as e:
+        msg = str(e)
+        shape_dependent = "shape" in msg or "rank" in msg  # fits the user's data, maybe not the sample's
+        if any(f"`{k}`" in msg for k in hp) and not shape_dependent:
+            raise type(e)(f"lossjax.get: {msg}") from None
+
+
 def _build_term(name: str, hp: Mapping[str, Any]):
     entry = get_entry(name)
     _check_hyperparams(entry, hp)
+    hp = _coerce(entry, hp)
+    _validate(entry, hp)
     if entry.kind == "transform":
         return _configured_transform(entry.fn(**hp), entry, hp)
     return ConfiguredLoss(entry, dict(hp))
@@ -624,20 +713,45 @@ def _literal(node: ast.AST, text: str) -> Any:
         ) from None
 
 
+def _number(node: ast.AST) -> float | None:
+    """A numeric literal, with any number of leading signs; None if ``node`` is not one."""
+    sign = 1.0
+    while isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        sign = -sign if isinstance(node.op, ast.USub) else sign
+        node = node.operand
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return sign * float(node.value)
+    return None
+
+
+def _weight(value: Any, where: str) -> float:
+    """A term weight: a finite number (a numeric string from YAML is converted)."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise SpecError(f"lossjax: {where}: a weight must be a number, got {value!r}.") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+        raise SpecError(f"lossjax: {where}: a weight must be a finite number, got {value!r}.")
+    return float(value)
+
+
 def _parse_term(node: ast.AST, text: str) -> tuple[float, dict[str, Any]]:
     weight = 1.0
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        w, t = _parse_term(node.operand, text)
-        return -w, t
+    sign = 1.0
+    while isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        sign = -sign if isinstance(node.op, ast.USub) else sign
+        node = node.operand
+    if sign != 1.0:
+        w, t = _parse_term(node, text)
+        return sign * w, t
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
         left, right = node.left, node.right
-        if isinstance(left, ast.Constant) and isinstance(left.value, (int, float)):
-            w, t = _parse_term(right, text)
-            return float(left.value) * w, t
-        if isinstance(right, ast.Constant) and isinstance(right.value, (int, float)):
-            w, t = _parse_term(left, text)
-            return float(right.value) * w, t
-        raise SpecError(f"lossjax: in spec {text!r}, a product must be a number times a loss.")
+        for num, other in ((_number(left), right), (_number(right), left)):
+            if num is not None:
+                w, t = _parse_term(other, text)
+                return _weight(num * w, f"in spec {_clip(text)!r}"), t
+        raise SpecError(f"lossjax: in spec {_clip(text)!r}, a product must be a number times a loss.")
     if isinstance(node, ast.Name):
         return weight, {"name": node.id}
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
@@ -647,7 +761,10 @@ def _parse_term(node: ast.AST, text: str) -> tuple[float, dict[str, Any]]:
             )
         hp = {kw.arg: _literal(kw.value, text) for kw in node.keywords}
         if None in hp:
-            raise SpecError(f"lossjax: in spec {text!r}, `**` is not allowed.")
+            raise SpecError(f"lossjax: in spec {_clip(text)!r}, `**` is not allowed.")
+        reserved = sorted(set(hp) & set(_RESERVED))
+        if reserved:
+            raise SpecError(f"lossjax: in spec {_clip(text)!r}, {reserved} are reserved words, not hyperparameters.")
         return weight, {"name": node.func.id, **hp}
     raise SpecError(
         f"lossjax: cannot parse spec {text!r}: expected `name`, `name(key=value, ...)`, "
@@ -655,12 +772,28 @@ def _parse_term(node: ast.AST, text: str) -> tuple[float, dict[str, Any]]:
     )
 
 
+def _clip(text: str) -> str:
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _flatten_sum(node: ast.AST, text: str, sign: float = 1.0) -> list[tuple[float, dict[str, Any]]]:
-    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
-        right_sign = sign if isinstance(node.op, ast.Add) else -sign
-        return _flatten_sum(node.left, text, sign) + _flatten_sum(node.right, text, right_sign)
-    w, t = _parse_term(node, text)
-    return [(sign * w, t)]
+    # Iterative over the left spine of a long sum (no recursion depth per term).
+    terms: list[tuple[float, ast.AST]] = []
+    stack = [(node, sign)]
+    while stack:
+        n, sg = stack.pop()
+        if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub)):
+            stack.append((n.right, sg if isinstance(n.op, ast.Add) else -sg))
+            stack.append((n.left, sg))
+            if len(stack) + len(terms) > _MAX_TERMS:
+                raise SpecError(f"lossjax: spec {_clip(text)!r} has more than {_MAX_TERMS} terms.")
+        else:
+            terms.append((sg, n))
+    out = []
+    for sg, n in terms:
+        w, t = _parse_term(n, text)
+        out.append((sg * w, t))
+    return out
 
 
 def parse_spec(text: str) -> list[tuple[float, dict[str, Any]]]:
@@ -673,11 +806,16 @@ def parse_spec(text: str) -> list[tuple[float, dict[str, Any]]]:
     """
     if not isinstance(text, str) or not text.strip():
         raise SpecError(f"lossjax: a spec string must be non-empty, got {text!r}.")
+    if len(text) > _MAX_SPEC:
+        raise SpecError(f"lossjax: a spec string of {len(text)} characters is too long (at most {_MAX_SPEC}).")
+    text = _normalize(text)
     try:
         tree = ast.parse(text.strip(), mode="eval")
+        return _flatten_sum(tree.body, text)
     except SyntaxError as e:
-        raise SpecError(f"lossjax: cannot parse spec {text!r}: {e.msg} at column {e.offset}.") from None
-    return _flatten_sum(tree.body, text)
+        raise SpecError(f"lossjax: cannot parse spec {_clip(text)!r}: {e.msg} at column {e.offset}.") from None
+    except (RecursionError, MemoryError):
+        raise SpecError(f"lossjax: spec {_clip(text)!r} is nested too deeply.") from None
 
 
 def _terms_from(spec: Any) -> tuple[list[tuple[float, dict[str, Any]]], str]:
@@ -694,11 +832,18 @@ def _terms_from(spec: Any) -> tuple[list[tuple[float, dict[str, Any]]], str]:
             return terms, reduction
         if "name" not in spec:
             raise SpecError(f"lossjax: a dict spec needs a 'name' (or 'terms'), got keys {sorted(spec)}.")
-        weight = float(spec.pop("weight", 1.0))
+        if not isinstance(spec["name"], str):
+            raise SpecError(f"lossjax: a spec's 'name' must be a string, got {type(spec['name']).__name__}.")
+        weight = _weight(spec.pop("weight", 1.0), f"the spec of {spec['name'][:40]!r}")
+        reserved = sorted(set(spec) & (set(_RESERVED) - {"name"}))
+        if reserved:
+            raise SpecError(f"lossjax: {reserved} are reserved words, not hyperparameters of {spec['name'][:40]!r}.")
         return [(weight, spec)], "mean"
     if isinstance(spec, (list, tuple)):
         if not spec:
             raise SpecError("lossjax: an empty list is not a spec.")
+        if len(spec) > _MAX_TERMS:
+            raise SpecError(f"lossjax: a sum of {len(spec)} terms is too long (at most {_MAX_TERMS}).")
         terms = []
         for item in spec:
             t, _ = _terms_from(item)
@@ -798,6 +943,14 @@ def _short(spec: Any) -> str:
 def from_config(config: Any):
     """Inverse of ``to_config()``: ``from_config(x.to_config())`` rebuilds ``x``.
 
+    Args:
+      config: what a ``to_config()`` returned (plain data: a dict for a loss or
+        transform, ``{"terms": [...]}`` for a composed loss, ``{"chain": [...]}``
+        for an optimizer).
+
+    Returns:
+      The loss, composed loss, transform or optimizer chain.
+
     Example:
       >>> import lossjax
       >>> loss = lossjax.compose("softmax_cross_entropy + 0.5 * focal_loss")
@@ -817,10 +970,16 @@ def from_config(config: Any):
 def optimizer(spec: Any) -> optax.GradientTransformation:
     """Chains registered transforms and optax optimizers, named in a spec.
 
-    Each element is a spec (string or dict); a name not in the registry is
-    looked up in optax (``"adam(learning_rate=1e-3)"``, ``"clip_by_global_norm(max_norm=1.0)"``).
+    Args:
+      spec: one spec or a list of specs (strings or dicts); a name not in the
+        registry is looked up in optax (``"adam(learning_rate=1e-3)"``,
+        ``"clip_by_global_norm(max_norm=1.0)"``).
 
-    >>> import lossjax
+    Returns:
+      ``optax.chain`` of them, with ``to_config()`` (``{"chain": [...]}``).
+
+    Example:
+      >>> import lossjax
     >>> tx = lossjax.optimizer(["clip_by_global_norm(max_norm=1.0)", {"name": "sgd", "learning_rate": 0.1}])
     >>> tx.to_config()["chain"][1]
     {'name': 'sgd', 'learning_rate': 0.1}

@@ -67,7 +67,9 @@ def test_composed_loss_masked_mean_and_grad():
     ],
 )
 def test_round_trip_through_json(spec):
-    obj = lossjax.compose(spec) if isinstance(spec, dict) and "terms" in spec or "+" in str(spec) else lossjax.get(spec)
+    obj = (
+        lossjax.compose(spec) if (isinstance(spec, dict) and "terms" in spec) or "+" in str(spec) else lossjax.get(spec)
+    )
     cfg = obj.to_config()
     again = lossjax.from_config(json.loads(json.dumps(cfg)))
     assert again.to_config() == cfg
@@ -246,3 +248,61 @@ def test_compose_returns_the_new_state_of_stateful_terms():
     assert np.all(np.isfinite(np.asarray(g)))
     with pytest.raises(ValueError, match="stateful terms"):
         combo.stacked(logits, labels, temps)
+
+
+# ------------------------------ hostile and sloppy specs ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("nan * ce", "not a literal|a product must be"),
+        ("1e999 * ce", "finite"),
+        ({"name": "ce", "weight": float("nan")}, "finite"),
+        ({"name": "ce", "weight": "nan"}, "finite"),
+        ({"name": "ce", "weight": "heavy"}, "must be a number"),
+        ("focal_loss(name='softmax_cross_entropy')", "reserved"),
+        ({"name": "focal_loss", "reduction": "sum"}, "reserved"),
+        (" + ".join(["ce"] * 1000), "more than 256 terms"),
+        ("-" * 10_000 + "ce", "nested too deeply|too long"),
+    ],
+)
+def test_hostile_specs_give_clear_errors(spec, match):
+    with pytest.raises(registry.SpecError, match=match):
+        lossjax.compose(spec)
+
+
+def test_signs_numeric_strings_and_unicode():
+    direct = lossjax.losses.softmax_cross_entropy(LOGITS, LABELS)
+    assert_close(lossjax.get("-0.5 * ce")(LOGITS, LABELS), -0.5 * direct)
+    assert_close(lossjax.get({"name": "ce", "weight": "0.5"})(LOGITS, LABELS), 0.5 * direct)
+    # YAML reads 1e-1 as a string: converted where the default is a number.
+    ls = lossjax.get({"name": "ce", "label_smoothing": "1e-1"})
+    assert ls.hyperparams["label_smoothing"] == 0.1
+    with pytest.raises(TypeError, match="`label_smoothing` must be a number"):
+        lossjax.get({"name": "ce", "label_smoothing": "lots"})
+    # Full-width look-alikes name the same entry in strings and dicts (NFKC, as Python identifiers).
+    assert lossjax.get("\uff43\uff45").name == lossjax.get({"name": "\uff43\uff45"}).name == "softmax_cross_entropy"
+
+
+def test_hyperparameters_are_validated_when_the_config_is_built():
+    for spec, match in [
+        ({"name": "ce", "label_smoothing": 1.5}, "label_smoothing"),
+        ({"name": "focal_loss", "gamma": float("inf")}, "finite"),
+        ("focal_loss(gamma=-1.0)", "gamma"),
+    ]:
+        with pytest.raises((ValueError, TypeError), match=match):
+            lossjax.get(spec)
+    # A shape that does not fit the sample is not a build-time error.
+    assert lossjax.get({"name": "ce", "class_weights": [1.0, 2.0, 0.5]})
+
+
+def test_a_huge_unknown_name_answers_fast():
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises((KeyError, registry.SpecError), match="characters"):
+        lossjax.get("x" * 10_000_000)
+    with pytest.raises(KeyError, match="characters"):
+        lossjax.get({"name": "x" * 10_000_000})
+    assert time.perf_counter() - t0 < 1.0
