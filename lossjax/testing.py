@@ -639,12 +639,20 @@ def _p_extremes(entry, sample):
         out, grads = fn(tuple(args))
         assert _all_finite(out), f"{entry.name}: extreme case {label!r} gave a non-finite value {out}"
         assert _all_finite(grads), f"{entry.name}: extreme case {label!r} gave a non-finite gradient"
-        eager = _call(entry, sample, tuple(args))
+        eager = _primary(_call(entry, sample, tuple(args)), entry)
+        # Rounding differs between fused and unfused code by a few ulps of the
+        # largest intermediate (logits of 1e4 times a scale of 64 cancel): compare
+        # at the inputs' magnitude. A NaN on one side only always fails.
+        magnitude = max(
+            [1.0]
+            + [float(np.max(np.abs(x[np.isfinite(x)]), initial=0.0)) for x in map(np.asarray, args) if _is_float(x)]
+        )
         assert_close(
             _primary(out, entry),
-            _primary(eager, entry),
+            eager,
             err=f"{entry.name}: jit != eager at extreme case {label!r}",
-            **_value_tolerances(),
+            rtol=_value_tolerances()["rtol"],
+            atol=1e-4 * magnitude,
         )
 
 
@@ -1112,7 +1120,7 @@ def properties_for(name: str) -> tuple[str, ...]:
 
     Example:
       >>> from lossjax.testing import properties_for
-      >>> "value" in properties_for("softmax_cross_entropy")
+      >>> "jit" in properties_for("softmax_cross_entropy")
       True
     """
     entry = registry.get_entry(name)

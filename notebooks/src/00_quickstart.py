@@ -24,12 +24,16 @@ print("backend:", jax.default_backend(), "| devices:", jax.device_count(), "| re
 
 # %% [markdown]
 # ## Name a loss in a config, get something to call
-# A spec is plain data: a string, a dict or a weighted sum. A composed loss returns the
-# total and every term's value (for logging, or for the multi-loss transforms).
+# A spec is plain data: a string, a dict or a weighted sum. `lossjax.get` builds ONE loss and
+# returns exactly what the loss returns (per-example values), whatever its weight;
+# `lossjax.compose` builds a weighted sum and always returns `(total, terms)`: the total and
+# every term's value (for logging, or for the multi-loss transforms).
 
 # %%
-spec = "softmax_cross_entropy(label_smoothing=0.1) + 0.5 * focal_loss(gamma=2.0)"
-loss_fn = lossjax.get(spec)
+focal = lossjax.get("0.5 * focal_loss(gamma=2.0)")
+print(focal, focal(jnp.zeros((2, 3)), jnp.array([0, 1])))  # per-example, like the loss
+spec = "softmax_cross_entropy(label_smoothing=0.1) + 0.5 * focal_loss(gamma=2.0) + 1e-4 * z_loss"
+loss_fn = lossjax.compose(spec)  # z_loss gets the logits only: arguments are routed by name
 print(loss_fn.to_config())
 print(lossjax.describe("focal_loss").splitlines()[0])
 
