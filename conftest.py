@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 def rng():
     return np.random.default_rng(0)
 
+
 # The golden-value scripts import torch and set global JAX flags: they are run
 # by hand (see tests/reference/README.md), never collected.
 collect_ignore_glob = ["tests/reference/*.py"]

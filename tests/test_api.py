@@ -201,9 +201,7 @@ def test_no_module_imports_another_modules_private_names():
     for path in sorted(ROOT.rglob("*.py")):
         for module, names in _imports(path):
             private = [
-                n
-                for n in names
-                if n.startswith("_") and not n.startswith("__") and not _is_module(f"{module}.{n}")
+                n for n in names if n.startswith("_") and not n.startswith("__") and not _is_module(f"{module}.{n}")
             ]
             if private:
                 problems.append(f"{path.relative_to(ROOT.parent)}: from {module} import {private}")

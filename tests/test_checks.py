@@ -41,7 +41,9 @@ def test_dtype_errors():
 
 
 def test_bad_where_shape():
-    with pytest.raises(ValueError, match=r"`where` must be broadcastable to the batch shape \(4,\) along its leading axes .*got shape \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"`where` must be broadcastable to the batch shape \(4,\) along .*got shape \(3,\)"
+    ):
         softmax_cross_entropy(jnp.zeros((4, 3)), jnp.zeros(4, jnp.int32), where=jnp.ones(3, bool))
 
 

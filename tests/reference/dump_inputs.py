@@ -18,8 +18,8 @@ import pathlib
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import lossjax  # noqa: E402
-from lossjax import registry, testing  # noqa: E402
+import lossjax
+from lossjax import registry, testing
 
 HERE = pathlib.Path(__file__).parent
 
