@@ -263,7 +263,7 @@ def const(value: float, like: Array) -> Array:
 # --------------------------------------------------------------------------
 
 
-def has_integer_labels(fn: str, logits: Array, labels: Array, *, class_axis: int = -1) -> bool:
+def has_integer_labels(fn: str, logits: Array, labels: Array) -> bool:
     """Returns True for integer labels of shape ``logits.shape[:-1]``, False for a
     target distribution of shape ``logits.shape``; raises for anything else."""
     logits = jnp.asarray(logits)
@@ -290,25 +290,44 @@ def has_integer_labels(fn: str, logits: Array, labels: Array, *, class_axis: int
     raise TypeError(f"{fn}: `labels` must have an integer or float dtype, got {labels.dtype}.")
 
 
-def class_targets(fn: str, logits: Array, labels: ArrayLike, dtype: Any = None) -> Array:
+def class_targets(fn: str, logits: Array, labels: ArrayLike, dtype: Any = None, *, where: Array | None = None) -> Array:
     """Target distribution of shape ``logits.shape`` from integer labels or a distribution.
 
     Integer labels become a one-hot built by comparing with an iota (fusible,
-    no gather/scatter); out-of-range integer labels give an all-zero row (and
-    are reported in debug mode). A float distribution is returned cast to
-    ``dtype``.
+    no gather/scatter). An out-of-range integer label gives a row of NaN, as
+    JAX's out-of-bounds gather does: the loss of that example is NaN, loudly
+    (and debug mode names the bad label). Rows masked out by ``where`` may carry
+    any label (padding): they get a zero row, never NaN. A float distribution
+    is returned cast to ``dtype``.
+
+    Args:
+      fn: the public function's name (for error messages).
+      logits: ``[..., C]`` (only its shape is used).
+      labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
+      dtype: the compute dtype (default: from ``logits``).
+      where: the batch mask (``[...]``, boolean) or None.
+
+    Returns:
+      ``[..., C]`` targets.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax import _checks as C
+      >>> C.class_targets("f", jnp.zeros((2, 2)), jnp.array([1, 7])).tolist()
+      [[0.0, 1.0], [nan, nan]]
     """
     logits = jnp.asarray(logits)
     labels = jnp.asarray(labels)
     dtype = compute_dtype(logits) if dtype is None else dtype
     if has_integer_labels(fn, logits, labels):
         num_classes = logits.shape[-1]
-        debug_check(
-            jnp.all((labels >= 0) & (labels < num_classes)),
-            f"{fn}: integer labels must lie in [0, {num_classes})",
-        )
+        valid = (labels >= 0) & (labels < num_classes)
+        if where is not None:
+            valid = valid | ~jnp.broadcast_to(where, valid.shape)
+        debug_check(jnp.all(valid), f"{fn}: integer labels must lie in [0, {num_classes})")
         iota = jax.lax.broadcasted_iota(labels.dtype, logits.shape, logits.ndim - 1)
-        return (iota == labels[..., None]).astype(dtype)
+        onehot = (iota == labels[..., None]).astype(dtype)
+        return jnp.where(valid[..., None], onehot, jnp.asarray(jnp.nan, dtype))
     return labels.astype(dtype)
 
 

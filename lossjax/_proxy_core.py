@@ -89,7 +89,7 @@ def class_cosines(
     mask = C.prepare_where(fn, where, e.shape[:1])
     e = C.fill_masked(C.as_compute(e, dtype), mask)
     cos = pairwise_similarity(e, C.as_compute(p, dtype), distance="cosine")
-    onehot = C.class_targets(fn, cos, y, dtype)
+    onehot = C.class_targets(fn, cos, y, dtype, where=mask)
     return ClassCosines(e, cos, onehot, mask, dtype)
 
 

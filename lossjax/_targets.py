@@ -94,7 +94,7 @@ def class_terms(
     logits = check_logits(fn, logits, min_classes=min_classes)
     dtype = C.compute_dtype(logits)
     mask = C.prepare_where(fn, where, logits.shape[:-1])
-    q = C.fill_masked(C.class_targets(fn, logits, labels, dtype), mask)
+    q = C.fill_masked(C.class_targets(fn, logits, labels, dtype, where=mask), mask)
     z = C.fill_masked(C.as_compute(logits, dtype), mask)
     return z, q, mask, dtype
 
@@ -133,7 +133,9 @@ def binary_terms(
     return z, y, mask, dtype
 
 
-def smoothed_class_targets(fn: str, logits: Array, labels: ArrayLike, label_smoothing, dtype) -> Array:
+def smoothed_class_targets(
+    fn: str, logits: Array, labels: ArrayLike, label_smoothing, dtype, *, where: Array | None = None
+) -> Array:
     """``(1 - a) * targets + a / C``: integer or distribution labels with label smoothing.
 
     Args:
@@ -152,7 +154,7 @@ def smoothed_class_targets(fn: str, logits: Array, labels: ArrayLike, label_smoo
       >>> smoothed_class_targets("f", jnp.zeros((1, 4)), jnp.array([0]), 0.2, jnp.float32)
       Array([[0.85, 0.05, 0.05, 0.05]], dtype=float32)
     """
-    q = C.class_targets(fn, logits, labels, dtype)
+    q = C.class_targets(fn, logits, labels, dtype, where=where)
     num_classes = logits.shape[-1]
     a = jnp.asarray(label_smoothing, dtype)
     return q * (1 - a) + a / num_classes
@@ -268,7 +270,7 @@ def target_probs(
     log_probs = jax.nn.log_softmax(z, axis=-1)
     probs = jnp.exp(log_probs)
     if integer and not smoothing:
-        onehot = C.class_targets(fn, logits, labels, dtype)
+        onehot = C.class_targets(fn, logits, labels, dtype, where=mask)
         log_p = jnp.sum(onehot * log_probs, axis=-1, keepdims=True)
         p = jnp.exp(log_p)
         one_minus_p = jnp.sum(jnp.where(onehot > 0, jnp.zeros((), dtype), probs), axis=-1, keepdims=True)
@@ -281,7 +283,7 @@ def target_probs(
                 weights = weights * w
         targets = onehot
     else:
-        q = smoothed_class_targets(fn, logits, labels, label_smoothing, dtype)
+        q = smoothed_class_targets(fn, logits, labels, label_smoothing, dtype, where=mask)
         targets = C.fill_masked(q, mask)
         log_p, p = log_probs, probs
         # 1 - p_c is exact for every class but the most probable one (p_c <= 1/2

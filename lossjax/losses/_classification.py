@@ -130,7 +130,7 @@ def softmax_cross_entropy(
     C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=False)
     dtype = C.compute_dtype(logits)
     mask = C.prepare_where(fn, where, logits.shape[:-1])
-    q = smoothed_class_targets(fn, logits, labels, label_smoothing, dtype)
+    q = smoothed_class_targets(fn, logits, labels, label_smoothing, dtype, where=mask)
     if class_weights is not None:
         w = C.check_array(fn, "class_weights", class_weights, shape=(logits.shape[-1],), dtype="number")
         q = q * jnp.reshape(w.astype(dtype), (1,) * (q.ndim - 1) + w.shape)

@@ -657,7 +657,7 @@ def asymmetric_single_label_loss(
     C.check_positive(fn, "gamma_pos", gamma_pos, allow_zero=True)
     C.check_positive(fn, "gamma_neg", gamma_neg, allow_zero=True)
     C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=False)
-    q = C.fill_masked(smoothed_class_targets(fn, z, labels, label_smoothing, dtype), mask)
+    q = C.fill_masked(smoothed_class_targets(fn, z, labels, label_smoothing, dtype, where=mask), mask)
     log_p = jax.nn.log_softmax(z, axis=-1)
     p = jnp.exp(log_p)
     one_minus_p = -jnp.expm1(log_p)

@@ -697,7 +697,7 @@ def adaface_loss(
     cos = pairwise_similarity(x, C.as_compute(p, dtype), distance="cosine")
     eps = 1e-3
     cos = jnp.clip(cos, -1 + eps, 1 - eps)
-    onehot = C.class_targets(fn, cos, y, dtype)
+    onehot = C.class_targets(fn, cos, y, dtype, where=mask)
 
     norms = jax.lax.stop_gradient(jnp.clip(C.safe_norm(x, axis=-1), 0.001, 100.0))
     valid = jnp.ones(norms.shape, bool) if mask is None else mask

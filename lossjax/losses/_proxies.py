@@ -224,7 +224,7 @@ def label_embedding_ranking_loss(
     )
     scores = pairwise_similarity(projected, C.as_compute(phi, dtype), distance="dot")
     scores = jnp.reshape(scores, (*batch_shape, phi.shape[0]))
-    onehot = C.class_targets(fn, scores, labels, dtype)
+    onehot = C.class_targets(fn, scores, labels, dtype, where=mask)
     s_y = jnp.sum(onehot * scores, axis=-1, keepdims=True)
     viol = jnp.where(onehot > 0, jnp.zeros((), dtype), jnp.asarray(margin, dtype) + scores - s_y)
     hinge = jnp.maximum(viol, 0.0)
@@ -374,7 +374,7 @@ def soft_triple_loss(
     cos = jnp.reshape(cos, (x.shape[0], num_classes, k))
     prob = jax.nn.softmax(cos / jnp.asarray(center_temperature, dtype), axis=-1)
     sim = jnp.sum(prob * cos, axis=-1)
-    onehot = C.class_targets(fn, sim, y, dtype)
+    onehot = C.class_targets(fn, sim, y, dtype, where=mask)
     logits = jnp.asarray(scale, dtype) * (sim - jnp.asarray(margin, dtype) * onehot)
     return C.zero_masked(ce_from_logits(logits, onehot), mask)
 
