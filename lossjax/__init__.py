@@ -9,6 +9,7 @@ True
 
 from lossjax import losses, miners, multiloss, transforms
 from lossjax._checks import checked, debug_checks, masked_mean, masked_sum
+from lossjax._parallel import data_parallel_value_and_grad
 from lossjax.registry import (
     ComposedLoss,
     ConfiguredLoss,
@@ -29,6 +30,7 @@ __all__ = [
     "available",
     "checked",
     "compose",
+    "data_parallel_value_and_grad",
     "debug_checks",
     "describe",
     "from_config",

@@ -24,6 +24,7 @@ __all__ = [
     "axis_names",
     "axis_offset",
     "axis_size",
+    "data_parallel_value_and_grad",
     "explicit_sharding",
     "gather_batch",
     "like_inputs",
@@ -183,3 +184,69 @@ def shard_multiple(size: int, a: Array, total: int) -> int:
     axes = spec[0] if isinstance(spec[0], tuple) else (spec[0],)
     shards = math.prod(sharding.mesh.shape[ax] for ax in axes if ax is not None)
     return min(-(-size // shards) * shards, total) if shards > 1 else size
+
+
+# --------------------------------------------------------------------------
+# The data-parallel train step, done right for every kind of loss.
+# --------------------------------------------------------------------------
+
+
+def data_parallel_value_and_grad(fun, argnums: int | Sequence[int] = 0, *, axis_name: AxisName, has_aux: bool = False):
+    """``jax.value_and_grad`` for a data-parallel step: the one-device value and gradient of the whole batch.
+
+    Call the returned function inside ``shard_map`` (or ``pmap``) over the
+    batch axis ``axis_name``, with the parameters replicated and the batch
+    sharded. ``fun`` computes this device's loss with lossjax's ``axis_name``
+    support: a batch-level loss called with ``axis_name`` (SupCon, NT-Xent,
+    multi-similarity, triplet: the same value on every device), or per-example
+    losses reduced with :func:`lossjax.masked_mean` (``axis_name=`` makes it the
+    global masked mean, right also when devices hold different numbers of valid
+    rows). The helper picks the one correct pattern for the context:
+
+    * ``shard_map`` with varying-axis types (the default): the gradient of
+      ``pmean(loss)``. ``shard_map`` already sums the cotangents of replicated
+      parameters over devices, so averaging the *gradients* again (the pmap
+      habit) would scale per-example losses such as InfoNCE by the device count
+      and leave batch-level ones unscaled: silently wrong.
+    * ``pmap`` (or ``shard_map(check_vma=False)``): ``pmean`` of the per-device
+      gradients.
+
+    Args:
+      fun: ``fun(*args) -> loss`` (or ``(loss, aux)`` with ``has_aux``), a scalar per device.
+      argnums: which arguments to differentiate (as ``jax.value_and_grad``).
+      axis_name: the mapped batch axis.
+      has_aux: ``fun`` returns ``(loss, aux)``; ``aux`` is returned as computed on each device.
+
+    Returns:
+      A function with ``fun``'s arguments returning ``(value, grads)`` (or
+      ``((value, aux), grads)``), identical on every device.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, numpy as np, lossjax
+      >>> from jax.sharding import Mesh, PartitionSpec as P
+      >>> mesh = Mesh(np.array(jax.devices()[:1]), ("d",))
+      >>> def loss(w, x):
+      ...     return lossjax.masked_mean(jnp.sum((x @ w) ** 2, axis=-1), axis_name="d")
+      >>> step = lossjax.data_parallel_value_and_grad(loss, axis_name="d")
+      >>> f = jax.shard_map(step, mesh=mesh, in_specs=(P(), P("d")), out_specs=P())
+      >>> value, grad = f(jnp.eye(2), jnp.ones((4, 2)))
+      >>> float(value), grad.tolist()
+      (2.0, [[2.0, 2.0], [2.0, 2.0]])
+    """
+
+    def wrapped(*args, **kwargs):
+        if vma_checked(axis_name):
+
+            def averaged(*a):
+                out = fun(*a, **kwargs)
+                if has_aux:
+                    return pmean(out[0], axis_name), out[1]
+                return pmean(out, axis_name)
+
+            return jax.value_and_grad(averaged, argnums=argnums, has_aux=has_aux)(*args)
+        out, grads = jax.value_and_grad(fun, argnums=argnums, has_aux=has_aux)(*args, **kwargs)
+        if has_aux:
+            return (pmean(out[0], axis_name), out[1]), pmean(grads, axis_name)
+        return pmean(out, axis_name), pmean(grads, axis_name)
+
+    return wrapped
