@@ -613,6 +613,14 @@ def _is_array(x: Any) -> bool:
     return isinstance(x, (jax.Array, np.ndarray, np.generic)) and not isinstance(x, (bool, int, float))
 
 
+def _allowed_nonfinite(fn: Callable[..., Any]) -> tuple[str, ...]:
+    """The arguments a registered loss declares may hold NaN/inf (``register(allow_nonfinite=...)``)."""
+    from lossjax import registry  # a registered loss's metadata (imported here: registry imports this module)
+
+    entry = registry.entry_of(getattr(fn, "__wrapped__", fn))
+    return () if entry is None else entry.allow_nonfinite
+
+
 def _input_masks(fn: Callable[..., Any], args: tuple, kwargs: dict) -> list[tuple[Any, Array]]:
     """``(input, where_mask_or_None)`` for every float input, pairing each with the masks that apply to it.
 
@@ -626,6 +634,8 @@ def _input_masks(fn: Callable[..., Any], args: tuple, kwargs: dict) -> list[tupl
         names = []
     named = [(names[i] if i < len(names) else f"arg{i}", a) for i, a in enumerate(args)]
     named += [(k, v) for k, v in kwargs.items() if k != "where" and not k.endswith("_where")]
+    skip = set(_allowed_nonfinite(fn))
+    named = [(n, v) for n, v in named if n not in skip]
     masks = {k: jnp.asarray(v) for k, v in kwargs.items() if (k == "where" or k.endswith("_where")) and v is not None}
     out = []
     for name, value in named:

@@ -49,6 +49,7 @@ __all__ = [
     "available",
     "compose",
     "describe",
+    "entry_of",
     "from_config",
     "get",
     "get_entry",
@@ -179,6 +180,7 @@ class Entry:
     runtime: tuple[str, ...]  # keyword arguments given per call, not configured
     sample: Callable[[], Any] | None
     has_aux: bool
+    allow_nonfinite: tuple[str, ...] = ()  # inputs that may legitimately hold NaN/inf (debug mode skips them)
 
     @property
     def summary(self) -> str:
@@ -205,6 +207,7 @@ def register(
     sample: Callable[[], Any] | None = None,
     runtime: Sequence[str] = (),
     has_aux: bool = False,
+    allow_nonfinite: Sequence[str] = (),
 ):
     """Decorator that records a loss or transform factory under ``name``.
 
@@ -223,6 +226,9 @@ def register(
       runtime: keyword-only arguments given per call rather than configured
         (``where`` always is; e.g. ``key`` for a PRNG key, ``state``).
       has_aux: the function returns ``(loss, aux)`` (e.g. a new state).
+      allow_nonfinite: arguments that may legitimately hold NaN or inf (e.g. a
+        lookup table marking entries that do not apply with NaN); debug mode's
+        finite-input check skips them.
 
     Returns:
       The decorator; it returns the function unchanged.
@@ -263,6 +269,7 @@ def register(
             runtime=runtime_all,
             sample=sample,
             has_aux=has_aux,
+            allow_nonfinite=tuple(allow_nonfinite),
         )
         previous = _REGISTRY.get(name)
         if previous is not None and _same_function(previous.fn, fn):
@@ -280,6 +287,24 @@ def register(
 
 def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
     return (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
+
+
+def entry_of(fn: Callable[..., Any]) -> Entry | None:
+    """The :class:`Entry` a function is registered as, or None.
+
+    Args:
+      fn: a function.
+
+    Returns:
+      Its registry entry, or None when it is not registered.
+
+    Example:
+      >>> import lossjax
+      >>> lossjax.registry.entry_of(lossjax.losses.focal_loss).name
+      'focal_loss'
+    """
+    _ensure_loaded()
+    return next((e for e in _REGISTRY.values() if e.fn is fn), None)
 
 
 def unregister(name: str) -> None:

@@ -37,6 +37,8 @@ on the sample and on each of its hyperparameter ``variants``:
 ``grad``        ``jax.test_util.check_grads`` in float64.
 ``export``      the loss and its gradient lower for CPU, CUDA and TPU.
 ``registry``    ``from_config(get(name).to_config())`` gives the same values.
+``debug``       ``lossjax.checked(loss)`` (debug mode) returns the plain values,
+                and accepts NaN padding in masked rows.
 ``parallel``    (losses taking ``axis_name``) on the available devices, the
                 gradient of ``pmean(loss)`` under ``shard_map`` and ``pmap``
                 with ``pmean`` of the gradients both equal the one-device
@@ -103,6 +105,7 @@ LOSS_PROPERTIES = (
     "grad",
     "export",
     "registry",
+    "debug",
     "parallel",
     "fuzz",
 )
@@ -800,6 +803,35 @@ def _p_registry(entry, sample):
     assert registry.describe(entry.name)
 
 
+def _p_debug(entry, sample):
+    from lossjax import _checks as C
+
+    plain = _jitted(entry, sample, "call")(sample.args)
+    checked = C.checked(entry.fn)
+    try:
+        got = checked(*sample.args, **sample.kwargs)
+    except ValueError as e:
+        raise AssertionError(
+            f"{entry.name}: debug mode rejects the sample: {e} (an input that may legitimately hold NaN/inf is "
+            "declared with register(..., allow_nonfinite=(name,)))"
+        ) from None
+    assert_close(_primary(got, entry), _primary(plain, entry), err=f"{entry.name}: lossjax.checked changes the value")
+    if sample.where and entry.kind != "function":
+        mask = _mask(sample)
+        garbage = list(sample.args)
+        for i in sample.diff_argnums:
+            if i in _batched(sample):
+                a = np.array(garbage[i], copy=True)
+                a[~mask] = np.nan
+                garbage[i] = a
+        try:
+            checked(*garbage, **sample.kwargs, where=_where_arg(sample, entry, mask))
+        except ValueError as e:
+            raise AssertionError(
+                f"{entry.name}: debug mode rejects NaN padding in masked rows (the contract allows it): {e}"
+            ) from None
+
+
 def _takes_axis_name(entry) -> bool:
     return "axis_name" in inspect.signature(entry.fn).parameters
 
@@ -959,6 +991,7 @@ _LOSS_CHECKS: dict[str, Callable] = {
     "grad": _p_grad,
     "export": _p_export,
     "registry": _p_registry,
+    "debug": _p_debug,
     "parallel": _p_parallel,
     "fuzz": _p_fuzz,
 }

@@ -963,7 +963,8 @@ def squared_hinge_loss(
     fn = "squared_hinge_loss"
     C.check_array(fn, "margin", margin, ndim=0, dtype="number")
     z, y, mask, dtype = binary_terms(fn, logits, labels, where)
-    C.debug_check(jnp.all(jnp.abs(y) == 1), f"{fn}: labels must be -1 or +1")
+    valid = jnp.abs(y) == 1
+    C.debug_check(jnp.all(valid if mask is None else valid | ~mask), f"{fn}: labels must be -1 or +1")
     loss = jnp.square(jnp.maximum(jnp.asarray(margin, dtype) - y * z, 0.0))
     return C.zero_masked(loss, mask)
 
