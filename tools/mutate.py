@@ -153,7 +153,7 @@ MUTATIONS = [
     ),
 ]
 
-_ZERO_UPDATE = '''
+_ZERO_UPDATE = """
 
 def _zero_update(tx):  # mutation helper
     import optax as _optax
@@ -163,8 +163,8 @@ def _zero_update(tx):  # mutation helper
         out, state = tx.update(updates, state, params, **extra)
         return _jax.tree.map(lambda x: x * 0, out), state
 
-    return tx._replace(update=update) if hasattr(tx, "_replace") else _optax.GradientTransformationExtraArgs(tx.init, update)
-'''
+    return _optax.GradientTransformationExtraArgs(tx.init, update)
+"""
 
 
 def _apply(tree: pathlib.Path, m: Mutation) -> bool:
