@@ -116,6 +116,11 @@ class Sample:
       fuzz_scaled: the arguments the ``fuzz`` property may rescale (default:
         the differentiated ones); ``()`` for inputs with a bounded domain
         (probabilities, log-probabilities of a fixed sum).
+      batched_kwargs: keyword arguments that carry the batch on their leading
+        axis (e.g. a per-token mask ``token_where``): ``fuzz`` resamples their
+        rows with the positional arguments'.
+      fuzz_batch: ``fuzz`` may change the batch size (False when an input's
+        shape ties two batch axes together, e.g. a ``[B, B]`` prior).
     """
 
     args: tuple
@@ -133,6 +138,8 @@ class Sample:
     value_tol: Mapping[str, float] | None = None
     expected: Mapping[str, Any] | None = None
     fuzz_scaled: tuple[int, ...] | None = None
+    batched_kwargs: tuple[str, ...] = ()
+    fuzz_batch: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

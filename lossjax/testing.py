@@ -910,14 +910,12 @@ def _fuzz_case(entry, sample: Sample, seed: int):
     """One random valid call: batch size, scale, mask with NaN rows, dtype; returns a description."""
     rng = np.random.default_rng(seed)
     n0 = _batch_size(sample)
-    n = int(rng.choice([0, 1, 2, n0, n0 + 3]))
+    n = int(rng.choice([0, 1, 2, n0, n0 + 3])) if sample.fuzz_batch else n0
     dtype = jnp.bfloat16 if rng.random() < 0.3 else jnp.float32
     scale = float(rng.choice([1e-6, 1e-3, 1.0, 1e2, 1e3]))
-    args = (
-        list(_repeat_rows(sample, n, seed=seed))
-        if n > 0
-        else [np.asarray(a)[:0] if i in _batched(sample) else a for i, a in enumerate(sample.args)]
-    )
+    rows = np.random.default_rng(seed).permutation(np.arange(n) % n0) if n > 0 else np.arange(0)
+    args = [np.asarray(a)[rows] if i in _batched(sample) else a for i, a in enumerate(sample.args)]
+    kwargs = {k: (np.asarray(v)[rows] if k in sample.batched_kwargs else v) for k, v in sample.kwargs.items()}
     for i in sample.diff_argnums if sample.fuzz_scaled is None else sample.fuzz_scaled:
         a = np.asarray(args[i])
         args[i] = (a * scale).astype(a.dtype)
@@ -934,17 +932,27 @@ def _fuzz_case(entry, sample: Sample, seed: int):
         for i, a in enumerate(args)
     ]
     desc = f"seed={seed} batch={n} scale={scale} dtype={jnp.dtype(dtype).name} masked={where is not None}"
-    return tuple(args), (None if where is None else jnp.asarray(where)), n, desc
+    return tuple(args), kwargs, (None if where is None else jnp.asarray(where)), n, desc
+
+
+def _fuzz_call(entry, sample, args, kwargs, where):
+    """Jitted value and gradients; array keyword arguments traced, settings (numbers, strings) static."""
+    arrays = {k: v for k, v in kwargs.items() if hasattr(v, "shape") and np.ndim(v) >= 1 and not _is_key(v)}
+    settings = {k: v for k, v in kwargs.items() if k not in arrays}
+    fn = jax.jit(lambda a, k, w: _out_and_grads(entry, sample, a, where=w, kwargs={**settings, **k}))
+    return fn(args, arrays, where)
 
 
 def _p_fuzz(entry, sample):
     base = int(hashlib.sha256(entry.name.encode()).hexdigest()[:6], 16)
     for k in range(FUZZ_BUDGET):
         seed = base + k
-        args, where, n, desc = _fuzz_case(entry, sample, seed)
+        args, kwargs, where, n, desc = _fuzz_case(entry, sample, seed)
         repro = f"reproduce: lossjax.testing.fuzz({entry.name!r}, seed={seed}) [{desc}]"
         try:
-            out, grads = jax.jit(lambda a, w: _out_and_grads(entry, sample, a, where=w))(args, where)
+            out, grads = jax.jit(lambda a, k, w: _out_and_grads(entry, sample, a, where=w, kwargs=k))(
+                args, kwargs, where
+            )
         except (ValueError, TypeError) as e:
             if n == 0 and entry.fn.__name__ in str(e):
                 continue  # an empty batch may be a clear error naming the function
@@ -972,8 +980,8 @@ def fuzz(name: str, seed: int) -> None:
     """
     entry = registry.get_entry(name)
     sample = _sample(entry)
-    args, where, _, desc = _fuzz_case(entry, sample, seed)
-    out, grads = jax.jit(lambda a, w: _out_and_grads(entry, sample, a, where=w))(args, where)
+    args, kwargs, where, _, desc = _fuzz_case(entry, sample, seed)
+    out, grads = _fuzz_call(entry, sample, args, kwargs, where)
     if not (_all_finite(_primary(out, entry)) and _all_finite(grads)):
         raise AssertionError(f"{name}: non-finite value or gradient [{desc}]")
 
