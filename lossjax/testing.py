@@ -950,9 +950,7 @@ def _p_fuzz(entry, sample):
         args, kwargs, where, n, desc = _fuzz_case(entry, sample, seed)
         repro = f"reproduce: lossjax.testing.fuzz({entry.name!r}, seed={seed}) [{desc}]"
         try:
-            out, grads = jax.jit(lambda a, k, w: _out_and_grads(entry, sample, a, where=w, kwargs=k))(
-                args, kwargs, where
-            )
+            out, grads = _fuzz_call(entry, sample, args, kwargs, where)
         except (ValueError, TypeError) as e:
             if n == 0 and entry.fn.__name__ in str(e):
                 continue  # an empty batch may be a clear error naming the function
