@@ -122,3 +122,145 @@ def test_registered_without_sample_fails():
         assert not results[0].ok and "without a sample" in results[0].detail
     finally:
         registry.unregister("test_no_sample")
+
+
+# ------------- value and precision properties: wrong numbers must fail `lossjax check` -------------
+
+
+def _ce_reference(logits, labels):
+    """float64 closed form of softmax cross-entropy and its gradient under testing.cotangent."""
+    z = np.asarray(logits, np.float64)
+    lse = np.log(np.sum(np.exp(z - z.max(-1, keepdims=True)), -1)) + z.max(-1)
+    onehot = np.eye(z.shape[-1])[labels]
+    value = lse - np.sum(onehot * z, -1)
+    ct = testing.cotangent(value.shape)
+    grad = ct[:, None] * (np.exp(z - lse[:, None]) - onehot)
+    return value, grad
+
+
+def _valued_sample():
+    s = _sample()
+    value, grad = _ce_reference(*s.args)
+    case = {
+        "case": "sample",
+        "variant": {},
+        "fingerprint": testing.fingerprint(tuple(s.args), {}),
+        "value": value.tolist(),
+        "grads": [grad.tolist()],
+    }
+    return registry.Sample(args=s.args, extremes=(), expected={"source": "numpy float64 closed form", "cases": [case]})
+
+
+def _constant_zero(logits, labels, *, where=None):
+    return softmax_cross_entropy(logits, labels, where=where) * 0.0
+
+
+def _ten_percent_off(logits, labels, *, where=None):
+    return softmax_cross_entropy(logits, labels, where=where) * 1.1
+
+
+def _bf16_rounded(logits, labels, *, where=None):
+    z = jnp.asarray(logits)
+    return softmax_cross_entropy(z.astype(jnp.bfloat16).astype(z.dtype), labels, where=where)
+
+
+def _bf16_inside(logits, labels, *, where=None):
+    """Half-precision inputs computed in half precision (the dtype policy says float32), returned as float32."""
+    z = jnp.asarray(logits)
+    mask = C.prepare_where("bf16_inside", where, z.shape[:-1])
+    z = C.fill_masked(z, mask)
+    loss = -jnp.sum(jax.nn.one_hot(labels, z.shape[-1], dtype=z.dtype) * jax.nn.log_softmax(z), -1)
+    return C.zero_masked(loss.astype(jnp.float32), mask)
+
+
+@contextlib.contextmanager
+def registered_valued(fn):
+    name = "test_valued_" + fn.__name__.strip("_")
+    registry.register(name, family="test", kind="per_example", sample=_valued_sample)(fn)
+    try:
+        yield name
+    finally:
+        registry.unregister(name)
+        testing._SAMPLE_CACHE.pop(name, None)
+
+
+def test_the_value_property_passes_a_right_loss():
+    with registered_valued(_good) as name:
+        testing.check(name, "value")
+
+
+@pytest.mark.parametrize("fn", [_constant_zero, _ten_percent_off, _bf16_rounded])
+def test_the_value_property_fails_a_wrong_number(fn):
+    with registered_valued(fn) as name:
+        with pytest.raises(AssertionError, match="vs numpy float64 closed form"):
+            testing.check(name, "value")
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = cli.main(["check", name])
+        assert code == 1 and "FAIL" in out.getvalue()
+
+
+def test_the_bf16_property_fails_a_loss_computed_in_bf16():
+    with registered_valued(_bf16_inside) as name:
+        testing.check(name, "value")  # float32 inputs are right ...
+        with pytest.raises(AssertionError, match="bf16 inputs are not computed in float32"):
+            testing.check(name, "bf16")  # ... bf16 inputs are computed in bf16
+
+
+def test_a_missing_expected_value_fails_when_required(monkeypatch):
+    monkeypatch.setattr(testing, "_REQUIRE_EXPECTED", True)
+    with registered(_good) as name:
+        assert "value" in testing.properties_for(name)
+        with pytest.raises(AssertionError, match="no independent expected value"):
+            testing.check(name, "value")
+
+
+def _sgd_like():
+    import optax
+
+    def make(*, learning_rate: float = 0.1):
+        """Plain SGD (a stand-in for a registered transform)."""
+        return optax.sgd(learning_rate)
+
+    return make
+
+
+def _zero_update_like():
+    import optax
+
+    def make(*, learning_rate: float = 0.1):
+        """Returns zero updates (broken)."""
+        return optax.scale(0.0)
+
+    return make
+
+
+def _transform_sample():
+    params = {"w": np.array([1.0, -2.0], np.float32)}
+    updates = {"w": np.array([0.5, 0.25], np.float32)}
+    steps = [{"w": {"dtype": "float64", "shape": [2], "data": [-0.05, -0.025]}}] * 2  # sgd(0.1): -0.1 * g
+    arrays = {}
+    case = {
+        "case": "sample",
+        "variant": {},
+        "fingerprint": testing.fingerprint(params, updates, arrays, {}),
+        "steps_updates": steps,
+    }
+    return registry.TransformSample(
+        params=params, updates=updates, expected={"source": "closed form: -learning_rate * g", "cases": [case]}
+    )
+
+
+@pytest.mark.parametrize(("factory", "ok"), [(_sgd_like, True), (_zero_update_like, False)])
+def test_the_value_property_fails_a_transform_that_returns_zero_updates(factory, ok):
+    name = f"test_transform_{factory.__name__.strip('_')}"
+    registry.register(name, family="test", kind="transform", sample=_transform_sample)(factory())
+    try:
+        if ok:
+            testing.check(name, "value")
+        else:
+            with pytest.raises(AssertionError, match="step 1"):
+                testing.check(name, "value")
+    finally:
+        registry.unregister(name)
+        testing._SAMPLE_CACHE.pop(name, None)
