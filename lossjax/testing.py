@@ -89,6 +89,7 @@ __all__ = [
     "properties_for",
     "run",
     "tolerances",
+    "value_errors",
 ]
 
 PLATFORMS = ("cpu", "cuda", "tpu")
@@ -677,6 +678,47 @@ def _p_value(entry, sample):
         if "grads" in exp:
             for k, g in enumerate(grads):
                 assert_close(g, _decode(exp["grads"][k]), err=f"{what}: gradient of arg {s.diff_argnums[k]}", **tol)
+
+
+def _rel_err(got, expected) -> float:
+    got, expected = np.asarray(got, np.float64), np.asarray(expected, np.float64)
+    finite = np.isfinite(expected)
+    if not np.any(finite):
+        return 0.0
+    den = np.maximum(np.abs(expected[finite]), 1e-6)
+    return float(np.max(np.abs(got[finite] - expected[finite]) / den, initial=0.0))
+
+
+def value_errors(name: str) -> dict[str, float]:
+    """The largest relative errors of an entry's float32 values and gradients against its expected ones.
+
+    Over every value case (the sample, its variants, the extremes); the
+    denominator is floored at 1e-6 (values near 0 count absolutely).
+
+    Args:
+      name: a registered loss with expected values.
+
+    Returns:
+      ``{"value": ..., "grad": ...}`` (``grad`` is 0 without differentiated inputs).
+
+    Example:
+      >>> from lossjax.testing import value_errors
+      >>> sorted(value_errors("softmax_cross_entropy"))  # doctest: +SKIP
+      ['grad', 'value']
+    """
+    entry = registry.get_entry(name)
+    sample = _sample(entry)
+    rec = _expected(entry, sample)
+    worst = {"value": 0.0, "grad": 0.0}
+    with jax.numpy_rank_promotion("raise"):
+        for case, variant, s, args in _value_cases(sample):
+            exp = _find_case(entry, rec, case, variant)
+            out, grads = _jitted(entry, s, "weighted")(tuple(args))
+            worst["value"] = max(worst["value"], _rel_err(_primary(out, entry), _decode(exp["value"])))
+            for k, g in enumerate(grads):
+                if "grads" in exp:
+                    worst["grad"] = max(worst["grad"], _rel_err(g, _decode(exp["grads"][k])))
+    return worst
 
 
 def _decode(x) -> Any:
