@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pathlib
-import subprocess
 import sys
 
 
@@ -67,20 +65,10 @@ def _cmd_check(args) -> int:
     return 0 if ok else 1
 
 
-def _find_benchmarks() -> pathlib.Path | None:
-    for base in (pathlib.Path.cwd(), pathlib.Path(__file__).resolve().parent.parent):
-        cand = base / "benchmarks" / "run.py"
-        if cand.exists():
-            return cand
-    return None
-
-
 def _cmd_bench(args, rest) -> int:
-    runner = _find_benchmarks()
-    if runner is None:
-        print("lossjax bench: benchmarks/run.py not found (run from a lossjax checkout).", file=sys.stderr)
-        return 2
-    return subprocess.call([sys.executable, str(runner), *rest])
+    from lossjax.benchmarks import run
+
+    return run.main(rest)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,3 +57,22 @@ def test_misuse_gives_one_line_error_and_nonzero_exit(argv, needle):
     code, out, err = _run(argv)
     assert code == 2, (argv, code, out, err)
     assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_bench_lists_cases_and_rejects_unknown_topics():
+    code, out, _ = _run(["bench", "--list", "--only", "classification"])
+    assert code == 0 and "focal" in out and "metric" not in out  # whole names: no substring matches
+    code, _, err = _run(["bench", "--only", "metrics"])
+    assert code == 2 and "nothing matches" in err and "metric" in err
+
+
+def test_run_case_measures_its_floor_and_filters_variants():
+    import jax.numpy as jnp
+
+    from lossjax.benchmarking import FLOOR, Case, run_case
+
+    x = jnp.ones((4096,))
+    case = Case("demo", {"sum": (jnp.sum, (x,)), "mean": (jnp.mean, (x,))}, baseline="sum", floor_bytes=8 * 4096)
+    rows = run_case(case, rounds=3, variant_filter="mean", min_round_s=0.001)
+    assert sorted(r.variant for r in rows) == sorted(["sum", "mean", FLOOR])
+    assert all(r.floor_ratio is not None and r.floor_ratio > 0 for r in rows)
