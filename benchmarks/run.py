@@ -75,6 +75,8 @@ def main(argv=None) -> int:
     bw = args.bandwidth or DEFAULT_BANDWIDTH.get(backend)
     modules = list(discover())
     topics = [t for t, _ in modules]
+    if args.only and set(args.only) <= set(topics):  # whole topics: build only their cases
+        modules = [(t, m) for t, m in modules if t in args.only]
     plan = [(t, c) for t, mod in modules for c in mod.cases(size) if _selected(args.only, t, c)]
     if args.only and not plan:
         print(f"lossjax bench: nothing matches --only {args.only}; topics: {', '.join(topics)}", file=sys.stderr)
