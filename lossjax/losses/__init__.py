@@ -13,11 +13,13 @@ from lossjax.losses._metric import *
 from lossjax.losses._margins import *
 from lossjax.losses._selfsup import *
 from lossjax.losses._distillation import *
+from lossjax.losses._divergence import *
 from lossjax.losses._language import *
 from lossjax.losses._preference import *
 from lossjax.losses import (
     _classification,
     _distillation,
+    _divergence,
     _imbalance,
     _language,
     _margins,
@@ -38,6 +40,7 @@ FAMILY_MODULES = (
     _margins,
     _selfsup,
     _distillation,
+    _divergence,
     _language,
     _preference,
 )
