@@ -1,6 +1,6 @@
 """Language-model losses: the fused large-vocabulary cross-entropy, token and sequence
 log-probabilities, z-losses, number tokens, EMO, sample reweighting, pass@n coverage,
-probing and unlearning weights.
+probing and unlearning weights, and CTC for unsegmented sequence labelling.
 
 Token-level losses take ``logits [..., V]`` and integer ``labels [...]`` and
 return a loss per token ``[...]``; sequence-level ones take log-probabilities
@@ -25,12 +25,13 @@ import numpy as np
 
 from lossjax import _checks as C
 from lossjax._fused import DEFAULT_MEMORY_BUDGET, MODES, SCALAR_REDUCTIONS, fused_cross_entropy
-from lossjax._parallel import psum
+from lossjax._parallel import axis_size, gather_batch, psum
 from lossjax._sequence import check_log_probs, reduce_sequence, token_mask_of
 from lossjax.registry import Sample, register
 
 __all__ = [
     "contrast_consistent_search_loss",
+    "ctc_loss",
     "earth_mover_distance_optimization",
     "linear_cross_entropy",
     "linear_cross_entropy_with_lse",
@@ -50,13 +51,6 @@ Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
 FAMILY = "language"
-
-
-def _token_sample(n: int = 6, v: int = 5, seed: int = 0) -> Sample:
-    rng = np.random.default_rng(seed)
-    logits = (rng.normal(size=(n, v)) * 2).astype(np.float32)
-    labels = rng.integers(0, v, size=(n,)).astype(np.int32)
-    return Sample(args=(logits, labels))
 
 
 # ------------------- fused large-vocabulary cross-entropy -------------------
@@ -148,8 +142,18 @@ def _linear_ce(
         memory_budget=memory_budget,
         vocab_axis_name=vocab_axis_name,
     )
+    # An out-of-range label of a counted token gives NaN, loudly, as JAX's out-of-bounds gather does
+    # (ignore_index keeps its meaning: ignored, never an error). The fused pass itself never sees it:
+    # it only compares an iota with the label, so the NaN is added here (no gradient through it).
+    n_vocab = v_local * axis_size(vocab_axis_name)
+    bad = valid & ((y < 0) | (y >= n_vocab))
     if reduction != "none":
-        return out
+        return out + jnp.where(jnp.any(bad), jnp.asarray(jnp.nan, out.dtype), jnp.zeros((), out.dtype))
+
+    def nan_bad(a):
+        return jnp.where(bad, jnp.asarray(jnp.nan, a.dtype), a)
+
+    out = (nan_bad(out[0]), out[1]) if with_lse else nan_bad(out)
     return jax.tree.map(lambda a: jnp.reshape(a, batch_shape), out)
 
 
@@ -159,19 +163,45 @@ def _lce_sample() -> Sample:
     hidden = rng.normal(size=(n, d)).astype(np.float32)
     weight = (rng.normal(size=(v, d)) * 0.7).astype(np.float32)
     labels = rng.integers(0, v, size=(n,)).astype(np.int32)
-    # block_size=2 exercises the streaming loop and its remainder block.
+    labels[3] = -100  # the default ignore_index: ignored in every property
+    bias = (rng.normal(size=(v,)) * 0.5).astype(np.float32)
+    # Large logits (|z| up to ~1e2, beyond float32 exp's range) and a zero head (uniform softmax).
+    extremes = ((hidden * 30, weight, labels), (np.zeros_like(hidden), weight, labels), (hidden, weight * 0, labels))
+    # block_size=2 exercises the streaming loop and its remainder block; each option is a variant.
     return Sample(
         args=(hidden, weight, labels),
         kwargs={"block_size": 2},
         diff_argnums=(0, 1),
         batched_argnums=(0, 2),
+        extremes=extremes,
+        variants=(
+            {"z_loss_weight": 0.05},
+            {"label_smoothing": 0.2},
+            {"logit_softcap": 2.0},
+            {"bias": bias},
+            {"bias": bias, "label_smoothing": 0.1, "z_loss_weight": 0.01, "logit_softcap": 3.0},
+        ),
+        # float32 log-sum-exp of logits near 1e2 (the extremes) carries ulp(1e2) ~ 8e-6 absolute error.
+        value_tol={"rtol": 1e-4, "atol": 5e-5},
     )
 
 
 def _reduced_lce_sample() -> Sample:
     s = _lce_sample()
     # chunk_size=4 over 6 tokens: one full token chunk of the in-forward path and a remainder.
-    return dataclasses.replace(s, kwargs={"block_size": 2, "chunk_size": 4})
+    return dataclasses.replace(
+        s,
+        kwargs={"block_size": 2, "chunk_size": 4},
+        variants=(
+            *s.variants,
+            # (reduction="sum" is exercised by the family tests: "reduction" is a reserved word of the registry's
+            # specs, so the registry property cannot configure it)
+            {"mode": "in_forward"},
+            {"mode": "recompute"},
+            {"mode": "in_forward", "z_loss_weight": 0.05, "label_smoothing": 0.2},
+            {"mode": "recompute", "z_loss_weight": 0.05, "logit_softcap": 2.0, "bias": s.variants[3]["bias"]},
+        ),
+    )
 
 
 @register(
@@ -227,7 +257,8 @@ def linear_cross_entropy(
       hidden: ``[..., D]`` final hidden states (any float dtype; bf16 stays
         bf16 in the matmuls, with float32 accumulation).
       weight: ``[V, D]`` output embedding (classifier) matrix.
-      labels: ``[...]`` integer targets in ``[0, V)`` or ``ignore_index``.
+      labels: ``[...]`` integer targets in ``[0, V)`` or ``ignore_index``; any other value in a
+        counted token gives a NaN loss (as JAX's out-of-bounds gather), ``lossjax.checked`` names it.
       bias: optional ``[V]`` output bias (given per call).
       ignore_index: label value of tokens to ignore (PyTorch's ``-100``), an int; None ignores none.
       label_smoothing: ``a`` in ``[0, 1)``, mixes the target with the uniform
@@ -464,31 +495,35 @@ def _token_log_probs_sample() -> Sample:
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(3, 4, 5)).astype(np.float32)
     labels = rng.integers(0, 5, size=(3, 4)).astype(np.int32)
-    return Sample(args=(logits, labels), where=False)
+    return Sample(args=(logits, labels), class_axis=True)
 
 
 @register(
     "token_log_probs",
     family=FAMILY,
-    kind="function",
-    formula="log softmax(z)_y (0 for labels outside [0, V))",
-    reference="trl get_batch_logps / selective_log_softmax",
+    kind="per_example",
+    formula="log softmax(z)_y (NaN for labels outside [0, V), 0 where masked)",
+    reference="trl 1.16 trainer/utils.py::selective_log_softmax (log_softmax + gather)",
     sample=_token_log_probs_sample,
 )
-def token_log_probs(logits: ArrayLike, labels: ArrayLike) -> Array:
+def token_log_probs(logits: ArrayLike, labels: ArrayLike, *, where: ArrayLike | None = None) -> Array:
     r"""Log-probability of each label token: ``log softmax(logits)[..., label]``.
 
     .. math:: \log p_t = z_{t, y_t} - \log\sum_v e^{z_{t, v}}
 
-    Labels outside ``[0, V)`` (e.g. the ``-100`` ignore index) give 0, so a
-    masked sum over tokens needs no extra gather. The target logit is picked by
-    comparing an iota with the label (no gather on the vocabulary axis).
-    For large vocabularies, ``-lossjax.losses.linear_cross_entropy(hidden,
+    A label outside ``[0, V)`` gives NaN, as JAX's out-of-bounds gather
+    (``lossjax.checked`` names it); positions masked out by ``where`` (prompt
+    tokens, padding, the ``-100`` ignore index) may carry any label and give
+    exactly 0, so a masked sum over tokens needs no extra gather. The target
+    logit is picked by comparing an iota with the label (no gather on the
+    vocabulary axis). For large vocabularies, ``-lossjax.losses.linear_cross_entropy(hidden,
     weight, labels)`` gives the same values without materializing the logits.
 
     Args:
       logits: ``[..., V]`` unnormalized scores.
       labels: integer token ids ``[...]``.
+      where: optional mask broadcastable to ``[...]`` along its leading axes
+        (e.g. ``labels != -100``); masked positions give 0.
 
     Returns:
       ``[...]`` per-token log-probabilities (float32 for half-precision logits).
@@ -498,7 +533,8 @@ def token_log_probs(logits: ArrayLike, labels: ArrayLike) -> Array:
 
     Example:
       >>> import jax.numpy as jnp, lossjax
-      >>> lossjax.losses.token_log_probs(jnp.zeros((1, 2, 4)), jnp.array([[1, -100]])).round(4)
+      >>> labels = jnp.array([[1, -100]])
+      >>> lossjax.losses.token_log_probs(jnp.zeros((1, 2, 4)), labels, where=labels != -100).round(4)
       Array([[-1.3863,  0.    ]], dtype=float32)
     """
     fn = "token_log_probs"
@@ -507,10 +543,13 @@ def token_log_probs(logits: ArrayLike, labels: ArrayLike) -> Array:
     if labels.shape != logits.shape[:-1]:
         raise ValueError(f"{fn}: `labels` must have shape logits.shape[:-1]={logits.shape[:-1]}, got {labels.shape}.")
     dtype = C.compute_dtype(logits)
-    z = C.as_compute(logits, dtype)
-    iota = jax.lax.broadcasted_iota(labels.dtype, logits.shape, logits.ndim - 1)
-    onehot = iota == labels[..., None]
-    return jnp.sum(jnp.where(onehot, jax.nn.log_softmax(z, axis=-1), jnp.zeros((), dtype)), axis=-1)
+    mask = C.prepare_where(fn, where, labels.shape)
+    q = C.class_targets(fn, logits, labels, dtype, where=mask)  # one-hot; NaN row for an out-of-range label
+    z = C.fill_masked(C.as_compute(logits, dtype), mask)
+    # sum(q * log_softmax) would turn -inf logits of other classes into 0 * -inf: select instead.
+    picked = jnp.where(q > 0, jax.nn.log_softmax(z, axis=-1), jnp.zeros((), dtype))
+    lp = jnp.sum(picked, axis=-1) + jnp.sum(jnp.where(q > 0, jnp.zeros((), dtype), q), axis=-1)
+    return C.zero_masked(lp, mask)
 
 
 def _sequence_log_probs_sample() -> Sample:
@@ -518,7 +557,13 @@ def _sequence_log_probs_sample() -> Sample:
     log_probs = -rng.uniform(0.1, 3.0, size=(4, 5)).astype(np.float32)
     token_where = np.ones((4, 5), bool)
     token_where[:, 3:] = False
-    return Sample(args=(log_probs,), kwargs={"token_where": token_where}, where=False)
+    token_where[2, 1:] = False
+    # A token mask is a variant, not a kwarg: the fuzz property changes the batch size of the args.
+    return Sample(
+        args=(log_probs,),
+        where=False,
+        variants=({"average": True}, {"token_where": token_where}, {"token_where": token_where, "average": True}),
+    )
 
 
 @register(
@@ -574,7 +619,7 @@ def sequence_log_probs(
 
 def _z_sample() -> Sample:
     rng = np.random.default_rng(0)
-    return Sample(args=((rng.normal(size=(6, 5)) * 2).astype(np.float32),))
+    return Sample(args=((rng.normal(size=(6, 5)) * 2).astype(np.float32),), class_axis=True)
 
 
 @register(
@@ -628,6 +673,23 @@ def z_loss(logits: ArrayLike, *, where: ArrayLike | None = None) -> Array:
     return C.zero_masked(jnp.square(lse), mask)
 
 
+def _spherical_sample() -> Sample:
+    rng = np.random.default_rng(0)
+    logits = (rng.normal(size=(6, 5)) * 2).astype(np.float32)
+    labels = rng.integers(0, 5, size=(6,)).astype(np.int32)
+    # Not a softmax: -inf logits have no meaning here (the standardization needs finite outputs), so
+    # the class-axis edge cases are spelled out without it: 1e4 beside 1e-4 in every row, confidently
+    # wrong rows, constant rows (sigma = 0: the epsilon floor).
+    mixed = logits.copy()
+    mixed[:, 0], mixed[:, 1] = 1e4, 1e-4
+    wrong = logits.copy()
+    wrong[np.arange(6), labels] = -20.0
+    wrong[np.arange(6), (labels + 1) % 5] = 20.0
+    extremes = ((mixed, labels), (wrong, labels), (np.zeros_like(logits), labels), (logits * 1e4, labels))
+    variants = ({"sharpness": 2.0, "offset": 0.5}, {"sharpness": 0.3, "offset": 3.0})
+    return Sample(args=(logits, labels), extremes=extremes, variants=variants)
+
+
 @register(
     "spherical_z_loss",
     aliases=("z_normalized_loss", "brebisson_z_loss"),
@@ -637,7 +699,7 @@ def z_loss(logits: ArrayLike, *, where: ArrayLike | None = None) -> Array:
     paper="The Z-loss: a shift and scale invariant classification loss belonging to the Spherical Family "
     "(2016, arXiv:1604.08859)",
     reference="closed form from the paper (no official code); hand-derived values in the tests",
-    sample=_token_sample,
+    sample=_spherical_sample,
 )
 def spherical_z_loss(
     logits: ArrayLike,
@@ -712,7 +774,9 @@ def _ntl_sample() -> Sample:
     values = np.array([np.nan, 0.0, 1.0, 2.0, 3.0, np.nan, 4.0, 5.0], np.float32)
     logits = rng.normal(size=(3, 4, 8)).astype(np.float32)
     labels = np.array([[1, 2, 0, 7], [6, 5, 3, 4], [2, 2, 1, 0]], np.int32)
-    return Sample(args=(logits, labels, values), batched_argnums=(0, 1))
+    return Sample(
+        args=(logits, labels, values), batched_argnums=(0, 1), class_axis=True, variants=({"variant": "was"},)
+    )
 
 
 @register(
@@ -726,6 +790,7 @@ def _ntl_sample() -> Sample:
     reference="tum-ai/number-token-loss src/ntl/loss_functions/number_token_loss.py (NTL-MSE), "
     "base_number_token_loss.py / wasserstein_distance_number_token_loss.py (NTL-WAS)",
     sample=_ntl_sample,
+    allow_nonfinite=("token_values",),  # NaN marks the non-number tokens
 )
 def number_token_loss(
     logits: ArrayLike,
@@ -748,8 +813,10 @@ def number_token_loss(
     NTL-WAS is the Wasserstein-1 distance between the predicted distribution
     over values and the point mass at ``y`` (for the digits 0-9 it equals the
     reference's CDF form ``\sum |F_p - F_y|``). Positions whose label is not a
-    number token (including ignore indices such as -100) get 0; the reference
-    averages over number positions only. Train with ``CE + \lambda\,NTL``
+    number token get 0; the reference averages over number positions only. A
+    label outside ``[0, V)`` (e.g. the ignore index -100) gives NaN unless
+    masked out by ``where`` (as JAX's out-of-bounds gather; ``lossjax.checked``
+    names it). Train with ``CE + \lambda\,NTL``
     (reference ``\lambda = 0.5``, or 0.3). For a large vocabulary, only the
     number tokens' logits are needed: slice the head (``hidden @
     weight[number_ids].T``) and pass ``token_values[number_ids]`` with labels
@@ -799,15 +866,18 @@ def number_token_loss(
     denom = jnp.sum(e, axis=-1, keepdims=True)
     p = e / jnp.maximum(denom, jnp.asarray(jnp.finfo(dtype).tiny, dtype))
     y = jnp.take(values, labels, mode="fill", fill_value=jnp.nan)
-    valid = ~jnp.isnan(y)
-    if mask is not None:
-        valid = valid & mask
+    counted = jnp.ones(labels.shape, bool) if mask is None else mask
+    in_range = (labels >= 0) & (labels < v)
+    C.debug_check(jnp.all(in_range | ~counted), f"{fn}: integer labels must lie in [0, {v})")
+    valid = ~jnp.isnan(y) & counted
     y = jnp.where(valid, y, jnp.zeros((), dtype))
     if variant == "mse":
         loss = jnp.square(jnp.sum(p * vals, axis=-1) - y)
     else:
         loss = jnp.sum(p * jnp.abs(vals - y[..., None]), axis=-1)
-    return jnp.where(valid, loss, jnp.zeros((), dtype))
+    loss = jnp.where(valid, loss, jnp.zeros((), dtype))
+    # An out-of-range label of a counted position is NaN, as JAX's out-of-bounds gather.
+    return jnp.where(counted & ~in_range, jnp.asarray(jnp.nan, dtype), loss)
 
 
 # ------------------------------------ EMO ------------------------------------
@@ -820,7 +890,15 @@ def _emo_sample() -> Sample:
     emb = rng.normal(size=(5, 3)).astype(np.float32)
     # The gradient is a surrogate by design (stop_gradient of the CE/EMO ratio), so finite
     # differences of the value cannot match it; tests/losses/test_language.py checks it against the reference.
-    return Sample(args=(logits, labels, emb), batched_argnums=(0, 1), surrogate_grad=True)
+    return Sample(
+        args=(logits, labels, emb),
+        batched_argnums=(0, 1),
+        surrogate_grad=True,
+        class_axis=True,
+        # At the mixed extreme (a logit of 1e4 off the label) the ratio CE/EMO is ~1e4 and multiplies the
+        # float32 rounding of dEMO (exactly 0 there): 2e-4 relative on one gradient entry.
+        value_tol={"rtol": 5e-4, "atol": 1e-5},
+    )
 
 
 @register(
@@ -891,19 +969,34 @@ def earth_mover_distance_optimization(
     p = C.fill_masked(C.class_targets(fn, logits, labels, dtype, where=mask), mask)
     z = C.fill_masked(C.as_compute(logits, dtype), mask)
     e = jax.lax.stop_gradient(C.as_compute(proxies, dtype))
-    e = e / jnp.maximum(C.safe_norm(e, axis=-1, keepdims=True), jnp.asarray(jnp.finfo(dtype).tiny, dtype))
+    norm = C.safe_norm(e, axis=-1, keepdims=True)
+    e = e / jnp.maximum(norm, jnp.asarray(jnp.finfo(dtype).tiny, dtype))
+    # EMO = sum_ij p_i q_j (1 - <e_i, e_j>) with 1 - <e_i, e_j> = |e_i - e_j|^2 / 2 + r_i + r_j for rows
+    # of norm 1 (r = 0) or 0 (r = 1/2: a zero row costs 1 against every token, as 1 - cos = 1 - 0).
+    # The squared distances are translation invariant, so they are taken about the mean row: with
+    # near-identical embeddings EMO is then tiny and accurate instead of float32 rounding noise of
+    # 1 - <p_repr, q_repr>, which the CE/EMO ratio would amplify into inf and NaN.
+    e = e - jnp.mean(e, axis=0, keepdims=True)
+    sq = jnp.sum(jnp.square(e), axis=-1) + jnp.where(norm[:, 0] > 0, jnp.zeros((), dtype), jnp.ones((), dtype))
     logq = jax.nn.log_softmax(z, axis=-1)
-    mle = -jnp.sum(p * logq, axis=-1)
+    q = jnp.exp(logq)
+    # 0 * log 0 = 0 for a class of probability 0 whose logit is -inf (an out-of-range label's NaN stays NaN).
+    mle = -jnp.sum(jnp.where(p == 0, jnp.zeros((), dtype), p * logq), axis=-1)
     if C.has_integer_labels(fn, logits, labels):
         # E^T onehot(y) is the label's embedding row: a gather, not a [N, V] x [V, D] matmul.
         y = C.fill_masked(jnp.asarray(labels), mask, 0)
         p_repr = jnp.take(e, y, axis=0, mode="fill", fill_value=0)
+        p_sq = jnp.take(sq, y, axis=0, mode="fill", fill_value=0)
     else:
         p_repr = jnp.einsum("...v,vd->...d", p, e)
-    q_repr = jnp.einsum("...v,vd->...d", jnp.exp(logq), e)
-    emo = 1 - jnp.sum(p_repr * q_repr, axis=-1)
+        p_sq = jnp.einsum("...v,v->...", p, sq)
+    q_repr = jnp.einsum("...v,vd->...d", q, e)
+    q_sq = jnp.einsum("...v,v->...", q, sq)
+    emo = jnp.maximum(0.5 * (p_sq + q_sq) - jnp.sum(p_repr * q_repr, axis=-1), jnp.zeros((), dtype))
     ratio = jax.lax.stop_gradient(mle / (emo + jnp.asarray(epsilon, dtype)))
-    return C.zero_masked(0.5 * (mle + ratio * emo), mask)
+    # Value: exactly the cross-entropy; gradient: (dCE + ratio dEMO) / 2, as the reference.
+    sg = jax.lax.stop_gradient
+    return C.zero_masked(mle + 0.5 * (ratio * (emo - sg(emo)) - (mle - sg(mle))), mask)
 
 
 # ------------------------ loss-based sample reweighting ----------------------
@@ -931,8 +1024,8 @@ def _sample_weights(fn, losses, variant, temperature, delta, where, axis_name):
     valid = jnp.ones(losses.shape, bool) if mask is None else mask
     x = C.fill_masked(C.as_compute(losses, dtype), mask)
     l_ = jax.lax.stop_gradient(x)
-    lo = jnp.min(jnp.where(valid, l_, jnp.inf))
-    hi = jnp.max(jnp.where(valid, l_, -jnp.inf))
+    lo = jnp.min(jnp.where(valid, l_, jnp.inf), initial=jnp.inf)
+    hi = jnp.max(jnp.where(valid, l_, -jnp.inf), initial=-jnp.inf)
     if axis_name is not None:
         lo = jax.lax.pmin(lo, axis_name)
         hi = jax.lax.pmax(hi, axis_name)
@@ -942,7 +1035,7 @@ def _sample_weights(fn, losses, variant, temperature, delta, where, axis_name):
     span = jnp.maximum(hi - lo, jnp.asarray(1e-6, dtype))
     h = 2 * d * l_ / span - d * (hi + lo) / span
     s = _variant_f(h, variant, d) / jnp.asarray(temperature, dtype)
-    smax = jnp.max(jnp.where(valid, s, -jnp.inf))
+    smax = jnp.max(jnp.where(valid, s, -jnp.inf), initial=-jnp.inf)
     if axis_name is not None:
         smax = jax.lax.pmax(smax, axis_name)
     smax = jnp.where(jnp.isfinite(smax), smax, jnp.zeros((), dtype))
@@ -957,7 +1050,15 @@ def _reweight_sample(where: bool = True) -> Sample:
     losses = rng.uniform(0.5, 4.0, size=(7,)).astype(np.float32)
     # The weights are constants (stop_gradient) by design, so the gradient is sum_i w_i dl_i, not the
     # derivative of the value; the tests check it exactly.
-    return Sample(args=(losses,), where=where, diff_argnums=(0,) if where else (), surrogate_grad=True)
+    variants = (
+        {"variant": "quadratic"},
+        {"variant": "extremes", "temperature": 0.3},
+        {"variant": "upper", "delta": 2.0},
+        {"variant": "linupper", "temperature": 0.5, "delta": 0.5},
+    )
+    return Sample(
+        args=(losses,), where=where, diff_argnums=(0,) if where else (), surrogate_grad=True, variants=variants
+    )
 
 
 _REWEIGHT_PAPER = (
@@ -1050,10 +1151,10 @@ def loss_based_sample_reweighting(
 
     a weighted mean of the per-sample losses whose gradient is
     ``\sum_i w_i \nabla\ell_i``. With ``axis_name`` the weights are normalized
-    over all devices and each device returns its own share: the global loss
-    is the ``psum`` of the results (and the per-device gradients add up to
-    the global gradient, which is why the reference multiplies by the world
-    size under DDP's averaging).
+    over all devices and every device returns the loss of the whole batch
+    (the losses are gathered, as the reference's ``all_gather``), like the
+    other batch-level losses: under ``shard_map`` the gradient of
+    ``pmean(loss)`` is the one-device gradient.
 
     Args:
       losses: ``[B]`` per-sample losses.
@@ -1070,7 +1171,13 @@ def loss_based_sample_reweighting(
       >>> lossjax.losses.loss_based_sample_reweighting(jnp.array([1.0, 2.0, 3.0])).round(4)
       Array(2.2669, dtype=float32)
     """
-    w, x, _ = _sample_weights("loss_based_sample_reweighting", losses, variant, temperature, delta, where, axis_name)
+    fn = "loss_based_sample_reweighting"
+    if axis_name is not None:  # the whole batch on every device (a [B] vector: cheap), as the reference
+        losses = C.check_array(fn, "losses", losses, ndim=1, dtype="float")
+        if where is not None:
+            where = gather_batch(jnp.broadcast_to(jnp.asarray(where), losses.shape), axis_name)
+        losses = gather_batch(losses, axis_name)
+    w, x, _ = _sample_weights(fn, losses, variant, temperature, delta, where, None)
     return jnp.sum(w * x)
 
 
@@ -1081,7 +1188,7 @@ def _pass_sample() -> Sample:
     rng = np.random.default_rng(4)
     lp = (-rng.uniform(0.02, 1.0, size=(6, 3))).astype(np.float32)
     extremes = ((np.zeros_like(lp),), (np.full_like(lp, -1e4),), (np.full_like(lp, -30.0),))
-    return Sample(args=(lp,), extremes=extremes)
+    return Sample(args=(lp,), extremes=extremes, variants=({"num_samples": 1}, {"num_samples": 4.5}))
 
 
 @register(
@@ -1145,12 +1252,14 @@ def pass_at_n_coverage_loss(
     dtype = C.compute_dtype(x)
     batch_mask = C.prepare_where(fn, where, x.shape[:1])
     lp = reduce_sequence(x, m, batch_mask, dtype, average=False)
-    lp = jnp.minimum(lp, jnp.zeros((), dtype))
+    lp = jnp.where(lp <= 0, lp, jnp.zeros((), dtype))  # log p <= 0; the gradient at exactly 0 stays whole
     n_ = jnp.asarray(num_samples, dtype)
     log_n = jnp.log(n_)
     tail = lp + log_n < jnp.asarray(-20.0, dtype)
     lp_main = jnp.where(tail, jnp.asarray(-1.0, dtype), lp)
     main = -C.log1mexp(n_ * C.log1mexp(lp_main))
+    # N = 1 is the cross-entropy -log p, also at p = 1 where log1mexp's derivative is -inf (gradient -1, not 0).
+    main = jnp.where(n_ == 1, -lp_main, main)
     asym = -(log_n + jnp.where(tail, lp, jnp.asarray(-30.0, dtype)))
     return C.zero_masked(jnp.where(tail, asym, main), batch_mask)
 
@@ -1165,7 +1274,7 @@ def _ccs_sample() -> Sample:
         positive + rng.uniform(0.1, 0.3, size=(6,)) * np.where(np.arange(6) % 2, 1, -1), 0.01, 0.99
     ).astype(np.float32)
     extremes = ((np.zeros(6, np.float32), np.ones(6, np.float32)), (np.ones(6, np.float32), np.zeros(6, np.float32)))
-    return Sample(args=(positive, negative), diff_argnums=(0, 1), extremes=extremes)
+    return Sample(args=(positive, negative), diff_argnums=(0, 1), extremes=extremes, fuzz_scaled=())
 
 
 @register(
@@ -1226,7 +1335,8 @@ def _satimp_sample() -> Sample:
     lp = (-rng.uniform(0.05, 3.0, size=(4, 3))).astype(np.float32)
     extremes = ((np.zeros_like(lp),), (np.full_like(lp, -1e4),))
     # Constant (stop_gradient) weights by design; the tests check the gradient (= the weights) exactly.
-    return Sample(args=(lp,), extremes=extremes, surrogate_grad=True)
+    variants = ({"beta_1": 1.0, "beta_2": 1.0}, {"beta_1": 0.5, "beta_2": 0.0})
+    return Sample(args=(lp,), extremes=extremes, surrogate_grad=True, variants=variants)
 
 
 @register(
@@ -1295,3 +1405,148 @@ def saturation_importance_unlearning_loss(
     p_is_one = (lp_c >= 0) & (b2 > 0)
     w = jax.lax.stop_gradient(jnp.where(p_is_one, jnp.zeros((), dtype), jnp.exp(log_w)))
     return C.zero_masked(w * lp, mask)
+
+
+# ------------------------------------ CTC ------------------------------------
+
+
+def _ctc_sample() -> Sample:
+    rng = np.random.default_rng(7)
+    b, t, k = 4, 6, 5
+    logits = rng.normal(size=(b, t, k)).astype(np.float32)
+    logit_paddings = np.zeros((b, t), np.float32)
+    logit_paddings[1, 5:] = 1.0
+    logit_paddings[3, 4:] = 1.0
+    # Labels avoid both blanks (0 and the variant's 4); a repeat needs a blank between.
+    labels = np.array([[1, 2, 2], [3, 1, 0], [1, 1, 3], [2, 0, 0]], np.int32)
+    label_paddings = np.array([[0, 0, 0], [0, 0, 1], [0, 0, 0], [0, 1, 1]], np.float32)
+    rest = (logit_paddings, labels, label_paddings)
+    extremes = ((logits * 30, *rest), (np.zeros_like(logits), *rest))
+    return Sample(
+        args=(logits, *rest),
+        diff_argnums=(0,),
+        extremes=extremes,
+        variants=({"blank_id": 4},),
+        # log-probabilities of ~1e2 (the first extreme) summed over 6 steps: float32 ulps of ~1e3.
+        value_tol={"rtol": 1e-4, "atol": 5e-4},
+    )
+
+
+@register(
+    "ctc_loss",
+    aliases=("connectionist_temporal_classification",),
+    family=FAMILY,
+    kind="per_example",
+    formula="-log sum_{alignments a -> labels} prod_t softmax(z_t)_{a_t}  (blanks, repeats collapsed)",
+    paper="Connectionist Temporal Classification: Labelling Unsegmented Sequence Data with Recurrent Neural "
+    "Networks (2006, ICML; no arXiv id)",
+    reference="optax.losses.ctc_loss (same arguments and semantics); torch.nn.functional.ctc_loss",
+    sample=_ctc_sample,
+)
+def ctc_loss(
+    logits: ArrayLike,
+    logit_paddings: ArrayLike,
+    labels: ArrayLike,
+    label_paddings: ArrayLike,
+    *,
+    blank_id: int = 0,
+    log_epsilon: float = -1e5,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Connectionist temporal classification: the negative log-likelihood of a label sequence.
+
+    .. math::
+        \ell = -\log \sum_{\pi \in \mathcal B^{-1}(y)} \prod_{t=1}^{T'} \mathrm{softmax}(z_t)_{\pi_t}
+
+    over the alignments ``\pi`` of the ``T'`` unpadded frames that collapse to the
+    ``N'`` unpadded labels ``y`` (merge repeats, then drop blanks), computed by
+    the forward (alpha) recursion in log space. Same arguments, padding
+    convention and values as ``optax.losses.ctc_loss`` (paddings are 1.0 on
+    padded positions, at the end of each row) and, for feasible label
+    sequences, as ``torch.nn.functional.ctc_loss(..., reduction="none")``. An
+    infeasible sequence (too few frames) gives a large finite value (about
+    ``-log_epsilon``), where torch gives ``inf``. Labels in padded positions may
+    hold anything; an out-of-range label in an unpadded position of a counted
+    sequence gives NaN (as JAX's out-of-bounds gather).
+
+    Args:
+      logits: ``[B, T, K]`` frame scores over ``K`` classes (the blank included).
+      logit_paddings: ``[B, T]`` 1.0 (or True) on padded frames.
+      labels: ``[B, N]`` integer label ids in ``[0, K)``, never ``blank_id`` in unpadded positions.
+      label_paddings: ``[B, N]`` 1.0 (or True) on padded label positions.
+      blank_id: the blank class, an int in ``[0, K)``.
+      log_epsilon: a finite log-probability standing for ``log 0`` (optax's ``-1e5``).
+      where: optional ``[B]`` mask of counted sequences.
+
+    Returns:
+      ``[B]`` per-sequence losses (float32 for half-precision logits).
+
+    Paper: Graves, Fernández, Gomez, Schmidhuber, "Connectionist Temporal
+    Classification: Labelling Unsegmented Sequence Data with Recurrent Neural
+    Networks", ICML 2006 (no arXiv id).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> logits = jnp.zeros((1, 2, 3))  # 2 frames, uniform over {blank, a, b}
+      >>> labels, pads = jnp.array([[1]]), jnp.zeros((1, 1))
+      >>> # 3 alignments (a a, a -, - a) of probability 1/9 each: -log(1/3)
+      >>> lossjax.losses.ctc_loss(logits, jnp.zeros((1, 2)), labels, pads).round(4)
+      Array([1.0986], dtype=float32)
+    """
+    fn = "ctc_loss"
+    logits = C.check_array(fn, "logits", logits, ndim=3, dtype="float")
+    b, t, k = logits.shape
+    logit_paddings = C.check_array(fn, "logit_paddings", logit_paddings, shape=(b, t), dtype=None)
+    labels = C.check_array(fn, "labels", labels, ndim=2, dtype="int")
+    if labels.shape[0] != b:
+        raise ValueError(f"{fn}: `labels` must have batch size {b} (logits.shape[0]), got shape {labels.shape}.")
+    n = labels.shape[1]
+    label_paddings = C.check_array(fn, "label_paddings", label_paddings, shape=(b, n), dtype=None)
+    C.check_int(fn, "blank_id", blank_id, 0, static=True)
+    if blank_id >= k:
+        raise ValueError(f"{fn}: `blank_id` must lie in [0, {k}) (the number of classes), got {blank_id!r}.")
+    C.check_in_range(fn, "log_epsilon", log_epsilon, -math.inf, 0.0, low_inclusive=False, high_inclusive=False)
+    if not isinstance(log_epsilon, jax.core.Tracer) and not math.isfinite(float(log_epsilon)):
+        raise ValueError(f"{fn}: `log_epsilon` must be a finite number < 0, got {log_epsilon!r}.")
+    dtype = C.compute_dtype(logits)
+    mask = C.prepare_where(fn, where, (b,))
+    frame_pad = logit_paddings != 0
+    label_pad = label_paddings != 0
+    counted = jnp.ones((b,), bool) if mask is None else mask
+    in_range = (labels >= 0) & (labels < k)
+    C.debug_check(jnp.all(in_range | label_pad | ~counted[:, None]), f"{fn}: labels must lie in [0, {k})")
+    bad = jnp.any(~in_range & ~label_pad, axis=1) & counted
+    y = jnp.where(in_range & ~label_pad, labels, jnp.zeros((), labels.dtype))  # padding: any valid id
+    z = C.fill_masked(C.as_compute(logits, dtype), mask)
+    logp = jax.nn.log_softmax(z, axis=-1)  # [B, T, K]
+    eps = jnp.asarray(log_epsilon, dtype)
+    zero = jnp.zeros((), dtype)
+    label_len = n - jnp.sum(label_pad, axis=1)
+    # repeat[b, j]: label j equals label j + 1 (the emit -> emit transition needs a blank between).
+    repeat = jnp.pad(y[:, :-1] == y[:, 1:], ((0, 0), (0, 1)))
+    logp_blank = jnp.transpose(logp[:, :, blank_id : blank_id + 1], (1, 0, 2))  # [T, B, 1]
+    hit = jax.lax.broadcasted_iota(y.dtype, (b, n, k), 2) == y[:, :, None]
+    logp_emit = jnp.einsum("btk,bnk->tbn", logp, hit.astype(dtype))  # [T, B, N]
+    # alpha over the states "blank before label j" (phi, N + 1) and "on label j" (emit, N).
+    phi0 = jnp.concatenate([jnp.zeros((b, 1), dtype), jnp.full((b, n), log_epsilon, dtype)], axis=1)
+    emit0 = jnp.full((b, n), log_epsilon, dtype)
+
+    def add_phi(phi, score):
+        return jnp.concatenate([phi[:, :1], jnp.logaddexp(phi[:, 1:], score)], axis=-1)
+
+    def step(carry, xs):
+        prev_phi, prev_emit = carry
+        lp_emit, lp_blank, pad = xs
+        # emit -> blank (epsilon) transition, except into a repeated label
+        phi = add_phi(prev_phi, prev_emit + jnp.where(repeat, eps, zero))
+        next_emit = jnp.logaddexp(phi[:, :-1] + lp_emit, prev_emit + lp_emit)
+        next_phi = add_phi(phi + lp_blank, prev_emit + lp_blank + jnp.where(repeat, zero, eps))
+        pad = pad[:, None]
+        return (jnp.where(pad, prev_phi, next_phi), jnp.where(pad, prev_emit, next_emit)), None
+
+    (phi, emit), _ = jax.lax.scan(step, (phi0, emit0), (logp_emit, logp_blank, jnp.transpose(frame_pad)))
+    last = add_phi(phi, emit)  # the final emit -> blank transition
+    pick = jax.lax.broadcasted_iota(label_len.dtype, (b, n + 1), 1) == label_len[:, None]
+    loss = -jnp.sum(jnp.where(pick, last, zero), axis=1)
+    loss = jnp.where(bad, jnp.asarray(jnp.nan, dtype), loss)
+    return C.zero_masked(loss, mask)

@@ -127,7 +127,9 @@ def _policy_ref_inputs(fn, arrays, chosen_where, rejected_where, where, *, avera
     )
 
 
-def _paired_sample(n: int = 6, t: int = 4, seed: int = 0, *, token_level: bool = True, with_ref: bool = True) -> Sample:
+def _paired_sample(
+    n: int = 6, t: int = 4, seed: int = 0, *, token_level: bool = True, with_ref: bool = True, variants=()
+) -> Sample:
     rng = np.random.default_rng(seed)
     k = 4 if with_ref else 2
     if token_level:
@@ -139,14 +141,21 @@ def _paired_sample(n: int = 6, t: int = 4, seed: int = 0, *, token_level: bool =
         tuple(np.full_like(a, -1e4) for a in arrs),  # probability ~0
         tuple(np.where(np.arange(a.size).reshape(a.shape) % 2 == 0, 0.0, -1e4).astype(np.float32) for a in arrs),
     )
-    return Sample(args=arrs, diff_argnums=(0, 1), extremes=extremes)
+    return Sample(args=arrs, diff_argnums=(0, 1), extremes=extremes, variants=tuple(variants))
 
 
 # ----------------------------------- DPO -----------------------------------
 
 
 def _dpo_sample() -> Sample:
-    return _paired_sample(token_level=True)
+    return _paired_sample(
+        token_level=True,
+        variants=({"beta": 0.5, "label_smoothing": 0.2}, {"beta": 0.3, "label_smoothing": 0.15, "robust": True}),
+    )
+
+
+def _ipo_sample() -> Sample:
+    return _paired_sample(token_level=True, variants=({"beta": 0.5},))
 
 
 @register(
@@ -232,7 +241,12 @@ def dpo_loss(
 def _soft_pref_sample() -> Sample:
     s = _paired_sample(n=6, token_level=False, seed=3)
     q = np.array([1.0, 0.9, 0.7, 0.5, 0.8, 0.0], np.float32)
-    return Sample(args=(*s.args, q), diff_argnums=(0, 1), extremes=tuple((*e, q) for e in s.extremes))
+    return Sample(
+        args=(*s.args, q),
+        diff_argnums=(0, 1),
+        extremes=tuple((*e, q) for e in s.extremes),
+        variants=({"beta": 0.5},),
+    )
 
 
 @register(
@@ -319,7 +333,7 @@ def soft_preference_cross_entropy(
     formula="(D - 1/(2 b))^2,  D = DPO margin on length-averaged log-probs",
     paper="A General Theoretical Paradigm to Understand Learning from Human Preferences (2023, arXiv:2310.12036)",
     reference="huggingface/trl DPOTrainer loss_type 'ipo' (per-token averaged log-ratios)",
-    sample=_dpo_sample,
+    sample=_ipo_sample,
     runtime=_RUNTIME,
 )
 def ipo_loss(
@@ -382,8 +396,14 @@ def ipo_loss(
 # ---------------------------------- SimPO ----------------------------------
 
 
-def _policy_only_sample() -> Sample:
-    return _paired_sample(token_level=True, with_ref=False, seed=1)
+def _simpo_sample() -> Sample:
+    return _paired_sample(
+        token_level=True, with_ref=False, seed=1, variants=({"beta": 2.5, "gamma": 1.4, "label_smoothing": 0.1},)
+    )
+
+
+def _orpo_sample() -> Sample:
+    return _paired_sample(token_level=True, with_ref=False, seed=1, variants=({"beta": 0.25}, {"beta": 0.0}))
 
 
 @register(
@@ -394,7 +414,7 @@ def _policy_only_sample() -> Sample:
     formula="-(1-e) log s(b (avg log pi(y_w) - avg log pi(y_l)) - g) - e log s(-(...))",
     paper="SimPO: Simple Preference Optimization with a Reference-Free Reward (2024, arXiv:2405.14734)",
     reference="huggingface/trl CPOTrainer loss_type 'simpo' (average_log_prob=True)",
-    sample=_policy_only_sample,
+    sample=_simpo_sample,
     runtime=_RUNTIME,
 )
 def simpo_loss(
@@ -468,7 +488,7 @@ def simpo_loss(
     formula="-avg log pi(y_w) - b log s(log odds(y_w) - log odds(y_l)),  odds(y) = p / (1 - p), p = exp(avg log pi(y))",
     paper="ORPO: Monolithic Preference Optimization without Reference Model (2024, arXiv:2403.07691)",
     reference="huggingface/trl ORPOTrainer.odds_ratio_loss + policy NLL (average_log_prob=True)",
-    sample=_policy_only_sample,
+    sample=_orpo_sample,
     runtime=_RUNTIME,
 )
 def orpo_loss(
@@ -523,7 +543,8 @@ def orpo_loss(
     )
     # Log-probabilities are <= 0; clamp so garbage > 0 cannot make log1mexp NaN.
     zero = jnp.zeros((), dtype)
-    c, r = jnp.minimum(pc, zero), jnp.minimum(pr, zero)
+    # (where, not minimum: the gradient at exactly 0 is the identity's, not split with the constant)
+    c, r = jnp.where(pc <= 0, pc, zero), jnp.where(pr <= 0, pr, zero)
     log_odds = (c - r) - (C.log1mexp(c) - C.log1mexp(r))
     b = jnp.asarray(beta, dtype)
     loss = -pc - b * jax.nn.log_sigmoid(log_odds)
@@ -540,9 +561,18 @@ def _rewards_sample() -> Sample:
     token_where = np.ones((6, 4), bool)
     token_where[::2, 3] = False
     extremes = ((np.zeros_like(policy), np.zeros_like(ref)), (np.full_like(policy, -1e4), np.full_like(ref, -1e4)))
-    # The rewards are stop_gradient values for logging: no gradient to check.
+    # The rewards are stop_gradient values for logging: no gradient to check. The token mask is a
+    # variant, not a kwarg (the fuzz property changes the batch size of the args).
     return Sample(
-        args=(policy, ref), kwargs={"token_where": token_where}, diff_argnums=(), where=False, extremes=extremes
+        args=(policy, ref),
+        diff_argnums=(),
+        where=False,
+        extremes=extremes,
+        variants=(
+            {"token_where": token_where},
+            {"token_where": token_where, "average": True, "beta": 2.0},
+            {"average": True},
+        ),
     )
 
 
@@ -646,7 +676,13 @@ def _kto_sample() -> Sample:
         (np.full_like(pol, -1e4), np.zeros_like(ref), desirable, kl),
         (np.zeros_like(pol), np.full_like(ref, -1e4), desirable, kl),
     )
-    return Sample(args=(pol, ref, desirable, kl), diff_argnums=(0,), batched_argnums=(0, 1, 2), extremes=extremes)
+    return Sample(
+        args=(pol, ref, desirable, kl),
+        diff_argnums=(0,),
+        batched_argnums=(0, 1, 2),
+        extremes=extremes,
+        variants=({"beta": 0.5, "desirable_weight": 1.33, "undesirable_weight": 0.75}, {"desirable_weight": 0.0}),
+    )
 
 
 @register(
@@ -815,7 +851,7 @@ def _npo_sample() -> Sample:
     pol = (-rng.uniform(0.05, 2.0, size=(6, 4))).astype(np.float32)
     ref = (-rng.uniform(0.05, 2.0, size=(6, 4))).astype(np.float32)
     extremes = ((np.zeros_like(pol), np.full_like(ref, -1e4)), (np.full_like(pol, -1e4), np.zeros_like(ref)))
-    return Sample(args=(pol, ref), diff_argnums=(0,), extremes=extremes)
+    return Sample(args=(pol, ref), diff_argnums=(0,), extremes=extremes, variants=({"beta": 1.0},))
 
 
 @register(
@@ -892,6 +928,7 @@ def _nvrc_sample() -> Sample:
         kwargs={"false_positive_rate": 0.1, "false_negative_rate": 0.25},
         diff_argnums=(),
         where=False,
+        variants=({"false_positive_rate": 0.0, "false_negative_rate": 0.4},),
     )
 
 
@@ -979,7 +1016,8 @@ def _flat_sample() -> Sample:
     good = (-rng.uniform(0.05, 3.0, size=(4, 3))).astype(np.float32)
     bad = (-rng.uniform(0.05, 3.0, size=(4, 5))).astype(np.float32)
     extremes = ((np.zeros_like(good), np.zeros_like(bad)), (np.full_like(good, -1e4), np.full_like(bad, -1e4)))
-    return Sample(args=(good, bad), diff_argnums=(0, 1), extremes=extremes)
+    variants = tuple({"divergence": d} for d in ("KL", "Pearson", "Jenson-Shannon"))
+    return Sample(args=(good, bad), diff_argnums=(0, 1), extremes=extremes, variants=variants)
 
 
 @register(
@@ -1057,7 +1095,8 @@ def forget_only_f_divergence_unlearning(
         if batch_mask is not None:
             keep = keep & jnp.reshape(batch_mask, batch_mask.shape + (1,) * (x.ndim - 1))
         lp = jnp.where(keep, C.as_compute(x, dtype), jnp.zeros((), dtype))
-        p = jnp.where(keep, jnp.exp(jnp.minimum(lp, jnp.zeros((), dtype))), jnp.zeros((), dtype))
+        # log p <= 0 (where, not minimum: at exactly 0 the gradient is exp's, not split with the clamp)
+        p = jnp.where(keep, jnp.exp(jnp.where(lp <= 0, lp, jnp.zeros((), dtype))), jnp.zeros((), dtype))
         count = jnp.sum(keep).astype(dtype)
         return jnp.sum(p) / jnp.maximum(count, jnp.ones((), dtype)), count
 

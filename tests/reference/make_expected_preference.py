@@ -1,0 +1,244 @@
+"""Expected outputs of the preference family's conformance value cases (``lossjax/expected/preference.json``).
+
+Independent float64 implementations, never lossjax (run in the reference environment)::
+
+    python tests/reference/dump_inputs.py --family preference    # the inputs (lossjax env)
+    python tests/reference/make_expected_preference.py            # torch 2.13.0, trl 1.16.0
+
+trl 1.16.0's loss functions are called where they run without a model (``CPOTrainer.cpo_loss`` for
+SimPO, ``ORPOTrainer.odds_ratio_loss`` for ORPO, on a stand-in ``self`` holding the hyperparameters, in
+float64); DPO, IPO and KTO live inside trainer methods that need a model forward, so their loss blocks
+are ported line by line from trl 1.16.0 ``trainer/dpo_trainer.py::_compute_loss`` (loss types
+``sigmoid``, ``robust``, ``ipo``; conservative DPO's label smoothing from trl 0.x ``dpo_loss``) and
+``trainer/kto_trainer.py::_compute_loss`` (``kto``). Per-token inputs ``[B, T]`` are summed (or
+averaged, for the length-normalized losses) as trl's ``(per_token_logps * completion_mask).sum(1)``.
+Other sources: licong-lin/negative-preference-optimization ``TOFU/dataloader.py`` (NPO),
+UCSC-REAL/FLAT ``dataloader.py`` (``get_contrastive_loss``), and closed forms (soft-preference
+cross-entropy, the noisy-verifier backward correction).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import types
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import expected_io as E
+
+torch.set_default_dtype(torch.float64)
+FAMILY = "preference"
+TORCH = f"torch {torch.__version__} float64 autograd"
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+
+
+def _t(x):
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+
+
+def seq(x, average=False, mask=None):
+    """trl: (per_token_logps * completion_mask).sum(1) (/ mask.sum(1).clamp(min=1) when averaged)."""
+    if x.ndim == 1:
+        return x
+    m = torch.ones_like(x) if mask is None else _t(mask).double()
+    s = (torch.where(m > 0, x, torch.zeros(())) * m).sum(1)
+    return s / m.sum(1).clamp(min=1.0) if average else s
+
+
+@contextlib.contextmanager
+def _float_is_identity():
+    """trl casts log-probs with ``.float()`` (float32); keep the float64 inputs float64 inside its code."""
+    orig = torch.Tensor.float
+    torch.Tensor.float = lambda self, *a, **k: self if self.dtype == torch.float64 else orig(self, *a, **k)
+    try:
+        yield
+    finally:
+        torch.Tensor.float = orig
+
+
+def _trainer_self(**hp):
+    return types.SimpleNamespace(accelerator=types.SimpleNamespace(device="cpu"), **hp)
+
+
+# ----------------------------------- DPO family -----------------------------------
+
+
+def dpo(pc, pr, rc, rr, *, beta=0.1, label_smoothing=0.0, robust=False, **_):
+    """trl 1.16.0 dpo_trainer.py _compute_loss, f_divergence 'reverse_kl', loss 'sigmoid' / 'robust'."""
+    chosen_logratios = seq(pc) - seq(rc).detach()
+    rejected_logratios = seq(pr) - seq(rr).detach()
+    delta_score = chosen_logratios - rejected_logratios
+    if robust:
+        clean_loss_term = -(1 - label_smoothing) * F.logsigmoid(beta * delta_score)
+        flipped_loss_term = -label_smoothing * F.logsigmoid(-beta * delta_score)
+        return (clean_loss_term - flipped_loss_term) / (1 - 2 * label_smoothing)
+    # trl 0.x dpo_loss 'sigmoid' with cDPO label smoothing (1.16 dropped it from 'sigmoid'; 0 gives 1.16's form).
+    return (
+        -F.logsigmoid(beta * delta_score) * (1 - label_smoothing) - F.logsigmoid(-beta * delta_score) * label_smoothing
+    )
+
+
+def soft_pref(pc, pr, rc, rr, q, *, beta=0.1, **_):
+    """Closed form: -q log s(b D) - (1 - q) log s(-b D), D the DPO margin."""
+    d = beta * ((seq(pc) - seq(rc).detach()) - (seq(pr) - seq(rr).detach()))
+    q = _t(q)
+    return -q * F.logsigmoid(d) - (1 - q) * F.logsigmoid(-d)
+
+
+def ipo(pc, pr, rc, rr, *, beta=0.1, **_):
+    """trl 1.16.0 dpo_trainer.py loss 'ipo': token-averaged log-ratio scores."""
+    chosen_scores = seq(pc) - seq(rc).detach()
+    rejected_scores = seq(pr) - seq(rr).detach()
+    chosen_avg_score = chosen_scores / (pc.shape[1] if pc.ndim == 2 else 1)
+    rejected_avg_score = rejected_scores / (pr.shape[1] if pr.ndim == 2 else 1)
+    ipo_delta = chosen_avg_score - rejected_avg_score
+    return (ipo_delta - 1 / (2 * beta)) ** 2
+
+
+def simpo(pc, pr, *, beta=2.0, gamma=0.5, label_smoothing=0.0, **_):
+    """trl 1.16.0 experimental/cpo/cpo_trainer.py CPOTrainer.cpo_loss (loss_type 'simpo'), called."""
+    from trl.experimental.cpo.cpo_trainer import CPOTrainer
+
+    me = _trainer_self(alpha=0.0, loss_type="simpo", beta=beta, simpo_gamma=gamma, label_smoothing=label_smoothing)
+    losses, _, _ = CPOTrainer.cpo_loss(me, seq(pc, True), seq(pr, True))
+    return losses
+
+
+def orpo(pc, pr, *, beta=0.1, **_):
+    """trl 1.16.0 experimental/orpo/orpo_trainer.py ORPOTrainer.odds_ratio_loss (called) + the policy NLL."""
+    from trl.experimental.orpo.orpo_trainer import ORPOTrainer
+
+    c, r = seq(pc, True), seq(pr, True)
+    with _float_is_identity():
+        losses, *_ = ORPOTrainer.odds_ratio_loss(_trainer_self(beta=beta), c, r)
+    return -c - losses  # trl: policy_nll_loss - losses.mean(); the NLL per example
+
+
+def implicit_rewards(policy, ref=None, *, beta=0.1, token_where=None, average=False, **_):
+    """trl DPOTrainer/KTOTrainer chosen_rewards = beta * (logps - ref_logps).detach() (CPO/ORPO: no ref)."""
+    lr = seq(policy, average, token_where)
+    if ref is not None:
+        lr = lr - seq(ref, average, token_where)
+    return (beta * lr).detach()
+
+
+def kto(pol, ref, desirable, kl, *, beta=0.1, desirable_weight=1.0, undesirable_weight=1.0, **_):
+    """trl 1.16.0 kto_trainer.py _compute_loss (loss_type 'kto'), per example in batch order."""
+    kl = _t(kl).clamp(min=0).detach()
+    logratios = seq(pol) - seq(ref).detach()
+    chosen_losses = 1 - F.sigmoid(beta * (logratios - kl))
+    rejected_losses = 1 - F.sigmoid(beta * (kl - logratios))
+    return torch.where(_t(desirable), desirable_weight * chosen_losses, undesirable_weight * rejected_losses)
+
+
+def kto_kl(pol, ref, **_):
+    """trl 1.16.0 kto_trainer.py: (KL_logps - ref_KL_logps).mean().detach() ... .clamp(min=0)."""
+    return (pol - ref).mean().detach().clamp(min=0)
+
+
+def npo(pol, ref, *, beta=0.1, **_):
+    """licong-lin/negative-preference-optimization TOFU/dataloader.py loss_type 'npo', per example."""
+    forget_loss_current = -seq(pol)
+    forget_loss_oracle = -seq(ref).detach()
+    neg_log_ratios = forget_loss_current - forget_loss_oracle
+    return -F.logsigmoid(beta * neg_log_ratios) * 2 / beta
+
+
+def nvrc(rewards, *, false_positive_rate=0.0, false_negative_rate=0.0, **_):
+    """Closed form (r - rho0) / (1 - rho0 - rho1) of arXiv:2510.00915."""
+    return (_t(rewards) - false_positive_rate) / (1 - false_positive_rate - false_negative_rate)
+
+
+_FLAT = {  # UCSC-REAL/FLAT dataloader.py get_contrastive_loss: (activation, conjugate)
+    "KL": (lambda x: -torch.mean(x), lambda x: -torch.mean(torch.exp(x - 1.0))),
+    "Pearson": (lambda x: -torch.mean(x), lambda x: -torch.mean(torch.mul(x, x) / 4.0 + x)),
+    "Jenson-Shannon": (
+        lambda x: -torch.mean(-torch.log(1.0 + torch.exp(-x))) - torch.log(torch.tensor(2.0)),
+        lambda x: -torch.mean(x + torch.log(1.0 + torch.exp(-x))) + torch.log(torch.tensor(2.0)),
+    ),
+    "Total-Variation": (lambda x: -torch.mean(torch.tanh(x) / 2.0), lambda x: -torch.mean(torch.tanh(x) / 2.0)),
+}
+
+
+def flat(good, bad, *, divergence="Total-Variation", **_):
+    """UCSC-REAL/FLAT dataloader.py loss_type 'cl': ProbLossStable (-p per token), stacked mean, then
+    activation(-prob_sum_good) - conjugate(-prob_sum_unlearn); all tokens counted."""
+    activation, conjugate = _FLAT[divergence]
+    prob_sum_unlearn = torch.stack([-torch.exp(bad[b]) for b in range(bad.shape[0])]).mean()
+    prob_sum_good = torch.stack([-torch.exp(good[b]) for b in range(good.shape[0])]).mean()
+    return activation(-prob_sum_good) - conjugate(-prob_sum_unlearn)
+
+
+SOURCES = {
+    "dpo_loss": (
+        dpo,
+        f"{TORCH}: port of trl 1.16.0 trainer/dpo_trainer.py::_compute_loss 'sigmoid'/'robust' "
+        "(+ trl 0.x cDPO label smoothing)",
+    ),
+    "soft_preference_cross_entropy": (soft_pref, f"{TORCH}: closed form -q log s(b D) - (1-q) log s(-b D)"),
+    "ipo_loss": (ipo, f"{TORCH}: port of trl 1.16.0 trainer/dpo_trainer.py::_compute_loss 'ipo' (token-averaged)"),
+    "simpo_loss": (
+        simpo,
+        "trl 1.16.0 experimental/cpo/cpo_trainer.py::CPOTrainer.cpo_loss 'simpo' (called, "
+        "float64) on token-averaged log-probs",
+    ),
+    "orpo_loss": (
+        orpo,
+        "trl 1.16.0 experimental/orpo/orpo_trainer.py::ORPOTrainer.odds_ratio_loss (called, "
+        "float64) + the per-example policy NLL",
+    ),
+    "implicit_rewards": (
+        implicit_rewards,
+        f"{TORCH}: trl 1.16.0 DPOTrainer/KTOTrainer rewards beta * (logps - "
+        "ref_logps).detach(); CPO/ORPO beta * logps.detach() (averaged)",
+    ),
+    "kto_loss": (kto, f"{TORCH}: port of trl 1.16.0 trainer/kto_trainer.py::_compute_loss 'kto'"),
+    "kto_reference_kl": (
+        kto_kl,
+        f"{TORCH}: trl 1.16.0 trainer/kto_trainer.py (KL_logps - ref_KL_logps).mean().clamp(min=0)",
+    ),
+    "negative_preference_optimization": (
+        npo,
+        f"{TORCH}: port of licong-lin/negative-preference-optimization TOFU/dataloader.py 'npo'",
+    ),
+    "noisy_verifier_reward_correction": (nvrc, "closed form (r - rho_FP) / (1 - rho_FP - rho_FN), arXiv:2510.00915"),
+    "forget_only_f_divergence_unlearning": (
+        flat,
+        f"{TORCH}: port of UCSC-REAL/FLAT dataloader.py 'cl' (ProbLossStable + get_contrastive_loss)",
+    ),
+}
+
+
+def main() -> None:
+    inputs = E.load_inputs(FAMILY)
+    records = {}
+    with contextlib.redirect_stderr(io.StringIO()):
+        import trl.experimental.cpo.cpo_trainer
+        import trl.experimental.orpo.orpo_trainer  # noqa: F401
+    for name, entry in inputs.items():
+        fn, source = SOURCES[name]
+        cases = []
+        for case in entry["cases"]:
+            args, kw = E.case_inputs(case)
+            value, grads = E.torch_value_and_grads(fn, list(args), entry["diff_argnums"], **kw)
+            if name == "orpo_loss" and not torch.all(torch.isfinite(value)):
+                # Both responses of probability exactly 1: trl's log1mexp(0) = -inf gives inf - inf. The
+                # limit along p_w = p_l -> 1 is log-odds 0, loss -log p_w + beta log 2 = beta log 2; the
+                # gradient diverges there (d log1mexp / dx = -inf at 0), so only the value is expected.
+                c, r = (seq(torch.as_tensor(a), True) for a in args[:2])
+                assert torch.all((c == 0) & (r == 0)), case["case"]
+                value, grads = -c + kw.get("beta", 0.1) * np.log(2.0), None
+            cases.append(E.expected_case(case, value, grads))
+        records[name] = {"source": source, "cases": cases}
+    path = E.write_expected(FAMILY, records)
+    print(f"wrote {path}: {len(records)} entries")
+
+
+if __name__ == "__main__":
+    main()
