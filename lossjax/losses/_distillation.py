@@ -49,7 +49,7 @@ def _traj_sample() -> Sample:
     rng = np.random.default_rng(0)
     logits = (2 * rng.normal(size=(6, 4))).astype(np.float32)
     teacher_logits = (2 * rng.normal(size=(6, 4))).astype(np.float32)
-    return Sample(args=(logits, teacher_logits), diff_argnums=(0,))
+    return Sample(args=(logits, teacher_logits), diff_argnums=(0,), class_axis=True, variants=({"temperature": 1.0},))
 
 
 @register(
