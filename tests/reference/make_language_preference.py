@@ -2,19 +2,21 @@
 
 Run once (not at test time): ``python tests/reference/make_language_preference.py``.
 Writes ``tests/reference/language_preference.json`` (inputs, values, some
-gradients), computed in float64 with torch 2.13.0 (CPU) by faithful ports of
-the reference code (the packages themselves need transformers/accelerate, so
-their formulas are transcribed here line by line; trl 1.16.0 was read from its
-wheel, ``pip download --no-deps trl``):
+gradients), computed in float64 with torch 2.13.0 (CPU): trl 1.16.0's own loss
+functions are called where they run without a model (SimPO, ORPO,
+``selective_log_softmax``); the rest are faithful ports of the reference code,
+transcribed line by line (DPO/IPO/KTO live inside trainer methods that need a
+model forward; the other repositories are not packages):
 
 - huggingface/trl 1.16.0 ``trl/trainer/dpo_trainer.py::_compute_loss`` loss
   types ``sigmoid`` (+ cDPO label smoothing as in trl < 1.0 ``dpo_loss``),
   ``robust``, ``ipo`` (per-token averaged log-ratios); the per-sequence
   log-probs are ``(per_token_logps * completion_mask).sum(1)``;
-- trl ``experimental/cpo/cpo_trainer.py::cpo_loss`` (loss_type ``simpo``) on
-  ``get_batch_logps(average_log_prob=True)``;
-- trl ``experimental/orpo/orpo_trainer.py::odds_ratio_loss`` + ``log1mexp``
-  and the policy NLL;
+- trl ``experimental/cpo/cpo_trainer.py::CPOTrainer.cpo_loss`` (loss_type ``simpo``, called on a
+  stand-in ``self``) on ``get_batch_logps(average_log_prob=True)``;
+- trl ``experimental/orpo/orpo_trainer.py::ORPOTrainer.odds_ratio_loss`` (called, float64) and the
+  policy NLL;
+- trl ``trainer/utils.py::selective_log_softmax`` (called) for ``token_log_probs``;
 - trl ``trainer/kto_trainer.py`` loss_type ``kto`` (chosen/rejected losses
   with the clamped KL reference point);
 - licong-lin/negative-preference-optimization ``TOFU/dataloader.py`` (npo);
@@ -33,14 +35,24 @@ wheel, ``pip download --no-deps trl``):
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
+import os
 import pathlib
+import types
 
 import mpmath
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+with contextlib.redirect_stderr(io.StringIO()):  # trl 1.16.0 (its loss functions are called where they run)
+    from trl.experimental.cpo.cpo_trainer import CPOTrainer
+    from trl.experimental.orpo.orpo_trainer import ORPOTrainer
+    from trl.trainer.utils import selective_log_softmax
 
 torch.set_default_dtype(torch.float64)
 HERE = pathlib.Path(__file__).resolve().parent
@@ -50,6 +62,22 @@ OUT: dict = {}
 
 def t(x):
     return torch.tensor(np.asarray(x, np.float64))
+
+
+def _trainer_self(**hp):
+    """A stand-in `self` for trl's loss methods: the hyperparameters and an accelerator device."""
+    return types.SimpleNamespace(accelerator=types.SimpleNamespace(device="cpu"), **hp)
+
+
+@contextlib.contextmanager
+def _float_is_identity():
+    """trl casts log-probs with `.float()` (float32); keep float64 inputs float64 inside its code."""
+    orig = torch.Tensor.float
+    torch.Tensor.float = lambda self, *a, **k: self if self.dtype == torch.float64 else orig(self, *a, **k)
+    try:
+        yield
+    finally:
+        torch.Tensor.float = orig
 
 
 def lst(x):
@@ -127,13 +155,12 @@ for beta in (0.1, 0.5):
     ipo_cases.append({"beta": beta, "loss": lst((chosen_avg - rejected_avg - 1 / (2 * beta)) ** 2)})
 OUT["ipo"] = ipo_cases
 
-# SimPO (CPOTrainer.cpo_loss, loss_type="simpo", average_log_prob=True).
+# SimPO: trl 1.16.0 CPOTrainer.cpo_loss (loss_type="simpo") called on a stand-in `self`, average_log_prob=True.
 simpo_cases = []
 for beta, gamma, ls in [(2.0, 0.5, 0.0), (2.5, 1.4, 0.1)]:
     pc, pr = seq("pc", True), seq("pr", True)
-    logits = pc - pr
-    logits = logits - gamma / beta
-    losses = -F.logsigmoid(beta * logits) * (1 - ls) - F.logsigmoid(-beta * logits) * ls
+    me = _trainer_self(alpha=0.0, loss_type="simpo", beta=beta, simpo_gamma=gamma, label_smoothing=ls)
+    losses, _, _ = CPOTrainer.cpo_loss(me, pc, pr)
     simpo_cases.append(
         {
             "beta": beta,
@@ -147,19 +174,15 @@ for beta, gamma, ls in [(2.0, 0.5, 0.0), (2.5, 1.4, 0.1)]:
 OUT["simpo"] = simpo_cases
 
 
-def log1mexp(x):  # trl orpo_trainer.log1mexp
-    tt = -0.6931471805599453
-    return torch.where(x < tt, torch.log1p(-torch.exp(x)), torch.log(-torch.expm1(x)))
-
-
 orpo_cases = []
 for beta in (0.1, 0.25):
     pc = seq("pc", True).requires_grad_(True)
     pr = seq("pr", True).requires_grad_(True)
-    log_odds = (pc - pr) - (log1mexp(pc) - log1mexp(pr))
-    ratio = F.logsigmoid(log_odds)
+    # trl 1.16.0 ORPOTrainer.odds_ratio_loss (called; its .float() kept float64): losses = beta * logsigmoid(log odds).
+    with _float_is_identity():
+        or_losses, *_ = ORPOTrainer.odds_ratio_loss(_trainer_self(beta=beta), pc, pr)
     nll = -pc  # per example: the mean over the example's chosen tokens
-    losses = nll - beta * ratio
+    losses = nll - or_losses
     g = torch.autograd.grad(losses.sum(), (pc, pr))
     orpo_cases.append({"beta": beta, "loss": lst(losses), "grad_chosen_avg": lst(g[0]), "grad_rejected_avg": lst(g[1])})
 OUT["orpo"] = orpo_cases
@@ -208,13 +231,13 @@ OUT["soft_pref"] = {
     "loss": lst(-t(q) * F.logsigmoid(delta) - (1 - t(q)) * F.logsigmoid(-delta)),
 }
 
-# token_log_probs: log_softmax gather (trl selective_log_softmax).
+# token_log_probs: trl 1.16.0 trainer/utils.py::selective_log_softmax (called).
 tl_logits = rng.normal(size=(2, 3, 7)) * 3
 tl_labels = rng.integers(0, 7, size=(2, 3))
 OUT["token_log_probs"] = {
     "logits": tl_logits.tolist(),
     "labels": tl_labels.tolist(),
-    "value": lst(torch.log_softmax(t(tl_logits), -1).gather(-1, torch.tensor(tl_labels)[..., None])[..., 0]),
+    "value": lst(selective_log_softmax(t(tl_logits), torch.tensor(tl_labels))),
 }
 
 # --------------------------------------------------------------------------
