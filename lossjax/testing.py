@@ -888,14 +888,45 @@ def _takes_axis_name(entry) -> bool:
 
 
 def _repeat_rows(sample: Sample, n: int, *, seed: int = 0) -> tuple:
-    """The sample's batched arguments with ``n`` rows drawn (cyclically, then shuffled) from its own."""
-    rows = np.random.default_rng(seed).permutation(np.arange(n) % _batch_size(sample))
-    return tuple(np.asarray(a)[rows] if i in _batched(sample) else a for i, a in enumerate(sample.args))
+    """The sample's batched arguments with ``n`` rows drawn (cyclically, then shuffled) from its own.
+
+    Repeated float rows of the differentiated arguments are nudged (by 1% of
+    their scale) so that no two rows coincide: duplicates would put pair losses
+    on the kink of a distance at 0.
+    """
+    n0 = _batch_size(sample)
+    rows = np.random.default_rng(seed).permutation(np.arange(n) % n0)
+    repeated = np.zeros(n, bool)
+    seen: set[int] = set()
+    for k, r in enumerate(rows):
+        repeated[k] = r in seen
+        seen.add(int(r))
+    out = []
+    for i, a in enumerate(sample.args):
+        if i not in _batched(sample):
+            out.append(a)
+            continue
+        a = np.asarray(a)[rows]
+        if i in sample.diff_argnums and _is_float(a):
+            bump = 0.01 * (np.std(a) + 1e-3) * np.cos(np.arange(a.size).reshape(a.shape))
+            a = np.where(np.reshape(repeated, (n,) + (1,) * (a.ndim - 1)), a + bump, a).astype(a.dtype)
+        out.append(a)
+    return tuple(out)
 
 
 def _p_parallel(entry, sample):
-    """Data parallelism: grad of pmean(loss) under shard_map, and pmap + pmean(grads), equal one device."""
+    """Data parallelism in a train step: the parameter gradient equals the one-device one.
+
+    The batch is sharded over all devices and the parameters are replicated:
+    a per-feature scale ``theta`` on every differentiated batched input
+    (``x * theta``, ``theta = 1``) and every differentiated input without a
+    batch axis (proxies, class weights) as is. Checked: ``shard_map`` with the
+    gradient of ``pmean(loss)`` (:func:`lossjax.data_parallel_value_and_grad`),
+    and ``pmap`` with ``pmean`` of the per-device gradients.
+    """
     from jax.sharding import Mesh, PartitionSpec
+
+    from lossjax._parallel import data_parallel_value_and_grad
 
     shard_map = getattr(jax, "shard_map", None)
     if shard_map is None:  # older jax
@@ -906,55 +937,46 @@ def _p_parallel(entry, sample):
         return "skipped: one device (run with XLA_FLAGS=--xla_force_host_platform_device_count=8 on CPU)"
     if not sample.diff_argnums:
         return "no differentiable input"
-    args = _repeat_rows(sample, 2 * nd)
+    if sample.fuzz_batch:
+        args = _repeat_rows(sample, 2 * nd)
+    else:  # an input ties two batch axes together ([B, B]): the sample's own batch must shard evenly
+        assert _batch_size(sample) % nd == 0, (
+            f"{entry.name}: the sample's batch ({_batch_size(sample)}) cannot be resized (fuzz_batch=False) and "
+            f"does not split over {nd} devices: give the sample a batch that is a multiple of 8"
+        )
+        args = sample.args
     batched = _batched(sample)
     diff = sample.diff_argnums
     reduce = jnp.mean if entry.kind == "per_example" else (lambda x: x)
+    params = tuple(
+        jnp.ones(np.shape(args[i])[1:], jnp.asarray(args[i]).dtype) if i in batched else jnp.asarray(args[i])
+        for i in diff
+    )
 
-    def objective(dargs, axis_name):
-        full = list(args)
-        for i, d in zip(diff, dargs, strict=True):
-            full[i] = d
+    def loss(params, data, axis_name):
+        full = list(data)
+        for i, p in zip(diff, params, strict=True):
+            full[i] = full[i] * p[None] if i in batched else p
         return reduce(_primary(entry.fn(*full, **sample.kwargs, axis_name=axis_name), entry))
 
-    def local(dargs, others):
-        full = list(others)
-        for i, d in zip(diff, dargs, strict=True):
-            full[i] = d
-        out = _primary(entry.fn(*full, **sample.kwargs, axis_name="d"), entry)
-        return jax.lax.pmean(reduce(out), "d")
-
-    dargs = tuple(jnp.asarray(args[i]) for i in diff)
-    single = jax.jit(jax.grad(lambda d: objective(d, None)))(dargs)
+    data = tuple(jnp.asarray(a) for a in args)
+    single = jax.jit(jax.grad(lambda p: loss(p, data, None)))(params)
     mesh = Mesh(np.asarray(devices), ("d",))
     spec = tuple(PartitionSpec("d") if i in batched else PartitionSpec() for i in range(len(args)))
-    dspec = tuple(spec[i] for i in diff)
+    step = data_parallel_value_and_grad(lambda p, d: loss(p, d, "d"), axis_name="d")
+    replicated = tuple(PartitionSpec() for _ in params)
+    f = shard_map(lambda p, d: step(p, d)[1], mesh=mesh, in_specs=(replicated, spec), out_specs=replicated)
+    assert_close(jax.jit(f)(params, data), single, err=f"{entry.name}: shard_map grad of pmean(loss) != one device")
 
-    def sharded(d):
-        return shard_map(local, mesh=mesh, in_specs=(dspec, spec), out_specs=PartitionSpec())(d, args)
-
-    got = jax.jit(jax.grad(sharded))(dargs)
-    assert_close(got, single, err=f"{entry.name}: shard_map grad of pmean(loss) != one-device gradient")
-
-    # pmap with pmean of the per-device gradients.
-    def per_device(d, others):
-        g = jax.grad(lambda dd: local(dd, others))(d)
-        return jax.lax.pmean(g, "d")
+    def per_device(p, d):  # pmap: local loss, pmean of the gradients
+        return jax.lax.pmean(jax.grad(lambda pp: loss(pp, d, "d"))(p), "d")
 
     def split(a, i):
         a = np.asarray(a)
         return a.reshape((nd, a.shape[0] // nd, *a.shape[1:])) if i in batched else np.broadcast_to(a, (nd, *a.shape))
 
-    pd = tuple(split(args[i], i) for i in diff)
-    po = tuple(split(a, i) for i, a in enumerate(args))
-    g = jax.pmap(per_device, axis_name="d")(pd, po)
-    g0 = jax.tree.map(lambda x: x[0], g)
-    # pmap's per-device gradient covers only that device's rows of batched args: gather them back.
-    for k, i in enumerate(diff):
-        if i in batched:
-            g0 = list(g0)
-            g0[k] = np.asarray(g[k]).reshape((-1, *np.asarray(g[k]).shape[2:])) * nd
-    assert_close(tuple(g0), single, err=f"{entry.name}: pmap + pmean(grads) != one-device gradient")
+    g = jax.pmap(per_device, axis_name="d", in_axes=(None, 0))(params, tuple(split(a, i) for i, a in enumerate(args)))
+    assert_close(jax.tree.map(lambda x: x[0], g), single, err=f"{entry.name}: pmap + pmean(grads) != one device")
 
 
 def _fuzz_case(entry, sample: Sample, seed: int):
