@@ -7,7 +7,7 @@
 True
 """
 
-from lossjax import losses, miners, multiloss, transforms
+from lossjax import losses, metrics, miners, multiloss, transforms
 from lossjax._checks import checked, debug_checks, masked_mean, masked_sum
 from lossjax._parallel import data_parallel_value_and_grad
 from lossjax.registry import (
@@ -38,6 +38,7 @@ __all__ = [
     "losses",
     "masked_mean",
     "masked_sum",
+    "metrics",
     "miners",
     "multiloss",
     "optimizer",

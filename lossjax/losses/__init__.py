@@ -16,6 +16,7 @@ from lossjax.losses._distillation import *
 from lossjax.losses._divergence import *
 from lossjax.losses._language import *
 from lossjax.losses._preference import *
+from lossjax.losses._ranking import *
 from lossjax.losses import (
     _classification,
     _distillation,
@@ -27,6 +28,7 @@ from lossjax.losses import (
     _noisy,
     _preference,
     _proxies,
+    _ranking,
     _selfsup,
 )
 
@@ -43,6 +45,7 @@ FAMILY_MODULES = (
     _divergence,
     _language,
     _preference,
+    _ranking,
 )
 
 __all__ = sorted({name for module in FAMILY_MODULES for name in module.__all__})
