@@ -17,6 +17,7 @@ from lossjax.losses._divergence import *
 from lossjax.losses._language import *
 from lossjax.losses._preference import *
 from lossjax.losses._ranking import *
+from lossjax.losses._regression import *
 from lossjax.losses import (
     _classification,
     _distillation,
@@ -29,6 +30,7 @@ from lossjax.losses import (
     _preference,
     _proxies,
     _ranking,
+    _regression,
     _selfsup,
 )
 
@@ -46,6 +48,7 @@ FAMILY_MODULES = (
     _language,
     _preference,
     _ranking,
+    _regression,
 )
 
 __all__ = sorted({name for module in FAMILY_MODULES for name in module.__all__})
