@@ -334,7 +334,9 @@ def _all_names() -> list[str]:
 _MAX_NAME = 200  # longer names are answered at once, without a similarity search
 _MAX_SPEC = 20_000  # characters of a spec string
 _MAX_TERMS = 256  # terms of a weighted sum
-_RESERVED = ("name", "weight", "terms", "reduction", "chain")
+# Words a spec gives meaning to: `name` and `weight` in a term; `terms` and `chain` make a dict a sum or a
+# chain. (`reduction` is a composed loss's option at the top of a sum, and may be a loss's own hyperparameter.)
+_RESERVED = ("name", "weight", "terms", "chain")
 
 
 def _normalize(name: str) -> str:

@@ -262,7 +262,7 @@ def test_compose_returns_the_new_state_of_stateful_terms():
         ({"name": "ce", "weight": "nan"}, "finite"),
         ({"name": "ce", "weight": "heavy"}, "must be a number"),
         ("focal_loss(name='softmax_cross_entropy')", "reserved"),
-        ({"name": "focal_loss", "reduction": "sum"}, "reserved"),
+        ({"name": "focal_loss", "chain": []}, "reserved"),
         (" + ".join(["ce"] * 1000), "more than 256 terms"),
         ("-" * 10_000 + "ce", "nested too deeply|too long"),
     ],
