@@ -34,6 +34,7 @@ where rax 0.4.0 drops the segment (its first-item mask reads the unsorted mask).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -401,6 +402,8 @@ def _pairwise(
     """rax's ``pairwise_loss`` for one list: the mean over valid pairs of ``w_i lambda_ij l(s_i - s_j, y_i - y_j)``."""
     lw = M.lambdaweight_fn(fn, lambdaweight)
     inp = R.list_inputs(fn, scores, labels, where, weights, segments)
+    if lw is None:
+        return _pair_mean(pair_loss, all_pairs, inp.scores, inp.labels, inp.weights, inp.valid, inp.segments)
     ds = inp.scores[..., :, None] - inp.scores[..., None, :]
     dy = inp.labels[..., :, None] - inp.labels[..., None, :]
     losses = pair_loss(ds, dy)
@@ -416,6 +419,77 @@ def _pairwise(
     total = jnp.sum(jnp.where(valid, losses, zero), axis=(-2, -1))
     count = jnp.sum(valid, axis=(-2, -1)).astype(inp.dtype)
     return total / jnp.maximum(count, jnp.ones((), inp.dtype))
+
+
+def _pair_grid(s, y, valid, segments, all_pairs, transpose=False):
+    """``(ds, dy, valid pairs)`` as ``[.., i, j]`` broadcasts of per-item arrays (``transpose``: ``[.., j, i]``)."""
+    a, b = (-1, -2) if transpose else (-2, -1)  # the axes i and j live on
+
+    def at(x, axis):
+        return jnp.expand_dims(x, axis=b if axis == a else a)
+
+    ds = at(s, a) - at(s, b)
+    dy = at(y, a) - at(y, b)
+    v = at(valid, a) & at(valid, b)
+    if segments is not None:
+        v = v & (at(segments, a) == at(segments, b))
+    if not all_pairs:
+        v = v & (dy > 0)
+    return ds, dy, v
+
+
+def _pair_total(pair_loss, all_pairs, s, y, w, valid, segments):
+    ds, dy, v = _pair_grid(s, y, valid, segments, all_pairs)
+    losses = pair_loss(ds, dy)
+    if w is not None:
+        losses = losses * w[..., :, None]
+    zero = jnp.zeros((), s.dtype)
+    total = jnp.sum(jnp.where(v, losses, zero), axis=(-2, -1))
+    count = jnp.maximum(jnp.sum(v, axis=(-2, -1)).astype(s.dtype), jnp.ones((), s.dtype))
+    return total / count, count
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _pair_mean(pair_loss, all_pairs, s, y, w, valid, segments):
+    """The mean pair loss of every list without materializing ``[.., L, L]`` (forward or backward).
+
+    The backward pass recomputes the pair terms inside each reduction (row sums
+    and, with the grid transposed, column sums), so XLA fuses every ``L x L``
+    expression into a reduction: the gradient costs O(L^2) compute and O(L)
+    memory per list, as the forward. Gradients flow to ``s``, ``y`` and ``w``.
+    """
+    return _pair_total(pair_loss, all_pairs, s, y, w, valid, segments)[0]
+
+
+def _pair_mean_fwd(pair_loss, all_pairs, s, y, w, valid, segments):
+    value, count = _pair_total(pair_loss, all_pairs, s, y, w, valid, segments)
+    return value, (s, y, w, valid, segments, count)
+
+
+def _pair_mean_bwd(pair_loss, all_pairs, res, ct):
+    s, y, w, valid, segments, count = res
+    scale = ct / count
+    zero = jnp.zeros((), s.dtype)
+
+    def row_sums(transpose, which):
+        ds, dy, v = _pair_grid(s, y, valid, segments, all_pairs, transpose)
+        if which == "loss":
+            term = pair_loss(ds, dy)
+        elif which == "s":
+            term = jax.jvp(lambda d: pair_loss(d, dy), (ds,), (jnp.ones_like(ds),))[1]
+        else:
+            term = jax.jvp(lambda e: pair_loss(ds, e), (dy,), (jnp.ones_like(dy),))[1]
+        if w is not None and which != "loss":
+            term = term * (w[..., None, :] if transpose else w[..., :, None])
+        return jnp.sum(jnp.where(v, term, zero), axis=-1) * scale[..., None]
+
+    g_s = row_sums(False, "s") - row_sums(True, "s")
+    g_y = row_sums(False, "y") - row_sums(True, "y")
+    g_w = None if w is None else row_sums(False, "loss")
+    return g_s, g_y, g_w, None, None
+
+
+_pair_mean.defvjp(_pair_mean_fwd, _pair_mean_bwd)
 
 
 _PAIR_DOC = """
@@ -1313,13 +1387,12 @@ def mann_whitney_auc_loss(
     """
     fn = "mann_whitney_auc_loss"
     inp = R.list_inputs(fn, scores, labels, where, None, segments)
-    rel = inp.labels > 0
-    valid = R.same_segment(inp.segments, inp.valid) & rel[..., :, None] & ~rel[..., None, :]
-    losses = jax.nn.softplus(inp.scores[..., None, :] - inp.scores[..., :, None])
-    zero = jnp.zeros((), inp.dtype)
-    total = jnp.sum(jnp.where(valid, losses, zero), axis=(-2, -1))
-    count = jnp.sum(valid, axis=(-2, -1)).astype(inp.dtype)
-    return total / jnp.maximum(count, jnp.ones((), inp.dtype))
+    relevant = (inp.labels > 0).astype(inp.dtype)  # pairs with y_p > y_n after binarizing: P x N
+
+    def pair(ds, dy):
+        return jax.nn.softplus(-ds)
+
+    return _pair_mean(pair, False, inp.scores, jax.lax.stop_gradient(relevant), None, inp.valid, inp.segments)
 
 
 def _implicit_sample() -> Sample:
