@@ -74,6 +74,7 @@ __all__ = [
     "l2_loss",
     "laplace_nll_loss",
     "lasso_objective",
+    "log_cosh",
     "log_cosh_loss",
     "mean_absolute_directional_loss",
     "multi_resolution_stft_loss",
@@ -516,6 +517,10 @@ def log_cosh_loss(predictions: ArrayLike, targets: ArrayLike | None = None, *, w
     p, t, mask, _ = _inputs("log_cosh_loss", predictions, targets, where)
     e = p - t
     return C.zero_masked(jnp.logaddexp(e, -e) - _LOG_2, mask)
+
+
+#: optax's name for :func:`log_cosh_loss` (``optax.losses.log_cosh``); the registry knows it as an alias too.
+log_cosh = log_cosh_loss
 
 
 # ==========================================================================

@@ -113,6 +113,7 @@ def test_family_is_listed():
     for n in ("huber_loss", "l2_loss", "squared_error", "pinball_loss", "cox_partial_likelihood_loss"):
         assert n in names
     assert lossjax.registry.get_entry("log_cosh") is lossjax.registry.get_entry("log_cosh_loss")
+    assert L.log_cosh is L.log_cosh_loss  # optax's name
 
 
 # ------------------------------------------------------------------ optax parity (optax is a core dependency) --
