@@ -64,6 +64,7 @@ target logit is selected by comparing an iota with ``label - block_start``
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -73,7 +74,15 @@ from jax import lax
 from lossjax import _checks as C
 from lossjax._parallel import axis_offset, axis_size, explicit_sharding, like_inputs, shard_multiple, varying_axes
 
-__all__ = ["DEFAULT_MEMORY_BUDGET", "MODES", "SCALAR_REDUCTIONS", "fused_cross_entropy", "tile_sizes"]
+__all__ = [
+    "DEFAULT_MEMORY_BUDGET",
+    "DIVERGENCES",
+    "MODES",
+    "SCALAR_REDUCTIONS",
+    "fused_cross_entropy",
+    "fused_distillation",
+    "tile_sizes",
+]
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -520,3 +529,206 @@ def fused_cross_entropy(
         count = jnp.sum(valid).astype(acc)
         loss = loss / jnp.maximum(count, jnp.ones((), acc))
     return loss
+
+
+# --------------------------------------------------------------------------
+# Fused linear distillation: a divergence between a student head and a teacher head.
+# --------------------------------------------------------------------------
+
+#: Divergences of :func:`fused_distillation` between the teacher's ``p`` and the student's ``q``.
+DIVERGENCES = ("kl", "reverse_kl", "jsd", "tvd")
+
+
+class _DCfg(NamedTuple):
+    """Static configuration of one fused distillation call."""
+
+    block: int
+    divergence: str  # kl | reverse_kl | jsd | tvd (jsd with beta in (0, 1))
+    beta: float
+    has_bias_s: bool
+    has_bias_t: bool
+    acc_dtype: str
+
+
+def _scaled_tile(acc, x, w_blk, b_blk, inv_t):
+    """``(x @ w_blk.T + b) / T`` with float32 (accumulator-dtype) accumulation."""
+    z = lax.dot_general(x, w_blk, (((1,), (1,)), ((), ())), preferred_element_type=acc)
+    if b_blk is not None:
+        z = z + b_blk.astype(z.dtype)[None, :]
+    return z * inv_t
+
+
+def _student_teacher_tiles(cfg: _DCfg, xs, ws, bs, xt, wt, bt, hp, start, size):
+    acc = jnp.dtype(cfg.acc_dtype)
+    ws_blk = lax.dynamic_slice_in_dim(ws, start, size, axis=0)
+    wt_blk = lax.dynamic_slice_in_dim(wt, start, size, axis=0)
+    bs_blk = lax.dynamic_slice_in_dim(bs, start, size, axis=0) if cfg.has_bias_s else None
+    bt_blk = lax.dynamic_slice_in_dim(bt, start, size, axis=0) if cfg.has_bias_t else None
+    zs = _scaled_tile(acc, xs, ws_blk, bs_blk, hp[0])
+    zt = _scaled_tile(acc, xt, wt_blk, bt_blk, hp[0])
+    return ws_blk, zs, zt
+
+
+def _divergence_terms(cfg: _DCfg, ls, lt):
+    """Per-tile ``(sum_v loss terms, sum_v a_v, a)`` with ``a_v = d loss / d log q_v`` (q the student).
+
+    ``ls``, ``lt``: student and teacher log-probabilities of one tile.
+    """
+    q, p = jnp.exp(ls), jnp.exp(lt)
+    if cfg.divergence == "kl":  # KL(p || q)
+        a = -p
+        terms = p * (lt - ls)
+    elif cfg.divergence == "reverse_kl":  # KL(q || p); a = q (log q - log p + 1)
+        terms = q * (ls - lt)
+        a = terms + q
+    elif cfg.divergence == "jsd":  # beta KL(p || m) + (1 - beta) KL(q || m), m = beta p + (1 - beta) q
+        beta = cfg.beta
+        lm = jnp.logaddexp(math.log(beta) + lt, math.log1p(-beta) + ls)
+        a = (1 - beta) * q * (ls - lm)
+        terms = beta * p * (lt - lm) + a
+    else:  # tvd: 0.5 sum |p - q|
+        terms = 0.5 * jnp.abs(p - q)
+        a = 0.5 * q * jnp.sign(q - p)
+    return jnp.sum(terms, axis=1), jnp.sum(a, axis=1), a
+
+
+def _distill_forward(cfg: _DCfg, xs, ws, bs, xt, wt, bt, valid, hp):
+    v = ws.shape[0]
+    acc = jnp.dtype(cfg.acc_dtype)
+    size = min(cfg.block, v)
+    tok = valid.astype(acc)
+    neg = jnp.full_like(tok, jnp.finfo(acc).min)
+    zeros = jnp.zeros_like(tok)
+
+    def lse_body(carry, start, size):
+        ms, ss, mt, st = carry
+        _, zs, zt = _student_teacher_tiles(cfg, xs, ws, bs, xt, wt, bt, hp, start, size)
+        ms, ss = _merge(ms, ss, jnp.max(zs, axis=1), jnp.sum(jnp.exp(zs - jnp.max(zs, axis=1)[:, None]), axis=1))
+        mt, st = _merge(mt, st, jnp.max(zt, axis=1), jnp.sum(jnp.exp(zt - jnp.max(zt, axis=1)[:, None]), axis=1))
+        return ms, ss, mt, st
+
+    init = like_inputs((neg, zeros, neg, zeros), xs, ws, bs, xt, wt, bt, valid)
+    ms, ss, mt, st = _blocks(v, size, lse_body, init)
+    lse_s, lse_t = ms + jnp.log(ss), mt + jnp.log(st)
+
+    def div_body(carry, start, size):
+        loss, a_sum = carry
+        _, zs, zt = _student_teacher_tiles(cfg, xs, ws, bs, xt, wt, bt, hp, start, size)
+        d, asum, _ = _divergence_terms(cfg, zs - lse_s[:, None], zt - lse_t[:, None])
+        return loss + d, a_sum + asum
+
+    init = like_inputs((zeros, zeros), xs, ws, bs, xt, wt, bt, valid, lse_s, lse_t)
+    loss, a_sum = _blocks(v, size, div_body, init)
+    zero = jnp.zeros((), acc)
+    return jnp.where(valid, loss, zero), (lse_s, lse_t, a_sum)
+
+
+def _distill_backward(cfg: _DCfg, xs, ws, bs, xt, wt, bt, valid, hp, stats, g):
+    lse_s, lse_t, a_sum = stats
+    v = ws.shape[0]
+    acc = jnp.dtype(cfg.acc_dtype)
+    g = jnp.where(valid, g.astype(acc), jnp.zeros((), acc)) * hp[0]  # d/dz of z / T
+
+    def body(carry, start, size):
+        dx, dw, db = carry
+        ws_blk, zs, zt = _student_teacher_tiles(cfg, xs, ws, bs, xt, wt, bt, hp, start, size)
+        ls = zs - lse_s[:, None]
+        _, _, a = _divergence_terms(cfg, ls, zt - lse_t[:, None])
+        # d loss / d z_v = a_v - q_v sum_u a_u  (the log-softmax Jacobian)
+        dz = g[:, None] * (a - jnp.exp(ls) * a_sum[:, None])
+        dz_op = dz.astype(xs.dtype)
+        dw_blk = lax.dot_general(
+            dz_op, xs, (((0,), (0,)), ((), ())), preferred_element_type=acc, out_sharding=explicit_sharding(ws_blk)
+        )
+        dw = lax.dynamic_update_slice_in_dim(dw, dw_blk.astype(dw.dtype), start, axis=0)
+        dx = dx + lax.dot_general(
+            dz_op, ws_blk, (((1,), (0,)), ((), ())), preferred_element_type=acc, out_sharding=explicit_sharding(xs)
+        )
+        if cfg.has_bias_s:
+            db = lax.dynamic_update_slice_in_dim(db, jnp.sum(dz, axis=0).astype(db.dtype), start, axis=0)
+        return dx, dw, db
+
+    init = (jnp.zeros_like(xs, dtype=acc), jnp.zeros_like(ws), jnp.zeros_like(bs) if cfg.has_bias_s else None)
+    init = like_inputs(init, xs, ws, bs, xt, wt, bt, valid, lse_s, g)
+    dx, dw, db = _blocks(v, min(cfg.block, v), body, init)
+    return dx.astype(xs.dtype), dw, db
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _distill(cfg, xs, ws, bs, xt, wt, bt, valid, hp):
+    return _distill_forward(cfg, xs, ws, bs, xt, wt, bt, valid, hp)[0]
+
+
+def _distill_fwd(cfg, xs, ws, bs, xt, wt, bt, valid, hp):
+    loss, stats = _distill_forward(cfg, xs, ws, bs, xt, wt, bt, valid, hp)
+    return loss, (xs, ws, bs, xt, wt, bt, valid, hp, stats)
+
+
+def _distill_bwd(cfg, res, g):
+    xs, ws, bs, xt, wt, bt, valid, hp, stats = res
+    dx, dw, db = _distill_backward(cfg, xs, ws, bs, xt, wt, bt, valid, hp, stats, g)
+    # The teacher is a constant: zero cotangents for its inputs.
+    return dx, dw, db, None, None, None, None, jnp.zeros_like(hp)
+
+
+_distill.defvjp(_distill_fwd, _distill_bwd)
+
+
+def fused_distillation(
+    hidden: Array,
+    weight: Array,
+    bias: Array | None,
+    teacher_hidden: Array,
+    teacher_weight: Array,
+    teacher_bias: Array | None,
+    valid: Array,
+    *,
+    divergence: str,
+    beta: float,
+    temperature,
+    block_size: int | None,
+    memory_budget: int,
+) -> Array:
+    """Per-token divergences between two fused heads on checked, flattened inputs; ``[N]``.
+
+    ``hidden [N, D]`` / ``weight [V, D]`` (+ ``bias [V]``) is the student,
+    ``teacher_hidden [N, Dt]`` / ``teacher_weight [V, Dt]`` the teacher (a
+    constant: its inputs get zero cotangents). Both heads' logits are divided
+    by ``temperature`` and exist one vocabulary block ``[N, Vb]`` at a time:
+    one streaming pass for the two log-sum-exps, one for the divergence (and
+    ``sum_v d loss / d log q_v``), and the backward pass recomputes the tiles
+    and forms ``dz = g (a - q sum a) / T`` per block (the weight gradient of
+    each block written in place, the hidden gradient accumulated in float32).
+    ``divergence``: ``"kl"`` ``KL(p || q)``, ``"reverse_kl"`` ``KL(q || p)``,
+    ``"jsd"`` the generalized JSD ``beta KL(p || m) + (1 - beta) KL(q || m)``,
+    ``m = beta p + (1 - beta) q`` (``beta`` strictly inside (0, 1): the
+    caller maps trl's 0 and 1 to the KLs), ``"tvd"`` ``0.5 sum |p - q|``.
+    Uncounted tokens (``valid`` False) have their rows replaced first and get
+    exactly 0 loss and gradient. The caller checks the arguments.
+    """
+    v_local, _ = weight.shape
+    op = jnp.result_type(hidden.dtype, weight.dtype)
+    op_t = jnp.result_type(teacher_hidden.dtype, teacher_weight.dtype)
+    acc = C.compute_dtype(hidden, weight, teacher_hidden, teacher_weight)
+    n = hidden.shape[0]
+    xs = jnp.where(valid[:, None], hidden.astype(op), jnp.zeros((), op))
+    xt = jax.lax.stop_gradient(jnp.where(valid[:, None], teacher_hidden.astype(op_t), jnp.zeros((), op_t)))
+    ws = weight.astype(op)
+    wt = jax.lax.stop_gradient(teacher_weight.astype(op_t))
+    bs = None if bias is None else bias.astype(acc)
+    bt = None if teacher_bias is None else jax.lax.stop_gradient(teacher_bias.astype(acc))
+    if n == 0:
+        return jnp.zeros((0,), acc)
+    block = block_size or tile_sizes(n, v_local, memory_budget=memory_budget)[0]
+    cfg = _DCfg(
+        block=shard_multiple(int(block), ws, v_local),
+        divergence=divergence,
+        beta=float(beta),
+        has_bias_s=bs is not None,
+        has_bias_t=bt is not None,
+        acc_dtype=jnp.dtype(acc).name,
+    )
+    hp = jnp.stack([1 / jnp.asarray(temperature, acc)])
+    xs, ws, bs = like_inputs((xs, ws, bs), xs, ws, bs, xt, wt, bt, valid)
+    xt, wt, bt = like_inputs((xt, wt, bt), xs, ws, bs, xt, wt, bt, valid)
+    return _distill(cfg, xs, ws, bs, xt, wt, bt, valid, hp)

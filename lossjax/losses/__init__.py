@@ -16,6 +16,7 @@ from lossjax.losses._distillation import *
 from lossjax.losses._divergence import *
 from lossjax.losses._language import *
 from lossjax.losses._preference import *
+from lossjax.losses._policy_gradient import *
 from lossjax.losses._ranking import *
 from lossjax.losses._regression import *
 from lossjax.losses import (
@@ -27,6 +28,7 @@ from lossjax.losses import (
     _margins,
     _metric,
     _noisy,
+    _policy_gradient,
     _preference,
     _proxies,
     _ranking,
@@ -47,6 +49,7 @@ FAMILY_MODULES = (
     _divergence,
     _language,
     _preference,
+    _policy_gradient,
     _ranking,
     _regression,
 )

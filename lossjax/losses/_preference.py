@@ -28,27 +28,48 @@ log-probabilities. Per-token log-probabilities come from
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
+from lossjax._parallel import psum
 from lossjax._sequence import check_log_probs, reduce_sequence, token_mask_of
 from lossjax.registry import Sample, register
 
 __all__ = [
+    "CPO_VARIANTS",
+    "DPO_VARIANTS",
+    "F_DIVERGENCES",
+    "BCOState",
+    "aot_loss",
+    "aot_unpaired_loss",
+    "apo_down_loss",
+    "apo_zero_loss",
+    "bco_loss",
+    "bco_pair_loss",
+    "cpo_loss",
+    "discopop_loss",
+    "dpo_hinge_loss",
     "dpo_loss",
+    "exo_pair_loss",
     "forget_only_f_divergence_unlearning",
     "implicit_rewards",
     "ipo_loss",
     "kto_loss",
     "kto_reference_kl",
+    "length_normalized_dpo_loss",
+    "nca_pair_loss",
     "negative_preference_optimization",
     "noisy_verifier_reward_correction",
     "orpo_loss",
+    "robust_dpo_loss",
+    "rpo_loss",
     "simpo_loss",
     "soft_preference_cross_entropy",
+    "sppo_hard_loss",
 ]
 
 Array = jax.Array
@@ -150,7 +171,14 @@ def _paired_sample(
 def _dpo_sample() -> Sample:
     return _paired_sample(
         token_level=True,
-        variants=({"beta": 0.5, "label_smoothing": 0.2}, {"beta": 0.3, "label_smoothing": 0.15, "robust": True}),
+        variants=(
+            {"beta": 0.5, "label_smoothing": 0.2},
+            {"beta": 0.3, "label_smoothing": 0.15, "robust": True},
+            {"f_divergence": "forward_kl", "beta": 0.5},
+            {"f_divergence": "js_divergence", "variant": "hinge", "beta": 0.4},
+            {"f_divergence": "alpha_divergence", "f_divergence_alpha": 0.3, "variant": "ipo", "beta": 0.5},
+            {"reference_free": True, "variant": "sigmoid_norm", "beta": 0.5},
+        ),
     )
 
 
@@ -163,9 +191,11 @@ def _ipo_sample() -> Sample:
     aliases=("dpo", "direct_preference_optimization"),
     family=FAMILY,
     kind="per_example",
-    formula="-(1-e) log s(b D) - e log s(-b D),  D = (log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l))",
+    formula="-(1-e) log s(b D) - e log s(-b D),  D = (log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l)); "
+    "variant: every per-pair trl loss_type, f_divergence: f-DPO",
     paper="Direct Preference Optimization: Your Language Model is Secretly a Reward Model (2023, arXiv:2305.18290)",
-    reference="huggingface/trl DPOTrainer loss_type 'sigmoid' / 'robust' (+ cDPO label smoothing)",
+    reference="huggingface/trl 1.16.0 trainer/dpo_trainer.py::DPOTrainer._compute_loss (every per-pair loss_type, "
+    "f_divergence_type) (+ trl 0.x cDPO label smoothing)",
     sample=_dpo_sample,
     runtime=_RUNTIME,
 )
@@ -178,64 +208,1138 @@ def dpo_loss(
     beta: float = 0.1,
     label_smoothing: float = 0.0,
     robust: bool = False,
+    variant: str = "sigmoid",
+    f_divergence: str = "reverse_kl",
+    f_divergence_alpha: float = 0.5,
+    temperature: float = 0.05,
+    reference_free: bool = False,
     chosen_where: ArrayLike | None = None,
     rejected_where: ArrayLike | None = None,
     where: ArrayLike | None = None,
 ) -> Array:
-    r"""Direct Preference Optimization (sigmoid loss), with conservative and robust label smoothing.
+    r"""Direct Preference Optimization, with every per-pair loss type of trl's ``DPOTrainer``.
 
     .. math::
-        \Delta = \big(\log\pi_\theta(y_w) - \log\pi_\mathrm{ref}(y_w)\big)
-               - \big(\log\pi_\theta(y_l) - \log\pi_\mathrm{ref}(y_l)\big) \\
-        \ell = -(1-\varepsilon)\log\sigma(\beta\Delta) - \varepsilon\log\sigma(-\beta\Delta)
+        c = \log\pi_\theta(y_w) - \log\pi_\mathrm{ref}(y_w),\quad
+        r = \log\pi_\theta(y_l) - \log\pi_\mathrm{ref}(y_l),\quad
+        \Delta = f'(c) - f'(r) \\
+        \ell_\mathrm{sigmoid} = -(1-\varepsilon)\log\sigma(\beta\Delta) - \varepsilon\log\sigma(-\beta\Delta)
 
-    ``label_smoothing`` ``\varepsilon > 0`` is conservative DPO (cDPO, Mitchell
-    2023); ``robust=True`` is the unbiased robust DPO of Chowdhury et al.
-    (2024, arXiv:2403.00409):
-    ``((1-\varepsilon)(-\log\sigma(\beta\Delta)) - \varepsilon(-\log\sigma(-\beta\Delta))) / (1-2\varepsilon)``.
-    Log-probabilities are summed over the response tokens.
+    with log-probabilities summed over the response tokens and ``f' = id``
+    (``f_divergence="reverse_kl"``, standard DPO). ``variant`` is trl's
+    ``loss_type`` (each is also registered on its own, with its paper):
+
+    * ``"sigmoid"``: the formula above; ``label_smoothing`` ``\varepsilon > 0``
+      is conservative DPO (cDPO, trl 0.x);
+    * ``"robust"`` (:func:`robust_dpo_loss`):
+      ``((1-\varepsilon)(-\log\sigma(\beta\Delta)) - \varepsilon(-\log\sigma(-\beta\Delta))) / (1-2\varepsilon)``;
+      ``robust=True`` is the same;
+    * ``"hinge"`` (:func:`dpo_hinge_loss`): ``\max(0, 1 - \beta\Delta)``;
+    * ``"ipo"`` (:func:`ipo_loss`): ``(\Delta_c/|y_w| - \Delta_r/|y_l| - 1/(2\beta))^2`` (per-token averages);
+    * ``"sigmoid_norm"`` (:func:`length_normalized_dpo_loss`): ``-\log\sigma(\beta(f'(c)/|y_w| - f'(r)/|y_l|))``;
+    * ``"exo_pair"`` (:func:`exo_pair_loss`), ``"nca_pair"`` (:func:`nca_pair_loss`),
+      ``"bco_pair"`` (:func:`bco_pair_loss`), ``"sppo_hard"`` (:func:`sppo_hard_loss`),
+      ``"apo_zero"`` (:func:`apo_zero_loss`), ``"apo_down"`` (:func:`apo_down_loss`),
+      ``"discopop"`` (:func:`discopop_loss`, ``temperature`` is its ``\tau``);
+    * ``"sft"``: the chosen response's length-normalized NLL ``-\log\pi_\theta(y_w)/|y_w|`` (trl's
+      ``"sft"`` term; DPO plus it is :func:`rpo_loss`).
+
+    trl's ``aot`` and ``aot_unpaired`` sort the batch and give one value per
+    batch: :func:`aot_loss`, :func:`aot_unpaired_loss`. ``f_divergence`` is
+    trl's ``f_divergence_type`` (f-DPO): ``"forward_kl"``
+    ``f'(t) = 1 - 1/t``, ``"js_divergence"`` ``f'(t) = \log 2 + \log\sigma(\log t)``,
+    ``"alpha_divergence"`` ``f'(t) = (t^{\alpha-1} - 1)/(\alpha - 1)``; the
+    exponents are clamped at 80 (as trl clamps the alpha divergence's), so
+    extreme log-ratios stay finite. Only the variants built on ``\Delta``
+    take one (sigmoid, sigmoid_norm, hinge, ipo, exo_pair, robust, discopop,
+    sft), as in trl.
 
     Args:
       policy_chosen_log_probs, policy_rejected_log_probs: policy log-probs of the chosen
         / rejected responses, ``[B]`` (summed) or ``[B, T]`` (per token).
       ref_chosen_log_probs, ref_rejected_log_probs: the reference model's, same shapes
         (treated as constants).
-      beta: ``\beta``, the inverse KL strength.
-      label_smoothing: ``\varepsilon`` in ``[0, 0.5)``, the assumed label-flip rate.
-      robust: use the robust (unbiased) estimator instead of cDPO.
+      beta: ``\beta``, the inverse KL strength (IPO's ``\tau``).
+      label_smoothing: ``\varepsilon``: the label-flip rate in ``[0, 0.5)`` (sigmoid, robust), EXO's
+        ``\varepsilon`` in ``(0, 1)``; must be 0 for the other variants.
+      robust: use the robust (unbiased) estimator instead of cDPO (``variant="robust"``).
+      variant: trl's ``loss_type``, one of :data:`DPO_VARIANTS`.
+      f_divergence: trl's ``f_divergence_type``, one of :data:`F_DIVERGENCES`.
+      f_divergence_alpha: ``\alpha`` of ``"alpha_divergence"`` (trl's ``f_alpha_divergence_coef``), static.
+      temperature: DiscoPOP's ``\tau`` (trl's ``discopop_tau``), ``> 0``.
+      reference_free: ignore the reference log-probs (an implicit uniform reference, trl 0.x
+        ``reference_free``).
       chosen_where, rejected_where: ``[B, T]`` token masks (bool or 0/1) for
         per-token inputs.
       where: optional ``[B]`` example mask.
 
     Returns:
-      ``[B]`` per-example losses. The rewards trl logs are
+      ``[B]`` per-example losses (trl averages them). The rewards trl logs are
       ``implicit_rewards(policy, ref, beta=beta)`` of the chosen and of the
       rejected responses (:func:`implicit_rewards`).
 
     Paper: Rafailov et al., "Direct Preference Optimization: Your Language
-    Model is Secretly a Reward Model", NeurIPS 2023, arXiv:2305.18290.
+    Model is Secretly a Reward Model", NeurIPS 2023, arXiv:2305.18290; f-DPO:
+    Wang et al., "Beyond Reverse KL: Generalizing Direct Preference
+    Optimization with Diverse Divergence Constraints", 2023, arXiv:2309.16240.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
-      >>> lossjax.losses.dpo_loss(jnp.array([-1.0]), jnp.array([-3.0]), jnp.array([-2.0]), jnp.array([-2.0])).round(4)
+      >>> lp = jnp.array([-1.0]), jnp.array([-3.0]), jnp.array([-2.0]), jnp.array([-2.0])
+      >>> lossjax.losses.dpo_loss(*lp).round(4)
       Array([0.5981], dtype=float32)
+      >>> lossjax.losses.dpo_loss(*lp, variant="hinge").round(4)  # max(0, 1 - 0.1 * 2)
+      Array([0.8], dtype=float32)
     """
     fn = "dpo_loss"
-    C.check_positive(fn, "beta", beta)
-    C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 0.5, high_inclusive=False)
-    (pc, pr, rc, rr), batch_mask, dtype = _policy_ref_inputs(
+    if robust:
+        if variant not in ("sigmoid", "robust"):
+            raise ValueError(f"{fn}: `robust=True` is variant='robust'; it cannot combine with variant={variant!r}.")
+        variant = "robust"
+    return _dpo_family(
         fn,
+        variant,
         (policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs, ref_rejected_log_probs),
         chosen_where,
         rejected_where,
         where,
-        average=False,
+        beta=beta,
+        label_smoothing=label_smoothing,
+        f_divergence=f_divergence,
+        f_divergence_alpha=f_divergence_alpha,
+        temperature=temperature,
+        reference_free=reference_free,
     )
+
+
+# ---------------------------- the DPO loss family ----------------------------
+
+#: trl's ``DPOConfig.loss_type`` values that give one loss per pair (``aot`` / ``aot_unpaired`` sort the
+#: batch: :func:`aot_loss`, :func:`aot_unpaired_loss`).
+DPO_VARIANTS = (
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+    "sigmoid_norm",
+)
+#: trl's ``f_divergence_type`` values (f-DPO); the reward difference goes through ``f'``.
+F_DIVERGENCES = ("reverse_kl", "forward_kl", "js_divergence", "alpha_divergence")
+# Loss types built on the chosen-rejected score difference: the only ones trl lets take an f-divergence.
+_F_DIVERGENCE_VARIANTS = ("sigmoid", "sigmoid_norm", "hinge", "ipo", "exo_pair", "robust", "discopop", "sft")
+# Loss types that read label_smoothing, and its allowed range (low, high, low_inclusive).
+_SMOOTHING = {
+    "sigmoid": (0.0, 0.5, True),
+    "robust": (0.0, 0.5, True),
+    "exo_pair": (0.0, 1.0, False),
+}
+# exp() arguments are clamped here (trl clamps the alpha-divergence's at 80 for float32/bf16).
+_EXP_CLAMP = 80.0
+
+
+def _f_scores(log_ratio: Array, f_divergence: str, f_divergence_alpha) -> Array:
+    """trl's f-DPO scores ``f'(pi / ref)`` of a (summed) log-ratio."""
+    if f_divergence == "reverse_kl":
+        return log_ratio
+    if f_divergence == "forward_kl":  # f'(t) = 1 - 1/t
+        return 1 - jnp.exp(jnp.minimum(-log_ratio, _EXP_CLAMP))
+    if f_divergence == "js_divergence":  # f'(t) = log 2 + log sigmoid(log t)
+        return math.log(2.0) + jax.nn.log_sigmoid(log_ratio)
+    if isinstance(f_divergence_alpha, jax.core.Tracer):
+        raise ValueError("dpo_loss: `f_divergence_alpha` must be a static number (it selects the formula's branch).")
+    a = float(f_divergence_alpha)
+    if abs(a - 1.0) < 1e-6:  # the limit f'(t) -> log t
+        return log_ratio
+    t = jnp.minimum((a - 1.0) * log_ratio, _EXP_CLAMP)
+    return jnp.expm1(t) / (a - 1.0)
+
+
+def _check_dpo_options(fn, variant, beta, label_smoothing, f_divergence, f_divergence_alpha, temperature):
+    C.check_one_of(fn, "variant", variant, DPO_VARIANTS)
+    C.check_positive(fn, "beta", beta)
+    C.check_one_of(fn, "f_divergence", f_divergence, F_DIVERGENCES)
+    C.check_positive(fn, "f_divergence_alpha", f_divergence_alpha, allow_zero=True)
+    C.check_positive(fn, "temperature", temperature)
+    if f_divergence != "reverse_kl" and variant not in _F_DIVERGENCE_VARIANTS:
+        raise ValueError(
+            f"{fn}: `f_divergence={f_divergence!r}` has no generalization for variant={variant!r} (trl rejects it "
+            f"too); it needs one of {_F_DIVERGENCE_VARIANTS}."
+        )
+    if variant in _SMOOTHING:
+        low, high, low_inclusive = _SMOOTHING[variant]
+        C.check_in_range(
+            fn, "label_smoothing", label_smoothing, low, high, low_inclusive=low_inclusive, high_inclusive=False
+        )
+    elif not isinstance(label_smoothing, jax.core.Tracer) and float(label_smoothing) != 0.0:
+        raise ValueError(
+            f"{fn}: `label_smoothing` is only read by variants {tuple(_SMOOTHING)}; variant={variant!r} got "
+            f"label_smoothing={label_smoothing!r} (needs 0)."
+        )
+
+
+_POLICY_REF_MASKS = ("chosen_where", "rejected_where", "chosen_where", "rejected_where")
+
+
+def _pair_counts(fn, arrays, masks, mask_names, batch_mask, dtype):
+    """Counted tokens per example of the chosen and the rejected response (1 for per-sequence inputs)."""
+    out = []
+    for group in ("chosen_where", "rejected_where"):
+        token = [(n, a) for n, a, g in zip(_POLICY_REF, arrays, mask_names, strict=True) if g == group and a.ndim == 2]
+        if not token:
+            out.append(reduce_sequence(jnp.ones(arrays[0].shape[:1], dtype), None, batch_mask, dtype, average=False))
+            continue
+        name, x = token[0]
+        m = token_mask_of(fn, group, masks[mask_names.index(group)], x, name)
+        out.append(reduce_sequence(jnp.ones(x.shape, dtype), m, batch_mask, dtype, average=False))
+    return out
+
+
+def _dpo_family(
+    fn,
+    variant,
+    arrays,
+    chosen_where,
+    rejected_where,
+    where,
+    *,
+    beta,
+    label_smoothing=0.0,
+    f_divergence="reverse_kl",
+    f_divergence_alpha=0.5,
+    temperature=0.05,
+    reference_free=False,
+    nll_weight=0.0,
+):
+    """Every per-pair DPO loss type of trl 1.16 ``DPOTrainer._compute_loss`` on ``[B]`` log-ratio sums."""
+    _check_dpo_options(fn, variant, beta, label_smoothing, f_divergence, f_divergence_alpha, temperature)
+    C.check_positive(fn, "nll_weight", nll_weight, allow_zero=True)
+    (pc, pr, rc, rr), batch_mask, dtype = _policy_ref_inputs(
+        fn, arrays, chosen_where, rejected_where, where, average=False
+    )
+    if reference_free:
+        rc, rr = jnp.zeros_like(rc), jnp.zeros_like(rr)
+    c = pc - jax.lax.stop_gradient(rc)  # chosen log-ratio (summed)
+    r = pr - jax.lax.stop_gradient(rr)  # rejected log-ratio
+    with_nll = isinstance(nll_weight, jax.core.Tracer) or float(nll_weight) != 0.0
+    if variant in ("ipo", "sigmoid_norm", "sft") or with_nll:
+        # Length-normalized forms: per-token inputs averaged over their counted tokens, per-sequence
+        # inputs used as given (already averaged), as ipo_loss / simpo_loss do.
+        (apc, apr, arc, arr), _, _ = _policy_ref_inputs(fn, arrays, chosen_where, rejected_where, where, average=True)
+        if reference_free:
+            arc, arr = jnp.zeros_like(arc), jnp.zeros_like(arr)
+        c_avg, r_avg = apc - jax.lax.stop_gradient(arc), apr - jax.lax.stop_gradient(arr)
+        if f_divergence == "reverse_kl":
+            sc_avg, sr_avg = c_avg, r_avg
+        else:  # trl: f'(summed log-ratio) / count
+            checked = [check_log_probs(fn, n, a) for n, a in zip(_POLICY_REF, arrays, strict=True)]
+            masks = (chosen_where, rejected_where, chosen_where, rejected_where)
+            n_c, n_r = (
+                jnp.maximum(n, jnp.ones((), dtype))
+                for n in _pair_counts(fn, checked, masks, _POLICY_REF_MASKS, batch_mask, dtype)
+            )
+            sc_avg = _f_scores(c_avg * n_c, f_divergence, f_divergence_alpha) / n_c
+            sr_avg = _f_scores(r_avg * n_r, f_divergence, f_divergence_alpha) / n_r
     b = jnp.asarray(beta, dtype)
-    chosen = b * (pc - jax.lax.stop_gradient(rc))
-    rejected = b * (pr - jax.lax.stop_gradient(rr))
-    loss = _smoothed_logistic(chosen - rejected, label_smoothing, robust=robust)
+    e = jnp.asarray(label_smoothing, dtype)
+    sc, sr = _f_scores(c, f_divergence, f_divergence_alpha), _f_scores(r, f_divergence, f_divergence_alpha)
+    delta = sc - sr
+    if variant == "sigmoid":
+        loss = _smoothed_logistic(b * delta, label_smoothing)
+    elif variant == "robust":
+        loss = _smoothed_logistic(b * delta, label_smoothing, robust=True)
+    elif variant == "hinge":
+        loss = jax.nn.relu(1 - b * delta)
+    elif variant == "ipo":
+        loss = jnp.square(sc_avg - sr_avg - 1 / (2 * b))
+    elif variant == "sigmoid_norm":
+        loss = -jax.nn.log_sigmoid(b * (sc_avg - sr_avg))
+    elif variant == "exo_pair":
+        x = b * delta
+        qw, ql = jax.nn.sigmoid(x), jax.nn.sigmoid(-x)
+        loss = qw * (jax.nn.log_sigmoid(x) - jnp.log1p(-e)) + ql * (jax.nn.log_sigmoid(-x) - jnp.log(e))
+    elif variant == "nca_pair":
+        loss = -jax.nn.log_sigmoid(b * c) - 0.5 * jax.nn.log_sigmoid(-b * c) - 0.5 * jax.nn.log_sigmoid(-b * r)
+    elif variant == "bco_pair":
+        loss = -jax.nn.log_sigmoid(b * c) - jax.nn.log_sigmoid(-b * r)
+    elif variant == "sppo_hard":
+        loss = jnp.square(c - 0.5 / b) + jnp.square(r + 0.5 / b)
+    elif variant == "apo_zero":
+        loss = jax.nn.sigmoid(-b * c) + jax.nn.sigmoid(b * r)
+    elif variant == "apo_down":
+        loss = jax.nn.sigmoid(b * c) + jax.nn.sigmoid(-b * (c - r))
+    elif variant == "discopop":
+        x = b * delta
+        tau = jnp.asarray(temperature, dtype)
+        # logistic * (1 - s(x / tau)) + exp(-x) * s(x / tau), the product in the log domain (no inf * 0)
+        loss = -jax.nn.log_sigmoid(x) * jax.nn.sigmoid(-x / tau) + jnp.exp(
+            jnp.minimum(-x + jax.nn.log_sigmoid(x / tau), _EXP_CLAMP)
+        )
+    else:  # "sft": the chosen response's NLL, length-normalized
+        loss = -apc
+    if with_nll:
+        loss = loss + jnp.asarray(nll_weight, dtype) * (-apc)
     return C.zero_masked(loss, batch_mask)
+
+
+def _variant_sample(seed: int, variants=({"beta": 0.5},)) -> Sample:
+    return _paired_sample(token_level=True, seed=seed, variants=variants)
+
+
+@register(
+    "robust_dpo_loss",
+    aliases=("rdpo",),
+    family=FAMILY,
+    kind="per_example",
+    formula="((1-e)(-log s(b D)) - e (-log s(-b D))) / (1 - 2e),  D the DPO margin",
+    paper="Provably Robust DPO: Aligning Language Models with Noisy Feedback (2024, arXiv:2403.00409)",
+    reference="huggingface/trl 1.16.0 trainer/dpo_trainer.py::_compute_loss loss_type 'robust'",
+    sample=lambda: _variant_sample(11, ({"beta": 0.5, "label_smoothing": 0.3},)),
+    runtime=_RUNTIME,
+)
+def robust_dpo_loss(
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
+    ref_chosen_log_probs: ArrayLike,
+    ref_rejected_log_probs: ArrayLike,
+    *,
+    beta: float = 0.1,
+    label_smoothing: float = 0.1,
+    f_divergence: str = "reverse_kl",
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Robust DPO: the unbiased DPO loss under a known preference-flip rate.
+
+    .. math::
+        \ell = \frac{(1-\varepsilon)\big(-\log\sigma(\beta\Delta)\big) - \varepsilon\big(-\log\sigma(-\beta\Delta)\big)}
+                    {1 - 2\varepsilon}
+
+    with ``\Delta`` the DPO margin (:func:`dpo_loss`) and ``\varepsilon``
+    the probability that a preference label is flipped. Its expectation over
+    the label noise is the clean DPO loss. trl's ``loss_type="robust"``
+    (``dpo_loss(..., variant="robust")``).
+
+    Args:
+      policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs,
+        ref_rejected_log_probs: as in :func:`dpo_loss` (``[B]`` summed or ``[B, T]`` per token).
+      beta: ``\beta``.
+      label_smoothing: the flip rate ``\varepsilon`` in ``[0, 0.5)`` (the paper's typical 0.1).
+      f_divergence: trl's ``f_divergence_type`` (:func:`dpo_loss`).
+      chosen_where, rejected_where, where: as in :func:`dpo_loss`.
+
+    Returns:
+      ``[B]`` per-example losses (may be negative for a large margin).
+
+    Paper: Chowdhury, Kini, Natarajan, "Provably Robust DPO: Aligning Language
+    Models with Noisy Feedback", ICML 2024, arXiv:2403.00409.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lp = jnp.array([-1.0]), jnp.array([-3.0]), jnp.array([-2.0]), jnp.array([-2.0])
+      >>> lossjax.losses.robust_dpo_loss(*lp).round(4)
+      Array([0.5731], dtype=float32)
+    """
+    return _dpo_family(
+        "robust_dpo_loss",
+        "robust",
+        (policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs, ref_rejected_log_probs),
+        chosen_where,
+        rejected_where,
+        where,
+        beta=beta,
+        label_smoothing=label_smoothing,
+        f_divergence=f_divergence,
+    )
+
+
+@register(
+    "dpo_hinge_loss",
+    aliases=("slic_hinge_loss",),
+    family=FAMILY,
+    kind="per_example",
+    formula="max(0, 1 - b D),  D the DPO margin",
+    paper="SLiC-HF: Sequence Likelihood Calibration with Human Feedback (2023, arXiv:2305.10425)",
+    reference="huggingface/trl 1.16.0 trainer/dpo_trainer.py::_compute_loss loss_type 'hinge'",
+    sample=lambda: _variant_sample(12, ({"beta": 0.5},)),
+    runtime=_RUNTIME,
+)
+def dpo_hinge_loss(
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
+    ref_chosen_log_probs: ArrayLike,
+    ref_rejected_log_probs: ArrayLike,
+    *,
+    beta: float = 0.1,
+    f_divergence: str = "reverse_kl",
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""The hinge preference loss of SLiC on the DPO log-ratio margin (trl's ``"hinge"``).
+
+    .. math:: \ell = \max(0,\ 1 - \beta\Delta)
+
+    with ``\Delta`` the DPO margin of summed log-ratios (:func:`dpo_loss`);
+    ``1/\beta`` is SLiC's margin ``\delta``.
+
+    Args:
+      policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs,
+        ref_rejected_log_probs: as in :func:`dpo_loss` (``[B]`` summed or ``[B, T]`` per token).
+      beta: ``\beta`` (the inverse margin).
+      f_divergence: trl's ``f_divergence_type`` (:func:`dpo_loss`).
+      chosen_where, rejected_where, where: as in :func:`dpo_loss`.
+
+    Returns:
+      ``[B]`` per-example losses.
+
+    Paper: Zhao et al., "SLiC-HF: Sequence Likelihood Calibration with Human
+    Feedback", 2023, arXiv:2305.10425.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lp = jnp.array([-1.0]), jnp.array([-3.0]), jnp.array([-2.0]), jnp.array([-2.0])
+      >>> lossjax.losses.dpo_hinge_loss(*lp, beta=0.25).round(4)
+      Array([0.5], dtype=float32)
+    """
+    return _dpo_family(
+        "dpo_hinge_loss",
+        "hinge",
+        (policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs, ref_rejected_log_probs),
+        chosen_where,
+        rejected_where,
+        where,
+        beta=beta,
+        f_divergence=f_divergence,
+    )
+
+
+@register(
+    "length_normalized_dpo_loss",
+    aliases=("dpo_norm_loss", "sigmoid_norm_dpo_loss"),
+    family=FAMILY,
+    kind="per_example",
+    formula="-log s(b (c / |y_w| - r / |y_l|)),  c, r the summed chosen / rejected log-ratios",
+    paper="Tulu 3: Pushing Frontiers in Open Language Model Post-Training (2024, arXiv:2411.15124)",
+    reference="huggingface/trl 1.16.0 trainer/dpo_trainer.py::_compute_loss loss_type 'sigmoid_norm'",
+    sample=lambda: _variant_sample(13, ({"beta": 2.0},)),
+    runtime=_RUNTIME,
+)
+def length_normalized_dpo_loss(
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
+    ref_chosen_log_probs: ArrayLike,
+    ref_rejected_log_probs: ArrayLike,
+    *,
+    beta: float = 0.1,
+    f_divergence: str = "reverse_kl",
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Length-normalized DPO: the sigmoid loss on per-token averaged log-ratios (trl's ``"sigmoid_norm"``).
+
+    .. math::
+        \ell = -\log\sigma\Big(\beta\Big(\frac{f'(c)}{|y_w|} - \frac{f'(r)}{|y_l|}\Big)\Big)
+
+    with ``c``, ``r`` the chosen and rejected log-ratios summed over their
+    ``|y_w|``, ``|y_l|`` counted tokens (per-sequence ``[B]`` inputs are used
+    as given: pass averaged log-probs). Tulu 3's DPO-norm.
+
+    Args:
+      policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs,
+        ref_rejected_log_probs: as in :func:`dpo_loss` (``[B]`` averaged or ``[B, T]`` per token).
+      beta: ``\beta`` (Tulu 3 uses 5 with averaged log-ratios).
+      f_divergence: trl's ``f_divergence_type`` (:func:`dpo_loss`).
+      chosen_where, rejected_where, where: as in :func:`dpo_loss`.
+
+    Returns:
+      ``[B]`` per-example losses.
+
+    Paper: Lambert et al., "Tulu 3: Pushing Frontiers in Open Language Model
+    Post-Training", 2024, arXiv:2411.15124.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> pc, pr = jnp.array([[-1.0, -1.0]]), jnp.array([[-3.0, -3.0]])
+      >>> lossjax.losses.length_normalized_dpo_loss(pc, pr, pc * 0 - 2, pr * 0 - 2, beta=1.0).round(4)
+      Array([0.1269], dtype=float32)
+    """
+    return _dpo_family(
+        "length_normalized_dpo_loss",
+        "sigmoid_norm",
+        (policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs, ref_rejected_log_probs),
+        chosen_where,
+        rejected_where,
+        where,
+        beta=beta,
+        f_divergence=f_divergence,
+    )
+
+
+@register(
+    "exo_pair_loss",
+    aliases=("exo_pair", "exo_loss"),
+    family=FAMILY,
+    kind="per_example",
+    formula="KL([s(b D), s(-b D)] || [1 - e, e]),  D the DPO margin",
+    paper="Towards Efficient Exact Optimization of Language Model Alignment (2024, arXiv:2402.00856)",
+    reference="huggingface/trl 1.16.0 trainer/dpo_trainer.py::_compute_loss loss_type 'exo_pair'",
+    sample=lambda: _variant_sample(14, ({"beta": 0.5, "label_smoothing": 0.1},)),
+    runtime=_RUNTIME,
+)
+def exo_pair_loss(
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
+    ref_chosen_log_probs: ArrayLike,
+    ref_rejected_log_probs: ArrayLike,
+    *,
+    beta: float = 0.1,
+    label_smoothing: float = 1e-3,
+    f_divergence: str = "reverse_kl",
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""EXO (pairwise): the reverse KL from the policy's to the labels' preference distribution.
+
+    .. math::
+        q_w = \sigma(\beta\Delta),\ q_l = \sigma(-\beta\Delta),\qquad
+        \ell = q_w\big(\log q_w - \log(1-\varepsilon)\big) + q_l\big(\log q_l - \log\varepsilon\big)
+
+    with ``\Delta`` the DPO margin (:func:`dpo_loss`): ``\mathrm{KL}(p_{f_\theta}\,\|\,p_{r_h})``
+    over ``\{y_w, y_l\}`` with the smoothed label distribution
+    ``[1-\varepsilon, \varepsilon]`` (Eq. 16, ``K = 2``).
+
+    Args:
+      policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs,
+        ref_rejected_log_probs: as in :func:`dpo_loss` (``[B]`` summed or ``[B, T]`` per token).
+      beta: ``\beta_\pi``.
+      label_smoothing: ``\varepsilon`` in ``(0, 1)`` (the paper recommends ``10^{-3}``; 0 would be infinite).
+      f_divergence: trl's ``f_divergence_type`` (:func:`dpo_loss`).
+      chosen_where, rejected_where, where: as in :func:`dpo_loss`.
+
+    Returns:
+      ``[B]`` per-example losses (``>= 0``).
+
+    Paper: Ji et al., "Towards Efficient Exact Optimization of Language Model
+    Alignment", ICML 2024, arXiv:2402.00856.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lp = jnp.array([-1.0]), jnp.array([-3.0]), jnp.array([-2.0]), jnp.array([-2.0])
+      >>> lossjax.losses.exo_pair_loss(*lp, label_smoothing=0.1).round(4)
+      Array([0.4063], dtype=float32)
+    """
+    return _dpo_family(
+        "exo_pair_loss",
+        "exo_pair",
+        (policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs, ref_rejected_log_probs),
+        chosen_where,
+        rejected_where,
+        where,
+        beta=beta,
+        label_smoothing=label_smoothing,
+        f_divergence=f_divergence,
+    )
+
+
+@register(
+    "nca_pair_loss",
+    aliases=("nca_pair",),
+    family=FAMILY,
+    kind="per_example",
+    formula="-log s(b c) - 0.5 log s(-b c) - 0.5 log s(-b r),  c, r the chosen / rejected log-ratios",
+    paper="Noise Contrastive Alignment of Language Models with Explicit Rewards (2024, arXiv:2402.05369)",
+    reference="huggingface/trl 1.16.0 trainer/dpo_trainer.py::_compute_loss loss_type 'nca_pair'",
+    sample=lambda: _variant_sample(15),
+    runtime=_RUNTIME,
+)
+def nca_pair_loss(
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
+    ref_chosen_log_probs: ArrayLike,
+    ref_rejected_log_probs: ArrayLike,
+    *,
+    beta: float = 0.1,
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""NCA (pairwise): noise-contrastive alignment on the absolute implicit rewards.
+
+    .. math::
+        \ell = -\log\sigma(\beta c) - \tfrac12\log\sigma(-\beta c) - \tfrac12\log\sigma(-\beta r)
+
+    with ``c = \log\pi_\theta(y_w) - \log\pi_\mathrm{ref}(y_w)`` and ``r`` the
+    same for ``y_l`` (summed log-probs). Unlike DPO it raises the chosen
+    likelihood in absolute terms, not only relative to the rejected one.
+
+    Args:
+      policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs,
+        ref_rejected_log_probs: as in :func:`dpo_loss` (``[B]`` summed or ``[B, T]`` per token).
+      beta: ``\beta``.
+      chosen_where, rejected_where, where: as in :func:`dpo_loss`.
+
+    Returns:
+      ``[B]`` per-example losses.
+
+    Paper: Chen, Zhou, Zhu, "Noise Contrastive Alignment of Language Models
+    with Explicit Rewards", NeurIPS 2024, arXiv:2402.05369.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lp = jnp.array([-1.0]), jnp.array([-3.0]), jnp.array([-2.0]), jnp.array([-2.0])
+      >>> lossjax.losses.nca_pair_loss(*lp, beta=1.0).round(4)
+      Array([1.1265], dtype=float32)
+    """
+    return _dpo_family(
+        "nca_pair_loss",
+        "nca_pair",
+        (policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs, ref_rejected_log_probs),
+        chosen_where,
+        rejected_where,
+        where,
+        beta=beta,
+    )
+
+
+@register(
+    "bco_pair_loss",
+    aliases=("bco_pair",),
+    family=FAMILY,
+    kind="per_example",
+    formula="-log s(b c) - log s(-b r),  c, r the chosen / rejected log-ratios",
+    paper="Binary Classifier Optimization for Large Language Model Alignment (2024, arXiv:2404.04656)",
+    reference="huggingface/trl 1.16.0 trainer/dpo_trainer.py::_compute_loss loss_type 'bco_pair'",
+    sample=lambda: _variant_sample(16),
+    runtime=_RUNTIME,
+)
+def bco_pair_loss(
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
+    ref_chosen_log_probs: ArrayLike,
+    ref_rejected_log_probs: ArrayLike,
+    *,
+    beta: float = 0.1,
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""BCO on paired data: a binary classifier on the implicit rewards, without the running baseline.
+
+    .. math:: \ell = -\log\sigma(\beta c) - \log\sigma(-\beta r)
+
+    with ``c``, ``r`` the chosen and rejected log-ratios (summed). The
+    unpaired form with its running reward baseline is :func:`bco_loss`.
+
+    Args:
+      policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs,
+        ref_rejected_log_probs: as in :func:`dpo_loss` (``[B]`` summed or ``[B, T]`` per token).
+      beta: ``\beta``.
+      chosen_where, rejected_where, where: as in :func:`dpo_loss`.
+
+    Returns:
+      ``[B]`` per-example losses.
+
+    Paper: Jung et al., "Binary Classifier Optimization for Large Language
+    Model Alignment", 2024, arXiv:2404.04656.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lp = jnp.array([-1.0]), jnp.array([-3.0]), jnp.array([-2.0]), jnp.array([-2.0])
+      >>> lossjax.losses.bco_pair_loss(*lp, beta=1.0).round(4)
+      Array([0.6265], dtype=float32)
+    """
+    return _dpo_family(
+        "bco_pair_loss",
+        "bco_pair",
+        (policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs, ref_rejected_log_probs),
+        chosen_where,
+        rejected_where,
+        where,
+        beta=beta,
+    )
+
+
+@register(
+    "sppo_hard_loss",
+    aliases=("sppo_hard",),
+    family=FAMILY,
+    kind="per_example",
+    formula="(c - 1/(2b))^2 + (r + 1/(2b))^2,  c, r the chosen / rejected log-ratios",
+    paper="Self-Play Preference Optimization for Language Model Alignment (2024, arXiv:2405.00675)",
+    reference="huggingface/trl 1.16.0 trainer/dpo_trainer.py::_compute_loss loss_type 'sppo_hard'",
+    sample=lambda: _variant_sample(17),
+    runtime=_RUNTIME,
+)
+def sppo_hard_loss(
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
+    ref_chosen_log_probs: ArrayLike,
+    ref_rejected_log_probs: ArrayLike,
+    *,
+    beta: float = 0.1,
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""SPPO with hard preference probabilities: squared log-ratios regressed to ``\pm 1/(2\beta)``.
+
+    .. math:: \ell = \Big(c - \frac{1}{2\beta}\Big)^2 + \Big(r + \frac{1}{2\beta}\Big)^2
+
+    (Eq. 4.7 with the win probability set to 1 for the chosen and 0 for the
+    rejected response; ``c``, ``r`` summed log-ratios.) The soft-probability
+    SPPO estimates the probabilities with a preference model outside the loss.
+
+    Args:
+      policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs,
+        ref_rejected_log_probs: as in :func:`dpo_loss` (``[B]`` summed or ``[B, T]`` per token).
+      beta: ``\beta`` (the paper's ``\eta^{-1}``).
+      chosen_where, rejected_where, where: as in :func:`dpo_loss`.
+
+    Returns:
+      ``[B]`` per-example losses.
+
+    Paper: Wu et al., "Self-Play Preference Optimization for Language Model
+    Alignment", 2024, arXiv:2405.00675.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lp = jnp.array([-1.0]), jnp.array([-3.0]), jnp.array([-2.0]), jnp.array([-2.0])
+      >>> lossjax.losses.sppo_hard_loss(*lp, beta=0.5).round(4)  # (1 - 1)^2 + (-1 + 1)^2
+      Array([0.], dtype=float32)
+    """
+    return _dpo_family(
+        "sppo_hard_loss",
+        "sppo_hard",
+        (policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs, ref_rejected_log_probs),
+        chosen_where,
+        rejected_where,
+        where,
+        beta=beta,
+    )
+
+
+@register(
+    "apo_zero_loss",
+    aliases=("apo_zero",),
+    family=FAMILY,
+    kind="per_example",
+    formula="(1 - s(b c)) + s(b r),  c, r the chosen / rejected log-ratios",
+    paper="Anchored Preference Optimization and Contrastive Revisions: Addressing Underspecification in "
+    "Alignment (2024, arXiv:2408.06266)",
+    reference="huggingface/trl 1.16.0 trainer/dpo_trainer.py::_compute_loss loss_type 'apo_zero'",
+    sample=lambda: _variant_sample(18),
+    runtime=_RUNTIME,
+)
+def apo_zero_loss(
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
+    ref_chosen_log_probs: ArrayLike,
+    ref_rejected_log_probs: ArrayLike,
+    *,
+    beta: float = 0.1,
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""APO-zero: raise the chosen likelihood and lower the rejected one, anchored at the reference.
+
+    .. math:: \ell = \big(1 - \sigma(\beta c)\big) + \sigma(\beta r)
+
+    (Eq. 7; ``c``, ``r`` summed log-ratios), for chosen outputs better than
+    the model's own. ``1 - \sigma(x)`` is evaluated as ``\sigma(-x)``.
+
+    Args:
+      policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs,
+        ref_rejected_log_probs: as in :func:`dpo_loss` (``[B]`` summed or ``[B, T]`` per token).
+      beta: ``\beta``.
+      chosen_where, rejected_where, where: as in :func:`dpo_loss`.
+
+    Returns:
+      ``[B]`` per-example losses in ``[0, 2]``.
+
+    Paper: D'Oosterlinck et al., "Anchored Preference Optimization and
+    Contrastive Revisions: Addressing Underspecification in Alignment", 2024,
+    arXiv:2408.06266.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lp = jnp.array([-1.0]), jnp.array([-3.0]), jnp.array([-2.0]), jnp.array([-2.0])
+      >>> lossjax.losses.apo_zero_loss(*lp, beta=1.0).round(4)
+      Array([0.5379], dtype=float32)
+    """
+    return _dpo_family(
+        "apo_zero_loss",
+        "apo_zero",
+        (policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs, ref_rejected_log_probs),
+        chosen_where,
+        rejected_where,
+        where,
+        beta=beta,
+    )
+
+
+@register(
+    "apo_down_loss",
+    aliases=("apo_down",),
+    family=FAMILY,
+    kind="per_example",
+    formula="s(b c) + (1 - s(b (c - r))),  c, r the chosen / rejected log-ratios",
+    paper="Anchored Preference Optimization and Contrastive Revisions: Addressing Underspecification in "
+    "Alignment (2024, arXiv:2408.06266)",
+    reference="huggingface/trl 1.16.0 trainer/dpo_trainer.py::_compute_loss loss_type 'apo_down'",
+    sample=lambda: _variant_sample(19),
+    runtime=_RUNTIME,
+)
+def apo_down_loss(
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
+    ref_chosen_log_probs: ArrayLike,
+    ref_rejected_log_probs: ArrayLike,
+    *,
+    beta: float = 0.1,
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""APO-down: lower both likelihoods, the rejected one more (chosen outputs worse than the model's own).
+
+    .. math:: \ell = \sigma(\beta c) + \big(1 - \sigma(\beta(c - r))\big)
+
+    (Eq. 8; ``c``, ``r`` summed log-ratios; ``1 - \sigma(x)`` as ``\sigma(-x)``).
+
+    Args:
+      policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs,
+        ref_rejected_log_probs: as in :func:`dpo_loss` (``[B]`` summed or ``[B, T]`` per token).
+      beta: ``\beta``.
+      chosen_where, rejected_where, where: as in :func:`dpo_loss`.
+
+    Returns:
+      ``[B]`` per-example losses in ``[0, 2]``.
+
+    Paper: D'Oosterlinck et al., "Anchored Preference Optimization and
+    Contrastive Revisions: Addressing Underspecification in Alignment", 2024,
+    arXiv:2408.06266.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lp = jnp.array([-1.0]), jnp.array([-3.0]), jnp.array([-2.0]), jnp.array([-2.0])
+      >>> lossjax.losses.apo_down_loss(*lp, beta=1.0).round(4)
+      Array([0.8503], dtype=float32)
+    """
+    return _dpo_family(
+        "apo_down_loss",
+        "apo_down",
+        (policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs, ref_rejected_log_probs),
+        chosen_where,
+        rejected_where,
+        where,
+        beta=beta,
+    )
+
+
+@register(
+    "discopop_loss",
+    aliases=("discopop", "log_ratio_modulated_loss"),
+    family=FAMILY,
+    kind="per_example",
+    formula="-log s(x) (1 - s(x / tau)) + exp(-x) s(x / tau),  x = b D",
+    paper="Discovering Preference Optimization Algorithms with and for Large Language Models (2024, arXiv:2406.08414)",
+    reference="huggingface/trl 1.16.0 trainer/dpo_trainer.py::_compute_loss loss_type 'discopop'",
+    sample=lambda: _variant_sample(20, ({"beta": 0.5, "temperature": 0.5},)),
+    runtime=_RUNTIME,
+)
+def discopop_loss(
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
+    ref_chosen_log_probs: ArrayLike,
+    ref_rejected_log_probs: ArrayLike,
+    *,
+    beta: float = 0.1,
+    temperature: float = 0.05,
+    f_divergence: str = "reverse_kl",
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""DiscoPOP: the log-ratio modulated loss, a blend of the logistic and the exponential losses.
+
+    .. math::
+        x = \beta\Delta,\quad m = \sigma(x/\tau),\qquad
+        \ell = -\log\sigma(x)\,(1 - m) + e^{-x}\,m
+
+    (Eq. 5; ``\Delta`` the DPO margin). ``e^{-x} m`` is evaluated as
+    ``\exp(-x + \log\sigma(x/\tau))`` (no ``\infty \cdot 0`` for very
+    negative margins; the exponent is clamped at 80).
+
+    Args:
+      policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs,
+        ref_rejected_log_probs: as in :func:`dpo_loss` (``[B]`` summed or ``[B, T]`` per token).
+      beta: ``\beta``.
+      temperature: ``\tau > 0`` (trl's ``discopop_tau``; the paper's 0.05).
+      f_divergence: trl's ``f_divergence_type`` (:func:`dpo_loss`).
+      chosen_where, rejected_where, where: as in :func:`dpo_loss`.
+
+    Returns:
+      ``[B]`` per-example losses.
+
+    Paper: Lu et al., "Discovering Preference Optimization Algorithms with and
+    for Large Language Models", NeurIPS 2024, arXiv:2406.08414.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lp = jnp.array([-1.0]), jnp.array([-3.0]), jnp.array([-2.0]), jnp.array([-2.0])
+      >>> lossjax.losses.discopop_loss(*lp).round(4)
+      Array([0.8148], dtype=float32)
+    """
+    return _dpo_family(
+        "discopop_loss",
+        "discopop",
+        (policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs, ref_rejected_log_probs),
+        chosen_where,
+        rejected_where,
+        where,
+        beta=beta,
+        temperature=temperature,
+        f_divergence=f_divergence,
+    )
+
+
+@register(
+    "rpo_loss",
+    aliases=("rpo", "dpo_sft_loss"),
+    family=FAMILY,
+    kind="per_example",
+    formula="-log s(b D) + nll_weight * (-log pi(y_w) / |y_w|)",
+    paper="Iterative Reasoning Preference Optimization (2024, arXiv:2404.19733)",
+    reference="huggingface/trl 1.16.0 trainer/dpo_trainer.py::_compute_loss loss_type ['sigmoid', 'sft'] with "
+    "loss_weights [1, nll_weight]",
+    sample=lambda: _variant_sample(21, ({"beta": 0.5, "nll_weight": 0.3},)),
+    runtime=_RUNTIME,
+)
+def rpo_loss(
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
+    ref_chosen_log_probs: ArrayLike,
+    ref_rejected_log_probs: ArrayLike,
+    *,
+    beta: float = 0.1,
+    nll_weight: float = 1.0,
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""RPO: DPO plus the chosen response's negative log-likelihood (trl's ``"sft"`` term mixed in).
+
+    .. math::
+        \ell = -\log\sigma(\beta\Delta) + \alpha\,\Big(-\frac{\log\pi_\theta(y_w)}{|y_w|}\Big)
+
+    with ``\Delta`` the DPO margin (summed log-ratios) and the NLL averaged
+    over the chosen response's counted tokens (per-sequence ``[B]`` chosen
+    log-probs are used as given). trl's ``loss_type=["sigmoid", "sft"]``,
+    ``loss_weights=[1, \alpha]`` averages the NLL over all chosen tokens of the
+    batch instead, the same for equal lengths.
+
+    Args:
+      policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs,
+        ref_rejected_log_probs: as in :func:`dpo_loss` (``[B]`` summed or ``[B, T]`` per token).
+      beta: ``\beta``.
+      nll_weight: ``\alpha \geq 0``, the weight of the NLL term (trl 0.x's ``rpo_alpha``; the paper's 1).
+      chosen_where, rejected_where, where: as in :func:`dpo_loss`.
+
+    Returns:
+      ``[B]`` per-example losses.
+
+    Paper: Pang et al., "Iterative Reasoning Preference Optimization", NeurIPS
+    2024, arXiv:2404.19733.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> pc, pr = jnp.array([[-1.0, -1.0]]), jnp.array([[-3.0, -3.0]])
+      >>> lossjax.losses.rpo_loss(pc, pr, pc * 0 - 2, pr * 0 - 2).round(4)  # DPO 0.5130 + mean NLL 1
+      Array([1.513], dtype=float32)
+    """
+    return _dpo_family(
+        "rpo_loss",
+        "sigmoid",
+        (policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs, ref_rejected_log_probs),
+        chosen_where,
+        rejected_where,
+        where,
+        beta=beta,
+        nll_weight=nll_weight,
+    )
+
+
+def _aot(fn, arrays, chosen_where, rejected_where, where, *, beta, label_smoothing, unpaired):
+    C.check_positive(fn, "beta", beta)
+    C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 0.5, high_inclusive=False)
+    (pc, pr, rc, rr), batch_mask, dtype = _policy_ref_inputs(
+        fn, arrays, chosen_where, rejected_where, where, average=False
+    )
+    rc, rr = jax.lax.stop_gradient(rc), jax.lax.stop_gradient(rr)
+    if unpaired:  # the chosen log-ratios' distribution against the rejected ones'
+        a, b = pc - rc, pr - rr
+    else:  # the policy's chosen-rejected log-ratios against the reference's
+        a, b = pc - pr, rc - rr
+    n = a.shape[0]
+    valid = jnp.ones((n,), bool) if batch_mask is None else batch_mask
+    count = jnp.sum(valid)
+    # Masked rows sort last (+inf); the first `count` ranks pair the valid rows' order statistics.
+    inf = jnp.asarray(jnp.inf, dtype)
+    ranked = jnp.arange(n) < count
+    zero = jnp.zeros((), dtype)
+    sa = jnp.where(ranked, jnp.sort(jnp.where(valid, a, inf)), zero)
+    sb = jnp.where(ranked, jnp.sort(jnp.where(valid, b, inf)), zero)
+    loss = _smoothed_logistic(jnp.asarray(beta, dtype) * (sa - sb), label_smoothing)
+    total = jnp.sum(jnp.where(ranked, loss, zero))
+    return total / jnp.maximum(count.astype(dtype), jnp.ones((), dtype))
+
+
+@register(
+    "aot_loss",
+    aliases=("aot",),
+    family=FAMILY,
+    kind="batch",
+    formula="mean_k -(1-e) log s(b (sort(log pi(y_w) - log pi(y_l))_k - sort(log ref(y_w) - log ref(y_l))_k)) - e ...",
+    paper="Distributional Preference Alignment of LLMs via Optimal Transport (2024, arXiv:2406.05882)",
+    reference="huggingface/trl 1.16.0 trainer/dpo_trainer.py::_compute_loss loss_type 'aot'",
+    sample=lambda: _variant_sample(22, ({"beta": 0.5, "label_smoothing": 0.1},)),
+    runtime=_RUNTIME,
+)
+def aot_loss(
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
+    ref_chosen_log_probs: ArrayLike,
+    ref_rejected_log_probs: ArrayLike,
+    *,
+    beta: float = 0.1,
+    label_smoothing: float = 0.0,
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""AOT (paired): first-order stochastic dominance of the policy's margins over the reference's, via sorting.
+
+    .. math::
+        u = \mathrm{sort}\big(\log\pi_\theta(y_w) - \log\pi_\theta(y_l)\big),\quad
+        v = \mathrm{sort}\big(\log\pi_\mathrm{ref}(y_w) - \log\pi_\mathrm{ref}(y_l)\big) \\
+        \mathcal L = \frac1B\sum_k -(1-\varepsilon)\log\sigma\big(\beta(u_k - v_k)\big)
+                     - \varepsilon\log\sigma\big(-\beta(u_k - v_k)\big)
+
+    The one-dimensional optimal transport between the batch's policy and
+    reference margin distributions is the pairing of their order statistics,
+    so the loss couples the whole batch: one value per batch (trl averages
+    its per-rank losses). Masked pairs are left out of both sorts.
+
+    Args:
+      policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs,
+        ref_rejected_log_probs: as in :func:`dpo_loss` (``[B]`` summed or ``[B, T]`` per token).
+      beta: ``\beta``.
+      label_smoothing: ``\varepsilon`` in ``[0, 0.5)`` (cDPO smoothing, as trl).
+      chosen_where, rejected_where: ``[B, T]`` token masks.
+      where: optional ``[B]`` pair mask.
+
+    Returns:
+      A scalar: the mean over the valid ranks (0 for an all-masked batch).
+
+    Paper: Melnyk et al., "Distributional Preference Alignment of LLMs via
+    Optimal Transport", NeurIPS 2024, arXiv:2406.05882.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> pc, pr = jnp.array([-1.0, -2.0]), jnp.array([-3.0, -2.0])
+      >>> lossjax.losses.aot_loss(pc, pr, jnp.full(2, -2.0), jnp.full(2, -2.0), beta=1.0).round(4)
+      Array(0.41, dtype=float32)
+    """
+    return _aot(
+        "aot_loss",
+        (policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs, ref_rejected_log_probs),
+        chosen_where,
+        rejected_where,
+        where,
+        beta=beta,
+        label_smoothing=label_smoothing,
+        unpaired=False,
+    )
+
+
+@register(
+    "aot_unpaired_loss",
+    aliases=("aot_pair_loss", "aot_unpaired", "aot_pair"),
+    family=FAMILY,
+    kind="batch",
+    formula="mean_k -(1-e) log s(b (sort(c)_k - sort(r)_k)) - e ...,  c, r the chosen / rejected log-ratios",
+    paper="Distributional Preference Alignment of LLMs via Optimal Transport (2024, arXiv:2406.05882)",
+    reference="huggingface/trl 1.16.0 trainer/dpo_trainer.py::_compute_loss loss_type 'aot_unpaired' "
+    "('aot_pair' in trl 0.x)",
+    sample=lambda: _variant_sample(23, ({"beta": 0.5, "label_smoothing": 0.1},)),
+    runtime=_RUNTIME,
+)
+def aot_unpaired_loss(
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
+    ref_chosen_log_probs: ArrayLike,
+    ref_rejected_log_probs: ArrayLike,
+    *,
+    beta: float = 0.1,
+    label_smoothing: float = 0.0,
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""AOT (unpaired): dominance of the chosen log-ratio distribution over the rejected one, via sorting.
+
+    .. math::
+        u = \mathrm{sort}(c),\quad v = \mathrm{sort}(r),\qquad
+        \mathcal L = \frac1B\sum_k -(1-\varepsilon)\log\sigma\big(\beta(u_k - v_k)\big)
+                     - \varepsilon\log\sigma\big(-\beta(u_k - v_k)\big)
+
+    with ``c``, ``r`` the chosen and rejected log-ratios
+    (``\log\pi_\theta - \log\pi_\mathrm{ref}``, summed): the chosen and
+    rejected responses need not come in pairs. trl 0.x called it
+    ``"aot_pair"``, trl 1.16 ``"aot_unpaired"``.
+
+    Args:
+      policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs,
+        ref_rejected_log_probs: as in :func:`dpo_loss` (``[B]`` summed or ``[B, T]`` per token).
+      beta: ``\beta``.
+      label_smoothing: ``\varepsilon`` in ``[0, 0.5)``.
+      chosen_where, rejected_where: ``[B, T]`` token masks.
+      where: optional ``[B]`` mask (masked rows leave both sorts).
+
+    Returns:
+      A scalar: the mean over the valid ranks (0 for an all-masked batch).
+
+    Paper: Melnyk et al., "Distributional Preference Alignment of LLMs via
+    Optimal Transport", NeurIPS 2024, arXiv:2406.05882.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> pc, pr = jnp.array([-1.0, -2.0]), jnp.array([-3.0, -2.0])
+      >>> lossjax.losses.aot_unpaired_loss(pc, pr, jnp.full(2, -2.0), jnp.full(2, -2.0), beta=1.0).round(4)
+      Array(0.3133, dtype=float32)
+    """
+    return _aot(
+        "aot_unpaired_loss",
+        (policy_chosen_log_probs, policy_rejected_log_probs, ref_chosen_log_probs, ref_rejected_log_probs),
+        chosen_where,
+        rejected_where,
+        where,
+        beta=beta,
+        label_smoothing=label_smoothing,
+        unpaired=True,
+    )
 
 
 def _soft_pref_sample() -> Sample:
@@ -1105,3 +2209,312 @@ def forget_only_f_divergence_unlearning(
     act, conj = _F_DIVERGENCES[divergence]
     loss = act(g) - conj(f)
     return jnp.where((n_g > 0) & (n_f > 0), loss, jnp.zeros((), dtype))
+
+
+# ----------------------------------- CPO -----------------------------------
+
+#: trl ``CPOConfig.loss_type`` values (``"alphapo"`` is ``"simpo"`` with ``alpha`` and ``nll_weight=0``).
+CPO_VARIANTS = ("sigmoid", "hinge", "ipo", "simpo")
+
+
+def _cpo(fn, arrays, chosen_where, rejected_where, where, *, beta, label_smoothing, nll_weight, alpha, variant, gamma):
+    """trl 1.16 ``CPOTrainer.cpo_loss`` (+ ``cpo_alpha`` times the NLL) on ``[B]`` or ``[B, T]`` log-probs."""
+    C.check_one_of(fn, "variant", variant, CPO_VARIANTS)
+    C.check_positive(fn, "beta", beta)
+    C.check_positive(fn, "nll_weight", nll_weight, allow_zero=True)
+    C.check_positive(fn, "gamma", gamma, allow_zero=True)
+    if isinstance(alpha, jax.core.Tracer):
+        raise ValueError(f"{fn}: `alpha` must be a static number (0 selects the log-probability reward).")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) or not math.isfinite(alpha):
+        raise ValueError(f"{fn}: `alpha` must be a finite number, got {alpha!r}.")
+    if variant in ("sigmoid", "simpo"):
+        C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 0.5, high_inclusive=False)
+    elif not isinstance(label_smoothing, jax.core.Tracer) and float(label_smoothing) != 0.0:
+        raise ValueError(
+            f"{fn}: `label_smoothing` is only read by variants 'sigmoid' and 'simpo'; variant={variant!r} got "
+            f"label_smoothing={label_smoothing!r} (needs 0)."
+        )
+    names = ("policy_chosen_log_probs", "policy_rejected_log_probs")
+    masks, mask_names = (chosen_where, rejected_where), ("chosen_where", "rejected_where")
+    (pc, pr), batch_mask, dtype = _pair_inputs(
+        fn, names, arrays, masks, mask_names, where, average=variant in ("ipo", "simpo")
+    )
+    if alpha != 0:
+        a = float(alpha)
+
+        def reward(lp):  # (1 - p^-a) / a = -expm1(-a log p) / a
+            return -jnp.expm1(jnp.minimum(-a * lp, _EXP_CLAMP)) / a
+
+        x = reward(pc) - reward(pr)
+    else:
+        x = pc - pr
+    b = jnp.asarray(beta, dtype)
+    if variant == "sigmoid":
+        loss = _smoothed_logistic(b * x, label_smoothing)
+    elif variant == "simpo":
+        loss = _smoothed_logistic(b * (x - jnp.asarray(gamma, dtype) / b), label_smoothing)
+    elif variant == "hinge":
+        loss = jax.nn.relu(1 - b * x)
+    else:
+        loss = jnp.square(x - 1 / (2 * b))
+    if isinstance(nll_weight, jax.core.Tracer) or float(nll_weight) != 0.0:
+        if variant in ("ipo", "simpo"):
+            nll = -pc
+        else:
+            (avg,), _, _ = _pair_inputs(fn, names[:1], arrays[:1], masks[:1], mask_names[:1], where, average=True)
+            nll = -avg
+        loss = loss + jnp.asarray(nll_weight, dtype) * nll
+    return C.zero_masked(loss, batch_mask)
+
+
+def _cpo_sample() -> Sample:
+    return _paired_sample(
+        token_level=True,
+        with_ref=False,
+        seed=24,
+        variants=(
+            {"beta": 0.5, "label_smoothing": 0.1, "nll_weight": 0.0},
+            {"variant": "simpo", "beta": 2.0, "gamma": 0.8, "alpha": -0.5},
+            {"variant": "hinge", "beta": 0.4},
+            {"variant": "ipo", "beta": 0.5, "nll_weight": 0.5},
+        ),
+    )
+
+
+@register(
+    "cpo_loss",
+    aliases=("cpo", "contrastive_preference_optimization", "alphapo_loss"),
+    family=FAMILY,
+    kind="per_example",
+    formula="-(1-e) log s(b (R(y_w) - R(y_l))) - e log s(-b (...)) + nll_weight * (-log pi(y_w) / |y_w|),  "
+    "R = log pi (or AlphaPO's (1 - pi^-alpha) / alpha)",
+    paper="Contrastive Preference Optimization: Pushing the Boundaries of LLM Performance in Machine "
+    "Translation (2024, arXiv:2401.08417)",
+    reference="huggingface/trl 1.16.0 experimental/cpo/cpo_trainer.py::CPOTrainer.cpo_loss + cpo_alpha * NLL",
+    sample=_cpo_sample,
+    runtime=_RUNTIME,
+)
+def cpo_loss(
+    policy_chosen_log_probs: ArrayLike,
+    policy_rejected_log_probs: ArrayLike,
+    *,
+    beta: float = 0.1,
+    label_smoothing: float = 0.0,
+    nll_weight: float = 1.0,
+    alpha: float = 0.0,
+    variant: str = "sigmoid",
+    gamma: float = 0.5,
+    chosen_where: ArrayLike | None = None,
+    rejected_where: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""CPO: a reference-free preference loss plus behaviour cloning of the chosen response (and AlphaPO).
+
+    .. math::
+        x = R(y_w) - R(y_l),\qquad
+        \ell = -(1-\varepsilon)\log\sigma(\beta x) - \varepsilon\log\sigma(-\beta x)
+               + \lambda\Big(-\frac{\log\pi_\theta(y_w)}{|y_w|}\Big)
+
+    with ``R(y) = \log\pi_\theta(y)`` (summed over the response tokens for
+    ``"sigmoid"`` and ``"hinge"``, averaged for ``"ipo"`` and ``"simpo"``,
+    as trl's ``average_log_prob``) or, with ``alpha != 0``, AlphaPO's reward
+    ``R = (1 - \pi_\theta(y)^{-\alpha})/\alpha`` (evaluated as
+    ``-\mathrm{expm1}(-\alpha\log\pi)/\alpha``, exponent clamped at 80).
+    ``variant`` is trl's ``CPOConfig.loss_type``: ``"sigmoid"`` (the formula),
+    ``"hinge"`` ``\max(0, 1 - \beta x)``, ``"ipo"`` ``(x - 1/(2\beta))^2``,
+    ``"simpo"`` the sigmoid loss of ``x - \gamma/\beta`` (SimPO with a BC
+    term; trl's ``"alphapo"`` is ``variant="simpo"``, ``alpha != 0``,
+    ``nll_weight=0``). The NLL term is per example (the mean over the chosen
+    tokens); trl averages it over all chosen tokens of the batch, the same for
+    equal lengths.
+
+    Args:
+      policy_chosen_log_probs, policy_rejected_log_probs: ``[B]`` or ``[B, T]`` policy log-probs
+        (``[B]`` inputs are used as given: summed, or averaged for ipo/simpo).
+      beta: ``\beta > 0``.
+      label_smoothing: ``\varepsilon`` in ``[0, 0.5)`` (sigmoid and simpo only).
+      nll_weight: ``\lambda \geq 0``, the behaviour-cloning weight (trl's ``cpo_alpha``, default 1).
+      alpha: AlphaPO's reward-shape ``\alpha`` (trl's ``alpha``; 0 is the log-probability reward).
+      variant: ``"sigmoid"``, ``"hinge"``, ``"ipo"`` or ``"simpo"``.
+      gamma: SimPO's target margin ``\gamma`` (trl's ``simpo_gamma``), used by ``"simpo"``.
+      chosen_where, rejected_where: ``[B, T]`` token masks.
+      where: optional ``[B]`` example mask.
+
+    Returns:
+      ``[B]`` per-example losses. trl's logged rewards are ``beta * R(y)``
+      (:func:`implicit_rewards` with ``average`` as above, for ``alpha = 0``).
+
+    Paper: Xu et al., "Contrastive Preference Optimization: Pushing the
+    Boundaries of LLM Performance in Machine Translation", ICML 2024,
+    arXiv:2401.08417; AlphaPO: Gupta et al., "AlphaPO: Reward Shape Matters
+    for LLM Alignment", 2025, arXiv:2501.03884.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.cpo_loss(jnp.array([-1.0]), jnp.array([-3.0]), nll_weight=0.0).round(4)  # -log s(0.2)
+      Array([0.5981], dtype=float32)
+    """
+    return _cpo(
+        "cpo_loss",
+        (policy_chosen_log_probs, policy_rejected_log_probs),
+        chosen_where,
+        rejected_where,
+        where,
+        beta=beta,
+        label_smoothing=label_smoothing,
+        nll_weight=nll_weight,
+        alpha=alpha,
+        variant=variant,
+        gamma=gamma,
+    )
+
+
+# ----------------------------------- BCO -----------------------------------
+
+
+class BCOState(NamedTuple):
+    """BCO's running reward baseline (trl's ``RunningMoments``): the mean of every reward seen and their count.
+
+    Attributes:
+      mean: scalar running mean ``\\delta`` of the implicit rewards ``beta * (log pi - log ref)``.
+      count: scalar number of rewards averaged so far (0: no reward seen; the first batch sets the mean).
+    """
+
+    mean: Array
+    count: Array
+
+    @classmethod
+    def initial(cls, dtype=jnp.float32) -> BCOState:
+        """No reward seen yet (trl starts at mean 0 and count 1e-24: the first batch sets the mean)."""
+        return cls(jnp.zeros((), dtype), jnp.zeros((), dtype))
+
+
+def _bco_sample() -> Sample:
+    rng = np.random.default_rng(25)
+    pol = (-rng.uniform(0.05, 2.0, size=(6, 4))).astype(np.float32)
+    ref = (-rng.uniform(0.05, 2.0, size=(6, 4))).astype(np.float32)
+    desirable = np.array([True, False, True, True, False, False])
+    extremes = (
+        (np.zeros_like(pol), np.zeros_like(ref), desirable),
+        (np.full_like(pol, -1e4), np.zeros_like(ref), desirable),
+        (np.zeros_like(pol), np.full_like(ref, -1e4), desirable),
+    )
+    return Sample(
+        args=(pol, ref, desirable),
+        kwargs={"state": BCOState(np.float32(0.05), np.float32(12.0))},
+        diff_argnums=(0,),
+        # The baseline is updated with this batch's rewards but held constant in the gradient (trl detaches it):
+        # finite differences of the value move the baseline too.
+        surrogate_grad=True,
+        batched_argnums=(0, 1, 2),
+        extremes=extremes,
+        variants=({"state": BCOState(np.float32(0.0), np.float32(0.0)), "beta": 0.5},),
+    )
+
+
+@register(
+    "bco_loss",
+    aliases=("bco", "binary_classifier_optimization"),
+    family=FAMILY,
+    kind="per_example",
+    formula="-log s(r - delta) if desirable else -log s(-(r - delta)),  r = b (log pi(y) - log ref(y)), "
+    "delta the running mean of r (state)",
+    paper="Binary Classifier Optimization for Large Language Model Alignment (2024, arXiv:2404.04656)",
+    reference="huggingface/trl 0.19 trainer/bco_trainer.py::BCOTrainer.bco_loss + trainer/utils.py::RunningMoments",
+    sample=_bco_sample,
+    runtime=("token_where", "state", "weights", "axis_name"),
+    has_aux=True,
+)
+def bco_loss(
+    policy_log_probs: ArrayLike,
+    ref_log_probs: ArrayLike,
+    desirable: ArrayLike,
+    *,
+    state: BCOState | None = None,
+    beta: float = 0.1,
+    weights: ArrayLike | None = None,
+    token_where: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> tuple[Array, BCOState]:
+    r"""BCO: a binary classifier on unpaired desirable/undesirable responses with a running reward baseline.
+
+    .. math::
+        r_i = \beta\big(\log\pi_\theta(y_i) - \log\pi_\mathrm{ref}(y_i)\big),\qquad
+        \ell_i = \begin{cases} -\log\sigma(r_i - \delta) & y_i \text{ desirable} \\
+                               -\log\sigma(-(r_i - \delta)) & y_i \text{ undesirable} \end{cases}
+
+    ``\delta`` is the running mean of every reward seen so far, updated with
+    this batch's rewards first (``stop_gradient``), as trl's
+    ``RunningMoments``: ``\delta \leftarrow \delta + (\bar r - \delta)\,n / (N + n)``,
+    ``N \leftarrow N + n``, carried in :class:`BCOState`. ``weights`` multiply
+    the per-example losses (trl's underlying-distribution matching weights
+    the undesirable ones by a density ratio from a prompt classifier: pass
+    those, and 1 for the desirable ones).
+
+    Args:
+      policy_log_probs: ``[B]`` summed or ``[B, T]`` per-token policy log-probs.
+      ref_log_probs: the reference model's, same shape (constant).
+      desirable: ``[B]`` bool, True for desirable (chosen) responses.
+      state: :class:`BCOState` (None: :meth:`BCOState.initial`).
+      beta: ``\beta > 0``.
+      weights: optional ``[B]`` non-negative per-example weights (e.g. UDM density ratios).
+      token_where: ``[B, T]`` token mask for per-token inputs.
+      where: optional ``[B]`` example mask (masked rows leave the baseline alone).
+      axis_name: update the baseline with the global batch's rewards across this mapped axis (trl gathers them).
+
+    Returns:
+      ``(losses [B], new_state)``; trl averages the losses (``nanmean``) and
+      logs ``delta = new_state.mean``.
+
+    Paper: Jung et al., "Binary Classifier Optimization for Large Language
+    Model Alignment", 2024, arXiv:2404.04656.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> loss, st = lossjax.losses.bco_loss(jnp.array([-1.0, -3.0]), jnp.array([-2.0, -2.0]),
+      ...                                    jnp.array([True, False]), beta=1.0)
+      >>> loss.round(4), float(st.mean)  # rewards 1, -1: delta 0
+      (Array([0.3133, 0.3133], dtype=float32), 0.0)
+    """
+    fn = "bco_loss"
+    C.check_positive(fn, "beta", beta)
+    (pol, ref), batch_mask, dtype = _pair_inputs(
+        fn,
+        ("policy_log_probs", "ref_log_probs"),
+        (policy_log_probs, ref_log_probs),
+        (token_where, token_where),
+        ("token_where", "token_where"),
+        where,
+        average=False,
+    )
+    n = pol.shape[0]
+    desirable = C.check_array(fn, "desirable", desirable, shape=(n,))
+    if desirable.dtype != jnp.bool_:
+        raise TypeError(f"{fn}: `desirable` must be a boolean array of shape ({n},), got {desirable.dtype}.")
+    if state is None:
+        state = BCOState.initial(dtype)
+    if not isinstance(state, BCOState):
+        if isinstance(state, tuple) and len(state) == 2:
+            state = BCOState(*state)
+        else:
+            raise TypeError(f"{fn}: `state` must be a BCOState (mean, count), got {type(state).__name__}.")
+    mean = C.check_array(fn, "state.mean", state.mean, ndim=0, dtype="float").astype(dtype)
+    count = C.check_array(fn, "state.count", state.count, ndim=0, dtype="float").astype(dtype)
+    rewards = jnp.asarray(beta, dtype) * (pol - jax.lax.stop_gradient(ref))
+    valid = jnp.ones((n,), bool) if batch_mask is None else batch_mask
+    zero = jnp.zeros((), dtype)
+    r_sg = jax.lax.stop_gradient(jnp.where(valid, rewards, zero))
+    batch_n = psum(jnp.sum(valid).astype(dtype), axis_name)
+    batch_sum = psum(jnp.sum(r_sg), axis_name)
+    total = count + batch_n
+    new_mean = jnp.where(
+        batch_n > 0, mean + (batch_sum - batch_n * mean) / jnp.maximum(total, jnp.ones((), dtype)), mean
+    )
+    new_state = BCOState(jax.lax.stop_gradient(new_mean), jax.lax.stop_gradient(total))
+    x = rewards - new_state.mean
+    loss = jnp.where(desirable, -jax.nn.log_sigmoid(x), -jax.nn.log_sigmoid(-x))
+    if weights is not None:
+        w = C.check_array(fn, "weights", weights, shape=(n,), dtype="float")
+        loss = loss * jax.lax.stop_gradient(C.fill_masked(C.as_compute(w, dtype), batch_mask))
+    return C.zero_masked(loss, batch_mask), new_state

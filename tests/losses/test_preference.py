@@ -460,7 +460,16 @@ def test_registry_names_and_runtime_masks():
     assert lossjax.registry.get_entry("dpo").name == "dpo_loss"
     assert lossjax.registry.get_entry("npo").name == "negative_preference_optimization"
     dpo = lossjax.get("dpo_loss(beta=0.5, label_smoothing=0.1)")
-    assert set(dpo.entry.hyperparams) == {"beta", "label_smoothing", "robust"}
+    assert set(dpo.entry.hyperparams) == {
+        "beta",
+        "label_smoothing",
+        "robust",
+        "variant",
+        "f_divergence",
+        "f_divergence_alpha",
+        "temperature",
+        "reference_free",
+    }
     pc, pr, rc, rr, cm, rm = _tok()
     want = L.dpo_loss(pc, pr, rc, rr, beta=0.5, label_smoothing=0.1, chosen_where=cm, rejected_where=rm)
     assert_close(dpo(pc, pr, rc, rr, chosen_where=cm, rejected_where=rm), want)
