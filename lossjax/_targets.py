@@ -3,9 +3,14 @@
 Shared by every family whose losses take ``(logits, labels)`` (classification,
 imbalance, noisy labels, proxies), so that no family imports another's helpers:
 
-- :func:`check_logits`, :func:`class_terms` and :func:`binary_terms`: the checked,
-  mask-filled inputs of a multiclass loss (``logits [..., C]`` with integer labels
-  or a target distribution) or of an element-wise binary loss, in the compute dtype;
+- :func:`check_logits`, :func:`softmax_inputs` (and its short form
+  :func:`class_terms`) and :func:`binary_terms`: the checked, mask-filled inputs of
+  a multiclass loss (``logits [..., C]`` with integer labels or a target
+  distribution) or of an element-wise binary loss, in the compute dtype;
+- :func:`split_where`: a ``where`` of the batch shape masks examples; one of the
+  logits' full shape masks classes (optax's meaning), for the losses that accept it;
+- :func:`labels_in_range`: the rows whose integer label is valid (or masked), for
+  losses that gather the target logit instead of building a one-hot;
 - :func:`target_probs` turns ``(logits, labels)`` into ``log p_y``, ``p_y`` and an
   exact ``1 - p_y`` (:class:`TargetProbs`); a target distribution always means the
   expectation of the integer-label loss under ``q``;
@@ -17,6 +22,7 @@ imbalance, noisy labels, proxies), so that no family imports another's helpers:
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -25,13 +31,17 @@ import jax.numpy as jnp
 from lossjax import _checks as C
 
 __all__ = [
+    "SoftmaxInputs",
     "TargetProbs",
     "binary_terms",
     "check_logits",
     "class_terms",
     "class_weight_column",
     "comp_sum_phi",
+    "labels_in_range",
     "smoothed_class_targets",
+    "softmax_inputs",
+    "split_where",
     "target_probs",
 ]
 
@@ -65,17 +75,176 @@ def check_logits(fn: str, logits: ArrayLike, *, min_classes: int = 1, arg: str =
     return logits
 
 
-def class_terms(
-    fn: str, logits: ArrayLike, labels: ArrayLike, where: ArrayLike | None, *, min_classes: int = 1
-) -> tuple[Array, Array, Array | None, jnp.dtype]:
-    """The checked inputs of a multiclass loss: ``(z, q, mask, dtype)``.
+def split_where(
+    fn: str, where: ArrayLike | None, logits_shape: tuple[int, ...], *, classes: bool = False
+) -> tuple[Array | None, Array | None]:
+    """Splits ``where`` into an example mask (the batch shape) and a class mask (the logits' shape).
+
+    A mask of the logits' full rank masks *classes* (optax's meaning for the
+    softmax family): masked classes leave the softmax and the targets; a row
+    with no class left is a masked example. Any lower rank is an example mask,
+    aligned with the leading axes (:func:`lossjax._checks.prepare_where`).
+
+    Args:
+      fn: the public function's name (for error messages).
+      where: None or a boolean mask.
+      logits_shape: ``[..., C]``.
+      classes: whether the loss accepts a class mask (otherwise a full-rank mask is an error).
+
+    Returns:
+      ``(example_mask, class_mask)``: the boolean mask of the batch shape (or None) and
+      the boolean class mask broadcast to ``logits_shape`` (or None).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax._targets import split_where
+      >>> rows, cls = split_where("f", jnp.array([[True, False], [False, False]]), (2, 2), classes=True)
+      >>> rows.tolist(), cls.tolist()
+      ([True, False], [[True, False], [False, False]])
+    """
+    if where is None:
+        return None, None
+    w = jnp.asarray(where)
+    if classes and w.ndim == len(logits_shape) and w.ndim >= 1:
+        if w.dtype != jnp.bool_:
+            raise TypeError(f"{fn}: `where` must be a boolean mask, got dtype {w.dtype}.")
+        if not all(a in (1, b) for a, b in zip(w.shape, logits_shape, strict=True)):
+            raise ValueError(
+                f"{fn}: a class mask `where` must be broadcastable to the logits' shape {tuple(logits_shape)} "
+                f"(each axis equal or 1), got shape {w.shape}."
+            )
+        cls = jnp.broadcast_to(w, tuple(logits_shape))
+        return jnp.any(cls, axis=-1), cls
+    return C.prepare_where(fn, where, tuple(logits_shape)[:-1]), None
+
+
+def labels_in_range(labels: Array, num_classes: int, mask: Array | None) -> Array:
+    """True where an integer label lies in ``[0, C)`` or its example is masked (padding may hold anything).
+
+    For losses that gather the target logit (``take_along_axis``) instead of
+    building a one-hot with :func:`lossjax._checks.class_targets`: they set the
+    loss of the other rows to NaN, as JAX's out-of-bounds gather does.
+
+    Args:
+      labels: integer labels ``[...]``.
+      num_classes: ``C``.
+      mask: the example mask ``[...]`` or None.
+
+    Returns:
+      A boolean array of the labels' shape.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax._targets import labels_in_range
+      >>> labels_in_range(jnp.array([0, 3, -1]), 3, jnp.array([True, False, True])).tolist()
+      [True, True, False]
+    """
+    ok = (labels >= 0) & (labels < num_classes)
+    return ok if mask is None else ok | ~mask
+
+
+class SoftmaxInputs(NamedTuple):
+    """The checked inputs of a softmax-family loss (see :func:`softmax_inputs`).
+
+    Attributes:
+      logits: ``[..., C]`` in the compute dtype; masked examples hold 0, masked
+        classes ``-inf``.
+      targets: the target distribution ``[..., C]`` (one-hot for integer labels, a
+        NaN row for an out-of-range label), smoothed if asked, zero on masked
+        classes and in masked examples.
+      mask: the example mask (batch shape) or None.
+      dtype: the compute dtype.
+      integer: whether the labels were integer class indices.
+    """
+
+    logits: Array
+    targets: Array
+    mask: Array | None
+    dtype: jnp.dtype
+    integer: bool
+
+
+def softmax_inputs(
+    fn: str,
+    logits: ArrayLike,
+    labels: ArrayLike,
+    where: ArrayLike | None,
+    *,
+    label_smoothing=0.0,
+    class_where: bool = False,
+    min_classes: int = 1,
+) -> SoftmaxInputs:
+    """Checks and prepares ``(logits, labels, where)`` of a softmax-family loss.
+
+    - ``where`` of the batch shape masks examples (the double-``where``: masked
+      examples are filled before any arithmetic). With ``class_where=True`` a
+      ``where`` of the logits' full shape masks classes, as in optax: their
+      logits become ``-inf`` (zero gradient, whatever they held), target mass on
+      them is ignored; an integer label's own class is never masked (optax uses
+      its logit too).
+    - A logit of ``-inf`` marks a class that cannot be predicted (padding of a
+      vocabulary, a masked class): label smoothing spreads its mass ``a`` over
+      the other classes only, ``a / #{c : z_c > -inf}`` each (``optax.smooth_labels``
+      with the same class mask), so such a logit gives a finite loss.
+    - Integer labels outside ``[0, C)`` give a NaN target row (unless masked).
 
     Args:
       fn: the public function's name (for error messages).
       logits: ``[..., C]`` floating scores.
       labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
-      where: optional boolean mask broadcastable to ``[...]``.
+      where: None, an example mask (batch shape) or, with ``class_where``, a class mask (logits' shape).
+      label_smoothing: ``a`` in ``[0, 1)``.
+      class_where: whether a full-shape ``where`` (a class mask) is accepted.
       min_classes: the smallest number of classes the loss accepts.
+
+    Returns:
+      The :class:`SoftmaxInputs`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax._targets import softmax_inputs
+      >>> s = softmax_inputs("f", jnp.array([[1.0, -jnp.inf, 0.0]]), jnp.array([0]), None, label_smoothing=0.2)
+      >>> s.targets.round(2).tolist()
+      [[0.9, 0.0, 0.1]]
+    """
+    logits = check_logits(fn, logits, min_classes=min_classes)
+    C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=False)
+    dtype = C.compute_dtype(logits)
+    integer = C.has_integer_labels(fn, logits, jnp.asarray(labels))
+    mask, classes = split_where(fn, where, logits.shape, classes=class_where)
+    z = C.as_compute(logits, dtype)
+    q = C.class_targets(fn, logits, labels, dtype, where=mask)
+    neg_inf = jnp.asarray(-math.inf, dtype)
+    if classes is not None:
+        z = jnp.where(classes | (q > 0) if integer else classes, z, neg_inf)
+        if not integer:
+            q = jnp.where(classes, q, jnp.zeros((), dtype))
+    if isinstance(label_smoothing, jax.core.Tracer) or label_smoothing != 0:
+        a = jnp.asarray(label_smoothing, dtype)
+        possible = z > neg_inf
+        count = jnp.maximum(jnp.sum(possible, axis=-1, keepdims=True).astype(dtype), jnp.ones((), dtype))
+        q = q * (1 - a) + jnp.where(possible, a / count, jnp.zeros((), dtype))
+    return SoftmaxInputs(C.fill_masked(z, mask), C.fill_masked(q, mask), mask, dtype, integer)
+
+
+def class_terms(
+    fn: str,
+    logits: ArrayLike,
+    labels: ArrayLike,
+    where: ArrayLike | None,
+    *,
+    min_classes: int = 1,
+    class_where: bool = False,
+) -> tuple[Array, Array, Array | None, jnp.dtype]:
+    """The checked inputs of a multiclass loss: ``(z, q, mask, dtype)`` (:func:`softmax_inputs` without smoothing).
+
+    Args:
+      fn: the public function's name (for error messages).
+      logits: ``[..., C]`` floating scores.
+      labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
+      where: optional boolean mask broadcastable to ``[...]`` (or a class mask, see ``class_where``).
+      min_classes: the smallest number of classes the loss accepts.
+      class_where: whether a full-shape ``where`` (a class mask) is accepted.
 
     Returns:
       ``z`` the logits and ``q`` the target distribution (one-hot for integer
@@ -91,12 +260,8 @@ def class_terms(
       Array([[0., 0., 1.],
              [1., 0., 0.]], dtype=float32)
     """
-    logits = check_logits(fn, logits, min_classes=min_classes)
-    dtype = C.compute_dtype(logits)
-    mask = C.prepare_where(fn, where, logits.shape[:-1])
-    q = C.fill_masked(C.class_targets(fn, logits, labels, dtype, where=mask), mask)
-    z = C.fill_masked(C.as_compute(logits, dtype), mask)
-    return z, q, mask, dtype
+    s = softmax_inputs(fn, logits, labels, where, class_where=class_where, min_classes=min_classes)
+    return s.logits, s.targets, s.mask, s.dtype
 
 
 def binary_terms(
@@ -136,14 +301,16 @@ def binary_terms(
 def smoothed_class_targets(
     fn: str, logits: Array, labels: ArrayLike, label_smoothing, dtype, *, where: Array | None = None
 ) -> Array:
-    """``(1 - a) * targets + a / C``: integer or distribution labels with label smoothing.
+    """``(1 - a) * targets + a / K`` over the ``K`` classes whose logit is not ``-inf`` (label smoothing).
 
     Args:
       fn: the public function's name (for error messages).
-      logits: ``[..., C]`` (only its shape is used).
+      logits: ``[..., C]``: its shape, and which classes can be predicted (``z > -inf``;
+        all of them for finite logits, so ``K = C``).
       labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
       label_smoothing: ``a`` (checked by the caller).
       dtype: the compute dtype.
+      where: the example mask (rows that may hold any label) or None.
 
     Returns:
       The smoothed target distribution ``[..., C]``.
@@ -155,9 +322,10 @@ def smoothed_class_targets(
       Array([[0.85, 0.05, 0.05, 0.05]], dtype=float32)
     """
     q = C.class_targets(fn, logits, labels, dtype, where=where)
-    num_classes = logits.shape[-1]
     a = jnp.asarray(label_smoothing, dtype)
-    return q * (1 - a) + a / num_classes
+    possible = jnp.asarray(logits) > -math.inf
+    count = jnp.maximum(jnp.sum(possible, axis=-1, keepdims=True).astype(dtype), jnp.ones((), dtype))
+    return q * (1 - a) + jnp.where(possible, a / count, jnp.zeros((), dtype))
 
 
 class TargetProbs(NamedTuple):
@@ -171,7 +339,8 @@ class TargetProbs(NamedTuple):
 
     Attributes:
       log_p: ``log p_k``, ``[..., K]``: ``log_softmax``, or ``log1p(-(1 - p_k))`` when
-        ``p_k > 1/2`` (accurate to the last bit for confident predictions).
+        ``p_k > 1/2`` (accurate to the last bit for confident predictions); 0 where
+        ``weights`` is 0 (a class with logit ``-inf`` and no target mass stays finite).
       p: ``p_k``, ``[..., K]``.
       one_minus_p: ``1 - p_k`` computed without cancellation (sum of the other
         classes' probabilities), ``[..., K]``: exact even when ``p_k`` rounds to 1.
@@ -191,8 +360,9 @@ class TargetProbs(NamedTuple):
     targets: Array
 
     def expect(self, values: Array) -> Array:
-        """``sum_k weights_k values_k`` with masked examples set to exactly 0."""
-        return C.zero_masked(jnp.sum(self.weights * values, axis=-1), self.mask)
+        """``sum_k weights_k values_k`` (``0 * anything = 0``) with masked examples set to exactly 0."""
+        zero = jnp.zeros((), values.dtype)
+        return C.zero_masked(jnp.sum(jnp.where(self.weights != 0, self.weights * values, zero), axis=-1), self.mask)
 
 
 def class_weight_column(fn: str, class_weights: ArrayLike, num_classes: int, dtype) -> Array:
@@ -232,21 +402,25 @@ def target_probs(
     class_weights: ArrayLike | None = None,
     label_smoothing: float = 0.0,
     min_classes: int = 1,
+    class_where: bool = False,
 ) -> TargetProbs:
     """Checks ``logits``/``labels``/``where`` and returns the :class:`TargetProbs` of the batch.
 
     The one place that turns ``(logits, labels)`` into target probabilities for
     focal, poly-1, comp-sum, GCE, encouraging and the other ``f(p_y)`` losses.
+    A class whose logit is ``-inf`` has ``p = 0`` and, when it carries no
+    target mass, contributes exactly 0 (never ``0 * inf``) with a zero gradient.
 
     Args:
       fn: the public function's name (for error messages).
       logits: ``[..., C]`` floating scores.
       labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
-      where: optional boolean mask broadcastable to ``[...]``.
+      where: optional boolean mask broadcastable to ``[...]`` (or a class mask, see ``class_where``).
       class_weights: optional per-class weights ``[C]`` (or a scalar) multiplied into ``weights``.
       label_smoothing: mixes the targets with the uniform distribution (the
         distribution path is then used).
       min_classes: the smallest number of classes the loss accepts.
+      class_where: accept a ``where`` of the logits' full shape (masks classes, as in optax).
 
     Returns:
       The :class:`TargetProbs` of the batch (``K = 1`` column for integer labels
@@ -259,47 +433,52 @@ def target_probs(
       >>> float(t.one_minus_p[0, 0]) > 0  # exact, where 1 - softmax rounds to 0
       True
     """
-    logits = check_logits(fn, logits, min_classes=min_classes)
-    num_classes = logits.shape[-1]
-    C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=False)
-    dtype = C.compute_dtype(logits)
-    mask = C.prepare_where(fn, where, logits.shape[:-1])
-    integer = C.has_integer_labels(fn, logits, jnp.asarray(labels))
+    s = softmax_inputs(
+        fn,
+        logits,
+        labels,
+        where,
+        label_smoothing=label_smoothing,
+        class_where=class_where,
+        min_classes=min_classes,
+    )
+    z, q, mask, dtype = s.logits, s.targets, s.mask, s.dtype
+    num_classes = z.shape[-1]
+    zero = jnp.zeros((), dtype)
     smoothing = isinstance(label_smoothing, jax.core.Tracer) or label_smoothing != 0
-    z = C.fill_masked(C.as_compute(logits, dtype), mask)
     log_probs = jax.nn.log_softmax(z, axis=-1)
     probs = jnp.exp(log_probs)
-    if integer and not smoothing:
-        onehot = C.class_targets(fn, logits, labels, dtype, where=mask)
-        log_p = jnp.sum(onehot * log_probs, axis=-1, keepdims=True)
+    if s.integer and not smoothing:
+        # q is one-hot (a NaN row for an out-of-range label, which propagates).
+        log_p = jnp.sum(jnp.where(q != 0, q * log_probs, zero), axis=-1, keepdims=True)
         p = jnp.exp(log_p)
-        one_minus_p = jnp.sum(jnp.where(onehot > 0, jnp.zeros((), dtype), probs), axis=-1, keepdims=True)
+        one_minus_p = jnp.sum(jnp.where(q > 0, zero, probs), axis=-1, keepdims=True)
         weights = jnp.ones_like(log_p)
         if class_weights is not None:
             w = class_weight_column(fn, class_weights, num_classes, dtype)
             if w.ndim == 1:
-                weights = jnp.sum(onehot * jnp.reshape(w, (1,) * (onehot.ndim - 1) + w.shape), axis=-1, keepdims=True)
+                weights = jnp.sum(q * jnp.reshape(w, (1,) * (q.ndim - 1) + w.shape), axis=-1, keepdims=True)
             else:
                 weights = weights * w
-        targets = onehot
     else:
-        q = smoothed_class_targets(fn, logits, labels, label_smoothing, dtype, where=mask)
-        targets = C.fill_masked(q, mask)
         log_p, p = log_probs, probs
         # 1 - p_c is exact for every class but the most probable one (p_c <= 1/2
         # there); for the argmax it is the sum of the other probabilities.
         is_max = jax.nn.one_hot(jnp.argmax(z, axis=-1), num_classes, dtype=jnp.bool_)
-        rest = jnp.sum(jnp.where(is_max, jnp.zeros((), dtype), probs), axis=-1, keepdims=True)
+        rest = jnp.sum(jnp.where(is_max, zero, probs), axis=-1, keepdims=True)
         one_minus_p = jnp.where(is_max, rest, 1 - probs)
-        weights = targets
+        weights = q
         if class_weights is not None:
             w = class_weight_column(fn, class_weights, num_classes, dtype)
             weights = weights * (jnp.reshape(w, (1,) * (weights.ndim - 1) + w.shape) if w.ndim == 1 else w)
     # log p = log1p(-(1 - p)) is the accurate form when p > 1/2 (log_softmax rounds
     # log p to 0 once 1 - p < eps/2); double where keeps the other branch's gradient finite.
     confident = one_minus_p < 0.5
-    log_p = jnp.where(confident, jnp.log1p(-jnp.where(confident, one_minus_p, jnp.zeros((), dtype))), log_p)
-    return TargetProbs(log_p, p, one_minus_p, weights, mask, z, targets)
+    log_p = jnp.where(confident, jnp.log1p(-jnp.where(confident, one_minus_p, zero)), log_p)
+    # Entries with no weight (a -inf logit of a non-target class) are multiplied by 0:
+    # keep them finite so that neither the value nor the gradient sees 0 * inf.
+    log_p = jnp.where(weights != 0, log_p, zero)
+    return TargetProbs(log_p, p, one_minus_p, weights, mask, z, q)
 
 
 def comp_sum_phi(log_p: Array, tau) -> Array:

@@ -15,9 +15,27 @@ expectation of the integer-label loss under ``q``. Label smoothing is
 ``smoothed_class_targets``; ``comp_sum_phi`` is shared with
 ``generalized_cross_entropy`` (``comp_sum_loss`` with ``tau = 1 + q``, in the
 noisy-label module).
+
+optax names (``optax.losses.X`` -> ``lossjax.losses.Y``):
+``softmax_cross_entropy`` and ``softmax_cross_entropy_with_integer_labels`` ->
+``softmax_cross_entropy`` (integer or distribution labels; ``where`` of the batch
+shape masks examples, of the logits' shape masks classes, as in optax);
+``safe_softmax_cross_entropy``, ``smooth_labels`` (``alpha`` is
+``label_smoothing``), ``sigmoid_binary_cross_entropy``, ``sigmoid_focal_loss``,
+``hinge_loss``, ``perceptron_loss``, ``multiclass_hinge_loss``,
+``multiclass_perceptron_loss`` keep their names (``predictor_outputs``/``scores``
+are ``logits``, ``targets`` are ``labels``); ``poly_loss_cross_entropy`` ->
+``poly1_cross_entropy`` (``epsilon`` is ``poly_coefficient``). The sparsemax
+losses follow optax: ``sparsemax_loss`` is the BINARY loss (labels 0/1 of the
+logits' shape) and ``multiclass_sparsemax_loss`` the multiclass one (``logits
+[..., C]``; before this rename lossjax's ``sparsemax_loss`` was the multiclass
+loss, now reachable as ``multiclass_sparsemax_loss`` or its alias
+``sparsemax_multiclass_loss``).
 """
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +46,7 @@ from lossjax._targets import (
     binary_terms,
     class_terms,
     comp_sum_phi,
-    smoothed_class_targets,
+    softmax_inputs,
     target_probs,
 )
 from lossjax.registry import Sample, register
@@ -39,16 +57,22 @@ __all__ = [
     "encouraging_loss",
     "ensloss",
     "focal_loss",
+    "hinge_loss",
     "label_smoothing_cross_entropy",
     "multiclass_hinge_loss",
+    "multiclass_perceptron_loss",
+    "multiclass_sparsemax_loss",
     "multiclass_squared_hinge_loss",
     "one_vs_rest_loss",
+    "perceptron_loss",
     "poly1_cross_entropy",
     "poly1_focal_loss",
     "rankmixup_loss",
+    "safe_softmax_cross_entropy",
     "sigmoid_binary_cross_entropy",
     "sigmoid_focal_loss",
     "smooth_adversarial_comp_sum_loss",
+    "smooth_labels",
     "softmax_cross_entropy",
     "sparse_softmax_cross_entropy",
     "sparsemax_loss",
@@ -62,18 +86,53 @@ ArrayLike = jax.typing.ArrayLike
 FAMILY = "classification"
 
 
-def _multiclass_sample(n: int = 6, c: int = 4, seed: int = 0) -> Sample:
+def _check_real(fn: str, arg: str, value) -> None:
+    """A scalar hyperparameter that may be negative: a finite number (NaN and +-inf rejected)."""
+    C.check_array(fn, arg, value, ndim=0, dtype="number")
+    C.check_in_range(fn, arg, value, -math.inf, math.inf, low_inclusive=False, high_inclusive=False)
+
+
+#: Per-class weights of the 4-class samples (a variant of every loss taking ``class_weights``).
+_W4 = np.array([0.5, 1.0, 2.0, 1.5], np.float32)
+
+
+def _multiclass_sample(n: int = 6, c: int = 4, seed: int = 0, **kwargs) -> Sample:
+    """``logits [n, c]`` and integer labels; the softmax edge cases (``class_axis``) on."""
     rng = np.random.default_rng(seed)
     logits = rng.normal(size=(n, c)).astype(np.float32) * 2
     labels = rng.integers(0, c, size=(n,)).astype(np.int32)
-    return Sample(args=(logits, labels))
+    return Sample(args=(logits, labels), class_axis=True, **kwargs)
 
 
-def _binary_sample(n: int = 6, seed: int = 0) -> Sample:
+def _binary_sample(n: int = 6, seed: int = 0, **kwargs) -> Sample:
     rng = np.random.default_rng(seed)
     logits = rng.normal(size=(n,)).astype(np.float32) * 2
     labels = rng.integers(0, 2, size=(n,)).astype(np.float32)
-    return Sample(args=(logits, labels))
+    return Sample(args=(logits, labels), **kwargs)
+
+
+def _finite_class_extremes(args: tuple, diff_argnums: tuple[int, ...]) -> tuple[tuple, ...]:
+    """The conformance extremes of a ``(logits [..., C], labels, ...)`` loss whose value at a ``-inf``
+    logit is infinite by definition: every differentiated input at +-1e4 and at 0, then 1e4 beside
+    1e-4 in one row and confidently wrong rows (the ``class_axis`` cases but ``-inf``)."""
+    out = []
+    for fill in ("big", "zero"):
+        a = list(args)
+        for i in diff_argnums:
+            x = np.asarray(a[i])
+            a[i] = (np.where(np.sign(x) == 0, 1.0, np.sign(x)) * 1e4 if fill == "big" else np.zeros_like(x)).astype(
+                x.dtype
+            )
+        out.append(tuple(a))
+    logits, labels = np.asarray(args[0]), np.asarray(args[1])
+    c = logits.shape[-1]
+    mixed = logits.copy()
+    mixed[..., 0], mixed[..., 1] = 1e4, 1e-4
+    wrong = logits.copy()
+    wrong[np.eye(c, dtype=bool)[labels]] = -20.0
+    wrong[np.eye(c, dtype=bool)[(labels + 1) % c]] = 20.0
+    out += [(mixed, *args[1:]), (wrong, *args[1:])]
+    return tuple(out)
 
 
 @register(
@@ -85,7 +144,9 @@ def _binary_sample(n: int = 6, seed: int = 0) -> Sample:
     paper="Cross-Entropy Loss Functions: Theoretical Analysis and Applications (2023, arXiv:2304.07288)",
     reference="optax.softmax_cross_entropy(_with_integer_labels) + optax.smooth_labels; "
     "torch.nn.functional.cross_entropy(weight=, label_smoothing=)",
-    sample=_multiclass_sample,
+    sample=lambda: _multiclass_sample(
+        variants=({"label_smoothing": 0.1}, {"label_smoothing": 0.2, "class_weights": _W4})
+    ),
 )
 def softmax_cross_entropy(
     logits: ArrayLike,
@@ -126,18 +187,67 @@ def softmax_cross_entropy(
       Array([0.2395, 1.0986], dtype=float32)
     """
     fn = "softmax_cross_entropy"
-    logits = C.check_array(fn, "logits", logits, min_ndim=1, dtype="float")
-    C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=False)
-    dtype = C.compute_dtype(logits)
-    mask = C.prepare_where(fn, where, logits.shape[:-1])
-    q = smoothed_class_targets(fn, logits, labels, label_smoothing, dtype, where=mask)
+    t = softmax_inputs(fn, logits, labels, where, label_smoothing=label_smoothing, class_where=True)
+    q = t.targets
     if class_weights is not None:
-        w = C.check_array(fn, "class_weights", class_weights, shape=(logits.shape[-1],), dtype="number")
-        q = q * jnp.reshape(w.astype(dtype), (1,) * (q.ndim - 1) + w.shape)
-    q = C.fill_masked(q, mask)
-    z = C.fill_masked(C.as_compute(logits, dtype), mask)
-    loss = -jnp.sum(q * jax.nn.log_softmax(z, axis=-1), axis=-1)
-    return C.zero_masked(loss, mask)
+        w = C.check_array(fn, "class_weights", class_weights, shape=(t.logits.shape[-1],), dtype="number")
+        q = q * jnp.reshape(w.astype(t.dtype), (1,) * (q.ndim - 1) + w.shape)
+    return C.zero_masked(_cross_entropy(t.logits, q), t.mask)
+
+
+def _cross_entropy(z: Array, q: Array) -> Array:
+    """``-sum_c q_c log softmax(z)_c`` with ``0 * log 0 = 0`` (a ``-inf`` logit without target mass adds 0)."""
+    log_p = jax.nn.log_softmax(z, axis=-1)
+    return -jnp.sum(jnp.where(q != 0, q * log_p, jnp.zeros((), log_p.dtype)), axis=-1)
+
+
+@register(
+    "safe_softmax_cross_entropy",
+    family=FAMILY,
+    kind="per_example",
+    formula="-sum_c q_c log softmax(z)_c  with 0 log 0 = 0 (a -inf logit without target mass adds 0)",
+    paper="Cross-Entropy Loss Functions: Theoretical Analysis and Applications (2023, arXiv:2304.07288)",
+    reference="optax.safe_softmax_cross_entropy",
+    sample=lambda: _multiclass_sample(seed=8),
+)
+def safe_softmax_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Softmax cross-entropy with the convention ``0 log 0 = 0`` (optax's ``safe_softmax_cross_entropy``).
+
+    .. math::
+        \ell(z, q) = -\sum_{c:\,q_c \ne 0} q_c \log \mathrm{softmax}(z)_c
+
+    A class whose logit is ``-inf`` and whose target is 0 contributes exactly 0
+    and gets a zero gradient. Every softmax loss of lossjax follows this
+    convention (:func:`softmax_cross_entropy` included): this entry is the
+    optax name, with integer or distribution labels and ``where`` as in
+    :func:`softmax_cross_entropy`.
+
+    Args:
+      logits: unnormalized scores ``[..., C]`` (``-inf`` allowed where the target is 0).
+      labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
+      where: optional mask: of the batch shape (masks examples) or of the logits'
+        shape (masks classes, as in optax).
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: none (the cross-entropy; optax ``safe_softmax_cross_entropy``); see Mao,
+    Mohri, Zhong, arXiv:2304.07288.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> z = jnp.array([[2.0, -jnp.inf, 0.5]])
+      >>> lossjax.losses.safe_softmax_cross_entropy(z, jnp.array([[1.0, 0.0, 0.0]])).round(4)
+      Array([0.2014], dtype=float32)
+    """
+    fn = "safe_softmax_cross_entropy"
+    t = softmax_inputs(fn, logits, labels, where, class_where=True)
+    return C.zero_masked(_cross_entropy(t.logits, t.targets), t.mask)
 
 
 @register(
@@ -147,7 +257,7 @@ def softmax_cross_entropy(
     kind="per_example",
     formula="softplus(z) - y z = -y log sigmoid(z) - (1 - y) log(1 - sigmoid(z))",
     reference="optax.sigmoid_binary_cross_entropy; torch.nn.functional.binary_cross_entropy_with_logits",
-    sample=_binary_sample,
+    sample=lambda: _binary_sample(variants=({"pos_weight": 2.5},)),
 )
 def sigmoid_binary_cross_entropy(
     logits: ArrayLike,
@@ -193,16 +303,14 @@ def sigmoid_binary_cross_entropy(
 # --------------------------------------------------------------------------
 
 
-def _multiclass_sample_soft(n: int = 6, c: int = 4, seed: int = 1) -> Sample:
-    rng = np.random.default_rng(seed)
-    logits = rng.normal(size=(n, c)).astype(np.float32) * 2
-    q = rng.dirichlet(np.ones(c), size=n).astype(np.float32)
-    return Sample(args=(logits, q))
-
-
 def _focal_sample() -> Sample:
-    s = _multiclass_sample(seed=2)
-    return Sample(args=s.args, kwargs={"gamma": 0.5})
+    # Confidently wrong rows (a logit gap of 40) are among the class-axis extremes: a floor on
+    # log p (log p >= log 1e-7) would cap their loss at 16.1 and their gradient at ~0.
+    # The plain sample (gamma = 2) carries the extremes; gamma = 0.5 (an infinite slope of (1 - p)^gamma
+    # at p = 1) is a variant on the ordinary rows.
+    return _multiclass_sample(
+        seed=2, variants=({"gamma": 0.5, "class_weights": _W4}, {"gamma": 0.0, "class_weights": 0.25})
+    )
 
 
 @register(
@@ -257,15 +365,16 @@ def focal_loss(
     """
     fn = "focal_loss"
     C.check_positive(fn, "gamma", gamma, allow_zero=True)
-    t = target_probs(fn, logits, labels, where=where, class_weights=class_weights)
+    t = target_probs(fn, logits, labels, where=where, class_weights=class_weights, class_where=True)
     return t.expect(C.safe_power(t.one_minus_p, gamma) * -t.log_p)
 
 
 def _sigmoid_sample() -> Sample:
+    # The automatic zero extreme puts every logit at exactly 0, where the gradient once was wrong.
     rng = np.random.default_rng(3)
     logits = rng.normal(size=(6, 3)).astype(np.float32) * 2
     labels = rng.integers(0, 2, size=(6, 3)).astype(np.float32)
-    return Sample(args=(logits, labels))
+    return Sample(args=(logits, labels), variants=({"alpha": None}, {"alpha": 0.4, "gamma": 0.5}))
 
 
 @register(
@@ -320,12 +429,17 @@ def sigmoid_focal_loss(
         C.check_in_range(fn, "alpha", alpha, 0.0, 1.0)
     z, y, mask, dtype = binary_terms(fn, logits, labels, where)
     # One exp, one log1p and one reciprocal per element (memory-bound: keep it one fusible expression).
-    e = jnp.exp(-jnp.abs(z))
+    # Every kink is taken on the same side (z >= 0) so that the derivatives of the two branches
+    # agree at z = 0: |z|, max(z, 0) and max(-z, 0) written with jnp.abs/jnp.maximum would each
+    # get JAX's tie rule there (d|z| = 0, d max = 1/2) and the gradient at a zero logit was wrong.
+    nonneg = z >= 0
+    zero = jnp.zeros((), dtype)
+    e = jnp.exp(-jnp.where(nonneg, z, -z))  # exp(-|z|)
     log1p_e = jnp.log1p(e)
-    sp_neg = jnp.maximum(-z, 0) + log1p_e  # -log sigmoid(z), exact for any z
-    sp_pos = jnp.maximum(z, 0) + log1p_e  # -log sigmoid(-z)
+    sp_neg = jnp.where(nonneg, zero, -z) + log1p_e  # -log sigmoid(z), exact for any z
+    sp_pos = jnp.where(nonneg, z, zero) + log1p_e  # -log sigmoid(-z)
     inv = 1 / (1 + e)
-    sig_pos, sig_neg = jnp.where(z >= 0, inv, e * inv), jnp.where(z >= 0, e * inv, inv)  # sigmoid(+-z)
+    sig_pos, sig_neg = jnp.where(nonneg, inv, e * inv), jnp.where(nonneg, e * inv, inv)  # sigmoid(+-z)
     bce = y * sp_neg + (1 - y) * sp_pos
     one_minus_pt = y * sig_neg + (1 - y) * sig_pos
     loss = C.safe_power(one_minus_pt, gamma) * bce
@@ -343,7 +457,7 @@ def sigmoid_focal_loss(
     formula="CE(z, q) + poly_coefficient (1 - sum_c q_c p_c)",
     paper="PolyLoss: A Polynomial Expansion Perspective of Classification Loss Functions (2022, arXiv:2204.12511)",
     reference="optax.poly_loss_cross_entropy",
-    sample=_multiclass_sample_soft,
+    sample=lambda: _multiclass_sample(seed=1, variants=({"poly_coefficient": -1.0},)),
 )
 def poly1_cross_entropy(
     logits: ArrayLike,
@@ -382,8 +496,8 @@ def poly1_cross_entropy(
       Array([0.6656], dtype=float32)
     """
     fn = "poly1_cross_entropy"
-    C.check_array(fn, "poly_coefficient", poly_coefficient, ndim=0, dtype="number")
-    t = target_probs(fn, logits, labels, where=where)
+    _check_real(fn, "poly_coefficient", poly_coefficient)
+    t = target_probs(fn, logits, labels, where=where, class_where=True)
     coef = jnp.asarray(poly_coefficient, t.logits.dtype)
     return t.expect(-t.log_p + coef * t.one_minus_p)
 
@@ -396,7 +510,9 @@ def poly1_cross_entropy(
     formula="w_y [focal_gamma(z, y) + poly_coefficient (1 - p_y)^(gamma + 1)],  w = class_weights",
     paper="PolyLoss: A Polynomial Expansion Perspective of Classification Loss Functions (2022, arXiv:2204.12511)",
     reference="closed form: focal_loss + poly_coefficient (1 - p_y)^(gamma+1) (paper eq. 4)",
-    sample=_focal_sample,
+    sample=lambda: _multiclass_sample(
+        seed=3, variants=({"poly_coefficient": -1.0, "gamma": 0.5, "class_weights": _W4},)
+    ),
 )
 def poly1_focal_loss(
     logits: ArrayLike,
@@ -438,8 +554,8 @@ def poly1_focal_loss(
     """
     fn = "poly1_focal_loss"
     C.check_positive(fn, "gamma", gamma, allow_zero=True)
-    C.check_array(fn, "poly_coefficient", poly_coefficient, ndim=0, dtype="number")
-    t = target_probs(fn, logits, labels, where=where, class_weights=class_weights)
+    _check_real(fn, "poly_coefficient", poly_coefficient)
+    t = target_probs(fn, logits, labels, where=where, class_weights=class_weights, class_where=True)
     w = C.safe_power(t.one_minus_p, gamma)
     coef = jnp.asarray(poly_coefficient, t.logits.dtype)
     return t.expect(w * (-t.log_p + coef * t.one_minus_p))
@@ -453,7 +569,7 @@ def poly1_focal_loss(
     formula="-sum_c q_c log p_c,  q = (1 - a) onehot(y) + a / C",
     paper="Rethinking the Inception Architecture for Computer Vision (2015, arXiv:1512.00567)",
     reference="optax.smooth_labels + optax.softmax_cross_entropy; torch cross_entropy(label_smoothing=)",
-    sample=_multiclass_sample,
+    sample=lambda: _multiclass_sample(seed=7, variants=({"label_smoothing": 0.3},)),
 )
 def label_smoothing_cross_entropy(
     logits: ArrayLike,
@@ -487,7 +603,83 @@ def label_smoothing_cross_entropy(
       >>> lossjax.losses.label_smoothing_cross_entropy(jnp.array([[2.0, 0.0, 0.0]]), jnp.array([0])).round(4)
       Array([0.3729], dtype=float32)
     """
-    return softmax_cross_entropy(logits, labels, label_smoothing=label_smoothing, where=where)
+    fn = "label_smoothing_cross_entropy"
+    t = softmax_inputs(fn, logits, labels, where, label_smoothing=label_smoothing, class_where=True)
+    return C.zero_masked(_cross_entropy(t.logits, t.targets), t.mask)
+
+
+def _smooth_labels_sample() -> Sample:
+    rng = np.random.default_rng(13)
+    labels = rng.dirichlet(np.ones(4), size=6).astype(np.float32)
+    classes = np.ones((6, 4), bool)
+    classes[::2, 3] = False
+    classes[1, 0] = False
+    return Sample(
+        args=(labels,),
+        kwargs={"label_smoothing": 0.2},
+        where=False,
+        variants=({"label_smoothing": 0.5, "where": classes},),
+    )
+
+
+@register(
+    "smooth_labels",
+    family=FAMILY,
+    kind="function",
+    formula="(1 - a) q + a / K,  K = #classes (#classes where `where` is True)",
+    paper="When Does Label Smoothing Help? (2019, arXiv:1906.02629)",
+    reference="optax.smooth_labels",
+    sample=_smooth_labels_sample,
+)
+def smooth_labels(labels: ArrayLike, label_smoothing, *, where: ArrayLike | None = None) -> Array:
+    r"""Label smoothing of a target distribution (``optax.smooth_labels``).
+
+    .. math:: \tilde q = (1 - a)\,q + a / K
+
+    with ``K = C`` classes, or ``K`` the number of classes where ``where`` is
+    True (a class mask of the labels' shape, as in optax: the uniform share goes
+    to every entry, and the masked entries are meant to be ignored by a loss
+    that takes the same mask). optax's ``alpha`` is ``label_smoothing`` here
+    (positional as in optax). A row whose mask is all False keeps
+    ``(1 - a) q + a`` (optax divides by 0 there). The losses apply smoothing
+    themselves (``softmax_cross_entropy(label_smoothing=a)``), also with integer labels.
+
+    Args:
+      labels: a target distribution (e.g. one-hot) ``[..., C]``, float.
+      label_smoothing: ``a`` in ``[0, 1]``.
+      where: optional boolean class mask broadcastable to ``labels.shape`` (same rank).
+
+    Returns:
+      The smoothed targets ``[..., C]`` (float32 for half-precision labels).
+
+    Paper: Müller, Kornblith, Hinton, "When Does Label Smoothing Help?", NeurIPS
+    2019, arXiv:1906.02629; Szegedy et al., arXiv:1512.00567.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.smooth_labels(jnp.array([[1.0, 0.0, 0.0, 0.0]]), 0.2)
+      Array([[0.85, 0.05, 0.05, 0.05]], dtype=float32)
+    """
+    fn = "smooth_labels"
+    labels = C.check_array(fn, "labels", labels, min_ndim=1, dtype="float")
+    C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0)
+    dtype = C.compute_dtype(labels)
+    q = C.as_compute(labels, dtype)
+    a = jnp.asarray(label_smoothing, dtype)
+    if where is None:
+        count = jnp.asarray(labels.shape[-1], dtype)
+    else:
+        w = jnp.asarray(where)
+        if w.dtype != jnp.bool_:
+            raise TypeError(f"{fn}: `where` must be a boolean mask, got dtype {w.dtype}.")
+        if w.ndim != labels.ndim or not all(a_ in (1, b) for a_, b in zip(w.shape, labels.shape, strict=True)):
+            raise ValueError(
+                f"{fn}: `where` must be a class mask broadcastable to labels.shape={labels.shape} "
+                f"with the same rank, got shape {w.shape}."
+            )
+        count = jnp.sum(jnp.broadcast_to(w, labels.shape), axis=-1, keepdims=True).astype(dtype)
+        count = jnp.maximum(count, jnp.ones((), dtype))
+    return (1 - a) * q + a / count
 
 
 # --------------------------------------------------------------------------
@@ -496,8 +688,9 @@ def label_smoothing_cross_entropy(
 
 
 def _comp_sum_sample() -> Sample:
-    s = _multiclass_sample(seed=4)
-    return Sample(args=s.args, kwargs={"tau": 0.5})
+    # The plain sample (whose extremes are valued) has tau >= 1: for tau < 1 the loss grows like
+    # p_y^(tau - 1) and saturates (documented) at the mixed-magnitude extreme.
+    return _multiclass_sample(seed=4, kwargs={"tau": 1.5}, variants=({"tau": 0.0}, {"tau": 1.0}, {"tau": 2.0}))
 
 
 @register(
@@ -561,7 +754,16 @@ def _adv_sample() -> Sample:
     logits = rng.normal(size=(6, 4)).astype(np.float32) * 2
     perturbed = logits + rng.normal(size=(6, 4)).astype(np.float32)
     labels = rng.integers(0, 4, size=(6,)).astype(np.int32)
-    return Sample(args=(logits, labels, perturbed), diff_argnums=(0, 2), kwargs={"tau": 1.5})
+    args = (logits, labels, perturbed)
+    # A -inf clean logit against a finite perturbed one changes the margin vector infinitely:
+    # the loss is +inf there, so the class-axis extremes are taken without -inf.
+    return Sample(
+        args=args,
+        diff_argnums=(0, 2),
+        kwargs={"tau": 1.5},
+        variants=({"tau": 0.5, "nu": 0.3},),
+        extremes=_finite_class_extremes(args, (0, 2)),
+    )
 
 
 @register(
@@ -654,7 +856,7 @@ def smooth_adversarial_comp_sum_loss(
     paper="Well-classified Examples are Underestimated in Classification with Deep Neural Networks "
     "(2021, arXiv:2110.06537)",
     reference="lancopku/well-classified-examples-are-underestimated EncouragingLoss.py::EncouragingLoss(log_end=0.75)",
-    sample=_multiclass_sample,
+    sample=lambda: _multiclass_sample(seed=9, variants=({"log_end": 1.0}, {"log_end": 0.5})),
 )
 def encouraging_loss(
     logits: ArrayLike,
@@ -709,6 +911,12 @@ def encouraging_loss(
     return t.expect(-t.log_p + bonus)
 
 
+def _squentropy_sample() -> Sample:
+    # z_j^2 of a -inf logit is +inf: the class-axis extremes without -inf.
+    s = _multiclass_sample(seed=10)
+    return Sample(args=s.args, extremes=_finite_class_extremes(s.args, (0,)))
+
+
 @register(
     "squentropy",
     aliases=("squentropy_loss",),
@@ -717,7 +925,7 @@ def encouraging_loss(
     formula="CE(z, y) + 1/(C-1) sum_{j != y} z_j^2",
     paper="Cut your Losses with Squentropy (2023, arXiv:2302.03952)",
     reference="Like-Hui/Squentropy-for-classification main.py (--loss_type mixed)",
-    sample=_multiclass_sample,
+    sample=_squentropy_sample,
 )
 def squentropy(
     logits: ArrayLike,
@@ -764,7 +972,7 @@ _HINGE_VARIANTS = ("crammer_singer", "weston_watkins", "one_vs_rest")
 
 def _multiclass_hinge(fn: str, logits, labels, margin, variant, squared: bool, where) -> Array:
     C.check_one_of(fn, "variant", variant, _HINGE_VARIANTS)
-    C.check_array(fn, "margin", margin, ndim=0, dtype="number")
+    _check_real(fn, "margin", margin)
     t = target_probs(fn, logits, labels, where=where, min_classes=2)
     z, q = t.logits, t.targets
     m = jnp.asarray(margin, z.dtype)
@@ -774,13 +982,18 @@ def _multiclass_hinge(fn: str, logits, labels, margin, variant, squared: bool, w
         x = jnp.maximum(x, zero)
         return jnp.square(x) if squared else x
 
+    # A logit of -inf (a class that cannot be predicted) enters only through terms
+    # that vanish: z_j = -inf gives h(m + z_j - z_y) = 0, and a class without target
+    # mass never appears as "the target" (its logit is replaced by 0 there).
+    z_target = jnp.where(q != 0, z, zero)
     if variant == "one_vs_rest":
         # sum_j [q_j h(m - z_j) + (1 - q_j) h(m + z_j)]: the expectation of the
         # integer-label form, and the multi-label form for multi-hot targets.
-        loss = jnp.sum(q * h(m - z) + (1 - q) * h(m + z), axis=-1)
+        z_other = jnp.where(q != 1, z, zero)
+        loss = jnp.sum(q * h(m - z_target) + (1 - q) * h(m + z_other), axis=-1)
         return C.zero_masked(loss, t.mask)
     if t.log_p.shape[-1] == 1:  # integer labels
-        z_y = jnp.sum(q * z, axis=-1, keepdims=True)
+        z_y = jnp.sum(q * z_target, axis=-1, keepdims=True)
         terms = jnp.where(q > 0, zero, m + z - z_y)  # [..., C], j != y
         if variant == "weston_watkins":
             loss = jnp.sum(h(terms), axis=-1)
@@ -788,14 +1001,14 @@ def _multiclass_hinge(fn: str, logits, labels, margin, variant, squared: bool, w
             loss = h(jnp.max(jnp.where(q > 0, zero, terms), axis=-1))
         return C.zero_masked(loss, t.mask)
     # Distribution labels: the expectation over the target class c ([..., C, C]).
-    pair = m + z[..., None, :] - z[..., :, None]  # [c, j] = m + z_j - z_c
+    pair = m + z[..., None, :] - z_target[..., :, None]  # [c, j] = m + z_j - z_c
     eye = jnp.reshape(jnp.eye(z.shape[-1], dtype=jnp.bool_), (1,) * (z.ndim - 1) + (z.shape[-1],) * 2)
     pair = jnp.where(eye, zero, pair)
     per_c = jnp.sum(h(pair), axis=-1) if variant == "weston_watkins" else h(jnp.max(pair, axis=-1))
     return C.zero_masked(jnp.sum(q * per_c, axis=-1), t.mask)
 
 
-def _hinge_sample() -> Sample:
+def _hinge_sample(*variants) -> Sample:
     # Margins kept away from the kinks (|m + z_j - z_y| > 0.1) for the gradient check.
     logits = np.array(
         [
@@ -808,7 +1021,7 @@ def _hinge_sample() -> Sample:
         np.float32,
     )
     labels = np.array([0, 1, 3, 2, 1], np.int32)
-    return Sample(args=(logits, labels))
+    return Sample(args=(logits, labels), class_axis=True, variants=tuple(variants))
 
 
 @register(
@@ -820,7 +1033,7 @@ def _hinge_sample() -> Sample:
     "one_vs_rest: sum_j max(0, m - y~_j z_j)",
     paper="On the Algorithmic Implementation of Multiclass Kernel-based Vector Machines (Crammer & Singer, JMLR 2001)",
     reference="optax.multiclass_hinge_loss (= crammer_singer, margin 1)",
-    sample=_hinge_sample,
+    sample=lambda: _hinge_sample({"variant": "weston_watkins"}, {"variant": "one_vs_rest", "margin": 1.3}),
 )
 def multiclass_hinge_loss(
     logits: ArrayLike,
@@ -874,7 +1087,7 @@ def multiclass_hinge_loss(
     formula="weston_watkins: sum_{j!=y} max(0, m + z_j - z_y)^2 (also crammer_singer, one_vs_rest)",
     paper="Deep Learning using Linear Support Vector Machines (2013, arXiv:1306.0239)",
     reference="closed form; squared version of optax.multiclass_hinge_loss (crammer_singer)",
-    sample=_hinge_sample,
+    sample=lambda: _hinge_sample({"variant": "crammer_singer"}, {"variant": "one_vs_rest"}),
 )
 def multiclass_squared_hinge_loss(
     logits: ArrayLike,
@@ -914,10 +1127,57 @@ def multiclass_squared_hinge_loss(
     return _multiclass_hinge("multiclass_squared_hinge_loss", logits, labels, margin, variant, True, where)
 
 
-def _binary_pm_sample() -> Sample:
+@register(
+    "multiclass_perceptron_loss",
+    aliases=("multiclass_perceptron",),
+    family=FAMILY,
+    kind="per_example",
+    formula="max_j z_j - z_y  (expectation over q for a target distribution)",
+    paper="Discriminative Training Methods for Hidden Markov Models: Theory and Experiments with Perceptron "
+    "Algorithms (Collins, EMNLP 2002)",
+    reference="optax.multiclass_perceptron_loss",
+    sample=_hinge_sample,
+)
+def multiclass_perceptron_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Multiclass perceptron loss: how far the target's score is below the best score.
+
+    .. math:: \ell(z, y) = \max_j z_j - z_y
+
+    (``optax.multiclass_perceptron_loss``). A target distribution ``q`` gives
+    :math:`\max_j z_j - q^\top z`, the expectation of the integer-label loss.
+
+    Args:
+      logits: scores ``[..., C]``.
+      labels: integer class indices ``[...]`` or a target distribution ``[..., C]``.
+      where: optional boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example loss ``[...]``.
+
+    Paper: Collins, "Discriminative Training Methods for Hidden Markov Models:
+    Theory and Experiments with Perceptron Algorithms", EMNLP 2002 (no arXiv id).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.multiclass_perceptron_loss(jnp.array([[2.0, 1.5, 0.0]]), jnp.array([1]))
+      Array([0.5], dtype=float32)
+    """
+    z, q, mask, dtype = class_terms("multiclass_perceptron_loss", logits, labels, where)
+    # q != 0 keeps a -inf logit without target mass out of the product (0 * -inf).
+    z_y = jnp.sum(q * jnp.where(q != 0, z, jnp.zeros((), dtype)), axis=-1)
+    return C.zero_masked(jnp.max(z, axis=-1) - z_y, mask)
+
+
+def _binary_pm_sample(*variants) -> Sample:
+    # y z = 1.7, -0.4, -0.3, 2.2, 0.6, -1.3: away from the kinks at y z = 0, 1 and 2.
     logits = np.array([1.7, -0.4, 0.3, -2.2, 0.6, 1.3], np.float32)
     labels = np.array([1.0, 1.0, -1.0, -1.0, 1.0, -1.0], np.float32)
-    return Sample(args=(logits, labels))
+    return Sample(args=(logits, labels), variants=tuple(variants))
 
 
 @register(
@@ -928,7 +1188,7 @@ def _binary_pm_sample() -> Sample:
     formula="max(0, 1 - y z)^2,  y in {-1, +1}",
     paper="Deep Learning using Linear Support Vector Machines (2013, arXiv:1306.0239)",
     reference="optax.hinge_loss squared (closed form)",
-    sample=_binary_pm_sample,
+    sample=lambda: _binary_pm_sample({"margin": 2.0}),
 )
 def squared_hinge_loss(
     logits: ArrayLike,
@@ -961,12 +1221,108 @@ def squared_hinge_loss(
       Array([0.25, 0.  , 2.25], dtype=float32)
     """
     fn = "squared_hinge_loss"
-    C.check_array(fn, "margin", margin, ndim=0, dtype="number")
+    _check_real(fn, "margin", margin)
     z, y, mask, dtype = binary_terms(fn, logits, labels, where)
     valid = jnp.abs(y) == 1
     C.debug_check(jnp.all(valid if mask is None else valid | ~mask), f"{fn}: labels must be -1 or +1")
     loss = jnp.square(jnp.maximum(jnp.asarray(margin, dtype) - y * z, 0.0))
     return C.zero_masked(loss, mask)
+
+
+@register(
+    "hinge_loss",
+    aliases=("binary_hinge_loss",),
+    family=FAMILY,
+    kind="per_example",
+    formula="max(0, m - y z),  y in {-1, +1}",
+    paper="Support-Vector Networks (Cortes & Vapnik, Machine Learning 1995)",
+    reference="optax.hinge_loss (margin 1)",
+    sample=lambda: _binary_pm_sample({"margin": 2.0}),
+)
+def hinge_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: float = 1.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Binary hinge loss with labels in ``{-1, +1}`` (``optax.hinge_loss``).
+
+    .. math:: \ell(z, y) = \max(0, m - y z)
+
+    optax's ``predictor_outputs`` and ``targets`` are ``logits`` and ``labels``;
+    ``margin = 1`` is optax's loss. At the kink ``y z = m`` the gradient is half
+    the one-sided slopes, ``-y / 2`` (JAX's ``maximum`` rule, as in optax).
+    Labels in ``{0, 1}`` must be converted first (``2 * y - 1``).
+
+    Args:
+      logits: scores ``[...]``.
+      labels: ``-1`` or ``+1`` targets with the shape of ``logits``.
+      margin: the margin ``m`` (a finite number).
+      where: optional boolean mask broadcastable to ``logits.shape``.
+
+    Returns:
+      Per-element loss with the shape of ``logits``.
+
+    Paper: Cortes, Vapnik, "Support-Vector Networks", Machine Learning 20, 1995 (no arXiv id).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.hinge_loss(jnp.array([0.5, 2.0, 0.5]), jnp.array([1.0, 1.0, -1.0]))
+      Array([0.5, 0. , 1.5], dtype=float32)
+    """
+    fn = "hinge_loss"
+    _check_real(fn, "margin", margin)
+    z, y, mask, dtype = binary_terms(fn, logits, labels, where)
+    C.debug_check(jnp.all(jnp.abs(y) == 1), f"{fn}: labels must be -1 or +1")
+    loss = jnp.maximum(jnp.zeros((), dtype), jnp.asarray(margin, dtype) - z * y)
+    return C.zero_masked(loss, mask)
+
+
+@register(
+    "perceptron_loss",
+    aliases=("binary_perceptron_loss",),
+    family=FAMILY,
+    kind="per_example",
+    formula="max(0, -y z),  y in {-1, +1}",
+    paper="The Perceptron: A Probabilistic Model for Information Storage and Organization in the Brain "
+    "(Rosenblatt, 1958)",
+    reference="optax.perceptron_loss",
+    sample=_binary_pm_sample,
+)
+def perceptron_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Binary perceptron loss with labels in ``{-1, +1}`` (``optax.perceptron_loss``).
+
+    .. math:: \ell(z, y) = \max(0, -y z)
+
+    The hinge loss with margin 0; at ``z = 0`` the gradient is ``-y / 2`` (JAX's
+    ``maximum`` rule, as in optax).
+
+    Args:
+      logits: scores ``[...]``.
+      labels: ``-1`` or ``+1`` targets with the shape of ``logits``.
+      where: optional boolean mask broadcastable to ``logits.shape``.
+
+    Returns:
+      Per-element loss with the shape of ``logits``.
+
+    Paper: Rosenblatt, "The Perceptron: A Probabilistic Model for Information
+    Storage and Organization in the Brain", Psychological Review, 1958 (no arXiv id).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.perceptron_loss(jnp.array([0.5, -2.0]), jnp.array([1.0, 1.0]))
+      Array([0., 2.], dtype=float32)
+    """
+    fn = "perceptron_loss"
+    z, y, mask, dtype = binary_terms(fn, logits, labels, where)
+    C.debug_check(jnp.all(jnp.abs(y) == 1), f"{fn}: labels must be -1 or +1")
+    return C.zero_masked(jnp.maximum(jnp.zeros((), dtype), -z * y), mask)
 
 
 # --------------------------------------------------------------------------
@@ -986,8 +1342,8 @@ def _sparsemax_threshold(z: Array) -> Array:
 
 
 @register(
-    "sparsemax_loss",
-    aliases=("multiclass_sparsemax_loss",),
+    "multiclass_sparsemax_loss",
+    aliases=("sparsemax_multiclass_loss",),
     family=FAMILY,
     kind="per_example",
     formula="-<q, z> + 1/2 sum_{j in S(z)} (z_j^2 - tau(z)^2) + 1/2 ||q||^2",
@@ -996,7 +1352,7 @@ def _sparsemax_threshold(z: Array) -> Array:
     reference="optax.multiclass_sparsemax_loss",
     sample=_hinge_sample,
 )
-def sparsemax_loss(
+def multiclass_sparsemax_loss(
     logits: ArrayLike,
     labels: ArrayLike,
     *,
@@ -1025,22 +1381,71 @@ def sparsemax_loss(
 
     Example:
       >>> import jax.numpy as jnp, lossjax
-      >>> lossjax.losses.sparsemax_loss(jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), jnp.array([0, 1])).round(4)
+      >>> z = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+      >>> lossjax.losses.multiclass_sparsemax_loss(z, jnp.array([0, 1])).round(4)
       Array([0.    , 0.3333], dtype=float32)
     """
-    fn = "sparsemax_loss"
+    fn = "multiclass_sparsemax_loss"
     t = target_probs(fn, logits, labels, where=where)
     z, q = t.logits, t.targets
+    zero = jnp.zeros((), z.dtype)
     tau = _sparsemax_threshold(z)
-    inside = z > tau
-    half_sq = jnp.sum(jnp.where(inside, jnp.square(z) - jnp.square(tau), jnp.zeros((), z.dtype)), axis=-1)
-    loss = -jnp.sum(q * z, axis=-1) + 0.5 * half_sq + 0.5 * jnp.sum(jnp.square(q), axis=-1)
+    inside = z > tau  # a -inf logit is never in the support
+    z_in = jnp.where(inside, z, zero)
+    half_sq = jnp.sum(jnp.where(inside, jnp.square(z_in) - jnp.square(tau), zero), axis=-1)
+    linear = jnp.sum(q * jnp.where(q != 0, z, zero), axis=-1)
+    loss = -linear + 0.5 * half_sq + 0.5 * jnp.sum(jnp.square(q), axis=-1)
     return C.zero_masked(loss, t.mask)
 
 
+@register(
+    "sparsemax_loss",
+    aliases=("binary_sparsemax_loss",),
+    family=FAMILY,
+    kind="per_example",
+    formula="sparse_plus(-z) if y else sparse_plus(z);  sparse_plus(x) = 0 | (x + 1)^2 / 4 | x",
+    paper="Learning with Fenchel-Young Losses (2019, arXiv:1901.02324)",
+    reference="optax.sparsemax_loss (binary)",
+    sample=lambda: _binary_sample(seed=11),
+)
+def sparsemax_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Binary sparsemax loss (``optax.sparsemax_loss``): zero iff ``sparse_sigmoid(z)`` equals the label.
+
+    .. math::
+        \ell(z, y) = \mathrm{sparseplus}(s),\quad s = \begin{cases}-z & y \ne 0\\ z & y = 0\end{cases},\quad
+        \mathrm{sparseplus}(s) = \begin{cases}0 & s \le -1\\ (s+1)^2/4 & |s| < 1\\ s & s \ge 1\end{cases}
+
+    Names as in optax: ``sparsemax_loss`` is the binary loss (labels 0/1 of the
+    logits' shape; any nonzero label counts as 1, as optax's ``where(labels, ...)``)
+    and :func:`multiclass_sparsemax_loss` the multiclass one (``logits [..., C]``).
+
+    Args:
+      logits: scores ``[...]``.
+      labels: ``{0, 1}`` targets with the shape of ``logits``.
+      where: optional boolean mask broadcastable to ``logits.shape``.
+
+    Returns:
+      Per-element loss with the shape of ``logits``.
+
+    Paper: Blondel, Martins, Niculae, "Learning with Fenchel-Young Losses", JMLR
+    2020, arXiv:1901.02324 (section 4.4).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.sparsemax_loss(jnp.array([2.0, 0.0, 0.5]), jnp.array([1.0, 1.0, 0.0]))
+      Array([0.    , 0.25  , 0.5625], dtype=float32)
+    """
+    z, y, mask, _ = binary_terms("sparsemax_loss", logits, labels, where)
+    return C.zero_masked(jax.nn.sparse_plus(jnp.where(y != 0, -z, z)), mask)
+
+
 def _sparse_softmax_sample() -> Sample:
-    s = _multiclass_sample(n=6, c=6, seed=6)
-    return Sample(args=s.args, kwargs={"k": 3})
+    return _multiclass_sample(n=6, c=6, seed=6, kwargs={"k": 3}, variants=({"k": 1}, {"k": 10}))
 
 
 @register(
@@ -1093,7 +1498,8 @@ def sparse_softmax_cross_entropy(
     kth = jax.lax.top_k(jax.lax.stop_gradient(z), k_eff)[0][..., k_eff - 1 : k_eff]
     keep = (z >= kth) | (q > 0)
     lse = jax.nn.logsumexp(z, axis=-1, where=keep, keepdims=True)
-    loss = jnp.sum(jnp.where(q > 0, q * (lse - z), jnp.zeros((), dtype)), axis=-1)
+    # q != 0 (not q > 0): an out-of-range label's NaN row stays NaN.
+    loss = jnp.sum(jnp.where(q != 0, q * (lse - z), jnp.zeros((), dtype)), axis=-1)
     return C.zero_masked(loss, mask)
 
 
@@ -1110,7 +1516,7 @@ def sparse_softmax_cross_entropy(
     formula="-log sigmoid(z_y) - sum_{j != y} log sigmoid(-z_j) = sum_j BCE(z_j, onehot_j)",
     paper="One-vs-the-Rest Loss to Focus on Important Samples in Adversarial Training (2022, arXiv:2207.10283)",
     reference="closed form: sum of optax.sigmoid_binary_cross_entropy over classes",
-    sample=_multiclass_sample,
+    sample=lambda: _multiclass_sample(seed=12),
 )
 def one_vs_rest_loss(
     logits: ArrayLike,
@@ -1142,8 +1548,11 @@ def one_vs_rest_loss(
       >>> lossjax.losses.one_vs_rest_loss(jnp.array([[0.0, 0.0, 0.0]]), jnp.array([0])).round(4)
       Array([2.0794], dtype=float32)
     """
-    z, q, mask, _ = class_terms("one_vs_rest_loss", logits, labels, where)
-    loss = jnp.sum(q * jax.nn.softplus(-z) + (1 - q) * jax.nn.softplus(z), axis=-1)
+    z, q, mask, dtype = class_terms("one_vs_rest_loss", logits, labels, where)
+    zero = jnp.zeros((), dtype)
+    # softplus(+inf) only ever meets a zero weight: a -inf logit of a negative class adds exactly 0.
+    z_pos, z_neg = jnp.where(q != 0, z, zero), jnp.where(q != 1, z, zero)
+    loss = jnp.sum(q * jax.nn.softplus(-z_pos) + (1 - q) * jax.nn.softplus(z_neg), axis=-1)
     return C.zero_masked(loss, mask)
 
 
@@ -1157,7 +1566,7 @@ def _ensloss_sample() -> Sample:
     # |margins| < 1 (the 1/s tail is a stop-gradient rescale, see the docstring).
     logits = rng.uniform(-0.9, 0.9, size=(7,)).astype(np.float32)
     labels = rng.integers(0, 2, size=(7,)).astype(np.float32)
-    return Sample(args=(logits, labels), kwargs={"key": jax.random.key(0)})
+    return Sample(args=(logits, labels), kwargs={"key": jax.random.key(0)}, variants=({"boxcox_lambda": 0.5},))
 
 
 @register(
@@ -1250,7 +1659,13 @@ def _anyloss_sample() -> Sample:
     probs = rng.uniform(0.35, 0.65, size=(8,)).astype(np.float32)
     labels = np.array([1, 0, 1, 1, 0, 0, 1, 0], np.float32)
     extremes = ((np.array([0, 1, 1, 0, 0, 1, 0, 1], np.float32), labels), (np.full((8,), 0.5, np.float32), labels))
-    return Sample(args=(probs, labels), extremes=extremes, kwargs={"metric": "mcc"})
+    variants = (
+        {"metric": "f_beta", "beta": 2.0},
+        {"metric": "accuracy"},
+        {"metric": "balanced_accuracy"},
+        {"metric": "g_mean"},
+    )
+    return Sample(args=(probs, labels), extremes=extremes, kwargs={"metric": "mcc"}, variants=variants)
 
 
 @register(
@@ -1356,7 +1771,13 @@ def _rankmixup_sample() -> Sample:
     other = (labels[:, None] + 1 + rng.integers(0, c - 1, size=(n, m))) % c
     targets = lam[..., None] * np.eye(c)[labels][:, None] + (1 - lam)[..., None] * np.eye(c)[other]
     args = (logits, labels, mixed, targets.astype(np.float32))
-    return Sample(args=args, diff_argnums=(0, 2), kwargs={"variant": "mndcg"})
+    return Sample(
+        args=args,
+        diff_argnums=(0, 2),
+        kwargs={"variant": "mndcg"},
+        class_axis=True,
+        variants=({"variant": "mrl", "margin": 1.5, "ranking_weight": 0.3},),
+    )
 
 
 @register(

@@ -160,7 +160,7 @@ F_OF_PY = [
     ("multiclass_hinge_loss", {"variant": "weston_watkins"}),
     ("multiclass_hinge_loss", {"variant": "one_vs_rest"}),
     ("multiclass_squared_hinge_loss", {}),
-    ("sparsemax_loss", {}),
+    ("multiclass_sparsemax_loss", {}),
     ("sparse_softmax_cross_entropy", {"k": 2}),
     ("one_vs_rest_loss", {}),
     ("smooth_adversarial_comp_sum_loss", {}),
@@ -224,11 +224,11 @@ def test_encouraging_loss_tail_and_bound():
     assert np.all(np.isfinite(g))
 
 
-def test_sparsemax_loss_zero_iff_sparsemax_matches():
+def test_multiclass_sparsemax_loss_zero_iff_sparsemax_matches():
     z = jnp.array([[3.0, 0.0, 0.0], [0.2, 0.1, 0.0]])
-    v = L.sparsemax_loss(z, jnp.array([0, 0]))
+    v = L.multiclass_sparsemax_loss(z, jnp.array([0, 0]))
     assert float(v[0]) == 0.0 and float(v[1]) > 0
-    g = jax.grad(lambda z: jnp.sum(L.sparsemax_loss(z, jnp.array([0, 0]))))(z)
+    g = jax.grad(lambda z: jnp.sum(L.multiclass_sparsemax_loss(z, jnp.array([0, 0]))))(z)
     # gradient = sparsemax(z) - onehot: sparsemax([.2, .1, 0]) = [.4333, .3333, .2333]
     assert_close(g[1], jnp.array([0.4333333 - 1, 0.3333333, 0.2333333]), rtol=1e-5)
 

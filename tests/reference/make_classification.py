@@ -10,7 +10,8 @@ References (the tests never import them):
 - optax 0.2.8: ``softmax_cross_entropy(_with_integer_labels)``,
   ``sigmoid_binary_cross_entropy``, ``sigmoid_focal_loss``,
   ``poly_loss_cross_entropy``, ``multiclass_hinge_loss``, ``hinge_loss``,
-  ``multiclass_sparsemax_loss`` (run in float64 with x64 on; gradients by jax);
+  ``multiclass_sparsemax_loss``, ``sparsemax_loss`` (binary), ``perceptron_loss``,
+  ``multiclass_perceptron_loss``, ``safe_softmax_cross_entropy`` (run in float64 with x64 on; gradients by jax);
 - torch 2.13.0 (float64 autograd): ``F.cross_entropy(weight=, label_smoothing=)``
   incl. probability targets, ``F.binary_cross_entropy_with_logits(pos_weight=)``,
   ``nn.MultiMarginLoss`` (p=1, 2: Weston-Watkins divided by C);
@@ -518,13 +519,65 @@ add_jax(
     lambda z, y: optax.losses.hinge_loss(z, y) ** 2,
 )
 
+add_jax(
+    "hinge_loss",
+    "optax.losses.hinge_loss",
+    (BIN_LOGITS, PM),
+    DIST,
+    optax.losses.hinge_loss,
+)
+add_jax(
+    "hinge_loss",
+    "optax.losses.hinge_loss(z / 2, y) * 2 (margin 2 by scaling)",
+    (BIN_LOGITS, PM),
+    DIST,
+    lambda z, y: 2.0 * optax.losses.hinge_loss(z / 2.0, y),
+    {"margin": 2.0},
+)
+add_jax(
+    "perceptron_loss",
+    "optax.losses.perceptron_loss",
+    (BIN_LOGITS, PM),
+    DIST,
+    optax.losses.perceptron_loss,
+)
+add_jax(
+    "multiclass_perceptron_loss",
+    "optax.losses.multiclass_perceptron_loss",
+    (LOGITS, LABELS),
+    INT,
+    optax.losses.multiclass_perceptron_loss,
+)
+add(
+    "multiclass_perceptron_loss",
+    "max_j z_j - <q, z> (expectation over q, torch)",
+    (LOGITS, Q),
+    DIST,
+    lambda z, q: z.max(-1).values - (q * z).sum(-1),
+)
+add_jax(
+    "safe_softmax_cross_entropy",
+    "optax.losses.safe_softmax_cross_entropy",
+    (LOGITS, Q),
+    DIST,
+    optax.losses.safe_softmax_cross_entropy,
+)
+
 # --------------------------------- sparsemax ---------------------------------
 add_jax(
-    "sparsemax_loss",
+    "multiclass_sparsemax_loss",
     "optax.losses.multiclass_sparsemax_loss",
     (LOGITS * 0.5, LABELS),
     INT,
     optax.losses.multiclass_sparsemax_loss,
+)
+
+add_jax(
+    "sparsemax_loss",
+    "optax.losses.sparsemax_loss (binary)",
+    (BIN_LOGITS * 0.5, BIN_LABELS),
+    DIST,
+    optax.losses.sparsemax_loss,
 )
 
 
@@ -539,7 +592,7 @@ def sparsemax_dist(z, q):
 
 
 add(
-    "sparsemax_loss",
+    "multiclass_sparsemax_loss",
     "sparsemax loss with a target distribution (Martins & Astudillo eq. 21, torch)",
     (LOGITS * 0.5, Q),
     DIST,
