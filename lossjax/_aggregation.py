@@ -8,12 +8,29 @@ parallelism: average first, then combine), compute the method's weights ``w``
 (often from the ``m x m`` Gram matrix ``G = J J^T``), and return
 ``sum_i w_i g_i``. That ``update``, the Gram matrix and the weighted sum live
 here, once; the family modules only say how ``w`` is computed.
+
+Three guarantees every aggregator gets from here:
+
+- **Any gradient size.** The Gram matrix is formed from the gradients divided
+  by a power of two near their largest entry whenever the plain one overflows
+  (norms above ~1.8e19 in float32) or underflows (below ~1e-19); the methods
+  see ``G / s^2`` and the scale ``s`` (exact; scale-free methods ignore it).
+- **A bad step does not poison the state.** When the new state is not all
+  finite (non-finite gradients or ``losses=``, an overflow), ``update``
+  returns the update it computed (not finite then) and the *previous* state,
+  so one NaN step costs one step, not the rest of training.
+- **optax.apply_if_finite**: optax's wrapper returns zeros shaped like its
+  input, which for an aggregator is the stacked ``[m, ...]`` gradients, not the
+  parameters: wrapping an aggregator in it is a ``TypeError`` in ``lax.cond``.
+  :func:`apply_if_finite` here is the same wrapper (same arguments, same
+  :class:`optax.ApplyIfFiniteState`) with the zero update shaped like the
+  *output*; it wraps every lossjax transform, aggregators included.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,9 +40,9 @@ from optax.experimental import aggregating
 
 from lossjax import _checks as C
 from lossjax import _trees
-from lossjax._parallel import pmean
+from lossjax._parallel import like_inputs, pmean
 
-__all__ = ["gram_matrix"]
+__all__ = ["apply_if_finite", "gram_matrix"]
 
 Array = jax.Array
 
@@ -110,6 +127,41 @@ def gram_matrix(grads: Any, *, dtype: Any = None) -> Array:
     return G
 
 
+class ScaledGram(NamedTuple):
+    """``G = gram / scale^2`` of the gradients divided by ``scale`` (a power of two; 1 unless needed)."""
+
+    G: Array
+    scale: Array
+
+
+def _scaled_gram(grads: Any, dtype: Any) -> ScaledGram:
+    m = num_losses_of("gram_matrix", grads)
+    s = _trees.power_of_two_scale(_trees.max_abs(grads, dtype))
+    G = jnp.zeros((m, m), dtype)
+    for leaf in jax.tree.leaves(grads):
+        x = jnp.reshape(jnp.asarray(leaf).astype(dtype) / s.astype(dtype), (m, -1))
+        G = G + jax.lax.dot_general(x, x, (((1,), (1,)), ((), ())), precision=HIGHEST, preferred_element_type=dtype)
+    return ScaledGram(G, s)
+
+
+def safe_gram(grads: Any) -> ScaledGram:
+    """The Gram matrix without overflow or underflow: ``(G / s^2, s)``.
+
+    The plain :func:`gram_matrix` (``s = 1``) when its trace is finite and
+    above :data:`lossjax._trees.SAFE_SQUARED`, else the Gram of ``grads / s``
+    with ``s`` the power of two near the largest entry (a :func:`jax.lax.cond`:
+    one pass over the gradients in the common case). Scale-free weights
+    (ConFIG, IMTL-G, MGDA, PCGrad, Aligned-MTL ...) are the same computed from
+    either; the others use ``s``.
+    """
+    dtype = _trees.compute_dtype(grads)
+    G = gram_matrix(grads, dtype=dtype)
+    tr = jnp.trace(G)
+    safe = jnp.all(jnp.isfinite(G)) & (tr >= _trees.SAFE_SQUARED)
+    one = like_inputs(jnp.ones((), dtype), G)  # typed like G inside shard_map (both branches must agree)
+    return jax.lax.cond(safe, lambda: ScaledGram(G, one), lambda: _scaled_gram(grads, dtype))
+
+
 def combine(grads: Any, w: Array) -> Any:
     """``sum_i w_i g_i`` leaf by leaf, in each leaf's own dtype (accumulated in float32 for halves)."""
 
@@ -151,7 +203,10 @@ def aggregator(
     ``num_losses`` when given), checks the extra arguments in ``requires``,
     averages the gradients over ``axis_name`` and returns
     ``step(updates, m, state, extra) -> (update, new_state)``. ``init(params)``
-    builds the state (default :class:`optax.EmptyState`).
+    builds the state (default :class:`optax.EmptyState`). A new state that is
+    not all finite (from non-finite gradients or ``losses=``, or an overflow) is
+    replaced by the previous one (:func:`lossjax._trees.keep_if_finite`); the update is returned
+    as computed.
     """
 
     def init_fn(params):
@@ -165,21 +220,96 @@ def aggregator(
         for name in requires:
             if extra.get(name) is None:
                 raise ValueError(f"{fn}: `update` needs `{name}=` ({_NEEDS.get(name, 'an array')}).")
-        return step(pmean(updates, axis_name), m, state, extra)
+        out, new_state = step(pmean(updates, axis_name), m, state, extra)
+        return out, _trees.keep_if_finite(new_state, state)
 
     return aggregating.Aggregator(init_fn, update_fn)
 
 
 def gram_aggregator(
-    fn: str, weights_fn: Callable[[Array, int, Any, dict], tuple[Array, Any]], **kwargs: Any
+    fn: str, weights_fn: Callable[[ScaledGram, int, Any, dict], tuple[Array, Any]], **kwargs: Any
 ) -> aggregating.Aggregator:
     """An :func:`aggregator` whose weights come from the Gram matrix.
 
-    ``weights_fn(G, m, state, extra) -> (w, new_state)``; the update is ``sum_i w_i g_i``.
+    ``weights_fn(gram, m, state, extra) -> (w, new_state)`` with ``gram`` a
+    :class:`ScaledGram` (:func:`safe_gram`); the update is ``sum_i w_i g_i``.
     """
 
     def step(updates, m, state, extra):
-        w, new_state = weights_fn(gram_matrix(updates), m, state, extra)
+        w, new_state = weights_fn(safe_gram(updates), m, state, extra)
         return combine(updates, w), new_state
 
     return aggregator(fn, step, **kwargs)
+
+
+def apply_if_finite(inner: Any, max_consecutive_errors: int) -> Any:
+    r"""``optax.apply_if_finite`` for every transform, aggregators included: skip a step with non-finite gradients.
+
+    .. math::
+        \text{finite}(g):\ (u, s) = \text{inner.update}(g, s),\qquad
+        \text{otherwise}:\ (u, s) = (0, s)\ \text{(unless more than max\_consecutive\_errors in a row)}
+
+    The same wrapper as :func:`optax.apply_if_finite` (same arguments, same
+    :class:`optax.ApplyIfFiniteState`, same counting) except that the zero
+    update of a rejected step has the shape of the inner transform's *output*
+    (found with :func:`jax.eval_shape`). optax's returns zeros shaped like its
+    input, which an aggregator (input ``[m, ...]`` per-loss gradients, output
+    one update shaped like the parameters) cannot return: ``TypeError`` in
+    ``lax.cond``. For transforms whose output has the input's shape (the SAM
+    family, optax's optimizers) both wrappers give the same result. Put it
+    around the whole chain, aggregator first::
+
+        tx = lossjax.transforms.apply_if_finite(optax.chain(lossjax.transforms.config(), optax.adam(1e-3)), 5)
+
+    Args:
+      inner: an optax transformation or aggregator (extra arguments are passed through).
+      max_consecutive_errors: how many non-finite steps in a row are skipped before one is applied anyway.
+
+    Returns:
+      An :class:`optax.GradientTransformationExtraArgs` with :class:`optax.ApplyIfFiniteState`.
+
+    Paper: none (a drop-in for ``optax.apply_if_finite``).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.apply_if_finite(lossjax.transforms.config(), 3)
+      >>> state = tx.init({"w": jnp.zeros(2)})
+      >>> upd, state = tx.update({"w": jnp.array([[1.0, jnp.nan], [0.0, 1.0]])}, state)
+      >>> upd["w"], int(state.total_notfinite)
+      (Array([0., 0.], dtype=float32), 1)
+    """
+    C.check_int("apply_if_finite", "max_consecutive_errors", max_consecutive_errors, 0)
+    inner = optax.with_extra_args_support(inner)
+
+    def init(params):
+        return optax.ApplyIfFiniteState(
+            notfinite_count=jnp.zeros([], jnp.int32),
+            last_finite=jnp.array(True, jnp.bool_),
+            total_notfinite=jnp.zeros([], jnp.int32),
+            inner_state=inner.init(params),
+        )
+
+    def update(updates, state, params=None, **extra_args):
+        isfinite = _trees.all_finite(updates)
+        notfinite_count = jnp.where(isfinite, jnp.zeros([], jnp.int32), optax.safe_increment(state.notfinite_count))
+
+        def do_update(_):
+            return inner.update(updates, state.inner_state, params, **extra_args)
+
+        out_shape = jax.eval_shape(do_update, None)
+
+        def reject_update(_):
+            zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), out_shape[0])
+            return zeros, state.inner_state
+
+        out, new_inner = jax.lax.cond(
+            isfinite | (notfinite_count > max_consecutive_errors), do_update, reject_update, None
+        )
+        return out, optax.ApplyIfFiniteState(
+            notfinite_count=notfinite_count,
+            last_finite=isfinite,
+            total_notfinite=jnp.where(isfinite, state.total_notfinite, optax.safe_increment(state.total_notfinite)),
+            inner_state=new_inner,
+        )
+
+    return optax.GradientTransformationExtraArgs(init, update)

@@ -18,10 +18,29 @@ take: per-loss gradients stacked on axis 0.
   representation (LibMTL's ``rep_grad``, torchjd's ``mtl_backward``); the
   combined representation gradient then goes back through the trunk once.
 
-Under data parallelism pass ``axis_name``: losses and per-loss gradients are
-averaged across devices with ``jax.lax.pmean`` before they are returned, so a
-combiner sees what one device holding the whole batch would (combine AFTER
-averaging: ConFIG of averages is not the average of ConFIGs).
+Under data parallelism pass ``axis_name``: the losses and per-loss gradients
+returned are those of the whole batch, so a combiner sees what one device
+holding the whole batch would (combine AFTER averaging: ConFIG of averages is
+not the average of ConFIGs). Two ways to write the per-device loss vector:
+
+- per-device means of equal-sized shards: the losses are averaged over
+  devices (each device weighs the same);
+- **uneven or padded shards** (``where`` masks with different numbers of
+  valid rows per device): reduce with the *global* masked mean,
+  ``lossjax.masked_mean(per_example, where, axis=0, axis_name=...)``, so the
+  loss already is the whole batch's (the same on every device). Averaging
+  per-device masked means instead weighs a device with 1 valid row like one
+  with 100: a wrong update (31-44% off in the audit of issue 19).
+
+Either way, call the function inside ``shard_map`` with the parameters
+replicated (or marked varying with ``jax.lax.pcast``) or inside ``pmap``; it
+picks the reduction that gives the whole batch's gradients: under
+``shard_map`` with varying-axis types it differentiates the device-averaged
+loss (a per-device loss vector is ``pmean``-ed first) and sums the per-device
+parts of gradients that are still per device; under ``pmap`` (no axis types)
+it averages losses and gradients with ``pmean``. The combiner then needs no
+``axis_name`` of its own. Pass the combiner's ``axis_name`` instead only when
+it receives per-device gradients of per-device means of equal shards.
 """
 
 from __future__ import annotations
@@ -34,7 +53,7 @@ import jax.numpy as jnp
 
 from lossjax import _checks as C
 from lossjax import _trees
-from lossjax._parallel import like_inputs, pmean
+from lossjax._parallel import axis_names, like_inputs, pmean, psum, varying_axes, vma_checked
 
 __all__ = ["RepGrads", "per_loss_value_and_grad", "rep_value_and_grad", "separate_value_and_grad"]
 
@@ -59,6 +78,19 @@ def _check_vector(fn: str, losses: Any) -> Array:
     if not jnp.issubdtype(losses.dtype, jnp.floating):
         raise TypeError(f"{fn}: the loss function must return floats, got {losses.dtype}.")
     return losses
+
+
+def _device_average(losses: Array, axis_name) -> Array:
+    """Under ``shard_map`` typing: a per-device loss vector is averaged over devices (a global one is kept)."""
+    if set(axis_names(axis_name)) & varying_axes(losses):
+        return pmean(losses, axis_name)
+    return losses
+
+
+def _whole_batch_grads(grads: Any, axis_name) -> Any:
+    """Under ``shard_map`` typing: per-device parts of the gradient of a device-averaged loss are summed."""
+    names = set(axis_names(axis_name))
+    return jax.tree.map(lambda g: psum(g, axis_name) if names & varying_axes(g) else g, grads)
 
 
 def _cotangents(losses: Array) -> Array:
@@ -87,7 +119,7 @@ def per_loss_value_and_grad(
       fun: ``fun(*args, **kwargs) -> losses [m]`` (or ``(losses, aux)`` with ``has_aux``).
       argnums: which positional argument(s) to differentiate.
       has_aux: ``fun`` returns ``(losses, aux)``.
-      axis_name: average losses and gradients across this mapped axis (data parallelism).
+      axis_name: the mapped batch axis: return the whole batch's losses and gradients (module docstring).
       batched: ``vmap`` the m backward passes (one batched backward, default);
         ``False`` calls the pullback m times on the same forward residuals
         (smaller matmuls, can be faster on CPU; same FLOPs).
@@ -112,12 +144,18 @@ def per_loss_value_and_grad(
 
     def wrapped(*args, **kwargs):
         nums = _argnums(fn, argnums, len(args))
+        typed = axis_name is not None and vma_checked(axis_name)
 
         def f(*diff):
             full = list(args)
             for i, d in zip(nums, diff, strict=True):
                 full[i] = d
-            return fun(*full, **kwargs)
+            out = fun(*full, **kwargs)
+            if not typed:
+                return out
+            if has_aux:
+                return _device_average(out[0], axis_name), out[1]
+            return _device_average(out, axis_name)
 
         primals = tuple(args[i] for i in nums)
         if has_aux:
@@ -132,7 +170,10 @@ def per_loss_value_and_grad(
             rows = [vjp(cts[i]) for i in range(losses.shape[0])]
             grads = _trees.stack(rows)
         grads = grads[0] if isinstance(argnums, int) else grads
-        losses, grads = pmean((losses, grads), axis_name)
+        if typed:
+            grads = _whole_batch_grads(grads, axis_name)
+        else:
+            losses, grads = pmean((losses, grads), axis_name)
         return ((losses, aux) if has_aux else losses), grads
 
     return wrapped
@@ -156,7 +197,7 @@ def separate_value_and_grad(
     Args:
       funs: m callables ``f_i(params, *inputs_i) -> scalar``.
       has_aux: each ``f_i`` returns ``(scalar, aux_i)``.
-      axis_name: average losses and gradients across this mapped axis.
+      axis_name: the mapped batch axis: return the whole batch's losses and gradients (module docstring).
 
     Returns:
       ``g(params, *inputs) -> (losses, grads)`` (``((losses, auxes), grads)``
@@ -184,6 +225,7 @@ def separate_value_and_grad(
         raise ValueError(f"{fn}: `funs` must be a non-empty sequence of callables, got {funs!r}.")
 
     def wrapped(params, *inputs):
+        typed = axis_name is not None and vma_checked(axis_name)
         if len(inputs) != len(funs):
             raise ValueError(
                 f"{fn}: got {len(inputs)} input tuples for {len(funs)} loss callables; pass one tuple per callable."
@@ -196,6 +238,8 @@ def separate_value_and_grad(
             if getattr(shape, "shape", None) != ():
                 got = getattr(shape, "shape", type(shape).__name__)
                 raise ValueError(f"{fn}: loss callable {i} must return a scalar, got shape {got}.")
+            if typed:
+                f = _averaged(f, has_aux, axis_name)
             out, g = jax.value_and_grad(f, has_aux=has_aux)(params, *inp)
             v, aux = out if has_aux else (out, None)
             values.append(v)
@@ -204,10 +248,21 @@ def separate_value_and_grad(
         dtype = jnp.result_type(*values)
         losses = jnp.stack([jnp.asarray(v, dtype) for v in values])
         stacked = _trees.stack(grads)
-        losses, stacked = pmean((losses, stacked), axis_name)
+        if typed:
+            stacked = _whole_batch_grads(stacked, axis_name)
+        else:
+            losses, stacked = pmean((losses, stacked), axis_name)
         return ((losses, tuple(auxes)) if has_aux else losses), stacked
 
     return wrapped
+
+
+def _averaged(f: Callable[..., Any], has_aux: bool, axis_name) -> Callable[..., Any]:
+    def g(*a):
+        out = f(*a)
+        return (_device_average(out[0], axis_name), out[1]) if has_aux else _device_average(out, axis_name)
+
+    return g
 
 
 class RepGrads(NamedTuple):

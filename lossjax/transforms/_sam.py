@@ -53,6 +53,16 @@ respect to ``jax.lax.pcast(params, axis_name, to="varying")``
 trace-time error. ``grad_fn`` is always called at a point marked varying, so it
 returns per-device gradients.
 
+Faults: the perturbation is built from norms computed in scaled form, so it
+is applied at any gradient size (a plain ``||g||^2`` overflows float32 above
+``||g|| ~ 1.8e19``); a step whose new state is not finite (a NaN gradient)
+keeps the previous state (Friendly SAM's momentum, LookSAM's ``g_v``). These
+transforms map gradients to gradients of the same shape, so
+``optax.apply_if_finite`` wraps them (and any chain they start) as is; the
+multi-loss aggregators need :func:`lossjax.transforms.apply_if_finite`::
+
+    tx = optax.apply_if_finite(optax.chain(lossjax.transforms.sam(rho=0.05), optax.sgd(0.1)), 5)
+
 Trajectory methods (SAF, MESA) need no second gradient: :func:`lossjax.losses.trajectory_loss`
 is the loss term, and the :func:`saf` / :func:`mesa` transforms keep the past
 outputs / EMA weights in their state (read them with :func:`saf_targets` and
@@ -245,7 +255,8 @@ def _perturbed_gradient(
     2. ``point, state = perturb(g, params, state, dtype)``: the point ``w + e``;
     3. ``g_p = grad_fn(point)``, averaged over ``axis_name`` when ``"global"``;
     4. ``out, state = combine(g, g_p, state, dtype)`` (default: ``g_p``);
-    5. ``"local"``: ``out`` averaged over ``axis_name``; returned in the dtypes of ``updates``.
+    5. ``"local"``: ``out`` averaged over ``axis_name``; returned in the dtypes of ``updates``;
+       a new state that is not all finite is replaced by the previous one.
 
     With ``recompute(state)`` (LookSAM) steps 2-4 run in one branch of a
     :func:`jax.lax.cond` and ``reuse(g, state, dtype) -> (out, state)`` in the
@@ -285,7 +296,7 @@ def _perturbed_gradient(
             )
         if ascent_gradient == "local":
             out = pmean(out, axis_name)
-        return _trees.cast_like(out, updates), new_state
+        return _trees.cast_like(out, updates), _trees.keep_if_finite(new_state, state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -332,12 +343,19 @@ def _toy_params():
 _toy_grad = jax.grad(_toy_loss)
 
 
-def _grad_sample(**hyperparams) -> Callable[[], TransformSample]:
+def _grad_sample(*variants, **hyperparams) -> Callable[[], TransformSample]:
+    """The toy model's parameters, its gradient there (fixed ``updates``) and ``grad_fn``; the hyperparameter
+    variants. The expected-value generator ports the toy model (tests/reference/make_expected_sam.py)."""
+
     def make():
         params = _toy_params()
         updates = jax.tree.map(np.asarray, _toy_grad(params))
         return TransformSample(
-            params=params, updates=updates, hyperparams=hyperparams, extra_args={"grad_fn": _toy_grad}
+            params=params,
+            updates=updates,
+            hyperparams=hyperparams,
+            extra_args={"grad_fn": _toy_grad},
+            variants=tuple(variants),
         )
 
     return make
@@ -357,7 +375,7 @@ def _grad_sample(**hyperparams) -> Callable[[], TransformSample]:
     paper="Sharpness-Aware Minimization for Efficiently Improving Generalization (2021, arXiv:2010.01412)",
     reference="google-research/sam sam_jax/training_utils/flax_training.py::dual_vector, train_step; "
     "optax.contrib.sam(opaque_mode=True, sync_period=2)",
-    sample=_grad_sample(rho=0.05),
+    sample=_grad_sample({"rho": 0.3}, {"ascent_gradient": "local"}, {"rho": 0.0}, rho=0.05),
 )
 def sam(
     *,
@@ -419,7 +437,7 @@ def sam(
     paper="ASAM: Adaptive Sharpness-Aware Minimization for Scale-Invariant Learning of Deep Neural Networks "
     "(2021, arXiv:2102.11600)",
     reference="SamsungLabs/ASAM asam.py::ASAM.ascent_step",
-    sample=_grad_sample(rho=0.5),
+    sample=_grad_sample({"eta": 0.0}, {"rho": 0.1, "eta": 0.1}, rho=0.5),
 )
 def asam(
     *,
@@ -550,7 +568,7 @@ def sam_value_and_grad(
     paper="Surrogate Gap Minimization Improves Sharpness-Aware Training (2022, arXiv:2203.08065)",
     reference="google-research/big_vision big_vision/trainers/proj/gsam/gsam.py::gsam_gradient (minimize_fp=True); "
     "juntang-zhuang/GSAM gsam/gsam.py::GSAM.gradient_decompose",
-    sample=_grad_sample(rho=0.05, alpha=0.3),
+    sample=_grad_sample({"alpha": 0.0}, {"rho": 0.2, "alpha": 0.6}, rho=0.05, alpha=0.3),
 )
 def gsam(
     *,
@@ -604,10 +622,12 @@ def gsam(
     _check_axis(fn, axis_name, ascent_gradient)
 
     def combine(g, g_p, state, dtype):
+        # u = g_p / (||g_p|| + eps) (entries <= 1), then <g, u> u: no product of two gradient sizes overflows.
         u_scale = 1.0 / (_trees.norm(g_p, dtype) + jnp.asarray(epsilon, dtype))
-        proj = _trees.vdot(g, g_p, dtype) * u_scale * u_scale  # <g, u> / ||g_p||  (u = g_p * u_scale)
+        u = jax.tree.map(lambda gp: gp.astype(dtype) * u_scale, g_p)
+        proj = _trees.vdot(g, u, dtype)
         a = jnp.asarray(alpha, dtype)
-        out = jax.tree.map(lambda gp, gg: gp.astype(dtype) - a * (gg.astype(dtype) - proj * gp.astype(dtype)), g_p, g)
+        out = jax.tree.map(lambda gp, gg, uu: gp.astype(dtype) - a * (gg.astype(dtype) - proj * uu), g_p, g, u)
         return out, state
 
     return _perturbed_gradient(
@@ -629,7 +649,7 @@ def gsam(
     "else: g_s = g + alpha ||g||/||g_v|| g_v",
     paper="Towards Efficient and Scalable Sharpness-Aware Minimization (2022, arXiv:2203.02714)",
     reference="the paper's Algorithm 1 (no official code); hand-derived closed forms in tests",
-    sample=_grad_sample(rho=0.05, interval=2),
+    sample=_grad_sample({"alpha": 0.3}, {"interval": 1}, {"rho": 0.2, "epsilon": 1e-3}, rho=0.05, interval=2),
 )
 def looksam(
     *,
@@ -690,8 +710,12 @@ def looksam(
         return LookSAMState(count=jnp.zeros((), jnp.int32), g_v=jax.tree.map(jnp.zeros_like, params))
 
     def combine(g, g_s, state, dtype):
-        coef = _trees.vdot(g, g_s, dtype) / (_trees.squared_norm(g, dtype) + jnp.asarray(epsilon, dtype))
-        g_v = jax.tree.map(lambda s, x: s.astype(dtype) - coef * x.astype(dtype), g_s, g)
+        # g_v = g_s - <g, g_s>/(||g||^2 + eps) g, written with g/||g|| so that no squared size overflows
+        n = _trees.norm(g, dtype)
+        inv_n = jnp.where(n > 0, 1.0 / jnp.where(n > 0, n, jnp.ones((), dtype)), jnp.zeros((), dtype))
+        g_hat = jax.tree.map(lambda x: x.astype(dtype) * inv_n, g)
+        coef = _trees.vdot(g_hat, g_s, dtype) / (1.0 + jnp.asarray(epsilon, dtype) * inv_n * inv_n)
+        g_v = jax.tree.map(lambda s, x: s.astype(dtype) - coef * x, g_s, g_hat)
         return g_s, LookSAMState(count=optax.safe_increment(state.count), g_v=_trees.cast_like(g_v, state.g_v))
 
     def reuse(g, state, dtype):
@@ -726,7 +750,7 @@ def looksam(
     formula="d = g - sigma m;  m <- decay m + (1 - decay) g (m_0 = g_0);  e = rho d/||d||;  update with g(w + e)",
     paper="Friendly Sharpness-Aware Minimization (2024, arXiv:2403.12350)",
     reference="nblt/F-SAM utils/fsam.py::FriendlySAM.first_step",
-    sample=_grad_sample(rho=0.05),
+    sample=_grad_sample({"sigma": 1.0, "decay": 0.9}, {"decay": 0.0}, rho=0.05, sigma=0.6, decay=0.8),
 )
 def friendly_sam(
     *,
@@ -812,7 +836,7 @@ def friendly_sam(
     formula="v_l = gamma ||w_l|| g_l / (||g_l|| + epsilon) for leaves with ndim >= min_ndim;  update with g(w + v)",
     paper="Adversarial Weight Perturbation Helps Robust Generalization (2020, arXiv:2004.05884)",
     reference="csdongxian/AWP AT_AWP/utils_awp.py::diff_in_weights, AdvWeightPerturb (proxy = one SGD ascent step)",
-    sample=_grad_sample(gamma=0.01),
+    sample=_grad_sample({"min_ndim": 1}, {"gamma": 0.1, "epsilon": 1e-3}, gamma=0.01),
 )
 def awp(
     *,
@@ -880,7 +904,7 @@ def awp(
 
 
 def _rwp_sample():
-    return _grad_sample(gamma=0.01, seed=0)()
+    return _grad_sample({"alpha": 1.0, "gamma": 0.1}, {"filter_axis": 0, "seed": 3}, gamma=0.01, seed=0)()
 
 
 @register(

@@ -12,6 +12,15 @@ gradients stacked on a leading axis and, for the loss-based weightings, the
 per-loss values as ``losses=`` (shape ``[m]``), and returns ``sum_i w_i g_i``
 with the method's weights ``w``. They sit first in an ``optax.chain``. Every
 factory takes ``num_losses`` (keyword); those with a per-loss state require it.
+
+Faults (as the combiners): a step whose new state would not be finite (a NaN
+loss or gradient) keeps the previous state; GradNorm's gradient norms are
+computed in scaled form (any size). Skip non-finite steps with
+:func:`lossjax.transforms.apply_if_finite` around the chain (``optax.apply_if_finite``
+cannot wrap an aggregator). Data parallelism: pass the whole batch's losses
+and per-loss gradients (``lossjax.masked_mean(..., axis_name=...)`` and
+:func:`lossjax.multiloss.per_loss_value_and_grad` with ``axis_name``; see
+:mod:`lossjax.transforms._multitask`).
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from lossjax._aggregation import (
     check_length,
     check_num_losses,
     combine,
-    gram_matrix,
+    safe_gram,
     sample_grads,
 )
 from lossjax._parallel import pmean
@@ -68,8 +77,15 @@ def _losses(fn: str, extra: dict, m: int, axis_name) -> Array:
 
 
 def _task_scale(fn: str, classification, m: int | None = None):
+    """``classification`` as ``m`` flags: a tuple of bools, or an array (a config's list may arrive traced)."""
     if classification is None:
         return None
+    if isinstance(classification, jax.Array):
+        if classification.ndim != 1 or (m is not None and classification.shape[0] != m):
+            raise ValueError(
+                f"{fn}: `classification` must hold one flag per loss ({m}), got shape {classification.shape}."
+            )
+        return classification
     flags = tuple(bool(v) for v in np.asarray(classification, bool).reshape(-1))
     check_length(fn, "classification", flags, m)
     return flags
@@ -79,7 +95,7 @@ def _scale_array(flags, m: int, dtype) -> Array:
     # 1/(2 sigma^2) for regression terms, 1/sigma^2 for classification terms.
     if flags is None:
         return jnp.full((m,), 0.5, dtype)
-    return jnp.asarray([1.0 if f else 0.5 for f in flags], dtype)
+    return jnp.where(jnp.asarray(flags, bool), jnp.ones((), dtype), jnp.full((), 0.5, dtype))
 
 
 # ------------------------------------------------------------------------------
@@ -95,6 +111,7 @@ def _uw_sample():
         args=(losses, log_vars),
         diff_argnums=(0, 1),
         where=False,
+        variants=({"classification": (True, False, True)},),
         extremes=(
             (losses * 1e4, np.array([-30.0, 0.0, 30.0], np.float32)),
             (np.zeros_like(losses), np.zeros_like(log_vars)),
@@ -166,13 +183,22 @@ class UncertaintyWeightingState(NamedTuple):
     inner: Any  # optax.adam state of log_vars
 
 
-def _weighting_sample(**hyper):
-    rng = np.random.default_rng(0)
-    params, updates = sample_grads(rng)
-    losses = rng.uniform(0.5, 2.0, size=(3,)).astype(np.float32)
-    return TransformSample(
-        params=params, updates=updates, hyperparams={"num_losses": 3, **hyper}, extra_args={"losses": losses}
-    )
+def _weighting_sample(*variants, **hyper):
+    """Two-leaf model, 3 losses' stacked gradients, the loss values as ``losses=``; the variants."""
+
+    def make():
+        rng = np.random.default_rng(0)
+        params, updates = sample_grads(rng)
+        losses = rng.uniform(0.5, 2.0, size=(3,)).astype(np.float32)
+        return TransformSample(
+            params=params,
+            updates=updates,
+            hyperparams={"num_losses": 3, **hyper},
+            extra_args={"losses": losses},
+            variants=tuple(variants),
+        )
+
+    return make
 
 
 @register(
@@ -184,7 +210,7 @@ def _weighting_sample(**hyper):
     paper="Multi-Task Learning Using Uncertainty to Weigh Losses for Scene Geometry and Semantics "
     "(2018, arXiv:1705.07115)",
     reference="LibMTL/weighting/UW.py",
-    sample=lambda: _weighting_sample(),
+    sample=_weighting_sample({"classification": (True, False, True)}, {"init_log_var": -0.5, "learning_rate": 0.1}),
     runtime=("losses",),
 )
 def uncertainty_weighting(
@@ -307,7 +333,7 @@ def dwa_weights(prev: jax.typing.ArrayLike, prev2: jax.typing.ArrayLike, *, temp
     formula="w_i = m exp(r_i/T) / sum_j exp(r_j/T),  r_i = L_i(t-1)/L_i(t-2);  w = 1 for the first two calls",
     paper="End-to-End Multi-Task Learning with Attention (2019, arXiv:1803.10704)",
     reference="LibMTL/weighting/DWA.py",
-    sample=lambda: _weighting_sample(),
+    sample=_weighting_sample({"temperature": 1.0}),
     runtime=("losses",),
 )
 def dwa(
@@ -367,8 +393,13 @@ def dwa(
 
 
 def _rlw_sample():
-    s = _weighting_sample()
-    return TransformSample(params=s.params, updates=s.updates, extra_args={"key": np.asarray(jax.random.PRNGKey(0))})
+    s = _weighting_sample()()
+    return TransformSample(
+        params=s.params,
+        updates=s.updates,
+        extra_args={"key": np.asarray(jax.random.PRNGKey(0))},
+        variants=({"distribution": "uniform"}, {"distribution": "dirichlet"}),
+    )
 
 
 @register(
@@ -497,7 +528,7 @@ def gradnorm_objective(
     paper="GradNorm: Gradient Normalization for Adaptive Loss Balancing in Deep Multitask Networks "
     "(2018, arXiv:1711.02257)",
     reference="LibMTL/weighting/GradNorm.py",
-    sample=lambda: _weighting_sample(),
+    sample=_weighting_sample({"alpha": 0.5, "learning_rate": 0.1}),
     runtime=("losses",),
 )
 def gradnorm(
@@ -558,7 +589,8 @@ def gradnorm(
         first = state.count == 0
         L0 = jnp.where(first, L, state.initial_losses)
         safe_L0 = jnp.where(L0 != 0, L0, 1.0)
-        norms = jnp.sqrt(jnp.maximum(jnp.diagonal(gram_matrix(updates)), 0.0)).astype(jnp.float32)
+        gram = safe_gram(updates)  # norms of any size: sqrt(diag(G / s^2)) * s
+        norms = (jnp.sqrt(jnp.maximum(jnp.diagonal(gram.G), 0.0)) * gram.scale).astype(jnp.float32)
         xi = state.logits
         w = jnp.where(first, jnp.ones((m,), jnp.float32), m * jax.nn.softmax(xi))
         grad_xi = jax.grad(gradnorm_objective)(xi, norms, L, safe_L0, alpha=alpha)
@@ -590,11 +622,12 @@ class FAMOState(NamedTuple):
     "famo",
     family=FAMILY,
     kind="transform",
-    formula="z = softmax(xi); update = sum_i z_i g_i / (c (L_i - l_i));  xi <- adamw step with d = J_softmax^T "
-    "(log(L_prev - l) - log(L - l))",
+    formula="z = softmax(xi); update = sum_i z_i g_i / (c (L_i - l_i));  xi <- Adam step (L2 weight decay) on "
+    "d = J_softmax^T (log(L_prev - l) - log(L - l))",
     paper="FAMO: Fast Adaptive Multitask Optimization (2023, arXiv:2306.03792)",
-    reference="Cranial-XIX/FAMO famo.py::FAMO (get_weighted_loss, update); LibMTL/weighting/FAMO.py",
-    sample=lambda: _weighting_sample(),
+    reference="Cranial-XIX/FAMO@0a6ad06 famo.py::FAMO (get_weighted_loss, update; torch.optim.Adam(weight_decay)); "
+    "LibMTL/weighting/FAMO.py",
+    sample=_weighting_sample({"min_losses": (0.1, 0.2, 0.0)}, {"weight_decay": 0.0, "learning_rate": 0.1}),
     runtime=("losses",),
 )
 def famo(
@@ -613,15 +646,16 @@ def famo(
         \text{update} = \sum_i \frac{z_i}{c D_i} g_i
 
     (the gradient of ``sum_i z_i log D_i / c``). Before weighting, ``xi`` takes
-    one AdamW step (``learning_rate``, ``weight_decay``) along
-    ``J_softmax(xi)^T delta`` with ``delta = log D(prev) - log D(now)``, the
-    log decrease of every loss since the previous call (skipped on the first
-    call).
+    one Adam step (``learning_rate``) along ``J_softmax(xi)^T delta +
+    weight_decay * xi`` with ``delta = log D(prev) - log D(now)``, the log
+    decrease of every loss since the previous call (skipped on the first call).
+    As the official code (``torch.optim.Adam(weight_decay=gamma)``), the weight
+    decay is added to the gradient (L2), not decoupled as in AdamW.
 
     Args:
       num_losses: m (required: the state holds one weight logit and the previous loss per loss).
-      learning_rate: AdamW learning rate of the weight logits ``xi``.
-      weight_decay: AdamW weight decay of ``xi``.
+      learning_rate: Adam learning rate of the weight logits ``xi`` (the paper's ``beta``).
+      weight_decay: L2 weight decay of ``xi``, added to its gradient (the paper's ``gamma``).
       min_losses: the lower bounds ``l_i`` of the losses (default 0).
       epsilon: added to ``L_i - l_i`` (a floor keeps the log finite).
       axis_name: average per-loss gradients and losses across this mapped axis first.
@@ -647,7 +681,7 @@ def famo(
     C.check_positive(fn, "epsilon", epsilon)
     lmin = (0.0,) * m if min_losses is None else tuple(float(v) for v in np.asarray(min_losses).reshape(-1))
     check_length(fn, "min_losses", lmin, m)
-    inner = optax.adamw(learning_rate, weight_decay=weight_decay)
+    inner = optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(learning_rate))  # torch Adam(weight_decay)
 
     def init(params):
         del params

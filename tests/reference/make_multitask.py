@@ -11,7 +11,7 @@ References (run once, by hand; tests read only the JSON):
   framework, not a pip-installable function library): UW
   (LibMTL/weighting/UW.py), DWA (DWA.py), GradNorm (GradNorm.py, with
   torch.optim.Adam on ``loss_scale``), and FAMO (Cranial-XIX/FAMO
-  ``famo.py``: get_weighted_loss / update with torch.optim.AdamW).
+  ``famo.py``@0a6ad06: get_weighted_loss / update with torch.optim.Adam(weight_decay), i.e. L2 decay).
 
 pip install --no-deps conflictfree==0.1.8 torchjd==0.18.0 quadprog qpsolvers cvxpy clarabel ecos osqp scs qdldl
 python tests/reference/make_multitask.py
@@ -287,12 +287,12 @@ cases.append(
     }
 )
 
-# FAMO (official famo.py): weights z/(c D) and the AdamW update of the logits from the log decrease.
+# FAMO (official famo.py): weights z/(c D) and the Adam (weight_decay: L2) update of the logits from the log decrease.
 m, p = 3, 5
 seq = [grads(m, p) for _ in range(3)]
 lseq = rng.uniform(0.5, 2.0, size=(3, m))
 w_logit = torch.zeros(m, requires_grad=True)
-opt = torch.optim.AdamW([w_logit], lr=0.025, weight_decay=1e-3)
+opt = torch.optim.Adam([w_logit], lr=0.025, weight_decay=1e-3)  # as famo.py (not AdamW)
 outs = []
 prev = None
 for step in range(3):

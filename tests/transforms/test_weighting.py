@@ -201,3 +201,51 @@ def test_hyperparameters_are_keyword_only(name):
         getattr(T, name)(2)
     with pytest.raises(TypeError, match=r"positional argument"):
         T.gradnorm_objective(jnp.zeros(2), jnp.ones(2), jnp.ones(2), jnp.ones(2), 1.5)
+
+
+# ------------------------------ faults and sizes ------------------------------
+
+
+@pytest.mark.parametrize("name", ["uncertainty_weighting", "dwa", "gradnorm", "famo"])
+@pytest.mark.parametrize("bad", ["grads", "losses"])
+def test_one_nan_step_does_not_poison_the_state(name, bad):
+    # Issue 19 item 10: a NaN gradient or loss never reaches the state; where the new state would hold it,
+    # the previous state is kept, so the next finite step is what it would have been.
+    tx = lossjax.get(name, num_losses=3)
+    rng = np.random.default_rng(0)
+    g = jnp.asarray(rng.normal(size=(3, 4)), jnp.float32)
+    L = [jnp.asarray(rng.uniform(0.5, 2.0, size=(3,)), jnp.float32) for _ in range(4)]
+    step = jax.jit(lambda g, s, L: tx.update(g, s, losses=L))
+    state = tx.init(None)
+    for k in range(2):
+        _, state = step(g * (k + 1), state, L[k])
+    g_bad = g.at[0, 0].set(jnp.nan) if bad == "grads" else g
+    L_bad = L[2].at[1].set(jnp.nan) if bad == "losses" else L[2]
+    _, after = step(g_bad, state, L_bad)
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(after))
+    recovered, _ = step(g, after, L[3])
+    assert np.all(np.isfinite(recovered))
+    if bad == "losses" or name == "gradnorm":  # the state depends on what was NaN: the step is not recorded
+        for x, y in zip(jax.tree.leaves(after), jax.tree.leaves(state), strict=True):
+            np.testing.assert_array_equal(x, y)
+        clean, _ = step(g, state, L[3])
+        np.testing.assert_array_equal(recovered, clean)
+
+
+def test_gradnorm_any_gradient_size():
+    # Issue 19 item 11: the norms ||g_i|| came from a float32 Gram that overflows above ~1.8e19 (and the
+    # logits then stopped learning). Adam makes GradNorm's logit steps scale-free: same weights at 1e20.
+    rng = np.random.default_rng(1)
+    g = jnp.asarray(rng.normal(size=(3, 6)) * np.array([[1.0], [3.0], [0.3]]), jnp.float32)
+    Ls = [jnp.asarray(rng.uniform(0.5, 2.0, size=(3,)), jnp.float32) for _ in range(4)]
+    tx = lossjax.transforms.gradnorm(num_losses=3, learning_rate=0.1)
+    step = jax.jit(lambda g, s, L: tx.update(g, s, losses=L))
+    logits = {}
+    for K in (1.0, 1e20):
+        state = tx.init(None)
+        for L in Ls:
+            out, state = step(g * np.float32(K), state, L)
+            assert np.all(np.isfinite(out))
+        logits[K] = np.asarray(state.logits)
+    assert np.max(np.abs(logits[1.0])) > 0.05  # the logits moved
+    np.testing.assert_allclose(logits[1e20], logits[1.0], rtol=1e-4, atol=1e-6)
