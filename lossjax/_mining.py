@@ -140,13 +140,15 @@ def hardest(mat: Array, mask: Array, *, largest: bool) -> tuple[Array, Array]:
     """
     fill = -jnp.inf if largest else jnp.inf
     picked = jnp.where(mask, mat, fill)
-    val = jnp.max(picked, axis=-1) if largest else jnp.min(picked, axis=-1)
+    val = jnp.max(picked, axis=-1, initial=fill) if largest else jnp.min(picked, axis=-1, initial=fill)
     has = jnp.any(mask, axis=-1)
     return jnp.where(has, val, jnp.zeros((), mat.dtype)), has
 
 
 def hardest_index(mat: Array, mask: Array, *, largest: bool) -> tuple[Array, Array]:
     """Per row, the column index of the largest (or smallest) masked entry, and whether one exists."""
+    if mat.shape[-1] == 0:  # no candidates at all (an empty batch): index 0, marked absent
+        return jnp.zeros(mat.shape[:-1], jnp.int32), jnp.zeros(mat.shape[:-1], bool)
     fill = -jnp.inf if largest else jnp.inf
     picked = jnp.where(mask, mat, fill)
     idx = jnp.argmax(picked, axis=-1) if largest else jnp.argmin(picked, axis=-1)
@@ -160,6 +162,6 @@ def multi_similarity_mine(sim: Array, pos: Array, neg: Array, *, margin: float) 
     ``s_an + margin > min_p s_ap`` (pytorch-metric-learning's ``epsilon``).
     """
     s = jax.lax.stop_gradient(sim)
-    max_neg = jnp.max(jnp.where(neg, s, -jnp.inf), axis=-1, keepdims=True)
-    min_pos = jnp.min(jnp.where(pos, s, jnp.inf), axis=-1, keepdims=True)
+    max_neg = jnp.max(jnp.where(neg, s, -jnp.inf), axis=-1, keepdims=True, initial=-jnp.inf)
+    min_pos = jnp.min(jnp.where(pos, s, jnp.inf), axis=-1, keepdims=True, initial=jnp.inf)
     return pos & (s - margin < max_neg), neg & (s + margin > min_pos)

@@ -268,7 +268,8 @@ def masked_logsumexp(
     """
     zero = jnp.zeros((), x.dtype)
     # The shift carries no gradient (log-sum-exp is shift invariant); pmax has no JVP rule.
-    m = jax.lax.stop_gradient(jnp.max(jnp.where(where, x, -jnp.inf), axis=axis, keepdims=True))
+    # `initial`: an empty axis (an empty batch) reduces to -inf, not an error.
+    m = jax.lax.stop_gradient(jnp.max(jnp.where(where, x, -jnp.inf), axis=axis, keepdims=True, initial=-jnp.inf))
     if axis_name is not None:
         m = jax.lax.pmax(m, axis_name)
     has = m > -jnp.inf

@@ -528,6 +528,8 @@ def npair_loss(
     fn = "npair_loss"
     b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize)
     n, m_tot = b.x.shape[0], b.x_all.shape[0]
+    if m_tot == 0:  # an empty batch (static shape): no pair, the loss is 0
+        return jnp.zeros((), b.dtype)
     lg, vg = b.labels_all, b.valid_all
     # Over the gathered batch: the first and second example of each class.
     rows = jax.lax.broadcasted_iota(jnp.int32, (m_tot, m_tot), 0)
@@ -1032,14 +1034,17 @@ def sigmoid_contrastive_loss(
 
 
 def _soft_sample() -> Sample:
-    s = _paired_sample()
     rng = np.random.default_rng(3)
-    prior = rng.normal(size=(6, 6)).astype(np.float32)
+    a = rng.normal(size=(8, 4)).astype(np.float32)
+    b = (a + 0.5 * rng.normal(size=(8, 4))).astype(np.float32)
+    prior = rng.normal(size=(8, 8)).astype(np.float32)
     # `prior` is pairwise [B, B]: the suite's `where` check slices batched
     # arguments along axis 0 only, which cannot express it, so `where` and
     # `all_masked` for this loss are tested in tests/losses/test_metric.py
-    # (masking == slicing prior[idx][:, idx]).
-    return Sample(args=(*s.args, prior), diff_argnums=(0, 1), where=False)
+    # (masking == slicing prior[idx][:, idx]). For the same reason `fuzz` keeps
+    # the batch size (fuzz_batch=False) and the batch is 8 rows, so that the
+    # `parallel` property shards it evenly over 8 devices (prior rows [1, 8]).
+    return Sample(args=(a, b, prior), diff_argnums=(0, 1), where=False, fuzz_batch=False, bf16_tol=3e-2)
 
 
 @register(
@@ -1086,7 +1091,9 @@ def soft_infonce_loss(
       prior: ``[B, B_total]`` prior similarities (rows: this device's queries;
         columns: all keys, gathered order; the diagonal is ignored).
       alpha: the paper's ``alpha`` (``--weight_kl``), >= 0.
-      beta: the paper's ``beta`` (``--weight_unif``), > alpha / K.
+      beta: the paper's ``beta`` (``--weight_unif``), > alpha / K for every row with ``K >= 2``
+        negatives (checked in debug mode). A row with a single negative gives it weight 1 (its
+        softmax weight is ``1 = 1/K``, so the ratio is 1 for any ``alpha``, ``beta``).
       prior_temperature: ``t_w``, the softmax temperature of the prior (``--t``).
       temperature: divides the query-key similarity (the reference uses 1).
       min_weight: the clip floor of the weights (0.1 in the reference).
@@ -1125,8 +1132,17 @@ def soft_infonce_loss(
     r = jax.lax.stop_gradient(C.as_compute(r, pr.dtype)) / prior_temperature
     r = jnp.where(negs, r, zero)
     soft = jnp.exp(r - masked_logsumexp(r, negs)[:, None])
+    one = jnp.ones((), logits.dtype)
     k = jnp.sum(negs, axis=-1, keepdims=True).astype(logits.dtype)
-    w = (beta - alpha * soft) / (beta - alpha / jnp.maximum(k, jnp.ones((), k.dtype)))
+    # With one negative its softmax weight is 1 = 1/K: numerator and denominator are equal (0/0 when
+    # alpha = beta), so the weight is exactly 1. The double where keeps 0/0 out of the gradient too.
+    single = k <= 1
+    denom = beta - alpha / jnp.maximum(k, one)
+    C.debug_check(
+        jnp.all(single | ~jnp.any(negs, axis=-1, keepdims=True) | (denom > 0)),
+        f"{fn}: `beta` must exceed alpha / K for every row with K >= 2 negatives (the weights' denominator)",
+    )
+    w = jnp.where(single, one, (beta - alpha * soft) / jnp.where(single, one, denom))
     w = jnp.maximum(w, jnp.asarray(min_weight, logits.dtype))
     logw = jnp.log(jnp.where(negs, w, jnp.ones((), w.dtype)))
     target = jnp.sum(jnp.where(pr.diag, logits, zero), axis=-1)

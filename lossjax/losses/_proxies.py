@@ -429,7 +429,7 @@ def soft_triple_regularizer(proxies: ArrayLike, *, regularizer_weight: float = 0
     sim = jnp.einsum("ckd,cld->ckl", w, w, precision=jax.lax.Precision.HIGHEST)
     upper = jnp.triu(jnp.ones((k, k), bool), 1)
     d = jnp.sqrt(jnp.maximum(2 + 1e-5 - 2 * sim, 1e-5))
-    reg = jnp.sum(jnp.where(upper[None], d, jnp.zeros((), dtype))) / (num_classes * k * (k - 1))
+    reg = jnp.sum(jnp.where(upper[None], d, jnp.zeros((), dtype))) / max(num_classes * k * (k - 1), 1)
     return jnp.asarray(regularizer_weight, dtype) * reg
 
 
@@ -603,7 +603,7 @@ def prototypical_loss(
     target = jnp.repeat(jnp.eye(k, dtype=dtype), nq, axis=0)
     per_query = _ce_over_valid_classes(logits, mask, target)
     if mask is None:
-        return jnp.mean(per_query)
+        return jnp.sum(per_query) / max(per_query.size, 1)  # an empty episode gives 0
     qmask = jnp.repeat(mask, nq)
     return C.masked_mean(per_query, qmask)
 
@@ -680,5 +680,5 @@ def angular_prototypical_loss(
     logits = w * cos + jnp.asarray(bias, dtype)
     per = _ce_over_valid_classes(logits, mask, jnp.eye(x.shape[0], dtype=dtype))
     if mask is None:
-        return jnp.mean(per)
+        return jnp.sum(per) / max(per.size, 1)  # no speaker gives 0
     return C.masked_mean(per, mask)

@@ -14,6 +14,8 @@ examples from every statistic; an all-masked batch gives 0.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -433,7 +435,7 @@ def dispersive_loss(
     C.check_positive(fn, "temperature", temperature)
     x = C.check_array(fn, "embeddings", embeddings, min_ndim=2, dtype="float")
     n_local = x.shape[0]
-    x = jnp.reshape(x, (n_local, -1))
+    x = jnp.reshape(x, (n_local, math.prod(x.shape[1:])))  # not -1: an empty batch has no size to infer
     d = x.shape[1]
     dtype = C.compute_dtype(x)
     mask = C.prepare_where(fn, where, (n_local,))
