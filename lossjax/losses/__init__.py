@@ -19,6 +19,7 @@ from lossjax.losses._preference import *
 from lossjax.losses._policy_gradient import *
 from lossjax.losses._ranking import *
 from lossjax.losses._regression import *
+from lossjax.losses._robustness import *
 from lossjax.losses import (
     _classification,
     _distillation,
@@ -33,6 +34,7 @@ from lossjax.losses import (
     _proxies,
     _ranking,
     _regression,
+    _robustness,
     _selfsup,
 )
 
@@ -52,6 +54,7 @@ FAMILY_MODULES = (
     _policy_gradient,
     _ranking,
     _regression,
+    _robustness,
 )
 
 __all__ = sorted({name for module in FAMILY_MODULES for name in module.__all__})

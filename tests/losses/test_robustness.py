@@ -1,0 +1,160 @@
+"""Robustness family: closed forms, masking of the randomized losses, errors.
+
+Values and gradients against the official implementations (torch float64 ports of vat_tf, TRADES, MART)
+are the conformance ``value`` property (lossjax/expected/robustness.json, tests/reference/
+make_expected_robustness.py); here: hand-derived cases and what the conformance suite cannot check.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lossjax.losses import (
+    gradient_norm_penalty,
+    kl_dro_instance_weights,
+    mart_loss,
+    norm_loss_regularizer,
+    pgd_perturbation,
+    trades_loss,
+    virtual_adversarial_loss,
+)
+from lossjax.testing import assert_close
+
+W = jnp.array([[1.0, -1.0, 0.5], [0.5, 2.0, -1.0]])
+
+
+def _model(x):
+    return jnp.tanh(x) @ W
+
+
+X = jnp.array([[0.2, 0.4], [0.9, 0.1], [0.5, 0.6]])
+Y = jnp.array([1, 0, 2])
+
+
+def test_gradient_norm_penalty_closed_forms():
+    x = jnp.array([[1.0, 2.0], [0.0, 3.0]])
+
+    def f(z):
+        return jnp.sum(z**2, -1)  # grad 2x
+
+    assert_close(gradient_norm_penalty(x, apply_fn=f), jnp.array([20.0, 36.0]))
+    want = (jnp.sqrt(jnp.array([20.0, 36.0])) - 1.0) ** 2
+    assert_close(gradient_norm_penalty(x, apply_fn=f, target_norm=1.0), want)
+    # d/dx |2x|^2 = 8x (double backprop)
+    g = jax.grad(lambda z: jnp.sum(gradient_norm_penalty(z, apply_fn=f)))(x)
+    assert_close(g, 8.0 * x)
+    # the WGAN-GP form at a zero gradient: finite, gradient 0 through the norm
+    g0 = jax.grad(lambda z: jnp.sum(gradient_norm_penalty(z, apply_fn=f, target_norm=1.0)))(jnp.zeros((1, 2)))
+    assert np.all(np.isfinite(g0))
+
+
+def test_norm_loss_and_kl_dro_closed_forms():
+    assert_close(norm_loss_regularizer(jnp.array([[3.0, 4.0], [0.6, 0.8], [0.0, 0.0]])), jnp.array([16.0, 0.0, 1.0]))
+    g = jax.grad(lambda k: jnp.sum(norm_loss_regularizer(k)))(jnp.zeros((1, 3)))
+    assert np.all(g == 0)
+    q = kl_dro_instance_weights(jnp.array([0.0, jnp.log(3.0), 5.0]), temperature=1.0, where=jnp.array([1, 1, 0], bool))
+    assert_close(q, jnp.array([0.25, 0.75, 0.0]))
+    q = kl_dro_instance_weights(jnp.array([1.0, 2.0]), temperature=1e3)
+    assert_close(q, jnp.array([0.5, 0.5]), atol=1e-3)
+    assert np.all(jax.grad(lambda v: kl_dro_instance_weights(v)[0])(jnp.array([1.0, 2.0])) == 0)
+    assert np.all(kl_dro_instance_weights(jnp.ones(2), where=jnp.zeros(2, bool)) == 0)
+
+
+def test_pgd_closed_form_on_a_linear_objective():
+    x = jnp.array([[0.5, 0.5, 0.99]])
+    adv = pgd_perturbation(
+        x, objective_fn=lambda z: z @ jnp.array([1.0, -1.0, 1.0]), key=jax.random.key(0), random_start=0.0
+    )
+    # 10 sign steps of 0.007 clipped to the 0.031 ball, then to [0, 1]
+    assert_close(adv, jnp.array([[0.531, 0.469, 1.0]]))
+    adv2 = pgd_perturbation(
+        x,
+        objective_fn=lambda z: z @ jnp.array([3.0, 4.0, 0.0]),
+        key=jax.random.key(0),
+        random_start=0.0,
+        norm="l2",
+        radius=0.05,
+        step_size=0.02,
+        num_iterations=5,
+        clip_max=None,
+    )
+    assert_close(adv2, x + 0.05 * jnp.array([[0.6, 0.8, 0.0]]), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["vat", "trades", "mart"])
+def test_masked_rows_are_zero_with_zero_gradient_and_ignore_nan(name):
+    key = jax.random.key(1)
+    where = jnp.array([True, False, True])
+    garbage = X.at[1].set(jnp.nan)
+    if name == "vat":
+
+        def f(x):
+            return virtual_adversarial_loss(x, _model(X), apply_fn=_model, key=key, xi=0.1, radius=0.5, where=where)
+    elif name == "trades":
+
+        def f(x):
+            return trades_loss(x, Y, apply_fn=_model, key=key, num_iterations=2, where=where)
+    else:
+
+        def f(x):
+            return mart_loss(x, Y, apply_fn=_model, key=key, num_iterations=2, where=where)
+
+    out = f(garbage)
+    g = jax.grad(lambda x: jnp.sum(f(x)))(garbage)
+    assert out[1] == 0 and np.all(np.isfinite(out)) and np.all(out[::2] > 0)
+    assert np.all(g[1] == 0) and np.all(np.isfinite(g))
+
+
+def test_trades_is_clean_ce_without_perturbation_and_vat_zero_at_zero_radius():
+    key = jax.random.key(2)
+    ce = -jnp.take_along_axis(jax.nn.log_softmax(_model(X)), Y[:, None], -1)[:, 0]
+    got = trades_loss(X, Y, apply_fn=_model, key=key, radius=0.0, random_start=0.0)
+    assert_close(got, ce)
+    assert np.all(virtual_adversarial_loss(X, _model(X), apply_fn=_model, key=key, radius=0.0) == 0)
+
+
+def test_vat_direction_is_the_dominant_eigenvector_for_a_linear_binary_model():
+    # logits = x @ V with 2 classes: the KL Hessian in r is rank one along v1 - v2, so one power
+    # iteration finds +-(v1 - v2)/|v1 - v2|; the loss equals KL at that perturbation.
+    v = jnp.array([[1.0, -0.5], [2.0, 0.5], [0.0, 1.0]])
+
+    def f(x):
+        return x @ v
+
+    x = jnp.array([[0.1, -0.2, 0.3]])
+    got = virtual_adversarial_loss(x, f(x), apply_fn=f, key=jax.random.key(0), xi=1e-2, radius=0.7)
+    u = (v[:, 0] - v[:, 1]) / jnp.linalg.norm(v[:, 0] - v[:, 1])
+
+    def kl(r):
+        p, q = jax.nn.log_softmax(f(x)), jax.nn.log_softmax(f(x + r))
+        return jnp.sum(jnp.exp(p) * (p - q), -1)
+
+    options = jnp.stack([kl(0.7 * u[None])[0], kl(-0.7 * u[None])[0]])
+    assert jnp.min(jnp.abs(options - got[0])) < 1e-4 * got[0]
+
+
+def test_errors_name_the_function_and_argument():
+    key = jax.random.key(0)
+    with pytest.raises(TypeError, match="virtual_adversarial_loss: `apply_fn`"):
+        virtual_adversarial_loss(X, _model(X), apply_fn=None, key=key)
+    with pytest.raises(ValueError, match="virtual_adversarial_loss: `xi` must be > 0"):
+        virtual_adversarial_loss(X, _model(X), apply_fn=_model, key=key, xi=0.0)
+    with pytest.raises(ValueError, match="virtual_adversarial_loss: `logits` must have leading axis 3"):
+        virtual_adversarial_loss(X, _model(X)[:2], apply_fn=_model, key=key)
+    with pytest.raises(ValueError, match="trades_loss: `norm` must be one of"):
+        trades_loss(X, Y, apply_fn=_model, key=key, norm="l1")
+    with pytest.raises(ValueError, match="mart_loss: `radius` must be a finite number"):
+        mart_loss(X, Y, apply_fn=_model, key=key, radius=float("nan"))
+    with pytest.raises(ValueError, match="trades_loss: `clip_min` must be < `clip_max`"):
+        trades_loss(X, Y, apply_fn=_model, key=key, clip_min=1.0, clip_max=0.0)
+    with pytest.raises(ValueError, match="trades_loss: argument `labels` must have shape"):
+        trades_loss(X, Y[:2], apply_fn=_model, key=key)
+    with pytest.raises(ValueError, match="pgd_perturbation: `objective_fn` must return per-example values"):
+        pgd_perturbation(X, objective_fn=lambda z: jnp.sum(z), key=key)
+    with pytest.raises(ValueError, match="gradient_norm_penalty: `apply_fn` must return per-example outputs"):
+        gradient_norm_penalty(X, apply_fn=lambda z: jnp.sum(z))
+    with pytest.raises(ValueError, match="kl_dro_instance_weights: `temperature` must be > 0"):
+        kl_dro_instance_weights(jnp.ones(3), temperature=0.0)
+    with pytest.raises(ValueError, match="norm_loss_regularizer: `target_norm` must be > 0"):
+        norm_loss_regularizer(jnp.ones((2, 2)), target_norm=-1.0)
