@@ -17,6 +17,7 @@ from lossjax.losses._divergence import *
 from lossjax.losses._language import *
 from lossjax.losses._preference import *
 from lossjax.losses._policy_gradient import *
+from lossjax.losses._segmentation import *
 from lossjax.losses._ranking import *
 from lossjax.losses._regression import *
 from lossjax.losses._robustness import *
@@ -35,6 +36,7 @@ from lossjax.losses import (
     _ranking,
     _regression,
     _robustness,
+    _segmentation,
     _selfsup,
 )
 
@@ -54,6 +56,7 @@ FAMILY_MODULES = (
     _policy_gradient,
     _ranking,
     _regression,
+    _segmentation,
     _robustness,
 )
 
