@@ -7,6 +7,8 @@
 True
 """
 
+from importlib import metadata as _metadata
+
 from lossjax import losses, metrics, miners, multiloss, transforms
 from lossjax._checks import checked, debug_checks, masked_mean, masked_sum
 from lossjax._parallel import data_parallel_value_and_grad
@@ -22,7 +24,10 @@ from lossjax.registry import (
     register,
 )
 
-__version__ = "0.1.0"
+try:  # one source of truth: the installed package's metadata (pyproject.toml's version)
+    __version__ = _metadata.version("lossjax")
+except _metadata.PackageNotFoundError:  # a bare checkout on sys.path, not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "ComposedLoss",

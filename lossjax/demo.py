@@ -251,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in RUNS]
     if unknown:
         p.error(f"unknown run(s) {unknown}; available: {list(RUNS)}")
+    try:
+        lossjax.compose(cfg.loss)
+    except (KeyError, ValueError, TypeError) as e:  # one line, no traceback
+        p.error(f"--loss {cfg.loss!r}: {e.args[0] if e.args else e}")
     data = load_data(cfg)
     print(
         f"lossjax demo: digits, {len(data.x_train)} train / {len(data.x_test)} test, "

@@ -76,3 +76,73 @@ def test_run_case_measures_its_floor_and_filters_variants():
     rows = run_case(case, rounds=3, variant_filter="mean", min_round_s=0.001)
     assert sorted(r.variant for r in rows) == sorted(["sum", "mean", FLOOR])
     assert all(r.floor_ratio is not None and r.floor_ratio > 0 for r in rows)
+
+
+def test_version_json_and_import(tmp_path, monkeypatch):
+    import json
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as e:
+        _run(["--version"])
+    assert e.value.code == 0
+    import lossjax
+
+    assert lossjax.__version__ == metadata.version("lossjax")
+    code, out, _ = _run(["list", "--family", "classification", "--json"])
+    rows = json.loads(out)
+    assert code == 0 and any(r["name"] == "softmax_cross_entropy" and r["kind"] == "per_example" for r in rows)
+    code, out, _ = _run(["describe", "sam", "--json"])
+    rec = json.loads(out)
+    assert code == 0 and rec["kind"] == "transform" and "rho" in rec["hyperparams"]
+    # A user's own module registers a loss; `check --import` sees it.
+    (tmp_path / "my_losses_cli.py").write_text(
+        "import jax.numpy as jnp, numpy as np\n"
+        "from lossjax import register\n"
+        "from lossjax.registry import Sample\n"
+        "@register('my_abs_loss_cli', family='user', kind='per_example', paper='none (a test)',\n"
+        "          sample=lambda: Sample(args=(np.linspace(-1, 1, 6).astype(np.float32),), diff_argnums=(0,),\n"
+        "                                where=True))\n"
+        "def my_abs_loss_cli(x, *, where=None):\n"
+        "    return jnp.where(where if where is not None else True, jnp.abs(x) + x * x, 0.0)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    try:
+        code, out, err = _run(["check", "--import", "my_losses_cli", "my_abs_loss_cli", "--property", "jit", "--json"])
+        assert code == 0, err
+        assert json.loads(out) == [
+            {
+                "name": "my_abs_loss_cli",
+                "property": "jit",
+                "ok": True,
+                "detail": "",
+                "seconds": json.loads(out)[0]["seconds"],
+            }
+        ]
+        assert "[1] my_abs_loss_cli jit: ok" in err
+    finally:
+        from lossjax import registry
+
+        registry.unregister("my_abs_loss_cli")
+    code, _, err = _run(["check", "--import", "no_such_module_xyz", "focal_loss"])
+    assert code == 2 and "ModuleNotFoundError" in err and len(err.strip().splitlines()) == 1
+
+
+def test_demo_loss_typo_and_broken_pipe():
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "lossjax.cli", "demo", "--loss", "focal_los", "--steps", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 2 and "Did you mean 'focal_loss'" in res.stderr and "Traceback" not in res.stderr
+    res = subprocess.run(
+        f"{sys.executable} -m lossjax.cli describe sam | head -c 10",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.stdout and "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr
