@@ -69,21 +69,6 @@ def _trainer_self(**hp):
 # ----------------------------------- DPO family -----------------------------------
 
 
-def dpo(pc, pr, rc, rr, *, beta=0.1, label_smoothing=0.0, robust=False, **_):
-    """trl 1.16.0 dpo_trainer.py _compute_loss, f_divergence 'reverse_kl', loss 'sigmoid' / 'robust'."""
-    chosen_logratios = seq(pc) - seq(rc).detach()
-    rejected_logratios = seq(pr) - seq(rr).detach()
-    delta_score = chosen_logratios - rejected_logratios
-    if robust:
-        clean_loss_term = -(1 - label_smoothing) * F.logsigmoid(beta * delta_score)
-        flipped_loss_term = -label_smoothing * F.logsigmoid(-beta * delta_score)
-        return (clean_loss_term - flipped_loss_term) / (1 - 2 * label_smoothing)
-    # trl 0.x dpo_loss 'sigmoid' with cDPO label smoothing (1.16 dropped it from 'sigmoid'; 0 gives 1.16's form).
-    return (
-        -F.logsigmoid(beta * delta_score) * (1 - label_smoothing) - F.logsigmoid(-beta * delta_score) * label_smoothing
-    )
-
-
 def soft_pref(pc, pr, rc, rr, q, *, beta=0.1, **_):
     """Closed form: -q log s(b D) - (1 - q) log s(-b D), D the DPO margin."""
     d = beta * ((seq(pc) - seq(rc).detach()) - (seq(pr) - seq(rr).detach()))
@@ -175,11 +160,191 @@ def flat(good, bad, *, divergence="Total-Variation", **_):
     return activation(-prob_sum_good) - conjugate(-prob_sum_unlearn)
 
 
+# ------------------------- every trl DPO loss_type (trl 1.16.0) -------------------------
+
+
+def _f_scores(lr, f_divergence="reverse_kl", alpha=0.5):
+    """trl 1.16.0 dpo_trainer.py _compute_loss: f_divergence_type scores of a summed log-ratio."""
+    if f_divergence == "reverse_kl":
+        return lr
+    if f_divergence == "forward_kl":
+        return 1 - torch.exp(-lr)
+    if f_divergence == "js_divergence":
+        return np.log(2.0) + F.logsigmoid(lr)
+    if abs(alpha - 1.0) < 1e-6:
+        return lr
+    t = torch.clamp((alpha - 1.0) * lr, max=80.0)  # trl: float32 clamp_max 80
+    return (torch.exp(t) - 1.0) / (alpha - 1.0)
+
+
+def trl_dpo(
+    pc,
+    pr,
+    rc,
+    rr,
+    *,
+    beta=0.1,
+    label_smoothing=0.0,
+    robust=False,
+    variant="sigmoid",
+    f_divergence="reverse_kl",
+    f_divergence_alpha=0.5,
+    temperature=0.05,
+    reference_free=False,
+    nll_weight=0.0,
+    **_,
+):
+    """Port of trl 1.16.0 trainer/dpo_trainer.py::DPOTrainer._compute_loss, per sequence (before .mean()).
+
+    Every completion token counted (completion_mask all ones: the samples carry no masks). 'sigmoid' with
+    label smoothing is trl 0.x's cDPO; 'sft' (and RPO's NLL term) per example: the mean of the example's chosen
+    token log-probs (trl averages all chosen tokens of the batch: the same mean over equal lengths).
+    reference_free: trl 0.x's reference_free (reference log-probs 0).
+    """
+    if robust:
+        variant = "robust"
+    if reference_free:
+        rc, rr = torch.zeros_like(rc), torch.zeros_like(rr)
+    chosen_logratios = seq(pc) - seq(rc).detach()
+    rejected_logratios = seq(pr) - seq(rr).detach()
+    chosen_scores = _f_scores(chosen_logratios, f_divergence, f_divergence_alpha)
+    rejected_scores = _f_scores(rejected_logratios, f_divergence, f_divergence_alpha)
+    delta_score = chosen_scores - rejected_scores
+    n_c = pc.shape[1] if pc.ndim == 2 else 1
+    n_r = pr.shape[1] if pr.ndim == 2 else 1
+    b, e = beta, label_smoothing
+    if variant == "sigmoid":
+        loss = -F.logsigmoid(b * delta_score) * (1 - e) - F.logsigmoid(-b * delta_score) * e
+    elif variant == "hinge":
+        loss = torch.relu(1 - b * delta_score)
+    elif variant == "ipo":
+        loss = (chosen_scores / n_c - rejected_scores / n_r - 1 / (2 * b)) ** 2
+    elif variant == "exo_pair":
+        eps = torch.tensor(e)
+        qw, log_qw = torch.sigmoid(b * delta_score), F.logsigmoid(b * delta_score)
+        ql, log_ql = torch.sigmoid(-b * delta_score), F.logsigmoid(-b * delta_score)
+        loss = qw * (log_qw - torch.log1p(-eps)) + ql * (log_ql - torch.log(eps))
+    elif variant == "nca_pair":
+        cr, rj = b * chosen_logratios, b * rejected_logratios
+        loss = -F.logsigmoid(cr) - 0.5 * F.logsigmoid(-cr) - 0.5 * F.logsigmoid(-rj)
+    elif variant == "robust":
+        clean = -(1 - e) * F.logsigmoid(b * delta_score)
+        flipped = -e * F.logsigmoid(-b * delta_score)
+        loss = (clean - flipped) / (1 - 2 * e)
+    elif variant == "bco_pair":
+        loss = -F.logsigmoid(b * chosen_logratios) - F.logsigmoid(-b * rejected_logratios)
+    elif variant == "sppo_hard":
+        loss = (chosen_logratios - 0.5 / b) ** 2 + (rejected_logratios + 0.5 / b) ** 2
+    elif variant == "apo_zero":
+        loss = (1 - torch.sigmoid(b * chosen_logratios)) + torch.sigmoid(b * rejected_logratios)
+    elif variant == "apo_down":
+        loss = torch.sigmoid(b * chosen_logratios) + (1 - torch.sigmoid(b * (chosen_logratios - rejected_logratios)))
+    elif variant == "discopop":
+        logits = delta_score * b
+        mod = torch.sigmoid(logits / temperature)
+        loss = -F.logsigmoid(logits) * (1 - mod) + torch.exp(-logits) * mod
+    elif variant == "sft":
+        loss = -seq(pc, True)
+    elif variant == "sigmoid_norm":
+        loss = -F.logsigmoid(b * (chosen_scores / n_c - rejected_scores / n_r))
+    else:
+        raise ValueError(variant)
+    if nll_weight:
+        loss = loss + nll_weight * (-seq(pc, True))
+    return loss
+
+
+def _fixed(variant, **defaults):
+    """trl_dpo with one loss_type and the lossjax entry's own defaults (the cases carry only the overrides)."""
+
+    def fn(*args, **kw):
+        return trl_dpo(*args, **{**defaults, **kw, "variant": variant})
+
+    return fn
+
+
+def trl_aot(pc, pr, rc, rr, *, beta=0.1, label_smoothing=0.0, unpaired=False, **_):
+    """Port of trl 1.16.0 dpo_trainer.py _compute_loss 'aot' / 'aot_unpaired', then .mean() over the batch."""
+    chosen_logps, rejected_logps, ref_chosen, ref_rejected = seq(pc), seq(pr), seq(rc).detach(), seq(rr).detach()
+    if unpaired:
+        a, _ = torch.sort(chosen_logps - ref_chosen, dim=0)
+        c, _ = torch.sort(rejected_logps - ref_rejected, dim=0)
+    else:
+        a, _ = torch.sort(chosen_logps - rejected_logps, dim=0)
+        c, _ = torch.sort(ref_chosen - ref_rejected, dim=0)
+    delta = a - c
+    loss = -F.logsigmoid(beta * delta) * (1 - label_smoothing) - F.logsigmoid(-beta * delta) * label_smoothing
+    return loss.mean()
+
+
+def cpo(pc, pr, *, beta=0.1, label_smoothing=0.0, nll_weight=1.0, alpha=0.0, variant="sigmoid", gamma=0.5, **_):
+    """trl 1.16.0 experimental/cpo/cpo_trainer.py::CPOTrainer.cpo_loss (called, float64) + cpo_alpha * NLL.
+
+    trl's average_log_prob for 'ipo'/'simpo'; the NLL per example: the mean of the chosen token log-probs
+    (trl's cross-entropy over all chosen tokens of the batch, the same mean over equal lengths).
+    """
+    from trl.experimental.cpo.cpo_trainer import CPOTrainer
+
+    average = variant in ("ipo", "simpo")
+    me = _trainer_self(alpha=alpha, loss_type=variant, beta=beta, simpo_gamma=gamma, label_smoothing=label_smoothing)
+    losses, _, _ = CPOTrainer.cpo_loss(me, seq(pc, average), seq(pr, average))
+    if nll_weight:
+        losses = losses + nll_weight * (-seq(pc, True))
+    return losses
+
+
+def bco(pol, ref, desirable, *, state=None, beta=0.1, **_):
+    """Port of trl 0.19 trainer/bco_trainer.py::BCOTrainer.bco_loss + trainer/utils.py::RunningMoments.update.
+
+    The batch's rewards update the running mean first (no_grad), then -logsigmoid(+-(r - delta)); the state is
+    (mean, count) (trl starts at count 1e-24: a zero count here). Returns (losses, new state).
+    """
+    mean, count = (0.0, 0.0) if state is None else (float(state["mean"]), float(state["count"]))
+    rewards = beta * (seq(pol) - seq(ref).detach())
+    with torch.no_grad():
+        xs = rewards.detach()
+        xs_count = xs.numel()
+        xs_mean = xs.mean()
+        delta = xs_mean - mean
+        tot_count = count + xs_count
+        new_mean = mean + (delta * xs_count / tot_count).item()
+    d = torch.as_tensor(new_mean)
+    desirable = _t(desirable)
+    loss = torch.where(desirable, -F.logsigmoid(rewards - d), -F.logsigmoid(-(rewards - d)))
+    return loss, [np.float64(new_mean), np.float64(tot_count)]  # BCOState(mean, count)
+
+
+TRL_DPO = f"{TORCH}: port of trl 1.16.0 trainer/dpo_trainer.py::_compute_loss loss_type "
 SOURCES = {
     "dpo_loss": (
-        dpo,
-        f"{TORCH}: port of trl 1.16.0 trainer/dpo_trainer.py::_compute_loss 'sigmoid'/'robust' "
-        "(+ trl 0.x cDPO label smoothing)",
+        trl_dpo,
+        f"{TORCH}: port of trl 1.16.0 trainer/dpo_trainer.py::_compute_loss (every per-pair loss_type, "
+        "f_divergence_type; + trl 0.x cDPO label smoothing and reference_free)",
+    ),
+    "robust_dpo_loss": (_fixed("robust", label_smoothing=0.1), TRL_DPO + "'robust'"),
+    "dpo_hinge_loss": (_fixed("hinge"), TRL_DPO + "'hinge'"),
+    "length_normalized_dpo_loss": (_fixed("sigmoid_norm"), TRL_DPO + "'sigmoid_norm'"),
+    "exo_pair_loss": (_fixed("exo_pair", label_smoothing=1e-3), TRL_DPO + "'exo_pair'"),
+    "nca_pair_loss": (_fixed("nca_pair"), TRL_DPO + "'nca_pair'"),
+    "bco_pair_loss": (_fixed("bco_pair"), TRL_DPO + "'bco_pair'"),
+    "sppo_hard_loss": (_fixed("sppo_hard"), TRL_DPO + "'sppo_hard'"),
+    "apo_zero_loss": (_fixed("apo_zero"), TRL_DPO + "'apo_zero'"),
+    "apo_down_loss": (_fixed("apo_down"), TRL_DPO + "'apo_down'"),
+    "discopop_loss": (_fixed("discopop"), TRL_DPO + "'discopop'"),
+    "rpo_loss": (
+        _fixed("sigmoid", nll_weight=1.0),
+        TRL_DPO + "['sigmoid', 'sft'] with loss_weights [1, nll_weight] (NLL per example)",
+    ),
+    "aot_loss": (trl_aot, TRL_DPO + "'aot' (.mean())"),
+    "aot_unpaired_loss": (lambda *a, **k: trl_aot(*a, unpaired=True, **k), TRL_DPO + "'aot_unpaired' (.mean())"),
+    "cpo_loss": (
+        cpo,
+        "trl 1.16.0 experimental/cpo/cpo_trainer.py::CPOTrainer.cpo_loss (called, float64) + cpo_alpha * the "
+        "per-example chosen NLL",
+    ),
+    "bco_loss": (
+        bco,
+        f"{TORCH}: port of trl 0.19 trainer/bco_trainer.py::BCOTrainer.bco_loss + trainer/utils.py::RunningMoments",
     ),
     "soft_preference_cross_entropy": (soft_pref, f"{TORCH}: closed form -q log s(b D) - (1-q) log s(-b D)"),
     "ipo_loss": (ipo, f"{TORCH}: port of trl 1.16.0 trainer/dpo_trainer.py::_compute_loss 'ipo' (token-averaged)"),
@@ -234,6 +399,10 @@ def main() -> None:
                 c, r = (seq(torch.as_tensor(a), True) for a in args[:2])
                 assert torch.all((c == 0) & (r == 0)), case["case"]
                 value, grads = -c + kw.get("beta", 0.1) * np.log(2.0), None
+            if name == "bco_loss":
+                value, aux = value
+                cases.append(E.expected_case(case, value, grads, aux))
+                continue
             cases.append(E.expected_case(case, value, grads))
         records[name] = {"source": source, "cases": cases}
     path = E.write_expected(FAMILY, records)
