@@ -34,8 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
+from lossjax._blocked import contrastive_rows
 from lossjax._mining import hardest, labelled_batch, multi_similarity_mine, paired_batch
-from lossjax._pairwise import masked_logsumexp, pairwise_similarity, self_mask
+from lossjax._pairwise import l2_normalize, masked_logsumexp, pairwise_similarity, self_mask
 from lossjax._parallel import axis_offset, gather_batch, psum
 from lossjax.registry import Sample, register
 
@@ -132,6 +133,22 @@ _TRIPLET_DISTANCES = ("euclidean", "squared_euclidean")
 def _temperature(fn: str, temperature, dtype) -> Array:
     C.check_positive(fn, "temperature", temperature)
     return jnp.asarray(temperature).astype(dtype)
+
+
+def _check_block(fn: str, block_size) -> None:
+    if block_size is not None:
+        C.check_int(fn, "block_size", block_size, 1, static=True)
+
+
+def _blocked_views(kind: str, x: Array, y: Array, valid: Array, valid_all: Array, t: Array, axis_name, **kw):
+    """Rows ``x`` (this device's) against the gathered keys ``y``, the positive of row ``i`` being its own index."""
+    n = x.shape[0]
+    idx = jnp.arange(n, dtype=jnp.int32) + axis_offset(axis_name, n)
+    cols = jnp.arange(y.shape[0], dtype=jnp.int32)
+    return contrastive_rows(
+        kind, x, y, inv_temperature=1 / t, row_valid=valid, col_valid=valid_all, row_labels=idx, col_labels=cols,
+        row_index=idx, **kw,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------
@@ -721,6 +738,7 @@ def supervised_contrastive_loss(
     temperature: float = 0.1,
     where: ArrayLike | None = None,
     axis_name=None,
+    block_size: int | None = None,
 ) -> Array:
     r"""Supervised contrastive loss (SupCon, the "out" form), on cosine similarities.
 
@@ -737,6 +755,8 @@ def supervised_contrastive_loss(
       temperature: ``tau`` (> 0; the paper uses 0.07, PML 0.1).
       where: optional ``[N]`` boolean mask.
       axis_name: mapped axis to gather the batch over.
+      block_size: key columns per block of the streamed similarity matrix (None: all of them when a
+        float32 ``[N, M]`` tile fits 256 MiB, else a multiple of 128 that does; never materialized beyond).
 
     Returns:
       Scalar loss.
@@ -751,17 +771,27 @@ def supervised_contrastive_loss(
       0.9668
     """
     fn = "supervised_contrastive_loss"
+    _check_block(fn, block_size)
     b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
     t = _temperature(fn, temperature, b.dtype)
-    s = pairwise_similarity(b.x, b.x_all, distance="cosine") / t
-    zero = jnp.zeros((), s.dtype)
-    denom = masked_logsumexp(s, b.pos | b.neg)
-    npos = jnp.sum(b.pos, axis=-1).astype(s.dtype)
-    sum_pos = jnp.sum(jnp.where(b.pos, s, zero), axis=-1)
-    loss = -(sum_pos - npos * denom) / jnp.maximum(npos, jnp.ones((), s.dtype))
-    loss = jnp.where(npos > 0, loss, zero)
-    any_neg = psum(_count(b.neg, s.dtype), axis_name) > 0
-    return jnp.where(any_neg, _avg_nonzero(loss, axis_name), zero)
+    n = b.x.shape[0]
+    off = axis_offset(axis_name, n)
+    # Streamed over key blocks (lossjax._blocked): no [N, M] similarity or mask is built.
+    row_labels = jax.lax.dynamic_slice_in_dim(b.labels_all, off, n)
+    (loss,) = contrastive_rows(
+        "supcon", l2_normalize(b.x), l2_normalize(b.x_all), inv_temperature=1 / t, row_valid=b.valid,
+        col_valid=b.valid_all, row_labels=row_labels, col_labels=b.labels_all,
+        row_index=jnp.arange(n, dtype=jnp.int32) + off, block=block_size,
+    )  # fmt: skip
+    zero = jnp.zeros((), b.dtype)
+    # A negative pair exists iff two valid examples of the whole batch have different labels (pmin/pmax of
+    # the local extremes: replicated, no [N, M] mask).
+    info = jnp.iinfo(row_labels.dtype)
+    lo = jnp.min(jnp.where(b.valid, row_labels, info.max), initial=info.max)
+    hi = jnp.max(jnp.where(b.valid, row_labels, info.min), initial=info.min)
+    if axis_name is not None:
+        lo, hi = jax.lax.pmin(lo, axis_name), jax.lax.pmax(hi, axis_name)
+    return jnp.where(hi > lo, _avg_nonzero(loss, axis_name), zero)
 
 
 @register(
@@ -872,6 +902,7 @@ def infonce_loss(
     distance: str = "cosine",
     where: ArrayLike | None = None,
     axis_name=None,
+    block_size: int | None = None,
 ) -> Array:
     r"""InfoNCE for paired views: each row of ``embeddings_a`` against its own positive and every other row.
 
@@ -889,6 +920,8 @@ def infonce_loss(
       where: optional ``[B]`` boolean mask; masked pairs get 0 and their keys
         are no one's negatives.
       axis_name: mapped axis to gather the keys over (negatives from all devices).
+      block_size: key columns per block of the streamed similarity matrix (None: all of them when a
+        float32 ``[N, M]`` tile fits 256 MiB, else a multiple of 128 that does; never materialized beyond).
 
     Returns:
       Per-query loss ``[B]`` (this device's queries under ``axis_name``).
@@ -905,10 +938,15 @@ def infonce_loss(
     """
     fn = "infonce_loss"
     C.check_one_of(fn, "distance", distance, ("cosine", "dot"))
-    pr = _paired(fn, embeddings_a, embeddings_b, where, axis_name)
-    t = _temperature(fn, temperature, pr.dtype)
-    loss = _infonce_rows(_logits(pr.a, pr.bg, distance, t), pr)
-    return C.zero_masked(loss, pr.mask)
+    _check_block(fn, block_size)
+    a, b, mask, dtype = paired_batch(fn, embeddings_a, embeddings_b, where)
+    t = _temperature(fn, temperature, dtype)
+    valid = jnp.ones(a.shape[:1], bool) if mask is None else mask
+    bg = gather_batch(b, axis_name)
+    if distance == "cosine":
+        a, bg = l2_normalize(a), l2_normalize(bg)
+    (loss,) = _blocked_views("infonce", a, bg, valid, gather_batch(valid, axis_name), t, axis_name, block=block_size)
+    return C.zero_masked(loss, mask)
 
 
 @register(
@@ -932,6 +970,7 @@ def symmetric_infonce_loss(
     label_smoothing: float = 0.0,
     where: ArrayLike | None = None,
     axis_name=None,
+    block_size: int | None = None,
 ) -> Array:
     r"""Symmetric InfoNCE (the CLIP loss) between two modalities or views.
 
@@ -951,6 +990,10 @@ def symmetric_infonce_loss(
       label_smoothing: in ``[0, 1)``.
       where: optional ``[B]`` boolean mask.
       axis_name: mapped axis to gather both sides over.
+      block_size: key columns per block of the streamed similarity matrix (None: all of them when a
+        float32 ``[N, M]`` tile fits 256 MiB, else a multiple of 128 that does; never materialized beyond).
+        On one device both directions come from the same tiles; under ``axis_name`` each direction is
+        streamed on its own (``a`` against the gathered ``b``, ``b`` against the gathered ``a``).
 
     Returns:
       Per-pair loss ``[B]`` (this device's pairs under ``axis_name``).
@@ -966,11 +1009,19 @@ def symmetric_infonce_loss(
     """
     fn = "symmetric_infonce_loss"
     C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=False)
-    pr = _paired(fn, embeddings_a, embeddings_b, where, axis_name)
-    t = _temperature(fn, temperature, pr.dtype)
-    l_ab = _infonce_rows(_logits(pr.a, pr.bg, "cosine", t), pr, label_smoothing)
-    l_ba = _infonce_rows(_logits(pr.b, pr.ag, "cosine", t), pr, label_smoothing)
-    return C.zero_masked(0.5 * (l_ab + l_ba), pr.mask)
+    _check_block(fn, block_size)
+    a, b, mask, dtype = paired_batch(fn, embeddings_a, embeddings_b, where)
+    t = _temperature(fn, temperature, dtype)
+    valid = jnp.ones(a.shape[:1], bool) if mask is None else mask
+    a, b = l2_normalize(a), l2_normalize(b)
+    kw = {"label_smoothing": label_smoothing, "block": block_size}
+    if axis_name is None:  # one pass: each tile serves its rows (a -> b) and its columns (b -> a)
+        l_ab, l_ba = _blocked_views("infonce", a, b, valid, valid, t, None, columns=True, **kw)
+    else:
+        vg = gather_batch(valid, axis_name)
+        (l_ab,) = _blocked_views("infonce", a, gather_batch(b, axis_name), valid, vg, t, axis_name, **kw)
+        (l_ba,) = _blocked_views("infonce", b, gather_batch(a, axis_name), valid, vg, t, axis_name, **kw)
+    return C.zero_masked(0.5 * (l_ab + l_ba), mask)
 
 
 @register(
@@ -992,6 +1043,7 @@ def sigmoid_contrastive_loss(
     bias: float = -10.0,
     where: ArrayLike | None = None,
     axis_name=None,
+    block_size: int | None = None,
 ) -> Array:
     r"""The SigLIP pairwise sigmoid loss.
 
@@ -1010,6 +1062,8 @@ def sigmoid_contrastive_loss(
       bias: the logit bias.
       where: optional ``[B]`` boolean mask; masked pairs give 0 and are no one's negatives.
       axis_name: mapped axis to gather ``embeddings_b`` over.
+      block_size: key columns per block of the streamed similarity matrix (None: all of them when a
+        float32 ``[N, M]`` tile fits 256 MiB, else a multiple of 128 that does; never materialized beyond).
 
     Returns:
       Per-row loss ``[B]`` (this device's rows under ``axis_name``).
@@ -1024,13 +1078,15 @@ def sigmoid_contrastive_loss(
       Array([0.6932, 0.6932], dtype=float32)
     """
     fn = "sigmoid_contrastive_loss"
-    pr = _paired(fn, embeddings_a, embeddings_b, where, axis_name)
-    t = _temperature(fn, temperature, pr.dtype)
-    bias = jnp.asarray(bias).astype(pr.dtype)
-    logits = _logits(pr.a, pr.bg, "cosine", t) + bias
-    z = jnp.where(pr.diag, logits, -logits)
-    loss = jnp.sum(jnp.where(pr.cols, -jax.nn.log_sigmoid(z), jnp.zeros((), logits.dtype)), axis=-1)
-    return C.zero_masked(loss, pr.mask)
+    _check_block(fn, block_size)
+    a, b, mask, dtype = paired_batch(fn, embeddings_a, embeddings_b, where)
+    t = _temperature(fn, temperature, dtype)
+    bias = jnp.asarray(bias).astype(dtype)
+    valid = jnp.ones(a.shape[:1], bool) if mask is None else mask
+    bg = l2_normalize(gather_batch(b, axis_name))
+    vg = gather_batch(valid, axis_name)
+    (loss,) = _blocked_views("sigmoid", l2_normalize(a), bg, valid, vg, t, axis_name, bias=bias, block=block_size)
+    return C.zero_masked(loss, mask)
 
 
 def _soft_sample() -> Sample:
