@@ -35,8 +35,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
+from lossjax._fused import DEFAULT_MEMORY_BUDGET
 from lossjax._parallel import psum
 from lossjax._sequence import check_log_probs, reduce_sequence, token_mask_of
+from lossjax.losses._language import linear_cross_entropy
 from lossjax.registry import Sample, register
 
 __all__ = [
@@ -61,6 +63,9 @@ __all__ = [
     "kto_loss",
     "kto_reference_kl",
     "length_normalized_dpo_loss",
+    "linear_dpo_loss",
+    "linear_kto_loss",
+    "linear_preference_loss",
     "nca_pair_loss",
     "negative_preference_optimization",
     "noisy_verifier_reward_correction",
@@ -2518,3 +2523,417 @@ def bco_loss(
         w = C.check_array(fn, "weights", weights, shape=(n,), dtype="float")
         loss = loss * jax.lax.stop_gradient(C.fill_masked(C.as_compute(w, dtype), batch_mask))
     return C.zero_masked(loss, batch_mask), new_state
+
+
+# ------------------------- fused linear preference heads -------------------------
+
+#: Reference-free losses of :func:`linear_preference_loss`.
+LINEAR_PREFERENCE_LOSSES = ("simpo", "orpo", "cpo")
+
+
+def _head_log_probs(fn, hiddens, weight, labels, bias, ignore_index, block_size, memory_budget, where):
+    """Per-token log-probs ``[B, T]`` of several ``(hidden [B, T, D], labels [B, T])`` groups under one head.
+
+    The groups are concatenated along the batch and go through ONE fused
+    :func:`~lossjax.losses.linear_cross_entropy` call (no ``[tokens, V]``
+    logits); returns ``(log_probs per group, token masks per group)`` with the
+    masks ``labels != ignore_index`` (and the example mask ``where``).
+    """
+    weight = C.check_array(fn, "weight", weight, ndim=2, dtype="float")
+    hs, ys = [], []
+    for k, (h, y) in enumerate(zip(hiddens, labels, strict=True)):
+        h = C.check_array(fn, f"hidden[{k}]", h, ndim=3, dtype="float")
+        y = C.check_array(fn, f"labels[{k}]", y, ndim=2, dtype="int")
+        if h.shape[:2] != y.shape or (hs and h.shape[:2] != hs[0].shape[:2]):
+            raise ValueError(
+                f"{fn}: every hidden must be [B, T, D] with labels [B, T] of one shape; got hidden "
+                f"{h.shape} with labels {y.shape}" + (f" (the first hidden is {hs[0].shape})." if hs else ".")
+            )
+        if h.shape[-1] != weight.shape[1]:
+            raise ValueError(
+                f"{fn}: `weight` must be (V, D) with D = {h.shape[-1]} (the hidden size), got {weight.shape}."
+            )
+        hs.append(h)
+        ys.append(y)
+    b = ys[0].shape[0]
+    valid = [y != ignore_index if ignore_index is not None else jnp.ones(y.shape, bool) for y in ys]
+    mask = C.prepare_where(fn, where, (b,))
+    if mask is not None:
+        valid = [v & mask[:, None] for v in valid]
+    n = len(hs)
+    h_all = jnp.concatenate(hs, axis=0)
+    y_all = jnp.concatenate(ys, axis=0)
+    v_all = jnp.concatenate(valid, axis=0)
+    ce = linear_cross_entropy(
+        h_all,
+        weight,
+        jnp.where(v_all, y_all, jnp.zeros((), y_all.dtype)),
+        bias=bias,
+        ignore_index=None,
+        block_size=block_size,
+        memory_budget=memory_budget,
+        where=v_all,
+    )
+    lp = jnp.split(-ce, n, axis=0)
+    return lp, valid
+
+
+def _ref_log_probs(fn, ref_hiddens, ref_weight, labels, ref_bias, ignore_index, block_size, memory_budget, where):
+    """The reference head's per-token log-probs (a constant)."""
+    lp, _ = _head_log_probs(
+        fn, ref_hiddens, ref_weight, labels, ref_bias, ignore_index, block_size, memory_budget, where
+    )
+    return [jax.lax.stop_gradient(x) for x in lp]
+
+
+def _linear_pref_sample(*, with_ref: bool, variants=()) -> Sample:
+    rng = np.random.default_rng(31)
+    b, t, d, v = 2, 3, 4, 5
+    hc, hr = (rng.normal(size=(b, t, d)).astype(np.float32) for _ in range(2))
+    w = (rng.normal(size=(v, d)) * 0.6).astype(np.float32)
+    yc, yr = (rng.integers(0, v, size=(b, t)).astype(np.int32) for _ in range(2))
+    yc[1, 2], yr[0, 0] = -100, -100  # ignored tokens (prompt / padding)
+    args = [hc, hr, w, yc, yr]
+    if with_ref:
+        args += [
+            (hc + 0.3 * rng.normal(size=hc.shape)).astype(np.float32),
+            (hr + 0.3 * rng.normal(size=hr.shape)).astype(np.float32),
+            (w + 0.2 * rng.normal(size=w.shape)).astype(np.float32),
+        ]
+    big = [a * 30 if a.dtype == np.float32 and a.ndim == 3 else a for a in args]
+    zero = [np.zeros_like(a) if a.dtype == np.float32 and a.ndim == 3 and k < 2 else a for k, a in enumerate(args)]
+    return Sample(
+        args=tuple(args),
+        kwargs={"block_size": 2},
+        diff_argnums=(0, 1, 2),
+        batched_argnums=(0, 1, 3, 4, 5, 6) if with_ref else (0, 1, 3, 4),
+        extremes=(tuple(big), tuple(zero)),
+        variants=tuple(variants),
+        # float32 log-softmax of logits near 1e2 (the first extreme) carries ulp(1e2) ~ 8e-6 absolute error.
+        value_tol={"rtol": 1e-4, "atol": 5e-5},
+    )
+
+
+@register(
+    "linear_dpo_loss",
+    aliases=("fused_linear_dpo_loss",),
+    family=FAMILY,
+    kind="per_example",
+    formula="dpo_loss(log pi(y_w), log pi(y_l), log ref(y_w), log ref(y_l)) with log pi = -linear_cross_entropy "
+    "of the policy head and log ref that of the reference head (chosen and rejected in one fused call)",
+    paper="Direct Preference Optimization: Your Language Model is Secretly a Reward Model (2023, arXiv:2305.18290)",
+    reference="linkedin/Liger-Kernel 0.8.5 chunked_loss/dpo_loss.py::LigerFusedLinearDPOLoss (its unfused "
+    "reference: the materialized logits' log_softmax, gathered and summed, then trl's DPO loss)",
+    sample=lambda: _linear_pref_sample(
+        with_ref=True, variants=({"variant": "ipo", "beta": 0.5}, {"beta": 0.5, "nll_weight": 0.7})
+    ),
+    runtime=("bias", "ref_bias"),
+)
+def linear_dpo_loss(
+    chosen_hidden: ArrayLike,
+    rejected_hidden: ArrayLike,
+    weight: ArrayLike,
+    chosen_labels: ArrayLike,
+    rejected_labels: ArrayLike,
+    ref_chosen_hidden: ArrayLike,
+    ref_rejected_hidden: ArrayLike,
+    ref_weight: ArrayLike,
+    *,
+    beta: float = 0.1,
+    label_smoothing: float = 0.0,
+    variant: str = "sigmoid",
+    nll_weight: float = 0.0,
+    bias: ArrayLike | None = None,
+    ref_bias: ArrayLike | None = None,
+    ignore_index: int | None = -100,
+    block_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""DPO (any trl ``loss_type``) from hidden states and LM heads, never materializing ``[tokens, V]`` logits.
+
+    .. math::
+        \log\pi(y) = \sum_{t:\,y_t \neq \mathrm{ignore}} \log\mathrm{softmax}(W h_t + b)_{y_t},\qquad
+        \ell = \mathrm{dpo}\big(\log\pi(y_w), \log\pi(y_l), \log\pi_\mathrm{ref}(y_w), \log\pi_\mathrm{ref}(y_l)\big)
+               + \lambda\Big(-\frac{\log\pi(y_w)}{|y_w|}\Big)
+
+    The chosen and rejected sequences go through the policy head in one fused
+    :func:`~lossjax.losses.linear_cross_entropy` call (vocabulary blocks,
+    ``custom_vjp``: compiled temporaries flat in ``V``), the reference head
+    likewise (a constant); :func:`dpo_loss` then applies ``variant`` (trl's
+    ``loss_type``) to the per-token log-probs with the token masks
+    ``labels != ignore_index``. ``nll_weight`` ``\lambda`` adds the chosen
+    response's mean NLL (RPO; Liger's ``compute_nll_loss``).
+
+    Args:
+      chosen_hidden, rejected_hidden: ``[B, T, D]`` policy hidden states of the chosen / rejected sequences
+        (position ``t`` predicts ``labels[:, t]``: shift them before).
+      weight: ``[V, D]`` the policy's LM head.
+      chosen_labels, rejected_labels: ``[B, T]`` integer next tokens; ``ignore_index`` marks prompt and padding.
+      ref_chosen_hidden, ref_rejected_hidden: ``[B, T, D_ref]`` the reference model's hidden states (constant).
+      ref_weight: ``[V, D_ref]`` the reference LM head (constant).
+      beta, label_smoothing, variant: as :func:`dpo_loss`.
+      nll_weight: ``\lambda \geq 0``.
+      bias, ref_bias: optional ``[V]`` head biases.
+      ignore_index: the label of uncounted tokens (None: every token counts).
+      block_size, memory_budget: the fused head's vocabulary tiling (:func:`~lossjax.losses.linear_cross_entropy`).
+      where: optional ``[B]`` pair mask.
+
+    Returns:
+      ``[B]`` per-pair losses (0 for masked pairs).
+
+    Paper: Rafailov et al., "Direct Preference Optimization: Your Language
+    Model is Secretly a Reward Model", NeurIPS 2023, arXiv:2305.18290; the
+    fused head: Hsu et al., "Liger Kernel: Efficient Triton Kernels for LLM
+    Training", 2024, arXiv:2410.10989.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> h = jnp.ones((1, 2, 3)); w = jnp.eye(4, 3); y = jnp.array([[0, 1]])
+      >>> lossjax.losses.linear_dpo_loss(h, h, w, y, y, h, h, w).round(4)  # equal margins: log 2
+      Array([0.6931], dtype=float32)
+    """
+    fn = "linear_dpo_loss"
+    C.check_positive(fn, "nll_weight", nll_weight, allow_zero=True)
+    ys = (chosen_labels, rejected_labels)
+    (pc, pr), (cm, rm) = _head_log_probs(
+        fn, (chosen_hidden, rejected_hidden), weight, ys, bias, ignore_index, block_size, memory_budget, where
+    )
+    rc, rr = _ref_log_probs(
+        fn,
+        (ref_chosen_hidden, ref_rejected_hidden),
+        ref_weight,
+        ys,
+        ref_bias,
+        ignore_index,
+        block_size,
+        memory_budget,
+        where,
+    )
+    loss = dpo_loss(
+        pc,
+        pr,
+        rc,
+        rr,
+        beta=beta,
+        label_smoothing=label_smoothing,
+        variant=variant,
+        chosen_where=cm,
+        rejected_where=rm,
+        where=where,
+    )
+    if isinstance(nll_weight, jax.core.Tracer) or float(nll_weight) != 0.0:
+        dtype = loss.dtype
+        count = jnp.maximum(jnp.sum(cm, axis=1).astype(dtype), jnp.ones((), dtype))
+        nll = -jnp.sum(jnp.where(cm, pc, jnp.zeros((), dtype)), axis=1) / count
+        loss = loss + jnp.asarray(nll_weight, dtype) * nll
+    return loss
+
+
+@register(
+    "linear_preference_loss",
+    aliases=("fused_linear_preference_loss", "linear_simpo_loss", "linear_orpo_loss", "linear_cpo_loss"),
+    family=FAMILY,
+    kind="per_example",
+    formula="simpo_loss | orpo_loss | cpo_loss of the per-token log-probs -linear_cross_entropy(h, W, y) of the "
+    "chosen and rejected sequences (one fused call)",
+    paper="SimPO: Simple Preference Optimization with a Reference-Free Reward (2024, arXiv:2405.14734)",
+    reference="linkedin/Liger-Kernel 0.8.5 chunked_loss/{simpo,orpo,cpo}_loss.py::LigerFusedLinear*Loss (their "
+    "unfused references: materialized logits, then trl's losses)",
+    sample=lambda: _linear_pref_sample(
+        with_ref=False, variants=({"loss": "orpo", "beta": 0.3}, {"loss": "cpo", "beta": 0.5, "label_smoothing": 0.1})
+    ),
+    runtime=("bias",),
+)
+def linear_preference_loss(
+    chosen_hidden: ArrayLike,
+    rejected_hidden: ArrayLike,
+    weight: ArrayLike,
+    chosen_labels: ArrayLike,
+    rejected_labels: ArrayLike,
+    *,
+    loss: str = "simpo",
+    beta: float | None = None,
+    gamma: float = 0.5,
+    label_smoothing: float = 0.0,
+    nll_weight: float = 1.0,
+    bias: ArrayLike | None = None,
+    ignore_index: int | None = -100,
+    block_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Reference-free preference losses (SimPO, ORPO, CPO) from hidden states and the LM head, fused.
+
+    .. math::
+        \log\pi(y) = \sum_{t:\,y_t \neq \mathrm{ignore}} \log\mathrm{softmax}(W h_t + b)_{y_t},\qquad
+        \ell = \mathrm{loss}\big(\log\pi(y_w), \log\pi(y_l)\big)
+
+    with ``loss`` :func:`simpo_loss` (``beta`` default 2, ``gamma``,
+    ``label_smoothing``), :func:`orpo_loss` (``beta`` default 0.1; includes
+    the chosen NLL) or :func:`cpo_loss` (``beta`` default 0.1,
+    ``label_smoothing``, ``nll_weight``). The chosen and rejected sequences go
+    through one fused :func:`~lossjax.losses.linear_cross_entropy` call (no
+    ``[tokens, V]`` logits; temporaries flat in ``V``); tokens labelled
+    ``ignore_index`` are left out.
+
+    Args:
+      chosen_hidden, rejected_hidden: ``[B, T, D]`` hidden states (position ``t`` predicts ``labels[:, t]``).
+      weight: ``[V, D]`` the LM head.
+      chosen_labels, rejected_labels: ``[B, T]`` integer next tokens (``ignore_index``: not counted).
+      loss: ``"simpo"``, ``"orpo"`` or ``"cpo"``.
+      beta: the loss's ``\beta`` (None: its default).
+      gamma: SimPO's target margin.
+      label_smoothing: SimPO's / CPO's ``\varepsilon`` (must be 0 for ORPO).
+      nll_weight: CPO's behaviour-cloning weight (CPO only).
+      bias: optional ``[V]`` head bias.
+      ignore_index: the label of uncounted tokens (None: every token counts).
+      block_size, memory_budget: the fused head's vocabulary tiling.
+      where: optional ``[B]`` pair mask.
+
+    Returns:
+      ``[B]`` per-pair losses (0 for masked pairs).
+
+    Paper: Meng et al., "SimPO: Simple Preference Optimization with a
+    Reference-Free Reward", NeurIPS 2024, arXiv:2405.14734; Hong et al.,
+    "ORPO: Monolithic Preference Optimization without Reference Model", 2024,
+    arXiv:2403.07691; Xu et al., "Contrastive Preference Optimization", 2024,
+    arXiv:2401.08417.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> h = jnp.ones((1, 2, 3)); w = jnp.eye(4, 3); y = jnp.array([[0, 1]])
+      >>> lossjax.losses.linear_preference_loss(h, h, w, y, y, gamma=0.0).round(4)  # equal rewards: log 2
+      Array([0.6931], dtype=float32)
+    """
+    fn = "linear_preference_loss"
+    C.check_one_of(fn, "loss", loss, LINEAR_PREFERENCE_LOSSES)
+    if loss == "orpo" and not isinstance(label_smoothing, jax.core.Tracer) and float(label_smoothing) != 0.0:
+        raise ValueError(f"{fn}: loss='orpo' has no `label_smoothing`; got {label_smoothing!r} (needs 0).")
+    (pc, pr), (cm, rm) = _head_log_probs(
+        fn,
+        (chosen_hidden, rejected_hidden),
+        weight,
+        (chosen_labels, rejected_labels),
+        bias,
+        ignore_index,
+        block_size,
+        memory_budget,
+        where,
+    )
+    masks = {"chosen_where": cm, "rejected_where": rm, "where": where}
+    if loss == "simpo":
+        return simpo_loss(
+            pc, pr, beta=2.0 if beta is None else beta, gamma=gamma, label_smoothing=label_smoothing, **masks
+        )
+    if loss == "orpo":
+        return orpo_loss(pc, pr, beta=0.1 if beta is None else beta, **masks)
+    return cpo_loss(
+        pc, pr, beta=0.1 if beta is None else beta, label_smoothing=label_smoothing, nll_weight=nll_weight, **masks
+    )
+
+
+@register(
+    "linear_kto_loss",
+    aliases=("fused_linear_kto_loss",),
+    family=FAMILY,
+    kind="per_example",
+    formula="kto_loss(log pi(y), log ref(y), desirable, kl) with both log-probs from fused linear heads",
+    paper="KTO: Model Alignment as Prospect Theoretic Optimization (2024, arXiv:2402.01306)",
+    reference="linkedin/Liger-Kernel 0.8.5 chunked_loss/kto_loss.py::LigerFusedLinearKTOLoss (its unfused "
+    "reference: materialized logits, then trl's KTO loss)",
+    sample=lambda: _linear_kto_sample(),
+    runtime=("bias", "ref_bias"),
+)
+def linear_kto_loss(
+    hidden: ArrayLike,
+    weight: ArrayLike,
+    labels: ArrayLike,
+    desirable: ArrayLike,
+    ref_hidden: ArrayLike,
+    ref_weight: ArrayLike,
+    *,
+    kl: ArrayLike = 0.0,
+    beta: float = 0.1,
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+    bias: ArrayLike | None = None,
+    ref_bias: ArrayLike | None = None,
+    ignore_index: int | None = -100,
+    block_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""KTO from hidden states and the policy / reference LM heads, never materializing ``[tokens, V]`` logits.
+
+    .. math::
+        r = \log\pi(y) - \log\pi_\mathrm{ref}(y),\qquad
+        \ell = \begin{cases} w_D\,(1 - \sigma(\beta(r - z_0))) & \text{desirable} \\
+                             w_U\,(1 - \sigma(\beta(z_0 - r))) & \text{undesirable} \end{cases}
+
+    :func:`kto_loss` on the summed log-probs of fused
+    :func:`~lossjax.losses.linear_cross_entropy` heads (tokens labelled
+    ``ignore_index`` left out); ``kl`` is the reference point ``z_0``
+    (:func:`kto_reference_kl` of a mismatched batch; Liger's default 0).
+
+    Args:
+      hidden: ``[B, T, D]`` policy hidden states (position ``t`` predicts ``labels[:, t]``).
+      weight: ``[V, D]`` policy LM head.
+      labels: ``[B, T]`` integer next tokens.
+      desirable: ``[B]`` bool.
+      ref_hidden: ``[B, T, D_ref]`` reference hidden states (constant).
+      ref_weight: ``[V, D_ref]`` reference LM head (constant).
+      kl: the scalar reference point ``z_0`` (clamped at 0, constant).
+      beta, desirable_weight, undesirable_weight: as :func:`kto_loss`.
+      bias, ref_bias: optional ``[V]`` head biases.
+      ignore_index: the label of uncounted tokens (None: every token counts).
+      block_size, memory_budget: the fused head's vocabulary tiling.
+      where: optional ``[B]`` example mask.
+
+    Returns:
+      ``[B]`` per-example losses.
+
+    Paper: Ethayarajh et al., "KTO: Model Alignment as Prospect Theoretic
+    Optimization", ICML 2024, arXiv:2402.01306.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> h = jnp.ones((1, 2, 3)); w = jnp.eye(4, 3); y = jnp.array([[0, 1]])
+      >>> lossjax.losses.linear_kto_loss(h, w, y, jnp.array([True]), h, w).round(4)  # r = 0: 1 - s(0)
+      Array([0.5], dtype=float32)
+    """
+    fn = "linear_kto_loss"
+    (lp,), (m,) = _head_log_probs(
+        fn, (hidden,), weight, (labels,), bias, ignore_index, block_size, memory_budget, where
+    )
+    (ref,) = _ref_log_probs(
+        fn, (ref_hidden,), ref_weight, (labels,), ref_bias, ignore_index, block_size, memory_budget, where
+    )
+    return kto_loss(
+        lp,
+        ref,
+        desirable,
+        kl,
+        beta=beta,
+        desirable_weight=desirable_weight,
+        undesirable_weight=undesirable_weight,
+        token_where=m,
+        where=where,
+    )
+
+
+def _linear_kto_sample() -> Sample:
+    s = _linear_pref_sample(with_ref=True)
+    hc, _, w, yc, _, rc, _, rw = s.args
+    desirable = np.array([True, False])
+    big = (hc * 30, w, yc, desirable, rc * 30, rw)
+    zero = (np.zeros_like(hc), w, yc, desirable, rc, rw)
+    return Sample(
+        args=(hc, w, yc, desirable, rc, rw),
+        kwargs={"block_size": 2, "kl": np.float32(0.2)},
+        diff_argnums=(0, 1),
+        batched_argnums=(0, 2, 3, 4),
+        extremes=(big, zero),
+        variants=({"beta": 0.5, "desirable_weight": 1.33, "undesirable_weight": 0.75},),
+        value_tol=s.value_tol,
+    )

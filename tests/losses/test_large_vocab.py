@@ -646,3 +646,206 @@ def test_return_contract_is_one_kind_per_entry():
     logits = jnp.matmul(h, w.T, precision=jax.lax.Precision.HIGHEST) + b[None, :]
     want_lse = jnp.where(y != -100, jax.nn.logsumexp(logits, axis=-1), 0.0)
     assert_rel(lse, want_lse, 1e-6, "lse")
+
+
+# ----------------------------------------------------------------------------
+# Fused distillation and preference heads (issue 14): fused == materialized, flat in V
+# ----------------------------------------------------------------------------
+
+
+def _materialized_distill(h, w, ht, wt, *, divergence="kl", beta=0.5, temperature=1.0, where=None):
+    """The divergences on materialized float32 logits (trl GKD's generalized JSD; TVD)."""
+    hp = jax.lax.Precision.HIGHEST
+    f32 = jnp.float32
+    zs = jnp.matmul(h.astype(f32), w.astype(f32).T, precision=hp) / temperature
+    zt = jnp.matmul(ht.astype(f32), wt.astype(f32).T, precision=hp) / temperature
+    ls, lt = jax.nn.log_softmax(zs, -1), jax.lax.stop_gradient(jax.nn.log_softmax(zt, -1))
+    p, q = jnp.exp(lt), jnp.exp(ls)
+    if divergence == "jsd" and beta == 0.0:
+        divergence = "kl"
+    if divergence == "jsd" and beta == 1.0:
+        divergence = "reverse_kl"
+    if divergence == "kl":
+        d = jnp.sum(p * (lt - ls), -1)
+    elif divergence == "reverse_kl":
+        d = jnp.sum(q * (ls - lt), -1)
+    elif divergence == "jsd":  # trl GKDTrainer.generalized_jsd_loss
+        lm = jnp.logaddexp(lt + math.log(beta), ls + math.log(1 - beta))
+        d = beta * jnp.sum(p * (lt - lm), -1) + (1 - beta) * jnp.sum(q * (ls - lm), -1)
+    else:
+        d = 0.5 * jnp.sum(jnp.abs(p - q), -1)
+    return d if where is None else jnp.where(where, d, 0.0)
+
+
+def _distill_inputs(n=37, d=8, dt=6, v=29, seed=3, dtype=jnp.float32):
+    rng = np.random.default_rng(seed)
+    h = jnp.asarray(rng.normal(size=(n, d)), dtype)
+    w = jnp.asarray(rng.normal(size=(v, d)) * 0.5, dtype)
+    ht = jnp.asarray(rng.normal(size=(n, dt)), dtype)
+    wt = jnp.asarray(rng.normal(size=(v, dt)) * 0.5, dtype)
+    keep = jnp.asarray(rng.random(n) > 0.25)
+    return h, w, ht, wt, keep
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"divergence": "kl"},
+        {"divergence": "reverse_kl", "temperature": 2.0},
+        {"divergence": "jsd", "beta": 0.3, "temperature": 0.7},
+        {"divergence": "jsd", "beta": 1.0},
+        {"divergence": "tvd", "temperature": 1.5},
+    ],
+)
+def test_linear_distillation_matches_materialized(opts):
+    h, w, ht, wt, keep = _distill_inputs()
+    h = h.at[3].set(jnp.nan)  # an ignored token may hold garbage
+    keep = keep.at[3].set(False)
+
+    def fused(h, w):
+        return jnp.sum(lossjax.losses.linear_distillation_loss(h, w, ht, wt, where=keep, block_size=8, **opts))
+
+    def mat(h, w):
+        return jnp.sum(_materialized_distill(jnp.where(keep[:, None], h, 0.0), w, ht, wt, where=keep, **opts))
+
+    (fv, fg), (mv, mg) = (jax.jit(jax.value_and_grad(f, argnums=(0, 1)))(h, w) for f in (fused, mat))
+    assert_rel(fv, mv, 1e-5, "value")
+    assert_rel(fg[0], mg[0], 1e-5, "d hidden")
+    assert_rel(fg[1], mg[1], 1e-5, "d weight")
+    assert np.all(fg[0][3] == 0)
+
+
+def test_linear_distillation_bf16_all_ignored_and_teacher_constant():
+    h, w, ht, wt, keep = _distill_inputs(dtype=jnp.bfloat16)
+    got = lossjax.losses.linear_distillation_loss(h, w, ht, wt, divergence="jsd", beta=0.5, block_size=8)
+    assert got.dtype == jnp.float32
+    want = _materialized_distill(h, w, ht, wt, divergence="jsd", beta=0.5)
+    assert_rel(got, want, 2e-2, "bf16 value")
+    none = jnp.zeros_like(keep)
+    f = jax.jit(
+        jax.value_and_grad(
+            lambda h, w, ht, wt: jnp.sum(lossjax.losses.linear_distillation_loss(h, w, ht, wt, where=none)),
+            argnums=(0, 1, 2, 3),
+        )
+    )
+    val, grads = f(*_distill_inputs()[:4])
+    assert float(val) == 0.0 and all(float(jnp.abs(g).max()) == 0.0 for g in grads)
+    # The teacher is a constant: no gradient to its hidden states or head.
+    g_t = jax.grad(lambda ht: jnp.sum(lossjax.losses.linear_distillation_loss(*_distill_inputs()[:2], ht, wt)))(
+        _distill_inputs()[2]
+    )
+    assert float(jnp.abs(g_t).max()) == 0.0
+
+
+def _materialized_token_log_probs(h, w, y):
+    logits = jnp.matmul(h, w.T, precision=jax.lax.Precision.HIGHEST)
+    logp = jax.nn.log_softmax(logits, -1)
+    valid = y != -100
+    tok = jnp.take_along_axis(logp, jnp.where(valid, y, 0)[..., None], -1)[..., 0]
+    return jnp.where(valid, tok, 0.0), valid
+
+
+def _pref_inputs(b=3, t=5, d=6, v=23, seed=4):
+    rng = np.random.default_rng(seed)
+    hc, hr, rhc, rhr = (jnp.asarray(rng.normal(size=(b, t, d)), jnp.float32) for _ in range(4))
+    w, rw = (jnp.asarray(rng.normal(size=(v, d)) * 0.5, jnp.float32) for _ in range(2))
+    yc = rng.integers(0, v, size=(b, t))
+    yr = rng.integers(0, v, size=(b, t))
+    yc[0, :2] = -100  # prompt tokens
+    yr[1, 3:] = -100  # padding
+    yr[2, :] = -100  # an all-ignored response
+    return hc, hr, w, jnp.asarray(yc), jnp.asarray(yr), rhc, rhr, rw
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("dpo", {"beta": 0.3}),
+        ("dpo", {"variant": "ipo", "beta": 0.5, "nll_weight": 0.4}),
+        ("simpo", {}),
+        ("orpo", {"beta": 0.2}),
+        ("cpo", {"label_smoothing": 0.1}),
+        ("kto", {"kl": 0.1}),
+    ],
+)
+def test_linear_preference_heads_match_materialized(name, kwargs):
+    hc, hr, w, yc, yr, rhc, rhr, rw = _pref_inputs()
+    L = lossjax.losses
+    where = jnp.array([True, True, False])
+
+    def fused(hc, hr, w):
+        if name == "dpo":
+            out = L.linear_dpo_loss(hc, hr, w, yc, yr, rhc, rhr, rw, block_size=8, where=where, **kwargs)
+        elif name == "kto":
+            out = L.linear_kto_loss(hc, w, yc, jnp.array([True, False, True]), rhc, rw, block_size=8, **kwargs)
+        else:
+            out = L.linear_preference_loss(hc, hr, w, yc, yr, loss=name, block_size=8, where=where, **kwargs)
+        return jnp.sum(out * jnp.array([1.0, 0.7, 1.3]))
+
+    def mat(hc, hr, w):
+        (pc, cm), (pr, rm) = _materialized_token_log_probs(hc, w, yc), _materialized_token_log_probs(hr, w, yr)
+        rc, _ = _materialized_token_log_probs(rhc, rw, yc)
+        rr, _ = _materialized_token_log_probs(rhr, rw, yr)
+        rc, rr = jax.lax.stop_gradient(rc), jax.lax.stop_gradient(rr)
+        m = {"chosen_where": cm, "rejected_where": rm, "where": where}
+        if name == "dpo":
+            nll = kwargs.get("nll_weight", 0.0)
+            kw = {k: v for k, v in kwargs.items() if k != "nll_weight"}
+            out = L.dpo_loss(pc, pr, rc, rr, **kw, **m)
+            out = out + nll * jnp.where(where, -jnp.sum(pc, 1) / jnp.maximum(jnp.sum(cm, 1), 1), 0.0)
+        elif name == "kto":
+            out = L.kto_loss(pc, rc, jnp.array([True, False, True]), kwargs["kl"], token_where=cm)
+        elif name == "simpo":
+            out = L.simpo_loss(pc, pr, **m)
+        elif name == "orpo":
+            out = L.orpo_loss(pc, pr, **kwargs, **m)
+        else:
+            out = L.cpo_loss(pc, pr, **kwargs, **m)
+        return jnp.sum(out * jnp.array([1.0, 0.7, 1.3]))
+
+    (fv, fg), (mv, mg) = (jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))(hc, hr, w) for f in (fused, mat))
+    assert_rel(fv, mv, 1e-5, "value")
+    for k in range(3):
+        if float(jnp.abs(mg[k]).max()) > 0:
+            assert_rel(fg[k], mg[k], 1e-5, f"gradient {k}")
+        else:
+            assert float(jnp.abs(fg[k]).max()) == 0.0
+
+
+def test_fused_heads_temporaries_flat_in_vocab():
+    """Compiled temporaries of value_and_grad at V and 4V (compile only): flat for the fused distillation and
+    preference heads (the [V, D] parameter gradients are outputs), growing with N x V for the materialized ones."""
+    n, d, b = 1024, 64, 4
+    t = n // (2 * b)
+    h = jax.ShapeDtypeStruct((n, d), jnp.float32)
+    hc = jax.ShapeDtypeStruct((b, t, d), jnp.float32)
+    y = jax.ShapeDtypeStruct((b, t), jnp.int32)
+    L = lossjax.losses
+
+    def temps(v):
+        w = jax.ShapeDtypeStruct((v, d), jnp.float32)
+        distill = jax.value_and_grad(
+            lambda h, w, wt: jnp.mean(L.linear_distillation_loss(h, w, h, wt, divergence="jsd", block_size=512)),
+            argnums=(0, 1),
+        )
+        dpo = jax.value_and_grad(
+            lambda hc, hr, w, yc, yr: jnp.mean(L.linear_dpo_loss(hc, hr, w, yc, yr, hc, hr, w, block_size=512)),
+            argnums=(0, 1, 2),
+        )
+
+        def mat_distill(h, w, wt):
+            return jnp.mean(_materialized_distill(h, w, h, wt, divergence="jsd"))
+
+        mat = jax.value_and_grad(mat_distill, argnums=(0, 1))
+        return (
+            _temp_bytes(distill, h, w, w),
+            _temp_bytes(dpo, hc, hc, w, y, y),
+            _temp_bytes(mat, h, w, w),
+        )
+
+    small, large = temps(4096), temps(16384)
+    grow = 16384 - 4096
+    assert large[2] - small[2] >= n * grow * 4  # materialized: at least one more float32 [N, V] logits array
+    for k, what in enumerate(("distillation", "dpo")):
+        # fused: the growth is far below one [N, V] float32 array (only [V]-sized buffers may grow)
+        assert large[k] - small[k] <= 0.05 * n * grow * 4, (what, small[k], large[k])
