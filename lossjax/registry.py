@@ -1001,22 +1001,129 @@ def from_config(config: Any):
 # ---------------------------- optimizer specs -----------------------------
 
 
+_OPTAX_PREFIXES = (("optax.contrib.", "contrib"), ("contrib.", "contrib"), ("optax.", "optax"))
+
+
+def _optax_namespaces() -> dict[str, Any]:
+    import optax.contrib  # a subpackage: make sure it is loaded
+
+    return {"optax": optax, "contrib": optax.contrib}
+
+
+def _optax_names() -> list[str]:
+    ns = _optax_namespaces()
+    return [n for n in dir(ns["optax"]) if not n.startswith("_")] + [
+        f"contrib.{n}" for n in dir(ns["contrib"]) if not n.startswith("_")
+    ]
+
+
+def _optax_factory(name: str) -> Callable[..., Any] | None:
+    """``optax.<name>``, else ``optax.contrib.<name>``; ``contrib.<name>`` (``optax.contrib.<name>``): contrib only."""
+    ns = _optax_namespaces()
+    for prefix, where in _OPTAX_PREFIXES:
+        if name.startswith(prefix):
+            f = getattr(ns[where], name[len(prefix) :], None)
+            return f if callable(f) and "." not in name[len(prefix) :] else None
+    for where in ("optax", "contrib"):
+        if name in dir(ns[where]):  # not getattr: optax's deprecated aliases of contrib names warn
+            f = getattr(ns[where], name)
+            if callable(f) and not isinstance(f, type):
+                return f
+    return None
+
+
+def _build_value(value: Any, context: str) -> Any:
+    """A hyperparameter from plain data: a nested spec (``{"name": ...}``) is built, a ``{"chain": [...]}`` chained."""
+    if isinstance(value, Mapping) and "chain" in value:
+        if set(value) != {"chain"}:
+            raise SpecError(f"lossjax.optimizer: {context}: a chain takes only 'chain', got {sorted(value)}.")
+        return optimizer(value["chain"])
+    if isinstance(value, Mapping) and "name" in value:
+        return _build_optimizer_part(dict(value), context)[0]
+    return value
+
+
+def _build_optimizer_part(cfg: dict[str, Any], context: str = "") -> tuple[Any, dict[str, Any]]:
+    """One named part (a lossjax transform, an optax or optax.contrib function, a schedule) and its plain config."""
+    raw = {k: v for k, v in cfg.items()}
+    name = cfg.pop("name")
+    if not isinstance(name, str):
+        raise SpecError(f"lossjax.optimizer: a spec's 'name' must be a string, got {type(name).__name__}.")
+    inject = cfg.pop("inject_hyperparams", False)
+    if not isinstance(inject, (bool, Mapping)):
+        raise SpecError(
+            f"lossjax.optimizer: {name}: 'inject_hyperparams' must be true/false or a dict of "
+            f"optax.inject_hyperparams options (static_args, hyperparam_dtype), got {inject!r}."
+        )
+    where = f"{context}{name}"
+    kwargs = {k: _build_value(v, f"{where}.{k}") for k, v in cfg.items()}
+    _ensure_loaded()
+    if name in _REGISTRY or name in _ALIASES:
+        entry = get_entry(name)
+        if entry.kind != "transform":
+            raise SpecError(f"lossjax.optimizer: {name!r} is a loss, not a transform.")
+        _check_hyperparams(entry, kwargs)
+        factory = entry.fn
+    else:
+        factory = _optax_factory(name)
+        if factory is None:
+            close = difflib.get_close_matches(name, _all_names() + _optax_names())
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise KeyError(
+                f"lossjax.optimizer: {name!r} is neither a lossjax transform nor an optax function "
+                f"(optax, optax.contrib, a schedule).{hint}"
+            )
+    if inject:
+        opts = dict(inject) if isinstance(inject, Mapping) else {}
+        unknown = set(opts) - {"static_args", "hyperparam_dtype"}
+        if unknown:
+            raise SpecError(f"lossjax.optimizer: {name}: unknown inject_hyperparams options {sorted(unknown)}.")
+        if "static_args" in opts:
+            opts["static_args"] = tuple(opts["static_args"])
+        if "hyperparam_dtype" in opts:
+            opts["hyperparam_dtype"] = jnp.dtype(opts["hyperparam_dtype"])
+        factory = optax.inject_hyperparams(factory, **opts)
+    try:
+        built = factory(**kwargs)
+    except TypeError as e:
+        raise TypeError(f"lossjax.optimizer: {name}: {e}") from None
+    return built, {k: _jsonable(v) for k, v in raw.items()}
+
+
 def optimizer(spec: Any) -> optax.GradientTransformation:
     """Chains registered transforms and optax optimizers, named in a spec.
 
+    Every name is looked up in the lossjax registry, then in ``optax``, then in
+    ``optax.contrib`` (``"contrib.sam"`` or ``"optax.contrib.sam"`` names the
+    contrib one explicitly, e.g. when lossjax has a transform of the same
+    name). A hyperparameter given as a nested spec is built first: a learning
+    rate schedule (``{"name": "warmup_cosine_decay_schedule", ...}``), an inner
+    optimizer (``sam``'s ``optimizer``/``adv_optimizer``, ``mechanize``'s
+    ``base_optimizer``, ...) or a chain (``{"chain": [...]}``).
+    ``"inject_hyperparams": true`` (or a dict of ``optax.inject_hyperparams``'
+    options: ``static_args``, ``hyperparam_dtype``) wraps the factory in
+    ``optax.inject_hyperparams``, so its numeric hyperparameters live in the
+    state (``state.hyperparams``) and can be changed between steps. Specs are
+    plain data (JSON/YAML): nothing is evaluated.
+
     Args:
       spec: one spec or a list of specs (strings or dicts); a name not in the
-        registry is looked up in optax (``"adam(learning_rate=1e-3)"``,
-        ``"clip_by_global_norm(max_norm=1.0)"``).
+        registry is looked up in optax and optax.contrib (``"adam(learning_rate=1e-3)"``,
+        ``"clip_by_global_norm(max_norm=1.0)"``, ``{"name": "prodigy"}``).
 
     Returns:
-      ``optax.chain`` of them, with ``to_config()`` (``{"chain": [...]}``).
+      ``optax.chain`` of them, with ``to_config()`` (``{"chain": [...]}``, the
+      specs as given: ``from_config`` rebuilds it).
 
     Example:
       >>> import lossjax
-    >>> tx = lossjax.optimizer(["clip_by_global_norm(max_norm=1.0)", {"name": "sgd", "learning_rate": 0.1}])
-    >>> tx.to_config()["chain"][1]
-    {'name': 'sgd', 'learning_rate': 0.1}
+      >>> tx = lossjax.optimizer(["clip_by_global_norm(max_norm=1.0)", {"name": "sgd", "learning_rate": 0.1}])
+      >>> tx.to_config()["chain"][1]
+      {'name': 'sgd', 'learning_rate': 0.1}
+      >>> sched = {"name": "cosine_decay_schedule", "init_value": 1e-3, "decay_steps": 100}
+      >>> tx = lossjax.optimizer({"name": "contrib.sam", "optimizer": {"name": "adamw", "learning_rate": sched},
+      ...                         "adv_optimizer": {"name": "sgd", "learning_rate": 0.05}, "sync_period": 2})
+      >>> tx = lossjax.optimizer({"name": "adam", "learning_rate": 1e-3, "inject_hyperparams": True})
     """
     items = [spec] if isinstance(spec, (str, Mapping)) else list(spec)
     parts = []
@@ -1025,29 +1132,14 @@ def optimizer(spec: Any) -> optax.GradientTransformation:
         terms, _ = _terms_from(item)
         if len(terms) != 1 or terms[0][0] != 1.0 or not isinstance(item, (str, Mapping)):
             raise SpecError(f"lossjax.optimizer: {item!r} is a weighted sum; an optimizer spec chains single names.")
-        cfg = dict(terms[0][1])
-        name = cfg.pop("name")
-        _ensure_loaded()
-        if name in _REGISTRY or name in _ALIASES:
-            entry = get_entry(name)
-            if entry.kind != "transform":
-                raise SpecError(f"lossjax.optimizer: {name!r} is a loss, not a transform.")
-            _check_hyperparams(entry, cfg)
-            tx = entry.fn(**cfg)
-        else:
-            factory = getattr(optax, name, None)
-            if factory is None or not callable(factory):
-                close = difflib.get_close_matches(name, _all_names() + [n for n in dir(optax) if not n.startswith("_")])
-                hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-                raise KeyError(
-                    f"lossjax.optimizer: {name!r} is neither a lossjax transform nor an optax function.{hint}"
-                )
-            try:
-                tx = factory(**cfg)
-            except TypeError as e:
-                raise TypeError(f"lossjax.optimizer: optax.{name}: {e}") from None
+        tx, cfg = _build_optimizer_part(dict(terms[0][1]))
+        if not isinstance(tx, (optax.GradientTransformation, optax.GradientTransformationExtraArgs)):
+            raise SpecError(
+                f"lossjax.optimizer: {cfg['name']!r} built a {type(tx).__name__}, not a gradient transformation "
+                "(a schedule goes inside a spec, as a hyperparameter such as learning_rate)."
+            )
         parts.append(tx)
-        configs.append({"name": name, **{k: _jsonable(v) for k, v in cfg.items()}})
+        configs.append(cfg)
     chained = optax.chain(*parts)
     entry = Entry("chain", optax.chain, "optax", "transform", (), "", "", "", {}, (), None, False)
     out = _configured_transform(chained, entry, {})
