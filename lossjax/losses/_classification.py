@@ -1274,7 +1274,8 @@ def hinge_loss(
     fn = "hinge_loss"
     _check_real(fn, "margin", margin)
     z, y, mask, dtype = binary_terms(fn, logits, labels, where)
-    C.debug_check(jnp.all(jnp.abs(y) == 1), f"{fn}: labels must be -1 or +1")
+    valid = jnp.abs(y) == 1
+    C.debug_check(jnp.all(valid if mask is None else valid | ~mask), f"{fn}: labels must be -1 or +1")
     loss = jnp.maximum(jnp.zeros((), dtype), jnp.asarray(margin, dtype) - z * y)
     return C.zero_masked(loss, mask)
 
@@ -1321,13 +1322,20 @@ def perceptron_loss(
     """
     fn = "perceptron_loss"
     z, y, mask, dtype = binary_terms(fn, logits, labels, where)
-    C.debug_check(jnp.all(jnp.abs(y) == 1), f"{fn}: labels must be -1 or +1")
+    valid = jnp.abs(y) == 1
+    C.debug_check(jnp.all(valid if mask is None else valid | ~mask), f"{fn}: labels must be -1 or +1")
     return C.zero_masked(jnp.maximum(jnp.zeros((), dtype), -z * y), mask)
 
 
 # --------------------------------------------------------------------------
 # Sparse alternatives to softmax.
 # --------------------------------------------------------------------------
+
+
+def _finite_max(z: Array) -> Array:
+    """``stop_gradient(max_c z_c)`` ``[..., 1]``, 0 where it is not finite: a shift that changes no loss value."""
+    m = jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True))
+    return jnp.where(jnp.isfinite(m), m, jnp.zeros((), z.dtype))
 
 
 def _sparsemax_threshold(z: Array) -> Array:
@@ -1389,6 +1397,9 @@ def multiclass_sparsemax_loss(
     t = target_probs(fn, logits, labels, where=where)
     z, q = t.logits, t.targets
     zero = jnp.zeros((), z.dtype)
+    # The loss is shift invariant (tau shifts with z, sum_S (z_j - tau) = 1, sum q = 1): relative to the
+    # largest logit, z_j^2 - tau^2 stays O(1) instead of cancelling at |z| ~ 1e4 (1e8 +- 8 in float32).
+    z = z - _finite_max(z)
     tau = _sparsemax_threshold(z)
     inside = z > tau  # a -inf logit is never in the support
     z_in = jnp.where(inside, z, zero)
@@ -1497,6 +1508,8 @@ def sparse_softmax_cross_entropy(
     k_eff = min(int(k), z.shape[-1])
     kth = jax.lax.top_k(jax.lax.stop_gradient(z), k_eff)[0][..., k_eff - 1 : k_eff]
     keep = (z >= kth) | (q > 0)
+    # lse(z) - z_y relative to the largest logit: at |z| ~ 1e4 float32 rounds lse(z) itself to 1e-3.
+    z = z - _finite_max(z)
     lse = jax.nn.logsumexp(z, axis=-1, where=keep, keepdims=True)
     # q != 0 (not q > 0): an out-of-range label's NaN row stays NaN.
     loss = jnp.sum(jnp.where(q != 0, q * (lse - z), jnp.zeros((), dtype)), axis=-1)
