@@ -763,18 +763,22 @@ def _p_bf16(entry, sample):
 def _jaxpr_f64_ops(jaxpr) -> list[str]:
     bad = []
 
+    def visit_param(p):  # sub-jaxprs hide in params: Jaxpr, ClosedJaxpr, or tuples of them (cond branches)
+        if isinstance(p, (tuple, list)):
+            for q in p:
+                visit_param(q)
+        elif hasattr(p, "jaxpr") and hasattr(p.jaxpr, "eqns"):
+            visit(p.jaxpr)
+        elif hasattr(p, "eqns") and hasattr(p, "outvars") and not hasattr(p, "primitive"):
+            visit(p)
+
     def visit(jx):
         for eqn in jx.eqns:
             for v in eqn.outvars:
                 if hasattr(v, "aval") and getattr(v.aval, "dtype", None) in (jnp.float64, jnp.complex128):
                     bad.append(str(eqn.primitive))
-            for sub in jax.core.subjaxprs(eqn) if hasattr(jax.core, "subjaxprs") else []:
-                visit(sub)
             for p in eqn.params.values():
-                if hasattr(p, "jaxpr") and hasattr(p.jaxpr, "eqns"):
-                    visit(p.jaxpr)
-                elif hasattr(p, "eqns"):
-                    visit(p)
+                visit_param(p)
 
     visit(jaxpr.jaxpr)
     return bad
