@@ -137,14 +137,17 @@ xs, ts = np.meshgrid(np.linspace(-1, 1, 41), np.linspace(0, 1, 21))
 u_true = np.asarray(exact(jnp.asarray(xs), jnp.asarray(ts)))
 grid_u = jax.jit(jax.vmap(jax.vmap(u_fn, (None, 0, 0)), (None, 0, 0)))
 
+u0 = np.asarray(grid_u(params0, jnp.asarray(xs, jnp.float32), jnp.asarray(ts, jnp.float32)))
+rel_l2 = {"untrained": np.linalg.norm(u0 - u_true) / np.linalg.norm(u_true)}
+print(f"{'untrained':12s} relative L2 error {rel_l2['untrained']:.3f}")
 fig, axes = plt.subplots(1, 3, figsize=(15, 4))
 for name, (params, hist) in results.items():
     axes[0].semilogy(hist.sum(1), label=name)
     u = np.asarray(grid_u(params, jnp.asarray(xs, jnp.float32), jnp.asarray(ts, jnp.float32)))
     err = np.abs(u - u_true)
     axes[1].semilogy(xs[0], err[10], label=name)
-    rel_l2 = np.linalg.norm(u - u_true) / np.linalg.norm(u_true)
-    print(f"{name:12s} final losses {np.round(hist[-1], 5)}  relative L2 error {rel_l2:.3f}")
+    rel_l2[name] = np.linalg.norm(u - u_true) / np.linalg.norm(u_true)
+    print(f"{name:12s} final losses {np.round(hist[-1], 5)}  relative L2 error {rel_l2[name]:.3f}")
 axes[0].set(title="total loss (sum of the three)", xlabel="step")
 axes[1].set(title="|u - u_exact| at t = 0.5", xlabel="x")
 axes[0].legend()
@@ -155,6 +158,12 @@ axes[2].set(title="ConFIG: |u - u_exact|", xlabel="x", ylabel="t")
 fig.colorbar(im, ax=axes[2])
 plt.tight_layout()
 plt.show()
+
+# Every method trains: the summed loss falls by half or more and the solution is closer to the exact one
+# than the untrained network (small size, 120 steps: relative L2 errors 0.47-0.63 measured, untrained 1.84).
+for name, (_, hist) in results.items():
+    assert hist[-1].sum() < 0.5 * hist[0].sum(), (name, hist[0], hist[-1])
+    assert rel_l2[name] < 0.5 * rel_l2["untrained"], (name, rel_l2)
 
 # %% [markdown]
 # ## Conflicts: how often the residual gradient opposes a condition's gradient
@@ -171,3 +180,5 @@ upd, _ = tx.update(grads, tx.init(None))
 J = np.concatenate([np.asarray(g).reshape(3, -1) for g in jax.tree.leaves(grads)], axis=1)
 d = np.concatenate([np.asarray(g).ravel() for g in jax.tree.leaves(upd)])
 print("cos(ConFIG update, g_i):", np.round(J @ d / np.linalg.norm(J, axis=1) / np.linalg.norm(d), 4))
+cos_cf = J @ d / np.linalg.norm(J, axis=1) / np.linalg.norm(d)
+assert np.all(cos_cf > 0) and np.ptp(cos_cf) < 1e-3, cos_cf  # the same positive cosine with every gradient

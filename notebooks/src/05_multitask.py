@@ -130,8 +130,21 @@ def run(method):
 
 
 results = {m: run(m) for m in ("equal", "uncertainty", "config")}
+logits0, pred0 = forward(params0, xte)
+acc0 = float(jnp.mean(jnp.argmax(logits0, -1) == yte))
+rmse0 = float(jnp.sqrt(jnp.mean((pred0 - rte) ** 2)))
+print(f"{'untrained':12s} test accuracy {acc0:.3f}   test RMSE (ink) {rmse0:.3f}")
 for m, (_, acc, rmse) in results.items():
     print(f"{m:12s} test accuracy {acc:.3f}   test RMSE (ink) {rmse:.3f}")
+
+# Every method learns both tasks: far above chance on the digit, far below the untrained error on the ink
+# (small size, 150 steps: accuracy 0.97-0.98 and RMSE 0.24-0.27 measured, untrained about 0.1 and 1).
+for m, (_, acc, rmse) in results.items():
+    assert acc > max(0.9, acc0 + 0.5), (m, acc, acc0)
+    assert rmse < 0.5 * rmse0, (m, rmse, rmse0)
+# uncertainty weighting really learns its log-variances (they start at 0): the regression loss falls fastest
+# and its sigma shrinks (s_2 = -0.50 measured at small size; the classification s_1 stays near 0)
+assert results["uncertainty"][0][-1, 3] < -0.2, results["uncertainty"][0][-1, 2:]
 
 # %% [markdown]
 # ## Curves: both losses, and the learned uncertainties
