@@ -23,16 +23,19 @@ import jax.numpy as jnp
 
 from lossjax import _checks as C
 from lossjax._pairwise import l2_normalize, self_mask
-from lossjax._parallel import AxisName, gather_batch
+from lossjax._parallel import AxisName, axis_offset, axis_size, gather_batch, psum
 
 __all__ = [
+    "CrossBatchMemory",
     "LabelledBatch",
+    "gather_replicated",
     "hardest",
     "hardest_index",
     "labelled_batch",
     "multi_similarity_mine",
     "pair_masks",
     "paired_batch",
+    "ring_slots",
 ]
 
 Array = jax.Array
@@ -95,6 +98,107 @@ def pair_masks(labels: Array, ref_labels: Array, valid: Array, ref_valid: Array,
     return same & ok & ~self_m, ~same & ok
 
 
+def ring_slots(pointer: ArrayLike, valid: Array, size: int) -> tuple[Array, Array, Array]:
+    """Where a ring buffer of ``size`` slots writes the ``valid`` rows (in order) starting at ``pointer``.
+
+    Equals writing them one at a time: with more valid rows than slots only
+    the last ``size`` are kept. Returns ``(slot, keep, new_pointer)``: the slot
+    of each row (``size``, out of bounds, for rows not written: use
+    ``.at[slot].set(..., mode="drop")``), which rows are written, and the next
+    pointer.
+    """
+    ptr = jnp.asarray(pointer, jnp.int32)
+    rank = jnp.cumsum(valid.astype(jnp.int32)) - 1
+    total = jnp.sum(valid.astype(jnp.int32))
+    keep = valid & (rank >= total - size)
+    slot = jnp.where(keep, (ptr + rank) % size, size)
+    return slot, keep, ((ptr + total) % size).astype(jnp.int32)
+
+
+class CrossBatchMemory(NamedTuple):
+    """A cross-batch memory (XBM): a ring buffer of past embeddings and labels, explicit state.
+
+    Pass it as ``memory=`` to a pair-based loss (:func:`lossjax.losses.pairwise_contrastive_loss`,
+    :func:`~lossjax.losses.batch_triplet_loss`, :func:`~lossjax.losses.multi_similarity_loss`,
+    :func:`~lossjax.losses.circle_loss`): the batch's anchors are then paired with the memory
+    *after* this batch is enqueued (pytorch-metric-learning's ``CrossBatchMemory``: the references
+    are the memory, stop-gradient, which holds the current batch too; an example is never paired
+    with its own copy). Then call :meth:`update` with the same batch to get the next state.
+
+    Attributes:
+      embeddings: ``[Q, D]`` stored embeddings (as given; the loss normalizes them like the batch).
+      labels: ``[Q]`` int32 labels.
+      valid: ``[Q]`` bool, the filled slots (an empty memory at the start: the warm-up).
+      pointer: int32 scalar, the next slot to write.
+
+    Paper: Wang, Zhang, Huang, Scott, "Cross-Batch Memory for Embedding
+    Learning", CVPR 2020, arXiv:1912.06798.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> mem = lossjax.losses.CrossBatchMemory.initial(4, 2)
+      >>> x, y = jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]]), jnp.array([0, 1, 0])
+      >>> loss = lossjax.losses.pairwise_contrastive_loss(x, y, memory=mem)  # pairs with the batch's own copy
+      >>> mem = mem.update(x, y)
+      >>> int(mem.pointer), mem.valid.tolist()
+      (3, [True, True, True, False])
+    """
+
+    embeddings: Array
+    labels: Array
+    valid: Array
+    pointer: Array
+
+    @classmethod
+    def initial(cls, size: int, dim: int, dtype=jnp.float32) -> CrossBatchMemory:
+        """An empty memory of ``size`` slots for ``dim``-dimensional embeddings."""
+        zeros = jnp.zeros((size,), jnp.int32)
+        return cls(jnp.zeros((size, dim), dtype), zeros, zeros.astype(bool), jnp.zeros((), jnp.int32))
+
+    def update(
+        self, embeddings: ArrayLike, labels: ArrayLike, *, where: ArrayLike | None = None, axis_name: AxisName = None
+    ) -> CrossBatchMemory:
+        """The memory after enqueuing the (global, with ``axis_name``) batch; padded rows are not enqueued.
+
+        Args:
+          embeddings: ``[N, D]`` this device's batch (stored without gradient).
+          labels: integer ``[N]``.
+          where: optional ``[N]`` mask of real examples.
+          axis_name: mapped axis the batch is sharded over: every device
+            enqueues the gathered batch and returns the same (replicated) memory.
+
+        Returns:
+          The new :class:`CrossBatchMemory`.
+        """
+        fn = "CrossBatchMemory.update"
+        x = C.check_array(fn, "embeddings", embeddings, ndim=2, dtype="float")
+        y = C.check_array(fn, "labels", labels, ndim=1, dtype="int")
+        C.check_shape_prefix(fn, ("embeddings", "labels"), x, y, 1)
+        _check_memory(fn, self, x.shape[1])
+        mask = C.prepare_where(fn, where, y.shape)
+        valid = jnp.ones(y.shape, bool) if mask is None else mask
+        xg = gather_replicated(C.fill_masked(x, mask), axis_name)
+        yg, vg = gather_replicated(y, axis_name), gather_replicated(valid, axis_name)
+        slot, _, ptr = ring_slots(self.pointer, vg, self.valid.shape[0])
+        return CrossBatchMemory(
+            jnp.asarray(self.embeddings).at[slot].set(xg.astype(self.embeddings.dtype), mode="drop"),
+            jnp.asarray(self.labels).at[slot].set(yg.astype(self.labels.dtype), mode="drop"),
+            jnp.asarray(self.valid, bool).at[slot].set(True, mode="drop"),
+            ptr,
+        )
+
+
+def _check_memory(fn: str, memory, dim: int) -> None:
+    if not isinstance(memory, CrossBatchMemory):
+        raise TypeError(f"{fn}: `memory` must be a CrossBatchMemory, got {type(memory).__name__}.")
+    q = memory.valid.shape[0] if memory.valid.ndim == 1 else -1
+    if memory.embeddings.shape != (q, dim) or memory.labels.shape != (q,):
+        raise ValueError(
+            f"{fn}: `memory` must hold embeddings [Q, {dim}], labels [Q] and valid [Q], got "
+            f"{memory.embeddings.shape}, {memory.labels.shape} and {memory.valid.shape}."
+        )
+
+
 def labelled_batch(
     fn: str,
     embeddings: ArrayLike | None,
@@ -103,6 +207,7 @@ def labelled_batch(
     *,
     axis_name: AxisName = None,
     normalize: bool = False,
+    memory: CrossBatchMemory | None = None,
 ) -> LabelledBatch:
     """Checks ``embeddings [N, D]`` (or None), integer ``labels [N]`` and ``where``; gathers; builds the pair masks.
 
@@ -129,7 +234,21 @@ def labelled_batch(
     labels_all = gather_batch(labels, axis_name)
     valid_all = gather_batch(valid, axis_name)
     m = labels_all.shape[0]
-    pos, neg = pair_masks(labels, labels_all, valid, valid_all, self_mask(n, m, axis_name=axis_name))
+    self_m = self_mask(n, m, axis_name=axis_name)
+    if memory is not None:
+        # The references are the memory after this batch's enqueue (stop-gradient): the batch's rows that get
+        # written, then the old slots that survive it. A row is never paired with its own copy (self_m).
+        _check_memory(fn, memory, x.shape[1])
+        size = memory.valid.shape[0]
+        slot, keep, _ = ring_slots(memory.pointer, valid_all, size)
+        written = jnp.zeros((size,), bool).at[slot].set(True, mode="drop")
+        mem_x = C.as_compute(jax.lax.stop_gradient(jnp.asarray(memory.embeddings)), dtype)
+        mem_x = l2_normalize(mem_x) if normalize else mem_x
+        x_all = jnp.concatenate([jax.lax.stop_gradient(x_all), mem_x], axis=0)
+        labels_all = jnp.concatenate([labels_all, jnp.asarray(memory.labels).astype(labels_all.dtype)])
+        valid_all = jnp.concatenate([keep, jnp.asarray(memory.valid, bool) & ~written])
+        self_m = jnp.concatenate([self_m, jnp.zeros((n, size), bool)], axis=1)
+    pos, neg = pair_masks(labels, labels_all, valid, valid_all, self_m)
     return LabelledBatch(x, x_all, labels_all, valid, valid_all, pos, neg, dtype)
 
 
@@ -165,3 +284,24 @@ def multi_similarity_mine(sim: Array, pos: Array, neg: Array, *, margin: float) 
     max_neg = jnp.max(jnp.where(neg, s, -jnp.inf), axis=-1, keepdims=True, initial=-jnp.inf)
     min_pos = jnp.min(jnp.where(pos, s, jnp.inf), axis=-1, keepdims=True, initial=jnp.inf)
     return pos & (s - margin < max_neg), neg & (s + margin > min_pos)
+
+
+def gather_replicated(x: Array, axis_name: AxisName) -> Array:
+    """The batch gathered over ``axis_name`` as a value replicated over it (for state updates: queues, memories).
+
+    ``all_gather`` gives every device the same rows, but ``shard_map`` types
+    its result as varying over the axis, so a state built from it could not be
+    returned replicated (``out_specs=P()``). Here each device writes its rows
+    at its offset in a zero buffer and the buffers are ``psum``-med (exact:
+    every entry is one value plus zeros). Booleans travel as int32. No gradient.
+    """
+    x = jax.lax.stop_gradient(jnp.asarray(x))
+    if axis_name is None:
+        return x
+    n = x.shape[0]
+    is_bool = x.dtype == jnp.bool_
+    v = x.astype(jnp.int32) if is_bool else x
+    buf = jnp.zeros((n * axis_size(axis_name), *x.shape[1:]), v.dtype)
+    buf = jax.lax.dynamic_update_slice_in_dim(buf, v, axis_offset(axis_name, n), axis=0)
+    out = psum(buf, axis_name)
+    return out > 0 if is_bool else out

@@ -35,12 +35,13 @@ import numpy as np
 
 from lossjax import _checks as C
 from lossjax._blocked import contrastive_rows
-from lossjax._mining import hardest, labelled_batch, multi_similarity_mine, paired_batch
+from lossjax._mining import CrossBatchMemory, hardest, labelled_batch, multi_similarity_mine, paired_batch
 from lossjax._pairwise import l2_normalize, masked_logsumexp, pairwise_similarity, self_mask
 from lossjax._parallel import axis_offset, gather_batch, psum
 from lossjax.registry import Sample, register
 
 __all__ = [
+    "CrossBatchMemory",
     "batch_triplet_loss",
     "circle_loss",
     "continuously_weighted_contrastive_loss",
@@ -166,7 +167,7 @@ def _blocked_views(kind: str, x: Array, y: Array, valid: Array, valid_all: Array
     "Deep Metric Learning for Computer Vision: A Brief Overview (2023, arXiv:2312.10046)",
     reference=f"{_PML}::losses/contrastive_loss.py::ContrastiveLoss",
     sample=_labelled_sample,
-    runtime=("axis_name",),
+    runtime=("axis_name", "memory"),
 )
 def pairwise_contrastive_loss(
     embeddings: ArrayLike,
@@ -178,6 +179,7 @@ def pairwise_contrastive_loss(
     normalize: bool = True,
     where: ArrayLike | None = None,
     axis_name=None,
+    memory: CrossBatchMemory | None = None,
 ) -> Array:
     r"""Pair contrastive loss over all positive and negative pairs of a labelled batch.
 
@@ -197,6 +199,9 @@ def pairwise_contrastive_loss(
       normalize: L2-normalize the embeddings first (PML's ``LpDistance`` default).
       where: optional ``[N]`` boolean mask of real (non-padded) examples.
       axis_name: mapped axis to gather the batch over (``shard_map``/``pmap``).
+      memory: optional :class:`CrossBatchMemory` (XBM): the anchors of this batch
+        are paired with the memory after this batch's enqueue (stop-gradient
+        references) instead of the batch; update it with ``memory.update(...)``.
 
     Returns:
       Scalar loss.
@@ -215,7 +220,7 @@ def pairwise_contrastive_loss(
     C.check_one_of(fn, "distance", distance, _TRIPLET_DISTANCES)
     C.check_positive(fn, "pos_margin", pos_margin, allow_zero=True)
     C.check_positive(fn, "neg_margin", neg_margin, allow_zero=True)
-    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize, memory=memory)
     d = pairwise_similarity(b.x, b.x_all, distance=distance)
     zero = jnp.zeros((), d.dtype)
     pos_l = jnp.where(b.pos, jax.nn.relu(d - pos_margin), zero)
@@ -327,7 +332,7 @@ def _sorted_negative_sums(d: Array, neg: Array, thresholds: Array, *, side: str)
     reference=f"{_PML}::losses/triplet_margin_loss.py::TripletMarginLoss + miners/batch_hard_miner.py, "
     "miners/triplet_margin_miner.py",
     sample=_labelled_sample,
-    runtime=("axis_name",),
+    runtime=("axis_name", "memory"),
 )
 def batch_triplet_loss(
     embeddings: ArrayLike,
@@ -339,6 +344,7 @@ def batch_triplet_loss(
     normalize: bool = True,
     where: ArrayLike | None = None,
     axis_name=None,
+    memory: CrossBatchMemory | None = None,
 ) -> Array:
     r"""Triplet loss from a labelled batch with batch-all, batch-hard or semi-hard mining.
 
@@ -369,6 +375,9 @@ def batch_triplet_loss(
       normalize: L2-normalize the embeddings first.
       where: optional ``[N]`` boolean mask of real examples.
       axis_name: mapped axis to gather the batch over.
+      memory: optional :class:`CrossBatchMemory` (XBM): the anchors of this batch
+        are paired with the memory after this batch's enqueue (stop-gradient
+        references) instead of the batch; update it with ``memory.update(...)``.
 
     Returns:
       Scalar loss.
@@ -388,7 +397,7 @@ def batch_triplet_loss(
     C.check_one_of(fn, "mining", mining, ("all", "hard", "semihard"))
     C.check_one_of(fn, "distance", distance, _TRIPLET_DISTANCES)
     C.check_positive(fn, "margin", margin)
-    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize, memory=memory)
     d = pairwise_similarity(b.x, b.x_all, distance=distance)
     zero = jnp.zeros((), d.dtype)
     if mining == "hard":
@@ -582,7 +591,7 @@ def npair_loss(
     paper="Multi-Similarity Loss with General Pair Weighting for Deep Metric Learning (2019, arXiv:1904.06627)",
     reference=f"{_PML}::losses/multi_similarity_loss.py::MultiSimilarityLoss + miners/multi_similarity_miner.py",
     sample=_labelled_sample,
-    runtime=("axis_name",),
+    runtime=("axis_name", "memory"),
 )
 def multi_similarity_loss(
     embeddings: ArrayLike,
@@ -594,6 +603,7 @@ def multi_similarity_loss(
     mining_margin: float | None = 0.1,
     where: ArrayLike | None = None,
     axis_name=None,
+    memory: CrossBatchMemory | None = None,
 ) -> Array:
     r"""Multi-similarity loss with its pair miner, on cosine similarities.
 
@@ -616,6 +626,9 @@ def multi_similarity_loss(
       mining_margin: the miner's margin (pytorch-metric-learning's ``epsilon``), or ``None`` for no mining.
       where: optional ``[N]`` boolean mask.
       axis_name: mapped axis to gather the batch over.
+      memory: optional :class:`CrossBatchMemory` (XBM): the anchors of this batch
+        are paired with the memory after this batch's enqueue (stop-gradient
+        references) instead of the batch; update it with ``memory.update(...)``.
 
     Returns:
       Scalar loss.
@@ -636,7 +649,7 @@ def multi_similarity_loss(
     C.check_positive(fn, "beta", beta)
     if mining_margin is not None:
         C.check_positive(fn, "mining_margin", mining_margin, allow_zero=True)
-    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, memory=memory)
     s = pairwise_similarity(b.x, b.x_all, distance="cosine")
     if mining_margin is None:
         pos, neg = b.pos, b.neg
@@ -660,7 +673,7 @@ def multi_similarity_loss(
     # see through the stop-gradient weights: it runs stop_gradient_weights=False. The
     # default gradient is checked against PML in tests/losses/test_metric.py.
     sample=lambda: _labelled_sample(kwargs={"stop_gradient_weights": False}),
-    runtime=("axis_name",),
+    runtime=("axis_name", "memory"),
 )
 def circle_loss(
     embeddings: ArrayLike,
@@ -671,6 +684,7 @@ def circle_loss(
     stop_gradient_weights: bool = True,
     where: ArrayLike | None = None,
     axis_name=None,
+    memory: CrossBatchMemory | None = None,
 ) -> Array:
     r"""Circle loss with pair labels, on cosine similarities.
 
@@ -692,6 +706,9 @@ def circle_loss(
         (the paper and PML); False differentiates through them too.
       where: optional ``[N]`` boolean mask.
       axis_name: mapped axis to gather the batch over.
+      memory: optional :class:`CrossBatchMemory` (XBM): the anchors of this batch
+        are paired with the memory after this batch's enqueue (stop-gradient
+        references) instead of the batch; update it with ``memory.update(...)``.
 
     Returns:
       Scalar loss.
@@ -709,7 +726,7 @@ def circle_loss(
     fn = "circle_loss"
     C.check_positive(fn, "margin", margin, allow_zero=True)
     C.check_positive(fn, "scale", scale)
-    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, memory=memory)
     s = pairwise_similarity(b.x, b.x_all, distance="cosine")
     sd = jax.lax.stop_gradient(s) if stop_gradient_weights else s
     logit_p = -scale * jax.nn.relu(1.0 + margin - sd) * (s - (1.0 - margin))

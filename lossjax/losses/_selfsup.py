@@ -15,22 +15,29 @@ examples from every statistic; an all-masked batch gives 0.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax._mining import paired_batch
+from lossjax._mining import gather_replicated, paired_batch, ring_slots
 from lossjax._pairwise import l2_normalize, masked_logsumexp, pairwise_distance
-from lossjax._parallel import gather_batch, psum
+from lossjax._parallel import axis_offset, gather_batch, psum
 from lossjax.registry import Sample, register
 
 __all__ = [
+    "DINOState",
+    "MoCoQueue",
     "barlow_twins_loss",
     "byol_loss",
+    "dino_loss",
     "dispersive_loss",
+    "moco_loss",
+    "moco_v3_loss",
     "negative_cosine_loss",
+    "swav_loss",
     "vicreg_loss",
     "whitening_mse_loss",
 ]
@@ -564,3 +571,510 @@ def byol_loss(
     """
     cos, mask = _pred_target("byol_loss", predictions, targets, where, stop_gradient_targets)
     return C.zero_masked(2 - 2 * cos, mask)
+
+
+# --------------------------------------------------------------------------
+# Objectives with state across steps: DINO (teacher center), SwAV (Sinkhorn
+# codes), MoCo (a key queue) and MoCo v3 (symmetric, in-batch).
+# --------------------------------------------------------------------------
+
+
+def _global_row_mean(per_row: Array, valid: Array, axis_name) -> Array:
+    """``psum(sum of valid rows) / max(psum(valid count), 1)``: 0 for an empty or all-masked batch."""
+    zero = jnp.zeros((), per_row.dtype)
+    total = psum(jnp.sum(jnp.where(valid, per_row, zero)), axis_name)
+    count = psum(jnp.sum(valid).astype(per_row.dtype), axis_name)
+    return total / jnp.maximum(count, jnp.ones((), per_row.dtype))
+
+
+def _multi_view(fn: str, name: str, x: ArrayLike) -> Array:
+    return C.check_array(fn, name, x, ndim=3, dtype="float")
+
+
+class DINOState(NamedTuple):
+    """DINO's teacher center, the exponential moving average of the teacher outputs.
+
+    Attributes:
+      center: ``[K]`` the center subtracted from the teacher logits (the
+        reference's ``center`` buffer, initially 0).
+    """
+
+    center: Array
+
+    @classmethod
+    def initial(cls, num_prototypes: int, dtype=jnp.float32) -> DINOState:
+        """The reference's initial buffer: a center of zeros ``[K]``."""
+        return cls(jnp.zeros((num_prototypes,), dtype))
+
+
+def _dino_sample() -> Sample:
+    rng = np.random.default_rng(21)
+    s = rng.normal(size=(5, 3, 4)).astype(np.float32)  # 2 global crops + 1 local crop, K = 4
+    t = (s[:, :2] + 0.3 * rng.normal(size=(5, 2, 4))).astype(np.float32)
+    center = (0.2 * rng.normal(size=(4,))).astype(np.float32)
+    return Sample(
+        args=(s, t),
+        kwargs={"state": DINOState(center)},
+        diff_argnums=(0,),  # the teacher is stop-gradient
+        variants=({"teacher_temperature": 0.07, "student_temperature": 0.2, "center_momentum": 0.5},),
+    )
+
+
+@register(
+    "dino_loss",
+    aliases=("dino",),
+    family=FAMILY,
+    kind="batch",
+    formula="1/n_terms sum_{t, v != t} mean_b -softmax((g_t - c)/tau_t) . log_softmax(s_v/tau_s);  "
+    "c <- m c + (1 - m) mean_{b,t} g_t",
+    paper="Emerging Properties in Self-Supervised Vision Transformers (DINO, 2021, arXiv:2104.14294)",
+    reference="facebookresearch/dino@7c446df main_dino.py::DINOLoss.forward, update_center (torch port)",
+    sample=_dino_sample,
+    runtime=("state", "axis_name"),
+    has_aux=True,
+)
+def dino_loss(
+    student_logits: ArrayLike,
+    teacher_logits: ArrayLike,
+    *,
+    state: DINOState | None = None,
+    student_temperature: float = 0.1,
+    teacher_temperature: float = 0.04,
+    center_momentum: float = 0.9,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> tuple[Array, DINOState]:
+    r"""DINO's self-distillation loss with teacher centering and sharpening, multi-crop.
+
+    .. math::
+        \mathcal L = \frac{1}{n_{\text{terms}}}\sum_{t=1}^{T}\sum_{v \ne t}
+          \frac1B\sum_b -\sum_k q_{btk}\,\log\operatorname{softmax}_k(s_{bv}/\tau_s),\qquad
+        q_{bt} = \operatorname{softmax}\big((g_{bt} - c)/\tau_t\big)
+
+    with :math:`n_{\text{terms}} = T\,V - T` (student view ``v`` and teacher
+    view ``t`` are the same crop when ``v = t`` and that pair is skipped). The
+    teacher output is stop-gradient. The center is then updated by EMA with
+    the mean teacher output over the (global) batch and the teacher views,
+    :math:`c \leftarrow m\,c + (1 - m)\,\frac{1}{BT}\sum_{b,t} g_{bt}`, and
+    returned as the new state (the loss uses the center from ``state``, as the
+    reference, which updates it after the loss).
+
+    Multi-crop: the ``V`` student views are the ``T`` global crops the teacher
+    saw (first, in the same order) followed by the local crops. The reference
+    concatenates the views along the batch axis (``[V * B, K]``); here they sit
+    on axis 1 so that ``where`` and the device sharding split the batch:
+    ``x.reshape(V, B, K).swapaxes(0, 1)`` converts. The teacher temperature
+    warm-up of the reference is the caller's schedule (pass each step's value).
+
+    Args:
+      student_logits: ``[B, V, K]`` student head outputs, ``V >= 2`` views.
+      teacher_logits: ``[B, T, K]`` teacher head outputs, ``1 <= T <= V`` global views.
+      state: :class:`DINOState` (``None``: a zero center, the reference's initial buffer).
+      student_temperature: ``tau_s`` (0.1).
+      teacher_temperature: ``tau_t`` (0.04; the reference warms it up from 0.04 to 0.04-0.07).
+      center_momentum: ``m`` in ``[0, 1]`` (0.9).
+      where: optional ``[B]`` mask of real examples (out of the loss and the center).
+      axis_name: mapped axis the batch is sharded over: the mean and the center
+        are over the global batch (the reference's ``all_reduce``).
+
+    Returns:
+      ``(loss, new_state)``: the scalar loss and the updated :class:`DINOState`
+      (unchanged for an empty or all-masked batch).
+
+    Paper: Caron, Touvron, Misra, Jegou, Mairal, Bojanowski, Joulin, "Emerging
+    Properties in Self-Supervised Vision Transformers", ICCV 2021, arXiv:2104.14294.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> s = jnp.zeros((2, 3, 4))  # uniform student: -log(1/4) per pair
+      >>> t = jnp.ones((2, 2, 4))
+      >>> loss, state = lossjax.losses.dino_loss(s, t)
+      >>> round(float(loss), 4), state.center.round(2).tolist()
+      (1.3863, [0.1, 0.1, 0.1, 0.1])
+    """
+    fn = "dino_loss"
+    C.check_positive(fn, "student_temperature", student_temperature)
+    C.check_positive(fn, "teacher_temperature", teacher_temperature)
+    C.check_in_range(fn, "center_momentum", center_momentum, 0.0, 1.0)
+    s = _multi_view(fn, "student_logits", student_logits)
+    t = _multi_view(fn, "teacher_logits", teacher_logits)
+    b, nv, k = s.shape
+    nt = t.shape[1]
+    if t.shape[0] != b or t.shape[2] != k or not 1 <= nt <= nv or nv < 2:
+        raise ValueError(
+            f"{fn}: `student_logits` [B, V, K] and `teacher_logits` [B, T, K] need the same B and K, V >= 2 and "
+            f"1 <= T <= V, got shapes {s.shape} and {t.shape}."
+        )
+    dtype = C.compute_dtype(s, t)
+    if state is None:
+        state = DINOState.initial(k, dtype)
+    if not isinstance(state, DINOState):
+        raise TypeError(f"{fn}: `state` must be a DINOState, got {type(state).__name__}.")
+    center = jax.lax.stop_gradient(C.as_compute(state.center, dtype))
+    if center.shape != (k,):
+        raise ValueError(f"{fn}: `state.center` must have shape ({k},), got {center.shape}.")
+    mask = C.prepare_where(fn, where, (b,))
+    valid = jnp.ones((b,), bool) if mask is None else mask
+    s = C.fill_masked(C.as_compute(s, dtype), mask)
+    t = jax.lax.stop_gradient(C.fill_masked(C.as_compute(t, dtype), mask))
+    q = jax.nn.softmax((t - center[None, None, :]) / jnp.asarray(teacher_temperature, dtype), axis=-1)
+    logp = jax.nn.log_softmax(s / jnp.asarray(student_temperature, dtype), axis=-1)
+    pairs = jnp.asarray(np.arange(nv)[None, :] != np.arange(nt)[:, None], dtype)  # [T, V]: skip v == t
+    per_row = -jnp.einsum("btk,bvk,tv->b", q, logp, pairs, precision=_HI) / (nt * nv - nt)
+    loss = _global_row_mean(per_row, valid, axis_name)
+    vf = valid.astype(dtype)
+    count = psum(jnp.sum(vf), axis_name)
+    batch_center = psum(jnp.einsum("b,btk->k", vf, t, precision=_HI), axis_name) / jnp.maximum(
+        count * nt, jnp.ones((), dtype)
+    )
+    m = jnp.asarray(center_momentum, dtype)
+    new_center = jnp.where(count > 0, center * m + batch_center * (1 - m), center)
+    return loss, DINOState(new_center)
+
+
+def _sinkhorn_codes(scores: Array, valid: Array, epsilon: float, iterations: int, axis_name) -> Array:
+    """SwAV's Sinkhorn-Knopp codes ``[B, K]`` (each row sums to 1; prototypes equipartitioned over the
+    global batch), in the log domain; padded rows are 0 and out of every sum. No gradient."""
+    x = jax.lax.stop_gradient(scores) / jnp.asarray(epsilon, scores.dtype)
+    sel = jnp.broadcast_to(valid[:, None], x.shape)
+    dtype = x.dtype
+    n = psum(jnp.sum(valid).astype(dtype), axis_name)
+    log_n = jnp.log(jnp.maximum(n, jnp.ones((), dtype)))
+    log_k = jnp.log(jnp.asarray(x.shape[-1], dtype))
+    logq = x - masked_logsumexp(x, sel, axis=None, axis_name=axis_name)
+    for _ in range(iterations):
+        logq = logq - masked_logsumexp(logq, sel, axis=0, axis_name=axis_name)[None, :] - log_k
+        logq = logq - masked_logsumexp(logq, sel, axis=1)[:, None] - log_n
+    return jnp.where(sel, jnp.exp(jnp.where(sel, logq + log_n, jnp.zeros((), dtype))), jnp.zeros((), dtype))
+
+
+def _swav_sample() -> Sample:
+    rng = np.random.default_rng(22)
+    z = rng.normal(size=(6, 3, 3))
+    c = rng.normal(size=(4, 3))
+    z = z / np.linalg.norm(z, axis=-1, keepdims=True)
+    scores = np.einsum("bvd,kd->bvk", z, c / np.linalg.norm(c, axis=1)[:, None])
+    scores = scores.astype(np.float32)  # cosines of 3 crops with 4 prototypes
+    # Scores are cosines in [-1, 1] (the reference exponentiates scores / epsilon): edges at +-1 and 0.
+    edge = np.where(np.arange(4)[None, None, :] == (np.arange(6)[:, None, None] % 4), 1.0, -1.0) * np.ones((6, 3, 4))
+    return Sample(
+        args=(scores,),
+        extremes=((edge.astype(np.float32),), (np.zeros_like(scores),)),
+        fuzz_scaled=(),
+        # The codes are targets without gradient (the reference computes them under no_grad), but they depend on
+        # the scores: finite differences of the value see them move, the gradient does not by design.
+        surrogate_grad=True,
+        variants=({"temperature": 0.2, "epsilon": 0.1, "sinkhorn_iterations": 1, "num_assigned_views": 1},),
+    )
+
+
+@register(
+    "swav_loss",
+    aliases=("swav",),
+    family=FAMILY,
+    kind="batch",
+    formula="1/|A| sum_{a in A} 1/(V-1) sum_{v != a} mean_b -q_{ba} . log_softmax(z_{bv}/tau),  "
+    "q_a = SinkhornKnopp(exp(sg(z_a)/epsilon), n_iter)",
+    paper="Unsupervised Learning of Visual Features by Contrasting Cluster Assignments (SwAV, 2020, arXiv:2006.09882)",
+    reference="facebookresearch/swav@06b1b7c main_swav.py::train (swav loss), distributed_sinkhorn (torch port)",
+    sample=_swav_sample,
+    runtime=("axis_name",),
+)
+def swav_loss(
+    scores: ArrayLike,
+    *,
+    num_assigned_views: int = 2,
+    temperature: float = 0.1,
+    epsilon: float = 0.05,
+    sinkhorn_iterations: int = 3,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""SwAV's swapped prediction loss with Sinkhorn-Knopp codes (a fixed number of iterations).
+
+    .. math::
+        \mathcal L = \frac{1}{|A|}\sum_{a\in A}\frac{1}{V-1}\sum_{v\ne a}
+          \frac1B\sum_b -\sum_k q_{abk}\log\operatorname{softmax}_k(z_{bv}/\tau)
+
+    ``z_bv`` are the scores of view ``v`` of example ``b`` against the ``K``
+    prototypes (normalized embedding times normalized prototypes), ``A`` the
+    first ``num_assigned_views`` views (the reference's ``crops_for_assign``).
+    The codes :math:`q_a` are computed without gradient by Sinkhorn-Knopp on
+    :math:`\exp(z_a/\epsilon)`: normalize to total 1, then ``n`` times make each
+    prototype's total ``1/K`` and each example's ``1/B``; finally multiply by
+    ``B`` (rows sum to 1). It runs in the log domain (exactly the reference's
+    iterations without its overflow of ``exp`` past ``z/epsilon ~ 88``). With
+    ``axis_name`` the sums over the batch run over all devices (the
+    reference's ``distributed_sinkhorn``: equipartition over the global batch).
+
+    The reference's optional queue of past embeddings (extra rows in the
+    Sinkhorn problem) is not included.
+
+    Args:
+      scores: ``[B, V, K]`` prototype scores of ``V >= 2`` views.
+      num_assigned_views: ``|A|``, the first views that get codes (2), ``1 <= |A| <= V``.
+      temperature: ``tau`` of the predicted distribution (0.1).
+      epsilon: the entropic regularization of the codes (0.05).
+      sinkhorn_iterations: the fixed number of Sinkhorn-Knopp iterations (3).
+      where: optional ``[B]`` mask of real examples (out of the loss and the codes' sums).
+      axis_name: mapped axis the batch is sharded over.
+
+    Returns:
+      Scalar loss (0 for an empty or all-masked batch).
+
+    Paper: Caron, Misra, Mairal, Goyal, Bojanowski, Joulin, "Unsupervised
+    Learning of Visual Features by Contrasting Cluster Assignments", NeurIPS
+    2020, arXiv:2006.09882.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> z = jnp.zeros((4, 2, 3))  # uniform scores: uniform codes and predictions, loss log 3
+      >>> round(float(lossjax.losses.swav_loss(z)), 4)
+      1.0986
+    """
+    fn = "swav_loss"
+    C.check_positive(fn, "temperature", temperature)
+    C.check_positive(fn, "epsilon", epsilon)
+    C.check_int(fn, "sinkhorn_iterations", sinkhorn_iterations, 0, static=True)
+    C.check_int(fn, "num_assigned_views", num_assigned_views, 1, static=True)
+    z = _multi_view(fn, "scores", scores)
+    b, nv, _ = z.shape
+    if nv < 2 or num_assigned_views > nv:
+        raise ValueError(
+            f"{fn}: `scores` [B, V, K] needs V >= 2 views and num_assigned_views <= V, got shape {z.shape} and "
+            f"num_assigned_views={num_assigned_views}."
+        )
+    dtype = C.compute_dtype(z)
+    mask = C.prepare_where(fn, where, (b,))
+    valid = jnp.ones((b,), bool) if mask is None else mask
+    z = C.fill_masked(C.as_compute(z, dtype), mask)
+    logp = jax.nn.log_softmax(z / jnp.asarray(temperature, dtype), axis=-1)  # [B, V, K]
+    codes = jnp.stack(
+        [_sinkhorn_codes(z[:, a], valid, epsilon, sinkhorn_iterations, axis_name) for a in range(num_assigned_views)],
+        axis=1,
+    )  # [B, A, K]
+    pairs = jnp.asarray(np.arange(nv)[None, :] != np.arange(num_assigned_views)[:, None], dtype)  # [A, V]
+    per_row = -jnp.einsum("bak,bvk,av->b", codes, logp, pairs, precision=_HI) / ((nv - 1) * num_assigned_views)
+    return _global_row_mean(per_row, valid, axis_name)
+
+
+class MoCoQueue(NamedTuple):
+    """MoCo's queue of past (normalized) keys, a ring buffer.
+
+    Attributes:
+      keys: ``[Q, D]`` the stored keys.
+      valid: ``[Q]`` bool, the slots filled so far (all True once the queue
+        has wrapped around; an empty queue at the start: the warm-up).
+      pointer: int32 scalar, the next slot to write (the reference's ``queue_ptr``).
+    """
+
+    keys: Array
+    valid: Array
+    pointer: Array
+
+    @classmethod
+    def initial(cls, size: int, dim: int, dtype=jnp.float32) -> MoCoQueue:
+        """An empty queue of ``size`` slots for ``dim``-dimensional keys."""
+        return cls(jnp.zeros((size, dim), dtype), jnp.zeros((size,), bool), jnp.zeros((), jnp.int32))
+
+
+def _moco_sample() -> Sample:
+    rng = np.random.default_rng(23)
+    q = rng.normal(size=(4, 3)).astype(np.float32)
+    k = (q + 0.5 * rng.normal(size=(4, 3))).astype(np.float32)
+    # A queue of 6 slots, 5 filled, the pointer at 5: this batch of 4 wraps around (slots 5, 0, 1, 2).
+    mem = rng.normal(size=(6, 3)).astype(np.float32)
+    mem = mem / np.linalg.norm(mem, axis=1, keepdims=True)
+    filled = np.arange(6) < 5
+    state = MoCoQueue(np.where(filled[:, None], mem, 0).astype(np.float32), filled, np.int32(5))
+    empty = MoCoQueue(np.zeros((8, 3), np.float32), np.zeros((8,), bool), np.int32(0))
+    return Sample(
+        args=(q, k),
+        kwargs={"state": state},
+        diff_argnums=(0,),  # keys come from the momentum encoder (stop-gradient)
+        variants=({"temperature": 0.2, "state": empty},),
+    )
+
+
+@register(
+    "moco_loss",
+    aliases=("moco_v2_loss", "moco"),
+    family=FAMILY,
+    kind="per_example",
+    formula="-log( e^{q.k/T} / (e^{q.k/T} + sum_{j in queue} e^{q.k_j/T}) ),  q, k L2-normalized, "
+    "then the gathered keys are enqueued",
+    paper="Momentum Contrast for Unsupervised Visual Representation Learning (MoCo, 2019, arXiv:1911.05722); "
+    "Improved Baselines with Momentum Contrastive Learning (MoCo v2, 2020, arXiv:2003.04297)",
+    reference="facebookresearch/moco@132aea9 moco/builder.py::MoCo.forward, _dequeue_and_enqueue (torch port)",
+    sample=_moco_sample,
+    runtime=("state", "axis_name"),
+    has_aux=True,
+)
+def moco_loss(
+    queries: ArrayLike,
+    keys: ArrayLike,
+    *,
+    state: MoCoQueue | None = None,
+    temperature: float = 0.07,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> tuple[Array, MoCoQueue]:
+    r"""MoCo (v1/v2) InfoNCE against a queue of past keys, with the queue as explicit state.
+
+    .. math::
+        \ell_i = -\log\frac{e^{q_i\cdot k_i/T}}{e^{q_i\cdot k_i/T} + \sum_{j\in\text{queue}} e^{q_i\cdot \kappa_j/T}}
+
+    with ``q`` and ``k`` L2-normalized and the keys stop-gradient (they come
+    from the momentum encoder). Only the filled slots of the queue are
+    negatives (an empty queue at the start, where the reference starts from
+    random vectors: the warm-up has no negatives and a loss of 0). After the
+    loss, the keys of the whole (global, with ``axis_name``) batch are
+    normalized and written at the pointer, wrapping around; padded rows are
+    not enqueued. The mean of ``ell`` is the reference's cross-entropy.
+
+    Args:
+      queries: ``[B, D]`` query features (the encoder's).
+      keys: ``[B, D]`` key features of the other view (the momentum encoder's).
+      state: :class:`MoCoQueue` (``MoCoQueue.initial(size, D)`` to start;
+        required). With more (global) rows than slots only the last ones stay.
+      temperature: ``T`` (0.07; MoCo v2 trains with 0.2).
+      where: optional ``[B]`` mask of real examples.
+      axis_name: mapped axis the batch is sharded over: every device enqueues
+        the gathered keys (the reference's ``concat_all_gather``).
+
+    Returns:
+      ``(loss, new_state)``: the per-example loss ``[B]`` and the updated queue.
+
+    Paper: He, Fan, Wu, Xie, Girshick, "Momentum Contrast for Unsupervised
+    Visual Representation Learning", CVPR 2020, arXiv:1911.05722; Chen, Fan,
+    Girshick, He, "Improved Baselines with Momentum Contrastive Learning",
+    2020, arXiv:2003.04297.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> state = lossjax.losses.MoCoQueue.initial(4, 2)
+      >>> q = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> loss, state = lossjax.losses.moco_loss(q, q, state=state)  # empty queue: no negatives yet
+      >>> loss.tolist(), int(state.pointer), state.valid.tolist()
+      ([0.0, 0.0], 2, [True, True, False, False])
+      >>> loss, state = lossjax.losses.moco_loss(q, q, state=state, temperature=1.0)
+      >>> loss.round(4).tolist()  # log(e + e + 1) - 1: the queue holds this key and the other one
+      [0.862, 0.862]
+    """
+    fn = "moco_loss"
+    C.check_positive(fn, "temperature", temperature)
+    q, k, mask, dtype = paired_batch(fn, queries, keys, where, names=("queries", "keys"))
+    if not isinstance(state, MoCoQueue):
+        raise TypeError(f"{fn}: `state` must be a MoCoQueue (MoCoQueue.initial(size, D)), got {type(state).__name__}.")
+    size = state.keys.shape[0]
+    if state.keys.ndim != 2 or state.keys.shape[1] != q.shape[1] or state.valid.shape != (size,):
+        raise ValueError(
+            f"{fn}: `state.keys` must be [Q, {q.shape[1]}] with `state.valid` [Q], got {state.keys.shape} and "
+            f"{state.valid.shape}."
+        )
+    n = q.shape[0]
+    valid = jnp.ones((n,), bool) if mask is None else mask
+    q = l2_normalize(q)
+    k = jax.lax.stop_gradient(l2_normalize(k))
+    mem = jax.lax.stop_gradient(C.as_compute(state.keys, dtype))
+    mem_ok = jnp.asarray(state.valid, bool)
+    t = jnp.asarray(temperature, dtype)
+    pos = jnp.sum(q * k, axis=-1) / t
+    neg = jnp.matmul(q, mem.T, precision=_HI) / t
+    # Relative to the positive logit (its column exactly 0): no cancellation of lse - pos when the
+    # negatives are far below it (a loss near 0 keeps its relative precision).
+    logits = jnp.concatenate([jnp.zeros((n, 1), dtype), neg - pos[:, None]], axis=1)
+    sel = jnp.concatenate([jnp.ones((n, 1), bool), jnp.broadcast_to(mem_ok[None, :], neg.shape)], axis=1)
+    loss = C.zero_masked(masked_logsumexp(logits, sel, axis=1), mask)
+    # Enqueue the gathered keys (valid rows, in order) at the pointer.
+    kg, vg = gather_replicated(k, axis_name), gather_replicated(valid, axis_name)
+    slot, _, new_ptr = ring_slots(state.pointer, vg, size)
+    new_keys = jnp.asarray(state.keys).at[slot].set(kg.astype(state.keys.dtype), mode="drop")
+    new_valid = mem_ok.at[slot].set(True, mode="drop")
+    return loss, MoCoQueue(new_keys, new_valid, new_ptr)
+
+
+def _moco_v3_sample() -> Sample:
+    rng = np.random.default_rng(24)
+    q1, q2 = (rng.normal(size=(6, 4)).astype(np.float32) for _ in range(2))
+    k1 = (q1 + 0.5 * rng.normal(size=(6, 4))).astype(np.float32)
+    k2 = (q2 + 0.5 * rng.normal(size=(6, 4))).astype(np.float32)
+    return Sample(args=(q1, q2, k1, k2), diff_argnums=(0, 1), variants=({"temperature": 0.2},))
+
+
+def _ctr_rows(q: Array, kg: Array, diag: Array, cols: Array, t: Array) -> Array:
+    """Per row: cross-entropy of ``q kg^T / t`` over the valid columns against the diagonal."""
+    logits = jnp.matmul(q, kg.T, precision=_HI) / t
+    target = jnp.sum(jnp.where(diag, logits, jnp.zeros((), logits.dtype)), axis=-1)
+    return masked_logsumexp(logits, cols, axis=1) - target
+
+
+@register(
+    "moco_v3_loss",
+    aliases=("moco_v3",),
+    family=FAMILY,
+    kind="per_example",
+    formula="2T [CE(q1 . sg(k2)^T / T, i) + CE(q2 . sg(k1)^T / T, i)],  all vectors L2-normalized, "
+    "keys gathered over the batch",
+    paper="An Empirical Study of Training Self-Supervised Vision Transformers (MoCo v3, 2021, arXiv:2104.02057)",
+    reference="facebookresearch/moco-v3@c349e6e moco/builder.py::MoCo.contrastive_loss, forward (torch port)",
+    sample=_moco_v3_sample,
+    runtime=("axis_name",),
+)
+def moco_v3_loss(
+    queries_a: ArrayLike,
+    queries_b: ArrayLike,
+    keys_a: ArrayLike,
+    keys_b: ArrayLike,
+    *,
+    temperature: float = 1.0,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""MoCo v3's symmetric in-batch contrastive loss (no queue), per example.
+
+    .. math::
+        \ell_i = 2T\Big[-\log\frac{e^{q^a_i\cdot k^b_i/T}}{\sum_j e^{q^a_i\cdot k^b_j/T}}
+                        -\log\frac{e^{q^b_i\cdot k^a_i/T}}{\sum_j e^{q^b_i\cdot k^a_j/T}}\Big]
+
+    ``q^a, q^b``: the predictor outputs of the two views; ``k^a, k^b``: the
+    momentum encoder's (stop-gradient); all L2-normalized; ``j`` runs over the
+    global batch (with ``axis_name`` the keys are gathered from every device).
+    The mean of ``ell`` is the reference's loss (its ``2T`` factor included).
+
+    Args:
+      queries_a, queries_b: ``[B, D]`` query features of views a and b.
+      keys_a, keys_b: ``[B, D]`` momentum-encoder features of views a and b.
+      temperature: ``T`` (1.0, the reference's default; its ViT recipes use 0.2).
+      where: optional ``[B]`` mask of real examples (padded rows are no negatives).
+      axis_name: mapped axis the batch is sharded over.
+
+    Returns:
+      Per-example loss ``[B]``.
+
+    Paper: Chen, Xie, He, "An Empirical Study of Training Self-Supervised
+    Vision Transformers", ICCV 2021, arXiv:2104.02057.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> lossjax.losses.moco_v3_loss(x, x, x, x).round(4)  # 2 * 2 * log(1 + e^-1)
+      Array([1.2530, 1.2530], dtype=float32)
+    """
+    fn = "moco_v3_loss"
+    C.check_positive(fn, "temperature", temperature)
+    qa, qb, mask, dtype = paired_batch(fn, queries_a, queries_b, where, names=("queries_a", "queries_b"))
+    ka, kb, _, kdtype = paired_batch(fn, keys_a, keys_b, where, names=("keys_a", "keys_b"))
+    C.check_same_shape(fn, ("queries_a", "keys_a"), qa, ka)
+    dtype = jnp.promote_types(dtype, kdtype)
+    n = qa.shape[0]
+    valid = jnp.ones((n,), bool) if mask is None else mask
+    qa, qb = (l2_normalize(C.as_compute(x, dtype)) for x in (qa, qb))
+    ka, kb = (jax.lax.stop_gradient(l2_normalize(C.as_compute(x, dtype))) for x in (ka, kb))
+    kag, kbg, vg = (gather_batch(x, axis_name) for x in (ka, kb, valid))
+    m = kag.shape[0]
+    diag = jnp.arange(m)[None, :] == (jnp.arange(n) + axis_offset(axis_name, n))[:, None]
+    cols = valid[:, None] & vg[None, :]
+    t = jnp.asarray(temperature, dtype)
+    loss = 2 * t * (_ctr_rows(qa, kbg, diag, cols, t) + _ctr_rows(qb, kag, diag, cols, t))
+    return C.zero_masked(loss, mask)

@@ -1,0 +1,202 @@
+"""Expected outputs for issue 15's entries (self-supervised objectives with state; the pytorch-metric-learning
+losses added with them): writes their records into ``lossjax/expected/<family>.json`` (merged, other entries kept).
+
+Independent float64 implementations, never lossjax (run in the reference environment)::
+
+    python tests/reference/dump_inputs.py --family selfsup --family metric --family margins   # lossjax env
+    python tests/reference/make_expected_ssl_pml.py                                         # refvenv
+
+Sources: line-by-line torch ports of the official code, pinned to the commit:
+
+- DINO: facebookresearch/dino@7c446df5b9f45747937fb0d72314eb9f7b66930a main_dino.py::DINOLoss
+  (forward, update_center; world size 1; the inputs' ``[B, V, K]`` become the reference's ``[V * B, K]``);
+- SwAV: facebookresearch/swav@06b1b7cbaf6ba2a792300d79c7299db98b93b7f9 main_swav.py (the loss block of
+  ``train`` without the queue, and ``distributed_sinkhorn``, in float64 in the exponential domain);
+- MoCo v2: facebookresearch/moco@132aea9da9bb995a411c915c0420be3db62052f3 moco/builder.py
+  (``MoCo.forward`` logits and ``_dequeue_and_enqueue``; the queue's unfilled slots are no negatives);
+- MoCo v3: facebookresearch/moco-v3@c349e6e24f40d3fedb22d973f92defa4cedf37a7 moco/builder.py
+  (``MoCo.contrastive_loss``, ``forward``; per example: the reference's mean is the mean of lossjax's rows);
+- pytorch-metric-learning 2.9 losses, called (float64) where PML has them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import expected_io as E
+
+torch.set_default_dtype(torch.float64)
+TORCH = f"torch {torch.__version__} float64 autograd"
+
+
+# ----------------------------------------------------------------------------------------------
+# Self-supervised (ports).
+# ----------------------------------------------------------------------------------------------
+
+
+def dino_loss(
+    student,
+    teacher,
+    *,
+    state=None,
+    student_temperature=0.1,
+    teacher_temperature=0.04,
+    center_momentum=0.9,
+    holder=None,
+    **_,
+):
+    b, nv, k = student.shape
+    nt = teacher.shape[1]
+    student_output = student.permute(1, 0, 2).reshape(nv * b, k)
+    teacher_output = teacher.permute(1, 0, 2).reshape(nt * b, k)
+    center = torch.zeros(1, k) if state is None else torch.tensor(np.asarray(state["center"]))[None, :]
+    # main_dino.py::DINOLoss.forward
+    student_out = student_output / student_temperature
+    student_out = student_out.chunk(nv)
+    temp = teacher_temperature
+    teacher_out = F.softmax((teacher_output - center) / temp, dim=-1)
+    teacher_out = teacher_out.detach().chunk(nt)  # the reference: chunk(2), its two global crops
+    total_loss = 0
+    n_loss_terms = 0
+    for iq, q in enumerate(teacher_out):
+        for v in range(len(student_out)):
+            if v == iq:
+                continue
+            loss = torch.sum(-q * F.log_softmax(student_out[v], dim=-1), dim=-1)
+            total_loss += loss.mean()
+            n_loss_terms += 1
+    total_loss /= n_loss_terms
+    # update_center (world size 1)
+    with torch.no_grad():
+        batch_center = torch.sum(teacher_output, dim=0, keepdim=True)
+        batch_center = batch_center / len(teacher_output)
+        holder["center"] = (center * center_momentum + batch_center * (1 - center_momentum))[0].numpy()
+    return total_loss
+
+
+def distributed_sinkhorn(out, epsilon, sinkhorn_iterations):
+    # main_swav.py::distributed_sinkhorn (world size 1)
+    Q = torch.exp(out / epsilon).t()
+    B = Q.shape[1]
+    K = Q.shape[0]
+    sum_Q = torch.sum(Q)
+    Q /= sum_Q
+    for _ in range(sinkhorn_iterations):
+        sum_of_rows = torch.sum(Q, dim=1, keepdim=True)
+        Q /= sum_of_rows
+        Q /= K
+        Q /= torch.sum(Q, dim=0, keepdim=True)
+        Q /= B
+    Q *= B
+    return Q.t()
+
+
+def swav_loss(scores, *, num_assigned_views=2, temperature=0.1, epsilon=0.05, sinkhorn_iterations=3, **_):
+    bs, nv, k = scores.shape
+    output = scores.permute(1, 0, 2).reshape(nv * bs, k)
+    loss = 0
+    for crop_id in range(num_assigned_views):
+        with torch.no_grad():
+            out = output[bs * crop_id : bs * (crop_id + 1)].detach()
+            q = distributed_sinkhorn(out, epsilon, sinkhorn_iterations)[-bs:]
+        subloss = 0
+        for v in np.delete(np.arange(nv), crop_id):
+            x = output[bs * v : bs * (v + 1)] / temperature
+            subloss -= torch.mean(torch.sum(q * F.log_softmax(x, dim=1), dim=1))
+        loss += subloss / (nv - 1)
+    loss /= num_assigned_views
+    return loss
+
+
+def moco_loss(q, k, *, state, temperature=0.07, holder=None, **_):
+    # moco/builder.py::MoCo.forward (the features; the queue is [D, K] there, [Q, D] here)
+    q = F.normalize(q, dim=1)
+    k = F.normalize(k, dim=1).detach()
+    queue = torch.tensor(np.asarray(state["keys"]))
+    filled = torch.tensor(np.asarray(state["valid"], bool))
+    l_pos = torch.einsum("nc,nc->n", [q, k]).unsqueeze(-1)
+    l_neg = torch.einsum("nc,ck->nk", [q, queue.t().clone().detach()])
+    l_neg = l_neg.masked_fill(~filled[None, :], float("-inf"))  # unfilled slots: no negatives (lossjax's warm-up)
+    logits = torch.cat([l_pos, l_neg], dim=1) / temperature
+    labels = torch.zeros(logits.shape[0], dtype=torch.long)
+    loss = F.cross_entropy(logits, labels, reduction="none")
+    # _dequeue_and_enqueue, one key at a time (the reference writes a block with K % B == 0)
+    ptr = int(state["pointer"])
+    new_queue, new_filled = queue.clone(), filled.clone()
+    for row in k:
+        new_queue[ptr] = row
+        new_filled[ptr] = True
+        ptr = (ptr + 1) % queue.shape[0]
+    holder["state"] = [new_queue.numpy(), new_filled.numpy(), np.int32(ptr)]
+    return loss
+
+
+def _ctr(q, k, temperature):
+    # moco-v3 moco/builder.py::MoCo.contrastive_loss (world size 1), per example
+    q = F.normalize(q, dim=1)
+    k = F.normalize(k, dim=1)
+    logits = torch.einsum("nc,mc->nm", [q, k]) / temperature
+    N = logits.shape[0]
+    labels = torch.arange(N, dtype=torch.long)
+    return F.cross_entropy(logits, labels, reduction="none") * (2 * temperature)
+
+
+def moco_v3_loss(q1, q2, k1, k2, *, temperature=1.0, **_):
+    return _ctr(q1, k2.detach(), temperature) + _ctr(q2, k1.detach(), temperature)
+
+
+SELFSUP = {
+    "dino_loss": (dino_loss, "port of facebookresearch/dino@7c446df main_dino.py::DINOLoss (forward, update_center)"),
+    "swav_loss": (swav_loss, "port of facebookresearch/swav@06b1b7c main_swav.py (train's loss, distributed_sinkhorn)"),
+    "moco_loss": (moco_loss, "port of facebookresearch/moco@132aea9 moco/builder.py (forward, _dequeue_and_enqueue)"),
+    "moco_v3_loss": (moco_v3_loss, "port of facebookresearch/moco-v3@c349e6e moco/builder.py (MoCo.contrastive_loss)"),
+}
+
+# ----------------------------------------------------------------------------------------------
+# Metric learning: pytorch-metric-learning 2.9.
+# ----------------------------------------------------------------------------------------------
+
+METRIC: dict = {}
+MARGINS: dict = {}
+
+
+def _run_family(family: str, table: dict) -> None:
+    if not table:
+        return
+    inputs = E.load_inputs(family)
+    records = {}
+    for name, (fn, source) in table.items():
+        if name not in inputs:
+            print(f"{family}: {name} not in the inputs (dump them first)")
+            continue
+        entry = inputs[name]
+        cases = []
+        for case in entry["cases"]:
+            args, kw = E.case_inputs(case)
+            holder: dict = {}
+            value, grads = E.torch_value_and_grads(fn, list(args), entry["diff_argnums"], holder=holder, **kw)
+            aux = None
+            if "center" in holder:
+                aux = [holder["center"]]
+            elif "state" in holder:
+                aux = holder["state"]
+            cases.append(E.expected_case(case, value, grads, aux=aux))
+        records[name] = {"source": f"{TORCH}: {source}", "cases": cases}
+    path = E.write_expected(family, records)
+    print(f"wrote {path}: {sorted(records)}")
+
+
+def main() -> None:
+    _run_family("selfsup", SELFSUP)
+    _run_family("metric", METRIC)
+    _run_family("margins", MARGINS)
+
+
+if __name__ == "__main__":
+    main()
