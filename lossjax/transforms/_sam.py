@@ -749,7 +749,7 @@ def looksam(
     kind="transform",
     formula="d = g - sigma m;  m <- decay m + (1 - decay) g (m_0 = g_0);  e = rho d/||d||;  update with g(w + e)",
     paper="Friendly Sharpness-Aware Minimization (2024, arXiv:2403.12350)",
-    reference="nblt/F-SAM utils/fsam.py::FriendlySAM.first_step",
+    reference="nblt/F-SAM@2e2f989 utils.py::FriendlySAM.first_step",
     sample=_grad_sample({"sigma": 1.0, "decay": 0.9}, {"decay": 0.0}, rho=0.05, sigma=0.6, decay=0.8),
 )
 def friendly_sam(
