@@ -1725,7 +1725,7 @@ def anyloss(
       where: optional boolean mask with the shape of ``probs``.
 
     Returns:
-      A scalar: the loss of the whole batch (0 for an all-masked batch).
+      A scalar: the loss of the whole batch (0 for an all-masked or empty batch).
 
     Paper: Han, Moniz, Chawla, "AnyLoss: Transforming Classification Metrics into
     Loss Functions", KDD 2024, arXiv:2405.14745.
@@ -1764,6 +1764,8 @@ def anyloss(
             score = C.safe_sqrt(tpr * tnr)
         else:
             score = (tp * tn - fp * fn_) / (C.safe_sqrt((tp + fp) * (tp + fn_) * (tn + fp) * (tn + fn_)) + e)
+    if p.size == 0:
+        return zero  # an empty batch gives 0 (no confusion matrix to score)
     if mask is None:
         return 1 - score
     return jnp.where(jnp.any(mask), 1 - score, zero)  # an all-masked batch gives 0

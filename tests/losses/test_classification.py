@@ -7,6 +7,7 @@ torch ports of the papers' code; see its docstring). The conformance suite
 """
 
 import json
+import math
 import pathlib
 
 import jax
@@ -300,6 +301,184 @@ def test_registry_names_and_aliases():
         assert lossjax.get(alias).name == name and name in ours
     cfg = lossjax.get("comp_sum_loss(tau=1.5)").to_config()
     assert lossjax.from_config(cfg).to_config() == {"name": "comp_sum_loss", "tau": 1.5}
+
+
+# ------------------- regressions at the kinks, at -inf and at confident errors -------------------
+
+
+@pytest.mark.parametrize("gamma", [2.0, 0.5, 0.0])
+def test_focal_confidently_wrong_has_no_floor(gamma):
+    # Logit gap 20 against the label: -log p = log(1 + e^20) = 20 + 2e-9, (1 - p)^gamma = 1 - O(e^-20).
+    # A floor log p >= log(1e-7) would give 16.1 and a zero gradient (issue 20 mutation).
+    z = jnp.array([[0.0, 20.0]])
+    v, g = jax.value_and_grad(lambda z: L.focal_loss(z, jnp.array([0]), gamma=gamma).sum())(z)
+    np.testing.assert_allclose(float(v), 20.0 + math.log1p(math.exp(-20.0)), rtol=1e-6)
+    # d/dz_0 = -(1 - p)^gamma + gamma (1 - p)^(gamma - 1) p (-log p) p_1 ~ -1 + 20 gamma e^-20 = -1.
+    np.testing.assert_allclose(np.asarray(g), [[-1.0, 1.0]], atol=1e-6)
+    np.testing.assert_allclose(float(L.poly1_focal_loss(z, jnp.array([0]), gamma=gamma)[0]), 21.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("gamma", "label", "expected"), [(2.0, 1.0, None), (2.0, 0.0, None), (0.0, 1.0, -0.5), (0.0, 0.0, 0.5)]
+)
+def test_sigmoid_focal_gradient_at_zero(gamma, label, expected):
+    # Issue 19 item 1: the plain formula (1 - p_t)^gamma softplus(-s z), s = 2y - 1, at z = 0:
+    # d/dz = s [-gamma (1/2)^(gamma+1) log 2 - (1/2)^(gamma+1)] = -s (log 2 / 4 + 1 / 8) = -/+0.29829 (gamma 2).
+    if expected is None:
+        expected = -(2 * label - 1) * (math.log(2.0) / 4 + 1 / 8)
+    g = jax.grad(lambda z: L.sigmoid_focal_loss(z, jnp.array([label]), alpha=None, gamma=gamma).sum())(jnp.zeros(1))
+    np.testing.assert_allclose(float(g[0]), expected, rtol=1e-6)
+
+    # And beside the kink, against the plain formula by autodiff (no shared exp).
+    def plain(z):
+        p = jax.nn.sigmoid(z)
+        p_t = label * p + (1 - label) * (1 - p)
+        return jnp.sum((1 - p_t) ** gamma * (label * jax.nn.softplus(-z) + (1 - label) * jax.nn.softplus(z)))
+
+    for z0 in (-1e-3, 1e-3, 0.7, -2.5):
+        zz = jnp.array([z0])
+        got = jax.grad(lambda z: L.sigmoid_focal_loss(z, jnp.array([label]), alpha=None, gamma=gamma).sum())(zz)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(jax.grad(plain)(zz)), rtol=1e-5, atol=1e-7)
+
+
+def test_neg_inf_logit_eager_equals_jit():
+    # Issue 20: a non-target logit of -inf gave NaN eagerly (0 x -inf) and the right value under jit.
+    z, y = jnp.array([[2.0, -jnp.inf, 0.5]]), jnp.array([0])
+    p0 = 1 / (1 + math.exp(-1.5))
+    for fn in (L.softmax_cross_entropy, L.safe_softmax_cross_entropy, L.label_smoothing_cross_entropy):
+        labels = y if fn is not L.safe_softmax_cross_entropy else jnp.array([[1.0, 0.0, 0.0]])
+        kw = {"label_smoothing": 0.0} if fn is L.label_smoothing_cross_entropy else {}
+        eager = fn(z, labels, **kw)
+        np.testing.assert_allclose(np.asarray(eager), [-math.log(p0)], rtol=1e-6)  # optax: 0.20141328
+        np.testing.assert_array_equal(
+            np.asarray(jax.jit(lambda z, f=fn, t=labels, k=kw: f(z, t, **k))(z)), np.asarray(eager)
+        )
+        g = jax.grad(lambda z, f=fn, t=labels, k=kw: f(z, t, **k).sum())(z)
+        np.testing.assert_allclose(np.asarray(g), [[p0 - 1, 0.0, 1 - p0]], rtol=1e-6)
+    # sparsemax([2, -inf, 0.5]) = [1, 0, 0] (gap 1.5 > 1): zero loss, zero gradient, eagerly and under jit.
+    for f in (L.multiclass_sparsemax_loss, jax.jit(L.multiclass_sparsemax_loss)):
+        assert float(f(z, y)[0]) == 0.0
+    assert np.all(np.asarray(jax.grad(lambda z: L.multiclass_sparsemax_loss(z, y).sum())(z)) == 0)
+    # Label smoothing spreads over the predictable classes only: 0.9 on class 0, 0.1 on class 2.
+    ls = L.softmax_cross_entropy(z, y, label_smoothing=0.2)
+    np.testing.assert_allclose(float(ls[0]), -0.9 * math.log(p0) - 0.1 * math.log(1 - p0), rtol=1e-6)
+
+
+# optax 0.2.8, float64: softmax_cross_entropy_with_integer_labels(Z_W, Y_W, where=W) and
+# softmax_cross_entropy(Z_W, smooth_labels(one_hot(Y_W), 0.3, where=W), where=W), values and gradients.
+Z_W = jnp.array([[1.0, 2.0, 0.5, -1.0], [0.3, -0.2, 3.0, 1.0]])
+Y_W = jnp.array([0, 3])
+W = jnp.array([[True, False, True, True], [True, True, False, True]])
+OPTAX_CLASS_MASK = (
+    [0.55495692, 0.5865523],
+    [[-0.42590301, 0.0, 0.34820743, 0.07769558], [0.27622147, 0.16753679, 0.0, -0.44375826]],
+)
+OPTAX_CLASS_MASK_SMOOTHED = (
+    [0.80495692, 0.7765523],
+    [[-0.22590301, 0.0, 0.24820743, -0.02230442], [0.17622147, 0.06753679, 0.0, -0.24375826]],
+)
+
+
+@pytest.mark.parametrize(
+    "name", ["softmax_cross_entropy", "safe_softmax_cross_entropy", "focal_loss", "poly1_cross_entropy"]
+)
+def test_class_mask_where_is_optax(name):
+    # Issue 11 item 5: a `where` of the logits' shape masks classes (optax); at gamma = 0 / epsilon = 0
+    # focal and poly-1 are the cross-entropy, so the same optax numbers apply.
+    kw = {"focal_loss": {"gamma": 0.0}, "poly1_cross_entropy": {"poly_coefficient": 0.0}}.get(name, {})
+    fn = getattr(L, name)
+    labels = jax.nn.one_hot(Y_W, 4) if name == "safe_softmax_cross_entropy" else Y_W
+    g = jax.grad(lambda z: fn(z, labels, where=W, **kw).sum())(Z_W)
+    np.testing.assert_allclose(np.asarray(fn(Z_W, labels, where=W, **kw)), OPTAX_CLASS_MASK[0], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(g), OPTAX_CLASS_MASK[1], rtol=1e-5, atol=1e-7)
+    # Masked classes may hold anything (NaN, -inf): same value, zero gradient there.
+    garbage = jnp.where(W, Z_W, jnp.nan)
+    np.testing.assert_allclose(np.asarray(fn(garbage, labels, where=W, **kw)), OPTAX_CLASS_MASK[0], rtol=1e-6)
+    g2 = jax.grad(lambda z: fn(z, labels, where=W, **kw).sum())(garbage)
+    np.testing.assert_allclose(np.asarray(g2), OPTAX_CLASS_MASK[1], rtol=1e-5, atol=1e-7)
+    # A `where` of the batch shape masks examples.
+    np.testing.assert_allclose(
+        np.asarray(fn(Z_W, labels, where=jnp.array([True, False]), **kw)), [fn(Z_W, labels, **kw)[0], 0.0], rtol=1e-6
+    )
+
+
+def test_class_mask_where_with_smoothing_is_optax():
+    f = lambda z: L.softmax_cross_entropy(z, Y_W, where=W, label_smoothing=0.3)  # noqa: E731
+    v, g = f(Z_W), jax.grad(lambda z: f(z).sum())(Z_W)
+    np.testing.assert_allclose(np.asarray(v), OPTAX_CLASS_MASK_SMOOTHED[0], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(g), OPTAX_CLASS_MASK_SMOOTHED[1], rtol=1e-5, atol=1e-7)
+    # optax.smooth_labels(one_hot, 0.3, where=W): 0.7 + 0.1 on the label, 0.1 on the other unmasked classes.
+    np.testing.assert_allclose(
+        np.asarray(L.smooth_labels(jax.nn.one_hot(Y_W, 4), 0.3, where=W)), [[0.8, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.8]]
+    )
+
+
+# --------------------- out-of-range labels, hyperparameters, empty batches (issue 19) ---------------------
+
+
+def _entry(name):
+    return lossjax.registry.get_entry(name)
+
+
+INTEGER_LABEL_LOSSES = [
+    n
+    for n in lossjax.available(family="classification")
+    if _entry(n).kind == "per_example"
+    and len(_entry(n).sample().args) > 1
+    and np.issubdtype(np.asarray(_entry(n).sample().args[1]).dtype, np.integer)
+]
+
+
+@pytest.mark.parametrize("name", INTEGER_LABEL_LOSSES)
+def test_out_of_range_labels_nan_unless_masked(name):
+    entry = _entry(name)
+    s = entry.sample()
+    labels = np.array(s.args[1])
+    labels[0], labels[1] = labels.max() + 7, -1
+    args = (s.args[0], labels, *s.args[2:])
+    out = np.asarray(entry.fn(*args, **s.kwargs))
+    assert np.all(np.isnan(out[:2])) and np.all(np.isfinite(out[2:])), (name, out)
+    mask = jnp.asarray(np.arange(len(labels)) >= 2)
+    v, g = jax.value_and_grad(lambda z: jnp.sum(entry.fn(z, *args[1:], **s.kwargs, where=mask)))(jnp.asarray(args[0]))
+    assert np.isfinite(float(v)) and np.all(np.isfinite(np.asarray(g))) and np.all(np.asarray(g)[:2] == 0), name
+    np.testing.assert_allclose(float(v), float(np.sum(out[2:])), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: L.hinge_loss(Z[:, 0], Z[:, 1], margin=math.nan), r"hinge_loss: `margin`"),
+        (lambda: L.squared_hinge_loss(Z[:, 0], Z[:, 1], margin=math.inf), r"squared_hinge_loss: `margin`"),
+        (lambda: L.multiclass_hinge_loss(Z, Y, margin=math.nan), r"multiclass_hinge_loss: `margin`"),
+        (lambda: L.poly1_cross_entropy(Z, Y, poly_coefficient=math.inf), r"poly1_cross_entropy: `poly_coefficient`"),
+        (lambda: L.poly1_focal_loss(Z, Y, poly_coefficient=math.nan), r"poly1_focal_loss: `poly_coefficient`"),
+        (lambda: L.focal_loss(Z, Y, gamma=math.nan), r"focal_loss: `gamma` must be a finite"),
+        (lambda: L.sigmoid_focal_loss(Z, Z, gamma=math.inf), r"sigmoid_focal_loss: `gamma`"),
+        (lambda: L.softmax_cross_entropy(Z, Y, label_smoothing=math.nan), r"softmax_cross_entropy: `label_smoothing`"),
+        (lambda: L.comp_sum_loss(Z, Y, tau=math.nan), r"comp_sum_loss: `tau`"),
+        (lambda: L.smooth_labels(ONEHOT, math.nan), r"smooth_labels: `label_smoothing`"),
+        (lambda: L.encouraging_loss(Z, Y, log_end=math.nan), r"encouraging_loss: `log_end`"),
+    ],
+)
+def test_nan_and_inf_hyperparameters_are_rejected(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in lossjax.available(family="classification") if _entry(n).kind != "function"]
+)
+def test_empty_batch(name):
+    # Issue 19 item 9: an empty per-example array, 0 for a batch-level loss (or a clear error).
+    entry = _entry(name)
+    s = entry.sample()
+    batched = range(len(s.args)) if s.batched_argnums is None else s.batched_argnums
+    args = [np.asarray(a)[:0] if i in batched else a for i, a in enumerate(s.args)]
+    out = np.asarray(entry.fn(*args, **s.kwargs))
+    if entry.kind == "per_example":
+        assert out.shape[0] == 0, (name, out.shape)
+    else:
+        assert out.shape == () and float(out) == 0.0, (name, out)
 
 
 # ----------------------------------- errors -----------------------------------
