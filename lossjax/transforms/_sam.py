@@ -99,11 +99,13 @@ __all__ = [
     "looksam",
     "mesa",
     "mesa_params",
+    "multistep_sam",
     "random_weight_perturbation",
     "saf",
     "saf_targets",
     "sam",
     "sam_value_and_grad",
+    "weighted_sam",
 ]
 
 Array = jax.Array
@@ -247,6 +249,7 @@ def _perturbed_gradient(
     init: Callable | None = None,
     reuse: Callable | None = None,
     recompute: Callable | None = None,
+    ascent_steps: int = 1,
 ) -> optax.GradientTransformationExtraArgs:
     """The update every variant of the family shares, written once.
 
@@ -258,6 +261,9 @@ def _perturbed_gradient(
     5. ``"local"``: ``out`` averaged over ``axis_name``; returned in the dtypes of ``updates``;
        a new state that is not all finite is replaced by the previous one.
 
+    With ``ascent_steps > 1`` (:func:`multistep_sam`) steps 2-3 repeat from the
+    perturbed point, ``perturb(g_p, point, state, dtype)`` (optax.contrib.sam's
+    ``sync_period - 1`` adversarial steps).
     With ``recompute(state)`` (LookSAM) steps 2-4 run in one branch of a
     :func:`jax.lax.cond` and ``reuse(g, state, dtype) -> (out, state)`` in the
     other, so ``grad_fn`` really runs only on recompute steps.
@@ -279,6 +285,11 @@ def _perturbed_gradient(
             g_p = _call_grad_fn(fn, grad_fn, point, params, axis_name)
             if ascent_gradient == "global":
                 g_p = pmean(g_p, axis_name)
+            for _ in range(ascent_steps - 1):  # multi-step ascent: climb again from the perturbed point
+                point, new_state = perturb(g_p, point, new_state, dtype)
+                g_p = _call_grad_fn(fn, grad_fn, point, params, axis_name)
+                if ascent_gradient == "global":
+                    g_p = pmean(g_p, axis_name)
             return combine(g, g_p, new_state, dtype)
 
         if recompute is None:
@@ -1266,3 +1277,147 @@ def mesa_params(opt_state: Any) -> PyTree:
     if len(found) != 1:
         raise ValueError(f"mesa_params: `opt_state` must contain exactly one MESAState, found {len(found)}.")
     return found[0].ema
+
+
+# --------------------------------------------------------------------------
+# Multi-step SAM (optax.contrib.sam's sync_period) and weighted SAM.
+# --------------------------------------------------------------------------
+
+
+@register(
+    "multistep_sam",
+    family=FAMILY,
+    kind="transform",
+    formula="w_0 = w;  w_{k+1} = w_k + rho g(w_k) / (||g(w_k)|| + epsilon), k < sync_period - 1;  "
+    "update with g(w_{sync_period - 1})",
+    paper="Sharpness-Aware Minimization for Efficiently Improving Generalization (2021, arXiv:2010.01412); "
+    "multi-step ascent as optax.contrib.sam(sync_period=...)",
+    reference="optax.contrib.sam(optax.identity(), chain(contrib.normalize(), sgd(rho)), sync_period, "
+    "opaque_mode=True) run in float64",
+    sample=_grad_sample({"sync_period": 2}, rho=0.1, sync_period=3),
+)
+def multistep_sam(
+    *,
+    rho: float = 0.05,
+    sync_period: int = 2,
+    epsilon: float = 1e-12,
+    axis_name: str | None = None,
+    ascent_gradient: str = "global",
+) -> optax.GradientTransformationExtraArgs:
+    r"""SAM with ``sync_period - 1`` normalized ascent steps of length ``rho`` (optax.contrib.sam's semantics).
+
+    .. math::
+        w_0 = w,\qquad w_{k+1} = w_k + \rho\,\frac{g_k}{\|g_k\|_2 + \epsilon},\quad g_k = \nabla L(w_k),\qquad
+        \text{output} = \nabla L(w_{n}),\ n = \text{sync\_period} - 1
+
+    ``sync_period=2`` is :func:`sam`. This is ``optax.contrib.sam(opt,
+    optax.chain(optax.contrib.normalize(), optax.sgd(rho)), sync_period,
+    opaque_mode=True)`` with the outer optimizer chained after it instead of
+    wrapped (``optax.chain(multistep_sam(...), opt)``), ``grad_fn(params)``
+    instead of ``grad_fn(params, i)`` (close over the batch), and
+    ``epsilon`` in the norm (a zero gradient stops the ascent instead of NaN).
+    ``grad_fn`` runs ``sync_period - 1`` times per update.
+
+    Args:
+      rho: length of each ascent step (optax: the adversarial ``sgd`` learning rate).
+      sync_period: ascent steps + 1 (optax's ``sync_period``), ``>= 2``.
+      epsilon: added to each norm.
+      axis_name: mapped axis for data parallelism; the output is averaged over it.
+      ascent_gradient: ``"global"`` (ascent on device-averaged gradients) or ``"local"`` (m-sharpness).
+
+    Returns:
+      An :class:`optax.GradientTransformationExtraArgs` with an :class:`optax.EmptyState`;
+      ``update(updates, state, params, *, grad_fn)`` returns the gradient at the last ascent point.
+
+    Paper: Foret, Kleiner, Mobahi, Neyshabur, "Sharpness-Aware Minimization for
+    Efficiently Improving Generalization", ICLR 2021, arXiv:2010.01412 (multi-step
+    ascent: its appendix; optax.contrib.sam's ``sync_period``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, lossjax
+      >>> loss = lambda p: 0.5 * jnp.sum(p**2)  # g(w) = w: each step moves rho along w
+      >>> tx = lossjax.transforms.multistep_sam(rho=0.5, sync_period=3)
+      >>> params = jnp.array([3.0, 4.0])
+      >>> tx.update(params, tx.init(params), params, grad_fn=jax.grad(loss))[0]  # w (1 + 2 * 0.5 / 5)
+      Array([3.6, 4.8], dtype=float32)
+    """
+    fn = "multistep_sam"
+    _check_radius(fn, rho, epsilon)
+    _check_axis(fn, axis_name, ascent_gradient)
+    C.check_int(fn, "sync_period", sync_period, 2, static=True)
+    return _perturbed_gradient(
+        fn,
+        axis_name=axis_name,
+        ascent_gradient=ascent_gradient,
+        perturb=_sam_point(rho, epsilon),
+        ascent_steps=int(sync_period) - 1,
+    )
+
+
+@register(
+    "weighted_sam",
+    aliases=("wsam",),
+    family=FAMILY,
+    kind="transform",
+    formula="alpha = gamma / (1 - gamma);  e = rho g / (||g|| + epsilon);  update with alpha g(w + e) + (1 - alpha) g",
+    paper="Sharpness-Aware Minimization Revisited: Weighted Sharpness as a Regularization Term (2023, "
+    "arXiv:2305.15817)",
+    reference="intelligent-machine-learning/dlrover@19e5d79 atorch/atorch/optimizers/wsam.py::WeightedSAM "
+    "(decouple=False)",
+    sample=_grad_sample({"gamma": 0.3, "rho": 0.2}, rho=0.05, gamma=0.9),
+)
+def weighted_sam(
+    *,
+    rho: float = 0.05,
+    gamma: float = 0.9,
+    epsilon: float = 1e-12,
+    axis_name: str | None = None,
+    ascent_gradient: str = "global",
+) -> optax.GradientTransformationExtraArgs:
+    r"""Weighted SAM (WSAM): the loss plus :math:`\tfrac{\gamma}{1-\gamma}` times the SAM sharpness.
+
+    .. math::
+        L(w) + \alpha\,\big(L(w + e) - L(w)\big),\quad \alpha = \frac{\gamma}{1 - \gamma},\quad
+        e = \rho\,\frac{g}{\|g\|_2 + \epsilon}
+        \;\Rightarrow\; \text{output} = \alpha\,\nabla L(w + e) + (1 - \alpha)\,g
+
+    :math:`\gamma = 1/2` is :func:`sam`; :math:`\gamma = 0` the plain
+    gradient. This is the official code's coupled form (``decouple=False``);
+    its decoupled form applies :math:`-\eta\,\alpha\,(\nabla L(w+e) - g)`
+    outside the base optimizer, which a gradient transformation chained before
+    the optimizer cannot express.
+
+    Args:
+      rho: neighbourhood radius.
+      gamma: sharpness weight :math:`0 \le \gamma < 1` (official default 0.9).
+      epsilon: added to the norm (the official ``sam_eps``).
+      axis_name: mapped axis for data parallelism; the output is averaged over it.
+      ascent_gradient: ``"global"`` or ``"local"`` (see :func:`sam`).
+
+    Returns:
+      An :class:`optax.GradientTransformationExtraArgs` with an :class:`optax.EmptyState`.
+
+    Paper: Yue, Jiang, Ye, Gao, Liu, Zhang, "Sharpness-Aware Minimization Revisited:
+    Weighted Sharpness as a Regularization Term", KDD 2023, arXiv:2305.15817.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, lossjax
+      >>> loss = lambda p: 0.5 * jnp.sum(jnp.array([1.0, 4.0]) * p**2)
+      >>> params = jnp.array([1.0, 1.0])
+      >>> tx = lossjax.transforms.weighted_sam(rho=0.5, gamma=0.5)  # alpha = 1: plain SAM
+      >>> tx.update(jax.grad(loss)(params), tx.init(params), params, grad_fn=jax.grad(loss))[0].round(4)
+      Array([1.1213, 5.9403], dtype=float32)
+    """
+    fn = "weighted_sam"
+    _check_radius(fn, rho, epsilon)
+    _check_axis(fn, axis_name, ascent_gradient)
+    C.check_in_range(fn, "gamma", gamma, 0.0, 1.0, high_inclusive=False)
+
+    def combine(g, g_p, state, dtype):
+        alpha = jnp.asarray(gamma, dtype) / (1 - jnp.asarray(gamma, dtype))
+        out = jax.tree.map(lambda a, b: alpha * b.astype(dtype) + (1 - alpha) * a.astype(dtype), g, g_p)
+        return out, state
+
+    return _perturbed_gradient(
+        fn, axis_name=axis_name, ascent_gradient=ascent_gradient, perturb=_sam_point(rho, epsilon), combine=combine
+    )

@@ -192,6 +192,44 @@ def random_weight_perturbation(hp):
     return rule
 
 
+def multistep_sam(hp):
+    """optax.contrib.sam in opaque mode, run in float64: identity outer optimizer, normalize + sgd(rho) ascent."""
+    import jax.numpy as jnp
+    import optax
+    import optax.contrib
+
+    rho, period = hp.get("rho", 0.05), hp.get("sync_period", 2)
+
+    def rule(g, p, state):
+        with jax.enable_x64(True):
+            adv = optax.chain(optax.contrib.normalize(), optax.sgd(rho))
+            tx = optax.contrib.sam(optax.identity(), adv, sync_period=period, opaque_mode=True)
+            params = {k: jnp.asarray(v, jnp.float64) for k, v in p.items()}
+            grads = {k: jnp.asarray(v, jnp.float64) for k, v in g.items()}
+
+            def grad_fn(q, i):
+                del i
+                return {k: jnp.asarray(v) for k, v in toy_grad({k: np.asarray(x) for k, x in q.items()}).items()}
+
+            out, _ = tx.update(grads, tx.init(params), params, grad_fn=grad_fn)
+            return {k: np.asarray(v, np.float64) for k, v in out.items()}, state
+
+    return rule
+
+
+def weighted_sam(hp):
+    """atorch WeightedSAM.first_step / second_step with decouple=False."""
+    rho, gamma, eps = hp.get("rho", 0.05), hp.get("gamma", 0.9), hp.get("epsilon", 1e-12)
+    alpha = gamma / (1 - gamma)
+
+    def rule(g, p, state):
+        scale = rho / (norm(g) + eps)
+        g_e = toy_grad(add(p, g, scale))
+        return {k: alpha * g_e[k] + (1.0 - alpha) * g[k] for k in g}, state
+
+    return rule
+
+
 def passthrough(hp):
     return lambda g, p, state: ({k: np.array(v) for k, v in g.items()}, state)
 
@@ -206,6 +244,8 @@ RULES = {
     "random_weight_perturbation": (random_weight_perturbation, None),
     "saf": (passthrough, None),
     "mesa": (passthrough, None),
+    "multistep_sam": (multistep_sam, None),
+    "weighted_sam": (weighted_sam, None),
 }
 SOURCES = {
     "sam": "davda54/sam@3c3afdbd71cff2462ec91c734b3d1170bd0f3707 sam.py::SAM.first_step (port, float64 torch)",
@@ -221,6 +261,10 @@ SOURCES = {
     "noise rule (port; normal draws by jax.random from the transform's key)",
     "saf": "closed form: the updates pass through (arXiv:2205.14083; the memory bank is the state)",
     "mesa": "closed form: the updates pass through (arXiv:2205.14083; the EMA is the state)",
+    "multistep_sam": "optax 0.2.8 optax.contrib.sam(identity(), chain(contrib.normalize(), sgd(rho)), sync_period, "
+    "opaque_mode=True) run in float64 (jax.enable_x64)",
+    "weighted_sam": "intelligent-machine-learning/dlrover@19e5d79036f93a4d71cd34382e39667fed3b64ca "
+    "atorch/atorch/optimizers/wsam.py::WeightedSAM first_step/second_step, decouple=False (port)",
 }
 
 
