@@ -599,8 +599,13 @@ def _dice_focal_sample() -> Sample:
         value_tol={"rtol": 3e-3, "atol": 1e-4},
         variants=(
             {"focal_activation": "sigmoid", "alpha": 0.25, "gamma": 1.5, "include_background": False},
-            {"class_weights": [0.5, 1.0, 2.0], "focal_weight": 2.0, "alpha": 0.75},
-            {"activation": "sigmoid", "dice_weight": 0.0, "gamma": 0.5},
+            {
+                "activation": "sigmoid",
+                "class_weights": [0.5, 1.0, 2.0],
+                "focal_weight": 2.0,
+                "alpha": 0.75,
+                "gamma": 0.5,
+            },
         ),
     )
 
@@ -699,11 +704,10 @@ def _per_class_sample() -> Sample:
     return Sample(
         args=(_logits(rng, (*shape, 3)), _label_map(rng, shape, 3, absent=2)),
         class_axis=True,
+        # The metrics share _metric_c with their per-image entries (each checked there): one variant
+        # for the weighted-count path, one for MCC's direct counts.
         variants=(
-            {"metric": "jaccard", "soft_label": True},
-            {"metric": "tversky", "alpha": 0.2, "beta": 0.8, "include_background": False},
-            {"metric": "focal_tversky", "gamma": 0.75},
-            {"metric": "log_cosh_dice", "squared_pred": True},
+            {"metric": "tversky", "alpha": 0.2, "beta": 0.8, "include_background": False, "soft_label": True},
             {"metric": "mcc", "activation": "sigmoid", "smooth_nr": 0.0},
         ),
     )
@@ -715,13 +719,21 @@ def _batch_sample() -> Sample:
     return Sample(
         args=(_logits(rng, (*shape, 3)), _label_map(rng, shape, 3)),
         class_axis=True,
+        # Per-batch counts are the only new path (the per-class metrics are checked per image):
+        # generalized Dice, the weighted-count path with every class-reduction option, MCC's counts.
         variants=(
             {"metric": "generalized_dice", "variant": "simple"},
-            {"metric": "jaccard", "soft_label": True, "absent_classes": "zero", "include_background": False},
-            {"metric": "tversky", "alpha": 0.7, "beta": 0.3, "class_weights": [1.0, 2.0, 3.0]},
-            {"metric": "focal_tversky", "gamma": 0.75, "activation": "sigmoid"},
-            {"metric": "log_cosh_dice", "squared_pred": True, "absent_classes": "exclude"},
-            {"metric": "mcc", "smooth_nr": 0.0},
+            {
+                "metric": "focal_tversky",
+                "alpha": 0.7,
+                "beta": 0.3,
+                "gamma": 0.75,
+                "class_weights": [1.0, 2.0, 3.0],
+                "soft_label": True,
+                "absent_classes": "zero",
+                "include_background": False,
+            },
+            {"metric": "mcc", "smooth_nr": 0.0, "activation": "sigmoid", "absent_classes": "exclude"},
         ),
     )
 
