@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from lossjax.benchmarking import Case
-from lossjax.losses import reduced_linear_cross_entropy
+from lossjax.losses import linear_distillation_loss, reduced_linear_cross_entropy
 
 CPU_NOTE = (
     "On CPU, XLA upcasts bf16 dots to f32 and hoists an f32 copy of the whole weight (4VD bytes) out of the"
@@ -34,6 +34,8 @@ SIZES = {
     "small": [(1024, 256, 16384), (512, 128, 65536)],
     "large": [(8192, 4096, 128256), (16384, 2048, 256000)],
 }
+#: The fused linear JSD case (issue 14): student and teacher heads of one hidden size.
+JSD_SIZES = {"small": [(1024, 256, 16384)], "large": [(8192, 4096, 128256)]}
 
 
 def naive(hidden, weight, labels):
@@ -98,6 +100,62 @@ def cases(size: str):
                 floor_flops=6.0 * n * d * v,
                 note=f"6NDV = {6.0 * n * d * v / 1e9:.1f} GFLOP; naive f32 logits = {n * v * 4 / 2**20:.0f} MiB. "
                 + CPU_NOTE,
+            )
+        )
+    return out + jsd_cases(size)
+
+
+# ------------------------- fused linear JSD distillation (trl GKD's beta) -------------------------
+
+
+def naive_jsd(hidden, weight, teacher_hidden, teacher_weight, beta=0.5):
+    """Both heads' float32 logits materialized, trl GKD's generalized JSD per token, mean."""
+    zs = (hidden @ weight.T).astype(jnp.float32)
+    zt = jax.lax.stop_gradient((teacher_hidden @ teacher_weight.T).astype(jnp.float32))
+    ls, lt = jax.nn.log_softmax(zs, -1), jax.nn.log_softmax(zt, -1)
+    lm = jnp.logaddexp(lt + jnp.log(beta), ls + jnp.log1p(-beta))
+    jsd = beta * jnp.sum(jnp.exp(lt) * (lt - lm), -1) + (1 - beta) * jnp.sum(jnp.exp(ls) * (ls - lm), -1)
+    return jnp.mean(jsd)
+
+
+def fused_jsd(budget=None):
+    def f(hidden, weight, teacher_hidden, teacher_weight):
+        kw = {} if budget is None else {"memory_budget": budget}
+        return jnp.mean(
+            linear_distillation_loss(hidden, weight, teacher_hidden, teacher_weight, divergence="jsd", **kw)
+        )
+
+    return f
+
+
+def _jsd_inputs(n, d, v, seed):
+    hidden, weight, _ = _inputs(n, d, v, seed)
+    teacher_hidden, teacher_weight, _ = _inputs(n, d, v, seed + 7)
+    return hidden, weight, teacher_hidden, teacher_weight
+
+
+def jsd_cases(size: str):
+    out = []
+    for n, d, v in JSD_SIZES[size]:
+        inputs = [_jsd_inputs(n, d, v, s) for s in (0, 1)]
+        mib = _budget(size) // 2**20
+        variants = {
+            "naive (2 matmuls + JSD)": (_grad(naive_jsd), inputs),
+            "lossjax default": (_grad(fused_jsd()), inputs),
+            f"lossjax {mib}MiB": (_grad(fused_jsd(_budget(size))), inputs),
+        }
+        out.append(
+            Case(
+                f"linear JSD distillation fwd+bwd bf16 N={n} D={d} V={v}",
+                variants,
+                baseline="naive (2 matmuls + JSD)",
+                key="jsd",
+                # naive: student + teacher logits, dW and dx: 4 matmuls = 8 N D V (the floor); fused: both heads'
+                # tiles in the log-sum-exp pass, again in the divergence pass and in the backward, + dW, dx = 16 N D V
+                floor_flops=8.0 * n * d * v,
+                note=f"naive f32 logits (student + teacher) = {2 * n * v * 4 / 2**20:.0f} MiB; the fused head "
+                "streams two log-sum-exp passes and one divergence pass over vocabulary blocks and recomputes "
+                "both heads' tiles in the backward (16 N D V FLOPs vs 8). " + CPU_NOTE,
             )
         )
     return out

@@ -258,6 +258,52 @@ def optax_ctc_f64(args, kwargs):
     return np.asarray(optax.losses.ctc_loss(logits, lp, np.asarray(labels), lpad, blank_id=kwargs.get("blank_id", 0)))
 
 
+def _trl_generalized_jsd_loss():
+    """trl 1.16.0's GKDTrainer.generalized_jsd_loss, its source executed alone: importing gkd_trainer needs psutil
+    (absent from the reference environment), the function itself only torch and F."""
+    import ast
+    import importlib.util
+
+    path = os.path.join(
+        os.path.dirname(importlib.util.find_spec("trl").origin), "experimental", "gkd", "gkd_trainer.py"
+    )
+    tree = ast.parse(open(path).read())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "GKDTrainer")
+    fn = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "generalized_jsd_loss")
+    fn.decorator_list = []
+    ns = {"torch": torch, "F": F}
+    exec(compile(ast.Module(body=[fn], type_ignores=[]), path, "exec"), ns)
+    return ns["generalized_jsd_loss"]
+
+
+def linear_distillation(
+    hidden,
+    weight,
+    teacher_hidden,
+    teacher_weight,
+    *,
+    divergence="kl",
+    beta=0.5,
+    temperature=1.0,
+    bias=None,
+    teacher_bias=None,
+    **_,
+):
+    """trl 1.16.0 experimental/gkd/gkd_trainer.py::GKDTrainer.generalized_jsd_loss (called, reduction="none",
+    summed over the vocabulary) on the materialized float64 logits of both heads; beta 0 / 1 are its forward /
+    reverse KL; TVD as the closed form 0.5 sum |p - q|. The teacher is detached."""
+    jsd_loss = _trl_generalized_jsd_loss()
+    zs = hidden @ weight.T
+    zt = (_t(teacher_hidden) @ _t(teacher_weight).T).detach()
+    if divergence == "tvd":
+        p = torch.softmax(zt / temperature, -1)
+        q = torch.softmax(zs / temperature, -1)
+        return 0.5 * torch.abs(p - q).sum(-1)
+    b = {"kl": 0.0, "reverse_kl": 1.0}.get(divergence, beta)
+    jsd = jsd_loss(zs, zt, beta=b, temperature=temperature, reduction="none")
+    return jsd.sum(-1)
+
+
 # ------------------------------------------ driver ------------------------------------------
 
 SOURCES = {
@@ -306,6 +352,11 @@ SOURCES = {
     "saturation_importance_unlearning_loss": (
         satimp,
         f"{TORCH}: port of tmlr-group/SatImp dataloader/dataloader_sat.py loss_type 'satimp', per token",
+    ),
+    "linear_distillation_loss": (
+        linear_distillation,
+        "trl 1.16.0 experimental/gkd/gkd_trainer.py::GKDTrainer.generalized_jsd_loss (its source run alone, float64, "
+        "reduction='none' summed over V) on the materialized logits of both heads; TVD closed form",
     ),
     "ctc_loss": (
         ctc,

@@ -314,6 +314,83 @@ def bco(pol, ref, desirable, *, state=None, beta=0.1, **_):
     return loss, [np.float64(new_mean), np.float64(tot_count)]  # BCOState(mean, count)
 
 
+# ------------------------- fused linear preference heads (materialized here) -------------------------
+
+
+def _head_logps(hidden, weight, labels, ignore_index=-100):
+    """log_softmax(hidden @ weight.T) gathered at the labels, 0 at ignored tokens; (log-probs, mask)."""
+    labels = torch.as_tensor(np.asarray(labels)).long()
+    mask = labels != ignore_index
+    logp = torch.log_softmax(_t(hidden) @ _t(weight).T, -1)
+    tok = torch.gather(logp, -1, torch.where(mask, labels, 0).unsqueeze(-1)).squeeze(-1)
+    return torch.where(mask, tok, torch.zeros(())), mask
+
+
+def _masked_seq(x, mask, average=False):
+    s = (x * mask).sum(1)
+    return s / mask.sum(1).clamp(min=1) if average else s
+
+
+def linear_dpo(
+    hc, hr, w, yc, yr, rhc, rhr, rw, *, beta=0.1, label_smoothing=0.0, variant="sigmoid", nll_weight=0.0, **_
+):
+    """Materialized heads (float64), then the trl 1.16.0 DPO port on the masked sums (ipo: per-token means over
+    each response's counted tokens) + nll_weight * the chosen mean NLL."""
+    pc, cm = _head_logps(hc, w, yc)
+    pr, rm = _head_logps(hr, w, yr)
+    rc, _ = _head_logps(rhc, rw, yc)
+    rr, _ = _head_logps(rhr, rw, yr)
+    c = _masked_seq(pc, cm) - _masked_seq(rc, cm).detach()
+    r = _masked_seq(pr, rm) - _masked_seq(rr, rm).detach()
+    b, e = beta, label_smoothing
+    if variant == "ipo":
+        loss = (c / cm.sum(1).clamp(min=1) - r / rm.sum(1).clamp(min=1) - 1 / (2 * b)) ** 2
+    else:
+        loss = -F.logsigmoid(b * (c - r)) * (1 - e) - F.logsigmoid(-b * (c - r)) * e
+    return loss + nll_weight * (-_masked_seq(pc, cm, True))
+
+
+def linear_pref(hc, hr, w, yc, yr, *, loss="simpo", beta=None, gamma=0.5, label_smoothing=0.0, nll_weight=1.0, **_):
+    """Materialized head (float64), then trl 1.16.0 CPOTrainer.cpo_loss ('simpo' / 'sigmoid', called) or
+    ORPOTrainer.odds_ratio_loss (called) on the masked (averaged) sums."""
+    from trl.experimental.cpo.cpo_trainer import CPOTrainer
+    from trl.experimental.orpo.orpo_trainer import ORPOTrainer
+
+    pc, cm = _head_logps(hc, w, yc)
+    pr, rm = _head_logps(hr, w, yr)
+    if loss == "orpo":
+        c, r = _masked_seq(pc, cm, True), _masked_seq(pr, rm, True)
+        with _float_is_identity():
+            losses, *_ = ORPOTrainer.odds_ratio_loss(_trainer_self(beta=0.1 if beta is None else beta), c, r)
+        return -c - losses
+    if loss == "simpo":
+        me = _trainer_self(
+            alpha=0.0,
+            loss_type="simpo",
+            beta=2.0 if beta is None else beta,
+            simpo_gamma=gamma,
+            label_smoothing=label_smoothing,
+        )
+        losses, _, _ = CPOTrainer.cpo_loss(me, _masked_seq(pc, cm, True), _masked_seq(pr, rm, True))
+        return losses
+    me = _trainer_self(
+        alpha=0.0,
+        loss_type="sigmoid",
+        beta=0.1 if beta is None else beta,
+        simpo_gamma=gamma,
+        label_smoothing=label_smoothing,
+    )
+    losses, _, _ = CPOTrainer.cpo_loss(me, _masked_seq(pc, cm), _masked_seq(pr, rm))
+    return losses + nll_weight * (-_masked_seq(pc, cm, True))
+
+
+def linear_kto(h, w, y, desirable, rh, rw, *, kl=0.0, **kw):
+    """Materialized heads (float64), then the trl 1.16.0 KTO port on the masked sums."""
+    lp, m = _head_logps(h, w, y)
+    ref, _ = _head_logps(rh, rw, y)
+    return kto(_masked_seq(lp, m), _masked_seq(ref, m), desirable, kl, **kw)
+
+
 TRL_DPO = f"{TORCH}: port of trl 1.16.0 trainer/dpo_trainer.py::_compute_loss loss_type "
 SOURCES = {
     "dpo_loss": (
@@ -341,6 +418,20 @@ SOURCES = {
         cpo,
         "trl 1.16.0 experimental/cpo/cpo_trainer.py::CPOTrainer.cpo_loss (called, float64) + cpo_alpha * the "
         "per-example chosen NLL",
+    ),
+    "linear_dpo_loss": (
+        linear_dpo,
+        f"{TORCH}: materialized heads log_softmax(h @ W.T) gathered, then the port of trl 1.16.0 "
+        "dpo_trainer.py::_compute_loss ('sigmoid'/'ipo') + the chosen mean NLL (Liger's unfused reference)",
+    ),
+    "linear_preference_loss": (
+        linear_pref,
+        "materialized head (torch float64), then trl 1.16.0 CPOTrainer.cpo_loss ('simpo'/'sigmoid') and "
+        "ORPOTrainer.odds_ratio_loss (called) + the chosen mean NLL",
+    ),
+    "linear_kto_loss": (
+        linear_kto,
+        f"{TORCH}: materialized heads, then the port of trl 1.16.0 kto_trainer.py::_compute_loss 'kto'",
     ),
     "bco_loss": (
         bco,
