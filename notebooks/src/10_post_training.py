@@ -106,6 +106,7 @@ def grpo_step_loss(table, key):
 # %% [markdown]
 # ## Training: the same optimizer for every loss
 
+
 # %%
 def metrics(table, key):
     prev, tok = sample(table, key, 512)
@@ -131,7 +132,7 @@ def train(name):
         return optax.apply_updates(table, updates), state, loss, metrics(table, k2)
 
     history = []
-    for i, key in enumerate(jax.random.split(jax.random.key(10), STEPS)):
+    for key in jax.random.split(jax.random.key(10), STEPS):
         table, state, loss, m = step(table, state, key)
         history.append([float(loss), *map(float, m)])
     return np.asarray(history)
@@ -164,4 +165,5 @@ for name, h in runs.items():
     assert np.all(np.isfinite(h)), name
     assert h[-1, 1] > ref_reward, (name, h[-1, 1], ref_reward)
 print("reference reward", round(ref_reward, 3), "| all methods improve on it:", True)
-lossjax.losses.linear_dpo_loss  # the same losses from hidden states + LM heads, fused (no [tokens, V] logits)
+# The same losses from hidden states and LM heads, fused (no [tokens, V] logits):
+print([n for n in lossjax.available() if n.startswith("linear_") and "cross_entropy" not in n])
