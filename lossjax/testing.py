@@ -689,7 +689,10 @@ def _p_value(entry, sample):
 
 
 def _rel_err(got, expected) -> float:
-    got, expected = np.asarray(got, np.float64), np.asarray(expected, np.float64)
+    got_leaves, exp_leaves = jax.tree.leaves(got), jax.tree.leaves(expected)
+    if len(got_leaves) != 1 or len(exp_leaves) != 1:  # pytrees (a transform's updates): leaf by leaf
+        return max([_rel_err(g, e) for g, e in zip(got_leaves, exp_leaves, strict=True)], default=0.0)
+    got, expected = np.asarray(got_leaves[0], np.float64), np.asarray(exp_leaves[0], np.float64)
     finite = np.isfinite(expected)
     if not np.any(finite):
         return 0.0
@@ -718,6 +721,14 @@ def value_errors(name: str) -> dict[str, float]:
     sample = _sample(entry)
     rec = _expected(entry, sample)
     worst = {"value": 0.0, "grad": 0.0}
+    if entry.kind == "transform":  # the updates of every step, every variant ("grad" stays 0)
+        for variant, s in _variants(sample):
+            exp = _find_case(entry, rec, "sample", variant)
+            tx = registry.get(entry.name, **s.hyperparams)
+            outs = jax.jit(functools.partial(transform_steps, tx, s))()
+            for o, e in zip(outs, exp["steps_updates"], strict=True):
+                worst["value"] = max(worst["value"], _rel_err(o, _decode(e)))
+        return worst
     with jax.numpy_rank_promotion("raise"):
         for case, variant, s, args in _value_cases(sample):
             exp = _find_case(entry, rec, case, variant)
