@@ -849,3 +849,38 @@ def test_fused_heads_temporaries_flat_in_vocab():
     for k, what in enumerate(("distillation", "dpo")):
         # fused: the growth is far below one [N, V] float32 array (only [V]-sized buffers may grow)
         assert large[k] - small[k] <= 0.05 * n * grow * 4, (what, small[k], large[k])
+
+
+def test_fused_heads_with_token_sharded_inputs():
+    """Tokens (and preference pairs) sharded over 8 devices under plain jit: equal to one device."""
+    if jax.device_count() < 8:
+        pytest.skip("needs 8 (simulated) devices: XLA_FLAGS=--xla_force_host_platform_device_count=8")
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    mesh = jax.make_mesh((8,), ("x",), axis_types=(jax.sharding.AxisType.Auto,))
+    tok, rep = NamedSharding(mesh, P("x")), NamedSharding(mesh, P())
+    h, w, ht, wt, keep = _distill_inputs(n=40)
+
+    def distill(h, w, ht, keep):
+        return jnp.sum(
+            lossjax.losses.linear_distillation_loss(h, w, ht, wt, where=keep, divergence="jsd", block_size=8)
+        )
+
+    f = jax.jit(jax.value_and_grad(distill, argnums=(0, 1)))
+    want = f(h, w, ht, keep)
+    got = f(*(jax.device_put(x, s) for x, s in ((h, tok), (w, rep), (ht, tok), (keep, tok))))
+    for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        assert_rel(g, r, 2e-6, "token-sharded distillation")
+
+    hc, hr, pw, yc, yr, rhc, rhr, rw = _pref_inputs(b=8)
+
+    def dpo(hc, hr, pw, yc, yr, rhc, rhr):
+        return jnp.sum(lossjax.losses.linear_dpo_loss(hc, hr, pw, yc, yr, rhc, rhr, rw, block_size=8))
+
+    f = jax.jit(jax.value_and_grad(dpo, argnums=(0, 1, 2)))
+    args = (hc, hr, pw, yc, yr, rhc, rhr)
+    want = f(*args)
+    got = f(*(jax.device_put(x, rep if k == 2 else tok) for k, x in enumerate(args)))
+    for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        assert_rel(g, r, 2e-6, "pair-sharded DPO head")
