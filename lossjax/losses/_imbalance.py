@@ -17,12 +17,14 @@ multi-label problems.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax._targets import binary_terms, check_logits, class_terms, smoothed_class_targets
+from lossjax._targets import binary_terms, check_logits, class_terms, labels_in_range, smoothed_class_targets
 from lossjax.registry import Sample, register
 
 __all__ = [
@@ -88,7 +90,11 @@ def _adjusted_cross_entropy(
     ``softmax_cross_entropy(class_weights=...)``.
     """
     z, q, mask, dtype = class_terms(fn, logits, labels, where, min_classes=2)
-    if multiplier is not None:
+    if multiplier is None:
+        # Shift invariance: subtract the largest raw logit first, so that the offsets and margins
+        # (O(1)) are added to O(1) numbers, not rounded away at |z| ~ 1e4 (or scale * 1e4).
+        z = z - jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True))
+    else:
         z = z * _bcast(multiplier, z.ndim)
     if offset is not None:
         z = z + _bcast(offset, z.ndim)
@@ -100,18 +106,26 @@ def _adjusted_cross_entropy(
     if class_weights is not None:
         weights = C.check_array(fn, "class_weights", class_weights, shape=(logits.shape[-1],), dtype="number")
         weights = weights.astype(dtype)
-    lse = jax.nn.logsumexp(z, axis=-1)
+    # Everything relative to the largest adjusted logit m: log sum exp(z - m) - (z_y - m) keeps its
+    # precision when the logits are large (scale * z ~ 1e5), where lse(z) - z_y would cancel.
+    z = z - jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True))
+    lse = jnp.log(jnp.sum(jnp.exp(z), axis=-1))
     if C.has_integer_labels(fn, logits, labels):
         # lse(z) - z_y with the target logit gathered: on CPU this keeps XLA from
         # materializing the [..., C] adjusted logits (it fuses into the one reduction).
-        labels = jnp.clip(jnp.asarray(labels), 0, logits.shape[-1] - 1)
-        loss = lse - jnp.take_along_axis(z, labels[..., None], axis=-1)[..., 0]
+        # An out-of-range label (unmasked) gives NaN, as JAX's out-of-bounds gather does.
+        labels = jnp.asarray(labels)
+        ok = labels_in_range(labels, logits.shape[-1], mask)
+        safe = jnp.clip(labels, 0, logits.shape[-1] - 1)
+        loss = lse - jnp.take_along_axis(z, safe[..., None], axis=-1)[..., 0]
         if weights is not None:
-            loss = loss * weights[labels]
+            loss = loss * weights[safe]
+        loss = jnp.where(ok, loss, jnp.asarray(jnp.nan, dtype))
     else:
-        # -sum_k wq_k log softmax(z)_k = lse(z) sum_k wq_k - sum_k wq_k z_k.
+        # -sum_k wq_k log softmax(z)_k = lse(z) sum_k wq_k - sum_k wq_k z_k (0 * -inf = 0).
         wq = q if weights is None else q * _bcast(weights, q.ndim)
-        loss = lse * jnp.sum(wq, axis=-1) - jnp.sum(wq * z, axis=-1)
+        wz = jnp.where(wq != 0, wq * z, jnp.zeros((), dtype))
+        loss = lse * jnp.sum(wq, axis=-1) - jnp.sum(wz, axis=-1)
     return C.zero_masked(loss, mask)
 
 
@@ -133,20 +147,41 @@ def _ldam_margins(class_counts: Array, max_margin) -> Array:
 # ------------------------------- samples ----------------------------------
 
 
-def _counts_sample(n: int = 6, c: int = 4, seed: int = 1, **kwargs) -> Sample:
+#: Per-class weights of the 4-class samples (the DRW-style ``class_weights`` variant).
+_W4 = np.array([0.25, 0.5, 1.25, 2.0], np.float32)
+
+
+def _counts_sample(seed: int = 1, kwargs=None, variants=(), n: int = 6, c: int = 4) -> Sample:
+    """``logits [n, c]`` and integer labels with the class counts; the softmax edge cases on."""
     rng = np.random.default_rng(seed)
     logits = (rng.normal(size=(n, c)) * 0.5).astype(np.float32)
     labels = rng.integers(0, c, size=(n,)).astype(np.int32)
-    return Sample(args=(logits, labels), kwargs={"class_counts": _COUNTS, **kwargs})
+    kwargs = {"class_counts": _COUNTS} if kwargs is None else kwargs
+    return Sample(args=(logits, labels), kwargs=kwargs, class_axis=True, variants=tuple(variants))
 
 
 def _ldam_sample() -> Sample:
-    return _counts_sample()
+    return _counts_sample(variants=({"max_margin": 0.3, "scale": 5.0}, {"class_weights": _W4}))
 
 
 def _la_sample() -> Sample:
-    s = _counts_sample(seed=2)
-    return Sample(args=s.args, kwargs={"class_priors": (_COUNTS / _COUNTS.sum()).astype(np.float32)})
+    priors = (_COUNTS / _COUNTS.sum()).astype(np.float32)
+    return _counts_sample(
+        seed=2,
+        kwargs={"class_priors": priors},
+        variants=({"prior_exponent": 2.0}, {"prior_exponent": 0.5, "class_weights": _W4}),
+    )
+
+
+def _balanced_sample() -> Sample:
+    return _counts_sample(seed=7)
+
+
+def _vs_sample() -> Sample:
+    s = _counts_sample(seed=8, variants=({"gamma": 0.5, "prior_exponent": 0.5}, {"class_weights": _W4}))
+    # The class scaling Delta_j < 1 multiplies the extremes' logits of 1e4: float32 rounds each adjusted
+    # logit Delta_j z_j to ~5e-4 (half an ulp of 8192), which no formula can undo: 1e-3 absolute.
+    return dataclasses.replace(s, value_tol={"rtol": 1e-4, "atol": 1e-3})
 
 
 def _multilabel_sample() -> Sample:
@@ -154,11 +189,24 @@ def _multilabel_sample() -> Sample:
     # keep sigmoid(z) away from the clip kink p = clip (z = logit(0.05) ~ -2.94)
     logits = rng.uniform(-2.0, 2.5, size=(6, 3)).astype(np.float32)
     labels = rng.integers(0, 2, size=(6, 3)).astype(np.float32)
-    return Sample(args=(logits, labels))
+    return Sample(args=(logits, labels), variants=({"gamma_neg": 2.0, "gamma_pos": 0.0, "margin": 0.0},))
+
+
+def _asl_single_sample() -> Sample:
+    return _counts_sample(seed=5, kwargs={}, variants=({"gamma_pos": 1.0, "gamma_neg": 2.0, "label_smoothing": 0.0},))
 
 
 def _weights_sample() -> Sample:
-    return Sample(args=(np.array([500, 120, 30, 0, 7], np.int32),), diff_argnums=(), where=False)
+    return Sample(
+        args=(np.array([500, 120, 30, 0, 7], np.int32),),
+        diff_argnums=(),
+        where=False,
+        variants=(
+            {"variant": "inverse_frequency"},
+            {"variant": "inverse_sqrt", "normalize": False},
+            {"beta": 0.9},
+        ),
+    )
 
 
 def _risk_sample() -> Sample:
@@ -166,7 +214,7 @@ def _risk_sample() -> Sample:
     logits = rng.normal(size=(6, 3)).astype(np.float32)
     labels = rng.integers(0, 3, size=(6,)).astype(np.int32)
     matrix = np.array([[0.0, 1.0, 1.0], [2.0, 0.0, 1.0], [4.0, 4.0, 0.0]], np.float32)
-    return Sample(args=(logits, labels), kwargs={"loss_matrix": matrix})
+    return Sample(args=(logits, labels), kwargs={"loss_matrix": matrix}, class_axis=True)
 
 
 def _aux_regression_sample() -> Sample:
@@ -174,7 +222,12 @@ def _aux_regression_sample() -> Sample:
     targets = np.array([-1.2, -0.3, 0.2, 0.9, 1.7, -0.8], np.float32)
     predictions = (targets + 0.3 * rng.normal(size=6)).astype(np.float32)
     bin_logits = rng.normal(size=(6, 3)).astype(np.float32)
-    return Sample(args=(predictions, bin_logits, targets), kwargs={"bin_edges": [-0.5, 0.5]}, diff_argnums=(0, 1))
+    return Sample(
+        args=(predictions, bin_logits, targets),
+        kwargs={"bin_edges": [-0.5, 0.5]},
+        diff_argnums=(0, 1),
+        variants=({"aux_weight": 0.3},),
+    )
 
 
 # ----------------------------- weight recipes ------------------------------
@@ -394,7 +447,7 @@ def logit_adjusted_cross_entropy(
     formula="CE(z + log(n), y)  (logit adjustment with prior_exponent = 1 and the class counts)",
     paper="Balanced Meta-Softmax for Long-Tailed Visual Recognition (2020, arXiv:2007.10740)",
     reference="jiawei-ren/BalancedMetaSoftmax loss/BalancedSoftmaxLoss.py (logits + log(sample_per_class))",
-    sample=_ldam_sample,
+    sample=_balanced_sample,
 )
 def balanced_softmax_cross_entropy(
     logits: ArrayLike,
@@ -447,7 +500,7 @@ def balanced_softmax_cross_entropy(
     paper="Label-Imbalanced and Group-Sensitive Classification under Overparameterization (2021, arXiv:2103.01550)",
     reference="orparask/VS-Loss class_imbalance/losses.py::VSLoss(gamma=0.3, tau=1.0); "
     "val-iisc/Saddle-LongTail losses.py::VSLoss",
-    sample=_ldam_sample,
+    sample=_vs_sample,
 )
 def vs_loss(
     logits: ArrayLike,
@@ -609,7 +662,7 @@ def asymmetric_loss(
     formula="-sum_k q_k w_k log p_k,  w_y = (1-p_y)^g+,  w_k = p_k^g- (k != y),  q = smoothed one-hot",
     paper="Asymmetric Loss For Multi-Label Classification (2020, arXiv:2009.14119)",
     reference="Alibaba-MIIL/ASL src/loss_functions/losses.py::ASLSingleLabel",
-    sample=lambda: Sample(args=_counts_sample(seed=5).args),
+    sample=_asl_single_sample,
 )
 def asymmetric_single_label_loss(
     logits: ArrayLike,
@@ -657,6 +710,7 @@ def asymmetric_single_label_loss(
     C.check_positive(fn, "gamma_pos", gamma_pos, allow_zero=True)
     C.check_positive(fn, "gamma_neg", gamma_neg, allow_zero=True)
     C.check_in_range(fn, "label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=False)
+    # Smoothing spreads over the classes whose logit is not -inf (such a class gets no target mass).
     q = C.fill_masked(smoothed_class_targets(fn, z, labels, label_smoothing, dtype, where=mask), mask)
     log_p = jax.nn.log_softmax(z, axis=-1)
     p = jnp.exp(log_p)
@@ -664,7 +718,9 @@ def asymmetric_single_label_loss(
     base = t * one_minus_p + (1 - t) * p
     exponent = jnp.asarray(gamma_pos, dtype) * t + jnp.asarray(gamma_neg, dtype) * (1 - t)
     weight = C.safe_power(base, exponent)
-    loss = -jnp.sum(q * weight * log_p, axis=-1)
+    zero = jnp.zeros((), dtype)
+    log_p = jnp.where(q != 0, log_p, zero)  # 0 * log 0 = 0, also in the gradient
+    loss = -jnp.sum(jnp.where(q != 0, q * weight * log_p, zero), axis=-1)
     return C.zero_masked(loss, mask)
 
 

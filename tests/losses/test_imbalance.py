@@ -128,7 +128,10 @@ def test_logit_adjustment_priors_or_counts_and_empty_class():
     d = softmax_cross_entropy(Z + np.log([0.5, 0.5, 1e-6]).astype(np.float32), Y)
     close(c, d)
     g = jax.grad(lambda z: logit_adjusted_cross_entropy(z, Y, class_priors=jnp.array([1.0, 0.0, 0.0])).sum())(Z)
-    assert np.all(np.isfinite(np.asarray(g)))
+    # The softmax of z + log(max(pi, 1e-12)) minus the one-hot target: finite, the empty classes nearly 0.
+    adjusted = Z.astype(np.float64) + np.log(np.array([1.0, 1e-12, 1e-12]))
+    p = np.exp(adjusted - adjusted.max(-1, keepdims=True))
+    close(g, p / p.sum(-1, keepdims=True) - np.eye(3)[Y], atol=1e-6)
 
 
 def test_balanced_softmax_is_logit_adjustment_prior_exponent_one():
@@ -213,14 +216,19 @@ def test_asl_stop_gradient_weight_same_value_other_gradient():
     close(g2[0, 0], weight_fixed, rtol=1e-5)
 
 
-def test_asl_extreme_logits_finite():
+def test_asl_extreme_logits_closed_forms():
     z = jnp.array([1e4, -1e4, 1e4, -1e4, 0.0])
     y = jnp.array([1.0, 1.0, 0.0, 0.0, 1.0])
+    # Positives (gamma_pos = 1): (1 - p) (-log max(p, 1e-8)); negatives (gamma_neg = 4, margin m):
+    # p_m^4 (-log(1 - p_m)), p_m = max(p - m, 0). At p in {0, 1} every derivative of p vanishes.
+    half = 0.5 * math.log(2.0)
     for margin in (0.0, 0.05):
-        loss, g = jax.value_and_grad(lambda z, m=margin: asymmetric_loss(z, y, margin=m).sum())(z)
-        assert np.isfinite(float(loss)) and np.all(np.isfinite(np.asarray(g)))
-    # clamped like the reference: a hopeless positive costs -log(1e-8) (times weight 1).
-    close(asymmetric_loss(z, y)[1], -math.log(1e-8))
+        p_m = 1.0 - margin
+        hopeless_negative = p_m**4 * -math.log(max(1 - p_m, 1e-8))
+        g = jax.grad(lambda z, m=margin: asymmetric_loss(z, y, margin=m).sum())(z)
+        close(asymmetric_loss(z, y, margin=margin), [0.0, -math.log(1e-8), hopeless_negative, 0.0, half], rtol=1e-6)
+        # z = 0, y = 1: d/dz [(1 - s)(-log s)] = -s(1 - s)(-log s) - (1 - s)^2 = -(log 2) / 4 - 1 / 4.
+        close(g, [0.0, 0.0, 0.0, 0.0, -0.25 * math.log(2.0) - 0.25], atol=1e-7)
 
 
 def test_asl_single_label_without_focusing_is_smoothed_ce():
@@ -330,3 +338,68 @@ def test_old_argument_names_are_gone(fn, kw, old):
     labels = Z if fn is asymmetric_loss else Y
     with pytest.raises(TypeError, match=f"unexpected keyword argument '{old}'"):
         fn(Z, labels, **kw)
+
+
+# --------------------- out-of-range labels, hyperparameters, empty batches (issue 19) ---------------------
+
+INTEGER_LABEL_LOSSES = [
+    n
+    for n in lossjax.available(family="imbalance")
+    if lossjax.registry.get_entry(n).kind == "per_example"
+    and len(lossjax.registry.get_entry(n).sample().args) > 1
+    and np.issubdtype(np.asarray(lossjax.registry.get_entry(n).sample().args[1]).dtype, np.integer)
+]
+
+
+@pytest.mark.parametrize("name", INTEGER_LABEL_LOSSES)
+def test_out_of_range_labels_nan_unless_masked(name):
+    entry = lossjax.registry.get_entry(name)
+    s = entry.sample()
+    labels = np.array(s.args[1])
+    labels[0], labels[1] = labels.max() + 7, -1
+    args = (s.args[0], labels, *s.args[2:])
+    out = np.asarray(entry.fn(*args, **s.kwargs))
+    assert np.all(np.isnan(out[:2])) and np.all(np.isfinite(out[2:])), (name, out)
+    mask = jnp.asarray(np.arange(len(labels)) >= 2)
+    v, g = jax.value_and_grad(lambda z: jnp.sum(entry.fn(z, *args[1:], **s.kwargs, where=mask)))(jnp.asarray(args[0]))
+    assert np.isfinite(float(v)) and np.all(np.isfinite(np.asarray(g))) and np.all(np.asarray(g)[:2] == 0), name
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: ldam_loss(Z, Y, class_counts=COUNTS, scale=float("inf")), r"ldam_loss: `scale` must be a finite"),
+        (lambda: ldam_loss(Z, Y, class_counts=COUNTS, max_margin=float("nan")), r"`max_margin` must be a finite"),
+        (
+            lambda: logit_adjusted_cross_entropy(Z, Y, class_priors=COUNTS, prior_exponent=float("nan")),
+            r"logit_adjusted_cross_entropy: `prior_exponent` must be a finite",
+        ),
+        (lambda: vs_loss(Z, Y, class_counts=COUNTS, gamma=float("inf")), r"vs_loss: `gamma` must be a finite"),
+        (lambda: asymmetric_loss(Z, Z, gamma_neg=float("nan")), r"asymmetric_loss: `gamma_neg` must be a finite"),
+        (lambda: asymmetric_loss(Z, Z, margin=float("nan")), r"asymmetric_loss: `margin` must lie in"),
+        (
+            lambda: asymmetric_single_label_loss(Z, Y, label_smoothing=float("nan")),
+            r"asymmetric_single_label_loss: `label_smoothing` must lie in",
+        ),
+        (lambda: class_balanced_weights(COUNTS, beta=float("nan")), r"class_balanced_weights: `beta` must lie in"),
+        (
+            lambda: classification_aux_for_regression(Z[:, 0], Z, Z[:, 1], bin_edges=[0.0, 1.0], aux_weight=math.inf),
+            r"`aux_weight` must be a finite",
+        ),
+    ],
+)
+def test_nan_and_inf_hyperparameters_are_rejected(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("name", [n for n in lossjax.available(family="imbalance") if n != "class_balanced_weights"])
+def test_empty_batch(name):
+    entry = lossjax.registry.get_entry(name)
+    s = entry.sample()
+    batched = range(len(s.args)) if s.batched_argnums is None else s.batched_argnums
+    args = [np.asarray(a)[:0] if i in batched else a for i, a in enumerate(s.args)]
+    out = entry.fn(*args, **s.kwargs)
+    assert out.shape[0] == 0, name
+    # class_balanced_weights of no class: an empty weight vector.
+    assert class_balanced_weights(np.zeros((0,), np.int32)).shape == (0,)

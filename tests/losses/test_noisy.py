@@ -18,6 +18,7 @@ import lossjax
 from lossjax.losses import (
     adaptive_label_distributionally_robust_loss,
     cross_model_confident_bce,
+    generalized_cross_entropy,
     label_distributionally_robust_loss,
     mae_loss,
     nce_mae_loss,
@@ -180,13 +181,36 @@ def test_ldr_closed_forms():
     close(label_distributionally_robust_loss(Z, Y, temperature=1e4), mean_diff, rtol=1e-3, atol=1e-3)
 
 
-def test_ldr_zero_logits_without_softplus_are_finite():
+def test_ldr_zero_logits_without_softplus_closed_form():
     z = jnp.zeros((2, 3))
     loss, g = jax.value_and_grad(
         lambda z: label_distributionally_robust_loss(z, jnp.array([0, 2]), softplus=False).sum()
     )(z)
     close(loss, 2 * math.log((2 * math.e**2 + 1) / 3))
-    assert np.all(np.isfinite(np.asarray(g)))
+    # An all-zero row is left unnormalized (scale 1): the gradient of lambda log mean exp(c 1[k != y] + z_k - z_y)
+    # is the softmax weight w_k minus 1 at the label: w = e^c / (2 e^c + 1) off the label, 1 / (2 e^c + 1) on it.
+    off, on = math.e**2 / (2 * math.e**2 + 1), 1 / (2 * math.e**2 + 1)
+    close(g, [[on - 1, off, off], [off, off, on - 1]], rtol=1e-6)
+
+
+def test_neg_inf_logits_are_the_limit():
+    # NCE / NFL: the normalizer sum_k log p_k is -inf, the ratio tends to 0 (value and gradient).
+    z = jnp.array([[1.0, -jnp.inf, 0.5, -0.2]])
+    y = jnp.array([0])
+    for fn in (normalized_cross_entropy, normalized_focal_loss):
+        v, g = jax.value_and_grad(lambda z, f=fn: f(z, y).sum())(z)
+        assert float(v) == 0.0 and np.all(np.asarray(g) == 0), fn.__name__
+    # The passive terms only see p = 0 there: RCE and MAE equal those of the 3 remaining classes.
+    z3 = z[:, jnp.array([0, 2, 3])]
+    close(nce_rce_loss(z, y), reverse_cross_entropy(z3, y))
+    close(mae_loss(z, y), mae_loss(z3, y))
+    # LDR without softplus: the -inf logit dominates ||z||_1 / C, the normalized row tends to (0, -C, 0, 0).
+    limit = label_distributionally_robust_loss(jnp.array([[0.0, -4.0, 0.0, 0.0]]), y, softplus=False)
+    close(label_distributionally_robust_loss(z, y, softplus=False), limit)
+    g = jax.grad(lambda z: label_distributionally_robust_loss(z, y, softplus=False).sum())(z)
+    assert np.all(np.asarray(g) == 0)
+    # Symmetric cross-entropy: 0 * log 0 = 0 in its cross-entropy term.
+    close(symmetric_cross_entropy(z, y), symmetric_cross_entropy(z3, y))
 
 
 def test_aldr_gradient_is_ldr_at_the_new_fixed_temperature():
@@ -365,7 +389,7 @@ def test_errors_name_function_argument_and_shape():
     with pytest.raises(ValueError, match="label_distributionally_robust_loss: `temperature` must be > 0"):
         label_distributionally_robust_loss(Z, Y, temperature=0.0)
     with pytest.raises(
-        ValueError, match=r"adaptive_label_distributionally_robust_loss: `alpha` must lie in \[1.0, inf\]"
+        ValueError, match=r"adaptive_label_distributionally_robust_loss: `alpha` must lie in \[1.0, inf\)"
     ):
         adaptive_label_distributionally_robust_loss(Z, Y, jnp.ones(6), alpha=0.5)
     with pytest.raises(ValueError, match=r"argument `temperatures` must have shape \(6\), got \(5,\)"):
@@ -394,3 +418,76 @@ def test_registry_specs():
     loss = lossjax.get("nfl_rce_loss(alpha=10.0, beta=0.1)")
     close(loss(Z, Y), nfl_rce_loss(Z, Y, alpha=10.0, beta=0.1))
     assert lossjax.get("nce_and_mae").to_config() == {"name": "nce_mae_loss"}
+
+
+# --------------------- out-of-range labels, hyperparameters, empty batches (issue 19) ---------------------
+
+INTEGER_LABEL_LOSSES = [
+    n
+    for n in lossjax.available(family="noisy")
+    if lossjax.registry.get_entry(n).kind == "per_example"
+    and np.issubdtype(np.asarray(lossjax.registry.get_entry(n).sample().args[1]).dtype, np.integer)
+]
+
+
+@pytest.mark.parametrize("name", INTEGER_LABEL_LOSSES)
+def test_out_of_range_labels_nan_unless_masked(name):
+    entry = lossjax.registry.get_entry(name)
+    s = entry.sample()
+    labels = np.array(s.args[1])
+    labels[0], labels[1] = labels.max() + 7, -1
+    args = (s.args[0], labels, *s.args[2:])
+
+    def primary(out):
+        return out[0] if entry.has_aux else out
+
+    out = np.asarray(primary(entry.fn(*args, **s.kwargs)))
+    assert np.all(np.isnan(out[:2])) and np.all(np.isfinite(out[2:])), (name, out)
+    mask = jnp.asarray(np.arange(len(labels)) >= 2)
+    f = lambda z: jnp.sum(primary(entry.fn(z, *args[1:], **s.kwargs, where=mask)))  # noqa: E731
+    v, g = jax.value_and_grad(f)(jnp.asarray(args[0]))
+    assert np.isfinite(float(v)) and np.all(np.isfinite(np.asarray(g))) and np.all(np.asarray(g)[:2] == 0), name
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            lambda: adaptive_label_distributionally_robust_loss(Z, Y, jnp.ones(6), alpha=math.inf),
+            r"adaptive_label_distributionally_robust_loss: `alpha` must lie in \[1.0, inf\), got inf",
+        ),
+        (
+            lambda: label_distributionally_robust_loss(Z, Y, margin=float("nan")),
+            r"label_distributionally_robust_loss: `margin` must be a finite number",
+        ),
+        (lambda: normalized_focal_loss(Z, Y, gamma=math.inf), r"normalized_focal_loss: `gamma` must be a finite"),
+        (lambda: nce_rce_loss(Z, Y, alpha=float("nan")), r"nce_rce_loss: `alpha` must be a finite"),
+        (lambda: reverse_cross_entropy(Z, Y, label_floor=float("nan")), r"`label_floor` must lie in"),
+        (lambda: symmetric_cross_entropy(Z, Y, beta=math.inf), r"symmetric_cross_entropy: `beta` must be a finite"),
+        (lambda: soft_symmetric_cross_entropy(Z, Z, alpha=float("nan")), r"`alpha` must lie in \[0.0, 1.0\]"),
+        (lambda: z_error_loss(Z, Z, threshold=float("nan")), r"z_error_loss: `threshold` must be a finite"),
+        (
+            lambda: nonnegative_pu_risk(jnp.ones(3), jnp.ones(3, jnp.int32), prior=0.5, beta=math.inf),
+            r"nonnegative_pu_risk: `beta` must be a finite",
+        ),
+        (lambda: cross_model_confident_bce(Z, Z, threshold=float("nan")), r"`threshold` must lie in \[0.0, 1.0\]"),
+        (lambda: generalized_cross_entropy(Z, Y, q=float("nan")), r"generalized_cross_entropy: `q` must lie in"),
+    ],
+)
+def test_nan_and_inf_hyperparameters_are_rejected(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("name", lossjax.available(family="noisy"))
+def test_empty_batch(name):
+    entry = lossjax.registry.get_entry(name)
+    s = entry.sample()
+    batched = range(len(s.args)) if s.batched_argnums is None else s.batched_argnums
+    args = [np.asarray(a)[:0] if i in batched else a for i, a in enumerate(s.args)]
+    out = entry.fn(*args, **s.kwargs)
+    out = out[0] if entry.has_aux else out
+    if entry.kind == "batch":
+        assert out.shape == () and float(out) == 0.0, name
+    else:
+        assert out.shape[0] == 0, name

@@ -5,23 +5,23 @@ Writes ``tests/reference/imbalance_noisy.json``: inputs, per-example loss values
 and gradients of the summed loss with respect to the logits/scores, in float64.
 
 None of the reference repositories is a pip package, so their loss classes are
-ported faithfully to torch 2.13.0 (CPU) below, line by line, from:
+ported faithfully to torch 2.13.0 (CPU) below, line by line, from (file@commit):
 
-- kaidic/LDAM-DRW ``losses.py::LDAMLoss`` (``torch.cuda`` tensors -> CPU);
+- kaidic/LDAM-DRW ``losses.py@3193f05`` ``LDAMLoss`` (``torch.cuda`` tensors -> CPU);
   the DRW weights of ``cifar_train.py`` and richardaecn/class-balanced-loss
-  ``src/cifar_main.py`` (effective number) in numpy;
-- orparask/VS-Loss ``class_imbalance/losses.py::VSLoss``;
-- google-research ``logit_adjustment`` (``logits + tau * log(base_probs)``, then CE);
-- jiawei-ren/BalancedMetaSoftmax ``loss/BalancedSoftmaxLoss.py`` (``logits + log(spc)``);
-- Alibaba-MIIL/ASL ``src/loss_functions/losses.py::AsymmetricLoss``, ``ASLSingleLabel``;
-- HanxunH/Active-Passive-Losses ``loss.py``: ``NormalizedCrossEntropy``,
+  ``src/cifar_main.py@302f8af`` (effective number) in numpy;
+- orparask/VS-Loss ``class_imbalance/losses.py@7ade9c9`` ``VSLoss``;
+- google-research/google-research ``logit_adjustment/main.py@ccc94ce`` (``logits + tau * log(base_probs)``, then CE);
+- jiawei-ren/BalancedMetaSoftmax-Classification ``loss/BalancedSoftmaxLoss.py@34a61e4`` (``logits + log(spc)``);
+- Alibaba-MIIL/ASL ``src/loss_functions/losses.py@0a21a18`` ``AsymmetricLoss``, ``ASLSingleLabel``;
+- HanxunH/Active-Passive-Losses ``loss.py@0c207f7``: ``NormalizedCrossEntropy``,
   ``ReverseCrossEntropy``, ``MeanAbsoluteError``, ``NormalizedFocalLoss``,
   ``SCELoss`` and the APL combinations, and the negative term of ``NLNL``;
-- Optimization-AI/ICML2023_LDR ``loss.py::LDRLoss_V1``, ``ALDRLoss_V1``;
-- mariodoebler/test-time-adaptation (RMT) ``symmetric_cross_entropy``;
-- kiryor/nnPUlearning ``pu_loss.py::PULoss`` (chainer -> torch; the backward of
+- Optimization-AI/ICML2023_LDR ``loss.py@732fc85`` ``LDRLoss_V1``, ``ALDRLoss_V1``;
+- mariodoebler/test-time-adaptation ``classification/methods/rmt.py@a6f3c95`` ``symmetric_cross_entropy``;
+- kiryor/nnPUlearning ``pu_loss.py@1c62960`` ``PULoss`` (chainer -> torch; the backward of
   ``x_out``);
-- yyliu01/TraCoCo ``Code/UnetACDC/Utils/losses.py::semi_cbc_loss`` (NCHW, C = 4), both
+- yyliu01/TraCoCo ``Code/UnetACDC/Utils/losses.py@1410c45`` ``semi_cbc_loss`` (NCHW, C = 4), both
   as written (``~onehot`` on an int64 tensor: -1 / -2) and with the intended
   complement mask ``1 - onehot``; lossjax is compared with the latter.
 
