@@ -56,6 +56,71 @@ _COS_LIMIT = 1.0 - 1e-7
 
 
 # --------------------------------------------------------------------------
+# Conformance samples: the edges of the margin functions.
+# --------------------------------------------------------------------------
+
+#: ``value`` tolerance of the losses that take the angle from the cosine (``sqrt(1 - c^2)``, ``arccos``): at the
+#: edge row 0.75 degrees from its class weight, d psi / d cos ~ 1 / sin(theta) = 76 times the scale (64) gives
+#: gradient terms of ~2e3 that cancel in the projection onto the sphere to ~0.25, so float32 rounding leaves
+#: ~5e-4 relative there (and ~8e-4 at the 1e-4-magnitude row, whose 1 / ||x|| = 1e4 does the same). A clamp
+#: moved to 1 - 1e-4 changes that row's value by 40% and its gradient by 100%.
+_ANGLE_TOL = {"rtol": 2e-3, "atol": 1e-5}
+#: SphereFace scales the logits by ||x||: at the 1e4 extreme (||x|| = 2e4) one float32 ulp of a logit is 2e-3,
+#: which XLA's two evaluations of the target logit (max and difference) can pass on to a loss of 0.
+_NORM_SCALED_TOL = {"rtol": 1e-4, "atol": 2e-3}
+
+#: Angle (degrees) of the first edge row from its class weight: inside the 0.81 degrees where a clamp at
+#: |cos| <= 1 - 1e-4 (instead of 1 - 1e-7) would change ArcFace's value and gradient.
+_EDGE_DEGREES = 0.75
+
+
+def _face_edges() -> tuple:
+    """``(embeddings, labels, proxies)`` at the edges of the angular margins.
+
+    Proxies (3 classes, 4 dims, not unit): ``e0``, ``2 (cos 30, sin 30, 0, 0)``,
+    ``0.5 e2``. Rows (labels 0, 1, 2, 0, 1, 2): 0.75 degrees from the class
+    weight with another class 30 degrees away (the loss is neither 0 nor
+    saturated); exactly on the class weight (cos = +1); exactly opposite
+    (cos = -1, theta = pi: the linear branch past pi - m); magnitude 1e4;
+    magnitude 1e-4; a zero vector.
+    """
+    d = math.radians(_EDGE_DEGREES)
+    r30 = math.radians(30.0)
+    proxies = np.array([[1, 0, 0, 0], [2 * math.cos(r30), 2 * math.sin(r30), 0, 0], [0, 0, 0.5, 0]], np.float32)
+    emb = np.array(
+        [
+            [math.cos(d), 0, 0, math.sin(d)],
+            [3 * math.cos(r30), 3 * math.sin(r30), 0, 0],
+            [0, 0, -1, 0],
+            [2e3, 9e3, 3e3, -1e3],
+            [5e-5, -3e-5, 2e-5, 8e-5],
+            [0, 0, 0, 0],
+        ],
+        np.float32,
+    )
+    labels = np.array([0, 1, 2, 0, 1, 2], np.int32)
+    return emb, labels, proxies
+
+
+def _face_sample(**kwargs) -> Sample:
+    """:func:`proxy_sample` with explicit extremes: the edge rows, every input at 1e4 (signs) and zeros."""
+    s = proxy_sample(**kwargs)
+    emb, labels, proxies = s.args
+    big = tuple(np.where(np.sign(a) == 0, 1.0, np.sign(a)).astype(np.float32) * 1e4 for a in (emb, proxies))
+    extremes = (_face_edges(), (big[0], labels, big[1]), (np.zeros_like(emb), labels, np.zeros_like(proxies)))
+    return Sample(
+        args=s.args,
+        kwargs=s.kwargs,
+        diff_argnums=s.diff_argnums,
+        batched_argnums=s.batched_argnums,
+        extremes=extremes,
+        variants=s.variants,
+        surrogate_grad=s.surrogate_grad,
+        value_tol=s.value_tol,
+    )
+
+
+# --------------------------------------------------------------------------
 # Shared pieces.
 # --------------------------------------------------------------------------
 
@@ -142,7 +207,7 @@ def _target_column(x: Array, onehot: Array) -> Array:
     formula="-log softmax(s * cos(x, w_j))_y",
     paper="NormFace: L2 Hypersphere Embedding for Face Verification (2017, arXiv:1704.06369)",
     reference="pytorch_metric_learning.losses.NormalizedSoftmaxLoss (temperature = 1 / scale)",
-    sample=proxy_sample,
+    sample=lambda: _face_sample(variants=({"scale": 5.0},)),
 )
 def normalized_softmax_loss(
     embeddings: ArrayLike,
@@ -194,7 +259,7 @@ def normalized_softmax_loss(
     formula="-log softmax(s * (cos(theta_j) - m [j = y]))_y",
     paper="CosFace: Large Margin Cosine Loss for Deep Face Recognition (2018, arXiv:1801.09414)",
     reference="pytorch_metric_learning.losses.CosFaceLoss; insightface CombinedMarginLoss(m3)",
-    sample=proxy_sample,
+    sample=lambda: _face_sample(variants=({"scale": 16.0, "margin": 0.2},)),
 )
 def cosface_loss(
     embeddings: ArrayLike,
@@ -250,7 +315,7 @@ def cosface_loss(
     formula="-log softmax(s * [cos(theta_y + m) if theta_y <= pi - m else cos(theta_y) - m sin m ; cos(theta_j)])_y",
     paper=_FACE_PAPER,
     reference="insightface arcface_torch ArcFace (threshold / easy_margin); pytorch_metric_learning.losses.ArcFaceLoss",
-    sample=proxy_sample,
+    sample=lambda: _face_sample(variants=({"easy_margin": True, "scale": 10.0, "margin": 0.3},), value_tol=_ANGLE_TOL),
 )
 def arcface_loss(
     embeddings: ArrayLike,
@@ -317,7 +382,7 @@ def arcface_loss(
     formula="-log softmax(s ||x|| [(-1)^k cos(m theta_y) - 2k ; cos(theta_j)])_y, k = floor(m theta_y / pi)",
     paper="SphereFace: Deep Hypersphere Embedding for Face Recognition (2017, arXiv:1704.08063)",
     reference="pytorch_metric_learning.losses.SphereFaceLoss",
-    sample=proxy_sample,
+    sample=lambda: _face_sample(variants=({"margin": 3.0, "scale": 2.0},), value_tol=_NORM_SCALED_TOL),
 )
 def sphereface_loss(
     embeddings: ArrayLike,
@@ -381,7 +446,11 @@ def sphereface_loss(
     formula="-log softmax(s * [cos(m1 theta_y + m2) - m3 ; cos(theta_j)])_y",
     paper=_FACE_PAPER + " (the combined margin, Sec. 2.3)",
     reference="insightface arcface_torch/losses.py::CombinedMarginLoss; ydwen/opensphere heads",
-    sample=lambda: proxy_sample(kwargs={"angular_margin": 0.2, "additive_margin": 0.1}),
+    sample=lambda: _face_sample(
+        kwargs={"angular_margin": 0.2, "additive_margin": 0.1},
+        variants=({"multiplicative_margin": 2.0, "angular_margin": 0.1, "additive_margin": 0.1},),
+        value_tol=_ANGLE_TOL,
+    ),
 )
 def additive_margin_softmax(
     embeddings: ArrayLike,
@@ -588,15 +657,13 @@ class AdaFaceState(NamedTuple):
 
 
 def _adaface_sample() -> Sample:
-    s = proxy_sample(seed=1)
-    return Sample(
-        args=s.args,
-        # A running std far below the batch's spread saturates the norm scaler at -1: the
-        # margin's (stop-gradient) dependence on the norm is then locally constant, so
-        # finite differences agree with the gradient. Values are tested in test_margins.py.
+    # A running std far below the batch's spread saturates the norm scaler at -1: the
+    # margin's (stop-gradient) dependence on the norm is then locally constant, so
+    # finite differences agree with the gradient.
+    return _face_sample(
+        seed=1,
         kwargs={"state": AdaFaceState(np.float32(20.0), np.float32(0.01))},
-        diff_argnums=s.diff_argnums,
-        batched_argnums=s.batched_argnums,
+        variants=({"margin": 0.3, "h": 0.5, "decay": 0.5, "scale": 16.0},),
     )
 
 
@@ -793,7 +860,7 @@ def sphereface2_initial_bias(
     reference="ydwen/opensphere model/head/sphereface2.py::SphereFace2 (ported; no PyPI package)",
     # The reference's forward-only g makes the default gradient a surrogate by design; its
     # values are tested against opensphere, and stop_gradient_adjustment=False with check_grads.
-    sample=lambda: proxy_sample(surrogate_grad=True),
+    sample=lambda: _face_sample(surrogate_grad=True, variants=({"variant": "A"}, {"variant": "M", "margin": 1.5})),
 )
 def sphereface2_loss(
     embeddings: ArrayLike,

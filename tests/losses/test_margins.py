@@ -81,26 +81,47 @@ def test_margin_helper_closed_forms():
     assert_close(got, np.cos([1e-3]), rtol=1e-6, atol=1e-7)
 
 
+_LIM32 = float(np.float32(1 - 1e-7))  # the documented clamp of the target cosine, as float32 rounds it
+
+
+def _psi64(c, angular=0.0, multiplicative=1.0, extension="threshold"):
+    """The margin target cosine in float64 numpy, straight from the formulas (clamped as documented)."""
+    cc = float(np.clip(c, -_LIM32, _LIM32))
+    th = math.acos(cc)
+    if extension == "threshold":
+        return math.cos(th + angular) if th <= math.pi - angular else c - angular * math.sin(angular)
+    if extension == "easy":
+        return math.cos(th + angular) if c > 0 else c
+    if extension == "clip":
+        return math.cos(min(max(th + angular, 1e-3), math.pi - 1e-3))
+    k = math.floor(multiplicative * th / math.pi)
+    return (-1) ** k * math.cos(multiplicative * th) - 2 * k
+
+
 @pytest.mark.parametrize(
-    "kw",
+    ("kw", "slopes"),
     [
-        dict(angular=0.5),
-        dict(angular=0.5, extension="easy"),
-        dict(multiplicative=4.0, extension="sphereface"),
-        dict(angular=0.3, extension="clip"),
+        # d psi / d c at c = (1, -1, 0.99999994): the clamp makes it 0 where the angle is taken from c; on the
+        # linear branches (threshold past pi - m, easy margin for c <= 0) psi = c (- m sin m): slope 1.
+        (dict(angular=0.5), (0.0, 1.0, 0.0)),
+        (dict(angular=0.5, extension="easy"), (0.0, 1.0, 0.0)),
+        (dict(multiplicative=4.0, extension="sphereface"), (0.0, 0.0, 0.0)),
+        (dict(angular=0.3, extension="clip"), (0.0, 0.0, 0.0)),
     ],
 )
-def test_margin_helper_finite_gradient_at_plus_minus_one(kw):
-    for c0 in (1.0, -1.0, 0.99999994):
-        g = jax.grad(lambda c: jnp.sum(M._margin_target_cosine(c, **kw)))(jnp.array([c0]))
-        assert np.all(np.isfinite(np.asarray(g))), (kw, c0, g)
+def test_margin_helper_at_plus_minus_one(kw, slopes):
+    """Closed forms at cos = +-1 (and the float32 cosine next to 1): value and gradient."""
+    for c0, slope in zip((1.0, -1.0, 0.99999994), slopes, strict=True):
+        v, g = jax.value_and_grad(lambda c: jnp.sum(M._margin_target_cosine(c, **kw)))(jnp.array([c0], jnp.float32))
+        assert_close(v, _psi64(c0, **kw), err=f"{kw} at {c0}: value", rtol=1e-6, atol=1e-6)
+        assert_close(g, [slope], err=f"{kw} at {c0}: gradient", rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize(
     "name", ["arcface_loss", "additive_margin_softmax", "sphereface_loss", "adaface_loss", "sphereface2_loss"]
 )
 def test_embedding_equal_to_its_class_weight(name):
-    """cos = 1 exactly (and -1): finite loss and gradient."""
+    """cos = 1 exactly (and -1): the loss and its gradient equal float64 on the same inputs."""
     w = jnp.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     x = jnp.array([[2.0, 0.0, 0.0], [0.0, -3.0, 0.0]])
     y = jnp.array([0, 1])
@@ -112,7 +133,47 @@ def test_embedding_equal_to_its_class_weight(name):
         return jnp.sum(out[0] if isinstance(out, tuple) else out)
 
     v, (gx, gw) = jax.value_and_grad(f, argnums=(0, 1))(x, w)
-    assert np.isfinite(float(v)) and np.all(np.isfinite(gx)) and np.all(np.isfinite(gw))
+    with jax.enable_x64(True):
+        v64, (gx64, gw64) = jax.value_and_grad(f, argnums=(0, 1))(x.astype(jnp.float64), w.astype(jnp.float64))
+    # At x = +-|x| w_y the cosine's own gradient is 0: the clamp changes nothing but the value (by ~1e-4 of psi).
+    assert_close(v, v64, err=f"{name}: value", rtol=1e-3, atol=1e-4)
+    # Gradient terms of ~10 cancel on the sphere's normal: float32 leaves an ulp of them (1e-6) there.
+    assert_close(gx, gx64, err=f"{name}: d/dx", rtol=1e-4, atol=1e-5)
+    assert_close(gw, gw64, err=f"{name}: d/dw", rtol=1e-4, atol=1e-5)
+    if name == "arcface_loss":  # closed form: row 0 psi = cos(0 + m), row 1 on the linear branch -1 - m sin m
+        s, m = 64.0, 0.5
+        rows = [(math.cos(m), [0.0, 0.0]), (-1.0 - m * math.sin(m), [0.0, 0.0])]
+        expect = sum(math.log(math.exp(s * p) + sum(math.exp(s * o) for o in others)) - s * p for p, others in rows)
+        assert_close(v64, expect, err="arcface at cos = +-1: closed form", rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_arcface_within_a_degree_of_its_class_weight(dtype):
+    """Regression: the cosine clamp is 1 - 1e-7, not 1 - 1e-4 (which makes ArcFace ~10-45% too high and its
+    gradient wrong within 0.81 degrees of the class weight). Closed form at delta = 0.5 degrees, another class
+    30 degrees away: L = log(e^{s psi} + e^{s c1} + e^{s c2}) - s psi, psi = cos(delta + m), c1 = cos(delta) cos 30,
+    c2 = 0; dL/d delta = s [(p_y - 1)(-sin(delta + m)) + p_1 (-sin(delta) cos 30)]."""
+    s, m, d, r30 = 64.0, 0.5, math.radians(0.5), math.radians(30.0)
+    w = np.array([[1, 0, 0, 0], [math.cos(r30), math.sin(r30), 0, 0], [0, 0, 1, 0]])
+    x = np.array([[math.cos(d), 0, 0, math.sin(d)]])
+    psi, c1 = math.cos(d + m), math.cos(d) * math.cos(r30)
+    z = np.array([s * psi, s * c1, 0.0])
+    p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    loss = math.log(np.exp(z - z.max()).sum()) + z.max() - s * psi
+    dl_dd = s * ((p[0] - 1) * -math.sin(d + m) + p[1] * -math.sin(d) * math.cos(r30))
+    tangent = np.array([-math.sin(d), 0, 0, math.cos(d)])  # d x / d delta on the unit circle
+    with jax.enable_x64(dtype == jnp.float64):
+
+        def f(x):
+            return lossjax.losses.arcface_loss(x, jnp.array([0]), jnp.asarray(w, dtype), scale=s, margin=m)[0]
+
+        v, g = jax.value_and_grad(f)(jnp.asarray(x, dtype))
+        g = np.asarray(g, np.float64)[0]
+    tol = {"rtol": 1e-9, "atol": 1e-12} if dtype == jnp.float64 else {"rtol": 2e-3, "atol": 1e-6}
+    assert_close(v, loss, err="value", dtype=dtype, **tol)
+    assert_close(g @ tangent, dl_dd, err="d loss / d angle", dtype=dtype, **tol)
+    # Radially 0; in float32 the ~2e3 terms through the angle cancel there to an ulp (~1e-4).
+    assert_close(g @ x[0], 0.0, err="radial gradient", dtype=dtype, rtol=0, atol=1e-9 if dtype == jnp.float64 else 1e-3)
 
 
 # ------------------------------ hand-derived cases ------------------------------
