@@ -283,8 +283,8 @@ def config_weights(
     paper="ConFIG: Towards Conflict-free Training of Physics Informed Neural Networks (2024, arXiv:2408.11104)",
     reference="conflictfree==0.1.8 conflictfree/grad_operator.py::ConFIGOperator (ConFIG_update, ConFIG_update_double)",
     sample=_sample(
-        *({"length_model": lm} for lm in ("min", "max", "harmonic", "arithmetic", "geometric", 1)),
-        {"weights": (1.0, 2.0, 0.5)},
+        *({"length_model": lm} for lm in ("min", "max", "harmonic", "arithmetic", "geometric")),
+        {"length_model": 1, "weights": (1.0, 2.0, 0.5)},
     ),
 )
 def config(
@@ -407,9 +407,7 @@ def m_config_schedule(step: Any, *, num_losses: int, losses_per_step: int = 1) -
     reference="conflictfree==0.1.8 conflictfree/momentum_operator.py::PseudoMomentumOperator",
     sample=_sample(
         {"closed_form_two": False},
-        {"beta_1": 0.5, "beta_2": 0.9},
-        {"length_model": "min"},
-        {"weights": (1.0, 2.0)},
+        {"beta_1": 0.5, "beta_2": 0.9, "length_model": "min", "weights": (1.0, 2.0)},
         hyperparams={"num_losses": 2},
         selected=True,
         num_losses=2,
@@ -777,7 +775,7 @@ def _dual_cone_weights(Gn: Array, u: Array) -> Array:
     formula="update = sum_i pi_J(p_i g_i): each weighted gradient projected onto the dual cone {x: G x >= 0}",
     paper="Jacobian Descent for Multi-Objective Optimization (2024, arXiv:2406.16232)",
     reference="torchjd==0.18.0 torchjd/aggregation/_upgrad.py::UPGrad (QuadprogProjector)",
-    sample=_sample({"weights": (0.2, 0.3, 0.5)}, {"regularization": 1e-2}),
+    sample=_sample({"weights": (0.2, 0.3, 0.5), "regularization": 1e-2}),
 )
 def upgrad(
     *,
@@ -841,7 +839,7 @@ def upgrad(
     formula="update = pi_J(sum_i p_i g_i): the weighted mean projected onto the dual cone {x: G x >= 0}",
     paper="Jacobian Descent for Multi-Objective Optimization (2024, arXiv:2406.16232)",
     reference="torchjd==0.18.0 torchjd/aggregation/_dualproj.py::DualProj (QuadprogProjector)",
-    sample=_sample({"weights": (0.2, 0.3, 0.5)}, {"regularization": 1e-2}),
+    sample=_sample({"weights": (0.2, 0.3, 0.5), "regularization": 1e-2}),
 )
 def dualproj(
     *,
@@ -1090,7 +1088,7 @@ def _cagrad_weights(
     paper="Conflict-Averse Gradient Descent for Multi-task Learning (2021, arXiv:2110.14048)",
     reference="torchjd==0.18.0 torchjd/aggregation/_cagrad.py::CAGrad (cvxpy/CLARABEL); variant='paper': "
     "Cranial-XIX/CAGrad@dc3d481 nyuv2/utils.py::cagrad (rescale=1)",
-    sample=_sample({"c": 1.0}, {"c": 0.0}, {"variant": "paper"}, {"variant": "paper", "c": 1.0}),
+    sample=_sample({"variant": "paper", "c": 1.0}),  # c only scales: the two variants are the two code paths
 )
 def cagrad(
     *,
@@ -1195,7 +1193,7 @@ def _aligned_weights(G: Array, weights: Array, scale_mode: str) -> Array:
     formula="G = V L V^T;  B = sqrt(l_min) V L^{-1/2} V^T;  w = B p;  update = sum_i w_i g_i",
     paper="Independent Component Alignment for Multi-Task Learning (2023, arXiv:2305.19000)",
     reference="torchjd==0.18.0 torchjd/aggregation/_aligned_mtl.py::AlignedMTL",
-    sample=_sample({"scale_mode": "median"}, {"scale_mode": "rmse"}, {"weights": (0.2, 0.3, 0.5)}),
+    sample=_sample({"scale_mode": "median"}, {"scale_mode": "rmse", "weights": (0.2, 0.3, 0.5)}),
 )
 def aligned_mtl(
     *,
@@ -1299,7 +1297,7 @@ def _gradvac_weights(G: Array, phi: Array, decay: float, epsilon: float, key: Ar
     paper="Gradient Vaccine: Investigating and Improving Multi-task Optimization in Massively Multilingual Models "
     "(2020, arXiv:2010.05874)",
     reference="torchjd==0.18.0 torchjd/aggregation/_gradvac.py::GradVac",
-    sample=_sample({"decay": 0.9}, {"shuffle": True}, hyperparams={"num_losses": 3}, key=True),
+    sample=_sample({"decay": 0.9, "shuffle": True}, hyperparams={"num_losses": 3}, key=True),
     runtime=("key",),
 )
 def gradvac(
