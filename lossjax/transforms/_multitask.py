@@ -80,16 +80,19 @@ __all__ = [
     "cagrad",
     "config",
     "config_weights",
+    "constant_weights",
     "dualproj",
     "equal_weight",
     "graddrop",
     "gradvac",
     "imtl_g",
+    "krum",
     "m_config",
     "m_config_schedule",
     "mgda",
     "nash_mtl",
     "pcgrad",
+    "trimmed_mean",
     "upgrad",
 ]
 
@@ -283,8 +286,8 @@ def config_weights(
     paper="ConFIG: Towards Conflict-free Training of Physics Informed Neural Networks (2024, arXiv:2408.11104)",
     reference="conflictfree==0.1.8 conflictfree/grad_operator.py::ConFIGOperator (ConFIG_update, ConFIG_update_double)",
     sample=_sample(
-        *({"length_model": lm} for lm in ("min", "max", "harmonic", "arithmetic", "geometric")),
-        {"length_model": 1, "weights": (1.0, 2.0, 0.5)},
+        *({"length_model": lm} for lm in ("min", "max", "harmonic", "arithmetic", "geometric", 1)),
+        {"weights": (1.0, 2.0, 0.5)},
     ),
 )
 def config(
@@ -407,7 +410,9 @@ def m_config_schedule(step: Any, *, num_losses: int, losses_per_step: int = 1) -
     reference="conflictfree==0.1.8 conflictfree/momentum_operator.py::PseudoMomentumOperator",
     sample=_sample(
         {"closed_form_two": False},
-        {"beta_1": 0.5, "beta_2": 0.9, "length_model": "min", "weights": (1.0, 2.0)},
+        {"beta_1": 0.5, "beta_2": 0.9},
+        {"length_model": "min"},
+        {"weights": (1.0, 2.0)},
         hyperparams={"num_losses": 2},
         selected=True,
         num_losses=2,
@@ -775,7 +780,7 @@ def _dual_cone_weights(Gn: Array, u: Array) -> Array:
     formula="update = sum_i pi_J(p_i g_i): each weighted gradient projected onto the dual cone {x: G x >= 0}",
     paper="Jacobian Descent for Multi-Objective Optimization (2024, arXiv:2406.16232)",
     reference="torchjd==0.18.0 torchjd/aggregation/_upgrad.py::UPGrad (QuadprogProjector)",
-    sample=_sample({"weights": (0.2, 0.3, 0.5), "regularization": 1e-2}),
+    sample=_sample({"weights": (0.2, 0.3, 0.5)}, {"regularization": 1e-2}),
 )
 def upgrad(
     *,
@@ -839,7 +844,7 @@ def upgrad(
     formula="update = pi_J(sum_i p_i g_i): the weighted mean projected onto the dual cone {x: G x >= 0}",
     paper="Jacobian Descent for Multi-Objective Optimization (2024, arXiv:2406.16232)",
     reference="torchjd==0.18.0 torchjd/aggregation/_dualproj.py::DualProj (QuadprogProjector)",
-    sample=_sample({"weights": (0.2, 0.3, 0.5), "regularization": 1e-2}),
+    sample=_sample({"weights": (0.2, 0.3, 0.5)}, {"regularization": 1e-2}),
 )
 def dualproj(
     *,
@@ -1088,7 +1093,7 @@ def _cagrad_weights(
     paper="Conflict-Averse Gradient Descent for Multi-task Learning (2021, arXiv:2110.14048)",
     reference="torchjd==0.18.0 torchjd/aggregation/_cagrad.py::CAGrad (cvxpy/CLARABEL); variant='paper': "
     "Cranial-XIX/CAGrad@dc3d481 nyuv2/utils.py::cagrad (rescale=1)",
-    sample=_sample({"variant": "paper", "c": 1.0}),  # c only scales: the two variants are the two code paths
+    sample=_sample({"c": 1.0}, {"c": 0.0}, {"variant": "paper"}, {"variant": "paper", "c": 1.0}),
 )
 def cagrad(
     *,
@@ -1193,7 +1198,7 @@ def _aligned_weights(G: Array, weights: Array, scale_mode: str) -> Array:
     formula="G = V L V^T;  B = sqrt(l_min) V L^{-1/2} V^T;  w = B p;  update = sum_i w_i g_i",
     paper="Independent Component Alignment for Multi-Task Learning (2023, arXiv:2305.19000)",
     reference="torchjd==0.18.0 torchjd/aggregation/_aligned_mtl.py::AlignedMTL",
-    sample=_sample({"scale_mode": "median"}, {"scale_mode": "rmse", "weights": (0.2, 0.3, 0.5)}),
+    sample=_sample({"scale_mode": "median"}, {"scale_mode": "rmse"}, {"weights": (0.2, 0.3, 0.5)}),
 )
 def aligned_mtl(
     *,
@@ -1297,7 +1302,7 @@ def _gradvac_weights(G: Array, phi: Array, decay: float, epsilon: float, key: Ar
     paper="Gradient Vaccine: Investigating and Improving Multi-task Optimization in Massively Multilingual Models "
     "(2020, arXiv:2010.05874)",
     reference="torchjd==0.18.0 torchjd/aggregation/_gradvac.py::GradVac",
-    sample=_sample({"decay": 0.9, "shuffle": True}, hyperparams={"num_losses": 3}, key=True),
+    sample=_sample({"decay": 0.9}, {"shuffle": True}, hyperparams={"num_losses": 3}, key=True),
     runtime=("key",),
 )
 def gradvac(
@@ -1666,5 +1671,191 @@ def equal_weight(
         return jax.tree.map(
             lambda g: (jnp.sum(g.astype(C.compute_dtype(g)), 0) * scale).astype(g.dtype), updates
         ), state
+
+    return aggregator(fn, step, num_losses=num_losses, axis_name=axis_name)
+
+
+# ------------------------------------------------------------------------------
+# Byzantine-robust combiners (torchjd's Krum and TrimmedMean) and constant weights.
+# ------------------------------------------------------------------------------
+
+
+@register(
+    "krum",
+    aliases=("multi_krum",),
+    family=FAMILY,
+    kind="transform",
+    formula="s_i = sum of the m - f - 2 smallest ||g_i - g_j|| (j != i);  update = mean of the g_i with the "
+    "num_selected smallest s_i",
+    paper="Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent (NeurIPS 2017)",
+    reference="torchjd==0.18.0 torchjd/aggregation/_krum.py::Krum",
+    sample=_sample({"num_selected": 2}, hyperparams={"num_byzantine": 0}),
+)
+def krum(
+    *,
+    num_byzantine: int = 0,
+    num_selected: int = 1,
+    num_losses: int | None = None,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""Krum / Multi-Krum: the mean of the gradients closest to their neighbours (robust to ``f`` outliers).
+
+    .. math::
+        s_i = \sum_{j \in N_i} \|g_i - g_j\|,\qquad
+        \text{update} = \frac1{k} \sum_{i \in \text{argmin}_k\, s} g_i
+
+    with :math:`N_i` the :math:`m - f - 2` nearest other gradients of
+    :math:`g_i`, :math:`f` = ``num_byzantine``, :math:`k` = ``num_selected``
+    (1: Krum; more: Multi-Krum). Distances come from the Gram matrix
+    (:math:`\|g_i - g_j\|^2 = G_{ii} + G_{jj} - 2 G_{ij}`), never from the
+    ``m x P`` differences. Needs :math:`m \ge f + 3` and :math:`m \ge k`.
+
+    Args:
+      num_byzantine: :math:`f \ge 0`, how many gradients may be adversarial.
+      num_selected: :math:`k \ge 1`, how many gradients are averaged.
+      num_losses: m, optional: when given, the gradients are checked against it.
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`.
+
+    Paper: Blanchard, El Mhamdi, Guerraoui, Stainer, "Machine Learning with
+    Adversaries: Byzantine Tolerant Gradient Descent", NeurIPS 2017.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> g = jnp.array([[1.0, 0.0], [1.1, 0.0], [0.9, 0.1], [50.0, -50.0]])  # one outlier
+      >>> tx = lossjax.transforms.krum(num_byzantine=1)
+      >>> tx.update(g, tx.init(None))[0]
+      Array([1., 0.], dtype=float32)
+    """
+    fn = "krum"
+    num_losses = check_num_losses(fn, num_losses, required=False)
+    C.check_int(fn, "num_byzantine", num_byzantine, 0, static=True)
+    C.check_int(fn, "num_selected", num_selected, 1, static=True)
+    f, k = int(num_byzantine), int(num_selected)
+
+    def wfn(gram, m, state, extra):
+        if m < f + 3 or m < k:
+            raise ValueError(
+                f"{fn}: needs num_losses >= num_byzantine + 3 = {f + 3} and >= num_selected = {k}, got {m}."
+            )
+        G = gram.G
+        d = jnp.diagonal(G)
+        dist = C.safe_sqrt(jnp.maximum(d[:, None] + d[None, :] - 2 * G, jnp.zeros((), G.dtype)))
+        nearest = jnp.sort(dist, axis=1)[:, 1 : m - f - 1]  # drop the smallest (the gradient itself)
+        scores = jnp.sum(nearest, axis=1)
+        chosen = jnp.argsort(scores)[:k]
+        w = jnp.zeros((m,), G.dtype).at[chosen].add(jnp.asarray(1.0 / k, G.dtype))
+        return w, state
+
+    return gram_aggregator(fn, wfn, num_losses=num_losses, axis_name=axis_name)
+
+
+@register(
+    "trimmed_mean",
+    family=FAMILY,
+    kind="transform",
+    formula="update_p = mean of the m - 2t middle values of {g_1p, ..., g_mp} (each coordinate p)",
+    paper="Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates (2018, arXiv:1803.01498)",
+    reference="torchjd==0.18.0 torchjd/aggregation/_trimmed_mean.py::TrimmedMean",
+    sample=_sample({"num_trimmed": 0}, hyperparams={"num_trimmed": 1}),
+)
+def trimmed_mean(
+    *, num_trimmed: int = 1, num_losses: int | None = None, axis_name: str | None = None
+) -> aggregating.Aggregator:
+    r"""Coordinate-wise trimmed mean: drop the ``t`` largest and ``t`` smallest values of each coordinate, average.
+
+    .. math::
+        \text{update}_p = \frac{1}{m - 2t} \sum_{r = t+1}^{m - t} g_{(r), p}
+
+    with :math:`g_{(r), p}` the :math:`r`-th smallest of the m gradients'
+    coordinate :math:`p`. ``t = 0`` is the mean; ``m = 2t + 1`` the
+    coordinate-wise median. Needs :math:`m \ge 2t + 1`.
+
+    Args:
+      num_trimmed: :math:`t \ge 0` values removed at each end of every coordinate.
+      num_losses: m, optional: when given, the gradients are checked against it.
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`.
+
+    Paper: Yin, Chen, Ramchandran, Bartlett, "Byzantine-Robust Distributed
+    Learning: Towards Optimal Statistical Rates", ICML 2018, arXiv:1803.01498.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> g = jnp.array([[1.0, -3.0], [2.0, 100.0], [-50.0, 0.0]])
+      >>> tx = lossjax.transforms.trimmed_mean(num_trimmed=1)  # the coordinate-wise median
+      >>> tx.update(g, tx.init(None))[0]
+      Array([1., 0.], dtype=float32)
+    """
+    fn = "trimmed_mean"
+    num_losses = check_num_losses(fn, num_losses, required=False)
+    C.check_int(fn, "num_trimmed", num_trimmed, 0, static=True)
+    t = int(num_trimmed)
+
+    def step(updates, m, state, extra):
+        if m < 2 * t + 1:
+            raise ValueError(f"{fn}: needs num_losses >= 2 * num_trimmed + 1 = {2 * t + 1}, got {m}.")
+
+        def one(g):
+            dtype = C.compute_dtype(g)
+            kept = jnp.sort(g.astype(dtype), axis=0)[t : m - t]
+            return jnp.mean(kept, axis=0).astype(g.dtype)
+
+        return jax.tree.map(one, updates), state
+
+    return aggregator(fn, step, num_losses=num_losses, axis_name=axis_name)
+
+
+@register(
+    "constant_weights",
+    family=FAMILY,
+    kind="transform",
+    formula="update = sum_i w_i g_i  (fixed weights)",
+    paper="torchjd's Constant aggregator (a fixed linear scalarization); Jacobian Descent for Multi-Objective "
+    "Optimization (2024, arXiv:2406.16232)",
+    reference="torchjd==0.18.0 torchjd/aggregation/_constant.py::Constant",
+    sample=_sample(hyperparams={"weights": [0.5, 2.0, 1.0]}),
+)
+def constant_weights(
+    *, weights: Sequence[float] = (1.0,), num_losses: int | None = None, axis_name: str | None = None
+) -> aggregating.Aggregator:
+    r"""A fixed weighted sum of the per-loss gradients (the gradient of :math:`\sum_i w_i L_i`).
+
+    .. math:: \text{update} = \sum_i w_i\, g_i
+
+    Args:
+      weights: the m weights (any sign), one per loss.
+      num_losses: m, optional: checked against ``len(weights)`` and the gradients.
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`.
+
+    Paper: Jacobian Descent for Multi-Objective Optimization (Quinton, Rey, 2024, arXiv:2406.16232),
+    the Constant aggregator of its torchjd library.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.constant_weights(weights=[1.0, 0.5])
+      >>> tx.update(jnp.array([[1.0, 0.0], [0.0, 4.0]]), tx.init(None))[0]
+      Array([1., 2.], dtype=float32)
+    """
+    fn = "constant_weights"
+    w0 = np.asarray(weights, np.float64)
+    if w0.ndim != 1 or w0.size == 0 or not np.all(np.isfinite(w0)):
+        raise ValueError(f"{fn}: `weights` must be a non-empty list of finite numbers, got {weights!r}.")
+    num_losses = check_num_losses(fn, num_losses, required=False)
+    check_length(fn, "weights", weights, num_losses)
+    m0 = int(w0.size)
+
+    def step(updates, m, state, extra):
+        if m != m0:
+            raise ValueError(f"{fn}: `weights` has {m0} entries, got gradients of {m} losses.")
+        w = jnp.asarray(w0, C.compute_dtype(*jax.tree.leaves(updates)))
+        return combine(updates, w), state
 
     return aggregator(fn, step, num_losses=num_losses, axis_name=axis_name)

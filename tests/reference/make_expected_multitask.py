@@ -30,6 +30,7 @@ flattens a dict) and each update is computed in float64 by:
                 (scipy.optimize.root), capped to max_norm; checked against torchjd NashMTL
                 (cvxpy/ECOS, which stops at a residual norm of 1e-3: agreement ~1e-3 recorded)
 - equal_weight  torchjd==0.18.0 Sum / Mean
+- krum, trimmed_mean, constant_weights   torchjd==0.18.0 Krum, TrimmedMean, Constant
 
 Extra dependencies here only: pip install quadprog qpsolvers cvxpy clarabel ecos (into the refvenv).
 Run: python tests/reference/make_expected_multitask.py
@@ -327,6 +328,21 @@ def equal_weight(case, hp):
     return lambda J, k: agg(t(J)).numpy()
 
 
+def krum(case, hp):
+    agg = A.Krum(n_byzantine=hp.get("num_byzantine", 0), n_selected=hp.get("num_selected", 1))
+    return lambda J, k: agg(t(J)).numpy()
+
+
+def trimmed_mean(case, hp):
+    agg = A.TrimmedMean(trim_number=hp.get("num_trimmed", 1))
+    return lambda J, k: agg(t(J)).numpy()
+
+
+def constant_weights(case, hp):
+    agg = A.Constant(t(hp["weights"]))
+    return lambda J, k: agg(t(J)).numpy()
+
+
 METHODS = {
     "config": config,
     "m_config": m_config,
@@ -341,6 +357,9 @@ METHODS = {
     "graddrop": graddrop,
     "nash_mtl": nash_mtl,
     "equal_weight": equal_weight,
+    "krum": krum,
+    "trimmed_mean": trimmed_mean,
+    "constant_weights": constant_weights,
 }
 
 SOURCES = {
@@ -362,6 +381,9 @@ SOURCES = {
     "nash_mtl": "closed form: the Nash bargaining fixed point alpha*(G alpha)=1 of arXiv:2202.01017 solved in "
     f"float64 (scipy.optimize.root) + max_norm cap; {TORCHJD} NashMTL (cvxpy/ECOS) agrees to its 1e-3 stop",
     "equal_weight": f"{TORCHJD} torchjd/aggregation/_sum.py::Sum, _mean.py::Mean",
+    "krum": f"{TORCHJD} torchjd/aggregation/_krum.py::Krum (n_byzantine, n_selected)",
+    "trimmed_mean": f"{TORCHJD} torchjd/aggregation/_trimmed_mean.py::TrimmedMean (trim_number)",
+    "constant_weights": f"{TORCHJD} torchjd/aggregation/_constant.py::Constant",
 }
 
 
