@@ -2531,83 +2531,72 @@ def bco_loss(
 LINEAR_PREFERENCE_LOSSES = ("simpo", "orpo", "cpo")
 
 
-def _head_log_probs(fn, hiddens, weight, labels, bias, ignore_index, block_size, memory_budget, where):
-    """Per-token log-probs ``[B, T]`` of several ``(hidden [B, T, D], labels [B, T])`` groups under one head.
+def _head_log_probs(fn, hidden, weight, labels, bias, ignore_index, block_size, memory_budget, where, *, name=""):
+    """Per-token log-probs of ``hidden [B, ..., T, D]`` / ``labels [B, ..., T]`` under one fused head.
 
-    The groups are concatenated along the batch and go through ONE fused
-    :func:`~lossjax.losses.linear_cross_entropy` call (no ``[tokens, V]``
-    logits); returns ``(log_probs per group, token masks per group)`` with the
-    masks ``labels != ignore_index`` (and the example mask ``where``).
+    All sequences (e.g. a pair's chosen and rejected one, ``[B, 2, T, D]``) go
+    through ONE fused :func:`~lossjax.losses.linear_cross_entropy` call (no
+    ``[tokens, V]`` logits); returns ``(log_probs [B, ..., T], token mask)``
+    with the mask ``labels != ignore_index`` (and the example mask ``where``).
     """
-    weight = C.check_array(fn, "weight", weight, ndim=2, dtype="float")
-    hs, ys = [], []
-    for k, (h, y) in enumerate(zip(hiddens, labels, strict=True)):
-        h = C.check_array(fn, f"hidden[{k}]", h, ndim=3, dtype="float")
-        y = C.check_array(fn, f"labels[{k}]", y, ndim=2, dtype="int")
-        if h.shape[:2] != y.shape or (hs and h.shape[:2] != hs[0].shape[:2]):
-            raise ValueError(
-                f"{fn}: every hidden must be [B, T, D] with labels [B, T] of one shape; got hidden "
-                f"{h.shape} with labels {y.shape}" + (f" (the first hidden is {hs[0].shape})." if hs else ".")
-            )
-        if h.shape[-1] != weight.shape[1]:
-            raise ValueError(
-                f"{fn}: `weight` must be (V, D) with D = {h.shape[-1]} (the hidden size), got {weight.shape}."
-            )
-        hs.append(h)
-        ys.append(y)
-    b = ys[0].shape[0]
-    valid = [y != ignore_index if ignore_index is not None else jnp.ones(y.shape, bool) for y in ys]
-    mask = C.prepare_where(fn, where, (b,))
+    weight = C.check_array(fn, f"{name}weight", weight, ndim=2, dtype="float")
+    hidden = C.check_array(fn, f"{name}hidden", hidden, min_ndim=3, dtype="float")
+    labels = C.check_array(fn, "labels", labels, min_ndim=2, dtype="int")
+    if hidden.shape[:-1] != labels.shape:
+        raise ValueError(
+            f"{fn}: `{name}hidden` must be `labels`' shape {labels.shape} plus the hidden size, got {hidden.shape}."
+        )
+    if hidden.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"{fn}: `{name}weight` must be (V, D) with D = {hidden.shape[-1]} (the hidden size), got {weight.shape}."
+        )
+    valid = labels != ignore_index if ignore_index is not None else jnp.ones(labels.shape, bool)
+    mask = C.prepare_where(fn, where, labels.shape[:1])
     if mask is not None:
-        valid = [v & mask[:, None] for v in valid]
-    n = len(hs)
-    h_all = jnp.concatenate(hs, axis=0)
-    y_all = jnp.concatenate(ys, axis=0)
-    v_all = jnp.concatenate(valid, axis=0)
+        valid = valid & jnp.reshape(mask, mask.shape + (1,) * (labels.ndim - 1))
     ce = linear_cross_entropy(
-        h_all,
+        hidden,
         weight,
-        jnp.where(v_all, y_all, jnp.zeros((), y_all.dtype)),
+        jnp.where(valid, labels, jnp.zeros((), labels.dtype)),
         bias=bias,
         ignore_index=None,
         block_size=block_size,
         memory_budget=memory_budget,
-        where=v_all,
+        where=valid,
     )
-    lp = jnp.split(-ce, n, axis=0)
-    return lp, valid
+    return -ce, valid
 
 
-def _ref_log_probs(fn, ref_hiddens, ref_weight, labels, ref_bias, ignore_index, block_size, memory_budget, where):
-    """The reference head's per-token log-probs (a constant)."""
-    lp, _ = _head_log_probs(
-        fn, ref_hiddens, ref_weight, labels, ref_bias, ignore_index, block_size, memory_budget, where
-    )
-    return [jax.lax.stop_gradient(x) for x in lp]
+def _check_pairs(fn, hidden, labels):
+    labels = C.check_array(fn, "labels", labels, ndim=3, dtype="int")
+    if labels.shape[1] != 2:
+        raise ValueError(
+            f"{fn}: `labels` must be [B, 2, T] (each pair's chosen then rejected sequence), got {labels.shape}."
+        )
+    return labels
 
 
 def _linear_pref_sample(*, with_ref: bool, variants=()) -> Sample:
     rng = np.random.default_rng(31)
-    b, t, d, v = 2, 3, 4, 5
-    hc, hr = (rng.normal(size=(b, t, d)).astype(np.float32) for _ in range(2))
+    b, t, d, v = 3, 3, 4, 5
+    h = rng.normal(size=(b, 2, t, d)).astype(np.float32)
     w = (rng.normal(size=(v, d)) * 0.6).astype(np.float32)
-    yc, yr = (rng.integers(0, v, size=(b, t)).astype(np.int32) for _ in range(2))
-    yc[1, 2], yr[0, 0] = -100, -100  # ignored tokens (prompt / padding)
-    args = [hc, hr, w, yc, yr]
+    y = rng.integers(0, v, size=(b, 2, t)).astype(np.int32)
+    y[1, 0, 2], y[0, 1, 0] = -100, -100  # ignored tokens (prompt / padding)
+    args = [h, w, y]
     if with_ref:
         args += [
-            (hc + 0.3 * rng.normal(size=hc.shape)).astype(np.float32),
-            (hr + 0.3 * rng.normal(size=hr.shape)).astype(np.float32),
+            (h + 0.3 * rng.normal(size=h.shape)).astype(np.float32),
             (w + 0.2 * rng.normal(size=w.shape)).astype(np.float32),
         ]
-    big = [a * 30 if a.dtype == np.float32 and a.ndim == 3 else a for a in args]
-    zero = [np.zeros_like(a) if a.dtype == np.float32 and a.ndim == 3 and k < 2 else a for k, a in enumerate(args)]
+    big = tuple(a * 30 if a.ndim == 4 else a for a in args)
+    zero = (np.zeros_like(h), *args[1:])
     return Sample(
         args=tuple(args),
         kwargs={"block_size": 2},
-        diff_argnums=(0, 1, 2),
-        batched_argnums=(0, 1, 3, 4, 5, 6) if with_ref else (0, 1, 3, 4),
-        extremes=(tuple(big), tuple(zero)),
+        diff_argnums=(0, 1),
+        batched_argnums=(0, 2, 3) if with_ref else (0, 2),
+        extremes=(big, zero),
         variants=tuple(variants),
         # float32 log-softmax of logits near 1e2 (the first extreme) carries ulp(1e2) ~ 8e-6 absolute error.
         value_tol={"rtol": 1e-4, "atol": 5e-5},
@@ -2630,13 +2619,10 @@ def _linear_pref_sample(*, with_ref: bool, variants=()) -> Sample:
     runtime=("bias", "ref_bias"),
 )
 def linear_dpo_loss(
-    chosen_hidden: ArrayLike,
-    rejected_hidden: ArrayLike,
+    hidden: ArrayLike,
     weight: ArrayLike,
-    chosen_labels: ArrayLike,
-    rejected_labels: ArrayLike,
-    ref_chosen_hidden: ArrayLike,
-    ref_rejected_hidden: ArrayLike,
+    labels: ArrayLike,
+    ref_hidden: ArrayLike,
     ref_weight: ArrayLike,
     *,
     beta: float = 0.1,
@@ -2657,7 +2643,8 @@ def linear_dpo_loss(
         \ell = \mathrm{dpo}\big(\log\pi(y_w), \log\pi(y_l), \log\pi_\mathrm{ref}(y_w), \log\pi_\mathrm{ref}(y_l)\big)
                + \lambda\Big(-\frac{\log\pi(y_w)}{|y_w|}\Big)
 
-    The chosen and rejected sequences go through the policy head in one fused
+    ``hidden [B, 2, T, D]`` holds each pair's chosen (``[:, 0]``) and rejected
+    (``[:, 1]``) sequence: both go through the policy head in one fused
     :func:`~lossjax.losses.linear_cross_entropy` call (vocabulary blocks,
     ``custom_vjp``: compiled temporaries flat in ``V``), the reference head
     likewise (a constant); :func:`dpo_loss` then applies ``variant`` (trl's
@@ -2666,11 +2653,11 @@ def linear_dpo_loss(
     response's mean NLL (RPO; Liger's ``compute_nll_loss``).
 
     Args:
-      chosen_hidden, rejected_hidden: ``[B, T, D]`` policy hidden states of the chosen / rejected sequences
-        (position ``t`` predicts ``labels[:, t]``: shift them before).
+      hidden: ``[B, 2, T, D]`` policy hidden states of the chosen / rejected sequences
+        (position ``t`` predicts ``labels[..., t]``: shift them before).
       weight: ``[V, D]`` the policy's LM head.
-      chosen_labels, rejected_labels: ``[B, T]`` integer next tokens; ``ignore_index`` marks prompt and padding.
-      ref_chosen_hidden, ref_rejected_hidden: ``[B, T, D_ref]`` the reference model's hidden states (constant).
+      labels: ``[B, 2, T]`` integer next tokens; ``ignore_index`` marks prompt and padding.
+      ref_hidden: ``[B, 2, T, D_ref]`` the reference model's hidden states (constant).
       ref_weight: ``[V, D_ref]`` the reference LM head (constant).
       beta, label_smoothing, variant: as :func:`dpo_loss`.
       nll_weight: ``\lambda \geq 0``.
@@ -2689,37 +2676,29 @@ def linear_dpo_loss(
 
     Example:
       >>> import jax.numpy as jnp, lossjax
-      >>> h = jnp.ones((1, 2, 3)); w = jnp.eye(4, 3); y = jnp.array([[0, 1]])
-      >>> lossjax.losses.linear_dpo_loss(h, h, w, y, y, h, h, w).round(4)  # equal margins: log 2
+      >>> h = jnp.ones((1, 2, 2, 3)); w = jnp.eye(4, 3); y = jnp.array([[[0, 1], [0, 1]]])
+      >>> lossjax.losses.linear_dpo_loss(h, w, y, h, w).round(4)  # equal margins: log 2
       Array([0.6931], dtype=float32)
     """
     fn = "linear_dpo_loss"
     C.check_positive(fn, "nll_weight", nll_weight, allow_zero=True)
-    ys = (chosen_labels, rejected_labels)
-    (pc, pr), (cm, rm) = _head_log_probs(
-        fn, (chosen_hidden, rejected_hidden), weight, ys, bias, ignore_index, block_size, memory_budget, where
+    labels = _check_pairs(fn, hidden, labels)
+    lp, m = _head_log_probs(fn, hidden, weight, labels, bias, ignore_index, block_size, memory_budget, where)
+    ref, _ = _head_log_probs(
+        fn, ref_hidden, ref_weight, labels, ref_bias, ignore_index, block_size, memory_budget, where, name="ref_"
     )
-    rc, rr = _ref_log_probs(
-        fn,
-        (ref_chosen_hidden, ref_rejected_hidden),
-        ref_weight,
-        ys,
-        ref_bias,
-        ignore_index,
-        block_size,
-        memory_budget,
-        where,
-    )
+    ref = jax.lax.stop_gradient(ref)
+    pc, pr, cm = lp[:, 0], lp[:, 1], m[:, 0]
     loss = dpo_loss(
         pc,
         pr,
-        rc,
-        rr,
+        ref[:, 0],
+        ref[:, 1],
         beta=beta,
         label_smoothing=label_smoothing,
         variant=variant,
         chosen_where=cm,
-        rejected_where=rm,
+        rejected_where=m[:, 1],
         where=where,
     )
     if isinstance(nll_weight, jax.core.Tracer) or float(nll_weight) != 0.0:
@@ -2746,11 +2725,9 @@ def linear_dpo_loss(
     runtime=("bias",),
 )
 def linear_preference_loss(
-    chosen_hidden: ArrayLike,
-    rejected_hidden: ArrayLike,
+    hidden: ArrayLike,
     weight: ArrayLike,
-    chosen_labels: ArrayLike,
-    rejected_labels: ArrayLike,
+    labels: ArrayLike,
     *,
     loss: str = "simpo",
     beta: float | None = None,
@@ -2772,15 +2749,17 @@ def linear_preference_loss(
     with ``loss`` :func:`simpo_loss` (``beta`` default 2, ``gamma``,
     ``label_smoothing``), :func:`orpo_loss` (``beta`` default 0.1; includes
     the chosen NLL) or :func:`cpo_loss` (``beta`` default 0.1,
-    ``label_smoothing``, ``nll_weight``). The chosen and rejected sequences go
-    through one fused :func:`~lossjax.losses.linear_cross_entropy` call (no
-    ``[tokens, V]`` logits; temporaries flat in ``V``); tokens labelled
-    ``ignore_index`` are left out.
+    ``label_smoothing``, ``nll_weight``). Each pair's chosen (``[:, 0]``) and
+    rejected (``[:, 1]``) sequences go through one fused
+    :func:`~lossjax.losses.linear_cross_entropy` call (no ``[tokens, V]``
+    logits; temporaries flat in ``V``); tokens labelled ``ignore_index`` are
+    left out.
 
     Args:
-      chosen_hidden, rejected_hidden: ``[B, T, D]`` hidden states (position ``t`` predicts ``labels[:, t]``).
+      hidden: ``[B, 2, T, D]`` hidden states of the chosen / rejected sequences (position ``t`` predicts
+        ``labels[..., t]``).
       weight: ``[V, D]`` the LM head.
-      chosen_labels, rejected_labels: ``[B, T]`` integer next tokens (``ignore_index``: not counted).
+      labels: ``[B, 2, T]`` integer next tokens (``ignore_index``: not counted).
       loss: ``"simpo"``, ``"orpo"`` or ``"cpo"``.
       beta: the loss's ``\beta`` (None: its default).
       gamma: SimPO's target margin.
@@ -2802,30 +2781,21 @@ def linear_preference_loss(
 
     Example:
       >>> import jax.numpy as jnp, lossjax
-      >>> h = jnp.ones((1, 2, 3)); w = jnp.eye(4, 3); y = jnp.array([[0, 1]])
-      >>> lossjax.losses.linear_preference_loss(h, h, w, y, y, gamma=0.0).round(4)  # equal rewards: log 2
+      >>> h = jnp.ones((1, 2, 2, 3)); w = jnp.eye(4, 3); y = jnp.array([[[0, 1], [0, 1]]])
+      >>> lossjax.losses.linear_preference_loss(h, w, y, gamma=0.0).round(4)  # equal rewards: log 2
       Array([0.6931], dtype=float32)
     """
     fn = "linear_preference_loss"
     C.check_one_of(fn, "loss", loss, LINEAR_PREFERENCE_LOSSES)
     if loss == "orpo" and not isinstance(label_smoothing, jax.core.Tracer) and float(label_smoothing) != 0.0:
         raise ValueError(f"{fn}: loss='orpo' has no `label_smoothing`; got {label_smoothing!r} (needs 0).")
-    (pc, pr), (cm, rm) = _head_log_probs(
-        fn,
-        (chosen_hidden, rejected_hidden),
-        weight,
-        (chosen_labels, rejected_labels),
-        bias,
-        ignore_index,
-        block_size,
-        memory_budget,
-        where,
-    )
-    masks = {"chosen_where": cm, "rejected_where": rm, "where": where}
+    labels = _check_pairs(fn, hidden, labels)
+    lp, m = _head_log_probs(fn, hidden, weight, labels, bias, ignore_index, block_size, memory_budget, where)
+    pc, pr = lp[:, 0], lp[:, 1]
+    masks = {"chosen_where": m[:, 0], "rejected_where": m[:, 1], "where": where}
     if loss == "simpo":
-        return simpo_loss(
-            pc, pr, beta=2.0 if beta is None else beta, gamma=gamma, label_smoothing=label_smoothing, **masks
-        )
+        b = 2.0 if beta is None else beta
+        return simpo_loss(pc, pr, beta=b, gamma=gamma, label_smoothing=label_smoothing, **masks)
     if loss == "orpo":
         return orpo_loss(pc, pr, beta=0.1 if beta is None else beta, **masks)
     return cpo_loss(
@@ -2903,15 +2873,13 @@ def linear_kto_loss(
       Array([0.5], dtype=float32)
     """
     fn = "linear_kto_loss"
-    (lp,), (m,) = _head_log_probs(
-        fn, (hidden,), weight, (labels,), bias, ignore_index, block_size, memory_budget, where
-    )
-    (ref,) = _ref_log_probs(
-        fn, (ref_hidden,), ref_weight, (labels,), ref_bias, ignore_index, block_size, memory_budget, where
+    lp, m = _head_log_probs(fn, hidden, weight, labels, bias, ignore_index, block_size, memory_budget, where)
+    ref, _ = _head_log_probs(
+        fn, ref_hidden, ref_weight, labels, ref_bias, ignore_index, block_size, memory_budget, where, name="ref_"
     )
     return kto_loss(
         lp,
-        ref,
+        jax.lax.stop_gradient(ref),
         desirable,
         kl,
         beta=beta,
@@ -2924,16 +2892,15 @@ def linear_kto_loss(
 
 def _linear_kto_sample() -> Sample:
     s = _linear_pref_sample(with_ref=True)
-    hc, _, w, yc, _, rc, _, rw = s.args
-    desirable = np.array([True, False])
-    big = (hc * 30, w, yc, desirable, rc * 30, rw)
-    zero = (np.zeros_like(hc), w, yc, desirable, rc, rw)
+    h, w, y, rh, rw = s.args
+    h, y, rh = h[:, 0], y[:, 0], rh[:, 0]
+    desirable = np.array([True, False, True])
     return Sample(
-        args=(hc, w, yc, desirable, rc, rw),
+        args=(h, w, y, desirable, rh, rw),
         kwargs={"block_size": 2, "kl": np.float32(0.2)},
         diff_argnums=(0, 1),
         batched_argnums=(0, 2, 3, 4),
-        extremes=(big, zero),
+        extremes=((h * 30, w, y, desirable, rh * 30, rw), (np.zeros_like(h), w, y, desirable, rh, rw)),
         variants=({"beta": 0.5, "desirable_weight": 1.33, "undesirable_weight": 0.75},),
         value_tol=s.value_tol,
     )

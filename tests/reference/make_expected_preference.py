@@ -331,33 +331,31 @@ def _masked_seq(x, mask, average=False):
     return s / mask.sum(1).clamp(min=1) if average else s
 
 
-def linear_dpo(
-    hc, hr, w, yc, yr, rhc, rhr, rw, *, beta=0.1, label_smoothing=0.0, variant="sigmoid", nll_weight=0.0, **_
-):
-    """Materialized heads (float64), then the trl 1.16.0 DPO port on the masked sums (ipo: per-token means over
-    each response's counted tokens) + nll_weight * the chosen mean NLL."""
-    pc, cm = _head_logps(hc, w, yc)
-    pr, rm = _head_logps(hr, w, yr)
-    rc, _ = _head_logps(rhc, rw, yc)
-    rr, _ = _head_logps(rhr, rw, yr)
-    c = _masked_seq(pc, cm) - _masked_seq(rc, cm).detach()
-    r = _masked_seq(pr, rm) - _masked_seq(rr, rm).detach()
+def linear_dpo(h, w, y, rh, rw, *, beta=0.1, label_smoothing=0.0, variant="sigmoid", nll_weight=0.0, **_):
+    """Materialized heads (float64) on hidden [B, 2, T, D], then the trl 1.16.0 DPO port on the masked sums
+    (ipo: per-token means over each response's counted tokens) + nll_weight * the chosen mean NLL."""
+    lp, m = _head_logps(h, w, y)
+    ref, _ = _head_logps(rh, rw, y)
+    ref = ref.detach()
+    cm, rm = m[:, 0], m[:, 1]
+    c = _masked_seq(lp[:, 0], cm) - _masked_seq(ref[:, 0], cm)
+    r = _masked_seq(lp[:, 1], rm) - _masked_seq(ref[:, 1], rm)
     b, e = beta, label_smoothing
     if variant == "ipo":
         loss = (c / cm.sum(1).clamp(min=1) - r / rm.sum(1).clamp(min=1) - 1 / (2 * b)) ** 2
     else:
         loss = -F.logsigmoid(b * (c - r)) * (1 - e) - F.logsigmoid(-b * (c - r)) * e
-    return loss + nll_weight * (-_masked_seq(pc, cm, True))
+    return loss + nll_weight * (-_masked_seq(lp[:, 0], cm, True))
 
 
-def linear_pref(hc, hr, w, yc, yr, *, loss="simpo", beta=None, gamma=0.5, label_smoothing=0.0, nll_weight=1.0, **_):
+def linear_pref(h, w, y, *, loss="simpo", beta=None, gamma=0.5, label_smoothing=0.0, nll_weight=1.0, **_):
     """Materialized head (float64), then trl 1.16.0 CPOTrainer.cpo_loss ('simpo' / 'sigmoid', called) or
     ORPOTrainer.odds_ratio_loss (called) on the masked (averaged) sums."""
     from trl.experimental.cpo.cpo_trainer import CPOTrainer
     from trl.experimental.orpo.orpo_trainer import ORPOTrainer
 
-    pc, cm = _head_logps(hc, w, yc)
-    pr, rm = _head_logps(hr, w, yr)
+    lp, m = _head_logps(h, w, y)
+    pc, pr, cm, rm = lp[:, 0], lp[:, 1], m[:, 0], m[:, 1]
     if loss == "orpo":
         c, r = _masked_seq(pc, cm, True), _masked_seq(pr, rm, True)
         with _float_is_identity():
