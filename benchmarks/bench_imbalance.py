@@ -84,6 +84,14 @@ def cases(size: str):
                     _fwd_bwd(lambda z, y: lossjax.losses.asymmetric_loss(z, y, margin=0.05, epsilon=1e-8)),
                     multi,
                 ),
+                "lossjax autodiff (traced gamma_neg)": (
+                    _fwd_bwd(
+                        lambda z, y: lossjax.losses.asymmetric_loss(
+                            z, y, gamma_neg=jnp.float32(4.0), margin=0.05, epsilon=1e-8
+                        )
+                    ),
+                    multi,
+                ),
                 "reference port (jnp)": (_fwd_bwd(_asl_reference), multi),
             },
             baseline="reference port (jnp)",

@@ -24,6 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
+from lossjax import _elementwise
+from lossjax._elementwise import static_numbers
 from lossjax._targets import binary_terms, check_logits, class_terms, labels_in_range, smoothed_class_targets
 from lossjax.registry import Sample, register
 
@@ -632,6 +634,18 @@ def asymmetric_loss(
     C.check_positive(fn, "gamma_pos", gamma_pos, allow_zero=True)
     C.check_in_range(fn, "margin", margin, 0.0, 1.0, high_inclusive=False)
     C.check_in_range(fn, "epsilon", epsilon, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    if static_numbers(gamma_neg, gamma_pos, margin, epsilon):  # a value pass and a closed-form gradient pass
+        loss = _elementwise.asymmetric(
+            z,
+            y,
+            gamma_neg=gamma_neg,
+            gamma_pos=gamma_pos,
+            margin=margin,
+            epsilon=epsilon,
+            stop_gradient_weight=stop_gradient_weight,
+        )
+        return C.zero_masked(loss, mask)
+    # Traced hyperparameters: the same formula, differentiated by autodiff.
     log_eps = jnp.log(C.const(epsilon, z))
     # Positive part: log(max(p, eps)) computed from log_sigmoid.
     log_pos = jnp.maximum(jax.nn.log_sigmoid(z), log_eps)
