@@ -75,49 +75,72 @@ def _data(seed=0, shape=(2, 5, 4), c=3):
 # ------------------------------------------------------------------------------------------- optax --
 
 
+def _same_value_and_grad(got_fn, ref_fn, z, rtol=1e-5, atol=1e-7):
+    """Values and d sum / d logits of lossjax and the optax call agree (optax run at test time)."""
+    assert_close(got_fn(z), ref_fn(z), rtol=rtol, atol=atol)
+    g_got = jax.grad(lambda x: jnp.sum(got_fn(x)))(z)
+    g_ref = jax.grad(lambda x: jnp.sum(ref_fn(x)))(z)
+    assert_close(g_got, g_ref, rtol=1e-4, atol=1e-7)
+
+
 def test_dice_equals_optax_dice_loss():
     z, y = _data(1)
     t = jax.nn.one_hot(y, 3)
     # optax: (I + s) / (I + a FP + b FN + s); with a = b = 1/2 that is MONAI's Dice with 2 s.
     for s in (1.0, 0.25):
-        ref = optax.losses.dice_loss(z, t, smooth=s)
-        assert_close(L.dice_loss(z, y, smooth_nr=2 * s, smooth_dr=2 * s), ref, rtol=1e-5)
+        _same_value_and_grad(
+            lambda x, s=s: L.dice_loss(x, y, smooth_nr=2 * s, smooth_dr=2 * s),
+            lambda x, s=s: optax.losses.dice_loss(x, t, smooth=s),
+            z,
+        )
     w = jnp.array([0.5, 2.0, 1.0])
     with jax.numpy_rank_promotion("allow"):  # optax broadcasts [B, C] * [C] implicitly
-        ref = optax.losses.dice_loss(z, t, class_weights=w, ignore_background=True)
-    got = L.dice_loss(z, y, class_weights=w, include_background=False, smooth_nr=2.0, smooth_dr=2.0)
-    assert_close(got, ref, rtol=1e-5)
+        _same_value_and_grad(
+            lambda x: L.dice_loss(x, y, class_weights=w, include_background=False, smooth_nr=2.0, smooth_dr=2.0),
+            lambda x: optax.losses.dice_loss(x, t, class_weights=w, ignore_background=True),
+            z,
+        )
 
 
 def test_tversky_and_jaccard_equal_optax_alpha_beta():
     z, y = _data(2)
     t = jax.nn.one_hot(y, 3)
-    ref = optax.losses.dice_loss(z, t, alpha=0.3, beta=0.7, smooth=0.5)
-    assert_close(L.tversky_loss(z, y, alpha=0.3, beta=0.7, smooth_nr=0.5, smooth_dr=0.5), ref, rtol=1e-5)
-    ref = optax.losses.dice_loss(z, t, alpha=1.0, beta=1.0, smooth=0.5)  # soft IoU
-    assert_close(L.jaccard_loss(z, y, smooth_nr=1.0, smooth_dr=1.0), ref, rtol=1e-5)
+    _same_value_and_grad(
+        lambda x: L.tversky_loss(x, y, alpha=0.3, beta=0.7, smooth_nr=0.5, smooth_dr=0.5),
+        lambda x: optax.losses.dice_loss(x, t, alpha=0.3, beta=0.7, smooth=0.5),
+        z,
+    )
+    _same_value_and_grad(  # soft IoU
+        lambda x: L.jaccard_loss(x, y, smooth_nr=1.0, smooth_dr=1.0),
+        lambda x: optax.losses.dice_loss(x, t, alpha=1.0, beta=1.0, smooth=0.5),
+        z,
+    )
 
 
 def test_binary_dice_equals_optax_binary_dice_loss():
     rng = np.random.default_rng(3)
     z = jnp.asarray(rng.normal(size=(3, 4, 5)), jnp.float32)
     t = jnp.asarray(rng.random((3, 4, 5)) < 0.4, jnp.float32)
-    ref = optax.losses.binary_dice_loss(z, t)
-    assert_close(L.dice_loss(z[..., None], t[..., None], activation="sigmoid", smooth_nr=2.0, smooth_dr=2.0), ref)
+    ref = lambda x: optax.losses.binary_dice_loss(x, t)  # noqa: E731
+    got = lambda x: L.dice_loss(x[..., None], t[..., None], activation="sigmoid", smooth_nr=2.0, smooth_dr=2.0)  # noqa: E731
+    _same_value_and_grad(got, ref, z)
     # an integer map for one channel is the foreground mask itself
     got = L.dice_loss(z[..., None], t.astype(jnp.int32), activation="sigmoid", smooth_nr=2.0, smooth_dr=2.0)
-    assert_close(got, ref)
+    assert_close(got, ref(z))
 
 
 def test_optax_multiclass_generalized_dice_is_weighted_dice():
     z, y = _data(4, shape=(3, 4, 4), c=4)
     t = jax.nn.one_hot(y, 4)
-    with jax.numpy_rank_promotion("allow"):  # optax broadcasts [B, C] * [C] implicitly
-        ref = optax.losses.multiclass_generalized_dice_loss(z, t)
     freq = jnp.sum(t, axis=(0, 1, 2))
     w = 1.0 / (freq**2 + 1e-7)
     w = w / jnp.sum(w) * 4
-    assert_close(jnp.mean(L.dice_loss(z, y, class_weights=w, smooth_nr=2.0, smooth_dr=2.0)), ref, rtol=1e-5)
+    with jax.numpy_rank_promotion("allow"):  # optax broadcasts [B, C] * [C] implicitly
+        _same_value_and_grad(
+            lambda x: jnp.mean(L.dice_loss(x, y, class_weights=w, smooth_nr=2.0, smooth_dr=2.0)),
+            lambda x: optax.losses.multiclass_generalized_dice_loss(x, t),
+            z,
+        )
 
 
 # ------------------------------------------------------------------------------------ closed forms --
@@ -180,7 +203,9 @@ def test_where_equals_dropping_pixels():
     rng = np.random.default_rng(6)
     m = jnp.asarray(rng.random((2, 6, 5)) < 0.7)
     garbage = jnp.where(m[..., None], z, jnp.nan)
-    for fn in (L.dice_loss, L.tversky_loss, L.mcc_loss, L.lovasz_softmax_loss, L.dice_ce_loss, L.dice_focal_loss):
+    # one loss per masked code path (soft counts, MCC's TN counts, the Lovasz sort, the pixel-mean CE/focal
+    # terms); the zero gradient at masked pixels of every entry is the conformance `where` property.
+    for fn in (L.dice_loss, L.mcc_loss, L.lovasz_softmax_loss, L.dice_focal_loss):
         got = fn(garbage, y, where=m)
         for b in range(2):
             idx = np.nonzero(np.asarray(m[b]).ravel())[0]
