@@ -354,13 +354,23 @@ def _toy_params():
 _toy_grad = jax.grad(_toy_loss)
 
 
+def _toy_grad_numpy(params):
+    """``_toy_grad`` in float64 numpy, rounded to float32: the sample's fixed ``updates`` (and so the
+    fingerprint of its expected values) must not depend on the backend or on XLA's flags."""
+    w, b = np.asarray(params["w"], np.float64), np.asarray(params["b"], np.float64)
+    x, y = _X.astype(np.float64), _Y.astype(np.float64)
+    z = np.tanh(x @ w + b[None, :])
+    dpre = 2.0 * (z - y) / z.size * (1.0 - z * z)
+    return {"w": (x.T @ dpre).astype(np.float32), "b": dpre.sum(axis=0).astype(np.float32)}
+
+
 def _grad_sample(*variants, **hyperparams) -> Callable[[], TransformSample]:
     """The toy model's parameters, its gradient there (fixed ``updates``) and ``grad_fn``; the hyperparameter
     variants. The expected-value generator ports the toy model (tests/reference/make_expected_sam.py)."""
 
     def make():
         params = _toy_params()
-        updates = jax.tree.map(np.asarray, _toy_grad(params))
+        updates = _toy_grad_numpy(params)
         return TransformSample(
             params=params,
             updates=updates,
@@ -721,17 +731,34 @@ def looksam(
         return LookSAMState(count=jnp.zeros((), jnp.int32), g_v=jax.tree.map(jnp.zeros_like, params))
 
     def combine(g, g_s, state, dtype):
-        # g_v = g_s - <g, g_s>/(||g||^2 + eps) g, written with g/||g|| so that no squared size overflows
-        n = _trees.norm(g, dtype)
-        inv_n = jnp.where(n > 0, 1.0 / jnp.where(n > 0, n, jnp.ones((), dtype)), jnp.zeros((), dtype))
-        g_hat = jax.tree.map(lambda x: x.astype(dtype) * inv_n, g)
-        coef = _trees.vdot(g_hat, g_s, dtype) / (1.0 + jnp.asarray(epsilon, dtype) * inv_n * inv_n)
-        g_v = jax.tree.map(lambda s, x: s.astype(dtype) - coef * x, g_s, g_hat)
+        # g_v = g_s - c g with c = <g, g_s>/(||g||^2 + eps). One fused pass reads g and g_s for both sums
+        # (sibling reductions), one more writes g_v; only when a sum overflows or underflows does a lax.cond
+        # recompute c in scaled form, with g/||g|| (no squared size overflows there).
+        sq, dot = _trees.squared_norm(g, dtype), _trees.vdot(g, g_s, dtype)
+        eps = jnp.asarray(epsilon, dtype)
+
+        def scaled():
+            n = _trees.norm(g, dtype)
+            inv_n = jnp.where(n > 0, 1.0 / jnp.where(n > 0, n, jnp.ones((), dtype)), jnp.zeros((), dtype))
+            g_hat = jax.tree.map(lambda x: x.astype(dtype) * inv_n, g)
+            return _trees.vdot(g_hat, g_s, dtype) * inv_n / (1.0 + eps * inv_n * inv_n)
+
+        safe = jnp.isfinite(sq) & jnp.isfinite(dot) & (sq >= _trees.SAFE_SQUARED)
+        coef = jax.lax.cond(safe, lambda: dot / (sq + eps), scaled)
+        g_v = jax.tree.map(lambda s, x: s.astype(dtype) - coef * x.astype(dtype), g_s, g)
         return g_s, LookSAMState(count=optax.safe_increment(state.count), g_v=_trees.cast_like(g_v, state.g_v))
 
     def reuse(g, state, dtype):
+        # g + alpha ||g||/(||g_v|| + eps) g_v: both squared norms in one fused pass (scaled only if unsafe).
         eps = jnp.asarray(epsilon, dtype)
-        scale = jnp.asarray(alpha, dtype) * _trees.norm(g, dtype) / (_trees.norm(state.g_v, dtype) + eps)
+        sq_g, sq_v = _trees.squared_norm(g, dtype), _trees.squared_norm(state.g_v, dtype)
+        safe = jnp.isfinite(sq_g) & jnp.isfinite(sq_v) & (jnp.minimum(sq_g, sq_v) >= _trees.SAFE_SQUARED)
+        n_g, n_v = jax.lax.cond(
+            safe,
+            lambda: (jnp.sqrt(sq_g), jnp.sqrt(sq_v)),
+            lambda: (_trees.norm(g, dtype), _trees.norm(state.g_v, dtype)),
+        )
+        scale = jnp.asarray(alpha, dtype) * n_g / (n_v + eps)
         g_s = jax.tree.map(lambda x, v: x.astype(dtype) + scale * v.astype(dtype), g, state.g_v)
         g_v = vary(state.g_v, axis_name) if ascent_gradient == "local" else state.g_v
         return g_s, LookSAMState(count=optax.safe_increment(state.count), g_v=g_v)
@@ -1027,7 +1054,7 @@ def _saf_sample() -> TransformSample:
     params = _toy_params()
     return TransformSample(
         params=params,
-        updates=jax.tree.map(np.asarray, _toy_grad(params)),
+        updates=_toy_grad_numpy(params),
         hyperparams={"num_examples": 8, "num_classes": 3, "delay": 2},
         extra_args={
             "logits": rng.normal(size=(4, 3)).astype(np.float32),
@@ -1171,9 +1198,7 @@ def saf_targets(state: SAFState, indices: ArrayLike) -> tuple[Array, Array]:
 
 def _mesa_sample() -> TransformSample:
     params = _toy_params()
-    return TransformSample(
-        params=params, updates=jax.tree.map(np.asarray, _toy_grad(params)), hyperparams={"decay": 0.9}
-    )
+    return TransformSample(params=params, updates=_toy_grad_numpy(params), hyperparams={"decay": 0.9})
 
 
 @register(
