@@ -31,6 +31,7 @@ flattens a dict) and each update is computed in float64 by:
                 (cvxpy/ECOS, which stops at a residual norm of 1e-3: agreement ~1e-3 recorded)
 - equal_weight  torchjd==0.18.0 Sum / Mean
 - krum, trimmed_mean, constant_weights   torchjd==0.18.0 Krum, TrimmedMean, Constant
+- fairgrad      torchjd==0.18.0 FairGrad (G w = w^(-1/alpha) by scipy least_squares)
 
 Extra dependencies here only: pip install quadprog qpsolvers cvxpy clarabel ecos (into the refvenv).
 Run: python tests/reference/make_expected_multitask.py
@@ -343,6 +344,11 @@ def constant_weights(case, hp):
     return lambda J, k: agg(t(J)).numpy()
 
 
+def fairgrad(case, hp):
+    agg = A.FairGrad(alpha=hp.get("alpha", 1.0))  # scipy least_squares from the uniform start
+    return lambda J, k: agg(t(J)).numpy()
+
+
 METHODS = {
     "config": config,
     "m_config": m_config,
@@ -360,6 +366,7 @@ METHODS = {
     "krum": krum,
     "trimmed_mean": trimmed_mean,
     "constant_weights": constant_weights,
+    "fairgrad": fairgrad,
 }
 
 SOURCES = {
@@ -384,6 +391,7 @@ SOURCES = {
     "krum": f"{TORCHJD} torchjd/aggregation/_krum.py::Krum (n_byzantine, n_selected)",
     "trimmed_mean": f"{TORCHJD} torchjd/aggregation/_trimmed_mean.py::TrimmedMean (trim_number)",
     "constant_weights": f"{TORCHJD} torchjd/aggregation/_constant.py::Constant",
+    "fairgrad": f"{TORCHJD} torchjd/aggregation/_fairgrad.py::FairGrad (scipy least_squares, default tolerances)",
 }
 
 

@@ -45,3 +45,15 @@ def test_errors():
         T.constant_weights(weights=[float("nan")])
     with pytest.raises(ValueError, match="krum: `num_selected` must be an integer >= 1"):
         T.krum(num_selected=0)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 3.0])
+def test_fairgrad_closed_form_for_orthogonal_gradients_and_scale_invariance(alpha):
+    g = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    w = jnp.linalg.norm(g, axis=1) ** (-2 * alpha / (alpha + 1))  # G w = w^(-1/alpha) with G diagonal
+    assert_close(_agg(T.fairgrad(alpha=alpha), g), w @ g)
+    # any gradient size: the Gram is formed in scaled form; update scales as s^((1 - alpha) / (1 + alpha))
+    s = 1e-20
+    assert_close(_agg(T.fairgrad(alpha=alpha), g * s), w @ g * s ** ((1 - alpha) / (1 + alpha)), rtol=1e-4)
+    out = _agg(T.fairgrad(alpha=alpha), g.at[1].set(0.0))  # a zero gradient: the others unchanged
+    assert_close(out, w[0] * g[0] + w[2] * g[2])
