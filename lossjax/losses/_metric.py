@@ -27,6 +27,8 @@ Per-example losses return each device's own rows.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import NamedTuple
 
 import jax
@@ -45,19 +47,28 @@ __all__ = [
     "batch_triplet_loss",
     "circle_loss",
     "continuously_weighted_contrastive_loss",
+    "cosine_distance",
+    "cosine_similarity",
+    "fast_ap_loss",
+    "generalized_lifted_structure_loss",
     "infonce_loss",
+    "intra_pair_variance_loss",
     "lifted_structure_loss",
+    "margin_loss",
     "multi_similarity_loss",
+    "nca_loss",
     "npair_loss",
     "ntxent_loss",
     "orthogonal_projection_loss",
     "pairwise_contrastive_loss",
     "sigmoid_contrastive_loss",
+    "snr_contrastive_loss",
     "soft_infonce_loss",
     "supervised_contrastive_loss",
     "symmetric_infonce_loss",
     "threshold_consistent_margin_loss",
     "triplet_margin_loss",
+    "tuplet_margin_loss",
 ]
 
 Array = jax.Array
@@ -166,7 +177,9 @@ def _blocked_views(kind: str, x: Array, y: Array, valid: Array, valid_all: Array
     paper="Dimensionality Reduction by Learning an Invariant Mapping (Hadsell, Chopra, LeCun, CVPR 2006); "
     "Deep Metric Learning for Computer Vision: A Brief Overview (2023, arXiv:2312.10046)",
     reference=f"{_PML}::losses/contrastive_loss.py::ContrastiveLoss",
-    sample=_labelled_sample,
+    sample=lambda: _labelled_sample(
+        variants=({"pos_margin": 0.2, "neg_margin": 1.5, "distance": "squared_euclidean", "normalize": False},)
+    ),
     runtime=("axis_name", "memory"),
 )
 def pairwise_contrastive_loss(
@@ -331,7 +344,12 @@ def _sorted_negative_sums(d: Array, neg: Array, thresholds: Array, *, side: str)
     "FaceNet (2015, arXiv:1503.03832)",
     reference=f"{_PML}::losses/triplet_margin_loss.py::TripletMarginLoss + miners/batch_hard_miner.py, "
     "miners/triplet_margin_miner.py",
-    sample=_labelled_sample,
+    sample=lambda: _labelled_sample(
+        variants=(
+            {"mining": "hard", "margin": 0.2, "distance": "squared_euclidean", "normalize": False},
+            {"mining": "semihard", "margin": 0.2},
+        )
+    ),
     runtime=("axis_name", "memory"),
 )
 def batch_triplet_loss(
@@ -425,7 +443,7 @@ def batch_triplet_loss(
     "+ d_ij - m_pos]_+^2",
     paper="Deep Metric Learning via Lifted Structured Feature Embedding (2016, arXiv:1511.06452)",
     reference=f"{_PML}::losses/lifted_structure_loss.py::LiftedStructureLoss",
-    sample=_labelled_sample,
+    sample=lambda: _labelled_sample(variants=({"neg_margin": 3.0, "pos_margin": 0.5, "normalize": False},)),
     runtime=("axis_name",),
 )
 def lifted_structure_loss(
@@ -508,7 +526,7 @@ def lifted_structure_loss(
     formula="mean_i CE(a_i . p_j over the N pairs, target i),  one (anchor, positive) pair per class",
     paper="Improved Deep Metric Learning with Multi-class N-pair Loss Objective (Sohn, NeurIPS 2016)",
     reference=f"{_PML}::losses/n_pairs_loss.py::NPairsLoss",
-    sample=_labelled_sample,
+    sample=lambda: _labelled_sample(variants=({"normalize": False},)),
     runtime=("axis_name",),
 )
 def npair_loss(
@@ -590,7 +608,7 @@ def npair_loss(
     "+ 1/beta log(1 + sum_N e^{beta(S_in - base)}), mined pairs",
     paper="Multi-Similarity Loss with General Pair Weighting for Deep Metric Learning (2019, arXiv:1904.06627)",
     reference=f"{_PML}::losses/multi_similarity_loss.py::MultiSimilarityLoss + miners/multi_similarity_miner.py",
-    sample=_labelled_sample,
+    sample=lambda: _labelled_sample(variants=({"mining_margin": None, "beta": 40.0},)),
     runtime=("axis_name", "memory"),
 )
 def multi_similarity_loss(
@@ -872,6 +890,157 @@ def ntxent_loss(
 
 
 # --------------------------------------------------------------------------
+# optax's cosine similarity and distance (element-wise pairs, no batch mixing).
+# --------------------------------------------------------------------------
+
+
+def _cosine_sample() -> Sample:
+    rng = np.random.default_rng(7)
+    p = rng.normal(size=(5, 4)).astype(np.float32)
+    t = (p + 0.8 * rng.normal(size=(5, 4))).astype(np.float32)
+    p[4] = -2.0 * t[4]  # an exactly opposite pair: cos = -1
+    # Edges: a zero vector (optax: 0/0 = NaN; here 0, gradient 0), identical and opposite rows, 1e4 beside 1e-4.
+    ep = np.array([[0, 0, 0, 0], [1, 2, 3, 4], [1, 2, 3, 4], [1e4, 1e-4, -1e4, 1e-4], [1e-3, 0, 0, 0]], np.float32)
+    et = np.array([[1, -1, 2, 0], [2, 4, 6, 8], [-1, -2, -3, -4], [1e-4, 1e4, 1e4, -1e-4], [0, 0, 0, 0]], np.float32)
+    extremes = ((ep, et), (np.zeros_like(p), np.zeros_like(t)), (np.sign(p) * 1e4, np.sign(t) * 1e4))
+    return Sample(args=(p, t), diff_argnums=(0, 1), extremes=extremes, variants=({"epsilon": 0.5},))
+
+
+def _cosine(fn: str, predictions: ArrayLike, targets: ArrayLike, epsilon, axis, where) -> Array:
+    C.check_positive(fn, "epsilon", epsilon, allow_zero=True)
+    p = C.check_array(fn, "predictions", predictions, min_ndim=1, dtype="float")
+    t = C.check_array(fn, "targets", targets, dtype="float")
+    if p.shape != t.shape:
+        raise ValueError(f"{fn}: `predictions` and `targets` must have the same shape, got {p.shape} and {t.shape}.")
+    axes = tuple(range(p.ndim)) if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+    if not axes or any(not isinstance(a, int) or not -p.ndim <= a < p.ndim for a in axes):
+        raise ValueError(f"{fn}: `axis` must name axes of the inputs (ndim {p.ndim}), got {axis!r}.")
+    axes = tuple(sorted({a % p.ndim for a in axes}))
+    out_shape = tuple(n for i, n in enumerate(p.shape) if i not in axes)
+    dtype = C.compute_dtype(p, t)
+    p, t = C.as_compute(p, dtype), C.as_compute(t, dtype)
+    mask, elem = None, None
+    if where is not None and np.shape(where) == p.shape:  # optax's element mask: masked elements are left out
+        elem = jnp.asarray(where, bool)
+    elif where is not None:
+        mask = C.prepare_where(fn, where, out_shape)
+    zero = jnp.zeros((), dtype)
+    if elem is not None:
+        p, t = jnp.where(elem, p, zero), jnp.where(elem, t, zero)
+    if mask is not None:  # masked examples may hold NaN: filled before anything is computed
+        keep = jnp.expand_dims(mask, axes) if axes else mask
+        p, t = jnp.where(keep, p, zero), jnp.where(keep, t, zero)
+    eps = jnp.asarray(epsilon, dtype)
+
+    def inv_norm(x):  # 1 / sqrt(max(|x|^2, epsilon)); 0 (with a zero gradient) for a zero vector at epsilon = 0
+        n2 = jnp.maximum(jnp.sum(x * x, axis=axes, keepdims=True), eps)
+        ok = n2 > 0
+        return jnp.where(ok, jax.lax.rsqrt(jnp.where(ok, n2, jnp.ones((), dtype))), zero)
+
+    cos = jnp.sum(p * inv_norm(p) * t * inv_norm(t), axis=axes)
+    return cos if mask is None else jnp.where(mask, cos, zero)
+
+
+@register(
+    "cosine_similarity",
+    family=FAMILY,
+    kind="per_example",
+    formula="<p, t> / (sqrt(max(|p|^2, epsilon)) sqrt(max(|t|^2, epsilon)))",
+    reference="optax.losses.cosine_similarity",
+    sample=_cosine_sample,
+)
+def cosine_similarity(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    epsilon: float = 0.0,
+    axis: int | tuple[int, ...] | None = -1,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Cosine similarity of predictions and targets along ``axis`` (optax's ``cosine_similarity``).
+
+    .. math::
+        \cos(p, t) = \frac{\langle p, t\rangle}{\sqrt{\max(\|p\|^2, \epsilon)}\,\sqrt{\max(\|t\|^2, \epsilon)}}
+
+    The names, arguments and values of ``optax.losses.cosine_similarity``
+    (``epsilon`` floors the *squared* norms, as there). One deviation: where
+    optax divides 0 by 0 (a zero vector with ``epsilon = 0``: NaN), the zero
+    vector's unit vector is 0, so the similarity is 0 with a zero gradient
+    (``torch.nn.functional.normalize``'s convention).
+
+    Args:
+      predictions: vectors ``[..., D]`` (``D`` along ``axis``).
+      targets: vectors of the same shape.
+      epsilon: floor of each squared norm (a numerical guard; 0 as in optax).
+      axis: the axis (or axes; None: all) the vectors lie along (-1).
+      where: optional boolean mask: of the output's shape (masks examples: 0 and a zero gradient there,
+        NaN allowed in masked rows), or of the inputs' shape (masks elements, as in optax).
+
+    Returns:
+      The cosines, the inputs' shape without ``axis``.
+
+    Paper: none (the cosine of the angle; optax ``cosine_similarity``).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.cosine_similarity(jnp.array([[3.0, 4.0], [1.0, 0.0]]), jnp.array([[3.0, 4.0], [0.0, 0.0]]))
+      Array([1., 0.], dtype=float32)
+    """
+    return _cosine("cosine_similarity", predictions, targets, epsilon, axis, where)
+
+
+@register(
+    "cosine_distance",
+    family=FAMILY,
+    kind="per_example",
+    formula="1 - <p, t> / (sqrt(max(|p|^2, epsilon)) sqrt(max(|t|^2, epsilon)))",
+    reference="optax.losses.cosine_distance",
+    sample=_cosine_sample,
+)
+def cosine_distance(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    epsilon: float = 0.0,
+    axis: int | tuple[int, ...] | None = -1,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Cosine distance ``1 - cos(p, t)`` along ``axis`` (optax's ``cosine_distance``).
+
+    .. math:: d(p, t) = 1 - \frac{\langle p, t\rangle}{\sqrt{\max(\|p\|^2, \epsilon)}\,\sqrt{\max(\|t\|^2, \epsilon)}}
+
+    As :func:`cosine_similarity` (a zero vector at ``epsilon = 0`` gives a
+    distance of 1 with a zero gradient where optax gives NaN); masked examples
+    give 0.
+
+    Args:
+      predictions: vectors ``[..., D]`` (``D`` along ``axis``).
+      targets: vectors of the same shape.
+      epsilon: floor of each squared norm (a numerical guard; 0 as in optax).
+      axis: the axis (or axes; None: all) the vectors lie along (-1).
+      where: optional boolean mask: of the output's shape (masks examples: 0 and a zero gradient there),
+        or of the inputs' shape (masks elements, as in optax).
+
+    Returns:
+      The distances in ``[0, 2]``, the inputs' shape without ``axis``.
+
+    Paper: none (the cosine distance; optax ``cosine_distance``).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> lossjax.losses.cosine_distance(jnp.array([[1.0, 0.0], [1.0, 1.0]]), jnp.array([[-2.0, 0.0], [0.0, 1.0]]))
+      Array([2.       , 0.2928932], dtype=float32)
+    """
+    fn = "cosine_distance"
+    cos = _cosine(fn, predictions, targets, epsilon, axis, where)
+    one = jnp.ones((), cos.dtype)
+    dist = one - cos
+    if where is not None and np.shape(where) != np.shape(predictions):
+        dist = jnp.where(C.prepare_where(fn, where, cos.shape), dist, jnp.zeros((), cos.dtype))
+    return dist
+
+
+# --------------------------------------------------------------------------
 # Paired views (embeddings_a, embeddings_b): per-pair losses.
 # --------------------------------------------------------------------------
 
@@ -908,7 +1077,7 @@ def _ce_against(target: Array, logits: Array, negs: Array) -> Array:
     paper="Representation Learning with Contrastive Predictive Coding (2018, arXiv:1807.03748); "
     "Understanding the Behaviour of Contrastive Loss (2021, arXiv:2012.09740)",
     reference="torch.nn.functional.cross_entropy(normalize(q) @ normalize(k).T / t, arange(B))",
-    sample=_paired_sample,
+    sample=lambda: _paired_sample(variants=({"distance": "dot", "temperature": 2.0},)),
     runtime=("axis_name",),
 )
 def infonce_loss(
@@ -976,7 +1145,7 @@ def infonce_loss(
     "Sample4Geo (2023, arXiv:2303.11851)",
     reference="open_clip ClipLoss: (CE(logit_scale a b^T) + CE(logit_scale b a^T)) / 2 "
     "(torch.nn.functional.cross_entropy with label_smoothing)",
-    sample=_paired_sample,
+    sample=lambda: _paired_sample(variants=({"label_smoothing": 0.1, "temperature": 0.2},)),
     runtime=("axis_name",),
 )
 def symmetric_infonce_loss(
@@ -1117,7 +1286,17 @@ def _soft_sample() -> Sample:
     # (masking == slicing prior[idx][:, idx]). For the same reason `fuzz` keeps
     # the batch size (fuzz_batch=False) and the batch is 8 rows, so that the
     # `parallel` property shards it evenly over 8 devices (prior rows [1, 8]).
-    return Sample(args=(a, b, prior), diff_argnums=(0, 1), where=False, fuzz_batch=False, bf16_tol=3e-2)
+    # value_tol: the 1e4 extreme gives dot logits of 4e8 and gradients of 2.5e4, whose float32 cancellations
+    # leave ~2e-4 in entries that are 0 in float64.
+    return Sample(
+        args=(a, b, prior),
+        diff_argnums=(0, 1),
+        where=False,
+        fuzz_batch=False,
+        bf16_tol=3e-2,
+        variants=({"alpha": 0.5, "prior_temperature": 0.5, "min_weight": 0.0, "distance": "cosine"},),
+        value_tol={"rtol": 1e-4, "atol": 1e-3},
+    )
 
 
 @register(
@@ -1219,7 +1398,10 @@ def soft_infonce_loss(
     w = jnp.maximum(w, jnp.asarray(min_weight, logits.dtype))
     logw = jnp.log(jnp.where(negs, w, jnp.ones((), w.dtype)))
     target = jnp.sum(jnp.where(pr.diag, logits, zero), axis=-1)
-    return C.zero_masked(_ce_against(target, logits + logw, negs), pr.mask)
+    # log w is added to the logits' differences from the positive, not to the logits: at logits of 4e8 (1e4
+    # embeddings) a float32 ulp is 32 and would swallow it.
+    rel = logits - target[:, None]
+    return C.zero_masked(_ce_against(jnp.zeros_like(target), rel + logw, negs), pr.mask)
 
 
 @register(
@@ -1304,13 +1486,13 @@ def _cosine_pairs(fn: str, embeddings, labels, where, axis_name):
     return sim, b.pos, b.neg, b.valid, b.dtype
 
 
-def _pair_sample() -> Sample:
+def _pair_sample(**kw) -> Sample:
     rng = np.random.default_rng(3)
     n, d, c = 8, 4, 3
     centers = rng.normal(size=(c, d)) * 1.5
     labels = (np.arange(n) % c).astype(np.int32)
     emb = (centers[labels] + 0.6 * rng.normal(size=(n, d))).astype(np.float32)
-    return Sample(args=(emb, labels), diff_argnums=(0,))
+    return Sample(args=(emb, labels), diff_argnums=(0,), **kw)
 
 
 @register(
@@ -1321,7 +1503,7 @@ def _pair_sample() -> Sample:
     formula="(1 - mean_{i!=j, y_i=y_j} <f_i, f_j>) + w mean_{y_i!=y_j} <f_i, f_j>  (|.| with absolute=True)",
     paper="Orthogonal Projection Loss (2021, arXiv:2103.14021)",
     reference="kahnchana/opl loss.py::OrthogonalProjectionLoss (ported)",
-    sample=_pair_sample,
+    sample=lambda: _pair_sample(variants=({"absolute": True, "neg_weight": 1.0},)),
     runtime=("axis_name",),
 )
 def orthogonal_projection_loss(
@@ -1453,3 +1635,554 @@ def threshold_consistent_margin_loss(
     pos_term = jnp.where(pos_n > 0, pos_sum / jnp.maximum(pos_n, one), zero)
     neg_term = jnp.where(neg_n > 0, neg_sum / jnp.maximum(neg_n, one), zero)
     return jnp.asarray(pos_weight, dtype) * pos_term + jnp.asarray(neg_weight, dtype) * neg_term
+
+
+# --------------------------------------------------------------------------
+# More of pytorch-metric-learning's losses (issue 15), with its defaults:
+# distances (LpDistance normalizes the embeddings), reducers, all pairs.
+# --------------------------------------------------------------------------
+
+
+def _pml_pair_sample(**kw) -> Sample:
+    rng = np.random.default_rng(31)
+    x = rng.normal(size=(8, 4)).astype(np.float32)
+    return Sample(args=(x, np.array([0, 0, 1, 1, 2, 2, 0, 1], np.int32)), bf16_tol=3e-2, **kw)
+
+
+def _pair_counts(mask: Array, dtype) -> Array:
+    return jnp.sum(mask, axis=-1).astype(dtype)
+
+
+@register(
+    "margin_loss",
+    family=FAMILY,
+    kind="batch",
+    formula="sum_{(a,p,n)} [d_ap - beta_a + m]_+ + [beta_a - d_an + m]_+ / #(terms > 0)  (+ nu * beta)",
+    paper="Sampling Matters in Deep Embedding Learning (2017, arXiv:1706.07567)",
+    reference=f"{_PML}::losses/margin_loss.py::MarginLoss (DivisorReducer)",
+    sample=lambda: _pml_pair_sample(
+        variants=({"beta": np.array([1.0, 1.1, 1.3], np.float32), "nu": 0.1, "margin": 0.3}, {"nu": 0.05})
+    ),
+    runtime=("axis_name", "memory"),
+)
+def margin_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    beta: ArrayLike = 1.2,
+    margin: float = 0.2,
+    nu: float = 0.0,
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+    axis_name=None,
+    memory: CrossBatchMemory | None = None,
+) -> Array:
+    r"""Margin loss (Wu et al.) over all triplets of a labelled batch, with a (learnable) boundary ``beta``.
+
+    .. math::
+        \mathcal L = \frac{\sum_{(a,p,n)}\big([d_{ap} - \beta_a + m]_+ + [\beta_a - d_{an} + m]_+\big)
+                          + \nu\sum_{(a,p,n)}\beta_{y_a}}
+                         {\#\{[d_{ap} - \beta_a + m]_+ > 0\} + \#\{[\beta_a - d_{an} + m]_+ > 0\}}
+
+    over every (anchor, positive, negative) triplet (never built: per anchor
+    the positive and negative terms are counted against each other), with
+    Euclidean distances of normalized embeddings. ``beta`` is a scalar or one
+    per class ``[C]`` (indexed by the anchor's label); it is an input, so it
+    can be learned: differentiate with respect to it. The regularizer
+    ``nu * beta`` is PML's ``learn_beta`` term: for a scalar ``beta`` it is
+    added as is, ``nu * beta`` (not divided); per class, summed over triplets
+    and divided like the loss. 0 when no term is positive.
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]`` (class ids ``< C`` for a per-class ``beta``).
+      beta: the boundary, a scalar or ``[C]`` (1.2).
+      margin: ``m`` (0.2).
+      nu: the weight of the ``beta`` regularizer (0: none).
+      normalize: L2-normalize the embeddings first (PML's ``LpDistance``).
+      where: optional ``[N]`` mask of real examples.
+      axis_name: mapped axis to gather the batch over.
+      memory: optional :class:`CrossBatchMemory` (XBM): the anchors of this batch
+        are paired with the memory after this batch's enqueue (stop-gradient
+        references) instead of the batch; update it with ``memory.update(...)``.
+
+    Returns:
+      Scalar loss.
+
+    Paper: Wu, Manmatha, Smola, Krahenbuhl, "Sampling Matters in Deep
+    Embedding Learning", ICCV 2017, arXiv:1706.07567.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[0.0], [1.0], [3.0]])
+      >>> y = jnp.array([0, 0, 1])
+      >>> float(lossjax.losses.margin_loss(x, y, beta=1.5, margin=1.0, normalize=False))  # (0.5 + 0.5 + 0.5) / 3
+      0.5
+    """
+    fn = "margin_loss"
+    C.check_positive(fn, "margin", margin, allow_zero=True)
+    C.check_positive(fn, "nu", nu, allow_zero=True)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize, memory=memory)
+    dtype = b.dtype
+    beta = jnp.asarray(beta)
+    if beta.ndim > 1:
+        raise ValueError(f"{fn}: `beta` must be a scalar or a per-class vector [C], got shape {beta.shape}.")
+    beta = beta.astype(dtype)
+    n = b.x.shape[0]
+    if beta.ndim == 1:
+        row_labels = jax.lax.dynamic_slice_in_dim(b.labels_all, axis_offset(axis_name, n), n)
+        beta_a = jnp.take(beta, jnp.clip(row_labels, 0, beta.shape[0] - 1))
+    else:
+        beta_a = jnp.broadcast_to(beta, (n,))
+    d = pairwise_similarity(b.x, b.x_all, distance="euclidean")
+    zero = jnp.zeros((), dtype)
+    pos_l = jnp.where(b.pos, jax.nn.relu(d - beta_a[:, None] + margin), zero)
+    neg_l = jnp.where(b.neg, jax.nn.relu(beta_a[:, None] - d + margin), zero)
+    n_pos, n_neg = _pair_counts(b.pos, dtype), _pair_counts(b.neg, dtype)
+    total = jnp.sum(jnp.sum(pos_l, -1) * n_neg + jnp.sum(neg_l, -1) * n_pos)
+    divisor = jnp.sum(_pair_counts(pos_l > 0, dtype) * n_neg + _pair_counts(neg_l > 0, dtype) * n_pos)
+    if beta.ndim == 1 and nu:
+        total = total + nu * jnp.sum(beta_a * n_pos * n_neg)
+    total, divisor = psum(total, axis_name), psum(divisor, axis_name)
+    loss = jnp.where(divisor > 0, total / jnp.maximum(divisor, jnp.ones((), dtype)), zero)
+    if beta.ndim == 0 and nu:  # PML adds it as is, when the batch has a triplet
+        has_triplet = psum(jnp.sum(n_pos * n_neg), axis_name) > 0
+        loss = loss + jnp.where(has_triplet, nu * beta, zero)
+    return loss
+
+
+@register(
+    "nca_loss",
+    family=FAMILY,
+    kind="batch",
+    formula="mean_{i: P(i) nonempty} -log( sum_{p in P(i)} e^{-s d_ip^2} / sum_{j != i} e^{-s d_ij^2} )",
+    paper="Neighbourhood Components Analysis (Goldberger, Roweis, Hinton, Salakhutdinov, NeurIPS 2004)",
+    reference=f"{_PML}::losses/nca_loss.py::NCALoss (LpDistance(power=2), MeanReducer)",
+    sample=lambda: _pml_pair_sample(variants=({"scale": 4.0},)),
+    runtime=("axis_name", "memory"),
+)
+def nca_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    scale: float = 1.0,
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+    axis_name=None,
+    memory: CrossBatchMemory | None = None,
+) -> Array:
+    r"""Neighbourhood components analysis: -log P(an example's soft nearest neighbour shares its label).
+
+    .. math::
+        \ell_i = -\log\frac{\sum_{p\in P(i)} e^{-s\,d_{ip}^2}}{\sum_{j\ne i} e^{-s\,d_{ij}^2}},\qquad
+        \mathcal L = \operatorname{mean}_{i:\ P(i)\neq\emptyset}\ \ell_i
+
+    with squared Euclidean distances of normalized embeddings; anchors without
+    a positive are left out of the mean (PML drops rows whose probability is 0).
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      scale: ``s``, the softmax scale (PML's ``softmax_scale``, 1).
+      normalize: L2-normalize the embeddings first (PML's ``LpDistance``).
+      where: optional ``[N]`` mask of real examples.
+      axis_name: mapped axis to gather the batch over.
+      memory: optional :class:`CrossBatchMemory` (XBM): the anchors of this batch
+        are paired with the memory after this batch's enqueue (stop-gradient
+        references) instead of the batch; update it with ``memory.update(...)``.
+
+    Returns:
+      Scalar loss.
+
+    Paper: Goldberger, Roweis, Hinton, Salakhutdinov, "Neighbourhood Components
+    Analysis", NeurIPS 2004.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[0.0], [1.0], [2.0]])
+      >>> y = jnp.array([0, 0, 1])
+      >>> round(float(lossjax.losses.nca_loss(x, y, normalize=False)), 4)  # mean of log(1 + e^-3) and log 2
+      0.3709
+    """
+    fn = "nca_loss"
+    C.check_positive(fn, "scale", scale)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize, memory=memory)
+    logits = -jnp.asarray(scale, b.dtype) * pairwise_similarity(b.x, b.x_all, distance="squared_euclidean")
+    has = jnp.any(b.pos, axis=-1)
+    per = masked_logsumexp(logits, b.pos | b.neg, axis=1) - masked_logsumexp(logits, b.pos, axis=1)
+    per = jnp.where(has, per, jnp.zeros((), b.dtype))
+    return _global_mean(jnp.sum(per), _count(has, b.dtype), axis_name)
+
+
+@register(
+    "tuplet_margin_loss",
+    family=FAMILY,
+    kind="batch",
+    formula="mean_{(a,p)} log(1 + sum_{n in N(a)} e^{s (cos_an - cos(theta_ap - m))})",
+    paper="Deep Metric Learning with Tuplet Margin Loss (Yu, Tao, ICCV 2019)",
+    reference=f"{_PML}::losses/tuplet_margin_loss.py::TupletMarginLoss (CosineSimilarity, MeanReducer)",
+    sample=lambda: _pml_pair_sample(variants=({"margin": 20.0, "scale": 8.0},)),
+    runtime=("axis_name", "memory"),
+)
+def tuplet_margin_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: float = 5.73,
+    scale: float = 64.0,
+    where: ArrayLike | None = None,
+    axis_name=None,
+    memory: CrossBatchMemory | None = None,
+) -> Array:
+    r"""Tuplet margin loss: per positive pair, a softplus-like sum over the anchor's negatives with an angular margin.
+
+    .. math::
+        \ell_{ap} = \log\Big(1 + \sum_{n\in N(a)} e^{s\,(\cos\theta_{an} - \cos(\theta_{ap} - m))}\Big),\qquad
+        \mathcal L = \operatorname{mean}_{(a,p)}\ \ell_{ap}
+
+    over every ordered positive pair; ``cos(theta - m)`` is expanded as
+    ``cos theta cos m + sin theta sin m`` with ``sin theta`` from a safe square
+    root (finite gradients at ``cos theta = +-1``, where ``acos`` has none).
+
+    Args:
+      embeddings: ``[N, D]`` (cosine similarities).
+      labels: integer labels ``[N]``.
+      margin: ``m`` in degrees (5.73, PML's default: 0.1 rad).
+      scale: ``s`` (64).
+      where: optional ``[N]`` mask of real examples.
+      axis_name: mapped axis to gather the batch over.
+      memory: optional :class:`CrossBatchMemory` (XBM): the anchors of this batch
+        are paired with the memory after this batch's enqueue (stop-gradient
+        references) instead of the batch; update it with ``memory.update(...)``.
+
+    Returns:
+      Scalar loss (0 without positive pairs).
+
+    Paper: Yu, Tao, "Deep Metric Learning with Tuplet Margin Loss", ICCV 2019.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+      >>> y = jnp.array([0, 0, 1])
+      >>> round(float(lossjax.losses.tuplet_margin_loss(x, y, margin=0.0, scale=1.0)), 4)  # log(1 + e^-1)
+      0.3133
+    """
+    fn = "tuplet_margin_loss"
+    C.check_in_range(fn, "margin", margin, 0.0, 180.0)
+    C.check_positive(fn, "scale", scale)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, memory=memory)
+    cos = pairwise_similarity(b.x, b.x_all, distance="cosine")
+    m = float(np.radians(margin))
+    sin = C.safe_sqrt(jnp.maximum(1 - cos * cos, jnp.zeros((), cos.dtype)))
+    cos_m = cos * math.cos(m) + sin * math.sin(m)  # cos(theta_ap - m), theta in [0, pi]
+    # [n, M(p), M(n)] would be cubic: per anchor, lse over negatives of s cos_an, shifted per positive.
+    neg_lse = masked_logsumexp(scale * cos, b.neg, axis=1)  # [n]
+    has_neg = jnp.any(b.neg, axis=-1)
+    inner = jnp.where(has_neg[:, None], neg_lse[:, None] - scale * cos_m, -jnp.inf)
+    per_pair = jnp.where(b.pos, jax.nn.softplus(inner), jnp.zeros((), cos.dtype))
+    return _global_mean(jnp.sum(per_pair), _count(b.pos, cos.dtype), axis_name)
+
+
+@register(
+    "generalized_lifted_structure_loss",
+    family=FAMILY,
+    kind="batch",
+    formula="mean_i [log sum_{p in P(i)} e^{d_ip - m_pos} + log sum_{n in N(i)} e^{m_neg - d_in}]_+",
+    paper="In Defense of the Triplet Loss for Person Re-Identification (2017, arXiv:1703.07737), p. 4",
+    reference=f"{_PML}::losses/lifted_structure_loss.py::GeneralizedLiftedStructureLoss (MeanReducer)",
+    sample=lambda: _pml_pair_sample(variants=({"pos_margin": 0.2, "neg_margin": 0.7},)),
+    runtime=("axis_name", "memory"),
+)
+def generalized_lifted_structure_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    pos_margin: float = 0.0,
+    neg_margin: float = 1.0,
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+    axis_name=None,
+    memory: CrossBatchMemory | None = None,
+) -> Array:
+    r"""Generalized lifted structure loss: per anchor, a soft hardest positive against a soft hardest negative.
+
+    .. math::
+        \ell_i = \Big[\log\sum_{p\in P(i)} e^{d_{ip} - m_+} + \log\sum_{n\in N(i)} e^{m_- - d_{in}}\Big]_+,\qquad
+        \mathcal L = \frac1N\sum_i \ell_i
+
+    with Euclidean distances of normalized embeddings; an empty sum counts 0
+    and every anchor counts in the mean (PML's ``MeanReducer``).
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      pos_margin: ``m_+`` (0).
+      neg_margin: ``m_-`` (1).
+      normalize: L2-normalize the embeddings first (PML's ``LpDistance``).
+      where: optional ``[N]`` mask of real examples.
+      axis_name: mapped axis to gather the batch over.
+      memory: optional :class:`CrossBatchMemory` (XBM): the anchors of this batch
+        are paired with the memory after this batch's enqueue (stop-gradient
+        references) instead of the batch; update it with ``memory.update(...)``.
+
+    Returns:
+      Scalar loss.
+
+    Paper: Hermans, Beyer, Leibe, "In Defense of the Triplet Loss for Person
+    Re-Identification", 2017, arXiv:1703.07737 (the generalization of Song et
+    al.'s lifted structure loss, arXiv:1511.06452).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[0.0], [1.0], [3.0]])
+      >>> y = jnp.array([0, 0, 1])
+      >>> loss = lossjax.losses.generalized_lifted_structure_loss(x, y, neg_margin=4.0, normalize=False)
+      >>> round(float(loss), 4)  # (1 + 1, 1 + 2, log(e + e^2)) / 3
+      2.4378
+    """
+    fn = "generalized_lifted_structure_loss"
+    C.check_positive(fn, "pos_margin", pos_margin, allow_zero=True)
+    C.check_positive(fn, "neg_margin", neg_margin, allow_zero=True)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize, memory=memory)
+    d = pairwise_similarity(b.x, b.x_all, distance="euclidean")
+    per = jax.nn.relu(masked_logsumexp(d - pos_margin, b.pos, axis=1) + masked_logsumexp(neg_margin - d, b.neg, axis=1))
+    per = jnp.where(b.valid, per, jnp.zeros((), d.dtype))
+    return _global_mean(jnp.sum(per), _count(b.valid, d.dtype), axis_name)
+
+
+@register(
+    "intra_pair_variance_loss",
+    family=FAMILY,
+    kind="batch",
+    formula="mean_{(a,p)} [(1 - e_+) mean(s_pos) - s_ap]_+^2 + mean_{(a,n)} [s_an - (1 + e_-) mean(s_neg)]_+^2",
+    paper="Deep Metric Learning with Tuplet Margin Loss (Yu, Tao, ICCV 2019)",
+    reference=f"{_PML}::losses/intra_pair_variance_loss.py::IntraPairVarianceLoss (CosineSimilarity, MeanReducer)",
+    sample=lambda: _pml_pair_sample(variants=({"pos_epsilon": 0.1, "neg_epsilon": 0.2},)),
+    runtime=("axis_name", "memory"),
+)
+def intra_pair_variance_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    pos_epsilon: float = 0.01,
+    neg_epsilon: float = 0.01,
+    where: ArrayLike | None = None,
+    axis_name=None,
+    memory: CrossBatchMemory | None = None,
+) -> Array:
+    r"""Intra-pair variance loss: penalizes positive (negative) pairs far from the mean positive (negative) similarity.
+
+    .. math::
+        \mathcal L = \operatorname{mean}_{(a,p)}\big[(1-\epsilon_+)\bar s_+ - s_{ap}\big]_+^2
+                   + \operatorname{mean}_{(a,n)}\big[s_{an} - (1+\epsilon_-)\bar s_-\big]_+^2
+
+    with cosine similarities over every ordered pair and :math:`\bar s_\pm`
+    the means over all positive (negative) pairs of the (global) batch (the
+    gradient flows through the means too, as in PML).
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      pos_epsilon: ``epsilon_+`` (PML's ``pos_eps``, 0.01).
+      neg_epsilon: ``epsilon_-`` (PML's ``neg_eps``, 0.01).
+      where: optional ``[N]`` mask of real examples.
+      axis_name: mapped axis to gather the batch over.
+      memory: optional :class:`CrossBatchMemory` (XBM): the anchors of this batch
+        are paired with the memory after this batch's enqueue (stop-gradient
+        references) instead of the batch; update it with ``memory.update(...)``.
+
+    Returns:
+      Scalar loss.
+
+    Paper: Yu, Tao, "Deep Metric Learning with Tuplet Margin Loss", ICCV 2019
+    (the intra-pair variance term).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [0.0, 1.0]])
+      >>> y = jnp.array([0, 0, 1, 1])  # positive similarities 0.6, 1 (mean 0.8): 0.2^2 on the two (0, 1) pairs
+      >>> round(float(lossjax.losses.intra_pair_variance_loss(x, y, pos_epsilon=0.0, neg_epsilon=1.0)), 4)
+      0.02
+    """
+    fn = "intra_pair_variance_loss"
+    C.check_positive(fn, "pos_epsilon", pos_epsilon, allow_zero=True)
+    C.check_positive(fn, "neg_epsilon", neg_epsilon, allow_zero=True)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, memory=memory)
+    s = pairwise_similarity(b.x, b.x_all, distance="cosine")
+    zero = jnp.zeros((), s.dtype)
+    n_pos, n_neg = _count(b.pos, s.dtype), _count(b.neg, s.dtype)
+    mean_pos = _global_mean(jnp.sum(jnp.where(b.pos, s, zero)), n_pos, axis_name)
+    mean_neg = _global_mean(jnp.sum(jnp.where(b.neg, s, zero)), n_neg, axis_name)
+    pos_l = jnp.where(b.pos, jnp.square(jax.nn.relu((1 - pos_epsilon) * mean_pos - s)), zero)
+    neg_l = jnp.where(b.neg, jnp.square(jax.nn.relu(s - (1 + neg_epsilon) * mean_neg)), zero)
+    return _global_mean(jnp.sum(pos_l), n_pos, axis_name) + _global_mean(jnp.sum(neg_l), n_neg, axis_name)
+
+
+def _snr_sample() -> Sample:
+    s = _pml_pair_sample(variants=({"pos_margin": 0.5, "neg_margin": 1.5},))
+    x, y = s.args
+    # The SNR distance divides by the anchor's variance over its features: a constant row (the automatic
+    # extremes' all-equal magnitudes) has none. Edges: a scale of 1e4, and identical rows (distances 0).
+    return dataclasses.replace(s, extremes=((x * 1e4, y), (np.repeat(x[:1], x.shape[0], axis=0), y)))
+
+
+def _snr_distance(x: Array, y: Array) -> Array:
+    """PML's ``SNRDistance``: ``var(y_j - x_i) / var(x_i)`` (unbiased variances over the features), ``[n, M]``."""
+    dim = x.shape[-1]
+    one = jnp.ones((), x.dtype)
+    xc = x - jnp.mean(x, axis=-1, keepdims=True)
+    yc = y - jnp.mean(y, axis=-1, keepdims=True)
+    # var(y - x) = |yc - xc|^2 / (D - 1) with the centred rows: one matmul, no [n, M, D].
+    sq = pairwise_similarity(xc, yc, distance="squared_euclidean")
+    var_x = jnp.sum(xc * xc, axis=-1) / max(dim - 1, 1)
+    return sq / max(dim - 1, 1) / jnp.maximum(var_x, jnp.finfo(x.dtype).tiny)[:, None] * one
+
+
+@register(
+    "snr_contrastive_loss",
+    aliases=("signal_to_noise_ratio_contrastive_loss",),
+    family=FAMILY,
+    kind="batch",
+    formula="mean_{nonzero}[snr_ap - m_pos]_+ + mean_{nonzero}[m_neg - snr_an]_+,  snr_ij = var(x_j - x_i) / var(x_i)",
+    paper="Signal-To-Noise Ratio: A Robust Distance Metric for Deep Metric Learning (Yuan et al., CVPR 2019)",
+    reference=f"{_PML}::losses/signal_to_noise_ratio_losses.py::SignalToNoiseRatioContrastiveLoss (SNRDistance)",
+    sample=lambda: _snr_sample(),
+    runtime=("axis_name", "memory"),
+)
+def snr_contrastive_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    pos_margin: float = 0.0,
+    neg_margin: float = 1.0,
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+    axis_name=None,
+    memory: CrossBatchMemory | None = None,
+) -> Array:
+    r"""Contrastive loss on the signal-to-noise-ratio distance.
+
+    .. math::
+        d_{ij} = \frac{\operatorname{var}(x_j - x_i)}{\operatorname{var}(x_i)},\qquad
+        \mathcal L = \operatorname{mean}_{>0}\big[d_{ap} - m_+\big]_+
+                   + \operatorname{mean}_{>0}\big[m_- - d_{an}\big]_+
+
+    (unbiased variances over the features of normalized embeddings; each mean
+    over the pairs with a positive term, PML's ``AvgNonZeroReducer``). A row
+    with zero variance (a constant embedding) divides by the smallest normal
+    float instead of 0.
+
+    Args:
+      embeddings: ``[N, D]``, ``D >= 2``.
+      labels: integer labels ``[N]``.
+      pos_margin: ``m_+`` (0).
+      neg_margin: ``m_-`` (1).
+      normalize: L2-normalize the embeddings first (PML's distances do).
+      where: optional ``[N]`` mask of real examples.
+      axis_name: mapped axis to gather the batch over.
+      memory: optional :class:`CrossBatchMemory` (XBM): the anchors of this batch
+        are paired with the memory after this batch's enqueue (stop-gradient
+        references) instead of the batch; update it with ``memory.update(...)``.
+
+    Returns:
+      Scalar loss.
+
+    Paper: Yuan, Chen, Wang, Wen, Lin, Zhang, "Signal-To-Noise Ratio: A Robust
+    Distance Metric for Deep Metric Learning", CVPR 2019, arXiv:1904.02616.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]])
+      >>> float(lossjax.losses.snr_contrastive_loss(x, jnp.array([0, 0, 1]), neg_margin=5.0))  # snr_an = 4
+      1.0
+    """
+    fn = "snr_contrastive_loss"
+    C.check_positive(fn, "pos_margin", pos_margin, allow_zero=True)
+    C.check_positive(fn, "neg_margin", neg_margin, allow_zero=True)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize, memory=memory)
+    d = _snr_distance(b.x, b.x_all)
+    zero = jnp.zeros((), d.dtype)
+    pos_l = jnp.where(b.pos, jax.nn.relu(d - pos_margin), zero)
+    neg_l = jnp.where(b.neg, jax.nn.relu(neg_margin - d), zero)
+    return _avg_nonzero(pos_l, axis_name) + _avg_nonzero(neg_l, axis_name)
+
+
+def _fast_ap_sample() -> Sample:
+    s = _pml_pair_sample(variants=({"num_bins": 4},))
+    x, y = s.args
+    # The automatic extremes (equal magnitudes, signs) put squared distances exactly on the bin centres, the
+    # kinks of the triangular pulses, where float32 rounding picks a side: a scale of 1e4 and zeros instead.
+    return dataclasses.replace(s, extremes=((x * 1e4, y), (np.zeros_like(x), y)))
+
+
+@register(
+    "fast_ap_loss",
+    aliases=("fastap_loss",),
+    family=FAMILY,
+    kind="batch",
+    formula="mean_{i: P(i) nonempty} 1 - 1/|P(i)| sum_b h+_ib H+_ib / H_ib  (soft histograms of d^2 in num_bins bins)",
+    paper="Deep Metric Learning to Rank (FastAP, Cakir, He, Xia, Kulis, Sclaroff, CVPR 2019)",
+    reference=f"{_PML}::losses/fast_ap_loss.py::FastAPLoss (LpDistance(power=2), MeanReducer)",
+    sample=lambda: _fast_ap_sample(),
+    runtime=("axis_name",),
+)
+def fast_ap_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    num_bins: int = 10,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""FastAP: one minus a histogram approximation of the average precision of each anchor's ranking.
+
+    .. math::
+        \mathrm{FastAP}_i = \frac{1}{|P(i)|}\sum_{b=0}^{B} \frac{h^+_{ib}\,H^+_{ib}}{H_{ib}},\qquad
+        \mathcal L = \operatorname{mean}_{i:\ P(i)\neq\emptyset}\big(1 - \mathrm{FastAP}_i\big)
+
+    Distances are squared Euclidean of normalized embeddings (in ``[0, 4]``);
+    each pair adds a triangular pulse ``[1 - |d - c_b| / delta]_+`` to the bins
+    centred at ``c_b = b * 4 / B`` (``B + 1`` centres, ``delta = 4 / B``):
+    ``h+`` counts positives, ``H+`` and ``H`` are the cumulative positive and
+    total counts (bins where ``h+ H+`` or ``H`` is 0 add nothing).
+
+    Args:
+      embeddings: ``[N, D]`` (normalized inside).
+      labels: integer labels ``[N]``.
+      num_bins: ``B`` (10).
+      where: optional ``[N]`` mask of real examples.
+      axis_name: mapped axis to gather the batch over.
+
+    Returns:
+      Scalar loss.
+
+    Paper: Cakir, He, Xia, Kulis, Sclaroff, "Deep Metric Learning to Rank",
+    CVPR 2019 (FastAP).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+      >>> float(lossjax.losses.fast_ap_loss(x, jnp.array([0, 0, 1, 1])))  # each positive ranks first: AP 1
+      0.0
+    """
+    fn = "fast_ap_loss"
+    C.check_int(fn, "num_bins", num_bins, 1, static=True)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=True)
+    d = pairwise_similarity(b.x, b.x_all, distance="squared_euclidean")
+    dtype = d.dtype
+    zero = jnp.zeros((), dtype)
+    delta = 4.0 / num_bins
+    centres = jnp.asarray(np.linspace(0.0, 4.0, num_bins + 1), dtype)
+    pulse = jax.nn.relu(1 - jnp.abs(d[:, :, None] - centres[None, None, :]) / delta)  # [n, M, B + 1]
+    pos_h = jnp.sum(jnp.where(b.pos[:, :, None], pulse, zero), axis=1)
+    neg_h = jnp.sum(jnp.where(b.neg[:, :, None], pulse, zero), axis=1)
+    cum_pos = jnp.cumsum(pos_h, axis=-1)
+    cum_all = jnp.cumsum(pos_h + neg_h, axis=-1)
+    prod = pos_h * cum_pos
+    safe = (prod > 0) & (cum_all > 0)
+    ratio = jnp.where(safe, prod / jnp.where(safe, cum_all, jnp.ones((), dtype)), zero)
+    n_pos = jnp.sum(b.pos, axis=-1).astype(dtype)
+    has = n_pos > 0
+    ap = jnp.sum(ratio, axis=-1) / jnp.maximum(n_pos, jnp.ones((), dtype))
+    per = jnp.where(has, 1 - ap, zero)
+    return _global_mean(jnp.sum(per), _count(has, dtype), axis_name)

@@ -162,6 +162,82 @@ SELFSUP = {
 # Metric learning: pytorch-metric-learning 2.9.
 # ----------------------------------------------------------------------------------------------
 
+
+def _pml_margin(x, labels, *, beta=1.2, margin=0.2, nu=0.0, holder=None):
+    from pytorch_metric_learning import losses
+
+    beta = np.asarray(beta, np.float64)
+    kw = {"num_classes": beta.shape[0]} if beta.ndim else {}
+    loss = losses.MarginLoss(margin=margin, nu=nu, beta=float(beta.ravel()[0]), learn_beta=nu > 0, **kw)
+    if beta.ndim:
+        loss.beta = torch.nn.Parameter(torch.tensor(beta))
+    return loss(x, torch.as_tensor(np.asarray(labels)))
+
+
+def _tuplet_port(x, labels, *, margin=5.73, scale=64.0, holder=None):
+    """pytorch-metric-learning 2.9 losses/tuplet_margin_loss.py::TupletMarginLoss._compute_loss in torch, with
+    ``cos(acos(c) - m)`` written ``c cos m + sqrt(1 - c^2) sin m`` (the sqrt's gradient taken as 0 at 0): PML's
+    ``acos`` has an infinite derivative at ``c = +-1`` (NaN gradients for identical rows); equal elsewhere
+    (checked against the PML call on every finite case)."""
+    from pytorch_metric_learning import losses
+
+    lab = torch.as_tensor(np.asarray(labels))
+    xn = F.normalize(x, dim=1)
+    c = xn @ xn.t()
+    same = lab[:, None] == lab[None, :]
+    pos = same & ~torch.eye(len(lab), dtype=torch.bool)
+    neg = ~same
+    m = np.radians(margin)
+    one_m = 1 - c * c
+    ok = one_m > 0
+    sin = torch.where(ok, torch.sqrt(torch.where(ok, one_m, torch.ones_like(one_m))), torch.zeros_like(one_m))
+    cos_m = c * np.cos(m) + sin * np.sin(m)
+    terms = []
+    for a, p in zip(*torch.where(pos), strict=True):
+        inside = scale * (c[a][neg[a]] - cos_m[a, p])
+        terms.append(torch.logsumexp(torch.cat([inside, torch.zeros(1)]), dim=0))
+    out = torch.stack(terms).mean() if terms else torch.zeros(())
+    ref = losses.TupletMarginLoss(margin=margin, scale=scale)(x.detach(), lab)
+    if torch.isfinite(ref):
+        assert abs(float(ref) - float(out)) <= 1e-9 * max(1.0, abs(float(ref))), (float(ref), float(out))
+    return out
+
+
+def _metric_table() -> dict:
+    from pytorch_metric_learning import losses
+
+    def renamed(cls, **names):
+        def run(x, labels, *, holder=None, **kw):
+            kw = {names.get(k, k): v for k, v in kw.items()}
+            return cls(**kw)(x, torch.as_tensor(np.asarray(labels)))
+
+        return run
+
+    pml = "pytorch-metric-learning 2.9 (float64)"
+    return {
+        "margin_loss": (_pml_margin, f"{pml} losses.MarginLoss (learn_beta=nu > 0; per-class beta via num_classes)"),
+        "nca_loss": (renamed(losses.NCALoss, scale="softmax_scale"), f"{pml} losses.NCALoss"),
+        "fast_ap_loss": (renamed(losses.FastAPLoss), f"{pml} losses.FastAPLoss"),
+        "tuplet_margin_loss": (
+            _tuplet_port,
+            f"{pml} losses.TupletMarginLoss (value called; a torch port with a safe sqrt for the gradients at "
+            "cos = +-1, where PML's acos gives NaN)",
+        ),
+        "generalized_lifted_structure_loss": (
+            renamed(losses.GeneralizedLiftedStructureLoss),
+            f"{pml} losses.GeneralizedLiftedStructureLoss",
+        ),
+        "intra_pair_variance_loss": (
+            renamed(losses.IntraPairVarianceLoss, pos_epsilon="pos_eps", neg_epsilon="neg_eps"),
+            f"{pml} losses.IntraPairVarianceLoss",
+        ),
+        "snr_contrastive_loss": (
+            renamed(losses.SignalToNoiseRatioContrastiveLoss),
+            f"{pml} losses.SignalToNoiseRatioContrastiveLoss",
+        ),
+    }
+
+
 METRIC: dict = {}
 MARGINS: dict = {}
 
@@ -194,7 +270,7 @@ def _run_family(family: str, table: dict) -> None:
 
 def main() -> None:
     _run_family("selfsup", SELFSUP)
-    _run_family("metric", METRIC)
+    _run_family("metric", {**METRIC, **_metric_table()})
     _run_family("margins", MARGINS)
 
 

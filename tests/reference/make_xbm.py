@@ -3,9 +3,14 @@
 Run once (not at test time), in the reference environment: ``python tests/reference/make_xbm.py``.
 Writes ``tests/reference/xbm.json``: three batches in a row through pytorch-metric-learning 2.9's
 ``CrossBatchMemory(loss, embedding_size=3, memory_size=7)`` (float64), each step's loss and its gradient with
-respect to that step's embeddings, for ContrastiveLoss, TripletMarginLoss, MultiSimilarityLoss and CircleLoss
+respect to that step's embeddings, for ContrastiveLoss, TripletMarginLoss, MultiSimilarityLoss, CircleLoss, MarginLoss,
+TupletMarginLoss, GeneralizedLiftedStructureLoss, IntraPairVarianceLoss and SignalToNoiseRatioContrastiveLoss
 with their defaults; the memory wraps around at the third batch. The first step is the warm-up (an empty
 memory: the batch is paired with its own stop-gradient copy).
+
+NCALoss is left out: under CrossBatchMemory PML keeps an example's own copy in its softmax (as a positive)
+and weights each anchor by its pair count over the largest one (``convert_to_weights``); lossjax's
+``nca_loss(memory=...)`` excludes the own copy and weights anchors equally, as without a memory.
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ LOSSES = {
     "batch_triplet_loss": losses.TripletMarginLoss,
     "multi_similarity_loss": losses.MultiSimilarityLoss,
     "circle_loss": losses.CircleLoss,
+    "margin_loss": losses.MarginLoss,
+    "tuplet_margin_loss": losses.TupletMarginLoss,
+    "generalized_lifted_structure_loss": losses.GeneralizedLiftedStructureLoss,
+    "intra_pair_variance_loss": losses.IntraPairVarianceLoss,
+    "snr_contrastive_loss": losses.SignalToNoiseRatioContrastiveLoss,
 }
 
 
