@@ -12,7 +12,8 @@ value and the gradient of that value with respect to the logits, in float64:
   files, called: the package's ``__init__`` needs torchvision, which does not import here, so the
   ``losses`` subpackage is loaded under a stub parent package; the loss files import only torch);
 - MONAI 1.6.1 ``DiceLoss(ignore_index=...)`` (pixel masks), ``DiceLoss``/``TverskyLoss``/
-  ``GeneralizedDiceLoss``/``MCCLoss`` with ``batch=True``, ``DiceCELoss(batch=True)``, 3-D inputs;
+  ``GeneralizedDiceLoss``/``MCCLoss`` with ``batch=True``, ``DiceCELoss(batch=True)``, 3-D inputs,
+  ``DiceFocalLoss`` and ``FocalLoss(use_softmax=True)`` called whole;
 - bermanmaxim/LovaszSoftmax@7d48792 ``pytorch/lovasz_losses.py`` (torch port in
   make_expected_segmentation.py) with ``ignore`` pixels.
 """
@@ -38,7 +39,15 @@ import make_expected_segmentation as R
 warnings.filterwarnings("ignore")
 torch.set_default_dtype(torch.float64)
 
-from monai.losses import DiceCELoss, DiceLoss, GeneralizedDiceLoss, MCCLoss, TverskyLoss  # noqa: E402
+from monai.losses import (  # noqa: E402
+    DiceCELoss,
+    DiceFocalLoss,
+    DiceLoss,
+    FocalLoss,
+    GeneralizedDiceLoss,
+    MCCLoss,
+    TverskyLoss,
+)
 
 OUT = pathlib.Path(__file__).with_name("segmentation.json")
 
@@ -371,6 +380,48 @@ add(
         ]
     ).mean(),
     kwargs={"include_background": False, "class_weights": w3, "label_smoothing": 0.1, "ce_weight": 0.5},
+    transform="mean",
+)
+
+# DiceFocalLoss and FocalLoss called whole (FocalLoss.forward computes in float32: float32 tolerance). MONAI's
+# DiceFocalLoss always uses the sigmoid focal term, also beside a softmax Dice (focal_activation="sigmoid").
+w4 = [0.5, 1.0, 2.0, 1.5]
+add(
+    "monai_dicefocal_softmax_nobg",
+    f"{MONAI} DiceFocalLoss(softmax=True, to_onehot_y=True, include_background=False, gamma=1.5, alpha=0.25, "
+    "weight=w, lambda_focal=2.0)",
+    "dice_focal_loss",
+    z,
+    y,
+    lambda t: DiceFocalLoss(
+        softmax=True,
+        to_onehot_y=True,
+        include_background=False,
+        gamma=1.5,
+        alpha=0.25,
+        weight=torch.tensor(w4[1:]),
+        lambda_focal=2.0,
+    )(cf(t), torch.as_tensor(y)[:, None]),
+    kwargs={
+        "focal_activation": "sigmoid",
+        "include_background": False,
+        "gamma": 1.5,
+        "alpha": 0.25,
+        "class_weights": w4,
+        "focal_weight": 2.0,
+    },
+    transform="mean",
+)
+# FocalLoss(use_softmax=True) averages over pixels and channels: lossjax's softmax focal term (a mean over
+# pixels) with focal_weight = 1 / C and no Dice.
+add(
+    "monai_focal_softmax",
+    f"{MONAI} FocalLoss(use_softmax=True, to_onehot_y=True, gamma=2.0, alpha=0.75)",
+    "dice_focal_loss",
+    z,
+    y,
+    lambda t: FocalLoss(use_softmax=True, to_onehot_y=True, gamma=2.0, alpha=0.75)(cf(t), torch.as_tensor(y)[:, None]),
+    kwargs={"focal_activation": "softmax", "alpha": 0.75, "dice_weight": 0.0, "focal_weight": 1.0 / C},
     transform="mean",
 )
 
