@@ -135,7 +135,14 @@ def _mesa_step(tx):
 
 
 def cases(size: str) -> list[Case]:
-    batch, dims = _sizes(size)
+    # The MLP at batch 256 is memory-bound (parameter-sized passes dominate); at a large batch the two
+    # gradients dominate (compute-bound), where LookSAM's k=5 should approach 1 + 1/k of a plain step.
+    return [_sam_case(size), _sam_case(size, batch=8192 if size == "large" else 2048, full=False)]
+
+
+def _sam_case(size: str, batch: int | None = None, full: bool = True) -> Case:
+    default_batch, dims = _sizes(size)
+    batch = batch or default_batch
     params = _init(dims)
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
     rng = np.random.default_rng(1)
@@ -166,8 +173,18 @@ def cases(size: str) -> list[Case]:
         ("lossjax rwp", T.random_weight_perturbation(gamma=0.01)),
         ("lossjax looksam interval=5", T.looksam(rho=RHO, interval=5)),
     ]:
+        if not full and label not in ("lossjax sam", "lossjax looksam interval=5"):
+            continue
         chained = optax.chain(tx, sgd)
         add(label, _chain_step(chained), (params, chained.init(params)))
+    if not full:  # the compute-bound configuration: the SAM floor, SAM and LookSAM only
+        return Case(
+            f"SAM step, MLP {n_params / 1e6:.1f}M, batch {batch} (compute-bound)",
+            variants,
+            baseline="sgd-momentum (baseline)",
+            key="sam-compute-bound",
+            note=f"MLP {dims}, batch {batch}, {STEPS} steps per call; LookSAM target <= 1.25x the SGD step",
+        )
 
     mesa_tx = optax.chain(T.mesa(decay=0.999), sgd)
     add("lossjax mesa", _mesa_step(mesa_tx), (params, mesa_tx.init(params)))
@@ -204,4 +221,4 @@ def cases(size: str) -> list[Case]:
         "Optimizer state, MiB (params = "
         f"{p_bytes / 2**20:.2f}): " + ", ".join(f"{k.split(' (')[0]} {v / 2**20:.2f}" for k, v in state_bytes.items())
     )
-    return [Case(f"SAM step, MLP {n_params / 1e6:.1f}M", variants, baseline="sgd-momentum (baseline)", note=note)]
+    return Case(f"SAM step, MLP {n_params / 1e6:.1f}M", variants, baseline="sgd-momentum (baseline)", note=note)
