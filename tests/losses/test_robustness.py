@@ -15,6 +15,7 @@ from lossjax.losses import (
     kl_dro_instance_weights,
     mart_loss,
     norm_loss_regularizer,
+    parameter_gradient_norm_penalty,
     pgd_perturbation,
     trades_loss,
     virtual_adversarial_loss,
@@ -158,3 +159,20 @@ def test_errors_name_the_function_and_argument():
         kl_dro_instance_weights(jnp.ones(3), temperature=0.0)
     with pytest.raises(ValueError, match="norm_loss_regularizer: `target_norm` must be > 0"):
         norm_loss_regularizer(jnp.ones((2, 2)), target_norm=-1.0)
+
+
+def test_parameter_gradient_norm_penalty_closed_forms():
+    a = jnp.array([1.0, 2.0])
+
+    def quad(p):
+        return 0.5 * jnp.sum(a * p["w"] ** 2) + jnp.sum(p["b"])
+
+    p = {"w": jnp.array([3.0, 4.0]), "b": jnp.array([1.0])}
+    # grad = (a w, 1): |grad|^2 = 9 + 64 + 1; d/dw = 2 a^2 w
+    assert_close(parameter_gradient_norm_penalty(p, loss_fn=quad), 74.0)
+    g = jax.grad(lambda q: parameter_gradient_norm_penalty(q, loss_fn=quad))(p)
+    assert_close(g["w"], 2 * a**2 * p["w"])
+    assert_close(g["b"], jnp.zeros(1))
+    assert_close(parameter_gradient_norm_penalty(p, loss_fn=quad, target_norm=1.0), (jnp.sqrt(74.0) - 1) ** 2)
+    with pytest.raises(ValueError, match="parameter_gradient_norm_penalty: `loss_fn` must return a scalar"):
+        parameter_gradient_norm_penalty(p, loss_fn=lambda q: q["w"])

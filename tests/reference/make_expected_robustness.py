@@ -14,7 +14,8 @@ Ports, each pinned to its upstream file:
 - PGD / TRADES: yaodongyu/TRADES@9d308f1 ``trades.py::trades_loss`` (its ``l_inf`` loop and its ``l_2``
   branch: SGD on delta with normalized gradients, clamp, ``renorm``), per example.
 - MART: YisenWang/MART@2514b7e ``mart.py::mart_loss``, per example.
-- gradient_norm_penalty: the closed form with torch double backprop (``create_graph=True``).
+- gradient_norm_penalty, parameter_gradient_norm_penalty: closed forms with torch double backprop
+  (``create_graph=True``).
 - kl_dro_instance_weights: the closed form (torch softmax); norm_loss_regularizer: the paper's formula.
 
 The random starts (VAT's ``d``, PGD's ``0.001 * N(0, I)``) are drawn from the case's PRNG key with
@@ -176,6 +177,14 @@ def gnp(x, *, apply_fn, target_norm=0.0):
     return norm**2 if target_norm == 0 else (norm - target_norm) ** 2
 
 
+def pgnp(params, *, loss_fn, target_norm=0.0):
+    x, y = torch.tensor(loss_fn["x"]), torch.as_tensor(loss_fn["y"], dtype=torch.long)
+    loss = torch.nn.functional.cross_entropy(x @ params, y)
+    g = torch.autograd.grad(loss, [params], create_graph=True)[0]
+    sq = (g**2).sum()
+    return sq if target_norm == 0 else (sq.sqrt() - target_norm) ** 2
+
+
 def kl_dro(losses, *, temperature=1.0, stop_gradient_weights=True):
     q = torch.softmax(losses / temperature, dim=-1)
     return q.detach() if stop_gradient_weights else q
@@ -191,6 +200,7 @@ REFERENCES = {
     "trades_loss": (trades, "yaodongyu/TRADES@9d308f1 trades.py::trades_loss (torch float64 port, per example)"),
     "mart_loss": (mart, "YisenWang/MART@2514b7e mart.py::mart_loss (torch float64 port, per example)"),
     "gradient_norm_penalty": (gnp, "closed form, torch 2.13.0 float64 double backprop"),
+    "parameter_gradient_norm_penalty": (pgnp, "closed form, torch 2.13.0 float64 double backprop of F.cross_entropy"),
     "kl_dro_instance_weights": (kl_dro, "closed form, torch 2.13.0 float64 softmax"),
     "norm_loss_regularizer": (norm_loss, "Norm Loss (arXiv:2103.06583) formula, torch 2.13.0 float64"),
 }
