@@ -883,3 +883,18 @@ def test_fused_heads_with_token_sharded_inputs():
     got = f(*(jax.device_put(x, rep if k == 1 else tok) for k, x in enumerate(args)))
     for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         assert_rel(g, r, 2e-6, "pair-sharded DPO head")
+
+
+def test_linear_preference_heads_bf16():
+    """bf16 hidden states and heads (bf16 matmul operands, float32 accumulation): float32 losses within bf16
+    tolerance of the materialized float32 losses of the same (bf16-rounded) inputs."""
+    h, w, y, rh, rw = _pref_inputs()
+    hb, wb, rhb, rwb = (x.astype(jnp.bfloat16) for x in (h, w, rh, rw))
+    got = lossjax.losses.linear_dpo_loss(hb, wb, y, rhb, rwb, beta=0.5, block_size=8)
+    assert got.dtype == jnp.float32
+    lp, m = _materialized_token_log_probs(hb.astype(jnp.float32), wb.astype(jnp.float32), y)
+    ref, _ = _materialized_token_log_probs(rhb.astype(jnp.float32), rwb.astype(jnp.float32), y)
+    want = lossjax.losses.dpo_loss(
+        lp[:, 0], lp[:, 1], ref[:, 0], ref[:, 1], beta=0.5, chosen_where=m[:, 0], rejected_where=m[:, 1]
+    )
+    assert_rel(got, want, 2e-2, "bf16 DPO head")
