@@ -15,20 +15,22 @@ References (the tests never import them):
 - torch 2.13.0 (float64 autograd): ``F.cross_entropy(weight=, label_smoothing=)``
   incl. probability targets, ``F.binary_cross_entropy_with_logits(pos_weight=)``,
   ``nn.MultiMarginLoss`` (p=1, 2: Weston-Watkins divided by C);
-- faithful torch ports (the repositories are not pip packages), line by line:
-  torchvision ``ops/focal_loss.py::sigmoid_focal_loss`` (the installed 0.28 wheel
-  does not load against torch 2.13, so its 10 lines are ported);
-  HanxunH/Active-Passive-Losses ``loss.py::GeneralizedCrossEntropy``;
-  lancopku/well-classified-examples-are-underestimated ``EncouragingLoss.py``;
-  Like-Hui/Squentropy-for-classification ``main.py`` (``--loss_type mixed``, per example);
-  statmlben/ensLoss ``losses.py::ensLoss`` (with the normal draws of the lossjax
+- MONAI 1.6 ``losses.focal_loss.softmax_focal_loss`` (the softmax focal cases, called);
+- faithful torch ports pinned to file@commit (the repositories are not pip packages), line by line:
+  pytorch/vision ``torchvision/ops/focal_loss.py@b9daa86::sigmoid_focal_loss`` (the installed
+  0.28 wheel does not load against torch 2.13, so its 10 lines are ported);
+  HanxunH/Active-Passive-Losses ``loss.py@0c207f7::GeneralizedCrossEntropy``;
+  lancopku/well-classified-examples-are-underestimated ``EncouragingLoss.py@1474bc3``;
+  Like-Hui/Squentropy-for-classification ``main.py@67764eb`` (``--loss_type mixed``, per example);
+  statmlben/ensLoss ``losses.py@051d87d::ensLoss`` (with the normal draws of the lossjax
   key, so that values and gradients are comparable);
-  maxwellmg/rethinking-harmonic-loss ``llms/model/distance_layers.py::EuclideanDistLayer``
+  maxwellmg/rethinking-harmonic-loss ``llms/model/distance_layers.py@be5814d::EuclideanDistLayer``
   followed by ``-log(sim_y / sum sim)``;
+  cvlab-yonsei/RankMixup ``calibrate/losses/rankmixup.py@e4a37c8`` (``RankMixup_MRL``, ``RankMixup_MNDCG``);
   an AnyLoss port of the paper's formulas (approximation function, soft confusion
   matrix, metric), whose F-beta branch is the harshvardhan2804/AnyLoss formula;
-- closed forms written independently of lossjax's log-space route: the softmax
-  focal and poly-1 focal formulas, comp-sum in its original sum-of-exponentials
+- closed forms written independently of lossjax's log-space route: the poly-1
+  focal formula (PolyLoss eq. 4), comp-sum in its original sum-of-exponentials
   form ``Phi^tau(sum_{y' != y} exp(z_y' - z_y))``, the smooth adversarial term,
   the one-vs-rest and squared hinge sums, sparse-softmax over the top-k set and
   the sparsemax loss with a target distribution (sort-based threshold).
@@ -205,42 +207,45 @@ add_jax(
 
 
 # ---------------------------------- focal ------------------------------------
-def softmax_focal(z, y, gamma, alpha=None):
-    logp = F.log_softmax(z, -1)
+# MONAI 1.6 losses.focal_loss.softmax_focal_loss (class axis 1, per-class alpha; summed over classes):
+# the upstream call, not a transcription of the formula.
+from monai.losses.focal_loss import softmax_focal_loss  # noqa: E402
+
+
+def monai_softmax_focal(z, y, gamma, alpha=None):
     q = onehot(y) if y.dtype == torch.int64 else y
-    w = q if alpha is None else q * torch.tensor(alpha)
-    return (w * (1 - logp.exp()) ** gamma * -logp).sum(-1)
+    return softmax_focal_loss(z, q, gamma, None if alpha is None else torch.tensor(alpha)).sum(-1)
 
 
 for gamma in (2.0, 0.5):
     add(
         "focal_loss",
-        "softmax focal formula (torch)",
+        "MONAI 1.6 softmax_focal_loss",
         (LOGITS, LABELS),
         INT,
-        lambda z, y, g=gamma: softmax_focal(z, y, g),
+        lambda z, y, g=gamma: monai_softmax_focal(z, y, g),
         {"gamma": gamma},
     )
 add(
     "focal_loss",
-    "softmax focal formula (torch), per-class alpha",
+    "MONAI 1.6 softmax_focal_loss, per-class alpha",
     (LOGITS, LABELS),
     INT,
-    lambda z, y: softmax_focal(z, y, 2.0, WEIGHTS),
+    lambda z, y: monai_softmax_focal(z, y, 2.0, WEIGHTS),
     {"alpha": WEIGHTS.tolist()},
 )
 add(
     "focal_loss",
-    "softmax focal formula (torch), expectation over q",
+    "MONAI 1.6 softmax_focal_loss, expectation over q (target = q)",
     (LOGITS, Q),
     DIST,
-    lambda z, q: softmax_focal(z, q, 1.5),
+    lambda z, q: monai_softmax_focal(z, q, 1.5),
     {"gamma": 1.5},
 )
 
 
 def torchvision_sigmoid_focal(inputs, targets, alpha=0.25, gamma=2.0):
-    # torchvision/ops/focal_loss.py::sigmoid_focal_loss (0.28), reduction="none".
+    # pytorch/vision torchvision/ops/focal_loss.py@b9daa86 sigmoid_focal_loss, reduction="none" (line for line).
     p = torch.sigmoid(inputs)
     ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
     p_t = p * targets + (1 - p) * (1 - targets)
@@ -253,7 +258,7 @@ def torchvision_sigmoid_focal(inputs, targets, alpha=0.25, gamma=2.0):
 
 add(
     "sigmoid_focal_loss",
-    "torchvision.ops.sigmoid_focal_loss (port)",
+    "torchvision/ops/focal_loss.py@b9daa86 sigmoid_focal_loss (port)",
     (BIN_LOGITS, BIN_LABELS),
     DIST,
     torchvision_sigmoid_focal,
