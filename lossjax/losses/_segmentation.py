@@ -49,6 +49,36 @@ counts over the whole batch (and over devices with ``axis_name``) and returns
 one scalar (kind ``batch``). Per-class values ``[B, C']`` come from
 :func:`overlap_loss_per_class`.
 
+Where the defaults differ from the references (pass these to match them; the
+goldens in tests/reference/ do):
+
+- MONAI applies no activation unless asked (``softmax=True``/``sigmoid=True``);
+  lossjax's default is ``activation="softmax"``. ``TverskyLoss`` defaults to
+  ``alpha = beta = 0.5``; :func:`tversky_loss` to ``alpha=0.3, beta=0.7``
+  (Salehi et al.). ``DiceFocalLoss`` always uses the sigmoid focal term, also
+  beside a softmax Dice: pass ``focal_activation="sigmoid"`` (the default
+  follows ``activation``). ``FocalLoss(use_softmax=True)`` also divides by the
+  number of channels (``focal_weight=1/C``). ``batch=True`` is
+  :func:`batch_overlap_loss`; ``reduction="mean"`` is the mean of the ``[B]``
+  outputs.
+- optax ``dice_loss(smooth=s)`` is ``(I + s) / (I + FP/2 + FN/2 + s)``: Dice
+  and Jaccard with ``smooth_nr = smooth_dr = 2 s`` (optax's default ``s = 1``,
+  lossjax's ``1e-5``); its ``alpha, beta`` are :func:`tversky_loss`'s with
+  ``smooth_nr = smooth_dr = s``, ``alpha = beta = 1`` is :func:`jaccard_loss`;
+  ``binary_dice_loss`` is ``activation="sigmoid"`` on one channel; its
+  ``multiclass_generalized_dice_loss`` is the batch mean of :func:`dice_loss`
+  with weights ``1/T^2`` normalized to sum to ``C`` (not MONAI's generalized
+  Dice, which is :func:`generalized_dice_loss`).
+- segmentation_models_pytorch reduces over the whole batch by default
+  (:func:`batch_overlap_loss`), counts absent classes as perfect
+  (``absent_classes="zero"``), uses soft-label sums (``soft_label=True``),
+  ``smooth=s`` is ``smooth_nr = smooth_dr = 2 s`` for Dice and Jaccard (``s``
+  for Tversky, whose ``gamma`` raises the class mean to that power, where
+  :func:`focal_tversky_loss` raises each class), normalizes class weights
+  (pass ``w * C' / sum(w)``); its ``LovaszLoss`` and
+  the official Lovasz code default to ``per_image=False``: fold the batch into
+  one image (``logits.reshape(1, -1, C)``) for that.
+
 The distance-transform losses (boundary, Hausdorff) compute exact Euclidean
 distance transforms inside the graph (:func:`signed_distance_map`: separable
 lower envelopes by brute force, ``O(N * L)`` for ``N`` pixels and side ``L``,
@@ -906,7 +936,7 @@ def generalized_dice_loss(
       >>> import jax.numpy as jnp, lossjax
       >>> logits = jnp.array([[[4.0, -4.0], [-4.0, 4.0], [4.0, -4.0]]])
       >>> lossjax.losses.generalized_dice_loss(logits, jnp.array([[0, 1, 0]])).round(4)
-      Array([0.0003], dtype=float32)
+      Array([0.0004], dtype=float32)
     """
     fn = "generalized_dice_loss"
     _check_overlap_hparams(fn, smooth_nr=smooth_nr, smooth_dr=smooth_dr, soft_label=soft_label)
@@ -2455,7 +2485,7 @@ def hausdorff_dt_loss(
       >>> y = jnp.array([[0, 1, 1, 0, 0]])
       >>> logits = jnp.array([[[0.0, 1.0], [-2.0, 2.0], [0.0, 1.0], [1.0, 0.0], [2.0, -2.0]]])
       >>> lossjax.losses.hausdorff_dt_loss(logits, y).round(4)
-      Array([0.2054], dtype=float32)
+      Array([1.1276], dtype=float32)
     """
     fn = "hausdorff_dt_loss"
     C.check_positive(fn, "alpha", alpha, allow_zero=True)
