@@ -38,10 +38,12 @@ __all__ = [
     "arcface_loss",
     "cosface_loss",
     "normalized_softmax_loss",
+    "p2sgrad_loss",
     "partial_fc_sampled_softmax",
     "sphereface2_initial_bias",
     "sphereface2_loss",
     "sphereface_loss",
+    "subcenter_arcface_loss",
 ]
 
 Array = jax.Array
@@ -976,4 +978,154 @@ def sphereface2_loss(
     weight = a * onehot + (1 - a) * (1 - onehot)
     bce = onehot * jax.nn.softplus(-logits) + (1 - onehot) * jax.nn.softplus(logits)
     loss = jnp.asarray(loss_weight, dtype) / r * jnp.sum(weight * bce, axis=-1)
+    return C.zero_masked(loss, mask)
+
+
+# --------------------------------------------------------------------------
+# More of pytorch-metric-learning's classification-style losses (issue 15).
+# --------------------------------------------------------------------------
+
+
+def _subcenter_sample() -> Sample:
+    rng = np.random.default_rng(41)
+    proxies = rng.normal(size=(3, 2, 4)).astype(np.float32)  # 3 classes, 2 sub-centres
+    labels = (np.arange(6) % 3).astype(np.int32)
+    emb = (proxies[labels, np.arange(6) % 2] * 1.5 + 0.4 * rng.normal(size=(6, 4))).astype(np.float32)
+    return Sample(
+        args=(emb, labels, proxies),
+        diff_argnums=(0, 2),
+        batched_argnums=(0, 1),
+        # An embedding on its sub-centre (cos = 1: the clamp), every input at 1e4 (signs) and zeros.
+        extremes=(
+            (np.concatenate([proxies[labels[:1], 0], emb[1:]]), labels, proxies),
+            (
+                np.where(emb >= 0, 1e4, -1e4).astype(np.float32),
+                labels,
+                np.where(proxies >= 0, 1e4, -1e4).astype(np.float32),
+            ),
+            (np.zeros_like(emb), labels, np.zeros_like(proxies)),
+        ),
+        variants=({"scale": 10.0, "margin": 0.3},),
+        value_tol=_ANGLE_TOL,
+    )
+
+
+@register(
+    "subcenter_arcface_loss",
+    aliases=("sub_center_arcface_loss",),
+    family=FAMILY,
+    kind="per_example",
+    formula="arcface_loss on cos_ic = max_k cos(x_i, w_ck)",
+    paper="Sub-center ArcFace: Boosting Face Recognition by Large-scale Noisy Web Faces (Deng et al., ECCV 2020)",
+    reference="KevinMusgrave/pytorch-metric-learning::losses/subcenter_arcface_loss.py::SubCenterArcFaceLoss",
+    sample=_subcenter_sample,
+)
+def subcenter_arcface_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    scale: float = 64.0,
+    margin: float = 0.5,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Sub-center ArcFace: ArcFace on the cosine of each class's closest sub-centre.
+
+    .. math::
+        \cos\theta_{ic} = \max_k \cos(x_i, w_{ck}),\qquad
+        \ell_i = -\log\frac{e^{s\psi(\theta_{iy_i})}}{e^{s\psi(\theta_{iy_i})} + \sum_{c\ne y_i} e^{s\cos\theta_{ic}}}
+
+    with ArcFace's :math:`\psi` (``cos(theta + m)``, continued linearly past
+    :math:`\theta = \pi - m`; see :func:`arcface_loss`). Noisy examples pick a
+    non-dominant sub-centre, so the dominant one stays clean.
+
+    Args:
+      embeddings: ``[N, D]`` embeddings (normalized inside).
+      labels: ``[N]`` integer class indices.
+      proxies: ``[C, K, D]`` the ``K`` sub-centres of each class (normalized inside;
+        PML's ``W`` is ``[D, C * K]`` with column ``c * K + k``).
+      scale: ``s`` (64).
+      margin: ``m`` in radians (0.5; PML takes degrees: 28.6).
+      where: optional ``[N]`` boolean mask.
+
+    Returns:
+      Per-example loss ``[N]`` (PML's value is the mean).
+
+    Paper: Deng, Guo, Liu, Xue, Kotsia, Zafeiriou, "Sub-center ArcFace:
+    Boosting Face Recognition by Large-scale Noisy Web Faces", ECCV 2020.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> w = jnp.array([[[1.0, 0.0], [0.0, -1.0]], [[0.0, 1.0], [-1.0, 0.0]]])  # 2 classes x 2 sub-centres
+      >>> x = jnp.array([[1.0, 1.0]])
+      >>> loss = lossjax.losses.subcenter_arcface_loss(x, jnp.array([0]), w, scale=1.0, margin=0.5)
+      >>> round(float(loss[0]), 4)  # as arcface_loss with the closest sub-centres [1, 0] and [0, 1]
+      0.9284
+    """
+    fn = "subcenter_arcface_loss"
+    C.check_positive(fn, "scale", scale)
+    C.check_in_range(fn, "margin", margin, 0.0, math.pi / 2)
+    e, y, p = check_proxy_inputs(fn, embeddings, labels, proxies, proxies_ndim=3)
+    dtype = C.compute_dtype(e, p)
+    mask = C.prepare_where(fn, where, e.shape[:1])
+    e = C.fill_masked(C.as_compute(e, dtype), mask)
+    c, k, d = p.shape
+    cos = pairwise_similarity(e, jnp.reshape(C.as_compute(p, dtype), (c * k, d)), distance="cosine")
+    cos = jnp.reshape(cos, (e.shape[0], c, k))
+    # The closest sub-centre by index (ties: the first, as torch's max): its cosine carries the whole gradient.
+    best = jax.lax.stop_gradient(jnp.argmax(cos, axis=-1))
+    cos = jnp.take_along_axis(cos, best[..., None], axis=-1)[..., 0]
+    onehot = C.class_targets(fn, cos, y, dtype, where=mask)
+    target = _margin_target_cosine(_target_column(cos, onehot), angular=margin, extension="threshold")
+    loss = ce_from_logits(jnp.asarray(scale, dtype) * _replace_target(cos, onehot, target), onehot)
+    return C.zero_masked(loss, mask)
+
+
+@register(
+    "p2sgrad_loss",
+    aliases=("p2s_grad_loss",),
+    family=FAMILY,
+    kind="per_example",
+    formula="1/C sum_c (cos(x_i, w_c) - [c = y_i])^2",
+    paper="P2SGrad: Refined Gradients for Optimizing Deep Face Models (Zhang et al., CVPR 2019, arXiv:1905.02479)",
+    reference="KevinMusgrave/pytorch-metric-learning::losses/p2s_grad_loss.py::P2SGradLoss "
+    "(from nii-yamagishilab/project-NN-Pytorch-scripts core_modules/p2sgrad.py)",
+    sample=lambda: proxy_sample(seed=42),
+)
+def p2sgrad_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""P2SGrad: the mean squared error between the class cosines and the one-hot target.
+
+    .. math::
+        \ell_i = \frac1C\sum_{c=1}^{C}\big(\cos\theta_{ic} - \mathbb 1[c = y_i]\big)^2
+
+    Its gradient is the paper's probability-to-similarity gradient (Eq. 11):
+    no scale or margin hyperparameters. PML's value is the mean of ``ell``
+    (``nn.MSELoss`` over ``[N, C]``).
+
+    Args:
+      embeddings: ``[N, D]`` embeddings (normalized inside).
+      labels: ``[N]`` integer class indices.
+      proxies: ``[C, D]`` class weights (normalized inside, as PML's renormed columns).
+      where: optional ``[N]`` boolean mask.
+
+    Returns:
+      Per-example loss ``[N]``.
+
+    Paper: Zhang, Zhao, Yan, Yi, Wang, Li, "P2SGrad: Refined Gradients for
+    Optimizing Deep Face Models", CVPR 2019, arXiv:1905.02479.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> w = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> lossjax.losses.p2sgrad_loss(jnp.array([[1.0, 1.0]]), jnp.array([0]), w).round(4)  # (0.2929^2 + 0.7071^2)/2
+      Array([0.2929], dtype=float32)
+    """
+    _, cos, onehot, mask, _ = class_cosines("p2sgrad_loss", embeddings, labels, proxies, where)
+    loss = jnp.mean(jnp.square(jnp.clip(cos, -1.0, 1.0) - onehot), axis=-1)
     return C.zero_masked(loss, mask)

@@ -181,7 +181,7 @@ def _tuplet_port(x, labels, *, margin=5.73, scale=64.0, holder=None):
     (checked against the PML call on every finite case)."""
     from pytorch_metric_learning import losses
 
-    lab = torch.as_tensor(np.asarray(labels))
+    lab = torch.as_tensor(np.asarray(labels)).long()
     xn = F.normalize(x, dim=1)
     c = xn @ xn.t()
     same = lab[:, None] == lab[None, :]
@@ -238,8 +238,63 @@ def _metric_table() -> dict:
     }
 
 
+_COS_LIMIT = 1.0 - 1e-7  # lossjax's clamp before acos/sqrt (PML clamps to +-1: NaN gradients at cos = +-1)
+
+
+def subcenter_arcface_loss(x, labels, proxies, *, scale=64.0, margin=0.5, holder=None):
+    """Torch port of PML 2.9 SubCenterArcFaceLoss (get_cosine: max over sub-centres; ArcFaceLoss's
+    modify_cosine_of_target_classes; cross-entropy per example), with lossjax's clamp; the mean is checked
+    against the PML call (W = proxies as [D, C * K], margin in degrees)."""
+    from pytorch_metric_learning import losses
+
+    c, k, d = proxies.shape
+    lab = torch.as_tensor(np.asarray(labels)).long()
+    w = proxies.reshape(c * k, d)
+    cos = F.normalize(x, dim=1) @ F.normalize(w, dim=1).t()
+    cos = cos.view(-1, c, k).max(dim=2).values
+    mask = F.one_hot(lab, c).to(cos.dtype)
+    tc = cos[mask == 1]
+    angles = torch.acos(torch.clamp(tc, -_COS_LIMIT, _COS_LIMIT))
+    mod = torch.where(angles <= np.pi - margin, torch.cos(angles + margin), torch.cos(angles) - margin * np.sin(margin))
+    logits = (cos + mask * (mod - tc).unsqueeze(1)) * scale
+    out = F.cross_entropy(logits, lab, reduction="none")
+    pml = losses.SubCenterArcFaceLoss(
+        num_classes=c, embedding_size=d, sub_centers=k, margin=float(np.degrees(margin)), scale=scale
+    )
+    pml.W.data = w.detach().t().clone()
+    ref = float(pml(x.detach(), lab))
+    if np.all(np.abs(tc.detach().numpy()) < _COS_LIMIT) and np.all(np.linalg.norm(x.detach().numpy(), axis=1) > 0):
+        assert abs(ref - float(out.mean())) <= 1e-9 * max(1.0, abs(ref)), (ref, float(out.mean()))
+    return out
+
+
+def p2sgrad_loss(x, labels, proxies, *, holder=None):
+    """PML 2.9 P2SGradLoss per example (the MSE of the cosines and the one-hot target, mean over classes) with
+    the gradient through the proxies' normalization (PML renormalizes ``W.data``, outside autograd); the mean
+    is checked against the PML call."""
+    from pytorch_metric_learning import losses
+
+    lab = torch.as_tensor(np.asarray(labels)).long()
+    cos = (F.normalize(x, dim=1) @ F.normalize(proxies, dim=1).t()).clamp(-1, 1)
+    out = ((cos - F.one_hot(lab, proxies.shape[0]).to(cos.dtype)) ** 2).mean(dim=1)
+    finite = np.linalg.norm(proxies.detach().numpy(), axis=1).min() > 1e-5
+    if finite and np.linalg.norm(x.detach().numpy(), axis=1).min() > 0:  # PML asserts unit columns
+        pml = losses.P2SGradLoss(descriptors_dim=x.shape[1], num_classes=proxies.shape[0])
+        pml.weight.data = proxies.detach().t().clone()
+        ref = float(pml(x.detach(), lab))
+        # torch.renorm divides by (norm + 1e-7): PML's unit columns are off by ~1e-7 relative.
+        assert abs(ref - float(out.mean())) <= 1e-6 * max(1.0, abs(ref)), (ref, float(out.mean()))
+    return out
+
+
 METRIC: dict = {}
-MARGINS: dict = {}
+MARGINS: dict = {
+    "subcenter_arcface_loss": (
+        subcenter_arcface_loss,
+        "port of pytorch-metric-learning 2.9 SubCenterArcFaceLoss (value checked against the PML call)",
+    ),
+    "p2sgrad_loss": (p2sgrad_loss, "pytorch-metric-learning 2.9 P2SGradLoss per example (checked against the call)"),
+}
 
 
 def _run_family(family: str, table: dict) -> None:
