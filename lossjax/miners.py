@@ -35,7 +35,9 @@ __all__ = [
     "batch_all_miner",
     "batch_hard_miner",
     "multi_similarity_miner",
+    "pair_margin_miner",
     "semihard_miner",
+    "triplet_margin_miner",
 ]
 
 Array = jax.Array
@@ -214,3 +216,114 @@ def multi_similarity_miner(
     b = labelled_batch(fn, embeddings, labels, where)
     sim = pairwise_similarity(b.x, distance="cosine")
     return multi_similarity_mine(sim, b.pos, b.neg, margin=margin)
+
+
+def triplet_margin_miner(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: float = 0.2,
+    type_of_triplets: str = "all",
+    distance: str = "euclidean",
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""pytorch-metric-learning's ``TripletMarginMiner``: triplets by their margin ``d(a, n) - d(a, p)``, as a mask.
+
+    .. math::
+        g_{apn} = d(a,n) - d(a,p):\quad
+        \text{all: } g \le m,\quad \text{hard: } g \le 0,\quad
+        \text{semihard: } 0 < g \le m,\quad \text{easy: } g > m
+
+    over every triplet with ``y_p = y_a``, ``p != a``, ``y_n != y_a`` (valid rows only).
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      margin: ``m`` (0.2, PML's default).
+      type_of_triplets: ``"all"``, ``"hard"``, ``"semihard"`` or ``"easy"``.
+      distance: ``"euclidean"`` (PML's ``LpDistance``) or ``"squared_euclidean"``.
+      normalize: L2-normalize the embeddings first.
+      where: optional ``[N]`` boolean mask.
+
+    Returns:
+      ``[N, N, N]`` bool, indexed ``[anchor, positive, negative]``; PML's index
+      tuple is ``jnp.nonzero(mask)`` (under ``jit``: ``jnp.nonzero(mask, size=k,
+      fill_value=-1)``, a static size with ``-1`` padding), in the same order.
+
+    Paper: Schroff, Kalenichenko, Philbin, "FaceNet" (2015, arXiv:1503.03832);
+    Hermans, Beyer, Leibe, "In Defense of the Triplet Loss" (2017, arXiv:1703.07737).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax.miners import triplet_margin_miner
+      >>> x = jnp.array([[0.0], [1.0], [1.1], [5.0]])
+      >>> m = triplet_margin_miner(x, jnp.array([0, 0, 1, 1]), margin=0.5, type_of_triplets="hard", normalize=False)
+      >>> [tuple(int(i) for i in t) for t in jnp.argwhere(m)]
+      [(1, 0, 2), (2, 3, 0), (2, 3, 1)]
+    """
+    fn = "triplet_margin_miner"
+    C.check_positive(fn, "margin", margin, allow_zero=True)
+    C.check_one_of(fn, "type_of_triplets", type_of_triplets, ("all", "hard", "semihard", "easy"))
+    C.check_one_of(fn, "distance", distance, _TRIPLET_DISTANCES)
+    b = labelled_batch(fn, embeddings, labels, where, normalize=normalize)
+    d = pairwise_similarity(b.x, distance=distance)
+    gap = d[:, None, :] - d[:, :, None]  # d(a, n) - d(a, p), [a, p, n]
+    if type_of_triplets == "easy":
+        keep = gap > margin
+    else:
+        keep = gap <= margin
+        if type_of_triplets == "hard":
+            keep = keep & (gap <= 0)
+        elif type_of_triplets == "semihard":
+            keep = keep & (gap > 0)
+    return b.pos[:, :, None] & b.neg[:, None, :] & keep
+
+
+def pair_margin_miner(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    pos_margin: float = 0.2,
+    neg_margin: float = 0.8,
+    distance: str = "euclidean",
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+) -> tuple[Array, Array]:
+    r"""PML's ``PairMarginMiner``: positive pairs farther than ``m_+``, negative pairs closer than ``m_-``.
+
+    .. math::
+        \mathrm{pos}_{ij} = [y_i = y_j,\ i \ne j]\,[d_{ij} > m_+],\qquad
+        \mathrm{neg}_{ij} = [y_i \ne y_j]\,[d_{ij} < m_-]
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      pos_margin: ``m_+`` (0.2).
+      neg_margin: ``m_-`` (0.8).
+      distance: ``"euclidean"`` (PML's ``LpDistance``) or ``"squared_euclidean"``.
+      normalize: L2-normalize the embeddings first.
+      where: optional ``[N]`` boolean mask.
+
+    Returns:
+      ``(pos, neg)``: ``[N, N]`` bool masks; PML's ``(a1, p, a2, n)`` are
+      ``jnp.nonzero(pos)`` and ``jnp.nonzero(neg)`` (row-major, PML's order).
+
+    Paper: Hadsell, Chopra, LeCun, "Dimensionality Reduction by Learning an
+    Invariant Mapping", CVPR 2006 (the contrastive margins this miner applies).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax.miners import pair_margin_miner
+      >>> x = jnp.array([[0.0], [1.0], [0.5]])
+      >>> pos, neg = pair_margin_miner(x, jnp.array([0, 0, 1]), pos_margin=0.5, neg_margin=0.6, normalize=False)
+      >>> pos.astype(int).tolist(), neg.astype(int).tolist()
+      ([[0, 1, 0], [1, 0, 0], [0, 0, 0]], [[0, 0, 1], [0, 0, 1], [1, 1, 0]])
+    """
+    fn = "pair_margin_miner"
+    C.check_positive(fn, "pos_margin", pos_margin, allow_zero=True)
+    C.check_positive(fn, "neg_margin", neg_margin, allow_zero=True)
+    C.check_one_of(fn, "distance", distance, _TRIPLET_DISTANCES)
+    b = labelled_batch(fn, embeddings, labels, where, normalize=normalize)
+    d = pairwise_similarity(b.x, distance=distance)
+    return b.pos & (d > pos_margin), b.neg & (d < neg_margin)
