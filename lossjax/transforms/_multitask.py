@@ -73,6 +73,7 @@ from lossjax._aggregation import (
 from lossjax.registry import TransformSample, register
 
 __all__ = [
+    "ExcessMTLState",
     "GradVacState",
     "MConfigState",
     "NashMTLState",
@@ -83,6 +84,7 @@ __all__ = [
     "constant_weights",
     "dualproj",
     "equal_weight",
+    "excess_mtl",
     "fairgrad",
     "graddrop",
     "gradvac",
@@ -1963,3 +1965,120 @@ def fairgrad(
         return w * jnp.exp(-2.0 * jnp.log(s) / (1.0 + 1.0 / float(alpha))), state
 
     return gram_aggregator(fn, wfn, num_losses=num_losses, axis_name=axis_name)
+
+
+# ------------------------------------------------------------------------------
+# ExcessMTL (robust weights from per-task excess risks).
+# ------------------------------------------------------------------------------
+
+
+class ExcessMTLState(NamedTuple):
+    """State of :func:`excess_mtl`: the task weights it used last (for logging), the running sums of squared
+    per-task gradients (like the stacked gradients), the baseline excess risks and the step count."""
+
+    weights: Array  # [m]
+    squared_gradient_sum: Any  # pytree of [m, *param_shape]
+    baseline: Array  # [m]
+    warmup_sum: Array  # [m]
+    count: Array
+
+
+@register(
+    "excess_mtl",
+    family=FAMILY,
+    kind="transform",
+    formula="S += g_i^2;  e_i = sum g_i^2 / sqrt(S_i + 1e-7) (/ baseline_i);  w = softmax(log w + eta e);  "
+    "update = sum_i w_i g_i",
+    paper="Robust Multi-Task Learning with Excess Risks (ICML 2024, arXiv:2402.02009)",
+    reference="torchjd==0.18.0 torchjd/aggregation/_excess_mtl.py::ExcessMTL (official uiuctml/ExcessMTL, LibMTL)",
+    sample=_sample({"num_warmup_steps": 1, "robust_step_size": 0.5}, hyperparams={"num_losses": 3}),
+)
+def excess_mtl(
+    *,
+    num_losses: int | None = None,
+    robust_step_size: float = 1.0,
+    num_warmup_steps: int = 0,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""ExcessMTL: exponentiated-gradient task weights driven by per-task excess-risk estimates.
+
+    .. math::
+        S_i \mathrel{+}= g_i^2,\qquad
+        e_i = \sum_p \frac{g_{ip}^2}{\sqrt{S_{ip} + 10^{-7}}},\qquad
+        w \leftarrow \mathrm{softmax}\big(\log w + \eta\, e / (e^{(0)} + 10^{-7})\big),\qquad
+        \text{update} = \sum_i w_i g_i
+
+    (Equations 6-7 and 9 of the paper: an AdaGrad-style diagonal Hessian
+    estimate of the excess risk :math:`g^\top H^{-1} g`). Weights start
+    uniform; during the first ``num_warmup_steps`` updates they stay uniform
+    and the excess risks are averaged into the baseline :math:`e^{(0)}`; with
+    no warm-up the first step's raw excess risks are both the baseline and the
+    step's drive (the official code's behaviour). The weights used are in
+    ``state.weights``.
+
+    Args:
+      num_losses: m (required: the state holds per-task weights and squared-gradient sums).
+      robust_step_size: :math:`\eta > 0`.
+      num_warmup_steps: updates with uniform weights that collect the baseline (the paper: 3 epochs).
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`ExcessMTLState`
+      (``init(params)`` needs the parameters: the squared-gradient sums have their shapes).
+
+    Paper: He, Zhou, Zhang, Liu, Zhang, "Robust Multi-Task Learning with Excess Risks", ICML 2024,
+    arXiv:2402.02009.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.excess_mtl(num_losses=2)
+      >>> upd, state = tx.update(jnp.array([[1.0, 0.0], [0.0, 3.0]]), tx.init(jnp.zeros(2)))
+      >>> state.weights.round(3).tolist()  # e = (1, 3): softmax(log(1/2) + e)
+      [0.119, 0.881]
+    """
+    fn = "excess_mtl"
+    m0 = check_num_losses(fn, num_losses, required=True)
+    C.check_positive(fn, "robust_step_size", robust_step_size)
+    C.check_int(fn, "num_warmup_steps", num_warmup_steps, 0, static=True)
+    warm = int(num_warmup_steps)
+
+    def init(params):
+        if params is None:
+            raise ValueError(f"{fn}: `init` needs the parameters (the squared-gradient sums have their shapes).")
+        sums = jax.tree.map(lambda p: jnp.zeros((m0, *jnp.shape(p)), jnp.float32), params)
+        z = jnp.zeros((m0,), jnp.float32)
+        return ExcessMTLState(jnp.full((m0,), 1.0 / m0, jnp.float32), sums, z, z, jnp.zeros((), jnp.int32))
+
+    def step(updates, m, state, extra):
+        dtype = jnp.float32 if _trees.compute_dtype(updates) != jnp.float64 else jnp.float64
+        sq = jax.tree.map(lambda g: jnp.square(g.astype(dtype)), updates)
+        sums = jax.tree.map(lambda s, q: s.astype(dtype) + q, state.squared_gradient_sum, sq)
+        tiny = jnp.asarray(1e-7, dtype)
+        e = sum(
+            jnp.sum(jnp.reshape(q / jnp.sqrt(s + tiny), (m, -1)), axis=1)
+            for q, s in zip(jax.tree.leaves(sq), jax.tree.leaves(sums), strict=True)
+        )
+        count = state.count
+        in_warmup = count < warm
+        first = count == warm  # the first weighted step sets the baseline
+        if warm > 0:
+            base_new = (state.warmup_sum.astype(dtype) + jnp.where(in_warmup, e, 0.0)) / warm
+            drive = e / (jnp.where(first, base_new, state.baseline.astype(dtype)) + tiny)
+        else:
+            base_new = e
+            drive = jnp.where(first, e, e / (state.baseline.astype(dtype) + tiny))
+        baseline = jnp.where(first, base_new, state.baseline.astype(dtype))
+        log_w = jnp.log(state.weights.astype(dtype))
+        new_w = jax.nn.softmax(log_w + jnp.asarray(robust_step_size, dtype) * drive)
+        weights = jnp.where(in_warmup, state.weights.astype(dtype), new_w)
+        warmup_sum = jnp.where(in_warmup, state.warmup_sum.astype(dtype) + e, state.warmup_sum.astype(dtype))
+        new = ExcessMTLState(
+            weights.astype(jnp.float32) if dtype != jnp.float64 else weights,
+            jax.tree.map(lambda s, old: s.astype(old.dtype), sums, state.squared_gradient_sum),
+            baseline.astype(state.baseline.dtype),
+            warmup_sum.astype(state.warmup_sum.dtype),
+            count + 1,
+        )
+        return combine(updates, weights), new
+
+    return aggregator(fn, step, num_losses=m0, axis_name=axis_name, init=init)

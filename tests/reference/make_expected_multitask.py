@@ -32,6 +32,7 @@ flattens a dict) and each update is computed in float64 by:
 - equal_weight  torchjd==0.18.0 Sum / Mean
 - krum, trimmed_mean, constant_weights   torchjd==0.18.0 Krum, TrimmedMean, Constant
 - fairgrad      torchjd==0.18.0 FairGrad (G w = w^(-1/alpha) by scipy least_squares)
+- excess_mtl    torchjd==0.18.0 ExcessMTL (one object over the 2 steps: its state carries over)
 
 Extra dependencies here only: pip install quadprog qpsolvers cvxpy clarabel ecos (into the refvenv).
 Run: python tests/reference/make_expected_multitask.py
@@ -349,6 +350,11 @@ def fairgrad(case, hp):
     return lambda J, k: agg(t(J)).numpy()
 
 
+def excess_mtl(case, hp):
+    agg = A.ExcessMTL(robust_step_size=hp.get("robust_step_size", 1.0), n_warmup_steps=hp.get("num_warmup_steps", 0))
+    return lambda J, k: agg(t(J)).numpy()  # one object over the steps: its state carries over
+
+
 METHODS = {
     "config": config,
     "m_config": m_config,
@@ -367,6 +373,7 @@ METHODS = {
     "trimmed_mean": trimmed_mean,
     "constant_weights": constant_weights,
     "fairgrad": fairgrad,
+    "excess_mtl": excess_mtl,
 }
 
 SOURCES = {
@@ -392,6 +399,7 @@ SOURCES = {
     "trimmed_mean": f"{TORCHJD} torchjd/aggregation/_trimmed_mean.py::TrimmedMean (trim_number)",
     "constant_weights": f"{TORCHJD} torchjd/aggregation/_constant.py::Constant",
     "fairgrad": f"{TORCHJD} torchjd/aggregation/_fairgrad.py::FairGrad (scipy least_squares, default tolerances)",
+    "excess_mtl": f"{TORCHJD} torchjd/aggregation/_excess_mtl.py::ExcessMTL (stateful over the 2 steps)",
 }
 
 

@@ -1,5 +1,6 @@
 """krum, trimmed_mean, constant_weights: closed forms by hand and errors (torchjd parity: conformance `value`)."""
 
+import jax
 import jax.numpy as jnp
 import pytest
 
@@ -57,3 +58,22 @@ def test_fairgrad_closed_form_for_orthogonal_gradients_and_scale_invariance(alph
     assert_close(_agg(T.fairgrad(alpha=alpha), g * s), w @ g * s ** ((1 - alpha) / (1 + alpha)), rtol=1e-4)
     out = _agg(T.fairgrad(alpha=alpha), g.at[1].set(0.0))  # a zero gradient: the others unchanged
     assert_close(out, w[0] * g[0] + w[2] * g[2])
+
+
+def test_excess_mtl_two_steps_by_hand():
+    g = jnp.array([[1.0, 0.0], [0.0, 3.0]])
+    tx = T.excess_mtl(num_losses=2)
+    state = tx.init(jnp.zeros(2))
+    u1, state = tx.update(g, state)
+    w1 = jax.nn.softmax(jnp.log(jnp.array([0.5, 0.5])) + jnp.array([1.0, 3.0]))  # e = |g_i|^2 / |g_i| (no warm-up)
+    assert_close(state.weights, w1, rtol=1e-5)
+    assert_close(u1, w1 @ g, rtol=1e-5)
+    u2, state = tx.update(g, state)  # e = |g_i| / sqrt(2), divided by the baseline |g_i|: equal drives, same weights
+    assert_close(state.weights, w1, rtol=1e-5)
+    assert_close(u2, w1 @ g, rtol=1e-5)
+    # with a warm-up step the first update is uniform
+    tx = T.excess_mtl(num_losses=2, num_warmup_steps=1)
+    u, state = tx.update(g, tx.init(jnp.zeros(2)))
+    assert_close(u, 0.5 * (g[0] + g[1]))
+    with pytest.raises(ValueError, match="excess_mtl: `init` needs the parameters"):
+        tx.init(None)
