@@ -669,6 +669,7 @@ def _cldice_sample() -> Sample:
     z = _logits(rng, (*shape, 3))
     return Sample(
         args=(z, _label_map(rng, shape, 3)),
+        kwargs={"num_iterations": 1},  # each iteration is the same code and adds compile time
         class_axis=True,
         # Min/max pooling: tied values make the gradient a choice among subgradients, so the
         # near-uniform extreme uses distinct tiny logits instead of exact zeros.
