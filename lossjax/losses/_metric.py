@@ -51,6 +51,7 @@ __all__ = [
     "cosine_similarity",
     "fast_ap_loss",
     "generalized_lifted_structure_loss",
+    "histogram_loss",
     "infonce_loss",
     "intra_pair_variance_loss",
     "lifted_structure_loss",
@@ -2186,3 +2187,89 @@ def fast_ap_loss(
     ap = jnp.sum(ratio, axis=-1) / jnp.maximum(n_pos, jnp.ones((), dtype))
     per = jnp.where(has, 1 - ap, zero)
     return _global_mean(jnp.sum(per), _count(has, dtype), axis_name)
+
+
+@register(
+    "histogram_loss",
+    family=FAMILY,
+    kind="batch",
+    formula="sum_r p-_r sum_{q <= r} p+_q  (soft histograms of cosines over 1 + 2/delta nodes in [-1, 1])",
+    paper="Learning Deep Embeddings with Histogram Loss (Ustinova, Lempitsky, NeurIPS 2016, arXiv:1611.00822)",
+    reference=f"{_PML}::losses/histogram_loss.py::HistogramLoss (CosineSimilarity)",
+    sample=lambda: _pml_pair_sample(variants=({"num_bins": 8},)),
+    runtime=("axis_name",),
+)
+def histogram_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    num_bins: int = 100,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""Histogram loss: the probability that a negative pair is more similar than a positive one.
+
+    .. math::
+        \mathcal L = \sum_{r} p^-_r\,\Phi^+_r,\qquad \Phi^+_r = \sum_{q\le r} p^+_q
+
+    ``p^+`` and ``p^-`` are the soft histograms of the cosine similarities of
+    the positive and negative pairs (each unordered pair once) over the nodes
+    ``t_r = -1 + r delta``, ``delta = 2 / num_bins``: a similarity between two
+    nodes adds to both, linearly in its distance to each; each histogram sums
+    to 1. As PML (which builds the pairs from triplets), a positive pair
+    counts when its anchor has a negative in the batch and a negative pair
+    when one of its examples has a positive. 0 without such pairs.
+
+    Args:
+      embeddings: ``[N, D]`` (cosine similarities).
+      labels: integer labels ``[N]``.
+      num_bins: ``2 / delta`` (100, PML's default).
+      where: optional ``[N]`` mask of real examples.
+      axis_name: mapped axis to gather the batch over (histograms and counts summed over devices).
+
+    Returns:
+      Scalar loss.
+
+    Paper: Ustinova, Lempitsky, "Learning Deep Embeddings with Histogram Loss",
+    NeurIPS 2016, arXiv:1611.00822.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.1], [-1.0, -0.1]])
+      >>> float(lossjax.losses.histogram_loss(x, jnp.array([0, 0, 1, 1]), num_bins=4))  # positives above negatives
+      0.0
+    """
+    fn = "histogram_loss"
+    C.check_int(fn, "num_bins", num_bins, 1, static=True)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
+    s = pairwise_similarity(b.x, b.x_all, distance="cosine")
+    dtype = s.dtype
+    zero = jnp.zeros((), dtype)
+    n, m = s.shape
+    rows = (jnp.arange(n) + axis_offset(axis_name, n))[:, None]
+    upper = rows < jnp.arange(m)[None, :]  # each unordered pair once
+    any_pos_all = gather_batch(jnp.any(b.pos, axis=-1), axis_name)  # [M]: example j has a positive
+    any_neg_all = gather_batch(jnp.any(b.neg, axis=-1), axis_name)
+    local_pos = jnp.any(b.pos, axis=-1)
+    local_neg = jnp.any(b.neg, axis=-1)
+    pos_pairs = b.pos & upper & (local_neg[:, None] | any_neg_all[None, :])
+    neg_pairs = b.neg & upper & (local_pos[:, None] | any_pos_all[None, :])
+    delta = 2.0 / num_bins
+    r = jax.lax.stop_gradient(jnp.floor((s + 1) / delta))
+    frac_hi = (s + 1 - r * delta) / delta  # weight on node r + 1
+    frac_lo = ((r + 1) * delta - 1 - s) / delta  # weight on node r
+    nodes = num_bins + 1
+    ri = r.astype(jnp.int32)
+    oh_lo = jax.nn.one_hot(ri, nodes, dtype=dtype)
+    oh_hi = jax.nn.one_hot(ri + 1, nodes, dtype=dtype)
+    contrib = oh_lo * frac_lo[..., None] + oh_hi * frac_hi[..., None]  # [n, M, nodes]
+
+    def density(pairs):
+        h = psum(jnp.sum(jnp.where(pairs[..., None], contrib, zero), axis=(0, 1)), axis_name)
+        cnt = psum(jnp.sum(pairs).astype(dtype), axis_name)
+        return h / jnp.maximum(cnt, jnp.ones((), dtype)), cnt
+
+    p_pos, c_pos = density(pos_pairs)
+    p_neg, c_neg = density(neg_pairs)
+    loss = jnp.sum(p_neg * jnp.cumsum(p_pos))
+    return jnp.where((c_pos > 0) & (c_neg > 0), loss, zero)

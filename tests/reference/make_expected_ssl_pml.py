@@ -203,6 +203,41 @@ def _tuplet_port(x, labels, *, margin=5.73, scale=64.0, holder=None):
     return out
 
 
+def histogram_port(x, labels, *, num_bins=100, holder=None):
+    """Torch port of PML 2.9 losses/histogram_loss.py::HistogramLoss (filter_pairs, compute_density): the
+    density gets one more node, dropped after the scatter, so a similarity of exactly 1 (weight 0 on node
+    ``num_bins + 1``) does not index out of bounds as in PML; checked against the PML call where it runs."""
+    from pytorch_metric_learning import losses
+    from pytorch_metric_learning.losses.histogram_loss import filter_pairs
+    from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
+
+    lab = torch.as_tensor(np.asarray(labels)).long()
+    delta = 2 / num_bins
+    a, p, n = lmu.convert_to_triplets(None, lab, lab, t_per_anchor="all")
+    if len(a) == 0:
+        return torch.zeros(()) * x.sum()
+    xn = F.normalize(x, dim=1)
+    mat = xn @ xn.t()
+    ap, an = mat[filter_pairs(a, p)], mat[filter_pairs(a, n)]
+
+    def density(d):
+        r = torch.floor((d.detach() + 1) / delta).long()
+        hi = (d + 1 - r * delta) / delta
+        lo = ((r + 1) * delta - 1 - d) / delta
+        out = torch.zeros(round(1 + 2 / delta) + 1)
+        out = out.scatter_add(0, r + 1, hi).scatter_add(0, r, lo)
+        return out[:-1] / d.size(0)
+
+    out = torch.sum(density(an) * torch.cumsum(density(ap), dim=0))
+    try:
+        ref = float(losses.HistogramLoss(n_bins=num_bins)(x.detach(), lab))
+    except RuntimeError:  # PML's index num_bins + 1 at a similarity of exactly 1
+        ref = None
+    if ref is not None:
+        assert abs(ref - float(out)) <= 1e-9 * max(1.0, abs(ref)), (ref, float(out))
+    return out
+
+
 def _metric_table() -> dict:
     from pytorch_metric_learning import losses
 
@@ -218,6 +253,10 @@ def _metric_table() -> dict:
         "margin_loss": (_pml_margin, f"{pml} losses.MarginLoss (learn_beta=nu > 0; per-class beta via num_classes)"),
         "nca_loss": (renamed(losses.NCALoss, scale="softmax_scale"), f"{pml} losses.NCALoss"),
         "fast_ap_loss": (renamed(losses.FastAPLoss), f"{pml} losses.FastAPLoss"),
+        "histogram_loss": (
+            histogram_port,
+            f"{pml} losses.HistogramLoss (torch port, value checked against the call; one spare density node)",
+        ),
         "tuplet_margin_loss": (
             _tuplet_port,
             f"{pml} losses.TupletMarginLoss (value called; a torch port with a safe sqrt for the gradients at "
