@@ -198,19 +198,52 @@ def test_target_probs_complement_is_exact():
 # ------------------------------ edges, gradients ------------------------------
 
 
+def _softmax_focal_closed_form(z, y, gamma, eps=0.0):
+    """Float64 value and gradient of (1 - p)^gamma (-log p) + eps (1 - p)^(gamma + 1), p = softmax(z)_y."""
+    z = np.asarray(z, np.float64)
+    log_probs = z - z.max(-1, keepdims=True)
+    log_probs = log_probs - np.log(np.exp(log_probs).sum(-1, keepdims=True))
+    probs = np.exp(log_probs)
+    rows = np.arange(len(y))
+    log_p, p = log_probs[rows, y], probs[rows, y]
+    q = np.sum(np.where(np.eye(z.shape[-1])[y] > 0, 0, probs), -1)  # 1 - p without cancellation
+    value = q**gamma * -log_p + eps * q ** (gamma + 1)
+    # dL/dp, then dp/dz_k = p (onehot_k - p_k); at q = 0 the power's derivative is 0 (gamma > 0) or absent (gamma = 0).
+    dq_pow = np.where(q > 0, gamma * np.where(q > 0, q, 1.0) ** (gamma - 1), 0.0)
+    dl_dp = dq_pow * log_p - q**gamma / np.where(p > 0, p, 1) - eps * (gamma + 1) * q**gamma
+    grad = (dl_dp * p)[:, None] * (np.eye(z.shape[-1])[y] - probs)
+    # p = 0 (log p = -2e4): d(-log p)/dz_k = p_k - onehot_k directly (the product above is 0 * inf there).
+    grad = np.where((p > 0)[:, None], grad, q[:, None] ** gamma * (probs - np.eye(z.shape[-1])[y]))
+    return value, grad
+
+
 @pytest.mark.parametrize("gamma", [0.0, 0.25, 0.5, 2.0])
-def test_focal_gradients_finite_at_certainty(gamma):
+def test_focal_at_certainty_closed_form(gamma):
+    # Confidently right (loss and gradient 0), uniform, confidently wrong (loss 2e4, gradient -1 / +1).
     z = jnp.array([[1e4, -1e4, 0.0], [0.0, 0.0, 0.0], [-1e4, 1e4, 0.0]])
     y = jnp.array([0, 1, 0])
-    for f in (L.focal_loss, L.poly1_focal_loss):
-        v, g = jax.value_and_grad(lambda z, f=f: jnp.sum(f(z, y, gamma=gamma)))(z)
-        assert np.isfinite(v) and np.all(np.isfinite(g))
-    zb = jnp.array([1e4, -1e4, 30.0, -30.0, 0.0])
-    yb = jnp.array([1.0, 0.0, 1.0, 0.0, 1.0])
-    g = jax.grad(lambda z: jnp.sum(L.sigmoid_focal_loss(z, yb, gamma=gamma)))(zb)
-    assert np.all(np.isfinite(g))
-    # At p_t = 1 the loss and its gradient vanish.
-    assert float(L.sigmoid_focal_loss(zb[:1], yb[:1], gamma=gamma)[0]) == 0.0
+    for f, eps in ((L.focal_loss, 0.0), (L.poly1_focal_loss, 1.0)):
+        v, g = f(z, y, gamma=gamma), jax.grad(lambda z, f=f: jnp.sum(f(z, y, gamma=gamma)))(z)
+        ev, eg = _softmax_focal_closed_form(z, np.asarray(y), gamma, eps)
+        np.testing.assert_allclose(np.asarray(v), ev, rtol=1e-6, err_msg=f"{f.__name__} value")
+        np.testing.assert_allclose(np.asarray(g), eg, rtol=1e-5, atol=1e-7, err_msg=f"{f.__name__} gradient")
+    # Sigmoid focal (alpha 0.25): a_t (1 - p_t)^gamma softplus(-s z), s = 2y - 1, from float64 sigmoids.
+    zb = np.array([1e4, -1e4, 30.0, -30.0, 0.0])
+    yb = np.array([1.0, 0.0, 1.0, 0.0, 1.0])
+    s = 2 * yb - 1
+    p_t = np.exp(-np.logaddexp(0.0, -s * zb))  # sigmoid(s z)
+    q_t = np.exp(-np.logaddexp(0.0, s * zb))  # 1 - p_t, exact
+    a_t = np.where(yb > 0, 0.25, 0.75)
+    sp = np.logaddexp(0.0, -s * zb)
+    value = a_t * q_t**gamma * sp
+    # d/dz: a_t s [-gamma p_t q_t^gamma sp - q_t^(gamma + 1)]
+    grad = a_t * s * (-gamma * p_t * q_t**gamma * sp - q_t ** (gamma + 1))
+    zj, yj = jnp.asarray(zb, jnp.float32), jnp.asarray(yb, jnp.float32)
+    np.testing.assert_allclose(np.asarray(L.sigmoid_focal_loss(zj, yj, gamma=gamma)), value, rtol=1e-5, atol=1e-30)
+    g = jax.grad(lambda z: jnp.sum(L.sigmoid_focal_loss(z, yj, gamma=gamma)))(zj)
+    # atol: the tail gradient at z = 30 is ~1e-14 (0 within float32 of the O(0.1) entries).
+    np.testing.assert_allclose(np.asarray(g), grad, rtol=1e-5, atol=1e-12)
+    assert float(L.sigmoid_focal_loss(zj[:1], yj[:1], gamma=gamma)[0]) == 0.0
 
 
 def test_encouraging_loss_tail_and_bound():
