@@ -5,10 +5,12 @@ cross-entropy; ``jax.value_and_grad`` with respect to hidden and weight. The
 fused variants never hold more than one logit tile:
 
 - ``lossjax default``: ``reduced_linear_cross_entropy`` (``reduction="mean"``) with every default. ``mode="auto"``
-  computes the gradient during the forward pass (6 N D V FLOPs, like naive)
-  when the float32 [V, D] accumulator fits the 512 MiB budget (the small CPU
-  sizes), else recomputes (8 N D V; the large GPU sizes). At the small sizes
-  the whole logit matrix fits one 512 MiB tile, so memory equals naive's.
+  computes the gradient during the forward pass (6 N D V FLOPs, like naive) at
+  every size, in token chunks of at most a quarter of the tokens (512-1024 at
+  the large sizes); the [V, D] weight-gradient accumulator is float32 when it
+  fits the 512 MiB budget, else bf16 (the large GPU sizes; Liger's choice).
+- ``lossjax default, 4GiB budget``: the same with a float32 weight-gradient
+  accumulator and 2048-token chunks at the large sizes (more memory).
 - ``lossjax in_forward, budget``: the in-forward path with a small tile budget
   (token chunks), to show the memory it saves at sizes a CPU can run.
 - ``lossjax lean``: ``mode="recompute"`` with a small budget (vocabulary blocks):
@@ -89,6 +91,7 @@ def cases(size: str):
         variants = {
             "naive (matmul + optax CE)": (_grad(naive), inputs),
             "lossjax default": (_grad(fused_default), inputs),
+            "lossjax default, 4GiB budget": (_grad(fused_in_forward(4 * 2**30)), inputs),
             f"lossjax in_forward {mib}MiB": (_grad(fused_in_forward(_budget(size))), inputs),
             f"lossjax lean {mib}MiB": (_grad(fused_lean(_budget(size))), inputs),
         }

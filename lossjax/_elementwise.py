@@ -37,7 +37,7 @@ import jax.numpy as jnp
 
 from lossjax import _checks as C
 
-__all__ = ["asymmetric", "focal", "static_numbers"]
+__all__ = ["asymmetric", "focal", "focal_custom_vjp", "static_numbers"]
 
 Array = jax.Array
 
@@ -45,6 +45,13 @@ Array = jax.Array
 def static_numbers(*values) -> bool:
     """True when every value is a concrete Python/numpy number (or None): the custom-VJP path applies."""
     return all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values)
+
+
+def focal_custom_vjp(*hyperparams) -> bool:
+    """Whether :func:`lossjax.losses.sigmoid_focal_loss` takes the custom-VJP path: static hyperparameters on
+    an accelerator. On CPU XLA's fused autodiff expression measured faster (94 vs 319 ms fwd+bwd at N=2^20,
+    2 cores, jax 0.10.2: the CPU's reduction fusion does not take the value pass's producers)."""
+    return static_numbers(*hyperparams) and jax.default_backend() != "cpu"
 
 
 def _sigmoids(z):

@@ -34,13 +34,18 @@ Two gradient strategies (``mode=``):
     same as the naive head; temporaries are one tile plus the float32
     ``[V, D]`` accumulator.
 
-``"auto"`` picks ``"in_forward"`` when the loss is a scalar, the weight is not
-vocab-sharded and the float32 ``[V, D]`` accumulator fits the byte budget
-(``memory_budget``, default 512 MiB), else ``"recompute"`` (e.g. at V=128k,
-D=4096 the accumulator alone is 2 GiB: recompute, whose extra 2 N D V FLOPs
-cost less than streaming a 2 GiB accumulator through every token chunk). Tile
-sizes come from the same budget as multiples of 128 (a float32 tile of at most
-``memory_budget`` bytes, :func:`tile_sizes`) and can be overridden with
+``"auto"`` picks ``"in_forward"`` when the loss is a scalar and the weight is
+not vocab-sharded (6 N D V FLOPs, the naive head's count, at every shape),
+else ``"recompute"``. The in-forward ``[V, D]`` weight-gradient accumulator is
+float32 when it fits the byte budget (``memory_budget``, default 512 MiB),
+otherwise it is kept in the weight's dtype (e.g. bf16 at V=128k, D=4096: 1 GiB
+instead of 2 GiB; each chunk's float32 product is added in float32 and rounded
+once per chunk, as Liger does: a relative error of about ``sqrt(N/chunk)
+2^-9`` on the weight gradient; ``mode="recompute"`` or a budget above
+``4 V D`` bytes keeps float32). Tile sizes come from the same budget as
+multiples of 128 (a float32 tile of at most ``memory_budget`` bytes,
+:func:`tile_sizes`; token chunks of at most a quarter of the tokens, so the
+tiles stay below the naive head's logits) and can be overridden with
 ``block_size`` / ``chunk_size``. Memory-lean setting: ``mode="recompute"`` with
 a small budget (e.g. 64 MiB).
 
@@ -108,6 +113,7 @@ class _Cfg(NamedTuple):
     reduction: str  # "sum" or "mean" (in-forward path only)
     vocab_axis: str | None
     acc_dtype: str  # float32 (float64 for float64 inputs under x64)
+    dw_dtype: str = ""  # in-forward weight-gradient accumulator: acc_dtype, or the weight's dtype when large
 
 
 # --------------------------------------------------------------------------
@@ -351,9 +357,10 @@ def _in_forward(cfg: _Cfg, x, w, b, y, valid, hp):
             dz_op, w, (((1,), (0,)), ((), ())), preferred_element_type=acc, out_sharding=explicit_sharding(xc)
         )
         dx = lax.dynamic_update_slice_in_dim(dx, dxc.astype(dx.dtype), start, axis=0)
-        dw = dw + lax.dot_general(
+        dw_c = lax.dot_general(
             dz_op, xc, (((0,), (0,)), ((), ())), preferred_element_type=acc, out_sharding=explicit_sharding(w)
         )
+        dw = (dw.astype(acc) + dw_c).astype(dw.dtype)  # added in float32; rounded once per chunk when bf16
         if cfg.has_bias:
             db = db + jnp.sum(dz, axis=0)
         return total, dx, dw, db
@@ -361,7 +368,7 @@ def _in_forward(cfg: _Cfg, x, w, b, y, valid, hp):
     init = (
         jnp.zeros((), acc),
         jnp.zeros_like(x),
-        jnp.zeros_like(w, dtype=acc),
+        jnp.zeros_like(w, dtype=cfg.dw_dtype or acc),
         jnp.zeros_like(b) if cfg.has_bias else None,
     )
     init = like_inputs(init, x, w, b, y, valid)
@@ -382,9 +389,9 @@ def _lce_reduced_fwd(cfg, x, w, b, y, valid, hp):
 def _lce_reduced_bwd(cfg, res, g):
     # x and w share the operand dtype (dx is stored in it); dw and db are float32 accumulators.
     dx, dw, db, hp = res
-    g = g.astype(dw.dtype)
-    dx = (dx.astype(dw.dtype) * g).astype(dx.dtype)
-    dw = (dw * g).astype(dx.dtype)
+    g = g.astype(cfg.acc_dtype)
+    dx = (dx.astype(g.dtype) * g).astype(dx.dtype)
+    dw = (dw.astype(g.dtype) * g).astype(dx.dtype)
     db = None if db is None else db * g
     return dx, dw, db, None, None, jnp.zeros_like(hp)
 
@@ -487,11 +494,16 @@ def fused_cross_entropy(
     y = jnp.where(valid, y, jnp.zeros((), y.dtype))
 
     auto_block, auto_chunk = tile_sizes(n, v_local, memory_budget=memory_budget)
-    # In-forward (6NDV) needs a scalar cotangent, and its float32 [V, D] weight-
-    # gradient accumulator must fit the budget; otherwise recompute (8NDV).
-    use_forward = reduction != "none" and (
-        mode == "in_forward" or (mode == "auto" and vocab_axis_name is None and 4 * v_local * d <= memory_budget)
-    )
+    # Token chunks of at most a quarter of the tokens: the [chunk, V] tiles then stay below the naive
+    # head's [N, V] logits at every size (never more temporaries than naive), and at the headline shapes
+    # the budget gives 512-1024-token chunks (large chunks keep the matmuls efficient).
+    auto_chunk = min(auto_chunk, _round128(n // 4))
+    # In-forward (6NDV) whenever the loss is a scalar and the weight is not vocab-sharded; otherwise
+    # recompute (8NDV). Its [V, D] weight-gradient accumulator is float32 when that fits the budget, else
+    # in the weight's dtype (bf16: each chunk's float32 product added in float32, rounded once per chunk,
+    # as Liger does; relative error ~ sqrt(N / chunk) 2^-9). mode="recompute" keeps float32 throughout.
+    use_forward = reduction != "none" and (mode == "in_forward" or (mode == "auto" and vocab_axis_name is None))
+    big_acc = 4 * v_local * d > memory_budget and jnp.dtype(op_dtype).itemsize < jnp.dtype(acc).itemsize
     cap = 1.0 if logit_softcap is None else logit_softcap
     hp = jnp.stack([jnp.asarray(label_smoothing, acc), jnp.asarray(z_loss_weight, acc), jnp.asarray(cap, acc)])
     cfg = _Cfg(
@@ -505,6 +517,7 @@ def fused_cross_entropy(
         reduction=reduction if use_forward else "none",
         vocab_axis=vocab_axis_name,
         acc_dtype=jnp.dtype(acc).name,
+        dw_dtype=jnp.dtype(op_dtype).name if big_acc else "",
     )
     b = None if bias is None else bias.astype(acc)
 

@@ -43,7 +43,6 @@ import numpy as np
 
 from lossjax import _checks as C
 from lossjax import _elementwise
-from lossjax._elementwise import static_numbers
 from lossjax._targets import (
     binary_terms,
     class_terms,
@@ -430,9 +429,9 @@ def sigmoid_focal_loss(
     if alpha is not None:
         C.check_in_range(fn, "alpha", alpha, 0.0, 1.0)
     z, y, mask, dtype = binary_terms(fn, logits, labels, where)
-    if static_numbers(alpha, gamma):  # a value pass and a closed-form gradient pass (lossjax._elementwise)
+    if _elementwise.focal_custom_vjp(alpha, gamma):  # a value pass + a closed-form gradient pass (accelerators)
         return C.zero_masked(_elementwise.focal(z, y, alpha=alpha, gamma=gamma), mask)
-    # Traced hyperparameters: the same formula, differentiated by autodiff (gradients w.r.t. alpha, gamma too).
+    # CPU or traced hyperparameters: the same formula through autodiff (gradients w.r.t. alpha, gamma too).
     # One exp, one log1p and one reciprocal per element (memory-bound: keep it one fusible expression).
     # Every kink is taken on the same side (z >= 0) so that the derivatives of the two branches
     # agree at z = 0: |z|, max(z, 0) and max(-z, 0) written with jnp.abs/jnp.maximum would each
