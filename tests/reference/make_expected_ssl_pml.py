@@ -12,6 +12,8 @@ Sources: line-by-line torch ports of the official code, pinned to the commit:
   (forward, update_center; world size 1; the inputs' ``[B, V, K]`` become the reference's ``[V * B, K]``);
 - SwAV: facebookresearch/swav@06b1b7cbaf6ba2a792300d79c7299db98b93b7f9 main_swav.py (the loss block of
   ``train`` without the queue, and ``distributed_sinkhorn``, in float64 in the exponential domain);
+- iBOT: bytedance/ibot@da316d82636a7a7356835ef224b13d5f3ace0489 main_ibot.py::iBOTLoss (the patch term,
+  ``total_loss2`` with lambda2 = 1, and ``center2`` of update_center);
 - MoCo v2: facebookresearch/moco@132aea9da9bb995a411c915c0420be3db62052f3 moco/builder.py
   (``MoCo.forward`` logits and ``_dequeue_and_enqueue``; the queue's unfilled slots are no negatives);
 - MoCo v3: facebookresearch/moco-v3@c349e6e24f40d3fedb22d973f92defa4cedf37a7 moco/builder.py
@@ -151,10 +153,51 @@ def moco_v3_loss(q1, q2, k1, k2, *, temperature=1.0, **_):
     return _ctr(q1, k2.detach(), temperature) + _ctr(q2, k1.detach(), temperature)
 
 
+def ibot_patch_loss(
+    student,
+    teacher,
+    patch_mask,
+    *,
+    state=None,
+    student_temperature=0.1,
+    teacher_temperature=0.04,
+    center_momentum=0.9,
+    holder=None,
+    **_,
+):
+    b, g, p, k = student.shape
+    # the reference's layouts: patches [G * B, P, K] (views concatenated on the batch axis), masks per view [B, P]
+    student_patch = student.permute(1, 0, 2, 3).reshape(g * b, p, k)
+    teacher_patch = teacher.permute(1, 0, 2, 3).reshape(g * b, p, k)
+    student_mask = [torch.as_tensor(np.asarray(patch_mask)[:, v]) for v in range(g)]
+    center2 = torch.zeros(1, 1, k) if state is None else torch.tensor(np.asarray(state["center"]))[None, None, :]
+    # main_ibot.py::iBOTLoss.forward, the patch term (the [CLS] term is dino_loss)
+    student_patch = student_patch / student_temperature
+    student_patch_c = student_patch.chunk(g)
+    temp2 = teacher_temperature
+    teacher_patch_c = F.softmax((teacher_patch - center2) / temp2, dim=-1).detach().chunk(g)
+    total_loss2, n_loss_terms2 = 0, 0
+    for q in range(g):
+        v = q  # the reference computes the patch term where v == q
+        loss2 = torch.sum(-teacher_patch_c[q] * F.log_softmax(student_patch_c[v], dim=-1), dim=-1)
+        mask = student_mask[v].flatten(-1)
+        loss2 = torch.sum(loss2 * mask.float(), dim=-1) / mask.sum(dim=-1).clamp(min=1.0)
+        total_loss2 += loss2.mean()
+        n_loss_terms2 += 1
+    total_loss2 = total_loss2 / n_loss_terms2
+    # update_center (center2; world size 1)
+    with torch.no_grad():
+        patch_center = torch.sum(teacher_patch.mean(1), dim=0, keepdim=True)
+        patch_center = patch_center / len(teacher_patch)
+        holder["center"] = (center2[0] * center_momentum + patch_center * (1 - center_momentum))[0].numpy()
+    return total_loss2
+
+
 SELFSUP = {
     "dino_loss": (dino_loss, "port of facebookresearch/dino@7c446df main_dino.py::DINOLoss (forward, update_center)"),
     "swav_loss": (swav_loss, "port of facebookresearch/swav@06b1b7c main_swav.py (train's loss, distributed_sinkhorn)"),
     "moco_loss": (moco_loss, "port of facebookresearch/moco@132aea9 moco/builder.py (forward, _dequeue_and_enqueue)"),
+    "ibot_patch_loss": (ibot_patch_loss, "port of bytedance/ibot@da316d8 main_ibot.py::iBOTLoss (patch term, center2)"),
     "moco_v3_loss": (moco_v3_loss, "port of facebookresearch/moco-v3@c349e6e moco/builder.py (MoCo.contrastive_loss)"),
 }
 
@@ -218,7 +261,7 @@ def histogram_port(x, labels, *, num_bins=100, holder=None):
         return torch.zeros(()) * x.sum()
     xn = F.normalize(x, dim=1)
     mat = xn @ xn.t()
-    ap, an = mat[filter_pairs(a, p)], mat[filter_pairs(a, n)]
+    ap, an = mat[tuple(filter_pairs(a, p))], mat[tuple(filter_pairs(a, n))]
 
     def density(d):
         r = torch.floor((d.detach() + 1) / delta).long()
