@@ -254,8 +254,14 @@ def test_encouraging_loss_tail_and_bound():
     assert_close(v, jnp.array([0.0, (1 - 0.75) / (0.75 - 1) + np.log(0.25)]), atol=1e-6)
     # Full bonus (log_end = 1) is clamped at log(1e-5), like the reference.
     assert_close(L.encouraging_loss(z, y, log_end=1.0)[1], np.log(1e-5), rtol=1e-6)
+    # Gradients: at p = 1/2, d(-log p) + d log(1 - p) = 2 (p - onehot) = [-1, 1]; at p = 1 - e^-30 the
+    # clamped bonus has no gradient (torch's clamp), leaving p - onehot = [-e^-30, e^-30]; the
+    # conservative tail (slope 1 / (log_end - 1) = -4 in p) adds 4 p (1 - p): 5 e^-30 on class 1.
+    t = math.exp(-30.0)
     g = jax.grad(lambda z: jnp.sum(L.encouraging_loss(z, y, log_end=1.0)))(z)
-    assert np.all(np.isfinite(g))
+    assert_close(g, jnp.array([[-1.0, 1.0], [-t, t]]), rtol=1e-5, atol=1e-12)  # p - 1 is 0 in float32
+    g = jax.grad(lambda z: jnp.sum(L.encouraging_loss(z, y)))(z)
+    assert_close(g, jnp.array([[-1.0, 1.0], [-5 * t, 5 * t]]), rtol=1e-5, atol=1e-12)
 
 
 def test_multiclass_sparsemax_loss_zero_iff_sparsemax_matches():
