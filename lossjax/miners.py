@@ -25,13 +25,17 @@ argument select their pairs with the same matrix-level functions
 
 from __future__ import annotations
 
+import math
+
 import jax
+import jax.numpy as jnp
 
 from lossjax import _checks as C
 from lossjax._mining import hardest_index, labelled_batch, multi_similarity_mine
 from lossjax._pairwise import pairwise_similarity
 
 __all__ = [
+    "angular_miner",
     "batch_all_miner",
     "batch_hard_miner",
     "multi_similarity_miner",
@@ -327,3 +331,56 @@ def pair_margin_miner(
     b = labelled_batch(fn, embeddings, labels, where, normalize=normalize)
     d = pairwise_similarity(b.x, distance=distance)
     return b.pos & (d > pos_margin), b.neg & (d < neg_margin)
+
+
+def angular_miner(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    angle: float = 20.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""PML's ``AngularMiner``: triplets whose angle at the negative exceeds ``angle`` (degrees), as a mask.
+
+    .. math::
+        \mathrm{mask}_{apn} = [y_p = y_a,\ p \ne a]\,[y_n \ne y_a]\,
+          \Big[\arctan\frac{\|x_a - x_p\|}{2\,\|x_n - (x_a + x_p)/2\|} > \alpha\Big]
+
+    on the raw embeddings (PML's ``pairwise_distance`` does not normalize;
+    its ``1e-6`` added to each difference is left out). Every distance comes
+    from the Gram matrix: no ``[N, N, N, D]`` tensor.
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      angle: ``alpha`` in degrees (20, PML's default).
+      where: optional ``[N]`` boolean mask.
+
+    Returns:
+      ``[N, N, N]`` bool, indexed ``[anchor, positive, negative]`` (PML's
+      index tuple: ``jnp.nonzero(mask)``).
+
+    Paper: Wang, Zhou, Wen, Liu, Lin, "Deep Metric Learning with Angular
+    Loss", ICCV 2017, arXiv:1708.01682.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax.miners import angular_miner
+      >>> x = jnp.array([[0.0, 0.0], [2.0, 0.0], [1.0, 1.0], [1.0, 5.0]])
+      >>> m = angular_miner(x, jnp.array([0, 0, 1, 1]), angle=30.0)  # (0, 1, 2): atan(2 / 2) = 45 deg
+      >>> [tuple(int(i) for i in t) for t in jnp.argwhere(m)]
+      [(0, 1, 2), (1, 0, 2), (2, 3, 0), (2, 3, 1), (3, 2, 0), (3, 2, 1)]
+    """
+    fn = "angular_miner"
+    C.check_in_range(fn, "angle", angle, 0.0, 90.0)
+    b = labelled_batch(fn, embeddings, labels, where)
+    x = b.x
+    gram = pairwise_similarity(x, distance="dot")
+    sq = jnp.diagonal(gram)
+    zero = jnp.zeros((), x.dtype)
+    ap2 = jnp.maximum(sq[:, None] + sq[None, :] - 2 * gram, zero)  # [a, p]
+    c2 = (sq[:, None] + sq[None, :] + 2 * gram) / 4  # |c_ap|^2
+    nc2 = sq[None, None, :] + c2[:, :, None] - (gram[:, None, :] + gram[None, :, :])  # [a, p, n]
+    nc = jnp.sqrt(jnp.maximum(nc2, zero))
+    ang = jnp.arctan2(jnp.sqrt(ap2)[:, :, None], 2 * nc)
+    return b.pos[:, :, None] & b.neg[:, None, :] & (ang > math.radians(angle))

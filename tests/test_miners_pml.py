@@ -1,4 +1,4 @@
-"""triplet_margin_miner and pair_margin_miner against pytorch-metric-learning 2.9's index tuples
+"""triplet_margin_miner, pair_margin_miner and angular_miner against pytorch-metric-learning 2.9's index tuples
 (tests/reference/miners_pml.json), their order included, and under jit with a static size."""
 
 import json
@@ -29,6 +29,13 @@ def test_pair_margin_miner_matches_pml(case):
     pos, neg = miners.pair_margin_miner(X, Y, pos_margin=case["pos_margin"], neg_margin=case["neg_margin"])
     got = [t.tolist() for t in (*jnp.nonzero(pos), *jnp.nonzero(neg))]
     assert got == case["indices"]
+
+
+@pytest.mark.parametrize("case", REF["angular"], ids=lambda c: f"{c['angle']}")
+def test_angular_miner_matches_pml(case):
+    m = miners.angular_miner(X, Y, angle=case["angle"])
+    assert [t.tolist() for t in jnp.nonzero(m)] == case["indices"]
+    assert len(case["indices"][0]) > 0
 
 
 def test_static_size_indices_under_jit_and_padding():

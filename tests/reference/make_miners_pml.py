@@ -1,9 +1,9 @@
-"""Golden index sets for ``lossjax.miners.triplet_margin_miner`` and ``pair_margin_miner``.
+"""Golden index sets for ``lossjax.miners.triplet_margin_miner``, ``pair_margin_miner`` and ``angular_miner``.
 
 Run once (not at test time), in the reference environment: ``python tests/reference/make_miners_pml.py``.
 Writes ``tests/reference/miners_pml.json``: pytorch-metric-learning 2.9's ``TripletMarginMiner`` (each
-``type_of_triplets``, margin 0.2 and 0.6) and ``PairMarginMiner`` (defaults and 0.5 / 1.2) index tuples on one
-clustered batch (float64, default ``LpDistance``), in PML's order.
+``type_of_triplets``, margin 0.2 and 0.6), ``PairMarginMiner`` (defaults and 0.5 / 1.2) and ``AngularMiner``
+(20 and 40 degrees) index tuples on one clustered batch (float64, default distances), in PML's order.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ def main() -> None:
         for margin in (0.2, 0.6):
             idx = miners.TripletMarginMiner(margin=margin, type_of_triplets=kind)(x, y)
             out["triplet"].append({"type_of_triplets": kind, "margin": margin, "indices": [t.tolist() for t in idx]})
+    out["angular"] = []
+    for angle in (20, 40):
+        idx = miners.AngularMiner(angle=angle)(x, y)
+        out["angular"].append({"angle": angle, "indices": [t.tolist() for t in idx]})
     for pm, nm in ((0.2, 0.8), (0.5, 1.2)):
         idx = miners.PairMarginMiner(pos_margin=pm, neg_margin=nm)(x, y)
         out["pair"].append({"pos_margin": pm, "neg_margin": nm, "indices": [t.tolist() for t in idx]})
