@@ -19,9 +19,9 @@ backward pass. Here the keys are streamed in column blocks ``[N, Mb]``
   it) and are written into ``[M]`` vectors;
 - backward: the blocks again, each tile recomputed, ``dz`` formed from the
   carried statistics, ``dx += dz y_blk`` accumulated and ``dy_blk = dz^T x``
-  written in place. 4 N M D FLOPs for one direction (the materialized loss: 3),
-  for CLIP also 4 (both directions share every tile; two separate blocked
-  InfoNCEs would cost 8).
+  written in place. 4 matmuls of ``2 N M D`` FLOPs for one direction (the
+  materialized loss: 3), for CLIP also 4 (both directions share every tile;
+  two separate blocked InfoNCEs would cost 8).
 
 Temporaries are a few tiles plus ``N``/``M``-vectors and the float32 ``[N, D]``
 accumulator. Block sizes come from a byte budget (:func:`block_size`): small
