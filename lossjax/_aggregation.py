@@ -140,6 +140,7 @@ def _scaled_gram(grads: Any, dtype: Any) -> ScaledGram:
     G = jnp.zeros((m, m), dtype)
     for leaf in jax.tree.leaves(grads):
         x = jnp.reshape(jnp.asarray(leaf).astype(dtype) / s.astype(dtype), (m, -1))
+        x = jax.lax.optimization_barrier(x)  # XLA must not fold 1/s out of the product (x x^T / s^2 overflows)
         G = G + jax.lax.dot_general(x, x, (((1,), (1,)), ((), ())), precision=HIGHEST, preferred_element_type=dtype)
     return ScaledGram(G, s)
 

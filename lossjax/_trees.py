@@ -84,7 +84,9 @@ def power_of_two_scale(x: Array) -> Array:
 
 def _scaled_norm(tree: PyTree, dtype: Any) -> Array:
     s = power_of_two_scale(max_abs(tree, dtype))
-    return s * jnp.sqrt(total((jnp.sum(jnp.square(x.astype(dtype) / s)) for x in jax.tree.leaves(tree)), dtype))
+    # the barrier keeps XLA from folding 1/s out of the sum (sum(x^2) / s^2 would overflow again)
+    scaled = lax.optimization_barrier([x.astype(dtype) / s for x in jax.tree.leaves(tree)])
+    return s * jnp.sqrt(total((jnp.sum(jnp.square(x)) for x in scaled), dtype))
 
 
 def norm(tree: PyTree, dtype: Any) -> Array:

@@ -645,7 +645,8 @@ def gsam(
     def combine(g, g_p, state, dtype):
         # u = g_p / (||g_p|| + eps) (entries <= 1), then <g, u> u: no product of two gradient sizes overflows.
         u_scale = 1.0 / (_trees.norm(g_p, dtype) + jnp.asarray(epsilon, dtype))
-        u = jax.tree.map(lambda gp: gp.astype(dtype) * u_scale, g_p)
+        # the barrier keeps XLA from folding the scale out of the dot product (sum(g * g_p) * u_scale overflows)
+        u = jax.lax.optimization_barrier(jax.tree.map(lambda gp: gp.astype(dtype) * u_scale, g_p))
         proj = _trees.vdot(g, u, dtype)
         a = jnp.asarray(alpha, dtype)
         out = jax.tree.map(lambda gp, gg, uu: gp.astype(dtype) - a * (gg.astype(dtype) - proj * uu), g_p, g, u)
@@ -740,7 +741,7 @@ def looksam(
         def scaled():
             n = _trees.norm(g, dtype)
             inv_n = jnp.where(n > 0, 1.0 / jnp.where(n > 0, n, jnp.ones((), dtype)), jnp.zeros((), dtype))
-            g_hat = jax.tree.map(lambda x: x.astype(dtype) * inv_n, g)
+            g_hat = jax.lax.optimization_barrier(jax.tree.map(lambda x: x.astype(dtype) * inv_n, g))  # not refolded
             return _trees.vdot(g_hat, g_s, dtype) * inv_n / (1.0 + eps * inv_n * inv_n)
 
         safe = jnp.isfinite(sq) & jnp.isfinite(dot) & (sq >= _trees.SAFE_SQUARED)

@@ -589,17 +589,23 @@ def gradnorm(
         first = state.count == 0
         L0 = jnp.where(first, L, state.initial_losses)
         safe_L0 = jnp.where(L0 != 0, L0, 1.0)
-        gram = safe_gram(updates)  # norms of any size: sqrt(diag(G / s^2)) * s
-        norms = (jnp.sqrt(jnp.maximum(jnp.diagonal(gram.G), 0.0)) * gram.scale).astype(jnp.float32)
+        # ||g_i|| / s with s the Gram's power-of-two scale (1 unless the norms over- or underflow): L_grad is
+        # homogeneous of degree 1 in the norms and Adam is scale-free, so the logits' steps are the same at any size
+        # (unscaled, gradients of 1e20 overflow Adam's second moment and the logits stop learning).
+        gram = safe_gram(updates)
+        norms = jnp.sqrt(jnp.maximum(jnp.diagonal(gram.G), 0.0)).astype(jnp.float32)
         xi = state.logits
         w = jnp.where(first, jnp.ones((m,), jnp.float32), m * jax.nn.softmax(xi))
         grad_xi = jax.grad(gradnorm_objective)(xi, norms, L, safe_L0, alpha=alpha)
-        grad_xi = jnp.where(first | ~jnp.all(jnp.isfinite(grad_xi)), jnp.zeros_like(grad_xi), grad_xi)
+        grad_xi = jnp.where(first, jnp.zeros_like(grad_xi), grad_xi)
         delta, inner_state = inner.update(grad_xi, state.inner, xi)
         new_xi = jnp.where(first, xi, optax.apply_updates(xi, delta))
         inner_state = _trees.select(first, state.inner, inner_state)
         new = GradNormState(new_xi, L0, jnp.minimum(state.count + 1, 1), inner_state)
-        return combine(updates, w), new
+        # a NaN loss or gradient: the step is not recorded (d|x|/dx at NaN is finite in JAX, so the logits would
+        # take a garbage Adam step rather than turn NaN)
+        ok = jnp.all(jnp.isfinite(L)) & jnp.all(jnp.isfinite(norms))
+        return combine(updates, w), _trees.select(ok, new, state)
 
     return aggregator(fn, step, num_losses=m, axis_name=axis_name, init=init)
 

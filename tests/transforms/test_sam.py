@@ -778,7 +778,10 @@ def test_no_silent_float64_under_x64(name):
 def test_any_gradient_size(name):
     # Issue 19 item 11: above a gradient norm of ~1.8e19 ||g||^2 overflowed float32: SAM (and ASAM, LookSAM,
     # Friendly SAM, AWP) silently dropped the perturbation (rho / inf = 0) and GSAM returned NaN. The norms
-    # are now computed in scaled form: a loss K times larger gives exactly a K times larger update.
+    # are now computed in scaled form (and kept scaled under jit: XLA folded the scale out of a dot product
+    # into an overflowing sum(g * g_p) until an optimization barrier stopped it): a loss K times larger gives
+    # a K times larger update, up to the rounding of K * loss (LookSAM's g_v cancels: 1.7e-5 of the largest
+    # entry measured).
     params, x, y = _ref_inputs()
     K = np.float32(1e20)
     out = {}
@@ -793,14 +796,16 @@ def test_any_gradient_size(name):
         out[k] = outs
     for a, b in zip(jax.tree.leaves(out[K]), jax.tree.leaves(out[1.0]), strict=True):
         assert np.all(np.isfinite(a)), name
-        np.testing.assert_allclose(np.asarray(a, np.float64) / 1e20, b, rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(np.asarray(a, np.float64) / 1e20, b, rtol=1e-4, atol=1e-4 * np.max(np.abs(b)))
 
 
-@pytest.mark.parametrize("name", ["friendly_sam", "looksam", "random_weight_perturbation"])
+@pytest.mark.parametrize("name", ["friendly_sam", "looksam"])
 def test_one_nan_step_does_not_poison_the_state(name):
     # Issue 19 item 10: Friendly SAM's momentum stayed NaN after one NaN gradient. A step whose new state is
-    # not finite now keeps the previous state; the next finite step is what it would have been.
-    tx = _all_variants()[name]
+    # not finite now keeps the previous state; the next finite step is what it would have been. LookSAM with
+    # interval=1 so that the bad step recomputes g_v (a reuse step leaves g_v alone and only counts); RWP's
+    # state is its PRNG key only: nothing a NaN can reach.
+    tx = T.looksam(rho=0.05, interval=1) if name == "looksam" else _all_variants()[name]
     params, x, y = _ref_inputs()
     gf = jax.grad(lambda p: _ref_loss(p, x, y))
     step = jax.jit(lambda g, s: tx.update(g, s, params, grad_fn=gf))
