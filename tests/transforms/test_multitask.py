@@ -630,7 +630,7 @@ def test_apply_if_finite_wraps_every_transform(name):
     )
     good, state1 = step(upd, state)
     plain, _ = tx.update(upd, tx.init(s.params), s.params, **extra)
-    assert_close(good, plain, rtol=1e-6, atol=1e-7)
+    assert_close(good, plain, rtol=1e-5, atol=1e-6)  # jit vs eager: IMTL-G's m x m pseudo-inverse rounds 2.7e-6 apart
     zero, state2 = step(_nan_like(upd), state1)
     assert jax.tree.structure(zero) == jax.tree.structure(s.params)
     assert all(np.all(np.asarray(x) == 0) for x in jax.tree.leaves(zero))
