@@ -47,6 +47,7 @@ __all__ = [
     "batch_triplet_loss",
     "circle_loss",
     "continuously_weighted_contrastive_loss",
+    "contrastive_pair_loss",
     "cosine_distance",
     "cosine_similarity",
     "fast_ap_loss",
@@ -2273,3 +2274,85 @@ def histogram_loss(
     p_neg, c_neg = density(neg_pairs)
     loss = jnp.sum(p_neg * jnp.cumsum(p_pos))
     return jnp.where((c_pos > 0) & (c_neg > 0), loss, zero)
+
+
+def _explicit_pairs_sample() -> Sample:
+    rng = np.random.default_rng(33)
+    a = rng.normal(size=(6, 4)).astype(np.float32)
+    b = (a + rng.normal(size=(6, 4))).astype(np.float32)
+    same = np.array([True, False, True, False, True, False])
+    return Sample(
+        args=(a, b, same),
+        diff_argnums=(0, 1),
+        variants=({"pos_margin": 0.3, "neg_margin": 0.8, "normalize": False, "distance": "squared_euclidean"},),
+    )
+
+
+@register(
+    "contrastive_pair_loss",
+    aliases=("siamese_contrastive_loss",),
+    family=FAMILY,
+    kind="per_example",
+    formula="is_pos [d(a, b) - m_pos]_+ + (1 - is_pos) [m_neg - d(a, b)]_+  per given pair",
+    paper="Dimensionality Reduction by Learning an Invariant Mapping (Hadsell, Chopra, LeCun, CVPR 2006)",
+    reference=f"{_PML}::losses/contrastive_loss.py::ContrastiveLoss (pos_loss, neg_loss) on given pairs",
+    sample=_explicit_pairs_sample,
+)
+def contrastive_pair_loss(
+    embeddings_a: ArrayLike,
+    embeddings_b: ArrayLike,
+    is_positive: ArrayLike,
+    *,
+    pos_margin: float = 0.0,
+    neg_margin: float = 1.0,
+    distance: str = "euclidean",
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Contrastive loss on explicit pairs (a Siamese batch): one term per given pair, unreduced.
+
+    .. math::
+        \ell_i = \begin{cases}[d(a_i, b_i) - m_+]_+ & \text{positive pair}\\
+                              [m_- - d(a_i, b_i)]_+ & \text{negative pair}\end{cases}
+
+    The per-pair terms of :func:`pairwise_contrastive_loss` (PML's
+    ``ContrastiveLoss``) for pairs given as rows instead of mined from
+    labels; reduce as you like (PML averages the nonzero terms of each kind).
+
+    Args:
+      embeddings_a, embeddings_b: ``[N, D]``, row ``i`` of each is a pair.
+      is_positive: ``[N]`` bool, whether pair ``i`` is positive (similar).
+      pos_margin: ``m_+`` (0).
+      neg_margin: ``m_-`` (1).
+      distance: ``"euclidean"`` or ``"squared_euclidean"``.
+      normalize: L2-normalize the embeddings first (PML's ``LpDistance``).
+      where: optional ``[N]`` mask of real pairs.
+
+    Returns:
+      Per-pair loss ``[N]``.
+
+    Paper: Hadsell, Chopra, LeCun, "Dimensionality Reduction by Learning an
+    Invariant Mapping", CVPR 2006.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> a = jnp.array([[0.0, 0.0], [0.0, 0.0]])
+      >>> b = jnp.array([[3.0, 4.0], [0.3, 0.4]])
+      >>> lossjax.losses.contrastive_pair_loss(a, b, jnp.array([True, False]), normalize=False).round(4)
+      Array([5. , 0.5], dtype=float32)
+    """
+    fn = "contrastive_pair_loss"
+    C.check_one_of(fn, "distance", distance, _TRIPLET_DISTANCES)
+    C.check_positive(fn, "pos_margin", pos_margin, allow_zero=True)
+    C.check_positive(fn, "neg_margin", neg_margin, allow_zero=True)
+    a, b, mask, _ = paired_batch(fn, embeddings_a, embeddings_b, where)
+    pos = C.check_array(fn, "is_positive", is_positive, ndim=1)
+    if pos.shape != a.shape[:1]:
+        raise ValueError(f"{fn}: `is_positive` must have shape ({a.shape[0]},), got {pos.shape}.")
+    pos = jnp.asarray(pos).astype(bool)
+    if normalize:
+        a, b = l2_normalize(a), l2_normalize(b)
+    sq = jnp.sum(jnp.square(a - b), axis=-1)
+    d = sq if distance == "squared_euclidean" else C.safe_sqrt(sq)
+    loss = jnp.where(pos, jax.nn.relu(d - pos_margin), jax.nn.relu(neg_margin - d))
+    return C.zero_masked(loss, mask)

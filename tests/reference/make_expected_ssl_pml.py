@@ -281,6 +281,35 @@ def histogram_port(x, labels, *, num_bins=100, holder=None):
     return out
 
 
+def contrastive_pair_loss(a, b, is_pos, *, pos_margin=0.0, neg_margin=1.0, distance="euclidean", normalize=True, **_):
+    """PML 2.9 ContrastiveLoss's per-pair terms (pos_loss / neg_loss with LpDistance) on given pairs, in torch; the
+    positive/negative means of the nonzero terms are checked against PML's ContrastiveLoss with indices_tuple."""
+    from pytorch_metric_learning import distances, losses
+
+    pos = torch.as_tensor(np.asarray(is_pos, bool))
+    if normalize:
+        a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
+    sq = ((a - b) ** 2).sum(1)
+    ok = sq > 0
+    d = sq if distance == "squared_euclidean" else torch.where(ok, torch.sqrt(torch.where(ok, sq, 1.0)), 0.0)
+    out = torch.where(pos, torch.relu(d - pos_margin), torch.relu(neg_margin - d))
+    if normalize and bool(ok.all()):
+        n = len(pos)
+        idx = torch.arange(n)
+        emb = torch.cat([a, b]).detach()
+        tup = (idx[pos], idx[pos] + n, idx[~pos], idx[~pos] + n)
+        dist = distances.LpDistance(power=2 if distance == "squared_euclidean" else 1)
+        ref = float(
+            losses.ContrastiveLoss(pos_margin=pos_margin, neg_margin=neg_margin, distance=dist)(
+                emb, torch.arange(2 * n), indices_tuple=tup
+            )
+        )
+        o = out.detach()
+        mine = sum(float(o[m][o[m] > 0].mean()) if bool((o[m] > 0).any()) else 0.0 for m in (pos, ~pos))
+        assert abs(ref - mine) <= 1e-9 * max(1.0, abs(ref)), (ref, mine)
+    return out
+
+
 def _metric_table() -> dict:
     from pytorch_metric_learning import losses
 
@@ -296,6 +325,10 @@ def _metric_table() -> dict:
         "margin_loss": (_pml_margin, f"{pml} losses.MarginLoss (learn_beta=nu > 0; per-class beta via num_classes)"),
         "nca_loss": (renamed(losses.NCALoss, scale="softmax_scale"), f"{pml} losses.NCALoss"),
         "fast_ap_loss": (renamed(losses.FastAPLoss), f"{pml} losses.FastAPLoss"),
+        "contrastive_pair_loss": (
+            contrastive_pair_loss,
+            "closed form in torch (PML 2.9 ContrastiveLoss's pos/neg terms); PML's reduced value checked",
+        ),
         "histogram_loss": (
             histogram_port,
             f"{pml} losses.HistogramLoss (torch port, value checked against the call; one spare density node)",
