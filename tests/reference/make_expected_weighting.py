@@ -71,6 +71,24 @@ def uncertainty_weighted_loss(entry):
     return cases
 
 
+def stch(losses, mu=1.0, weights=None, ideal_point=None):
+    x = losses
+    if ideal_point is not None:
+        x = x - t(ideal_point)
+    if weights is not None:
+        x = x * t(weights)
+    return mu * torch.logsumexp(x / mu, dim=-1)
+
+
+def smooth_tchebycheff_loss(entry):
+    cases = []
+    for case in entry["cases"]:
+        args, kwargs = case_inputs(case)
+        out, grads = torch_value_and_grads(stch, args, entry["diff_argnums"], **kwargs)
+        cases.append(expected_case(case, out, grads))
+    return cases
+
+
 def losses_of(case):
     return t(decode(case["extra_args"])["losses"])
 
@@ -212,6 +230,7 @@ SOURCES = {
     "classification terms exp(-s) L + s/2 (Kendall et al. 2018, eq. 10); torch autograd",
     "uncertainty_weighting": f"{LIBMTL} LibMTL/weighting/UW.py total, weights exp(-s)/2 (1 for classification), "
     "torch.optim.Adam on s",
+    "smooth_tchebycheff_loss": "closed form mu * logsumexp(w (L - z) / mu) (arXiv:2402.19078 eq. 6), torch float64",
     "dwa": f"{LIBMTL} LibMTL/weighting/DWA.py",
     "rlw": f"{LIBMTL} LibMTL/weighting/RLW.py (softmax of the draw; draws by jax.random from the sample's key)",
     "gradnorm": f"{LIBMTL} LibMTL/weighting/GradNorm.py with torch.optim.Adam on the weight logits",
@@ -225,6 +244,8 @@ def main():
     for name, entry in sorted(data.items()):
         if name == "uncertainty_weighted_loss":
             cases = uncertainty_weighted_loss(entry)
+        elif name == "smooth_tchebycheff_loss":
+            cases = smooth_tchebycheff_loss(entry)
         else:
             cases = []
             for case in entry["cases"]:
