@@ -116,10 +116,66 @@ def _safe_inv(x: Array) -> Array:
     return jnp.where(nz, 1.0 / jnp.where(nz, x, jnp.ones((), x.dtype)), jnp.zeros((), x.dtype))
 
 
+#: Up to this many losses the ``m x m`` pseudo-inverse is computed in the graph (:func:`_pinv_psd_small`):
+#: a few dozen tiny element-wise ops instead of a call into the device's linear-algebra library
+#: (cuSOLVER's eigh cost a fixed ~0.8 ms per step on an H200, 11x the bytes floor of ConFIG at P = 1e7).
+_SMALL_PINV = 16
+
+
+def _chol_rows(A: Array, tol: Array) -> Array:
+    """Upper factor ``R`` with ``A = R^T R`` by Cholesky without pivoting, unrolled over the ``m`` rows.
+
+    A pivot at or below ``tol`` marks its row as linearly dependent on the previous ones: that row of
+    ``R`` is 0, so ``R`` has full row rank on the kept rows (a rank-revealing factor of a PSD matrix).
+    """
+    m = A.shape[0]
+    zero = jnp.zeros((), A.dtype)
+    R = jnp.zeros_like(A)
+    for k in range(m):
+        row = A[k] - R[:, k] @ R  # A[k, :] - sum_{i<k} R[i, k] R[i, :] (rows >= k of R are still 0)
+        piv = row[k]
+        keep = piv > tol
+        r_kk = jnp.sqrt(jnp.where(keep, piv, jnp.ones((), A.dtype)))
+        col = jnp.arange(m) >= k
+        R = R.at[k].set(jnp.where(keep & col, row / r_kk, zero))
+    return R
+
+
+def _solve_chol(R: Array, B: Array) -> Array:
+    """``(R^T R)^{-1} B`` for an invertible upper factor ``R`` ``[m, m]`` and ``B`` ``[m, k]``: two unrolled sweeps."""
+    m = R.shape[0]
+    Y = jnp.zeros_like(B)
+    for k in range(m):  # R^T Y = B
+        Y = Y.at[k].set((B[k] - R[:, k] @ Y) / R[k, k])
+    X = jnp.zeros_like(B)
+    for k in reversed(range(m)):  # R X = Y
+        X = X.at[k].set((Y[k] - R[k] @ X) / R[k, k])
+    return X
+
+
+def _pinv_psd_small(A: Array, rcond: float | None) -> Array:
+    """``A^+`` of a symmetric PSD ``m x m`` matrix without a linear-algebra library call.
+
+    A rank-revealing Cholesky ``A = R^T R`` (pivots below ``rcond * max diag(A)`` dropped, ``R`` of
+    full row rank ``r`` on the kept rows) gives ``A^+ = R^T (R R^T)^{-2} R`` (exact for any rank; the
+    ``r x r`` system is embedded in ``m x m`` with the identity on the dropped rows). Matches the eigh
+    pseudo-inverse to rounding whenever no eigenvalue sits near the cut-off.
+    """
+    m = A.shape[0]
+    r = 10.0 * m * float(jnp.finfo(A.dtype).eps) if rcond is None else rcond
+    A = 0.5 * (A + A.T)
+    scale = jnp.max(jnp.abs(jnp.diagonal(A)))
+    R = _chol_rows(A, scale * r)
+    kept = jnp.diagonal(R) > 0
+    K = R @ R.T + jnp.diag(jnp.where(kept, 0.0, 1.0).astype(A.dtype))
+    X = _solve_chol(_chol_rows(K, jnp.zeros((), A.dtype)), R)  # (R R^T)^{-1} R
+    return X.T @ X  # R^T (R R^T)^{-2} R
+
+
 def _pinv_psd(A: Array, rcond: float | None) -> Array:
     """Pseudo-inverse of a symmetric PSD matrix by ``eigh`` (portable, exact zero at A = 0)."""
-    lam, V = jnp.linalg.eigh(A, symmetrize_input=True)
     m = A.shape[0]
+    lam, V = jnp.linalg.eigh(A, symmetrize_input=True)
     r = 10.0 * m * float(jnp.finfo(A.dtype).eps) if rcond is None else rcond
     cut = jnp.max(jnp.abs(lam)) * r
     keep = lam > cut
@@ -269,7 +325,8 @@ def config_weights(
         else:
             alpha = jnp.stack([w[0] - c * w[1], w[1] - c * w[0]]) * (norms > 0)
     else:
-        alpha = _pinv_psd(Cu, rcond) @ w
+        pinv = _pinv_psd_small if m <= _SMALL_PINV else _pinv_psd  # no linear-algebra library call for small m
+        alpha = pinv(Cu, rcond) @ w
     Ca = Cu @ alpha  # u_i . d
     d_norm = C.safe_sqrt(alpha @ Ca)
     inv_d = _safe_inv(d_norm)
