@@ -252,7 +252,11 @@ def _whiten(x: Array, vf: Array, n: Array, epsilon, axis_name) -> Array:
     cov = psum(_gram(xc, xc), axis_name) / jnp.maximum(n - 1, one)
     eye = jnp.eye(d, dtype=dtype)
     eps = jnp.asarray(epsilon, dtype)
-    cov = (1 - eps) * cov + eps * eye
+    # The added diagonal is at least 4 D ulp of the mean variance (a numerical guard, no gradient): with no
+    # more rows than dimensions the covariance is singular, and at large scales (x1000) eps would fall below
+    # the Cholesky's rounding error (NaN pivots). It changes nothing where eps is resolvable (unit scale).
+    floor = jax.lax.stop_gradient(jnp.trace(cov) / d) * (4 * d * jnp.finfo(dtype).eps)
+    cov = (1 - eps) * cov + jnp.maximum(eps, floor) * eye
     # Double where: an empty batch whitens with the identity (no NaN from Cholesky of 0).
     cov = jnp.where(n > 1, cov, eye)
     chol = jnp.linalg.cholesky(cov)

@@ -422,3 +422,22 @@ def test_bad_inputs_raise_named_errors(call, exc, match):
     with pytest.raises(exc, match=match) as info:
         call()
     assert any(n in str(info.value) for n in ("loss", "miner")), str(info.value)
+
+
+@pytest.mark.parametrize(("alpha", "beta"), [(1.0, 1.0), (0.5, 1.0), (0.0, 2.0)])
+def test_soft_infonce_one_negative_per_query(alpha, beta):
+    """Regression (issue 19 item 3): one negative per query gave 0/0 = NaN in its weight.
+
+    With K = 1 the softmax weight is 1 = 1/K, so the weight is exactly 1 (for any alpha, beta, including
+    alpha = beta, where the reference divides 0 by 0): the loss is log(1 + e^{s_ij - s_ii}) = log(1 + e^{-1}).
+    """
+    q = jnp.eye(2, 4)
+
+    def f(q):
+        return L.soft_infonce_loss(q, q, jnp.zeros((2, 2)), alpha=alpha, beta=beta)
+
+    g = jax.grad(lambda q: jnp.sum(f(q)))(q)
+    assert_close(f(q), np.full(2, np.log1p(np.exp(-1.0))), err=f"alpha={alpha} beta={beta}")
+    # z_0 = q0.q1 - q0.q0 (keys are the queries): dz_0/dq_00 = -2, dz_0/dq_01 = dz_1/dq_01 = 1; p = sigmoid(-1).
+    p = 1.0 / (1.0 + np.e)
+    assert_close(g[0, :2], [-2 * p, 2 * p], err="gradient")

@@ -228,3 +228,22 @@ def test_across_devices_equal_single_device(name, masked):
     for k, (a8, a1) in enumerate(zip(g8, g1, strict=True)):  # per argument (plain arrays)
         assert_close(a8, a1, err=f"{name}: sharded gradient of argument {k}", rtol=1e-4, atol=1e-5)
     assert float(jnp.max(jnp.abs(g1[0]))) > 0
+
+
+@pytest.mark.parametrize(("scale", "n", "d"), [(30.0, 3, 4), (1000.0, 3, 6), (1000.0, 4, 4), (1e4, 2, 3)])
+def test_whitening_mse_no_more_rows_than_dimensions_at_large_scale(scale, n, d):
+    """Regression (issue 19 item 3): a singular covariance at x30-x1e4 gave NaN pivots in float32's Cholesky.
+
+    The value is 2 - 2 cos per pair, in [0, 4]; where float32 resolves the shrinkage (x30) it equals float64.
+    """
+    rng = np.random.default_rng(int(scale) + n + d)
+    x = rng.normal(size=(n, 2, d))
+    x[:, 1] = x[:, 0] + 0.4 * rng.normal(size=(n, d))
+    x = (scale * x).astype(np.float32)
+    v, g = jax.jit(jax.value_and_grad(lambda x: lossjax.losses.whitening_mse_loss(x)))(x)
+    assert np.isfinite(float(v)) and np.all(np.isfinite(np.asarray(g))), (v, g)
+    assert 0.0 <= float(v) <= 4.0
+    if scale == 30.0:
+        with jax.enable_x64(True):
+            v64 = lossjax.losses.whitening_mse_loss(x.astype(np.float64))
+        assert_close(v, v64, err="float32 vs float64", rtol=1e-3, atol=1e-4)
