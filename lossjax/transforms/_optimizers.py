@@ -22,7 +22,7 @@ from lossjax import _checks as C
 from lossjax import _trees
 from lossjax.registry import TransformSample, register
 
-__all__ = ["DecoupledWeightDecayState", "MomoState", "decoupled_weight_decay", "momo"]
+__all__ = ["DecoupledWeightDecayState", "MomoState", "decoupled_weight_decay", "max_norm_projection", "momo"]
 
 FAMILY = "optimizers"
 
@@ -245,5 +245,79 @@ def decoupled_weight_decay(
         scale = jnp.asarray(eta, dtype) * jnp.asarray(weight_decay, dtype)
         out = jax.tree.map(lambda u, p: u.astype(dtype) - scale * p.astype(dtype), updates, params)
         return _trees.cast_like(out, updates), DecoupledWeightDecayState(optax.safe_increment(state.count))
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+# ------------------------------- max-norm projection ----------------------------------
+
+
+def _max_norm_sample() -> TransformSample:
+    return TransformSample(params=_params(), updates=_updates(), hyperparams={"max_norm": 1.5})
+
+
+@register(
+    "max_norm_projection",
+    family=FAMILY,
+    kind="transform",
+    formula="w' = w + u;  w'_j <- w'_j min(1, max_norm / ||w'_j||) for each unit j (all axes but the last);  "
+    "update = w' - w",
+    paper="Dropout: A Simple Way to Prevent Neural Networks from Overfitting (JMLR 2014), max-norm regularization",
+    reference="closed form in numpy (keras.constraints.MaxNorm without its 1e-7 guard)",
+    sample=_max_norm_sample,
+)
+def max_norm_projection(*, max_norm: float = 3.0) -> optax.GradientTransformation:
+    r"""Max-norm constraint: the update that lands on the projection of ``params + updates`` onto the norm ball.
+
+    .. math::
+        w' = w + u,\qquad
+        w'_{\cdot j} \leftarrow w'_{\cdot j}\,\min\Big(1, \frac{c}{\|w'_{\cdot j}\|_2}\Big),\qquad
+        \text{output} = w' - w
+
+    per unit :math:`j` (the last axis of every leaf of rank >= 2: the
+    incoming weights of a Dense unit ``kernel[:, j]`` or of a conv filter
+    ``kernel[..., j]``, as ``keras.constraints.MaxNorm``); leaves of rank < 2
+    (biases, scales) are left alone. Put it LAST in the chain, after the
+    learning rate: ``optax.apply_updates`` then gives the projected weights.
+
+    Args:
+      max_norm: :math:`c > 0` (the dropout paper: 3 to 4).
+
+    Returns:
+      An :class:`optax.GradientTransformation` with an :class:`optax.EmptyState`.
+
+    Paper: Srivastava, Hinton, Krizhevsky, Sutskever, Salakhutdinov, "Dropout: A Simple Way to Prevent
+    Neural Networks from Overfitting", JMLR 15, 2014 (max-norm regularization, section 5.1).
+
+    Example:
+      >>> import jax.numpy as jnp, optax, lossjax
+      >>> tx = lossjax.transforms.max_norm_projection(max_norm=1.0)
+      >>> w = {"kernel": jnp.array([[3.0, 0.1], [4.0, 0.2]])}  # unit 0 has norm 5
+      >>> u, _ = tx.update({"kernel": jnp.zeros((2, 2))}, tx.init(w), w)
+      >>> optax.apply_updates(w, u)["kernel"].round(3).tolist()
+      [[0.6, 0.1], [0.8, 0.2]]
+    """
+    fn = "max_norm_projection"
+    C.check_positive(fn, "max_norm", max_norm)
+
+    def init_fn(params):
+        del params
+        return optax.EmptyState()
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError(f"{fn}: `update` needs `params` (the weights to project), got None.")
+
+        def one(u, w):
+            if jnp.ndim(w) < 2:
+                return u
+            dtype = C.compute_dtype(u, w)
+            new = w.astype(dtype) + u.astype(dtype)
+            norm = C.safe_norm(new, axis=tuple(range(new.ndim - 1)), keepdims=True)
+            c = jnp.asarray(max_norm, dtype)
+            scale = jnp.where(norm > c, c / jnp.where(norm > c, norm, jnp.ones((), dtype)), jnp.ones((), dtype))
+            return (new * scale - w.astype(dtype)).astype(u.dtype)
+
+        return jax.tree.map(one, updates, params), state
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -7,6 +7,7 @@ then ``params += out``.
 - momo: optax 0.2.8 ``optax.contrib.momo`` run in float64 (``jax.enable_x64``); lossjax's ``decay``
   is its ``beta``.
 - decoupled_weight_decay: the closed form ``updates - schedule_multiplier * weight_decay * params`` in numpy.
+- max_norm_projection: the closed form (each unit's column of ``params + updates`` rescaled to norm <= c).
 
 Inputs: tests/reference/inputs/optimizers.json (``python tests/reference/dump_inputs.py --family optimizers``).
 Run: python tests/reference/make_expected_optimizers.py
@@ -62,9 +63,28 @@ def dwd_steps(params, updates, hp, extra, steps):
     return outs
 
 
+def max_norm_steps(params, updates, hp, extra, steps):
+    del extra
+    c = hp.get("max_norm", 3.0)
+    outs = []
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    for _ in range(steps):
+        out = {}
+        for k in p:
+            new = p[k] + np.asarray(updates[k], np.float64)
+            if new.ndim >= 2:
+                norm = np.sqrt(np.sum(new**2, axis=tuple(range(new.ndim - 1)), keepdims=True))
+                new = new * np.minimum(1.0, c / norm)
+            out[k] = new - p[k]
+        outs.append(out)
+        p = {k: p[k] + out[k] for k in p}
+    return outs
+
+
 RULES = {
     "momo": (momo_steps, "optax 0.2.8 optax.contrib.momo run in float64 (decay = its beta)"),
     "decoupled_weight_decay": (dwd_steps, "closed form in numpy: updates - schedule_multiplier * weight_decay * w"),
+    "max_norm_projection": (max_norm_steps, "closed form in numpy: per-unit rescaling of w + u to norm <= max_norm"),
 }
 
 

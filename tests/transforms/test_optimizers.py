@@ -76,3 +76,17 @@ def test_decoupled_weight_decay_schedule_and_errors():
         tx.update(w, tx.init(w), w)
     spec = {"name": "momo", "learning_rate": 0.5, "lower_bound": 0.1}
     assert lossjax.optimizer([spec]).to_config() == {"chain": [spec]}
+
+
+def test_max_norm_projection_lands_on_the_ball():
+    tx = optax.chain(optax.sgd(1.0), lossjax.transforms.max_norm_projection(max_norm=2.0))
+    w = {"kernel": jnp.array([[3.0, 0.5, 0.0], [4.0, 0.5, 0.0]]), "bias": jnp.array([10.0, 0.0, 0.0])}
+    g = {"kernel": jnp.zeros((2, 3)), "bias": jnp.array([-1.0, 0.0, 0.0])}
+    u, _ = tx.update(g, tx.init(w), w)
+    new = optax.apply_updates(w, u)
+    assert_close(new["kernel"], jnp.array([[1.2, 0.5, 0.0], [1.6, 0.5, 0.0]]))  # only unit 0 (norm 5) projected
+    assert_close(new["bias"], jnp.array([11.0, 0.0, 0.0]))  # rank-1 leaves untouched
+    u2, _ = tx.update(jax.tree.map(jnp.zeros_like, g), tx.init(new), new)  # idempotent
+    assert_close(u2["kernel"], jnp.zeros((2, 3)))
+    with pytest.raises(ValueError, match="max_norm_projection: `max_norm` must be > 0"):
+        lossjax.transforms.max_norm_projection(max_norm=0.0)
