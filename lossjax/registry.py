@@ -420,6 +420,11 @@ def describe(name: str) -> str:
         lines.append("hyperparameters:")
         for k, v in e.hyperparams.items():
             lines.append(f"  {k} = {'(required)' if v is inspect.Parameter.empty else repr(v)}")
+    if e.kind == "transform" and e.sample is not None:
+        extra = sorted(getattr(e.sample(), "extra_args", {}) or {})
+        if extra:
+            call = ", ".join(f"{k}=..." for k in extra)
+            lines.append(f"update-time arguments: tx.update(updates, state, params, {call})")
     if e.paper:
         lines += ["", f"paper: {e.paper}"]
     if e.reference:

@@ -152,3 +152,8 @@ def test_equinox_grad_fn_equals_the_definition():
     ref = _sam_reference(lambda p: loss_fn(eqx.combine(p, static), X, Y), params)
     want = jax.tree.map(lambda p, g: p - 0.1 * g, params, ref)
     _close(eqx.filter(new, eqx.is_inexact_array), want)
+
+
+def test_describe_lists_a_transforms_update_time_arguments():
+    assert "update-time arguments: tx.update(updates, state, params, grad_fn=...)" in lossjax.describe("sam")
+    assert "update-time" not in lossjax.describe("softmax_cross_entropy")
