@@ -419,12 +419,17 @@ OPTAX_CLASS_MASK_SMOOTHED = (
 
 
 @pytest.mark.parametrize(
-    "name", ["softmax_cross_entropy", "safe_softmax_cross_entropy", "focal_loss", "poly1_cross_entropy"]
+    "name",
+    ["softmax_cross_entropy", "safe_softmax_cross_entropy", "focal_loss", "poly1_cross_entropy", "poly1_focal_loss"],
 )
 def test_class_mask_where_is_optax(name):
     # Issue 11 item 5: a `where` of the logits' shape masks classes (optax); at gamma = 0 / epsilon = 0
     # focal and poly-1 are the cross-entropy, so the same optax numbers apply.
-    kw = {"focal_loss": {"gamma": 0.0}, "poly1_cross_entropy": {"poly_coefficient": 0.0}}.get(name, {})
+    kw = {
+        "focal_loss": {"gamma": 0.0},
+        "poly1_cross_entropy": {"poly_coefficient": 0.0},
+        "poly1_focal_loss": {"gamma": 0.0, "poly_coefficient": 0.0},
+    }.get(name, {})
     fn = getattr(L, name)
     labels = jax.nn.one_hot(Y_W, 4) if name == "safe_softmax_cross_entropy" else Y_W
     g = jax.grad(lambda z: fn(z, labels, where=W, **kw).sum())(Z_W)
@@ -446,6 +451,10 @@ def test_class_mask_where_with_smoothing_is_optax():
     v, g = f(Z_W), jax.grad(lambda z: f(z).sum())(Z_W)
     np.testing.assert_allclose(np.asarray(v), OPTAX_CLASS_MASK_SMOOTHED[0], rtol=1e-6)
     np.testing.assert_allclose(np.asarray(g), OPTAX_CLASS_MASK_SMOOTHED[1], rtol=1e-5, atol=1e-7)
+    f2 = lambda z: L.label_smoothing_cross_entropy(z, Y_W, where=W, label_smoothing=0.3)  # noqa: E731
+    np.testing.assert_allclose(np.asarray(f2(Z_W)), OPTAX_CLASS_MASK_SMOOTHED[0], rtol=1e-6)
+    g2 = jax.grad(lambda z: f2(z).sum())(Z_W)
+    np.testing.assert_allclose(np.asarray(g2), OPTAX_CLASS_MASK_SMOOTHED[1], rtol=1e-5, atol=1e-7)
     # optax.smooth_labels(one_hot, 0.3, where=W): 0.7 + 0.1 on the label, 0.1 on the other unmasked classes.
     np.testing.assert_allclose(
         np.asarray(L.smooth_labels(jax.nn.one_hot(Y_W, 4), 0.3, where=W)), [[0.8, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.8]]
