@@ -475,8 +475,7 @@ def _pred_target(fn: str, predictions, targets, where, stop_gradient_targets: bo
     z = C.fill_masked(C.as_compute(z, dtype), mask)
     if stop_gradient_targets:
         z = jax.lax.stop_gradient(z)
-    cos = jnp.sum(l2_normalize(p) * l2_normalize(z), axis=-1)
-    return cos, mask
+    return l2_normalize(p), l2_normalize(z), mask
 
 
 def _pred_target_sample() -> Sample:
@@ -528,7 +527,8 @@ def negative_cosine_loss(
       >>> lossjax.losses.negative_cosine_loss(jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 1.0]])).round(4)
       Array([-0.7071], dtype=float32)
     """
-    cos, mask = _pred_target("negative_cosine_loss", predictions, targets, where, stop_gradient_targets)
+    p, z, mask = _pred_target("negative_cosine_loss", predictions, targets, where, stop_gradient_targets)
+    cos = jnp.sum(p * z, axis=-1)
     return C.zero_masked(-cos, mask)
 
 
@@ -555,7 +555,9 @@ def byol_loss(
         \ell = \Big\|\frac{p}{\|p\|} - \frac{\mathrm{sg}(z)}{\|\mathrm{sg}(z)\|}\Big\|^2 = 2 - 2\cos(p, \mathrm{sg}(z))
 
     The target ``z`` comes from the momentum (target) network; BYOL symmetrizes
-    by swapping the views and summing.
+    by swapping the views and summing. Computed as the squared distance (exact
+    near ``cos = 1``); a zero vector's unit vector is 0 (so a zero prediction
+    gives 1, as the reference's ``regression_loss``).
 
     Args:
       predictions: ``[..., D]`` online predictions ``q(z)``.
@@ -574,8 +576,10 @@ def byol_loss(
       >>> lossjax.losses.byol_loss(jnp.array([[1.0, 0.0]]), jnp.array([[0.0, 3.0]]))
       Array([2.], dtype=float32)
     """
-    cos, mask = _pred_target("byol_loss", predictions, targets, where, stop_gradient_targets)
-    return C.zero_masked(2 - 2 * cos, mask)
+    p, z, mask = _pred_target("byol_loss", predictions, targets, where, stop_gradient_targets)
+    # The squared distance itself, not 2 - 2 cos: no cancellation near cos = 1, and a zero vector (unit vector 0)
+    # gives the reference's 1, not 2.
+    return C.zero_masked(jnp.sum(jnp.square(p - z), axis=-1), mask)
 
 
 # --------------------------------------------------------------------------
@@ -769,7 +773,7 @@ def _swav_sample() -> Sample:
         # The codes are targets without gradient (the reference computes them under no_grad), but they depend on
         # the scores: finite differences of the value see them move, the gradient does not by design.
         surrogate_grad=True,
-        variants=({"temperature": 0.2, "epsilon": 0.1, "sinkhorn_iterations": 1, "num_assigned_views": 1},),
+        variants=({"temperature": 0.2, "regularization": 0.1, "num_iterations": 1, "num_assigned_views": 1},),
     )
 
 
@@ -790,8 +794,8 @@ def swav_loss(
     *,
     num_assigned_views: int = 2,
     temperature: float = 0.1,
-    epsilon: float = 0.05,
-    sinkhorn_iterations: int = 3,
+    regularization: float = 0.05,
+    num_iterations: int = 3,
     where: ArrayLike | None = None,
     axis_name=None,
 ) -> Array:
@@ -819,8 +823,8 @@ def swav_loss(
       scores: ``[B, V, K]`` prototype scores of ``V >= 2`` views.
       num_assigned_views: ``|A|``, the first views that get codes (2), ``1 <= |A| <= V``.
       temperature: ``tau`` of the predicted distribution (0.1).
-      epsilon: the entropic regularization of the codes (0.05).
-      sinkhorn_iterations: the fixed number of Sinkhorn-Knopp iterations (3).
+      regularization: ``epsilon``, the entropic regularization of the codes (0.05; the reference's ``epsilon``).
+      num_iterations: the fixed number of Sinkhorn-Knopp iterations (3; the reference's ``sinkhorn_iterations``).
       where: optional ``[B]`` mask of real examples (out of the loss and the codes' sums).
       axis_name: mapped axis the batch is sharded over.
 
@@ -839,8 +843,8 @@ def swav_loss(
     """
     fn = "swav_loss"
     C.check_positive(fn, "temperature", temperature)
-    C.check_positive(fn, "epsilon", epsilon)
-    C.check_int(fn, "sinkhorn_iterations", sinkhorn_iterations, 0, static=True)
+    C.check_positive(fn, "regularization", regularization)
+    C.check_int(fn, "num_iterations", num_iterations, 0, static=True)
     C.check_int(fn, "num_assigned_views", num_assigned_views, 1, static=True)
     z = _multi_view(fn, "scores", scores)
     b, nv, _ = z.shape
@@ -855,7 +859,7 @@ def swav_loss(
     z = C.fill_masked(C.as_compute(z, dtype), mask)
     logp = jax.nn.log_softmax(z / jnp.asarray(temperature, dtype), axis=-1)  # [B, V, K]
     codes = jnp.stack(
-        [_sinkhorn_codes(z[:, a], valid, epsilon, sinkhorn_iterations, axis_name) for a in range(num_assigned_views)],
+        [_sinkhorn_codes(z[:, a], valid, regularization, num_iterations, axis_name) for a in range(num_assigned_views)],
         axis=1,
     )  # [B, A, K]
     pairs = jnp.asarray(np.arange(nv)[None, :] != np.arange(num_assigned_views)[:, None], dtype)  # [A, V]
@@ -916,8 +920,8 @@ def _moco_sample() -> Sample:
     has_aux=True,
 )
 def moco_loss(
-    queries: ArrayLike,
-    keys: ArrayLike,
+    embeddings_a: ArrayLike,
+    embeddings_b: ArrayLike,
     *,
     state: MoCoQueue | None = None,
     temperature: float = 0.07,
@@ -938,8 +942,8 @@ def moco_loss(
     not enqueued. The mean of ``ell`` is the reference's cross-entropy.
 
     Args:
-      queries: ``[B, D]`` query features (the encoder's).
-      keys: ``[B, D]`` key features of the other view (the momentum encoder's).
+      embeddings_a: ``[B, D]`` the queries ``q`` (the encoder's features).
+      embeddings_b: ``[B, D]`` the keys ``k`` of the other view (the momentum encoder's features).
       state: :class:`MoCoQueue` (``MoCoQueue.initial(size, D)`` to start;
         required). With more (global) rows than slots only the last ones stay.
       temperature: ``T`` (0.07; MoCo v2 trains with 0.2).
@@ -968,7 +972,7 @@ def moco_loss(
     """
     fn = "moco_loss"
     C.check_positive(fn, "temperature", temperature)
-    q, k, mask, dtype = paired_batch(fn, queries, keys, where, names=("queries", "keys"))
+    q, k, mask, dtype = paired_batch(fn, embeddings_a, embeddings_b, where)
     if not isinstance(state, MoCoQueue):
         raise TypeError(f"{fn}: `state` must be a MoCoQueue (MoCoQueue.initial(size, D)), got {type(state).__name__}.")
     size = state.keys.shape[0]
@@ -1117,7 +1121,7 @@ def _ibot_sample() -> Sample:
 def ibot_patch_loss(
     student_patches: ArrayLike,
     teacher_patches: ArrayLike,
-    patch_mask: ArrayLike,
+    patch_where: ArrayLike,
     *,
     state: DINOState | None = None,
     student_temperature: float = 0.1,
@@ -1144,7 +1148,7 @@ def ibot_patch_loss(
     Args:
       student_patches: ``[B, G, P, K]`` student patch-head outputs of ``G`` global crops.
       teacher_patches: ``[B, G, P, K]`` teacher patch-head outputs (stop-gradient).
-      patch_mask: ``[B, G, P]`` bool, the patches masked in the student's input.
+      patch_where: ``[B, G, P]`` bool, the patches masked in the student's input (the ones that count).
       state: :class:`DINOState` holding the patch center ``[K]`` (``None``: zeros).
       student_temperature: ``tau_s`` (0.1).
       teacher_temperature: ``tau_t`` (the reference's ``teacher_temp2``, 0.04 warming up to 0.04-0.07).
@@ -1171,10 +1175,10 @@ def ibot_patch_loss(
     C.check_in_range(fn, "center_momentum", center_momentum, 0.0, 1.0)
     s = C.check_array(fn, "student_patches", student_patches, ndim=4, dtype="float")
     t = C.check_array(fn, "teacher_patches", teacher_patches, ndim=4, dtype="float")
-    pm = C.check_array(fn, "patch_mask", patch_mask, ndim=3)
+    pm = C.check_array(fn, "patch_where", patch_where, ndim=3)
     C.check_same_shape(fn, ("student_patches", "teacher_patches"), s, t)
     if pm.shape != s.shape[:3]:
-        raise ValueError(f"{fn}: `patch_mask` must have shape {s.shape[:3]} ([B, G, P]), got {pm.shape}.")
+        raise ValueError(f"{fn}: `patch_where` must have shape {s.shape[:3]} ([B, G, P]), got {pm.shape}.")
     b, g, _, k = s.shape
     dtype = C.compute_dtype(s, t)
     if state is None:

@@ -99,7 +99,8 @@ def distributed_sinkhorn(out, epsilon, sinkhorn_iterations):
     return Q.t()
 
 
-def swav_loss(scores, *, num_assigned_views=2, temperature=0.1, epsilon=0.05, sinkhorn_iterations=3, **_):
+def swav_loss(scores, *, num_assigned_views=2, temperature=0.1, regularization=0.05, num_iterations=3, **_):
+    epsilon, sinkhorn_iterations = regularization, num_iterations  # the reference's names
     bs, nv, k = scores.shape
     output = scores.permute(1, 0, 2).reshape(nv * bs, k)
     loss = 0
