@@ -14,6 +14,7 @@ import argparse
 import importlib
 import inspect
 import pathlib
+import pkgutil
 import re
 import sys
 
@@ -28,6 +29,8 @@ MODULE_PAGES = {
     "registry": ("lossjax.registry", "The registry: entries, samples, specs."),
     "testing": ("lossjax.testing", "The conformance suite (`lossjax check`)."),
     "benchmarking": ("lossjax.benchmarking", "The benchmark harness (`lossjax bench`)."),
+    "toolkit": ("lossjax.toolkit", "Argument checks, masking, dtype and numerics helpers for writing your own loss."),
+    "integrations": ("lossjax.integrations", "Flax NNX, Linen and Equinox helpers for the transforms' extra args."),
 }
 
 
@@ -44,6 +47,19 @@ def _summary(obj) -> str:
     return doc.strip().splitlines()[0].replace("|", "/") if doc.strip() else ""
 
 
+def _home(package: str, name: str, obj) -> object:
+    """The module defining a public name (a constant has no ``__module__``: the family module holding it)."""
+    module = getattr(obj, "__module__", None)
+    if module:
+        return importlib.import_module(module)
+    pkg = importlib.import_module(f"lossjax.{package}")
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        mod = importlib.import_module(f"lossjax.{package}.{info.name}")
+        if getattr(mod, "FAMILY", None) and getattr(mod, name, None) is obj:
+            return mod
+    return pkg
+
+
 def pages() -> dict[str, str]:
     """``{file name: markdown}`` for every API page."""
     sys.path.insert(0, str(ROOT))
@@ -56,7 +72,7 @@ def pages() -> dict[str, str]:
         ns = importlib.import_module(f"lossjax.{package}")
         for name in ns.__all__:
             obj = getattr(ns, name)
-            mod = importlib.import_module(getattr(obj, "__module__", ""))
+            mod = _home(package, name, obj)
             family = getattr(mod, "FAMILY", None) or f"{package}-shared"  # helpers of a shared private module
             families.setdefault(family, []).append((package, name, obj))
     index = ["# API reference", "", "Every public name, by family (losses and transforms) and by module.", ""]
