@@ -19,7 +19,15 @@ Y = np.asarray(REF["inputs"]["labels"], np.int32)
 
 
 def test_public_surface():
-    assert sorted(miners.__all__) == ["batch_all_miner", "batch_hard_miner", "multi_similarity_miner", "semihard_miner"]
+    assert sorted(miners.__all__) == [
+        "angular_miner",
+        "batch_all_miner",
+        "batch_hard_miner",
+        "multi_similarity_miner",
+        "pair_margin_miner",
+        "semihard_miner",
+        "triplet_margin_miner",
+    ]
 
 
 def test_batch_all_pairs_by_hand():
