@@ -147,7 +147,20 @@ def _ale_sample() -> Sample:
     projection = rng.normal(size=(3, 2)).astype(np.float32)
     proxies = rng.normal(size=(4, 2)).astype(np.float32)
     labels = rng.integers(0, 4, size=(5,)).astype(np.int32)
-    return Sample(args=(embeddings, labels, proxies, projection), diff_argnums=(0, 2, 3), batched_argnums=(0, 1))
+    # Extremes: embeddings at 1e4 (every class violates or clears the margin by far: scores ~1e4, where a
+    # float32 ulp is 1e-3, so the margin 1 stays resolvable; with every input at 1e4 the scores reach 1e8 and
+    # the margin is below float32's resolution), and all inputs zero (every class ties: r = C - 1).
+    big = (np.where(embeddings >= 0, 1.0, -1.0) * 1e4).astype(np.float32)
+    extremes = (
+        (big, labels, proxies, projection),
+        (np.zeros_like(embeddings), labels, np.zeros_like(proxies), np.zeros_like(projection)),
+    )
+    return Sample(
+        args=(embeddings, labels, proxies, projection),
+        diff_argnums=(0, 2, 3),
+        batched_argnums=(0, 1),
+        extremes=extremes,
+    )
 
 
 @register(
