@@ -281,7 +281,8 @@ def triplet_margin_loss(
     Args:
       anchors, positives, negatives: ``[..., D]`` each, the same shape.
       margin: ``m`` (>= 0).
-      norm_degree: ``q`` (>= 1).
+      norm_degree: ``q`` (>= 1, finite: ``q = inf`` is rejected, the max-norm is not this formula's limit
+        with ``epsilon`` inside the root).
       epsilon: smoothing inside the root (> 0).
       where: optional boolean mask of the batch shape ``[...]``.
 
@@ -307,7 +308,7 @@ def triplet_margin_loss(
     C.check_same_shape(fn, ("anchors", "positives"), a, p)
     C.check_same_shape(fn, ("anchors", "negatives"), a, n)
     C.check_positive(fn, "margin", margin, allow_zero=True)
-    C.check_in_range(fn, "norm_degree", norm_degree, 1.0, float("inf"))
+    C.check_in_range(fn, "norm_degree", norm_degree, 1.0, float("inf"), high_inclusive=False)
     C.check_positive(fn, "epsilon", epsilon)
     dtype = C.compute_dtype(a, p, n)
     mask = C.prepare_where(fn, where, a.shape[:-1])
@@ -642,7 +643,7 @@ def multi_similarity_loss(
       labels: integer labels ``[N]``.
       alpha: positive scale (> 0).
       beta: negative scale (> 0).
-      base: the similarity threshold ``lambda``.
+      base: the similarity threshold ``lambda``, a cosine in ``[-1, 1]``.
       mining_margin: the miner's margin (pytorch-metric-learning's ``epsilon``), or ``None`` for no mining.
       where: optional ``[N]`` boolean mask.
       axis_name: mapped axis to gather the batch over.
@@ -667,6 +668,7 @@ def multi_similarity_loss(
     fn = "multi_similarity_loss"
     C.check_positive(fn, "alpha", alpha)
     C.check_positive(fn, "beta", beta)
+    C.check_in_range(fn, "base", base, -1.0, 1.0)
     if mining_margin is not None:
         C.check_positive(fn, "mining_margin", mining_margin, allow_zero=True)
     b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, memory=memory)
@@ -1267,6 +1269,8 @@ def sigmoid_contrastive_loss(
     """
     fn = "sigmoid_contrastive_loss"
     _check_block(fn, block_size)
+    if not isinstance(bias, jax.core.Tracer) and np.ndim(bias) == 0 and not math.isfinite(float(bias)):
+        raise ValueError(f"{fn}: `bias` must be a finite number, got {bias!r}.")
     a, b, mask, dtype = paired_batch(fn, embeddings_a, embeddings_b, where)
     t = _temperature(fn, temperature, dtype)
     bias = jnp.asarray(bias).astype(dtype)

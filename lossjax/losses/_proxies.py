@@ -524,6 +524,10 @@ def proxy_anchor_loss(
     num_classes = cos.shape[-1]
     any_valid = psum(jnp.sum(valid), axis_name) > 0
     loss = jnp.sum(pos_term) / jnp.maximum(n_with_pos, 1) + jnp.sum(neg_term) / num_classes
+    # An out-of-range label in an unmasked row (its one-hot row is NaN) makes the loss NaN, as JAX's
+    # out-of-bounds gather does, instead of silently dropping the row from both terms.
+    bad = psum(jnp.sum(valid & jnp.any(jnp.isnan(onehot), axis=-1)), axis_name) > 0
+    loss = jnp.where(bad, jnp.full((), jnp.nan, dtype), loss)
     return jnp.where(any_valid, loss, jnp.zeros((), dtype))
 
 

@@ -441,3 +441,20 @@ def test_soft_infonce_one_negative_per_query(alpha, beta):
     # z_0 = q0.q1 - q0.q0 (keys are the queries): dz_0/dq_00 = -2, dz_0/dq_01 = dz_1/dq_01 = 1; p = sigmoid(-1).
     p = 1.0 / (1.0 + np.e)
     assert_close(g[0, :2], [-2 * p, 2 * p], err="gradient")
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda x, y: L.multi_similarity_loss(x, y, base=float("nan")), "`base` must lie in"),
+        (lambda x, y: L.multi_similarity_loss(x, y, base=float("inf")), "`base` must lie in"),
+        (lambda x, y: L.triplet_margin_loss(x, x[::-1], x + 1, norm_degree=float("inf")), "`norm_degree` must lie"),
+        (lambda x, y: L.sigmoid_contrastive_loss(x, x, bias=float("nan")), "`bias` must be a finite number"),
+        (lambda x, y: L.sigmoid_contrastive_loss(x, x, bias=float("-inf")), "`bias` must be a finite number"),
+    ],
+)
+def test_non_finite_hyperparameters_rejected(call, match):
+    """Issue 19 item 8: NaN/inf hyperparameters are rejected at trace time, naming the function and argument."""
+    x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match=match):
+        call(x, np.array([0, 0, 1, 1, 2, 2]))

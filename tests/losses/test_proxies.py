@@ -274,3 +274,16 @@ def test_proxy_anchor_across_devices_equals_single_device(masked):
     assert_close(v8, v1, err="proxy_anchor_loss: sharded value", rtol=1e-5, atol=1e-6)
     assert_close(g8, g1, err="proxy_anchor_loss: sharded gradient", rtol=1e-5, atol=1e-6)
     assert float(jnp.max(jnp.abs(g1))) > 0
+
+
+def test_proxy_anchor_out_of_range_label_is_nan_unless_masked():
+    """Issue 19 item 6: an out-of-range label in an unmasked row gives NaN (as an out-of-bounds gather), not a
+    loss that silently drops the row; masked rows may hold any label (equal to the loss without them)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 4)).astype(np.float32)
+    w = rng.normal(size=(3, 4)).astype(np.float32)
+    bad = np.array([0, 5, 1, 1, 2, -1])
+    assert np.isnan(float(lossjax.losses.proxy_anchor_loss(x, bad, w)))
+    keep = np.array([1, 0, 1, 1, 1, 0], bool)
+    masked = lossjax.losses.proxy_anchor_loss(x, bad, w, where=keep)
+    assert_close(masked, lossjax.losses.proxy_anchor_loss(x[keep], bad[keep], w))
