@@ -16,6 +16,12 @@ excludes padded examples (``where``) from every pair as anchor, positive and
 negative. Labelled batches and their pair masks come from
 :mod:`lossjax._mining`, which the public miners (:mod:`lossjax.miners`) use too.
 
+**Labels** of a labelled batch are class ids compared only for equality (there
+is no class axis): every integer is a valid id, so "out of range" does not
+apply here (negative ids or ids above the batch size are ordinary classes).
+Losses that index ``proxies [C, D]`` with labels (the proxies and margins
+families) give NaN for an out-of-range label in an unmasked row instead.
+
 **Many devices.** Losses that need the whole batch take ``axis_name``. Inside
 ``shard_map``/``pmap`` with the batch split over that axis, each device
 gathers the candidates of all devices (``all_gather``), computes the terms of
