@@ -376,8 +376,9 @@ def test_nash_reports_non_convergence():
 
 
 # bf16 gradients: the weights are computed in float32; the combination's operands (weights cast to bf16)
-# and its output are bf16: two bf16 roundings (2^-9 each) of the largest entry. Measured <= 4.1e-3.
-BF16_TOL = 5e-3
+# and its output are bf16: two bf16 roundings (unit roundoff 2^-8 each) of the largest entry, at most 7.8e-3.
+# Measured <= 5.3e-3 (fairgrad; the others <= 4.1e-3).
+BF16_TOL = 8e-3
 
 
 @pytest.mark.parametrize("name", sorted(lossjax.available(family="multitask")))
@@ -397,7 +398,7 @@ def test_bf16_gradients_give_bf16_update_close_to_f32(name):
         scale = float(jnp.max(jnp.abs(b)))
         np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b), rtol=0, atol=BF16_TOL * scale)
         # the combination is really applied (equal_weight is the plain sum by definition)
-        far = float(jnp.max(jnp.abs(b - c))) > 20 * BF16_TOL * scale
+        far = float(jnp.max(jnp.abs(b - c))) > 0.1 * scale  # 12x the tolerance
         assert far != (name == "equal_weight"), f"{name}: the update is (not) the plain sum"
 
 
