@@ -40,7 +40,7 @@ def render(path: pathlib.Path) -> str:
 
     nb = nbformat.read(path, as_version=4)
     os.environ.setdefault("LOSSJAX_SMALL", "1")
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures as PNG outputs
     NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     lines = [MARK.format(name=path.name, digest=_digest(path)), ""]
     images = 0
@@ -80,6 +80,7 @@ def stale() -> list[str]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true", help="exit 1 if a rendered page is missing or stale")
+    p.add_argument("--all", action="store_true", help="re-render every notebook")
     p.add_argument("names", nargs="*", help="notebook stems to render (default: the stale ones)")
     args = p.parse_args(argv)
     todo = stale()
@@ -89,6 +90,8 @@ def main(argv=None) -> int:
             return 1
         return 0
     names = args.names or [n.removesuffix(".ipynb") for n in todo]
+    if args.all:
+        names = [p.stem for p in sorted(NOTEBOOKS.glob("*.ipynb"))]
     OUT.mkdir(parents=True, exist_ok=True)
     for stem in names:
         path = NOTEBOOKS / f"{stem}.ipynb"
