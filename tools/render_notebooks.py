@@ -23,6 +23,10 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 OUT = ROOT / "docs" / "notebooks"
+NOTE = (
+    '!!! note "Rendered at small size"\n    Executed by `tools/render_notebooks.py` with `LOSSJAX_SMALL=1` (the size '
+    "the test suite runs); run the notebook from `notebooks/` for the full-size results."
+)
 MARK = "<!-- rendered from {name} sha256={digest} by tools/render_notebooks.py -->"
 
 
@@ -42,7 +46,7 @@ def render(path: pathlib.Path) -> str:
     os.environ.setdefault("LOSSJAX_SMALL", "1")
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures as PNG outputs
     NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
-    lines = [MARK.format(name=path.name, digest=_digest(path)), ""]
+    lines = [MARK.format(name=path.name, digest=_digest(path)), "", NOTE, ""]
     images = 0
     for cell in nb.cells:
         if cell.cell_type == "markdown":
