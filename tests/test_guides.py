@@ -39,3 +39,12 @@ def test_page_examples_run(page, tmp_path, monkeypatch):
     namespace: dict = {"__name__": f"guide_{page.stem.replace('-', '_')}"}
     for i, code in enumerate(BLOCK.findall(page.read_text())):
         exec(compile(code, f"{page.relative_to(DOCS)}[block {i}]", "exec"), namespace)
+
+
+def test_every_loss_named_in_the_choosing_guide_exists():
+    import lossjax
+
+    text = (DOCS / "guides" / "choosing-a-loss.md").read_text()
+    named = set(re.findall(r"`([a-z][a-z0-9_]*_[a-z0-9_]+)`", text)) - {"axis_name"}
+    public = set(lossjax.available()) | set(lossjax.losses.__all__) | set(lossjax.transforms.__all__)
+    assert named and not named - public, f"names in choosing-a-loss.md that do not exist: {sorted(named - public)}"
