@@ -12,8 +12,8 @@ the library ships, for every entry, the outputs an *independent* source gives
 on those inputs (``lossjax/expected/<family>.json``: an upstream library call,
 a port pinned to its upstream commit, or a closed form, computed in float64
 by the scripts in ``tests/reference/``). The properties checked for a loss,
-on the sample and (all but ``kind``, ``export`` and ``debug``, which check
-plumbing) on each of its hyperparameter ``variants``:
+on the sample and on each of its hyperparameter ``variants`` (``debug`` on the
+sample only; ``grad`` on variants without expected values):
 
 ==============  ==============================================================
 ``kind``        the output is what the registered kind promises: the batch
@@ -1107,12 +1107,13 @@ _LOSS_CHECKS: dict[str, Callable] = {
 #: entries that have them (``LOSSJAX_REQUIRE_EXPECTED=1``: for every entry, a missing one fails).
 _REQUIRE_EXPECTED = os.environ.get("LOSSJAX_REQUIRE_EXPECTED", "0") == "1"
 #: Properties that run once per entry (they iterate over the cases themselves).
-# Properties of the plumbing (output kind, export, debug wrapper) run on the
-# sample only; the numerical ones run on every hyperparameter variant too. The
-# float64 gradient check runs on the variants only where no expected values
-# cover them (``value`` compares every variant's gradients with independent
-# ones). ``registry`` round-trips every variant's config but compiles once.
-_ONCE = {"value", "parallel", "fuzz", "kind", "export", "debug"}
+# Every property runs on every hyperparameter variant, made cheaper where the
+# work would repeat: ``debug`` checks the checkify wrapper (the variant's own
+# checks run in every other property) on the sample only; the float64 gradient
+# check runs on the variants only where no expected values cover them
+# (``value`` compares every variant's gradients with independent ones);
+# ``registry`` round-trips every variant's config but compiles once.
+_ONCE = {"value", "parallel", "fuzz", "debug"}
 
 # ------------------------------ transforms --------------------------------
 
