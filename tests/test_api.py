@@ -21,7 +21,15 @@ import lossjax
 from lossjax import registry
 
 ROOT = pathlib.Path(lossjax.__file__).parent
-NAMESPACES = ("lossjax", "lossjax.losses", "lossjax.transforms", "lossjax.miners", "lossjax.multiloss")
+NAMESPACES = (
+    "lossjax",
+    "lossjax.losses",
+    "lossjax.transforms",
+    "lossjax.miners",
+    "lossjax.multiloss",
+    "lossjax.toolkit",
+    "lossjax.integrations",
+)
 
 # ------------------------------ the naming table ------------------------------
 

@@ -155,3 +155,20 @@ def test_equinox_grad_fn_equals_the_definition():
 def test_describe_lists_a_transforms_update_time_arguments():
     assert "update-time arguments: tx.update(updates, state, params, grad_fn=...)" in lossjax.describe("sam")
     assert "update-time" not in lossjax.describe("softmax_cross_entropy")
+
+
+def test_transforms_sam_value_and_grad_takes_an_nnx_module_with_dropout():
+    """``lossjax.transforms.sam_value_and_grad`` on an NNX module with Dropout (a raw uint32 TypeError before)."""
+    from flax import nnx
+
+    model, twin = _nnx_model(0.5), _nnx_model(0.5)
+    loss, grads = nnx.jit(lambda m, x, y: lossjax.transforms.sam_value_and_grad(_nnx_loss, rho=RHO)(m, x, y))(
+        model, X, Y
+    )
+    want, want_grads = nnx.jit(lambda m, x, y: integrations.nnx_sam_value_and_grad(_nnx_loss, rho=RHO)(m, x, y))(
+        twin, X, Y
+    )
+    np.testing.assert_allclose(loss, want, rtol=1e-6)
+    _close(nnx.as_pure(grads), nnx.as_pure(want_grads))
+    with pytest.raises(ValueError, match="sam_value_and_grad: with an NNX module, `axis_name`"):
+        lossjax.transforms.sam_value_and_grad(_nnx_loss, axis_name="batch")(_nnx_model(0.5), X, Y)

@@ -72,6 +72,7 @@ outputs / EMA weights in their state (read them with :func:`saf_targets` and
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -563,6 +564,16 @@ def sam_value_and_grad(
 
     @functools.wraps(fun)
     def wrapped(params, *args, **kwargs):
+        nnx = sys.modules.get("flax.nnx")
+        if nnx is not None and isinstance(params, nnx.Module):  # differentiate nnx.Param only (Dropout keys: uint32)
+            if axis_name is not None or ascent_gradient != "global":
+                raise ValueError(
+                    "sam_value_and_grad: with an NNX module, `axis_name` and `ascent_gradient` are not supported; "
+                    "use lossjax.integrations.nnx_grad_fn with a sam transform."
+                )
+            from lossjax.integrations import nnx_sam_value_and_grad
+
+            return nnx_sam_value_and_grad(fun, rho=rho, has_aux=has_aux, epsilon=epsilon)(params, *args, **kwargs)
         value, g = value_and_grad(vary(params, axis_name), *args, **kwargs)  # per-device gradient
 
         def grad_fn(p):
