@@ -53,3 +53,17 @@ def test_sample_fingerprints_hold_under_default_xla_flags():
     assert line == "MISMATCH []", (
         f"samples built with JAX ops give other inputs under default XLA flags (build them with numpy): {line}"
     )
+
+
+def test_every_registered_entry_has_independent_expected_values():
+    """Every entry lossjax ships brings expected values (`lossjax/expected/<family>.json`), so its `value`
+    property runs; an entry added later without them fails here."""
+    import lossjax
+    from lossjax import registry, testing
+
+    expected = testing._expected_files()
+    missing = [
+        n for n in lossjax.available() if n not in expected and testing._sample(registry.get_entry(n)).expected is None
+    ]
+    assert not missing, f"no independent expected values (see tests/reference/README.md) for {missing}"
+    assert all("value" in testing.properties_for(n) for n in lossjax.available())
