@@ -133,6 +133,13 @@ def _cmd_check(args) -> int:
     return 0 if ok else 1
 
 
+def _cmd_schema(args) -> int:
+    from lossjax import registry
+
+    print(json.dumps(registry.spec_schema(), indent=1))
+    return 0
+
+
 def _cmd_bench(args, rest) -> int:
     from lossjax.benchmarks import run
 
@@ -175,6 +182,7 @@ def _main(argv: list[str]) -> int:
     )
     pc.add_argument("--json", action="store_true", help="print the results as JSON")
     pc.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    sub.add_parser("schema", help="print the JSON Schema of the plain-data specs (for editors)")
     sub.add_parser("bench", help="run the benchmarks (arguments are passed through)", add_help=False)
     sub.add_parser("demo", help="train a small model on digits with registry-built losses", add_help=False)
     if argv and argv[0] in ("bench", "demo"):
@@ -188,7 +196,7 @@ def _main(argv: list[str]) -> int:
             return _fail(f"demo needs the [demo] extra ({_message(e)}): pip install 'lossjax[demo]'")
         return demo.main(rest)
     args = p.parse_args(argv)
-    return {"list": _cmd_list, "describe": _cmd_describe, "check": _cmd_check}[args.cmd](args)
+    return {"list": _cmd_list, "describe": _cmd_describe, "check": _cmd_check, "schema": _cmd_schema}[args.cmd](args)
 
 
 if __name__ == "__main__":

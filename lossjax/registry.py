@@ -56,6 +56,7 @@ __all__ = [
     "optimizer",
     "parse_spec",
     "register",
+    "spec_schema",
 ]
 
 #: Kinds of registered objects.
@@ -1158,3 +1159,92 @@ def _transform_config(self) -> dict[str, Any]:
     if chain is not None:
         return {"chain": [dict(c) for c in chain]}
     return {"name": self._lossjax_entry.name, **{k: _jsonable(v) for k, v in self._lossjax_hp.items()}}
+
+
+# ------------------------------- JSON Schema -------------------------------
+
+
+def _hyperparameter_schema(default: Any) -> dict[str, Any]:
+    """A JSON Schema for one hyperparameter, from its default (any value when required or not plain data)."""
+    if default is inspect.Parameter.empty:
+        return {}
+    if isinstance(default, bool):
+        return {"type": "boolean", "default": default}
+    if isinstance(default, int):
+        return {"type": "integer", "default": default}
+    if isinstance(default, float):
+        return {"type": "number", "default": default} if math.isfinite(default) else {"type": "number"}
+    if isinstance(default, str):
+        return {"type": "string", "default": default}
+    return {}  # None, tuples, arrays: the entry validates them when the config is built
+
+
+def spec_schema() -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) of the plain-data specs, for editors and config validation.
+
+    It covers what :func:`from_config` accepts: a spec string, one loss or transform
+    (``{"name": ..., "weight": ..., <hyperparameters>}``, names and aliases
+    enumerated, each hyperparameter typed from its default), a composed loss
+    (``{"terms": [...]}``) and an optimizer chain (``{"chain": [...]}``, whose
+    parts may also name optax and optax.contrib transforms). Values are still
+    validated by the entries when the config is built; the schema catches typos
+    in names and keys while the file is edited (``lossjax schema > spec.schema.json``).
+
+    Returns:
+      The schema as a dict (``json.dumps`` it).
+
+    Example:
+      >>> import lossjax
+      >>> schema = lossjax.registry.spec_schema()
+      >>> "focal_loss" in schema["$defs"]["names"]["enum"]
+      True
+    """
+    _ensure_loaded()
+    terms, names = [], []
+    for name in sorted(_REGISTRY):
+        e = _REGISTRY[name]
+        if e.name != name:
+            continue  # aliases share their entry's schema
+        own = [e.name, *e.aliases]
+        names += own
+        props: dict[str, Any] = {"name": {"enum": own}, "weight": {"type": "number"}}
+        props.update({k: _hyperparameter_schema(v) for k, v in e.hyperparams.items()})
+        required = ["name", *e.required()]
+        terms.append(
+            {
+                "title": e.name,
+                "description": e.summary,
+                "type": "object",
+                "properties": props,
+                "required": required,
+                "additionalProperties": False,
+            }
+        )
+    optax_part = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "inject_hyperparams": {}},
+        "required": ["name"],
+        "description": "an optax or optax.contrib transform by name, with its arguments",
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "lossjax spec",
+        "description": "A loss, composed loss, transform or optimizer chain for lossjax.from_config.",
+        "oneOf": [
+            {"type": "string", "description": "a spec string, e.g. 'softmax_cross_entropy + 0.5 * focal_loss'"},
+            {"$ref": "#/$defs/entry"},
+            {
+                "type": "object",
+                "properties": {"terms": {"type": "array", "items": {"$ref": "#/$defs/entry"}, "minItems": 1}},
+                "required": ["terms"],
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "properties": {"chain": {"type": "array", "items": {"anyOf": [{"$ref": "#/$defs/entry"}, optax_part]}}},
+                "required": ["chain"],
+                "additionalProperties": False,
+            },
+        ],
+        "$defs": {"names": {"enum": names}, "entry": {"oneOf": terms}},
+    }

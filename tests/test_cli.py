@@ -146,3 +146,33 @@ def test_demo_loss_typo_and_broken_pipe():
         timeout=300,
     )
     assert res.stdout and "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr
+
+
+def test_schema_validates_real_configs_and_rejects_typos():
+    import json
+
+    import jsonschema
+
+    import lossjax
+
+    code, out, _ = _run(["schema"])
+    schema = json.loads(out)
+    assert code == 0 and set(lossjax.available()) <= set(schema["$defs"]["names"]["enum"])
+    validator = jsonschema.Draft202012Validator(schema)
+    good = [
+        "softmax_cross_entropy + 0.5 * focal_loss",
+        lossjax.get("focal_loss(gamma=2.0)").to_config(),
+        lossjax.compose("softmax_cross_entropy(label_smoothing=0.1) + 0.5 * focal_loss").to_config(),
+        {"chain": [{"name": "sam", "rho": 0.05}, {"name": "adamw", "learning_rate": 1e-3}]},
+        {"name": "linear_cross_entropy", "z_loss_weight": 1e-4},
+    ]
+    for config in good:
+        validator.validate(config)
+    bad = [
+        {"name": "focal_los"},  # a typo in the name
+        {"name": "focal_loss", "gama": 2.0},  # a typo in a key
+        {"name": "focal_loss", "gamma": "2"},  # a string where a number goes
+        {"terms": []},
+    ]
+    for config in bad:
+        assert not validator.is_valid(config), config
