@@ -795,11 +795,16 @@ def _parse_term(node: ast.AST, text: str) -> tuple[float, dict[str, Any]]:
     if isinstance(node, ast.Name):
         return weight, {"name": node.id}
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        hp = {}
         if node.args:
-            raise SpecError(
-                f"lossjax: in spec {text!r}, {node.func.id}(...) takes keyword hyperparameters only (name=value)."
-            )
-        hp = {kw.arg: _literal(kw.value, text) for kw in node.keywords}
+            first = _first_positional(node.func.id) if len(node.args) == 1 else None
+            if first is None:
+                raise SpecError(
+                    f"lossjax: in spec {_clip(text)!r}, {node.func.id}(...) takes keyword hyperparameters only "
+                    "(name=value); only an optax transform takes one positional value, e.g. adamw(3e-3)."
+                )
+            hp[first] = _literal(node.args[0], text)
+        hp.update({kw.arg: _literal(kw.value, text) for kw in node.keywords})
         if None in hp:
             raise SpecError(f"lossjax: in spec {_clip(text)!r}, `**` is not allowed.")
         reserved = sorted(set(hp) & set(_RESERVED))
@@ -810,6 +815,25 @@ def _parse_term(node: ast.AST, text: str) -> tuple[float, dict[str, Any]]:
         f"lossjax: cannot parse spec {text!r}: expected `name`, `name(key=value, ...)`, "
         "or a weighted sum like `1.0 * a + 0.5 * b(key=value)`."
     )
+
+
+def _first_positional(name: str) -> str | None:
+    """The first parameter of an optax (or optax.contrib) factory ``name`` (``adamw(3e-3)``: learning_rate);
+    None for lossjax's own entries, whose hyperparameters are keyword-only."""
+    try:
+        get_entry(name)
+        return None
+    except KeyError:
+        pass
+    f = _optax_factory(name)
+    if f is None:
+        return None
+    try:
+        params = list(inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return params[0].name if params and params[0].kind in positional else None
 
 
 def _clip(text: str) -> str:

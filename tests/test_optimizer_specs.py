@@ -174,3 +174,24 @@ def test_nested_chain_and_errors():
     with pytest.raises(registry.SpecError, match="cannot parse spec"):  # dotted names need the dict form
         lossjax.optimizer("contrib.normalize")
     assert jax.tree.leaves(lossjax.optimizer({"name": "contrib.normalize"}).init(jnp.zeros(2))) == []
+
+
+def test_an_optax_transform_takes_its_learning_rate_positionally_in_a_spec_string():
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+    import pytest
+
+    import lossjax
+    from lossjax.registry import SpecError
+
+    tx = lossjax.optimizer(["adamw(3e-3)"])
+    assert tx.to_config() == {"chain": [{"name": "adamw", "learning_rate": 0.003}]}
+    p = {"w": jnp.array([1.0, -2.0, 3.0])}
+    g = {"w": jnp.array([0.5, 0.5, -1.0])}
+    ref = optax.adamw(3e-3)
+    np.testing.assert_array_equal(tx.update(g, tx.init(p), p)[0]["w"], ref.update(g, ref.init(p), p)[0]["w"])
+    with pytest.raises(SpecError, match=r"focal_loss\(...\) takes keyword hyperparameters only"):
+        lossjax.get("focal_loss(2.0)")
+    with pytest.raises(SpecError, match=r"adamw\(...\) takes keyword hyperparameters only"):
+        lossjax.optimizer(["adamw(1e-3, 0.9)"])
