@@ -220,10 +220,7 @@ def softmax_inputs(
         if not integer:
             q = jnp.where(classes, q, jnp.zeros((), dtype))
     if isinstance(label_smoothing, jax.core.Tracer) or label_smoothing != 0:
-        a = jnp.asarray(label_smoothing, dtype)
-        possible = z > neg_inf
-        count = jnp.maximum(jnp.sum(possible, axis=-1, keepdims=True).astype(dtype), jnp.ones((), dtype))
-        q = q * (1 - a) + jnp.where(possible, a / count, jnp.zeros((), dtype))
+        q = _smooth(q, z > neg_inf, label_smoothing, dtype)
     return SoftmaxInputs(C.fill_masked(z, mask), C.fill_masked(q, mask), mask, dtype, integer)
 
 
@@ -322,8 +319,12 @@ def smoothed_class_targets(
       Array([[0.85, 0.05, 0.05, 0.05]], dtype=float32)
     """
     q = C.class_targets(fn, logits, labels, dtype, where=where)
+    return _smooth(q, jnp.asarray(logits) > -math.inf, label_smoothing, dtype)
+
+
+def _smooth(q: Array, possible: Array, label_smoothing, dtype) -> Array:
+    """``(1 - a) q + a / K`` on the ``K`` possible classes (0 on the impossible ones)."""
     a = jnp.asarray(label_smoothing, dtype)
-    possible = jnp.asarray(logits) > -math.inf
     count = jnp.maximum(jnp.sum(possible, axis=-1, keepdims=True).astype(dtype), jnp.ones((), dtype))
     return q * (1 - a) + jnp.where(possible, a / count, jnp.zeros((), dtype))
 
