@@ -79,6 +79,7 @@ from lossjax.registry import Sample, TransformSample
 
 __all__ = [
     "LOSS_PROPERTIES",
+    "SCOPES",
     "TRANSFORM_PROPERTIES",
     "CheckResult",
     "assert_close",
@@ -86,6 +87,7 @@ __all__ = [
     "cotangent",
     "dump_inputs",
     "fingerprint",
+    "has_variant_work",
     "print_table",
     "properties_for",
     "run",
@@ -1288,12 +1290,20 @@ def properties_for(name: str) -> tuple[str, ...]:
     return tuple(props)
 
 
-def check(name: str, prop: str) -> str | None:
+SCOPES = ("all", "sample", "variants")
+
+
+def check(name: str, prop: str, *, scope: str = "all") -> str | None:
     """Runs one property of one entry, on its sample and every variant.
 
     Args:
       name: a registered name or alias.
       prop: a property from :func:`properties_for`.
+      scope: ``"all"``; ``"sample"``: the sample only, except ``value``,
+        ``parallel``, ``fuzz`` and ``debug``, which always run whole (``value``
+        compares every variant); ``"variants"``: the rest on the variants only
+        (the two halves together are ``"all"``; the test suite runs them as two
+        CI steps).
 
     Returns:
       None, or a note (e.g. ``"skipped: ..."``); raises AssertionError (or the
@@ -1307,20 +1317,52 @@ def check(name: str, prop: str) -> str | None:
     checks = _TRANSFORM_CHECKS if entry.kind == "transform" else _LOSS_CHECKS
     if prop not in checks:
         raise ValueError(f"lossjax.testing.check: unknown property {prop!r}; known: {sorted(checks)}")
+    if scope not in SCOPES:
+        raise ValueError(f"lossjax.testing.check: `scope` must be one of {SCOPES}, got {scope!r}")
     sample = _sample(entry)
     # As strict as the test session: implicit rank promotion is an error.
     with jax.numpy_rank_promotion("raise"):
         if prop in _ONCE or entry.kind == "transform":
-            return checks[prop](entry, sample)
+            return checks[prop](entry, sample) if scope != "variants" else "skipped: runs in the sample scope"
         variants = _variants(sample)
+        if scope == "sample":
+            variants = variants[:1]
+        elif scope == "variants":
+            variants = [({}, None), *variants[1:]]  # the placeholder keeps the per-property rules below
         if prop == "grad" and (sample.expected is not None or entry.name in _expected_files()):
             variants = variants[:1]
         if prop == "registry":
             for _, s in variants[1:]:
                 _registry_round_trip(entry, s.kwargs)
             variants = variants[:1]
-        notes = [checks[prop](entry, s) for _, s in variants]
+        notes = [checks[prop](entry, s) for _, s in variants if s is not None]
         return next((n for n in notes if n), None)
+
+
+def has_variant_work(name: str, prop: str) -> bool:
+    """Whether ``check(name, prop, scope="variants")`` checks anything (the entry has variants the property runs on).
+
+    Args:
+      name: a registered name or alias.
+      prop: a property from :func:`properties_for`.
+
+    Returns:
+      True when the property runs on at least one hyperparameter variant outside the sample scope.
+
+    Example:
+      >>> from lossjax.testing import has_variant_work
+      >>> has_variant_work("softmax_cross_entropy", "value")  # value compares every variant in the sample scope
+      False
+    """
+    entry = registry.get_entry(name)
+    if prop in _ONCE or entry.kind == "transform":
+        return False
+    sample = _sample(entry)
+    if not sample.variants:
+        return False
+    if prop == "grad" and (sample.expected is not None or entry.name in _expected_files()):
+        return False
+    return True
 
 
 def run(
