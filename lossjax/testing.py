@@ -88,6 +88,7 @@ __all__ = [
     "dump_inputs",
     "fingerprint",
     "has_variant_work",
+    "in_scope",
     "print_table",
     "properties_for",
     "run",
@@ -1290,7 +1291,10 @@ def properties_for(name: str) -> tuple[str, ...]:
     return tuple(props)
 
 
-SCOPES = ("all", "sample", "variants")
+SCOPES = ("all", "main", "rest")
+#: Properties that guard plumbing and robustness (the checkify wrapper, lowering for every
+#: platform, the data-parallel gradient, random valid calls): the ``rest`` scope runs them.
+_REST = ("debug", "export", "parallel", "fuzz")
 
 
 def check(name: str, prop: str, *, scope: str = "all") -> str | None:
@@ -1299,11 +1303,11 @@ def check(name: str, prop: str, *, scope: str = "all") -> str | None:
     Args:
       name: a registered name or alias.
       prop: a property from :func:`properties_for`.
-      scope: ``"all"``; ``"sample"``: the sample only, except ``value``,
-        ``parallel``, ``fuzz`` and ``debug``, which always run whole (``value``
-        compares every variant); ``"variants"``: the rest on the variants only
-        (the two halves together are ``"all"``; the test suite runs them as two
-        CI steps).
+      scope: ``"all"``; ``"main"``: the numerical properties on the sample, and
+        ``value`` on the sample and every variant; ``"rest"``: the numerical
+        properties on the variants, and ``debug``, ``export``, ``parallel`` and
+        ``fuzz`` (the two halves together are ``"all"``; the test suite runs them
+        as two CI steps).
 
     Returns:
       None, or a note (e.g. ``"skipped: ..."``); raises AssertionError (or the
@@ -1322,12 +1326,16 @@ def check(name: str, prop: str, *, scope: str = "all") -> str | None:
     sample = _sample(entry)
     # As strict as the test session: implicit rank promotion is an error.
     with jax.numpy_rank_promotion("raise"):
+        if scope != "all" and not in_scope(name, prop, scope):
+            return f"skipped: runs in the {'main' if scope == 'rest' else 'rest'} scope"
+        if prop in _REST:
+            scope = "all"  # the rest scope runs these whole
         if prop in _ONCE or entry.kind == "transform":
-            return checks[prop](entry, sample) if scope != "variants" else "skipped: runs in the sample scope"
+            return checks[prop](entry, sample)
         variants = _variants(sample)
-        if scope == "sample":
+        if scope == "main":
             variants = variants[:1]
-        elif scope == "variants":
+        elif scope == "rest":
             variants = [({}, None), *variants[1:]]  # the placeholder keeps the per-property rules below
         if prop == "grad" and (sample.expected is not None or entry.name in _expected_files()):
             variants = variants[:1]
@@ -1339,8 +1347,34 @@ def check(name: str, prop: str, *, scope: str = "all") -> str | None:
         return next((n for n in notes if n), None)
 
 
+def in_scope(name: str, prop: str, scope: str) -> bool:
+    """Whether ``check(name, prop, scope=scope)`` checks anything.
+
+    Args:
+      name: a registered name or alias.
+      prop: a property from :func:`properties_for`.
+      scope: one of :data:`SCOPES`.
+
+    Returns:
+      True when the property has work in that scope for this entry.
+
+    Example:
+      >>> from lossjax.testing import in_scope
+      >>> in_scope("softmax_cross_entropy", "value", "main"), in_scope("softmax_cross_entropy", "fuzz", "main")
+      (True, False)
+    """
+    entry = registry.get_entry(name)
+    if scope == "all":
+        return True
+    if prop in _REST:
+        return scope == "rest"
+    if prop in _ONCE or entry.kind == "transform":
+        return scope == "main"
+    return scope == "main" or has_variant_work(name, prop)
+
+
 def has_variant_work(name: str, prop: str) -> bool:
-    """Whether ``check(name, prop, scope="variants")`` checks anything (the entry has variants the property runs on).
+    """Whether ``check(name, prop, scope="rest")`` checks the property on variants (the entry has variants it runs on).
 
     Args:
       name: a registered name or alias.
