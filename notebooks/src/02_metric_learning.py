@@ -8,7 +8,12 @@
 # * pair / triplet losses on the batch: supervised contrastive, triplet with batch-hard
 #   mining, multi-similarity;
 # * margin softmax and proxies (class weights owned by the model): ArcFace, proxy-anchor,
-#   normalized softmax.
+#   normalized softmax;
+# * a cross-batch memory (XBM): a pair loss whose anchors meet the embeddings of past
+#   batches too (`memory=`, explicit state), trained on small random batches;
+# * DINO, without labels: self-distillation between two augmented views (generated
+#   shift and noise), a teacher that is the EMA of the student, and the teacher center
+#   as explicit state.
 #
 # For each we report **recall@1** on held-out digits (is the nearest other test embedding,
 # by cosine similarity, of the same class?) and plot a 2-D PCA of the test embeddings.
@@ -135,6 +140,125 @@ for name, (spec, uses_proxies) in LOSSES.items():
     assert np.all(np.isfinite(history)) and np.all(np.isfinite(emb)), name
     results[name] = (emb, history)
 
+
+# %% [markdown]
+# ## A cross-batch memory (XBM)
+# Batches of a few random digits rarely hold a positive for every anchor. With
+# `memory=` a pair loss pairs this batch's anchors with a ring buffer of the last
+# `MEMORY` embeddings (stop-gradient, this batch included), and `memory.update(...)`
+# returns the next state: the memory travels through the jitted step as an argument.
+# The same loss on the same small batches without the memory is the comparison.
+
+# %%
+SMALL_BATCH = 8
+MEMORY = 64 if SMALL else 512
+
+
+def random_batch(step):
+    idx = np.random.default_rng(10_000 + step).choice(len(y_train), SMALL_BATCH, replace=False)
+    return x_train[idx], y_train[idx]
+
+
+def train_xbm(use_memory, seed=0):
+    loss = lossjax.get("multi_similarity_loss")
+    model = Embedder(nnx.Rngs(seed))
+    optimizer = nnx.Optimizer(model, optax.adam(3e-3), wrt=nnx.Param)
+    memory = lossjax.losses.CrossBatchMemory.initial(MEMORY, EMBED)
+
+    @nnx.jit
+    def step(model, optimizer, memory, xb, yb):
+        def f(model):
+            emb = model(xb)
+            return loss(emb, yb, memory=memory if use_memory else None), emb
+
+        (value, emb), grads = nnx.value_and_grad(f, has_aux=True)(model)
+        optimizer.update(model, grads)
+        return value, memory.update(emb, yb)
+
+    history = []
+    for s in range(STEPS):
+        value, memory = step(model, optimizer, memory, *random_batch(s))
+        history.append(float(value))
+    return model, history, memory
+
+
+for name, use_memory in (("multi-sim., batch of 8", False), ("multi-sim. + XBM", True)):
+    model, history, memory = train_xbm(use_memory)
+    emb = np.asarray(model(x_test))
+    assert np.all(np.isfinite(history)) and np.all(np.isfinite(emb)), name
+    results[name] = (emb, history)
+print("memory slots filled:", int(np.sum(memory.valid)), "of", MEMORY)
+
+# %% [markdown]
+# ## DINO on digits, without labels
+# Two views of each digit: a random shift of up to one pixel and Gaussian noise. The
+# student (the embedding network plus a linear head onto `PROTOTYPES` logits) matches the
+# sharpened, centered output of the teacher on the other view; the teacher is the EMA of
+# the student and gets no gradient. `dino_loss` returns the loss and the new
+# `DINOState` (the EMA center of the teacher outputs). Recall@1 is measured on the
+# embeddings before the head.
+
+# %%
+PROTOTYPES = 32
+TEACHER_DECAY = 0.99
+
+
+class DinoNet(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs):
+        self.embedder = Embedder(rngs)
+        self.head = nnx.Linear(EMBED, PROTOTYPES, rngs=rngs)
+
+    def __call__(self, x):
+        z = self.embedder(x)
+        return self.head(z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-6))
+
+
+def augment(x, r):
+    imgs = x.reshape(-1, 8, 8)
+    shifts = r.integers(-1, 2, size=(len(x), 2))
+    out = np.stack([np.roll(im, tuple(sh), axis=(0, 1)) for im, sh in zip(imgs, shifts, strict=True)])
+    return (out + r.normal(scale=0.1, size=out.shape)).reshape(len(x), 64).astype(np.float32)
+
+
+def train_dino(seed=0):
+    student = DinoNet(nnx.Rngs(seed))
+    teacher = nnx.clone(student)
+    optimizer = nnx.Optimizer(student, optax.adam(1e-3), wrt=nnx.Param)
+    state = lossjax.losses.DINOState.initial(PROTOTYPES)
+
+    @nnx.jit
+    def step(student, teacher, optimizer, state, v1, v2):
+        t = jax.lax.stop_gradient(jnp.stack([teacher(v1), teacher(v2)], axis=1))  # [B, 2, K]
+
+        def f(student):
+            s = jnp.stack([student(v1), student(v2)], axis=1)
+            return lossjax.losses.dino_loss(s, t, state=state, teacher_temperature=0.04)
+
+        (value, state), grads = nnx.value_and_grad(f, has_aux=True)(student)
+        optimizer.update(student, grads)
+        ema = jax.tree.map(
+            lambda a, b: TEACHER_DECAY * a + (1 - TEACHER_DECAY) * b,
+            nnx.state(teacher, nnx.Param),
+            nnx.state(student, nnx.Param),
+        )
+        nnx.update(teacher, ema)
+        return value, state
+
+    history = []
+    for s in range(STEPS):
+        r = np.random.default_rng(20_000 + s)
+        xb = x_train[r.choice(len(x_train), 10 * PER_CLASS, replace=False)]  # labels unused
+        value, state = step(student, teacher, optimizer, state, augment(xb, r), augment(xb, r))
+        history.append(float(value))
+    return teacher, history
+
+
+teacher, history = train_dino()
+emb = np.asarray(teacher.embedder(x_test))
+assert np.all(np.isfinite(history)) and np.all(np.isfinite(emb))
+results["DINO (no labels)"] = (emb, history)
+
+# %%
 recalls = {name: recall_at_1(emb, y_test) for name, (emb, _) in results.items()}
 for name, r in recalls.items():
     print(f"{name:24s} recall@1 = {r:.3f}")
@@ -179,3 +303,6 @@ plt.show()
 # classes pulled into tighter, better separated clusters. The pair losses need balanced
 # batches (positives for every anchor); the margin-softmax and proxy losses learn one
 # weight vector per class instead, which makes them independent of the batch composition.
+# The cross-batch memory gives small random batches the positives they lack. DINO sees no
+# labels at all: what it learns is what survives the shift-and-noise views (the teacher
+# network is evaluated, as in the paper).
