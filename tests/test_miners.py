@@ -20,13 +20,19 @@ Y = np.asarray(REF["inputs"]["labels"], np.int32)
 
 def test_public_surface():
     assert sorted(miners.__all__) == [
+        "MinedPairs",
+        "MinedTriplets",
         "angular_miner",
         "batch_all_miner",
+        "batch_easy_hard_miner",
         "batch_hard_miner",
+        "distance_weighted_miner",
+        "hdc_miner",
         "multi_similarity_miner",
         "pair_margin_miner",
         "semihard_miner",
         "triplet_margin_miner",
+        "uniform_histogram_miner",
     ]
 
 
