@@ -88,6 +88,7 @@ from lossjax._parallel import axis_names, pmean, vary, varying_axes, vma_checked
 from lossjax.registry import TransformSample, register
 
 __all__ = [
+    "BayesianSAMState",
     "FriendlySAMState",
     "LookSAMState",
     "MESAState",
@@ -95,6 +96,7 @@ __all__ = [
     "SAFState",
     "asam",
     "awp",
+    "bayesian_sam",
     "friendly_sam",
     "gsam",
     "looksam",
@@ -102,6 +104,7 @@ __all__ = [
     "mesa_params",
     "multistep_sam",
     "random_weight_perturbation",
+    "robust_weight_perturbation",
     "saf",
     "saf_targets",
     "sam",
@@ -251,6 +254,7 @@ def _perturbed_gradient(
     reuse: Callable | None = None,
     recompute: Callable | None = None,
     ascent_steps: int = 1,
+    context: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     """The update every variant of the family shares, written once.
 
@@ -269,29 +273,34 @@ def _perturbed_gradient(
     :func:`jax.lax.cond` and ``reuse(g, state, dtype) -> (out, state)`` in the
     other, so ``grad_fn`` really runs only on recompute steps.
     ``dtype`` is float32 for half-precision inputs (:func:`lossjax._trees.compute_dtype`).
+    With ``context=True`` (:func:`bayesian_sam`, :func:`robust_weight_perturbation`) ``perturb`` and
+    ``combine`` take one more argument, ``ctx``: a dict with ``params``, the previous ``state``,
+    ``grad_at`` (``point -> grad_fn(point)``, averaged over ``axis_name`` when ``"global"``) and
+    ``extra`` (``update``'s other extra arguments), for rules that take more gradients or read ``w``.
     """
 
     def init_fn(params):
         return optax.EmptyState() if init is None else init(params)
 
     def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
-        del extra_args
         _check_update_args(fn, updates, params, grad_fn)
         _check_per_device(fn, updates, axis_name)
         g = pmean(updates, axis_name) if ascent_gradient == "global" else updates
         dtype = _trees.compute_dtype(g, params)
 
-        def perturbed(_):
-            point, new_state = perturb(g, params, state, dtype)
+        def grad_at(point):
             g_p = _call_grad_fn(fn, grad_fn, point, params, axis_name)
-            if ascent_gradient == "global":
-                g_p = pmean(g_p, axis_name)
+            return pmean(g_p, axis_name) if ascent_gradient == "global" else g_p
+
+        ctx = ({"params": params, "state": state, "grad_at": grad_at, "extra": extra_args},) if context else ()
+
+        def perturbed(_):
+            point, new_state = perturb(g, params, state, dtype, *ctx)
+            g_p = grad_at(point)
             for _ in range(ascent_steps - 1):  # multi-step ascent: climb again from the perturbed point
-                point, new_state = perturb(g_p, point, new_state, dtype)
-                g_p = _call_grad_fn(fn, grad_fn, point, params, axis_name)
-                if ascent_gradient == "global":
-                    g_p = pmean(g_p, axis_name)
-            return combine(g, g_p, new_state, dtype)
+                point, new_state = perturb(g_p, point, new_state, dtype, *ctx)
+                g_p = grad_at(point)
+            return combine(g, g_p, new_state, dtype, *ctx)
 
         if recompute is None:
             out, new_state = perturbed(None)
@@ -1457,4 +1466,311 @@ def weighted_sam(
 
     return _perturbed_gradient(
         fn, axis_name=axis_name, ascent_gradient=ascent_gradient, perturb=_sam_point(rho, epsilon), combine=combine
+    )
+
+
+# --------------------------------------------------------------------------
+# Bayesian SAM and robust weight perturbation (both take the skeleton's ``context``).
+# --------------------------------------------------------------------------
+
+
+class BayesianSAMState(NamedTuple):
+    """State of :func:`bayesian_sam`.
+
+    Attributes:
+      count: steps taken (int32 scalar), the argument of a ``learning_rate`` schedule.
+      key: the PRNG key (uint32[2]) of the next weight-noise draw.
+      momentum: the gradient momentum ``g_m`` (params' dtype).
+      precision: the per-weight posterior precision ``s`` (params' dtype; the posterior variance is ``1/(N s)``).
+    """
+
+    count: Array
+    key: Array
+    momentum: PyTree
+    precision: PyTree
+
+
+def _normal_like(key, params, dtype):
+    """One standard normal draw per leaf, leaf ``i`` from ``split(key, n)[i]`` (in ``jax.tree`` order)."""
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(key, max(len(leaves), 1))
+    return jax.tree.unflatten(treedef, [jax.random.normal(keys[i], w.shape, dtype) for i, w in enumerate(leaves)])
+
+
+def _bsam_sample():
+    return _grad_sample(
+        {"weight_decay": 0.01, "b1": 0.5, "init_precision": 2.0, "seed": 3, "learning_rate": 0.05},
+        num_examples=50,
+        learning_rate=0.1,
+        rho=0.05,
+    )()
+
+
+@register(
+    "bayesian_sam",
+    aliases=("bsam",),
+    family=FAMILY,
+    kind="transform",
+    formula="e ~ N(0, 1/(N s));  g = g(w + e);  g_m <- b1 g_m + (1 - b1)(g(w + rho g / s) + wd w);  "
+    "update = -lr g_m / s;  s <- b2 s + (1 - b2)(sqrt(s) |g| + damping + wd)",
+    paper="SAM as an Optimal Relaxation of Bayes (2023, arXiv:2210.01620)",
+    reference="team-approx-bayes/bayesian-sam@99d9942 optim.py::build_bsam_optimizer (msharpness=1)",
+    sample=_bsam_sample,
+)
+def bayesian_sam(
+    *,
+    num_examples: int,
+    learning_rate: float | optax.Schedule = 0.5,
+    rho: float = 0.05,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    weight_decay: float = 1e-4,
+    damping: float = 0.1,
+    init_precision: float = 1.0,
+    seed: int = 0,
+    axis_name: str | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Bayesian SAM (bSAM): an Adam-like SAM that learns a Gaussian posterior ``N(w, 1/(N s))`` over the weights.
+
+    .. math::
+        \epsilon \sim \mathcal N\big(0, \tfrac{1}{N s}\big),\quad g = \nabla L(w + \epsilon),\quad
+        g_m \leftarrow \beta_1 g_m + (1-\beta_1)\big(\nabla L(w + \rho\, g / s) + \delta w\big)
+
+    .. math::
+        \text{output} = -\alpha_t\, \frac{g_m}{s},\qquad
+        s \leftarrow \beta_2 s + (1-\beta_2)\big(\sqrt{s}\,|g| + \text{damping} + \delta\big)
+
+    (elementwise; the step uses the precision ``s`` from before its update, as
+    the reference). ``grad_fn`` runs twice per step, at the noisy sample and at
+    the SAM point; ``updates`` (the gradient at ``w``) is not used, only its
+    structure and dtypes. The output is the parameter update (learning rate
+    included), so use it alone: ``optax.apply_updates(params, out)``. The
+    posterior variance ``1/(N s)`` is ``state.precision`` (see
+    :class:`BayesianSAMState`). Under ``axis_name`` every gradient is averaged
+    over the devices first (one device on the whole batch) and all devices draw
+    the same noise.
+
+    Args:
+      num_examples: :math:`N`, the training-set size (the posterior's sample size).
+      learning_rate: :math:`\alpha`, a float or an optax schedule of the step count
+        (the reference's ``alpha * lrfactor``; 0.5 in its 2-D demo).
+      rho: SAM radius :math:`\rho` (0.05 in the demo).
+      b1: momentum factor :math:`\beta_1` of the gradient.
+      b2: EMA factor :math:`\beta_2` of the precision.
+      weight_decay: :math:`\delta`, the prior precision (L2 regularization; 1e-4 in the demo).
+      damping: added to the precision update (0.1 in the demo).
+      init_precision: initial :math:`s` (the reference's ``s_init``, 1).
+      seed: seed of the PRNG key kept in the state.
+      axis_name: mapped axis for data parallelism; all gradients are averaged over it.
+
+    Returns:
+      An :class:`optax.GradientTransformationExtraArgs` with :class:`BayesianSAMState`;
+      ``update(updates, state, params, *, grad_fn)`` returns the parameter update.
+
+    Paper: Möllenhoff, Khan, "SAM as an Optimal Relaxation of Bayes", ICLR 2023, arXiv:2210.01620.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, lossjax
+      >>> loss = lambda p: jnp.sum(p)  # constant gradient 1: the noise and the SAM point do not matter
+      >>> tx = lossjax.transforms.bayesian_sam(num_examples=10, learning_rate=0.5, b1=0.0, weight_decay=0.0)
+      >>> params = jnp.array([1.0, 2.0])
+      >>> u, state = tx.update(params, tx.init(params), params, grad_fn=jax.grad(loss))
+      >>> u  # -0.5 * g / s with s = 1
+      Array([-0.5, -0.5], dtype=float32)
+      >>> state.precision  # 0.999 + 0.001 (1 * |1| + 0.1)
+      Array([1.0001, 1.0001], dtype=float32)
+    """
+    fn = "bayesian_sam"
+    C.check_int(fn, "num_examples", num_examples, 1)
+    if not callable(learning_rate):
+        C.check_positive(fn, "learning_rate", learning_rate)
+    C.check_positive(fn, "rho", rho, allow_zero=True)
+    C.check_in_range(fn, "b1", b1, 0.0, 1.0, high_inclusive=False)
+    C.check_in_range(fn, "b2", b2, 0.0, 1.0, high_inclusive=False)
+    C.check_positive(fn, "weight_decay", weight_decay, allow_zero=True)
+    C.check_positive(fn, "damping", damping, allow_zero=True)
+    C.check_positive(fn, "init_precision", init_precision)
+    C.check_int(fn, "seed", seed)
+    _check_axis(fn, axis_name, "global")
+
+    def init(params):
+        return BayesianSAMState(
+            count=jnp.zeros((), jnp.int32),
+            key=jax.random.PRNGKey(seed),
+            momentum=jax.tree.map(jnp.zeros_like, params),
+            precision=jax.tree.map(lambda w: jnp.full(w.shape, init_precision, w.dtype), params),
+        )
+
+    def perturb(g, params, state, dtype, ctx):
+        del g  # bSAM's ascent direction is the gradient at a noisy sample, not at w
+        key, sub = jax.random.split(state.key)
+        s = jax.tree.map(lambda x: x.astype(dtype), state.precision)
+        inv_n = jnp.asarray(1.0 / num_examples, dtype)
+        noise = _normal_like(sub, params, dtype)
+        noisy = jax.tree.map(lambda w, z, p: w.astype(dtype) + jnp.sqrt(inv_n / p) * z, params, noise, s)
+        g_noisy = ctx["grad_at"](_trees.cast_like(noisy, params))
+        r = jnp.asarray(rho, dtype)
+        point = jax.tree.map(lambda w, x, p: w.astype(dtype) + r * x.astype(dtype) / p, params, g_noisy, s)
+        b, d = jnp.asarray(b2, dtype), jnp.asarray(damping + weight_decay, dtype)
+        new_s = jax.tree.map(lambda p, x: b * p + (1 - b) * (jnp.sqrt(p) * jnp.abs(x.astype(dtype)) + d), s, g_noisy)
+        new_state = state._replace(key=key, precision=_trees.cast_like(new_s, state.precision))
+        return _trees.cast_like(point, params), new_state
+
+    def combine(g, g_p, state, dtype, ctx):
+        del g
+        old = ctx["state"]
+        b, wd = jnp.asarray(b1, dtype), jnp.asarray(weight_decay, dtype)
+        gm = jax.tree.map(
+            lambda m, x, w: b * m.astype(dtype) + (1 - b) * (x.astype(dtype) + wd * w.astype(dtype)),
+            old.momentum,
+            g_p,
+            ctx["params"],
+        )
+        lr = jnp.asarray(learning_rate(old.count) if callable(learning_rate) else learning_rate, dtype)
+        out = jax.tree.map(lambda m, p: -lr * m / p.astype(dtype), gm, old.precision)
+        new_state = state._replace(count=optax.safe_increment(old.count), momentum=_trees.cast_like(gm, old.momentum))
+        return out, new_state
+
+    return _perturbed_gradient(
+        fn, axis_name=axis_name, ascent_gradient="global", perturb=perturb, combine=combine, init=init, context=True
+    )
+
+
+def _toy_per_example_loss(params, x=_X, y=_Y):
+    z = jnp.tanh(x @ params["w"] + params["b"][None, :])
+    return jnp.mean(jnp.square(z - y), axis=1)
+
+
+def _robust_wp_sample():
+    params = _toy_params()
+    return TransformSample(
+        params=params,
+        updates=_toy_grad_numpy(params),
+        hyperparams={"gamma": 0.05, "loss_threshold": 0.6, "steps": 3},
+        extra_args={"grad_fn": _toy_grad, "per_example_loss_fn": _toy_per_example_loss},
+        variants=({"loss_threshold": 1e9, "steps": 1, "min_ndim": 1},),
+    )
+
+
+@register(
+    "robust_weight_perturbation",
+    aliases=("robust_awp",),
+    family=FAMILY,
+    kind="transform",
+    formula="d_0 = 0;  k < steps: v_k = gamma ||w|| d_k / (||d_k|| + epsilon),  "
+    "d_{k+1} = d_k + grad mean_i l_i(w + v_k) 1[l_i(w + v_k) < c];  update with g(w + v_steps)",
+    paper="Robust Weight Perturbation for Adversarial Training (2022, arXiv:2205.14826)",
+    reference="ChaojianYu/Robust-Weight-Perturbation@4cb190b AT_AWP_RWP/utils_rwp.py::RobustWeightPerturb.calc_awp",
+    sample=_robust_wp_sample,
+)
+def robust_weight_perturbation(
+    *,
+    gamma: float = 0.01,
+    loss_threshold: float = 1.7,
+    steps: int = 10,
+    min_ndim: int = 2,
+    epsilon: float = 1e-20,
+    axis_name: str | None = None,
+    ascent_gradient: str = "global",
+) -> optax.GradientTransformationExtraArgs:
+    r"""Robust weight perturbation (RWP): AWP whose ascent only uses the examples below a loss threshold.
+
+    .. math::
+        d_0 = 0,\quad v_k = \gamma\,\|w\|\,\frac{d_k}{\|d_k\| + \epsilon},\quad
+        d_{k+1} = d_k + \nabla_w \frac1B\sum_i \ell_i(w + v_k)\,\mathbb 1[\ell_i(w + v_k) < c],\qquad
+        \text{output} = \nabla L(w + v_K)
+
+    The indicator (the paper's loss stationary condition, constant in the
+    gradient) drops the examples whose adversarial loss already exceeds ``c``,
+    so the weight perturbation stops pushing examples that are already
+    misclassified. Norms are over all perturbed leaves together (leaves of rank
+    ``>= min_ndim``; the others are not perturbed), as the reference; its proxy
+    SGD learning rate scales every ``d_k`` alike and cancels in ``v``. This is
+    not :func:`random_weight_perturbation` (Gaussian noise, no ascent).
+
+    ``update(updates, state, params, *, grad_fn, per_example_loss_fn)``:
+    ``per_example_loss_fn(params) -> [B]`` gives the per-example losses of the
+    adversarial batch (cross-entropy in the paper), ``grad_fn`` the gradient of
+    the training loss; ``updates`` is not used (only its structure and dtypes).
+
+    Args:
+      gamma: relative perturbation size :math:`\gamma` (0.01 in the reference's AT runs).
+      loss_threshold: :math:`c`, the loss stationary condition (1.7 in the reference, cross-entropy on CIFAR-10).
+      steps: :math:`K`, ascent steps (10 in the reference).
+      min_ndim: leaves with fewer dimensions are not perturbed (the reference: weights of rank >= 2).
+      epsilon: added to :math:`\|d_k\|` (the reference's 1e-20).
+      axis_name: mapped axis for data parallelism; the output is averaged over it.
+      ascent_gradient: ``"global"`` (the ascent gradients averaged over ``axis_name``) or ``"local"``.
+
+    Returns:
+      An :class:`optax.GradientTransformationExtraArgs` with an :class:`optax.EmptyState`.
+
+    Paper: Yu, Han, Gong, Shen, Ge, Du, Liu, "Robust Weight Perturbation for Adversarial Training",
+    IJCAI 2022, arXiv:2205.14826.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, lossjax
+      >>> per_example = lambda p: jnp.array([0.5, 3.0]) * jnp.sum(p["w"] ** 2)  # (12.5, 75): example 1 is above c
+      >>> loss = lambda p: jnp.mean(per_example(p))
+      >>> params = {"w": jnp.array([[3.0, 4.0]])}
+      >>> tx = lossjax.transforms.robust_weight_perturbation(gamma=0.1, loss_threshold=20.0, steps=2)
+      >>> g, _ = tx.update(params, tx.init(params), params, grad_fn=jax.grad(loss), per_example_loss_fn=per_example)
+      >>> bool(jnp.allclose(g["w"], 3.5 * 1.1 * params["w"]))  # the ascent direction is w: the gradient at 1.1 w
+      True
+    """
+    fn = "robust_weight_perturbation"
+    C.check_positive(fn, "gamma", gamma, allow_zero=True)
+    if not isinstance(loss_threshold, (int, float)) or not (np.isfinite(loss_threshold) or loss_threshold == np.inf):
+        raise ValueError(f"{fn}: `loss_threshold` must be a finite number or +inf, got {loss_threshold!r}.")
+    C.check_int(fn, "steps", steps, 1, static=True)
+    C.check_int(fn, "min_ndim", min_ndim, 0, static=True)
+    C.check_positive(fn, "epsilon", epsilon)
+    _check_axis(fn, axis_name, ascent_gradient)
+
+    def perturb(g, params, state, dtype, ctx):
+        del g
+        loss_fn = ctx["extra"].get("per_example_loss_fn")
+        if loss_fn is None or not callable(loss_fn):
+            raise ValueError(
+                f"{fn}: `update` needs the extra argument `per_example_loss_fn` (params -> [B] losses), "
+                f"got {loss_fn!r}."
+            )
+        c = jnp.asarray(loss_threshold, dtype)
+        chosen = [jnp.ndim(w) >= min_ndim for w in jax.tree.leaves(params)]
+        treedef = jax.tree.structure(params)
+
+        def masked(tree):  # zero the leaves that are not perturbed
+            leaves = jax.tree.leaves(tree)
+            return jax.tree.unflatten(
+                treedef, [x.astype(dtype) if k else jnp.zeros(x.shape, dtype) for x, k in zip(leaves, chosen)]
+            )
+
+        def scaled(tree, c):
+            return jax.tree.map(lambda x: c * x, tree)
+
+        def objective(p):
+            losses = loss_fn(p)
+            keep = jax.lax.stop_gradient(losses < c).astype(losses.dtype)
+            return jnp.mean(losses * keep)
+
+        w_norm = _trees.norm(masked(params), dtype)
+        eps = jnp.asarray(epsilon, dtype)
+        d = masked(jax.tree.map(jnp.zeros_like, params))
+        v = d
+        for _ in range(steps):
+            point = _trees.cast_like(jax.tree.map(lambda w, x: w.astype(dtype) + x, params, v), params)
+            step = jax.grad(objective)(vary(point, axis_name))
+            if ascent_gradient == "global":
+                step = pmean(step, axis_name)
+            d = jax.tree.map(lambda a, b: a + b, d, masked(step))
+            v = scaled(d, jnp.asarray(gamma, dtype) * w_norm / (_trees.norm(d, dtype) + eps))
+        point = jax.tree.map(lambda w, x: w.astype(dtype) + x, params, v)
+        return _trees.cast_like(point, params), state
+
+    def combine(g, g_p, state, dtype, ctx):
+        del g, dtype, ctx
+        return g_p, state
+
+    return _perturbed_gradient(
+        fn, axis_name=axis_name, ascent_gradient=ascent_gradient, perturb=perturb, combine=combine, context=True
     )

@@ -44,10 +44,11 @@ from lossjax._aggregation import (
     safe_gram,
     sample_grads,
 )
-from lossjax._parallel import pmean
+from lossjax._parallel import pmean, psum
 from lossjax.registry import Sample, TransformSample, register
 
 __all__ = [
+    "BalancedELBOState",
     "DWAState",
     "FAMOState",
     "GradNormState",
@@ -61,6 +62,7 @@ __all__ = [
     "smooth_tchebycheff_loss",
     "uncertainty_weighted_loss",
     "uncertainty_weighting",
+    "vae_balanced_elbo",
 ]
 
 Array = jax.Array
@@ -795,3 +797,145 @@ def smooth_tchebycheff_loss(
         x = x * jnp.asarray(weights, dtype)
     mu_ = C.const(mu, x)
     return mu_ * jax.nn.logsumexp(x / mu_, axis=-1)
+
+
+# ------------------------------------------------------------------------------
+# Balanced VAE loss: the reconstruction / KL balance set by the running MSE.
+# ------------------------------------------------------------------------------
+
+
+class BalancedELBOState(NamedTuple):
+    r"""State of :func:`vae_balanced_elbo`.
+
+    Attributes:
+      mse: scalar running estimate of the per-element reconstruction MSE, the decoder variance
+        :math:`\gamma^2` (1 initially, as the reference's first run).
+    """
+
+    mse: Array
+
+    @classmethod
+    def initial(cls, dtype=jnp.float32) -> BalancedELBOState:
+        """The reference's starting estimate, ``mse = 1``."""
+        return cls(jnp.ones((), dtype))
+
+
+def _balanced_elbo_sample() -> Sample:
+    rng = np.random.default_rng(7)
+    predictions = rng.uniform(0.0, 1.0, size=(4, 6)).astype(np.float32)
+    targets = rng.uniform(0.0, 1.0, size=(4, 6)).astype(np.float32)
+    kl = rng.uniform(0.5, 3.0, size=(4,)).astype(np.float32)
+    return Sample(
+        args=(predictions, targets, kl),
+        kwargs={"state": BalancedELBOState(np.float32(0.2))},
+        diff_argnums=(0, 1, 2),
+        # a running MSE below the batch's (the estimate is kept: only decreases move it), other weights
+        variants=({"state": BalancedELBOState(np.float32(0.01)), "decay": 0.5, "kl_weight": 4.0},),
+    )
+
+
+@register(
+    "vae_balanced_elbo",
+    aliases=("balanced_vae_loss",),
+    family=FAMILY,
+    kind="batch",
+    formula="mean_i [ sum_d (x_id - xhat_id)^2 / (2 gamma^2) + D log gamma + D/2 log 2 pi + kl_weight KL_i ],  "
+    "gamma^2 = running mse;  mse <- min(mse, decay mse + (1 - decay) batch_mse)",
+    paper="Balancing reconstruction error and Kullback-Leibler divergence in Variational Autoencoders "
+    "(2020, arXiv:2002.07514)",
+    reference="asperti/BalancingVAE@6fcdfc3 computed_gamma.py::TwoStageVaeModel.__build_loss, main (stage 1)",
+    sample=_balanced_elbo_sample,
+    runtime=("state", "axis_name"),
+    has_aux=True,
+)
+def vae_balanced_elbo(
+    predictions: jax.typing.ArrayLike,
+    targets: jax.typing.ArrayLike,
+    kl: jax.typing.ArrayLike,
+    *,
+    state: BalancedELBOState | None = None,
+    decay: float = 0.99,
+    kl_weight: float = 1.0,
+    epsilon: float = 1e-12,
+    axis_name=None,
+    where: jax.typing.ArrayLike | None = None,
+) -> tuple[Array, BalancedELBOState]:
+    r"""VAE loss balanced by the running reconstruction MSE (a Gaussian decoder whose variance is that MSE).
+
+    .. math::
+        \mathcal L = \frac1B\sum_i\Big[\sum_{d=1}^{D}\frac{(x_{id} - \hat x_{id})^2}{2\gamma^2}
+        + D\log\gamma + \frac D2\log 2\pi + \lambda\,\mathrm{KL}_i\Big],\qquad
+        \gamma^2 = \max(\overline{\mathrm{mse}}, \epsilon)
+
+    .. math::
+        \overline{\mathrm{mse}} \leftarrow \min\big(\overline{\mathrm{mse}},\ \text{decay}\,
+        \overline{\mathrm{mse}} + (1-\text{decay})\,\mathrm{mse}_{\text{batch}}\big)
+
+    Instead of learning the decoder variance :math:`\gamma^2` (Dai and Wipf's
+    two-stage VAE), it is set to a running estimate of the per-element
+    reconstruction MSE, which only ever decreases (as the reference). The loss
+    uses the estimate from before this batch (held constant: no gradient) and
+    returns the updated one. ``D`` counts the elements of one example.
+
+    Args:
+      predictions: the decoder's reconstructions ``[B, ...]``.
+      targets: the inputs ``[B, ...]``, same shape.
+      kl: per-example KL divergence of the encoder's posterior from the prior ``[B]`` (summed over latents).
+      state: :class:`BalancedELBOState` (``None``: the initial ``mse = 1``).
+      decay: the running estimate's factor (the reference's 0.99).
+      kl_weight: :math:`\lambda`, the KL weight (1 is the ELBO; the reference's CIFAR runs use
+        ``(2 * image_side / latent_dim) ** 2``).
+      epsilon: floor of :math:`\gamma^2` (a numerical guard).
+      axis_name: mapped axis name(s) when the batch is sharded across devices.
+      where: optional ``[B]`` mask of valid examples.
+
+    Returns:
+      ``(loss, new_state)``: the scalar loss (0 for an empty batch) and the updated estimate.
+
+    Paper: Asperti, Trentin, "Balancing reconstruction error and Kullback-Leibler divergence in
+    Variational Autoencoders", IEEE Access 2020, arXiv:2002.07514.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x, x_hat, kl = jnp.zeros((1, 2)), jnp.ones((1, 2)), jnp.array([0.5])
+      >>> loss, state = lossjax.transforms.vae_balanced_elbo(x_hat, x, kl)  # gamma = 1: 2/2 + 0 + log(2 pi) + 0.5
+      >>> round(float(loss), 4), float(state.mse)  # min(1, 0.99 + 0.01 * 1)
+      (3.3379, 1.0)
+    """
+    fn = "vae_balanced_elbo"
+    C.check_in_range(fn, "decay", decay, 0.0, 1.0)
+    C.check_positive(fn, "kl_weight", kl_weight, allow_zero=True)
+    C.check_positive(fn, "epsilon", epsilon)
+    predictions = C.check_array(fn, "predictions", predictions, min_ndim=1, dtype="float")
+    targets = C.check_array(fn, "targets", targets, min_ndim=1, dtype="float")
+    C.check_same_shape(fn, ("predictions", "targets"), predictions, targets)
+    kl = C.check_array(fn, "kl", kl, ndim=1, dtype="float", shape=(predictions.shape[0],))
+    dtype = C.compute_dtype(predictions, targets, kl)
+    if state is None:
+        state = BalancedELBOState.initial(dtype)
+    if not isinstance(state, BalancedELBOState):
+        if isinstance(state, tuple) and len(state) == 1:
+            state = BalancedELBOState(*state)
+        else:
+            raise TypeError(f"{fn}: `state` must be a BalancedELBOState (mse,), got {type(state).__name__}.")
+    old = C.check_array(fn, "state.mse", state.mse, ndim=0, dtype="float").astype(dtype)
+    old = jax.lax.stop_gradient(old)
+    b = predictions.shape[0]
+    mask = C.prepare_where(fn, where, (b,))
+    valid = jnp.ones((b,), dtype) if mask is None else mask.astype(dtype)
+    x_hat = C.fill_masked(C.as_compute(predictions, dtype), mask)
+    x = C.fill_masked(C.as_compute(targets, dtype), mask)
+    kl = C.fill_masked(C.as_compute(kl, dtype), mask)
+    d = int(np.prod(predictions.shape[1:], dtype=np.int64))
+    sq = jnp.sum(jnp.square(x_hat - x).reshape(b, d), axis=1)  # [B]
+    gamma2 = jnp.maximum(old, jnp.asarray(epsilon, dtype))
+    const = 0.5 * d * (jnp.log(gamma2) + jnp.log(jnp.asarray(2.0 * np.pi, dtype)))
+    per_example = sq / (2.0 * gamma2) + const + jnp.asarray(kl_weight, dtype) * kl
+    n = psum(jnp.sum(valid), axis_name)
+    has = n > 0
+    inv_n = 1.0 / jnp.maximum(n, jnp.ones((), dtype))
+    loss = psum(jnp.sum(valid * per_example), axis_name) * inv_n
+    batch_mse = jax.lax.stop_gradient(psum(jnp.sum(valid * sq), axis_name) * inv_n / max(d, 1))
+    k = jnp.asarray(decay, dtype)
+    new = jnp.where(has, jnp.minimum(old, k * old + (1 - k) * batch_mse), old)
+    return jnp.where(has, loss, jnp.zeros((), dtype)), BalancedELBOState(new.astype(jnp.asarray(state.mse).dtype))

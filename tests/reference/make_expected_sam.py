@@ -23,6 +23,12 @@ Each official update rule is ported line by line (float64 torch), pinned to its 
                       1-D: gamma (||w|| + 1e-16)); the filter axis is lossjax's filter_axis; the standard
                       normal draws come from jax.random with the transform's key schedule (an input);
                       the mix (1 - alpha) g + alpha g(w + e) (upstream: 2(1-alpha), 2 alpha on half batches)
+- bayesian_sam        team-approx-bayes/bayesian-sam@99d9942 optim.py::build_bsam_optimizer (msharpness=1):
+                      noisy gradient, SAM point rho g / s, momentum, precision; normal draws by jax.random
+                      from the transform's key schedule (an input)
+- robust_weight_perturbation  ChaojianYu/Robust-Weight-Perturbation@4cb190b AT_AWP_RWP/utils_rwp.py::
+                      RobustWeightPerturb.calc_awp (K proxy SGD steps of lr 0.01 on the examples with loss < c,
+                      the accumulated difference rescaled to ||w|| over all perturbed leaves)
 - saf, mesa           closed form: the updates pass through unchanged (their output is their state)
 
 Run: python tests/reference/make_expected_sam.py
@@ -230,6 +236,80 @@ def weighted_sam(hp):
     return rule
 
 
+def toy_per_example_loss(p: dict, tp: dict | None = None):
+    """Per-row mean squared error of the toy model (lossjax/transforms/_sam.py::_toy_per_example_loss)."""
+    tp = tp if tp is not None else {k: torch.tensor(np.asarray(v, np.float64)) for k, v in p.items()}
+    z = torch.tanh(X @ tp["w"] + tp["b"])
+    return torch.mean((z - Y) ** 2, dim=1)
+
+
+def bayesian_sam(hp):
+    """team-approx-bayes/bayesian-sam@99d9942 optim.py::build_bsam_optimizer, msharpness=1 (one sub-batch)."""
+    n_data, lr, rho = hp["num_examples"], hp.get("learning_rate", 0.5), hp.get("rho", 0.05)
+    beta1, beta2, wdecay = hp.get("b1", 0.9), hp.get("b2", 0.999), hp.get("weight_decay", 1e-4)
+    damping, s_init, seed = hp.get("damping", 0.1), hp.get("init_precision", 1.0), hp.get("seed", 0)
+
+    def rule(g, p, state):
+        del g  # bSAM takes its own gradients
+        if state is None:
+            state = {
+                "key": jax.random.PRNGKey(seed),
+                "gm": {k: np.zeros_like(v) for k, v in p.items()},
+                "s": {k: s_init * np.ones_like(v) for k, v in p.items()},
+            }
+        key, sub = jax.random.split(state["key"])
+        names = sorted(p)  # jax.tree order of a dict
+        keys = jax.random.split(sub, len(names))
+        s = state["s"]
+        noise = {
+            k: np.asarray(jax.random.normal(keys[i], p[k].shape, jax.numpy.float32), np.float64)
+            for i, k in enumerate(names)
+        }
+        noisy = {k: p[k] + np.sqrt(1.0 / (n_data * s[k])) * noise[k] for k in p}  # _bsam_gradient
+        grad = toy_grad(noisy)
+        perturbed = {k: p[k] + rho * grad[k] / s[k] for k in p}
+        perturbed_grad = toy_grad(perturbed)
+        gs = {k: np.sqrt(s[k] * grad[k] ** 2.0) for k in p}
+        gm = {k: beta1 * state["gm"][k] + (1 - beta1) * (perturbed_grad[k] + wdecay * p[k]) for k in p}  # step
+        out = {k: -lr * gm[k] / s[k] for k in p}
+        new_s = {k: beta2 * s[k] + (1 - beta2) * (gs[k] + damping + wdecay) for k in p}
+        return out, {"key": key, "gm": gm, "s": new_s}
+
+    return rule
+
+
+def robust_weight_perturbation(hp):
+    """ChaojianYu/Robust-Weight-Perturbation@4cb190b AT_AWP_RWP/utils_rwp.py::RobustWeightPerturb.calc_awp
+    (proxy SGD lr 0.01, EPS 1e-20; LSC_loss = loss_threshold; K = steps; weights of ndim >= min_ndim)."""
+    gamma, c, steps_k = hp.get("gamma", 0.01), hp.get("loss_threshold", 1.7), hp.get("steps", 10)
+    min_ndim, eps, proxy_lr = hp.get("min_ndim", 2), hp.get("epsilon", 1e-20), 0.01
+
+    def rule(g, p, state):
+        del g
+        names = [k for k in sorted(p) if p[k].ndim >= min_ndim]
+        diff, diff_scale = None, {}
+        for _ in range(steps_k):
+            start = {k: p[k] + gamma * diff_scale.get(k, 0.0) for k in p}  # proxies at w + gamma diff_scale
+            tp = {k: torch.tensor(v, requires_grad=True) for k, v in start.items()}
+            loss = toy_per_example_loss(None, tp)
+            indicator = (loss < c).double()
+            loss = -1 * loss.mul(indicator).mean()
+            grads = torch.autograd.grad(loss, [tp[k] for k in names], allow_unused=True)
+            diff_step = {}
+            for k, gk in zip(names, grads, strict=True):  # proxy_2_optim.step(), then diff_in_weights
+                gk = np.zeros_like(p[k]) if gk is None else gk.numpy()
+                diff_step[k] = (start[k] - proxy_lr * gk) - start[k]
+            diff = diff_step if diff is None else {k: diff[k] + diff_step[k] for k in names}  # add_into_diff
+            w_all = np.concatenate([p[k].ravel() for k in names])
+            d_all = np.concatenate([diff[k].ravel() for k in names])
+            scale_value = np.linalg.norm(w_all) / (np.linalg.norm(d_all) + eps)
+            diff_scale = {k: scale_value * diff[k] for k in names}
+        point = {k: p[k] + gamma * diff_scale.get(k, 0.0) for k in p}  # perturb(diff) with coeff gamma
+        return toy_grad(point), state
+
+    return rule
+
+
 def passthrough(hp):
     return lambda g, p, state: ({k: np.array(v) for k, v in g.items()}, state)
 
@@ -246,6 +326,8 @@ RULES = {
     "mesa": (passthrough, None),
     "multistep_sam": (multistep_sam, None),
     "weighted_sam": (weighted_sam, None),
+    "bayesian_sam": (bayesian_sam, None),
+    "robust_weight_perturbation": (robust_weight_perturbation, None),
 }
 SOURCES = {
     "sam": "davda54/sam@3c3afdbd71cff2462ec91c734b3d1170bd0f3707 sam.py::SAM.first_step (port, float64 torch)",
@@ -265,6 +347,11 @@ SOURCES = {
     "opaque_mode=True) run in float64 (jax.enable_x64)",
     "weighted_sam": "intelligent-machine-learning/dlrover@19e5d79036f93a4d71cd34382e39667fed3b64ca "
     "atorch/atorch/optimizers/wsam.py::WeightedSAM first_step/second_step, decouple=False (port)",
+    "bayesian_sam": "team-approx-bayes/bayesian-sam@99d994281083f156cef5809101ca3806f7edb501 "
+    "optim.py::build_bsam_optimizer, msharpness=1 (port, float64; the standard normal draws by jax.random "
+    "from the transform's key schedule, an input)",
+    "robust_weight_perturbation": "ChaojianYu/Robust-Weight-Perturbation@4cb190b3468ca5ceb6bbeeb9f590e885c9f54088 "
+    "AT_AWP_RWP/utils_rwp.py::RobustWeightPerturb.calc_awp, perturb (port, float64 torch; proxy SGD lr 0.01)",
 }
 
 

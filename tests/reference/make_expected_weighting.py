@@ -16,6 +16,9 @@ gradients and ``losses=``; see make_expected_multitask.py, whose helpers are reu
 - famo                       Cranial-XIX/FAMO@0a6ad06 famo.py::FAMO (get_weighted_loss, update;
                              torch.optim.Adam(weight_decay)); the weights by autograd of its weighted loss
 
+- vae_balanced_elbo          asperti/BalancingVAE@6fcdfc3 computed_gamma.py (stage-1 loss and running-MSE
+                             gamma), float64 torch autograd; the new state as aux
+
 Run: python tests/reference/make_expected_weighting.py
 """
 
@@ -238,6 +241,44 @@ SOURCES = {
 }
 
 
+def balanced_elbo(predictions, targets, kl, *, state=None, decay=0.99, kl_weight=1.0, epsilon=1e-12):
+    """asperti/BalancingVAE@6fcdfc3 computed_gamma.py: TwoStageVaeModel.__build_loss (gen_loss1, loss1 with
+    k = kl_weight) and main's stage-1 update mseloss = min(mseloss, .99 mseloss + .01 batch mse), gamma = sqrt(mse).
+    Upstream rounds log(2 pi) / 2 to 0.91893; the exact constant here."""
+    import math
+
+    mse = 1.0 if state is None else float(np.asarray(state["mse"]))
+    gamma_x = math.sqrt(max(mse, epsilon))
+    b = predictions.shape[0]
+    half_log_two_pi = 0.5 * math.log(2.0 * math.pi)
+    gen_loss = torch.sum(((targets - predictions) / gamma_x) ** 2 / 2.0 + math.log(gamma_x) + half_log_two_pi) / b
+    kl_loss = torch.sum(kl) / b
+    batch_mse = float(torch.mean((targets - predictions) ** 2))
+    return kl_weight * kl_loss + gen_loss, min(mse, mse * decay + batch_mse * (1 - decay))
+
+
+def vae_balanced_elbo(entry):
+    cases = []
+    for case in entry["cases"]:
+        args, kwargs = case_inputs(case)
+        holder = {}
+
+        def run(*a, _kw=kwargs, _holder=holder):
+            loss, new = balanced_elbo(*a, **_kw)
+            _holder["new"] = new
+            return loss
+
+        out, grads = torch_value_and_grads(run, args, entry["diff_argnums"])
+        cases.append(expected_case(case, out, grads, aux=[np.float64(holder["new"])]))
+    return cases
+
+
+SOURCES["vae_balanced_elbo"] = (
+    "asperti/BalancingVAE@6fcdfc3997ffc913ecd79fe22cbac1c46fdec33f computed_gamma.py::TwoStageVaeModel.__build_loss, "
+    "main (stage-1 running MSE) ported to float64 torch; value, gradients (autograd) and the new state"
+)
+
+
 def main():
     data = load_inputs(FAMILY)
     records = {}
@@ -246,6 +287,8 @@ def main():
             cases = uncertainty_weighted_loss(entry)
         elif name == "smooth_tchebycheff_loss":
             cases = smooth_tchebycheff_loss(entry)
+        elif name == "vae_balanced_elbo":
+            cases = vae_balanced_elbo(entry)
         else:
             cases = []
             for case in entry["cases"]:

@@ -59,6 +59,7 @@ GLOBAL_VARIANTS = {
     "looksam": lambda: T.looksam(rho=0.1, interval=2, axis_name="data"),
     "friendly_sam": lambda: T.friendly_sam(rho=0.1, axis_name="data"),
     "awp": lambda: T.awp(gamma=0.05, axis_name="data"),
+    "bayesian_sam": lambda: T.bayesian_sam(num_examples=24, learning_rate=0.1, rho=0.1, axis_name="data"),
 }
 SINGLE = {
     "sam": lambda: T.sam(rho=0.1),
@@ -67,6 +68,7 @@ SINGLE = {
     "looksam": lambda: T.looksam(rho=0.1, interval=2),
     "friendly_sam": lambda: T.friendly_sam(rho=0.1),
     "awp": lambda: T.awp(gamma=0.05),
+    "bayesian_sam": lambda: T.bayesian_sam(num_examples=24, learning_rate=0.1, rho=0.1),
 }
 
 
