@@ -7,7 +7,8 @@ Two forms of one mechanism:
   sharpness-aware gradient ``g(w + e)``.
 * The optax transforms (:func:`sam`, :func:`asam`, :func:`gsam`,
   :func:`looksam`, :func:`friendly_sam`, :func:`awp`,
-  :func:`random_weight_perturbation`) are
+  :func:`random_weight_perturbation`, :func:`multistep_sam`, :func:`weighted_sam`,
+  :func:`robust_weight_perturbation`, :func:`bayesian_sam`) are
   :class:`optax.GradientTransformationExtraArgs`. Their ``update`` takes the
   gradient at ``w`` as ``updates`` and the gradient function as the extra
   argument ``grad_fn`` (``grad_fn(params) -> gradients``, same structure as
@@ -22,10 +23,15 @@ Two forms of one mechanism:
   With Flax NNX: ``optimizer.update(model, grads, grad_fn=grad_fn)`` where
   ``grad_fn`` maps the ``nnx.Param`` state to its gradient.
 
-All seven share one update (:func:`_perturbed_gradient`): pick the gradient the
+All of them share one update (:func:`_perturbed_gradient`): pick the gradient the
 perturbation is built from, move to a perturbed point ``w + e`` (the variant's
 rule), take the gradient there, and combine it with ``g`` (the variant's rule;
 plain SAM keeps ``g(w + e)``). Only the two rules differ between variants.
+:func:`bayesian_sam` (whose ascent gradient is taken at a noisy sample of the
+weights and whose output is the parameter update) and
+:func:`robust_weight_perturbation` (several ascent steps on the examples below
+a loss threshold, ``per_example_loss_fn``) read ``w``, the previous state and
+``grad_fn`` through the skeleton's ``context``.
 
 Semantics follow ``optax.contrib.sam`` in opaque mode with one adversarial
 step (``sync_period=2``, adversarial optimizer ``normalize + sgd(rho)``), with
