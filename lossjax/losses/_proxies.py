@@ -33,6 +33,7 @@ __all__ = [
     "angular_prototypical_loss",
     "harmonic_loss",
     "label_embedding_ranking_loss",
+    "mean_field_contrastive_loss",
     "prototypical_loss",
     "proxy_anchor_loss",
     "proxy_nca_loss",
@@ -699,3 +700,94 @@ def angular_prototypical_loss(
     if mask is None:
         return jnp.sum(per) / max(per.size, 1)  # no speaker gives 0
     return C.masked_mean(per, mask)
+
+
+# --------------------------------------------------------------------------
+# Mean-field contrastive loss (contrastive pairs with class "mean fields").
+# --------------------------------------------------------------------------
+
+
+def _mean_field_sample() -> Sample:
+    return proxy_sample(
+        seed=41,
+        n=6,
+        d=4,
+        c=3,
+        noise=0.9,
+        variants=({"mean_field_weight": 0.5, "neg_margin": 1.2, "pos_margin": 0.1},),
+    )
+
+
+@register(
+    "mean_field_contrastive_loss",
+    aliases=("mean_field_contrastive", "mft_contrastive_loss"),
+    family=FAMILY,
+    kind="per_example",
+    formula="sum_c [y = c] relu(d_ic - m_pos) + [y != c] relu(m_neg - d_ic)  "
+    "+ lambda mean_c sum_{c' != c} relu(m_neg - (1 - cos(w_c, w_c')))^2,  d_ic = 1 - cos(x_i, w_c)",
+    paper="Mean Field Theory in Deep Metric Learning (2023, arXiv:2306.15368)",
+    reference="st-tech/mft-in-dml@7a6aab1 code/loss/mean_field_contrastive_loss.py::MeanFieldContrastiveLoss, "
+    "code/loss/base_mean_field_loss.py (torch port)",
+    sample=_mean_field_sample,
+)
+def mean_field_contrastive_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    pos_margin: float = 0.02,
+    neg_margin: float = 0.3,
+    mean_field_weight: float = 0.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Mean-field contrastive loss: the contrastive loss with every pair replaced by example-to-class-field pairs.
+
+    .. math::
+        d_{ic} = 1 - \cos(x_i, w_c),\qquad
+        \ell_i = \sum_c \Big([y_i = c]\,[d_{ic} - m_+]_+ + [y_i \ne c]\,[m_- - d_{ic}]_+\Big)
+          + \lambda\,\frac1C\sum_c\sum_{c'\ne c}\big[m_- - (1 - \cos(w_c, w_{c'}))\big]_+^2
+
+    The mean-field approximation of the pairwise contrastive loss: the sum
+    over the other examples of a class is replaced by its learned mean field
+    ``w_c`` (one vector per class, like a proxy), which takes the cost from
+    ``O(N^2)`` pairs to ``O(NC)``. The last term (the reference's ``mf_reg``,
+    0 in its recipes) pushes the fields of different classes apart; it is the
+    same for every example, so that the mean of ``ell`` is the reference's loss.
+
+    Args:
+      embeddings: ``[N, D]`` embeddings (L2-normalized inside).
+      labels: ``[N]`` integer classes in ``[0, C)``.
+      proxies: ``[C, D]`` the learned mean fields ``w`` (the reference's ``W`` transposed; normalized inside).
+      pos_margin: ``m_+`` (0.02, the reference's ``--pos-mrg``).
+      neg_margin: ``m_-`` (0.3, the reference's ``--neg-mrg``).
+      mean_field_weight: ``lambda`` (0, the reference's ``mf_reg``; its power is 2).
+      where: optional ``[N]`` mask.
+
+    Returns:
+      Per-example loss ``[N]``.
+
+    Paper: Furusawa, "Mean Field Theory in Deep Metric Learning", ICLR 2024, arXiv:2306.15368.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> w = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> x = jnp.array([[1.0, 1.0]])  # d = 1 - 1/sqrt 2 to both fields
+      >>> lossjax.losses.mean_field_contrastive_loss(x, jnp.array([0]), w).round(4)  # 0.2929 - 0.02 + 0.0071
+      Array([0.28], dtype=float32)
+    """
+    fn = "mean_field_contrastive_loss"
+    C.check_positive(fn, "pos_margin", pos_margin, allow_zero=True)
+    C.check_positive(fn, "neg_margin", neg_margin, allow_zero=True)
+    C.check_positive(fn, "mean_field_weight", mean_field_weight, allow_zero=True)
+    cc = class_cosines(fn, embeddings, labels, proxies, where)
+    dtype = cc.dtype
+    d = 1 - cc.cos
+    pos = jax.nn.relu(d - jnp.asarray(pos_margin, dtype)) * cc.onehot
+    neg = jax.nn.relu(jnp.asarray(neg_margin, dtype) - d) * (1 - cc.onehot)
+    w = l2_normalize(C.as_compute(proxies, dtype))
+    k = w.shape[0]
+    field = 1 - jnp.matmul(w, w.T, precision=jax.lax.Precision.HIGHEST)
+    off = jnp.asarray(1 - np.eye(k), dtype)
+    reg = jnp.sum(jnp.square(jax.nn.relu(jnp.asarray(neg_margin, dtype) - field)) * off) / max(k, 1)
+    loss = jnp.sum(pos + neg, axis=-1) + jnp.asarray(mean_field_weight, dtype) * reg
+    return C.zero_masked(loss, cc.mask)
