@@ -43,7 +43,13 @@ import numpy as np
 
 from lossjax import _checks as C
 from lossjax._blocked import contrastive_rows
-from lossjax._mining import CrossBatchMemory, hardest, labelled_batch, multi_similarity_mine, paired_batch
+from lossjax._mining import (
+    CrossBatchMemory,
+    hardest_index,
+    labelled_batch,
+    multi_similarity_mine,
+    paired_batch,
+)
 from lossjax._pairwise import l2_normalize, masked_logsumexp, pairwise_similarity, self_mask
 from lossjax._parallel import axis_offset, gather_batch, psum
 from lossjax.registry import Sample, register
@@ -51,6 +57,7 @@ from lossjax.registry import Sample, register
 __all__ = [
     "CrossBatchMemory",
     "batch_triplet_loss",
+    "batch_triplet_loss_per_anchor",
     "circle_loss",
     "continuously_weighted_contrastive_loss",
     "contrastive_pair_loss",
@@ -64,11 +71,13 @@ __all__ = [
     "lifted_structure_loss",
     "margin_loss",
     "multi_similarity_loss",
+    "multi_similarity_loss_per_anchor",
     "nca_loss",
     "npair_loss",
     "ntxent_loss",
     "orthogonal_projection_loss",
     "pairwise_contrastive_loss",
+    "pairwise_contrastive_loss_per_anchor",
     "sigmoid_contrastive_loss",
     "snr_contrastive_loss",
     "soft_infonce_loss",
@@ -238,6 +247,14 @@ def pairwise_contrastive_loss(
       2.3146
     """
     fn = "pairwise_contrastive_loss"
+    _, pos_l, neg_l = _contrastive_terms(
+        fn, embeddings, labels, pos_margin, neg_margin, distance, normalize, where, axis_name, memory
+    )
+    return _avg_nonzero(pos_l, axis_name) + _avg_nonzero(neg_l, axis_name)
+
+
+def _contrastive_terms(fn, embeddings, labels, pos_margin, neg_margin, distance, normalize, where, axis_name, memory):
+    """The labelled batch and its ``[n, M]`` positive and negative pair terms (0 off their pairs)."""
     C.check_one_of(fn, "distance", distance, _TRIPLET_DISTANCES)
     C.check_positive(fn, "pos_margin", pos_margin, allow_zero=True)
     C.check_positive(fn, "neg_margin", neg_margin, allow_zero=True)
@@ -246,7 +263,70 @@ def pairwise_contrastive_loss(
     zero = jnp.zeros((), d.dtype)
     pos_l = jnp.where(b.pos, jax.nn.relu(d - pos_margin), zero)
     neg_l = jnp.where(b.neg, jax.nn.relu(neg_margin - d), zero)
-    return _avg_nonzero(pos_l, axis_name) + _avg_nonzero(neg_l, axis_name)
+    return b, pos_l, neg_l
+
+
+@register(
+    "pairwise_contrastive_loss_per_anchor",
+    family=FAMILY,
+    kind="per_example",
+    formula="l_a = mean_{p pos of a}[d_ap - m_pos]_+ + mean_{n neg of a}[m_neg - d_an]_+  (an empty mean is 0)",
+    paper="Dimensionality Reduction by Learning an Invariant Mapping (Hadsell, Chopra, LeCun, CVPR 2006)",
+    reference=f"{_PML}::losses/contrastive_loss.py::ContrastiveLoss + reducers/per_anchor_reducer.py::"
+    "PerAnchorReducer(DoNothingReducer())",
+    sample=_labelled_sample,
+    runtime=("axis_name",),
+)
+def pairwise_contrastive_loss_per_anchor(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    pos_margin: float = 0.0,
+    neg_margin: float = 1.0,
+    distance: str = "euclidean",
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""The pair contrastive loss of each anchor, unreduced ``[N]``.
+
+    .. math::
+        \ell_a = rac{1}{|\mathcal P_a|}\sum_{p\in\mathcal P_a}ig[d_{ap} - m_+ig]_+
+               + rac{1}{|\mathcal N_a|}\sum_{n\in\mathcal N_a}ig[m_- - d_{an}ig]_+
+
+    (an empty mean is 0): pytorch-metric-learning's ``ContrastiveLoss`` with
+    ``PerAnchorReducer(DoNothingReducer())`` on each of its two sub-losses,
+    summed. Every pair counts in its anchor's mean, zero terms included. The
+    mean of ``l_a`` is not :func:`pairwise_contrastive_loss`, which averages
+    the nonzero pair terms of the whole batch.
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      pos_margin, neg_margin, distance, normalize: as in :func:`pairwise_contrastive_loss`.
+      where: optional ``[N]`` boolean mask of real examples (0 there).
+      axis_name: mapped axis to gather the batch over (each device returns its own anchors).
+
+    Returns:
+      Per-anchor loss ``[N]``.
+
+    Paper: Hadsell, Chopra, LeCun, "Dimensionality Reduction by Learning an
+    Invariant Mapping", CVPR 2006.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[0.0], [0.5], [0.8]])
+      >>> out = lossjax.losses.pairwise_contrastive_loss_per_anchor(x, jnp.array([0, 0, 1]), normalize=False)
+      >>> [round(v, 4) for v in out.tolist()]  # anchor 2 has no positive: the mean of its two negatives only
+      [0.7, 1.2, 0.45]
+    """
+    fn = "pairwise_contrastive_loss_per_anchor"
+    b, pos_l, neg_l = _contrastive_terms(
+        fn, embeddings, labels, pos_margin, neg_margin, distance, normalize, where, axis_name, None
+    )
+    dtype = pos_l.dtype
+    pos = _per_anchor_mean(jnp.sum(pos_l, axis=-1), jnp.sum(b.pos, axis=-1).astype(dtype))
+    return pos + _per_anchor_mean(jnp.sum(neg_l, axis=-1), jnp.sum(b.neg, axis=-1).astype(dtype))
 
 
 def _triplet_sample() -> Sample:
@@ -357,6 +437,7 @@ def _sorted_negative_sums(d: Array, neg: Array, thresholds: Array, *, side: str)
         variants=(
             {"mining": "hard", "margin": 0.2, "distance": "squared_euclidean", "normalize": False},
             {"mining": "semihard", "margin": 0.2},
+            {"smooth_loss": True, "swap": True},
         )
     ),
     runtime=("axis_name", "memory"),
@@ -369,6 +450,8 @@ def batch_triplet_loss(
     mining: str = "all",
     distance: str = "euclidean",
     normalize: bool = True,
+    smooth_loss: bool = False,
+    swap: bool = False,
     where: ArrayLike | None = None,
     axis_name=None,
     memory: CrossBatchMemory | None = None,
@@ -393,6 +476,16 @@ def batch_triplet_loss(
     prefix sum gives, for every positive, the count and sum of the violating
     negatives (``O(N^2 log N)`` time, ``O(N^2)`` memory, exact gradients).
 
+    PML's two ``TripletMarginLoss`` options: ``smooth_loss`` replaces
+    ``[v]_+`` by ``softplus(v) = log(1 + e^v)`` (every mined triplet then
+    counts in the mean); ``swap`` replaces ``d_an`` by
+    ``min(d_an, d_pn)`` (the positive-negative distance when it violates the
+    margin more; Balntas et al. 2016). Mining still uses ``d_an``. With either
+    option ``"all"`` and ``"semihard"`` build the ``[N, N, N]`` triplet tensor.
+    Under ``memory`` the swap distance is the one between the two references
+    (PML's ``CrossBatchMemory`` indexes its ``[batch, memory]`` matrix with two
+    memory indices instead: not comparable).
+
     Args:
       embeddings: ``[N, D]``.
       labels: integer labels ``[N]``.
@@ -400,6 +493,8 @@ def batch_triplet_loss(
       mining: ``"all"``, ``"hard"`` or ``"semihard"``.
       distance: ``"euclidean"`` or ``"squared_euclidean"``.
       normalize: L2-normalize the embeddings first.
+      smooth_loss: softplus instead of the hinge (PML's ``smooth_loss``).
+      swap: use ``min(d_an, d_pn)`` as the negative distance (PML's ``swap``).
       where: optional ``[N]`` boolean mask of real examples.
       axis_name: mapped axis to gather the batch over.
       memory: optional :class:`CrossBatchMemory` (XBM): the anchors of this batch
@@ -411,7 +506,9 @@ def batch_triplet_loss(
 
     Paper: Hermans, Beyer, Leibe, "In Defense of the Triplet Loss for Person
     Re-Identification", 2017, arXiv:1703.07737; Schroff et al., "FaceNet", 2015,
-    arXiv:1503.03832.
+    arXiv:1503.03832; swap: Balntas, Riba, Ponsa, Mikolajczyk, "Learning local
+    feature descriptors with triplets and shallow convolutional neural
+    networks", BMVC 2016.
 
     Example:
       >>> import jax.numpy as jnp, lossjax
@@ -421,18 +518,44 @@ def batch_triplet_loss(
       1.875
     """
     fn = "batch_triplet_loss"
+    sums, nonzero, _ = _triplet_terms(
+        fn, embeddings, labels, margin, mining, distance, normalize, smooth_loss, swap, where, axis_name, memory
+    )
+    return _global_mean(jnp.sum(sums), jnp.sum(nonzero), axis_name)
+
+
+def _triplet_terms(fn, embeddings, labels, margin, mining, distance, normalize, smooth_loss, swap, where, axis_name,
+                   memory, *, tuples: bool = False):  # fmt: skip
+    """Per anchor (this device's rows): the sum of its mined triplets' losses, how many are > 0 and (``tuples``)
+    how many triplets it has."""
     C.check_one_of(fn, "mining", mining, ("all", "hard", "semihard"))
     C.check_one_of(fn, "distance", distance, _TRIPLET_DISTANCES)
     C.check_positive(fn, "margin", margin)
     b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize, memory=memory)
     d = pairwise_similarity(b.x, b.x_all, distance=distance)
     zero = jnp.zeros((), d.dtype)
+    hinge = jax.nn.softplus if smooth_loss else jax.nn.relu
+    d_refs = pairwise_similarity(b.x_all, b.x_all, distance=distance) if swap else None  # d(p, n)
     if mining == "hard":
-        dp, has_p = hardest(d, b.pos, largest=True)
-        dn, has_n = hardest(d, b.neg, largest=False)
+        p, has_p = hardest_index(d, b.pos, largest=True)
+        n, has_n = hardest_index(d, b.neg, largest=False)
         ok = has_p & has_n
-        loss = jnp.where(ok, jax.nn.relu(dp - dn + margin), zero)
-        return _avg_nonzero(loss, axis_name)
+        dp = jnp.take_along_axis(d, p[:, None], axis=-1)[:, 0] if d.shape[-1] else zero * p
+        dn = jnp.take_along_axis(d, n[:, None], axis=-1)[:, 0] if d.shape[-1] else zero * n
+        if swap:
+            dn = jnp.minimum(dn, d_refs[p, n] if d.shape[-1] else dn)
+        loss = jnp.where(ok, hinge(dp - dn + margin), zero)
+        return loss, (loss > 0).astype(d.dtype), ok.astype(d.dtype)
+    if smooth_loss or swap:  # the [n, M, M] triplet tensor
+        d_ap, d_an = d[:, :, None], d[:, None, :]
+        keep = b.pos[:, :, None] & b.neg[:, None, :]
+        if mining == "semihard":  # PML's TripletMarginMiner: 0 < d_an - d_ap <= margin
+            gap = d_an - d_ap
+            keep = keep & (gap > 0) & (gap <= margin)
+        d_neg = jnp.minimum(d_an, d_refs[None, :, :]) if swap else d_an
+        loss = jnp.where(keep, hinge(jnp.where(keep, d_ap - d_neg + margin, zero)), zero)
+        count = jnp.sum(keep, axis=(1, 2)).astype(d.dtype)
+        return jnp.sum(loss, axis=(1, 2)), jnp.sum(loss > 0, axis=(1, 2)).astype(d.dtype), count
     c_hi, s_hi = _sorted_negative_sums(d, b.neg, d + margin, side="left")
     if mining == "semihard":
         c_lo, s_lo = _sorted_negative_sums(d, b.neg, d, side="right")
@@ -441,7 +564,93 @@ def batch_triplet_loss(
     cnt = jnp.maximum(c_hi - c_lo, zero)
     total = jnp.where(b.pos, cnt * (d + margin) - (s_hi - s_lo), zero)
     cnt = jnp.where(b.pos, cnt, zero)
-    return _global_mean(jnp.sum(total), jnp.sum(cnt), axis_name)
+    count = None
+    if tuples:  # every mined triplet, a zero loss included
+        if mining == "semihard":  # 0 < d_an - d_ap <= margin
+            c_in, _ = _sorted_negative_sums(d, b.neg, d + margin, side="right")
+            count = jnp.sum(jnp.where(b.pos, c_in - c_lo, zero), axis=-1)
+        else:
+            count = jnp.sum(b.pos, axis=-1).astype(d.dtype) * jnp.sum(b.neg, axis=-1).astype(d.dtype)
+    return jnp.sum(total, axis=-1), jnp.sum(cnt, axis=-1), count
+
+
+def _per_anchor_mean(total: Array, count: Array) -> Array:
+    """PML ``PerAnchorReducer``'s aggregation: an anchor's mean over its tuples, 0 when it has none."""
+    ok = count > 0
+    return jnp.where(ok, total / jnp.where(ok, count, jnp.ones((), count.dtype)), jnp.zeros((), total.dtype))
+
+
+@register(
+    "batch_triplet_loss_per_anchor",
+    family=FAMILY,
+    kind="per_example",
+    formula="l_a = mean_{mined (a,p,n)} [d_ap - d_an + margin]_+  (0 if the anchor has no triplet)",
+    paper="In Defense of the Triplet Loss for Person Re-Identification (2017, arXiv:1703.07737); "
+    "FaceNet (2015, arXiv:1503.03832)",
+    reference=f"{_PML}::losses/triplet_margin_loss.py::TripletMarginLoss(reducer=DoNothingReducer()), "
+    "averaged per anchor as reducers/per_anchor_reducer.py::aggregation_func",
+    sample=lambda: _labelled_sample(
+        variants=(
+            {"mining": "hard", "swap": True},
+            {"mining": "semihard", "margin": 0.2},
+            {"mining": "semihard", "margin": 0.2, "smooth_loss": True, "swap": True},
+        )
+    ),
+    runtime=("axis_name",),
+)
+def batch_triplet_loss_per_anchor(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: float = 0.05,
+    mining: str = "all",
+    distance: str = "euclidean",
+    normalize: bool = True,
+    smooth_loss: bool = False,
+    swap: bool = False,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""The triplet loss of each anchor: the mean over its mined triplets, unreduced ``[N]``.
+
+    .. math::
+        \ell_a = rac{1}{|T_a|}\sum_{(a,p,n)\in T_a} ig[d_{ap} - d_{an} + mig]_+
+        \quad (0 	ext{ if } T_a = \emptyset)
+
+    with ``T_a`` the triplets of anchor ``a`` that :func:`batch_triplet_loss`
+    mines (``mining``, ``smooth_loss`` and ``swap`` as there). Zero-loss
+    triplets count in ``|T_a|``: this is PML's per-triplet output
+    (``reducer=DoNothingReducer()``) averaged per anchor the way its
+    ``PerAnchorReducer`` averages pairs (PML's ``PerAnchorReducer`` refuses
+    triplets). The mean of ``l_a`` is not :func:`batch_triplet_loss`, which
+    averages the nonzero triplets of the whole batch.
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      margin, mining, distance, normalize, smooth_loss, swap: as in :func:`batch_triplet_loss`.
+      where: optional ``[N]`` boolean mask of real examples (0 there).
+      axis_name: mapped axis to gather the batch over (each device returns its own anchors).
+
+    Returns:
+      Per-anchor loss ``[N]``.
+
+    Paper: Hermans, Beyer, Leibe, "In Defense of the Triplet Loss for Person
+    Re-Identification", 2017, arXiv:1703.07737.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[0.0], [1.0], [1.2]])
+      >>> out = lossjax.losses.batch_triplet_loss_per_anchor(x, jnp.array([0, 0, 1]), margin=0.5, normalize=False)
+      >>> [round(v, 4) for v in out.tolist()]  # anchor 2 has no positive, so no triplet
+      [0.3, 1.3, 0.0]
+    """
+    fn = "batch_triplet_loss_per_anchor"
+    sums, _, count = _triplet_terms(
+        fn, embeddings, labels, margin, mining, distance, normalize, smooth_loss, swap, where, axis_name, None,
+        tuples=True,
+    )  # fmt: skip
+    return _per_anchor_mean(sums, count)
 
 
 @register(
@@ -672,6 +881,12 @@ def multi_similarity_loss(
       0.3394
     """
     fn = "multi_similarity_loss"
+    b, loss = _multi_similarity_rows(fn, embeddings, labels, alpha, beta, base, mining_margin, where, axis_name, memory)
+    return _global_mean(jnp.sum(loss), _count(b.valid, loss.dtype), axis_name)
+
+
+def _multi_similarity_rows(fn, embeddings, labels, alpha, beta, base, mining_margin, where, axis_name, memory):
+    """The labelled batch and each anchor's multi-similarity loss ``[n]`` (0 on padded rows)."""
     C.check_positive(fn, "alpha", alpha)
     C.check_positive(fn, "beta", beta)
     C.check_in_range(fn, "base", base, -1.0, 1.0)
@@ -685,8 +900,64 @@ def multi_similarity_loss(
         pos, neg = multi_similarity_mine(s, b.pos, b.neg, margin=mining_margin)
     pos_l = masked_logsumexp(-alpha * (s - base), pos, add_one=True) / alpha
     neg_l = masked_logsumexp(beta * (s - base), neg, add_one=True) / beta
-    loss = jnp.where(b.valid, pos_l + neg_l, jnp.zeros((), s.dtype))
-    return _global_mean(jnp.sum(loss), _count(b.valid, s.dtype), axis_name)
+    return b, jnp.where(b.valid, pos_l + neg_l, jnp.zeros((), s.dtype))
+
+
+@register(
+    "multi_similarity_loss_per_anchor",
+    family=FAMILY,
+    kind="per_example",
+    formula="l_i = 1/alpha log(1 + sum_P e^{-alpha(S_ip - base)}) + 1/beta log(1 + sum_N e^{beta(S_in - base)})",
+    paper="Multi-Similarity Loss with General Pair Weighting for Deep Metric Learning (2019, arXiv:1904.06627)",
+    reference=f"{_PML}::losses/multi_similarity_loss.py::MultiSimilarityLoss(reducer=DoNothingReducer()) + "
+    "miners/multi_similarity_miner.py",
+    sample=_labelled_sample,
+    runtime=("axis_name",),
+)
+def multi_similarity_loss_per_anchor(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    alpha: float = 2.0,
+    beta: float = 50.0,
+    base: float = 0.5,
+    mining_margin: float | None = 0.1,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""The multi-similarity loss of each anchor, unreduced ``[N]``.
+
+    .. math::
+        \ell_i = rac1lpha\log\Big[1+\sum_{p\in\mathcal P_i} e^{-lpha(S_{ip}-\lambda)}\Big]
+               + rac1eta\log\Big[1+\sum_{n\in\mathcal N_i} e^{eta(S_{in}-\lambda)}\Big]
+
+    The terms :func:`multi_similarity_loss` averages (its mean over the real
+    anchors is that loss): pytorch-metric-learning's ``MultiSimilarityLoss``
+    with ``reducer=DoNothingReducer()`` (its element losses) and its miner.
+
+    Args:
+      embeddings: ``[N, D]`` (normalized inside).
+      labels: integer labels ``[N]``.
+      alpha, beta, base, mining_margin: as in :func:`multi_similarity_loss`.
+      where: optional ``[N]`` boolean mask of real examples (0 there).
+      axis_name: mapped axis to gather the batch over (each device returns its own anchors).
+
+    Returns:
+      Per-anchor loss ``[N]``.
+
+    Paper: Wang, Han, Huang, Dong, Scott, "Multi-Similarity Loss with General
+    Pair Weighting for Deep Metric Learning", CVPR 2019, arXiv:1904.06627.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [0.6, 0.8]])
+      >>> out = lossjax.losses.multi_similarity_loss_per_anchor(x, jnp.array([0, 0, 1, 1]))
+      >>> [round(v, 4) for v in out.tolist()]  # their mean is multi_similarity_loss, 0.3394
+      [0.0, 0.6787, 0.0, 0.6787]
+    """
+    fn = "multi_similarity_loss_per_anchor"
+    _, loss = _multi_similarity_rows(fn, embeddings, labels, alpha, beta, base, mining_margin, where, axis_name, None)
+    return loss
 
 
 @register(

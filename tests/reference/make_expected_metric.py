@@ -68,16 +68,84 @@ def ref_pairwise_contrastive(x, y, pos_margin=0.0, neg_margin=1.0, distance="euc
     )
 
 
-def ref_batch_triplet(x, y, margin=0.05, mining="all", distance="euclidean", normalize=True):
+def ref_batch_triplet(
+    x, y, margin=0.05, mining="all", distance="euclidean", normalize=True, smooth_loss=False, swap=False
+):
     _, losses, miners = _pml()
     d = _lp(distance, normalize)
-    loss = losses.TripletMarginLoss(margin=margin, distance=d)
+    loss = losses.TripletMarginLoss(margin=margin, distance=d, smooth_loss=smooth_loss, swap=swap)
     y = _labels(y)
     if mining == "all":
         return loss(x, y)
     if mining == "hard":
         return loss(x, y, miners.BatchHardMiner(distance=d)(x, y))
     return loss(x, y, miners.TripletMarginMiner(margin=margin, type_of_triplets="semihard", distance=d)(x, y))
+
+
+def _do_nothing():
+    from pytorch_metric_learning import reducers
+
+    return reducers.DoNothingReducer()
+
+
+def _per_anchor_mean(losses_, anchors, n):
+    """PML ``reducers/per_anchor_reducer.py::aggregation_func``: the mean of each anchor's tuples, 0 if none."""
+    total = torch.zeros(n).index_add(0, anchors, losses_)
+    count = torch.bincount(anchors, minlength=n).to(total.dtype)
+    return torch.where(count > 0, total / count.clamp(min=1), torch.zeros(()))
+
+
+def ref_batch_triplet_per_anchor(
+    x, y, margin=0.05, mining="all", distance="euclidean", normalize=True, smooth_loss=False, swap=False
+):
+    """PML's per-triplet losses (``DoNothingReducer``) averaged per anchor (``PerAnchorReducer`` refuses triplets)."""
+    _, losses, miners = _pml()
+    d = _lp(distance, normalize)
+    loss = losses.TripletMarginLoss(
+        margin=margin, distance=d, smooth_loss=smooth_loss, swap=swap, reducer=_do_nothing()
+    )
+    y = _labels(y)
+    if mining == "all":
+        out = loss(x, y)
+    elif mining == "hard":
+        out = loss(x, y, miners.BatchHardMiner(distance=d)(x, y))
+    else:
+        out = loss(x, y, miners.TripletMarginMiner(margin=margin, type_of_triplets="semihard", distance=d)(x, y))
+    info = out["loss"]
+    if info["indices"] is None:  # no triplet at all: PML's zero loss
+        return (x * 0).sum(dim=1)
+    return _per_anchor_mean(info["losses"], info["indices"][0], x.shape[0])
+
+
+def ref_contrastive_per_anchor(x, y, pos_margin=0.0, neg_margin=1.0, distance="euclidean", normalize=True):
+    """``ContrastiveLoss(reducer=DoNothingReducer())``; each sub-loss through ``PerAnchorReducer(DoNothingReducer())``.
+
+    The two per-anchor sub-losses are summed.
+    """
+    from pytorch_metric_learning import reducers
+
+    _, losses, _ = _pml()
+    d = _lp(distance, normalize)
+    y = _labels(y)
+    out = losses.ContrastiveLoss(pos_margin=pos_margin, neg_margin=neg_margin, distance=d, reducer=_do_nothing())(x, y)
+    total = (x * 0).sum(dim=1)
+    for name, info in out.items():
+        if info["indices"] is None:  # no pair of this kind
+            continue
+        per = reducers.PerAnchorReducer(_do_nothing())({name: info}, x, y)
+        total = total + per["loss"]["losses"]
+    return total
+
+
+def ref_multi_similarity_per_anchor(x, y, alpha=2.0, beta=50.0, base=0.5, mining_margin=0.1):
+    _, losses, miners = _pml()
+    loss = losses.MultiSimilarityLoss(alpha=alpha, beta=beta, base=base, reducer=_do_nothing())
+    y = _labels(y)
+    tup = None if mining_margin is None else miners.MultiSimilarityMiner(epsilon=mining_margin)(x, y)
+    out = loss(x, y, tup)["loss"]
+    if out["indices"] is None:
+        return (x * 0).sum(dim=1)
+    return torch.zeros(x.shape[0]).index_add(0, out["indices"], out["losses"].reshape(-1))
 
 
 def ref_lifted(x, y, neg_margin=1.0, pos_margin=0.0, distance="euclidean", normalize=True):
@@ -266,7 +334,22 @@ TORCH_REFERENCES = {
     "pairwise_contrastive_loss": (ref_pairwise_contrastive, f"{PML} ContrastiveLoss(distance=LpDistance(...))"),
     "batch_triplet_loss": (
         ref_batch_triplet,
-        f"{PML} TripletMarginLoss + BatchHardMiner / TripletMarginMiner('semihard') (mining='all': no miner)",
+        f"{PML} TripletMarginLoss(smooth_loss, swap) + BatchHardMiner / TripletMarginMiner('semihard') "
+        "(mining='all': no miner)",
+    ),
+    "batch_triplet_loss_per_anchor": (
+        ref_batch_triplet_per_anchor,
+        f"{PML} TripletMarginLoss(reducer=DoNothingReducer()) per-triplet losses (+ BatchHardMiner / "
+        "TripletMarginMiner('semihard')), averaged per anchor as reducers/per_anchor_reducer.py::aggregation_func",
+    ),
+    "pairwise_contrastive_loss_per_anchor": (
+        ref_contrastive_per_anchor,
+        f"{PML} ContrastiveLoss(reducer=DoNothingReducer()), each sub-loss through "
+        "PerAnchorReducer(DoNothingReducer()), summed",
+    ),
+    "multi_similarity_loss_per_anchor": (
+        ref_multi_similarity_per_anchor,
+        f"{PML} MultiSimilarityLoss(reducer=DoNothingReducer()) element losses + MultiSimilarityMiner(epsilon)",
     ),
     "lifted_structure_loss": (ref_lifted, f"{PML} LiftedStructureLoss(distance=LpDistance(...))"),
     "npair_loss": (ref_npair, f"{PML} NPairsLoss(distance=DotProductSimilarity(normalize_embeddings=normalize))"),
