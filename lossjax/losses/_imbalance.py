@@ -33,11 +33,15 @@ __all__ = [
     "asymmetric_loss",
     "asymmetric_single_label_loss",
     "balanced_softmax_cross_entropy",
+    "cisir_loss",
     "class_balanced_weights",
     "classification_aux_for_regression",
+    "generalized_focal_equity_loss",
+    "gml_loss",
     "integrated_risk_loss",
     "ldam_loss",
     "logit_adjusted_cross_entropy",
+    "subclass_balancing_contrastive_loss",
     "vs_loss",
 ]
 
@@ -875,3 +879,545 @@ def classification_aux_for_regression(
     ce = -jnp.sum(onehot * jax.nn.log_softmax(b, axis=-1), axis=-1)
     loss = jnp.square(f - y) + jnp.asarray(aux_weight, dtype) * ce
     return C.zero_masked(loss, mask)
+
+
+# --------------------- issue 16: CISIR, DatasetEquity, GML ---------------------
+
+
+def _cisir_sample():
+    rng = np.random.default_rng(26)
+    y = rng.normal(size=(6,)).astype(np.float32)
+    f = (0.7 * y + 0.5 * rng.normal(size=(6,))).astype(np.float32)
+    w = rng.uniform(0.05, 0.3, size=(6,)).astype(np.float32)
+    v = rng.uniform(0.05, 0.3, size=(6,)).astype(np.float32)
+    return Sample(
+        args=(f, y, w, v),
+        diff_argnums=(0,),
+        fuzz_scaled=(0, 1),  # the importance weights are weights, not a scale
+        variants=({"normalized_weights": False, "correlation_weight": 0.5},),
+        # not the automatic all-zero predictions: the reference's sqrt has a NaN gradient at zero variance
+        # (lossjax's is 0 there, tests/losses/test_imbalance.py); large and tiny spreads instead
+        extremes=((f * 1e4, y, w, v), (f * 1e-4, y, w, v)),
+    )
+
+
+@register(
+    "cisir_loss",
+    family=FAMILY,
+    kind="batch",
+    formula="sum_i w_i (f_i - y_i)^2 [/ N] + lambda (1 - sum_i v_i f~_i y~_i / (sqrt(sum_i v_i f~_i^2 "
+    "sum_i v_i y~_i^2) + epsilon)), f~ = f - mean f, y~ = y - mean y",
+    paper="Highly Imbalanced Regression with Tabular Data in SEP and Other Applications (2025, arXiv:2509.16339)",
+    reference="Machine-Earning/CISIR@5f3ddd2 modules/training/ts_modeling.py::cmse, coreg (ported to torch float64)",
+    sample=_cisir_sample,
+)
+def cisir_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    weights: ArrayLike,
+    pcc_weights: ArrayLike,
+    *,
+    correlation_weight: float = 1.0,
+    normalized_weights: bool = True,
+    epsilon: float = 1e-7,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""CISIR: importance-weighted squared error plus one minus a weighted Pearson correlation of the batch.
+
+    .. math::
+        \mathcal L = \sum_i w_i (f_i - y_i)^2 \Big[\,/N\Big]
+        + \lambda\Big(1 - \frac{\sum_i v_i \tilde f_i \tilde y_i}
+        {\sqrt{\sum_i v_i \tilde f_i^2\,\sum_i v_i \tilde y_i^2} + \epsilon}\Big),
+        \quad \tilde f = f - \bar f,\ \tilde y = y - \bar y
+
+    (unweighted batch means :math:`\bar f, \bar y`, as in the reference
+    ``coreg``; the division by :math:`N` only when ``normalized_weights=False``).
+    The importance weights come from outside the loss: the paper's
+    Monotonically Decreasing Involution importance of the target density
+    :math:`w = (1 - \hat\rho(y)^\alpha)^{1/\alpha}` normalized to sum 1 over the
+    training set (``MDI``; a KDE of the training targets with
+    :math:`\hat\rho` the density scaled by its maximum), and stratified
+    mini-batches. A batch with constant predictions or targets has
+    correlation 0 (gradient 0 through the square root there).
+
+    Args:
+      predictions: ``f`` ``[N]``.
+      targets: ``y`` ``[N]``.
+      weights: importance weights of the squared error ``w`` ``[N]`` (held constant).
+      pcc_weights: importance weights of the correlation term ``v`` ``[N]`` (ones: the reference ``coreg``'s
+        default; its scripts use MDI weights with their own ``alpha``).
+      correlation_weight: :math:`\lambda` (the reference's ``lambda_factor``; 1 in its dataset configs).
+      normalized_weights: the weights are normalized over the training set: sum the weighted squared errors
+        instead of averaging them (the reference's ``NORMALIZED_WEIGHTS = True``).
+      epsilon: the reference's guard ``K.epsilon()`` added to the correlation's denominator.
+      where: boolean mask ``[N]``; masked rows are out of every sum and mean.
+
+    Returns:
+      The scalar batch loss (0 for an empty or all-masked batch).
+
+    Paper:
+      Moukpe, Chan, Zhang. Highly Imbalanced Regression with Tabular Data in SEP and Other Applications
+      (2025, arXiv:2509.16339).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax.losses import cisir_loss
+      >>> f, y = jnp.array([1.0, 2.0, 3.0]), jnp.array([1.0, 2.0, 4.0])
+      >>> round(float(cisir_loss(f, y, jnp.full(3, 0.5), jnp.ones(3), epsilon=0.0)), 4)  # 0.5 + (1 - 0.9820)
+      0.518
+    """
+    fn = "cisir_loss"
+    predictions = C.check_array(fn, "predictions", predictions, ndim=1, dtype="float")
+    n = predictions.shape[0]
+    targets = C.check_array(fn, "targets", targets, dtype="number", shape=(n,))
+    weights = C.check_array(fn, "weights", weights, dtype="number", shape=(n,))
+    pcc_weights = C.check_array(fn, "pcc_weights", pcc_weights, dtype="number", shape=(n,))
+    C.check_positive(fn, "correlation_weight", correlation_weight, allow_zero=True)
+    C.check_positive(fn, "epsilon", epsilon, allow_zero=True)
+    dtype = C.compute_dtype(predictions, targets)
+    mask = C.prepare_where(fn, where, (n,))
+    valid = jnp.ones((n,), dtype) if mask is None else mask.astype(dtype)
+    f = C.fill_masked(C.as_compute(predictions, dtype), mask)
+    y = C.fill_masked(C.as_compute(targets, dtype), mask)
+    w = jax.lax.stop_gradient(C.fill_masked(weights.astype(dtype), mask)) * valid
+    v = jax.lax.stop_gradient(C.fill_masked(pcc_weights.astype(dtype), mask)) * valid
+    count = jnp.sum(valid)
+    safe_count = jnp.maximum(count, jnp.ones((), dtype))
+    sse = jnp.sum(w * jnp.square(f - y))
+    mse = sse if normalized_weights else sse / safe_count
+    fc = (f - jnp.sum(valid * f) / safe_count) * valid
+    yc = (y - jnp.sum(valid * y) / safe_count) * valid
+    cov = jnp.sum(v * fc * yc)
+    denominator = C.safe_sqrt(jnp.sum(v * jnp.square(yc)) * jnp.sum(v * jnp.square(fc))) + C.const(epsilon, cov)
+    ok = denominator > 0
+    pcc = jnp.where(ok, cov / jnp.where(ok, denominator, jnp.ones_like(denominator)), jnp.zeros_like(cov))
+    loss = mse + C.const(correlation_weight, mse) * (1 - pcc)
+    return jnp.where(count > 0, loss, jnp.zeros_like(loss))
+
+
+def _equity_sample():
+    rng = np.random.default_rng(28)
+    return Sample(
+        args=(rng.uniform(0.1, 3.0, size=(6,)).astype(np.float32), rng.uniform(0.0, 1.0, size=(6,)).astype(np.float32)),
+        diff_argnums=(0,),
+        fuzz_scaled=(0,),  # likelihoods live in [0, 1]
+        variants=({"eta": 0.5, "gamma": 2.0},),
+        extremes=((np.full(6, 1e4, np.float32), np.array([0.0, 1.0, 0.5, 1e-7, 1.0, 0.0], np.float32)),),
+    )
+
+
+@register(
+    "generalized_focal_equity_loss",
+    aliases=("dataset_equity_loss",),
+    family=FAMILY,
+    kind="per_example",
+    formula="(eta + (1 - p)^gamma) / (eta + 1) * loss  (p: the sample's likelihood, held constant)",
+    paper="DatasetEquity: Are All Samples Created Equal? In The Quest For Equity Within Datasets (2023, "
+    "arXiv:2308.09878)",
+    reference="towardsautonomy/DatasetEquity@d6898ad README.md::dequity_loss_weight (closed form, numpy float64)",
+    sample=_equity_sample,
+)
+def generalized_focal_equity_loss(
+    losses: ArrayLike,
+    likelihoods: ArrayLike,
+    *,
+    eta: float = 1.0,
+    gamma: float = 5.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""DatasetEquity's generalized focal loss: per-example losses reweighted by how rare each sample looks.
+
+    .. math:: \ell_i' = \frac{\eta + (1 - p_i)^\gamma}{\eta + 1}\,\ell_i
+
+    with :math:`p_i \in [0, 1]` the sample's likelihood (the paper clusters
+    deep perceptual embeddings of the training images and takes the size of a
+    sample's cluster relative to the largest; computed once, before training)
+    and :math:`\ell_i` any per-example task loss (a detector's loss in the
+    paper). Rare samples (:math:`p \to 0`) keep weight 1, frequent ones
+    (:math:`p \to 1`) go down to :math:`\eta / (\eta + 1)`. The weight is held
+    constant.
+
+    Args:
+      losses: per-example task losses ``[...]``.
+      likelihoods: per-example likelihoods ``p`` in ``[0, 1]`` ``[...]``.
+      eta: :math:`\eta \ge 0`, the floor of the weight (official: 1.0).
+      gamma: :math:`\gamma \ge 0`, the focusing exponent (official: 5.0).
+      where: boolean mask broadcastable to ``[...]``.
+
+    Returns:
+      Per-example weighted losses ``[...]``.
+
+    Paper:
+      Shrivastava, Zhang, Nagesh, Parchami. DatasetEquity: Are All Samples Created Equal? In The Quest For
+      Equity Within Datasets (ICCV 2023 workshops, arXiv:2308.09878).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax.losses import generalized_focal_equity_loss
+      >>> generalized_focal_equity_loss(jnp.array([2.0, 2.0]), jnp.array([0.0, 1.0])).tolist()
+      [2.0, 1.0]
+    """
+    fn = "generalized_focal_equity_loss"
+    losses = C.check_array(fn, "losses", losses, dtype="float")
+    likelihoods = C.check_array(fn, "likelihoods", likelihoods, dtype="number", shape=losses.shape)
+    C.check_positive(fn, "eta", eta, allow_zero=True)
+    C.check_positive(fn, "gamma", gamma, allow_zero=True)
+    dtype = C.compute_dtype(losses)
+    mask = C.prepare_where(fn, where, losses.shape)
+    loss = C.fill_masked(C.as_compute(losses, dtype), mask)
+    p = jax.lax.stop_gradient(C.fill_masked(likelihoods.astype(dtype), mask))
+    C.debug_check(jnp.all((p >= 0) & (p <= 1)), f"{fn}: `likelihoods` must lie in [0, 1]")
+    e = C.const(eta, p)
+    weight = (e + jnp.power(1 - p, C.const(gamma, p))) / (e + 1)
+    return C.zero_masked(weight * loss, mask)
+
+
+def _class_log_mean_exp(sims: Array, key_labels: Array, key_onehot: Array, pair_weights: Array) -> Array:
+    """``log( sum_j w_ij [y_j = c] exp(s_ij) / sum_j w_ij [y_j = c] )`` ``[N, C]``, -inf for a class with no key.
+
+    Shifted by each class's own (constant) maximum, so no class underflows to ``log 0`` when the
+    similarities spread widely (the reference shifts by the row maximum, the same value in exact arithmetic).
+    Memory O(N M + N C): a segment maximum over the keys, then one ``[N, M] @ [M, C]`` product.
+    """
+    num_classes = key_onehot.shape[-1]
+    neg = jnp.full_like(sims, -jnp.inf)
+    live = jnp.where(pair_weights > 0, sims, neg)
+    top = jax.ops.segment_max(live.T, key_labels, num_segments=num_classes).T  # [N, C]; -inf: no key
+    has = jnp.isfinite(top)
+    top = jax.lax.stop_gradient(jnp.where(has, top, jnp.zeros_like(top)))
+    key_top = jnp.take(top, key_labels, axis=1, mode="fill", fill_value=jnp.nan)  # [N, M]
+    shifted = jnp.exp(jnp.where(pair_weights > 0, sims - key_top, neg))
+    total = (pair_weights * shifted) @ key_onehot  # [N, C]
+    count = pair_weights @ key_onehot
+    ok = has & (count > 0) & (total > 0)
+    safe = jnp.where(ok, total / jnp.where(ok, count, jnp.ones_like(count)), jnp.ones_like(total))
+    return jnp.where(ok | jnp.isnan(total), jnp.log(safe) + top, -jnp.inf)
+
+
+def _gml_sample():
+    rng = np.random.default_rng(29)
+
+    def unit(x):
+        return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+    q = unit(rng.normal(size=(5, 3)))
+    k = unit(rng.normal(size=(7, 3)))
+    labels = np.array([0, 2, 1, 0, 2], np.int32)
+    key_labels = np.array([0, 1, 2, 0, 1, 2, 2], np.int32)
+    logits = (0.1 * rng.normal(size=(5, 3))).astype(np.float32)
+    teacher = (0.1 * rng.normal(size=(5, 3))).astype(np.float32)
+    query_ids = np.arange(5, dtype=np.int32)
+    key_ids = np.array([0, 9, 1, 3, 11, 12, 4], np.int32)  # queries 0, 1, 3, 4 meet their own keys
+    return Sample(
+        args=(q, labels, logits, k, key_labels, query_ids, key_ids, teacher),
+        kwargs={"class_priors": np.array([0.5, 0.3, 0.2], np.float32), "temperature": 0.2},
+        batched_argnums=(0, 1, 2, 5, 7),
+        diff_argnums=(0, 2, 3),
+        surrogate_grad=True,  # the self-excluding term holds the similarities constant (official): not d value / d q
+        fuzz_scaled=(),  # unit embeddings; logits scaled by 30 inside
+        variants=(
+            {
+                "distill_weight": 0.5,
+                "contrastive_weight": 0.7,
+                "ce_weight": 1.5,
+                "logit_temperature": 0.1,
+            },
+        ),
+        extremes=(
+            (q * 4.0, labels, logits * 300.0, k * 4.0, key_labels, query_ids, key_ids, teacher * 300.0),
+            (np.zeros_like(q), labels, np.zeros_like(logits), k, key_labels, query_ids, key_ids, teacher),
+        ),
+    )
+
+
+@register(
+    "gml_loss",
+    family=FAMILY,
+    kind="per_example",
+    formula="ce_weight CE(z / T_s + log pi, y) + contrastive_weight [CE(logS + log pi, y) + CE(logS' + log pi, y)] "
+    "+ distill_weight T_d^2 KL(teacher || student); logS_c = log mean_{j: k_j = c} exp(q . k_j / T)",
+    paper="Long-Tailed Recognition by Mutual Information Maximization between Latent Features and Ground-Truth "
+    "Labels (2023, arXiv:2305.01160)",
+    reference="bluecdm/Long-tailed-recognition@1ff816c losses.py::GMLLoss.forward (ported to torch float64)",
+    sample=_gml_sample,
+)
+def gml_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    logits: ArrayLike,
+    key_embeddings: ArrayLike,
+    key_labels: ArrayLike,
+    query_ids: ArrayLike,
+    key_ids: ArrayLike,
+    teacher_logits: ArrayLike | None = None,
+    *,
+    class_priors: ArrayLike,
+    temperature: float | ArrayLike = 0.07,
+    logit_temperature: float = 1.0 / 30.0,
+    contrastive_weight: float = 1.0,
+    ce_weight: float = 1.0,
+    distill_weight: float = 0.0,
+    distill_temperature: float = 4.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""GML: logit-adjusted cross-entropy plus a class-conditional contrastive term over a queue of keys.
+
+    With similarities :math:`s_{ij} = q_i\cdot k_j / T` and the keys of class
+    :math:`c` (a class-balanced queue in the paper), the contrastive logits are
+    log-mean-exps per class:
+
+    .. math::
+        \log S_{ic} = \log\frac{\sum_{j: y_j = c} w_{ij}\,e^{s_{ij}}}{\sum_{j: y_j = c} w_{ij}}
+
+    .. math::
+        \ell_i = \gamma\,\mathrm{CE}\big(z_i / T_s + \log\pi,\ y_i\big)
+        + \beta\,\Big[\mathrm{CE}\big(\log S_i + \log\pi,\ y_i\big)
+        + \mathrm{CE}\big(\log S'_i + \log\pi,\ y_i\big)\Big]
+        + \alpha\,T_d^2\,\mathrm{KL}\big(\mathrm{softmax}(z^t_i/(T_s T_d)) \,\|\, \mathrm{softmax}(z_i/(T_s T_d))\big)
+
+    where :math:`\log S` uses every key (:math:`w = 1`) with :math:`T` held
+    constant, and :math:`\log S'` leaves out a query's own key (:math:`w_{ij} =
+    [\mathrm{id}_i \ne \mathrm{id}_j]`) with the similarities held constant, so
+    that it trains only the (learnable) temperature :math:`T`, as in the
+    official code. :math:`\pi` are the class priors (training frequencies).
+    A class with no key gets the contrastive logit :math:`-\infty` (the queue
+    holds keys of every class; a query whose own class has none gets an
+    infinite loss).
+
+    Args:
+      embeddings: normalized query embeddings ``q`` ``[N, D]``.
+      labels: integer labels of the queries ``[N]``.
+      logits: the classifier's logits ``z`` ``[N, C]``.
+      key_embeddings: normalized key embeddings ``k`` ``[M, D]`` (the momentum encoder's queue).
+      key_labels: integer labels of the keys ``[M]``.
+      query_ids: dataset indices of the queries ``[N]``: a key with the same index is left out of
+        :math:`\log S'` (pass indices no key has, e.g. ``-1 - arange(N)``, to leave none out).
+      key_ids: dataset indices of the keys ``[M]``.
+      teacher_logits: a teacher's logits ``[N, C]`` for the distillation term (None: no term).
+      class_priors: class frequencies or counts ``[C]`` (normalized to sum 1; held constant).
+      temperature: :math:`T` of the contrastive logits (official: 0.07, learned); a float or a traced scalar.
+      logit_temperature: :math:`T_s` dividing the classifier's logits (official: 1/30, fixed).
+      contrastive_weight: :math:`\beta` (official: 1.0).
+      ce_weight: :math:`\gamma` (official: 1.0).
+      distill_weight: :math:`\alpha` (official: 0.0, or its teacher-student stage's weight).
+      distill_temperature: :math:`T_d` of the distillation (official: 4).
+      where: boolean mask ``[N]`` of the queries.
+
+    Returns:
+      Per-query losses ``[N]`` (the official code averages them).
+
+    Paper:
+      Suh, Seo. Long-Tailed Recognition by Mutual Information Maximization between Latent Features and
+      Ground-Truth Labels (ICML 2023, arXiv:2305.01160).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax.losses import gml_loss
+      >>> q = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> y, ids = jnp.array([0, 1]), jnp.arange(2)
+      >>> loss = gml_loss(q, y, jnp.zeros((2, 2)), q, y, ids, -1 - ids, class_priors=[0.5, 0.5])
+      >>> loss.shape
+      (2,)
+    """
+    fn = "gml_loss"
+    q = C.check_array(fn, "embeddings", embeddings, ndim=2, dtype="float")
+    n, d = q.shape
+    labels = C.check_array(fn, "labels", labels, ndim=1, dtype="int", shape=(n,))
+    z = check_logits(fn, logits, min_classes=2)
+    if z.shape != (n, z.shape[-1]):
+        raise ValueError(f"{fn}: `logits` must have shape ({n}, C) like the embeddings, got {z.shape}.")
+    c = z.shape[-1]
+    k = C.check_array(fn, "key_embeddings", key_embeddings, ndim=2, dtype="float")
+    if k.shape[1] != d:
+        raise ValueError(f"{fn}: `key_embeddings` must have shape (M, {d}) like the embeddings, got {k.shape}.")
+    m = k.shape[0]
+    key_labels = C.check_array(fn, "key_labels", key_labels, ndim=1, dtype="int", shape=(m,))
+    for arg, v in (("logit_temperature", logit_temperature), ("distill_temperature", distill_temperature)):
+        C.check_positive(fn, arg, v)
+    C.check_positive(fn, "temperature", temperature)
+    for arg, v in (("contrastive_weight", contrastive_weight), ("ce_weight", ce_weight)):
+        C.check_positive(fn, arg, v, allow_zero=True)
+    C.check_positive(fn, "distill_weight", distill_weight, allow_zero=True)
+    dtype = C.compute_dtype(q, z, k)
+    mask = C.prepare_where(fn, where, (n,))
+    q = C.fill_masked(C.as_compute(q, dtype), mask)
+    z = C.fill_masked(C.as_compute(z, dtype), mask)
+    k = C.as_compute(k, dtype)
+    priors = _per_class(fn, "class_priors", class_priors, c, dtype)
+    log_prior = _bcast(jnp.log(priors / jnp.sum(priors)), 2)
+    onehot = C.class_targets(fn, z, labels, dtype, where=mask)
+    key_onehot = jax.lax.stop_gradient(C.class_targets(fn, jnp.zeros((m, c), dtype), key_labels, dtype))
+    t = jnp.asarray(temperature, dtype)
+    dots = q @ k.T  # [N, M]
+    every = jnp.ones((n, m), dtype)
+    qi = C.check_array(fn, "query_ids", query_ids, dtype="int", shape=(n,))
+    ki = C.check_array(fn, "key_ids", key_ids, dtype="int", shape=(m,))
+    others = (qi[:, None] != ki[None, :]).astype(dtype)
+    log_s = _class_log_mean_exp(dots / jax.lax.stop_gradient(t), key_labels, key_onehot, every)
+    log_s_t = _class_log_mean_exp(jax.lax.stop_gradient(dots) / t, key_labels, key_onehot, others)
+
+    def ce(x):  # a class with no key (or prior 0) has a -inf logit: keep 0 * -inf out of the sum
+        log_p = jax.nn.log_softmax(x + log_prior, axis=-1)
+        return -jnp.sum(jnp.where(onehot != 0, onehot * log_p, jnp.zeros_like(log_p)), axis=-1)
+
+    zs = z / C.const(logit_temperature, z)
+    loss = C.const(ce_weight, z) * ce(zs)
+    loss = loss + C.const(contrastive_weight, z) * (ce(log_s) + ce(log_s_t))
+    if teacher_logits is not None and distill_weight != 0:
+        zt = C.check_array(fn, "teacher_logits", teacher_logits, dtype="float", shape=(n, c))
+        zt = C.fill_masked(C.as_compute(zt, dtype), mask) / C.const(logit_temperature, z)
+        td = C.const(distill_temperature, z)
+        log_ps = jax.nn.log_softmax(zs / td, axis=-1)
+        log_pt = jax.nn.log_softmax(zt / td, axis=-1)
+        kl = jnp.sum(jnp.exp(log_pt) * (log_pt - log_ps), axis=-1)
+        loss = loss + C.const(distill_weight, z) * td * td * kl
+    return C.zero_masked(loss, mask)
+
+
+def _masked_log_softmax(x: Array, keep: Array) -> Array:
+    """``x - log sum_{keep} exp(x)`` per row (the sum over the kept entries only; 0 where a row keeps none)."""
+    any_kept = jnp.any(keep, axis=-1, keepdims=True)
+    keep = keep | ~any_kept  # a row with nothing kept: a finite dummy normalizer, zeroed by the caller's masks
+    neg = jnp.full_like(x, -jnp.inf)
+    top = jax.lax.stop_gradient(jnp.max(jnp.where(keep, x, neg), axis=-1, keepdims=True, initial=-jnp.inf))
+    total = jnp.sum(jnp.where(keep, jnp.exp(jnp.where(keep, x - top, jnp.zeros_like(x))), jnp.zeros_like(x)), -1)
+    return x - (jnp.log(total)[..., None] + top)
+
+
+def _sbcl_sample():
+    rng = np.random.default_rng(34)
+
+    def unit(x):
+        return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+    a = unit(rng.normal(size=(6, 3)))
+    b = unit(a + 0.4 * rng.normal(size=(6, 3)))
+    labels = np.array([0, 0, 0, 1, 2, 1], np.int32)
+    subclasses = np.array([0, 1, 1, 2, 3, 2], np.int32)  # class 0 split in two subclasses
+    return Sample(
+        args=(a, b, labels, subclasses),
+        kwargs={"class_temperatures": np.array([0.1, 0.15, 0.08], np.float32)},
+        diff_argnums=(0, 1),
+        fuzz_scaled=(),  # normalized embeddings divided by temperatures of 0.1
+        variants=({"class_temperatures": None, "temperature": 0.2, "class_level_weight": 0.5},),
+        extremes=((a * 3.0, b * 3.0, labels, subclasses), (np.zeros_like(a), np.zeros_like(b), labels, subclasses)),
+    )
+
+
+@register(
+    "subclass_balancing_contrastive_loss",
+    aliases=("sbcl_loss",),
+    family=FAMILY,
+    kind="batch",
+    formula="mean_i [-(T / T_base) mean_{p: s_p = s_i} log softmax_{j != i}(a_i . a_j / T)_p "
+    "- w mean_{p in P_i} log softmax_{j in D_i}(a_i . a_j / tau_{y_i})_p], D_i = {other view} + {s_j != s_i}, "
+    "P_i = {other view} + {s_j != s_i, y_j = y_i}",
+    paper="Subclass-balancing Contrastive Learning for Long-tailed Recognition (2023, arXiv:2306.15925)",
+    reference="JackHck/SBCL@3b9047a SimCLR/loss.py::SupConLoss_rank (ported to torch float64)",
+    sample=_sbcl_sample,
+)
+def subclass_balancing_contrastive_loss(
+    embeddings_a: ArrayLike,
+    embeddings_b: ArrayLike,
+    labels: ArrayLike,
+    subclass_labels: ArrayLike,
+    *,
+    class_temperatures: ArrayLike | None = None,
+    temperature: float = 0.1,
+    base_temperature: float = 0.07,
+    class_level_weight: float = 0.25,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""SBCL: supervised contrastive learning on subclasses plus a class-level term over the other subclasses.
+
+    The two views are stacked into :math:`2B` anchors :math:`a_i` (view a, then
+    view b). With subclass labels :math:`s` (clusters of the head classes,
+    computed outside the loss) and class labels :math:`y`:
+
+    .. math::
+        \ell_i = -\frac{T}{T_b}\,\frac{1}{|S_i|}\sum_{p \in S_i}
+        \log\frac{e^{a_i\cdot a_p/T}}{\sum_{j \ne i} e^{a_i\cdot a_j/T}}
+        - w\,\frac{1}{|P_i|}\sum_{p \in P_i}
+        \log\frac{e^{a_i\cdot a_p/\tau_{y_i}}}{\sum_{j \in D_i} e^{a_i\cdot a_j/\tau_{y_i}}}
+
+    with :math:`S_i = \{j \ne i: s_j = s_i\}`, :math:`D_i` = the other view
+    of :math:`i` plus every anchor of another subclass, and :math:`P_i` = the
+    other view plus the anchors of another subclass of the same class. The
+    loss is the mean over the :math:`2B` anchors. :math:`\tau_c` are the
+    class-level ("ranking") temperatures: the reference sets them from each
+    class's feature spread, :math:`\tau_c = T\,d_c / \bar d` (clipped to the
+    20-80th percentiles, :math:`T` for single-cluster classes), outside the loss.
+
+    Args:
+      embeddings_a: first views ``[B, D]`` (normalized).
+      embeddings_b: second views ``[B, D]``; row ``i`` is the other view of row ``i`` of ``embeddings_a``.
+      labels: class labels ``[B]``.
+      subclass_labels: subclass (cluster) labels ``[B]``, globally unique across classes.
+      class_temperatures: :math:`\tau_c` ``[C]`` (None: ``temperature`` for every class).
+      temperature: :math:`T` (official: 0.1 on CIFAR, 0.07 on ImageNet-LT).
+      base_temperature: :math:`T_b` (official: 0.07).
+      class_level_weight: :math:`w`, the weight of the class-level term (the reference's ``grama``, 0.25).
+      where: boolean mask ``[B]`` of the valid pairs of views (a masked row is out of every anchor's sums).
+
+    Returns:
+      The scalar batch loss (0 for an empty or all-masked batch).
+
+    Paper:
+      Hou, Zhang, Wang, Zhou. Subclass-balancing Contrastive Learning for Long-tailed Recognition (ICCV
+      2023, arXiv:2306.15925).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax.losses import subclass_balancing_contrastive_loss
+      >>> a = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+      >>> loss = subclass_balancing_contrastive_loss(a, a, jnp.array([0, 0, 1]), jnp.array([0, 1, 2]))
+      >>> loss.shape
+      ()
+    """
+    fn = "subclass_balancing_contrastive_loss"
+    ea = C.check_array(fn, "embeddings_a", embeddings_a, ndim=2, dtype="float")
+    eb = C.check_array(fn, "embeddings_b", embeddings_b, ndim=2, dtype="float", shape=ea.shape)
+    b = ea.shape[0]
+    labels = C.check_array(fn, "labels", labels, ndim=1, dtype="int", shape=(b,))
+    subclass_labels = C.check_array(fn, "subclass_labels", subclass_labels, ndim=1, dtype="int", shape=(b,))
+    for arg, v in (("temperature", temperature), ("base_temperature", base_temperature)):
+        C.check_positive(fn, arg, v)
+    C.check_positive(fn, "class_level_weight", class_level_weight, allow_zero=True)
+    dtype = C.compute_dtype(ea, eb)
+    mask = C.prepare_where(fn, where, (b,))
+    valid = jnp.ones((b,), bool) if mask is None else mask
+    x = jnp.concatenate([C.fill_masked(C.as_compute(ea, dtype), mask), C.fill_masked(C.as_compute(eb, dtype), mask)])
+    y = jnp.concatenate([labels, labels])
+    s = jnp.concatenate([subclass_labels, subclass_labels])
+    ok = jnp.concatenate([valid, valid])
+    n = 2 * b
+    eye = jnp.eye(n, dtype=bool)
+    other_view = jnp.roll(eye, b, axis=1)  # [i, i + B mod 2B]
+    pair_ok = ok[:, None] & ok[None, :]
+    same_sub = s[:, None] == s[None, :]
+    same_cls = y[:, None] == y[None, :]
+    sims = x @ x.T
+    t = C.const(temperature, sims)
+    if class_temperatures is None:
+        tau = jnp.full((n,), temperature, dtype)
+    else:
+        temps = C.check_array(fn, "class_temperatures", class_temperatures, ndim=1, dtype="number")
+        temps = jax.lax.stop_gradient(temps.astype(dtype))
+        C.debug_check(jnp.all(temps > 0), f"{fn}: `class_temperatures` must be > 0")
+        onehot = C.class_targets(fn, jnp.zeros((n, temps.shape[0]), dtype), y, dtype, where=ok)
+        tau = jnp.where(ok, onehot @ temps, jnp.ones((n,), dtype))  # NaN for an out-of-range label
+    keep = ~eye & pair_ok
+    positives = same_sub & keep
+    log_prob = _masked_log_softmax(sims / t, keep)
+    count = jnp.sum(positives, axis=-1).astype(dtype)
+    sub_term = jnp.sum(jnp.where(positives, log_prob, jnp.zeros_like(log_prob)), -1) / jnp.maximum(count, 1.0)
+    rank_keep = (other_view | ~same_sub) & pair_ok
+    rank_pos = (other_view | (~same_sub & same_cls)) & pair_ok
+    log_prob_rank = _masked_log_softmax(sims / tau[:, None], rank_keep)
+    rank_count = jnp.sum(rank_pos, axis=-1).astype(dtype)
+    zeros = jnp.zeros_like(log_prob_rank)
+    cls_term = jnp.sum(jnp.where(rank_pos, log_prob_rank, zeros), -1) / jnp.maximum(rank_count, 1.0)
+    per_anchor = -(temperature / base_temperature) * sub_term - C.const(class_level_weight, sims) * cls_term
+    per_anchor = jnp.where(ok, per_anchor, jnp.zeros_like(per_anchor))
+    total = jnp.sum(ok).astype(dtype)
+    return jnp.sum(per_anchor) / jnp.maximum(total, jnp.ones((), dtype))

@@ -29,14 +29,18 @@ from lossjax import _checks as C
 from lossjax.registry import Sample, register
 
 __all__ = [
+    "RationaleInvarianceState",
     "gradient_norm_penalty",
+    "holistic_robust_loss",
     "kl_dro_instance_weights",
     "mart_loss",
     "norm_loss_regularizer",
     "parameter_gradient_norm_penalty",
     "pgd_perturbation",
+    "rationale_invariance_loss",
     "trades_loss",
     "virtual_adversarial_loss",
+    "weighted_energy_adversarial_training",
 ]
 
 Array = jax.Array
@@ -900,3 +904,418 @@ def norm_loss_regularizer(kernels: ArrayLike, *, target_norm: float = 1.0, where
     w = C.fill_masked(C.as_compute(kernels, dtype), mask)
     norm = C.safe_norm(w, axis=_row_axes(w)) if w.ndim > 1 else jnp.abs(w)
     return C.zero_masked(jnp.square(C.const(target_norm, norm) - norm), mask)
+
+
+# ------------------------------- issue 16, second part: WEAT, SOVR, RIDG ----------------------------------
+
+
+def _kl_guarded(p_logits: Array, q_logits: Array) -> Array:
+    """``sum p (log p - log(softmax(q) + 1e-12))`` per row: torch's ``KLDivLoss(log(softmax(q) + 1e-12), p)``."""
+    log_p = jax.nn.log_softmax(p_logits, axis=-1)
+    q = jax.nn.softmax(q_logits, axis=-1)
+    return jnp.sum(jnp.exp(log_p) * (log_p - jnp.log(q + C.const(1e-12, q))), axis=-1)
+
+
+_WEAT_VARIANTS = ("nat", "adv")
+
+
+@register(
+    "weighted_energy_adversarial_training",
+    aliases=("weat_loss",),
+    family=FAMILY,
+    kind="per_example",
+    formula="w_i [CE(f(x_i) or f(x'_i), y_i) + beta KL(p(x_i) || p(x'_i))], w_i = 1 / softplus(|E(x_i)|), "
+    "E = -logsumexp f(x) (held constant); x' = PGD on the KL",
+    paper="Shedding More Light on Robust Classifiers under the lens of Energy-based Models (2024, arXiv:2407.06315)",
+    reference="OmnAI-Lab/Robust-Classifiers-under-the-lens-of-EBM@b58e362 Adversarial ML/WEAT_loss.py::WEAT_nat, "
+    "WEAT_adv (ported to torch float64)",
+    sample=lambda: _adv_sample(({"variant": "adv", "beta": 2.0},)),
+    runtime=("apply_fn", "key"),
+)
+def weighted_energy_adversarial_training(
+    inputs: ArrayLike,
+    labels: ArrayLike,
+    *,
+    apply_fn: Callable[[Array], Array],
+    key: Array,
+    variant: str = "nat",
+    beta: float = 6.0,
+    radius: float = 8.0 / 255.0,
+    step_size: float = 2.0 / 255.0,
+    num_iterations: int = 10,
+    clip_min: float | None = 0.0,
+    clip_max: float | None = 1.0,
+    random_start: float = 0.001,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""WEAT: TRADES with every example weighted by the inverse softplus of its clean energy's magnitude.
+
+    .. math::
+        w_i = \frac{1}{\log\big(1 + e^{|E(x_i)|}\big)},\quad E(x) = -\log\textstyle\sum_k e^{f_k(x)}
+        \quad(\text{held constant})
+
+    .. math::
+        \ell_i = w_i\Big(\mathrm{CE}\big(f(\tilde x_i), y_i\big)
+        + \beta\,\textstyle\sum_k p_k(x_i)\big(\log p_k(x_i) - \log(p_k(x'_i) + 10^{-12})\big)\Big)
+
+    with :math:`\tilde x = x` (``variant="nat"``, WEAT_nat) or :math:`\tilde x =
+    x'` (``variant="adv"``, WEAT_adv), :math:`p = \mathrm{softmax} f`, and
+    :math:`x'` from :math:`L_\infty` PGD on the same KL with the clean
+    prediction held constant (:func:`pgd_perturbation`, TRADES's loop; held
+    constant). High-energy (low-likelihood) examples near the boundary get
+    larger weights. The official code averages over the batch; this returns
+    the per-example terms.
+
+    Args:
+      inputs: clean inputs ``[B, ...]``.
+      labels: integer labels ``[B]``.
+      apply_fn: the model, inputs -> logits ``[B, C]`` (close over the parameters).
+      key: PRNG key of the PGD random start.
+      variant: ``"nat"`` (cross-entropy on the clean inputs; the official default) or ``"adv"`` (on the
+        adversarial ones).
+      beta: weight of the KL term (official: 6.0; the WEAT_adv function's own default is 7.0).
+      radius: :math:`L_\infty` radius (official: 8/255).
+      step_size: PGD step (official: 2/255).
+      num_iterations: PGD steps (official: 10).
+      clip_min: lower bound of valid inputs (None: unbounded).
+      clip_max: upper bound of valid inputs (None: unbounded).
+      random_start: standard deviation of the PGD start (official: 0.001).
+      where: boolean mask ``[B]``; masked rows give exactly 0.
+
+    Returns:
+      Per-example losses ``[B]``.
+
+    Paper:
+      Mirza, Briglia, Beadini, Masi. Shedding More Light on Robust Classifiers under the lens
+      of Energy-based Models (ECCV 2024, arXiv:2407.06315).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from lossjax.losses import weighted_energy_adversarial_training
+      >>> w = jnp.array([[1.0, -1.0, 0.0], [0.5, 2.0, -1.0]])
+      >>> x, y = jnp.array([[0.2, 0.4], [0.9, 0.1]]), jnp.array([1, 0])
+      >>> weighted_energy_adversarial_training(x, y, apply_fn=lambda z: z @ w, key=jax.random.key(0)).shape
+      (2,)
+    """
+    fn = "weighted_energy_adversarial_training"
+    _check_callable(fn, "apply_fn", apply_fn)
+    C.check_one_of(fn, "variant", variant, _WEAT_VARIANTS)
+    C.check_positive(fn, "beta", beta, allow_zero=True)
+    _check_pgd(fn, radius, step_size, num_iterations, "linf", clip_min, clip_max, random_start)
+    x, labels, mask, dtype = _classifier_inputs(fn, inputs, labels, where)
+    z = _logits(fn, apply_fn, x, dtype)
+    z_fixed = jax.lax.stop_gradient(z)
+    x_adv = _pgd(
+        lambda xa: _kl_guarded(z_fixed, _logits(fn, apply_fn, xa, dtype)),
+        x,
+        key,
+        radius,
+        step_size,
+        num_iterations,
+        "linf",
+        clip_min,
+        clip_max,
+        random_start,
+    )
+    z_adv = _logits(fn, apply_fn, x_adv, dtype)
+    energy = -jax.nn.logsumexp(z_fixed, axis=-1)
+    weights = 1.0 / jax.nn.softplus(jnp.abs(energy))
+    z_ce = z if variant == "nat" else z_adv
+    ce = -_label_log_prob(fn, jax.nn.log_softmax(z_ce, axis=-1), labels, mask)
+    loss = weights * (ce + C.const(beta, z) * _kl_guarded(z, z_adv))
+    return C.zero_masked(loss, mask)
+
+
+class RationaleInvarianceState(NamedTuple):
+    """RIDG's rationale bank: an exponential moving average of each class's mean rationale.
+
+    Attributes:
+      means: ``[K, K, D]`` the bank: row ``c`` is class ``c``'s mean rationale matrix ``[K, D]`` (the
+        reference's ``rational_bank``, initially 0).
+      initialized: ``[K]`` bool, whether class ``c`` has been seen (the reference's ``init`` flags, negated):
+        the first batch holding class ``c`` sets its mean instead of averaging it in.
+    """
+
+    means: Array
+    initialized: Array
+
+    @classmethod
+    def initial(cls, num_classes: int, dim: int, dtype=jnp.float32) -> RationaleInvarianceState:
+        """The reference's initial buffers: a zero bank ``[K, K, D]``, no class seen."""
+        return cls(jnp.zeros((num_classes, num_classes, dim), dtype), jnp.zeros((num_classes,), bool))
+
+
+def _ridg_sample():
+    rng = np.random.default_rng(16)
+    k, d = 3, 4
+    feats = rng.normal(size=(6, d)).astype(np.float32)
+    labels = np.array([0, 2, 0, 1, 2, 2], np.int32)
+    w = (0.7 * rng.normal(size=(k, d))).astype(np.float32)
+    state = RationaleInvarianceState(
+        (0.5 * rng.normal(size=(k, k, d))).astype(np.float32), np.array([True, False, True])
+    )
+    return Sample(
+        args=(feats, labels, w),
+        kwargs={"state": state, "decay": 0.7},
+        batched_argnums=(0, 1),
+        diff_argnums=(0, 2),
+        surrogate_grad=True,  # the bank (updated with this batch's means) is held constant, as in the reference
+        fuzz_scaled=(0,),  # the classifier's weights are not a batch input
+    )
+
+
+@register(
+    "rationale_invariance_loss",
+    aliases=("ridg_loss",),
+    family=FAMILY,
+    kind="batch",
+    formula="sum_{c in batch} 1/(K n_c) sum_{i: y_i = c} ||f_i * W - sg(B_c)||_F^2, "
+    "B_c <- decay B_c + (1 - decay) mean_{i: y_i = c} f_i * W (B_c = the mean at a class's first batch)",
+    paper="Domain Generalization via Rationale Invariance (2023, arXiv:2308.11158)",
+    reference="liangchen527/RIDG@34501b2 domainbed/algorithms.py::RIDG.update (ported to torch float64)",
+    sample=_ridg_sample,
+    runtime=("state",),
+    has_aux=True,
+)
+def rationale_invariance_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    classifier_weights: ArrayLike,
+    *,
+    state: RationaleInvarianceState | None = None,
+    decay: float = 0.999,
+    where: ArrayLike | None = None,
+) -> tuple[Array, RationaleInvarianceState]:
+    r"""RIDG's rationale invariance regularizer: keep each example's rationale matrix near its class's running mean.
+
+    The rationale of example :math:`i` is the matrix of each feature's
+    contribution to each logit of a linear classifier :math:`W \in
+    \mathbb R^{K\times D}`, :math:`R_i = W \odot f_i` (row :math:`k` is
+    :math:`W_k \odot f_i`). For every class :math:`c` in the batch the bank is
+    updated first, then the examples of :math:`c` are pulled towards it:
+
+    .. math::
+        B_c \leftarrow \delta\,B_c + (1 - \delta)\,\bar R_c,\quad
+        \bar R_c = \frac{1}{n_c}\sum_{i: y_i = c} R_i
+        \quad(B_c \leftarrow \bar R_c \text{ at the class's first batch})
+
+    .. math::
+        \mathcal L = \sum_{c \in \text{batch}} \frac{1}{K\,n_c}\sum_{i: y_i = c}
+        \big\|R_i - \mathrm{sg}(B_c)\big\|_F^2
+
+    The reference adds ``ridg_reg * L`` (0.01) to the cross-entropy. Classes
+    absent from the batch keep their bank entry. Masked rows are out of the
+    counts, the means and the loss.
+
+    Args:
+      embeddings: penultimate features ``f`` ``[N, D]``.
+      labels: integer labels ``[N]`` in ``[0, K)``.
+      classifier_weights: the linear classifier's weight ``W`` ``[K, D]`` (torch ``Linear.weight``).
+      state: :class:`RationaleInvarianceState` (``None``: the reference's initial bank, all zero, no class seen).
+      decay: :math:`\delta \in [0, 1]`, the bank's moving-average factor (the reference's ``momentum`` is
+        :math:`1 - \delta`, default 0.001).
+      where: boolean mask ``[N]``.
+
+    Returns:
+      ``(loss, new_state)``: the scalar loss and the updated bank.
+
+    Paper:
+      Chen, Zhang, Song, van den Hengel, Liu. Domain Generalization via Rationale Invariance (ICCV 2023,
+      arXiv:2308.11158).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax.losses import rationale_invariance_loss
+      >>> f = jnp.array([[1.0, 0.0], [3.0, 0.0]])
+      >>> loss, state = rationale_invariance_loss(f, jnp.array([0, 0]), jnp.eye(2))
+      >>> float(loss)  # rationales diag(1, 0) and diag(3, 0) vs their mean diag(2, 0): (1 + 1) / (2 * 2)
+      0.5
+    """
+    fn = "rationale_invariance_loss"
+    embeddings = C.check_array(fn, "embeddings", embeddings, ndim=2, dtype="float")
+    n, d = embeddings.shape
+    labels = C.check_array(fn, "labels", labels, ndim=1, dtype="int", shape=(n,))
+    w = C.check_array(fn, "classifier_weights", classifier_weights, ndim=2, dtype="float")
+    if w.shape[1] != d:
+        raise ValueError(f"{fn}: `classifier_weights` must have shape (K, {d}) like the embeddings, got {w.shape}.")
+    k = w.shape[0]
+    C.check_in_range(fn, "decay", decay, 0.0, 1.0)
+    dtype = C.compute_dtype(embeddings, w)
+    if state is None:
+        state = RationaleInvarianceState.initial(k, d, dtype)
+    bank = C.check_array(fn, "state.means", state.means, dtype="float", shape=(k, k, d))
+    seen = C.check_array(fn, "state.initialized", state.initialized, shape=(k,))
+    mask = C.prepare_where(fn, where, (n,))
+    f = C.fill_masked(C.as_compute(embeddings, dtype), mask)
+    w = C.as_compute(w, dtype)
+    onehot = C.class_targets(fn, jnp.zeros((n, k), dtype), labels, dtype, where=mask)  # NaN rows: bad labels
+    if mask is not None:
+        onehot = jnp.where(mask[:, None], onehot, jnp.zeros_like(onehot))
+    counts = jnp.sum(onehot, axis=0)  # [K]
+    present = counts > 0
+    safe_counts = jnp.where(present, counts, jnp.ones_like(counts))
+    mean_f = jnp.einsum("nc,nd->cd", onehot, jax.lax.stop_gradient(f)) / safe_counts[:, None]  # [K, D]
+    mean_r = w[None] * mean_f[:, None, :]  # [K(class), K, D]: W * (class-mean feature)
+    old = jax.lax.stop_gradient(bank.astype(dtype))
+    dk = C.const(decay, old)
+    updated = jnp.where(jnp.asarray(seen, bool)[:, None, None], dk * old + (1 - dk) * mean_r, mean_r)
+    new_bank = jax.lax.stop_gradient(jnp.where(present[:, None, None], updated, old))
+    target = jnp.einsum("nc,ckd->nkd", onehot, new_bank)  # B_{y_i}
+    diff = w[None] * f[:, None, :] - target
+    n_row = onehot @ safe_counts  # n_{y_i} (0 on masked rows; NaN for an out-of-range label, via `target` too)
+    per_row = jnp.sum(jnp.square(diff), axis=(1, 2)) / (k * jnp.where(n_row > 0, n_row, jnp.ones_like(n_row)))
+    loss = jnp.sum(C.zero_masked(per_row, mask))
+    new_seen = jnp.logical_or(jnp.asarray(seen, bool), present)
+    return loss, RationaleInvarianceState(new_bank.astype(state.means.dtype), new_seen)
+
+
+# ------------------------------- holistic robust (HR) ----------------------------------
+
+
+def _hr_sample():
+    rng = np.random.default_rng(17)
+    losses = rng.uniform(0.2, 3.0, size=(6,)).astype(np.float32)
+    return Sample(
+        args=(losses,),
+        kwargs={"alpha": 0.2, "kl_radius": 0.1},
+        diff_argnums=(0,),
+        variants=({"alpha": 0.05, "kl_radius": 0.7},),
+        # not the automatic constant extremes: with tied losses every optimal weighting is a valid
+        # (sub)gradient and the solvers pick different ones; large and tiny spreads instead
+        extremes=((losses * 1e4,), (losses * 1e-5,)),
+    )
+
+
+@register(
+    "holistic_robust_loss",
+    aliases=("hr_loss",),
+    family=FAMILY,
+    kind="batch",
+    formula="max_{p, q} sum_i p_i l_i + p_w max_j l_j  s.t. KL(q || p) <= r, q_i = 1/N - s_i >= 0, "
+    "q_w = sum_i s_i <= alpha (p held constant)",
+    paper="Certified Robust Neural Networks: Generalization and Corruption Resistance (2023, arXiv:2303.02251)",
+    reference="RyanLucas3/HR_Neural_Networks@f6d952d HR_Neural_Networks/HR.py::HR_Neural_Networks "
+    "(_initialise_HD_problem, HR_criterion; cvxpy 1.9.3 with Clarabel, float64)",
+    sample=_hr_sample,
+)
+def holistic_robust_loss(
+    losses: ArrayLike,
+    *,
+    alpha: float = 0.05,
+    kl_radius: float = 0.1,
+    num_iterations: int = 64,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""Holistic robust (HR) loss: the worst case of the batch's losses over poisoning and KL ambiguity.
+
+    Over the :math:`N` examples plus one extra "worst" point whose loss is
+    :math:`\max_j \ell_j` (index :math:`w`), the official HD problem is
+
+    .. math::
+        \max_{p, q \in \Delta_{N+1},\ s \ge 0}\ \sum_i p_i \ell_i + p_w \max_j \ell_j
+        \quad\text{s.t.}\quad \mathrm{KL}(q \,\|\, p) \le r,\ \ q_i + s_i = \tfrac1N,\ \ \textstyle\sum_i s_i \le \alpha
+
+    (poisoning: up to a fraction :math:`\alpha` of the empirical mass moves to
+    the worst point; statistical error: a KL ball of radius :math:`r`). It is
+    solved exactly by duality: the optimal :math:`q` takes the mass
+    :math:`\alpha` from the smallest losses, and
+    :math:`p_i = \lambda q_i / (\eta - \ell_i)` with :math:`\eta >
+    \max_j \ell_j` the root of :math:`e^{-r}\prod_i(\eta - \ell_i)^{q_i}
+    \sum_i q_i/(\eta - \ell_i) = 1` (bisection in :math:`\log(\eta - \max\ell)`,
+    ``num_iterations`` steps) and :math:`\lambda = e^{-r}\prod_i(\eta -
+    \ell_i)^{q_i}`. The loss is :math:`\sum_i p_i \ell_i + p_w \max_j \ell_j`
+    with the weights held constant, as in the official code (its cvxpy solve).
+    The evasion part of HR (radius :math:`\epsilon`) is in the losses passed
+    in: per-example losses at adversarial inputs (:func:`pgd_perturbation`).
+    The official code replaces :math:`\alpha = 0` by :math:`10^{-6}` and
+    :math:`r = 0` by :math:`10^{-3}` (solver stability); here :math:`r = 0`
+    gives :math:`p = q` exactly.
+
+    Args:
+      losses: per-example losses ``[N]`` (adversarial ones for the evasion part).
+      alpha: :math:`\alpha \in [0, 1]`, the fraction of corrupted (poisoned) examples (README: 0.05).
+      kl_radius: :math:`r \ge 0`, the KL ball's radius (README: 0.1).
+      num_iterations: bisection steps of the dual's one-dimensional root.
+      where: boolean mask ``[N]``; masked examples are out of the problem (``N`` counts the valid ones).
+
+    Returns:
+      The scalar HR loss (0 for an empty or all-masked batch).
+
+    Paper:
+      Bennouna, Lucas, Van Parys. Certified Robust Neural Networks: Generalization and Corruption
+      Resistance (ICML 2023, arXiv:2303.02251).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from lossjax.losses import holistic_robust_loss
+      >>> loss = jnp.array([1.0, 2.0, 3.0])
+      >>> round(float(holistic_robust_loss(loss, alpha=0.0, kl_radius=0.0)), 4)  # the mean
+      2.0
+      >>> bool(holistic_robust_loss(loss) > 2.0)
+      True
+    """
+    fn = "holistic_robust_loss"
+    losses = C.check_array(fn, "losses", losses, ndim=1, dtype="float")
+    C.check_in_range(fn, "alpha", alpha, 0.0, 1.0)
+    C.check_positive(fn, "kl_radius", kl_radius, allow_zero=True)
+    C.check_int(fn, "num_iterations", num_iterations, 1, static=True)
+    dtype = C.compute_dtype(losses)
+    n = losses.shape[0]
+    mask = C.prepare_where(fn, where, (n,))
+    valid = jnp.ones((n,), bool) if mask is None else mask
+    ell = C.fill_masked(C.as_compute(losses, dtype), mask)
+    c = jax.lax.stop_gradient(ell)
+    count = jnp.sum(valid).astype(dtype)
+    inv_n = 1.0 / jnp.maximum(count, jnp.ones((), dtype))
+    top = jnp.max(jnp.where(valid, c, -jnp.inf), initial=-jnp.inf)
+    top = jnp.where(jnp.isfinite(top), top, jnp.zeros_like(top))
+    gap = jnp.where(valid, top - c, jnp.zeros_like(c))  # >= 0; exactly 0 at the maximum
+    ranks = jnp.argsort(jnp.argsort(jnp.where(valid, c, jnp.inf))).astype(dtype)  # 0 = the smallest loss
+    a = C.const(alpha, c)
+    moved = jnp.where(valid, jnp.clip(a - ranks * inv_n, 0.0, inv_n), jnp.zeros_like(c))
+    q = jnp.where(valid, inv_n - moved, jnp.zeros_like(c))
+    q_w = jnp.sum(moved)
+    if kl_radius == 0:
+        p, p_w = q, q_w
+    else:
+        r = C.const(kl_radius, c)
+        neg = jnp.full_like(c, -jnp.inf)
+        log_q = jnp.where(q > 0, jnp.log(jnp.where(q > 0, q, jnp.ones_like(q))), neg)
+        log_gap = jnp.where(gap > 0, jnp.log(jnp.where(gap > 0, gap, jnp.ones_like(gap))), neg)
+        log_q_w = jnp.where(q_w > 0, jnp.log(jnp.where(q_w > 0, q_w, 1.0)), -jnp.inf)
+
+        def log_terms(t):  # in log space: u = e^t may underflow when the root sits at u -> 0
+            log_d = jnp.logaddexp(t, log_gap)  # log(u + gap_i)
+            log_g = jnp.sum(jnp.where(q > 0, q * log_d, jnp.zeros_like(q))) + q_w * t
+            log_s = jax.nn.logsumexp(jnp.concatenate([log_q - log_d, (log_q_w - t)[None]]))
+            return log_g, log_s, log_d
+
+        # h'(eta) = 1 - exp(-r + log G + log S) is increasing in u = eta - max l; h' > 0 once
+        # u > e^{-r} D / (1 - e^{-r}) (D the spread of the losses): bisect log u below that bound.
+        spread = jnp.max(gap, initial=0.0)
+        scale = jnp.maximum(jnp.maximum(spread, jnp.abs(top)), C.const(1e-30, c))
+        hi = jnp.log(jnp.maximum(2.0 * spread * jnp.exp(-r) / -jnp.expm1(-r), 1e-6 * scale))
+        lo = hi - C.const(60.0, c)
+
+        def body(_, bounds):
+            lo, hi = bounds
+            mid = 0.5 * (lo + hi)
+            log_g, log_s, _ = log_terms(mid)
+            descending = log_g + log_s - r > 0  # h' < 0: the root lies above
+            return jnp.where(descending, mid, lo), jnp.where(descending, hi, mid)
+
+        lo, hi = jax.lax.fori_loop(0, num_iterations, body, (lo, hi))
+        t = 0.5 * (lo + hi)
+        log_g, _, log_d = log_terms(t)
+        log_lam = log_g - r
+        p = jnp.exp(log_lam + log_q - log_d)  # lambda q_i / (u + gap_i); 0 where q_i = 0
+        p_w = jnp.exp(log_lam + log_q_w - t)
+        total = jnp.sum(p) + p_w
+        total = jnp.where(total > 0, total, jnp.ones_like(total))
+        p, p_w = p / total, p_w / total
+    p = jax.lax.stop_gradient(p)
+    p_w = jax.lax.stop_gradient(p_w)
+    worst = jnp.max(jnp.where(valid, ell, -jnp.inf), initial=-jnp.inf)
+    worst = jnp.where(count > 0, worst, jnp.zeros_like(worst))
+    loss = jnp.sum(jnp.where(valid, p * ell, jnp.zeros_like(ell))) + p_w * worst
+    return jnp.where(count > 0, loss, jnp.zeros_like(loss))

@@ -19,15 +19,20 @@ from lossjax.losses import (
     asymmetric_loss,
     asymmetric_single_label_loss,
     balanced_softmax_cross_entropy,
+    cisir_loss,
     class_balanced_weights,
     classification_aux_for_regression,
+    generalized_focal_equity_loss,
+    gml_loss,
     integrated_risk_loss,
     ldam_loss,
     logit_adjusted_cross_entropy,
     sigmoid_binary_cross_entropy,
     softmax_cross_entropy,
+    subclass_balancing_contrastive_loss,
     vs_loss,
 )
+from lossjax.testing import assert_close
 
 NAMES = {
     "ldam_loss",
@@ -399,7 +404,106 @@ def test_empty_batch(name):
     s = entry.sample()
     batched = range(len(s.args)) if s.batched_argnums is None else s.batched_argnums
     args = [np.asarray(a)[:0] if i in batched else a for i, a in enumerate(s.args)]
-    out = entry.fn(*args, **s.kwargs)
-    assert out.shape[0] == 0, name
+    kwargs = {k: (np.asarray(v)[:0] if k in s.batched_kwargs else v) for k, v in s.kwargs.items()}
+    out = entry.fn(*args, **kwargs)
+    if entry.kind == "batch":
+        assert out.shape == () and out == 0, name
+    else:
+        assert out.shape[0] == 0, name
     # class_balanced_weights of no class: an empty weight vector.
     assert class_balanced_weights(np.zeros((0,), np.int32)).shape == (0,)
+
+
+def test_cisir_closed_forms_and_constant_batches():
+    f, y = jnp.array([1.0, 2.0, 3.0]), jnp.array([2.0, 4.0, 6.0])
+    w = jnp.array([0.2, 0.3, 0.5])
+    ones = jnp.ones(3)
+    # perfectly correlated: only the weighted squared error remains (sum, or mean without normalized weights)
+    assert_close(cisir_loss(f, y, w, ones, epsilon=0.0), 0.2 * 1 + 0.3 * 4 + 0.5 * 9)
+    assert_close(cisir_loss(f, y, w, ones, epsilon=0.0, normalized_weights=False), (0.2 * 1 + 0.3 * 4 + 0.5 * 9) / 3)
+    # anti-correlated, zero error weights: 1 - (-1) = 2
+    assert_close(cisir_loss(f, -y, jnp.zeros(3), ones, epsilon=0.0, correlation_weight=0.5), 1.0)
+    # constant predictions: correlation 0, finite (zero) gradient through the square root
+    g = jax.grad(lambda p: cisir_loss(p, y, jnp.zeros(3), ones))(jnp.ones(3))
+    assert np.all(np.isfinite(g))
+    assert_close(cisir_loss(jnp.ones(3), y, jnp.zeros(3), ones), 1.0)
+    # masking equals slicing (the means are over the valid rows)
+    where = jnp.array([True, False, True])
+    assert_close(cisir_loss(f, y * f, w, w, where=where), cisir_loss(f[::2], (y * f)[::2], w[::2], w[::2]))
+    with pytest.raises(ValueError, match="cisir_loss: argument `weights` must have shape"):
+        cisir_loss(f, y, w[:2], ones)
+
+
+def test_generalized_focal_equity_weights():
+    loss = jnp.array([2.0, 2.0, 2.0])
+    p = jnp.array([0.0, 1.0, 0.5])
+    assert_close(generalized_focal_equity_loss(loss, p), 2.0 * jnp.array([1.0, 0.5, (1 + 0.5**5) / 2]))
+    assert_close(generalized_focal_equity_loss(loss, p, eta=0.0, gamma=1.0), 2.0 * (1 - p))
+    g = jax.grad(lambda lk: jnp.sum(generalized_focal_equity_loss(loss, lk)))(p)
+    assert np.all(g == 0)  # the likelihood weights are held constant
+
+
+def test_gml_reduces_to_logit_adjusted_ce_and_trains_the_temperature_only_through_one_term():
+    q = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    y = jnp.array([0, 1, 1])
+    z = jnp.array([[0.1, -0.2], [0.3, 0.0], [0.0, 0.05]])
+    priors = jnp.array([0.7, 0.3])
+    kw = dict(class_priors=priors, logit_temperature=0.5)
+    la = -jnp.take_along_axis(jax.nn.log_softmax(z / 0.5 + jnp.log(priors)[None]), y[:, None], -1)[:, 0]
+    none = (jnp.arange(3), -1 - jnp.arange(3))  # no key is a query's own
+    got = gml_loss(q, y, z, q, y, *none, contrastive_weight=0.0, **kw)
+    assert_close(got, la)
+    # one key per class at similarity s: log S = s / T, so the contrastive terms are the logit-adjusted CE
+    # of the similarities (the self-exclusion term sees the same keys when no id matches)
+    keys = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    ids = (jnp.arange(3), jnp.array([7, 8]))
+    out = gml_loss(q, y, z, keys, jnp.array([0, 1]), *ids, ce_weight=0.0, temperature=0.2, **kw)
+    ce_s = -jnp.take_along_axis(jax.nn.log_softmax(q @ keys.T / 0.2 + jnp.log(priors)[None]), y[:, None], -1)[:, 0]
+    assert_close(out, 2 * ce_s)
+
+    def total(t):
+        return jnp.sum(gml_loss(q, y, z, keys, jnp.array([0, 1]), *ids, ce_weight=0.0, temperature=t, **kw))
+
+    # d/dT of one term only: half of the gradient of 2 * CE(s / T)
+    g = jax.grad(total)(0.2)
+    want = jax.grad(
+        lambda t: jnp.sum(
+            -jnp.take_along_axis(jax.nn.log_softmax(q @ keys.T / t + jnp.log(priors)[None]), y[:, None], -1)
+        )
+    )(0.2)
+    assert_close(g, want)
+    # a class without any key is left out of the normalizer (no NaN); a query of that class gets an infinite loss
+    out = gml_loss(q[:2], y[:2], z[:2], keys[:1], jnp.array([0]), jnp.arange(2), jnp.array([5]), **kw)
+    assert np.isfinite(out[0]) and out[1] == np.inf
+    # a query's own key is left out of the second term only: with query 0 holding the only key of class 0,
+    # its self-excluding logit of class 0 is -inf and that term is infinite, the first one finite
+    own = gml_loss(q[:1], y[:1], z[:1], keys, jnp.array([0, 1]), jnp.array([4]), jnp.array([4, 9]), **kw)
+    assert own[0] == np.inf
+    with pytest.raises(ValueError, match="gml_loss: argument `key_ids` must have shape"):
+        gml_loss(q, y, z, q, y, jnp.arange(3), jnp.arange(2), **kw)
+
+
+def test_sbcl_with_one_subclass_per_class_and_no_class_term_is_supervised_contrastive():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4, 3)).astype(np.float32)
+    b = rng.normal(size=(4, 3)).astype(np.float32)
+    y = jnp.array([0, 1, 0, 1])
+    got = subclass_balancing_contrastive_loss(a, b, y, y, class_level_weight=0.0, temperature=0.5, base_temperature=0.5)
+    # SupCon over the 2B anchors by hand: mean over positives p != i of log softmax_{j != i}(x_i . x_j / T)
+    x = np.concatenate([a, b]).astype(np.float64)
+    yy = np.concatenate([y, y])
+    logits = x @ x.T / 0.5
+    want = []
+    for i in range(8):
+        others = [j for j in range(8) if j != i]
+        lse = np.log(np.sum(np.exp(logits[i, others])))
+        pos = [j for j in others if yy[j] == yy[i]]
+        want.append(-np.mean([logits[i, j] - lse for j in pos]))
+    assert_close(got, np.mean(want))
+    # masking a pair equals slicing it out
+    where = jnp.array([True, True, False, True])
+    sub = jnp.array([0, 2, 0, 1])
+    assert_close(
+        subclass_balancing_contrastive_loss(a, b, y, sub, where=where),
+        subclass_balancing_contrastive_loss(a[where], b[where], y[where], sub[where]),
+    )

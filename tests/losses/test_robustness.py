@@ -11,14 +11,18 @@ import numpy as np
 import pytest
 
 from lossjax.losses import (
+    RationaleInvarianceState,
     gradient_norm_penalty,
+    holistic_robust_loss,
     kl_dro_instance_weights,
     mart_loss,
     norm_loss_regularizer,
     parameter_gradient_norm_penalty,
     pgd_perturbation,
+    rationale_invariance_loss,
     trades_loss,
     virtual_adversarial_loss,
+    weighted_energy_adversarial_training,
 )
 from lossjax.testing import assert_close
 
@@ -83,7 +87,7 @@ def test_pgd_closed_form_on_a_linear_objective():
     assert_close(adv2, x + 0.05 * jnp.array([[0.6, 0.8, 0.0]]), atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["vat", "trades", "mart"])
+@pytest.mark.parametrize("name", ["vat", "trades", "mart", "weat"])
 def test_masked_rows_are_zero_with_zero_gradient_and_ignore_nan(name):
     key = jax.random.key(1)
     where = jnp.array([True, False, True])
@@ -96,10 +100,14 @@ def test_masked_rows_are_zero_with_zero_gradient_and_ignore_nan(name):
 
         def f(x):
             return trades_loss(x, Y, apply_fn=_model, key=key, num_iterations=2, where=where)
-    else:
+    elif name == "mart":
 
         def f(x):
             return mart_loss(x, Y, apply_fn=_model, key=key, num_iterations=2, where=where)
+    else:
+
+        def f(x):
+            return weighted_energy_adversarial_training(x, Y, apply_fn=_model, key=key, num_iterations=2, where=where)
 
     out = f(garbage)
     g = jax.grad(lambda x: jnp.sum(f(x)))(garbage)
@@ -176,3 +184,93 @@ def test_parameter_gradient_norm_penalty_closed_forms():
     assert_close(parameter_gradient_norm_penalty(p, loss_fn=quad, target_norm=1.0), (jnp.sqrt(74.0) - 1) ** 2)
     with pytest.raises(ValueError, match="parameter_gradient_norm_penalty: `loss_fn` must return a scalar"):
         parameter_gradient_norm_penalty(p, loss_fn=lambda q: q["w"])
+
+
+def test_weat_without_perturbation_is_the_energy_weighted_cross_entropy():
+    # radius 0, no random start: x' = x, the KL term is exactly 0 and both variants are w * CE.
+    z = _model(X)
+    ce = -jnp.take_along_axis(jax.nn.log_softmax(z), Y[:, None], -1)[:, 0]
+    w = 1.0 / jnp.log1p(jnp.exp(jnp.abs(jax.nn.logsumexp(z, -1))))
+    for variant in ("nat", "adv"):
+        got = weighted_energy_adversarial_training(
+            X, Y, apply_fn=_model, key=jax.random.key(0), radius=0.0, random_start=0.0, variant=variant
+        )
+        assert_close(got, w * ce)
+    # the weights are held constant: the gradient is w * dCE/dx, not d(w CE)/dx
+    g = jax.grad(
+        lambda x: jnp.sum(
+            weighted_energy_adversarial_training(
+                x, Y, apply_fn=_model, key=jax.random.key(0), radius=0.0, random_start=0.0
+            )
+        )
+    )(X)
+    want = jax.grad(
+        lambda x: jnp.sum(
+            jax.lax.stop_gradient(w) * -jnp.take_along_axis(jax.nn.log_softmax(_model(x)), Y[:, None], -1)[:, 0]
+        )
+    )(X)
+    assert_close(g, want)
+    with pytest.raises(ValueError, match="weighted_energy_adversarial_training: `variant` must be one of"):
+        weighted_energy_adversarial_training(X, Y, apply_fn=_model, key=jax.random.key(0), variant="mixed")
+
+
+def test_rationale_invariance_bank_over_two_steps():
+    w = jnp.array([[1.0, 2.0], [-1.0, 0.5]])
+    f1 = jnp.array([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0]])
+    y1 = jnp.array([0, 0, 1])
+    loss, state = rationale_invariance_loss(f1, y1, w, decay=0.9)
+    # first batch: each class's bank entry is its mean rationale W * mean f
+    assert_close(state.means[0], w * jnp.array([[2.0, 0.0]]))
+    assert_close(state.means[1], w * jnp.array([[0.0, 2.0]]))
+    assert state.initialized.tolist() == [True, True]
+    # class 0: rationales W * (1, 0) and W * (3, 0) vs W * (2, 0): each ||W[:, 0]||^2 = 2, / (K n_c) = 4
+    assert_close(loss, (2.0 + 2.0) / (2 * 2))
+    f2 = jnp.array([[0.0, 0.0], [9.0, 9.0]])
+    y2 = jnp.array([0, 1])
+    loss2, state2 = rationale_invariance_loss(f2, y2, w, state=state, decay=0.9, where=jnp.array([True, False]))
+    # class 1 is masked out: its entry is unchanged; class 0 moves 10% of the way to 0
+    assert_close(state2.means[1], state.means[1])
+    assert_close(state2.means[0], 0.9 * state.means[0])
+    # the only row: rationale 0 against 0.9 W * (2, 0): ||.||^2 = 0.81 * 4 * 2 = 6.48, / (K * 1)
+    assert_close(loss2, 6.48 / 2)
+    # the bank is held constant: d/df of ||W f - B||^2 / K
+    g = jax.grad(
+        lambda f: rationale_invariance_loss(f, y2, w, state=state, decay=0.9, where=jnp.array([1, 0], bool))[0]
+    )(f2)
+    want = jnp.sum(2 * w * (w * f2[:1] - 0.9 * state.means[0]), axis=0) / 2
+    assert_close(g[0], want)
+    assert np.all(g[1] == 0)
+    empty = RationaleInvarianceState.initial(2, 2)
+    loss0, state0 = rationale_invariance_loss(f1, y1, w, state=empty, where=jnp.zeros(3, bool))
+    assert loss0 == 0 and not np.any(state0.initialized) and np.all(state0.means == 0)
+    with pytest.raises(ValueError, match="rationale_invariance_loss: `classifier_weights` must have shape"):
+        rationale_invariance_loss(f1, y1, jnp.ones((2, 3)))
+    with pytest.raises(ValueError, match="rationale_invariance_loss: `decay` must lie in"):
+        rationale_invariance_loss(f1, y1, w, decay=1.5)
+
+
+def test_holistic_robust_closed_forms_and_kkt():
+    ell = jnp.array([1.0, 2.0, 3.0])
+    assert_close(holistic_robust_loss(ell, alpha=0.0, kl_radius=0.0), 2.0)  # the empirical mean
+    # r = 0: a third of the mass leaves the smallest loss for the worst point: (2 + 3) / 3 + 3 / 3
+    assert_close(holistic_robust_loss(ell, alpha=1 / 3, kl_radius=0.0), 8.0 / 3.0)
+    assert_close(holistic_robust_loss(ell, alpha=1.0, kl_radius=0.5), 3.0)  # everything on the worst point
+    # alpha = 0: the gradient is the worst-case distribution p; KKT: sum 1, KL(q || p) = r, p (eta - l) ~ q
+    r = 0.3
+    ell = jnp.array([0.5, 1.0, 2.5, 1.5])
+    p = jax.grad(lambda v: holistic_robust_loss(v, alpha=0.0, kl_radius=r))(ell)
+    q = jnp.full(4, 0.25)
+    assert_close(jnp.sum(p), 1.0)
+    assert_close(jnp.sum(q * jnp.log(q / p)), r, rtol=1e-4)
+    # stationarity: l_i = eta - lambda q_i / p_i, one line through the four points (q_i / p_i, l_i)
+    x = q / p
+    lam = -(ell[1] - ell[0]) / (x[1] - x[0])
+    assert lam > 0
+    assert_close(ell[2:], ell[0] - lam * (x[2:] - x[0]), rtol=1e-4)
+    assert_close(holistic_robust_loss(ell, alpha=0.0, kl_radius=r), jnp.sum(p * ell))
+    # masking equals slicing
+    where = jnp.array([True, False, True, True])
+    assert_close(holistic_robust_loss(ell, where=where), holistic_robust_loss(ell[where]))
+    assert holistic_robust_loss(ell, where=jnp.zeros(4, bool)) == 0
+    with pytest.raises(ValueError, match="holistic_robust_loss: `alpha` must lie in"):
+        holistic_robust_loss(ell, alpha=1.5)

@@ -19,7 +19,14 @@ pinned to their upstream file and commit:
 - richardaecn/class-balanced-loss ``src/cifar_main.py@302f8af`` (effective number weights, numpy) and
   the inverse-frequency / inverse-sqrt recipes of the same normalization;
 - closed forms (no implementation located): the integrated risk ``q^T L softmax(z)``
-  and the squared error plus the binned cross-entropy (torch ``F.cross_entropy``).
+  and the squared error plus the binned cross-entropy (torch ``F.cross_entropy``);
+- Machine-Earning/CISIR ``modules/training/ts_modeling.py@5f3ddd2`` (``cmse``, ``coreg``; TF -> torch,
+  ``K.epsilon()`` -> the ``epsilon`` argument);
+- towardsautonomy/DatasetEquity ``README.md@d6898ad`` (``dequity_loss_weight`` times the loss);
+- bluecdm/Long-tailed-recognition ``losses.py@1ff816c`` (``GMLLoss.get_logS_x_y``, ``forward``, ``DistillKL``;
+  per query instead of the batch mean, the temperature a constant);
+- JackHck/SBCL ``SimCLR/loss.py@3b9047a`` (``SupConLoss_rank.forward``, its default ``train_rule='Rank'``;
+  ``.cuda()`` -> CPU, the ranking temperatures passed per class).
 
 ``-inf`` logits are the limit of the upstream formula (``-1e150`` in float64, see
 ``make_expected_classification.py``); ASLSingleLabel's smoothing then spreads
@@ -194,17 +201,156 @@ def classification_aux_for_regression(args, kw, diff):
     return src, torch_vg(lambda f, b, y: (f - y) ** 2 + lam * F.cross_entropy(b, bins, reduction="none"), args, diff)
 
 
+def cisir_loss(args, kw, diff):
+    lam, normalized, eps = (
+        kw.get("correlation_weight", 1.0),
+        kw.get("normalized_weights", True),
+        kw.get("epsilon", 1e-7),
+    )
+    mse_w = torch.tensor(np.asarray(args[2], np.float64))
+    pcc_w = torch.tensor(np.asarray(args[3], np.float64))
+
+    def coreg(y_true, y_pred, pcc_weights):  # ts_modeling.py::coreg
+        if pcc_weights is None:
+            pcc_weights = torch.ones_like(y_true)
+        y_true_centered = y_true - torch.mean(y_true)
+        y_pred_centered = y_pred - torch.mean(y_pred)
+        cov = torch.sum(pcc_weights * y_true_centered * y_pred_centered)
+        var_y_true = torch.sum(pcc_weights * torch.square(y_true_centered))
+        var_y_pred = torch.sum(pcc_weights * torch.square(y_pred_centered))
+        pcc = cov / (torch.sqrt(var_y_true * var_y_pred) + eps)
+        return 1.0 - pcc
+
+    def f(y_pred, y_true, _w, _v):  # ts_modeling.py::cmse (no asymmetric weights, no bias penalty)
+        if normalized:
+            mse = torch.sum(mse_w * torch.square(y_pred - y_true))
+        else:
+            mse = torch.mean(mse_w * torch.square(y_pred - y_true))
+        if lam == 0:
+            return mse
+        return mse + lam * coreg(y_true, y_pred, pcc_w)
+
+    return "Machine-Earning/CISIR modules/training/ts_modeling.py@5f3ddd2 cmse + coreg (torch port)", torch_vg(
+        f, args, diff
+    )
+
+
+def generalized_focal_equity_loss(args, kw, diff):
+    eta, gamma = kw.get("eta", 1.0), kw.get("gamma", 5.0)
+    w = torch.tensor((eta + (1 - np.asarray(args[1], np.float64)) ** gamma) / (eta + 1))
+    return "towardsautonomy/DatasetEquity README.md@d6898ad dequity_loss_weight * loss (closed form)", torch_vg(
+        lambda loss, _p: w * loss, args, diff
+    )
+
+
+def gml_loss(args, kw, diff):
+    num_classes = args[2].shape[1]
+    cls_num = torch.tensor(np.asarray(kw["class_priors"], np.float64))
+    cls_weight = cls_num / cls_num.sum()  # GMLLoss.cal_weight_for_classes
+    t_c = kw.get("temperature", 0.07)
+    t_s = kw.get("logit_temperature", 1.0 / 30.0)
+    beta, gamma, alpha = kw.get("contrastive_weight", 1.0), kw.get("ce_weight", 1.0), kw.get("distill_weight", 0.0)
+    t_kd = kw.get("distill_temperature", 4.0)
+
+    def get_log_s(logits, weights, target):  # GMLLoss.get_logS_x_y
+        max_logit = logits.amax(1, keepdim=True).detach()
+        logits = logits - max_logit
+        one_hot = F.one_hot(target, num_classes).double()
+        sumexp_logits_per_cls = (logits.exp() * weights) @ one_hot
+        sum_weights_per_cls = weights @ one_hot
+        meanexp_logits_per_cls = sumexp_logits_per_cls / sum_weights_per_cls
+        return meanexp_logits_per_cls.log() + max_logit
+
+    def f(query, q_labels, sup_logits, key, k_labels, q_idx, k_idx, t_logits):  # GMLLoss.forward, per query
+        q_dot_k = query @ key.T / t_c
+        qk_mask = torch.ones_like(q_idx[:, None] != k_idx[None, :]).double()
+        log_s = get_log_s(q_dot_k, qk_mask, k_labels)
+        q_dot_k_t = (query @ key.T).detach() / t_c
+        qk_mask_t = (q_idx[:, None] != k_idx[None, :]).double()
+        log_s_t = get_log_s(q_dot_k_t, qk_mask_t, k_labels)
+        loss_sup = F.cross_entropy(sup_logits / t_s + cls_weight.log(), q_labels, reduction="none")
+        loss_con = F.cross_entropy(log_s + cls_weight.log(), q_labels, reduction="none")
+        loss_con_t = F.cross_entropy(log_s_t + cls_weight.log(), q_labels, reduction="none")
+        loss = gamma * loss_sup
+        if beta > 0:
+            loss = loss + beta * (loss_con + loss_con_t)
+        if alpha > 0 and t_logits is not None:  # DistillKL(T=4) on sup_logits / T_s, t_logits / T_s
+            p_s = F.log_softmax(sup_logits / t_s / t_kd, dim=1)
+            p_t = F.softmax(t_logits / t_s / t_kd, dim=1)
+            loss = loss + alpha * F.kl_div(p_s, p_t, reduction="none").sum(1) * t_kd**2
+        return loss
+
+    return "bluecdm/Long-tailed-recognition losses.py@1ff816c GMLLoss (torch port, per query)", torch_vg(f, args, diff)
+
+
+def subclass_balancing_contrastive_loss(args, kw, diff):
+    temperature, base_temperature = kw.get("temperature", 0.1), kw.get("base_temperature", 0.07)
+    grama = kw.get("class_level_weight", 0.25)
+    temps = kw.get("class_temperatures")
+    num_class = int(max(args[2])) + 1 if temps is None else len(temps)
+    ranking = np.full(num_class, temperature) if temps is None else np.asarray(temps, np.float64)
+
+    def f(f1, f2, labels, cluster_target):  # SupConLoss_rank.forward (features = cat of the two views on dim 1)
+        features = torch.cat([f1.unsqueeze(1), f2.unsqueeze(1)], dim=1)
+        batch_size = features.shape[0]
+        cluster_target = cluster_target.contiguous().view(-1, 1)
+        mask = torch.eq(cluster_target, cluster_target.T).double()
+        contrast_count = features.shape[1]
+        contrast_feature = torch.cat(torch.unbind(features, dim=1), dim=0)
+        anchor_feature = contrast_feature
+        anchor_count = contrast_count
+        anchor_dot_contrast = torch.div(torch.matmul(anchor_feature, contrast_feature.T), temperature)
+        logits_max, _ = torch.max(anchor_dot_contrast, dim=1, keepdim=True)
+        logits = anchor_dot_contrast - logits_max.detach()
+        one_hot_labels = F.one_hot(labels, num_classes=num_class)
+        one_hot_labels = one_hot_labels.repeat(anchor_count, 1).double()
+        ranking_temperature = torch.from_numpy(ranking).double()
+        ranking_temperature = torch.matmul(one_hot_labels, ranking_temperature.T)
+        ranking_temperature = ranking_temperature.unsqueeze(0).T
+        anchor_rank_contrast = torch.div(torch.matmul(anchor_feature, contrast_feature.T), ranking_temperature)
+        logits_rank_max, _ = torch.max(anchor_rank_contrast, dim=1, keepdim=True)
+        logits_rank = anchor_rank_contrast - logits_rank_max.detach()
+        mask = mask.repeat(anchor_count, contrast_count)
+        logits_mask = torch.scatter(torch.ones_like(mask), 1, torch.arange(batch_size * anchor_count).view(-1, 1), 0)
+        mask = mask * logits_mask
+        exp_logits = torch.exp(logits) * logits_mask
+        log_prob = logits - torch.log(exp_logits.sum(1, keepdim=True))
+        mean_log_prob_pos = (mask * log_prob).sum(1) / mask.sum(1)
+        labels = labels.contiguous().view(-1, 1)
+        label_mask = torch.eq(labels, labels.T).double()
+        label_mask = label_mask.repeat(anchor_count, contrast_count)
+        inverse_cluster_target = (~mask.bool()).double()
+        logits_label_mask = inverse_cluster_target * logits_mask
+        rows = np.arange(batch_size, batch_size * anchor_count).tolist()
+        rows.extend(np.arange(batch_size).tolist())
+        ad_mask = torch.scatter(torch.zeros(mask.size(0), mask.size(1)), 0, torch.tensor([rows]), 1).double()
+        ad_logits_label_mask = ad_mask + logits_label_mask
+        exp_logits_rank = torch.exp(logits_rank) * ad_logits_label_mask
+        label_mask = logits_label_mask * label_mask
+        label_mask = ad_mask + label_mask
+        log_prob_rank = logits_rank - torch.log(exp_logits_rank.sum(1, keepdim=True))
+        mean_log_label_pos = (label_mask * log_prob_rank).sum(1) / label_mask.sum(1)
+        loss = -(temperature / base_temperature) * mean_log_prob_pos - grama * (mean_log_label_pos)
+        return loss.mean()
+
+    return "JackHck/SBCL SimCLR/loss.py@3b9047a SupConLoss_rank (torch port)", torch_vg(f, args, diff)
+
+
 REFERENCES = {
     name: globals()[name]
     for name in (
         "asymmetric_loss",
         "asymmetric_single_label_loss",
         "balanced_softmax_cross_entropy",
+        "cisir_loss",
         "class_balanced_weights",
         "classification_aux_for_regression",
+        "generalized_focal_equity_loss",
+        "gml_loss",
         "integrated_risk_loss",
         "ldam_loss",
         "logit_adjusted_cross_entropy",
+        "subclass_balancing_contrastive_loss",
         "vs_loss",
     )
 }

@@ -17,6 +17,14 @@ Ports, each pinned to its upstream file:
 - gradient_norm_penalty, parameter_gradient_norm_penalty: closed forms with torch double backprop
   (``create_graph=True``).
 - kl_dro_instance_weights: the closed form (torch softmax); norm_loss_regularizer: the paper's formula.
+- WEAT: OmnAI-Lab/Robust-Classifiers-under-the-lens-of-EBM@b58e362 ``Adversarial ML/WEAT_loss.py``
+  (``WEAT_nat``, ``WEAT_adv``: TRADES's PGD on ``KLDivLoss(log(softmax + 1e-12), softmax)``, energy weights
+  ``1 / log(1 + exp(|E|))``), per example instead of the batch mean.
+- RIDG: liangchen527/RIDG@34501b2 ``domainbed/algorithms.py::RIDG.update`` (its per-class loop over the
+  rationale tensor ``[K, N, D]``, the bank update, ``.sum(dim=2).mean()``), with the bank passed in and out.
+- HR: RyanLucas3/HR_Neural_Networks@f6d952d ``HR_Neural_Networks/HR.py`` (``_initialise_HD_problem``, the default
+  ``learning_approach="HD"``, and ``HR_criterion``'s ``dot(w[:N], loss) + max(loss) * w[N]`` with the solved
+  weights as constants), the conic problem solved by cvxpy 1.9.3 with Clarabel at tight tolerances.
 
 The random starts (VAT's ``d``, PGD's ``0.001 * N(0, I)``) are drawn from the case's PRNG key with
 ``jax.random.normal(key, shape, float32)`` (the injected randomness both implementations share), then
@@ -194,6 +202,68 @@ def norm_loss(kernels, *, target_norm=1.0):
     return (target_norm - kernels.reshape(kernels.shape[0], -1).norm(dim=1)) ** 2
 
 
+def weat(x, y, *, apply_fn, key, variant="nat", beta=6.0, **kw):
+    model = _model(apply_fn)
+    y = torch.as_tensor(y, dtype=torch.long)
+    kw = {**_PGD_DEFAULTS, "radius": 8.0 / 255.0, "step_size": 2.0 / 255.0, **kw, "norm": "linf"}
+    kl = torch.nn.KLDivLoss(reduction="none")
+    p_nat = torch.softmax(model(x), 1).detach()
+    x_adv = _pgd(lambda xa: kl(torch.log(torch.softmax(model(xa), 1) + 1e-12), p_nat).sum(1), x, key, **kw)
+    logits = model(x)
+    adv_logits = model(x_adv)
+    e_x = (-torch.logsumexp(logits, dim=1)).detach()
+    weights = 1 / torch.log(1 + torch.exp(torch.abs(e_x)))
+    ce = torch.nn.functional.cross_entropy(logits if variant == "nat" else adv_logits, y, reduction="none")
+    loss_kl = torch.sum(kl(torch.log(torch.softmax(adv_logits, dim=1) + 1e-12), torch.softmax(logits, dim=1)), dim=1)
+    return weights * (ce + beta * loss_kl)
+
+
+def ridg(features, all_y, weight, *, state, decay=0.999):
+    momentum = 1.0 - decay  # the reference's hparams["momentum"]
+    all_y = torch.as_tensor(all_y, dtype=torch.long)
+    num_classes = weight.shape[0]
+    rational_bank = torch.tensor(state["means"]).clone()
+    init = torch.tensor(~np.asarray(state["initialized"], bool))
+    rational = torch.zeros(num_classes, features.shape[0], features.shape[1])
+    for i in range(num_classes):
+        rational[i] = weight[i] * features
+    classes = torch.unique(all_y)
+    loss_rational = 0
+    for i in range(classes.shape[0]):
+        rational_mean = rational[:, all_y == classes[i]].mean(dim=1)
+        if init[classes[i]]:
+            rational_bank[classes[i]] = rational_mean
+            init[classes[i]] = False
+        else:
+            rational_bank[classes[i]] = (1 - momentum) * rational_bank[classes[i]] + momentum * rational_mean
+        diff = rational[:, all_y == classes[i]] - (rational_bank[classes[i]].unsqueeze(1)).detach()
+        loss_rational += (diff**2).sum(dim=2).mean()
+    return loss_rational, [rational_bank.detach(), (~init).numpy()]
+
+
+def hr(losses, *, alpha=0.05, kl_radius=0.1, num_iterations=64):
+    import cvxpy as cp
+
+    n = losses.shape[0]
+    nn_loss = losses.detach().numpy()
+    pemp = 1 / n * np.ones(n)
+    a = cp.Constant(alpha if alpha != 0 else 0.000001)  # HR_Neural_Networks.__init__
+    r = cp.Constant(kl_radius)
+    p = cp.Variable(shape=n + 1, nonneg=True)
+    q = cp.Variable(shape=n + 1, nonneg=True)
+    s = cp.Variable(shape=n, nonneg=True)
+    worst = np.max(nn_loss)
+    objective = cp.Maximize(cp.sum(cp.multiply(p[0:n], nn_loss)) + p[n] * worst)
+    t = cp.Variable(name="t", shape=n + 1)
+    constraints = [cp.sum(p) == 1, cp.sum(q) == 1, cp.constraints.exponential.ExpCone(-1 * t, q, p)]
+    constraints += [cp.sum(t) <= r, cp.sum(s) <= a, q[0:n] + s == pemp]
+    cp.Problem(objective=objective, constraints=constraints).solve(
+        solver=cp.CLARABEL, tol_gap_abs=1e-13, tol_gap_rel=1e-13, tol_feas=1e-13, tol_ktratio=1e-10, max_iter=500
+    )
+    weights = torch.tensor(p.value)
+    return torch.dot(weights[0:n], losses) + torch.max(losses) * weights[n]
+
+
 REFERENCES = {
     "virtual_adversarial_loss": (vat, "takerum/vat_tf@23c1610 vat.py (torch float64 port, per example)"),
     "pgd_perturbation": (pgd, "yaodongyu/TRADES@9d308f1 trades.py PGD loops (torch float64 port)"),
@@ -203,6 +273,15 @@ REFERENCES = {
     "parameter_gradient_norm_penalty": (pgnp, "closed form, torch 2.13.0 float64 double backprop of F.cross_entropy"),
     "kl_dro_instance_weights": (kl_dro, "closed form, torch 2.13.0 float64 softmax"),
     "norm_loss_regularizer": (norm_loss, "Norm Loss (arXiv:2103.06583) formula, torch 2.13.0 float64"),
+    "weighted_energy_adversarial_training": (
+        weat,
+        "OmnAI-Lab/Robust-Classifiers-under-the-lens-of-EBM@b58e362 WEAT_loss.py (torch float64 port, per example)",
+    ),
+    "holistic_robust_loss": (
+        hr,
+        "RyanLucas3/HR_Neural_Networks@f6d952d HR.py HD problem (cvxpy 1.9.3 + Clarabel, float64)",
+    ),
+    "rationale_invariance_loss": (ridg, "liangchen527/RIDG@34501b2 algorithms.py::RIDG.update (torch float64 port)"),
 }
 
 
@@ -216,8 +295,9 @@ def main() -> None:
         for case in entry["cases"]:
             args, kw = E.case_inputs(case)
             out, grads = E.torch_value_and_grads(fn, list(args), diff, **kw)
+            out, aux = out if isinstance(out, tuple) else (out, None)
             assert np.all(np.isfinite(out.detach().numpy())), (name, case["case"])
-            cases.append(E.expected_case(case, out, grads))
+            cases.append(E.expected_case(case, out, grads, aux))
         records[name] = {"source": source, "cases": cases}
     path = E.write_expected(FAMILY, records)
     print(f"wrote {path}: {len(records)} entries")
