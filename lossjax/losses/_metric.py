@@ -2636,3 +2636,771 @@ def contrastive_pair_loss(
     d = sq if distance == "squared_euclidean" else C.safe_sqrt(sq)
     loss = jnp.where(pos, jax.nn.relu(d - pos_margin), jax.nn.relu(neg_margin - d))
     return C.zero_masked(loss, mask)
+
+
+# --------------------------------------------------------------------------
+# The rest of pytorch-metric-learning 2.9's losses (issue 15, second part), with its defaults:
+# ranking surrogates (SmoothAP, PNP), ranked list, instance, dynamic soft margin, manifold.
+# --------------------------------------------------------------------------
+
+__all__ += [
+    "DynamicSoftMarginState",
+    "angular_loss",
+    "centroid_triplet_loss",
+    "dynamic_soft_margin_loss",
+    "instance_loss",
+    "manifold_loss",
+    "pnp_loss",
+    "ranked_list_loss",
+    "smooth_ap_loss",
+]
+
+_PNP_VARIANTS = ("O", "Ds", "Dq", "Iu", "Ib")
+
+
+def _pml2_sample(labels=(0, 0, 1, 1, 2, 2), **kw) -> Sample:
+    rng = np.random.default_rng(51)
+    x = rng.normal(size=(len(labels), 4)).astype(np.float32)
+    return Sample(args=(x, np.array(labels, np.int32)), **kw)
+
+
+def _rank_diffs(s: Array) -> Array:
+    """``[n, M, M]`` with ``[i, a, c] = s_ic - s_ia``: how much item ``c`` outranks item ``a`` for anchor ``i``."""
+    return s[:, None, :] - s[:, :, None]
+
+
+@register(
+    "smooth_ap_loss",
+    aliases=("smoothap_loss",),
+    family=FAMILY,
+    kind="batch",
+    formula="mean_i 1 - 1/|S_i| sum_{a in S_i} (1 + sum_{c in S_i, c != a} sg((s_ic - s_ia)/t)) "
+    "/ (1 + sum_{c != a} sg((s_ic - s_ia)/t)),  S_i = {i} + P(i)",
+    paper="Smooth-AP: Smoothing the Path Towards Large-Scale Image Retrieval (Brown et al., ECCV 2020, "
+    "arXiv:2007.12163)",
+    reference=f"{_PML}::losses/smooth_ap.py::SmoothAPLoss (CosineSimilarity, MeanReducer)",
+    # PML's SmoothAPLoss reshapes the batch into contiguous classes of equal size, as many classes as their size.
+    sample=lambda: _pml2_sample(labels=(0, 0, 1, 1), variants=({"temperature": 0.1},)),
+    runtime=("axis_name",),
+)
+def smooth_ap_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    temperature: float = 0.01,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""Smooth-AP: one minus a sigmoid-smoothed average precision of each anchor's ranking of the batch.
+
+    .. math::
+        R_i(a) = 1 + \sum_{c\ne a} \sigma\Big(\frac{s_{ic} - s_{ia}}{t}\Big),\quad
+        R^+_i(a) = 1 + \sum_{c\in S_i,\ c\ne a} \sigma\Big(\frac{s_{ic} - s_{ia}}{t}\Big),\qquad
+        \mathcal L = \frac1N\sum_i\Big(1 - \frac{1}{|S_i|}\sum_{a\in S_i}\frac{R^+_i(a)}{R_i(a)}\Big)
+
+    with cosine similarities; ``S_i`` is the anchor's class in the batch, the
+    anchor itself included (it ranks itself among the items, as in the
+    official code and PML). PML (and the official code) need every class to
+    have the same number of examples, contiguous in the batch; this form
+    takes any labels and equals theirs on such batches. The sigmoid tensor is
+    ``[n, M, M]`` (cubic in the batch).
+
+    Args:
+      embeddings: ``[N, D]`` (cosine similarities).
+      labels: integer labels ``[N]``.
+      temperature: ``t`` of the sigmoid (0.01).
+      where: optional ``[N]`` mask of real examples.
+      axis_name: mapped axis to gather the batch over.
+
+    Returns:
+      Scalar loss.
+
+    Paper: Brown, Xie, Kalogeiton, Zisserman, "Smooth-AP: Smoothing the Path
+    Towards Large-Scale Image Retrieval", ECCV 2020, arXiv:2007.12163.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+      >>> float(lossjax.losses.smooth_ap_loss(x, jnp.array([0, 0, 1, 1]), temperature=1e-3))  # positives rank first
+      0.0
+    """
+    fn = "smooth_ap_loss"
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
+    t = _temperature(fn, temperature, b.dtype)
+    s = pairwise_similarity(b.x, b.x_all, distance="cosine")
+    dtype = s.dtype
+    zero = jnp.zeros((), dtype)
+    n, m = s.shape
+    same = b.pos | (self_mask(n, m, axis_name=axis_name) & b.valid[:, None])  # S_i
+    other = ~jnp.eye(m, dtype=bool)  # c != a
+    sig = jax.nn.sigmoid(_rank_diffs(s) / t)  # [n, a, c]
+    all_rank = 1 + jnp.sum(jnp.where((other & b.valid_all[None, :])[None], sig, zero), axis=-1)
+    pos_rank = 1 + jnp.sum(jnp.where(other[None] & same[:, None, :], sig, zero), axis=-1)
+    count = jnp.maximum(_pair_counts(same, dtype), jnp.ones((), dtype))
+    ap = jnp.sum(jnp.where(same, pos_rank / all_rank, zero), axis=-1) / count
+    per = jnp.where(b.valid, 1 - ap, zero)
+    return _global_mean(jnp.sum(per), _count(b.valid, dtype), axis_name)
+
+
+@register(
+    "pnp_loss",
+    family=FAMILY,
+    kind="batch",
+    formula="mean_{i: P(i) nonempty} 1/|S_i| sum_{a in S_i} f(sum_{n in N(i)} sg((s_in - s_ia)/t)),  S_i = {i} + P(i); "
+    "f = r (O), log(1 + r) (Ds), 1 - (1 + r)^-alpha (Dq), (1 + r) log(1 + r) (Iu), (b r - log(1 + b r))/b^2 (Ib)",
+    paper="Rethinking the Optimization of Average Precision: Only Penalizing Negative Instances before Positive Ones "
+    "is Enough (Li et al., AAAI 2022, arXiv:2102.04640)",
+    reference=f"{_PML}::losses/pnp_loss.py::PNPLoss (CosineSimilarity)",
+    sample=lambda: _pml2_sample(
+        variants=(  # the sample is "O" at the default temperature
+            {"variant": "Ds", "temperature": 0.1},
+            {"variant": "Dq", "alpha": 2.0, "temperature": 0.1},
+            {"variant": "Iu", "temperature": 0.1},
+            {"variant": "Ib", "boundary": 3.0, "temperature": 0.1},
+        )
+    ),
+    runtime=("axis_name",),
+)
+def pnp_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    variant: str = "O",
+    temperature: float = 0.01,
+    alpha: float = 1.0,
+    boundary: float = 2.0,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""PNP: penalizes only the negatives ranked before each positive (a smoothed count), with a choice of penalty.
+
+    .. math::
+        r_i(a) = \sum_{n\in N(i)} \sigma\Big(\frac{s_{in} - s_{ia}}{t}\Big),\qquad
+        \mathcal L = \operatorname{mean}_{i:\ P(i)\ne\emptyset}\ \frac{1}{|S_i|}\sum_{a\in S_i} f(r_i(a))
+
+    with cosine similarities, ``S_i`` the anchor and its positives, and ``f``
+    by ``variant``: ``"O"`` :math:`r`; ``"Ds"`` :math:`\log(1+r)`; ``"Dq"``
+    :math:`(1+r)^{-\alpha}` with the loss :math:`1 - \mathcal L`; ``"Iu"``
+    :math:`(1+r)\log(1+r)`; ``"Ib"`` :math:`(br - \log(1 + br))/b^2`. The
+    sigmoid's argument is clamped to ``[-50, 50]`` as in PML. 0 without
+    positive pairs. The sigmoid tensor is ``[n, M, M]`` (cubic in the batch).
+
+    Args:
+      embeddings: ``[N, D]`` (cosine similarities).
+      labels: integer labels ``[N]``.
+      variant: ``"O"`` (PML's default), ``"Ds"``, ``"Dq"`` (the paper's choice), ``"Iu"`` or ``"Ib"``.
+      temperature: ``t`` of the sigmoid (PML's ``anneal``, 0.01).
+      alpha: the power of ``"Dq"`` (1; the paper uses 8).
+      boundary: ``b`` of ``"Ib"`` (2).
+      where: optional ``[N]`` mask of real examples.
+      axis_name: mapped axis to gather the batch over.
+
+    Returns:
+      Scalar loss.
+
+    Paper: Li, Zhang, Huang, Chen, Ji, "Rethinking the Optimization of
+    Average Precision: Only Penalizing Negative Instances before Positive
+    Ones is Enough", AAAI 2022, arXiv:2102.04640.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+      >>> round(float(lossjax.losses.pnp_loss(x, jnp.array([0, 0, 1, 1]))), 6)  # no negative before a positive
+      0.0
+    """
+    fn = "pnp_loss"
+    C.check_one_of(fn, "variant", variant, _PNP_VARIANTS)
+    C.check_positive(fn, "alpha", alpha)
+    C.check_positive(fn, "boundary", boundary)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
+    t = _temperature(fn, temperature, b.dtype)
+    s = pairwise_similarity(b.x, b.x_all, distance="cosine")
+    dtype = s.dtype
+    zero = jnp.zeros((), dtype)
+    n, m = s.shape
+    has = jnp.any(b.pos, axis=-1)
+    rel = (b.pos | self_mask(n, m, axis_name=axis_name)) & has[:, None]  # PML's I_pos: anchors with a positive
+    z = jnp.clip(_rank_diffs(s) / t, -50.0, 50.0)  # PML clamps the exponent
+    r = jnp.sum(jnp.where(b.neg[:, None, :], jax.nn.sigmoid(z), zero), axis=-1)  # [n, a]
+    if variant == "Ds":
+        f = jnp.log1p(r)
+    elif variant == "Dq":
+        f = jnp.exp(-alpha * jnp.log1p(r))
+    elif variant == "Iu":
+        f = (1 + r) * jnp.log1p(r)
+    elif variant == "Ib":
+        f = (boundary * r - jnp.log1p(boundary * r)) / boundary**2
+    else:
+        f = r
+    per = jnp.sum(jnp.where(rel, f, zero), axis=-1) / jnp.maximum(_pair_counts(rel, dtype), jnp.ones((), dtype))
+    per = jnp.where(has, per, zero)
+    total, count = psum(jnp.sum(per), axis_name), psum(_count(has, dtype), axis_name)
+    loss = total / jnp.maximum(count, jnp.ones((), dtype))
+    if variant == "Dq":
+        loss = jnp.where(count > 0, 1 - loss, zero)
+    return loss
+
+
+@register(
+    "ranked_list_loss",
+    family=FAMILY,
+    kind="batch",
+    formula="mean_i (1 - l) sum_P w_p (d_ip - (a - m)) / (sum w_p + 1e-5 N) "
+    "+ l sum_N w_n (a - d_in) / (sum w_n + 1e-5 N); P: d_ip > a - m, N: d_in < a, "
+    "w_p = e^{T_p (d_ip - (a - m))}, w_n = e^{T_n (a - d_in)}",
+    paper="Ranked List Loss for Deep Metric Learning (Wang et al., CVPR 2019, arXiv:1903.03238)",
+    reference=f"{_PML}::losses/ranked_list_loss.py::RankedListLoss (LpDistance, MeanReducer)",
+    sample=lambda: _pml2_sample(
+        variants=({"margin": 0.6, "alpha": 1.1, "pos_scale": 2.0, "neg_scale": 3.0, "imbalance": 0.3},)
+    ),
+    runtime=("axis_name",),
+)
+def ranked_list_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: float = 0.4,
+    alpha: float | None = None,
+    imbalance: float = 0.5,
+    pos_scale: float = 0.0,
+    neg_scale: float = 10.0,
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""Ranked list loss: pushes the negatives beyond ``alpha`` and pulls the positives within ``alpha - m``, weighted.
+
+    .. math::
+        \ell_i = (1-\lambda)\frac{\sum_{p} w_p\,(d_{ip} - (\alpha - m))}{\sum_p w_p + 10^{-5} N}
+               + \lambda\frac{\sum_{n} w_n\,(\alpha - d_{in})}{\sum_n w_n + 10^{-5} N},\qquad
+        \mathcal L = \frac1N\sum_i \ell_i
+
+    over the positives with :math:`d_{ip} > \alpha - m` and the negatives with
+    :math:`d_{in} < \alpha` (both at a distance above 0, as PML selects them),
+    :math:`w_p = e^{T_p(d_{ip} - (\alpha - m))}`,
+    :math:`w_n = e^{T_n(\alpha - d_{in})}`, Euclidean distances of normalized
+    embeddings; ``N`` is the number of real examples (PML's ``1e-5`` per
+    column). PML has no defaults for ``margin`` and ``Tn``: these are the
+    official code's settings (``T10_pn04``: ``Tn = 10``, ``m = 0.4``;
+    ``Tp = 0``, RLL-Simpler; ``alpha = 1 + m / 2`` as PML).
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      margin: ``m`` between the positive and negative boundaries (0.4).
+      alpha: the negative boundary (None: ``1 + margin / 2``).
+      imbalance: ``lambda``, the weight of the negative term (0.5).
+      pos_scale: ``T_p`` (0: RLL-Simpler, unweighted positives).
+      neg_scale: ``T_n`` (10).
+      normalize: L2-normalize the embeddings first (PML's ``LpDistance``).
+      where: optional ``[N]`` mask of real examples.
+      axis_name: mapped axis to gather the batch over.
+
+    Returns:
+      Scalar loss.
+
+    Paper: Wang, Hua, Kodirov, Hu, Garnier, Robertson, "Ranked List Loss for
+    Deep Metric Learning", CVPR 2019, arXiv:1903.03238.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[0.0], [1.0], [1.5]])
+      >>> loss = lossjax.losses.ranked_list_loss(x, jnp.array([0, 0, 1]), margin=0.5, alpha=1.0, pos_scale=0.0,
+      ...                                        neg_scale=0.0, normalize=False)
+      >>> round(float(loss), 3)  # (0.5 * 0.5, 0.5 * 0.5 + 0.5 * 0.5, 0.5 * 0.5) / 3, up to the 1e-5 guards
+      0.333
+    """
+    fn = "ranked_list_loss"
+    C.check_positive(fn, "margin", margin, allow_zero=True)
+    C.check_in_range(fn, "imbalance", imbalance, 0.0, 1.0)
+    C.check_positive(fn, "pos_scale", pos_scale, allow_zero=True)
+    C.check_positive(fn, "neg_scale", neg_scale, allow_zero=True)
+    if alpha is None:
+        alpha = 1 + margin / 2
+    C.check_positive(fn, "alpha", alpha, allow_zero=True)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize)
+    d = pairwise_similarity(b.x, b.x_all, distance="euclidean")
+    dtype = d.dtype
+    zero = jnp.zeros((), dtype)
+    pos_bound = alpha - margin
+    pos_sel = b.pos & (d > pos_bound) & (d > 0)
+    neg_sel = b.neg & (d < alpha) & (d > 0)
+    w_p = jnp.where(pos_sel, jnp.exp(pos_scale * jnp.where(pos_sel, d - pos_bound, zero)), zero)
+    w_n = jnp.where(neg_sel, jnp.exp(neg_scale * jnp.where(neg_sel, alpha - d, zero)), zero)
+    guard = 1e-5 * psum(_count(b.valid, dtype), axis_name)  # PML: 1e-5 per column of the batch
+    loss_p = jnp.sum(w_p * jnp.where(pos_sel, d - pos_bound, zero), axis=-1) / (jnp.sum(w_p, axis=-1) + guard)
+    loss_n = jnp.sum(w_n * jnp.where(neg_sel, alpha - d, zero), axis=-1) / (jnp.sum(w_n, axis=-1) + guard)
+    per = jnp.where(b.valid, (1 - imbalance) * loss_p + imbalance * loss_n, zero)
+    return _global_mean(jnp.sum(per), _count(b.valid, dtype), axis_name)
+
+
+def _instance_sample() -> Sample:
+    rng = np.random.default_rng(52)
+    # Two views of three instances: rows 0-2 the first views (instance ids 0, 1, 2, in order), rows 3-5 the second.
+    a = rng.normal(size=(3, 4))
+    x = np.concatenate([a, a + 0.5 * rng.normal(size=(3, 4))]).astype(np.float32)
+    return Sample(args=(x, np.array([0, 1, 2, 0, 1, 2], np.int32)), variants=({"scale": 4.0},))
+
+
+@register(
+    "instance_loss",
+    family=FAMILY,
+    kind="batch",
+    formula="mean_i -log softmax_j(s cos(x_i, x_j))[first(i)],  first(i) = the first row with label y_i",
+    paper="Dual-Path Convolutional Image-Text Embeddings with Instance Loss (Zheng et al., ACM TOMM 2020, "
+    "arXiv:1711.05535)",
+    reference=f"{_PML}::losses/instance_loss.py::InstanceLoss (CosineSimilarity, MeanReducer)",
+    sample=_instance_sample,
+    runtime=("axis_name",),
+)
+def instance_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    scale: float = 64.0,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""Instance loss: each instance is a class, and the batch's own embeddings are the classifier.
+
+    .. math::
+        \ell_i = -\log\frac{e^{s\cos(x_i, x_{f(i)})}}{\sum_j e^{s\cos(x_i, x_j)}},\qquad
+        \mathcal L = \frac1N\sum_i\ell_i
+
+    over every row ``j`` of the batch (``i`` itself included). ``labels`` are
+    instance ids, compared for equality only: the target of row ``i`` is
+    ``f(i)``, the first row of the batch with its id (with one row per id,
+    the row itself; with an image and its captions sharing an id, each
+    caption's target is the image listed first). PML's ``InstanceLoss``
+    takes ``torch.unique(labels, return_inverse=True)`` as the target
+    *column*; that is ``f(i)`` when the first rows of the batch hold the ids
+    in increasing order (ids ``0..N-1`` in order, or ``[0, 1, 2, 0, 1, 2]``),
+    and an unrelated row otherwise, which this function does not reproduce.
+
+    Args:
+      embeddings: ``[N, D]`` (cosine similarities).
+      labels: integer instance ids ``[N]``.
+      scale: ``s``, the scale of the cosines (PML's ``gamma``, 64).
+      where: optional ``[N]`` mask of real examples (never a target nor a column).
+      axis_name: mapped axis to gather the batch over (the softmax runs over the global batch).
+
+    Returns:
+      Scalar loss.
+
+    Paper: Zheng, Zheng, Garrett, Yang, Xu, Shen, "Dual-Path Convolutional
+    Image-Text Embeddings with Instance Loss", ACM TOMM 2020, arXiv:1711.05535.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> round(float(lossjax.losses.instance_loss(x, jnp.array([0, 1]), scale=1.0)), 4)  # log(1 + e^-1)
+      0.3133
+    """
+    fn = "instance_loss"
+    C.check_positive(fn, "scale", scale)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
+    s = jnp.asarray(scale, b.dtype) * pairwise_similarity(b.x, b.x_all, distance="cosine")
+    n, m = s.shape
+    same = b.pos | self_mask(n, m, axis_name=axis_name)
+    first = jnp.argmax(same, axis=-1) if m else jnp.zeros((n,), jnp.int32)
+    target = jnp.take_along_axis(s, first[:, None], axis=-1)[:, 0] if m else jnp.zeros((n,), s.dtype)
+    cols = b.valid[:, None] & b.valid_all[None, :]
+    per = jnp.where(b.valid, masked_logsumexp(s, cols, axis=1) - target, jnp.zeros((), s.dtype))
+    return _global_mean(jnp.sum(per), _count(b.valid, s.dtype), axis_name)
+
+
+@register(
+    "centroid_triplet_loss",
+    family=FAMILY,
+    kind="batch",
+    formula="mean_{>0} [d(x_a, c_P(a)) - d(x_a, c_k) + m]_+ over anchors a and other classes k;  "
+    "c_P(a) = mean of a's class without a, c_k = mean of class k",
+    paper="On the Unreasonable Effectiveness of Centroids in Image Retrieval (Wieczorek et al., ICONIP 2021, "
+    "arXiv:2104.13643)",
+    reference=f"{_PML}@1732bae::losses/centroid_triplet_loss.py::CentroidTripletLoss (v1.7; removed in 2.0)",
+    sample=lambda: _pml2_sample(variants=({"margin": 0.3, "normalize": False},)),
+    runtime=("axis_name",),
+)
+def centroid_triplet_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: float = 0.05,
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""Centroid triplet loss: each example against the centroid of the rest of its class and those of the others.
+
+    .. math::
+        \mathcal L = \operatorname{mean}_{>0}\ \big[d(x_a, c_{P(a)}) - d(x_a, c_k) + m\big]_+
+
+    over every anchor ``a`` with a positive and every other class ``k`` of
+    the batch; :math:`c_{P(a)}` is the mean of ``a``'s positives (its class
+    without it) and :math:`c_k` the mean of class ``k``; Euclidean distances
+    after normalizing the anchor and the centroids (PML's ``LpDistance``
+    normalizes what it compares: the centroids are of the raw embeddings);
+    the mean is over the positive terms (``AvgNonZeroReducer``). PML had this
+    loss until 1.7 (removed in 2.0 over issue #451): it raised on a class of
+    one example, and with unequal class sizes skipped some anchors and
+    mislabelled some centroids; on equal class sizes it equals this function,
+    which takes any labels (a class of one is a negative centroid, never an
+    anchor).
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      margin: ``m`` (0.05, PML's default).
+      normalize: normalize the anchors and centroids before the distances (PML's ``LpDistance``).
+      where: optional ``[N]`` mask of real examples (in no centroid).
+      axis_name: mapped axis to gather the batch over (centroids of the global batch).
+
+    Returns:
+      Scalar loss.
+
+    Paper: Wieczorek, Rychalska, Dabrowski, "On the Unreasonable Effectiveness
+    of Centroids in Image Retrieval", ICONIP 2021, arXiv:2104.13643.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[0.0], [2.0], [3.0], [5.0]])
+      >>> loss = lossjax.losses.centroid_triplet_loss(x, jnp.array([0, 0, 1, 1]), margin=4.0, normalize=False)
+      >>> float(loss)  # centroids 1, 4: [2 - 4 + 4, 2 - 2 + 4, 2 - 2 + 4, 2 - 4 + 4] / 4
+      3.0
+    """
+    fn = "centroid_triplet_loss"
+    C.check_positive(fn, "margin", margin, allow_zero=True)
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
+    dtype = b.dtype
+    zero = jnp.zeros((), dtype)
+    m = b.x_all.shape[0]
+    same = (b.labels_all[:, None] == b.labels_all[None, :]) & b.valid_all[:, None] & b.valid_all[None, :]  # [M, M]
+    one = jnp.ones((), dtype)
+    # Column j's class centroid, and one column per class (its first example) to stand for it.
+    centroids = (same.astype(dtype) @ b.x_all) / jnp.maximum(_pair_counts(same, dtype), one)[:, None]
+    earlier = jnp.tril(jnp.ones((m, m), bool), -1)
+    first = b.valid_all & ~jnp.any(same & earlier, axis=1)
+    n_pos = _pair_counts(b.pos, dtype)
+    c_pos = (b.pos.astype(dtype) @ b.x_all) / jnp.maximum(n_pos, one)[:, None]
+    q = b.x
+    if normalize:
+        q, c_pos, centroids = l2_normalize(q), l2_normalize(c_pos), l2_normalize(centroids)
+    d_ap = C.safe_sqrt(jnp.sum(jnp.square(q - c_pos), axis=-1))
+    d_an = pairwise_similarity(q, centroids, distance="euclidean")
+    trip = b.neg & first[None, :] & (n_pos > 0)[:, None]
+    per = jnp.where(trip, jax.nn.relu(d_ap[:, None] - d_an + margin), zero)
+    return _avg_nonzero(per, axis_name)
+
+
+@register(
+    "angular_loss",
+    family=FAMILY,
+    kind="batch",
+    formula="mean_{(a,p)} log(1 + sum_{n in N(a)} e^{4 tan^2(alpha) (x_a + x_p) . x_n "
+    "- 2 (1 + tan^2(alpha)) x_a . x_p})",
+    paper="Deep Metric Learning with Angular Loss (Wang, Zhou, Wen, Liu, Lin, ICCV 2017, arXiv:1708.01682)",
+    reference=f"{_PML}::losses/angular_loss.py::AngularLoss (LpDistance, MeanReducer over positive pairs)",
+    sample=lambda: _pml2_sample(variants=({"alpha": 30.0},)),
+    runtime=("axis_name",),
+)
+def angular_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    alpha: float = 40.0,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""Angular loss (N-pair form): bounds the angle at each negative of the triangle it makes with a positive pair.
+
+    .. math::
+        \ell_{ap} = \log\Big(1 + \sum_{n\in N(a)} e^{4\tan^2\alpha\,(\hat x_a + \hat x_p)\cdot x_n
+                   - 2(1 + \tan^2\alpha)\,\hat x_a\cdot\hat x_p}\Big),\qquad
+        \mathcal L = \operatorname{mean}_{(a,p)}\ \ell_{ap}
+
+    over every ordered positive pair; the anchor and positive are normalized
+    (:math:`\hat x`) and, as in PML 2.9, the negatives ``x_n`` are not (PML
+    takes them from the raw ``ref_emb``; the paper's are normalized: pass
+    normalized embeddings for the paper's form). The exponent tensor is
+    ``[n, M, M]`` (cubic in the batch).
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      alpha: the angle bound in degrees, in ``(0, 90)`` (40, PML's default).
+      where: optional ``[N]`` mask of real examples.
+      axis_name: mapped axis to gather the batch over.
+
+    Returns:
+      Scalar loss (0 without positive pairs).
+
+    Paper: Wang, Zhou, Wen, Liu, Lin, "Deep Metric Learning with Angular
+    Loss", ICCV 2017, arXiv:1708.01682.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+      >>> round(float(lossjax.losses.angular_loss(x, jnp.array([0, 0, 1]), alpha=45.0)), 4)  # log(1 + e^-4)
+      0.0181
+    """
+    fn = "angular_loss"
+    C.check_in_range(fn, "alpha", alpha, 0.0, 90.0)
+    if alpha <= 0 or alpha >= 90:
+        raise ValueError(f"{fn}: `alpha` must lie strictly between 0 and 90 degrees, got {alpha!r}.")
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
+    dtype = b.dtype
+    t2 = math.tan(math.radians(alpha)) ** 2
+    xa, xp = l2_normalize(b.x), l2_normalize(b.x_all)
+    to_raw_a = xa @ b.x_all.T  # [n, M]: x_a . x_n
+    to_raw_p = xp @ b.x_all.T  # [M, M]: x_p . x_n
+    ap = xa @ xp.T  # [n, M]
+    expo = 4 * t2 * (to_raw_a[:, None, :] + to_raw_p[None, :, :]) - 2 * (1 + t2) * ap[:, :, None]  # [n, p, n']
+    per = masked_logsumexp(expo, jnp.broadcast_to(b.neg[:, None, :], expo.shape), axis=-1, add_one=True)
+    per = jnp.where(b.pos, per, jnp.zeros((), dtype))
+    return _global_mean(jnp.sum(per), _count(b.pos, dtype), axis_name)
+
+
+class DynamicSoftMarginState(NamedTuple):
+    """The dynamic soft margin's histogram of ``d_ap - d_an`` (explicit state, PML's ``hist_`` buffer).
+
+    Attributes:
+      histogram: ``[num_bins]`` normalized counts (all 0 before the first batch: that batch's histogram is taken as is).
+    """
+
+    histogram: Array
+
+    @classmethod
+    def initial(cls, num_bins: int = 10, dtype=jnp.float32) -> DynamicSoftMarginState:
+        """An empty histogram (PML's initial ``hist_``)."""
+        return cls(jnp.zeros((num_bins,), dtype))
+
+
+def _dsm_sample() -> Sample:
+    s = _pml2_sample()
+    hist = np.array([0.0, 0.05, 0.1, 0.2, 0.25, 0.2, 0.1, 0.05, 0.05, 0.0], np.float32)
+    return dataclasses.replace(
+        s,
+        kwargs={"state": DynamicSoftMarginState(hist)},
+        variants=({"decay": 0.5, "state": None}, {"min_value": -2.5, "num_bins": 8, "state": None}),
+    )
+
+
+@register(
+    "dynamic_soft_margin_loss",
+    family=FAMILY,
+    kind="batch",
+    formula="mean_{(a,p,n)} CDF_h(x_apn) x_apn,  x = d_ap - d_an;  h <- normalize(decay h + (1 - decay) hist(x))",
+    paper="Learning Local Descriptors With a CDF-Based Dynamic Soft Margin (Zhang, Rusinkiewicz, ICCV 2019)",
+    reference=f"{_PML}::losses/dynamic_soft_margin_loss.py::DynamicSoftMarginLoss (LpDistance, all triplets)",
+    sample=_dsm_sample,
+    runtime=("state", "axis_name"),
+    has_aux=True,
+)
+def dynamic_soft_margin_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    state: DynamicSoftMarginState | None = None,
+    min_value: float = -2.0,
+    num_bins: int = 10,
+    decay: float = 0.99,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> tuple[Array, DynamicSoftMarginState]:
+    r"""Dynamic soft margin: each triplet's ``d_ap - d_an`` weighted by its CDF under a running histogram.
+
+    .. math::
+        x_{apn} = d_{ap} - d_{an},\qquad
+        h \leftarrow \frac{\mu h + (1-\mu)\,\mathrm{hist}(x)}{\|\cdot\|_1},\qquad
+        \mathcal L = \operatorname{mean}_{(a,p,n)}\,
+            \mathrm{CDF}_h\big(\lfloor (x_{apn} - x_0)/\delta\rfloor\big)\,x_{apn}
+
+    over every (anchor, positive, negative) triplet, Euclidean distances of
+    normalized embeddings; ``hist`` spreads each ``x`` linearly over its two
+    nearest bins of width ``delta = 2 |x_0| / B`` from ``x_0`` (``min_value``),
+    ``mu`` is ``decay`` (PML's ``1 - momentum``), and the first batch (an
+    all-zero histogram) takes ``mu = 0``. The CDF is that of the *updated*
+    histogram, and the gradient flows through it (through the fractional bin
+    weights), as in PML. A value past the last bin has no bin to spread to
+    (PML raises an index error there): that weight is dropped and its CDF is
+    the last bin's. Without triplets the loss is 0 and the state unchanged.
+    The triplet tensor is ``[n, M, M]`` (cubic in the batch).
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      state: the :class:`DynamicSoftMarginState` (None: an empty histogram of ``num_bins``).
+      min_value: ``x_0``, the left end of the histogram (-2).
+      num_bins: ``B`` (10).
+      decay: ``mu``, the weight of the old histogram (0.99; PML's ``momentum`` is ``1 - decay``).
+      where: optional ``[N]`` mask of real examples.
+      axis_name: mapped axis to gather the batch over (the histogram counts every device's triplets).
+
+    Returns:
+      ``(loss, new_state)``.
+
+    Paper: Zhang, Rusinkiewicz, "Learning Local Descriptors With a CDF-Based
+    Dynamic Soft Margin", ICCV 2019.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0]])
+      >>> loss, state = lossjax.losses.dynamic_soft_margin_loss(x, jnp.array([0, 0, 1]))
+      >>> float(loss), float(state.histogram[0])  # x = 0 - 2 = -2 for both triplets: bin 0, CDF 1
+      (-2.0, 1.0)
+    """
+    fn = "dynamic_soft_margin_loss"
+    C.check_int(fn, "num_bins", num_bins, 1, static=True)
+    C.check_in_range(fn, "decay", decay, 0.0, 1.0)
+    if not (isinstance(min_value, (int, float, np.floating)) and math.isfinite(min_value) and min_value < 0):
+        raise ValueError(f"{fn}: `min_value` must be a finite negative number, got {min_value!r}.")
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=True)
+    dtype = b.dtype
+    zero = jnp.zeros((), dtype)
+    hist = jnp.zeros((num_bins,), dtype) if state is None else jnp.asarray(state.histogram).astype(dtype)
+    if hist.shape != (num_bins,):
+        raise ValueError(f"{fn}: `state.histogram` must have shape ({num_bins},) (num_bins), got {hist.shape}.")
+    d = pairwise_similarity(b.x, b.x_all, distance="euclidean")
+    trip = b.pos[:, :, None] & b.neg[:, None, :]  # [n, p, q]
+    x = d[:, :, None] - d[:, None, :]
+    delta = 2 * abs(min_value) / num_bins
+    u = (jnp.where(trip, x, min_value) - min_value) / delta
+    idx = jax.lax.stop_gradient(jnp.floor(u)).astype(jnp.int32)
+    frac = u - jax.lax.stop_gradient(jnp.floor(u))
+    w = jnp.where(trip, jnp.ones((), dtype), zero)
+    flat = jnp.reshape(idx, (-1,))
+    new = jnp.zeros((num_bins,), dtype).at[flat].add(jnp.reshape(w * (1 - frac), (-1,)), mode="drop")
+    new = new.at[flat + 1].add(jnp.reshape(w * frac, (-1,)), mode="drop")
+    new = psum(new, axis_name)
+    count = psum(_count(trip, dtype), axis_name)
+    momentum = jnp.where(jnp.sum(hist) != 0, jnp.asarray(1 - decay, dtype), jnp.ones((), dtype))
+    mixed = (1 - momentum) * hist + momentum * new
+    total = jnp.sum(mixed)
+    ok = (count > 0) & (total > 0)
+    mixed = jnp.where(ok, mixed / jnp.where(ok, total, jnp.ones((), dtype)), hist)
+    cdf = jnp.cumsum(mixed)
+    weight = jnp.take(cdf, jnp.clip(idx, 0, num_bins - 1))
+    total_loss = psum(jnp.sum(jnp.where(trip, weight * x, zero)), axis_name)
+    loss = jnp.where(count > 0, total_loss / jnp.maximum(count, jnp.ones((), dtype)), zero)
+    return loss, DynamicSoftMarginState(jax.lax.stop_gradient(mixed))
+
+
+def _manifold_sample() -> Sample:
+    rng = np.random.default_rng(53)
+    proxies = rng.normal(size=(3, 4)).astype(np.float32)
+    labels = np.array([0, 1, 2, 0, 1, 2], np.int32)
+    x = (proxies[labels] + 0.8 * rng.normal(size=(6, 4))).astype(np.float32)
+    return Sample(
+        args=(x, labels, proxies),
+        diff_argnums=(0, 2),
+        batched_argnums=(0, 1),
+        variants=({"context_weight": 0.5, "alpha": 0.5, "margin": 0.01},),
+    )
+
+
+@register(
+    "manifold_loss",
+    family=FAMILY,
+    kind="batch",
+    formula="F = (1 - a)(I - a D^-1/2 S D^-1/2)^-1 over embeddings + proxies, S_ij = e^{2 [cos]_+} (i != j); "
+    "mean_i log(1 + sum_{k != y_i, v_ik >= 0} e^{v_ik}), v_ik = F_ik - F_iy + m;  + lambda (same on cos(F_i, F_k))",
+    paper="Ensemble Deep Manifold Similarity Learning using Hard Proxies (Aziere, Todorovic, CVPR 2019)",
+    reference=f"{_PML}::losses/manifold_loss.py::ManifoldLoss (CosineSimilarity; meta-classes as indices_tuple)",
+    sample=_manifold_sample,
+    runtime=("axis_name",),
+)
+def manifold_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    proxies: ArrayLike,
+    *,
+    context_weight: float = 1.0,
+    alpha: float = 0.8,
+    margin: float = 5e-4,
+    where: ArrayLike | None = None,
+    axis_name=None,
+) -> Array:
+    r"""Manifold loss: a random-walk similarity over the batch and the proxies, each example against its hard proxies.
+
+    .. math::
+        S_{ij} = e^{2[\cos(z_i, z_j)]_+}\ (i\ne j),\quad
+        F = (1-\alpha)\big(I - \alpha D^{-1/2} S D^{-1/2}\big)^{-1},\qquad
+        \ell(v)_i = \log\Big(1 + \sum_{k\ne y_i,\ v_{ik}\ge 0} e^{v_{ik}}\Big),\quad
+        \mathcal L = \operatorname{mean}_i\ \ell(F^{ep} - F^{ep}_{:,y} + m)_i
+                   + \lambda\,\operatorname{mean}_i\ \ell(C - C_{:,y} + m)_i
+
+    over the nodes ``z`` = the batch's embeddings and the ``K`` proxies (``D``
+    the row sums of ``S``); ``F^{ep}`` is the embeddings-by-proxies block of
+    ``F`` (the intrinsic term) and ``C_{ik}`` the cosine between row ``i`` and
+    proxy ``k``'s row of ``F`` (the context term). ``labels`` are PML's
+    meta-classes: the proxy each example belongs to (PML draws them at
+    random when not given; here they are an input). Terms below 0 count
+    nothing (a jump at 0, as in PML). Padded examples are isolated nodes.
+    The inverse is of an ``(N + K)`` square matrix (on every device under
+    ``axis_name``).
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer proxy indices ``[N]`` (``< K``).
+      proxies: ``[K, D]`` the learned proxies.
+      context_weight: ``lambda``, the weight of the context term (PML's ``lambdaC``, 1; 0: the intrinsic term only).
+      alpha: the random walk's ``alpha`` in ``(0, 1)`` (0.8).
+      margin: ``m`` (5e-4).
+      where: optional ``[N]`` mask of real examples.
+      axis_name: mapped axis to gather the batch over.
+
+    Returns:
+      Scalar loss.
+
+    Paper: Aziere, Todorovic, "Ensemble Deep Manifold Similarity Learning
+    using Hard Proxies", CVPR 2019.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> p = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> x = jnp.array([[1.0, 0.1], [0.1, 1.0]])
+      >>> float(lossjax.losses.manifold_loss(x, jnp.array([0, 1]), p))  # each row is closest to its own proxy
+      0.0
+    """
+    fn = "manifold_loss"
+    C.check_positive(fn, "context_weight", context_weight, allow_zero=True)
+    C.check_in_range(fn, "alpha", alpha, 0.0, 1.0)
+    C.check_positive(fn, "margin", margin, allow_zero=True)
+    p = C.check_array(fn, "proxies", proxies, ndim=2, dtype="float")
+    b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
+    if p.shape[1] != b.x.shape[1]:
+        raise ValueError(f"{fn}: `proxies` must have shape (K, {b.x.shape[1]}) (the embedding size), got {p.shape}.")
+    dtype = C.compute_dtype(b.x, p)
+    zero = jnp.zeros((), dtype)
+    k = p.shape[0]
+    n = b.x.shape[0]
+    m = b.x_all.shape[0]
+    nodes = jnp.concatenate([b.x_all.astype(dtype), C.as_compute(p, dtype)], axis=0)
+    live = jnp.concatenate([b.valid_all, jnp.ones((k,), bool)])
+    edge = live[:, None] & live[None, :] & ~jnp.eye(m + k, dtype=bool)
+    cos = pairwise_similarity(nodes, nodes, distance="cosine")
+    s = jnp.where(edge, jnp.exp(jnp.maximum(cos, zero) / 0.5), zero)
+    deg = jnp.sum(s, axis=1)
+    inv_sqrt = jnp.where(deg > 0, jax.lax.rsqrt(jnp.where(deg > 0, deg, jnp.ones((), dtype))), zero)
+    s_bar = inv_sqrt[:, None] * s * inv_sqrt[None, :]
+    eye = jnp.eye(m + k, dtype=dtype)
+    f = (1 - alpha) * jnp.linalg.solve(eye - alpha * s_bar, eye)  # the inverse (solve compiles lighter)
+    offset = axis_offset(axis_name, n)
+    rows = jax.lax.dynamic_slice_in_dim(f, offset, n, axis=0)  # this device's embeddings' rows [n, M + K]
+    labels_local = jax.lax.dynamic_slice_in_dim(b.labels_all, offset, n)
+    onehot = C.class_targets(fn, jnp.zeros((n, k), dtype), labels_local, dtype, where=b.valid)
+    own = onehot > 0
+    f_p = f[m:]  # the proxies' rows [K, M + K]
+
+    def term(v):
+        v = v - jnp.sum(jnp.where(own, v, zero), axis=-1, keepdims=True) + margin
+        # log(1 + sum e^v) over the other proxies with v >= 0 (PML sets the rest to -inf).
+        return masked_logsumexp(v, (v >= 0) & ~own, axis=-1, add_one=True)
+
+    per = term(rows[:, m:])
+    if context_weight:
+        ctx = pairwise_similarity(rows, f_p, distance="cosine")
+        per = per + context_weight * term(ctx)
+    # An out-of-range label in a real row: NaN (its one-hot row), as the classification losses.
+    per = jnp.where(b.valid, per + zero * jnp.sum(onehot, axis=-1), zero)
+    return _global_mean(jnp.sum(per), _count(b.valid, dtype), axis_name)

@@ -435,3 +435,38 @@ def test_adaface_across_devices_equal_single_device():
     (v8, s8), g8 = jax.jit(jax.value_and_grad(sharded, has_aux=True))(emb)
     assert_close((v8, s8), (v1, s1), rtol=1e-5, atol=1e-5)
     assert_close(g8, g1, rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# Large-margin softmax (issue 15): closed forms the conformance values do not state.
+# ---------------------------------------------------------------------------
+
+
+def test_large_margin_softmax_margin_one_is_the_linear_softmax():
+    rng = np.random.default_rng(7)
+    x, w = rng.normal(size=(5, 4)), rng.normal(size=(3, 4))
+    y = np.array([0, 1, 2, 0, 1])
+    got = jax.jit(lambda x, w: lossjax.losses.large_margin_softmax_loss(x, y, w, margin=1, scale=1.5))(x, w)
+    logits = 1.5 * x @ w.T
+    want = np.log(np.exp(logits).sum(1)) - logits[np.arange(5), y]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_large_margin_softmax_with_unit_weights_is_sphereface():
+    rng = np.random.default_rng(8)
+    x, w = rng.normal(size=(5, 4)), rng.normal(size=(3, 4))
+    w = w / np.linalg.norm(w, axis=1, keepdims=True)
+    y = np.array([0, 1, 2, 0, 1])
+    both = jax.jit(
+        lambda x, w: (
+            lossjax.losses.large_margin_softmax_loss(x, y, w, margin=3),
+            lossjax.losses.sphereface_loss(x, y, w, margin=3.0),
+        )
+    )
+    got, want = both(x, w)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_large_margin_softmax_needs_an_integer_margin():
+    with pytest.raises((ValueError, TypeError), match="large_margin_softmax_loss"):
+        lossjax.losses.large_margin_softmax_loss(np.ones((2, 2)), np.array([0, 1]), np.eye(2), margin=2.5)
