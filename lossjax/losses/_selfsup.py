@@ -1241,7 +1241,7 @@ def _msn_sample() -> Sample:
 
 @register(
     "msn_loss",
-    aliases=("pmsn_loss", "msn"),
+    aliases=("msn", "masked_siamese_loss"),
     family=FAMILY,
     kind="batch",
     formula="mean_{b,v} H(sg(Sinkhorn(sharpen(p(t_b), T))), p(a_bv)) + lambda R(mean_{b,v} p(a_bv)) + "
