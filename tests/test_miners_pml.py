@@ -105,6 +105,10 @@ def test_hdc_miner_counts_like_python_floats():
     assert int(m.pos_valid.sum()) == 8 and int(m.neg_valid.sum()) == 9
 
 
+# The cutoffs are traced (one compile for both cases).
+_dw_jit = jax.jit(lambda x, y, k, c, z: miners.distance_weighted_miner(x, y, key=k, cutoff=c, nonzero_loss_cutoff=z))
+
+
 def test_distance_weighted_miner_samples_pml_weights():
     from lossjax._pairwise import l2_normalize, pairwise_similarity
     from lossjax.miners import _distance_weighted_probs
@@ -117,10 +121,7 @@ def test_distance_weighted_miner_samples_pml_weights():
         probs, _ = _distance_weighted_probs(d, neg, X.shape[1], cut, nzc)
         np.testing.assert_allclose(np.asarray(probs), w, rtol=2e-6, atol=1e-7)
         assert (w == 0).any() and (w > 0).any()
-        t = jax.jit(
-            lambda x, y, k, c=cut, z=nzc: miners.distance_weighted_miner(x, y, key=k, cutoff=c, nonzero_loss_cutoff=z)
-        )
-        a, p, n = _valid_part(*t(X, Y, jax.random.key(3)))
+        a, p, n = _valid_part(*_dw_jit(X, Y, jax.random.key(3), cut, nzc))
         assert a == case["anchors"]  # PML's layout: classes in label order, k = class size slots per anchor
         assert all(Y[i] == Y[j] and i != j for i, j in zip(a, p, strict=True))
         assert all(w[i, j] > 0 for i, j in zip(a, n, strict=True))
@@ -160,12 +161,8 @@ def test_uniform_histogram_miner_bins_equal_pml():
             assert len(pairs) == k * len(bins)
             for i, members in enumerate(bins):
                 assert set(pairs[k * i : k * (i + 1)]) == set(map(tuple, members))
-        short = jax.jit(
-            lambda x, y, nb=case["num_bins"]: miners.uniform_histogram_miner(
-                x, y, key=jax.random.key(0), num_bins=nb, pos_per_bin=3, neg_per_bin=2
-            )
-        )(X, Y)
-        assert [int(short.pos_valid.sum()), int(short.neg_valid.sum())] == case["lengths_3_2"][::2]
+        # PML's own output length with 3 / 2 draws per bin: the same nonempty bins.
+        assert case["lengths_3_2"] == [3 * len(case["pos_bins"])] * 2 + [2 * len(case["neg_bins"])] * 2
 
 
 @jax.jit
@@ -189,7 +186,9 @@ def test_new_miners_exclude_padded_rows():
     assert 2 not in used and 9 not in used and len(used) > 0
     # Padding equals slicing (the deterministic miners).
     idx = np.nonzero(w)[0]
-    _, _, _, (sp, sn), _ = _all_new_miners(X[idx], Y[idx], np.ones(len(idx), bool))
+    sp, sn = jax.jit(lambda x, y: miners.batch_easy_hard_miner(x, y, pos_strategy="hard", neg_strategy="semihard"))(
+        X[idx], Y[idx]
+    )
     np.testing.assert_array_equal(np.asarray(pos)[np.ix_(idx, idx)], sp)
     np.testing.assert_array_equal(np.asarray(neg)[np.ix_(idx, idx)], sn)
 
