@@ -51,3 +51,29 @@ def test_batch_hard_with_swap_and_smooth_loss():
     np.testing.assert_allclose(float(loss(x, y, True)), np.mean(terms), rtol=1e-5)
     # Without swap the negative distance is d_an only: a different value here.
     assert abs(float(loss(x, y, False)) - np.mean(terms)) > 1e-3
+
+
+def test_swap_under_an_empty_memory_equals_the_batch():
+    # After this batch's enqueue an empty memory holds exactly the batch (stop-gradient): the same references.
+    from lossjax.losses import CrossBatchMemory
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6, 3)).astype(np.float32)
+    y = np.array([0, 0, 1, 1, 2, 2], np.int32)
+    mem = CrossBatchMemory.initial(8, 3)
+    f = jax.jit(lambda x, y, m: batch_triplet_loss(x, y, swap=True, smooth_loss=True, memory=m))
+    np.testing.assert_allclose(
+        float(f(x, y, mem)), float(batch_triplet_loss(x, y, swap=True, smooth_loss=True)), rtol=1e-6
+    )
+
+
+def test_per_anchor_losses_reduce_to_the_batch_losses():
+    from lossjax.losses import multi_similarity_loss, multi_similarity_loss_per_anchor
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(7, 4)).astype(np.float32)
+    y = np.array([0, 0, 1, 1, 2, 2, 0], np.int32)
+    w = np.array([True] * 6 + [False])
+    per = multi_similarity_loss_per_anchor(x, y, where=w)
+    assert float(per[6]) == 0.0
+    np.testing.assert_allclose(float(per[:6].mean()), float(multi_similarity_loss(x, y, where=w)), rtol=1e-6)
