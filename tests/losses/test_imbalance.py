@@ -363,10 +363,12 @@ def test_out_of_range_labels_nan_unless_masked(name):
     labels = np.array(s.args[1])
     labels[0], labels[1] = labels.max() + 7, -1
     args = (s.args[0], labels, *s.args[2:])
-    out = np.asarray(entry.fn(*args, **s.kwargs))
+    out = np.asarray(jax.jit(lambda *a: entry.fn(*a, **s.kwargs))(*args))
     assert np.all(np.isnan(out[:2])) and np.all(np.isfinite(out[2:])), (name, out)
     mask = jnp.asarray(np.arange(len(labels)) >= 2)
-    v, g = jax.value_and_grad(lambda z: jnp.sum(entry.fn(z, *args[1:], **s.kwargs, where=mask)))(jnp.asarray(args[0]))
+    v, g = jax.jit(jax.value_and_grad(lambda z: jnp.sum(entry.fn(z, *args[1:], **s.kwargs, where=mask))))(
+        jnp.asarray(args[0])
+    )
     assert np.isfinite(float(v)) and np.all(np.isfinite(np.asarray(g))) and np.all(np.asarray(g)[:2] == 0), name
 
 
@@ -447,40 +449,37 @@ def test_gml_reduces_to_logit_adjusted_ce_and_trains_the_temperature_only_throug
     q = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
     y = jnp.array([0, 1, 1])
     z = jnp.array([[0.1, -0.2], [0.3, 0.0], [0.0, 0.05]])
-    priors = jnp.array([0.7, 0.3])
-    kw = dict(class_priors=priors, logit_temperature=0.5)
-    la = -jnp.take_along_axis(jax.nn.log_softmax(z / 0.5 + jnp.log(priors)[None]), y[:, None], -1)[:, 0]
-    none = (jnp.arange(3), -1 - jnp.arange(3))  # no key is a query's own
-    got = gml_loss(q, y, z, q, y, *none, contrastive_weight=0.0, **kw)
-    assert_close(got, la)
-    # one key per class at similarity s: log S = s / T, so the contrastive terms are the logit-adjusted CE
-    # of the similarities (the self-exclusion term sees the same keys when no id matches)
     keys = jnp.array([[1.0, 0.0], [0.0, 1.0]])
-    ids = (jnp.arange(3), jnp.array([7, 8]))
-    out = gml_loss(q, y, z, keys, jnp.array([0, 1]), *ids, ce_weight=0.0, temperature=0.2, **kw)
-    ce_s = -jnp.take_along_axis(jax.nn.log_softmax(q @ keys.T / 0.2 + jnp.log(priors)[None]), y[:, None], -1)[:, 0]
-    assert_close(out, 2 * ce_s)
+    key_labels = jnp.array([0, 1])
+    priors = jnp.array([0.7, 0.3])
 
-    def total(t):
-        return jnp.sum(gml_loss(q, y, z, keys, jnp.array([0, 1]), *ids, ce_weight=0.0, temperature=t, **kw))
+    kw = dict(class_priors=priors, logit_temperature=0.5)
 
-    # d/dT of one term only: half of the gradient of 2 * CE(s / T)
-    g = jax.grad(total)(0.2)
-    want = jax.grad(
-        lambda t: jnp.sum(
-            -jnp.take_along_axis(jax.nn.log_softmax(q @ keys.T / t + jnp.log(priors)[None]), y[:, None], -1)
-        )
-    )(0.2)
-    assert_close(g, want)
-    # a class without any key is left out of the normalizer (no NaN); a query of that class gets an infinite loss
-    out = gml_loss(q[:2], y[:2], z[:2], keys[:1], jnp.array([0]), jnp.arange(2), jnp.array([5]), **kw)
-    assert np.isfinite(out[0]) and out[1] == np.inf
-    # a query's own key is left out of the second term only: with query 0 holding the only key of class 0,
-    # its self-excluding logit of class 0 is -inf and that term is infinite, the first one finite
-    own = gml_loss(q[:1], y[:1], z[:1], keys, jnp.array([0, 1]), jnp.array([4]), jnp.array([4, 9]), **kw)
-    assert own[0] == np.inf
+    def con_fn(t):  # one key per class at similarity s: log S = s / T in both contrastive terms
+        return gml_loss(q, y, z, keys, key_labels, jnp.arange(3), jnp.array([7, 8]), ce_weight=0.0, temperature=t, **kw)
+
+    @jax.jit
+    def run(t):
+        none = (jnp.arange(3), -1 - jnp.arange(3))  # no key is a query's own
+        ce_only = gml_loss(q, y, z, q, y, *none, contrastive_weight=0.0, temperature=t, **kw)
+        # query 0 owns the only key of class 0: its self-excluding logit of class 0 is -inf
+        own = gml_loss(q, y, z, keys, key_labels, jnp.array([4, 5, 6]), jnp.array([4, 9]), ce_weight=0.0, **kw)
+        return ce_only, con_fn(t), own, jax.grad(lambda u: jnp.sum(con_fn(u)))(t)
+
+    ce_only, con, own, g = run(0.2)
+    log_prior = jnp.log(priors)[None]
+    la = -jnp.take_along_axis(jax.nn.log_softmax(z / 0.5 + log_prior), y[:, None], -1)[:, 0]
+    assert_close(ce_only, la)
+
+    def ce_s(t):
+        return -jnp.take_along_axis(jax.nn.log_softmax(q @ keys.T / t + log_prior), y[:, None], -1)[:, 0]
+
+    assert_close(con, 2 * ce_s(0.2))
+    assert own[0] == np.inf and np.all(np.isfinite(own[1:]))
+    # d/dT of one term only (the other holds T constant): the gradient of one CE(s / T)
+    assert_close(g, jax.grad(lambda t: jnp.sum(ce_s(t)))(0.2))
     with pytest.raises(ValueError, match="gml_loss: argument `key_ids` must have shape"):
-        gml_loss(q, y, z, q, y, jnp.arange(3), jnp.arange(2), **kw)
+        gml_loss(q, y, z, q, y, jnp.arange(3), jnp.arange(2), class_priors=priors)
 
 
 def test_sbcl_with_one_subclass_per_class_and_no_class_term_is_supervised_contrastive():
