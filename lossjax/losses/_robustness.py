@@ -1227,9 +1227,11 @@ def holistic_robust_loss(
     with the weights held constant, as in the official code (its cvxpy solve).
     The evasion part of HR (radius :math:`\epsilon`) is in the losses passed
     in: per-example losses at adversarial inputs (:func:`pgd_perturbation`).
-    The official code replaces :math:`\alpha = 0` by :math:`10^{-6}` and
-    :math:`r = 0` by :math:`10^{-3}` (solver stability); here :math:`r = 0`
-    gives :math:`p = q` exactly.
+    The official code replaces :math:`\alpha = 0` by :math:`10^{-6}`, and
+    :math:`r = 0` by :math:`10^{-3}` when :math:`\alpha > 0` (solver
+    stability), and falls back to the plain mean when both are that small;
+    here :math:`r = 0` gives :math:`p = q` exactly. Tied losses: one of the
+    optimal weightings (the mass leaves the earlier of tied examples first).
 
     Args:
       losses: per-example losses ``[N]`` (adversarial ones for the evasion part).
