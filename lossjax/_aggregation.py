@@ -25,6 +25,30 @@ Three guarantees every aggregator gets from here:
   :func:`apply_if_finite` here is the same wrapper (same arguments, same
   :class:`optax.ApplyIfFiniteState`) with the zero update shaped like the
   *output*; it wraps every lossjax transform, aggregators included.
+
+**Weights and randomness, the same for every aggregator.** Every aggregator's
+state is an :class:`AggregatorState`:
+
+- ``state.weights`` (float32 ``[m]``) are the per-loss weights ``w`` of the
+  last update, for logging. For the linear methods (all but the ones below)
+  the update is exactly ``sum_i w_i g_i`` of the gradients passed to that
+  ``update``. Methods that combine something else say so in their docstring:
+  M-ConFIG, MoCo and DB-MTL weight their per-loss momenta (not the step's
+  gradients); GradDrop and the trimmed mean keep or drop each coordinate, and
+  report each loss's per-coordinate weight averaged over the coordinates.
+  Before the first update the weights are zeros, of shape ``[num_losses]`` when
+  the factory got ``num_losses`` and ``[0]`` otherwise (the number of losses is
+  only known from the first gradients): pass ``num_losses`` where the state's
+  shapes must not change between steps (``jax.lax.scan`` over training steps).
+- ``state.key``: randomness is injected, never hidden. ``update(..., key=k)``
+  (a PRNG key per call) is accepted by every aggregator and used by the
+  randomized ones (PCGrad and GradVac with ``shuffle=True``, GradDrop, RLW);
+  the same key gives the same update. Their factories also take ``seed`` (an
+  integer): the state then holds a key that is split at every update
+  (``state.key``, raw ``uint32[2]``; None without a seed) and used when no
+  ``key=`` is passed, so a run is reproducible from its seed alone.
+- ``state.inner`` is the method's own state (:class:`optax.EmptyState` for the
+  stateless ones; e.g. Nash-MTL's :class:`~lossjax.transforms.NashMTLState`).
 """
 
 from __future__ import annotations
@@ -42,13 +66,13 @@ from lossjax import _checks as C
 from lossjax import _trees
 from lossjax._parallel import like_inputs, pmean
 
-__all__ = ["apply_if_finite", "gram_matrix"]
+__all__ = ["AggregatorState", "apply_if_finite", "gram_matrix"]
 
 Array = jax.Array
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
-_NEEDS = {"key": "a PRNG key"}
+_NEEDS = {"key": "a PRNG key per call, or `seed=` given to the factory"}
 
 
 def num_losses_of(fn: str, grads: Any) -> int:
@@ -188,43 +212,98 @@ def sample_grads(rng: np.random.Generator) -> tuple[dict, dict]:
     return params, updates
 
 
+class AggregatorState(NamedTuple):
+    """The state of every lossjax aggregator: the weights it used, its key and the method's own state.
+
+    Attributes:
+      weights: float32 ``[m]``, the per-loss weights of the last update (``update = sum_i weights_i g_i`` for
+        the linear methods; see :mod:`lossjax._aggregation`). Zeros before the first update, of shape
+        ``[num_losses]`` (``[0]`` when the factory got no ``num_losses``).
+      key: raw ``uint32[2]`` PRNG key split at every update when the factory got ``seed``; None otherwise.
+      inner: the method's own state (:class:`optax.EmptyState` for stateless methods).
+    """
+
+    weights: Array
+    key: Array | None
+    inner: Any
+
+
+def check_seed(fn: str, seed: Any) -> int | None:
+    """Validates a factory's ``seed``: None or an integer >= 0."""
+    if seed is None:
+        return None
+    C.check_int(fn, "seed", seed, 0, static=True)
+    return int(seed)
+
+
 def aggregator(
     fn: str,
-    step: Callable[[Any, int, Any, dict], tuple[Any, Any]],
+    step: Callable[[Any, int, Any, dict], tuple[Any, Array, Any]],
     *,
     num_losses: int | None = None,
     axis_name: Any = None,
     init: Callable[[Any], Any] | None = None,
     requires: tuple[str, ...] = (),
+    seed: int | None = None,
 ) -> aggregating.Aggregator:
     """The one ``update`` of every combiner and weighting.
 
     ``update(updates, state, params=None, **extra)`` checks the stacked
     per-loss gradients (every leaf ``[m, ...]``, float, one ``m``; equal to
-    ``num_losses`` when given), checks the extra arguments in ``requires``,
-    averages the gradients over ``axis_name`` and returns
-    ``step(updates, m, state, extra) -> (update, new_state)``. ``init(params)``
-    builds the state (default :class:`optax.EmptyState`). A new state that is
-    not all finite (from non-finite gradients or ``losses=``, or an overflow) is
-    replaced by the previous one (:func:`lossjax._trees.keep_if_finite`); the update is returned
-    as computed.
+    ``num_losses`` when given), resolves ``key`` (the per-call ``key=``, else a
+    split of the state's key when the factory got ``seed``), checks the extra
+    arguments in ``requires``, averages the gradients over ``axis_name`` and
+    calls ``step(updates, m, inner_state, extra) -> (update, weights, new_inner_state)``.
+    ``init(params)`` builds the method's state (default :class:`optax.EmptyState`);
+    the aggregator's state is an :class:`AggregatorState` around it. A new state
+    that is not all finite (from non-finite gradients or ``losses=``, or an
+    overflow) is replaced by the previous one (:func:`lossjax._trees.keep_if_finite`);
+    the update is returned as computed.
     """
+    seed = check_seed(fn, seed)
 
     def init_fn(params):
-        return optax.EmptyState() if init is None else init(params)
+        inner = optax.EmptyState() if init is None else init(params)
+        m0 = 0 if num_losses is None else num_losses
+        key = None if seed is None else jax.random.PRNGKey(seed)
+        return AggregatorState(jnp.zeros((m0,), jnp.float32), key, inner)
 
     def update_fn(updates, state, params=None, **extra):
         del params
         m = num_losses_of(fn, updates)
         if num_losses is not None and m != num_losses:
             raise ValueError(f"{fn}: built for num_losses={num_losses}, got gradients of {m} losses.")
+        if not isinstance(state, AggregatorState):
+            raise TypeError(f"{fn}: `state` must be the AggregatorState from this aggregator's init, got {state!r}.")
+        extra = dict(extra)
+        key = state.key
+        if extra.get("key") is None and state.key is not None:
+            key, extra["key"] = jax.random.split(state.key)
         for name in requires:
             if extra.get(name) is None:
                 raise ValueError(f"{fn}: `update` needs `{name}=` ({_NEEDS.get(name, 'an array')}).")
-        out, new_state = step(pmean(updates, axis_name), m, state, extra)
-        return out, _trees.keep_if_finite(new_state, state)
+        out, w, inner = step(pmean(updates, axis_name), m, state.inner, extra)
+        w = jnp.reshape(jnp.asarray(w), (m,)).astype(jnp.float32)
+        new = AggregatorState(w, key, inner)
+        if state.weights.shape == (m,):
+            return out, _trees.keep_if_finite(new, state)
+        # the first update of an aggregator built without num_losses: the weights get their shape [m]
+        kept = _trees.keep_if_finite((key, inner), (state.key, state.inner))
+        return out, AggregatorState(jnp.where(jnp.isfinite(w), w, 0.0), *kept)
 
     return aggregating.Aggregator(init_fn, update_fn)
+
+
+def cross_gram(updates_a: Any, updates_b: Any) -> Array:
+    """``A_ij = <a_i, b_j>`` of two stacked per-loss gradient trees (two independent batches), float32 or wider."""
+    m = num_losses_of("cross_gram", updates_a)
+    dtype = _trees.compute_dtype(updates_a)
+    A = jnp.zeros((m, m), dtype)
+    for la, lb in zip(jax.tree.leaves(updates_a), jax.tree.leaves(updates_b), strict=True):
+        xa = jnp.reshape(jnp.asarray(la).astype(dtype), (m, -1))
+        xb = jnp.reshape(jnp.asarray(lb).astype(dtype), (m, -1))
+        A = A + jax.lax.dot_general(xa, xb, (((1,), (1,)), ((), ())), precision=HIGHEST, preferred_element_type=dtype)
+    return A
 
 
 def gram_aggregator(
@@ -233,12 +312,13 @@ def gram_aggregator(
     """An :func:`aggregator` whose weights come from the Gram matrix.
 
     ``weights_fn(gram, m, state, extra) -> (w, new_state)`` with ``gram`` a
-    :class:`ScaledGram` (:func:`safe_gram`); the update is ``sum_i w_i g_i``.
+    :class:`ScaledGram` (:func:`safe_gram`); the update is ``sum_i w_i g_i`` and ``w`` goes to
+    ``state.weights``.
     """
 
     def step(updates, m, state, extra):
         w, new_state = weights_fn(safe_gram(updates), m, state, extra)
-        return combine(updates, w), new_state
+        return combine(updates, w), w, new_state
 
     return aggregator(fn, step, **kwargs)
 
@@ -301,7 +381,13 @@ def apply_if_finite(inner: Any, max_consecutive_errors: int) -> Any:
 
         def reject_update(_):
             zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), out_shape[0])
-            return zeros, state.inner_state
+            # an aggregator built without num_losses gets its weights' shape [m] at its first update
+            kept = jax.tree.map(
+                lambda o, a: o if (o.shape, o.dtype) == (a.shape, a.dtype) else jnp.zeros(a.shape, a.dtype),
+                state.inner_state,
+                out_shape[1],
+            )
+            return zeros, kept
 
         out, new_inner = jax.lax.cond(
             isfinite | (notfinite_count > max_consecutive_errors), do_update, reject_update, None

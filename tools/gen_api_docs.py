@@ -92,8 +92,14 @@ methods reweight losses inside a trainer. In lossjax both are optax transforms:
 - **Loss weighting** (`uncertainty_weighting`, `dwa`, `famo`, `gradnorm`, `rlw`): the same call plus
   the update-time arguments `lossjax describe NAME` lists (`losses=`, `key=` ...); learned weights are
   transform state.
+- **Weights** (torchjd's `Weighting` classes): every aggregator's state is an `AggregatorState`;
+  `state.weights` are the per-loss weights of the last update (what torchjd's `XWeighting` returns for
+  the Gramian; `update == sum_i weights_i g_i` for the linear methods), `state.inner` the method's state.
+  `cr_mogm(base=...)` is torchjd's `CRMOGMWeighting` around any linear aggregator.
 - **Order and randomness**: `pcgrad` projects in a fixed order by default (`shuffle=True` for torchjd's
-  random order; then pass `key=`).
+  random order; then pass `key=` per call, or `seed=` to the factory for a key kept in the state).
+- **Two batches** (torchjd's `MoDoWeighting`, `SDMGradWeighting` on `J_1 J_2^T`): `modo`, `sdmgrad` take
+  the independent batches' per-loss gradients as `updates_a=`, `updates_b=` and combine `updates`.
 - **Solvers** are JAX (no cvxpy/quadprog): results match the references to the tolerance in
   `tests/reference/README.md`.
 

@@ -20,8 +20,21 @@ flattening or concatenation. The shared ``update`` lives in
 :mod:`lossjax._aggregation`.
 
 Every factory takes ``num_losses`` (keyword, default None): the stateful ones
-(M-ConFIG, GradVac, Nash-MTL) require it; the others check the gradients
+(M-ConFIG, GradVac, Nash-MTL ...) require it; the others check the gradients
 against it when it is given.
+
+Weights and keys, the same everywhere (:class:`lossjax.transforms.AggregatorState`):
+every aggregator's state has ``state.weights``, the per-loss weights ``w`` of
+its last update (``update == sum_i w_i g_i`` for every linear method; the
+exceptions are documented: M-ConFIG, MoCo and DB-MTL weight momenta, GradDrop
+and the trimmed mean report mean per-coordinate weights), ``state.inner``, the
+method's own state, and ``state.key``. Every ``update`` accepts ``key=`` (a
+PRNG key per call); the randomized methods use it, and their factories take
+``seed`` (an integer) for a key kept in the state and split every step::
+
+    tx = lossjax.transforms.pcgrad(shuffle=True, seed=0)
+    upd, state = tx.update(grads, tx.init(params))
+    log(state.weights)  # the weights of this step
 
 Data parallelism: combine the *whole batch's* per-loss gradients (ConFIG of
 averages is not the average of ConFIGs). Compute each loss with the global
@@ -56,6 +69,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from optax.experimental import aggregating
 
 from lossjax import _checks as C
@@ -66,35 +80,52 @@ from lossjax._aggregation import (
     check_length,
     check_num_losses,
     combine,
+    cross_gram,
     gram_aggregator,
+    num_losses_of,
     safe_gram,
     sample_grads,
 )
+from lossjax._parallel import pmean
 from lossjax.registry import TransformSample, register
 
 __all__ = [
+    "CRMOGMState",
+    "DBMTLState",
     "ExcessMTLState",
     "GradVacState",
+    "IMTLState",
     "MConfigState",
+    "MoCoState",
+    "MoDoState",
     "NashMTLState",
+    "PCDState",
+    "SDMGradState",
     "aligned_mtl",
     "cagrad",
     "config",
     "config_weights",
     "constant_weights",
+    "cr_mogm",
+    "db_mtl",
     "dualproj",
     "equal_weight",
     "excess_mtl",
     "fairgrad",
     "graddrop",
     "gradvac",
+    "imtl",
     "imtl_g",
     "krum",
     "m_config",
     "m_config_schedule",
     "mgda",
+    "moco_mtl",
+    "modo",
     "nash_mtl",
+    "pcd",
     "pcgrad",
+    "sdmgrad",
     "trimmed_mean",
     "upgrad",
 ]
@@ -380,7 +411,8 @@ def config(
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      (``state.weights``: the weights used);
       ``update(updates, state, params=None)`` returns ``g_c`` shaped like one gradient.
 
     Paper: Liu, Chu, Thuerey, "ConFIG: Towards Conflict-free Training of Physics
@@ -521,7 +553,8 @@ def m_config(
       selected: boolean ``[m]``, the losses whose gradients are in ``updates`` this step.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with :class:`MConfigState`;
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      whose ``inner`` is a :class:`MConfigState`;
       ``update(updates, state, params=None, *, selected=None)`` returns the Adam-normalized ConFIG update.
 
     Paper: Liu, Chu, Thuerey, "ConFIG: Towards Conflict-free Training of Physics Informed Neural
@@ -605,7 +638,8 @@ def m_config(
         fake = jax.tree.map(lambda x: x[0], triples, is_leaf=is_triple)
         sec = jax.tree.map(lambda x: x[1], triples, is_leaf=is_triple)
         out = jax.tree.map(lambda x: x[2], triples, is_leaf=is_triple)
-        return _trees.cast_like(out, updates), MConfigState(t, counts, momenta, fake, sec)
+        w = jnp.where(ready, coef, jnp.zeros_like(coef))  # applied to the unbiased momenta
+        return _trees.cast_like(out, updates), w, MConfigState(t, counts, momenta, fake, sec)
 
     return aggregator(fn, step, num_losses=m, axis_name=axis_name, init=init_fn)
 
@@ -649,7 +683,7 @@ def _pcgrad_weights(G: Array, key: Array | None) -> Array:
     runtime=("key",),
 )
 def pcgrad(
-    *, num_losses: int | None = None, shuffle: bool = False, axis_name: str | None = None
+    *, num_losses: int | None = None, shuffle: bool = False, seed: int | None = None, axis_name: str | None = None
 ) -> aggregating.Aggregator:
     r"""PCGrad: project each gradient off the gradients it conflicts with, then sum.
 
@@ -664,11 +698,13 @@ def pcgrad(
 
     Args:
       num_losses: m, optional: when given, the gradients are checked against it.
-      shuffle: random projection order (needs ``key=`` in ``update``).
+      shuffle: random projection order (needs ``key=`` in ``update`` or ``seed``).
+      seed: an integer: the state holds a key split at every update (used when ``update`` gets no ``key=``).
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      (``state.weights``: the weights used);
       ``update(updates, state, params=None, *, key=None)`` returns ``sum_i g_i^PC``.
 
     Paper: Yu, Kumar, Gupta, Levine, Hausman, Finn, "Gradient Surgery for Multi-Task Learning",
@@ -687,10 +723,10 @@ def pcgrad(
     def wfn(gram, m, state, extra):
         key = extra.get("key")
         if shuffle and key is None:
-            raise ValueError(f"{fn}: `shuffle=True` needs `key=` (a PRNG key) in `update`.")
+            raise ValueError(f"{fn}: `shuffle=True` needs `key=` (a PRNG key) in `update`, or `seed=` in the factory.")
         return _pcgrad_weights(gram.G, key if shuffle else None), state
 
-    return gram_aggregator(fn, wfn, num_losses=num_losses, axis_name=axis_name)
+    return gram_aggregator(fn, wfn, num_losses=num_losses, axis_name=axis_name, seed=seed)
 
 
 def _imtl_weights(G: Array) -> Array:
@@ -727,7 +763,8 @@ def imtl_g(*, num_losses: int | None = None, axis_name: str | None = None) -> ag
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      (``state.weights``: the weights used);
       ``update(updates, state, params=None)`` returns ``sum_i w_i g_i``.
 
     Paper: Liu, Li, Kuang, Xue, Chen, Yang, Liao, Zhang, "Towards Impartial Multi-task Learning",
@@ -868,7 +905,8 @@ def upgrad(
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      (``state.weights``: the weights used);
       ``update(updates, state, params=None)`` returns ``sum_j w_j g_j``.
 
     Paper: Quinton, Rey, "Jacobian Descent for Multi-Objective Optimization", 2024, arXiv:2406.16232.
@@ -928,7 +966,8 @@ def dualproj(
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      (``state.weights``: the weights used);
       ``update(updates, state, params=None)`` returns ``sum_j w_j g_j``.
 
     Paper: Quinton, Rey, "Jacobian Descent for Multi-Objective Optimization", 2024, arXiv:2406.16232
@@ -1042,7 +1081,8 @@ def mgda(
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      (``state.weights``: the weights used);
       ``update(updates, state, params=None)`` returns the min-norm combination ``sum_i w_i g_i``.
 
     Paper: Sener, Koltun, "Multi-Task Learning as Multi-Objective Optimization", NeurIPS 2018, arXiv:1810.04650.
@@ -1195,7 +1235,8 @@ def cagrad(
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      (``state.weights``: the weights used);
       ``update(updates, state, params=None)`` returns the update above.
 
     Paper: Liu, Liu, Jin, Stone, Liu, "Conflict-Averse Gradient Descent for Multi-task Learning",
@@ -1281,7 +1322,8 @@ def aligned_mtl(
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      (``state.weights``: the weights used);
       ``update(updates, state, params=None)`` returns ``sum_i (B p)_i g_i``.
 
     Paper: Senushkin, Patakin, Kuznetsov, Konushin, "Independent Component Alignment for Multi-Task
@@ -1369,6 +1411,7 @@ def gradvac(
     decay: float = 0.5,
     epsilon: float = 1e-8,
     shuffle: bool = False,
+    seed: int | None = None,
     axis_name: str | None = None,
 ) -> aggregating.Aggregator:
     r"""GradVac: pull each pair's cosine up to an EMA target instead of only removing conflicts.
@@ -1389,11 +1432,13 @@ def gradvac(
       num_losses: m (required: the state holds an ``m x m`` matrix of targets).
       decay: the EMA factor of the cosine targets, ``new = decay old + (1 - decay) cos``.
       epsilon: added to the denominators.
-      shuffle: visit the other losses in a random order (needs ``key=`` in ``update``).
+      shuffle: visit the other losses in a random order (needs ``key=`` in ``update`` or ``seed``).
+      seed: an integer: the state holds a key split at every update (used when ``update`` gets no ``key=``).
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with :class:`GradVacState`;
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      whose ``inner`` is a :class:`GradVacState`;
       ``update(updates, state, params=None, *, key=None)`` returns ``sum_i g_i`` after the corrections.
 
     Paper: Wang, Tsvetkov, Firat, Cao, "Gradient Vaccine: Investigating and Improving Multi-task
@@ -1418,11 +1463,11 @@ def gradvac(
     def wfn(gram, m, state, extra):
         key = extra.get("key")
         if shuffle and key is None:
-            raise ValueError(f"{fn}: `shuffle=True` needs `key=` (a PRNG key) in `update`.")
+            raise ValueError(f"{fn}: `shuffle=True` needs `key=` (a PRNG key) in `update`, or `seed=` in the factory.")
         w, phi = _gradvac_weights(gram.G, state.targets, decay, epsilon, key if shuffle else None, gram.scale)
         return w, GradVacState(phi.astype(state.targets.dtype))
 
-    return gram_aggregator(fn, wfn, num_losses=m0, init=init, axis_name=axis_name)
+    return gram_aggregator(fn, wfn, num_losses=m0, init=init, axis_name=axis_name, seed=seed)
 
 
 # ------------------------------------------------------------------------------
@@ -1441,9 +1486,14 @@ def _graddrop_combine(grads: Any, uniforms: Any, leak: Array | None) -> Any:
         keep = ((P > u)[None] & (g32 > 0)) | ((P < u)[None] & (g32 < 0))
         lk = jnp.zeros((m,), acc) if leak is None else leak.astype(acc)
         lk = jnp.reshape(lk, (m,) + (1,) * (g.ndim - 1))
-        return jnp.sum((lk + (1.0 - lk) * keep.astype(acc)) * g32, 0).astype(g.dtype)
+        coef = lk + (1.0 - lk) * keep.astype(acc)
+        return jnp.sum(coef * g32, 0).astype(g.dtype), jnp.sum(jnp.reshape(coef, (m, -1)), axis=1), coef[0].size
 
-    return jax.tree.map(one, grads, uniforms)
+    leaves, treedef = jax.tree.flatten(grads)
+    parts = [one(g, u) for g, u in zip(leaves, jax.tree.leaves(uniforms), strict=True)]
+    count = sum(n for _, _, n in parts)
+    w = sum(s.astype(jnp.float32) for _, s, _ in parts) / max(count, 1)  # each loss's mean coefficient
+    return jax.tree.unflatten(treedef, [o for o, _, _ in parts]), w
 
 
 @register(
@@ -1458,7 +1508,11 @@ def _graddrop_combine(grads: Any, uniforms: Any, leak: Array | None) -> Any:
     runtime=("key",),
 )
 def graddrop(
-    *, num_losses: int | None = None, leak: Sequence[float] | None = None, axis_name: str | None = None
+    *,
+    num_losses: int | None = None,
+    leak: Sequence[float] | None = None,
+    seed: int | None = None,
+    axis_name: str | None = None,
 ) -> aggregating.Aggregator:
     r"""GradDrop: keep, per coordinate, only the gradients whose sign wins a purity-weighted coin flip.
 
@@ -1467,15 +1521,17 @@ def graddrop(
         \text{update} = \sum_i (\ell_i + (1-\ell_i) M_i) g_i,\quad M_i = [P>U][g_i>0] + [P<U][g_i<0]
 
     elementwise (one uniform per parameter), with leak ``ell`` (default 0).
-    Needs ``key=`` in ``update``.
+    Needs ``key=`` in ``update`` or ``seed``.
 
     Args:
       num_losses: m, optional: when given, the gradients (and ``leak``) are checked against it.
       leak: per-loss leak ``ell_i`` in ``[0, 1]`` (default 0: the paper's GradDrop).
+      seed: an integer: the state holds a key split at every update (used when ``update`` gets no ``key=``).
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      (``state.weights``: the weights used);
       ``update(updates, state, params=None, *, key)`` returns the masked sum.
 
     Paper: Chen, Ngiam, Huang, Luong, Kretzschmar, Chai, Anguelov, "Just Pick a Sign: Optimizing Deep
@@ -1508,9 +1564,10 @@ def graddrop(
         ]
         uniforms = jax.tree.unflatten(treedef, us)
         leak_a = None if leak_t is None else jnp.asarray(leak_t, jnp.float32)
-        return _graddrop_combine(updates, uniforms, leak_a), state
+        out, w = _graddrop_combine(updates, uniforms, leak_a)
+        return out, w, state
 
-    return aggregator(fn, step, num_losses=num_losses, axis_name=axis_name, requires=("key",))
+    return aggregator(fn, step, num_losses=num_losses, axis_name=axis_name, requires=("key",), seed=seed)
 
 
 # ------------------------------------------------------------------------------
@@ -1633,7 +1690,8 @@ def nash_mtl(
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with :class:`NashMTLState`;
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      whose ``inner`` is a :class:`NashMTLState`;
       ``update(updates, state, params=None)`` returns ``sum_i alpha_i g_i`` (capped).
 
     Paper: Navon, Shamsian, Achituve, Maron, Kawaguchi, Chechik, Fetaya, "Multi-Task Learning as a
@@ -1708,7 +1766,8 @@ def equal_weight(
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      (``state.weights``: the weights used);
       ``update(updates, state, params=None)`` returns the sum (or mean) of the m gradients.
 
     Paper: Kurin, De Palma, Kostrikov, Whiteson, Kumar, "In Defense of the Unitary Scalarization for Deep
@@ -1726,9 +1785,8 @@ def equal_weight(
 
     def step(updates, m, state, extra):
         scale = 1.0 if reduction == "sum" else 1.0 / m
-        return jax.tree.map(
-            lambda g: (jnp.sum(g.astype(C.compute_dtype(g)), 0) * scale).astype(g.dtype), updates
-        ), state
+        out = jax.tree.map(lambda g: (jnp.sum(g.astype(C.compute_dtype(g)), 0) * scale).astype(g.dtype), updates)
+        return out, jnp.full((m,), scale, jnp.float32), state
 
     return aggregator(fn, step, num_losses=num_losses, axis_name=axis_name)
 
@@ -1775,7 +1833,8 @@ def krum(
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`.
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      (``state.weights``: the weights used).
 
     Paper: Blanchard, El Mhamdi, Guerraoui, Stainer, "Machine Learning with
     Adversaries: Byzantine Tolerant Gradient Descent", NeurIPS 2017.
@@ -1837,7 +1896,8 @@ def trimmed_mean(
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`.
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      (``state.weights``: the weights used).
 
     Paper: Yin, Chen, Ramchandran, Bartlett, "Byzantine-Robust Distributed
     Learning: Towards Optimal Statistical Rates", ICML 2018, arXiv:1803.01498.
@@ -1863,7 +1923,14 @@ def trimmed_mean(
             kept = jnp.sort(g.astype(dtype), axis=0)[t : m - t]
             return jnp.mean(kept, axis=0).astype(g.dtype)
 
-        return jax.tree.map(one, updates), state
+        def kept_fraction(g):  # per loss: in how many coordinates it is among the m - 2t middle values
+            rank = jnp.argsort(jnp.argsort(jnp.reshape(g, (m, -1)), axis=0), axis=0)
+            return jnp.sum((rank >= t) & (rank < m - t), axis=1).astype(jnp.float32), rank.shape[1]
+
+        parts = [kept_fraction(g) for g in jax.tree.leaves(updates)]
+        count = sum(n for _, n in parts)
+        w = sum(k for k, _ in parts) / (max(count, 1) * (m - 2 * t))
+        return jax.tree.map(one, updates), w, state
 
     return aggregator(fn, step, num_losses=num_losses, axis_name=axis_name)
 
@@ -1891,7 +1958,8 @@ def constant_weights(
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`.
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      (``state.weights``: the weights used).
 
     Paper: Jacobian Descent for Multi-Objective Optimization (Quinton, Rey, 2024, arXiv:2406.16232),
     the Constant aggregator of its torchjd library.
@@ -1914,7 +1982,7 @@ def constant_weights(
         if m != m0:
             raise ValueError(f"{fn}: `weights` has {m0} entries, got gradients of {m} losses.")
         w = jnp.asarray(w0, C.compute_dtype(*jax.tree.leaves(updates)))
-        return combine(updates, w), state
+        return combine(updates, w), w, state
 
     return aggregator(fn, step, num_losses=num_losses, axis_name=axis_name)
 
@@ -1999,7 +2067,8 @@ def fairgrad(
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`.
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      (``state.weights``: the weights used).
 
     Paper: Ban, Ji, "Fair Resource Allocation in Multi-Task Learning", ICML 2024, arXiv:2402.15638.
 
@@ -2080,7 +2149,8 @@ def excess_mtl(
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`ExcessMTLState`
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      whose ``inner`` is an :class:`ExcessMTLState`
       (``init(params)`` needs the parameters: the squared-gradient sums have their shapes).
 
     Paper: He, Zhou, Zhang, Liu, Zhang, "Robust Multi-Task Learning with Excess Risks", ICML 2024,
@@ -2136,6 +2206,768 @@ def excess_mtl(
             warmup_sum.astype(state.warmup_sum.dtype),
             count + 1,
         )
-        return combine(updates, weights), new
+        return combine(updates, weights), weights, new
+
+    return aggregator(fn, step, num_losses=m0, axis_name=axis_name, init=init)
+
+
+# ------------------------------------------------------------------------------
+# torchjd 0.18's last aggregators (PCD, MoDo, SDMGrad, CR-MOGM) and LibMTL's gradient-based
+# weightings (IMTL, MoCo, DB-MTL).
+# ------------------------------------------------------------------------------
+
+
+def _extra_sample(*variants, hyperparams=None, losses: bool = False, batches: bool = False):
+    """A combiner's sample with ``losses=`` (per-loss values) and/or ``updates_a=``, ``updates_b=`` (two
+    independent batches' per-loss gradients) among its extra arguments."""
+
+    def make():
+        params, updates = sample_grads(np.random.default_rng(0))
+        extra = {}
+        if losses:
+            extra["losses"] = np.random.default_rng(3).uniform(0.5, 2.0, size=(3,)).astype(np.float32)
+        if batches:
+            extra["updates_a"] = sample_grads(np.random.default_rng(1))[1]
+            extra["updates_b"] = sample_grads(np.random.default_rng(2))[1]
+        return TransformSample(
+            params=params,
+            updates=updates,
+            hyperparams=dict(hyperparams or {}),
+            extra_args=extra,
+            variants=tuple(variants),
+        )
+
+    return make
+
+
+def _losses_arg(fn: str, extra: dict, m: int, axis_name) -> Array:
+    """The ``losses=`` extra argument: checked (float ``[m]``) and averaged across devices."""
+    losses = extra.get("losses")
+    if losses is None:
+        raise ValueError(f"{fn}: `update` needs the per-loss values as `losses=` (shape [{m}]).")
+    losses = C.check_array(fn, "losses", losses, shape=(m,), dtype="float")
+    return pmean(losses.astype(C.compute_dtype(losses)), axis_name)
+
+
+def _batch_matrix(fn: str, gram, extra: dict, m: int, axis_name) -> Array:
+    """``A = J_a J_b^T`` of ``updates_a=``, ``updates_b=`` (two independent batches), else the Gram of ``updates``
+    (both unscaled)."""
+    a, b = extra.get("updates_a"), extra.get("updates_b")
+    if (a is None) != (b is None):
+        raise ValueError(f"{fn}: pass both `updates_a=` and `updates_b=` (two independent batches), or neither.")
+    if a is None:
+        s = gram.scale.astype(gram.G.dtype)
+        return gram.G * s * s
+    for arg, tree in (("updates_a", a), ("updates_b", b)):
+        if num_losses_of(fn, tree) != m:
+            raise ValueError(f"{fn}: `{arg}` holds the gradients of {num_losses_of(fn, tree)} losses, not {m}.")
+    return cross_gram(pmean(a, axis_name), pmean(b, axis_name)).astype(gram.G.dtype)
+
+
+class PCDState(NamedTuple):
+    """State of :func:`pcd`: the moving average of the squared gradient norms and the step count."""
+
+    squared_norm_average: Array  # [m]
+    count: Array  # int32 []
+
+
+def _pcd_multipliers(Gs: Array, b: Array) -> tuple[Array, Array]:
+    """``mu = argmin_{mu >= 0} mu^T Gs mu / 2 - b^T mu`` (the dual of PCD's QP) and whether it is primal feasible."""
+    mu = _nonneg_qp(Gs, -b)
+    tol = 1e-4 * jnp.maximum(jnp.max(jnp.diagonal(Gs)), jnp.asarray(float(jnp.finfo(Gs.dtype).tiny), Gs.dtype))
+    return mu, jnp.all(Gs @ mu - b >= -tol)
+
+
+@register(
+    "pcd",
+    aliases=("priority_constrained_descent",),
+    family=FAMILY,
+    kind="transform",
+    formula="d~ = argmin_d ||d - g~_1||^2/2 s.t. g~_j.d >= f ||g~_j||^2 (j >= 2),  "
+    "g~_i = g_i / sqrt(EMA ||g_i||^2 + eps);  update = ||g_1|| d~/||d~||",
+    paper="Not All Objectives Are Born Equal: Priority-Constrained Descent for Hierarchical Multi-Objective "
+    "Optimization (TMLR 2026, arXiv:2606.29521)",
+    reference="torchjd==0.18.0 torchjd/aggregation/_pcd.py::PCD",
+    sample=_sample({"progress_fraction": (0.3, 0.05), "decay": 0.5}, hyperparams={"num_losses": 3}),
+)
+def pcd(
+    *,
+    num_losses: int | None = None,
+    progress_fraction: float | Sequence[float] = 0.02,
+    decay: float = 0.999,
+    epsilon: float = 1e-8,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""Priority-Constrained Descent: follow the first (primary) loss, guaranteeing progress on the others.
+
+    .. math::
+        \tilde d = \arg\min_d \tfrac12 \|d - \tilde g_1\|^2\ \ \text{s.t.}\ \
+        \tilde g_j^\top d \ge f_j \|\tilde g_j\|^2\ (j = 2..m),\qquad
+        \tilde g_i = \frac{g_i}{\sqrt{\hat v_i + \epsilon}},\qquad
+        \text{update} = \frac{\|g_1\|}{\|\tilde d\|}\,\tilde d
+
+    with :math:`\hat v_i` the bias-corrected moving average (factor ``decay``)
+    of :math:`\|g_i\|^2`. The QP is solved in its dual on the Gram matrix
+    (:math:`\tilde d = \tilde g_1 + \sum_j \mu_j \tilde g_j`, :math:`\mu \ge 0`;
+    exactly for up to 13 losses). The first loss is the primary one. A zero
+    primary gradient or a direction :math:`\tilde d` that is zero up to rounding
+    gives a zero update; infeasible constraints give :math:`g_1`.
+
+    Args:
+      num_losses: m (required: the state holds one moving average per loss).
+      progress_fraction: :math:`f \in [0, 1]`, the fraction of normalized progress guaranteed to each
+        secondary loss: one number, or one per secondary loss (m - 1). torchjd's ``tau``.
+      decay: the moving average's factor :math:`\beta \in [0, 1)` (torchjd's ``beta``).
+      epsilon: added to the moving average before its inverse square root.
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      whose ``inner`` is a :class:`PCDState`; ``state.weights`` are the weights of ``g_i`` in the update.
+
+    Paper: "Not All Objectives Are Born Equal: Priority-Constrained Descent for Hierarchical
+    Multi-Objective Optimization", TMLR 2026, arXiv:2606.29521.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.pcd(num_losses=2, progress_fraction=0.5)
+      >>> upd, state = tx.update(jnp.array([[1.0, 0.0], [-1.0, 1.0]]), tx.init(None))
+      >>> upd.round(4)  # d~ = u1 + mu u2 with u2.d~ = 0.5 (u_i = g_i/|g_i|), rescaled to |g1| = 1
+      Array([0.1691, 0.9856], dtype=float32)
+    """
+    fn = "pcd"
+    m0 = check_num_losses(fn, num_losses, required=True)
+    fracs = np.asarray(progress_fraction, np.float64)
+    if fracs.ndim > 1 or not np.all((fracs >= 0) & (fracs <= 1)):
+        raise ValueError(
+            f"{fn}: `progress_fraction` must be a number or a 1-D sequence of numbers in [0, 1], "
+            f"got {progress_fraction!r}."
+        )
+    if fracs.ndim == 1 and fracs.shape[0] != m0 - 1:
+        raise ValueError(
+            f"{fn}: `progress_fraction` has {fracs.shape[0]} entries but there are {m0 - 1} secondary losses."
+        )
+    C.check_in_range(fn, "decay", decay, 0.0, 1.0, high_inclusive=False)
+    C.check_positive(fn, "epsilon", epsilon, allow_zero=True)
+    fracs_t = tuple(float(v) for v in np.broadcast_to(fracs, (m0 - 1,)))
+
+    def init(params):
+        del params
+        return PCDState(jnp.zeros((m0,), jnp.float32), jnp.zeros((), jnp.int32))
+
+    def wfn(gram, m, state, extra):
+        G, s = gram.G, gram.scale.astype(gram.G.dtype)
+        dtype = G.dtype
+        sq = jnp.diagonal(G) * s * s  # the squared norms
+        avg = decay * state.squared_norm_average.astype(dtype) + (1.0 - decay) * sq
+        count = state.count + 1
+        den = C.safe_sqrt(avg / (1.0 - jnp.power(jnp.asarray(decay, dtype), count.astype(dtype))) + epsilon)
+        scales = _safe_inv(den)
+        sc = scales * s  # the normalized gradients are (g_i / s) * sc_i
+        Gn = G * sc[:, None] * sc[None, :]
+        w = jnp.zeros((m,), dtype).at[0].set(1.0)
+        if m > 1:
+            Gs = Gn[1:, 1:]
+            b = jnp.asarray(fracs_t, dtype) * jnp.diagonal(Gs) - Gn[1:, 0]
+            mu, feasible = _pcd_multipliers(Gs, b)
+            w = jnp.where(feasible, w.at[1:].set(jnp.maximum(mu, 0.0)), w)
+        precision = 10.0 * float(jnp.finfo(dtype).eps)
+        dir_sq = w @ Gn @ w
+        magnitude = jnp.square(jnp.abs(w) @ C.safe_sqrt(jnp.diagonal(Gn)))
+        ok = (dir_sq > precision * magnitude) & (G[0, 0] > 0)
+        weights = w * scales * C.safe_sqrt(G[0, 0]) * s * _safe_inv(C.safe_sqrt(dir_sq))
+        weights = jnp.where(ok, weights, jnp.zeros_like(weights))
+        return weights, PCDState(avg.astype(jnp.float32), count)
+
+    return gram_aggregator(fn, wfn, num_losses=m0, init=init, axis_name=axis_name)
+
+
+class MoDoState(NamedTuple):
+    """State of :func:`modo`: the task weights ``lambda`` (on the simplex)."""
+
+    weights: Array  # [m]
+
+
+@register(
+    "modo",
+    family=FAMILY,
+    kind="transform",
+    formula="lambda <- Proj_simplex(lambda - gamma (J_a J_b^T lambda + rho lambda));  update = sum_i lambda_i g_i",
+    paper="Three-Way Trade-Off in Multi-Objective Learning: Optimization, Generalization and Conflict-Avoidance "
+    "(JMLR 2024, arXiv:2305.20057)",
+    reference="torchjd==0.18.0 torchjd/aggregation/_modo.py::MoDoWeighting; LibMTL@4336804 LibMTL/weighting/MoDo.py",
+    sample=_extra_sample({"gamma": 0.5, "rho": 0.0}, hyperparams={"num_losses": 3}, batches=True),
+    runtime=("updates_a", "updates_b"),
+)
+def modo(
+    *,
+    num_losses: int | None = None,
+    gamma: float = 0.1,
+    rho: float = 0.1,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""MoDo: multi-objective gradient with double sampling, one projected step on the task weights per update.
+
+    .. math::
+        \lambda \leftarrow \Pi_\Delta\big(\lambda - \gamma\,(J_a J_b^\top \lambda + \rho\,\lambda)\big),\qquad
+        \text{update} = \sum_i \lambda_i g_i
+
+    with :math:`J_a, J_b` the per-loss gradients of two independent
+    mini-batches (``update(..., updates_a=, updates_b=)``) and :math:`g_i` those
+    of ``updates`` (a third batch, as LibMTL, or the mean of the two, as the
+    paper's Equation 2.9b). Without ``updates_a``/``updates_b`` the matrix is
+    the Gram of ``updates`` (a single-batch estimate, biased: the paper's
+    guarantee needs independent batches). Weights start uniform.
+
+    Args:
+      num_losses: m (required: the state holds the task weights).
+      gamma: :math:`\gamma > 0`, the step size of the weights (torchjd's default; LibMTL uses 1e-3).
+      rho: :math:`\rho \ge 0`, the weights' L2 regularization.
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      whose ``inner`` is a :class:`MoDoState`; ``update(updates, state, params=None, *, updates_a=None,
+      updates_b=None)`` returns ``sum_i lambda_i g_i`` (``state.weights = lambda``).
+
+    Paper: Chen, Fernando, Ying, Chen, "Three-Way Trade-Off in Multi-Objective Learning: Optimization,
+    Generalization and Conflict-Avoidance", JMLR 2024 (NeurIPS 2023), arXiv:2305.20057.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.modo(num_losses=2, gamma=0.1, rho=0.0)
+      >>> upd, state = tx.update(jnp.array([[2.0, 0.0], [0.0, 1.0]]), tx.init(None))
+      >>> state.weights  # (0.5, 0.5) - 0.1 (2, 0.5), projected onto the simplex
+      Array([0.425, 0.575], dtype=float32)
+    """
+    fn = "modo"
+    m0 = check_num_losses(fn, num_losses, required=True)
+    C.check_positive(fn, "gamma", gamma)
+    C.check_positive(fn, "rho", rho, allow_zero=True)
+
+    def init(params):
+        del params
+        return MoDoState(jnp.full((m0,), 1.0 / m0, jnp.float32))
+
+    def wfn(gram, m, state, extra):
+        A = _batch_matrix(fn, gram, extra, m, axis_name)
+        lam = state.weights.astype(A.dtype)
+        lam = _project_simplex(lam - gamma * (A @ lam + rho * lam))
+        return lam, MoDoState(lam.astype(jnp.float32))
+
+    return gram_aggregator(fn, wfn, num_losses=m0, init=init, axis_name=axis_name)
+
+
+class SDMGradState(NamedTuple):
+    """State of :func:`sdmgrad`: the inner solver's weights ``w`` (on the simplex), the warm start of the next."""
+
+    weights: Array  # [m]
+
+
+@register(
+    "sdmgrad",
+    family=FAMILY,
+    kind="transform",
+    formula="w <- SGD-momentum + simplex projection on w^T A (w + l w~) (num_iterations steps, A = J_a J_b^T / "
+    "mean(sqrt diag)^2);  update = sum_i ((w_i + l w~_i)/(1 + l)) g_i",
+    paper="Direction-oriented Multi-objective Learning: Simple and Provable Stochastic Algorithms "
+    "(NeurIPS 2023, arXiv:2305.18409)",
+    reference="torchjd==0.18.0 torchjd/aggregation/_sdmgrad.py::SDMGradWeighting; LibMTL@4336804 "
+    "LibMTL/weighting/SDMGrad.py (learning_rate=5)",
+    sample=_extra_sample(
+        {"preference_weight": 1.0, "weights": (0.2, 0.3, 0.5), "learning_rate": 5.0},
+        hyperparams={"num_losses": 3, "num_iterations": 5},
+        batches=True,
+    ),
+    runtime=("updates_a", "updates_b"),
+)
+def sdmgrad(
+    *,
+    num_losses: int | None = None,
+    learning_rate: float = 10.0,
+    momentum: float = 0.5,
+    num_iterations: int = 20,
+    preference_weight: float = 0.3,
+    weights: Sequence[float] | None = None,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""SDMGrad: stochastic direction-oriented multi-objective gradient, weights pulled toward a preference.
+
+    .. math::
+        A = \frac{J_a J_b^\top}{\mathrm{mean}_i(\sqrt{(J_a J_b^\top)_{ii}})^2 + 10^{-8}},\qquad
+        w \leftarrow \Pi_\Delta(w - \eta v),\ v \leftarrow \mu v + A(w + \lambda\tilde w)\ \ (K\ \text{times}),
+        \qquad \text{update} = \sum_i \frac{w_i + \lambda \tilde w_i}{1 + \lambda} g_i
+
+    (SGD with momentum on :math:`\tfrac12 \|J^\top w\|^2 + \lambda\, w^\top J J^\top \tilde w`
+    over the simplex, warm-started from the last ``w``). :math:`J_a, J_b` are
+    two independent batches' per-loss gradients (``update(..., updates_a=,
+    updates_b=)``; without them the Gram of ``updates``), :math:`g_i` those of
+    ``updates`` (a third batch). ``state.weights`` are the weights of
+    :math:`g_i` in the update.
+
+    Args:
+      num_losses: m (required: the state holds the solver's weights).
+      learning_rate: :math:`\eta > 0` of the inner SGD (torchjd 10; LibMTL 5).
+      momentum: :math:`\mu \in [0, 1)` of the inner SGD.
+      num_iterations: :math:`K`, inner steps per update.
+      preference_weight: :math:`\lambda \ge 0`, the pull toward the preference direction (the paper's
+        :math:`\lambda`; 0.3 in the paper's experiments).
+      weights: the preference :math:`\tilde w` over the losses (default ``1/m`` each: the mean gradient).
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      whose ``inner`` is an :class:`SDMGradState`.
+
+    Paper: Xiao, Ban, Ji, "Direction-oriented Multi-objective Learning: Simple and Provable Stochastic
+    Algorithms", NeurIPS 2023, arXiv:2305.18409.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.sdmgrad(num_losses=2, preference_weight=0.0)
+      >>> upd, state = tx.update(jnp.array([[1.0, 0.0], [0.0, 1.0]]), tx.init(None))
+      >>> state.weights  # orthogonal gradients of equal norms: the min-norm weights stay uniform
+      Array([0.5, 0.5], dtype=float32)
+    """
+    fn = "sdmgrad"
+    m0 = check_num_losses(fn, num_losses, required=True)
+    C.check_positive(fn, "learning_rate", learning_rate)
+    C.check_in_range(fn, "momentum", momentum, 0.0, 1.0, high_inclusive=False)
+    C.check_int(fn, "num_iterations", num_iterations, 1, static=True)
+    C.check_positive(fn, "preference_weight", preference_weight, allow_zero=True)
+    pref = _check_weights(fn, weights, m0, positive=False)
+    lam_ = float(preference_weight)
+
+    def init(params):
+        del params
+        return SDMGradState(jnp.full((m0,), 1.0 / m0, jnp.float32))
+
+    def wfn(gram, m, state, extra):
+        dtype = gram.G.dtype
+        s = gram.scale.astype(dtype)
+        if extra.get("updates_a") is None and extra.get("updates_b") is None:
+            M = gram.G  # the Gram of updates / s: normalize in scaled units (the 1e-8 in unscaled ones)
+        else:
+            M = _batch_matrix(fn, gram, extra, m, axis_name)
+            s = jnp.ones((), dtype)
+        scale = jnp.mean(C.safe_sqrt(jnp.maximum(jnp.diagonal(M), 0.0)))
+        a = M / (scale * scale + 1e-8 / (s * s))
+        w_tilde = _weights_vector(fn, pref, m, dtype, 1.0 / m)
+        target = lam_ * w_tilde
+
+        def body(k, carry):
+            w, v = carry
+            g = a @ (w + target)
+            v = jnp.where(k == 0, g, momentum * v + g)
+            return _project_simplex(w - learning_rate * v), v
+
+        w, _ = jax.lax.fori_loop(0, int(num_iterations), body, (state.weights.astype(dtype), jnp.zeros((m,), dtype)))
+        return (w + target) / (1.0 + lam_), SDMGradState(w.astype(jnp.float32))
+
+    return gram_aggregator(fn, wfn, num_losses=m0, init=init, axis_name=axis_name)
+
+
+#: The aggregators whose update is exactly ``sum_i state.weights_i g_i``: the bases :func:`cr_mogm` can smooth.
+_LINEAR = (
+    "aligned_mtl",
+    "cagrad",
+    "config",
+    "constant_weights",
+    "dualproj",
+    "equal_weight",
+    "excess_mtl",
+    "fairgrad",
+    "gradvac",
+    "imtl_g",
+    "krum",
+    "mgda",
+    "nash_mtl",
+    "pcd",
+    "pcgrad",
+    "upgrad",
+)
+
+
+class CRMOGMState(NamedTuple):
+    """State of :func:`cr_mogm`: the base aggregator's state, the smoothed weights and whether they are set."""
+
+    base: Any  # the base aggregator's AggregatorState
+    smoothed: Array  # [m]
+    started: Array  # bool []
+
+
+@register(
+    "cr_mogm",
+    aliases=("crmogm",),
+    family=FAMILY,
+    kind="transform",
+    formula="lambda_k = decay lambda_{k-1} + (1 - decay) w_k  (w_k: the base aggregator's weights);  "
+    "update = sum_i lambda_k,i g_i",
+    paper="On the Convergence of Stochastic Multi-Objective Gradient Manipulation and Beyond (NeurIPS 2022)",
+    reference="torchjd==0.18.0 torchjd/aggregation/_cr_mogm.py::CRMOGMWeighting (around UPGradWeighting, "
+    "MGDAWeighting)",
+    sample=_sample(
+        {"base": "mgda", "decay": 0.5, "initial_weights": (0.2, 0.3, 0.5), "base_hyperparams": {"max_iterations": 3}},
+        hyperparams={"num_losses": 3},
+    ),
+)
+def cr_mogm(
+    *,
+    num_losses: int | None = None,
+    base: str = "upgrad",
+    decay: float = 0.9,
+    initial_weights: Sequence[float] | None = None,
+    base_hyperparams: dict | None = None,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""CR-MOGM: smooth any linear aggregator's weights with an exponential moving average.
+
+    .. math::
+        \lambda_k = \beta\,\lambda_{k-1} + (1-\beta)\,\hat\lambda_k,\qquad
+        \text{update} = \sum_i \lambda_{k,i}\, g_i
+
+    with :math:`\hat\lambda_k` the weights the ``base`` aggregator computes for
+    the step's gradients (its ``state.weights``) and :math:`\beta` = ``decay``.
+    :math:`\lambda_0` is ``initial_weights``, or :math:`\hat\lambda_1` (the first
+    update is then the base's). The paper's Corollary 1 raises the factor toward
+    1 as the learning rate decays: rebuild with another ``decay`` (the state
+    carries over) or wrap in :func:`optax.inject_hyperparams`.
+
+    Args:
+      num_losses: m (required: the state holds the smoothed weights).
+      base: the name of a linear aggregator of this family (``"upgrad"``, ``"mgda"``, ``"pcgrad"``,
+        ``"cagrad"``, ``"imtl_g"``, ``"nash_mtl"``, ...).
+      decay: :math:`\beta \in [0, 1]` (torchjd's ``alpha``); 0 gives the base, 1 freezes the weights.
+      initial_weights: :math:`\lambda_0`, m numbers (default: the first weights of the base).
+      base_hyperparams: keyword arguments of the base's factory (e.g. ``{"solver": "exact"}``).
+      axis_name: average per-loss gradients across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      whose ``inner`` is a :class:`CRMOGMState` (the base's own state in ``inner.base``).
+
+    Paper: Zhou, Zhang, Jiang, Mu, Zhang, Yu, "On the Convergence of Stochastic Multi-Objective Gradient
+    Manipulation and Beyond", NeurIPS 2022.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.cr_mogm(num_losses=2, base="mgda", initial_weights=(1.0, 0.0), decay=0.5)
+      >>> upd, state = tx.update(jnp.array([[1.0, 0.0], [0.0, 1.0]]), tx.init(None))
+      >>> state.weights  # 0.5 (1, 0) + 0.5 (0.5, 0.5)
+      Array([0.75, 0.25], dtype=float32)
+    """
+    fn = "cr_mogm"
+    m0 = check_num_losses(fn, num_losses, required=True)
+    C.check_one_of(fn, "base", base, _LINEAR)
+    C.check_in_range(fn, "decay", decay, 0.0, 1.0)
+    lam0 = None
+    if initial_weights is not None:
+        lam0 = np.asarray(initial_weights, np.float64)
+        if lam0.shape != (m0,) or not np.all(np.isfinite(lam0)):
+            raise ValueError(f"{fn}: `initial_weights` must be {m0} finite numbers, got {initial_weights!r}.")
+    kw = dict(base_hyperparams or {})
+    if "num_losses" in kw or "axis_name" in kw:
+        raise ValueError(f"{fn}: `base_hyperparams` must not set num_losses or axis_name (set them on cr_mogm).")
+    inner_tx = globals()[base](num_losses=m0, **kw)
+
+    def init(params):
+        return CRMOGMState(inner_tx.init(params), jnp.zeros((m0,), jnp.float32), jnp.zeros((), bool))
+
+    def step(updates, m, state, extra):
+        _, base_state = inner_tx.update(updates, state.base, **extra)  # under jit its own combination is dropped
+        hat = base_state.weights
+        prev = jnp.where(state.started, state.smoothed, hat if lam0 is None else jnp.asarray(lam0, jnp.float32))
+        lam = decay * prev + (1.0 - decay) * hat
+        dtype = _trees.compute_dtype(updates)
+        return combine(updates, lam.astype(dtype)), lam, CRMOGMState(base_state, lam, jnp.ones((), bool))
+
+    return aggregator(fn, step, num_losses=m0, axis_name=axis_name, init=init)
+
+
+# --- LibMTL's gradient-based weightings -------------------------------------------------------------------------
+
+
+class IMTLState(NamedTuple):
+    """State of :func:`imtl`: the learned log loss scales ``s`` and their optimizer's state."""
+
+    log_scales: Array  # [m]
+    inner: Any
+
+
+@register(
+    "imtl",
+    aliases=("imtl_l", "impartial_mtl"),
+    family=FAMILY,
+    kind="transform",
+    formula="g~_i = e^{s_i} g_i;  update = sum_i a_i g~_i (a: IMTL-G weights of the g~, or 1 without "
+    "gradient_balance);  s <- adam step on sum_i e^{s_i} L_i - s_i",
+    paper="Towards Impartial Multi-task Learning (ICLR 2021)",
+    reference="LibMTL@4336804 LibMTL/weighting/IMTL.py (port; loss scales stepped by torch.optim.Adam)",
+    sample=_extra_sample(
+        {"gradient_balance": False, "learning_rate": 0.5},
+        hyperparams={"num_losses": 3, "learning_rate": 0.1},
+        losses=True,
+    ),
+    runtime=("losses",),
+)
+def imtl(
+    *,
+    num_losses: int | None = None,
+    learning_rate: float = 1e-2,
+    gradient_balance: bool = True,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""IMTL: impartial loss scales (IMTL-L), optionally with IMTL-G's gradient balance on top (the hybrid).
+
+    .. math::
+        \tilde g_i = e^{s_i} g_i,\qquad \text{update} = \sum_i a_i \tilde g_i,\qquad
+        a = \frac{\tilde G^{+} \tilde n}{\mathbf 1^\top \tilde G^{+} \tilde n}\ \ (\text{IMTL-G on the }\tilde g),
+        \qquad s \leftarrow \mathrm{Adam}\big(\nabla_s \textstyle\sum_i e^{s_i} L_i - s_i\big)
+
+    IMTL-L learns a scale :math:`e^{s_i}` per loss so that every scaled loss
+    :math:`e^{s_i} L_i - s_i` is driven to the same value 1 (its gradient in
+    :math:`s_i` is :math:`e^{s_i} L_i - 1`); ``gradient_balance=False`` is
+    IMTL-L alone (:math:`a = 1`), ``True`` the paper's hybrid IMTL (LibMTL's
+    ``IMTL``). The update uses the scales before their step. LibMTL steps
+    :math:`s` with the model's optimizer; here one Adam step (``learning_rate``)
+    per update. ``state.weights = a e^s`` (the weights of the raw gradients).
+
+    Args:
+      num_losses: m (required: the state holds one scale per loss).
+      learning_rate: Adam learning rate of the log scales :math:`s` (start 0).
+      gradient_balance: apply IMTL-G to the scaled gradients (the hybrid IMTL).
+      axis_name: average per-loss gradients and losses across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      whose ``inner`` is an :class:`IMTLState`; ``update(updates, state, params=None, *, losses)``.
+
+    Paper: Liu, Li, Kuang, Xue, Chen, Yang, Liao, Zhang, "Towards Impartial Multi-task Learning",
+    ICLR 2021 (openreview.net/forum?id=IMPnRXEWpvr).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.imtl(num_losses=2)
+      >>> upd, state = tx.update(jnp.array([[2.0, 0.0], [0.0, 1.0]]), tx.init(None), losses=jnp.array([1.0, 2.0]))
+      >>> upd.round(4)  # IMTL-G: equal projections on the unit gradients
+      Array([0.6667, 0.6667], dtype=float32)
+    """
+    fn = "imtl"
+    m0 = check_num_losses(fn, num_losses, required=True)
+    C.check_positive(fn, "learning_rate", learning_rate)
+    opt = optax.adam(learning_rate)
+
+    def init(params):
+        del params
+        s = jnp.zeros((m0,), jnp.float32)
+        return IMTLState(s, opt.init(s))
+
+    def wfn(gram, m, state, extra):
+        L = _losses_arg(fn, extra, m, axis_name).astype(jnp.float32)
+        s = state.log_scales
+        e = jnp.exp(s).astype(gram.G.dtype)
+        a = _imtl_weights(gram.G * e[:, None] * e[None, :]) if gradient_balance else jnp.ones((m,), gram.G.dtype)
+        delta, opt_state = opt.update(jnp.exp(s) * L - 1.0, state.inner, s)
+        return a * e, IMTLState(optax.apply_updates(s, delta), opt_state)
+
+    return gram_aggregator(fn, wfn, num_losses=m0, init=init, axis_name=axis_name)
+
+
+class MoCoState(NamedTuple):
+    """State of :func:`moco_mtl`: the per-loss gradient trackers ``y`` (like the stacked gradients), the task weights
+    ``lambda`` and the step count."""
+
+    trackers: Any  # pytree of [m, *param_shape]
+    weights: Array  # [m]
+    count: Array  # int32 []
+
+
+def _stacked_zeros(fn: str, params: Any, m: int) -> Any:
+    if params is None:
+        raise ValueError(f"{fn}: `init` needs the parameters (the per-loss state has their shapes).")
+    return jax.tree.map(lambda p: jnp.zeros((m, *jnp.shape(p)), jnp.float32), params)
+
+
+@register(
+    "moco_mtl",
+    family=FAMILY,
+    kind="transform",
+    formula="y_i <- y_i - b_k (y_i - L_i g_i/(||g_i|| + 1e-8));  lambda <- softmax(lambda - c_k (Y Y^T + rho I) "
+    "lambda);  update = sum_i lambda_i y_i;  b_k = beta/k^beta_sigma, c_k = gamma/k^gamma_sigma",
+    paper="Mitigating Gradient Bias in Multi-objective Learning: A Provably Convergent Approach (ICLR 2023, "
+    "arXiv:2210.12624)",
+    reference="LibMTL@4336804 LibMTL/weighting/MoCo.py (port in float64)",
+    sample=_extra_sample({"rho": 0.5, "beta_sigma": 0.0, "gamma": 1.0}, hyperparams={"num_losses": 3}, losses=True),
+    runtime=("losses",),
+)
+def moco_mtl(
+    *,
+    num_losses: int | None = None,
+    beta: float = 0.5,
+    beta_sigma: float = 0.5,
+    gamma: float = 0.1,
+    gamma_sigma: float = 0.5,
+    rho: float = 0.0,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""MoCo: track each loss's gradient with a moving average, then an MGDA-style step on softmax task weights.
+
+    .. math::
+        y_i \leftarrow y_i - \beta_k\Big(y_i - \frac{L_i\, g_i}{\|g_i\| + 10^{-8}}\Big),\qquad
+        \lambda \leftarrow \mathrm{softmax}\big(\lambda - \gamma_k (Y Y^\top + \rho I)\lambda\big),\qquad
+        \text{update} = \sum_i \lambda_i y_i
+
+    with :math:`\beta_k = \beta / k^{\sigma_\beta}`, :math:`\gamma_k = \gamma /
+    k^{\sigma_\gamma}` at step :math:`k = 1, 2, ...` (LibMTL's version, which
+    normalizes each gradient to the length of its loss). The update combines the
+    trackers :math:`y_i`, not the step's gradients: ``state.weights`` are the
+    :math:`\lambda` applied to them.
+
+    Args:
+      num_losses: m (required: the state holds one tracker per loss).
+      beta: :math:`\beta`, the trackers' step size.
+      beta_sigma: its decay exponent :math:`\sigma_\beta`.
+      gamma: :math:`\gamma`, the task weights' step size.
+      gamma_sigma: its decay exponent :math:`\sigma_\gamma`.
+      rho: :math:`\rho \ge 0`, the weights' L2 regularization.
+      axis_name: average per-loss gradients and losses across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      whose ``inner`` is a :class:`MoCoState` (``init(params)`` needs the parameters);
+      ``update(updates, state, params=None, *, losses)``.
+
+    Paper: Fernando, Shen, Liu, Chaudhury, Murugesan, Chen, "Mitigating Gradient Bias in Multi-objective
+    Learning: A Provably Convergent Approach", ICLR 2023, arXiv:2210.12624.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.moco_mtl(num_losses=2)
+      >>> upd, state = tx.update(jnp.eye(2), tx.init(jnp.zeros(2)), losses=jnp.array([1.0, 1.0]))
+      >>> upd.round(4)  # y = g/2, equal weights
+      Array([0.25, 0.25], dtype=float32)
+    """
+    fn = "moco_mtl"
+    m0 = check_num_losses(fn, num_losses, required=True)
+    for arg, v in (("beta", beta), ("gamma", gamma)):
+        C.check_positive(fn, arg, v)
+    for arg, v in (("beta_sigma", beta_sigma), ("gamma_sigma", gamma_sigma), ("rho", rho)):
+        C.check_positive(fn, arg, v, allow_zero=True)
+
+    def init(params):
+        return MoCoState(
+            _stacked_zeros(fn, params, m0), jnp.full((m0,), 1.0 / m0, jnp.float32), jnp.zeros((), jnp.int32)
+        )
+
+    def step(updates, m, state, extra):
+        L = _losses_arg(fn, extra, m, axis_name)
+        gram = safe_gram(updates)
+        dtype = gram.G.dtype
+        norms = C.safe_sqrt(jnp.diagonal(gram.G)) * gram.scale.astype(dtype)
+        k = (state.count + 1).astype(dtype)
+        b = beta / jnp.power(k, beta_sigma)
+        c = gamma / jnp.power(k, gamma_sigma)
+        coef = L.astype(dtype) / (norms + 1e-8)
+
+        def track(y, g):
+            shape = (m,) + (1,) * (g.ndim - 1)
+            target = g.astype(dtype) * jnp.reshape(coef, shape)
+            return (y.astype(dtype) - b * (y.astype(dtype) - target)).astype(y.dtype)
+
+        ys = jax.tree.map(track, state.trackers, updates)
+        Y = safe_gram(ys)
+        YY = Y.G * jnp.square(Y.scale.astype(dtype))
+        lam = state.weights.astype(dtype)
+        lam = jax.nn.softmax(lam - c * ((YY + rho * jnp.eye(m, dtype=dtype)) @ lam))
+        out = _trees.cast_like(combine(ys, lam), jax.tree.map(lambda g: g[0], updates))
+        return out, lam, MoCoState(ys, lam.astype(jnp.float32), state.count + 1)
+
+    return aggregator(fn, step, num_losses=m0, axis_name=axis_name, init=init)
+
+
+class DBMTLState(NamedTuple):
+    """State of :func:`db_mtl`: the per-loss moving averages of the log-loss gradients and the step count."""
+
+    averages: Any  # pytree of [m, *param_shape]
+    count: Array  # int32 []
+
+
+@register(
+    "db_mtl",
+    aliases=("dual_balancing",),
+    family=FAMILY,
+    kind="transform",
+    formula="h_i <- b_k h_i + (1 - b_k) g_i/(L_i + 1e-8)  (b_k = beta/k^beta_sigma);  "
+    "update = sum_i (max_j ||h_j|| / (||h_i|| + 1e-8)) h_i",
+    paper="Dual-Balancing for Multi-Task Learning (2023, arXiv:2308.12029)",
+    reference="LibMTL@4336804 LibMTL/weighting/DB_MTL.py (port in float64)",
+    sample=_extra_sample({"beta_sigma": 0.5, "beta": 0.5}, hyperparams={"num_losses": 3}, losses=True),
+    runtime=("losses",),
+)
+def db_mtl(
+    *,
+    num_losses: int | None = None,
+    beta: float = 0.9,
+    beta_sigma: float = 0.0,
+    axis_name: str | None = None,
+) -> aggregating.Aggregator:
+    r"""DB-MTL: balance the loss scales with log losses and the gradient scales to the largest gradient norm.
+
+    .. math::
+        h_i \leftarrow \beta_k h_i + (1-\beta_k)\,\nabla \log(L_i + 10^{-8}),\qquad
+        \text{update} = \sum_i \frac{\max_j \|h_j\|}{\|h_i\| + 10^{-8}}\, h_i
+
+    with :math:`\nabla\log(L_i + 10^{-8}) = g_i / (L_i + 10^{-8})` and
+    :math:`\beta_k = \beta / k^{\sigma}` at step :math:`k = 1, 2, ...` (the
+    moving average starts at 0). The update combines the moving averages
+    :math:`h_i`: ``state.weights`` are the factors applied to them.
+
+    Args:
+      num_losses: m (required: the state holds one moving average per loss).
+      beta: :math:`\beta \in [0, 1)`, the moving average's factor.
+      beta_sigma: :math:`\sigma \ge 0`, its decay exponent (0: constant).
+      axis_name: average per-loss gradients and losses across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      whose ``inner`` is a :class:`DBMTLState` (``init(params)`` needs the parameters);
+      ``update(updates, state, params=None, *, losses)``.
+
+    Paper: Lin, Ye, Xu, Shi, Zhang, Kwok, "Dual-Balancing for Multi-Task Learning", 2023, arXiv:2308.12029.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.db_mtl(num_losses=2, beta=0.0)
+      >>> g = jnp.array([[1.0, 0.0], [0.0, 4.0]])
+      >>> upd, state = tx.update(g, tx.init(jnp.zeros(2)), losses=jnp.array([1.0, 2.0]))
+      >>> upd.round(4)  # h = (1, 0), (0, 2): both scaled to norm 2
+      Array([2., 2.], dtype=float32)
+    """
+    fn = "db_mtl"
+    m0 = check_num_losses(fn, num_losses, required=True)
+    C.check_in_range(fn, "beta", beta, 0.0, 1.0, high_inclusive=False)
+    C.check_positive(fn, "beta_sigma", beta_sigma, allow_zero=True)
+
+    def init(params):
+        return DBMTLState(_stacked_zeros(fn, params, m0), jnp.zeros((), jnp.int32))
+
+    def step(updates, m, state, extra):
+        L = _losses_arg(fn, extra, m, axis_name)
+        dtype = _trees.compute_dtype(updates)
+        k = (state.count + 1).astype(dtype)
+        b = beta / jnp.power(k, beta_sigma)
+        inv = 1.0 / (L.astype(dtype) + 1e-8)
+
+        def average(h, g):
+            shape = (m,) + (1,) * (g.ndim - 1)
+            lg = g.astype(dtype) * jnp.reshape(inv, shape)
+            return (lg + b * (h.astype(dtype) - lg)).astype(h.dtype)
+
+        hs = jax.tree.map(average, state.averages, updates)
+        H = safe_gram(hs)
+        norms = C.safe_sqrt(jnp.diagonal(H.G)) * H.scale.astype(H.G.dtype)
+        alpha = jnp.max(norms) / (norms + 1e-8)
+        out = _trees.cast_like(combine(hs, alpha), jax.tree.map(lambda g: g[0], updates))
+        return out, alpha, DBMTLState(hs, state.count + 1)
 
     return aggregator(fn, step, num_losses=m0, axis_name=axis_name, init=init)

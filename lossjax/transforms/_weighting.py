@@ -1,4 +1,4 @@
-"""Loss weightings: uncertainty weighting (Kendall et al.), DWA, RLW, GradNorm, FAMO.
+"""Loss weightings: uncertainty weighting (Kendall et al.), DWA, RLW, GradNorm, FAMO, GLS.
 
 Uncertainty weighting exists twice: :func:`uncertainty_weighted_loss`, a pure
 function of the per-loss values and learnable log-variances that live in the
@@ -12,6 +12,9 @@ gradients stacked on a leading axis and, for the loss-based weightings, the
 per-loss values as ``losses=`` (shape ``[m]``), and returns ``sum_i w_i g_i``
 with the method's weights ``w``. They sit first in an ``optax.chain``. Every
 factory takes ``num_losses`` (keyword); those with a per-loss state require it.
+Their state is a :class:`lossjax.transforms.AggregatorState`: the weights used
+are ``state.weights``, the method's own state is ``state.inner``, and every
+``update`` accepts ``key=`` (RLW also ``seed`` in its factory).
 
 Faults (as the combiners): a step whose new state would not be finite (a NaN
 loss or gradient) keeps the previous state; GradNorm's gradient norms are
@@ -56,6 +59,7 @@ __all__ = [
     "dwa",
     "dwa_weights",
     "famo",
+    "gls",
     "gradnorm",
     "gradnorm_objective",
     "rlw",
@@ -242,7 +246,8 @@ def uncertainty_weighting(
       axis_name: average per-loss gradients and losses across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with :class:`UncertaintyWeightingState`;
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      whose ``inner`` is a :class:`UncertaintyWeightingState`;
       ``update(updates, state, params=None, *, losses)`` returns ``sum_i c_i exp(-s_i) g_i``.
 
     Paper: Kendall, Gal, Cipolla, "Multi-Task Learning Using Uncertainty to Weigh Losses for Scene
@@ -276,7 +281,7 @@ def uncertainty_weighting(
         w = c * jnp.exp(-s)
         grad_s = -w * L.astype(s.dtype) + 0.5
         delta, inner_state = inner.update(grad_s, state.inner, s)
-        return combine(updates, w), UncertaintyWeightingState(optax.apply_updates(s, delta), inner_state)
+        return combine(updates, w), w, UncertaintyWeightingState(optax.apply_updates(s, delta), inner_state)
 
     return aggregator(fn, step, num_losses=m, axis_name=axis_name, init=init)
 
@@ -358,7 +363,8 @@ def dwa(
       axis_name: average per-loss gradients and losses across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with :class:`DWAState`;
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      whose ``inner`` is a :class:`DWAState`;
       ``update(updates, state, params=None, *, losses)`` returns ``sum_i w_i g_i``.
 
     Paper: Liu, Johns, Davison, "End-to-End Multi-Task Learning with Attention", CVPR 2019, arXiv:1803.10704.
@@ -385,7 +391,7 @@ def dwa(
             state.count >= 2, dwa_weights(state.prev, state.prev2, temperature=temperature), jnp.ones((m,), jnp.float32)
         )
         new = DWAState(L.astype(jnp.float32), state.prev, jnp.minimum(state.count + 1, 2))
-        return combine(updates, w), new
+        return combine(updates, w), w, new
 
     return aggregator(fn, step, num_losses=m, axis_name=axis_name, init=init)
 
@@ -418,24 +424,31 @@ def _rlw_sample():
     runtime=("key",),
 )
 def rlw(
-    *, num_losses: int | None = None, distribution: str = "normal", axis_name: str | None = None
+    *,
+    num_losses: int | None = None,
+    distribution: str = "normal",
+    seed: int | None = None,
+    axis_name: str | None = None,
 ) -> aggregating.Aggregator:
     r"""Random Loss Weighting: fresh random weights every step.
 
     .. math:: w = \mathrm{softmax}(z),\qquad z \sim \mathcal N(0, I_m)
 
     (``"uniform"``: ``z ~ U(0,1)^m``; ``"dirichlet"``: ``z ~ Dir(1)``, then
-    softmax, as LibMTL). Needs ``key=`` in ``update``; under data parallelism
-    pass the same key on every device.
+    softmax, as LibMTL). Needs ``key=`` in ``update`` or ``seed`` (the state's
+    key, split every step); under data parallelism pass the same key (seed) on
+    every device. The weights drawn are in ``state.weights``.
 
     Args:
       num_losses: m, optional: when given, the gradients are checked against it.
       distribution: ``"normal"``, ``"uniform"`` or ``"dirichlet"``.
+      seed: an integer: the state holds a key split at every update (used when ``update`` gets no ``key=``).
       axis_name: average per-loss gradients across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`optax.EmptyState`;
-      ``update(updates, state, params=None, *, key)`` returns ``sum_i w_i g_i``.
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      (``state.weights``: the weights drawn); ``update(updates, state, params=None, *, key=None)``
+      returns ``sum_i w_i g_i``.
 
     Paper: Lin et al., "Reasonable Effectiveness of Random Weighting: A Litmus Test for
     Multi-Task Learning", TMLR 2022, arXiv:2111.10603.
@@ -459,9 +472,10 @@ def rlw(
             z = jax.random.uniform(key, (m,), jnp.float32)
         else:
             z = jax.random.dirichlet(key, jnp.ones((m,), jnp.float32))
-        return combine(updates, jax.nn.softmax(z)), state
+        w = jax.nn.softmax(z)
+        return combine(updates, w), w, state
 
-    return aggregator(fn, step, num_losses=num_losses, axis_name=axis_name, requires=("key",))
+    return aggregator(fn, step, num_losses=num_losses, axis_name=axis_name, requires=("key",), seed=seed)
 
 
 # ------------------------------------------------------------------------------
@@ -563,7 +577,8 @@ def gradnorm(
       axis_name: average per-loss gradients and losses across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with :class:`GradNormState`;
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      whose ``inner`` is a :class:`GradNormState`;
       ``update(updates, state, params=None, *, losses)`` returns ``sum_i w_i g_i``.
 
     Paper: Chen, Badrinarayanan, Lee, Rabinovich, "GradNorm: Gradient Normalization for Adaptive Loss
@@ -607,8 +622,12 @@ def gradnorm(
         new = GradNormState(new_xi, L0, jnp.minimum(state.count + 1, 1), inner_state)
         # a NaN loss or gradient: the step is not recorded (d|x|/dx at NaN is finite in JAX, so the logits would
         # take a garbage Adam step rather than turn NaN)
+        # (a NaN-filled new state makes the shared update keep the whole previous state, weights included)
         ok = jnp.all(jnp.isfinite(L)) & jnp.all(jnp.isfinite(norms))
-        return combine(updates, w), _trees.select(ok, new, state)
+        unrecorded = jax.tree.map(
+            lambda x: jnp.full_like(x, jnp.nan) if jnp.issubdtype(x.dtype, jnp.inexact) else x, new
+        )
+        return combine(updates, w), w, _trees.select(ok, new, unrecorded)
 
     return aggregator(fn, step, num_losses=m, axis_name=axis_name, init=init)
 
@@ -670,7 +689,8 @@ def famo(
       axis_name: average per-loss gradients and losses across this mapped axis first.
 
     Returns:
-      An :class:`optax.experimental.aggregating.Aggregator` with :class:`FAMOState`;
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      whose ``inner`` is a :class:`FAMOState`;
       ``update(updates, state, params=None, *, losses)`` returns ``sum_i z_i g_i / (c D_i)``.
 
     Paper: Liu, Feng, Stone, Liu, "FAMO: Fast Adaptive Multitask Optimization", NeurIPS 2023,
@@ -715,7 +735,7 @@ def famo(
         D = jnp.maximum(L - lo + epsilon, jnp.asarray(float(jnp.finfo(jnp.float32).tiny)))
         c = jnp.sum(z / D)
         w = z / (c * D)
-        return combine(updates, w), FAMOState(xi, L, jnp.minimum(state.count + 1, 1), inner_state)
+        return combine(updates, w), w, FAMOState(xi, L, jnp.minimum(state.count + 1, 1), inner_state)
 
     return aggregator(fn, step, num_losses=m, axis_name=axis_name, init=init)
 
@@ -797,6 +817,66 @@ def smooth_tchebycheff_loss(
         x = x * jnp.asarray(weights, dtype)
     mu_ = C.const(mu, x)
     return mu_ * jax.nn.logsumexp(x / mu_, axis=-1)
+
+
+# ------------------------------------------------------------------------------
+# GLS (geometric loss strategy).
+# ------------------------------------------------------------------------------
+
+
+@register(
+    "gls",
+    aliases=("geometric_loss_strategy",),
+    family=FAMILY,
+    kind="transform",
+    formula="update = grad (prod_i L_i)^(1/m) = sum_i ((prod_j L_j)^(1/m) / (m L_i)) g_i",
+    paper="MultiNet++: Multi-Stream Feature Aggregation and Geometric Loss Strategy for Multi-Task Learning "
+    "(CVPR Workshops 2019, arXiv:1904.08492)",
+    reference="LibMTL@4336804 LibMTL/weighting/GLS.py (torch autograd of (prod L)^(1/m), float64)",
+    sample=_weighting_sample(),
+    runtime=("losses",),
+)
+def gls(*, num_losses: int | None = None, axis_name: str | None = None) -> aggregating.Aggregator:
+    r"""Geometric Loss Strategy: the gradient of the geometric mean of the losses.
+
+    .. math::
+        \text{update} = \nabla \Big(\prod_i L_i\Big)^{1/m} = \sum_i w_i g_i,\qquad
+        w_i = \frac{(\prod_j L_j)^{1/m}}{m\, L_i}
+
+    (computed in log space: no overflow of the product). The losses must be
+    positive: a zero loss makes the geometric mean 0 and its own weight
+    undefined (every weight is 0 then).
+
+    Args:
+      num_losses: m, optional: when given, the gradients are checked against it.
+      axis_name: average per-loss gradients and losses across this mapped axis first.
+
+    Returns:
+      An :class:`optax.experimental.aggregating.Aggregator` with an :class:`AggregatorState`
+      (``state.weights``: the weights used); ``update(updates, state, params=None, *, losses)``.
+
+    Paper: Chennupati, Sistu, Yogamani, Rawashdeh, "MultiNet++: Multi-Stream Feature Aggregation and
+    Geometric Loss Strategy for Multi-Task Learning", CVPR Workshops 2019, arXiv:1904.08492.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> tx = lossjax.transforms.gls()
+      >>> upd, state = tx.update(jnp.eye(2), tx.init(None), losses=jnp.array([1.0, 4.0]))
+      >>> state.weights  # sqrt(4) / (2 L_i)
+      Array([1.  , 0.25], dtype=float32)
+    """
+    fn = "gls"
+    num_losses = check_num_losses(fn, num_losses, required=False)
+
+    def step(updates, m, state, extra):
+        L = _losses(fn, extra, m, axis_name)
+        pos = L > 0
+        logs = jnp.log(jnp.where(pos, L, jnp.ones((), L.dtype)))
+        w = jnp.exp(jnp.mean(logs) - logs) / m
+        w = jnp.where(jnp.all(pos), w, jnp.zeros_like(w))
+        return combine(updates, w), w, state
+
+    return aggregator(fn, step, num_losses=num_losses, axis_name=axis_name)
 
 
 # ------------------------------------------------------------------------------

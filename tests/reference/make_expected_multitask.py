@@ -33,6 +33,19 @@ flattens a dict) and each update is computed in float64 by:
 - krum, trimmed_mean, constant_weights   torchjd==0.18.0 Krum, TrimmedMean, Constant
 - fairgrad      torchjd==0.18.0 FairGrad (G w = w^(-1/alpha) by scipy least_squares)
 - excess_mtl    torchjd==0.18.0 ExcessMTL (one object over the 2 steps: its state carries over)
+- pcd           torchjd==0.18.0 PCD (tau = progress_fraction, beta = decay; stateful over the 2 steps)
+- modo          torchjd==0.18.0 MoDoWeighting on A = J_a J_b^T (updates_a, updates_b), weights @ J
+                (the same rule as LibMTL@4336804 LibMTL/weighting/MoDo.py)
+- sdmgrad       torchjd==0.18.0 SDMGradWeighting on A = J_a J_b^T (lr, momentum, n_iter, lambda_ =
+                preference_weight, pref_vector = weights), weights @ J
+- cr_mogm       torchjd==0.18.0 GramianWeightedAggregator(CRMOGMWeighting(UPGradWeighting / MGDAWeighting,
+                alpha = decay, initial_weights))
+- imtl          LibMTL@4336804 LibMTL/weighting/IMTL.py ported to float64 torch (its IMTL-G formula on
+                e^s g; the loss scales stepped by torch.optim.Adam on sum e^s L - s);
+                gradient_balance=False: IMTL-L alone (alpha = 1)
+- moco_mtl      LibMTL@4336804 LibMTL/weighting/MoCo.py ported to float64 torch
+- db_mtl        LibMTL@4336804 LibMTL/weighting/DB_MTL.py ported to float64 torch (grad log(L + 1e-8) =
+                g / (L + 1e-8))
 
 Extra dependencies here only: pip install quadprog qpsolvers cvxpy clarabel ecos (into the refvenv).
 Run: python tests/reference/make_expected_multitask.py
@@ -53,6 +66,7 @@ import jax  # noqa: E402  (PRNG draws only: the random inputs of the shuffled/ra
 import numpy as np  # noqa: E402
 import scipy.optimize  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from conflictfree import length_model as LM  # noqa: E402
 from conflictfree.grad_operator import ConFIGOperator, IMTLGOperator, PCGradOperator  # noqa: E402
 from conflictfree.momentum_operator import PseudoMomentumOperator  # noqa: E402
@@ -355,7 +369,136 @@ def excess_mtl(case, hp):
     return lambda J, k: agg(t(J)).numpy()  # one object over the steps: its state carries over
 
 
+LIBMTL = "LibMTL@4336804847eaa5e0b924b743d76beec7ac3fdc97"
+
+
+def pcd(case, hp):
+    frac = hp.get("progress_fraction", 0.02)
+    tau = t(list(frac)) if isinstance(frac, (list, tuple)) else float(frac)
+    agg = A.PCD(tau=tau, beta=hp.get("decay", 0.999), eps=hp.get("epsilon", 1e-8))
+    return lambda J, k: agg(t(J)).numpy()
+
+
+def batches(case):
+    extra = decode(case["extra_args"])
+    return flat(extra["updates_a"]), flat(extra["updates_b"])
+
+
+def modo(case, hp):
+    weighting = A.MoDoWeighting(gamma=hp.get("gamma", 0.1), rho=hp.get("rho", 0.1))
+    Ja, Jb = batches(case)
+    return lambda J, k: weighting(t(Ja @ Jb.T)).numpy() @ J
+
+
+def sdmgrad(case, hp):
+    weighting = A.SDMGradWeighting(
+        lr=hp.get("learning_rate", 10.0),
+        momentum=hp.get("momentum", 0.5),
+        n_iter=hp.get("num_iterations", 20),
+        lambda_=hp.get("preference_weight", 0.3),
+        pref_vector=_pref(hp),
+    )
+    Ja, Jb = batches(case)
+    return lambda J, k: weighting(t(Ja @ Jb.T)).numpy() @ J
+
+
+def cr_mogm(case, hp):
+    base = hp.get("base", "upgrad")
+    kw = hp.get("base_hyperparams") or {}
+    if base == "upgrad":
+        inner = A.UPGradWeighting()
+    elif base == "mgda":
+        inner = A.MGDAWeighting(epsilon=kw.get("tolerance", 1e-3), max_iters=kw.get("max_iterations", 100))
+    else:
+        raise NotImplementedError(base)
+    init = None if hp.get("initial_weights") is None else t(list(hp["initial_weights"]))
+    agg = A.GramianWeightedAggregator(A.CRMOGMWeighting(inner, alpha=hp.get("decay", 0.9), initial_weights=init))
+    return lambda J, k: agg(t(J)).numpy()
+
+
+def losses_of(case):
+    return np.asarray(decode(case["extra_args"])["losses"], np.float64)
+
+
+def imtl(case, hp):
+    """LibMTL IMTL.backward on the fixed gradients: scaled losses e^s L - s, their gradients e^s g_i, IMTL-G."""
+    m = hp["num_losses"]
+    L = t(losses_of(case))
+    s = torch.zeros(m, requires_grad=True)
+    opt = torch.optim.Adam([s], lr=hp.get("learning_rate", 1e-2))
+
+    def step(J, k):
+        grads = torch.exp(s.detach())[:, None] * t(J)
+        if hp.get("gradient_balance", True):
+            grads_unit = grads / torch.norm(grads, p=2, dim=-1, keepdim=True)
+            D = grads[0:1].repeat(m - 1, 1) - grads[1:]
+            U = grads_unit[0:1].repeat(m - 1, 1) - grads_unit[1:]
+            alpha = torch.matmul(torch.matmul(grads[0], U.t()), torch.inverse(torch.matmul(D, U.t())))
+            alpha = torch.cat((1 - alpha.sum().unsqueeze(0), alpha), dim=0)
+        else:
+            alpha = torch.ones(m)
+        out = (alpha @ grads).numpy()
+        opt.zero_grad()
+        (torch.exp(s) * L - s).sum().backward()
+        opt.step()
+        return out
+
+    return step
+
+
+def moco_mtl(case, hp):
+    """LibMTL MoCo.backward (rep_grad=False) on the fixed gradients."""
+    m = hp["num_losses"]
+    L = t(losses_of(case))
+    st = {"y": None, "lambd": torch.ones(m) / m}
+    beta, beta_sigma = hp.get("beta", 0.5), hp.get("beta_sigma", 0.5)
+    gamma, gamma_sigma, rho = hp.get("gamma", 0.1), hp.get("gamma_sigma", 0.5), hp.get("rho", 0.0)
+
+    def step(J, k):
+        grads = t(J).clone()
+        if st["y"] is None:
+            st["y"] = torch.zeros_like(grads)
+        n = k + 1
+        for tn in range(m):
+            grads[tn] = grads[tn] / (grads[tn].norm() + 1e-8) * L[tn]
+        st["y"] = st["y"] - (beta / n**beta_sigma) * (st["y"] - grads)
+        y = st["y"]
+        st["lambd"] = F.softmax(
+            st["lambd"] - (gamma / n**gamma_sigma) * (y @ y.t() + rho * torch.eye(m)) @ st["lambd"], -1
+        )
+        return (y.t() @ st["lambd"]).numpy()
+
+    return step
+
+
+def db_mtl(case, hp):
+    """LibMTL DB_MTL.backward (rep_grad=False) on the fixed gradients; grad log(L + 1e-8) = g / (L + 1e-8)."""
+    m = hp["num_losses"]
+    L = t(losses_of(case))
+    st = {"buffer": None}
+    beta, beta_sigma = hp.get("beta", 0.9), hp.get("beta_sigma", 0.0)
+
+    def step(J, k):
+        batch_grads = t(J) / (L + 1e-8)[:, None]
+        if st["buffer"] is None:
+            st["buffer"] = torch.zeros_like(batch_grads)
+        n = k + 1
+        st["buffer"] = batch_grads + (beta / n**beta_sigma) * (st["buffer"] - batch_grads)
+        u_grad = st["buffer"].norm(dim=-1)
+        alpha = u_grad.max() / (u_grad + 1e-8)
+        return sum(alpha[i] * st["buffer"][i] for i in range(m)).numpy()
+
+    return step
+
+
 METHODS = {
+    "pcd": pcd,
+    "modo": modo,
+    "sdmgrad": sdmgrad,
+    "cr_mogm": cr_mogm,
+    "imtl": imtl,
+    "moco_mtl": moco_mtl,
+    "db_mtl": db_mtl,
     "config": config,
     "m_config": m_config,
     "pcgrad": pcgrad,
@@ -377,6 +520,15 @@ METHODS = {
 }
 
 SOURCES = {
+    "pcd": f"{TORCHJD} torchjd/aggregation/_pcd.py::PCD (tau = progress_fraction, beta = decay; stateful)",
+    "modo": f"{TORCHJD} torchjd/aggregation/_modo.py::MoDoWeighting on J_a J_b^T "
+    f"(== {LIBMTL} LibMTL/weighting/MoDo.py)",
+    "sdmgrad": f"{TORCHJD} torchjd/aggregation/_sdmgrad.py::SDMGradWeighting on J_a J_b^T",
+    "cr_mogm": f"{TORCHJD} torchjd/aggregation/_cr_mogm.py::CRMOGMWeighting around UPGradWeighting / MGDAWeighting",
+    "imtl": f"{LIBMTL} LibMTL/weighting/IMTL.py ported to float64 torch (loss scales by torch.optim.Adam); "
+    "gradient_balance=False: IMTL-L alone",
+    "moco_mtl": f"{LIBMTL} LibMTL/weighting/MoCo.py ported to float64 torch",
+    "db_mtl": f"{LIBMTL} LibMTL/weighting/DB_MTL.py ported to float64 torch",
     "config": f"{CONFLICTFREE} conflictfree/grad_operator.py::ConFIGOperator",
     "m_config": f"{CONFLICTFREE} conflictfree/momentum_operator.py::PseudoMomentumOperator",
     "pcgrad": f"{TORCHJD} torchjd/aggregation/_pcgrad.py::PCGrad (order given; fixed order == {CONFLICTFREE} "

@@ -15,6 +15,8 @@ gradients and ``losses=``; see make_expected_multitask.py, whose helpers are reu
 - gradnorm                   LibMTL@4336804 LibMTL/weighting/GradNorm.py with torch.optim.Adam on the logits
 - famo                       Cranial-XIX/FAMO@0a6ad06 famo.py::FAMO (get_weighted_loss, update;
                              torch.optim.Adam(weight_decay)); the weights by autograd of its weighted loss
+- gls                        LibMTL@4336804 LibMTL/weighting/GLS.py: its loss (prod L)^(1/m) differentiated
+                             by torch autograd with respect to the losses, times the gradients
 
 - vae_balanced_elbo          asperti/BalancingVAE@6fcdfc3 computed_gamma.py (stage-1 loss and running-MSE
                              gamma), float64 torch autograd; the new state as aux
@@ -221,7 +223,15 @@ def famo(case, hp):
     return step
 
 
+def gls(case, hp):
+    L = losses_of(case).clone().requires_grad_(True)
+    m = L.shape[0]
+    (w,) = torch.autograd.grad(torch.pow(L.prod(), 1.0 / m), L)  # LibMTL GLS.backward's loss
+    return lambda J, k: w.numpy() @ J
+
+
 METHODS = {
+    "gls": gls,
     "uncertainty_weighting": uncertainty_weighting,
     "dwa": dwa,
     "rlw": rlw,
@@ -229,6 +239,7 @@ METHODS = {
     "famo": famo,
 }
 SOURCES = {
+    "gls": f"{LIBMTL} LibMTL/weighting/GLS.py: torch autograd of (prod L)^(1/m) with respect to the losses",
     "uncertainty_weighted_loss": f"{LIBMTL} LibMTL/weighting/UW.py (regression terms L/(2 exp(s)) + s/2); "
     "classification terms exp(-s) L + s/2 (Kendall et al. 2018, eq. 10); torch autograd",
     "uncertainty_weighting": f"{LIBMTL} LibMTL/weighting/UW.py total, weights exp(-s)/2 (1 for classification), "

@@ -66,9 +66,11 @@ def test_excess_mtl_two_steps_by_hand():
     state = tx.init(jnp.zeros(2))
     u1, state = tx.update(g, state)
     w1 = jax.nn.softmax(jnp.log(jnp.array([0.5, 0.5])) + jnp.array([1.0, 3.0]))  # e = |g_i|^2 / |g_i| (no warm-up)
+    assert_close(state.inner.weights, w1, rtol=1e-5)
     assert_close(state.weights, w1, rtol=1e-5)
     assert_close(u1, w1 @ g, rtol=1e-5)
     u2, state = tx.update(g, state)  # e = |g_i| / sqrt(2), divided by the baseline |g_i|: equal drives, same weights
+    assert_close(state.inner.weights, w1, rtol=1e-5)
     assert_close(state.weights, w1, rtol=1e-5)
     assert_close(u2, w1 @ g, rtol=1e-5)
     # with a warm-up step the first update is uniform

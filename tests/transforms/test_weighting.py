@@ -72,16 +72,16 @@ def test_uncertainty_weighting_transform_matches_the_function():
 
     tx = T.uncertainty_weighting(num_losses=2, learning_rate=0.1, classification=(False, True))
     state = tx.init(theta)
-    state = state._replace(log_vars=jnp.array([0.3, -0.2]))
-    state = state._replace(inner=optax.adam(0.1).init(state.log_vars))
+    s0 = jnp.array([0.3, -0.2])
+    state = state._replace(inner=T.UncertaintyWeightingState(s0, optax.adam(0.1).init(s0)))
     L, grads = lossjax.multiloss.per_loss_value_and_grad(losses)(theta)
     upd, new = jax.jit(tx.update)(grads, state, None, losses=L)
     flags = (False, True)
-    want = jax.grad(lambda th: T.uncertainty_weighted_loss(losses(th), state.log_vars, classification=flags))(theta)
+    want = jax.grad(lambda th: T.uncertainty_weighted_loss(losses(th), s0, classification=flags))(theta)
     close(upd, want, rtol=1e-5, atol=1e-6)
-    gs = jax.grad(lambda s: T.uncertainty_weighted_loss(L, s, classification=flags))(state.log_vars)
-    step, _ = optax.adam(0.1).update(gs, state.inner, state.log_vars)
-    close(new.log_vars, state.log_vars + step, rtol=1e-5, atol=1e-6)
+    gs = jax.grad(lambda s: T.uncertainty_weighted_loss(L, s, classification=flags))(s0)
+    step, _ = optax.adam(0.1).update(gs, optax.adam(0.1).init(s0), s0)
+    close(new.inner.log_vars, s0 + step, rtol=1e-5, atol=1e-6)
 
 
 def test_dwa_parity_libmtl():
@@ -102,7 +102,7 @@ def test_gradnorm_parity_libmtl():
     for g, L, want, logits in zip(c["grads_seq"], c["losses_seq"], c["expected_seq"], c["logits_seq"], strict=True):
         out, state = step(jnp.asarray(g, jnp.float32), state, jnp.asarray(L, jnp.float32))
         worst_u = max(worst_u, _rel(out, want))
-        worst_l = max(worst_l, float(np.max(np.abs(np.asarray(state.logits) - np.asarray(logits)))))
+        worst_l = max(worst_l, float(np.max(np.abs(np.asarray(state.inner.logits) - np.asarray(logits)))))
     assert worst_u < 1e-5 and worst_l < 1e-6, (worst_u, worst_l)
 
 
@@ -136,7 +136,7 @@ def test_rlw_weights_are_a_random_simplex_point():
         assert np.all(np.asarray(w1) > 0) and abs(float(jnp.sum(w1)) - 1) < 1e-6
     # normal: softmax of N(0, 1) draws, as LibMTL
     z = jax.random.normal(jax.random.PRNGKey(1), (4,), jnp.float32)
-    close(_weights(T.rlw(), optax.EmptyState(), key=jax.random.PRNGKey(1), m=4)[0], jax.nn.softmax(z))
+    close(_weights(T.rlw(), T.rlw().init(None), key=jax.random.PRNGKey(1), m=4)[0], jax.nn.softmax(z))
 
 
 @pytest.mark.parametrize("name", ["uncertainty_weighting", "dwa", "gradnorm", "famo"])
@@ -170,7 +170,7 @@ def test_errors():
         t = T.dwa(num_losses=3)
         t.update(jnp.ones((2, 3)), t.init(None), losses=jnp.ones(2))
     with pytest.raises(ValueError, match=r"rlw: `update` needs `key=`"):
-        T.rlw().update(jnp.ones((2, 3)), optax.EmptyState())
+        (t := T.rlw()).update(jnp.ones((2, 3)), t.init(None))
     with pytest.raises(ValueError, match=r"dwa: `temperature` must be > 0, got 0"):
         T.dwa(num_losses=2, temperature=0.0)
     with pytest.raises(ValueError, match=r"famo: `min_losses` has 1 entries but there are 2 losses"):
@@ -189,10 +189,10 @@ def test_stateful_weightings_require_num_losses(name):
 
 def test_rlw_checks_the_gradients_against_num_losses():
     key = jax.random.PRNGKey(0)
-    w, _ = _weights(T.rlw(num_losses=3), optax.EmptyState(), key=key, m=3)
-    np.testing.assert_array_equal(w, _weights(T.rlw(), optax.EmptyState(), key=key, m=3)[0])
+    w, _ = _weights(T.rlw(num_losses=3), T.rlw(num_losses=3).init(None), key=key, m=3)
+    np.testing.assert_array_equal(w, _weights(T.rlw(), T.rlw().init(None), key=key, m=3)[0])
     with pytest.raises(ValueError, match=r"rlw: built for num_losses=2, got gradients of 3 losses"):
-        _weights(T.rlw(num_losses=2), optax.EmptyState(), key=key, m=3)
+        _weights(T.rlw(num_losses=2), T.rlw(num_losses=2).init(None), key=key, m=3)
 
 
 @pytest.mark.parametrize("name", ["uncertainty_weighting", "dwa", "gradnorm", "famo", "rlw"])
@@ -246,6 +246,6 @@ def test_gradnorm_any_gradient_size():
         for L in Ls:
             out, state = step(g * np.float32(K), state, L)
             assert np.all(np.isfinite(out))
-        logits[K] = np.asarray(state.logits)
+        logits[K] = np.asarray(state.inner.logits)
     assert np.max(np.abs(logits[1.0])) > 0.05  # the logits moved
     np.testing.assert_allclose(logits[1e20], logits[1.0], rtol=1e-4, atol=1e-6)
