@@ -580,8 +580,10 @@ def _p_kind(entry, sample):
 
 
 def _p_jit(entry, sample):
+    # The compiled value-and-gradient function (which `value` and `extremes` use too) holds
+    # the forward pass: one compile per sample serves all three.
     eager = _call(entry, sample, sample.args)
-    jitted = _jitted(entry, sample, "call")(sample.args)
+    jitted = _jitted(entry, sample, "weighted")(sample.args)[0]
     assert_close(jitted, eager, err=f"{entry.name}: jit != eager")
 
 
@@ -604,8 +606,8 @@ def _p_vmap(entry, sample):
     )
     in_axes = tuple(0 if i in batched else None for i in range(len(sample.args)))
     vm = jax.jit(jax.vmap(lambda *a: _call(entry, sample, a), in_axes=in_axes))(*stacked)
-    single = _jitted(entry, sample, "call")
-    loop = [single(sample.args), single(second)]
+    single = _jitted(entry, sample, "weighted")
+    loop = [single(sample.args)[0], single(second)[0]]
     assert_close(vm, jax.tree.map(lambda *xs: np.stack(xs), *loop), err=f"{entry.name}: vmap != loop")
 
 
@@ -766,8 +768,8 @@ def _p_bf16(entry, sample):
         return "no float inputs"
     low = tuple(jnp.asarray(a, jnp.bfloat16) if i in fl else a for i, a in enumerate(sample.args))
     up = tuple(jnp.asarray(a, jnp.float32) if i in fl else a for i, a in enumerate(low))
-    both = jax.jit(lambda lo, hi: (_call(entry, sample, lo), _call(entry, sample, hi)))
-    out_low, out_up = (_primary(o, entry) for o in both(low, up))
+    out_low = _primary(jax.jit(lambda lo: _call(entry, sample, lo))(low), entry)
+    out_up = _primary(_jitted(entry, sample, "weighted")(up)[0], entry)  # float32 args: the compiled one
     for leaf in jax.tree.leaves(out_low):
         assert leaf.dtype == jnp.float32, f"{entry.name}: bf16 inputs must give float32, got {leaf.dtype}"
     tol = tolerances(jnp.float32) if sample.bf16_tol is None else {"rtol": sample.bf16_tol, "atol": sample.bf16_tol}
@@ -821,8 +823,9 @@ def _p_x64(entry, sample):
 def _p_grad(entry, sample):
     """Float64 reverse-mode gradients against central differences along random directions.
 
-    ``jax.test_util.check_grads(order=1, modes=("rev",))``'s test, with two
-    compiles (the value, and value-and-gradient) instead of one per call.
+    ``jax.test_util.check_grads(order=1, modes=("rev",))``'s test, with one
+    compile (value-and-gradient, whose value also serves the differences)
+    instead of one per call.
     """
     if not sample.diff_argnums:
         return "no differentiable input"
@@ -841,7 +844,10 @@ def _p_grad(entry, sample):
             g32 = jax.jit(jax.grad(f32, argnums=argnums))(*_diff(sample, sample.args))
             assert_close(g32, g64, err=f"{entry.name}: float32 surrogate gradient != float64", rtol=1e-4, atol=1e-5)
             return None
-        value = jax.jit(f)
+
+        def value(*p):
+            return value_and_grad(*p)[0]
+
         rng = np.random.default_rng(0)
         eps = sample.grad_eps
         for _ in range(2):
@@ -1133,16 +1139,24 @@ def _tx_parts(entry, ts: TransformSample):
     return tx, step, arrays
 
 
+def _tx_jitted(entry, ts: TransformSample) -> Callable:
+    """The compiled first step of the sample's transform (one compile serves jit, finite and registry)."""
+    key = (entry.name, fingerprint(dict(ts.hyperparams)), "tx_step")
+    if key not in _JIT_CACHE:
+        _JIT_CACHE[key] = jax.jit(_tx_parts(entry, ts)[1])
+    return _JIT_CACHE[key]
+
+
 def _t_jit(entry, ts):
     _, step, arrays = _tx_parts(entry, ts)
     eager = step(ts.updates, ts.params, arrays)
-    jitted = jax.jit(step)(ts.updates, ts.params, arrays)
+    jitted = _tx_jitted(entry, ts)(ts.updates, ts.params, arrays)
     assert_close(jitted, eager, err=f"{entry.name}: jitted update != eager", rtol=1e-4, atol=1e-5)
 
 
 def _t_finite(entry, ts):
-    _, step, arrays = _tx_parts(entry, ts)
-    step = jax.jit(step)
+    _, _, arrays = _tx_parts(entry, ts)
+    step = _tx_jitted(entry, ts)
     for label, upd in (("random", ts.updates), ("zero", jax.tree.map(jnp.zeros_like, ts.updates))):
         out = step(upd, ts.params, arrays)
         assert _all_finite(out), f"{entry.name}: {label} updates gave non-finite updates or state"
@@ -1228,12 +1242,12 @@ def _t_export(entry, ts):
 
 
 def _t_registry(entry, ts):
-    tx, step, arrays = _tx_parts(entry, ts)
+    tx, _, arrays = _tx_parts(entry, ts)
     rebuilt = registry.from_config(tx.to_config())
     assert rebuilt.to_config() == tx.to_config(), f"{entry.name}: config does not round-trip"
     fns = {k: v for k, v in ts.extra_args.items() if callable(v)}
-    a = step(ts.updates, ts.params, arrays)
-    b = rebuilt.update(ts.updates, rebuilt.init(ts.params), ts.params, **arrays, **fns)
+    a = _tx_jitted(entry, ts)(ts.updates, ts.params, arrays)
+    b = jax.jit(lambda u, p, arr: rebuilt.update(u, rebuilt.init(p), p, **arr, **fns))(ts.updates, ts.params, arrays)
     assert_close(a, b, err=f"{entry.name}: rebuilt transform differs", rtol=1e-4, atol=1e-5)
     assert registry.describe(entry.name)
 
