@@ -3181,7 +3181,8 @@ def _dsm_sample() -> Sample:
     return dataclasses.replace(
         s,
         kwargs={"state": DynamicSoftMarginState(hist)},
-        variants=({"decay": 0.5, "state": None}, {"min_value": -2.5, "num_bins": 8, "state": None}),
+        # The sample mixes its state with decay; the variant starts from an empty histogram of other bins.
+        variants=({"min_value": -2.5, "num_bins": 8, "state": None},),
     )
 
 
