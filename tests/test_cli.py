@@ -2,7 +2,9 @@
 
 import contextlib
 import io
+import types
 
+import numpy as np
 import pytest
 
 from lossjax import cli, demo
@@ -59,9 +61,22 @@ def test_misuse_gives_one_line_error_and_nonzero_exit(argv, needle):
     assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_bench_lists_cases_and_rejects_unknown_topics():
+def test_bench_lists_cases_and_rejects_unknown_topics(monkeypatch):
     code, out, _ = _run(["bench", "--list", "--only", "classification"])
     assert code == 0 and "focal" in out and "metric" not in out  # whole names: no substring matches
+    # A name that is no topic makes the runner build every case to look for a matching key: two tiny
+    # stand-in topics keep that cheap (the real cases take ~25 s to build on CPU).
+    from lossjax.benchmarks import run
+
+    from lossjax.benchmarking import Case
+
+    def topic(key):
+        x = np.ones(4, np.float32)
+        return types.SimpleNamespace(cases=lambda size: [Case(key, {"sum": (np.sum, (x,))}, baseline="sum", key=key)])
+
+    monkeypatch.setattr(run, "discover", lambda: iter([("metric", topic("metric")), ("sam", topic("looksam"))]))
+    code, out, _ = _run(["bench", "--list", "--only", "looksam"])
+    assert code == 0 and "looksam" in out and "metric" not in out  # a case key selects across topics
     code, _, err = _run(["bench", "--only", "metrics"])
     assert code == 2 and "nothing matches" in err and "metric" in err
 
