@@ -19,14 +19,15 @@ sample only; ``grad`` on variants without expected values):
 ``kind``        the output is what the registered kind promises: the batch
                 shape (``per_example``), a scalar (``batch``), and a
                 ``(value, state)`` pair exactly when ``has_aux``.
-``jit``         ``jax.jit(f)(x)`` equals ``f(x)``.
+``jit``         ``jax.jit(f)(x)`` equals ``f(x)`` (eager, op by op), on the
+                sample and at every extreme case.
 ``vmap``        ``vmap`` over an extra leading axis equals a Python loop.
 ``where``       a ``where`` mask equals slicing the batch; masked entries are 0.
 ``all_masked``  an all-masked batch gives 0 and finite (zero) gradients.
 ``extremes``    extreme inputs (logits of +-1e4, zeros; for losses with a
                 class axis ``-inf`` in a non-target class, 1e4 beside 1e-4 in
                 one row, confidently wrong rows) give finite values and
-                gradients, and ``jit`` equals eager there.
+                gradients (compiled; ``jit`` compares eager there).
 ``value``       values and gradients equal the independent expected ones (at
                 the sample, its variants and the extremes), within the
                 backend's float32 tolerance.
@@ -581,10 +582,31 @@ def _p_kind(entry, sample):
 
 def _p_jit(entry, sample):
     # The compiled value-and-gradient function (which `value` and `extremes` use too) holds
-    # the forward pass: one compile per sample serves all three.
+    # the forward pass: one compile per sample serves all three. Eager execution compiles
+    # op by op (the costliest part of the suite): every eager comparison is here, so that
+    # the README's test command can leave this property to .ci/run's second step.
+    fn = _jitted(entry, sample, "weighted")
     eager = _call(entry, sample, sample.args)
-    jitted = _jitted(entry, sample, "weighted")(sample.args)[0]
-    assert_close(jitted, eager, err=f"{entry.name}: jit != eager")
+    assert_close(fn(sample.args)[0], eager, err=f"{entry.name}: jit != eager")
+    if not sample.diff_argnums:
+        return
+    for label, args in _extreme_cases(sample):
+        out = _primary(fn(tuple(args))[0], entry)
+        eager = _primary(_call(entry, sample, tuple(args)), entry)
+        # Rounding differs between fused and unfused code by a few ulps of the
+        # largest intermediate (logits of 1e4 times a scale of 64 cancel): compare
+        # at the inputs' magnitude. A NaN on one side only always fails.
+        magnitude = max(
+            [1.0]
+            + [float(np.max(np.abs(x[np.isfinite(x)]), initial=0.0)) for x in map(np.asarray, args) if _is_float(x)]
+        )
+        assert_close(
+            out,
+            eager,
+            err=f"{entry.name}: jit != eager at extreme case {label!r}",
+            rtol=_value_tolerances()["rtol"],
+            atol=1e-4 * magnitude,
+        )
 
 
 def _perturb(args, batched):
@@ -656,21 +678,6 @@ def _p_extremes(entry, sample):
         out, grads = fn(tuple(args))
         assert _all_finite(out), f"{entry.name}: extreme case {label!r} gave a non-finite value {out}"
         assert _all_finite(grads), f"{entry.name}: extreme case {label!r} gave a non-finite gradient"
-        eager = _primary(_call(entry, sample, tuple(args)), entry)
-        # Rounding differs between fused and unfused code by a few ulps of the
-        # largest intermediate (logits of 1e4 times a scale of 64 cancel): compare
-        # at the inputs' magnitude. A NaN on one side only always fails.
-        magnitude = max(
-            [1.0]
-            + [float(np.max(np.abs(x[np.isfinite(x)]), initial=0.0)) for x in map(np.asarray, args) if _is_float(x)]
-        )
-        assert_close(
-            _primary(out, entry),
-            eager,
-            err=f"{entry.name}: jit != eager at extreme case {label!r}",
-            rtol=_value_tolerances()["rtol"],
-            atol=1e-4 * magnitude,
-        )
 
 
 def _p_value(entry, sample):
@@ -1306,9 +1313,10 @@ def properties_for(name: str) -> tuple[str, ...]:
 
 
 SCOPES = ("all", "main", "rest")
-#: Properties that guard plumbing and robustness (the checkify wrapper, lowering for every
-#: platform, the data-parallel gradient, random valid calls): the ``rest`` scope runs them.
-_REST = ("debug", "export", "parallel", "fuzz")
+#: Properties that guard plumbing and robustness (eager execution, the checkify wrapper,
+#: lowering for every platform, the data-parallel gradient, random valid calls): the ``rest``
+#: scope runs them.
+_REST = ("jit", "debug", "export", "parallel", "fuzz")
 
 
 def check(name: str, prop: str, *, scope: str = "all") -> str | None:
@@ -1319,9 +1327,9 @@ def check(name: str, prop: str, *, scope: str = "all") -> str | None:
       prop: a property from :func:`properties_for`.
       scope: ``"all"``; ``"main"``: the numerical properties on the sample, and
         ``value`` on the sample and every variant; ``"rest"``: the numerical
-        properties on the variants, and ``debug``, ``export``, ``parallel`` and
-        ``fuzz`` (the two halves together are ``"all"``; the test suite runs them
-        as two CI steps).
+        properties on the variants, and ``jit`` (eager against compiled),
+        ``debug``, ``export``, ``parallel`` and ``fuzz`` (the two halves together
+        are ``"all"``; the test suite runs them as two CI steps).
 
     Returns:
       None, or a note (e.g. ``"skipped: ..."``); raises AssertionError (or the
