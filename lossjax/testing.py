@@ -544,9 +544,7 @@ _JIT_CACHE: dict[tuple, Callable] = {}
 def _jitted(entry, sample, purpose: str) -> Callable:
     key = (entry.name, fingerprint(dict(sample.kwargs)), purpose)
     if key not in _JIT_CACHE:
-        if purpose == "call":
-            fn = jax.jit(lambda a: _call(entry, sample, a))
-        elif purpose == "masked":
+        if purpose == "masked":
             fn = jax.jit(lambda a, w: _out_and_grads(entry, sample, a, where=w))
         elif purpose == "weighted":
             fn = jax.jit(lambda a: _out_and_grads(entry, sample, a, weighted=True))
@@ -872,7 +870,7 @@ def _p_grad(entry, sample):
 
 def _p_export(entry, sample):
     # The value-and-gradient function holds the forward pass too: one lowering per platform.
-    f = _jitted(entry, sample, "weighted" if sample.diff_argnums else "call")
+    f = _jitted(entry, sample, "weighted")
     jax.export.export(f, platforms=PLATFORMS)(sample.args)
 
 
@@ -891,7 +889,7 @@ def _p_registry(entry, sample):
     hp, configured, rebuilt = _registry_round_trip(entry, sample.kwargs)
     rest = {k: v for k, v in sample.kwargs.items() if k not in hp}
     a, b = jax.jit(lambda *x: (configured(*x, **rest), rebuilt(*x, **rest)))(*sample.args)
-    c = _jitted(entry, sample, "call")(sample.args)
+    c = _jitted(entry, sample, "weighted")(sample.args)[0]  # compiled already (value, extremes)
     assert_close(a, c, err=f"{entry.name}: registry-built loss != the function")
     assert_close(b, c, err=f"{entry.name}: rebuilt loss != the function")
     for alias in entry.aliases:
@@ -902,7 +900,7 @@ def _p_registry(entry, sample):
 def _p_debug(entry, sample):
     from lossjax import _checks as C
 
-    plain = _jitted(entry, sample, "call")(sample.args)
+    plain = _jitted(entry, sample, "weighted")(sample.args)[0]
     checked = C.checked(entry.fn)
     try:
         got = checked(*sample.args, **sample.kwargs)
