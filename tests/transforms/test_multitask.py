@@ -50,6 +50,23 @@ def _run(tx, g, **extra):
     return np.asarray(_JIT[key][1](jnp.asarray(g, jnp.float32), extra))
 
 
+def _run_all(pairs):
+    """One update from a fresh state for each (transform, gradients) pair, all in ONE jitted program.
+
+    One compile instead of one per pair; equal gradient arrays are passed once, so XLA computes what
+    transforms of the same gradients share (Gram matrix, pseudo-inverse) once.
+    """
+    arrays = [np.asarray(g, np.float32) for _, g in pairs]
+    index: dict = {}
+    slots = [index.setdefault((a.shape, a.tobytes()), len(index)) for a in arrays]
+    unique = [None] * len(index)
+    for a, i in zip(arrays, slots, strict=True):
+        unique[i] = a
+    txs = [tx for tx, _ in pairs]
+    fn = jax.jit(lambda gs: [tx.update(gs[i], tx.init(None))[0] for tx, i in zip(txs, slots, strict=True)])
+    return [np.asarray(o) for o in fn([jnp.asarray(a) for a in unique])]
+
+
 def close(actual, expected, **tol):
     assert_close(np.asarray(actual), np.asarray(expected, np.float64), **tol)
 
@@ -74,12 +91,8 @@ def _hyper(c):
 def test_parity_single_step(method):
     cases = _cases(method)
     assert cases, method
-    worst = 0.0
-    txs = {}
-    for c in cases:
-        key = json.dumps(c.get("hyper", {}), sort_keys=True)
-        tx = txs.setdefault(key, lossjax.get(method, **_hyper(c)))
-        worst = max(worst, _rel(_run(tx, c["grads"]), c["expected"]))
+    outs = _run_all([(lossjax.get(method, **_hyper(c)), c["grads"]) for c in cases])
+    worst = max(_rel(out, c["expected"]) for out, c in zip(outs, cases, strict=True))
     assert worst < TOL[method], f"{method}: largest relative error {worst:.2e}"
 
 
@@ -132,11 +145,13 @@ def test_m_config_bf16_momenta_close_to_f32():
     outs = {}
     for dt in (None, "bfloat16"):
         tx = lossjax.transforms.m_config(num_losses=3, momentum_dtype=dt)
+        step = jax.jit(lambda g, s, sel, tx=tx: tx.update(g, s, selected=sel))  # one compile, not ~100 eager ops
         state = tx.init(jnp.zeros(64))
         assert jax.tree.leaves(state.inner.momenta)[0].dtype == (jnp.bfloat16 if dt else jnp.float32)
         for t, g in enumerate(seq):
             sel = lossjax.transforms.m_config_schedule(t, num_losses=3)
-            out, state = tx.update(jnp.asarray(g), state, selected=sel)
+            out, state = step(jnp.asarray(g), state, sel)
+        assert jax.tree.leaves(state.inner.momenta)[0].dtype == (jnp.bfloat16 if dt else jnp.float32)
         outs[dt] = np.asarray(out)
     assert outs[None].dtype == np.float32
     # bf16 momenta round each stored moment (2^-9), six steps: measured 3.2e-3 of the largest entry
@@ -472,18 +487,27 @@ def test_errors():
 def test_iterative_solvers_match_exact_ones():
     # Beyond 12 losses the QPs are solved by projected gradient: checked here against the exact
     # enumeration on problems small enough for both (forced with exact=False).
-    rng = np.random.default_rng(11)
-    for m, p in [(4, 10), (6, 3), (8, 20)]:
-        g = rng.normal(size=(m, p)).astype(np.float32)
-        G = jnp.asarray(g.astype(np.float64) @ g.T.astype(np.float64), jnp.float32)
+    # All (exact, iterative) pairs of the three problems in one jitted program (eager, every unrolled
+    # op compiled once per shape: ~20 s).
+    def pairs(G, g):
+        m = G.shape[0]
         Gn = MT._normalize_gram(G, 1e-4, 1e-4)
-        for u in (jnp.full((m,), 1.0 / m), jnp.eye(m)[0] / m):
-            a, b = MT._dual_cone_weights(Gn, u), MT._nonneg_qp(Gn, Gn @ u, exact=False) + u
-            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(MT._mgda_exact(G, exact=False) @ g, MT._mgda_exact(G) @ g, rtol=1e-4, atol=1e-5)
+        out = [
+            (MT._dual_cone_weights(Gn, u), MT._nonneg_qp(Gn, Gn @ u, exact=False) + u)
+            for u in (jnp.full((m,), 1.0 / m), jnp.eye(m)[0] / m)
+        ]
+        out.append((MT._mgda_exact(G) @ g, MT._mgda_exact(G, exact=False) @ g))
         for c in (0.4, 1.0):
-            a, b = MT._cagrad_weights(G, c, 1e-4), MT._cagrad_weights(G, c, 1e-4, exact=False)
-            np.testing.assert_allclose(b @ g, a @ g, rtol=1e-4, atol=1e-5)
+            out.append((MT._cagrad_weights(G, c, 1e-4) @ g, MT._cagrad_weights(G, c, 1e-4, exact=False) @ g))
+        return out
+
+    rng = np.random.default_rng(11)
+    gs = [rng.normal(size=(m, p)).astype(np.float32) for m, p in [(4, 10), (6, 3), (8, 20)]]
+    Gs = [jnp.asarray(g.astype(np.float64) @ g.T.astype(np.float64), jnp.float32) for g in gs]
+    results = jax.jit(lambda Gs, gs: [pairs(G, g) for G, g in zip(Gs, gs, strict=True)])(Gs, gs)
+    assert len(results) == 3 and all(len(r) == 5 for r in results)
+    for exact, iterative in itertools.chain.from_iterable(results):
+        np.testing.assert_allclose(iterative, exact, rtol=1e-4, atol=1e-5)
 
 
 def test_many_losses_use_the_iterative_path():
