@@ -36,10 +36,11 @@ state is an :class:`AggregatorState`:
   M-ConFIG, MoCo and DB-MTL weight their per-loss momenta (not the step's
   gradients); GradDrop and the trimmed mean keep or drop each coordinate, and
   report each loss's per-coordinate weight averaged over the coordinates.
-  Before the first update the weights are zeros, of shape ``[num_losses]`` when
-  the factory got ``num_losses`` and ``[0]`` otherwise (the number of losses is
-  only known from the first gradients): pass ``num_losses`` where the state's
-  shapes must not change between steps (``jax.lax.scan`` over training steps).
+  They are recorded when the factory got ``num_losses`` (zeros before the first
+  update); without it the number of losses is only known from the first
+  gradients, and since a state keeps its shapes from ``init`` on (``jax.lax.scan``
+  over training steps, ``lax.cond``), ``state.weights`` then stays an empty
+  ``[0]`` array: pass ``num_losses=m`` to log the weights.
 - ``state.key``: randomness is injected, never hidden. ``update(..., key=k)``
   (a PRNG key per call) is accepted by every aggregator and used by the
   randomized ones (PCGrad and GradVac with ``shuffle=True``, GradDrop, RLW);
@@ -217,8 +218,9 @@ class AggregatorState(NamedTuple):
 
     Attributes:
       weights: float32 ``[m]``, the per-loss weights of the last update (``update = sum_i weights_i g_i`` for
-        the linear methods; see :mod:`lossjax._aggregation`). Zeros before the first update, of shape
-        ``[num_losses]`` (``[0]`` when the factory got no ``num_losses``).
+        the linear methods; see :mod:`lossjax._aggregation`). Zeros before the first update. Recorded when
+        the factory got ``num_losses``; without it an empty ``[0]`` array (the state's shapes are fixed at
+        ``init``, before the number of losses is known).
       key: raw ``uint32[2]`` PRNG key split at every update when the factory got ``seed``; None otherwise.
       inner: the method's own state (:class:`optax.EmptyState` for stateless methods).
     """
@@ -284,12 +286,9 @@ def aggregator(
                 raise ValueError(f"{fn}: `update` needs `{name}=` ({_NEEDS.get(name, 'an array')}).")
         out, w, inner = step(pmean(updates, axis_name), m, state.inner, extra)
         w = jnp.reshape(jnp.asarray(w), (m,)).astype(jnp.float32)
-        new = AggregatorState(w, key, inner)
-        if state.weights.shape == (m,):
-            return out, _trees.keep_if_finite(new, state)
-        # the first update of an aggregator built without num_losses: the weights get their shape [m]
-        kept = _trees.keep_if_finite((key, inner), (state.key, state.inner))
-        return out, AggregatorState(jnp.where(jnp.isfinite(w), w, 0.0), *kept)
+        if num_losses is None:  # the state keeps its init shapes (lax.scan, lax.cond): no room for m weights
+            w = state.weights
+        return out, _trees.keep_if_finite(AggregatorState(w, key, inner), state)
 
     return aggregating.Aggregator(init_fn, update_fn)
 
@@ -381,13 +380,7 @@ def apply_if_finite(inner: Any, max_consecutive_errors: int) -> Any:
 
         def reject_update(_):
             zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), out_shape[0])
-            # an aggregator built without num_losses gets its weights' shape [m] at its first update
-            kept = jax.tree.map(
-                lambda o, a: o if (o.shape, o.dtype) == (a.shape, a.dtype) else jnp.zeros(a.shape, a.dtype),
-                state.inner_state,
-                out_shape[1],
-            )
-            return zeros, kept
+            return zeros, state.inner_state
 
         out, new_inner = jax.lax.cond(
             isfinite | (notfinite_count > max_consecutive_errors), do_update, reject_update, None

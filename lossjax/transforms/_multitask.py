@@ -25,14 +25,15 @@ against it when it is given.
 
 Weights and keys, the same everywhere (:class:`lossjax.transforms.AggregatorState`):
 every aggregator's state has ``state.weights``, the per-loss weights ``w`` of
-its last update (``update == sum_i w_i g_i`` for every linear method; the
+its last update (recorded when the factory got ``num_losses``; an empty array
+otherwise, since a state keeps its shapes from ``init`` on) (``update == sum_i w_i g_i`` for every linear method; the
 exceptions are documented: M-ConFIG, MoCo and DB-MTL weight momenta, GradDrop
 and the trimmed mean report mean per-coordinate weights), ``state.inner``, the
 method's own state, and ``state.key``. Every ``update`` accepts ``key=`` (a
 PRNG key per call); the randomized methods use it, and their factories take
 ``seed`` (an integer) for a key kept in the state and split every step::
 
-    tx = lossjax.transforms.pcgrad(shuffle=True, seed=0)
+    tx = lossjax.transforms.pcgrad(num_losses=3, shuffle=True, seed=0)
     upd, state = tx.update(grads, tx.init(params))
     log(state.weights)  # the weights of this step
 
@@ -1703,7 +1704,7 @@ def nash_mtl(
       >>> upd, state = tx.update(jnp.array([[2.0, 0.0], [0.0, 1.0]]), tx.init(None))
       >>> upd.round(4)  # alpha_i = 1/||g_i|| for orthogonal gradients
       Array([1., 1.], dtype=float32)
-      >>> bool(state.converged)
+      >>> bool(state.inner.converged)
       True
     """
     fn = "nash_mtl"

@@ -13,7 +13,8 @@ per-loss values as ``losses=`` (shape ``[m]``), and returns ``sum_i w_i g_i``
 with the method's weights ``w``. They sit first in an ``optax.chain``. Every
 factory takes ``num_losses`` (keyword); those with a per-loss state require it.
 Their state is a :class:`lossjax.transforms.AggregatorState`: the weights used
-are ``state.weights``, the method's own state is ``state.inner``, and every
+are ``state.weights`` (recorded when the factory got ``num_losses``), the
+method's own state is ``state.inner``, and every
 ``update`` accepts ``key=`` (RLW also ``seed`` in its factory).
 
 Faults (as the combiners): a step whose new state would not be finite (a NaN
@@ -860,7 +861,7 @@ def gls(*, num_losses: int | None = None, axis_name: str | None = None) -> aggre
 
     Example:
       >>> import jax.numpy as jnp, lossjax
-      >>> tx = lossjax.transforms.gls()
+      >>> tx = lossjax.transforms.gls(num_losses=2)
       >>> upd, state = tx.update(jnp.eye(2), tx.init(None), losses=jnp.array([1.0, 4.0]))
       >>> state.weights  # sqrt(4) / (2 L_i)
       Array([1.  , 0.25], dtype=float32)

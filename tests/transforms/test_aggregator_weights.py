@@ -37,11 +37,11 @@ def _flat(tree, m):
 @pytest.mark.parametrize("name", AGGREGATORS)
 def test_every_aggregator_reports_its_weights(name):
     ts = registry.get_entry(name).sample()
-    tx = registry.get(name, **ts.hyperparams)
+    m = jax.tree.leaves(ts.updates)[0].shape[0]
+    tx = registry.get(name, **{**ts.hyperparams, "num_losses": m})
     state = tx.init(ts.params)
     assert isinstance(state, T.AggregatorState), type(state)
     out, state = jax.jit(tx.update)(ts.updates, state, ts.params, **ts.extra_args)
-    m = jax.tree.leaves(ts.updates)[0].shape[0]
     w = np.asarray(state.weights)
     assert w.shape == (m,) and w.dtype == np.float32 and np.all(np.isfinite(w)), w
     assert np.any(w != 0), w
@@ -54,26 +54,30 @@ def test_every_aggregator_reports_its_weights(name):
 
 def test_nonlinear_weights_mean_what_the_docstrings_say():
     g = jnp.array([[1.0, -3.0], [2.0, 100.0], [-50.0, 0.0]])
-    tx = T.trimmed_mean(num_trimmed=1)  # loss 0 is the median of coordinate 0, loss 2 of coordinate 1
+    tx = T.trimmed_mean(num_trimmed=1, num_losses=3)  # loss 0 is the median of coordinate 0, loss 2 of coordinate 1
     _, state = tx.update(g, tx.init(None))
     np.testing.assert_allclose(state.weights, [0.5, 0.0, 0.5])
-    tx = T.graddrop(leak=(1.0, 1.0, 1.0))  # full leak: every coefficient is 1
+    tx = T.graddrop(leak=(1.0, 1.0, 1.0), num_losses=3)  # full leak: every coefficient is 1
     _, state = tx.update(g, tx.init(None), key=jax.random.PRNGKey(0))
     np.testing.assert_allclose(state.weights, [1.0, 1.0, 1.0])
 
 
-def test_weights_get_their_shape_at_the_first_update_without_num_losses():
+def test_without_num_losses_the_state_keeps_its_shapes():
+    # the weights are recorded when the factory knows m; otherwise an empty array, and the state's shapes never
+    # change: lax.scan over steps and lossjax's apply_if_finite (lax.cond) work with either
     g = {"w": jnp.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])}
-    assert T.upgrad().init(None).weights.shape == (0,)
-    assert T.upgrad(num_losses=3).init(None).weights.shape == (3,)
-    # lossjax's apply_if_finite keeps working (its skipped step conforms the state's shapes)
-    tx = T.apply_if_finite(optax.chain(T.upgrad(), optax.sgd(1.0)), 2)
-    step = jax.jit(tx.update)
-    out, state = step(g, tx.init({"w": jnp.zeros(2)}))
-    assert state.inner_state[0].weights.shape == (3,)
-    bad = {"w": g["w"].at[0, 0].set(jnp.nan)}
-    out, state = jax.jit(tx.update)(bad, tx.init({"w": jnp.zeros(2)}))
-    assert np.all(np.asarray(out["w"]) == 0) and state.inner_state[0].weights.shape == (3,)
+    params = {"w": jnp.zeros(2)}
+    for tx, shape in ((T.upgrad(), (0,)), (T.upgrad(num_losses=3), (3,))):
+        wrapped = T.apply_if_finite(optax.chain(tx, optax.sgd(1.0)), 2)
+
+        def body(state, g_step, wrapped=wrapped):
+            out, state = wrapped.update(g_step, state, params)
+            return state, out["w"]
+
+        gs = {"w": jnp.stack([g["w"], g["w"].at[0, 0].set(jnp.nan)])}
+        state, outs = jax.lax.scan(body, wrapped.init(params), gs)
+        assert state.inner_state[0].weights.shape == shape
+        assert np.all(np.asarray(outs[1]) == 0)  # the NaN step was skipped
 
 
 RANDOM = [
@@ -87,7 +91,7 @@ RANDOM = [
 @pytest.mark.parametrize(("name", "kwargs"), RANDOM)
 def test_randomness_is_injected(name, kwargs):
     g = jnp.asarray(np.random.default_rng(0).normal(size=(3, 4)), jnp.float32)
-    seeded = getattr(T, name)(seed=3, **kwargs)
+    seeded = getattr(T, name)(seed=3, **{"num_losses": 3, **kwargs})
     with_key = jax.jit(lambda s, k: seeded.update(g, s, key=k))
     from_seed = jax.jit(lambda s: seeded.update(g, s))
     s0 = seeded.init(None)
@@ -99,7 +103,8 @@ def test_randomness_is_injected(name, kwargs):
     key, sub = jax.random.split(s0.key)
     np.testing.assert_array_equal(st1.key, key)
     np.testing.assert_array_equal(o1, with_key(s0, sub)[0])
-    np.testing.assert_array_equal(from_seed(getattr(T, name)(seed=3, **kwargs).init(None))[0], o1)
+    np.testing.assert_array_equal(from_seed(seeded.init(None))[0], o1)
+    assert st1.weights.shape == (3,) and np.all(np.isfinite(st1.weights))
     with pytest.raises(ValueError, match=rf"{name}: `seed` must be an integer >= 0"):
         getattr(T, name)(seed=-1, **kwargs)
     # without a key or a seed: a clear error

@@ -141,7 +141,7 @@ def test_moco_and_db_mtl_by_hand():
 
 
 def test_gls_weights_and_zero_loss():
-    tx = T.gls()
+    tx = T.gls(num_losses=3)
     L = jnp.array([2.0, 8.0, 0.5])
     _, state = tx.update(jnp.eye(3), tx.init(None), losses=L)
     w = jax.grad(lambda x: jnp.prod(x) ** (1 / 3))(L)

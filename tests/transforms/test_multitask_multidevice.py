@@ -128,6 +128,8 @@ def test_combining_before_averaging_is_different():
     def step(params, state, x, y):
         losses, grads = ml.per_loss_value_and_grad(_losses)(jax.lax.pcast(params, "data", to="varying"), x, y)
         upd, state = tx.update(grads, state, params)
+        # each device combined its own gradients: its weights differ (state.weights is per device here)
+        state = state._replace(weights=jax.lax.pmean(state.weights, "data"))
         return jax.lax.pmean(upd, "data"), state, jax.lax.pmean(losses, "data")
 
     wrong, _, _ = _spmd(step, 2)(params, tx.init(params), x, y)
