@@ -24,13 +24,14 @@ def test_matches_pml_cross_batch_memory_over_three_batches(name):
     fn = getattr(lossjax.losses, name)
     mem = CrossBatchMemory.initial(REF["memory_size"], 3)
     step = jax.jit(jax.value_and_grad(lambda x, y, m: fn(x, y, memory=m, **KW.get(name, {}))))
+    update = jax.jit(lambda m, x, y: m.update(x, y))  # eager calls compile each op per shape
     for batch, exp in zip(REF["batches"], REF["cases"][name], strict=True):
         x = jnp.asarray(batch["x"], jnp.float32)
         y = jnp.asarray(batch["y"], jnp.int32)
         v, g = step(x, y, mem)
         assert_close(v, exp["value"], err=f"{name}: value", rtol=1e-5, atol=1e-6)
         assert_close(g, exp["grad"], err=f"{name}: gradient", rtol=1e-4, atol=1e-6)
-        mem = mem.update(x, y)
+        mem = update(mem, x, y)
     # 11 rows through 7 slots: wrapped around, the pointer at 4.
     assert int(mem.pointer) == 4 and bool(jnp.all(mem.valid))
 
@@ -45,9 +46,8 @@ def test_memory_update_masked_rows_and_warm_up():
     # for a loss whose terms only see distances.
     e = CrossBatchMemory.initial(8, 2)
     y = jnp.array([0, 0, 1])
-    assert_close(
-        lossjax.losses.pairwise_contrastive_loss(x, y, memory=e), lossjax.losses.pairwise_contrastive_loss(x, y)
-    )
+    loss = jax.jit(lossjax.losses.pairwise_contrastive_loss)  # eager calls compile each op per shape
+    assert_close(loss(x, y, memory=e), loss(x, y))
     with pytest.raises(ValueError, match="pairwise_contrastive_loss: `memory`"):
         lossjax.losses.pairwise_contrastive_loss(x, y, memory=CrossBatchMemory.initial(4, 3))
 
@@ -74,10 +74,10 @@ def test_memory_across_devices_equals_single_device():
         spec = P("batch")
         return jax.shard_map(local, mesh=mesh, in_specs=(spec, spec, spec, P()), out_specs=(P(), P()))(x, y, w, m)
 
-    v1, g1 = jax.value_and_grad(single)(x)
+    v1, g1 = jax.jit(jax.value_and_grad(single))(x)  # eager calls compile each op per shape
     (v8, m8), g8 = jax.jit(jax.value_and_grad(sharded, has_aux=True))(x, y, w, mem)
     assert_close(v8, v1, rtol=1e-5)
     assert_close(g8, g1, rtol=1e-4, atol=1e-6)
-    m1 = mem.update(x, y, where=w)
+    m1 = jax.jit(lambda m: m.update(x, y, where=w))(mem)
     for a, b in zip(jax.tree.leaves(m8), jax.tree.leaves(m1), strict=True):
         assert np.array_equal(np.asarray(a), np.asarray(b))
