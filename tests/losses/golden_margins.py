@@ -66,7 +66,8 @@ def run_case(case):
         value = out[0] if isinstance(out, tuple) else out
         return jnp.sum(value), out
 
-    (_, out), grads = jax.value_and_grad(f, argnums=tuple(range(len(floats))), has_aux=True)(
+    # jitted: one compile per case instead of one eager compile per op and shape
+    (_, out), grads = jax.jit(jax.value_and_grad(f, argnums=tuple(range(len(floats))), has_aux=True))(
         *(arrays[k] for k in floats)
     )
     return out, dict(zip(floats, grads, strict=True))
