@@ -27,17 +27,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run_two_processes():
+def _start_two_processes():
     port = str(_free_port())
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     worker = str(ROOT / "tests" / "multihost" / "worker.py")
-    procs = [
+    return [
         subprocess.Popen(
             [sys.executable, worker, str(i), port], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         for i in range(2)
     ]
+
+
+def _results(procs):
     results = []
     for p in procs:
         out, err = p.communicate(timeout=600)
@@ -48,17 +51,30 @@ def _run_two_processes():
 
 
 def test_two_processes_give_the_single_process_result():
-    results = _run_two_processes()
-    assert [r["devices"] for r in results] == [8, 8]
+    procs = _start_two_processes()  # the single-process references are computed while they run
     w, x, y, labels = data()
-    for name, loss in LOSSES.items():
-        value, grad = jax.value_and_grad(loss)(w, x, y, labels)
+
+    @jax.jit  # the single-process references in one compile (eager, every op compiled on its own: ~17 s)
+    def single_process(w, x, y, labels):
+        losses = {name: jax.value_and_grad(loss)(w, x, y, labels) for name, loss in LOSSES.items()}
+        grads = per_loss_grads(w, x, y, labels)
+        transforms = {
+            name: tx.update(grads, tx.init(w), w)[0] for name, tx in ((n, m()) for n, m in TRANSFORMS.items())
+        }
+        return losses, transforms
+
+    try:
+        ref_losses, ref_transforms = single_process(w, x, y, labels)
+    except BaseException:
+        for p in procs:
+            p.kill()
+        raise
+    results = _results(procs)
+    assert [r["devices"] for r in results] == [8, 8]
+    for name, (value, grad) in ref_losses.items():
         for r in results:
             assert_close(r["losses"][name]["value"], float(value), err=f"{name}: value, process {r['pid']}")
             assert_close(np.asarray(r["losses"][name]["grad"]), grad, err=f"{name}: gradient, process {r['pid']}")
-    for name, make in TRANSFORMS.items():
-        tx = make()
-        grads = per_loss_grads(w, x, y, labels)
-        expected, _ = tx.update(grads, tx.init(w), w)
+    for name, expected in ref_transforms.items():
         for r in results:
             assert_close(np.asarray(r["transforms"][name]), expected, err=f"{name}: update, process {r['pid']}")
