@@ -76,15 +76,20 @@ def test_whitening_mse_sub_batches():
     rng = np.random.default_rng(1)
     x = (rng.normal(size=(12, 1, 2)) + 0.5 * rng.normal(size=(12, 2, 2))).astype(np.float32)
     key = jax.random.key(3)
-    got = lossjax.losses.whitening_mse_loss(x, whitening_size=6, num_iterations=2, key=key, epsilon=0.0)
+    # jitted calls: eager ones compile each op per shape
+    got = jax.jit(
+        lambda x: lossjax.losses.whitening_mse_loss(x, whitening_size=6, num_iterations=2, key=key, epsilon=0.0)
+    )(x)
+    whole = jax.jit(lambda x: lossjax.losses.whitening_mse_loss(x, epsilon=0.0))
     keys = jax.random.split(key, 2)
     expect = []
     for k in keys:
         perm = np.asarray(jax.random.permutation(k, 12)).reshape(2, 6)
-        expect.append(np.mean([float(lossjax.losses.whitening_mse_loss(x[idx], epsilon=0.0)) for idx in perm]))
+        expect.append(np.mean([float(whole(x[idx])) for idx in perm]))
     assert_close(got, np.mean(expect), rtol=1e-5, atol=1e-6)
     # whitening_size == N is the deterministic whole-batch loss.
-    assert_close(lossjax.losses.whitening_mse_loss(x, whitening_size=12), lossjax.losses.whitening_mse_loss(x))
+    wm = jax.jit(lossjax.losses.whitening_mse_loss, static_argnames="whitening_size")
+    assert_close(wm(x, whitening_size=12), wm(x))
 
 
 def test_dispersive_closed_form_and_minimum():
@@ -222,7 +227,7 @@ def test_across_devices_equal_single_device(name, masked):
         return jax.shard_map(local, mesh=_mesh(), in_specs=specs, out_specs=P())(*xs, where)
 
     argnums = tuple(range(len(args)))
-    v1, g1 = jax.value_and_grad(single, argnums=argnums)(*args)
+    v1, g1 = jax.jit(jax.value_and_grad(single, argnums=argnums))(*args)  # eager compiles each op
     v8, g8 = jax.jit(jax.value_and_grad(sharded, argnums=argnums))(*args)
     assert_close(v8, v1, err=f"{name}: sharded value", rtol=1e-5, atol=1e-6)
     for k, (a8, a1) in enumerate(zip(g8, g1, strict=True)):  # per argument (plain arrays)
