@@ -127,20 +127,32 @@ def test_tsallis_entropy():
 def test_sinkhorn_divergence_properties():
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(6, 2)), jnp.float32)
-    assert abs(float(L.sinkhorn_divergence(x, x))) < 1e-5
+    sd = jax.jit(L.sinkhorn_divergence)  # jitted calls: eager ones compile each op per shape
+    assert abs(float(sd(x, x))) < 1e-5
     # A translation: the debiased divergence tends to |shift|^2 as the regularization vanishes.
     shift = jnp.array([1.0, -0.5])
-    got = L.sinkhorn_divergence(x, x + shift[None, :], regularization=0.01, num_iterations=500)
+    got = jax.jit(lambda a, b: L.sinkhorn_divergence(a, b, regularization=0.01, num_iterations=500))(
+        x, x + shift[None, :]
+    )
     assert_close(got, float(jnp.sum(shift**2)), rtol=2e-2)
     # Batched, padded points (predictions_where) equal the sliced clouds.
     y = jnp.asarray(rng.normal(size=(5, 2)), jnp.float32)
     xs = jnp.stack([x, x * 2.0])
     ys = jnp.stack([y, y])
     pad = jnp.asarray([[True] * 4 + [False] * 2, [True] * 6])
-    got = L.sinkhorn_divergence(xs, ys, predictions_where=pad)
-    assert_close(got[0], L.sinkhorn_divergence(x[:4], y), rtol=1e-5, atol=1e-6)
-    assert_close(got[1], L.sinkhorn_divergence(x * 2.0, y), rtol=1e-5, atol=1e-6)
-    g = jax.grad(lambda a: L.sinkhorn_divergence(a, ys, predictions_where=pad).sum())(xs.at[0, 5].set(jnp.nan))
+    padded = jax.jit(
+        jax.value_and_grad(
+            lambda a: (
+                L.sinkhorn_divergence(a, ys, predictions_where=pad).sum(),
+                L.sinkhorn_divergence(a, ys, predictions_where=pad),
+            ),
+            has_aux=True,
+        )
+    )
+    (_, got), _ = padded(xs)
+    assert_close(got[0], sd(x[:4], y), rtol=1e-5, atol=1e-6)
+    assert_close(got[1], sd(x * 2.0, y), rtol=1e-5, atol=1e-6)
+    _, g = padded(xs.at[0, 5].set(jnp.nan))
     assert np.all(np.isfinite(g)) and np.all(np.asarray(g[0, 4:]) == 0)
 
 
