@@ -417,24 +417,29 @@ def test_ctc_matches_optax_values_and_gradients(blank_id):
     logits, lpad, labels, ypad = _ctc_batch()
     if blank_id:
         labels = np.where(labels == blank_id, 1, labels).astype(np.int32)
-    ours = jax.jit(jax.value_and_grad(lambda z: jnp.sum(L.ctc_loss(z, lpad, labels, ypad, blank_id=blank_id))))
-    ref = jax.jit(jax.value_and_grad(lambda z: jnp.sum(optax.ctc_loss(z, lpad, labels, ypad, blank_id=blank_id))))
-    (v, g), (rv, rg) = ours(logits), ref(logits)
-    assert_close(
-        L.ctc_loss(logits, lpad, labels, ypad, blank_id=blank_id),
-        optax.ctc_loss(logits, lpad, labels, ypad, blank_id=blank_id),
-    )
+
+    def value_grad(ctc):  # per-sequence losses and the gradient of their sum, one compile (not eager)
+        def total(z):
+            per = ctc(z, lpad, labels, ypad, blank_id=blank_id)
+            return jnp.sum(per), per
+
+        return jax.jit(jax.value_and_grad(total, has_aux=True))(logits)
+
+    (v, per), g = value_grad(L.ctc_loss)
+    (rv, rper), rg = value_grad(optax.ctc_loss)
+    assert_close(per, rper)
     assert_close(v, rv)
     assert_close(g, rg, atol=1e-6)
 
 
 def test_ctc_closed_form_and_masks():
+    ctc = jax.jit(L.ctc_loss)  # one compile per shape (eager: every op of the recursion compiled on its own)
     # Two uniform frames over {blank, a, b}: the alignments of "a" are (a a), (a -), (- a): 3/9.
     z = jnp.zeros((1, 2, 3))
-    assert_close(L.ctc_loss(z, jnp.zeros((1, 2)), jnp.array([[1]]), jnp.zeros((1, 1))), [math.log(3.0)])
+    assert_close(ctc(z, jnp.zeros((1, 2)), jnp.array([[1]]), jnp.zeros((1, 1))), [math.log(3.0)])
     # "a a" needs a blank between: over 3 frames the only alignment is (a - a): 1/27.
     z3 = jnp.zeros((1, 3, 3))
-    assert_close(L.ctc_loss(z3, jnp.zeros((1, 3)), jnp.array([[1, 1]]), jnp.zeros((1, 2))), [3 * math.log(3.0)])
+    assert_close(ctc(z3, jnp.zeros((1, 3)), jnp.array([[1, 1]]), jnp.zeros((1, 2))), [3 * math.log(3.0)])
     # Padded frames and labels: the same as the unpadded prefix; garbage there changes nothing.
     logits, lpad, labels, ypad = _ctc_batch(seed=1)
     i = int(np.argmax(lpad.sum(1)))
@@ -443,13 +448,13 @@ def test_ctc_closed_form_and_masks():
     dirty[i, tt:] = np.nan
     lab = labels.copy()
     lab[i, nn:] = -7  # anything in padded label positions
-    one = L.ctc_loss(logits[i : i + 1, :tt], np.zeros((1, tt)), labels[i : i + 1, :nn], np.zeros((1, nn)))
-    assert_close(L.ctc_loss(dirty, lpad, lab, ypad)[i], one[0])
+    one = ctc(logits[i : i + 1, :tt], np.zeros((1, tt)), labels[i : i + 1, :nn], np.zeros((1, nn)))
+    assert_close(ctc(dirty, lpad, lab, ypad)[i], one[0])
     # where: masked sequences give 0 and no gradient, even holding NaN.
     w = np.array([True, False, True, True, False])
     bad = np.where(w[:, None, None], logits, np.nan).astype(np.float32)
     v, g = jax.jit(jax.value_and_grad(lambda z: jnp.sum(L.ctc_loss(z, lpad, labels, ypad, where=w))))(bad)
-    assert_close(v, jnp.sum(L.ctc_loss(logits[w], lpad[w], labels[w], ypad[w])))
+    assert_close(v, jnp.sum(ctc(logits[w], lpad[w], labels[w], ypad[w])))
     assert np.all(np.asarray(g)[~w] == 0) and np.all(np.isfinite(np.asarray(g)))
 
 
@@ -473,23 +478,24 @@ def test_ctc_errors():
 def test_out_of_range_integer_labels_give_nan_unless_masked():
     """Item 6: an out-of-range label gives NaN in a counted row (as JAX's out-of-bounds gather) and 0 in a
     masked one; linear_cross_entropy's ignore_index keeps its meaning (ignored, not an error)."""
+    J = jax.jit  # one compile per call, not one per eager op of each loss
     z = np.zeros((2, 3, 4), np.float32)
     labels = np.array([[1, 7, 2], [-1, 0, 3]], np.int32)
-    lp = np.asarray(L.token_log_probs(z, labels))
+    lp = np.asarray(J(L.token_log_probs)(z, labels))
     assert np.isnan(lp[0, 1]) and np.isnan(lp[1, 0])  # was log-probability 0 (probability 1)
     assert_close(lp[0, 0], -math.log(4.0))
     keep = (labels >= 0) & (labels < 4)
-    assert_close(L.token_log_probs(z, labels, where=keep), np.where(keep, -math.log(4.0), 0.0))
-    assert np.asarray(L.token_log_probs(z, labels, where=np.array([True, False])))[1].tolist() == [0.0, 0.0, 0.0]
+    assert_close(J(L.token_log_probs)(z, labels, where=keep), np.where(keep, -math.log(4.0), 0.0))
+    assert np.asarray(J(L.token_log_probs)(z, labels, where=np.array([True, False])))[1].tolist() == [0.0, 0.0, 0.0]
     # Fused cross-entropy: -100 is ignored, 7 and -1 are NaN; the reduced loss is NaN.
     h = np.eye(3, 2, dtype=np.float32)
     w = np.ones((4, 2), np.float32)
     y = np.array([-100, 7, 1], np.int32)
-    per = np.asarray(L.linear_cross_entropy(h, w, y))
+    per = np.asarray(J(L.linear_cross_entropy)(h, w, y))
     assert per[0] == 0 and np.isnan(per[1]) and per[2] == pytest.approx(math.log(4.0))
-    assert np.isnan(float(L.reduced_linear_cross_entropy(h, w, y)))
-    assert np.isnan(np.asarray(L.linear_cross_entropy_with_lse(h, w, np.array([-1, 0, 1], np.int32))[0])[0])
-    ok = np.asarray(L.linear_cross_entropy(h, w, y, where=np.array([True, False, True])))
+    assert np.isnan(float(J(L.reduced_linear_cross_entropy)(h, w, y)))
+    assert np.isnan(np.asarray(J(L.linear_cross_entropy_with_lse)(h, w, np.array([-1, 0, 1], np.int32))[0])[0])
+    ok = np.asarray(J(L.linear_cross_entropy)(h, w, y, where=np.array([True, False, True])))
     assert ok.tolist() == [0.0, 0.0, pytest.approx(math.log(4.0))]
     # The other label-taking losses.
     z2, y2 = np.zeros((2, 4), np.float32), np.array([1, 9], np.int32)
@@ -497,18 +503,18 @@ def test_out_of_range_integer_labels_give_nan_unless_masked():
     values = np.array([np.nan, 0.0, 1.0, 2.0], np.float32)
     emb = np.eye(4, 3, dtype=np.float32)
     for f in (
-        lambda **k: L.spherical_z_loss(z2 + np.arange(4, dtype=np.float32), y2, **k),
-        lambda **k: L.number_token_loss(z2, y2, values, **k),
-        lambda **k: L.earth_mover_distance_optimization(z2, y2, emb, **k),
+        J(lambda **k: L.spherical_z_loss(z2 + np.arange(4, dtype=np.float32), y2, **k)),
+        J(lambda **k: L.number_token_loss(z2, y2, values, **k)),
+        J(lambda **k: L.earth_mover_distance_optimization(z2, y2, emb, **k)),
     ):
         out = np.asarray(f())
         assert np.isfinite(out[0]) and np.isnan(out[1])
         assert np.asarray(f(where=m))[1] == 0.0
     logits, lpad, labels3, ypad = _ctc_batch()
     labels3[1, 0] = 99
-    out = np.asarray(L.ctc_loss(logits, lpad, labels3, ypad))
+    out = np.asarray(J(L.ctc_loss)(logits, lpad, labels3, ypad))
     assert np.isnan(out[1]) and np.all(np.isfinite(np.delete(out, 1)))
-    assert np.asarray(L.ctc_loss(logits, lpad, labels3, ypad, where=np.arange(5) != 1))[1] == 0.0
+    assert np.asarray(J(L.ctc_loss)(logits, lpad, labels3, ypad, where=np.arange(5) != 1))[1] == 0.0
     # Debug mode names the bad label.
     with pytest.raises(Exception, match=r"token_log_probs: integer labels must lie in \[0, 4\)"):
         lossjax.checked(L.token_log_probs)(z, labels)
