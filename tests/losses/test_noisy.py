@@ -215,22 +215,26 @@ def test_neg_inf_logits_are_the_limit():
 
 def test_aldr_gradient_is_ldr_at_the_new_fixed_temperature():
     lam = jnp.asarray(np.random.default_rng(2).uniform(0.3, 1.0, size=6).astype(np.float32))
-    loss, new = adaptive_label_distributionally_robust_loss(Z, Y, lam)
-    g = jax.grad(lambda z: adaptive_label_distributionally_robust_loss(z, Y, lam)[0].sum())(Z)
+    aldr = jax.jit(adaptive_label_distributionally_robust_loss)  # jitted: one compile, not every eager op
+    loss, new = aldr(Z, Y, lam)
+    g = jax.jit(jax.grad(lambda z: adaptive_label_distributionally_robust_loss(z, Y, lam)[0].sum()))(Z)
+
+    @jax.jit  # one row at a fixed temperature (traced: one compile for the six rows)
+    def ldr_row(z, y, temperature):
+        def f(z):
+            return label_distributionally_robust_loss(z, y, margin=1.0, temperature=temperature, softplus=False)
+
+        return f(z), jax.grad(lambda z: f(z).sum())(z)
+
     for i in range(6):
         li = float(new[i])
-        want_g = jax.grad(
-            lambda z, i=i, li=li: label_distributionally_robust_loss(
-                z, Y[i : i + 1], margin=1.0, temperature=li, softplus=False
-            ).sum()
-        )(Z[i : i + 1])
+        ldr, want_g = ldr_row(Z[i : i + 1], Y[i : i + 1], li)
         close(g[i : i + 1], want_g, rtol=1e-4, atol=1e-6)
         penalty = -0.5 * math.log(4) * (li - 1.0) ** 2
-        ldr = label_distributionally_robust_loss(Z[i : i + 1], Y[i : i + 1], margin=1.0, temperature=li, softplus=False)
         close(loss[i], ldr[0] + penalty, rtol=1e-5)
     # The new temperature lies in (0, lambda_0] and does not depend on the labels.
     assert np.all((np.asarray(new) > 0) & (np.asarray(new) <= 1.0))
-    close(adaptive_label_distributionally_robust_loss(Z, Y[::-1].copy(), lam)[1], new)
+    close(aldr(Z, Y[::-1].copy(), lam)[1], new)
 
 
 def test_aldr_state_masked_and_dtype():
@@ -323,7 +327,8 @@ def test_cross_model_confident_bce_golden(case):
         with jax.enable_x64(dtype == jnp.float64):
             z = jnp.asarray(case["logits_nhwc"], dtype)
             peer = jnp.asarray(case["peer_nhwc"], dtype)
-            value, grad = jax.value_and_grad(lambda z, p=peer: cross_model_confident_bce(z, p, **case["kwargs"]))(z)
+            f = jax.jit(jax.value_and_grad(lambda z, p: cross_model_confident_bce(z, p, **case["kwargs"])))
+            value, grad = f(z, peer)  # jitted: one compile instead of every eager op
             assert rel_err(value, case["value"]) <= tol
             assert rel_err(grad, case["grad_nhwc"]) <= tol
 
