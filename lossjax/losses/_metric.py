@@ -59,6 +59,7 @@ __all__ = [
     "batch_triplet_loss",
     "batch_triplet_loss_per_anchor",
     "circle_loss",
+    "circle_loss_per_anchor",
     "continuously_weighted_contrastive_loss",
     "contrastive_pair_loss",
     "cosine_distance",
@@ -69,12 +70,15 @@ __all__ = [
     "infonce_loss",
     "intra_pair_variance_loss",
     "lifted_structure_loss",
+    "lifted_structure_loss_per_anchor",
     "margin_loss",
     "multi_similarity_loss",
     "multi_similarity_loss_per_anchor",
     "nca_loss",
+    "nca_loss_per_anchor",
     "npair_loss",
     "ntxent_loss",
+    "ntxent_loss_per_anchor",
     "orthogonal_projection_loss",
     "pairwise_contrastive_loss",
     "pairwise_contrastive_loss_per_anchor",
@@ -82,6 +86,7 @@ __all__ = [
     "snr_contrastive_loss",
     "soft_infonce_loss",
     "supervised_contrastive_loss",
+    "supervised_contrastive_loss_per_anchor",
     "symmetric_infonce_loss",
     "threshold_consistent_margin_loss",
     "triplet_margin_loss",
@@ -291,8 +296,8 @@ def pairwise_contrastive_loss_per_anchor(
     r"""The pair contrastive loss of each anchor, unreduced ``[N]``.
 
     .. math::
-        \ell_a = rac{1}{|\mathcal P_a|}\sum_{p\in\mathcal P_a}ig[d_{ap} - m_+ig]_+
-               + rac{1}{|\mathcal N_a|}\sum_{n\in\mathcal N_a}ig[m_- - d_{an}ig]_+
+        \ell_a = \frac{1}{|\mathcal P_a|}\sum_{p\in\mathcal P_a}\big[d_{ap} - m_+\big]_+
+               + \frac{1}{|\mathcal N_a|}\sum_{n\in\mathcal N_a}\big[m_- - d_{an}\big]_+
 
     (an empty mean is 0): pytorch-metric-learning's ``ContrastiveLoss`` with
     ``PerAnchorReducer(DoNothingReducer())`` on each of its two sub-losses,
@@ -614,8 +619,8 @@ def batch_triplet_loss_per_anchor(
     r"""The triplet loss of each anchor: the mean over its mined triplets, unreduced ``[N]``.
 
     .. math::
-        \ell_a = rac{1}{|T_a|}\sum_{(a,p,n)\in T_a} ig[d_{ap} - d_{an} + mig]_+
-        \quad (0 	ext{ if } T_a = \emptyset)
+        \ell_a = \frac{1}{|T_a|}\sum_{(a,p,n)\in T_a} \big[d_{ap} - d_{an} + m\big]_+
+        \quad (0 \text{ if } T_a = \emptyset)
 
     with ``T_a`` the triplets of anchor ``a`` that :func:`batch_triplet_loss`
     mines (``mining``, ``smooth_loss`` and ``swap`` as there). Zero-loss
@@ -709,6 +714,14 @@ def lifted_structure_loss(
       0.4744
     """
     fn = "lifted_structure_loss"
+    b, per_pair, any_neg = _lifted_pairs(fn, embeddings, labels, neg_margin, pos_margin, distance, normalize, where,
+                                         axis_name)  # fmt: skip
+    loss = _global_mean(jnp.sum(per_pair), _count(b.pos, per_pair.dtype), axis_name)
+    return jnp.where(any_neg, loss, jnp.zeros((), loss.dtype))
+
+
+def _lifted_pairs(fn, embeddings, labels, neg_margin, pos_margin, distance, normalize, where, axis_name):
+    """The labelled batch, each positive pair's term ``[n, M]`` (0 off them) and whether the batch has a negative."""
     C.check_one_of(fn, "distance", distance, _TRIPLET_DISTANCES)
     C.check_positive(fn, "neg_margin", neg_margin, allow_zero=True)
     C.check_positive(fn, "pos_margin", pos_margin, allow_zero=True)
@@ -732,8 +745,68 @@ def lifted_structure_loss(
     per_pair = 0.5 * jnp.square(jax.nn.relu(log_term + d - pos_margin))
     per_pair = jnp.where(b.pos, per_pair, zero)
     any_neg = psum(_count(b.neg, d.dtype), axis_name) > 0
-    loss = _global_mean(jnp.sum(per_pair), _count(b.pos, d.dtype), axis_name)
-    return jnp.where(any_neg, loss, zero)
+    return b, per_pair, any_neg
+
+
+@register(
+    "lifted_structure_loss_per_anchor",
+    family=FAMILY,
+    kind="per_example",
+    formula="l_i = mean_{j pos of i} 1/2 [log(sum_{(i,k) neg} e^{m_neg - d_ik} + sum_{(j,l) neg} e^{m_neg - d_jl}) "
+    "+ d_ij - m_pos]_+^2  (0 if i has no positive or the batch no negative)",
+    paper="Deep Metric Learning via Lifted Structured Feature Embedding (2016, arXiv:1511.06452)",
+    reference=f"{_PML}::losses/lifted_structure_loss.py::LiftedStructureLoss(reducer=DoNothingReducer()) pos-pair "
+    "losses through reducers/per_anchor_reducer.py::PerAnchorReducer(DoNothingReducer())",
+    sample=_labelled_sample,
+)
+def lifted_structure_loss_per_anchor(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    neg_margin: float = 1.0,
+    pos_margin: float = 0.0,
+    distance: str = "euclidean",
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""The lifted structured loss of each anchor: the mean over its positive pairs, unreduced ``[N]``.
+
+    .. math::
+        \ell_i = \frac{1}{|\mathcal P_i|}\sum_{j\in\mathcal P_i} \tfrac12 [J_{ij}]_+^2,\qquad
+        J_{ij} = \log\Big(\sum_{k\in\mathcal N_i} e^{m_- - d_{ik}} + \sum_{l\in\mathcal N_j} e^{m_- - d_{jl}}\Big)
+                 + d_{ij} - m_+
+
+    (0 for an anchor without a positive, and everywhere when the batch has no
+    negative pair): pytorch-metric-learning's ``LiftedStructureLoss`` pair
+    losses (``pos_pair``) averaged per anchor by its ``PerAnchorReducer``
+    (PML 2.9 passes them as ``[P, 1]``, which that reducer cannot take as
+    is: they are the same losses, flattened). :func:`lifted_structure_loss`
+    is the mean over all ordered positive pairs,
+    ``sum_i |P_i| l_i / sum_i |P_i|``.
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      neg_margin, pos_margin, distance, normalize: as in :func:`lifted_structure_loss`.
+      where: optional ``[N]`` boolean mask of real examples (0 there).
+
+    Returns:
+      Per-anchor loss ``[N]``.
+
+    Paper: Oh Song, Xiang, Jegelka, Savarese, "Deep Metric Learning via Lifted
+    Structured Feature Embedding", CVPR 2016, arXiv:1511.06452.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[0.0], [0.5], [1.5]])
+      >>> out = lossjax.losses.lifted_structure_loss_per_anchor(x, jnp.array([0, 0, 1]), normalize=False)
+      >>> [round(v, 4) for v in out.tolist()]  # one pair each way: both are lifted_structure_loss, 0.4744
+      [0.4744, 0.4744, 0.0]
+    """
+    fn = "lifted_structure_loss_per_anchor"
+    b, per_pair, any_neg = _lifted_pairs(fn, embeddings, labels, neg_margin, pos_margin, distance, normalize, where,
+                                         None)  # fmt: skip
+    return jnp.where(any_neg, _pair_mean_per_anchor(per_pair, b.pos), jnp.zeros((), per_pair.dtype))
 
 
 @register(
@@ -928,8 +1001,8 @@ def multi_similarity_loss_per_anchor(
     r"""The multi-similarity loss of each anchor, unreduced ``[N]``.
 
     .. math::
-        \ell_i = rac1lpha\log\Big[1+\sum_{p\in\mathcal P_i} e^{-lpha(S_{ip}-\lambda)}\Big]
-               + rac1eta\log\Big[1+\sum_{n\in\mathcal N_i} e^{eta(S_{in}-\lambda)}\Big]
+        \ell_i = \frac1\alpha\log\Big[1+\sum_{p\in\mathcal P_i} e^{-\alpha(S_{ip}-\lambda)}\Big]
+               + \frac1\beta\log\Big[1+\sum_{n\in\mathcal N_i} e^{\beta(S_{in}-\lambda)}\Big]
 
     The terms :func:`multi_similarity_loss` averages (its mean over the real
     anchors is that loss): pytorch-metric-learning's ``MultiSimilarityLoss``
@@ -1023,6 +1096,12 @@ def circle_loss(
       28.865
     """
     fn = "circle_loss"
+    loss = _circle_rows(fn, embeddings, labels, margin, scale, stop_gradient_weights, where, axis_name, memory)
+    return _avg_nonzero(loss, axis_name)
+
+
+def _circle_rows(fn, embeddings, labels, margin, scale, stop_gradient_weights, where, axis_name, memory):
+    """Each anchor's circle loss ``[n]`` (0 without a positive or a negative, and on padded rows)."""
     C.check_positive(fn, "margin", margin, allow_zero=True)
     C.check_positive(fn, "scale", scale)
     b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, memory=memory)
@@ -1032,8 +1111,61 @@ def circle_loss(
     logit_n = scale * jax.nn.relu(sd + margin) * (s - margin)
     ok = jnp.any(b.pos, axis=-1) & jnp.any(b.neg, axis=-1)
     loss = jax.nn.softplus(masked_logsumexp(logit_p, b.pos) + masked_logsumexp(logit_n, b.neg))
-    loss = jnp.where(ok, loss, jnp.zeros((), s.dtype))
-    return _avg_nonzero(loss, axis_name)
+    return jnp.where(ok, loss, jnp.zeros((), s.dtype))
+
+
+@register(
+    "circle_loss_per_anchor",
+    family=FAMILY,
+    kind="per_example",
+    formula="l_i = softplus(lse_n scale a_n (s_n - m) + lse_p -scale a_p (s_p - 1 + m)) (0 without a positive "
+    "or a negative), a_p=[1+m-s_p]_+, a_n=[s_n+m]_+ (stop-gradient)",
+    paper="Circle Loss: A Unified Perspective of Pair Similarity Optimization (2020, arXiv:2002.10857)",
+    reference=f"{_PML}::losses/circle_loss.py::CircleLoss(reducer=PerAnchorReducer(DoNothingReducer()))",
+    # As circle_loss: the finite-difference gradient check sees through the stop-gradient weights.
+    sample=lambda: _labelled_sample(kwargs={"stop_gradient_weights": False}),
+)
+def circle_loss_per_anchor(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: float = 0.4,
+    scale: float = 80.0,
+    stop_gradient_weights: bool = True,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""The circle loss of each anchor, unreduced ``[N]``.
+
+    .. math::
+        \ell_i = \operatorname{softplus}\Big(\operatorname{lse}_{n}\,\gamma\alpha_n(s_n-\Delta_n)
+               + \operatorname{lse}_{p}\,{-\gamma}\alpha_p(s_p-\Delta_p)\Big)
+
+    (0 for an anchor without a positive or a negative): the terms
+    :func:`circle_loss` averages (it is the mean of the nonzero ``l_i``, PML's
+    ``AvgNonZeroReducer``); pytorch-metric-learning's ``CircleLoss`` with
+    ``reducer=PerAnchorReducer(DoNothingReducer())`` (its element losses).
+
+    Args:
+      embeddings: ``[N, D]`` (normalized inside).
+      labels: integer labels ``[N]``.
+      margin, scale, stop_gradient_weights: as in :func:`circle_loss`.
+      where: optional ``[N]`` boolean mask of real examples (0 there).
+
+    Returns:
+      Per-anchor loss ``[N]``.
+
+    Paper: Sun et al., "Circle Loss: A Unified Perspective of Pair Similarity
+    Optimization", CVPR 2020, arXiv:2002.10857.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [0.6, 0.8]])
+      >>> out = lossjax.losses.circle_loss_per_anchor(x, jnp.array([0, 0, 1, 1]))
+      >>> [round(v, 2) for v in out.tolist()]  # their nonzero mean is circle_loss, 28.865
+      [6.4, 51.33, 6.4, 51.33]
+    """
+    fn = "circle_loss_per_anchor"
+    return _circle_rows(fn, embeddings, labels, margin, scale, stop_gradient_weights, where, None, None)
 
 
 @register(
@@ -1087,6 +1219,12 @@ def supervised_contrastive_loss(
       0.9668
     """
     fn = "supervised_contrastive_loss"
+    loss = _supcon_rows(fn, embeddings, labels, temperature, where, axis_name, block_size)
+    return _avg_nonzero(loss, axis_name)
+
+
+def _supcon_rows(fn, embeddings, labels, temperature, where, axis_name, block_size):
+    """Each anchor's SupCon loss ``[n]`` (0 without a positive, on padded rows and when the batch has no negative)."""
     _check_block(fn, block_size)
     b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
     t = _temperature(fn, temperature, b.dtype)
@@ -1107,7 +1245,58 @@ def supervised_contrastive_loss(
     hi = jnp.max(jnp.where(b.valid, row_labels, info.min), initial=info.min)
     if axis_name is not None:
         lo, hi = jax.lax.pmin(lo, axis_name), jax.lax.pmax(hi, axis_name)
-    return jnp.where(hi > lo, _avg_nonzero(loss, axis_name), zero)
+    return jnp.where(hi > lo, loss, zero)
+
+
+@register(
+    "supervised_contrastive_loss_per_anchor",
+    family=FAMILY,
+    kind="per_example",
+    formula="l_i = -1/|P(i)| sum_{p in P(i)} log(e^{s_ip/t} / sum_{a != i} e^{s_ia/t})  (0 if P(i) is empty)",
+    paper="Supervised Contrastive Learning (2020, arXiv:2004.11362)",
+    reference=f"{_PML}::losses/supcon_loss.py::SupConLoss(reducer=PerAnchorReducer(DoNothingReducer()))",
+    sample=_labelled_sample,
+)
+def supervised_contrastive_loss_per_anchor(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    temperature: float = 0.1,
+    where: ArrayLike | None = None,
+    block_size: int | None = None,
+) -> Array:
+    r"""The supervised contrastive loss of each anchor, unreduced ``[N]``.
+
+    .. math::
+        \ell_i = \frac{-1}{|P(i)|}\sum_{p\in P(i)} \log\frac{\exp(s_{ip}/\tau)}{\sum_{a\ne i}\exp(s_{ia}/\tau)}
+
+    (0 for an anchor without a positive, and everywhere when the batch has no
+    negative pair): the terms :func:`supervised_contrastive_loss` averages (it
+    is the mean of the nonzero ``l_i``, PML's ``AvgNonZeroReducer``);
+    pytorch-metric-learning's ``SupConLoss`` with
+    ``reducer=PerAnchorReducer(DoNothingReducer())`` (its element losses).
+
+    Args:
+      embeddings: ``[N, D]`` (normalized inside).
+      labels: integer labels ``[N]``.
+      temperature, block_size: as in :func:`supervised_contrastive_loss`.
+      where: optional ``[N]`` boolean mask of real examples (0 there).
+
+    Returns:
+      Per-anchor loss ``[N]``.
+
+    Paper: Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020,
+    arXiv:2004.11362.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [0.6, 0.8]])
+      >>> out = lossjax.losses.supervised_contrastive_loss_per_anchor(x, jnp.array([0, 0, 1, 1]))
+      >>> [round(v, 4) for v in out.tolist()]  # their mean is supervised_contrastive_loss, 0.9668
+      [0.1272, 1.8064, 0.1272, 1.8064]
+    """
+    fn = "supervised_contrastive_loss_per_anchor"
+    return _supcon_rows(fn, embeddings, labels, temperature, where, None, block_size)
 
 
 @register(
@@ -1159,6 +1348,12 @@ def ntxent_loss(
       1.2219
     """
     fn = "ntxent_loss"
+    b, per_pair = _ntxent_pairs(fn, embeddings, labels, temperature, where, axis_name)
+    return _global_mean(jnp.sum(per_pair), _count(b.pos, per_pair.dtype), axis_name)
+
+
+def _ntxent_pairs(fn, embeddings, labels, temperature, where, axis_name):
+    """The labelled batch and the NT-Xent term of each positive pair ``[n, M]`` (0 off the positive pairs)."""
     b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
     t = _temperature(fn, temperature, b.dtype)
     s = pairwise_similarity(b.x, b.x_all, distance="cosine") / t
@@ -1166,8 +1361,65 @@ def ntxent_loss(
     lse_neg = masked_logsumexp(s, b.neg)[:, None]
     has_neg = jnp.any(b.neg, axis=-1)[:, None]
     # -log(e^s / (e^s + e^lse)) = softplus(lse - s); 0 when the anchor has no negative.
-    per_pair = jnp.where(b.pos & has_neg, jax.nn.softplus(lse_neg - s), zero)
-    return _global_mean(jnp.sum(per_pair), _count(b.pos, s.dtype), axis_name)
+    return b, jnp.where(b.pos & has_neg, jax.nn.softplus(lse_neg - s), zero)
+
+
+def _pair_mean_per_anchor(per_pair: Array, pairs: Array) -> Array:
+    """PML ``PerAnchorReducer`` on a ``pos_pair``/``neg_pair`` loss: each anchor's mean over its pairs, 0 if none."""
+    return _per_anchor_mean(jnp.sum(per_pair, axis=-1), jnp.sum(pairs, axis=-1).astype(per_pair.dtype))
+
+
+@register(
+    "ntxent_loss_per_anchor",
+    family=FAMILY,
+    kind="per_example",
+    formula="l_a = mean_{p pos of a} -log(e^{s_ap/t} / (e^{s_ap/t} + sum_{n neg(a)} e^{s_an/t}))  (0 if none)",
+    paper="A Simple Framework for Contrastive Learning of Visual Representations (2020, arXiv:2002.05709)",
+    reference=f"{_PML}::losses/ntxent_loss.py::NTXentLoss(reducer=PerAnchorReducer(DoNothingReducer()))",
+    sample=_labelled_sample,
+)
+def ntxent_loss_per_anchor(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    temperature: float = 0.07,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""The NT-Xent loss of each anchor: the mean over its positive pairs, unreduced ``[N]``.
+
+    .. math::
+        \ell_a = \frac{1}{|\mathcal P_a|}\sum_{p\in\mathcal P_a}
+        -\log\frac{e^{s_{ap}/\tau}}{e^{s_{ap}/\tau}+\sum_{n:\,y_n\ne y_a} e^{s_{an}/\tau}}
+
+    (0 for an anchor without a positive): pytorch-metric-learning's
+    ``NTXentLoss`` (a ``pos_pair`` loss) with
+    ``reducer=PerAnchorReducer(DoNothingReducer())``. :func:`ntxent_loss` is
+    the mean over all positive pairs, ``sum_a |P_a| l_a / sum_a |P_a|``: the
+    mean of ``l_a`` when every anchor has as many positives (SimCLR's two
+    views).
+
+    Args:
+      embeddings: ``[N, D]`` (normalized inside).
+      labels: integer labels ``[N]``; examples with equal labels are positives.
+      temperature: as in :func:`ntxent_loss`.
+      where: optional ``[N]`` boolean mask of real examples (0 there).
+
+    Returns:
+      Per-anchor loss ``[N]``.
+
+    Paper: Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for
+    Contrastive Learning of Visual Representations", ICML 2020, arXiv:2002.05709.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [0.6, 0.8]])
+      >>> out = lossjax.losses.ntxent_loss_per_anchor(x, jnp.array([0, 0, 1, 1]))
+      >>> [round(v, 4) for v in out.tolist()]  # one positive each: their mean is ntxent_loss, 1.2219
+      [0.0559, 2.3879, 0.0559, 2.3879]
+    """
+    fn = "ntxent_loss_per_anchor"
+    b, per_pair = _ntxent_pairs(fn, embeddings, labels, temperature, where, None)
+    return _pair_mean_per_anchor(per_pair, b.pos)
 
 
 # --------------------------------------------------------------------------
@@ -2087,13 +2339,68 @@ def nca_loss(
       0.3709
     """
     fn = "nca_loss"
+    has, per = _nca_rows(fn, embeddings, labels, scale, normalize, where, axis_name, memory)
+    return _global_mean(jnp.sum(per), _count(has, per.dtype), axis_name)
+
+
+def _nca_rows(fn, embeddings, labels, scale, normalize, where, axis_name, memory):
+    """Which anchors have a positive ``[n]`` and each anchor's NCA loss ``[n]`` (0 without a positive)."""
     C.check_positive(fn, "scale", scale)
     b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize, memory=memory)
     logits = -jnp.asarray(scale, b.dtype) * pairwise_similarity(b.x, b.x_all, distance="squared_euclidean")
     has = jnp.any(b.pos, axis=-1)
     per = masked_logsumexp(logits, b.pos | b.neg, axis=1) - masked_logsumexp(logits, b.pos, axis=1)
-    per = jnp.where(has, per, jnp.zeros((), b.dtype))
-    return _global_mean(jnp.sum(per), _count(has, b.dtype), axis_name)
+    return has, jnp.where(has, per, jnp.zeros((), b.dtype))
+
+
+@register(
+    "nca_loss_per_anchor",
+    family=FAMILY,
+    kind="per_example",
+    formula="l_i = -log( sum_{p in P(i)} e^{-s d_ip^2} / sum_{j != i} e^{-s d_ij^2} )  (0 if P(i) is empty)",
+    paper="Neighbourhood Components Analysis (Goldberger, Roweis, Hinton, Salakhutdinov, NeurIPS 2004)",
+    reference=f"{_PML}::losses/nca_loss.py::NCALoss(reducer=PerAnchorReducer(DoNothingReducer()))",
+    sample=_pml_pair_sample,
+)
+def nca_loss_per_anchor(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    scale: float = 1.0,
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""The NCA loss of each anchor, unreduced ``[N]``.
+
+    .. math::
+        \ell_i = -\log\frac{\sum_{p\in P(i)} e^{-s\,d_{ip}^2}}{\sum_{j\ne i} e^{-s\,d_{ij}^2}}
+
+    (0 for an anchor without a positive): pytorch-metric-learning's ``NCALoss``
+    with ``reducer=PerAnchorReducer(DoNothingReducer())`` (its element losses,
+    which leave out the anchors without a positive). :func:`nca_loss` is the
+    mean of ``l_i`` over the anchors that have a positive.
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      scale, normalize: as in :func:`nca_loss`.
+      where: optional ``[N]`` mask of real examples (0 there).
+
+    Returns:
+      Per-anchor loss ``[N]``.
+
+    Paper: Goldberger, Roweis, Hinton, Salakhutdinov, "Neighbourhood Components
+    Analysis", NeurIPS 2004.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[0.0], [1.0], [2.0]])
+      >>> out = lossjax.losses.nca_loss_per_anchor(x, jnp.array([0, 0, 1]), normalize=False)
+      >>> [round(v, 4) for v in out.tolist()]  # log(1 + e^-3), log 2; anchor 2 has no positive
+      [0.0486, 0.6931, 0.0]
+    """
+    fn = "nca_loss_per_anchor"
+    return _nca_rows(fn, embeddings, labels, scale, normalize, where, None, None)[1]
 
 
 @register(

@@ -171,6 +171,12 @@ def ref_multi_similarity(x, y, alpha=2.0, beta=50.0, base=0.5, mining_margin=0.1
 def ref_circle(x, y, margin=0.4, scale=80.0, stop_gradient_weights=True):
     # pytorch_metric_learning/losses/circle_loss.py::CircleLoss._compute_loss (2.9.0), cosine similarities,
     # all pairs, AvgNonZeroReducer; `.detach()` of the weights as there when stop_gradient_weights.
+    losses = _circle_rows(x, y, margin, scale, stop_gradient_weights)
+    return losses.sum() / torch.clamp((losses > 0).sum(), min=1)
+
+
+def _circle_rows(x, y, margin, scale, stop_gradient_weights):
+    """The element losses of ``CircleLoss._compute_loss`` (port), before the reducer."""
     y = _labels(y)
     xn = F.normalize(x, dim=1)
     mat = xn @ xn.T
@@ -189,8 +195,71 @@ def ref_circle(x, y, margin=0.4, scale=80.0, stop_gradient_weights=True):
         return torch.log(s) + m[:, 0]
 
     ok = pos.any(1) & neg.any(1)
-    losses = torch.where(ok, F.softplus(lse(pos) + lse(neg)), torch.zeros(len(y)))
-    return losses.sum() / torch.clamp((losses > 0).sum(), min=1)
+    return torch.where(ok, F.softplus(lse(pos) + lse(neg)), torch.zeros(len(y)))
+
+
+def _pml_per_anchor(loss, x, y):
+    """``loss`` (built with ``reducer=PerAnchorReducer(DoNothingReducer())``) called: its ``[N]`` per-anchor losses.
+
+    An ``element`` loss comes back with its own indices (NCALoss keeps only the anchors with a positive): scattered,
+    0 elsewhere; a ``pos_pair`` loss comes back averaged per anchor by ``PerAnchorReducer``; PML's zero loss (no
+    pair at all) is 0 for every anchor.
+    """
+    out = loss(x, _labels(y))
+    zeros = (x * 0).sum(dim=1)
+    if torch.is_tensor(out):  # BaseReducer.zero_loss
+        return zeros + out
+    info = out["loss"]
+    assert info["reduction_type"] == "element", info["reduction_type"]
+    return zeros.index_add(0, info["indices"], info["losses"].reshape(-1))
+
+
+def _per_anchor_reducer():
+    from pytorch_metric_learning import reducers
+
+    return reducers.PerAnchorReducer(_do_nothing())
+
+
+def ref_circle_per_anchor(x, y, margin=0.4, scale=80.0, stop_gradient_weights=True):
+    """The port's element losses; the value checked against ``CircleLoss(reducer=PerAnchorReducer(...))``."""
+    _, losses, _ = _pml()
+    out = _circle_rows(x, y, margin, scale, stop_gradient_weights)
+    check = _pml_per_anchor(losses.CircleLoss(m=margin, gamma=scale, reducer=_per_anchor_reducer()), x.detach(), y)
+    assert torch.allclose(check, out.detach(), rtol=1e-9, atol=1e-9), (check, out)
+    return out
+
+
+def ref_supcon_per_anchor(x, y, temperature=0.1):
+    _, losses, _ = _pml()
+    return _pml_per_anchor(losses.SupConLoss(temperature=temperature, reducer=_per_anchor_reducer()), x, y)
+
+
+def ref_ntxent_per_anchor(x, y, temperature=0.07):
+    _, losses, _ = _pml()
+    return _pml_per_anchor(losses.NTXentLoss(temperature=temperature, reducer=_per_anchor_reducer()), x, y)
+
+
+def ref_nca_per_anchor(x, y, scale=1.0, normalize=True):
+    distances, losses, _ = _pml()
+    d = distances.LpDistance(normalize_embeddings=normalize, power=2)
+    return _pml_per_anchor(losses.NCALoss(softmax_scale=scale, distance=d, reducer=_per_anchor_reducer()), x, y)
+
+
+def ref_lifted_per_anchor(x, y, neg_margin=1.0, pos_margin=0.0, distance="euclidean", normalize=True):
+    """``LiftedStructureLoss(reducer=DoNothingReducer())``'s pos-pair losses through ``PerAnchorReducer``.
+
+    PML 2.9's ``LiftedStructureLoss(reducer=PerAnchorReducer(...))`` raises (its pair losses are ``[P, 1]``, which
+    ``tuple_reduction_helper`` cannot assign into its ``[N, N]`` table): the losses are flattened to ``[P]`` first.
+    """
+    _, losses, _ = _pml()
+    loss = losses.LiftedStructureLoss(
+        neg_margin=neg_margin, pos_margin=pos_margin, distance=_lp(distance, normalize), reducer=_do_nothing()
+    )
+    info = loss(x, _labels(y))["loss"]
+    if info["indices"] is None:  # no positive or no negative pair: PML's zero loss
+        return (x * 0).sum(dim=1)
+    info = {**info, "losses": info["losses"].reshape(-1)}
+    return (x * 0).sum(dim=1) + _per_anchor_reducer()({"loss": info}, x, _labels(y))["loss"]["losses"]
 
 
 def pml_circle(x, y, margin=0.4, scale=80.0, stop_gradient_weights=True):
@@ -359,6 +428,30 @@ TORCH_REFERENCES = {
     ),
     "circle_loss": (ref_circle, f"{PML} CircleLoss._compute_loss (port; value checked against the call)"),
     "supervised_contrastive_loss": (ref_supcon, f"{PML} SupConLoss"),
+    "circle_loss_per_anchor": (
+        ref_circle_per_anchor,
+        f"{PML} CircleLoss._compute_loss element losses (port; value checked against "
+        "CircleLoss(reducer=PerAnchorReducer(DoNothingReducer())))",
+    ),
+    "supervised_contrastive_loss_per_anchor": (
+        ref_supcon_per_anchor,
+        f"{PML} SupConLoss(reducer=PerAnchorReducer(DoNothingReducer()))",
+    ),
+    "ntxent_loss_per_anchor": (
+        ref_ntxent_per_anchor,
+        f"{PML} NTXentLoss(reducer=PerAnchorReducer(DoNothingReducer()))",
+    ),
+    "nca_loss_per_anchor": (
+        ref_nca_per_anchor,
+        f"{PML} NCALoss(distance=LpDistance(power=2), reducer=PerAnchorReducer(DoNothingReducer())) element "
+        "losses, 0 at the anchors it leaves out",
+    ),
+    "lifted_structure_loss_per_anchor": (
+        ref_lifted_per_anchor,
+        f"{PML} LiftedStructureLoss(distance=LpDistance(...), reducer=DoNothingReducer()) pos-pair losses "
+        "(flattened to [P]: PML's own PerAnchorReducer raises on their [P, 1] shape) through "
+        "PerAnchorReducer(DoNothingReducer())",
+    ),
     "ntxent_loss": (ref_ntxent, f"{PML} NTXentLoss (value checked against optax.losses.ntxent in float64)"),
     "threshold_consistent_margin_loss": (ref_tcm, f"{PML} ThresholdConsistentMarginLoss"),
     "orthogonal_projection_loss": (ref_opl, "kahnchana/opl loss.py::OrthogonalProjectionLoss (torch port)"),
