@@ -132,9 +132,10 @@ def test_embedding_equal_to_its_class_weight(name):
         out = fn(x, y, w, **kw)
         return jnp.sum(out[0] if isinstance(out, tuple) else out)
 
-    v, (gx, gw) = jax.value_and_grad(f, argnums=(0, 1))(x, w)
+    vg = jax.jit(jax.value_and_grad(f, argnums=(0, 1)))  # eager calls compile each op per shape
+    v, (gx, gw) = vg(x, w)
     with jax.enable_x64(True):
-        v64, (gx64, gw64) = jax.value_and_grad(f, argnums=(0, 1))(x.astype(jnp.float64), w.astype(jnp.float64))
+        v64, (gx64, gw64) = vg(x.astype(jnp.float64), w.astype(jnp.float64))
     # At x = +-|x| w_y the cosine's own gradient is 0: the clamp changes nothing but the value (by ~1e-4 of psi).
     assert_close(v, v64, err=f"{name}: value", rtol=1e-3, atol=1e-4)
     # Gradient terms of ~10 cancel on the sphere's normal: float32 leaves an ulp of them (1e-6) there.
@@ -236,21 +237,25 @@ def test_sphereface2_bias_and_stable_formula():
     assert np.isfinite(float(gb)) and float(gb) != 0.0
 
 
+def _jit_vg(fn):
+    """(x, *rest) -> ((sum fn, fn), d sum fn / dx), compiled once (eager calls compile each op per shape)."""
+    return jax.jit(jax.value_and_grad(lambda x, *rest: (jnp.sum(fn(x, *rest)), fn(x, *rest)), has_aux=True))
+
+
 def test_sphereface2_forward_only_adjustment():
     """stop_gradient_adjustment=True (reference): the gradient is that of r cos + b, not of g."""
     rng = np.random.default_rng(2)
     x, w, y = rng.normal(size=(3, 4)), rng.normal(size=(4, 4)), np.array([0, 1, 2])
-    g_ref = jax.grad(lambda x: jnp.sum(lossjax.losses.sphereface2_loss(x, y, w)))(x)
-    g_true = jax.grad(lambda x: jnp.sum(lossjax.losses.sphereface2_loss(x, y, w, stop_gradient_adjustment=False)))(x)
-    v_ref = lossjax.losses.sphereface2_loss(x, y, w)
-    v_true = lossjax.losses.sphereface2_loss(x, y, w, stop_gradient_adjustment=False)
+    # jitted value-and-gradient (eager calls compile each op per shape)
+    (_, v_ref), g_ref = _jit_vg(lambda x: lossjax.losses.sphereface2_loss(x, y, w))(x)
+    (_, v_true), g_true = _jit_vg(lambda x: lossjax.losses.sphereface2_loss(x, y, w, stop_gradient_adjustment=False))(x)
     assert_close(v_ref, v_true)
     assert not np.allclose(g_ref, g_true)
     # Without the detach the gradient is the true one (finite differences, float64).
     from jax.test_util import check_grads
 
     with jax.enable_x64(True):
-        f = lambda x, w: jnp.sum(lossjax.losses.sphereface2_loss(x, y, w, stop_gradient_adjustment=False))  # noqa: E731
+        f = jax.jit(lambda x, w: jnp.sum(lossjax.losses.sphereface2_loss(x, y, w, stop_gradient_adjustment=False)))
         check_grads(f, (jnp.asarray(x), jnp.asarray(w)), order=1, modes=("rev",), eps=1e-4, atol=1e-4, rtol=1e-4)
 
 
@@ -288,29 +293,24 @@ def test_partial_fc_equals_the_margin_softmax_on_its_sampled_classes():
     x = (w[y] + 0.5 * rng.normal(size=(6, d))).astype(np.float32)
     key = jax.random.key(42)
     kw = {"scale": 16.0, "angular_margin": 0.3}
-    f = lambda w: jnp.sum(lossjax.losses.partial_fc_sampled_softmax(x, y, w, key=key, sample_rate=0.25, **kw))  # noqa: E731
+    # jitted value-and-gradient, the key an argument (eager calls compile each op per shape)
+    pfc = _jit_vg(lambda w, k: lossjax.losses.partial_fc_sampled_softmax(x, y, w, key=k, sample_rate=0.25, **kw))
     # The sampled classes are the proxies that receive a gradient: ceil(0.25 * 20) = 5 of them,
     # including the three batch labels.
-    g = np.asarray(jax.grad(f)(w))
+    (_, value), g = pfc(w, key)
+    g = np.asarray(g)
     sampled = np.flatnonzero(np.any(g != 0, axis=1))
     assert len(sampled) == 5 and {3, 7, 11} <= set(sampled.tolist())
     remap = {cls: i for i, cls in enumerate(sampled)}
-    expect = lossjax.losses.additive_margin_softmax(
-        x, np.array([remap[v] for v in y]), w[sampled], additive_margin=0.0, **kw
-    )
-    assert_close(lossjax.losses.partial_fc_sampled_softmax(x, y, w, key=key, sample_rate=0.25, **kw), expect)
+    amsoftmax = jax.jit(lambda y, w: lossjax.losses.additive_margin_softmax(x, y, w, additive_margin=0.0, **kw))
+    expect = amsoftmax(np.array([remap[v] for v in y]), w[sampled])
+    assert_close(value, expect)
     # Another key draws other negatives; sample_rate=1 is the full softmax.
-    g2 = np.asarray(
-        jax.grad(
-            lambda w: jnp.sum(
-                lossjax.losses.partial_fc_sampled_softmax(x, y, w, key=jax.random.key(7), sample_rate=0.25, **kw)
-            )
-        )(w)
-    )
+    g2 = np.asarray(pfc(w, jax.random.key(7))[1])
     assert set(np.flatnonzero(np.any(g2 != 0, axis=1)).tolist()) != set(sampled.tolist())
     assert_close(
-        lossjax.losses.partial_fc_sampled_softmax(x, y, w, key=key, sample_rate=1.0, **kw),
-        lossjax.losses.additive_margin_softmax(x, y, w, additive_margin=0.0, **kw),
+        jax.jit(lambda w: lossjax.losses.partial_fc_sampled_softmax(x, y, w, key=key, sample_rate=1.0, **kw))(w),
+        amsoftmax(y, w),
     )
     # Too few sampled classes for the batch's labels: reported in debug mode.
     checked = lossjax.checked(lossjax.losses.partial_fc_sampled_softmax, jit=False)
@@ -431,7 +431,7 @@ def test_adaface_across_devices_equal_single_device():
         )
         return jnp.sum(loss), new
 
-    (v1, s1), g1 = jax.value_and_grad(single, has_aux=True)(emb)
+    (v1, s1), g1 = jax.jit(jax.value_and_grad(single, has_aux=True))(emb)  # eager compiles each op
     (v8, s8), g8 = jax.jit(jax.value_and_grad(sharded, has_aux=True))(emb)
     assert_close((v8, s8), (v1, s1), rtol=1e-5, atol=1e-5)
     assert_close(g8, g1, rtol=1e-5, atol=1e-5)
