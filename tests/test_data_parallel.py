@@ -69,7 +69,7 @@ CASES = {
 def test_helper_gives_the_one_device_gradient_under_shard_map_and_pmap(mesh, name):
     loss = CASES[name]
     w, x, y, labels = _data()
-    v1, g1 = jax.value_and_grad(loss)(w, x, y, labels)
+    v1, g1 = jax.jit(jax.value_and_grad(loss))(w, x, y, labels)  # jitted: one compile, not every eager op
 
     step = lossjax.data_parallel_value_and_grad(lambda *a: loss(*a, axis_name="d"), axis_name="d")
     f = shard_map(step, mesh=mesh, in_specs=(P(), P("d"), P("d"), P("d")), out_specs=P())
@@ -87,7 +87,7 @@ def test_the_familiar_mix_is_wrong_for_per_example_losses(mesh):
     """shard_map + pmean of the gradients: 8x for InfoNCE (why the helper exists)."""
     loss = CASES["infonce"]
     w, x, y, labels = _data()
-    _, g1 = jax.value_and_grad(loss)(w, x, y, labels)
+    _, g1 = jax.jit(jax.value_and_grad(loss))(w, x, y, labels)
 
     def habit(w, x, y, labels):
         g = jax.grad(lambda w: jnp.mean(lossjax.losses.infonce_loss(x @ w, y @ w, axis_name="d")))(w)
