@@ -198,13 +198,20 @@ def test_soft_infonce_without_weights_is_infonce():
     rng = np.random.default_rng(9)
     q, k = rng.normal(size=(2, 5, 3)).astype(np.float32)
     prior = rng.normal(size=(5, 5)).astype(np.float32)
-    assert_close(L.soft_infonce_loss(q, k, prior, alpha=0.0), L.infonce_loss(q, k, temperature=1.0, distance="dot"))
+    soft, plain = jax.jit(  # one compile (eager calls compile each op per shape)
+        lambda q, k: (
+            L.soft_infonce_loss(q, k, prior, alpha=0.0),
+            L.infonce_loss(q, k, temperature=1.0, distance="dot"),
+        )
+    )(q, k)
+    assert_close(soft, plain)
 
 
 def test_infonce_identical_and_zero_embeddings_give_log_b():
     # Every logit equal: the softmax is uniform over B keys, the loss is log B.
+    vg = jax.jit(jax.value_and_grad(lambda q: jnp.sum(L.infonce_loss(q, q))))  # one compile for both
     for x in (jnp.ones((4, 3)), jnp.zeros((4, 3))):
-        out, g = jax.value_and_grad(lambda q: jnp.sum(L.infonce_loss(q, q)))(x)
+        out, g = vg(x)
         assert_close(out, 4 * np.log(4.0))
         assert np.all(np.isfinite(np.asarray(g)))
 
@@ -252,7 +259,9 @@ def test_identical_and_zero_embeddings_are_finite(name, kind):
 @pytest.mark.parametrize("mining", ["all", "hard", "semihard"])
 def test_triplet_identical_embeddings_finite(mining):
     y = jnp.array([0, 0, 1, 1])
-    val, g = jax.value_and_grad(lambda e: L.batch_triplet_loss(e, y, mining=mining, normalize=False))(jnp.ones((4, 2)))
+    val, g = jax.jit(jax.value_and_grad(lambda e: L.batch_triplet_loss(e, y, mining=mining, normalize=False)))(
+        jnp.ones((4, 2))
+    )
     assert_close(val, 0.05) if mining != "semihard" else assert_close(val, 0.0)
     assert np.all(np.isfinite(np.asarray(g)))
 
@@ -278,18 +287,28 @@ def test_soft_infonce_where_equals_slicing_and_masked_rows_get_zero_gradient():
     mask = np.array([True, False, True, True, False, True])
     idx = np.nonzero(mask)[0]
     kw = {"alpha": 0.5, "prior_temperature": 0.5}
-    masked = L.soft_infonce_loss(q, k, prior, where=mask, **kw)
-    sliced = L.soft_infonce_loss(q[idx], k[idx], prior[np.ix_(idx, idx)], **kw)
+
+    # one compiled value-and-gradient for the three masks (eager calls compile each op per shape)
+    @jax.jit
+    def vg(a, b, w):
+        def f(a, b):
+            out = L.soft_infonce_loss(a, b, prior, where=w, **kw)
+            return jnp.sum(out), out
+
+        return jax.value_and_grad(f, argnums=(0, 1), has_aux=True)(a, b)
+
+    (_, masked), _ = vg(q, k, mask)
+    sliced = jax.jit(lambda a, b, p: L.soft_infonce_loss(a, b, p, **kw))(q[idx], k[idx], prior[np.ix_(idx, idx)])
     assert np.all(np.asarray(masked)[~mask] == 0)
     assert_close(np.asarray(masked)[mask], sliced)
     qn, kn = q.copy(), k.copy()
     qn[~mask], kn[~mask] = np.nan, np.inf
-    gq, gk = jax.grad(lambda a, b: jnp.sum(L.soft_infonce_loss(a, b, prior, where=mask, **kw)), argnums=(0, 1))(qn, kn)
+    _, (gq, gk) = vg(qn, kn, mask)
     for g in (gq, gk):
         g = np.asarray(g)
         assert np.all(np.isfinite(g)) and np.all(g[~mask] == 0)
     none = np.zeros(6, bool)
-    val, gq = jax.value_and_grad(lambda a: jnp.sum(L.soft_infonce_loss(a, k, prior, where=none, **kw)))(q)
+    (val, _), (gq, _) = vg(q, k, none)
     assert float(val) == 0 and np.all(np.asarray(gq) == 0)
 
 
@@ -436,8 +455,8 @@ def test_soft_infonce_one_negative_per_query(alpha, beta):
     def f(q):
         return L.soft_infonce_loss(q, q, jnp.zeros((2, 2)), alpha=alpha, beta=beta)
 
-    g = jax.grad(lambda q: jnp.sum(f(q)))(q)
-    assert_close(f(q), np.full(2, np.log1p(np.exp(-1.0))), err=f"alpha={alpha} beta={beta}")
+    (_, value), g = jax.jit(jax.value_and_grad(lambda q: (jnp.sum(f(q)), f(q)), has_aux=True))(q)
+    assert_close(value, np.full(2, np.log1p(np.exp(-1.0))), err=f"alpha={alpha} beta={beta}")
     # z_0 = q0.q1 - q0.q0 (keys are the queries): dz_0/dq_00 = -2, dz_0/dq_01 = dz_1/dq_01 = 1; p = sigmoid(-1).
     p = 1.0 / (1.0 + np.e)
     assert_close(g[0, :2], [-2 * p, 2 * p], err="gradient")
