@@ -275,3 +275,34 @@ def test_holistic_robust_closed_forms_and_kkt():
     assert hr(ell, where=jnp.zeros(4, bool)) == 0
     with pytest.raises(ValueError, match="holistic_robust_loss: `alpha` must lie in"):
         holistic_robust_loss(ell, alpha=1.5)
+
+
+# ------------------------------- SOVR ----------------------------------
+
+
+def test_sovr_ends_are_ce_and_one_vs_rest_and_the_count_is_exact():
+    import optax
+
+    from lossjax.losses import one_vs_rest_switching_loss, softmax_cross_entropy
+
+    rng = np.random.default_rng(5)
+    z = jnp.asarray(rng.normal(size=(10, 4)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, 4, size=10))
+    onehot = jax.nn.one_hot(y, 4)
+    ovr = jnp.sum(optax.sigmoid_binary_cross_entropy(z, onehot), axis=-1)
+    np.testing.assert_allclose(one_vs_rest_switching_loss(z, y, switch_fraction=0.0), softmax_cross_entropy(z, y), 1e-6)
+    np.testing.assert_allclose(one_vs_rest_switching_loss(z, y, switch_fraction=1.0), ovr, rtol=1e-6)
+    # floor(0.7 * 10) = 7 examples switch (0.7 is 0.69999999 in float32), the 7 smallest margins
+    got = np.asarray(one_vs_rest_switching_loss(z, y, switch_fraction=0.7))
+    margin = np.asarray(z)[np.arange(10), np.asarray(y)] - np.max(
+        np.where(np.asarray(onehot) > 0, -np.inf, np.asarray(z)), axis=-1
+    )
+    small = np.argsort(margin)[:7]
+    switched = np.isclose(got, np.asarray(ovr), rtol=1e-6) & ~np.isclose(
+        got, np.asarray(softmax_cross_entropy(z, y)), rtol=1e-6
+    )
+    assert sorted(np.nonzero(switched)[0].tolist()) == sorted(small.tolist())
+    # one-hot labels equal integer labels
+    np.testing.assert_allclose(one_vs_rest_switching_loss(z, onehot, switch_fraction=0.7), got, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"one_vs_rest_switching_loss.*switch_fraction"):
+        one_vs_rest_switching_loss(z, y, switch_fraction=1.5)

@@ -25,6 +25,7 @@ Ports, each pinned to its upstream file:
 - HR: RyanLucas3/HR_Neural_Networks@f6d952d ``HR_Neural_Networks/HR.py`` (``_initialise_HD_problem``, the default
   ``learning_approach="HD"``, and ``HR_criterion``'s ``dot(w[:N], loss) + max(loss) * w[N]`` with the solved
   weights as constants), the conic problem solved by cvxpy 1.9.3 with Clarabel at tight tolerances.
+- SOVR: the paper's definition (no official code is public), written per example with a Python sort.
 
 The random starts (VAT's ``d``, PGD's ``0.001 * N(0, I)``) are drawn from the case's PRNG key with
 ``jax.random.normal(key, shape, float32)`` (the injected randomness both implementations share), then
@@ -264,7 +265,36 @@ def hr(losses, *, alpha=0.05, kl_radius=0.1, num_iterations=64):
     return torch.dot(weights[0:n], losses) + torch.max(losses) * weights[n]
 
 
+def sovr(logits, labels, *, switch_fraction=0.4):
+    """SOVR (Kanai et al. 2023, arXiv:2207.10283, eqs. of section 4) per example, written from the paper's
+    definition: rank the batch by the logit margin z_y - max_{j != y} z_j (ties by position), the floor(M n)
+    smallest get -log sigmoid(z_y) - sum_{j != y} log sigmoid(-z_j), the others cross-entropy."""
+    labels = torch.as_tensor(np.asarray(labels)).long()
+    n, c = logits.shape
+    with torch.no_grad():
+        margins = []
+        for i in range(n):
+            y = int(labels[i])
+            others = [float(logits[i, j]) for j in range(c) if j != y]
+            margins.append(float(logits[i, y]) - max(others))
+    order = sorted(range(n), key=lambda i: (margins[i], i))
+    chosen = set(order[: int(np.floor(switch_fraction * n))])
+    out = []
+    for i in range(n):
+        y = int(labels[i])
+        if i in chosen:
+            rest = [torch.nn.functional.softplus(logits[i, j]) for j in range(c) if j != y]
+            out.append(torch.nn.functional.softplus(-logits[i, y]) + torch.stack(rest).sum())
+        else:
+            out.append(-torch.log_softmax(logits[i], dim=0)[y])
+    return torch.stack(out)
+
+
 REFERENCES = {
+    "one_vs_rest_switching_loss": (
+        sovr,
+        "closed form from the paper (Kanai et al. 2023, arXiv:2207.10283; no official code), torch 2.13.0 float64",
+    ),
     "virtual_adversarial_loss": (vat, "takerum/vat_tf@23c1610 vat.py (torch float64 port, per example)"),
     "pgd_perturbation": (pgd, "yaodongyu/TRADES@9d308f1 trades.py PGD loops (torch float64 port)"),
     "trades_loss": (trades, "yaodongyu/TRADES@9d308f1 trades.py::trades_loss (torch float64 port, per example)"),
