@@ -47,10 +47,16 @@ def call_kwargs(case, dtype=jnp.float64):
 
 
 def value_and_grad(fn, scores, labels, kw):
-    out = fn(scores, labels, **kw)
-    ct = jnp.asarray(cotangent(out.shape), out.dtype)
-    grad = jax.grad(lambda s: jnp.sum(ct * fn(s, labels, **kw)))(scores)
-    return out, grad
+    """The value and the gradient of ``sum(cotangent * value)``, in one jitted vjp (eager compiles every op)."""
+    shape = jax.eval_shape(lambda s: fn(s, labels, **kw), scores)
+    ct = jnp.asarray(cotangent(shape.shape), shape.dtype)
+
+    @jax.jit
+    def run(scores):
+        out, vjp = jax.vjp(lambda s: fn(s, labels, **kw), scores)
+        return out, vjp(ct)[0]
+
+    return run(scores)
 
 
 def _ids(cases, key="losses"):
@@ -185,11 +191,17 @@ def test_masked_items_are_padding(name):
     y = jnp.array([[2.0, 0.0, 1.0, 3.0, 0.0]])
     where = jnp.array([[True, False, True, True, False]])
     garbage = s.at[0, 1].set(jnp.nan).at[0, 4].set(jnp.inf)
-    out, grad = jax.value_and_grad(lambda s: jnp.sum(fn(s, y, where=where)))(garbage)
+    keep = np.asarray(where[0])
+
+    @jax.jit  # one compile (eager: every op of the loss and its gradient compiled on its own)
+    def masked_and_dropped(garbage):
+        out, grad = jax.value_and_grad(lambda s: jnp.sum(fn(s, y, where=where)))(garbage)
+        return out, grad, fn(s[:, keep], y[:, keep]).sum()
+
+    out, grad, dropped = masked_and_dropped(garbage)
     assert np.isfinite(out) and np.all(np.isfinite(grad)), name
     assert np.all(np.asarray(grad)[~np.asarray(where)] == 0), name
-    keep = np.asarray(where[0])
-    assert_close(out, fn(s[:, keep], y[:, keep]).sum(), err=f"{name}: masked != dropped")
+    assert_close(out, dropped, err=f"{name}: masked != dropped")
 
 
 @pytest.mark.parametrize("name", LIST_LOSSES)
@@ -198,8 +210,14 @@ def test_a_list_without_valid_items_gives_zero(name):
     s = jnp.array([[0.3, 1.2, -2.0], [jnp.nan, jnp.nan, jnp.nan]])
     y = jnp.array([[1.0, 0.0, 2.0], [1.0, 0.0, 2.0]])
     where = jnp.array([True, False])  # a list mask (leading axis)
-    _, grad = jax.value_and_grad(lambda s: jnp.sum(fn(s, y, where=where)))(s)
-    assert float(fn(s, y, where=where)[1]) == 0.0, name
+
+    @jax.jit  # the per-list values and the gradient of their sum in one compile (eager: every op on its own)
+    def per_list_and_grad(s):
+        per_list, vjp = jax.vjp(lambda s: fn(s, y, where=where), s)
+        return per_list, vjp(jnp.ones_like(per_list))[0]
+
+    per_list, grad = per_list_and_grad(s)
+    assert float(per_list[1]) == 0.0, name
     assert np.all(np.isfinite(grad)) and np.all(np.asarray(grad)[1] == 0), name
 
 
@@ -290,9 +308,10 @@ def test_listmle_gradient_at_tied_scores():
     y = jnp.array([3.0, 0.0, 1.0, 2.0, 1.0])
     with jax.enable_x64(True):
         s = s.astype(jnp.float64)
-        g = jax.grad(lambda s: L.listmle_loss(s, y))(s)
+        g = jax.jit(jax.grad(lambda s: L.listmle_loss(s, y)))(s)
+        f = jax.jit(lambda s: L.listmle_loss(s, y))  # one compile for the ten evaluations
         h = 1e-6
-        num = [(L.listmle_loss(s.at[i].add(h), y) - L.listmle_loss(s.at[i].add(-h), y)) / (2 * h) for i in range(5)]
+        num = [(f(s.at[i].add(h)) - f(s.at[i].add(-h))) / (2 * h) for i in range(5)]
         assert_close(g, np.asarray(num), rtol=1e-7, atol=1e-8)
 
 
