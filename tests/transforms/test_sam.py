@@ -503,10 +503,11 @@ def test_inject_hyperparams_schedules_rho():
     gf = jax.grad(lambda p: _ref_loss(p, x, y))
     tx = optax.inject_hyperparams(T.gsam)(rho=optax.linear_schedule(0.0, 0.1, 10), alpha=0.3)
     state = tx.init(params)
-    out0, state = jax.jit(lambda s: tx.update(gf(params), s, params, grad_fn=gf))(state)
+    step = jax.jit(lambda s: tx.update(gf(params), s, params, grad_fn=gf))  # one compile for the ten steps
+    out0, state = step(state)
     assert_close(out0, gf(params), err="rho=0 at step 0 gives the plain gradient")
     for _ in range(9):
-        _, state = tx.update(gf(params), state, params, grad_fn=gf)
+        _, state = step(state)
     np.testing.assert_allclose(state.hyperparams["rho"], 0.09, rtol=1e-5)
 
 
@@ -573,8 +574,13 @@ def test_nnx_optimizer_train_step_matches_pure_sam_and_keeps_first_pass_stats():
         out = jnp.mean(lossjax.losses.softmax_cross_entropy(m(x), y))
         return out, nnx.as_pure(nnx.state(m, nnx.BatchStat))
 
-    (_, stats_first), g = jax.value_and_grad(pure_loss, has_aux=True)(params0, rest0)
-    g_sam, _ = one_step(T.sam(rho=0.05), params0, lambda p: jax.grad(lambda q: pure_loss(q, rest0)[0])(p), updates=g)
+    @jax.jit  # the expected step in one compile (eager: every op of the net and its gradients on its own)
+    def expected_sam(params0, rest0):
+        (_, stats_first), g = jax.value_and_grad(pure_loss, has_aux=True)(params0, rest0)
+        grad_fn = lambda p: jax.grad(lambda q: pure_loss(q, rest0)[0])(p)  # noqa: E731
+        return stats_first, one_step(T.sam(rho=0.05), params0, grad_fn, updates=g)[0]
+
+    stats_first, g_sam = expected_sam(params0, rest0)
     expected = jax.tree.map(lambda p, d: p - 0.1 * d, params0, g_sam)
     assert_close(nnx.as_pure(nnx.state(model, nnx.Param)), expected, rtol=1e-5, atol=1e-6, err="nnx SAM step")
     stats = nnx.as_pure(nnx.state(model, nnx.BatchStat))
@@ -827,12 +833,14 @@ def test_optax_apply_if_finite_wraps_the_sam_family():
     # lossjax.transforms.apply_if_finite, see tests/transforms/test_multitask.py)
     params, x, y = _ref_inputs()
     gf = jax.grad(lambda p: _ref_loss(p, x, y))
+    g = gf(params)
+    nan_g = jax.tree.map(lambda a: a * jnp.nan, g)
     for name, inner in _all_variants().items():
         tx = optax.apply_if_finite(optax.chain(inner, optax.sgd(0.1)), 2)
+        update = jax.jit(lambda g, s, tx=tx: tx.update(g, s, params, grad_fn=gf))  # one compile for both steps
         state = tx.init(params)
-        u, state = tx.update(gf(params), state, params, grad_fn=gf)
+        u, state = update(g, state)
         assert float(optax.tree.norm(u)) > 0, name
-        nan_g = jax.tree.map(lambda a: a * jnp.nan, gf(params))
-        z, state = tx.update(nan_g, state, params, grad_fn=gf)
+        z, state = update(nan_g, state)
         assert all(np.all(np.asarray(a) == 0) for a in jax.tree.leaves(z)), name
         assert int(state.total_notfinite) == 1, name
