@@ -235,14 +235,14 @@ def test_compose_returns_the_new_state_of_stateful_terms():
     aldr = "adaptive_label_distributionally_robust_loss"
     combo = lossjax.compose(f"softmax_cross_entropy + 0.5 * {aldr}")
     total, terms = combo(logits, labels, temps)
-    value, new_temps = lossjax.losses.adaptive_label_distributionally_robust_loss(logits, labels, temps)
+    value, new_temps = jax.jit(lossjax.losses.adaptive_label_distributionally_robust_loss)(logits, labels, temps)
     assert set(terms) == {"softmax_cross_entropy", aldr, "states"}
     assert_close(terms["states"][aldr], new_temps)
     assert_close(terms[aldr], jnp.mean(value))
     ce = jnp.mean(lossjax.losses.softmax_cross_entropy(logits, labels))
     assert_close(total, ce + 0.5 * jnp.mean(value))
     # Under jit and grad too.
-    (t2, aux), g = jax.value_and_grad(lambda z: combo(z, labels, temps), has_aux=True)(logits)
+    (t2, aux), g = jax.jit(jax.value_and_grad(lambda z: combo(z, labels, temps), has_aux=True))(logits)
     assert_close(t2, total)
     assert_close(aux["states"][aldr], new_temps)
     assert np.all(np.isfinite(np.asarray(g)))
