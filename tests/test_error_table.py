@@ -24,7 +24,7 @@ def test_every_entry_with_expected_values_has_a_row_naming_its_source():
 
 # A few rows from different families, recomputed: the table's numbers are bounds, not decoration.
 # a transform with few variants (config's six took ~7 s to measure)
-@pytest.mark.parametrize("name", ["softmax_cross_entropy", "huber_loss", "kl_divergence", "mgda"])
+@pytest.mark.parametrize("name", ["softmax_cross_entropy", "huber_loss", "kl_divergence", "pcgrad"])
 def test_the_table_bounds_the_measured_errors(name):
     if name not in ROWS:
         pytest.fail(f"{name}: no row in {error_table.TABLE}")
