@@ -65,6 +65,7 @@ __all__ = [
     "cosine_distance",
     "cosine_similarity",
     "fast_ap_loss",
+    "fast_ap_loss_per_anchor",
     "generalized_lifted_structure_loss",
     "histogram_loss",
     "infonce_loss",
@@ -2755,6 +2756,12 @@ def fast_ap_loss(
       0.0
     """
     fn = "fast_ap_loss"
+    per, has = _fast_ap_rows(fn, embeddings, labels, num_bins, where, axis_name)
+    return _global_mean(jnp.sum(per), _count(has, per.dtype), axis_name)
+
+
+def _fast_ap_rows(fn, embeddings, labels, num_bins, where, axis_name):
+    """Each anchor's ``1 - FastAP`` ``[n]`` (0 without a positive, and on padded rows) and whether it has one."""
     C.check_int(fn, "num_bins", num_bins, 1, static=True)
     b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=True)
     d = pairwise_similarity(b.x, b.x_all, distance="squared_euclidean")
@@ -2773,8 +2780,59 @@ def fast_ap_loss(
     n_pos = jnp.sum(b.pos, axis=-1).astype(dtype)
     has = n_pos > 0
     ap = jnp.sum(ratio, axis=-1) / jnp.maximum(n_pos, jnp.ones((), dtype))
-    per = jnp.where(has, 1 - ap, zero)
-    return _global_mean(jnp.sum(per), _count(has, dtype), axis_name)
+    return jnp.where(has, 1 - ap, zero), has
+
+
+@register(
+    "fast_ap_loss_per_anchor",
+    family=FAMILY,
+    kind="per_example",
+    formula="l_i = 1 - 1/|P(i)| sum_b h+_ib H+_ib / H_ib  (0 if P(i) is empty; soft histograms of d^2, num_bins bins)",
+    paper="Deep Metric Learning to Rank (FastAP, Cakir, He, Xia, Kulis, Sclaroff, CVPR 2019)",
+    reference=f"{_PML}::losses/fast_ap_loss.py::FastAPLoss(LpDistance(power=2), "
+    "reducer=PerAnchorReducer(DoNothingReducer()))",
+    sample=lambda: _fast_ap_sample(),
+)
+def fast_ap_loss_per_anchor(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    num_bins: int = 10,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""One minus the FastAP of each anchor, unreduced ``[N]``.
+
+    .. math::
+        \ell_i = 1 - \frac{1}{|P(i)|}\sum_{b=0}^{B} \frac{h^+_{ib}\,H^+_{ib}}{H_{ib}}
+        \quad (0 \text{ if } P(i) = \emptyset)
+
+    with the soft histograms of :func:`fast_ap_loss`: pytorch-metric-learning's
+    ``FastAPLoss`` with ``reducer=PerAnchorReducer(DoNothingReducer())`` (its
+    element losses, which leave out the anchors without a positive).
+    :func:`fast_ap_loss` is the mean of ``l_i`` over the anchors that have a
+    positive.
+
+    Args:
+      embeddings: ``[N, D]`` (normalized inside).
+      labels: integer labels ``[N]``.
+      num_bins: ``B`` (10), as in :func:`fast_ap_loss`.
+      where: optional ``[N]`` mask of real examples (0 there).
+
+    Returns:
+      Per-anchor loss ``[N]``.
+
+    Paper: Cakir, He, Xia, Kulis, Sclaroff, "Deep Metric Learning to Rank",
+    CVPR 2019 (FastAP).
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]])
+      >>> out = lossjax.losses.fast_ap_loss_per_anchor(x, jnp.array([0, 0, 1, 1]))
+      >>> [round(v, 4) for v in out.tolist()]  # their mean is fast_ap_loss, 0.3833
+      [0.6667, 0.6667, 0.1, 0.1]
+    """
+    fn = "fast_ap_loss_per_anchor"
+    return _fast_ap_rows(fn, embeddings, labels, num_bins, where, None)[0]
 
 
 @register(

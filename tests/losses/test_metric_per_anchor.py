@@ -36,8 +36,9 @@ def test_avg_nonzero_of_the_anchors_is_the_batch_loss(name, kw):
     np.testing.assert_allclose(batch, per[per > 0].mean(), rtol=1e-5)
 
 
-def test_nca_batch_loss_is_the_mean_over_anchors_with_a_positive():
-    batch, per = _pair("nca_loss", scale=2.0)  # PML's MeanReducer over the element losses it keeps
+@pytest.mark.parametrize(("name", "kw"), [("nca_loss", {"scale": 2.0}), ("fast_ap_loss", {"num_bins": 4})])
+def test_batch_loss_is_the_mean_over_anchors_with_a_positive(name, kw):
+    batch, per = _pair(name, **kw)  # PML's MeanReducer over the element losses it keeps
     has = POS.any(1)
     np.testing.assert_allclose(batch, per[has].mean(), rtol=1e-5)
 

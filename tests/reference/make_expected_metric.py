@@ -245,6 +245,11 @@ def ref_nca_per_anchor(x, y, scale=1.0, normalize=True):
     return _pml_per_anchor(losses.NCALoss(softmax_scale=scale, distance=d, reducer=_per_anchor_reducer()), x, y)
 
 
+def ref_fast_ap_per_anchor(x, y, num_bins=10):
+    _, losses, _ = _pml()
+    return _pml_per_anchor(losses.FastAPLoss(num_bins=num_bins, reducer=_per_anchor_reducer()), x, y)
+
+
 def ref_lifted_per_anchor(x, y, neg_margin=1.0, pos_margin=0.0, distance="euclidean", normalize=True):
     """``LiftedStructureLoss(reducer=DoNothingReducer())``'s pos-pair losses through ``PerAnchorReducer``.
 
@@ -444,6 +449,11 @@ TORCH_REFERENCES = {
     "nca_loss_per_anchor": (
         ref_nca_per_anchor,
         f"{PML} NCALoss(distance=LpDistance(power=2), reducer=PerAnchorReducer(DoNothingReducer())) element "
+        "losses, 0 at the anchors it leaves out",
+    ),
+    "fast_ap_loss_per_anchor": (
+        ref_fast_ap_per_anchor,
+        f"{PML} FastAPLoss(distance=LpDistance(power=2), reducer=PerAnchorReducer(DoNothingReducer())) element "
         "losses, 0 at the anchors it leaves out",
     ),
     "lifted_structure_loss_per_anchor": (
