@@ -78,6 +78,7 @@ __all__ = [
     "nca_loss",
     "nca_loss_per_anchor",
     "npair_loss",
+    "npair_loss_per_anchor",
     "ntxent_loss",
     "ntxent_loss_per_anchor",
     "orthogonal_projection_loss",
@@ -862,10 +863,18 @@ def npair_loss(
       0.3133
     """
     fn = "npair_loss"
+    per_row, sel_rows = _npair_rows(fn, embeddings, labels, normalize, where, axis_name)
+    if per_row.shape[0] == 0:  # an empty batch (static shape, on every device): no pair, the loss is 0
+        return jnp.zeros((), per_row.dtype)
+    return _global_mean(jnp.sum(per_row), _count(sel_rows, per_row.dtype), axis_name)
+
+
+def _npair_rows(fn, embeddings, labels, normalize, where, axis_name):
+    """Each row's N-pair cross-entropy ``[n]`` (0 unless it is its class's selected anchor) and the selection."""
     b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize)
     n, m_tot = b.x.shape[0], b.x_all.shape[0]
-    if m_tot == 0:  # an empty batch (static shape): no pair, the loss is 0
-        return jnp.zeros((), b.dtype)
+    if m_tot == 0:  # an empty batch (static shape): no pair
+        return jnp.zeros((n,), b.dtype), jnp.zeros((n,), bool)
     lg, vg = b.labels_all, b.valid_all
     # Over the gathered batch: the first and second example of each class.
     rows = jax.lax.broadcasted_iota(jnp.int32, (m_tot, m_tot), 0)
@@ -883,7 +892,58 @@ def npair_loss(
     diag = self_mask(n, m_tot, axis_name=axis_name)
     target = jnp.sum(jnp.where(diag, logits, jnp.zeros((), logits.dtype)), axis=-1)
     per_row = jnp.where(sel_rows, masked_logsumexp(logits, colmask) - target, jnp.zeros((), logits.dtype))
-    return _global_mean(jnp.sum(per_row), _count(sel_rows, logits.dtype), axis_name)
+    return per_row, sel_rows
+
+
+@register(
+    "npair_loss_per_anchor",
+    family=FAMILY,
+    kind="per_example",
+    formula="l_i = CE(a_i . p_j over the K pairs, target i) at each class's first example with a positive, 0 elsewhere",
+    paper="Improved Deep Metric Learning with Multi-class N-pair Loss Objective (Sohn, NeurIPS 2016)",
+    reference=f"{_PML}::losses/n_pairs_loss.py::NPairsLoss(reducer=PerAnchorReducer(DoNothingReducer()))",
+    sample=lambda: _labelled_sample(variants=({"normalize": False},)),
+)
+def npair_loss_per_anchor(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""The N-pair loss of each anchor, unreduced ``[N]``.
+
+    .. math::
+        \ell_{a_k} = -\log\frac{\exp(a_k\cdot p_k)}{\sum_{l=1}^K \exp(a_k\cdot p_l)}
+
+    at the anchor ``a_k`` of each class that :func:`npair_loss` selects (its
+    first example; the positive ``p_k`` is its second), 0 at every other
+    example: pytorch-metric-learning's ``NPairsLoss`` with
+    ``reducer=PerAnchorReducer(DoNothingReducer())`` (its element losses,
+    indexed by their anchors). :func:`npair_loss` is the mean of ``l`` over
+    the selected anchors.
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      normalize: as in :func:`npair_loss`.
+      where: optional ``[N]`` boolean mask of real examples (0 there).
+
+    Returns:
+      Per-anchor loss ``[N]``.
+
+    Paper: Sohn, "Improved Deep Metric Learning with Multi-class N-pair Loss
+    Objective", NeurIPS 2016.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+      >>> out = lossjax.losses.npair_loss_per_anchor(x, jnp.array([0, 0, 1, 1]))
+      >>> [round(v, 4) for v in out.tolist()]  # log(1 + e^-1) at each class's first example
+      [0.3133, 0.0, 0.3133, 0.0]
+    """
+    fn = "npair_loss_per_anchor"
+    return _npair_rows(fn, embeddings, labels, normalize, where, None)[0]
 
 
 # --------------------------------------------------------------------------

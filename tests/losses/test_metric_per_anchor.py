@@ -54,3 +54,9 @@ def test_pair_losses_are_the_pair_weighted_mean_of_the_anchors(name):
     x2 = RNG.normal(size=(8, 4)).astype(np.float32)
     np.testing.assert_allclose(float(getattr(L, name)(x2, y2)),
                                float(getattr(L, f"{name}_per_anchor")(x2, y2).mean()), rtol=1e-5)  # fmt: skip
+
+
+def test_npair_loss_sits_at_each_class_first_example():
+    batch, per = _pair("npair_loss")  # PML's element losses indexed by their anchors: the first of classes 0 and 1
+    assert np.all(per[[0, 2]] > 0) and np.all(np.delete(per, [0, 2]) == 0)
+    np.testing.assert_allclose(batch, per[[0, 2]].mean(), rtol=1e-5)

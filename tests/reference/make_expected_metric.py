@@ -250,6 +250,12 @@ def ref_fast_ap_per_anchor(x, y, num_bins=10):
     return _pml_per_anchor(losses.FastAPLoss(num_bins=num_bins, reducer=_per_anchor_reducer()), x, y)
 
 
+def ref_npair_per_anchor(x, y, normalize=True):
+    distances, losses, _ = _pml()
+    d = distances.DotProductSimilarity(normalize_embeddings=normalize)
+    return _pml_per_anchor(losses.NPairsLoss(distance=d, reducer=_per_anchor_reducer()), x, y)
+
+
 def ref_lifted_per_anchor(x, y, neg_margin=1.0, pos_margin=0.0, distance="euclidean", normalize=True):
     """``LiftedStructureLoss(reducer=DoNothingReducer())``'s pos-pair losses through ``PerAnchorReducer``.
 
@@ -455,6 +461,11 @@ TORCH_REFERENCES = {
         ref_fast_ap_per_anchor,
         f"{PML} FastAPLoss(distance=LpDistance(power=2), reducer=PerAnchorReducer(DoNothingReducer())) element "
         "losses, 0 at the anchors it leaves out",
+    ),
+    "npair_loss_per_anchor": (
+        ref_npair_per_anchor,
+        f"{PML} NPairsLoss(distance=DotProductSimilarity(normalize_embeddings=normalize), "
+        "reducer=PerAnchorReducer(DoNothingReducer())) element losses, 0 at the examples that are no class's anchor",
     ),
     "lifted_structure_loss_per_anchor": (
         ref_lifted_per_anchor,
