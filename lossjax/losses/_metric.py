@@ -67,6 +67,7 @@ __all__ = [
     "fast_ap_loss",
     "fast_ap_loss_per_anchor",
     "generalized_lifted_structure_loss",
+    "generalized_lifted_structure_loss_per_anchor",
     "histogram_loss",
     "infonce_loss",
     "intra_pair_variance_loss",
@@ -93,6 +94,7 @@ __all__ = [
     "threshold_consistent_margin_loss",
     "triplet_margin_loss",
     "tuplet_margin_loss",
+    "tuplet_margin_loss_per_anchor",
 ]
 
 Array = jax.Array
@@ -2518,6 +2520,12 @@ def tuplet_margin_loss(
       0.3133
     """
     fn = "tuplet_margin_loss"
+    b, per_pair = _tuplet_pairs(fn, embeddings, labels, margin, scale, where, axis_name, memory)
+    return _global_mean(jnp.sum(per_pair), _count(b.pos, per_pair.dtype), axis_name)
+
+
+def _tuplet_pairs(fn, embeddings, labels, margin, scale, where, axis_name, memory):
+    """The labelled batch and each positive pair's tuplet term ``[n, M]`` (0 off them)."""
     C.check_in_range(fn, "margin", margin, 0.0, 180.0)
     C.check_positive(fn, "scale", scale)
     b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, memory=memory)
@@ -2529,8 +2537,59 @@ def tuplet_margin_loss(
     neg_lse = masked_logsumexp(scale * cos, b.neg, axis=1)  # [n]
     has_neg = jnp.any(b.neg, axis=-1)
     inner = jnp.where(has_neg[:, None], neg_lse[:, None] - scale * cos_m, -jnp.inf)
-    per_pair = jnp.where(b.pos, jax.nn.softplus(inner), jnp.zeros((), cos.dtype))
-    return _global_mean(jnp.sum(per_pair), _count(b.pos, cos.dtype), axis_name)
+    return b, jnp.where(b.pos, jax.nn.softplus(inner), jnp.zeros((), cos.dtype))
+
+
+@register(
+    "tuplet_margin_loss_per_anchor",
+    family=FAMILY,
+    kind="per_example",
+    formula="l_a = mean_{p pos of a} log(1 + sum_{n neg of a} e^{s (cos_an - cos(theta_ap - m))})  (0 if none)",
+    paper="Deep Metric Learning with Tuplet Margin Loss (Yu, Tao, ICCV 2019)",
+    reference=f"{_PML}::losses/tuplet_margin_loss.py::TupletMarginLoss(reducer=DoNothingReducer()) pos-pair "
+    "losses through reducers/per_anchor_reducer.py::PerAnchorReducer(DoNothingReducer())",
+    sample=_pml_pair_sample,
+)
+def tuplet_margin_loss_per_anchor(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: float = 5.73,
+    scale: float = 64.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""The tuplet margin loss of each anchor: the mean over its positive pairs, unreduced ``[N]``.
+
+    .. math::
+        \ell_a = \frac{1}{|P(a)|}\sum_{p\in P(a)}
+                 \log\Big(1 + \sum_{n\in N(a)} e^{s\,(\cos\theta_{an} - \cos(\theta_{ap} - m))}\Big)
+
+    (0 for an anchor without a positive): pytorch-metric-learning's
+    ``TupletMarginLoss`` pair losses (``pos_pair``) averaged per anchor by its
+    ``PerAnchorReducer``. :func:`tuplet_margin_loss` is the mean over all
+    ordered positive pairs, ``sum_a |P(a)| l_a / sum_a |P(a)|``.
+
+    Args:
+      embeddings: ``[N, D]`` (cosine similarities).
+      labels: integer labels ``[N]``.
+      margin, scale: as in :func:`tuplet_margin_loss`.
+      where: optional ``[N]`` mask of real examples (0 there).
+
+    Returns:
+      Per-anchor loss ``[N]``.
+
+    Paper: Yu, Tao, "Deep Metric Learning with Tuplet Margin Loss", ICCV 2019.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+      >>> out = lossjax.losses.tuplet_margin_loss_per_anchor(x, jnp.array([0, 0, 1]), margin=0.0, scale=1.0)
+      >>> [round(v, 4) for v in out.tolist()]  # log(1 + e^-1) for each pair; anchor 2 has no positive
+      [0.3133, 0.3133, 0.0]
+    """
+    fn = "tuplet_margin_loss_per_anchor"
+    b, per_pair = _tuplet_pairs(fn, embeddings, labels, margin, scale, where, None, None)
+    return _pair_mean_per_anchor(per_pair, b.pos)
 
 
 @register(
@@ -2591,13 +2650,72 @@ def generalized_lifted_structure_loss(
       2.4378
     """
     fn = "generalized_lifted_structure_loss"
+    b, per = _generalized_lifted_rows(fn, embeddings, labels, pos_margin, neg_margin, normalize, where, axis_name,
+                                      memory)  # fmt: skip
+    return _global_mean(jnp.sum(per), _count(b.valid, per.dtype), axis_name)
+
+
+def _generalized_lifted_rows(fn, embeddings, labels, pos_margin, neg_margin, normalize, where, axis_name, memory):
+    """The labelled batch and each anchor's generalized lifted structure loss ``[n]`` (0 on padded rows)."""
     C.check_positive(fn, "pos_margin", pos_margin, allow_zero=True)
     C.check_positive(fn, "neg_margin", neg_margin, allow_zero=True)
     b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, normalize=normalize, memory=memory)
     d = pairwise_similarity(b.x, b.x_all, distance="euclidean")
     per = jax.nn.relu(masked_logsumexp(d - pos_margin, b.pos, axis=1) + masked_logsumexp(neg_margin - d, b.neg, axis=1))
-    per = jnp.where(b.valid, per, jnp.zeros((), d.dtype))
-    return _global_mean(jnp.sum(per), _count(b.valid, d.dtype), axis_name)
+    return b, jnp.where(b.valid, per, jnp.zeros((), d.dtype))
+
+
+@register(
+    "generalized_lifted_structure_loss_per_anchor",
+    family=FAMILY,
+    kind="per_example",
+    formula="l_i = [log sum_{p in P(i)} e^{d_ip - m_pos} + log sum_{n in N(i)} e^{m_neg - d_in}]_+",
+    paper="In Defense of the Triplet Loss for Person Re-Identification (2017, arXiv:1703.07737), p. 4",
+    reference=f"{_PML}::losses/lifted_structure_loss.py::GeneralizedLiftedStructureLoss("
+    "reducer=PerAnchorReducer(DoNothingReducer()))",
+    sample=lambda: _pml_pair_sample(variants=({"pos_margin": 0.2, "neg_margin": 0.7},)),
+)
+def generalized_lifted_structure_loss_per_anchor(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    pos_margin: float = 0.0,
+    neg_margin: float = 1.0,
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""The generalized lifted structure loss of each anchor, unreduced ``[N]``.
+
+    .. math::
+        \ell_i = \Big[\log\sum_{p\in P(i)} e^{d_{ip} - m_+} + \log\sum_{n\in N(i)} e^{m_- - d_{in}}\Big]_+
+
+    (an empty sum counts 0): pytorch-metric-learning's
+    ``GeneralizedLiftedStructureLoss`` with
+    ``reducer=PerAnchorReducer(DoNothingReducer())`` (its element losses, one
+    per anchor). :func:`generalized_lifted_structure_loss` is their mean over
+    the real examples.
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      pos_margin, neg_margin, normalize: as in :func:`generalized_lifted_structure_loss`.
+      where: optional ``[N]`` mask of real examples (0 there).
+
+    Returns:
+      Per-anchor loss ``[N]``.
+
+    Paper: Hermans, Beyer, Leibe, "In Defense of the Triplet Loss for Person
+    Re-Identification", 2017, arXiv:1703.07737.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[0.0], [0.5], [1.5]])
+      >>> out = lossjax.losses.generalized_lifted_structure_loss_per_anchor(x, jnp.array([0, 0, 1]), normalize=False)
+      >>> [round(v, 4) for v in out.tolist()]  # 0.5 + (1 - 1.5), 0.5 + (1 - 1), 0 + log(e^-0.5 + e^0)
+      [0.0, 0.5, 0.4741]
+    """
+    fn = "generalized_lifted_structure_loss_per_anchor"
+    return _generalized_lifted_rows(fn, embeddings, labels, pos_margin, neg_margin, normalize, where, None, None)[1]
 
 
 @register(

@@ -43,7 +43,7 @@ def test_batch_loss_is_the_mean_over_anchors_with_a_positive(name, kw):
     np.testing.assert_allclose(batch, per[has].mean(), rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["ntxent_loss", "lifted_structure_loss"])
+@pytest.mark.parametrize("name", ["ntxent_loss", "lifted_structure_loss", "tuplet_margin_loss"])
 def test_pair_losses_are_the_pair_weighted_mean_of_the_anchors(name):
     batch, per = _pair(name)  # pos_pair losses: the batch mean runs over pairs, |P_a| of them per anchor
     n_pos = POS.sum(1)
@@ -60,3 +60,11 @@ def test_npair_loss_sits_at_each_class_first_example():
     batch, per = _pair("npair_loss")  # PML's element losses indexed by their anchors: the first of classes 0 and 1
     assert np.all(per[[0, 2]] > 0) and np.all(np.delete(per, [0, 2]) == 0)
     np.testing.assert_allclose(batch, per[[0, 2]].mean(), rtol=1e-5)
+
+
+def test_generalized_lifted_batch_loss_is_the_mean_over_the_real_anchors():
+    kw = {"pos_margin": 0.2}
+    batch = L.generalized_lifted_structure_loss(X, Y, where=W, **kw)
+    per = np.asarray(L.generalized_lifted_structure_loss_per_anchor(X, Y, where=W, **kw), np.float64)
+    assert per[7] == 0.0 and per[5] > 0.0  # masked; no positive: an empty sum counts 0, the negatives still do
+    np.testing.assert_allclose(float(batch), per[:7].mean(), rtol=1e-5)  # PML's MeanReducer: every anchor counts

@@ -266,11 +266,62 @@ def ref_lifted_per_anchor(x, y, neg_margin=1.0, pos_margin=0.0, distance="euclid
     loss = losses.LiftedStructureLoss(
         neg_margin=neg_margin, pos_margin=pos_margin, distance=_lp(distance, normalize), reducer=_do_nothing()
     )
+    return _pml_pairs_per_anchor(loss, x, y)
+
+
+def _pml_pairs_per_anchor(loss, x, y):
+    """``loss`` (built with ``reducer=DoNothingReducer()``)'s pair losses, flattened, through ``PerAnchorReducer``."""
     info = loss(x, _labels(y))["loss"]
     if info["indices"] is None:  # no positive or no negative pair: PML's zero loss
         return (x * 0).sum(dim=1)
     info = {**info, "losses": info["losses"].reshape(-1)}
     return (x * 0).sum(dim=1) + _per_anchor_reducer()({"loss": info}, x, _labels(y))["loss"]["losses"]
+
+
+def ref_generalized_lifted_per_anchor(x, y, pos_margin=0.0, neg_margin=1.0, normalize=True):
+    _, losses, _ = _pml()
+    loss = losses.GeneralizedLiftedStructureLoss(
+        neg_margin=neg_margin,
+        pos_margin=pos_margin,
+        distance=_lp("euclidean", normalize),
+        reducer=_per_anchor_reducer(),
+    )
+    return _pml_per_anchor(loss, x, y)
+
+
+def ref_tuplet_per_anchor(x, y, margin=5.73, scale=64.0):
+    """Port of ``TupletMarginLoss._compute_loss`` (2.9.0) per positive pair, averaged per anchor as PerAnchorReducer.
+
+    ``cos(acos(c) - m)`` is written ``c cos m + sqrt(1 - c^2) sin m`` (the sqrt's gradient 0 at 0): PML's ``acos``
+    has NaN gradients at ``c = +-1`` (identical rows). The value is checked against
+    ``TupletMarginLoss(reducer=DoNothingReducer())``'s pair losses through ``PerAnchorReducer(DoNothingReducer())``.
+    """
+    _, losses, _ = _pml()
+    lab = _labels(y)
+    xn = F.normalize(x, dim=1)
+    c = xn @ xn.T
+    same = lab[:, None] == lab[None, :]
+    pos = same & ~torch.eye(len(lab), dtype=torch.bool)
+    neg = ~same
+    m = np.radians(margin)
+    one_m = 1 - c * c
+    ok = one_m > 0
+    sin = torch.where(ok, torch.sqrt(torch.where(ok, one_m, torch.ones_like(one_m))), torch.zeros_like(one_m))
+    cos_m = c * np.cos(m) + sin * np.sin(m)
+    out = []
+    for a in range(len(lab)):
+        terms = [
+            torch.logsumexp(torch.cat([scale * (c[a][neg[a]] - cos_m[a, p]), torch.zeros(1, dtype=x.dtype)]), dim=0)
+            for p in torch.where(pos[a])[0]
+        ]
+        out.append(torch.stack(terms).mean() if terms and bool(neg.any()) else (x[a] * 0).sum())
+    out = torch.stack(out)
+    check = _pml_pairs_per_anchor(
+        losses.TupletMarginLoss(margin=margin, scale=scale, reducer=_do_nothing()), x.detach(), y
+    )
+    if bool(torch.isfinite(check).all()):
+        assert torch.allclose(check, out.detach(), rtol=1e-9, atol=1e-9), (check, out)
+    return out
 
 
 def pml_circle(x, y, margin=0.4, scale=80.0, stop_gradient_weights=True):
@@ -466,6 +517,17 @@ TORCH_REFERENCES = {
         ref_npair_per_anchor,
         f"{PML} NPairsLoss(distance=DotProductSimilarity(normalize_embeddings=normalize), "
         "reducer=PerAnchorReducer(DoNothingReducer())) element losses, 0 at the examples that are no class's anchor",
+    ),
+    "generalized_lifted_structure_loss_per_anchor": (
+        ref_generalized_lifted_per_anchor,
+        f"{PML} GeneralizedLiftedStructureLoss(distance=LpDistance(normalize_embeddings=normalize), "
+        "reducer=PerAnchorReducer(DoNothingReducer()))",
+    ),
+    "tuplet_margin_loss_per_anchor": (
+        ref_tuplet_per_anchor,
+        f"{PML} TupletMarginLoss._compute_loss pair losses (port with a safe sqrt for the gradients at cos = +-1, "
+        "where PML's acos gives NaN; value checked against TupletMarginLoss(reducer=DoNothingReducer()) through "
+        "PerAnchorReducer(DoNothingReducer()))",
     ),
     "lifted_structure_loss_per_anchor": (
         ref_lifted_per_anchor,
