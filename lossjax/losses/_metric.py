@@ -71,6 +71,7 @@ __all__ = [
     "histogram_loss",
     "infonce_loss",
     "intra_pair_variance_loss",
+    "intra_pair_variance_loss_per_anchor",
     "lifted_structure_loss",
     "lifted_structure_loss_per_anchor",
     "margin_loss",
@@ -2773,6 +2774,13 @@ def intra_pair_variance_loss(
       0.02
     """
     fn = "intra_pair_variance_loss"
+    b, pos_l, neg_l = _intra_pair_terms(fn, embeddings, labels, pos_epsilon, neg_epsilon, where, axis_name, memory)
+    n_pos, n_neg = _count(b.pos, pos_l.dtype), _count(b.neg, pos_l.dtype)
+    return _global_mean(jnp.sum(pos_l), n_pos, axis_name) + _global_mean(jnp.sum(neg_l), n_neg, axis_name)
+
+
+def _intra_pair_terms(fn, embeddings, labels, pos_epsilon, neg_epsilon, where, axis_name, memory):
+    """The labelled batch and each positive / negative pair's squared hinge ``[n, M]`` (0 off them)."""
     C.check_positive(fn, "pos_epsilon", pos_epsilon, allow_zero=True)
     C.check_positive(fn, "neg_epsilon", neg_epsilon, allow_zero=True)
     b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name, memory=memory)
@@ -2783,7 +2791,62 @@ def intra_pair_variance_loss(
     mean_neg = _global_mean(jnp.sum(jnp.where(b.neg, s, zero)), n_neg, axis_name)
     pos_l = jnp.where(b.pos, jnp.square(jax.nn.relu((1 - pos_epsilon) * mean_pos - s)), zero)
     neg_l = jnp.where(b.neg, jnp.square(jax.nn.relu(s - (1 + neg_epsilon) * mean_neg)), zero)
-    return _global_mean(jnp.sum(pos_l), n_pos, axis_name) + _global_mean(jnp.sum(neg_l), n_neg, axis_name)
+    return b, pos_l, neg_l
+
+
+@register(
+    "intra_pair_variance_loss_per_anchor",
+    family=FAMILY,
+    kind="per_example",
+    formula="l_a = mean_{p pos of a} [(1 - e_+) mean(s_pos) - s_ap]_+^2 + mean_{n neg of a} [s_an - (1 + e_-) "
+    "mean(s_neg)]_+^2  (an empty mean is 0; mean(s_pos), mean(s_neg) over the batch)",
+    paper="Deep Metric Learning with Tuplet Margin Loss (Yu, Tao, ICCV 2019)",
+    reference=f"{_PML}::losses/intra_pair_variance_loss.py::IntraPairVarianceLoss(reducer=DoNothingReducer()), "
+    "each sub-loss through reducers/per_anchor_reducer.py::PerAnchorReducer(DoNothingReducer())",
+    sample=_pml_pair_sample,
+)
+def intra_pair_variance_loss_per_anchor(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    pos_epsilon: float = 0.01,
+    neg_epsilon: float = 0.01,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""The intra-pair variance loss of each anchor, unreduced ``[N]``.
+
+    .. math::
+        \ell_a = \frac{1}{|P(a)|}\sum_{p\in P(a)} \big[(1-\epsilon_+)\bar s_+ - s_{ap}\big]_+^2
+               + \frac{1}{|N(a)|}\sum_{n\in N(a)} \big[s_{an} - (1+\epsilon_-)\bar s_-\big]_+^2
+
+    (an empty mean is 0) with ``\bar s_+``, ``\bar s_-`` the mean positive
+    and negative cosine similarities of the whole batch, as in
+    :func:`intra_pair_variance_loss`: pytorch-metric-learning's
+    ``IntraPairVarianceLoss`` with each of its two sub-losses (``pos_pair``,
+    ``neg_pair``) through ``PerAnchorReducer(DoNothingReducer())``, summed.
+
+    Args:
+      embeddings: ``[N, D]`` (cosine similarities).
+      labels: integer labels ``[N]``.
+      pos_epsilon, neg_epsilon: as in :func:`intra_pair_variance_loss`.
+      where: optional ``[N]`` mask of real examples (0 there).
+
+    Returns:
+      Per-anchor loss ``[N]``.
+
+    Paper: Yu, Tao, "Deep Metric Learning with Tuplet Margin Loss", ICCV 2019.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.6, 0.8]])
+      >>> out = lossjax.losses.intra_pair_variance_loss_per_anchor(x, jnp.array([0, 0, 1, 1]), pos_epsilon=0.0,
+      ...                                                          neg_epsilon=0.0)
+      >>> [round(v, 4) for v in out.tolist()]  # mean s_pos 0.3, mean s_neg 0.6: anchor 0 is 0.3^2 + (0.4^2 + 0) / 2
+      [0.17, 0.11, 0.08, 0.02]
+    """
+    fn = "intra_pair_variance_loss_per_anchor"
+    b, pos_l, neg_l = _intra_pair_terms(fn, embeddings, labels, pos_epsilon, neg_epsilon, where, None, None)
+    return _pair_mean_per_anchor(pos_l, b.pos) + _pair_mean_per_anchor(neg_l, b.neg)
 
 
 def _snr_sample() -> Sample:

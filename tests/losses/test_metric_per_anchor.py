@@ -68,3 +68,15 @@ def test_generalized_lifted_batch_loss_is_the_mean_over_the_real_anchors():
     per = np.asarray(L.generalized_lifted_structure_loss_per_anchor(X, Y, where=W, **kw), np.float64)
     assert per[7] == 0.0 and per[5] > 0.0  # masked; no positive: an empty sum counts 0, the negatives still do
     np.testing.assert_allclose(float(batch), per[:7].mean(), rtol=1e-5)  # PML's MeanReducer: every anchor counts
+
+
+def test_intra_pair_variance_batch_loss_is_the_anchor_mean_when_balanced():
+    # Each anchor: 1 positive and 6 negatives, so both pair means are the anchor means (PerAnchorReducer(MeanReducer()))
+    y2 = np.array([0, 0, 1, 1, 2, 2, 3, 3], np.int32)
+    x2 = np.random.default_rng(5).normal(size=(8, 4)).astype(np.float32)
+    kw = {"pos_epsilon": 0.5, "neg_epsilon": 0.0}  # some positive and some negative hinges active
+    per = np.asarray(L.intra_pair_variance_loss_per_anchor(x2, y2, **kw), np.float64)
+    assert np.count_nonzero(per) >= 2
+    np.testing.assert_allclose(float(L.intra_pair_variance_loss(x2, y2, **kw)), per.mean(), rtol=1e-5)
+    per_w = np.asarray(L.intra_pair_variance_loss_per_anchor(X, Y, where=W, **kw), np.float64)
+    assert per_w[7] == 0.0 and np.all(np.isfinite(per_w))

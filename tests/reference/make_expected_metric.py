@@ -137,6 +137,21 @@ def ref_contrastive_per_anchor(x, y, pos_margin=0.0, neg_margin=1.0, distance="e
     return total
 
 
+def ref_intra_pair_variance_per_anchor(x, y, pos_epsilon=0.01, neg_epsilon=0.01):
+    """``IntraPairVarianceLoss(reducer=DoNothingReducer())``; each sub-loss through ``PerAnchorReducer``, summed."""
+    from pytorch_metric_learning import reducers
+
+    _, losses, _ = _pml()
+    y = _labels(y)
+    out = losses.IntraPairVarianceLoss(pos_eps=pos_epsilon, neg_eps=neg_epsilon, reducer=_do_nothing())(x, y)
+    total = (x * 0).sum(dim=1)
+    for name, info in out.items():
+        if info["indices"] is None or len(info["indices"][0]) == 0:  # no pair of this kind
+            continue
+        total = total + reducers.PerAnchorReducer(_do_nothing())({name: info}, x, y)["loss"]["losses"]
+    return total
+
+
 def ref_multi_similarity_per_anchor(x, y, alpha=2.0, beta=50.0, base=0.5, mining_margin=0.1):
     _, losses, miners = _pml()
     loss = losses.MultiSimilarityLoss(alpha=alpha, beta=beta, base=base, reducer=_do_nothing())
@@ -528,6 +543,11 @@ TORCH_REFERENCES = {
         f"{PML} TupletMarginLoss._compute_loss pair losses (port with a safe sqrt for the gradients at cos = +-1, "
         "where PML's acos gives NaN; value checked against TupletMarginLoss(reducer=DoNothingReducer()) through "
         "PerAnchorReducer(DoNothingReducer()))",
+    ),
+    "intra_pair_variance_loss_per_anchor": (
+        ref_intra_pair_variance_per_anchor,
+        f"{PML} IntraPairVarianceLoss(CosineSimilarity, reducer=DoNothingReducer()), each sub-loss through "
+        "PerAnchorReducer(DoNothingReducer()), summed",
     ),
     "lifted_structure_loss_per_anchor": (
         ref_lifted_per_anchor,
