@@ -3252,6 +3252,7 @@ def contrastive_pair_loss(
 __all__ += [
     "DynamicSoftMarginState",
     "angular_loss",
+    "angular_loss_per_anchor",
     "centroid_triplet_loss",
     "dynamic_soft_margin_loss",
     "instance_loss",
@@ -3750,6 +3751,12 @@ def angular_loss(
       0.0181
     """
     fn = "angular_loss"
+    b, per = _angular_pairs(fn, embeddings, labels, alpha, where, axis_name)
+    return _global_mean(jnp.sum(per), _count(b.pos, per.dtype), axis_name)
+
+
+def _angular_pairs(fn, embeddings, labels, alpha, where, axis_name):
+    """The labelled batch and each positive pair's angular loss ``[n, M]`` (0 off them)."""
     C.check_in_range(fn, "alpha", alpha, 0.0, 90.0)
     if alpha <= 0 or alpha >= 90:
         raise ValueError(f"{fn}: `alpha` must lie strictly between 0 and 90 degrees, got {alpha!r}.")
@@ -3762,8 +3769,62 @@ def angular_loss(
     ap = xa @ xp.T  # [n, M]
     expo = 4 * t2 * (to_raw_a[:, None, :] + to_raw_p[None, :, :]) - 2 * (1 + t2) * ap[:, :, None]  # [n, p, n']
     per = masked_logsumexp(expo, jnp.broadcast_to(b.neg[:, None, :], expo.shape), axis=-1, add_one=True)
-    per = jnp.where(b.pos, per, jnp.zeros((), dtype))
-    return _global_mean(jnp.sum(per), _count(b.pos, dtype), axis_name)
+    return b, jnp.where(b.pos, per, jnp.zeros((), dtype))
+
+
+@register(
+    "angular_loss_per_anchor",
+    family=FAMILY,
+    kind="per_example",
+    formula="l_a = mean_{p pos of a} log(1 + sum_{n neg of a} e^{4 tan^2(alpha) (x_a + x_p) . x_n "
+    "- 2 (1 + tan^2(alpha)) x_a . x_p})  (0 if none)",
+    paper="Deep Metric Learning with Angular Loss (2017, arXiv:1708.01682)",
+    reference=f"{_PML}::losses/angular_loss.py::AngularLoss(reducer=DoNothingReducer()) pos-pair losses through "
+    "reducers/per_anchor_reducer.py::PerAnchorReducer(DoNothingReducer())",
+    sample=_pml2_sample,
+)
+def angular_loss_per_anchor(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    alpha: float = 40.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""The angular loss of each anchor: the mean over its positive pairs, unreduced ``[N]``.
+
+    .. math::
+        \ell_a = \frac{1}{|P(a)|}\sum_{p\in P(a)} \log\Big(1 + \sum_{n\in N(a)}
+                 e^{4\tan^2\alpha\,(x_a + x_p)^\top x_n - 2(1 + \tan^2\alpha)\,x_a^\top x_p}\Big)
+
+    (0 for an anchor without a positive; terms as in :func:`angular_loss`):
+    pytorch-metric-learning's ``AngularLoss`` pair losses (``pos_pair``)
+    averaged per anchor by its ``PerAnchorReducer`` (PML 2.9 passes them as
+    ``[P, 1]``, which that reducer cannot take as is: they are the same losses,
+    flattened). :func:`angular_loss` is the mean over all ordered positive
+    pairs, ``sum_a |P(a)| l_a / sum_a |P(a)|``.
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      alpha: as in :func:`angular_loss` (degrees).
+      where: optional ``[N]`` mask of real examples (0 there).
+
+    Returns:
+      Per-anchor loss ``[N]``.
+
+    Paper: Wang, Zhou, Wen, Liu, Lin, "Deep Metric Learning with Angular Loss",
+    ICCV 2017, arXiv:1708.01682.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+      >>> out = lossjax.losses.angular_loss_per_anchor(x, jnp.array([0, 0, 1]), alpha=45.0)
+      >>> [round(v, 4) for v in out.tolist()]  # log(1 + e^{0 - 4}) for each pair; anchor 2 has no positive
+      [0.0181, 0.0181, 0.0]
+    """
+    fn = "angular_loss_per_anchor"
+    b, per = _angular_pairs(fn, embeddings, labels, alpha, where, None)
+    return _pair_mean_per_anchor(per, b.pos)
 
 
 class DynamicSoftMarginState(NamedTuple):

@@ -43,7 +43,7 @@ def test_batch_loss_is_the_mean_over_anchors_with_a_positive(name, kw):
     np.testing.assert_allclose(batch, per[has].mean(), rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["ntxent_loss", "lifted_structure_loss", "tuplet_margin_loss"])
+@pytest.mark.parametrize("name", ["ntxent_loss", "lifted_structure_loss", "tuplet_margin_loss", "angular_loss"])
 def test_pair_losses_are_the_pair_weighted_mean_of_the_anchors(name):
     batch, per = _pair(name)  # pos_pair losses: the batch mean runs over pairs, |P_a| of them per anchor
     n_pos = POS.sum(1)

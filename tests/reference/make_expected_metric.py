@@ -304,6 +304,11 @@ def ref_generalized_lifted_per_anchor(x, y, pos_margin=0.0, neg_margin=1.0, norm
     return _pml_per_anchor(loss, x, y)
 
 
+def ref_angular_per_anchor(x, y, alpha=40.0):
+    _, losses, _ = _pml()
+    return _pml_pairs_per_anchor(losses.AngularLoss(alpha=alpha, reducer=_do_nothing()), x, y)
+
+
 def ref_tuplet_per_anchor(x, y, margin=5.73, scale=64.0):
     """Port of ``TupletMarginLoss._compute_loss`` (2.9.0) per positive pair, averaged per anchor as PerAnchorReducer.
 
@@ -548,6 +553,11 @@ TORCH_REFERENCES = {
         ref_intra_pair_variance_per_anchor,
         f"{PML} IntraPairVarianceLoss(CosineSimilarity, reducer=DoNothingReducer()), each sub-loss through "
         "PerAnchorReducer(DoNothingReducer()), summed",
+    ),
+    "angular_loss_per_anchor": (
+        ref_angular_per_anchor,
+        f"{PML} AngularLoss(reducer=DoNothingReducer()) pos-pair losses (flattened to [P]: PML's own "
+        "PerAnchorReducer raises on their [P, 1] shape) through PerAnchorReducer(DoNothingReducer())",
     ),
     "lifted_structure_loss_per_anchor": (
         ref_lifted_per_anchor,
