@@ -3256,10 +3256,13 @@ __all__ += [
     "centroid_triplet_loss",
     "dynamic_soft_margin_loss",
     "instance_loss",
+    "instance_loss_per_anchor",
     "manifold_loss",
     "pnp_loss",
     "ranked_list_loss",
+    "ranked_list_loss_per_anchor",
     "smooth_ap_loss",
+    "smooth_ap_loss_per_anchor",
 ]
 
 _PNP_VARIANTS = ("O", "Ds", "Dq", "Iu", "Ib")
@@ -3332,6 +3335,12 @@ def smooth_ap_loss(
       0.0
     """
     fn = "smooth_ap_loss"
+    b, per = _smooth_ap_rows(fn, embeddings, labels, temperature, where, axis_name)
+    return _global_mean(jnp.sum(per), _count(b.valid, per.dtype), axis_name)
+
+
+def _smooth_ap_rows(fn, embeddings, labels, temperature, where, axis_name):
+    """The labelled batch and each anchor's ``1 - AP`` ``[n]`` (0 on padded rows)."""
     b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
     t = _temperature(fn, temperature, b.dtype)
     s = pairwise_similarity(b.x, b.x_all, distance="cosine")
@@ -3345,8 +3354,60 @@ def smooth_ap_loss(
     pos_rank = 1 + jnp.sum(jnp.where(other[None] & same[:, None, :], sig, zero), axis=-1)
     count = jnp.maximum(_pair_counts(same, dtype), jnp.ones((), dtype))
     ap = jnp.sum(jnp.where(same, pos_rank / all_rank, zero), axis=-1) / count
-    per = jnp.where(b.valid, 1 - ap, zero)
-    return _global_mean(jnp.sum(per), _count(b.valid, dtype), axis_name)
+    return b, jnp.where(b.valid, 1 - ap, zero)
+
+
+@register(
+    "smooth_ap_loss_per_anchor",
+    family=FAMILY,
+    kind="per_example",
+    formula="l_i = 1 - 1/|S_i| sum_{a in S_i} (1 + sum_{c in S_i, c != a} sg((s_ic - s_ia)/t)) "
+    "/ (1 + sum_{c != a} sg((s_ic - s_ia)/t)),  S_i = the examples with label y_i",
+    paper="Smooth-AP: Smoothing the Path Towards Large-Scale Image Retrieval (Brown et al., ECCV 2020, "
+    "arXiv:2007.12163)",
+    reference=f"{_PML}::losses/smooth_ap.py::SmoothAPLoss(reducer=PerAnchorReducer(DoNothingReducer()))",
+    sample=lambda: _pml2_sample(labels=(0, 0, 1, 1)),
+)
+def smooth_ap_loss_per_anchor(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    temperature: float = 0.01,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""One minus the Smooth-AP of each query, unreduced ``[N]``.
+
+    .. math::
+        \ell_i = 1 - \frac{1}{|S_i|}\sum_{a\in S_i}
+                 \frac{1 + \sum_{c\in S_i, c\ne a} \sigma((s_{ic} - s_{ia})/t)}
+                      {1 + \sum_{c\ne a} \sigma((s_{ic} - s_{ia})/t)}
+
+    (``S_i`` the examples with label ``y_i``, ``i`` included; cosine
+    similarities): pytorch-metric-learning's ``SmoothAPLoss`` with
+    ``reducer=PerAnchorReducer(DoNothingReducer())`` (its element losses, one
+    per query). :func:`smooth_ap_loss` is their mean over the real examples.
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      temperature: as in :func:`smooth_ap_loss`.
+      where: optional ``[N]`` mask of real examples (0 there).
+
+    Returns:
+      Per-query loss ``[N]``.
+
+    Paper: Brown, Xie, Kalogeiton, Zisserman, "Smooth-AP: Smoothing the Path
+    Towards Large-Scale Image Retrieval", ECCV 2020, arXiv:2007.12163.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+      >>> out = lossjax.losses.smooth_ap_loss_per_anchor(x, jnp.array([0, 0, 1, 1]))
+      >>> [round(v, 4) for v in out.tolist()]  # every query ranks its positive first: AP 1
+      [0.0, 0.0, 0.0, 0.0]
+    """
+    fn = "smooth_ap_loss_per_anchor"
+    return _smooth_ap_rows(fn, embeddings, labels, temperature, where, None)[1]
 
 
 @register(
@@ -3518,6 +3579,14 @@ def ranked_list_loss(
       0.333
     """
     fn = "ranked_list_loss"
+    b, per = _ranked_list_rows(fn, embeddings, labels, margin, alpha, imbalance, pos_scale, neg_scale, normalize, where,
+                               axis_name)  # fmt: skip
+    return _global_mean(jnp.sum(per), _count(b.valid, per.dtype), axis_name)
+
+
+def _ranked_list_rows(fn, embeddings, labels, margin, alpha, imbalance, pos_scale, neg_scale, normalize, where,
+                      axis_name):  # fmt: skip
+    """The labelled batch and each anchor's ranked list loss ``[n]`` (0 on padded rows)."""
     C.check_positive(fn, "margin", margin, allow_zero=True)
     C.check_in_range(fn, "imbalance", imbalance, 0.0, 1.0)
     C.check_positive(fn, "pos_scale", pos_scale, allow_zero=True)
@@ -3537,8 +3606,66 @@ def ranked_list_loss(
     guard = 1e-5 * psum(_count(b.valid, dtype), axis_name)  # PML: 1e-5 per column of the batch
     loss_p = jnp.sum(w_p * jnp.where(pos_sel, d - pos_bound, zero), axis=-1) / (jnp.sum(w_p, axis=-1) + guard)
     loss_n = jnp.sum(w_n * jnp.where(neg_sel, alpha - d, zero), axis=-1) / (jnp.sum(w_n, axis=-1) + guard)
-    per = jnp.where(b.valid, (1 - imbalance) * loss_p + imbalance * loss_n, zero)
-    return _global_mean(jnp.sum(per), _count(b.valid, dtype), axis_name)
+    return b, jnp.where(b.valid, (1 - imbalance) * loss_p + imbalance * loss_n, zero)
+
+
+@register(
+    "ranked_list_loss_per_anchor",
+    family=FAMILY,
+    kind="per_example",
+    formula="l_i = (1 - l) sum_P w_p (d_ip - (a - m)) / (sum w_p + 1e-5 N) "
+    "+ l sum_N w_n (a - d_in) / (sum w_n + 1e-5 N)  (pairs beyond their boundary)",
+    paper="Ranked List Loss for Deep Metric Learning (Wang et al., CVPR 2019, arXiv:1903.03238)",
+    reference=f"{_PML}::losses/ranked_list_loss.py::RankedListLoss(LpDistance, "
+    "reducer=PerAnchorReducer(DoNothingReducer()))",
+    sample=_pml2_sample,
+)
+def ranked_list_loss_per_anchor(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: float = 0.4,
+    alpha: float | None = None,
+    imbalance: float = 0.5,
+    pos_scale: float = 0.0,
+    neg_scale: float = 10.0,
+    normalize: bool = True,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""The ranked list loss of each anchor, unreduced ``[N]``.
+
+    .. math::
+        \ell_i = (1-\lambda)\frac{\sum_{p} w_p (d_{ip} - (\alpha - m))}{\sum_p w_p + 10^{-5} N}
+               + \lambda\frac{\sum_{n} w_n (\alpha - d_{in})}{\sum_n w_n + 10^{-5} N}
+
+    over the positives beyond ``alpha - m`` and the negatives inside
+    ``alpha``, as in :func:`ranked_list_loss`: pytorch-metric-learning's
+    ``RankedListLoss`` with ``reducer=PerAnchorReducer(DoNothingReducer())``
+    (its element losses, one per anchor). :func:`ranked_list_loss` is their
+    mean over the real examples.
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      margin, alpha, imbalance, pos_scale, neg_scale, normalize: as in :func:`ranked_list_loss`.
+      where: optional ``[N]`` mask of real examples (0 there).
+
+    Returns:
+      Per-anchor loss ``[N]``.
+
+    Paper: Wang, Hua, Kodirov, Hu, Garnier, Robertson, "Ranked List Loss for
+    Deep Metric Learning", CVPR 2019, arXiv:1903.03238.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+      >>> out = lossjax.losses.ranked_list_loss_per_anchor(x, jnp.array([0, 0, 1, 1]))
+      >>> [round(v, 4) for v in out.tolist()]  # every pair already beyond its boundary
+      [0.0, 0.0, 0.0, 0.0]
+    """
+    fn = "ranked_list_loss_per_anchor"
+    return _ranked_list_rows(fn, embeddings, labels, margin, alpha, imbalance, pos_scale, neg_scale, normalize, where,
+                             None)[1]  # fmt: skip
 
 
 def _instance_sample() -> Sample:
@@ -3604,6 +3731,12 @@ def instance_loss(
       0.3133
     """
     fn = "instance_loss"
+    b, per = _instance_rows(fn, embeddings, labels, scale, where, axis_name)
+    return _global_mean(jnp.sum(per), _count(b.valid, per.dtype), axis_name)
+
+
+def _instance_rows(fn, embeddings, labels, scale, where, axis_name):
+    """The labelled batch and each example's instance loss ``[n]`` (0 on padded rows)."""
     C.check_positive(fn, "scale", scale)
     b = labelled_batch(fn, embeddings, labels, where, axis_name=axis_name)
     s = jnp.asarray(scale, b.dtype) * pairwise_similarity(b.x, b.x_all, distance="cosine")
@@ -3612,8 +3745,57 @@ def instance_loss(
     first = jnp.argmax(same, axis=-1) if m else jnp.zeros((n,), jnp.int32)
     target = jnp.take_along_axis(s, first[:, None], axis=-1)[:, 0] if m else jnp.zeros((n,), s.dtype)
     cols = b.valid[:, None] & b.valid_all[None, :]
-    per = jnp.where(b.valid, masked_logsumexp(s, cols, axis=1) - target, jnp.zeros((), s.dtype))
-    return _global_mean(jnp.sum(per), _count(b.valid, s.dtype), axis_name)
+    return b, jnp.where(b.valid, masked_logsumexp(s, cols, axis=1) - target, jnp.zeros((), s.dtype))
+
+
+@register(
+    "instance_loss_per_anchor",
+    family=FAMILY,
+    kind="per_example",
+    formula="l_i = -log softmax_j(s cos(x_i, x_j))[first(i)],  first(i) = the first row with label y_i",
+    paper="Dual-Path Convolutional Image-Text Embeddings with Instance Loss (Zheng et al., ACM TOMM 2020, "
+    "arXiv:1711.05535)",
+    reference=f"{_PML}::losses/instance_loss.py::InstanceLoss(reducer=PerAnchorReducer(DoNothingReducer()))",
+    sample=_instance_sample,
+)
+def instance_loss_per_anchor(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    scale: float = 64.0,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""The instance loss of each example, unreduced ``[N]``.
+
+    .. math::
+        \ell_i = -\log\frac{e^{s\cos(x_i, x_{f(i)})}}{\sum_j e^{s\cos(x_i, x_j)}}
+
+    (``f(i)`` the first example with label ``y_i``, as in
+    :func:`instance_loss`): pytorch-metric-learning's ``InstanceLoss`` with
+    ``reducer=PerAnchorReducer(DoNothingReducer())`` (its element losses).
+    :func:`instance_loss` is their mean over the real examples.
+
+    Args:
+      embeddings: ``[N, D]``.
+      labels: integer labels ``[N]``.
+      scale: as in :func:`instance_loss`.
+      where: optional ``[N]`` mask of real examples (0 there).
+
+    Returns:
+      Per-example loss ``[N]``.
+
+    Paper: Zheng, Zheng, Garrett, Yang, Xu, Shen, "Dual-Path Convolutional
+    Image-Text Embeddings with Instance Loss", ACM TOMM 2020, arXiv:1711.05535.
+
+    Example:
+      >>> import jax.numpy as jnp, lossjax
+      >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> out = lossjax.losses.instance_loss_per_anchor(x, jnp.array([0, 1]), scale=1.0)
+      >>> [round(v, 4) for v in out.tolist()]  # log(1 + e^-1) each
+      [0.3133, 0.3133]
+    """
+    fn = "instance_loss_per_anchor"
+    return _instance_rows(fn, embeddings, labels, scale, where, None)[1]
 
 
 @register(

@@ -80,3 +80,21 @@ def test_intra_pair_variance_batch_loss_is_the_anchor_mean_when_balanced():
     np.testing.assert_allclose(float(L.intra_pair_variance_loss(x2, y2, **kw)), per.mean(), rtol=1e-5)
     per_w = np.asarray(L.intra_pair_variance_loss_per_anchor(X, Y, where=W, **kw), np.float64)
     assert per_w[7] == 0.0 and np.all(np.isfinite(per_w))
+
+
+@pytest.mark.parametrize(
+    ("name", "kw"),
+    [
+        ("smooth_ap_loss", {"temperature": 0.1}),
+        ("ranked_list_loss", {"pos_scale": 2.0}),
+        ("instance_loss", {"scale": 8.0}),
+    ],
+)
+def test_element_losses_average_to_the_batch_loss_over_the_real_examples(name, kw):
+    # PML's MeanReducer over one element loss per example (classes of equal size for SmoothAP, as PML requires)
+    y = np.array([0, 0, 1, 1, 2, 2, 0, 1], np.int32) if name == "smooth_ap_loss" else Y
+    w = np.arange(8) < 6 if name == "smooth_ap_loss" else W
+    batch = float(getattr(L, name)(X, y, where=w, **kw))
+    per = np.asarray(getattr(L, f"{name}_per_anchor")(X, y, where=w, **kw), np.float64)
+    assert np.all(per[~w] == 0.0) and np.all(np.isfinite(per)) and np.count_nonzero(per) >= 2
+    np.testing.assert_allclose(batch, per[w].mean(), rtol=1e-5)

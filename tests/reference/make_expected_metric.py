@@ -224,7 +224,7 @@ def _pml_per_anchor(loss, x, y):
     zeros = (x * 0).sum(dim=1)
     if torch.is_tensor(out):  # BaseReducer.zero_loss
         return zeros + out
-    info = out["loss"]
+    (info,) = out.values()  # "loss" ("ap_loss" for SmoothAPLoss)
     assert info["reduction_type"] == "element", info["reduction_type"]
     return zeros.index_add(0, info["indices"], info["losses"].reshape(-1))
 
@@ -307,6 +307,27 @@ def ref_generalized_lifted_per_anchor(x, y, pos_margin=0.0, neg_margin=1.0, norm
 def ref_angular_per_anchor(x, y, alpha=40.0):
     _, losses, _ = _pml()
     return _pml_pairs_per_anchor(losses.AngularLoss(alpha=alpha, reducer=_do_nothing()), x, y)
+
+
+def ref_smooth_ap_per_anchor(x, y, temperature=0.01):
+    _, losses, _ = _pml()
+    return _pml_per_anchor(losses.SmoothAPLoss(temperature=temperature, reducer=_per_anchor_reducer()), x, y)
+
+
+def ref_ranked_list_per_anchor(
+    x, y, margin=0.4, alpha=None, imbalance=0.5, pos_scale=0.0, neg_scale=10.0, normalize=True
+):
+    distances, losses, _ = _pml()
+    loss = losses.RankedListLoss(
+        margin=margin, Tn=neg_scale, imbalance=imbalance, alpha=alpha, Tp=pos_scale,
+        distance=distances.LpDistance(normalize_embeddings=normalize), reducer=_per_anchor_reducer(),
+    )  # fmt: skip
+    return _pml_per_anchor(loss, x, y)
+
+
+def ref_instance_per_anchor(x, y, scale=64.0):
+    _, losses, _ = _pml()
+    return _pml_per_anchor(losses.InstanceLoss(gamma=scale, reducer=_per_anchor_reducer()), x, y)
 
 
 def ref_tuplet_per_anchor(x, y, margin=5.73, scale=64.0):
@@ -558,6 +579,19 @@ TORCH_REFERENCES = {
         ref_angular_per_anchor,
         f"{PML} AngularLoss(reducer=DoNothingReducer()) pos-pair losses (flattened to [P]: PML's own "
         "PerAnchorReducer raises on their [P, 1] shape) through PerAnchorReducer(DoNothingReducer())",
+    ),
+    "smooth_ap_loss_per_anchor": (
+        ref_smooth_ap_per_anchor,
+        f"{PML} SmoothAPLoss(reducer=PerAnchorReducer(DoNothingReducer()))",
+    ),
+    "ranked_list_loss_per_anchor": (
+        ref_ranked_list_per_anchor,
+        f"{PML} RankedListLoss(Tp, Tn = pos_scale, neg_scale, distance=LpDistance(normalize_embeddings=normalize), "
+        "reducer=PerAnchorReducer(DoNothingReducer()))",
+    ),
+    "instance_loss_per_anchor": (
+        ref_instance_per_anchor,
+        f"{PML} InstanceLoss(gamma=scale, reducer=PerAnchorReducer(DoNothingReducer()))",
     ),
     "lifted_structure_loss_per_anchor": (
         ref_lifted_per_anchor,
