@@ -54,6 +54,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import expected_io as E
+from make_expected_ssl_pml import distributed_sinkhorn  # main_swav.py::distributed_sinkhorn (world size 1)
 
 FAMILY = "selfsup"
 torch.set_default_dtype(torch.float64)
@@ -136,23 +137,6 @@ def msn_loss(
 # ----------------------------------------------------------------------------------------------
 
 
-def distributed_sinkhorn_swav(out, epsilon, sinkhorn_iterations):
-    # facebookresearch/swav main_swav.py::distributed_sinkhorn (world size 1)
-    Q = torch.exp(out / epsilon).t()
-    B = Q.shape[1]
-    K = Q.shape[0]
-    sum_Q = torch.sum(Q)
-    Q /= sum_Q
-    for _ in range(sinkhorn_iterations):
-        sum_of_rows = torch.sum(Q, dim=1, keepdim=True)
-        Q /= sum_of_rows
-        Q /= K
-        Q /= torch.sum(Q, dim=0, keepdim=True)
-        Q /= B
-    Q *= B
-    return Q.t()
-
-
 def _official_queue(state):
     """The ring buffer as the reference's queue ``[A, Q, D]``: newest row first, unwritten rows zero."""
     keys = np.asarray(state["keys"])
@@ -196,7 +180,7 @@ def swav_queue_loss(
                 # fill the queue (the reference shifts; lossjax's ring state is built below)
                 queue[i, bs:] = queue[i, :-bs].clone()
                 queue[i, :bs] = embedding[crop_id * bs : (crop_id + 1) * bs]
-            q = distributed_sinkhorn_swav(out, regularization, num_iterations)[-bs:]
+            q = distributed_sinkhorn(out, regularization, num_iterations)[-bs:]
         subloss = 0
         for v in np.delete(np.arange(nv), crop_id):
             x = output[bs * v : bs * (v + 1)] / temperature
