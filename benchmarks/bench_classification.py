@@ -4,15 +4,18 @@ The floor is three passes over N float32 values (read logits, read labels,
 write the gradient): 12 N bytes. lossjax's default is a custom VJP (lossjax/_elementwise.py):
 a value pass reading (z, y) and a closed-form gradient pass reading them again: 5 passes
 unless the compiler fuses the two siblings; "lossjax autodiff" is the same formula through
-autodiff (the path a traced hyperparameter takes).
+autodiff (the path a traced hyperparameter takes). ``peer: torchvision`` is
+``torchvision.ops.sigmoid_focal_loss`` (forward + ``torch.autograd.grad``), where torchvision is installed.
 """
+
+import importlib.util
 
 import jax
 import jax.numpy as jnp
 import optax
 
 import lossjax
-from lossjax.benchmarking import Case
+from lossjax.benchmarking import Case, torch_peer
 
 
 def _hand_written(logits, labels, alpha=0.25, gamma=2.0):
@@ -25,6 +28,19 @@ def _hand_written(logits, labels, alpha=0.25, gamma=2.0):
 
 def _fwd_bwd(loss):
     return jax.value_and_grad(lambda z, y: jnp.sum(loss(z, y)))
+
+
+def _torchvision_peer(inputs) -> dict:
+    if importlib.util.find_spec("torchvision") is None:
+        return {}
+    import torch
+    from torchvision.ops import sigmoid_focal_loss
+
+    def focal(z, y):
+        return torch.autograd.grad(sigmoid_focal_loss(z, y, alpha=0.25, gamma=2.0, reduction="sum"), z)
+
+    peer = torch_peer(focal, inputs, requires_grad=(0,))
+    return {} if peer is None else {"peer: torchvision": peer}
 
 
 def cases(size: str):
@@ -49,6 +65,7 @@ def cases(size: str):
             inputs,
         ),
         "hand-written jnp": (_fwd_bwd(_hand_written), inputs),
+        **_torchvision_peer(inputs),
     }
     return [
         Case(

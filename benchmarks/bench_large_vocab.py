@@ -16,15 +16,23 @@ fused variants never hold more than one logit tile:
 - ``lossjax lean``: ``mode="recompute"`` with a small budget (vocabulary blocks):
   temporaries = one tile + N-vectors + the float32 [N, D] hidden-gradient accumulator.
 
+Peers (rows only where PyTorch and the library are installed, on the device JAX uses; timed in the
+same rounds, never through a host callback): ``peer: torch naive`` (bf16 matmul, float32 logits,
+``F.cross_entropy``, ``torch.autograd.grad``), ``peer: Liger fused`` (``liger_kernel``'s
+``LigerFusedLinearCrossEntropyLoss``, CUDA only) and ``peer: CCE`` (Apple's ``cut_cross_entropy``
+``linear_cross_entropy`` with its defaults, which filter small gradient entries, so lossy; CUDA only).
+
 Floor: 6 N D V FLOPs (three matmuls); the runner's "x floor" column is a
 bandwidth floor and stays empty here (``floor_bytes`` unset).
 """
+
+import importlib.util
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from lossjax.benchmarking import Case
+from lossjax.benchmarking import Case, torch_peer
 from lossjax.losses import linear_distillation_loss, reduced_linear_cross_entropy
 
 CPU_NOTE = (
@@ -83,6 +91,39 @@ def _inputs(n, d, v, seed):
     return hidden, weight, labels
 
 
+def torch_peers(inputs) -> dict:
+    """The PyTorch implementations installed here, as :class:`~lossjax.benchmarking.Peer` variants."""
+    if importlib.util.find_spec("torch") is None:
+        return {}
+    import torch
+    import torch.nn.functional as F
+
+    def naive_torch(h, w, y):
+        loss = F.cross_entropy((h @ w.T).float(), y.long())
+        return torch.autograd.grad(loss, (h, w))
+
+    impls = {"peer: torch naive": naive_torch}
+    on_cuda = jax.default_backend() == "gpu" and torch.cuda.is_available()
+    if on_cuda and importlib.util.find_spec("liger_kernel") is not None:
+        from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+
+        liger = LigerFusedLinearCrossEntropyLoss()
+
+        def liger_fused(h, w, y):
+            return torch.autograd.grad(liger(w, h, y.long()), (h, w))
+
+        impls["peer: Liger fused"] = liger_fused
+    if on_cuda and importlib.util.find_spec("cut_cross_entropy") is not None:
+        from cut_cross_entropy import linear_cross_entropy
+
+        def cce(h, w, y):
+            return torch.autograd.grad(linear_cross_entropy(h, w, y.long()), (h, w))
+
+        impls["peer: CCE"] = cce
+    peers = {label: torch_peer(fn, inputs, requires_grad=(0, 1)) for label, fn in impls.items()}
+    return {label: p for label, p in peers.items() if p is not None}
+
+
 def cases(size: str):
     out = []
     for n, d, v in SIZES[size]:
@@ -94,6 +135,7 @@ def cases(size: str):
             "lossjax default, 4GiB budget": (_grad(fused_in_forward(4 * 2**30)), inputs),
             f"lossjax in_forward {mib}MiB": (_grad(fused_in_forward(_budget(size))), inputs),
             f"lossjax lean {mib}MiB": (_grad(fused_lean(_budget(size))), inputs),
+            **torch_peers(inputs),
         }
         out.append(
             Case(

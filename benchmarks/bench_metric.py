@@ -11,14 +11,20 @@ are built):
 
 The floor is the matmul: the forward ``N^2 D`` multiply-adds and two more
 for the backward, ``6 N^2 D`` FLOPs.
+
+``peer: PML`` is pytorch-metric-learning's ``MultiSimilarityLoss`` (with its
+``MultiSimilarityMiner(epsilon=0.1)``) and ``SupConLoss(temperature=0.1)``,
+forward + ``torch.autograd.grad``, where PML is installed.
 """
+
+import importlib.util
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import lossjax
-from lossjax.benchmarking import Case
+from lossjax.benchmarking import Case, torch_peer
 
 
 def _normalize(x):
@@ -73,6 +79,29 @@ def _supcon_naive(sim_fn, temperature=0.1):
     return loss
 
 
+def _pml_peers(inputs) -> dict:
+    if importlib.util.find_spec("pytorch_metric_learning") is None:
+        return {}
+    import torch
+    from pytorch_metric_learning import losses, miners
+
+    ms, miner = losses.MultiSimilarityLoss(alpha=2.0, beta=50.0, base=0.5), miners.MultiSimilarityMiner(epsilon=0.1)
+    supcon = losses.SupConLoss(temperature=0.1)
+
+    def ms_loss(x, y):
+        y = y.long()
+        return torch.autograd.grad(ms(x, y, miner(x, y)), x)
+
+    def supcon_loss(x, y):
+        return torch.autograd.grad(supcon(x, y.long()), x)
+
+    peers = {
+        name: torch_peer(fn, inputs, requires_grad=(0,))
+        for name, fn in (("multi_similarity", ms_loss), ("supervised_contrastive", supcon_loss))
+    }
+    return {name: {"peer: PML": p} for name, p in peers.items() if p is not None}
+
+
 def _fwd_bwd(loss):
     return jax.value_and_grad(loss)
 
@@ -100,6 +129,7 @@ def cases(size: str):
             _supcon_naive,
         ),
     }
+    peers = _pml_peers(inputs)
     for name, (ours, naive) in specs.items():
         variants = {
             "naive [N,N,D] jnp": (_fwd_bwd(naive(_cos_broadcast)), inputs),
@@ -111,6 +141,7 @@ def cases(size: str):
         for label, (fn, _) in variants.items():
             val = float(jax.jit(fn)(*inputs[0])[0])
             assert abs(val - ref) <= 1e-3 * max(1.0, abs(ref)), f"{name} {label}: {val} != {ref}"
+        variants.update(peers.get(name, {}))
         out.append(
             Case(
                 f"{name} fwd+bwd N={n} D={d}",

@@ -10,8 +10,9 @@
    (baseline). Target: <= 1.10x the summed-loss step.
 3. ConFIG's combine as m and P grow: the Gram form (two passes over the m x P
    stack) vs a least-squares solve on the m x P unit-gradient matrix in JAX,
-   and vs the official ``conflictfree`` (torch, through ``jax.pure_callback``;
-   at P = 1e6, when installed). Floor: (2m + 1) P 4 bytes.
+   and vs the official ``conflictfree`` (``peer: conflictfree``: torch tensors on
+   the device JAX uses, timed in the same rounds, where torch and conflictfree
+   are installed; no host callback). Floor: (2m + 1) P 4 bytes.
 
     python benchmarks/run.py --only multitask --size small
 """
@@ -26,7 +27,7 @@ import numpy as np
 
 import lossjax
 import lossjax.multiloss as ml
-from lossjax.benchmarking import Case
+from lossjax.benchmarking import Case, torch_peer
 
 
 def _mlp(dims, seed=0):
@@ -161,21 +162,15 @@ def _config_lstsq(g):
     return jnp.sum(g @ dhat) * dhat
 
 
-def _conflictfree_fn():
+def _conflictfree_peer(stacks) -> dict:
+    """The official ConFIG operator on torch tensors (the same device as JAX), where installed."""
     try:
-        import torch
         from conflictfree.grad_operator import ConFIGOperator
     except ImportError:
-        return None
+        return {}
     op = ConFIGOperator()
-
-    def host(g):
-        return op.calculate_gradient(torch.from_numpy(np.array(g))).numpy().astype(np.float32)
-
-    def fn(g):
-        return jax.pure_callback(host, jax.ShapeDtypeStruct(g.shape[1:], g.dtype), g)
-
-    return fn
+    peer = torch_peer(op.calculate_gradient, stacks)
+    return {} if peer is None else {"peer: conflictfree": peer}
 
 
 def _config_cases(size: str) -> list[Case]:
@@ -184,7 +179,6 @@ def _config_cases(size: str) -> list[Case]:
         if size == "small"
         else [(4, 10**6), (4, 10**7), (8, 10**7), (4, 5 * 10**7)]
     )
-    cf = _conflictfree_fn()
     out = []
     for m, P in grid:
         rng = np.random.default_rng(m)
@@ -195,9 +189,8 @@ def _config_cases(size: str) -> list[Case]:
             "config() transform": (_config_transform, [(g,), (g2,)]),
             "gram + device eigh pinv": (_config_eigh, [(g,), (g2,)]),
             "lstsq m x P": (_config_lstsq, [(g,), (g2,)]),
+            **_conflictfree_peer([(g,), (g2,)]),
         }
-        if cf is not None and P == 10**6 and jax.default_backend() == "cpu":  # no host callback on accelerators
-            variants["conflictfree"] = (cf, [(g,), (g2,)])
         out.append(
             Case(
                 f"ConFIG combine (m={m}, P={P:.0e})",
@@ -205,8 +198,8 @@ def _config_cases(size: str) -> list[Case]:
                 baseline="gram",
                 floor_bytes=(2 * m + 1) * P * 4,
                 key="config-combine",
-                note="gram/config(): m x m solve in the graph (no cuSOLVER); conflictfree: torch through "
-                "pure_callback, CPU only",
+                note="gram/config(): m x m solve in the graph (no cuSOLVER); peer: conflictfree on torch "
+                "tensors on the same device",
             )
         )
     return out

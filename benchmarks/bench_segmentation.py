@@ -8,7 +8,11 @@ same number (``jnp.mean(dice_ce_loss(logits, labels))``).
 
 Sizes: ``[8, 256, 256, 32]`` on an accelerator (``--size large``), ``[2, 64, 64, 8]`` on CPU. The floor
 is reading the logits and writing their gradient: ``8 B H W C`` bytes (float32) plus the labels.
+``peer: MONAI DiceCELoss`` is MONAI itself (channels-first inputs made before timing; forward +
+``torch.autograd.grad``), where MONAI is installed.
 """
+
+import importlib.util
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +20,7 @@ import numpy as np
 import optax
 
 import lossjax
-from lossjax.benchmarking import Case
+from lossjax.benchmarking import Case, torch_peer
 
 
 def _monai_dice_ce_port(logits, labels, smooth_nr=1e-5, smooth_dr=1e-5):
@@ -36,6 +40,22 @@ def _lossjax_dice_ce(logits, labels):
     return jnp.mean(lossjax.losses.dice_ce_loss(logits, labels))
 
 
+def _monai_peer(data) -> dict:
+    if importlib.util.find_spec("monai") is None:
+        return {}
+    import torch
+    from monai.losses import DiceCELoss
+
+    monai_loss = DiceCELoss(softmax=True, to_onehot_y=True)
+
+    def dice_ce(logits, labels):
+        return torch.autograd.grad(monai_loss(logits, labels.long()), logits)
+
+    channels_first = [(jnp.moveaxis(z, -1, 1), y[:, None]) for z, y in data]
+    peer = torch_peer(dice_ce, channels_first, requires_grad=(0,))
+    return {} if peer is None else {"peer: MONAI DiceCELoss": peer}
+
+
 def cases(size: str):
     b, h, w, c = (2, 64, 64, 8) if size == "small" else (8, 256, 256, 32)
     rng = np.random.default_rng(0)
@@ -49,6 +69,7 @@ def cases(size: str):
             {
                 "lossjax.dice_ce_loss": (jax.value_and_grad(_lossjax_dice_ce), data),
                 "MONAI DiceCELoss port (jnp)": (jax.value_and_grad(_monai_dice_ce_port), data),
+                **_monai_peer(data),
             },
             baseline="MONAI DiceCELoss port (jnp)",
             floor_bytes=8 * b * h * w * c + 4 * b * h * w,

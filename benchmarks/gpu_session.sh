@@ -24,8 +24,8 @@ step() {  # step <name> <share of the bench budget in percent> <run.py args...>
   echo "bench $name rc=$? after $(( $(date +%s) - start )) s"
 }
 step classification 10 --only classification --case-timeout 8
-step multitask 12 --only multitask --variant gram --case-timeout 8
-step large_vocab 28 --only large_vocab --variant "lossjax default" --case-timeout 12
+step multitask 12 --only multitask --variant gram --variant peer --case-timeout 8
+step large_vocab 28 --only large_vocab --variant "lossjax default" --variant peer --case-timeout 12
 step contrastive 22 --only contrastive --case-timeout 10
 step sam 14 --only sam --variant looksam --case-timeout 10
 step imbalance 14 --only imbalance --case-timeout 8

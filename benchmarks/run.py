@@ -4,12 +4,20 @@
     python benchmarks/run.py --size large             # accelerator-sized
     python benchmarks/run.py --only classification    # one topic (a bench_<topic>.py), or a case key
     python benchmarks/run.py --only metric --variant lossjax --json results.jsonl
+    python benchmarks/run.py --only large_vocab --variant default --variant peer   # lossjax vs the peers
     lossjax bench ...                                 # the same, from an installed package
 
 Each ``bench_<topic>.py`` defines ``cases(size: str) -> list[lossjax.benchmarking.Case]``.
 Ratios are medians of interleaved rounds in this one process, relative to each
 case's baseline; "temp mem" is the compiled temporary memory; "x floor" is the
 time over that of copying the case's minimum bytes, measured in the same rounds.
+
+Rows labelled ``peer: ...`` are PyTorch libraries (torch naive, Liger, CCE,
+torchvision, PML, MONAI, conflictfree), present only where torch and the library
+are installed beside lossjax; they run on the device JAX uses, in this process,
+timed in the same rounds (never through a host callback). With peers on a GPU,
+JAX's memory preallocation is turned off (``XLA_PYTHON_CLIENT_PREALLOCATE=false``,
+unless already set) so that both frameworks can allocate.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import datetime
 import importlib
 import importlib.util
 import json
+import os
 import pathlib
 import pkgutil
 import sys
@@ -61,7 +70,11 @@ def main(argv=None) -> int:
         prog="lossjax bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--only", action="append", help="a topic (bench_<topic>.py) or case key, matched whole; repeatable")
-    p.add_argument("--variant", help="only variants whose label contains this (the baseline and floor always run)")
+    p.add_argument(
+        "--variant",
+        action="append",
+        help="only variants whose label contains this; repeatable (any may match); the baseline and floor always run",
+    )
     p.add_argument("--size", default=None, choices=["small", "large"], help="default: small on CPU, large otherwise")
     p.add_argument("--rounds", type=int, default=None, help="timing rounds (default 11 on CPU, 21 otherwise)")
     p.add_argument("--case-timeout", type=float, default=None, help="seconds of timing per case (>= 3 rounds)")
@@ -69,6 +82,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="append one JSON line per case (device, JAX version, date) to this file")
     p.add_argument("--list", action="store_true", help="list topics and cases, run nothing")
     args = p.parse_args(argv)
+    if importlib.util.find_spec("torch") is not None:  # before JAX creates its client: leave memory for torch
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     backend = jax.default_backend()
     size = args.size or ("small" if backend == "cpu" else "large")
     rounds = args.rounds or (11 if backend == "cpu" else 21)
@@ -101,6 +116,7 @@ def main(argv=None) -> int:
             print(f"{case.name}: FAILED {type(e).__name__}: {e}\n")
             continue
         print(benchmarking.format_table(rows))
+        failed += any(r.error and not r.variant.startswith("peer:") for r in rows)
         if case.note:
             print(f"  note: {case.note}")
         print(f"  ({time.perf_counter() - t0:.1f} s)\n", flush=True)

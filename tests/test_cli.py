@@ -96,6 +96,40 @@ def test_run_case_measures_its_floor_and_filters_variants():
     assert all(r.floor_ratio is not None and r.floor_ratio > 0 for r in rows)
 
 
+def test_run_case_times_peers_and_reports_failing_variants():
+    import importlib.util
+
+    import jax.numpy as jnp
+
+    from lossjax.benchmarking import Case, Peer, format_table, run_case, torch_peer
+
+    x = jnp.ones((4096,))
+    synced = []
+
+    def broken(a):
+        raise RuntimeError("cusolver error: not enough workspace\nsecond line")
+
+    case = Case(
+        "demo",
+        {
+            "sum": (jnp.sum, (x,)),
+            "peer: numpy": Peer(np.sum, (np.ones(4096),), sync=lambda: synced.append(1)),
+            "lossjax broken": (broken, (x,)),
+        },
+        baseline="sum",
+    )
+    rows = {r.variant: r for r in run_case(case, rounds=3, min_round_s=0.001)}
+    assert rows["peer: numpy"].median_ms > 0 and not rows["peer: numpy"].error and synced  # timed, synchronized
+    assert rows["lossjax broken"].error == "RuntimeError: cusolver error: not enough workspace"
+    assert "FAILED RuntimeError" in format_table(list(rows.values()))
+    # A failing baseline fails the case (there is nothing to take ratios against).
+    with pytest.raises(RuntimeError, match="cusolver"):
+        run_case(Case("demo", {"b": (broken, (x,))}, baseline="b"), rounds=3)
+    # The PyTorch peer exists exactly where torch is installed (never a lossjax dependency).
+    peer = torch_peer(lambda t: t.sum(), (x,))
+    assert (peer is None) == (importlib.util.find_spec("torch") is None)
+
+
 def test_version_json_and_import(tmp_path, monkeypatch):
     import json
     from importlib import metadata
