@@ -126,6 +126,28 @@ def test_elementwise_passes_over_the_input(name):
     assert b_plain >= 2 * b_ours and t_plain >= 2 * t_ours, (b_plain, t_plain)
 
 
+@pytest.mark.parametrize(
+    ("name", "kw"),
+    [
+        ("ldam_loss", {"class_counts": np.arange(1, 501)}),
+        ("logit_adjusted_cross_entropy", {"class_priors": np.arange(1, 501) / 500.0}),
+        ("balanced_softmax_cross_entropy", {"class_counts": np.arange(1, 501)}),
+        ("vs_loss", {"class_counts": np.arange(1, 501)}),
+    ],
+)
+def test_margin_adjusted_cross_entropy_keeps_no_adjusted_logits(name, kw):
+    """grad(sum(loss)) with integer labels stores nothing [N, C] beyond the gradient itself: the adjusted
+    logits are recomputed inside each fused pass. Gathering the target from the shifted logits once made
+    XLA keep two [N, C] arrays (2 x 16 MiB at N=4096, C=1000) and run 2.9x slower than the reference."""
+    n, c = 512, 500
+    rng = np.random.default_rng(0)
+    z = jnp.asarray(rng.normal(size=(n, c)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, c, size=n), jnp.int32)
+    loss = getattr(lossjax.losses, name)
+    compiled = jax.jit(jax.value_and_grad(lambda z: jnp.sum(loss(z, y, **kw)))).lower(z).compile()
+    assert compiled.memory_analysis().temp_size_in_bytes < n * c * 4 // 4  # well under one [N, C] array
+
+
 # --------------------------------------------------------------------------
 # Fused linear cross-entropy (lossjax._fused): the default path's FLOPs and temporaries.
 # --------------------------------------------------------------------------

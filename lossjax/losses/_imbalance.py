@@ -96,41 +96,55 @@ def _adjusted_cross_entropy(
     ``softmax_cross_entropy(class_weights=...)``.
     """
     z, q, mask, dtype = class_terms(fn, logits, labels, where, min_classes=2)
-    if multiplier is None:
-        # Shift invariance: subtract the largest raw logit first, so that the offsets and margins
-        # (O(1)) are added to O(1) numbers, not rounded away at |z| ~ 1e4 (or scale * 1e4).
-        z = z - jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True))
-    else:
-        z = z * _bcast(multiplier, z.ndim)
-    if offset is not None:
-        z = z + _bcast(offset, z.ndim)
-    if target_margin is not None:
-        z = z - q * _bcast(target_margin, z.ndim)
-    if not (isinstance(scale, (int, float)) and scale == 1.0):
-        z = z * jnp.asarray(scale, dtype)
+    scaled = not (isinstance(scale, (int, float)) and scale == 1.0)
+    s = jnp.asarray(scale, dtype)
     weights = None
     if class_weights is not None:
         weights = C.check_array(fn, "class_weights", class_weights, shape=(logits.shape[-1],), dtype="number")
         weights = weights.astype(dtype)
+
+    def adjust(a, mult, off, margin):
+        """``s * (mult * a + off - margin)``: elementwise, so XLA fuses it into every pass."""
+        a = a if mult is None else a * mult
+        a = a if off is None else a + off
+        a = a if margin is None else a - margin
+        return a * s if scaled else a
+
+    shift = None
+    if multiplier is None:
+        # Shift invariance: subtract the largest raw logit first, so that the offsets and margins
+        # (O(1)) are added to O(1) numbers, not rounded away at |z| ~ 1e4 (or scale * 1e4).
+        shift = jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True))
+    per_class = [None if v is None else _bcast(v, z.ndim) for v in (multiplier, offset, target_margin)]
+    mult, off, margin = per_class
+    za = adjust(z if shift is None else z - shift, mult, off, None if margin is None else q * margin)
     # Everything relative to the largest adjusted logit m: log sum exp(z - m) - (z_y - m) keeps its
-    # precision when the logits are large (scale * z ~ 1e5), where lse(z) - z_y would cancel.
-    z = z - jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True))
-    lse = jnp.log(jnp.sum(jnp.exp(z), axis=-1))
+    # precision when the logits are large (scale * z ~ 1e5), where lse(z) - z_y would cancel. Nothing
+    # [..., C] is gathered from or stored after the shift by m: XLA then fuses the adjustment into each
+    # pass (max, sum of exp, gradient) instead of materializing the adjusted logits (2 x 16 MiB and
+    # 2.9x the reference's time at N=4096, C=1000 on CPU before).
+    m = jax.lax.stop_gradient(jnp.max(za, axis=-1))
+    lse = jnp.log(jnp.sum(jnp.exp(za - m[..., None]), axis=-1))  # lse(za) - m
     if C.has_integer_labels(fn, logits, labels):
-        # lse(z) - z_y with the target logit gathered: on CPU this keeps XLA from
-        # materializing the [..., C] adjusted logits (it fuses into the one reduction).
+        # lse(za) - za_y, with za_y rebuilt from the gathered raw logit and the class constants.
         # An out-of-range label (unmasked) gives NaN, as JAX's out-of-bounds gather does.
         labels = jnp.asarray(labels)
         ok = labels_in_range(labels, logits.shape[-1], mask)
-        safe = jnp.clip(labels, 0, logits.shape[-1] - 1)
-        loss = lse - jnp.take_along_axis(z, safe[..., None], axis=-1)[..., 0]
+        safe = jnp.clip(labels, 0, logits.shape[-1] - 1)[..., None]
+
+        def at_label(v):
+            return None if v is None else jnp.take_along_axis(jnp.broadcast_to(v, z.shape), safe, axis=-1)
+
+        zy = at_label(z)  # gathered before the shift: see above
+        zy = adjust(zy if shift is None else zy - shift, *map(at_label, per_class))[..., 0]
+        loss = lse - (zy - m)
         if weights is not None:
-            loss = loss * weights[safe]
+            loss = loss * weights[safe[..., 0]]
         loss = jnp.where(ok, loss, jnp.asarray(jnp.nan, dtype))
     else:
-        # -sum_k wq_k log softmax(z)_k = lse(z) sum_k wq_k - sum_k wq_k z_k (0 * -inf = 0).
+        # -sum_k wq_k log softmax(za)_k = (lse(za) - m) sum_k wq_k - sum_k wq_k (za_k - m) (0 * -inf = 0).
         wq = q if weights is None else q * _bcast(weights, q.ndim)
-        wz = jnp.where(wq != 0, wq * z, jnp.zeros((), dtype))
+        wz = jnp.where(wq != 0, wq * (za - m[..., None]), jnp.zeros((), dtype))
         loss = lse * jnp.sum(wq, axis=-1) - jnp.sum(wz, axis=-1)
     return C.zero_masked(loss, mask)
 
