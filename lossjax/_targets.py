@@ -23,7 +23,7 @@ imbalance, noisy labels, proxies), so that no family imports another's helpers:
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +31,7 @@ import jax.numpy as jnp
 from lossjax import _checks as C
 
 __all__ = [
+    "LabelLogSoftmax",
     "SoftmaxInputs",
     "TargetProbs",
     "binary_terms",
@@ -38,6 +39,8 @@ __all__ = [
     "class_terms",
     "class_weight_column",
     "comp_sum_phi",
+    "integer_cross_entropy",
+    "label_log_softmax",
     "labels_in_range",
     "smoothed_class_targets",
     "softmax_inputs",
@@ -155,6 +158,9 @@ class SoftmaxInputs(NamedTuple):
       mask: the example mask (batch shape) or None.
       dtype: the compute dtype.
       integer: whether the labels were integer class indices.
+      labels: the integer labels ``[...]`` (None for a target distribution), for
+        :func:`label_log_softmax`.
+      smoothing: the label smoothing ``a`` (0.0 when none was asked).
     """
 
     logits: Array
@@ -162,6 +168,8 @@ class SoftmaxInputs(NamedTuple):
     mask: Array | None
     dtype: jnp.dtype
     integer: bool
+    labels: Array | None = None
+    smoothing: Any = 0.0
 
 
 def softmax_inputs(
@@ -221,7 +229,114 @@ def softmax_inputs(
             q = jnp.where(classes, q, jnp.zeros((), dtype))
     if isinstance(label_smoothing, jax.core.Tracer) or label_smoothing != 0:
         q = _smooth(q, z > neg_inf, label_smoothing, dtype)
-    return SoftmaxInputs(C.fill_masked(z, mask), C.fill_masked(q, mask), mask, dtype, integer)
+    labels = jnp.asarray(labels) if integer else None
+    return SoftmaxInputs(C.fill_masked(z, mask), C.fill_masked(q, mask), mask, dtype, integer, labels, label_smoothing)
+
+
+class LabelLogSoftmax(NamedTuple):
+    """``log softmax(z)`` at integer labels, from row reductions only (see :func:`label_log_softmax`).
+
+    Attributes:
+      log_norm: ``log sum_c exp(z_c - m)``, ``[...]``, with ``m`` the row maximum.
+      target: ``z_y - m``, ``[...]``: ``log p_y = target - log_norm``.
+      others: ``sum_{c != y} exp(z_c - m)``, ``[...]``, a value without gradient:
+        ``1 - p_y = others / exp(log_norm)`` without cancellation when ``p_y`` rounds to 1.
+      shifted: ``z - m``, ``[..., C]``, an expression for further fused row sums
+        (XLA recomputes it inside each reduction; nothing is gathered from it).
+      label_mask: ``[..., C]`` boolean, True at the label's class.
+      ok: ``[...]`` False where an unmasked label lies outside ``[0, C)``.
+    """
+
+    log_norm: Array
+    target: Array
+    others: Array
+    shifted: Array
+    label_mask: Array
+    ok: Array
+
+
+def label_log_softmax(s: SoftmaxInputs) -> LabelLogSoftmax:
+    """The pieces of ``log softmax(z)_y`` for integer labels, without a ``[..., C]`` intermediate to store.
+
+    ``log p_y = (z_y - m) - log sum_c exp(z_c - m)`` with ``m`` the row maximum:
+    the target logit is gathered from ``z`` itself and ``m`` subtracted after the
+    gather. Gathering from ``z - m`` or from ``log_softmax(z)`` (or summing
+    ``q * log_softmax``) instead makes XLA store the ``[..., C]`` array for the
+    backward pass: 2 arrays of temporaries and 2.8x optax's time for
+    ``softmax_cross_entropy`` on CPU at ``N = 4096, C = 1000`` before. Here the
+    forward is row reductions and the backward one fused elementwise pass.
+
+    Args:
+      s: the :class:`SoftmaxInputs` of integer labels.
+
+    Returns:
+      The :class:`LabelLogSoftmax`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from lossjax._targets import label_log_softmax, softmax_inputs
+      >>> z = jnp.array([[2.0, 0.5, -1.0]])
+      >>> t = label_log_softmax(softmax_inputs("f", z, jnp.array([1]), None))
+      >>> bool(jnp.allclose(t.target - t.log_norm, jax.nn.log_softmax(z)[:, 1]))
+      True
+    """
+    z, labels = s.logits, s.labels
+    num_classes = z.shape[-1]
+    m = jnp.max(z, axis=-1)
+    m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, jnp.zeros((), m.dtype)))  # an all -inf row
+    shifted = z - m[..., None]
+    index = jnp.clip(labels, 0, num_classes - 1)
+    target = jnp.take_along_axis(z, index[..., None], axis=-1)[..., 0] - m
+    label_mask = jax.lax.broadcasted_iota(index.dtype, z.shape, z.ndim - 1) == index[..., None]
+    log_norm = jnp.log(jnp.sum(jnp.exp(shifted), axis=-1))
+    # A value only (no gradient flows through it): autodiff then adds nothing [..., C] to the backward.
+    exp_shifted = jnp.exp(jax.lax.stop_gradient(shifted))
+    others = jnp.sum(jnp.where(label_mask, jnp.zeros((), z.dtype), exp_shifted), axis=-1)
+    ok = labels_in_range(labels, num_classes, s.mask)
+    return LabelLogSoftmax(log_norm, target, others, shifted, label_mask, ok)
+
+
+def integer_cross_entropy(s: SoftmaxInputs, class_weights: Array | None = None) -> Array:
+    """``-sum_c w_c q_c log softmax(z)_c`` for integer labels (``q`` one-hot, smoothed if asked), fused.
+
+    With smoothing ``a`` over the ``K`` possible classes (finite logit):
+    ``(1 - a) w_y (L - t_y) + a / K sum_{c possible} w_c (L - t_c)`` with
+    ``L = log_norm`` and ``t = z - m`` (:func:`label_log_softmax`): row sums only.
+
+    Args:
+      s: the :class:`SoftmaxInputs` of integer labels.
+      class_weights: optional ``[C]`` weights in the compute dtype.
+
+    Returns:
+      The per-example loss ``[...]`` (NaN for an out-of-range unmasked label;
+      masked examples are not zeroed here).
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from lossjax._targets import integer_cross_entropy, softmax_inputs
+      >>> z, y = jnp.array([[2.0, 0.5, -1.0]]), jnp.array([1])
+      >>> bool(jnp.allclose(integer_cross_entropy(softmax_inputs("f", z, y, None)),
+      ...                   optax.softmax_cross_entropy_with_integer_labels(z, y)))
+      True
+    """
+    t = label_log_softmax(s)
+    dtype = s.dtype
+    zero = jnp.zeros((), dtype)
+    w = None if class_weights is None else jnp.reshape(class_weights, (1,) * (s.logits.ndim - 1) + (-1,))
+    loss = t.log_norm - t.target
+    if w is not None:
+        loss = loss * jnp.sum(jnp.where(t.label_mask, w, zero), axis=-1)
+    a = s.smoothing
+    if isinstance(a, jax.core.Tracer) or a != 0:
+        a = jnp.asarray(a, dtype)
+        possible = s.logits > -jnp.inf
+        count = jnp.maximum(jnp.sum(possible, axis=-1).astype(dtype), jnp.ones((), dtype))
+        per_class = t.log_norm[..., None] - t.shifted
+        if w is not None:
+            per_class = per_class * w
+        uniform = jnp.sum(jnp.where(possible, per_class, zero), axis=-1) / count
+        loss = (1 - a) * loss + a * uniform
+    return jnp.where(t.ok, loss, jnp.asarray(jnp.nan, dtype))
 
 
 def class_terms(
@@ -447,21 +562,23 @@ def target_probs(
     num_classes = z.shape[-1]
     zero = jnp.zeros((), dtype)
     smoothing = isinstance(label_smoothing, jax.core.Tracer) or label_smoothing != 0
-    log_probs = jax.nn.log_softmax(z, axis=-1)
-    probs = jnp.exp(log_probs)
     if s.integer and not smoothing:
-        # q is one-hot (a NaN row for an out-of-range label, which propagates).
-        log_p = jnp.sum(jnp.where(q != 0, q * log_probs, zero), axis=-1, keepdims=True)
+        # Row reductions only (label_log_softmax): nothing [..., C] is stored for the backward pass.
+        t = label_log_softmax(s)
+        log_p = jnp.where(t.ok, t.target - t.log_norm, jnp.asarray(jnp.nan, dtype))[..., None]
         p = jnp.exp(log_p)
-        one_minus_p = jnp.sum(jnp.where(q > 0, zero, probs), axis=-1, keepdims=True)
+        one_minus_p = (t.others / jnp.exp(t.log_norm))[..., None]
         weights = jnp.ones_like(log_p)
         if class_weights is not None:
             w = class_weight_column(fn, class_weights, num_classes, dtype)
             if w.ndim == 1:
-                weights = jnp.sum(q * jnp.reshape(w, (1,) * (q.ndim - 1) + w.shape), axis=-1, keepdims=True)
+                weights = jnp.sum(jnp.where(t.label_mask, jnp.reshape(w, (1,) * (z.ndim - 1) + w.shape), zero), -1)
+                weights = weights[..., None]
             else:
                 weights = weights * w
     else:
+        log_probs = jax.nn.log_softmax(z, axis=-1)
+        probs = jnp.exp(log_probs)
         log_p, p = log_probs, probs
         # 1 - p_c is exact for every class but the most probable one (p_c <= 1/2
         # there); for the argmax it is the sum of the other probabilities.

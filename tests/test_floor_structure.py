@@ -148,6 +148,71 @@ def test_margin_adjusted_cross_entropy_keeps_no_adjusted_logits(name, kw):
     assert compiled.memory_analysis().temp_size_in_bytes < n * c * 4 // 4  # well under one [N, C] array
 
 
+_CE_CASES = {
+    "ties": (np.zeros((3, 5)), [0, 2, 4]),
+    "confident": (
+        np.array([[30.0, 0.0, 0.0, 0.0, 0.0], [0.0, -20.0, 0.0, 0.0, 40.0], [1e4, -1e4, 0.0, 3.0, 2.0]]),
+        [0, 4, 1],
+    ),
+    "-inf non-target": (
+        np.array([[2.0, -np.inf, 0.5, 0.0, 1.0], [0.0, 0.0, -np.inf, -np.inf, 3.0], [1.0, 2.0, 3.0, 4.0, 5.0]]),
+        [0, 4, 2],
+    ),
+}
+
+
+def _smoothed_onehot(z, y, a):
+    """The smoothed target distribution (a / K on the K classes with a finite logit), built by hand."""
+    possible = np.isfinite(z)
+    q = np.eye(z.shape[-1])[y] * (1 - a) + possible * (a / possible.sum(-1, keepdims=True))
+    return jnp.asarray(q, jnp.float32)
+
+
+@pytest.mark.parametrize("case", sorted(_CE_CASES))
+@pytest.mark.parametrize(
+    "name", ["softmax_cross_entropy", "focal_loss", "poly1_cross_entropy", "generalized_cross_entropy", "mae_loss"]
+)
+def test_integer_label_path_equals_the_distribution_path(name, case):
+    """Integer labels take row reductions only (lossjax._targets.label_log_softmax); a one-hot distribution
+    takes the plain log_softmax formula. Values and gradients agree at ties, at p_y ~ 1, at |z| = 1e4 and
+    with -inf logits, and (softmax CE) with label smoothing and class weights."""
+    z, y = _CE_CASES[case]
+    z, y = jnp.asarray(z, jnp.float32), jnp.asarray(y, jnp.int32)
+    loss = getattr(lossjax.losses, name)
+    w = jnp.asarray([0.5, 1.0, 2.0, 1.5, 0.25], jnp.float32)
+    pairs = [({}, {}, 0.0)]
+    if name == "softmax_cross_entropy":
+        pairs += [({"label_smoothing": 0.1}, {}, 0.1), ({"class_weights": w}, {"class_weights": w}, 0.0)]
+        pairs += [({"class_weights": w, "label_smoothing": 0.2}, {"class_weights": w}, 0.2)]
+    for kw_int, kw_dist, a in pairs:
+        q = _smoothed_onehot(np.asarray(z), np.asarray(y), a)
+
+        def f_int(z, kw_int=kw_int):
+            return jnp.sum(loss(z, y, **kw_int))
+
+        def f_dist(z, q=q, kw_dist=kw_dist):
+            return jnp.sum(loss(z, q, **kw_dist))
+
+        (v1, g1), (v2, g2) = jax.jit(jax.value_and_grad(f_int))(z), jax.jit(jax.value_and_grad(f_dist))(z)
+        assert np.isfinite(v1) and np.all(np.isfinite(g1)), (name, case, kw_int, v1, g1)
+        np.testing.assert_allclose(v1, v2, rtol=2e-6, atol=1e-6, err_msg=f"{name} {case} {kw_int}")
+        np.testing.assert_allclose(g1, g2, rtol=2e-5, atol=1e-6, err_msg=f"{name} {case} {kw_int}")
+
+
+@pytest.mark.parametrize(("name", "arrays"), [("softmax_cross_entropy", 0.05), ("focal_loss", 1.05)])
+def test_integer_label_losses_store_at_most_one_array(name, arrays):
+    """grad(sum(loss)) with integer labels: softmax CE stores nothing [N, C] (as optax's integer-label CE),
+    the f(p_y) losses one array (XLA keeps exp(z - m) for the masked sum behind the exact 1 - p_y). Before
+    label_log_softmax: 2 arrays for both, and 2.8x optax's time for softmax CE (N=4096, C=1000, CPU)."""
+    n, c = 512, 500
+    rng = np.random.default_rng(0)
+    z = jnp.asarray(rng.normal(size=(n, c)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, c, size=n), jnp.int32)
+    loss = getattr(lossjax.losses, name)
+    compiled = jax.jit(jax.value_and_grad(lambda z: jnp.sum(loss(z, y)))).lower(z).compile()
+    assert compiled.memory_analysis().temp_size_in_bytes <= arrays * n * c * 4
+
+
 # --------------------------------------------------------------------------
 # Fused linear cross-entropy (lossjax._fused): the default path's FLOPs and temporaries.
 # --------------------------------------------------------------------------

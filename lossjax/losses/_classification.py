@@ -47,6 +47,7 @@ from lossjax._targets import (
     binary_terms,
     class_terms,
     comp_sum_phi,
+    integer_cross_entropy,
     softmax_inputs,
     target_probs,
 )
@@ -189,10 +190,13 @@ def softmax_cross_entropy(
     """
     fn = "softmax_cross_entropy"
     t = softmax_inputs(fn, logits, labels, where, label_smoothing=label_smoothing, class_where=True)
-    q = t.targets
+    w = None
     if class_weights is not None:
         w = C.check_array(fn, "class_weights", class_weights, shape=(t.logits.shape[-1],), dtype="number")
-        q = q * jnp.reshape(w.astype(t.dtype), (1,) * (q.ndim - 1) + w.shape)
+        w = w.astype(t.dtype)
+    if t.integer:  # row reductions only: no [..., C] log-probabilities stored for the backward pass
+        return C.zero_masked(integer_cross_entropy(t, w), t.mask)
+    q = t.targets if w is None else t.targets * jnp.reshape(w, (1,) * (t.targets.ndim - 1) + w.shape)
     return C.zero_masked(_cross_entropy(t.logits, q), t.mask)
 
 
@@ -248,7 +252,8 @@ def safe_softmax_cross_entropy(
     """
     fn = "safe_softmax_cross_entropy"
     t = softmax_inputs(fn, logits, labels, where, class_where=True)
-    return C.zero_masked(_cross_entropy(t.logits, t.targets), t.mask)
+    ce = integer_cross_entropy(t) if t.integer else _cross_entropy(t.logits, t.targets)
+    return C.zero_masked(ce, t.mask)
 
 
 @register(
@@ -609,7 +614,8 @@ def label_smoothing_cross_entropy(
     """
     fn = "label_smoothing_cross_entropy"
     t = softmax_inputs(fn, logits, labels, where, label_smoothing=label_smoothing, class_where=True)
-    return C.zero_masked(_cross_entropy(t.logits, t.targets), t.mask)
+    ce = integer_cross_entropy(t) if t.integer else _cross_entropy(t.logits, t.targets)
+    return C.zero_masked(ce, t.mask)
 
 
 def _smooth_labels_sample() -> Sample:
