@@ -1,4 +1,13 @@
-"""Focal loss forward+backward on a large array: lossjax vs optax vs a hand-written jnp version.
+"""Focal loss and softmax cross-entropy, forward+backward: lossjax vs optax (vs PyTorch where installed).
+
+Softmax cross-entropy with integer labels on ``[N, C]`` logits: lossjax's
+``softmax_cross_entropy`` (plain, with label smoothing 0.1) and the multiclass
+``focal_loss`` against optax's integer-label cross-entropy (the baseline) and
+``optax.smooth_labels`` + ``optax.softmax_cross_entropy``; ``peer: torch
+F.cross_entropy`` where torch is installed. The floor is reading the logits and
+writing their gradient: ``8 N C`` bytes.
+
+Focal:
 
 The floor is three passes over N float32 values (read logits, read labels,
 write the gradient): 12 N bytes. lossjax's default is a custom VJP (lossjax/_elementwise.py):
@@ -12,6 +21,7 @@ import importlib.util
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 import lossjax
@@ -44,6 +54,58 @@ def _torchvision_peer(inputs) -> dict:
 
 
 def cases(size: str):
+    return [*_focal_cases(size), *_softmax_cases(size)]
+
+
+def _torch_ce_peer(data) -> dict:
+    if importlib.util.find_spec("torch") is None:
+        return {}
+    import torch
+    import torch.nn.functional as F
+
+    def ce(z, y):
+        return torch.autograd.grad(F.cross_entropy(z, y.long(), reduction="sum"), z)
+
+    peer = torch_peer(ce, data, requires_grad=(0,))
+    return {} if peer is None else {"peer: torch F.cross_entropy": peer}
+
+
+def _softmax_cases(size: str):
+    n, c = (4096, 1000) if size == "small" else (65536, 4096)
+    rng = np.random.default_rng(0)
+    keys = jax.random.split(jax.random.key(1), 2)
+    data = [
+        (jax.random.normal(k, (n, c), jnp.float32) * 2, jnp.asarray(rng.integers(0, c, size=n), jnp.int32))
+        for k in keys
+    ]
+    losses = lossjax.losses
+    variants = {
+        "optax integer-label CE": (_fwd_bwd(optax.softmax_cross_entropy_with_integer_labels), data),
+        "lossjax.softmax_cross_entropy": (_fwd_bwd(losses.softmax_cross_entropy), data),
+        "optax smooth_labels 0.1 + CE": (
+            _fwd_bwd(lambda z, y: optax.softmax_cross_entropy(z, optax.smooth_labels(jax.nn.one_hot(y, c), 0.1))),
+            data,
+        ),
+        "lossjax label_smoothing=0.1": (
+            _fwd_bwd(lambda z, y: losses.softmax_cross_entropy(z, y, label_smoothing=0.1)),
+            data,
+        ),
+        "lossjax.focal_loss": (_fwd_bwd(losses.focal_loss), data),
+        **_torch_ce_peer(data),
+    }
+    return [
+        Case(
+            f"softmax CE fwd+bwd N={n} C={c}",
+            variants,
+            baseline="optax integer-label CE",
+            floor_bytes=8 * n * c,
+            key="softmax-ce",
+            note="integer labels; x floor = time / copying 8 N C bytes in the same rounds",
+        )
+    ]
+
+
+def _focal_cases(size: str):
     n = 1 << (20 if size == "small" else 25)
     keys = jax.random.split(jax.random.key(0), 4)
     inputs = [
