@@ -22,8 +22,8 @@ same rounds, never through a host callback): ``peer: torch naive`` (bf16 matmul,
 ``LigerFusedLinearCrossEntropyLoss``, CUDA only) and ``peer: CCE`` (Apple's ``cut_cross_entropy``
 ``linear_cross_entropy`` with its defaults, which filter small gradient entries, so lossy; CUDA only).
 
-Floor: 6 N D V FLOPs (three matmuls); the runner's "x floor" column is a
-bandwidth floor and stays empty here (``floor_bytes`` unset).
+Floor: 6 N D V FLOPs, measured in the same rounds as ``floor: 3 matmuls (6NDV)``:
+the forward and the two gradient matmuls alone, bf16 (``x floor`` column).
 """
 
 import importlib.util
@@ -51,6 +51,12 @@ JSD_SIZES = {"small": [(1024, 256, 16384)], "large": [(8192, 4096, 128256)]}
 def naive(hidden, weight, labels):
     logits = (hidden @ weight.T).astype(jnp.float32)
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def matmul_floor(hidden, weight, labels):
+    """The three matmuls of the loss and its gradient alone (6 N D V FLOPs): the compute floor."""
+    logits = hidden @ weight.T
+    return logits @ weight, logits.T @ hidden
 
 
 def fused_default(hidden, weight, labels):
@@ -135,6 +141,7 @@ def cases(size: str):
             "lossjax default, 4GiB budget": (_grad(fused_in_forward(4 * 2**30)), inputs),
             f"lossjax in_forward {mib}MiB": (_grad(fused_in_forward(_budget(size))), inputs),
             f"lossjax lean {mib}MiB": (_grad(fused_lean(_budget(size))), inputs),
+            "floor: 3 matmuls (6NDV)": (matmul_floor, inputs),
             **torch_peers(inputs),
         }
         out.append(
@@ -163,6 +170,12 @@ def naive_jsd(hidden, weight, teacher_hidden, teacher_weight, beta=0.5):
     return jnp.mean(jsd)
 
 
+def jsd_matmul_floor(hidden, weight, teacher_hidden, teacher_weight):
+    """Student and teacher logits and the student's two gradient matmuls alone (8 N D V FLOPs)."""
+    logits = hidden @ weight.T
+    return logits @ weight, logits.T @ hidden, teacher_hidden @ teacher_weight.T
+
+
 def fused_jsd(budget=None):
     def f(hidden, weight, teacher_hidden, teacher_weight):
         kw = {} if budget is None else {"memory_budget": budget}
@@ -188,6 +201,7 @@ def jsd_cases(size: str):
             "naive (2 matmuls + JSD)": (_grad(naive_jsd), inputs),
             "lossjax default": (_grad(fused_jsd()), inputs),
             f"lossjax {mib}MiB": (_grad(fused_jsd(_budget(size))), inputs),
+            "floor: 4 matmuls (8NDV)": (jsd_matmul_floor, inputs),
         }
         out.append(
             Case(

@@ -45,13 +45,17 @@ class Case:
         (a PyTorch library) timed in the same rounds.
       baseline: the label ratios are taken against.
       floor_bytes: bytes the computation must move at least (for a bandwidth floor).
-      floor_flops: FLOPs it must do at least (for a compute floor).
+      floor_flops: FLOPs it must do at least (for a compute floor): give the case a
+        variant labelled ``"floor: ..."`` that does just those FLOPs (the matmuls)
+        to have it measured in the same rounds.
       note: free text printed under the table.
       key: a short name ``benchmarks/run.py --only`` matches exactly (default: the module's topic).
 
     With ``floor_bytes`` the runner adds a variant that reads and writes that
     many bytes (:func:`copy_floor`), timed in the same rounds: the "x floor"
-    column is then measured, not assumed.
+    column is then measured, not assumed. Otherwise a variant whose label
+    starts with ``"floor:"`` (the bare matmuls of a compute-bound case) is the
+    floor of that column.
     """
 
     name: str
@@ -160,7 +164,7 @@ def run_case(
       rounds: timing rounds (interleaved across variants).
       bandwidth_gbs: an assumed bandwidth, used only when the case has no measured floor.
       variant_filter: only variants whose label contains this string (or any of these strings); the
-        baseline and the floor always run.
+        baseline and the floors (labels starting with ``"floor:"``) always run.
       time_limit_s: stop adding rounds once this much time has passed (at least 3 rounds run).
       min_round_s: the shortest timed interval of one round.
 
@@ -169,7 +173,11 @@ def run_case(
     """
     variants = dict(case.variants)
     if variant_filter:
-        variants = {k: v for k, v in variants.items() if _matches(k, variant_filter) or k == case.baseline}
+        variants = {
+            k: v
+            for k, v in variants.items()
+            if _matches(k, variant_filter) or k == case.baseline or k.startswith("floor:")
+        }
     if case.floor_bytes:
         variants[FLOOR] = copy_floor(case.floor_bytes)
     calls: dict[str, Callable[..., Any]] = {}  # label -> a call that returns once the device is done
@@ -214,7 +222,7 @@ def run_case(
             times[label].append((time.perf_counter() - t0) / k)
     medians = {label: statistics.median(ts) * 1e3 for label, ts in times.items()}
     base = case.baseline if case.baseline in medians else next(iter(medians))
-    floor = medians.get(FLOOR)
+    floor = medians.get(FLOOR, next((v for k, v in medians.items() if k.startswith("floor:")), None))
     if floor is None and case.floor_bytes and bandwidth_gbs:
         floor = bandwidth_floor_ms(case.floor_bytes, bandwidth_gbs)
     rows = [

@@ -122,6 +122,14 @@ def test_run_case_times_peers_and_reports_failing_variants():
     assert rows["peer: numpy"].median_ms > 0 and not rows["peer: numpy"].error and synced  # timed, synchronized
     assert rows["lossjax broken"].error == "RuntimeError: cusolver error: not enough workspace"
     assert "FAILED RuntimeError" in format_table(list(rows.values()))
+    # A variant labelled "floor: ..." (a compute floor: the bare matmuls) is the "x floor" reference.
+    floored = run_case(
+        Case("demo", {"sum": (jnp.sum, (x,)), "floor: bare": (lambda a: a, (x,))}, baseline="sum"),
+        rounds=3,
+        variant_filter="nothing matches",
+        min_round_s=0.001,
+    )
+    assert {r.variant: r.floor_ratio for r in floored}["floor: bare"] == 1.0  # kept by the filter, its own floor
     # A failing baseline fails the case (there is nothing to take ratios against).
     with pytest.raises(RuntimeError, match="cusolver"):
         run_case(Case("demo", {"b": (broken, (x,))}, baseline="b"), rounds=3)
