@@ -199,11 +199,14 @@ def test_integer_label_path_equals_the_distribution_path(name, case):
         np.testing.assert_allclose(g1, g2, rtol=2e-5, atol=1e-6, err_msg=f"{name} {case} {kw_int}")
 
 
-@pytest.mark.parametrize(("name", "arrays"), [("softmax_cross_entropy", 0.05), ("focal_loss", 1.05)])
+@pytest.mark.parametrize(
+    ("name", "arrays"), [("softmax_cross_entropy", 0.05), ("token_log_probs", 0.05), ("focal_loss", 1.05)]
+)
 def test_integer_label_losses_store_at_most_one_array(name, arrays):
     """grad(sum(loss)) with integer labels: softmax CE stores nothing [N, C] (as optax's integer-label CE),
     the f(p_y) losses one array (XLA keeps exp(z - m) for the masked sum behind the exact 1 - p_y). Before
-    label_log_softmax: 2 arrays for both, and 2.8x optax's time for softmax CE (N=4096, C=1000, CPU)."""
+    label_log_softmax: 2 arrays for both (token_log_probs: 3), and 2.8x optax's time for softmax CE
+    (N=4096, C=1000, CPU)."""
     n, c = 512, 500
     rng = np.random.default_rng(0)
     z = jnp.asarray(rng.normal(size=(n, c)), jnp.float32)

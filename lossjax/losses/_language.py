@@ -27,6 +27,7 @@ from lossjax import _checks as C
 from lossjax._fused import DEFAULT_MEMORY_BUDGET, MODES, SCALAR_REDUCTIONS, fused_cross_entropy, fused_distillation
 from lossjax._parallel import axis_size, gather_batch, psum
 from lossjax._sequence import check_log_probs, reduce_sequence, token_mask_of
+from lossjax._targets import SoftmaxInputs, label_log_softmax
 from lossjax.registry import Sample, register
 
 __all__ = [
@@ -545,11 +546,12 @@ def token_log_probs(logits: ArrayLike, labels: ArrayLike, *, where: ArrayLike | 
         raise ValueError(f"{fn}: `labels` must have shape logits.shape[:-1]={logits.shape[:-1]}, got {labels.shape}.")
     dtype = C.compute_dtype(logits)
     mask = C.prepare_where(fn, where, labels.shape)
-    q = C.class_targets(fn, logits, labels, dtype, where=mask)  # one-hot; NaN row for an out-of-range label
+    q = C.class_targets(fn, logits, labels, dtype, where=mask)  # checks the labels in debug mode; else unused
     z = C.fill_masked(C.as_compute(logits, dtype), mask)
-    # sum(q * log_softmax) would turn -inf logits of other classes into 0 * -inf: select instead.
-    picked = jnp.where(q > 0, jax.nn.log_softmax(z, axis=-1), jnp.zeros((), dtype))
-    lp = jnp.sum(picked, axis=-1) + jnp.sum(jnp.where(q > 0, jnp.zeros((), dtype), q), axis=-1)
+    # z_y - log sum exp(z) from row reductions: nothing [..., V] is stored for the backward pass
+    # (log_softmax + gather kept 3 arrays of the logits' size; trl's selective_log_softmax keeps 1-2).
+    t = label_log_softmax(SoftmaxInputs(z, q, mask, dtype, True, labels))
+    lp = jnp.where(t.ok, t.target - t.log_norm, jnp.asarray(jnp.nan, dtype))
     return C.zero_masked(lp, mask)
 
 
