@@ -3401,10 +3401,10 @@ def smooth_ap_loss_per_anchor(
 
     Example:
       >>> import jax.numpy as jnp, lossjax
-      >>> x = jnp.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+      >>> x = jnp.array([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6], [0.0, 1.0]])
       >>> out = lossjax.losses.smooth_ap_loss_per_anchor(x, jnp.array([0, 0, 1, 1]))
-      >>> [round(v, 4) for v in out.tolist()]  # every query ranks its positive first: AP 1
-      [0.0, 0.0, 0.0, 0.0]
+      >>> [round(v, 4) for v in out.tolist()]  # query 0: itself, a negative, its positive: AP (1 + 2/3) / 2
+      [0.1667, 0.2588, 0.2588, 0.1667]
     """
     fn = "smooth_ap_loss_per_anchor"
     return _smooth_ap_rows(fn, embeddings, labels, temperature, where, None)[1]
@@ -3658,10 +3658,10 @@ def ranked_list_loss_per_anchor(
 
     Example:
       >>> import jax.numpy as jnp, lossjax
-      >>> x = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+      >>> x = jnp.array([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6], [0.0, 1.0]])
       >>> out = lossjax.losses.ranked_list_loss_per_anchor(x, jnp.array([0, 0, 1, 1]))
-      >>> [round(v, 4) for v in out.tolist()]  # every pair already beyond its boundary
-      [0.0, 0.0, 0.0, 0.0]
+      >>> [round(v, 4) for v in out.tolist()]  # each anchor's negative is closer than its positive
+      [0.331, 0.5006, 0.5006, 0.331]
     """
     fn = "ranked_list_loss_per_anchor"
     return _ranked_list_rows(fn, embeddings, labels, margin, alpha, imbalance, pos_scale, neg_scale, normalize, where,
