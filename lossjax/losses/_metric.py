@@ -763,6 +763,7 @@ def _lifted_pairs(fn, embeddings, labels, neg_margin, pos_margin, distance, norm
     reference=f"{_PML}::losses/lifted_structure_loss.py::LiftedStructureLoss(reducer=DoNothingReducer()) pos-pair "
     "losses through reducers/per_anchor_reducer.py::PerAnchorReducer(DoNothingReducer())",
     sample=_labelled_sample,
+    runtime=("axis_name",),
 )
 def lifted_structure_loss_per_anchor(
     embeddings: ArrayLike,
@@ -773,6 +774,7 @@ def lifted_structure_loss_per_anchor(
     distance: str = "euclidean",
     normalize: bool = True,
     where: ArrayLike | None = None,
+    axis_name=None,
 ) -> Array:
     r"""The lifted structured loss of each anchor: the mean over its positive pairs, unreduced ``[N]``.
 
@@ -794,6 +796,7 @@ def lifted_structure_loss_per_anchor(
       labels: integer labels ``[N]``.
       neg_margin, pos_margin, distance, normalize: as in :func:`lifted_structure_loss`.
       where: optional ``[N]`` boolean mask of real examples (0 there).
+      axis_name: mapped axis to gather the batch over (each device returns its own anchors).
 
     Returns:
       Per-anchor loss ``[N]``.
@@ -810,7 +813,7 @@ def lifted_structure_loss_per_anchor(
     """
     fn = "lifted_structure_loss_per_anchor"
     b, per_pair, any_neg = _lifted_pairs(fn, embeddings, labels, neg_margin, pos_margin, distance, normalize, where,
-                                         None)  # fmt: skip
+                                         axis_name)  # fmt: skip
     return jnp.where(any_neg, _pair_mean_per_anchor(per_pair, b.pos), jnp.zeros((), per_pair.dtype))
 
 
@@ -906,6 +909,7 @@ def _npair_rows(fn, embeddings, labels, normalize, where, axis_name):
     paper="Improved Deep Metric Learning with Multi-class N-pair Loss Objective (Sohn, NeurIPS 2016)",
     reference=f"{_PML}::losses/n_pairs_loss.py::NPairsLoss(reducer=PerAnchorReducer(DoNothingReducer()))",
     sample=lambda: _labelled_sample(variants=({"normalize": False},)),
+    runtime=("axis_name",),
 )
 def npair_loss_per_anchor(
     embeddings: ArrayLike,
@@ -913,6 +917,7 @@ def npair_loss_per_anchor(
     *,
     normalize: bool = True,
     where: ArrayLike | None = None,
+    axis_name=None,
 ) -> Array:
     r"""The N-pair loss of each anchor, unreduced ``[N]``.
 
@@ -931,6 +936,7 @@ def npair_loss_per_anchor(
       labels: integer labels ``[N]``.
       normalize: as in :func:`npair_loss`.
       where: optional ``[N]`` boolean mask of real examples (0 there).
+      axis_name: mapped axis to gather the batch over (each device returns its own anchors).
 
     Returns:
       Per-anchor loss ``[N]``.
@@ -946,7 +952,7 @@ def npair_loss_per_anchor(
       [0.3133, 0.0, 0.3133, 0.0]
     """
     fn = "npair_loss_per_anchor"
-    return _npair_rows(fn, embeddings, labels, normalize, where, None)[0]
+    return _npair_rows(fn, embeddings, labels, normalize, where, axis_name)[0]
 
 
 # --------------------------------------------------------------------------
@@ -1188,6 +1194,7 @@ def _circle_rows(fn, embeddings, labels, margin, scale, stop_gradient_weights, w
     reference=f"{_PML}::losses/circle_loss.py::CircleLoss(reducer=PerAnchorReducer(DoNothingReducer()))",
     # As circle_loss: the finite-difference gradient check sees through the stop-gradient weights.
     sample=lambda: _labelled_sample(kwargs={"stop_gradient_weights": False}),
+    runtime=("axis_name",),
 )
 def circle_loss_per_anchor(
     embeddings: ArrayLike,
@@ -1197,6 +1204,7 @@ def circle_loss_per_anchor(
     scale: float = 80.0,
     stop_gradient_weights: bool = True,
     where: ArrayLike | None = None,
+    axis_name=None,
 ) -> Array:
     r"""The circle loss of each anchor, unreduced ``[N]``.
 
@@ -1214,6 +1222,7 @@ def circle_loss_per_anchor(
       labels: integer labels ``[N]``.
       margin, scale, stop_gradient_weights: as in :func:`circle_loss`.
       where: optional ``[N]`` boolean mask of real examples (0 there).
+      axis_name: mapped axis to gather the batch over (each device returns its own anchors).
 
     Returns:
       Per-anchor loss ``[N]``.
@@ -1229,7 +1238,7 @@ def circle_loss_per_anchor(
       [6.4, 51.33, 6.4, 51.33]
     """
     fn = "circle_loss_per_anchor"
-    return _circle_rows(fn, embeddings, labels, margin, scale, stop_gradient_weights, where, None, None)
+    return _circle_rows(fn, embeddings, labels, margin, scale, stop_gradient_weights, where, axis_name, None)
 
 
 @register(
@@ -1320,6 +1329,7 @@ def _supcon_rows(fn, embeddings, labels, temperature, where, axis_name, block_si
     paper="Supervised Contrastive Learning (2020, arXiv:2004.11362)",
     reference=f"{_PML}::losses/supcon_loss.py::SupConLoss(reducer=PerAnchorReducer(DoNothingReducer()))",
     sample=_labelled_sample,
+    runtime=("axis_name",),
 )
 def supervised_contrastive_loss_per_anchor(
     embeddings: ArrayLike,
@@ -1327,6 +1337,7 @@ def supervised_contrastive_loss_per_anchor(
     *,
     temperature: float = 0.1,
     where: ArrayLike | None = None,
+    axis_name=None,
     block_size: int | None = None,
 ) -> Array:
     r"""The supervised contrastive loss of each anchor, unreduced ``[N]``.
@@ -1345,6 +1356,7 @@ def supervised_contrastive_loss_per_anchor(
       labels: integer labels ``[N]``.
       temperature, block_size: as in :func:`supervised_contrastive_loss`.
       where: optional ``[N]`` boolean mask of real examples (0 there).
+      axis_name: mapped axis to gather the batch over (each device returns its own anchors).
 
     Returns:
       Per-anchor loss ``[N]``.
@@ -1360,7 +1372,7 @@ def supervised_contrastive_loss_per_anchor(
       [0.1272, 1.8064, 0.1272, 1.8064]
     """
     fn = "supervised_contrastive_loss_per_anchor"
-    return _supcon_rows(fn, embeddings, labels, temperature, where, None, block_size)
+    return _supcon_rows(fn, embeddings, labels, temperature, where, axis_name, block_size)
 
 
 @register(
@@ -1441,6 +1453,7 @@ def _pair_mean_per_anchor(per_pair: Array, pairs: Array) -> Array:
     paper="A Simple Framework for Contrastive Learning of Visual Representations (2020, arXiv:2002.05709)",
     reference=f"{_PML}::losses/ntxent_loss.py::NTXentLoss(reducer=PerAnchorReducer(DoNothingReducer()))",
     sample=_labelled_sample,
+    runtime=("axis_name",),
 )
 def ntxent_loss_per_anchor(
     embeddings: ArrayLike,
@@ -1448,6 +1461,7 @@ def ntxent_loss_per_anchor(
     *,
     temperature: float = 0.07,
     where: ArrayLike | None = None,
+    axis_name=None,
 ) -> Array:
     r"""The NT-Xent loss of each anchor: the mean over its positive pairs, unreduced ``[N]``.
 
@@ -1467,6 +1481,7 @@ def ntxent_loss_per_anchor(
       labels: integer labels ``[N]``; examples with equal labels are positives.
       temperature: as in :func:`ntxent_loss`.
       where: optional ``[N]`` boolean mask of real examples (0 there).
+      axis_name: mapped axis to gather the batch over (each device returns its own anchors).
 
     Returns:
       Per-anchor loss ``[N]``.
@@ -1482,7 +1497,7 @@ def ntxent_loss_per_anchor(
       [0.0559, 2.3879, 0.0559, 2.3879]
     """
     fn = "ntxent_loss_per_anchor"
-    b, per_pair = _ntxent_pairs(fn, embeddings, labels, temperature, where, None)
+    b, per_pair = _ntxent_pairs(fn, embeddings, labels, temperature, where, axis_name)
     return _pair_mean_per_anchor(per_pair, b.pos)
 
 
@@ -2425,6 +2440,7 @@ def _nca_rows(fn, embeddings, labels, scale, normalize, where, axis_name, memory
     paper="Neighbourhood Components Analysis (Goldberger, Roweis, Hinton, Salakhutdinov, NeurIPS 2004)",
     reference=f"{_PML}::losses/nca_loss.py::NCALoss(reducer=PerAnchorReducer(DoNothingReducer()))",
     sample=_pml_pair_sample,
+    runtime=("axis_name",),
 )
 def nca_loss_per_anchor(
     embeddings: ArrayLike,
@@ -2433,6 +2449,7 @@ def nca_loss_per_anchor(
     scale: float = 1.0,
     normalize: bool = True,
     where: ArrayLike | None = None,
+    axis_name=None,
 ) -> Array:
     r"""The NCA loss of each anchor, unreduced ``[N]``.
 
@@ -2449,6 +2466,7 @@ def nca_loss_per_anchor(
       labels: integer labels ``[N]``.
       scale, normalize: as in :func:`nca_loss`.
       where: optional ``[N]`` mask of real examples (0 there).
+      axis_name: mapped axis to gather the batch over (each device returns its own anchors).
 
     Returns:
       Per-anchor loss ``[N]``.
@@ -2464,7 +2482,7 @@ def nca_loss_per_anchor(
       [0.0486, 0.6931, 0.0]
     """
     fn = "nca_loss_per_anchor"
-    return _nca_rows(fn, embeddings, labels, scale, normalize, where, None, None)[1]
+    return _nca_rows(fn, embeddings, labels, scale, normalize, where, axis_name, None)[1]
 
 
 @register(
@@ -2550,6 +2568,7 @@ def _tuplet_pairs(fn, embeddings, labels, margin, scale, where, axis_name, memor
     reference=f"{_PML}::losses/tuplet_margin_loss.py::TupletMarginLoss(reducer=DoNothingReducer()) pos-pair "
     "losses through reducers/per_anchor_reducer.py::PerAnchorReducer(DoNothingReducer())",
     sample=_pml_pair_sample,
+    runtime=("axis_name",),
 )
 def tuplet_margin_loss_per_anchor(
     embeddings: ArrayLike,
@@ -2558,6 +2577,7 @@ def tuplet_margin_loss_per_anchor(
     margin: float = 5.73,
     scale: float = 64.0,
     where: ArrayLike | None = None,
+    axis_name=None,
 ) -> Array:
     r"""The tuplet margin loss of each anchor: the mean over its positive pairs, unreduced ``[N]``.
 
@@ -2575,6 +2595,7 @@ def tuplet_margin_loss_per_anchor(
       labels: integer labels ``[N]``.
       margin, scale: as in :func:`tuplet_margin_loss`.
       where: optional ``[N]`` mask of real examples (0 there).
+      axis_name: mapped axis to gather the batch over (each device returns its own anchors).
 
     Returns:
       Per-anchor loss ``[N]``.
@@ -2589,7 +2610,7 @@ def tuplet_margin_loss_per_anchor(
       [0.3133, 0.3133, 0.0]
     """
     fn = "tuplet_margin_loss_per_anchor"
-    b, per_pair = _tuplet_pairs(fn, embeddings, labels, margin, scale, where, None, None)
+    b, per_pair = _tuplet_pairs(fn, embeddings, labels, margin, scale, where, axis_name, None)
     return _pair_mean_per_anchor(per_pair, b.pos)
 
 
@@ -2675,6 +2696,7 @@ def _generalized_lifted_rows(fn, embeddings, labels, pos_margin, neg_margin, nor
     reference=f"{_PML}::losses/lifted_structure_loss.py::GeneralizedLiftedStructureLoss("
     "reducer=PerAnchorReducer(DoNothingReducer()))",
     sample=lambda: _pml_pair_sample(variants=({"pos_margin": 0.2, "neg_margin": 0.7},)),
+    runtime=("axis_name",),
 )
 def generalized_lifted_structure_loss_per_anchor(
     embeddings: ArrayLike,
@@ -2684,6 +2706,7 @@ def generalized_lifted_structure_loss_per_anchor(
     neg_margin: float = 1.0,
     normalize: bool = True,
     where: ArrayLike | None = None,
+    axis_name=None,
 ) -> Array:
     r"""The generalized lifted structure loss of each anchor, unreduced ``[N]``.
 
@@ -2701,6 +2724,7 @@ def generalized_lifted_structure_loss_per_anchor(
       labels: integer labels ``[N]``.
       pos_margin, neg_margin, normalize: as in :func:`generalized_lifted_structure_loss`.
       where: optional ``[N]`` mask of real examples (0 there).
+      axis_name: mapped axis to gather the batch over (each device returns its own anchors).
 
     Returns:
       Per-anchor loss ``[N]``.
@@ -2716,7 +2740,9 @@ def generalized_lifted_structure_loss_per_anchor(
       [0.0, 0.5, 0.4741]
     """
     fn = "generalized_lifted_structure_loss_per_anchor"
-    return _generalized_lifted_rows(fn, embeddings, labels, pos_margin, neg_margin, normalize, where, None, None)[1]
+    _, per = _generalized_lifted_rows(fn, embeddings, labels, pos_margin, neg_margin, normalize, where, axis_name,
+                                      None)  # fmt: skip
+    return per
 
 
 @register(
@@ -2804,6 +2830,7 @@ def _intra_pair_terms(fn, embeddings, labels, pos_epsilon, neg_epsilon, where, a
     reference=f"{_PML}::losses/intra_pair_variance_loss.py::IntraPairVarianceLoss(reducer=DoNothingReducer()), "
     "each sub-loss through reducers/per_anchor_reducer.py::PerAnchorReducer(DoNothingReducer())",
     sample=_pml_pair_sample,
+    runtime=("axis_name",),
 )
 def intra_pair_variance_loss_per_anchor(
     embeddings: ArrayLike,
@@ -2812,6 +2839,7 @@ def intra_pair_variance_loss_per_anchor(
     pos_epsilon: float = 0.01,
     neg_epsilon: float = 0.01,
     where: ArrayLike | None = None,
+    axis_name=None,
 ) -> Array:
     r"""The intra-pair variance loss of each anchor, unreduced ``[N]``.
 
@@ -2830,6 +2858,7 @@ def intra_pair_variance_loss_per_anchor(
       labels: integer labels ``[N]``.
       pos_epsilon, neg_epsilon: as in :func:`intra_pair_variance_loss`.
       where: optional ``[N]`` mask of real examples (0 there).
+      axis_name: mapped axis to gather the batch over (each device returns its own anchors).
 
     Returns:
       Per-anchor loss ``[N]``.
@@ -2845,7 +2874,7 @@ def intra_pair_variance_loss_per_anchor(
       [0.17, 0.11, 0.08, 0.02]
     """
     fn = "intra_pair_variance_loss_per_anchor"
-    b, pos_l, neg_l = _intra_pair_terms(fn, embeddings, labels, pos_epsilon, neg_epsilon, where, None, None)
+    b, pos_l, neg_l = _intra_pair_terms(fn, embeddings, labels, pos_epsilon, neg_epsilon, where, axis_name, None)
     return _pair_mean_per_anchor(pos_l, b.pos) + _pair_mean_per_anchor(neg_l, b.neg)
 
 
@@ -3033,6 +3062,7 @@ def _fast_ap_rows(fn, embeddings, labels, num_bins, where, axis_name):
     reference=f"{_PML}::losses/fast_ap_loss.py::FastAPLoss(LpDistance(power=2), "
     "reducer=PerAnchorReducer(DoNothingReducer()))",
     sample=lambda: _fast_ap_sample(),
+    runtime=("axis_name",),
 )
 def fast_ap_loss_per_anchor(
     embeddings: ArrayLike,
@@ -3040,6 +3070,7 @@ def fast_ap_loss_per_anchor(
     *,
     num_bins: int = 10,
     where: ArrayLike | None = None,
+    axis_name=None,
 ) -> Array:
     r"""One minus the FastAP of each anchor, unreduced ``[N]``.
 
@@ -3058,6 +3089,7 @@ def fast_ap_loss_per_anchor(
       labels: integer labels ``[N]``.
       num_bins: ``B`` (10), as in :func:`fast_ap_loss`.
       where: optional ``[N]`` mask of real examples (0 there).
+      axis_name: mapped axis to gather the batch over (each device returns its own anchors).
 
     Returns:
       Per-anchor loss ``[N]``.
@@ -3073,7 +3105,7 @@ def fast_ap_loss_per_anchor(
       [0.6667, 0.6667, 0.1, 0.1]
     """
     fn = "fast_ap_loss_per_anchor"
-    return _fast_ap_rows(fn, embeddings, labels, num_bins, where, None)[0]
+    return _fast_ap_rows(fn, embeddings, labels, num_bins, where, axis_name)[0]
 
 
 @register(
@@ -3367,6 +3399,7 @@ def _smooth_ap_rows(fn, embeddings, labels, temperature, where, axis_name):
     "arXiv:2007.12163)",
     reference=f"{_PML}::losses/smooth_ap.py::SmoothAPLoss(reducer=PerAnchorReducer(DoNothingReducer()))",
     sample=lambda: _pml2_sample(labels=(0, 0, 1, 1)),
+    runtime=("axis_name",),
 )
 def smooth_ap_loss_per_anchor(
     embeddings: ArrayLike,
@@ -3374,6 +3407,7 @@ def smooth_ap_loss_per_anchor(
     *,
     temperature: float = 0.01,
     where: ArrayLike | None = None,
+    axis_name=None,
 ) -> Array:
     r"""One minus the Smooth-AP of each query, unreduced ``[N]``.
 
@@ -3392,6 +3426,7 @@ def smooth_ap_loss_per_anchor(
       labels: integer labels ``[N]``.
       temperature: as in :func:`smooth_ap_loss`.
       where: optional ``[N]`` mask of real examples (0 there).
+      axis_name: mapped axis to gather the batch over (each device returns its own anchors).
 
     Returns:
       Per-query loss ``[N]``.
@@ -3407,7 +3442,7 @@ def smooth_ap_loss_per_anchor(
       [0.1667, 0.2588, 0.2588, 0.1667]
     """
     fn = "smooth_ap_loss_per_anchor"
-    return _smooth_ap_rows(fn, embeddings, labels, temperature, where, None)[1]
+    return _smooth_ap_rows(fn, embeddings, labels, temperature, where, axis_name)[1]
 
 
 @register(
@@ -3619,6 +3654,7 @@ def _ranked_list_rows(fn, embeddings, labels, margin, alpha, imbalance, pos_scal
     reference=f"{_PML}::losses/ranked_list_loss.py::RankedListLoss(LpDistance, "
     "reducer=PerAnchorReducer(DoNothingReducer()))",
     sample=_pml2_sample,
+    runtime=("axis_name",),
 )
 def ranked_list_loss_per_anchor(
     embeddings: ArrayLike,
@@ -3631,6 +3667,7 @@ def ranked_list_loss_per_anchor(
     neg_scale: float = 10.0,
     normalize: bool = True,
     where: ArrayLike | None = None,
+    axis_name=None,
 ) -> Array:
     r"""The ranked list loss of each anchor, unreduced ``[N]``.
 
@@ -3649,6 +3686,7 @@ def ranked_list_loss_per_anchor(
       labels: integer labels ``[N]``.
       margin, alpha, imbalance, pos_scale, neg_scale, normalize: as in :func:`ranked_list_loss`.
       where: optional ``[N]`` mask of real examples (0 there).
+      axis_name: mapped axis to gather the batch over (each device returns its own anchors).
 
     Returns:
       Per-anchor loss ``[N]``.
@@ -3665,7 +3703,7 @@ def ranked_list_loss_per_anchor(
     """
     fn = "ranked_list_loss_per_anchor"
     return _ranked_list_rows(fn, embeddings, labels, margin, alpha, imbalance, pos_scale, neg_scale, normalize, where,
-                             None)[1]  # fmt: skip
+                             axis_name)[1]  # fmt: skip
 
 
 def _instance_sample() -> Sample:
@@ -3757,6 +3795,7 @@ def _instance_rows(fn, embeddings, labels, scale, where, axis_name):
     "arXiv:1711.05535)",
     reference=f"{_PML}::losses/instance_loss.py::InstanceLoss(reducer=PerAnchorReducer(DoNothingReducer()))",
     sample=_instance_sample,
+    runtime=("axis_name",),
 )
 def instance_loss_per_anchor(
     embeddings: ArrayLike,
@@ -3764,6 +3803,7 @@ def instance_loss_per_anchor(
     *,
     scale: float = 64.0,
     where: ArrayLike | None = None,
+    axis_name=None,
 ) -> Array:
     r"""The instance loss of each example, unreduced ``[N]``.
 
@@ -3780,6 +3820,7 @@ def instance_loss_per_anchor(
       labels: integer labels ``[N]``.
       scale: as in :func:`instance_loss`.
       where: optional ``[N]`` mask of real examples (0 there).
+      axis_name: mapped axis to gather the batch over (each device returns its own anchors).
 
     Returns:
       Per-example loss ``[N]``.
@@ -3795,7 +3836,7 @@ def instance_loss_per_anchor(
       [0.3133, 0.3133]
     """
     fn = "instance_loss_per_anchor"
-    return _instance_rows(fn, embeddings, labels, scale, where, None)[1]
+    return _instance_rows(fn, embeddings, labels, scale, where, axis_name)[1]
 
 
 @register(
@@ -3964,6 +4005,7 @@ def _angular_pairs(fn, embeddings, labels, alpha, where, axis_name):
     reference=f"{_PML}::losses/angular_loss.py::AngularLoss(reducer=DoNothingReducer()) pos-pair losses through "
     "reducers/per_anchor_reducer.py::PerAnchorReducer(DoNothingReducer())",
     sample=_pml2_sample,
+    runtime=("axis_name",),
 )
 def angular_loss_per_anchor(
     embeddings: ArrayLike,
@@ -3971,6 +4013,7 @@ def angular_loss_per_anchor(
     *,
     alpha: float = 40.0,
     where: ArrayLike | None = None,
+    axis_name=None,
 ) -> Array:
     r"""The angular loss of each anchor: the mean over its positive pairs, unreduced ``[N]``.
 
@@ -3990,6 +4033,7 @@ def angular_loss_per_anchor(
       labels: integer labels ``[N]``.
       alpha: as in :func:`angular_loss` (degrees).
       where: optional ``[N]`` mask of real examples (0 there).
+      axis_name: mapped axis to gather the batch over (each device returns its own anchors).
 
     Returns:
       Per-anchor loss ``[N]``.
@@ -4005,7 +4049,7 @@ def angular_loss_per_anchor(
       [0.0181, 0.0181, 0.0]
     """
     fn = "angular_loss_per_anchor"
-    b, per = _angular_pairs(fn, embeddings, labels, alpha, where, None)
+    b, per = _angular_pairs(fn, embeddings, labels, alpha, where, axis_name)
     return _pair_mean_per_anchor(per, b.pos)
 
 
