@@ -4,7 +4,10 @@ Under ``jax.shard_map`` over a 1-D mesh with the batch split 8 ways, every
 loss that needs the whole batch gathers it with ``axis_name``; its value and
 its gradient with respect to the (sharded) embeddings must equal those of the
 single-device call on the concatenated batch. The gradient flows through
-``all_gather``'s transpose (``psum_scatter``) and ``psum``.
+``all_gather``'s transpose (``psum_scatter``) and ``psum``. Per-example losses
+(paired views, and every ``<loss>_per_anchor`` entry) also return each
+device's own rows: the mapped output, device slice by device slice, equals the
+single-device output on the whole batch.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ AXIS = "batch"
 LABELS = np.array([0, 1, 2, 3, 0, 1, 2, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 0, 1, 3, 4, 2], np.int32)
 
 # name -> (fn, kwargs, kind); kind "batch": (embeddings, labels) -> scalar;
-# "paired": (a, b) -> [N]; "prior": (a, b, prior) -> [N].
+# "per_anchor": (embeddings, labels) -> [N]; "paired": (a, b) -> [N]; "prior": (a, b, prior) -> [N].
 CASES = {
     "pairwise_contrastive_loss": (L.pairwise_contrastive_loss, {}, "batch"),
     "batch_triplet_loss[all]": (L.batch_triplet_loss, {"margin": 0.3}, "batch"),
@@ -59,6 +62,37 @@ CASES = {
     ),
 }
 
+# Every <loss>_per_anchor entry (PML's PerAnchorReducer(DoNothingReducer()) outputs, [N]): under axis_name the
+# comparison set is the gathered batch and each device returns its own anchors.
+PER_ANCHOR = {
+    "angular_loss_per_anchor": (L.angular_loss_per_anchor, {}),
+    "batch_triplet_loss_per_anchor[all]": (L.batch_triplet_loss_per_anchor, {"margin": 0.3}),
+    "batch_triplet_loss_per_anchor[hard]": (L.batch_triplet_loss_per_anchor, {"margin": 0.3, "mining": "hard"}),
+    "batch_triplet_loss_per_anchor[semihard]": (
+        L.batch_triplet_loss_per_anchor,
+        {"margin": 0.5, "mining": "semihard"},
+    ),
+    "circle_loss_per_anchor": (L.circle_loss_per_anchor, {}),
+    "fast_ap_loss_per_anchor": (L.fast_ap_loss_per_anchor, {}),
+    "generalized_lifted_structure_loss_per_anchor": (L.generalized_lifted_structure_loss_per_anchor, {}),
+    "instance_loss_per_anchor": (L.instance_loss_per_anchor, {"scale": 8.0}),
+    "intra_pair_variance_loss_per_anchor": (
+        L.intra_pair_variance_loss_per_anchor,
+        {"pos_epsilon": 0.1, "neg_epsilon": 0.2},
+    ),
+    "lifted_structure_loss_per_anchor": (L.lifted_structure_loss_per_anchor, {}),
+    "multi_similarity_loss_per_anchor": (L.multi_similarity_loss_per_anchor, {"mining_margin": 0.3}),
+    "nca_loss_per_anchor": (L.nca_loss_per_anchor, {}),
+    "npair_loss_per_anchor": (L.npair_loss_per_anchor, {}),
+    "ntxent_loss_per_anchor": (L.ntxent_loss_per_anchor, {"temperature": 0.2}),
+    "pairwise_contrastive_loss_per_anchor": (L.pairwise_contrastive_loss_per_anchor, {}),
+    "ranked_list_loss_per_anchor": (L.ranked_list_loss_per_anchor, {}),
+    "smooth_ap_loss_per_anchor": (L.smooth_ap_loss_per_anchor, {"temperature": 0.1}),
+    "supervised_contrastive_loss_per_anchor": (L.supervised_contrastive_loss_per_anchor, {}),
+    "tuplet_margin_loss_per_anchor": (L.tuplet_margin_loss_per_anchor, {}),
+}
+CASES.update({name: (fn, kw, "per_anchor") for name, (fn, kw) in PER_ANCHOR.items()})
+
 
 @functools.cache
 def _mesh():
@@ -69,7 +103,7 @@ def _inputs(kind):
     rng = np.random.default_rng(7)
     centers = rng.normal(size=(6, D))
     x = (centers[LABELS] + 0.8 * rng.normal(size=(N, D))).astype(np.float32)
-    if kind == "batch":
+    if kind in ("batch", "per_anchor"):
         return (x,), (LABELS,)
     b = (x + 0.5 * rng.normal(size=(N, D))).astype(np.float32)
     if kind == "prior":
@@ -120,6 +154,8 @@ PARAMS = [(name, True) for name in CASES] + [
         "soft_infonce_loss",
         "orthogonal_projection_loss",
         "threshold_consistent_margin_loss",
+        "npair_loss_per_anchor",
+        "supervised_contrastive_loss_per_anchor",
     )
 ]
 
