@@ -10,14 +10,26 @@ cross-entropy (GCE) is the comp-sum transform at ``tau = 1 + q``; it shares
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lossjax import _checks as C
-from lossjax._targets import binary_terms, check_logits, class_terms, comp_sum_phi, labels_in_range, target_probs
+from lossjax._targets import (
+    SoftmaxInputs,
+    binary_terms,
+    check_logits,
+    class_terms,
+    comp_sum_phi,
+    label_log_softmax,
+    labels_in_range,
+    softmax_inputs,
+    target_probs,
+)
 from lossjax.registry import Sample, register
 
 __all__ = [
@@ -66,6 +78,12 @@ def _log1m_softmax(z: Array, log_p: Array) -> Array:
     return jnp.where(is_max, rest, jnp.log1p(-p_safe))
 
 
+def _ratio(num: Array, den: Array, any_impossible: Array) -> Array:
+    """``num / den``; 0 (the limit, with a zero gradient) in rows with an impossible class (double ``where``)."""
+    den = jnp.where(any_impossible, jnp.ones((), den.dtype), den)
+    return jnp.where(any_impossible, jnp.zeros((), num.dtype), num / den)
+
+
 def _normalized(per_class: Array, q: Array, impossible: Array) -> Array:
     """``sum_k q_k f_k / sum_k f_k``; 0 (the limit, with a zero gradient) when a class is impossible.
 
@@ -74,37 +92,121 @@ def _normalized(per_class: Array, q: Array, impossible: Array) -> Array:
     at those classes so that neither the value nor the gradient meets ``inf``.
     """
     zero = jnp.zeros((), per_class.dtype)
-    den = jnp.sum(per_class, axis=-1)
-    any_impossible = jnp.any(impossible, axis=-1)
-    den = jnp.where(any_impossible, jnp.ones((), den.dtype), den)
     num = jnp.sum(jnp.where(q != 0, q * per_class, zero), axis=-1)
-    return jnp.where(any_impossible, zero, num / den)
+    return _ratio(num, jnp.sum(per_class, axis=-1), jnp.any(impossible, axis=-1))
 
 
-def _nce(log_p: Array, q: Array) -> Array:
-    impossible = jnp.isneginf(log_p)
-    return _normalized(jnp.where(impossible, jnp.zeros((), log_p.dtype), log_p), q, impossible)
+def _identity(log_p: Array) -> Array:
+    return log_p
 
 
-def _rce(log_p: Array, q: Array, label_floor) -> Array:
-    log_q = jnp.log(jnp.maximum(q, jnp.asarray(label_floor, q.dtype)))
-    return -jnp.sum(jnp.exp(log_p) * log_q, axis=-1)
-
-
-def _mae(log_p: Array, q: Array) -> Array:
-    return 0.5 * jnp.sum(jnp.abs(jnp.exp(log_p) - q), axis=-1)
-
-
-def _nfl(log_p: Array, q: Array, gamma) -> Array:
-    impossible = jnp.isneginf(log_p)
-    lp = jnp.where(impossible, jnp.zeros((), log_p.dtype), log_p)
-    focal = -C.safe_power(-jnp.expm1(lp), gamma) * lp  # -(1-p_k)^gamma log p_k
-    return _normalized(focal, q, impossible)
+def _focal_terms(log_p: Array, gamma) -> Array:
+    """``-(1 - p)^gamma log p`` element-wise, ``1 - p = -expm1(log p)`` (``log p`` finite)."""
+    return -C.safe_power(-jnp.expm1(log_p), gamma) * log_p
 
 
 def _cross_entropy(log_p: Array, q: Array) -> Array:
     """``-sum_k q_k log p_k`` with ``0 log 0 = 0`` (a ``-inf`` logit without target mass adds 0)."""
     return -jnp.sum(jnp.where(q != 0, q * log_p, jnp.zeros((), log_p.dtype)), axis=-1)
+
+
+class _LabelSoftmax(NamedTuple):
+    """``log softmax(z)`` at integer labels with an exact ``1 - p_y`` (see :func:`_label_softmax`)."""
+
+    log_p_y: Array  # [...], NaN where an unmasked label lies outside [0, C)
+    one_minus_p_y: Array  # [...]
+    log_norm: Array  # [...], log sum_c exp(z_c - m)
+    shifted: Array  # [..., C], z - m: an expression for further fused row sums
+
+
+def _label_softmax(s: SoftmaxInputs) -> _LabelSoftmax:
+    """:func:`lossjax._targets.label_log_softmax` with the label's class left out of the exp pass.
+
+    ``others = sum_{c != y} exp(z_c - m)`` is the one row sum over the classes (the
+    label's logit enters ``exp(where(c == y, -inf, z_c - m))`` as ``-inf``) and the
+    norm is ``others + exp(z_y - m)``: ``1 - p_y = others / norm`` is exact in value
+    and gradient (``d/dz_y = -p_y (1 - p_y)`` without cancellation when ``p_y`` rounds
+    to 1), and the backward pass reads the one ``[..., C]`` array the forward wrote,
+    which XLA turns into the gradient in place: nothing ``[..., C]`` is stored.
+    (``label_log_softmax`` sums ``exp(z - m)`` and its label-masked copy: one array
+    more, and ``1 - p_y`` there has the gradient of ``-p_y``.)
+    """
+    t = label_log_softmax(s)
+    neg_inf = jnp.asarray(-jnp.inf, s.dtype)
+    others = jnp.sum(jnp.exp(jnp.where(t.label_mask, neg_inf, t.shifted)), axis=-1)
+    norm = others + jnp.exp(t.target)
+    log_norm = jnp.log(norm)
+    log_p_y = jnp.where(t.ok, t.target - log_norm, jnp.asarray(jnp.nan, s.dtype))
+    one_minus_p_y = jnp.where(t.ok, _share(others, jnp.exp(t.target)), jnp.asarray(jnp.nan, s.dtype))
+    return _LabelSoftmax(log_p_y, one_minus_p_y, log_norm, t.shifted)
+
+
+@jax.custom_jvp
+def _share(a: Array, b: Array) -> Array:
+    """``a / (a + b)`` for ``a, b >= 0``, with the derivative ``(b da - a db) / (a + b)^2``.
+
+    Autodiff of the quotient sends ``g / n`` and ``-g a / n^2`` to ``a`` (``n = a + b``), two
+    terms that cancel when ``b << a``: next to another cotangent of ``a`` (the normalizer's
+    in NFL + RCE at a confidently wrong row) float32 lost 3 digits of the gradient.
+    """
+    return a / (a + b)
+
+
+@_share.defjvp
+def _share_jvp(primals, tangents):
+    (a, b), (da, db) = primals, tangents
+    n = a + b
+    out = a / n
+    return out, ((b / n) * da - out * db) / n
+
+
+class _Softmax:
+    """The softmax terms of the active/passive losses, for integer labels or a target distribution.
+
+    Integer labels take row reductions only (:func:`_label_softmax`): ``log p_y`` from
+    the gathered target logit, ``1 - p_y`` from the sum of the other classes, and every
+    normalizer as a row sum of an element-wise function of ``log p_c = (z_c - m) - log_norm``
+    (gathering from ``log_softmax`` or summing ``q * log_softmax`` made XLA store up to 9
+    arrays of the logits' size for the backward pass). A target distribution keeps the
+    plain ``log_softmax`` formulas.
+    """
+
+    def __init__(self, s: SoftmaxInputs):
+        self.s = s
+        if s.integer:
+            self.t = _label_softmax(s)
+        else:
+            self.log_p = jax.nn.log_softmax(s.logits, axis=-1)
+
+    def cross_entropy(self) -> Array:
+        """``-sum_k q_k log p_k``."""
+        return -self.t.log_p_y if self.s.integer else _cross_entropy(self.log_p, self.s.targets)
+
+    def normalized(self, per_class) -> Array:
+        """``sum_k q_k f(log p_k) / sum_k f(log p_k)``, 0 when a logit is ``-inf`` (``f(0) = 0``)."""
+        if not self.s.integer:
+            impossible = jnp.isneginf(self.log_p)
+            lp = jnp.where(impossible, jnp.zeros((), self.log_p.dtype), self.log_p)
+            return _normalized(per_class(lp), self.s.targets, impossible)
+        zero = jnp.zeros((), self.s.dtype)
+        log_p = self.t.shifted - self.t.log_norm[..., None]  # an expression inside the row sum below
+        den = jnp.sum(per_class(jnp.where(jnp.isneginf(log_p), zero, log_p)), axis=-1)
+        num = per_class(jnp.where(jnp.isneginf(self.t.log_p_y), zero, self.t.log_p_y))
+        # log p_c = -inf exactly where z_c = -inf: a min over z needs no [..., C] mask of its own.
+        return _ratio(num, den, jnp.isneginf(jnp.min(self.s.logits, axis=-1)))
+
+    def reverse_cross_entropy(self, label_floor) -> Array:
+        """``-sum_k p_k log max(q_k, f)`` (``-log(f) (1 - p_y)`` for integer labels)."""
+        if self.s.integer:
+            return -jnp.log(jnp.asarray(label_floor, self.s.dtype)) * self.t.one_minus_p_y
+        log_q = jnp.log(jnp.maximum(self.s.targets, jnp.asarray(label_floor, self.s.dtype)))
+        return -jnp.sum(jnp.exp(self.log_p) * log_q, axis=-1)
+
+    def mae(self) -> Array:
+        """``(1/2) sum_k |p_k - q_k|`` (``1 - p_y`` for integer labels)."""
+        if self.s.integer:
+            return self.t.one_minus_p_y
+        return 0.5 * jnp.sum(jnp.abs(jnp.exp(self.log_p) - self.s.targets), axis=-1)
 
 
 def _check_floor(fn: str, label_floor) -> None:
@@ -400,8 +502,8 @@ def normalized_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, where: Arr
       >>> lossjax.losses.normalized_cross_entropy(jnp.zeros((1, 4)), jnp.array([2]))
       Array([0.25], dtype=float32)
     """
-    z, q, mask, _ = class_terms("normalized_cross_entropy", logits, labels, where, min_classes=2)
-    return C.zero_masked(_nce(jax.nn.log_softmax(z, axis=-1), q), mask)
+    s = softmax_inputs("normalized_cross_entropy", logits, labels, where, min_classes=2)
+    return C.zero_masked(_Softmax(s).normalized(_identity), s.mask)
 
 
 @register(
@@ -451,8 +553,8 @@ def reverse_cross_entropy(
     """
     fn = "reverse_cross_entropy"
     _check_floor(fn, label_floor)
-    z, q, mask, _ = class_terms(fn, logits, labels, where, min_classes=2)
-    return C.zero_masked(_rce(jax.nn.log_softmax(z, axis=-1), q, label_floor), mask)
+    s = softmax_inputs(fn, logits, labels, where, min_classes=2)
+    return C.zero_masked(_Softmax(s).reverse_cross_entropy(label_floor), s.mask)
 
 
 @register(
@@ -491,8 +593,8 @@ def mae_loss(logits: ArrayLike, labels: ArrayLike, *, where: ArrayLike | None = 
       >>> lossjax.losses.mae_loss(jnp.zeros((1, 4)), jnp.array([1]))
       Array([0.75], dtype=float32)
     """
-    z, q, mask, _ = class_terms("mae_loss", logits, labels, where, min_classes=2)
-    return C.zero_masked(_mae(jax.nn.log_softmax(z, axis=-1), q), mask)
+    s = softmax_inputs("mae_loss", logits, labels, where, min_classes=2)
+    return C.zero_masked(_Softmax(s).mae(), s.mask)
 
 
 @register(
@@ -541,8 +643,8 @@ def normalized_focal_loss(
     """
     fn = "normalized_focal_loss"
     C.check_positive(fn, "gamma", gamma, allow_zero=True)
-    z, q, mask, _ = class_terms(fn, logits, labels, where, min_classes=2)
-    return C.zero_masked(_nfl(jax.nn.log_softmax(z, axis=-1), q, gamma), mask)
+    s = softmax_inputs(fn, logits, labels, where, min_classes=2)
+    return C.zero_masked(_Softmax(s).normalized(functools.partial(_focal_terms, gamma=gamma)), s.mask)
 
 
 _ACTIVE = ("nce", "nfl")
@@ -556,12 +658,12 @@ def _apl(fn, logits, labels, *, active, passive, alpha, beta, gamma, label_floor
     C.check_positive(fn, "beta", beta, allow_zero=True)
     C.check_positive(fn, "gamma", gamma, allow_zero=True)
     _check_floor(fn, label_floor)
-    z, q, mask, dtype = class_terms(fn, logits, labels, where, min_classes=2)
-    log_p = jax.nn.log_softmax(z, axis=-1)
-    act = _nce(log_p, q) if active == "nce" else _nfl(log_p, q, gamma)
-    pas = _rce(log_p, q, label_floor) if passive == "rce" else _mae(log_p, q)
-    loss = jnp.asarray(alpha, dtype) * act + jnp.asarray(beta, dtype) * pas
-    return C.zero_masked(loss, mask)
+    s = softmax_inputs(fn, logits, labels, where, min_classes=2)
+    terms = _Softmax(s)
+    act = terms.normalized(_identity if active == "nce" else functools.partial(_focal_terms, gamma=gamma))
+    pas = terms.reverse_cross_entropy(label_floor) if passive == "rce" else terms.mae()
+    loss = jnp.asarray(alpha, s.dtype) * act + jnp.asarray(beta, s.dtype) * pas
+    return C.zero_masked(loss, s.mask)
 
 
 @register(
@@ -894,11 +996,11 @@ def symmetric_cross_entropy(
     C.check_positive(fn, "alpha", alpha, allow_zero=True)
     C.check_positive(fn, "beta", beta, allow_zero=True)
     _check_floor(fn, label_floor)
-    z, q, mask, dtype = class_terms(fn, logits, labels, where, min_classes=2)
-    log_p = jax.nn.log_softmax(z, axis=-1)
-    ce = _cross_entropy(log_p, q)
-    loss = jnp.asarray(alpha, dtype) * ce + jnp.asarray(beta, dtype) * _rce(log_p, q, label_floor)
-    return C.zero_masked(loss, mask)
+    s = softmax_inputs(fn, logits, labels, where, min_classes=2)
+    terms = _Softmax(s)
+    ce, rce = terms.cross_entropy(), terms.reverse_cross_entropy(label_floor)
+    loss = jnp.asarray(alpha, s.dtype) * ce + jnp.asarray(beta, s.dtype) * rce
+    return C.zero_masked(loss, s.mask)
 
 
 @register(
