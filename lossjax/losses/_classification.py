@@ -48,6 +48,7 @@ from lossjax._targets import (
     class_terms,
     comp_sum_phi,
     integer_cross_entropy,
+    label_log_softmax,
     softmax_inputs,
     target_probs,
 )
@@ -1571,12 +1572,19 @@ def one_vs_rest_loss(
       >>> lossjax.losses.one_vs_rest_loss(jnp.array([[0.0, 0.0, 0.0]]), jnp.array([0])).round(4)
       Array([2.0794], dtype=float32)
     """
-    z, q, mask, dtype = class_terms("one_vs_rest_loss", logits, labels, where)
+    s = softmax_inputs("one_vs_rest_loss", logits, labels, where)
+    z, q, dtype = s.logits, s.targets, s.dtype
+    if s.integer:
+        # One row sum of softplus(-z_y) and softplus(z_j), j != y: the one-hot is never built (it made XLA
+        # store 3 arrays of the logits' size for the backward pass; this stores none).
+        t = label_log_softmax(s)
+        loss = jnp.sum(jax.nn.softplus(jnp.where(t.label_mask, -z, z)), axis=-1)
+        return C.zero_masked(jnp.where(t.ok, loss, jnp.asarray(jnp.nan, dtype)), s.mask)
     zero = jnp.zeros((), dtype)
     # softplus(+inf) only ever meets a zero weight: a -inf logit of a negative class adds exactly 0.
     z_pos, z_neg = jnp.where(q != 0, z, zero), jnp.where(q != 1, z, zero)
     loss = jnp.sum(q * jax.nn.softplus(-z_pos) + (1 - q) * jax.nn.softplus(z_neg), axis=-1)
-    return C.zero_masked(loss, mask)
+    return C.zero_masked(loss, s.mask)
 
 
 # --------------------------------------------------------------------------
