@@ -42,6 +42,7 @@ __all__ = [
     "integer_cross_entropy",
     "label_log_softmax",
     "labels_in_range",
+    "mass_share",
     "smoothed_class_targets",
     "softmax_inputs",
     "split_where",
@@ -239,8 +240,8 @@ class LabelLogSoftmax(NamedTuple):
     Attributes:
       log_norm: ``log sum_c exp(z_c - m)``, ``[...]``, with ``m`` the row maximum.
       target: ``z_y - m``, ``[...]``: ``log p_y = target - log_norm``.
-      others: ``sum_{c != y} exp(z_c - m)``, ``[...]``, a value without gradient:
-        ``1 - p_y = others / exp(log_norm)`` without cancellation when ``p_y`` rounds to 1.
+      others: ``sum_{c != y} exp(z_c - m)``, ``[...]``: the mass of the other classes
+        (``log_norm = log(others + exp(target))``).
       shifted: ``z - m``, ``[..., C]``, an expression for further fused row sums
         (XLA recomputes it inside each reduction; nothing is gathered from it).
       label_mask: ``[..., C]`` boolean, True at the label's class.
@@ -253,6 +254,42 @@ class LabelLogSoftmax(NamedTuple):
     shifted: Array
     label_mask: Array
     ok: Array
+
+    @property
+    def log_p(self) -> Array:
+        """``log p_y``, ``[...]`` (NaN for an out-of-range label)."""
+        return jnp.where(self.ok, self.target - self.log_norm, jnp.asarray(jnp.nan, self.target.dtype))
+
+    @property
+    def one_minus_p(self) -> Array:
+        """``1 - p_y = others / (others + exp(target))``, ``[...]``: no cancellation in value or gradient."""
+        nan = jnp.asarray(jnp.nan, self.target.dtype)
+        return jnp.where(self.ok, mass_share(self.others, jnp.exp(self.target)), nan)
+
+
+@jax.custom_jvp
+def mass_share(a: Array, b: Array) -> Array:
+    """``a / (a + b)`` for ``a, b >= 0``, with the derivative ``(b da - a db) / (a + b)^2``.
+
+    Autodiff of the quotient sends ``g / n`` and ``-g a / n^2`` to ``a`` (``n = a + b``), two
+    terms that cancel when ``b << a``: next to another cotangent of ``a`` (the normalizer's in
+    NFL + RCE at a confidently wrong row) float32 lost 3 digits of the gradient.
+
+    Example:
+      >>> import jax
+      >>> from lossjax._targets import mass_share
+      >>> float(mass_share(3.0, 1.0)), float(jax.grad(mass_share)(3.0, 1.0))
+      (0.75, 0.0625)
+    """
+    return a / (a + b)
+
+
+@mass_share.defjvp
+def _mass_share_jvp(primals, tangents):
+    (a, b), (da, db) = primals, tangents
+    n = a + b
+    out = a / n
+    return out, ((b / n) * da - out * db) / n
 
 
 def label_log_softmax(s: SoftmaxInputs) -> LabelLogSoftmax:
@@ -288,10 +325,11 @@ def label_log_softmax(s: SoftmaxInputs) -> LabelLogSoftmax:
     index = jnp.clip(labels, 0, num_classes - 1)
     target = jnp.take_along_axis(z, index[..., None], axis=-1)[..., 0] - m
     label_mask = jax.lax.broadcasted_iota(index.dtype, z.shape, z.ndim - 1) == index[..., None]
-    log_norm = jnp.log(jnp.sum(jnp.exp(shifted), axis=-1))
-    # A value only (no gradient flows through it): autodiff then adds nothing [..., C] to the backward.
-    exp_shifted = jnp.exp(jax.lax.stop_gradient(shifted))
-    others = jnp.sum(jnp.where(label_mask, jnp.zeros((), z.dtype), exp_shifted), axis=-1)
+    # One pass over the classes: the label's logit enters as -inf, so the sum is the other classes' mass and
+    # the normalizer adds the label's term back. (A second, label-masked sum beside sum(exp(z - m)) made XLA
+    # store exp(z - m) for the backward pass; `where` on the exponent instead of on exp fuses.)
+    others = jnp.sum(jnp.exp(jnp.where(label_mask, jnp.asarray(-jnp.inf, z.dtype), shifted)), axis=-1)
+    log_norm = jnp.log(others + jnp.exp(target))
     ok = labels_in_range(labels, num_classes, s.mask)
     return LabelLogSoftmax(log_norm, target, others, shifted, label_mask, ok)
 
@@ -563,11 +601,12 @@ def target_probs(
     zero = jnp.zeros((), dtype)
     smoothing = isinstance(label_smoothing, jax.core.Tracer) or label_smoothing != 0
     if s.integer and not smoothing:
-        # Row reductions only (label_log_softmax): nothing [..., C] is stored for the backward pass.
+        # Row reductions only (label_log_softmax): nothing [..., C] is stored for the backward pass, and
+        # 1 - p_y is the other classes' share of the mass, exact in value and gradient.
         t = label_log_softmax(s)
-        log_p = jnp.where(t.ok, t.target - t.log_norm, jnp.asarray(jnp.nan, dtype))[..., None]
+        log_p = t.log_p[..., None]
         p = jnp.exp(log_p)
-        one_minus_p = (t.others / jnp.exp(t.log_norm))[..., None]
+        one_minus_p = t.one_minus_p[..., None]
         weights = jnp.ones_like(log_p)
         if class_weights is not None:
             w = class_weight_column(fn, class_weights, num_classes, dtype)
@@ -585,15 +624,15 @@ def target_probs(
         is_max = jax.nn.one_hot(jnp.argmax(z, axis=-1), num_classes, dtype=jnp.bool_)
         rest = jnp.sum(jnp.where(is_max, zero, probs), axis=-1, keepdims=True)
         one_minus_p = jnp.where(is_max, rest, 1 - probs)
+        # The value of 1 - p is the accurate sum above; its gradient is that of -p (the same function).
+        # Differentiating the sum instead sends a cotangent of size f'(1 - p) to every other class, which
+        # the softmax backward cancels against itself: for a confidently wrong row (1 - p = 1, focal
+        # f' = gamma (-log p) ~ 1e4) float32 lost 3 digits of the gradient of the largest logit.
+        one_minus_p = jax.lax.stop_gradient(one_minus_p) - (p - jax.lax.stop_gradient(p))
         weights = q
         if class_weights is not None:
             w = class_weight_column(fn, class_weights, num_classes, dtype)
             weights = weights * (jnp.reshape(w, (1,) * (weights.ndim - 1) + w.shape) if w.ndim == 1 else w)
-    # The value of 1 - p is the accurate sum above; its gradient is that of -p (the same function).
-    # Differentiating the sum instead sends a cotangent of size f'(1 - p) to every other class, which
-    # the softmax backward cancels against itself: for a confidently wrong row (1 - p = 1, focal
-    # f' = gamma (-log p) ~ 1e4) float32 lost 3 digits of the gradient of the largest logit.
-    one_minus_p = jax.lax.stop_gradient(one_minus_p) - (p - jax.lax.stop_gradient(p))
     # log p = log1p(-(1 - p)) is the accurate form when p > 1/2 (log_softmax rounds
     # log p to 0 once 1 - p < eps/2); double where keeps the other branch's gradient finite.
     confident = one_minus_p < 0.5

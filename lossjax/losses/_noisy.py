@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -110,60 +109,10 @@ def _cross_entropy(log_p: Array, q: Array) -> Array:
     return -jnp.sum(jnp.where(q != 0, q * log_p, jnp.zeros((), log_p.dtype)), axis=-1)
 
 
-class _LabelSoftmax(NamedTuple):
-    """``log softmax(z)`` at integer labels with an exact ``1 - p_y`` (see :func:`_label_softmax`)."""
-
-    log_p_y: Array  # [...], NaN where an unmasked label lies outside [0, C)
-    one_minus_p_y: Array  # [...]
-    log_norm: Array  # [...], log sum_c exp(z_c - m)
-    shifted: Array  # [..., C], z - m: an expression for further fused row sums
-
-
-def _label_softmax(s: SoftmaxInputs) -> _LabelSoftmax:
-    """:func:`lossjax._targets.label_log_softmax` with the label's class left out of the exp pass.
-
-    ``others = sum_{c != y} exp(z_c - m)`` is the one row sum over the classes (the
-    label's logit enters ``exp(where(c == y, -inf, z_c - m))`` as ``-inf``) and the
-    norm is ``others + exp(z_y - m)``: ``1 - p_y = others / norm`` is exact in value
-    and gradient (``d/dz_y = -p_y (1 - p_y)`` without cancellation when ``p_y`` rounds
-    to 1), and the backward pass reads the one ``[..., C]`` array the forward wrote,
-    which XLA turns into the gradient in place: nothing ``[..., C]`` is stored.
-    (``label_log_softmax`` sums ``exp(z - m)`` and its label-masked copy: one array
-    more, and ``1 - p_y`` there has the gradient of ``-p_y``.)
-    """
-    t = label_log_softmax(s)
-    neg_inf = jnp.asarray(-jnp.inf, s.dtype)
-    others = jnp.sum(jnp.exp(jnp.where(t.label_mask, neg_inf, t.shifted)), axis=-1)
-    norm = others + jnp.exp(t.target)
-    log_norm = jnp.log(norm)
-    log_p_y = jnp.where(t.ok, t.target - log_norm, jnp.asarray(jnp.nan, s.dtype))
-    one_minus_p_y = jnp.where(t.ok, _share(others, jnp.exp(t.target)), jnp.asarray(jnp.nan, s.dtype))
-    return _LabelSoftmax(log_p_y, one_minus_p_y, log_norm, t.shifted)
-
-
-@jax.custom_jvp
-def _share(a: Array, b: Array) -> Array:
-    """``a / (a + b)`` for ``a, b >= 0``, with the derivative ``(b da - a db) / (a + b)^2``.
-
-    Autodiff of the quotient sends ``g / n`` and ``-g a / n^2`` to ``a`` (``n = a + b``), two
-    terms that cancel when ``b << a``: next to another cotangent of ``a`` (the normalizer's
-    in NFL + RCE at a confidently wrong row) float32 lost 3 digits of the gradient.
-    """
-    return a / (a + b)
-
-
-@_share.defjvp
-def _share_jvp(primals, tangents):
-    (a, b), (da, db) = primals, tangents
-    n = a + b
-    out = a / n
-    return out, ((b / n) * da - out * db) / n
-
-
 class _Softmax:
     """The softmax terms of the active/passive losses, for integer labels or a target distribution.
 
-    Integer labels take row reductions only (:func:`_label_softmax`): ``log p_y`` from
+    Integer labels take row reductions only (:func:`lossjax._targets.label_log_softmax`): ``log p_y`` from
     the gathered target logit, ``1 - p_y`` from the sum of the other classes, and every
     normalizer as a row sum of an element-wise function of ``log p_c = (z_c - m) - log_norm``
     (gathering from ``log_softmax`` or summing ``q * log_softmax`` made XLA store up to 9
@@ -174,13 +123,13 @@ class _Softmax:
     def __init__(self, s: SoftmaxInputs):
         self.s = s
         if s.integer:
-            self.t = _label_softmax(s)
+            self.t = label_log_softmax(s)
         else:
             self.log_p = jax.nn.log_softmax(s.logits, axis=-1)
 
     def cross_entropy(self) -> Array:
         """``-sum_k q_k log p_k``."""
-        return -self.t.log_p_y if self.s.integer else _cross_entropy(self.log_p, self.s.targets)
+        return -self.t.log_p if self.s.integer else _cross_entropy(self.log_p, self.s.targets)
 
     def normalized(self, per_class) -> Array:
         """``sum_k q_k f(log p_k) / sum_k f(log p_k)``, 0 when a logit is ``-inf`` (``f(0) = 0``)."""
@@ -191,21 +140,21 @@ class _Softmax:
         zero = jnp.zeros((), self.s.dtype)
         log_p = self.t.shifted - self.t.log_norm[..., None]  # an expression inside the row sum below
         den = jnp.sum(per_class(jnp.where(jnp.isneginf(log_p), zero, log_p)), axis=-1)
-        num = per_class(jnp.where(jnp.isneginf(self.t.log_p_y), zero, self.t.log_p_y))
+        num = per_class(jnp.where(jnp.isneginf(self.t.log_p), zero, self.t.log_p))
         # log p_c = -inf exactly where z_c = -inf: a min over z needs no [..., C] mask of its own.
         return _ratio(num, den, jnp.isneginf(jnp.min(self.s.logits, axis=-1)))
 
     def reverse_cross_entropy(self, label_floor) -> Array:
         """``-sum_k p_k log max(q_k, f)`` (``-log(f) (1 - p_y)`` for integer labels)."""
         if self.s.integer:
-            return -jnp.log(jnp.asarray(label_floor, self.s.dtype)) * self.t.one_minus_p_y
+            return -jnp.log(jnp.asarray(label_floor, self.s.dtype)) * self.t.one_minus_p
         log_q = jnp.log(jnp.maximum(self.s.targets, jnp.asarray(label_floor, self.s.dtype)))
         return -jnp.sum(jnp.exp(self.log_p) * log_q, axis=-1)
 
     def mae(self) -> Array:
         """``(1/2) sum_k |p_k - q_k|`` (``1 - p_y`` for integer labels)."""
         if self.s.integer:
-            return self.t.one_minus_p_y
+            return self.t.one_minus_p
         return 0.5 * jnp.sum(jnp.abs(jnp.exp(self.log_p) - self.s.targets), axis=-1)
 
 
