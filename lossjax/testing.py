@@ -541,17 +541,32 @@ def dump_inputs(names: Iterable[str] | None = None) -> dict[str, Any]:
 _JIT_CACHE: dict[tuple, Callable] = {}
 
 
-def _jitted(entry, sample, purpose: str) -> Callable:
-    key = (entry.name, fingerprint(dict(sample.kwargs)), purpose)
+def _cached_jit(key: tuple, build: Callable[[], Callable]) -> Callable:
+    """The jitted function of ``key = (entry name, ...)``, built once; only the current entry's are kept.
+
+    A compiled CPU executable holds about a dozen memory mappings until its jitted function is
+    freed. Kept for every entry, the whole registry's reached Linux's default limit of 65530
+    mappings per process in a test worker, where XLA's compiler then crashed (segfault). The
+    suite runs an entry's properties together (one xdist group per entry), so dropping the
+    previous entry's functions costs no recompiles.
+    """
     if key not in _JIT_CACHE:
-        if purpose == "masked":
-            fn = jax.jit(lambda a, w: _out_and_grads(entry, sample, a, where=w))
-        elif purpose == "weighted":
-            fn = jax.jit(lambda a: _out_and_grads(entry, sample, a, weighted=True))
-        else:
-            raise ValueError(purpose)
-        _JIT_CACHE[key] = fn
+        if any(k[0] != key[0] for k in _JIT_CACHE):
+            _JIT_CACHE.clear()
+        _JIT_CACHE[key] = build()
     return _JIT_CACHE[key]
+
+
+def _jitted(entry, sample, purpose: str) -> Callable:
+    if purpose not in ("masked", "weighted"):
+        raise ValueError(purpose)
+
+    def build():
+        if purpose == "masked":
+            return jax.jit(lambda a, w: _out_and_grads(entry, sample, a, where=w))
+        return jax.jit(lambda a: _out_and_grads(entry, sample, a, weighted=True))
+
+    return _cached_jit((entry.name, fingerprint(dict(sample.kwargs)), purpose), build)
 
 
 def _p_kind(entry, sample):
@@ -1147,9 +1162,7 @@ def _tx_parts(entry, ts: TransformSample):
 def _tx_jitted(entry, ts: TransformSample) -> Callable:
     """The compiled first step of the sample's transform (one compile serves jit, finite and registry)."""
     key = (entry.name, fingerprint(dict(ts.hyperparams)), "tx_step")
-    if key not in _JIT_CACHE:
-        _JIT_CACHE[key] = jax.jit(_tx_parts(entry, ts)[1])
-    return _JIT_CACHE[key]
+    return _cached_jit(key, lambda: jax.jit(_tx_parts(entry, ts)[1]))
 
 
 def _t_jit(entry, ts):
