@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from integer_labels import ONE_HOT_CASES
 
 import lossjax
 from lossjax import losses as L
@@ -646,24 +647,12 @@ def test_old_argument_names_are_gone(name, old, value):
 
 # --------------------- one-vs-rest: integer labels without a one-hot ---------------------
 
-_OVR_CASES = {
-    "ties": (np.zeros((3, 5)), [0, 2, 4]),
-    "confident": (
-        np.array([[30.0, 0.0, 0.0, 0.0, 0.0], [0.0, -20.0, 0.0, 0.0, 40.0], [1e4, -1e4, 0.0, 3.0, 2.0]]),
-        [0, 4, 1],
-    ),
-    "-inf non-target": (
-        np.array([[2.0, -np.inf, 0.5, 0.0, 1.0], [0.0, 0.0, -np.inf, -np.inf, 3.0], [1.0, 2.0, 3.0, 4.0, 5.0]]),
-        [0, 4, 2],
-    ),
-}
 
-
-@pytest.mark.parametrize("case", sorted(_OVR_CASES))
+@pytest.mark.parametrize("case", sorted(ONE_HOT_CASES))
 def test_one_vs_rest_integer_labels_equal_the_one_hot(case):
     """Integer labels: one row sum of softplus(-z_y) and softplus(z_j), j != y; a one-hot distribution: the
     weighted formula. Values and gradients agree at ties, |z| = 30 and 1e4 and -inf logits of other classes."""
-    z, y = _OVR_CASES[case]
+    z, y = ONE_HOT_CASES[case]
     z, y = jnp.asarray(z, jnp.float32), jnp.asarray(y, jnp.int32)
     (v1, g1), (v2, g2) = (
         jax.jit(jax.value_and_grad(lambda z, t=t: jnp.sum(L.one_vs_rest_loss(z, t))))(z)
@@ -672,15 +661,3 @@ def test_one_vs_rest_integer_labels_equal_the_one_hot(case):
     assert np.isfinite(v1) and np.all(np.isfinite(g1)), (v1, g1)
     np.testing.assert_allclose(v1, v2, rtol=2e-6, atol=1e-6)
     np.testing.assert_allclose(g1, g2, rtol=2e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize(("name", "arrays"), [("one_vs_rest_loss", 0.05)])
-def test_integer_label_temporaries(name, arrays):
-    """grad(sum(loss)) with integer labels on CPU stores nothing of the logits' size (the one-hot formula: 3)."""
-    n, c = 512, 500
-    rng = np.random.default_rng(0)
-    z = jnp.asarray(rng.normal(size=(n, c)), jnp.float32)
-    y = jnp.asarray(rng.integers(0, c, size=n), jnp.int32)
-    loss = getattr(L, name)
-    compiled = jax.jit(jax.value_and_grad(lambda z: jnp.sum(loss(z, y)))).lower(z).compile()
-    assert compiled.memory_analysis().temp_size_in_bytes <= arrays * n * c * 4

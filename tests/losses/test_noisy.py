@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from golden_imbalance_noisy import REF, check_golden, close, golden_cases, rel_err
+from integer_labels import ONE_HOT_CASES
 
 import lossjax
 from lossjax.losses import (
@@ -514,17 +515,6 @@ def test_empty_batch(name):
 
 # --------------------- integer labels: row reductions only (lossjax.losses._noisy._label_softmax) ---------------------
 
-_ONE_HOT_CASES = {
-    "ties": (np.zeros((3, 5)), [0, 2, 4]),
-    "confident": (
-        np.array([[30.0, 0.0, 0.0, 0.0, 0.0], [0.0, -20.0, 0.0, 0.0, 40.0], [1e4, -1e4, 0.0, 3.0, 2.0]]),
-        [0, 4, 1],
-    ),
-    "-inf non-target": (
-        np.array([[2.0, -np.inf, 0.5, 0.0, 1.0], [0.0, 0.0, -np.inf, -np.inf, 3.0], [1.0, 2.0, 3.0, 4.0, 5.0]]),
-        [0, 4, 2],
-    ),
-}
 _ROW_REDUCTION_LOSSES = {
     "reverse_cross_entropy": {},
     "mae_loss": {},
@@ -539,7 +529,7 @@ _ROW_REDUCTION_LOSSES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(_ONE_HOT_CASES))
+@pytest.mark.parametrize("case", sorted(ONE_HOT_CASES))
 @pytest.mark.parametrize("name", sorted(_ROW_REDUCTION_LOSSES))
 def test_integer_labels_equal_the_one_hot_distribution(name, case):
     """Integer labels take row reductions only; a one-hot distribution the plain log_softmax formulas. Values
@@ -548,7 +538,7 @@ def test_integer_labels_equal_the_one_hot_distribution(name, case):
     The distribution path runs in float64: in float32 it loses 3 digits of d/dz_0 of NFL + RCE at the
     confidently wrong row (z = [1e4, -1e4, ...], y = 1), where the softmax backward cancels RCE's cotangent
     -log(1e-4) p_0 against itself; the integer path keeps them (1 - p_y has a cancellation-free derivative)."""
-    z, y = _ONE_HOT_CASES[case]
+    z, y = ONE_HOT_CASES[case]
     y = jnp.asarray(y, jnp.int32)
     loss, kw = getattr(lossjax.losses, name), _ROW_REDUCTION_LOSSES[name]
 
@@ -563,32 +553,3 @@ def test_integer_labels_equal_the_one_hot_distribution(name, case):
     assert np.isfinite(v1) and np.all(np.isfinite(g1)), (v1, g1)
     np.testing.assert_allclose(v1, v2, rtol=2e-6, atol=1e-6)
     np.testing.assert_allclose(g1, g2, rtol=2e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize(
-    ("name", "arrays"),
-    [
-        ("reverse_cross_entropy", 0.05),
-        ("mae_loss", 0.05),
-        ("symmetric_cross_entropy", 0.05),
-        ("normalized_cross_entropy", 1.05),
-        ("nce_rce_loss", 1.05),
-        ("nce_mae_loss", 1.05),
-        ("normalized_active_passive_loss", 1.05),
-        ("normalized_focal_loss", 5.05),
-        ("nfl_rce_loss", 5.05),
-        ("nfl_mae_loss", 5.05),
-    ],
-)
-def test_integer_label_temporaries(name, arrays):
-    """grad(sum(loss)) with integer labels on CPU, in arrays of the logits' size: RCE, MAE and SCE store nothing
-    (1 - p_y is the row sum over the other classes, whose exp XLA turns into the gradient in place), the
-    normalized losses the array of their normalizer's row sum (NFL: its focal terms and their derivatives too).
-    With log_softmax: 2, 2, 3, 3, 5, 5, 5, 7, 9 and 9."""
-    n, c = 512, 500
-    rng = np.random.default_rng(0)
-    z = jnp.asarray(rng.normal(size=(n, c)), jnp.float32)
-    y = jnp.asarray(rng.integers(0, c, size=n), jnp.int32)
-    loss = getattr(lossjax.losses, name)
-    compiled = jax.jit(jax.value_and_grad(lambda z: jnp.sum(loss(z, y)))).lower(z).compile()
-    assert compiled.memory_analysis().temp_size_in_bytes <= arrays * n * c * 4
