@@ -338,17 +338,10 @@ def ref_tuplet_per_anchor(x, y, margin=5.73, scale=64.0):
     ``TupletMarginLoss(reducer=DoNothingReducer())``'s pair losses through ``PerAnchorReducer(DoNothingReducer())``.
     """
     _, losses, _ = _pml()
+    from make_expected_ssl_pml import tuplet_cosines  # the batch loss's port: one copy
+
+    c, cos_m, pos, neg = tuplet_cosines(x, _labels(y), margin)
     lab = _labels(y)
-    xn = F.normalize(x, dim=1)
-    c = xn @ xn.T
-    same = lab[:, None] == lab[None, :]
-    pos = same & ~torch.eye(len(lab), dtype=torch.bool)
-    neg = ~same
-    m = np.radians(margin)
-    one_m = 1 - c * c
-    ok = one_m > 0
-    sin = torch.where(ok, torch.sqrt(torch.where(ok, one_m, torch.ones_like(one_m))), torch.zeros_like(one_m))
-    cos_m = c * np.cos(m) + sin * np.sin(m)
     out = []
     for a in range(len(lab)):
         terms = [

@@ -218,6 +218,20 @@ def _pml_margin(x, labels, *, beta=1.2, margin=0.2, nu=0.0, holder=None):
     return loss(x, torch.as_tensor(np.asarray(labels)))
 
 
+def tuplet_cosines(x, lab, margin):
+    """``(c, cos(acos(c) - m), pos, neg)`` of TupletMarginLoss: cosines, margin-shifted cosines (with
+    ``c cos m + sqrt(1 - c^2) sin m``, the sqrt's gradient 0 at 0) and the positive / negative pair masks."""
+    xn = F.normalize(x, dim=1)
+    c = xn @ xn.t()
+    same = lab[:, None] == lab[None, :]
+    pos = same & ~torch.eye(len(lab), dtype=torch.bool)
+    m = np.radians(margin)
+    one_m = 1 - c * c
+    ok = one_m > 0
+    sin = torch.where(ok, torch.sqrt(torch.where(ok, one_m, torch.ones_like(one_m))), torch.zeros_like(one_m))
+    return c, c * np.cos(m) + sin * np.sin(m), pos, ~same
+
+
 def _tuplet_port(x, labels, *, margin=5.73, scale=64.0, holder=None):
     """pytorch-metric-learning 2.9 losses/tuplet_margin_loss.py::TupletMarginLoss._compute_loss in torch, with
     ``cos(acos(c) - m)`` written ``c cos m + sqrt(1 - c^2) sin m`` (the sqrt's gradient taken as 0 at 0): PML's
@@ -226,16 +240,7 @@ def _tuplet_port(x, labels, *, margin=5.73, scale=64.0, holder=None):
     from pytorch_metric_learning import losses
 
     lab = torch.as_tensor(np.asarray(labels)).long()
-    xn = F.normalize(x, dim=1)
-    c = xn @ xn.t()
-    same = lab[:, None] == lab[None, :]
-    pos = same & ~torch.eye(len(lab), dtype=torch.bool)
-    neg = ~same
-    m = np.radians(margin)
-    one_m = 1 - c * c
-    ok = one_m > 0
-    sin = torch.where(ok, torch.sqrt(torch.where(ok, one_m, torch.ones_like(one_m))), torch.zeros_like(one_m))
-    cos_m = c * np.cos(m) + sin * np.sin(m)
+    c, cos_m, pos, neg = tuplet_cosines(x, lab, margin)
     terms = []
     for a, p in zip(*torch.where(pos), strict=True):
         inside = scale * (c[a][neg[a]] - cos_m[a, p])
